@@ -1,0 +1,187 @@
+"""The order-entry checklist: what must be true of an order before the back office accepts it.
+
+Rules are pandera checks named as sentences, so a failed rule reads as the finding.
+- Errors (OrderLines, OrderHeader): the order is wrong as it stands; a person must decide.
+- Warnings (OrderLineWarnings): the order may be fine but is unusual; a person looks at it.
+
+To add a rule, add a method with @pa.check / @pa.dataframe_check to the right model below;
+its name is what the approver will read (see README, "Add a checklist rule").
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import pandas as pd
+import pandera.pandas as pa
+from pandera.errors import SchemaErrors
+from pandera.typing import Series
+
+PRICE_TOLERANCE = 0.25  # a unit price this far from the catalogue's is unusual
+DISCOUNT_NEEDS_A_LOOK = 0.20  # discounts from here on are unusual
+
+
+class OrderLines(pa.DataFrameModel):
+    """One row per order line, joined with the catalogue."""
+
+    line_no: Series[int] = pa.Field(ge=1, unique=True)
+    product_id: Series[int]
+    product_known: Series[bool] = pa.Field(description="The product is in the catalogue.")
+    quantity: Series[int] = pa.Field(gt=0, description="Units ordered.")
+    unit_price: Series[float] = pa.Field(ge=0, description="Price per unit before discount.")
+    discount: Series[float] = pa.Field(ge=0, le=1, description="Share off, 0 to 1.")
+    amount: Series[float] = pa.Field(description="quantity × unit price × (1 − discount).")
+    catalogue_price: Series[float] = pa.Field(nullable=True)
+    discontinued: Series[bool]
+
+    @pa.check("product_known", name="every_product_is_in_the_catalogue")
+    def every_product_is_in_the_catalogue(cls, known: Series[bool]) -> Series[bool]:
+        return known
+
+    @pa.dataframe_check(name="order_has_at_least_one_line")
+    def order_has_at_least_one_line(cls, df: pd.DataFrame) -> bool:
+        return len(df) > 0
+
+    @pa.dataframe_check(name="line_amount_is_quantity_times_price_less_discount")
+    def line_amount_is_quantity_times_price_less_discount(cls, df: pd.DataFrame) -> Series[bool]:
+        expected = df["quantity"] * df["unit_price"] * (1 - df["discount"])
+        return (df["amount"] - expected).abs() <= 0.01
+
+    class Config:
+        strict = True
+        coerce = True
+
+
+class OrderHeader(pa.DataFrameModel):
+    """The order as a whole, one row."""
+
+    order_id: Series[str]
+    customer_known: Series[bool]
+    order_date: Series[pd.Timestamp]
+    due_date: Series[pd.Timestamp]
+    lines_total: Series[float] = pa.Field(ge=0)
+    stated_total: Series[float] = pa.Field(nullable=True)
+
+    @pa.check("customer_known", name="customer_is_known")
+    def customer_is_known(cls, known: Series[bool]) -> Series[bool]:
+        return known
+
+    @pa.dataframe_check(name="due_date_is_after_order_date")
+    def due_date_is_after_order_date(cls, df: pd.DataFrame) -> Series[bool]:
+        return df["due_date"] > df["order_date"]
+
+    @pa.dataframe_check(name="stated_total_matches_the_lines")
+    def stated_total_matches_the_lines(cls, df: pd.DataFrame) -> Series[bool]:
+        return df["stated_total"].isna() | ((df["stated_total"] - df["lines_total"]).abs() <= 0.01)
+
+    class Config:
+        strict = True
+        coerce = True
+
+
+class OrderLineWarnings(pa.DataFrameModel):
+    """Unusual but possibly right: a person should look before the order goes on."""
+
+    line_no: Series[int]
+    unit_price: Series[float]
+    catalogue_price: Series[float] = pa.Field(nullable=True)
+    discount: Series[float]
+    discontinued: Series[bool]
+
+    @pa.dataframe_check(name="unit_price_is_close_to_the_catalogue_price")
+    def unit_price_is_close_to_the_catalogue_price(cls, df: pd.DataFrame) -> Series[bool]:
+        cat = df["catalogue_price"]
+        return cat.isna() | ((df["unit_price"] - cat).abs() <= PRICE_TOLERANCE * cat)
+
+    @pa.check("discount", name="discount_is_within_the_usual_range")
+    def discount_is_within_the_usual_range(cls, discount: Series[float]) -> Series[bool]:
+        return discount < DISCOUNT_NEEDS_A_LOOK
+
+    @pa.check("discontinued", name="product_is_still_sold")
+    def product_is_still_sold(cls, discontinued: Series[bool]) -> Series[bool]:
+        return ~discontinued
+
+    class Config:
+        strict = "filter"
+        coerce = True
+
+
+# --- running the checklist ----------------------------------------------------------------
+
+
+@dataclass
+class Finding:
+    """One rule that did not hold, and on which lines (empty for the order as a whole)."""
+
+    rule: str
+    field: str | None
+    lines: list[int] = field(default_factory=list)
+    values: list[Any] = field(default_factory=list)
+
+    @property
+    def text(self) -> str:
+        words = self.rule.replace("_", " ")
+        subject = f"{self.field}: " if self.field else ""
+        where = f" — fails on line {', '.join(map(str, self.lines))}" if self.lines else ""
+        shown = f" (got {', '.join(map(str, self.values[:5]))})" if self.field and self.values else ""
+        return f"{subject}{words}{where}{shown}"
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"rule": self.rule, "field": self.field, "lines": self.lines,
+                "values": [str(v) for v in self.values], "text": self.text}
+
+
+@dataclass
+class ChecklistResult:
+    errors: list[Finding]
+    warnings: list[Finding]
+
+    @property
+    def passed(self) -> bool:
+        return not self.errors
+
+
+def check_order(header: pd.DataFrame, lines: pd.DataFrame) -> ChecklistResult:
+    """Run every rule on the order and return every finding at once (lazy validation)."""
+    line_numbers = lines["line_no"].tolist() if "line_no" in lines else []
+    errors = _findings(OrderHeader, header, []) + _findings(OrderLines, lines, line_numbers)
+    warnings = _findings(OrderLineWarnings, lines, line_numbers) if len(lines) else []
+    return ChecklistResult(errors=errors, warnings=warnings)
+
+
+def _findings(model: type[pa.DataFrameModel], df: pd.DataFrame, line_numbers: list[int]) -> list[Finding]:
+    try:
+        model.validate(df, lazy=True)
+        return []
+    except SchemaErrors as exc:
+        cases = exc.failure_cases
+    found: dict[tuple[str, str | None], Finding] = {}
+    for case in cases.itertuples(index=False):
+        rule = _rule_name(str(case.check))
+        whole_frame = case.schema_context == "DataFrameSchema"
+        column = None if whole_frame or pd.isna(case.column) else str(case.column)
+        f = found.setdefault((rule, column), Finding(rule=rule, field=column))
+        index = case.index
+        if line_numbers and index is not None and not pd.isna(index) and int(index) < len(line_numbers):
+            line = int(line_numbers[int(index)])
+            if line not in f.lines:
+                f.lines.append(line)
+        if column and case.failure_case is not None and not pd.isna(case.failure_case):
+            f.values.append(case.failure_case)
+    return list(found.values())
+
+
+def _rule_name(check: str) -> str:
+    """Pandera names built-in checks like 'greater_than(0)'; say what must hold instead."""
+    plain = {
+        "greater_than(0)": "value_is_more_than_zero",
+        "greater_than_or_equal_to(0)": "value_is_zero_or_more",
+        "less_than_or_equal_to(1)": "value_is_at_most_one",
+        "not_nullable": "value_is_present",
+        "field_uniqueness": "value_is_unique",
+        "column_in_dataframe": "column_is_present",
+        "coerce_dtype('int64')": "value_is_a_whole_number",
+        "coerce_dtype('float64')": "value_is_a_number",
+    }
+    return plain.get(check, check)

@@ -1,0 +1,189 @@
+"""The `handoff` command: intake, the reps' steps, and the demo."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Optional
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from handoff.intake import IntakeResult
+from handoff.settings import settings
+
+app = typer.Typer(help="handoff — the back office after the sale, as Prefect workflows.", no_args_is_help=True)
+orders_app = typer.Typer(help="Receive orders: validate, store, announce; quarantine what is bad.", no_args_is_help=True)
+quarantine_app = typer.Typer(help="Input that was refused, kept with its reasons.", no_args_is_help=True)
+app.add_typer(orders_app, name="orders")
+app.add_typer(quarantine_app, name="quarantine")
+console = Console()
+
+
+def show_intake(result: IntakeResult) -> None:
+    for rejected in result.quarantined:
+        console.print(f"[red]quarantined[/red] order {rejected.reference or '(no order id)'} "
+                      f"(quarantine #{rejected.quarantine_id}):")
+        for reason in rejected.reasons:
+            console.print(f"    [bold]{reason['field']}[/bold]: {reason['message']}")
+    for order_id in result.duplicates:
+        console.print(f"[yellow]duplicate[/yellow] order {order_id}: already received, not stored again")
+    console.print(
+        f"submitted {result.submitted} · accepted {len(result.accepted)} · "
+        f"duplicates {len(result.duplicates)} · quarantined {len(result.quarantined)}"
+    )
+
+
+def _announce_if_server() -> bool:
+    from handoff import prefect_server
+
+    return prefect_server.is_up(settings.prefect_ui_url)
+
+
+@orders_app.command("submit")
+def orders_submit(files: list[Path] = typer.Argument(..., exists=True, dir_okay=False, help="JSON or CSV files.")) -> None:
+    """Submit orders from JSON (one order, a list, or {"orders": [...]}) or CSV (a row per line)."""
+    from handoff import prefect_server
+    from handoff.intake import read_order_file, submit_orders
+
+    total = IntakeResult()
+    announce = _announce_if_server()
+    with prefect_server.using(settings.prefect_ui_url):
+        for path in files:
+            total.merge(submit_orders(read_order_file(path), source=f"file:{path.name}", announce=announce))
+    show_intake(total)
+    if not announce and total.accepted:
+        console.print(f"[dim]No Prefect server at {settings.prefect_ui_url}: orders are stored and will be "
+                      "announced when the back office runs.[/dim]")
+    if total.quarantined:
+        raise typer.Exit(1)
+
+
+@orders_app.command("import-northwind")
+def orders_import_northwind(
+    path: Optional[Path] = typer.Argument(None, help="Northwind SQLite file (default: ../shared/data)."),
+    limit: Optional[int] = typer.Option(None, "--limit", "-n", help="Only the first N orders."),
+) -> None:
+    """Import Northwind's customers, products and orders (RequiredDate becomes the due date)."""
+    from handoff import prefect_server
+    from handoff.northwind import import_northwind
+
+    with prefect_server.using(settings.prefect_ui_url):
+        show_intake(import_northwind(path, limit=limit, announce=_announce_if_server()))
+
+
+@quarantine_app.command("list")
+def quarantine_list(limit: int = typer.Option(50, help="How many, newest first.")) -> None:
+    """Show refused input with the reason for each bad field."""
+    from sqlalchemy import select
+
+    from handoff.db import session
+    from handoff.models import Quarantine
+
+    table = Table("#", "when", "source", "order", "reasons")
+    with session() as s:
+        for q in s.scalars(select(Quarantine).order_by(Quarantine.id.desc()).limit(limit)):
+            reasons = "\n".join(f"{r['field']}: {r['message']}" for r in q.reasons)
+            table.add_row(str(q.id), f"{q.received_at:%Y-%m-%d %H:%M}", q.source, q.reference or "", reasons)
+    console.print(table)
+
+
+@quarantine_app.command("show")
+def quarantine_show(quarantine_id: int) -> None:
+    """Show one refused input exactly as it was received."""
+    from handoff.db import session
+    from handoff.models import Quarantine
+
+    with session() as s:
+        q = s.get(Quarantine, quarantine_id)
+        if q is None:
+            console.print(f"[red]no quarantine entry #{quarantine_id}[/red]")
+            raise typer.Exit(1)
+        console.print_json(json.dumps({"id": q.id, "source": q.source, "reference": q.reference,
+                                       "received_at": str(q.received_at), "reasons": q.reasons}))
+        console.print(q.raw, markup=False, highlight=False)
+
+
+@app.command("complete")
+def complete(
+    item_id: int = typer.Argument(..., help="The work item to complete (see `handoff worklist`)."),
+    as_person: str = typer.Option(..., "--as", prompt="Your name", help="Who completes it: the assignee or a supervisor."),
+    decision: Optional[str] = typer.Option(None, help="approve or reject (asked if not given)."),
+    note: Optional[str] = typer.Option(None, help="Why (asked if not given; required to reject)."),
+) -> None:
+    """Fill in a waiting step's form from the terminal; the flow run then carries on."""
+    from handoff import prefect_server
+    from handoff.routing.router import NotAllowed
+    from handoff.steps import StepNotReady, ValidationError, complete_step
+
+    if decision is None:
+        decision = typer.prompt("Decision", type=typer.Choice(["approve", "reject"]))
+    if note is None:
+        note = typer.prompt("Note", default="")
+    answer = {"completed_by": as_person, "decision": decision, "note": note}
+    try:
+        with prefect_server.using(settings.prefect_ui_url):
+            complete_step(item_id, answer)
+    except NotAllowed as refused:
+        console.print(f"[red]Refused:[/red] {refused}. The step stays open and assigned.")
+        raise typer.Exit(2)
+    except ValidationError as bad:
+        for err in bad.errors():
+            console.print(f"[red]{'.'.join(map(str, err['loc'])) or 'form'}[/red]: {err['msg']}")
+        raise typer.Exit(2)
+    except StepNotReady as not_ready:
+        console.print(f"[red]{not_ready}[/red]")
+        raise typer.Exit(2)
+    console.print(f"Work item {item_id} completed by {as_person}: {decision}.")
+
+
+@app.command("demo")
+def demo(
+    orders: Optional[int] = typer.Option(None, "--orders", "-n", help="Only the first N Northwind orders."),
+    auto_approve: bool = typer.Option(False, "--auto-approve", help="Stand-in reps answer the approvals."),
+    concurrency: int = typer.Option(6, help="Order-entry runs at once."),
+    keep_server: bool = typer.Option(False, "--keep-server", help="Leave the Prefect server running afterwards."),
+    fresh: bool = typer.Option(True, "--fresh/--continue", help="Start from an empty demo database."),
+) -> None:
+    """Run Northwind's orders through order entry on the embedded stack and print a summary."""
+    from handoff import prefect_server
+    from handoff.demo import run_demo, with_local_server
+
+    if not auto_approve:
+        console.print("Without --auto-approve, approvals wait for you: complete them in the Prefect UI "
+                      f"({settings.prefect_ui_url}) or with `handoff complete ITEM --as NAME`.")
+    progress = Progress(TextColumn("order entry"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), console=console)
+    task_id = None
+
+    def on_progress(kind: str, n: int) -> None:
+        nonlocal task_id
+        if kind == "start":
+            task_id = progress.add_task("orders", total=n)
+        else:
+            progress.advance(task_id, n)
+
+    with progress:
+        summary, proc = with_local_server(run_demo, orders, auto_approve, concurrency, fresh, on_progress)
+    if keep_server or proc is None:
+        console.print(f"Prefect UI: {settings.prefect_ui_url}")
+    if not keep_server:
+        prefect_server.stop(proc)
+
+    table = Table("submitted", "accepted", "duplicates", "quarantined", "approvals asked", "approved",
+                  "rejected", "orders accepted", "orders rejected", "failed runs", "seconds", title="handoff demo")
+    i = summary.intake
+    table.add_row(str(i.submitted), str(len(i.accepted)), str(len(i.duplicates)), str(len(i.quarantined)),
+                  str(summary.approvals_asked), str(summary.approved), str(summary.rejected),
+                  str(summary.orders_accepted), str(summary.orders_rejected), str(summary.runs_failed),
+                  f"{summary.seconds:.1f}")
+    console.print(table)
+    for failure in summary.failures[:10]:
+        console.print(f"[red]{failure}[/red]")
+    if summary.runs_failed:
+        raise typer.Exit(1)
+
+
+if __name__ == "__main__":
+    app()

@@ -1,0 +1,218 @@
+"""The back office's records: customers and their orders, the people who do the work, the
+work items (human steps) pushed to them, and the audit trail and quarantine that make sure
+nothing a user submits is ever lost.
+
+The schema is owned by Alembic (handoff/migrations); change a model, then add a revision.
+"""
+
+from __future__ import annotations
+
+import enum
+from datetime import date, datetime, timezone
+from typing import Any
+
+from sqlalchemy import JSON, ForeignKey, Index, String, UniqueConstraint
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+
+
+def utcnow() -> datetime:
+    return datetime.now(timezone.utc).replace(tzinfo=None)
+
+
+class Base(DeclarativeBase):
+    type_annotation_map = {dict[str, Any]: JSON, list[Any]: JSON, dict[str, int]: JSON}
+
+
+class OrderStatus(enum.StrEnum):
+    RECEIVED = "received"
+    IN_ORDER_ENTRY = "in-order-entry"
+    AWAITING_APPROVAL = "awaiting-approval"
+    ACCEPTED = "accepted"
+    REJECTED = "rejected"
+
+
+class WorkItemState(enum.StrEnum):
+    OPEN = "open"  # waiting for a person
+    ASSIGNED = "assigned"  # pushed to a rep, not yet started
+    STARTED = "started"
+    COMPLETED = "completed"
+    CANCELLED = "cancelled"
+
+
+class Presence(enum.StrEnum):
+    AVAILABLE = "available"
+    AWAY = "away"
+    OFFLINE = "offline"
+
+
+# --- customers and what they buy -------------------------------------------------------
+
+
+class Customer(Base):
+    __tablename__ = "customers"
+    id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    name: Mapped[str]
+    contact_name: Mapped[str | None]
+    country: Mapped[str | None]
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class Product(Base):
+    __tablename__ = "products"
+    id: Mapped[int] = mapped_column(primary_key=True, autoincrement=False)
+    name: Mapped[str]
+    category: Mapped[str | None]
+    unit_price: Mapped[float]
+    discontinued: Mapped[bool] = mapped_column(default=False)
+
+
+class Order(Base):
+    __tablename__ = "orders"
+    id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    # Not a foreign key: an order for a customer we do not know yet is still kept; the
+    # order-entry checklist flags it for a person to resolve.
+    customer_id: Mapped[str] = mapped_column(String(40), index=True)
+    order_date: Mapped[date]
+    due_date: Mapped[date]  # the date promised to the customer
+    status: Mapped[OrderStatus] = mapped_column(String(30), default=OrderStatus.RECEIVED)
+    source: Mapped[str]  # where it came from: a file name, "northwind", "http"
+    total: Mapped[float] = mapped_column(default=0.0)  # sum of the line amounts
+    stated_total: Mapped[float | None]  # the total the sender wrote, if any
+    reason: Mapped[str | None]  # why it was rejected
+    flow_run_id: Mapped[str | None]
+    received_at: Mapped[datetime] = mapped_column(default=utcnow)
+    announced_at: Mapped[datetime | None]  # when order.received went out (an outbox: re-sent if unset)
+
+    lines: Mapped[list[OrderLine]] = relationship(
+        back_populates="order", cascade="all, delete-orphan", order_by="OrderLine.line_no"
+    )
+
+
+class OrderLine(Base):
+    __tablename__ = "order_lines"
+    order_id: Mapped[str] = mapped_column(ForeignKey("orders.id"), primary_key=True)
+    line_no: Mapped[int] = mapped_column(primary_key=True)
+    product_id: Mapped[int]
+    quantity: Mapped[int]
+    unit_price: Mapped[float]
+    discount: Mapped[float] = mapped_column(default=0.0)
+
+    order: Mapped[Order] = relationship(back_populates="lines")
+
+    @property
+    def amount(self) -> float:
+        return round(self.quantity * self.unit_price * (1 - self.discount), 2)
+
+
+# --- people and the work pushed to them ---------------------------------------------------
+
+
+class Worker(Base):
+    __tablename__ = "workers"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(80), unique=True)
+    role: Mapped[str] = mapped_column(String(20), default="rep")  # rep | supervisor
+    capacity: Mapped[int] = mapped_column(default=3)  # open items at once
+    open_items: Mapped[int] = mapped_column(default=0)  # kept in step by the router
+    presence: Mapped[Presence] = mapped_column(String(20), default=Presence.AVAILABLE)
+    timezone: Mapped[str] = mapped_column(String(60), default="UTC")
+    shift_start: Mapped[str] = mapped_column(String(5), default="00:00")  # local HH:MM
+    shift_end: Mapped[str] = mapped_column(String(5), default="24:00")
+    work_days: Mapped[str] = mapped_column(String(20), default="0123456")  # Mon=0
+    last_assigned_at: Mapped[datetime | None]
+    presence_changed_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    skills: Mapped[list[WorkerSkill]] = relationship(
+        back_populates="worker", cascade="all, delete-orphan", lazy="selectin"
+    )
+
+    @property
+    def skill_levels(self) -> dict[str, int]:
+        return {s.skill: s.level for s in self.skills}
+
+
+class WorkerSkill(Base):
+    __tablename__ = "worker_skills"
+    worker_id: Mapped[int] = mapped_column(ForeignKey("workers.id"), primary_key=True)
+    skill: Mapped[str] = mapped_column(String(60), primary_key=True)
+    level: Mapped[int]  # 1 (learning) .. 5 (expert)
+
+    worker: Mapped[Worker] = relationship(back_populates="skills")
+
+
+class WorkItem(Base):
+    """A human step of a flow: one decision or job a person must do."""
+
+    __tablename__ = "work_items"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    work_type: Mapped[str] = mapped_column(String(60))
+    title: Mapped[str]
+    step_key: Mapped[str] = mapped_column(String(120), unique=True)  # one item per business step
+    order_id: Mapped[str | None] = mapped_column(ForeignKey("orders.id"))
+    required_skills: Mapped[dict[str, int]]  # skill -> minimum level
+    priority: Mapped[float] = mapped_column(default=1.0)
+    value: Mapped[float] = mapped_column(default=0.0)
+    due_at: Mapped[datetime]
+    effort_seconds: Mapped[float]
+    state: Mapped[WorkItemState] = mapped_column(String(20), default=WorkItemState.OPEN)
+    assignee_id: Mapped[int | None] = mapped_column(ForeignKey("workers.id"))
+    flow_run_id: Mapped[str | None]
+    input_key: Mapped[str | None]  # the key the flow run waits on
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    assigned_at: Mapped[datetime | None]
+    started_at: Mapped[datetime | None]
+    completed_at: Mapped[datetime | None]
+    completed_by: Mapped[str | None]
+    outcome: Mapped[str | None]
+    note: Mapped[str | None]
+    answer: Mapped[dict[str, Any] | None]  # the whole form as submitted
+    escalated: Mapped[bool] = mapped_column(default=False)
+    version: Mapped[int] = mapped_column(default=0)  # bumped on every change of hands
+
+    assignee: Mapped[Worker | None] = relationship()
+
+    __table_args__ = (Index("ix_work_items_state_due", "state", "due_at"),)
+
+
+# --- what happened, and what was refused --------------------------------------------------
+
+
+class AuditEvent(Base):
+    __tablename__ = "audit_events"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    at: Mapped[datetime] = mapped_column(default=utcnow, index=True)
+    actor: Mapped[str]  # a person's name, or "system:<component>"
+    entity: Mapped[str]  # "order", "work_item", "worker"
+    entity_id: Mapped[str] = mapped_column(String(60))
+    action: Mapped[str]
+    from_state: Mapped[str | None]
+    to_state: Mapped[str | None]
+    details: Mapped[dict[str, Any]] = mapped_column(default=dict)
+
+    __table_args__ = (Index("ix_audit_entity", "entity", "entity_id"),)
+
+
+class Quarantine(Base):
+    """Input we could not accept, kept whole with the reasons, so nothing is lost."""
+
+    __tablename__ = "quarantine"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    source: Mapped[str]
+    reference: Mapped[str | None]  # the order id, if the input had one
+    raw: Mapped[str]  # exactly what was received (JSON text or the CSV row)
+    reasons: Mapped[list[Any]]  # [{"field": ..., "message": ...}]
+    received_at: Mapped[datetime] = mapped_column(default=utcnow)
+    resolved: Mapped[bool] = mapped_column(default=False)
+
+
+class OrderCheck(Base):
+    """The result of an order's checklist: kept so the approver and reports see the findings."""
+
+    __tablename__ = "order_checks"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    order_id: Mapped[str] = mapped_column(ForeignKey("orders.id"))
+    at: Mapped[datetime] = mapped_column(default=utcnow)
+    errors: Mapped[list[Any]]
+    warnings: Mapped[list[Any]]
+
+    __table_args__ = (UniqueConstraint("order_id", "at"),)

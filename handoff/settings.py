@@ -1,0 +1,44 @@
+"""Settings for handoff, read once from the environment (prefix HANDOFF_) or a .env file.
+
+Defaults give the embedded stack: a SQLite file under the user's data directory and the
+local Prefect server. Production points `HANDOFF_DATABASE_URL` at PostgreSQL.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+HOME = Path.home() / ".handoff"
+SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="HANDOFF_", env_file=".env", extra="ignore")
+
+    home: Path = Field(HOME, description="Where the embedded stack keeps its files.")
+    database_url: str = Field("", description="Any SQLAlchemy URL; empty = SQLite in `home`.")
+    northwind_path: Path = Field(SHARED_DATA / "northwind.sqlite")
+    bpic_path: Path = Field(SHARED_DATA / "bpic2012.xes.gz")
+    sandbox_url: str = Field("http://127.0.0.1:8765", description="Base URL of the other systems.")
+    prefect_ui_url: str = Field("http://127.0.0.1:4200", description="Links in worklists point here.")
+
+    # Order entry: when does an order need a person's approval?
+    large_order_value: float = Field(5000.0, description="Order total from which a rep must approve.")
+    approval_due_hours: float = Field(8.0, description="Business hours a rep has to approve an order.")
+
+    # Human steps
+    human_step_timeout_seconds: int = Field(7 * 24 * 3600, description="How long a step may wait.")
+    pause_poll_seconds: int = Field(2, description="How often a waiting run looks for its answer.")
+    default_effort_seconds: float = Field(300.0, description="Effort of a step before history exists.")
+
+    @property
+    def sqlalchemy_url(self) -> str:
+        if self.database_url:
+            return self.database_url
+        return f"sqlite:///{self.home / 'handoff.db'}"
+
+
+settings = Settings()

@@ -1,0 +1,97 @@
+"""Activation stand-in: switch a provisioned resource on, then check that it works.
+
+    POST /activation/activations                        {order_id, resource_id} → 201 activation
+                                                        (404 if provisioning does not know the
+                                                        resource, 422 if it is not provisioned yet)
+    POST /activation/activations/{activation_id}/verify  {} → 200 {"verified": true | false, ...}
+    GET  /activation/activations/{activation_id}
+
+About `verify_failure_share` (default 10 %) of resources fail their FIRST verification (a
+stable choice by resource id, `sandbox.reference.bucket`), with a reason asking for the
+customer's confirmation; a later verification succeeds. One activation per resource.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Depends, Request
+from fastapi.responses import JSONResponse
+from pydantic import Field
+
+from sandbox.core import Body, Outcome, Sandbox, conflict, fault_dependency, not_found, rejected, utcnow
+from sandbox.reference import bucket
+
+SYSTEM = "activation"
+VERIFY_FAILURE_REASON = "no signal from the customer's site: ask the customer to confirm the equipment is connected"
+
+
+class ActivationRequest(Body):
+    order_id: str = Field(min_length=1)
+    resource_id: str = Field(min_length=1)
+
+
+class VerifyRequest(Body):
+    pass
+
+
+def router(sb: Sandbox) -> APIRouter:
+    api = APIRouter(prefix=f"/{SYSTEM}", tags=[SYSTEM], dependencies=[Depends(fault_dependency(sb, SYSTEM))])
+
+    def activation(activation_id: str) -> dict[str, Any]:
+        found = sb.resource(SYSTEM, "activations", activation_id)
+        if found is None:
+            raise not_found("activation", activation_id)
+        return found
+
+    @api.post("/activations", status_code=201)
+    async def activate(body: ActivationRequest, request: Request) -> JSONResponse:
+        def effect() -> Outcome:
+            jobs = sb.resources("provisioning", "provisioning-jobs").values()
+            job = next((j for j in jobs if j["resource_id"] == body.resource_id), None)
+            if job is None:
+                raise not_found("resource", body.resource_id)
+            if job["status"] != "provisioned":
+                raise rejected("not_provisioned", f"resource {body.resource_id} is {job['status']}")
+            for existing in sb.resources(SYSTEM, "activations").values():
+                if existing["resource_id"] == body.resource_id:
+                    raise conflict(
+                        "already_activated",
+                        f"resource {body.resource_id} already has activation {existing['id']}",
+                        existing_id=existing["id"],
+                    )
+            return Outcome("activations", {
+                "id": sb.next_id(SYSTEM, "activations", "ACT"),
+                **body.model_dump(mode="json"),
+                "status": "pending",
+                "verified": None,
+                "verifications": 0,
+                "reason": None,
+                "activated_at": utcnow().isoformat(),
+                "verified_at": None,
+            })
+
+        return await sb.side_effect(request, SYSTEM, "activate", body, effect)
+
+    @api.post("/activations/{activation_id}/verify", status_code=200)
+    async def verify(activation_id: str, request: Request, body: VerifyRequest | None = None) -> JSONResponse:
+        def effect() -> Outcome:
+            current = activation(activation_id)
+            attempt = current["verifications"] + 1
+            fails = attempt == 1 and bucket("verify", current["resource_id"]) < sb.verify_failure_share * 100
+            return Outcome("activations", {
+                **current,
+                "status": "failed" if fails else "active",
+                "verified": not fails,
+                "verifications": attempt,
+                "reason": VERIFY_FAILURE_REASON if fails else None,
+                "verified_at": utcnow().isoformat(),
+            }, status_code=200)
+
+        return await sb.side_effect(request, SYSTEM, "verify", body or VerifyRequest(), effect)
+
+    @api.get("/activations/{activation_id}")
+    async def get_activation(activation_id: str) -> dict[str, Any]:
+        return activation(activation_id)
+
+    return api

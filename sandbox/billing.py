@@ -1,0 +1,137 @@
+"""Billing stand-in: one billing account per customer, invoices on it.
+
+    POST /billing/accounts               {customer_id} → 201 account (409 if the customer has one)
+    GET  /billing/accounts/{account_id}
+    GET  /billing/accounts?customer_id=  → {"accounts": [...]}
+    POST /billing/invoices               {account_id, order_id, lines, currency, tax, total}
+                                         → 201 invoice, "issued"; 422 if the sums do not add up
+    GET  /billing/invoices/{invoice_id}
+
+Invoice line: {description, quantity, unit_price, discount, amount}; amount must be
+quantity × unit_price × (1 − discount) and total must be Σ amount + tax (to the cent).
+One invoice per order.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any
+
+from fastapi import APIRouter, Depends, Request
+from fastapi.responses import JSONResponse
+from pydantic import Field
+
+from sandbox.core import Body, Outcome, Sandbox, conflict, fault_dependency, not_found, rejected, utcnow
+
+SYSTEM = "billing"
+MONEY_TOLERANCE = 0.01
+PAYMENT_TERMS = timedelta(days=30)
+
+
+class AccountRequest(Body):
+    customer_id: str = Field(min_length=1)
+
+
+class InvoiceLine(Body):
+    description: str = Field(min_length=1)
+    quantity: float = Field(gt=0)
+    unit_price: float = Field(ge=0)
+    discount: float = Field(0.0, ge=0, lt=1)
+    amount: float
+
+
+class InvoiceRequest(Body):
+    account_id: str = Field(min_length=1)
+    order_id: str = Field(min_length=1)
+    lines: list[InvoiceLine] = Field(min_length=1)
+    currency: str = Field(pattern=r"^[A-Z]{3}$")
+    tax: float = Field(ge=0)
+    total: float = Field(ge=0)
+
+
+def router(sb: Sandbox) -> APIRouter:
+    api = APIRouter(prefix=f"/{SYSTEM}", tags=[SYSTEM], dependencies=[Depends(fault_dependency(sb, SYSTEM))])
+
+    def found(kind: str, id_: str) -> dict[str, Any]:
+        item = sb.resource(SYSTEM, kind, id_)
+        if item is None:
+            raise not_found(kind.rstrip("s"), id_)
+        return item
+
+    @api.post("/accounts", status_code=201)
+    async def open_account(body: AccountRequest, request: Request) -> JSONResponse:
+        def effect() -> Outcome:
+            customer = sb.reference.customers.get(body.customer_id)
+            if customer is None:
+                raise not_found("customer", body.customer_id)
+            for existing in sb.resources(SYSTEM, "accounts").values():
+                if existing["customer_id"] == customer.id:
+                    raise conflict(
+                        "account_exists",
+                        f"customer {customer.id} already has billing account {existing['id']}",
+                        existing_id=existing["id"],
+                    )
+            return Outcome("accounts", {
+                "id": sb.next_id(SYSTEM, "accounts", "BA"),
+                "customer_id": customer.id,
+                "company_name": customer.company_name,
+                "status": "open",
+                "opened_at": utcnow().isoformat(),
+            })
+
+        return await sb.side_effect(request, SYSTEM, "open_account", body, effect)
+
+    @api.get("/accounts")
+    async def find_accounts(customer_id: str | None = None) -> dict[str, Any]:
+        with sb.lock:
+            accounts = [
+                dict(a) for a in sb.resources(SYSTEM, "accounts").values()
+                if customer_id is None or a["customer_id"] == customer_id
+            ]
+        return {"accounts": accounts}
+
+    @api.get("/accounts/{account_id}")
+    async def get_account(account_id: str) -> dict[str, Any]:
+        return found("accounts", account_id)
+
+    @api.post("/invoices", status_code=201)
+    async def issue_invoice(body: InvoiceRequest, request: Request) -> JSONResponse:
+        def effect() -> Outcome:
+            account = found("accounts", body.account_id)
+            for no, line in enumerate(body.lines, start=1):
+                expected = line.quantity * line.unit_price * (1 - line.discount)
+                if abs(expected - line.amount) > MONEY_TOLERANCE:
+                    raise rejected(
+                        "line_amount_mismatch",
+                        f"line {no} amount {line.amount:.2f} should be {expected:.2f}",
+                    )
+            lines_total = sum(line.amount for line in body.lines)
+            if abs(lines_total + body.tax - body.total) > MONEY_TOLERANCE:
+                raise rejected(
+                    "total_mismatch",
+                    f"total {body.total:.2f} should be lines {lines_total:.2f} + tax {body.tax:.2f}",
+                )
+            for existing in sb.resources(SYSTEM, "invoices").values():
+                if existing["order_id"] == body.order_id:
+                    raise conflict(
+                        "already_invoiced",
+                        f"order {body.order_id} is already invoiced as {existing['id']}",
+                        existing_id=existing["id"],
+                    )
+            issued = utcnow()
+            return Outcome("invoices", {
+                "id": sb.next_id(SYSTEM, "invoices", "INV"),
+                **body.model_dump(mode="json"),
+                "customer_id": account["customer_id"],
+                "status": "issued",
+                "issued_at": issued.isoformat(),
+                "due_at": (issued + PAYMENT_TERMS).isoformat(),
+            })
+
+        return await sb.side_effect(request, SYSTEM, "issue_invoice", body, effect)
+
+    @api.get("/invoices/{invoice_id}")
+    async def get_invoice(invoice_id: str) -> dict[str, Any]:
+        return found("invoices", invoice_id)
+
+    return api

@@ -1,0 +1,169 @@
+"""A human step: the flow asks a person to decide, and waits for their form.
+
+1. open a work item for the step (or find the one opened before, so a re-run asks once),
+2. the router pushes it to the best eligible rep,
+3. the waiting flow run is named and tagged with the assignee, so reps find their work in the UI,
+4. the run waits for the form (Prefect renders it; `handoff complete` fills it in the terminal),
+5. the answer is accepted only from the assignee or a supervisor; anyone else is refused and
+   the step stays open and assigned.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import TypeVar
+
+from prefect import get_run_logger, pause_flow_run, task
+from prefect.cache_policies import NO_CACHE
+from prefect.client.orchestration import get_client
+from prefect.runtime import flow_run as current_run
+from sqlalchemy import select
+
+from checklists.forms import StepForm
+from handoff import audit
+from handoff.db import session
+from handoff.models import WorkItem, WorkItemState, utcnow
+from handoff.routing import router
+from handoff.settings import settings
+
+F = TypeVar("F", bound=StepForm)
+
+
+@dataclass
+class HumanStep:
+    """What a flow tells the back office about a decision it needs from a person."""
+
+    work_type: str
+    step_key: str  # unique for the business step, e.g. "order-approval-10248"
+    title: str
+    description: str  # markdown shown to the person above the form
+    required_skills: dict[str, int]
+    order_id: str | None = None
+    priority: float = 1.0
+    value: float = 0.0
+    due_at: datetime | None = None
+    effort_seconds: float | None = None
+    tags: list[str] = field(default_factory=list)
+
+
+@dataclass
+class OpenedItem:
+    item_id: int
+    assignee: str | None
+    answer: dict | None  # set when the step was already completed (a re-run)
+
+
+def slug(text: str) -> str:
+    return re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-")
+
+
+@task(task_run_name="open-work-item-{step.step_key}", cache_policy=NO_CACHE)
+def open_work_item(step: HumanStep, flow_run_id: str | None) -> OpenedItem:
+    """Create the work item and push it to a rep at once; reuse it if this step ran before."""
+    with session() as s:
+        item = s.scalar(select(WorkItem).where(WorkItem.step_key == step.step_key))
+        if item is None:
+            now = utcnow()
+            item = WorkItem(
+                work_type=step.work_type,
+                step_key=step.step_key,
+                title=step.title,
+                order_id=step.order_id,
+                required_skills=step.required_skills,
+                priority=step.priority,
+                value=step.value,
+                due_at=step.due_at or now + timedelta(hours=8),
+                effort_seconds=step.effort_seconds or settings.default_effort_seconds,
+                flow_run_id=flow_run_id,
+                created_at=now,
+            )
+            s.add(item)
+            s.flush()
+            audit.record(s, "system:flow", "work_item", item.id, "created", None, WorkItemState.OPEN,
+                         work_type=step.work_type, order_id=step.order_id, flow_run_id=flow_run_id)
+            router.route_item(s, item.id)
+        elif item.flow_run_id != flow_run_id and item.state != WorkItemState.COMPLETED:
+            item.flow_run_id = flow_run_id  # the step is now waited on by this run
+        s.flush()
+        s.refresh(item)
+        if item.state == WorkItemState.COMPLETED:
+            return OpenedItem(item.id, item.completed_by, item.answer or {})
+        return OpenedItem(item.id, item.assignee.name if item.assignee else None, None)
+
+
+@task(task_run_name="label-waiting-run-{item_id}", cache_policy=NO_CACHE)
+def label_waiting_run(item_id: int, waiting: bool = True) -> None:
+    """Put the assignee in the run's name and tags: the OSS UI has no users, so reps filter on these."""
+    with session() as s:
+        item = s.get(WorkItem, item_id)
+        assignee = item.assignee.name if item.assignee else None
+        run_id = item.flow_run_id
+        work_type = item.work_type
+    if not run_id:
+        return
+    with get_client(sync_client=True) as client:
+        run = client.read_flow_run(run_id)
+        base = run.name.split(" · ")[0]
+        tags = [t for t in run.tags if not t.startswith(("assignee:", "waiting-for:"))]
+        if waiting:
+            who = assignee or "unassigned"
+            name = f"{base} · {work_type} · {who}"
+            tags += [f"assignee:{slug(who)}", f"waiting-for:{work_type}"]
+        else:
+            name = base
+        client.update_flow_run(run_id, name=name, tags=sorted(set(tags)))
+
+
+@task(task_run_name="remember-pause-key-{item_id}", cache_policy=NO_CACHE)
+def remember_pause_key(item_id: int, pause_key: str) -> None:
+    """Keep the key the run waits on, so `handoff complete` can answer the right form."""
+    with session() as s:
+        s.get(WorkItem, item_id).input_key = f"paused-{pause_key}"
+
+
+@task(task_run_name="record-completion-{item_id}", cache_policy=NO_CACHE)
+def record_completion(item_id: int, answer: dict) -> str | None:
+    """Close the item for the person who answered; returns why it was refused, if it was."""
+    with session() as s:
+        try:
+            item = router.complete_item(s, item_id, by=answer["completed_by"],
+                                        outcome=str(answer.get("decision") or answer.get("outcome") or "done"),
+                                        note=answer.get("note"))
+            item.answer = answer
+            return None
+        except router.NotAllowed as refused:
+            audit.record(s, answer.get("completed_by", "?"), "work_item", item_id, "completion-refused",
+                         reason=str(refused))
+            return str(refused)
+
+
+def ask_a_person(step: HumanStep, form: type[F]) -> F:
+    """Open the step as a work item, wait for the assignee's form, and return their answer."""
+    logger = get_run_logger()
+    run_id = str(current_run.id) if current_run.id else None
+    opened = open_work_item(step, run_id)
+    if opened.answer is not None:
+        logger.info("Step %s was already completed by %s", step.step_key, opened.assignee)
+        return form.model_validate(opened.answer)
+    logger.info("Work item %s (%s) is assigned to %s", opened.item_id, step.work_type, opened.assignee or "nobody yet")
+    label_waiting_run(opened.item_id)
+    attempt = 0
+    description = step.description
+    while True:
+        pause_key = f"work-item-{opened.item_id}-{attempt}"
+        remember_pause_key(opened.item_id, pause_key)
+        answer = pause_flow_run(
+            wait_for_input=form.with_initial_data(description=description),
+            timeout=settings.human_step_timeout_seconds,
+            poll_interval=settings.pause_poll_seconds,
+            key=pause_key,
+        )
+        refused = record_completion(opened.item_id, answer.model_dump())
+        if refused is None:
+            label_waiting_run(opened.item_id, waiting=False)
+            return answer
+        logger.warning("Completion refused: %s", refused)
+        description = f"**Refused:** {refused}\n\n{step.description}"
+        attempt += 1
