@@ -36,3 +36,86 @@ class OrderApproval(StepForm):
     @property
     def outcome(self) -> str:
         return self.decision
+
+
+class CreditReview(OrderApproval):
+    """The CRM declined the order's credit: extend it anyway, or reject the order."""
+
+
+class DiscountApproval(StepForm):
+    decision: Literal["approve", "decline"] = Field(description="Approve the discount, or decline the quote.")
+    note: str = Field(max_length=2000, description="Why — required when declining.")
+
+    @model_validator(mode="after")
+    def _declining_needs_a_reason(self) -> "DiscountApproval":
+        if self.decision == "decline" and not self.note.strip():
+            raise ValueError("note: declining needs a reason")
+        return self
+
+
+class TechnicianVisit(StepForm):
+    visit_done: bool = Field(description="The technician has finished the job on site.")
+    technician: str = Field(min_length=1, max_length=80, description="Who did the visit.")
+    notes: str = Field(max_length=2000, description="What was done, or why it could not be.")
+
+
+class ProvisioningException(StepForm):
+    resolution: Literal["drop-line", "cancel-order"] = Field(
+        description="The other system refused this line: leave it out of the order, or cancel the order.")
+    note: str = Field(min_length=1, max_length=2000, description="Why, for the customer and sales.")
+
+
+class CustomerConfirmation(StepForm):
+    confirmed: bool = Field(description="The customer confirms the service works for them.")
+    note: str = Field(max_length=2000, description="What the customer said.")
+
+
+class InvoiceApproval(StepForm):
+    decision: Literal["approve", "hold"] = Field(description="Issue the invoice, or hold it.")
+    note: str = Field(max_length=2000, description="Why — required when holding.")
+
+    @model_validator(mode="after")
+    def _holding_needs_a_reason(self) -> "InvoiceApproval":
+        if self.decision == "hold" and not self.note.strip():
+            raise ValueError("note: holding an invoice needs a reason")
+        return self
+
+
+class ChecklistFix(StepForm):
+    resolution: Literal["fixed", "cancel"] = Field(
+        description="'fixed': the data is corrected, check again; 'cancel': stop this work.")
+    note: str = Field(min_length=1, max_length=2000, description="What you changed, or why you cancel.")
+
+
+class SalesSignOff(StepForm):
+    """Sales brings the requirements it gathered; operations will check them before signing."""
+
+    signed: bool = Field(description="Sales is comfortable handing this account to operations.")
+    turnaround_days: int = Field(description="Turn-around time the customer was promised, in business days.")
+    scope: Literal["in-state", "nation-wide", "international"] = Field(description="Where requests come from.")
+    customisations: str = Field(max_length=2000, description="Customisations agreed ('none' if none).")
+    decision_maker: str = Field(max_length=120, description="The customer's decision-maker.")
+    decision_maker_contact: str = Field(max_length=120, description="Their e-mail address or phone number.")
+    training_sessions: int = Field(description="Training sessions planned for the customer's staff.")
+    changes_since_contract: str = Field(max_length=2000, description="What changed since signing ('none' if none).")
+    open_questions: str = Field(max_length=2000, description="Questions still open, one per line (empty if none).")
+
+
+class OperationsSignOff(StepForm):
+    signed: bool = Field(description="Operations is comfortable owning this customer's success.")
+    open_questions: str = Field(max_length=2000, description="What must be answered first, one per line (empty if none).")
+
+
+# The form each work type waits for.
+FORMS: dict[str, type[StepForm]] = {
+    "order-approval": OrderApproval,
+    "credit-review": CreditReview,
+    "discount-approval": DiscountApproval,
+    "provisioning-visit": TechnicianVisit,
+    "provisioning-exception": ProvisioningException,
+    "activation-confirmation": CustomerConfirmation,
+    "invoice-approval": InvoiceApproval,
+    "checklist-fix": ChecklistFix,
+    "handoff-signoff-sales": SalesSignOff,
+    "handoff-signoff-operations": OperationsSignOff,
+}

@@ -10,13 +10,13 @@ its name is what the approver will read (see README, "Add a checklist rule").
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import Any
+from dataclasses import dataclass
 
 import pandas as pd
 import pandera.pandas as pa
-from pandera.errors import SchemaErrors
 from pandera.typing import Series
+
+from checklists.common import Finding, findings
 
 PRICE_TOLERANCE = 0.25  # a unit price this far from the catalogue's is unusual
 DISCOUNT_NEEDS_A_LOOK = 0.20  # discounts from here on are unusual
@@ -111,28 +111,6 @@ class OrderLineWarnings(pa.DataFrameModel):
 
 
 @dataclass
-class Finding:
-    """One rule that did not hold, and on which lines (empty for the order as a whole)."""
-
-    rule: str
-    field: str | None
-    lines: list[int] = field(default_factory=list)
-    values: list[Any] = field(default_factory=list)
-
-    @property
-    def text(self) -> str:
-        words = self.rule.replace("_", " ")
-        subject = f"{self.field}: " if self.field else ""
-        where = f" — fails on line {', '.join(map(str, self.lines))}" if self.lines else ""
-        shown = f" (got {', '.join(map(str, self.values[:5]))})" if self.field and self.values else ""
-        return f"{subject}{words}{where}{shown}"
-
-    def as_dict(self) -> dict[str, Any]:
-        return {"rule": self.rule, "field": self.field, "lines": self.lines,
-                "values": [str(v) for v in self.values], "text": self.text}
-
-
-@dataclass
 class ChecklistResult:
     errors: list[Finding]
     warnings: list[Finding]
@@ -145,43 +123,6 @@ class ChecklistResult:
 def check_order(header: pd.DataFrame, lines: pd.DataFrame) -> ChecklistResult:
     """Run every rule on the order and return every finding at once (lazy validation)."""
     line_numbers = lines["line_no"].tolist() if "line_no" in lines else []
-    errors = _findings(OrderHeader, header, []) + _findings(OrderLines, lines, line_numbers)
-    warnings = _findings(OrderLineWarnings, lines, line_numbers) if len(lines) else []
+    errors = findings(OrderHeader, header) + findings(OrderLines, lines, line_numbers)
+    warnings = findings(OrderLineWarnings, lines, line_numbers) if len(lines) else []
     return ChecklistResult(errors=errors, warnings=warnings)
-
-
-def _findings(model: type[pa.DataFrameModel], df: pd.DataFrame, line_numbers: list[int]) -> list[Finding]:
-    try:
-        model.validate(df, lazy=True)
-        return []
-    except SchemaErrors as exc:
-        cases = exc.failure_cases
-    found: dict[tuple[str, str | None], Finding] = {}
-    for case in cases.itertuples(index=False):
-        rule = _rule_name(str(case.check))
-        whole_frame = case.schema_context == "DataFrameSchema"
-        column = None if whole_frame or pd.isna(case.column) else str(case.column)
-        f = found.setdefault((rule, column), Finding(rule=rule, field=column))
-        index = case.index
-        if line_numbers and index is not None and not pd.isna(index) and int(index) < len(line_numbers):
-            line = int(line_numbers[int(index)])
-            if line not in f.lines:
-                f.lines.append(line)
-        if column and case.failure_case is not None and not pd.isna(case.failure_case):
-            f.values.append(case.failure_case)
-    return list(found.values())
-
-
-def _rule_name(check: str) -> str:
-    """Pandera names built-in checks like 'greater_than(0)'; say what must hold instead."""
-    plain = {
-        "greater_than(0)": "value_is_more_than_zero",
-        "greater_than_or_equal_to(0)": "value_is_zero_or_more",
-        "less_than_or_equal_to(1)": "value_is_at_most_one",
-        "not_nullable": "value_is_present",
-        "field_uniqueness": "value_is_unique",
-        "column_in_dataframe": "column_is_present",
-        "coerce_dtype('int64')": "value_is_a_whole_number",
-        "coerce_dtype('float64')": "value_is_a_number",
-    }
-    return plain.get(check, check)

@@ -12,6 +12,8 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from handoff.intake import IntakeResult
+from handoff.report_commands import register as register_report
+from handoff.simulation.commands import register as register_simulation
 from handoff.settings import settings
 
 app = typer.Typer(help="handoff — the back office after the sale, as Prefect workflows.", no_args_is_help=True)
@@ -19,6 +21,8 @@ orders_app = typer.Typer(help="Receive orders: validate, store, announce; quaran
 quarantine_app = typer.Typer(help="Input that was refused, kept with its reasons.", no_args_is_help=True)
 app.add_typer(orders_app, name="orders")
 app.add_typer(quarantine_app, name="quarantine")
+register_report(app)
+register_simulation(app)
 console = Console()
 
 

@@ -19,9 +19,9 @@ from sqlalchemy import func, select
 from handoff import prefect_server
 from handoff.db import session
 from handoff.intake import IntakeResult
-from handoff.models import Order, OrderCheck, OrderStatus, WorkItem, WorkItemState
+from handoff.models import Order, OrderStatus, WorkItem, WorkItemState
 from handoff.settings import settings
-from handoff.standins import ensure_standin_reps
+from handoff.standins import ensure_standin_reps, standin_answer
 from handoff.steps import StepNotReady, complete_step, waiting_steps
 
 
@@ -46,23 +46,6 @@ def use_demo_database(fresh: bool) -> Path:
             Path(f"{path}{suffix}").unlink(missing_ok=True)
     settings.database_url = f"sqlite:///{path}"
     return path
-
-
-def standin_answer(item_id: int) -> dict | None:
-    """What the assignee decides: approve unless the order's checklist found errors."""
-    with session() as s:
-        item = s.get(WorkItem, item_id)
-        if item is None or item.assignee is None:
-            return None
-        check = s.scalar(
-            select(OrderCheck).where(OrderCheck.order_id == item.order_id).order_by(OrderCheck.id.desc())
-        )
-        if check is not None and check.errors:
-            failed = "; ".join(f["text"] for f in check.errors)
-            return {"completed_by": item.assignee.name, "decision": "reject",
-                    "note": f"checklist failed: {failed}"}
-        return {"completed_by": item.assignee.name, "decision": "approve",
-                "note": "checked the order and the findings; fine to go on"}
 
 
 def auto_approver(stop: threading.Event) -> None:

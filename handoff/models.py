@@ -27,8 +27,13 @@ class OrderStatus(enum.StrEnum):
     RECEIVED = "received"
     IN_ORDER_ENTRY = "in-order-entry"
     AWAITING_APPROVAL = "awaiting-approval"
-    ACCEPTED = "accepted"
+    ACCEPTED = "accepted"  # order entry passed; downstream work may start
     REJECTED = "rejected"
+    QUOTED = "quoted"
+    PROVISIONED = "provisioned"
+    ACTIVATED = "activated"
+    BILLED = "billed"
+    COMPLETE = "complete"
 
 
 class WorkItemState(enum.StrEnum):
@@ -54,6 +59,7 @@ class Customer(Base):
     name: Mapped[str]
     contact_name: Mapped[str | None]
     country: Mapped[str | None]
+    billing_account_id: Mapped[str | None]  # in the billing system, once opened
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 
@@ -216,3 +222,92 @@ class OrderCheck(Base):
     warnings: Mapped[list[Any]]
 
     __table_args__ = (UniqueConstraint("order_id", "at"),)
+
+
+class Defect(Base):
+    """A quality problem found internally: a checklist that failed, on which rows and rules.
+    Kept for the defect log of the work-in-progress review."""
+
+    __tablename__ = "defects"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    key: Mapped[str] = mapped_column(String(160), unique=True)  # one defect per check round
+    found_at: Mapped[datetime] = mapped_column(default=utcnow, index=True)
+    order_id: Mapped[str | None] = mapped_column(String(40), index=True)
+    work_type: Mapped[str]  # the work in which it was found, e.g. "billing"
+    checklist: Mapped[str]  # e.g. "invoice", "order", "provisioning", "requirements"
+    failures: Mapped[list[Any]]  # findings: rule, field, lines/rows, values
+    fix_item_id: Mapped[int | None] = mapped_column(ForeignKey("work_items.id"))
+    resolved_at: Mapped[datetime | None]
+    resolved_by: Mapped[str | None]
+
+
+# --- downstream work on an order -----------------------------------------------------------
+
+
+class Quote(Base):
+    __tablename__ = "quotes"
+    id: Mapped[str] = mapped_column(String(60), primary_key=True)
+    order_id: Mapped[str | None] = mapped_column(String(40), index=True)
+    customer_id: Mapped[str] = mapped_column(String(40))
+    lines: Mapped[list[Any]]
+    list_total: Mapped[float]
+    discount: Mapped[float]  # overall share off the list total
+    total: Mapped[float]
+    status: Mapped[str] = mapped_column(String(30), default="draft")  # draft|approved|declined|sent|expired
+    valid_until: Mapped[date]
+    approved_by: Mapped[str | None]
+    sent_at: Mapped[datetime | None]
+    crm_ref: Mapped[str | None]
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class FulfilmentLine(Base):
+    """What the other systems did for one order line: reserved, provisioned, activated."""
+
+    __tablename__ = "fulfilment_lines"
+    order_id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    line_no: Mapped[int] = mapped_column(primary_key=True)
+    reservation_id: Mapped[str | None]
+    job_id: Mapped[str | None]
+    manual: Mapped[bool] = mapped_column(default=False)  # needs a technician's visit
+    resource_id: Mapped[str | None]
+    provisioned_at: Mapped[datetime | None]
+    activation_id: Mapped[str | None]
+    activated_at: Mapped[datetime | None]
+    verified_at: Mapped[datetime | None]
+
+
+class Invoice(Base):
+    __tablename__ = "invoices"
+    id: Mapped[str] = mapped_column(String(60), primary_key=True)
+    order_id: Mapped[str] = mapped_column(String(40), index=True)
+    account_id: Mapped[str]
+    currency: Mapped[str] = mapped_column(String(3))
+    lines: Mapped[list[Any]]
+    net_total: Mapped[float]
+    tax: Mapped[float]
+    total: Mapped[float]
+    status: Mapped[str] = mapped_column(String(30), default="draft")  # draft|checked|approved|issued
+    external_id: Mapped[str | None]
+    issued_at: Mapped[datetime | None]
+
+
+class HandoffMeeting(Base):
+    """Sales hands a new account to operations; it recurs until both sides sign off."""
+
+    __tablename__ = "handoff_meetings"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    customer_id: Mapped[str] = mapped_column(String(40), index=True)
+    order_id: Mapped[str | None] = mapped_column(String(40))
+    attempt: Mapped[int] = mapped_column(default=1)
+    slot_start: Mapped[datetime | None]
+    calendar_id: Mapped[str | None]
+    agenda: Mapped[dict[str, Any]]
+    open_questions: Mapped[list[Any]] = mapped_column(default=list)
+    status: Mapped[str] = mapped_column(String(30), default="scheduled")  # scheduled|signed|recurs
+    sales_signed_by: Mapped[str | None]
+    operations_signed_by: Mapped[str | None]
+    previous_id: Mapped[int | None] = mapped_column(ForeignKey("handoff_meetings.id"))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    __table_args__ = (UniqueConstraint("customer_id", "attempt"),)

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
+from datetime import date
 from pathlib import Path
 from typing import Any
 
@@ -52,8 +53,13 @@ def _upsert(s: Session, model: type, key: Any, **values: Any) -> None:
             setattr(row, name, value)
 
 
-def northwind_orders(path: Path | None = None, limit: int | None = None) -> list[tuple[str, dict[str, Any]]]:
-    """Northwind orders in intake's shape, oldest first, as (raw, data) pairs."""
+def northwind_orders(
+    path: Path | None = None, limit: int | None = None, as_of: date | None = None
+) -> list[tuple[str, dict[str, Any]]]:
+    """Northwind orders in intake's shape, oldest first, as (raw, data) pairs.
+
+    `as_of` replays history as if each order arrived on that day: the order date becomes
+    `as_of` and the due date keeps the lead time the customer was promised."""
     path = path or settings.northwind_path
     with _connect(path) as conn:
         sql = "SELECT OrderID, CustomerID, OrderDate, RequiredDate FROM Orders ORDER BY OrderID"
@@ -70,17 +76,23 @@ def northwind_orders(path: Path | None = None, limit: int | None = None) -> list
             })
     out = []
     for o in orders:
+        ordered, due = (o["OrderDate"] or "")[:10] or None, (o["RequiredDate"] or "")[:10] or None
+        if as_of and ordered and due:
+            lead = date.fromisoformat(due) - date.fromisoformat(ordered)
+            ordered, due = as_of.isoformat(), (as_of + lead).isoformat()
         data = {
             "order_id": str(o["OrderID"]),
             "customer_id": o["CustomerID"],
-            "order_date": (o["OrderDate"] or "")[:10] or None,
-            "due_date": (o["RequiredDate"] or "")[:10] or None,
+            "order_date": ordered,
+            "due_date": due,
             "lines": lines.get(o["OrderID"], []),
         }
         out.append((json.dumps(data), data))
     return out
 
 
-def import_northwind(path: Path | None = None, limit: int | None = None, announce: bool = True) -> IntakeResult:
+def import_northwind(
+    path: Path | None = None, limit: int | None = None, announce: bool = True, as_of: date | None = None
+) -> IntakeResult:
     load_catalogue(path)
-    return submit_orders(northwind_orders(path, limit), source="northwind", announce=announce)
+    return submit_orders(northwind_orders(path, limit, as_of), source="northwind", announce=announce)

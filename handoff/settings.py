@@ -25,9 +25,20 @@ class Settings(BaseSettings):
     sandbox_url: str = Field("http://127.0.0.1:8765", description="Base URL of the other systems.")
     prefect_ui_url: str = Field("http://127.0.0.1:4200", description="Links in worklists point here.")
 
+    # The HTTP intake endpoint (`handoff up`)
+    intake_host: str = Field("127.0.0.1")
+    intake_port: int = Field(8080)
+    intake_token: str = Field("", description="Bearer token for POST /orders; empty = made once, kept in home.")
+
     # Order entry: when does an order need a person's approval?
     large_order_value: float = Field(5000.0, description="Order total from which a rep must approve.")
     approval_due_hours: float = Field(8.0, description="Business hours a rep has to approve an order.")
+
+    # Quotation, billing
+    discount_approval_threshold: float = Field(0.10, description="Overall discount from which a manager approves.")
+    quote_valid_days: int = Field(30, description="Days a quote stays valid.")
+    invoice_approval_value: float = Field(10000.0, description="Invoice total from which a person approves.")
+    currency: str = Field("USD")
 
     # Human steps
     human_step_timeout_seconds: int = Field(7 * 24 * 3600, description="How long a step may wait.")

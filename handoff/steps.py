@@ -11,13 +11,10 @@ from uuid import UUID
 from pydantic import ValidationError
 from sqlalchemy import select
 
-from checklists.forms import OrderApproval, StepForm
+from checklists.forms import FORMS, StepForm
 from handoff.db import session
 from handoff.models import WorkItem, WorkItemState
 from handoff.routing import router
-
-# The form each work type waits for.
-FORMS: dict[str, type[StepForm]] = {"order-approval": OrderApproval}
 
 
 class StepNotReady(Exception):

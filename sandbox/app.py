@@ -3,7 +3,7 @@
     /crm/...  /provisioning/...  /activation/...  /billing/...  /calendar/...   (see each module)
     GET  /health                    {"status": "ok", "systems": [...]}
     GET  /ledger?system=&operation= {"entries": [...]} side effects, oldest first
-    GET  /_requests?system=         {"requests": [...]} every request answered, with its fault
+    GET  /_requests?system=         {"requests": [...]} every request in arrival order: status, fault
     GET  /_faults                   the faults in force
     POST /_faults                   change some of them: {"error_share": 0.2, "down": ["billing"]}
 
@@ -28,7 +28,10 @@ from sandbox.faults import SYSTEMS
 
 
 def create_app(sb: Sandbox) -> FastAPI:
-    app = FastAPI(title="handoff sandbox", description="Stand-ins for the CRM, provisioning, activation, billing and calendar.")
+    app = FastAPI(
+        title="handoff sandbox",
+        description="Stand-ins for the CRM, provisioning, activation, billing and calendar.",
+    )
     app.state.sandbox = sb
     for system in (crm, provisioning, activation, billing, calendar):
         app.include_router(system.router(sb))
@@ -72,7 +75,7 @@ def create_app(sb: Sandbox) -> FastAPI:
 
 
 class RequestLog:
-    """ASGI middleware: note every answered request in `Sandbox.requests()`."""
+    """ASGI middleware: note every request in `Sandbox.requests()` (status None until answered)."""
 
     def __init__(self, app: ASGIApp, sandbox: Sandbox) -> None:
         self.app = app
@@ -83,29 +86,30 @@ class RequestLog:
             await self.app(scope, receive, send)
             return
         scope.setdefault("state", {})
-        answer: dict[str, Any] = {"status_code": None, "replay": False}
+        path: str = scope["path"]
+        first = path.strip("/").split("/", 1)[0]
+        headers = {name.decode().lower(): value.decode() for name, value in scope.get("headers", [])}
+        # Noted on arrival (so the log is in arrival order), completed when the answer starts.
+        entry: dict[str, Any] = {
+            "at": utcnow().isoformat(),
+            "system": first if first in SYSTEMS else "admin",
+            "method": scope["method"],
+            "path": path,
+            "idempotency_key": headers.get(IDEMPOTENCY_HEADER.lower()),
+            "status_code": None,
+            "replay": False,
+            "fault": None,
+        }
+        self.sandbox.log_request(entry)
 
-        async def note_status(message: Message) -> None:
+        async def note_then_send(message: Message) -> None:
             if message["type"] == "http.response.start":
-                answer["status_code"] = message["status"]
-                answer["replay"] = any(
-                    name.decode().lower() == REPLAY_HEADER.lower() for name, _ in message.get("headers", [])
-                )
+                with self.sandbox.lock:
+                    entry["status_code"] = message["status"]
+                    entry["replay"] = any(
+                        name.decode().lower() == REPLAY_HEADER.lower() for name, _ in message.get("headers", [])
+                    )
+                    entry["fault"] = scope["state"].get("fault")
             await send(message)
 
-        try:
-            await self.app(scope, receive, note_status)
-        finally:
-            path: str = scope["path"]
-            first = path.strip("/").split("/", 1)[0]
-            headers = {name.decode().lower(): value.decode() for name, value in scope.get("headers", [])}
-            self.sandbox.log_request({
-                "at": utcnow().isoformat(),
-                "system": first if first in SYSTEMS else "admin",
-                "method": scope["method"],
-                "path": path,
-                "idempotency_key": headers.get(IDEMPOTENCY_HEADER.lower()),
-                "status_code": answer["status_code"],
-                "replay": answer["replay"],
-                "fault": scope["state"].get("fault"),
-            })
+        await self.app(scope, receive, note_then_send)

@@ -8,7 +8,8 @@
     GET  /billing/invoices/{invoice_id}
 
 Invoice line: {description, quantity, unit_price, discount, amount}; amount must be
-quantity × unit_price × (1 − discount) and total must be Σ amount + tax (to the cent).
+quantity × unit_price × (1 − discount) and total must be Σ amount + tax, to the cent (with
+half a cent of slack per rounded amount, `sandbox.core.amounts_agree`).
 One invoice per order.
 """
 
@@ -21,10 +22,19 @@ from fastapi import APIRouter, Depends, Request
 from fastapi.responses import JSONResponse
 from pydantic import Field
 
-from sandbox.core import Body, Outcome, Sandbox, conflict, fault_dependency, not_found, rejected, utcnow
+from sandbox.core import (
+    Body,
+    Outcome,
+    Sandbox,
+    amounts_agree,
+    conflict,
+    fault_dependency,
+    not_found,
+    rejected,
+    utcnow,
+)
 
 SYSTEM = "billing"
-MONEY_TOLERANCE = 0.01
 PAYMENT_TERMS = timedelta(days=30)
 
 
@@ -100,13 +110,13 @@ def router(sb: Sandbox) -> APIRouter:
             account = found("accounts", body.account_id)
             for no, line in enumerate(body.lines, start=1):
                 expected = line.quantity * line.unit_price * (1 - line.discount)
-                if abs(expected - line.amount) > MONEY_TOLERANCE:
+                if not amounts_agree(line.amount, expected):
                     raise rejected(
                         "line_amount_mismatch",
                         f"line {no} amount {line.amount:.2f} should be {expected:.2f}",
                     )
             lines_total = sum(line.amount for line in body.lines)
-            if abs(lines_total + body.tax - body.total) > MONEY_TOLERANCE:
+            if not amounts_agree(body.total, lines_total + body.tax, rounded_terms=len(body.lines) + 1):
                 raise rejected(
                     "total_mismatch",
                     f"total {body.total:.2f} should be lines {lines_total:.2f} + tax {body.tax:.2f}",

@@ -73,6 +73,12 @@ class ApiError(Exception):
         return JSONResponse(body, status_code=self.status_code, headers=headers)
 
 
+def amounts_agree(stated: float, computed: float, rounded_terms: int = 1) -> bool:
+    """Equal to the cent, allowing each of `rounded_terms` rounded amounts to be half a cent off
+    (a total of rounded line amounts and a rounded total of exact amounts both pass)."""
+    return abs(stated - computed) <= 0.005 * (rounded_terms + 1) + 1e-9
+
+
 def not_found(kind: str, id_: object) -> ApiError:
     return ApiError(404, "not_found", f"unknown {kind} {id_}")
 
@@ -148,7 +154,9 @@ class Sandbox:
             ]
 
     def requests(self, system: str | None = None) -> list[dict[str, Any]]:
-        """Every request answered (last REQUEST_LOG_SIZE): method, path, key, status, fault."""
+        """Requests in arrival order (last REQUEST_LOG_SIZE): method, path, key, status, fault.
+
+        `status_code` stays None until the answer starts (a hanging request shows None)."""
         with self.lock:
             return [dict(r) for r in self._requests if system is None or r["system"] == system]
 
@@ -163,6 +171,18 @@ class Sandbox:
 
     def next_id(self, system: str, kind: str, prefix: str) -> str:
         return f"{prefix}-{len(self.resources(system, kind)) + 1:06d}"
+
+    def reset(self, faults: Faults | None = None) -> None:
+        """Forget every resource, ledger entry, key and logged request (and empty the ledger
+        file, if any); faults go back to `faults` (default: none), the random draws restart."""
+        with self.lock:
+            self._resources.clear()
+            self._ledger.clear()
+            self._by_key.clear()
+            self._requests.clear()
+            self.set_faults(faults if faults is not None else Faults())
+            if self.state_path is not None and self.state_path.exists():
+                self.state_path.write_text("", encoding="utf-8")
 
     @property
     def faults(self) -> Faults:

@@ -19,11 +19,20 @@ from fastapi import APIRouter, Depends, Request
 from fastapi.responses import JSONResponse
 from pydantic import Field
 
-from sandbox.core import Body, Outcome, Sandbox, conflict, fault_dependency, not_found, rejected, utcnow
+from sandbox.core import (
+    Body,
+    Outcome,
+    Sandbox,
+    amounts_agree,
+    conflict,
+    fault_dependency,
+    not_found,
+    rejected,
+    utcnow,
+)
 from sandbox.reference import Customer
 
 SYSTEM = "crm"
-MONEY_TOLERANCE = 0.01
 
 
 class CreditCheckRequest(Body):
@@ -106,12 +115,16 @@ def router(sb: Sandbox) -> APIRouter:
                 if line.product_id not in sb.reference.products:
                     raise not_found("product", line.product_id)
             lines_total = sum(line.quantity * line.unit_price * (1 - line.discount) for line in body.lines)
-            if abs(lines_total - body.total) > MONEY_TOLERANCE:
-                raise rejected("total_mismatch", f"quote total {body.total:.2f} does not match its lines ({lines_total:.2f})")
+            if not amounts_agree(body.total, lines_total, rounded_terms=len(body.lines)):
+                raise rejected(
+                    "total_mismatch", f"quote total {body.total:.2f} does not match its lines ({lines_total:.2f})"
+                )
             if body.valid_until < utcnow().date():
                 raise rejected("quote_expired", f"quote is valid until {body.valid_until}, which has passed")
             if body.quote_id in sb.resources(SYSTEM, "quotes"):
-                raise conflict("quote_already_sent", f"quote {body.quote_id} was already sent", existing_id=body.quote_id)
+                raise conflict(
+                    "quote_already_sent", f"quote {body.quote_id} was already sent", existing_id=body.quote_id
+                )
             return Outcome("quotes", {
                 "id": body.quote_id,
                 **body.model_dump(mode="json", exclude={"quote_id"}),

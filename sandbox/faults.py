@@ -3,15 +3,16 @@
 Set them when the sandbox starts (constructor `Faults(...)` or the environment variables below)
 or while it runs (`POST /_faults` with any subset of the fields; `GET /_faults` shows them).
 
-| field | env | meaning |
-|---|---|---|
-| latency | HANDOFF_SANDBOX_LATENCY | seconds added to every request |
-| error_share | HANDOFF_SANDBOX_ERROR_SHARE | share of requests answered 500/502/503, before any side effect |
-| timeout_share | HANDOFF_SANDBOX_TIMEOUT_SHARE | share of requests that hang past the client's timeout |
-| timeout_after_share | HANDOFF_SANDBOX_TIMEOUT_AFTER_SHARE | of those, share that hang AFTER the side effect was done and recorded (the client sees a timeout, yet the work is done) |
-| stall_seconds | HANDOFF_SANDBOX_STALL_SECONDS | how long a hanging request hangs at most (it ends as soon as the client hangs up) |
-| down | HANDOFF_SANDBOX_DOWN | systems answering 503 to everything, comma-separated, or "all" |
-| seed | HANDOFF_SANDBOX_SEED | seed of the random draws, for reproducible runs |
+    field (env HANDOFF_SANDBOX_<FIELD>)  meaning
+    latency              seconds added to every request
+    error_share          share of requests answered 500/502/503, before any side effect
+    timeout_share        share of requests that hang past the client's timeout
+    timeout_after_share  of those, the share that hang AFTER the side effect was done and
+                         recorded (the client sees a timeout, yet the work is done)
+    stall_seconds        how long a hanging request hangs at most (it ends as soon as the
+                         client hangs up)
+    down                 systems answering 503 to everything: comma-separated, or "all"
+    seed                 seed of the random draws, for reproducible runs
 
 Every request to a system draws once: error, timeout or nothing. A timeout that hangs before
 the side effect ends with 504 and no side effect; one that hangs after it ends with the normal

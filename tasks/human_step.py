@@ -3,7 +3,11 @@
 1. open a work item for the step (or find the one opened before, so a re-run asks once),
 2. the router pushes it to the best eligible rep,
 3. the waiting flow run is named and tagged with the assignee, so reps find their work in the UI,
-4. the run waits for the form (Prefect renders it; `handoff complete` fills it in the terminal),
+4. the run waits for the form (Prefect renders it; `handoff complete` fills it in the terminal).
+   A run started from a deployment *suspends*: it holds no process while it waits (hours or
+   days), and on resume Prefect runs the flow again from the top — every step before a wait is
+   idempotent (work items by step key, other systems by idempotency key), so nothing happens
+   twice. A run started in-process (tests, the demo) *pauses* and blocks its thread.
 5. the answer is accepted only from the assignee or a supervisor; anyone else is refused and
    the step stays open and assigned.
 """
@@ -12,17 +16,18 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import TypeVar
 
-from prefect import get_run_logger, pause_flow_run, task
+from prefect import get_run_logger, pause_flow_run, suspend_flow_run, task
 from prefect.cache_policies import NO_CACHE
 from prefect.client.orchestration import get_client
+from prefect.runtime import deployment
 from prefect.runtime import flow_run as current_run
 from sqlalchemy import select
 
 from checklists.forms import StepForm
-from handoff import audit
+from handoff import audit, sla
 from handoff.db import session
 from handoff.models import WorkItem, WorkItemState, utcnow
 from handoff.routing import router
@@ -59,6 +64,12 @@ def slug(text: str) -> str:
     return re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-")
 
 
+def due_date_for(step: HumanStep, now: datetime) -> datetime:
+    """The work type's SLA in business hours, but never later than the flow's own deadline."""
+    due = sla.due_at(step.work_type, now)
+    return min(due, step.due_at) if step.due_at else due
+
+
 @task(task_run_name="open-work-item-{step.step_key}", cache_policy=NO_CACHE)
 def open_work_item(step: HumanStep, flow_run_id: str | None) -> OpenedItem:
     """Create the work item and push it to a rep at once; reuse it if this step ran before."""
@@ -74,8 +85,8 @@ def open_work_item(step: HumanStep, flow_run_id: str | None) -> OpenedItem:
                 required_skills=step.required_skills,
                 priority=step.priority,
                 value=step.value,
-                due_at=step.due_at or now + timedelta(hours=8),
-                effort_seconds=step.effort_seconds or settings.default_effort_seconds,
+                due_at=due_date_for(step, now),
+                effort_seconds=step.effort_seconds or sla.effort_estimate(s, step.work_type),
                 flow_run_id=flow_run_id,
                 created_at=now,
             )
@@ -117,10 +128,10 @@ def label_waiting_run(item_id: int, waiting: bool = True) -> None:
 
 
 @task(task_run_name="remember-pause-key-{item_id}", cache_policy=NO_CACHE)
-def remember_pause_key(item_id: int, pause_key: str) -> None:
+def remember_pause_key(item_id: int, input_key: str) -> None:
     """Keep the key the run waits on, so `handoff complete` can answer the right form."""
     with session() as s:
-        s.get(WorkItem, item_id).input_key = f"paused-{pause_key}"
+        s.get(WorkItem, item_id).input_key = input_key
 
 
 @task(task_run_name="record-completion-{item_id}", cache_policy=NO_CACHE)
@@ -152,14 +163,8 @@ def ask_a_person(step: HumanStep, form: type[F]) -> F:
     attempt = 0
     description = step.description
     while True:
-        pause_key = f"work-item-{opened.item_id}-{attempt}"
-        remember_pause_key(opened.item_id, pause_key)
-        answer = pause_flow_run(
-            wait_for_input=form.with_initial_data(description=description),
-            timeout=settings.human_step_timeout_seconds,
-            poll_interval=settings.pause_poll_seconds,
-            key=pause_key,
-        )
+        key = f"work-item-{opened.item_id}-{attempt}"
+        answer = wait_for_form(opened.item_id, form.with_initial_data(description=description), key)
         refused = record_completion(opened.item_id, answer.model_dump())
         if refused is None:
             label_waiting_run(opened.item_id, waiting=False)
@@ -167,3 +172,13 @@ def ask_a_person(step: HumanStep, form: type[F]) -> F:
         logger.warning("Completion refused: %s", refused)
         description = f"**Refused:** {refused}\n\n{step.description}"
         attempt += 1
+
+
+def wait_for_form(item_id: int, form: type[F], key: str) -> F:
+    """Suspend (deployed runs: no process held) or pause (in-process runs) until the form comes."""
+    if deployment.id:
+        remember_pause_key(item_id, f"suspended-{key}")
+        return suspend_flow_run(wait_for_input=form, key=key, timeout=settings.human_step_timeout_seconds)
+    remember_pause_key(item_id, f"paused-{key}")
+    return pause_flow_run(wait_for_input=form, key=key, timeout=settings.human_step_timeout_seconds,
+                          poll_interval=settings.pause_poll_seconds)

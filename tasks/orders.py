@@ -6,18 +6,18 @@ in the UI by name with the order id.
 
 from __future__ import annotations
 
-from datetime import date, datetime, timedelta
+from datetime import date, datetime
 
 import pandas as pd
 from prefect import task
 from prefect.cache_policies import NO_CACHE
 from pydantic import BaseModel
-from sqlalchemy import select
+from sqlalchemy import func, select, update
 
 from checklists.order_checklist import check_order
 from handoff import audit
 from handoff.db import session
-from handoff.models import Customer, Order, OrderCheck, OrderStatus, Product, utcnow
+from handoff.models import Customer, Order, OrderCheck, OrderStatus, Product
 from handoff.settings import settings
 from tasks.human_step import HumanStep
 
@@ -154,8 +154,23 @@ def reasons_for_approval(order: OrderView, findings: Findings) -> list[str]:
 @task(task_run_name="accept-order-{order_id}", cache_policy=NO_CACHE)
 def accept_order(order_id: str, by: str = "system:order-entry") -> str:
     with session() as s:
-        _set_status(s, s.get(Order, order_id), OrderStatus.ACCEPTED, by)
+        order = s.get(Order, order_id)
+        if order.status in ENTRY_STATES:
+            _set_status(s, order, OrderStatus.ACCEPTED, by)
     return OrderStatus.ACCEPTED
+
+
+ENTRY_STATES = (OrderStatus.RECEIVED, OrderStatus.IN_ORDER_ENTRY, OrderStatus.AWAITING_APPROVAL)
+
+
+@task(task_run_name="advance-order-{order_id}-to-{status}", cache_policy=NO_CACHE)
+def advance_order(order_id: str, status: str, by: str = "system:pipeline") -> str:
+    """Move the order to the next stage of the pipeline (once: a re-run does not move it again)."""
+    with session() as s:
+        order = s.get(Order, order_id)
+        if order.status != status and order.status != OrderStatus.REJECTED:
+            _set_status(s, order, OrderStatus(status), by)
+        return order.status
 
 
 @task(task_run_name="reject-order-{order_id}", cache_policy=NO_CACHE)
@@ -186,8 +201,7 @@ def approval_step(order: OrderView, findings: Findings, reasons: list[str]) -> H
         order_id=order.order_id,
         priority=2.0 if findings.errors else 1.0,
         value=order.total,
-        due_at=min(utcnow() + timedelta(hours=settings.approval_due_hours),
-                   datetime.combine(order.due_date, datetime.min.time())),
+        due_at=datetime.combine(order.due_date, datetime.min.time()),
         tags=[f"order:{order.order_id}", f"customer:{order.customer_id}"],
     )
 
@@ -220,3 +234,98 @@ def approval_description(order: OrderView, findings: Findings, reasons: list[str
 Approve to accept the order, or reject it with a reason for sales. Fill in your name: only the
 assignee or a supervisor may complete this step.
 """
+
+
+def credit_review_step(order: OrderView, problem: str) -> HumanStep:
+    return HumanStep(
+        work_type="credit-review",
+        step_key=f"credit-review-{order.order_id}",
+        title=f"Credit review for order {order.order_id} ({order.customer_name or order.customer_id})",
+        description=(
+            f"### Credit review — order {order.order_id}, {order.customer_name or order.customer_id}\n\n"
+            f"**The CRM declined credit:** {problem}\n\n"
+            f"**Order total** {order.total:,.2f} · **promised by** {order.due_date:%a %d %b %Y} · "
+            f"{len(order.lines)} line(s)\n\n"
+            "Approve to extend credit for this order anyway (e.g. prepayment agreed), or reject it "
+            "with a reason for sales."
+        ),
+        required_skills={"credit": 2},
+        order_id=order.order_id,
+        priority=1.5,
+        value=order.total,
+        due_at=datetime.combine(order.due_date, datetime.min.time()),
+        tags=[f"order:{order.order_id}", f"customer:{order.customer_id}"],
+    )
+
+
+class WorkPlan(BaseModel):
+    """The downstream work an accepted order needs."""
+
+    order_id: str
+    customer_id: str
+    quotation: bool
+    lines_to_provision: int
+    new_account: bool
+
+
+@task(task_run_name="split-into-downstream-work-{order_id}", cache_policy=NO_CACHE)
+def split_into_downstream_work(order_id: str) -> WorkPlan:
+    from tasks.quotes import needs_a_quote
+
+    with session() as s:
+        order = s.get(Order, order_id)
+        earlier = s.scalar(select(func.count()).select_from(Order).where(
+            Order.customer_id == order.customer_id, Order.id != order_id,
+            Order.received_at < order.received_at))
+        plan = WorkPlan(order_id=order_id, customer_id=order.customer_id, quotation=needs_a_quote(order_id),
+                        lines_to_provision=len(order.lines), new_account=earlier == 0)
+        audit.record(s, "system:order-entry", "order", order_id, "split", **plan.model_dump())
+        return plan
+
+
+PIPELINE_ORDER = [OrderStatus.RECEIVED, OrderStatus.IN_ORDER_ENTRY, OrderStatus.AWAITING_APPROVAL,
+                  OrderStatus.ACCEPTED, OrderStatus.QUOTED, OrderStatus.PROVISIONED,
+                  OrderStatus.ACTIVATED, OrderStatus.BILLED, OrderStatus.COMPLETE]
+
+
+def order_reached(order_id: str, status: str) -> bool:
+    """The order is at `status` or further along the pipeline (a rejected order reached nothing)."""
+    with session() as s:
+        current = s.get(Order, order_id).status
+    if current == OrderStatus.REJECTED:
+        return False
+    return PIPELINE_ORDER.index(OrderStatus(current)) >= PIPELINE_ORDER.index(OrderStatus(status))
+
+
+@task(task_run_name="claim-order-{order_id}", cache_policy=NO_CACHE)
+def claim_order(order_id: str, flow_run_id: str) -> bool:
+    """Make this run the order's pipeline; False if another live run already is.
+
+    A new order.received event for the same order starts a second run; the database decides
+    (a conditional UPDATE) which one carries the order. A run that failed or was cancelled
+    gives the order up to the next one."""
+    with session() as s:
+        won = s.execute(
+            update(Order).where(Order.id == order_id,
+                                (Order.flow_run_id.is_(None)) | (Order.flow_run_id == flow_run_id))
+            .values(flow_run_id=flow_run_id)
+        ).rowcount
+        if won:
+            return True
+        holder = s.get(Order, order_id).flow_run_id
+    if _run_is_over(holder):
+        with session() as s:
+            return bool(s.execute(update(Order).where(Order.id == order_id, Order.flow_run_id == holder)
+                                  .values(flow_run_id=flow_run_id)).rowcount)
+    return False
+
+
+def _run_is_over(flow_run_id: str) -> bool:
+    from prefect.client.orchestration import get_client
+
+    try:
+        with get_client(sync_client=True) as client:
+            state = client.read_flow_run(flow_run_id).state
+    except Exception:  # the run is unknown to this server: nobody is carrying the order
+        return True
+    return state is not None and state.is_final() and not state.is_completed()

@@ -8,6 +8,9 @@ import os
 
 os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
 os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
+# A SQLite Prefect server answers 500 "database is locked" under concurrent writes; the client
+# retries those like 502/503 instead of failing the run.
+os.environ.setdefault("PREFECT_CLIENT_RETRY_EXTRA_CODES", "500")
 
 import pytest
 
@@ -47,3 +50,89 @@ def reps(db):
     from handoff.standins import ensure_standin_reps
 
     ensure_standin_reps()
+
+
+# --- the other systems, on localhost ---------------------------------------------------------
+
+CLIENT_TIMEOUT_SECONDS = 1.0
+QUICK_BACKOFF_SECONDS = 0.01
+
+
+@pytest.fixture(scope="session")
+def sandbox_server():
+    from sandbox.faults import Faults
+    from sandbox.server import start_sandbox
+
+    with start_sandbox(faults=Faults()) as handle:
+        yield handle
+
+
+@pytest.fixture
+def sandbox(sandbox_server, monkeypatch):
+    """The sandbox, empty and without faults; the clients call it with short timeouts and
+    retry delays of milliseconds (the same policy otherwise)."""
+    import httpx
+    from prefect.tasks import exponential_backoff
+
+    from sandbox.faults import SYSTEMS
+    from tasks import activation, billing, calendar, crm, http, provisioning
+
+    sandbox_server.sandbox.reset()
+    monkeypatch.setattr(settings, "sandbox_url", sandbox_server.url)
+    for system in SYSTEMS:
+        monkeypatch.delenv(f"HANDOFF_{system.upper()}_URL", raising=False)
+    delays = exponential_backoff(backoff_factor=QUICK_BACKOFF_SECONDS)(http.RETRIES)
+    for module in (crm, provisioning, activation, billing, calendar):
+        monkeypatch.setattr(module, "TIMEOUT", httpx.Timeout(CLIENT_TIMEOUT_SECONDS))
+        for value in vars(module).values():
+            if hasattr(value, "retry_delay_seconds") and hasattr(value, "fn"):
+                monkeypatch.setattr(value, "retry_delay_seconds", delays)
+    yield sandbox_server
+    sandbox_server.sandbox.reset()
+
+
+class Responder:
+    """Stand-in reps answering waiting steps in a background thread, as the assignee would
+    (handoff.standins), unless a test gives its own answer for a work type."""
+
+    def __init__(self) -> None:
+        import threading
+
+        self.overrides: dict = {}
+        self.answered: list[tuple[str, int, dict]] = []
+        self.stop = threading.Event()
+
+    def run(self) -> None:
+        from handoff.standins import standin_answer
+        from handoff.steps import StepNotReady, complete_step, waiting_steps
+
+        done: set[tuple[int, str]] = set()
+        while not self.stop.is_set():
+            for step in waiting_steps():
+                if (step.item_id, step.input_key) in done or step.assignee is None:
+                    continue
+                answer = standin_answer(step.item_id)
+                override = self.overrides.get(step.work_type)
+                if override is not None:
+                    answer = {**answer, **override(step, answer)}
+                try:
+                    complete_step(step.item_id, answer, wait_seconds=2)
+                except StepNotReady:
+                    continue
+                done.add((step.item_id, step.input_key))
+                self.answered.append((step.work_type, step.item_id, answer))
+            self.stop.wait(0.2)
+
+
+@pytest.fixture
+def responder(prefect_harness, monkeypatch):
+    import contextvars
+    import threading
+
+    monkeypatch.setattr(settings, "pause_poll_seconds", 1)
+    r = Responder()
+    thread = threading.Thread(target=contextvars.copy_context().run, args=(r.run,), daemon=True)
+    thread.start()
+    yield r
+    r.stop.set()
+    thread.join(timeout=10)

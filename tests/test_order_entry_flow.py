@@ -18,7 +18,7 @@ from handoff.routing.router import NotAllowed
 from handoff.settings import settings
 from handoff.steps import complete_step, waiting_steps
 
-pytestmark = pytest.mark.usefixtures("prefect_harness", "catalogue", "reps")
+pytestmark = pytest.mark.usefixtures("prefect_harness", "catalogue", "reps", "sandbox")
 
 
 @pytest.fixture(autouse=True)
@@ -26,7 +26,8 @@ def quick_polling(monkeypatch):
     monkeypatch.setattr(settings, "pause_poll_seconds", 1)
 
 
-def receive(order_id, quantity=10, due="2024-03-15", customer="ALFKI", product=1, price=18.0):
+def receive(order_id, quantity=10, due="2024-03-15", customer="AROUT", product=1, price=18.0):
+    """AROUT: credit limit 20,000 and not on hold in the CRM stand-in, so credit passes."""
     order = {"order_id": order_id, "customer_id": customer, "order_date": "2024-03-01", "due_date": due,
              "lines": [{"product_id": product, "quantity": quantity, "unit_price": price, "discount": 0}]}
     assert submit_orders([(json.dumps(order), order)], source="test", announce=False).accepted == [order_id]

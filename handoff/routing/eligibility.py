@@ -7,7 +7,7 @@ definition of "eligible". The live router reads a Worker's shift fields through
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timezone
 from functools import lru_cache
 from typing import Protocol
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -115,11 +115,9 @@ def in_shift(local: datetime, shift_start: str, shift_end: str, work_days: str) 
 
 def on_shift(worker: ShiftHolder, now: datetime) -> bool:
     """Is the worker inside their working hours at `now` (naive UTC or aware)?"""
+    if worker.shift_start == "00:00" and worker.shift_end == "24:00" and len(set(worker.work_days)) == 7:
+        return True  # the default: always on shift, no time-zone arithmetic needed
     utc = as_utc_naive(now).replace(tzinfo=timezone.utc)
     local = utc.astimezone(zone(worker.timezone))
     return in_shift(local, worker.shift_start, worker.shift_end, worker.work_days)
 
-
-def shift_ends_within(worker: ShiftHolder, now: datetime, within: timedelta) -> bool:
-    """Will the worker be off shift by now + within? (Used to avoid pushing work at 16:59.)"""
-    return not on_shift(worker, as_utc_naive(now) + within)

@@ -29,7 +29,9 @@ The three policies (the domain notes' three ways of handing out work):
 
 "Eligible" everywhere means: every required skill at (at least) the required level, available,
 and spare capacity. Pass plain lists, or the pools of handoff.routing.index.RoutingIndex for
-speed: the answers are the same, ties included (ties are broken by fixed keys, never by order).
+speed: the answers are the same, ties included (ties are broken by fixed keys, never by the
+order of the collection; the one exception is self-selection's random pick, which draws from
+the eligible free reps in the order the collection lists them).
 """
 
 from __future__ import annotations
@@ -179,6 +181,14 @@ class PushPolicy:
         return urgency(item, now, p_bar, self.k, self.aging_seconds)
 
 
+def _oldest_first(item: RoutableItem) -> tuple:
+    return (item.created_at, item.id)
+
+
+def _quickest_first(item: RoutableItem) -> tuple:
+    return (item.effort_seconds, item.created_at, item.id)
+
+
 class FifoPolicy:
     """First in, first out: arrival order, to whoever has waited longest for work."""
 
@@ -193,15 +203,14 @@ class FifoPolicy:
     def item_for(self, rep: RoutableRep, items: Iterable[RoutableItem], now: float) -> RoutableItem | None:
         if not is_free(rep):
             return None
-        key = lambda it: (it.created_at, it.id)  # noqa: E731
         if isinstance(items, ItemPool):
             slots = items.eligible_slots(rep.skills)
             if slots.size == 0:
                 return None
             created = items.columns.created_at[slots]
-            return _pick(items, slots, created, created.min(), key)
+            return _pick(items, slots, created, created.min(), _oldest_first)
         eligible = [it for it in items if meets(rep.skills, it.required_skills)]
-        return min(eligible, key=key) if eligible else None
+        return min(eligible, key=_oldest_first) if eligible else None
 
 
 class SelfSelectionPolicy:
@@ -222,15 +231,14 @@ class SelfSelectionPolicy:
     def item_for(self, rep: RoutableRep, items: Iterable[RoutableItem], now: float) -> RoutableItem | None:
         if not is_free(rep):
             return None
-        key = lambda it: (it.effort_seconds, it.created_at, it.id)  # noqa: E731
         if isinstance(items, ItemPool):
             slots = items.eligible_slots(rep.skills)
             if slots.size == 0:
                 return None
             effort = items.columns.effort_seconds[slots]
-            return _pick(items, slots, effort, effort.min(), key)
+            return _pick(items, slots, effort, effort.min(), _quickest_first)
         eligible = [it for it in items if meets(rep.skills, it.required_skills)]
-        return min(eligible, key=key) if eligible else None
+        return min(eligible, key=_quickest_first) if eligible else None
 
 
 POLICIES: dict[str, Callable[[], Policy]] = {

@@ -30,16 +30,18 @@ Every change writes an AuditEvent. Datetimes are naive UTC, as stored.
 from __future__ import annotations
 
 import enum
+import json
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import datetime
+from typing import Iterable
 
 import numpy as np
-from sqlalchemy import select, update
+from sqlalchemy import Text, select, type_coerce, update
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.util import identity_key
 
 from handoff import audit
-from handoff.models import Presence, WorkItem, WorkItemState, Worker, utcnow
+from handoff.models import Presence, WorkItem, WorkItemState, Worker, WorkerSkill, utcnow
 from handoff.routing.eligibility import as_utc_naive, effective_requirements, on_shift
 from handoff.routing.index import RoutingIndex
 from handoff.routing.policy import PushPolicy, RoutableItem, RoutableRep
@@ -61,11 +63,16 @@ class UnknownWorker(LookupError):
 # --- translating rows into what the policy sees -----------------------------------------
 
 
+_EPOCH = datetime(1970, 1, 1)
+
+
 def epoch(dt: datetime | None) -> float:
     """Naive-UTC datetime -> epoch seconds (the policies' clock); None -> 0 (never)."""
     if dt is None:
         return 0.0
-    return as_utc_naive(dt).replace(tzinfo=timezone.utc).timestamp()
+    if dt.tzinfo is not None:
+        dt = as_utc_naive(dt)
+    return (dt - _EPOCH).total_seconds()
 
 
 def available_now(worker: Worker, now: datetime) -> bool:
@@ -93,49 +100,93 @@ class OpenItem:
     version: int
 
 
-_OPEN_COLUMNS = (
-    WorkItem.id,
-    WorkItem.work_type,
-    WorkItem.required_skills,
-    WorkItem.created_at,
-    WorkItem.due_at,
-    WorkItem.effort_seconds,
-    WorkItem.priority,
-    WorkItem.value,
-    WorkItem.escalated,
-    WorkItem.version,
-)
-
-
-def as_routable_item(row) -> RoutableItem:  # noqa: ANN001 - a WorkItem or a row of _OPEN_COLUMNS
-    """Escalated items ask for one skill level less (the widened pool)."""
+def as_routable_item(item: WorkItem) -> RoutableItem:
+    """What the policy sees of an item. Escalated items ask for one skill level less."""
     return RoutableItem(
-        id=str(row.id),
-        work_type=row.work_type,
-        required_skills=effective_requirements(row.required_skills or {}, bool(row.escalated)),
-        created_at=epoch(row.created_at),
-        due_at=epoch(row.due_at),
-        effort_seconds=row.effort_seconds,
-        priority=row.priority,
-        value=row.value,
+        id=str(item.id),
+        work_type=item.work_type,
+        required_skills=effective_requirements(item.required_skills or {}, bool(item.escalated)),
+        created_at=epoch(item.created_at),
+        due_at=epoch(item.due_at),
+        effort_seconds=item.effort_seconds,
+        priority=item.priority,
+        value=item.value,
     )
 
 
+def _stored_epoch(value: str | datetime) -> float:
+    """A stored timestamp read raw (SQLite gives ISO text; parsing it in C is much cheaper
+    than the ORM's per-value conversion) -> epoch seconds."""
+    if isinstance(value, str):
+        value = datetime.fromisoformat(value)
+    return epoch(value)
+
+
 def open_items(s: Session) -> list[OpenItem]:
-    """Every open item, read with plain columns (fast for thousands of rows)."""
-    rows = s.execute(select(*_OPEN_COLUMNS).where(WorkItem.state == WorkItemState.OPEN)).all()
-    return [OpenItem(as_routable_item(r), r.version) for r in rows]
-
-
-def free_reps(s: Session, now: datetime) -> list[RoutableRep]:
-    """Workers available now with spare capacity."""
-    workers = s.scalars(
-        select(Worker).where(
-            Worker.presence == Presence.AVAILABLE,
-            Worker.open_items < Worker.capacity,
-        )
+    """Every open item, read as plain columns: thousands of rows must not cost an ORM object
+    each. Requirements are read as stored text and decoded once per distinct value (items of
+    one kind share them)."""
+    s.flush()  # plain-column reads bypass autoflush: make pending changes visible first
+    rows = s.connection().execute(
+        select(
+            WorkItem.id, WorkItem.work_type, type_coerce(WorkItem.required_skills, Text),
+            type_coerce(WorkItem.created_at, Text), type_coerce(WorkItem.due_at, Text), WorkItem.effort_seconds, WorkItem.priority, WorkItem.value, WorkItem.escalated,
+            WorkItem.version,
+        ).where(WorkItem.state == WorkItemState.OPEN)
     ).all()
-    return [as_routable_rep(w, now) for w in workers if on_shift(w, now)]
+    decoded: dict[tuple[str, bool], dict[str, int]] = {}
+    out = []
+    for item_id, work_type, raw, created, due, effort, priority, value, escalated, version in rows:
+        key = (raw if isinstance(raw, str) else json.dumps(raw, sort_keys=True), bool(escalated))
+        required = decoded.get(key)
+        if required is None:
+            loaded = json.loads(raw) if isinstance(raw, str) else raw
+            required = decoded[key] = effective_requirements(loaded or {}, bool(escalated))
+        out.append(OpenItem(
+            RoutableItem(str(item_id), work_type, required, _stored_epoch(created), _stored_epoch(due),
+                         effort, priority, value),
+            version,
+        ))
+    return out
+
+
+def free_reps(s: Session, now: datetime, skills: Iterable[str] | None = None) -> list[RoutableRep]:
+    """Workers available now with spare capacity, read as plain columns.
+
+    With `skills`, only workers holding at least one of them are read, and only those skills
+    (all a decision about an item with those requirements looks at)."""
+    query = (
+        select(
+            Worker.id, Worker.name, Worker.capacity, Worker.open_items, Worker.last_assigned_at,
+            Worker.timezone, Worker.shift_start, Worker.shift_end, Worker.work_days,
+            WorkerSkill.skill, WorkerSkill.level,
+        )
+        .outerjoin(WorkerSkill, WorkerSkill.worker_id == Worker.id)
+        .where(Worker.presence == Presence.AVAILABLE, Worker.open_items < Worker.capacity)
+        .order_by(Worker.id)
+    )
+    wanted = list(skills) if skills is not None else []
+    if wanted:  # an item with no requirements may go to anyone: read everybody
+        query = query.where(WorkerSkill.skill.in_(wanted))
+    s.flush()
+    reps: dict[int, RoutableRep] = {}
+    shift_ok: dict[int, bool] = {}
+    for wid, name, capacity, n_open, last, tz, start, end, days, skill, level in s.connection().execute(query):
+        rep = reps.get(wid)
+        if rep is None:
+            shift_ok[wid] = on_shift(ShiftRow(tz, start, end, days), now)
+            rep = reps[wid] = RoutableRep(str(wid), {}, capacity, n_open, True, epoch(last), {"name": name})
+        if skill is not None:
+            rep.skills[skill] = level
+    return [rep for wid, rep in reps.items() if shift_ok[wid]]
+
+
+@dataclass(slots=True)
+class ShiftRow:
+    timezone: str
+    shift_start: str
+    shift_end: str
+    work_days: str
 
 
 # --- the hand-over, arbitrated by the database ---------------------------------------------
@@ -204,7 +255,7 @@ def route_item(s: Session, item_id: int, now: datetime | None = None) -> Worker 
     if item is None or item.state != WorkItemState.OPEN:
         return None
     routable = as_routable_item(item)
-    reps = free_reps(s, now)
+    reps = free_reps(s, now, skills=routable.required_skills)
     t = epoch(now)
     while True:
         rep = POLICY.rep_for(routable, reps, t)

@@ -125,10 +125,9 @@ def near_breach(created_at: datetime, due_at: datetime, now: datetime) -> tuple[
     return (left <= threshold, left)
 
 
-def pick_supervisor(s: Session, required: dict[str, int], now: datetime) -> Worker | None:
+def pick_supervisor(supervisors: list[Worker], required: dict[str, int], now: datetime) -> Worker | None:
     """The supervisor to notify: one at work now before one who is not, one who knows the
     work before one who does not, then by name (stable)."""
-    supervisors = s.scalars(select(Worker).where(Worker.role == "supervisor")).all()
     if not supervisors:
         return None
 
@@ -142,14 +141,18 @@ def pick_supervisor(s: Session, required: dict[str, int], now: datetime) -> Work
 def escalate_near_breach(s: Session, now: datetime | None = None) -> list[Escalation]:
     """Escalate, once each, the active items close to breaching their SLA."""
     now = as_utc_naive(now or utcnow())
-    items = s.scalars(
-        select(WorkItem).where(WorkItem.state.in_(ACTIVE), WorkItem.escalated.is_(False))
+    candidates = s.execute(
+        select(WorkItem.id, WorkItem.created_at, WorkItem.due_at)
+        .where(WorkItem.state.in_(ACTIVE), WorkItem.escalated.is_(False))
+        .order_by(WorkItem.due_at)
     ).all()
+    supervisors = list(s.scalars(select(Worker).where(Worker.role == "supervisor")))
     escalations: list[Escalation] = []
-    for item in items:
-        near, left = near_breach(item.created_at, item.due_at, now)
+    for item_id, created_at, due_at in candidates:
+        near, left = near_breach(created_at, due_at, now)
         if not near:
             continue
+        item = s.get(WorkItem, item_id)
         # Flag it conditionally so two watchers never escalate (and notify) twice.
         flagged = s.execute(
             update(WorkItem)
@@ -160,7 +163,7 @@ def escalate_near_breach(s: Session, now: datetime | None = None) -> list[Escala
         if not flagged:
             continue
         set_committed_value(item, "escalated", True)
-        supervisor = pick_supervisor(s, item.required_skills, now)
+        supervisor = pick_supervisor(supervisors, item.required_skills, now)
         widened = effective_requirements(item.required_skills, escalated=True)
         audit.record(
             s, WATCH, "work_item", item.id, "escalated", str(item.state), str(item.state),

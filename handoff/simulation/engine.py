@@ -87,6 +87,7 @@ class Metrics:
     utilisation_by_rep: dict[str, float]
     fairness_jain: float  # Jain's index of busy time across reps: 1 = perfectly even
     busy_cv: float  # coefficient of variation of busy time across reps
+    on_time_pct_by_type: dict[str, float]  # shows which work a policy lets slip
     backlog_max: int  # most items waiting at a sample point
     backlog_mean: float
     sim_end: float
@@ -145,13 +146,18 @@ class SimulationResult:
         jain = float(busy.sum() ** 2 / (len(busy) * (busy**2).sum())) if (busy**2).sum() > 0 else 1.0
         cv = float(busy.std() / busy.mean()) if busy.mean() > 0 else 0.0
         completed = int((~np.isnan(self.finish)).sum())
+        on_time = self.on_time()
+        types = np.array([it.work_type for it in self.items], dtype=object)
+        by_type = {
+            str(t): round(100.0 * float(on_time[types == t].mean()), 2) for t in sorted(set(types.tolist()))
+        }
         return Metrics(
             policy=self.policy,
             staff=len(self.reps),
             items=n,
             completed=completed,
             unfinished=n - completed,
-            on_time_pct=100.0 * float(self.on_time().mean()) if n else 100.0,
+            on_time_pct=100.0 * float(on_time.mean()) if n else 100.0,
             mean_lateness_h=float(late.mean()) / 3600 if n else 0.0,
             p95_lateness_h=float(np.percentile(late, 95)) / 3600 if n else 0.0,
             value_weighted_lateness_h=(
@@ -164,6 +170,7 @@ class SimulationResult:
             utilisation_by_rep={r.id: round(float(u), 4) for r, u in zip(self.reps, util)},
             fairness_jain=jain,
             busy_cv=cv,
+            on_time_pct_by_type=by_type,
             backlog_max=int(self.backlog_waiting.max()) if self.backlog_waiting.size else 0,
             backlog_mean=float(self.backlog_waiting.mean()) if self.backlog_waiting.size else 0.0,
             sim_end=self.end,

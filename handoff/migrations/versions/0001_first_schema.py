@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises: 
-Create Date: 2026-11-22 14:53:52.250067
+Create Date: 2026-11-22 15:09:41.172026
 """
 from alembic import op
 import sqlalchemy as sa
@@ -37,9 +37,61 @@ def upgrade() -> None:
     sa.Column('name', sa.String(), nullable=False),
     sa.Column('contact_name', sa.String(), nullable=True),
     sa.Column('country', sa.String(), nullable=True),
+    sa.Column('billing_account_id', sa.String(), nullable=True),
     sa.Column('created_at', sa.DateTime(), nullable=False),
     sa.PrimaryKeyConstraint('id')
     )
+    op.create_table('fulfilment_lines',
+    sa.Column('order_id', sa.String(length=40), nullable=False),
+    sa.Column('line_no', sa.Integer(), nullable=False),
+    sa.Column('reservation_id', sa.String(), nullable=True),
+    sa.Column('job_id', sa.String(), nullable=True),
+    sa.Column('manual', sa.Boolean(), nullable=False),
+    sa.Column('resource_id', sa.String(), nullable=True),
+    sa.Column('provisioned_at', sa.DateTime(), nullable=True),
+    sa.Column('activation_id', sa.String(), nullable=True),
+    sa.Column('activated_at', sa.DateTime(), nullable=True),
+    sa.Column('verified_at', sa.DateTime(), nullable=True),
+    sa.PrimaryKeyConstraint('order_id', 'line_no')
+    )
+    op.create_table('handoff_meetings',
+    sa.Column('id', sa.Integer(), nullable=False),
+    sa.Column('customer_id', sa.String(length=40), nullable=False),
+    sa.Column('order_id', sa.String(length=40), nullable=True),
+    sa.Column('attempt', sa.Integer(), nullable=False),
+    sa.Column('slot_start', sa.DateTime(), nullable=True),
+    sa.Column('calendar_id', sa.String(), nullable=True),
+    sa.Column('agenda', sa.JSON(), nullable=False),
+    sa.Column('open_questions', sa.JSON(), nullable=False),
+    sa.Column('status', sa.String(length=30), nullable=False),
+    sa.Column('sales_signed_by', sa.String(), nullable=True),
+    sa.Column('operations_signed_by', sa.String(), nullable=True),
+    sa.Column('previous_id', sa.Integer(), nullable=True),
+    sa.Column('created_at', sa.DateTime(), nullable=False),
+    sa.ForeignKeyConstraint(['previous_id'], ['handoff_meetings.id'], ),
+    sa.PrimaryKeyConstraint('id'),
+    sa.UniqueConstraint('customer_id', 'attempt')
+    )
+    with op.batch_alter_table('handoff_meetings', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_handoff_meetings_customer_id'), ['customer_id'], unique=False)
+
+    op.create_table('invoices',
+    sa.Column('id', sa.String(length=60), nullable=False),
+    sa.Column('order_id', sa.String(length=40), nullable=False),
+    sa.Column('account_id', sa.String(), nullable=False),
+    sa.Column('currency', sa.String(length=3), nullable=False),
+    sa.Column('lines', sa.JSON(), nullable=False),
+    sa.Column('net_total', sa.Double(), nullable=False),
+    sa.Column('tax', sa.Double(), nullable=False),
+    sa.Column('total', sa.Double(), nullable=False),
+    sa.Column('status', sa.String(length=30), nullable=False),
+    sa.Column('external_id', sa.String(), nullable=True),
+    sa.Column('issued_at', sa.DateTime(), nullable=True),
+    sa.PrimaryKeyConstraint('id')
+    )
+    with op.batch_alter_table('invoices', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_invoices_order_id'), ['order_id'], unique=False)
+
     op.create_table('orders',
     sa.Column('id', sa.String(length=40), nullable=False),
     sa.Column('customer_id', sa.String(length=40), nullable=False),
@@ -76,6 +128,25 @@ def upgrade() -> None:
     sa.Column('resolved', sa.Boolean(), nullable=False),
     sa.PrimaryKeyConstraint('id')
     )
+    op.create_table('quotes',
+    sa.Column('id', sa.String(length=60), nullable=False),
+    sa.Column('order_id', sa.String(length=40), nullable=True),
+    sa.Column('customer_id', sa.String(length=40), nullable=False),
+    sa.Column('lines', sa.JSON(), nullable=False),
+    sa.Column('list_total', sa.Double(), nullable=False),
+    sa.Column('discount', sa.Double(), nullable=False),
+    sa.Column('total', sa.Double(), nullable=False),
+    sa.Column('status', sa.String(length=30), nullable=False),
+    sa.Column('valid_until', sa.Date(), nullable=False),
+    sa.Column('approved_by', sa.String(), nullable=True),
+    sa.Column('sent_at', sa.DateTime(), nullable=True),
+    sa.Column('crm_ref', sa.String(), nullable=True),
+    sa.Column('created_at', sa.DateTime(), nullable=False),
+    sa.PrimaryKeyConstraint('id')
+    )
+    with op.batch_alter_table('quotes', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_quotes_order_id'), ['order_id'], unique=False)
+
     op.create_table('workers',
     sa.Column('id', sa.Integer(), nullable=False),
     sa.Column('name', sa.String(length=80), nullable=False),
@@ -152,11 +223,35 @@ def upgrade() -> None:
     sa.ForeignKeyConstraint(['worker_id'], ['workers.id'], ),
     sa.PrimaryKeyConstraint('worker_id', 'skill')
     )
+    op.create_table('defects',
+    sa.Column('id', sa.Integer(), nullable=False),
+    sa.Column('key', sa.String(length=160), nullable=False),
+    sa.Column('found_at', sa.DateTime(), nullable=False),
+    sa.Column('order_id', sa.String(length=40), nullable=True),
+    sa.Column('work_type', sa.String(), nullable=False),
+    sa.Column('checklist', sa.String(), nullable=False),
+    sa.Column('failures', sa.JSON(), nullable=False),
+    sa.Column('fix_item_id', sa.Integer(), nullable=True),
+    sa.Column('resolved_at', sa.DateTime(), nullable=True),
+    sa.Column('resolved_by', sa.String(), nullable=True),
+    sa.ForeignKeyConstraint(['fix_item_id'], ['work_items.id'], ),
+    sa.PrimaryKeyConstraint('id'),
+    sa.UniqueConstraint('key')
+    )
+    with op.batch_alter_table('defects', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_defects_found_at'), ['found_at'], unique=False)
+        batch_op.create_index(batch_op.f('ix_defects_order_id'), ['order_id'], unique=False)
+
     # ### end Alembic commands ###
 
 
 def downgrade() -> None:
     # ### commands auto generated by Alembic - please adjust! ###
+    with op.batch_alter_table('defects', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_defects_order_id'))
+        batch_op.drop_index(batch_op.f('ix_defects_found_at'))
+
+    op.drop_table('defects')
     op.drop_table('worker_skills')
     with op.batch_alter_table('work_items', schema=None) as batch_op:
         batch_op.drop_index('ix_work_items_state_due')
@@ -165,12 +260,25 @@ def downgrade() -> None:
     op.drop_table('order_lines')
     op.drop_table('order_checks')
     op.drop_table('workers')
+    with op.batch_alter_table('quotes', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_quotes_order_id'))
+
+    op.drop_table('quotes')
     op.drop_table('quarantine')
     op.drop_table('products')
     with op.batch_alter_table('orders', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_orders_customer_id'))
 
     op.drop_table('orders')
+    with op.batch_alter_table('invoices', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_invoices_order_id'))
+
+    op.drop_table('invoices')
+    with op.batch_alter_table('handoff_meetings', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_handoff_meetings_customer_id'))
+
+    op.drop_table('handoff_meetings')
+    op.drop_table('fulfilment_lines')
     op.drop_table('customers')
     with op.batch_alter_table('audit_events', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_audit_events_at'))

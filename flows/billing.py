@@ -1,0 +1,84 @@
+"""Billing: open the customer's billing account and issue the order's first invoice.
+
+Steps:
+1. Open (or find) the customer's billing account.
+2. Draft the invoice from the lines that were provisioned.
+3. Invoice checklist: line totals, tax, currency, no duplicate lines, invoice total.
+4. An invoice above the threshold needs a person's approval.
+5. Issue the invoice in the billing system (once, whatever happens).
+"""
+
+from __future__ import annotations
+
+from prefect import flow
+
+from checklists.forms import InvoiceApproval
+from handoff.settings import settings
+from tasks.billing import issue_invoice, open_account
+from tasks.checklist_gate import until_checklist_passes
+from tasks.human_step import HumanStep, ask_a_person
+from tasks.invoices import (
+    InvoiceDraft,
+    draft_invoice,
+    record_billing_account,
+    record_invoice_issued,
+    run_invoice_checklist,
+)
+from tasks.orders import load_order
+
+
+@flow(name="billing", flow_run_name="bill-{order_id}", log_prints=True)
+def billing(order_id: str) -> str:
+    order = load_order(order_id)
+
+    # 1. The customer's billing account
+    account = open_account(order.customer_id)
+    record_billing_account(order.customer_id, account.id)
+
+    # 2 + 3. Draft the invoice until its checklist passes
+    until_checklist_passes(
+        "invoice", order_id, work_type="billing",
+        run_check=lambda: run_invoice_checklist(draft_invoice(order_id, account.id)),
+        fixer_skills={"billing": 2},
+        context="The invoice is drafted from the order's provisioned lines.",
+    )
+    invoice = draft_invoice(order_id, account.id)
+    if invoice.status == "issued":
+        return "issued"
+
+    # 4. Large invoices need a person's approval
+    if invoice.total >= settings.invoice_approval_value:
+        approval = ask_a_person(invoice_approval_step(invoice), InvoiceApproval)
+        if approval.decision == "hold":
+            return "held"
+
+    # 5. Issue it
+    issued = issue_invoice(account.id, order_id, lines_for_billing(invoice), invoice.currency, invoice.tax, invoice.total)
+    record_invoice_issued(order_id, issued.id)
+    return "issued"
+
+
+def lines_for_billing(invoice: InvoiceDraft) -> list[dict]:
+    return [{k: line[k] for k in ("description", "quantity", "unit_price", "discount", "amount")} for line in invoice.lines]
+
+
+def invoice_approval_step(invoice: InvoiceDraft) -> HumanStep:
+    rows = "\n".join(f"| {l['line_no']} | {l['description']} | {l['quantity']} | {l['unit_price']:,.2f} | "
+                     f"{l['discount']:.0%} | {l['amount']:,.2f} |" for l in invoice.lines)
+    return HumanStep(
+        work_type="invoice-approval",
+        step_key=f"invoice-approval-{invoice.invoice_id}",
+        title=f"Approve invoice {invoice.invoice_id} ({invoice.total:,.2f} {invoice.currency})",
+        description=(
+            f"### Invoice {invoice.invoice_id} — order {invoice.order_id}, account {invoice.account_id}\n\n"
+            f"| line | item | qty | price | discount | amount |\n|---:|---|---:|---:|---:|---:|\n{rows}\n\n"
+            f"**Net** {invoice.net_total:,.2f} · **tax** {invoice.tax:,.2f} ({invoice.tax_rate:.1%}) · "
+            f"**total** {invoice.total:,.2f} {invoice.currency}\n\n"
+            f"Invoices from {settings.invoice_approval_value:,.0f} are approved before they are issued. "
+            "Approve, or hold it with a reason."
+        ),
+        required_skills={"billing": 3},
+        order_id=invoice.order_id,
+        value=invoice.total,
+        tags=[f"order:{invoice.order_id}"],
+    )

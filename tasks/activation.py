@@ -1,0 +1,58 @@
+"""Activation: switch a provisioned resource on for the customer, then check that it works.
+
+    activation = activation.activate(order_id, job.resource_id)
+    result = activation.verify(activation.id)           # attempt=1
+    if not result.verified:                              # result.reason says what to ask
+        ...                                              # the customer confirms, then:
+        result = activation.verify(activation.id, attempt=2)
+"""
+
+from __future__ import annotations
+
+import httpx
+from prefect import task
+from pydantic import BaseModel
+
+from tasks.http import RETRY_POLICY, SystemClient
+
+SYSTEM = "activation"
+TIMEOUT = httpx.Timeout(10.0, connect=3.0)
+
+
+class Activation(BaseModel):
+    id: str
+    order_id: str
+    resource_id: str
+    status: str  # "pending" | "active" | "failed"
+    verified: bool | None = None
+    verifications: int = 0
+    reason: str | None = None
+
+
+def client() -> SystemClient:
+    return SystemClient(SYSTEM, TIMEOUT)
+
+
+@task(name="activation.activate", task_run_name="activate-{order_id}-{resource_id}", **RETRY_POLICY)
+def activate(order_id: str, resource_id: str) -> Activation:
+    """Switch the resource on (NotFound if provisioning does not know it)."""
+    with client() as activation:
+        data = activation.side_effect(
+            "/activations",
+            {"order_id": str(order_id), "resource_id": resource_id},
+            key=f"activate:{order_id}:{resource_id}",
+        )
+    return Activation.model_validate(data)
+
+
+@task(name="activation.verify", task_run_name="verify-{activation_id}-{attempt}", **RETRY_POLICY)
+def verify(activation_id: str, attempt: int = 1) -> Activation:
+    """Check the activation works: `.verified` True, or False with a `.reason` for the customer.
+
+    Each `attempt` is its own check; a retry of the same attempt is not a new check.
+    """
+    with client() as activation:
+        data = activation.side_effect(
+            f"/activations/{activation_id}/verify", {}, key=f"verify:{activation_id}:{attempt}"
+        )
+    return Activation.model_validate(data)

@@ -1,0 +1,91 @@
+"""Provisioning: reserve what an order line needs, then provision it.
+
+    reservation = provisioning.reserve(order_id, line_no, product_id, quantity)
+    job = provisioning.provision(order_id, line_no, reservation.id)
+    if job.needs_technician:                 # some products need a visit on site
+        ...                                  # a person books the visit, then:
+        job = provisioning.complete_visit(job.id, technician="Robert King")
+    job.resource_id                          # what activation switches on
+"""
+
+from __future__ import annotations
+
+import httpx
+from prefect import task
+from pydantic import BaseModel
+
+from tasks.http import RETRY_POLICY, SystemClient
+
+SYSTEM = "provisioning"
+TIMEOUT = httpx.Timeout(10.0, connect=3.0)
+
+
+class Reservation(BaseModel):
+    id: str
+    order_id: str
+    line_no: int
+    product_id: int
+    quantity: int
+    needs_technician: bool
+    status: str
+
+
+class ProvisioningJob(BaseModel):
+    id: str
+    order_id: str
+    line_no: int
+    reservation_id: str
+    status: str  # "provisioned" | "awaiting_technician"
+    resource_id: str | None = None
+    visit_reason: str | None = None
+    technician: str | None = None
+
+    @property
+    def needs_technician(self) -> bool:
+        return self.status == "awaiting_technician"
+
+
+def client() -> SystemClient:
+    return SystemClient(SYSTEM, TIMEOUT)
+
+
+@task(name="provisioning.reserve", task_run_name="reserve-{order_id}-{line_no}", **RETRY_POLICY)
+def reserve(order_id: str, line_no: int, product_id: int, quantity: int) -> Reservation:
+    """Reserve stock for one order line (BusinessRejection if the product is discontinued)."""
+    with client() as provisioning:
+        data = provisioning.side_effect(
+            "/reservations",
+            {"order_id": str(order_id), "line_no": line_no, "product_id": product_id, "quantity": quantity},
+            key=f"reserve:{order_id}:{line_no}",
+        )
+    return Reservation.model_validate(data)
+
+
+@task(name="provisioning.provision", task_run_name="provision-{order_id}-{line_no}", **RETRY_POLICY)
+def provision(order_id: str, line_no: int, reservation_id: str) -> ProvisioningJob:
+    """Start provisioning a reserved line; the job is done, or waits for a technician."""
+    with client() as provisioning:
+        data = provisioning.side_effect(
+            "/provisioning-jobs",
+            {"order_id": str(order_id), "line_no": line_no, "reservation_id": reservation_id},
+            key=f"provision:{order_id}:{line_no}",
+        )
+    return ProvisioningJob.model_validate(data)
+
+
+@task(name="provisioning.complete_visit", task_run_name="complete-visit-{job_id}", **RETRY_POLICY)
+def complete_visit(job_id: str, technician: str, notes: str = "") -> ProvisioningJob:
+    """Report the technician's visit done; the job becomes provisioned with a resource id."""
+    with client() as provisioning:
+        data = provisioning.side_effect(
+            f"/provisioning-jobs/{job_id}/complete",
+            {"technician": technician, "notes": notes},
+            key=f"complete-visit:{job_id}",
+        )
+    return ProvisioningJob.model_validate(data)
+
+
+@task(name="provisioning.get_job", task_run_name="provisioning-job-{job_id}", **RETRY_POLICY)
+def get_job(job_id: str) -> ProvisioningJob:
+    with client() as provisioning:
+        return ProvisioningJob.model_validate(provisioning.read(f"/provisioning-jobs/{job_id}"))
