@@ -24,6 +24,7 @@ import argparse
 import math
 import os
 import random
+import shutil
 import statistics
 import sys
 import time
@@ -253,6 +254,10 @@ def measure_live(items: list[RoutableItem], reps: list[RoutableRep], calls: int 
                 router.route_for_worker(s, rng.choice(worker_ids), now)
             s.commit()
             out[kind].append((time.perf_counter() - t0) * 1e3)
+    from handoff.db import engine
+
+    engine().dispose()
+    shutil.rmtree(home, ignore_errors=True)
     return out
 
 

@@ -7,6 +7,7 @@ Steps:
 3. Reclaim not-started items from reps who went offline, are off shift or away too long, and
    re-route them.
 4. Route every open item that now has an eligible free rep.
+5. Show the new assignee on each waiting run whose work changed hands.
 
 The logic lives in handoff.routing.watch (plain functions, tested without Prefect); each step
 here is a task so the UI shows what each minute did.
@@ -14,12 +15,15 @@ here is a task so the UI shows what each minute did.
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from prefect import flow, get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 
+RELABEL_LOOKBACK = timedelta(minutes=3)  # a little more than one cycle, so no change is missed
+
 from handoff.db import session
+from handoff.models import utcnow
 from handoff.routing import watch
 
 
@@ -45,6 +49,22 @@ def reclaim_from_absent_reps(now: datetime | None) -> list[watch.Reclaim]:
 def route_waiting_work(now: datetime | None) -> int:
     with session() as s:
         return len(watch.route_waiting_work(s, now))
+
+
+@task(name="show new assignees on waiting runs", cache_policy=NO_CACHE)
+def relabel_reassigned_runs(since: datetime) -> int:
+    """Runs are named and tagged with their assignee; work that changed hands (here, or by a
+    `handoff presence` change) gets its run relabelled so reps filter to their own work."""
+    from tasks.human_step import label_waiting_run
+
+    with session() as s:
+        item_ids = watch.reassigned_since(s, since)
+    for item_id in item_ids:
+        try:
+            label_waiting_run.fn(item_id)
+        except Exception as exc:  # a label is a convenience; the assignment itself is done
+            get_run_logger().warning("could not relabel the run of work item %s: %s", item_id, exc)
+    return len(item_ids)
 
 
 def notify_supervisors(escalations: list[watch.Escalation]) -> None:
@@ -91,6 +111,9 @@ def sla_watch(now: datetime | None = None) -> dict[str, int]:
 
     # 4. Route every open item that has an eligible free rep
     routed = route_waiting_work(now)
+
+    # 5. Show new assignees on the waiting runs
+    relabel_reassigned_runs((now or utcnow()) - RELABEL_LOOKBACK)
 
     summary = {
         "open": scores.open_items,

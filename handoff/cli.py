@@ -13,6 +13,7 @@ from rich.table import Table
 
 from handoff.intake import IntakeResult
 from handoff.report_commands import register as register_report
+from handoff.routing.commands import register as register_routing
 from handoff.simulation.commands import register as register_simulation
 from handoff.settings import settings
 
@@ -21,6 +22,7 @@ orders_app = typer.Typer(help="Receive orders: validate, store, announce; quaran
 quarantine_app = typer.Typer(help="Input that was refused, kept with its reasons.", no_args_is_help=True)
 app.add_typer(orders_app, name="orders")
 app.add_typer(quarantine_app, name="quarantine")
+register_routing(app)
 register_report(app)
 register_simulation(app)
 console = Console()
@@ -146,27 +148,27 @@ def complete(
 @app.command("demo")
 def demo(
     orders: Optional[int] = typer.Option(None, "--orders", "-n", help="Only the first N Northwind orders."),
-    auto_approve: bool = typer.Option(False, "--auto-approve", help="Stand-in reps answer the approvals."),
-    concurrency: int = typer.Option(6, help="Order-entry runs at once."),
+    auto_approve: bool = typer.Option(False, "--auto-approve", help="Stand-in reps answer the human steps."),
+    concurrency: int = typer.Option(8, help="Flow runs at once."),
     keep_server: bool = typer.Option(False, "--keep-server", help="Leave the Prefect server running afterwards."),
     fresh: bool = typer.Option(True, "--fresh/--continue", help="Start from an empty demo database."),
 ) -> None:
-    """Run Northwind's orders through order entry on the embedded stack and print a summary."""
+    """Run Northwind's orders through the whole back office on the embedded stack; print a summary."""
     from handoff import prefect_server
-    from handoff.demo import run_demo, with_local_server
+    from handoff.demo import mean, run_demo, with_local_server
 
     if not auto_approve:
-        console.print("Without --auto-approve, approvals wait for you: complete them in the Prefect UI "
+        console.print("Without --auto-approve, human steps wait for you: complete them in the Prefect UI "
                       f"({settings.prefect_ui_url}) or with `handoff complete ITEM --as NAME`.")
-    progress = Progress(TextColumn("order entry"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), console=console)
-    task_id = None
+    progress = Progress(TextColumn("{task.description:<16}"), BarColumn(), MofNCompleteColumn(),
+                        TimeElapsedColumn(), console=console)
+    bars: dict[str, int] = {}
 
-    def on_progress(kind: str, n: int) -> None:
-        nonlocal task_id
+    def on_progress(kind: str, label: str, n: int) -> None:
         if kind == "start":
-            task_id = progress.add_task("orders", total=n)
+            bars[label] = progress.add_task(label, total=n)
         else:
-            progress.advance(task_id, n)
+            progress.advance(bars[label], n)
 
     with progress:
         summary, proc = with_local_server(run_demo, orders, auto_approve, concurrency, fresh, on_progress)
@@ -175,14 +177,34 @@ def demo(
     if not keep_server:
         prefect_server.stop(proc)
 
-    table = Table("submitted", "accepted", "duplicates", "quarantined", "approvals asked", "approved",
-                  "rejected", "orders accepted", "orders rejected", "failed runs", "seconds", title="handoff demo")
-    i = summary.intake
-    table.add_row(str(i.submitted), str(len(i.accepted)), str(len(i.duplicates)), str(len(i.quarantined)),
-                  str(summary.approvals_asked), str(summary.approved), str(summary.rejected),
-                  str(summary.orders_accepted), str(summary.orders_rejected), str(summary.runs_failed),
-                  f"{summary.seconds:.1f}")
-    console.print(table)
+    i, approvals = summary.intake, summary.approvals
+    counts = Table("", "count", title="handoff demo", show_header=False)
+    for name, value in [
+        ("submitted", i.submitted), ("accepted", len(i.accepted)), ("duplicates", len(i.duplicates)),
+        ("quarantined", len(i.quarantined)), ("approvals asked", approvals.asked),
+        ("approved", approvals.outcomes.get("approve", 0)), ("rejected", approvals.outcomes.get("reject", 0)),
+        *[(f"orders {status}", n) for status, n in sorted(summary.orders_by_status.items())],
+        *[(f"handoff meetings {status}", n) for status, n in sorted(summary.meetings.items())],
+        ("failed runs", summary.runs_failed), ("seconds", f"{summary.seconds:.1f}"),
+    ]:
+        counts.add_row(name, str(value))
+    console.print(counts)
+
+    steps = Table("work type", "asked", "completed", "outcomes", "mean s to complete", title="human steps")
+    for work_type, f in sorted(summary.human_steps.items()):
+        outcomes = ", ".join(f"{k} {v}" for k, v in f.outcomes.most_common())
+        steps.add_row(work_type, str(f.asked), str(f.completed), outcomes, f"{mean(f.seconds):.1f}")
+    console.print(steps)
+
+    stages = Table("stage reached", "orders", "mean s from the stage before", title="pipeline stages")
+    for stage, values in summary.stage_seconds.items():
+        stages.add_row(stage, str(len(values)), f"{mean(values):.1f}")
+    console.print(stages)
+
+    effects = Table("side effect", "count", title="other systems (sandbox ledger)")
+    for name, n in sorted(summary.side_effects.items()):
+        effects.add_row(name, str(n))
+    console.print(effects)
     for failure in summary.failures[:10]:
         console.print(f"[red]{failure}[/red]")
     if summary.runs_failed:

@@ -240,3 +240,18 @@ def watch_cycle(s: Session, now: datetime | None = None) -> WatchReport:
     report.assignments = route_waiting_work(s, now)
     return report
 
+
+
+def reassigned_since(s: Session, since: datetime) -> list[int]:
+    """Items assigned (or re-assigned) since `since` that still wait on a flow run."""
+    from handoff.models import AuditEvent
+
+    ids = s.scalars(
+        select(AuditEvent.entity_id).where(AuditEvent.entity == "work_item", AuditEvent.action == "assigned",
+                                           AuditEvent.at >= since).distinct()
+    ).all()
+    if not ids:
+        return []
+    return list(s.scalars(select(WorkItem.id).where(
+        WorkItem.id.in_([int(i) for i in ids]), WorkItem.state == WorkItemState.ASSIGNED,
+        WorkItem.flow_run_id.is_not(None))))
