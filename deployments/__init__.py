@@ -1,0 +1,107 @@
+"""Every flow as a deployment: what starts it (an event, a schedule, a person) and its tags.
+
+The same definitions serve locally (`handoff up` → `serve_all`) and deploy to a work pool
+(`handoff deploy --pool NAME` → `deploy_all`), so production runs what the laptop runs.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from prefect import serve
+from prefect.events import DeploymentEventTrigger
+
+ROOT = Path(__file__).resolve().parents[1]
+
+# An order.received event starts the order's pipeline; the order id travels in the event's
+# resource (`handoff.order-id`), so no number is templated into a string.
+ORDER_RECEIVED_TRIGGER = DeploymentEventTrigger(
+    name="order.received starts the order pipeline",
+    expect={"order.received"},
+    match={"prefect.resource.id": "handoff.order.*"},
+    parameters={"order_id": "{{ event.resource['handoff.order-id'] }}"},
+)
+
+
+@dataclass
+class Definition:
+    entrypoint: str  # "flows/file.py:function"
+    name: str
+    description: str
+    cron: str | None = None
+    interval_seconds: int | None = None
+    triggers: list[Any] = field(default_factory=list)
+    tags: list[str] = field(default_factory=list)
+    concurrency_limit: int | None = None
+
+    @property
+    def flow(self):  # noqa: ANN201
+        from prefect.flows import load_flow_from_entrypoint
+
+        return load_flow_from_entrypoint(str(ROOT / self.entrypoint))
+
+    def schedule_kwargs(self) -> dict[str, Any]:
+        if self.cron:
+            return {"cron": self.cron}
+        if self.interval_seconds:
+            return {"interval": self.interval_seconds}
+        return {}
+
+
+DEFINITIONS: list[Definition] = [
+    Definition("flows/order_pipeline.py:order_pipeline", "order-pipeline",
+               "Everything for one order, started by its order.received event.",
+               triggers=[ORDER_RECEIVED_TRIGGER], tags=["work-type:order"]),
+    Definition("flows/sla_watch.py:sla_watch", "sla-watch",
+               "Every minute: re-score, escalate near-breach work, reclaim and re-route.",
+               interval_seconds=60, tags=["routing"], concurrency_limit=1),
+    Definition("flows/handoff_meeting_check.py:handoff_meeting_check", "handoff-meeting-check",
+               "Daily: run the handoff meetings of newly won accounts; expire old quotes.",
+               cron="0 8 * * 1-5", tags=["work-type:handoff-meeting"], concurrency_limit=1),
+    Definition("flows/wip_review.py:wip_review", "wip-review",
+               "Twice a day: the work-in-progress review as artifacts.",
+               cron="0 9,15 * * 1-5", tags=["report"], concurrency_limit=1),
+    Definition("flows/handoff_meeting.py:handoff_meeting", "handoff-meeting",
+               "One account's handoff meetings, until sales and operations both sign.",
+               tags=["work-type:handoff-meeting"]),
+    Definition("flows/order_entry.py:order_entry", "order-entry", "Order entry alone, for one order.",
+               tags=["work-type:order-entry"]),
+    Definition("flows/quotation.py:quotation", "quotation", "Quotation alone, for one order.",
+               tags=["work-type:quotation"]),
+    Definition("flows/provisioning.py:provisioning", "provisioning", "Provisioning alone, for one order.",
+               tags=["work-type:provisioning"]),
+    Definition("flows/activation.py:activation", "activation", "Activation alone, for one order.",
+               tags=["work-type:activation"]),
+    Definition("flows/billing.py:billing", "billing", "Billing alone, for one order.",
+               tags=["work-type:billing"]),
+]
+
+
+def runner_deployments(definitions: list[Definition] | None = None) -> list:
+    """The definitions as deployments that `prefect.serve` runs in this machine's processes."""
+    return [
+        d.flow.to_deployment(name=d.name, description=d.description, triggers=d.triggers or None,
+                             tags=d.tags, concurrency_limit=d.concurrency_limit, **d.schedule_kwargs())
+        for d in (definitions or DEFINITIONS)
+    ]
+
+
+def serve_all(limit: int | None = None) -> None:
+    """Serve every deployment until interrupted (Ctrl-C)."""
+    serve(*runner_deployments(), limit=limit, print_starting_message=False)
+
+
+def deploy_all(work_pool: str, source: str | None = None) -> list:
+    """Register the same deployments with a work pool; its workers pull the code from `source`
+    (a git URL or a directory the workers can read; default: this checkout)."""
+    from prefect.flows import Flow
+
+    ids = []
+    for d in DEFINITIONS:
+        flow = Flow.from_source(source=source or str(ROOT), entrypoint=d.entrypoint)
+        ids.append(flow.deploy(name=d.name, work_pool_name=work_pool, description=d.description,
+                               triggers=d.triggers or None, tags=d.tags, concurrency_limit=d.concurrency_limit,
+                               build=False, push=False, **d.schedule_kwargs()))
+    return ids

@@ -114,26 +114,30 @@ def quarantine_show(quarantine_id: int) -> None:
 
 @app.command("complete")
 def complete(
-    item_id: int = typer.Argument(..., help="The work item to complete (see `handoff worklist`)."),
+    item_id: int = typer.Argument(..., help="The work item to complete (see `handoff worklist --me NAME`)."),
     as_person: str = typer.Option(..., "--as", prompt="Your name", help="Who completes it: the assignee or a supervisor."),
-    decision: Optional[str] = typer.Option(None, help="approve or reject (asked if not given)."),
-    note: Optional[str] = typer.Option(None, help="Why (asked if not given; required to reject)."),
+    values: list[str] = typer.Option([], "--set", help="A form field, as field=value (asked for if missing)."),
+    decision: Optional[str] = typer.Option(None, help="Shortcut for --set decision=…"),
+    note: Optional[str] = typer.Option(None, help="Shortcut for --set note=…"),
 ) -> None:
-    """Fill in a waiting step's form from the terminal; the flow run then carries on."""
+    """Fill in a waiting step's form from the terminal; its flow run then carries on."""
+    from rich.markdown import Markdown
+
     from handoff import prefect_server
     from handoff.routing.router import NotAllowed
-    from handoff.steps import StepNotReady, ValidationError, complete_step
+    from handoff.steps import StepNotReady, ValidationError, complete_step, step_form
 
-    if decision is None:
-        decision = typer.prompt("Decision", type=typer.Choice(["approve", "reject"]))
-    if note is None:
-        note = typer.prompt("Note", default="")
-    answer = {"completed_by": as_person, "decision": decision, "note": note}
+    given = dict(v.split("=", 1) for v in values if "=" in v)
+    given.update({k: v for k, v in {"decision": decision, "note": note}.items() if v is not None})
     try:
         with prefect_server.using(settings.prefect_ui_url):
+            form, description = step_form(item_id)
+            if description:
+                console.print(Markdown(description))
+            answer = {"completed_by": as_person, **ask_for_fields(form, given)}
             complete_step(item_id, answer)
     except NotAllowed as refused:
-        console.print(f"[red]Refused:[/red] {refused}. The step stays open and assigned.")
+        console.print(f"[red]Refused:[/red] {refused}")
         raise typer.Exit(2)
     except ValidationError as bad:
         for err in bad.errors():
@@ -142,7 +146,31 @@ def complete(
     except StepNotReady as not_ready:
         console.print(f"[red]{not_ready}[/red]")
         raise typer.Exit(2)
-    console.print(f"Work item {item_id} completed by {as_person}: {decision}.")
+    console.print(f"Work item {item_id} completed by {as_person}; its flow run carries on.")
+
+
+def ask_for_fields(form, given: dict[str, str]) -> dict:  # noqa: ANN001
+    """Each field of the form: from --set, else asked in the terminal by its type."""
+    import typing
+
+    answers: dict = {}
+    for name, field in form.model_fields.items():
+        if name == "completed_by":
+            continue
+        if name in given:
+            answers[name] = given[name]
+            continue
+        label = f"{name} ({field.description})" if field.description else name
+        kind = field.annotation
+        if typing.get_origin(kind) is typing.Literal:
+            answers[name] = typer.prompt(label, type=typer.Choice([str(c) for c in typing.get_args(kind)]))
+        elif kind is bool:
+            answers[name] = typer.confirm(label)
+        elif kind is int:
+            answers[name] = typer.prompt(label, type=int)
+        else:
+            answers[name] = typer.prompt(label, default="", show_default=False)
+    return answers
 
 
 @app.command("demo")
@@ -170,12 +198,13 @@ def demo(
         else:
             progress.advance(bars[label], n)
 
+    quiet_prefect_console()
     with progress:
         summary, proc = with_local_server(run_demo, orders, auto_approve, concurrency, fresh, on_progress)
     if keep_server or proc is None:
         console.print(f"Prefect UI: {settings.prefect_ui_url}")
     if not keep_server:
-        prefect_server.stop(proc)
+        prefect_server.flush_and_stop(proc)
 
     i, approvals = summary.intake, summary.approvals
     counts = Table("", "count", title="handoff demo", show_header=False)
@@ -209,6 +238,53 @@ def demo(
         console.print(f"[red]{failure}[/red]")
     if summary.runs_failed:
         raise typer.Exit(1)
+
+
+@app.command("up")
+def up(
+    feed: Optional[str] = typer.Option(None, help="Feed orders as events: 'northwind'."),
+    rate: str = typer.Option("6/min", help="How fast the feed submits orders, e.g. 6/min."),
+    limit: Optional[int] = typer.Option(None, help="Stop the feed after N orders."),
+) -> None:
+    """Run the back office: Prefect server and UI, sandbox systems, HTTP intake, every deployment."""
+    from handoff.up import Feed, run_up
+
+    feed_spec = None
+    if feed:
+        try:
+            per_minute = float(rate.removesuffix("/min"))
+        except ValueError:
+            console.print(f"[red]--rate: expected a number of orders per minute like 6/min, got {rate!r}[/red]")
+            raise typer.Exit(2)
+        if per_minute <= 0:
+            console.print("[red]--rate: must be more than 0/min[/red]")
+            raise typer.Exit(2)
+        feed_spec = Feed(feed, per_minute, limit)
+    run_up(feed_spec, say=lambda text: console.print(f"[bold cyan]handoff[/bold cyan] {text}"))
+
+
+@app.command("deploy")
+def deploy(
+    pool: str = typer.Option(..., "--pool", help="The Prefect work pool whose workers run the flows."),
+    source: Optional[str] = typer.Option(None, help="Where workers get the code (git URL or path); default: this checkout."),
+) -> None:
+    """Register every deployment with a work pool, for workers on other machines."""
+    from deployments import deploy_all
+
+    for deployment_id in deploy_all(pool, source):
+        console.print(f"deployment {deployment_id}")
+
+
+def quiet_prefect_console() -> None:
+    """Prefect's INFO lines still reach the server (and the UI); only the terminal is spared."""
+    import logging
+
+    from prefect.logging.handlers import PrefectConsoleHandler
+
+    for name in ("prefect", "prefect.flow_runs", "prefect.task_runs"):
+        for handler in logging.getLogger(name).handlers:
+            if isinstance(handler, PrefectConsoleHandler):
+                handler.setLevel(logging.WARNING)
 
 
 if __name__ == "__main__":

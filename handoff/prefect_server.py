@@ -12,11 +12,13 @@ import sys
 import time
 from contextlib import contextmanager
 from typing import Iterator
+from pathlib import Path
 from urllib.parse import urlparse
 
 import httpx
 
 DEFAULT_URL = "http://127.0.0.1:4200"
+ROOT = Path(__file__).resolve().parents[1]  # the checkout: flows/, deployments/ …
 
 
 def is_up(url: str) -> bool:
@@ -31,8 +33,11 @@ def start(url: str = DEFAULT_URL, log_path: str | None = None, timeout: float = 
     if is_up(url):
         return None
     parsed = urlparse(url)
+    from handoff.settings import settings
+
     env = {
         **os.environ,
+        "PREFECT_HOME": os.environ.get("PREFECT_HOME", str(settings.home / "prefect")),
         "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
         "PREFECT_UI_API_URL": f"{url}/api",
         "PREFECT_API_URL": f"{url}/api",
@@ -64,10 +69,31 @@ def stop(proc: subprocess.Popen | None) -> None:
         proc.kill()
 
 
-@contextmanager
-def using(url: str) -> Iterator[None]:
-    """Point this process's Prefect client at `url`."""
-    from prefect.settings import PREFECT_API_URL, temporary_settings
+def flush_and_stop(proc: subprocess.Popen | None) -> None:
+    """Send the logs and events still queued in this process, then stop the server we started."""
+    from prefect.events.worker import EventsWorker
+    from prefect.logging.handlers import APILogWorker
 
-    with temporary_settings(updates={PREFECT_API_URL: f"{url}/api"}):
+    for worker in (APILogWorker, EventsWorker):
+        try:
+            worker.drain_all(timeout=10)
+        except Exception:  # noqa: BLE001 - nothing more can be sent; stopping matters more
+            pass
+    stop(proc)
+
+
+@contextmanager
+def using(url: str, runner_poll_seconds: int | None = None) -> Iterator[None]:
+    """Point this process's Prefect client at `url` (and, for `serve`, poll for work often)."""
+    from prefect.settings import (
+        PREFECT_API_URL,
+        PREFECT_CLIENT_RETRY_EXTRA_CODES,
+        PREFECT_RUNNER_POLL_FREQUENCY,
+        temporary_settings,
+    )
+
+    updates = {PREFECT_API_URL: f"{url}/api", PREFECT_CLIENT_RETRY_EXTRA_CODES: "500"}
+    if runner_poll_seconds:
+        updates[PREFECT_RUNNER_POLL_FREQUENCY] = runner_poll_seconds
+    with temporary_settings(updates=updates):
         yield

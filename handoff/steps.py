@@ -53,6 +53,21 @@ def form_for(work_type: str) -> type[StepForm]:
     return FORMS[work_type]
 
 
+def step_form(item_id: int) -> tuple[type[StepForm], str | None]:
+    """The form a waiting step asks for, and the description its flow run shows above it."""
+    from prefect.input import read_flow_run_input
+
+    with session() as s:
+        item = s.get(WorkItem, item_id)
+        if item is None:
+            raise StepNotReady(f"work item {item_id} does not exist")
+        form, run_id, key = form_for(item.work_type), item.flow_run_id, item.input_key
+    description = None
+    if run_id and key:
+        description = read_flow_run_input(key=f"{key}-description", flow_run_id=UUID(run_id))
+    return form, description
+
+
 def complete_step(item_id: int, answer: dict, wait_seconds: float = 30.0) -> None:
     """Answer a waiting step's form as a person.
 
@@ -67,8 +82,8 @@ def complete_step(item_id: int, answer: dict, wait_seconds: float = 30.0) -> Non
         if item is None:
             raise router.NotAllowed(f"work item {item_id} does not exist")
         router.check_may_complete(s, item, answer.get("completed_by", ""))
-        form = form_for(item.work_type)
-        form.model_validate(answer)  # raises ValidationError with the bad fields
+        # Raises ValidationError naming the bad fields; sends what the form made of the text.
+        answer = form_for(item.work_type).model_validate(answer).model_dump(mode="json")
         flow_run_id, input_key = item.flow_run_id, item.input_key
     if not flow_run_id or not input_key:
         raise StepNotReady(f"work item {item_id} is not waiting for a form yet")
@@ -81,4 +96,4 @@ def complete_step(item_id: int, answer: dict, wait_seconds: float = 30.0) -> Non
     resume_flow_run(UUID(flow_run_id), run_input=answer)
 
 
-__all__ = ["FORMS", "StepNotReady", "ValidationError", "WaitingStep", "complete_step", "form_for", "waiting_steps"]
+__all__ = ["FORMS", "StepNotReady", "ValidationError", "WaitingStep", "complete_step", "form_for", "step_form", "waiting_steps"]

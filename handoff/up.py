@@ -1,0 +1,153 @@
+"""`handoff up`: the back office, running — one command on one machine.
+
+It starts (or reuses) the local Prefect server with its UI, the sandbox systems, the HTTP
+intake endpoint, and serves every deployment: order.received events start order pipelines,
+sla-watch runs every minute, the handoff-meeting check daily, wip-review twice a day. With
+`--feed northwind` it also feeds Northwind's orders through intake at a steady rate.
+
+Ctrl-C stops everything. Everything lives on disk (handoff's database, Prefect's, the
+sandbox ledger), so starting again carries on: stored orders not yet announced are announced,
+waiting steps are still waiting, and completing one resumes its order.
+"""
+
+from __future__ import annotations
+
+import contextvars
+import os
+import threading
+import time
+from dataclasses import dataclass
+from datetime import date, timedelta
+from typing import Callable
+
+from handoff import prefect_server
+from handoff.settings import settings
+
+ROOT = prefect_server.ROOT
+OUTBOX_SECONDS = 5.0
+STALLED_AFTER = timedelta(seconds=30)
+
+
+@dataclass
+class Feed:
+    source: str
+    per_minute: float
+    limit: int | None = None
+
+
+def announce_pending_orders(stop: threading.Event, say: Callable[[str], None]) -> None:
+    """The outbox: orders stored while no server listened are announced once one does, and an
+    announced order whose pipeline never started (its event came before the trigger existed)
+    gets its pipeline started directly."""
+    from handoff.intake import announce_orders, unannounced_orders
+
+    while not stop.is_set():
+        pending = unannounced_orders()
+        if pending:
+            sent = announce_orders(pending)
+            if sent:
+                say(f"announced {sent} stored order(s)")
+        started = start_stalled_pipelines()
+        if started:
+            say(f"started the pipeline of {started} order(s) whose event found no trigger")
+        stop.wait(OUTBOX_SECONDS)
+
+
+def start_stalled_pipelines(grace: timedelta = STALLED_AFTER) -> int:
+    from prefect.deployments import run_deployment
+    from sqlalchemy import select
+
+    from handoff.db import session
+    from handoff.models import Order, OrderStatus, utcnow
+
+    with session() as s:
+        stalled = s.scalars(select(Order.id).where(
+            Order.status == OrderStatus.RECEIVED, Order.flow_run_id.is_(None),
+            Order.announced_at.is_not(None), Order.announced_at < utcnow() - grace)).all()
+    for order_id in stalled:
+        run = run_deployment("order-pipeline/order-pipeline", parameters={"order_id": order_id}, timeout=0,
+                             flow_run_name=f"order-{order_id}")
+        with session() as s:  # the run claims the order itself; this only stops a second start
+            s.get(Order, order_id).flow_run_id = s.get(Order, order_id).flow_run_id or str(run.id)
+    return len(stalled)
+
+
+def feed_orders(feed: Feed, stop: threading.Event, say: Callable[[str], None]) -> None:
+    """Submit the feed's orders one at a time through intake, as if each arrived today."""
+    from handoff.intake import submit_orders
+    from handoff.northwind import load_catalogue, northwind_orders
+
+    if feed.source != "northwind":
+        raise ValueError(f"unknown feed {feed.source!r} (known: northwind)")
+    load_catalogue()
+    pause = 60.0 / feed.per_minute
+    fed = 0
+    for raw, data in northwind_orders(limit=feed.limit, as_of=date.today()):
+        if stop.is_set():
+            return
+        result = submit_orders([(raw, data)], source="feed:northwind")
+        if result.accepted:
+            fed += 1
+            say(f"fed order {data['order_id']} ({fed} so far)")
+            stop.wait(pause)
+    say(f"the northwind feed is done ({fed} new orders)")
+
+
+def run_up(feed: Feed | None, say: Callable[[str], None]) -> None:
+    from deployments import runner_deployments, serve
+    from handoff.intake_api import IntakeServer, intake_token
+    from handoff.standins import ensure_standin_reps
+    from sandbox.server import start_sandbox
+
+    os.chdir(ROOT)  # deployments' entrypoints are paths inside the checkout
+    settings.home.mkdir(parents=True, exist_ok=True)
+    ensure_standin_reps()
+    url = settings.prefect_ui_url
+    server = prefect_server.start(url, log_path=str(settings.home / "prefect-server.log"))
+    say(f"Prefect server {'started' if server else 'already running'}: UI at {url}")
+
+    sandbox_port = int(settings.sandbox_url.rsplit(":", 1)[-1].split("/")[0])
+    systems = start_sandbox(sandbox_port, state_path=settings.home / "sandbox-ledger.jsonl")
+    # Flow runs start in their own processes: they read where everything is from the environment.
+    os.environ.update({
+        "HANDOFF_HOME": str(settings.home),
+        "HANDOFF_DATABASE_URL": settings.sqlalchemy_url,
+        "HANDOFF_SANDBOX_URL": systems.url,
+        "PREFECT_API_URL": f"{url}/api",
+        "PREFECT_CLIENT_RETRY_EXTRA_CODES": "500",
+    })
+    say(f"sandbox systems (CRM, provisioning, activation, billing, calendar) at {systems.url}")
+
+    stop = threading.Event()
+    threads: list[threading.Thread] = []
+    intake = None
+    try:
+        with prefect_server.using(url, runner_poll_seconds=1):
+            deployments = runner_deployments()
+            for deployment in deployments:  # triggers exist before the first order is fed
+                deployment.apply()
+            say(f"{len(deployments)} deployments: " + ", ".join(d.name for d in deployments))
+            intake = IntakeServer(settings.intake_host, settings.intake_port).start(contextvars.copy_context().run)
+            say(f"intake: POST {intake.url}/orders with 'Authorization: Bearer {intake_token()}'")
+            jobs = [announce_pending_orders] + ([lambda stop, say: feed_orders(feed, stop, say)] if feed else [])
+            for job in jobs:
+                t = threading.Thread(target=contextvars.copy_context().run, args=(job, stop, say), daemon=True)
+                t.start()
+                threads.append(t)
+            say("serving the deployments — Ctrl-C stops everything")
+            serve(*deployments, print_starting_message=False)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        say("stopping…")
+        stop.set()
+        for t in threads:
+            t.join(timeout=5)
+        if intake:
+            intake.stop()
+        systems.stop()
+        prefect_server.flush_and_stop(server)
+        say("stopped; `handoff up` carries on from here")
+
+
+__all__ = ["Feed", "run_up", "time"]
