@@ -163,7 +163,7 @@ def ask_for_fields(form, given: dict[str, str]) -> dict:  # noqa: ANN001
         label = f"{name} ({field.description})" if field.description else name
         kind = field.annotation
         if typing.get_origin(kind) is typing.Literal:
-            answers[name] = typer.prompt(label, type=typer.Choice([str(c) for c in typing.get_args(kind)]))
+            answers[name] = choose(label, [str(c) for c in typing.get_args(kind)])
         elif kind is bool:
             answers[name] = typer.confirm(label)
         elif kind is int:
@@ -273,6 +273,14 @@ def deploy(
 
     for deployment_id in deploy_all(pool, source):
         console.print(f"deployment {deployment_id}")
+
+
+def choose(label: str, choices: list[str]) -> str:
+    while True:
+        value = typer.prompt(f"{label} [{'/'.join(choices)}]").strip()
+        if value in choices:
+            return value
+        console.print(f"[red]choose one of: {', '.join(choices)}[/red]")
 
 
 def quiet_prefect_console() -> None:

@@ -26,6 +26,13 @@ def prefect_harness():
         yield
 
 
+@pytest.fixture(autouse=True)
+def bounded_waits(monkeypatch):
+    """A flow left waiting by a failed test gives up after a while instead of blocking the
+    session for the 7 days a real step may wait."""
+    monkeypatch.setattr(settings, "human_step_timeout_seconds", 90)
+
+
 @pytest.fixture
 def db(tmp_path, monkeypatch):
     """A fresh, migrated handoff database for this test."""

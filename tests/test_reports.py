@@ -118,18 +118,18 @@ def scenario(db) -> Scenario:
                        entity_id=str(ids["credit"]), action="completion-refused", details={"reason": "old"}),
         ])
         defects = {
-            "open": Defect(found_at=NOW - 2 * H, order_id="O-1", work_type="order-entry", checklist="order",
+            "open": Defect(key="defect-1", found_at=NOW - 2 * H, order_id="O-1", work_type="order-entry", checklist="order",
                            failures=[{"rule": "value_is_more_than_zero", "field": "quantity", "lines": [2]},
                                      {"rule": "value_is_more_than_zero", "field": "quantity", "lines": [3]},
                                      {"rule": "due_date_after_order_date", "field": None}],
                            fix_item_id=ids["at-risk"]),
-            "resolved": Defect(found_at=NOW - 24 * H, order_id="O-2", work_type="billing", checklist="invoice",
+            "resolved": Defect(key="defect-2", found_at=NOW - 24 * H, order_id="O-2", work_type="billing", checklist="invoice",
                                failures=[{"rule": "totals_match"}], resolved_at=NOW - H, resolved_by="Janet Leverling"),
-            "old-resolved": Defect(found_at=NOW - 240 * H, order_id="O-4", work_type="billing", checklist="invoice",
+            "old-resolved": Defect(key="defect-3", found_at=NOW - 240 * H, order_id="O-4", work_type="billing", checklist="invoice",
                                    failures=[], resolved_at=NOW - 216 * H, resolved_by="Nancy Davolio"),
-            "old-open": Defect(found_at=NOW - 480 * H, order_id=None, work_type="provisioning",
+            "old-open": Defect(key="defect-4", found_at=NOW - 480 * H, order_id=None, work_type="provisioning",
                                checklist="provisioning", failures=["circuit id missing"]),
-            "future": Defect(found_at=NOW + H, order_id="O-4", work_type="billing", checklist="invoice", failures=[]),
+            "future": Defect(key="defect-5", found_at=NOW + H, order_id="O-4", work_type="billing", checklist="invoice", failures=[]),
         }
         s.add_all(defects.values())
         s.flush()

@@ -33,7 +33,7 @@ def small_office(db):
             WorkItem(work_type="order-approval", title="approve D", step_key="d", required_skills={"order-entry": 2},
                      due_at=NOW - 2 * H, effort_seconds=600, created_at=NOW - 4 * H, state="completed",
                      completed_at=NOW - H),
-            Defect(found_at=NOW - H, order_id=None, work_type="billing", checklist="invoice",
+            Defect(key="defect-1", found_at=NOW - H, order_id=None, work_type="billing", checklist="invoice",
                    failures=[{"rule": "totals_match"}]),
         ])
 

@@ -18,7 +18,8 @@ INTERFACE CONTRACT (kept stable; the simulator and the live router both rely on 
 
 The three policies (the domain notes' three ways of handing out work):
 - "push" (what handoff does live): items are ordered by urgency (urgency.py: apparent tardiness
-  cost from priority, customer value, effort and slack, plus aging); an item goes to the
+  cost from priority, customer value, effort and slack, with the look-ahead a fraction of the
+  item's SLA window, plus aging once the item is overdue); an item goes to the
   eligible rep who is *least over-qualified* for it (do not burn experts on trivia), ties
   broken by least recently assigned, then most spare capacity.
 - "fifo": a rep gets the oldest item they are eligible for; an item goes to the eligible rep
@@ -44,7 +45,7 @@ import numpy as np
 
 from handoff.routing.eligibility import meets, overqualification
 from handoff.routing.index import ItemPool, RepPool
-from handoff.routing.urgency import AGING_SECONDS, K, mean_effort, urgency, urgency_many
+from handoff.routing.urgency import AGING_WINDOWS, K, LOOKAHEAD, mean_effort, urgency, urgency_many
 
 
 @dataclass(slots=True)
@@ -121,13 +122,31 @@ def _pick(pool: ItemPool, slots: np.ndarray, values: np.ndarray, best: float, ke
 
 
 class PushPolicy:
-    """Push by urgency to the best-fitting rep (see the module docstring)."""
+    """Push by urgency to the best-fitting rep (see the module docstring).
+
+    The urgency parameters (urgency.py): `k` (classic ATC look-ahead in mean efforts, the
+    floor), `lookahead` (fraction of the item's SLA window), `aging_windows` (overdue by that
+    many SLA windows adds 1.0; math.inf = no aging). `aging_seconds` set replaces the aging by
+    the old one (+1 per that many seconds since creation); `PushPolicy(2, 4 * 3600,
+    lookahead=0)` is the policy as it was before the look-ahead was tied to the SLA.
+    """
 
     name = "push"
 
-    def __init__(self, k: float = K, aging_seconds: float = AGING_SECONDS) -> None:
+    def __init__(
+        self,
+        k: float = K,
+        aging_seconds: float | None = None,
+        *,
+        lookahead: float = LOOKAHEAD,
+        aging_windows: float = AGING_WINDOWS,
+    ) -> None:
+        if k <= 0 or lookahead < 0 or aging_windows <= 0 or (aging_seconds is not None and aging_seconds <= 0):
+            raise ValueError("k, aging_windows and aging_seconds must be positive and lookahead >= 0")
         self.k = k
         self.aging_seconds = aging_seconds
+        self.lookahead = lookahead
+        self.aging_windows = aging_windows
 
     @staticmethod
     def _item_key(score: float, item: RoutableItem) -> tuple:
@@ -164,6 +183,7 @@ class PushPolicy:
             scores = urgency_many(
                 c.priority[slots], c.value[slots], c.created_at[slots], c.due_at[slots],
                 c.effort_seconds[slots], now, items.mean_effort, self.k, self.aging_seconds,
+                self.lookahead, self.aging_windows,
             )
             best = scores.max()
             return _pick(items, slots, scores, best, lambda it: self._item_key(float(best), it))
@@ -178,7 +198,7 @@ class PushPolicy:
 
     def score(self, item: RoutableItem, now: float, p_bar: float) -> float:
         """This policy's urgency of one item (p_bar: mean effort of the waiting work)."""
-        return urgency(item, now, p_bar, self.k, self.aging_seconds)
+        return urgency(item, now, p_bar, self.k, self.aging_seconds, self.lookahead, self.aging_windows)
 
 
 def _oldest_first(item: RoutableItem) -> tuple:

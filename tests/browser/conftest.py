@@ -29,6 +29,7 @@ CHROMIUM_ARGS = [
     "--disable-background-networking",
     "--disable-component-update",
     "--disable-sync",
+    "--disable-dev-shm-usage",  # containers often give /dev/shm only 64 MB: tabs crash
 ]
 SERVER_START_SECONDS = 60
 LOG_TAIL_CHARS = 4000

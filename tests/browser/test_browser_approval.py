@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import re
+import subprocess
 import time
 from urllib.parse import quote
 
@@ -29,7 +30,7 @@ ORDER_ID = "B-1"
 NOTE = "Quantity and price checked with the customer."
 STEP_SECONDS = 60  # order entry reaches the rep's step
 FLOW_END_SECONDS = 60  # the resumed run finishes
-UI_SECONDS = 20_000  # ms: any one action or expectation in the page
+UI_TIMEOUT_MS = 20_000  # any one action or expectation in the page
 
 
 def receive_large_order(order_id: str) -> None:
@@ -50,9 +51,9 @@ def wait_until_paused_for_the_form(api: str, flow, order_id: str):
         step = step or next((s for s in waiting_steps() if s.order_id == order_id), None)
         if step is not None:
             schema = httpx.get(f"{api}/flow_runs/{step.flow_run_id}/input/{step.input_key}-schema", timeout=5)
-            run = httpx.get(f"{api}/flow_runs/{step.flow_run_id}", timeout=5).json()
-            if schema.status_code == 200 and run["state_type"] == "PAUSED":
-                return step, run
+            run = httpx.get(f"{api}/flow_runs/{step.flow_run_id}", timeout=5)
+            if schema.status_code == 200 and run.status_code == 200 and run.json()["state_type"] == "PAUSED":
+                return step, run.json()
         time.sleep(0.3)
     pytest.fail(f"order {order_id} did not pause for a rep within {STEP_SECONDS} s:\n{flow.log_tail()}")
 
@@ -71,7 +72,8 @@ def test_a_rep_approves_a_large_order_in_the_prefect_ui(ui_server, order_entry_p
     print(f"order {ORDER_ID} waits for {rep} in flow run {step.flow_run_id} ({time.monotonic() - started:.1f} s)")
 
     context = chromium.new_context(viewport={"width": 1400, "height": 900})
-    context.set_default_timeout(UI_SECONDS)
+    context.set_default_timeout(UI_TIMEOUT_MS)
+    expect.set_options(timeout=UI_TIMEOUT_MS)  # expectations wait 5 s by default
     # Only our server: the UI's analytics calls would just wait on a closed network.
     context.route("**/*", lambda route: route.continue_() if route.request.url.startswith(ui_server.url)
                   else route.abort())
@@ -131,10 +133,11 @@ def test_a_rep_approves_a_large_order_in_the_prefect_ui(ui_server, order_entry_p
         raise
     finally:
         context.close()
+        expect.set_options(timeout=5_000)  # Playwright's default again
 
     try:
         flow.proc.wait(timeout=FLOW_END_SECONDS)
-    except Exception:
+    except subprocess.TimeoutExpired:
         pytest.fail(f"order entry did not end within {FLOW_END_SECONDS} s of the approval:\n{flow.log_tail()}")
     assert flow.proc.returncode == 0, flow.log_tail()
     assert "FINAL COMPLETED 'accepted'" in flow.log.read_text()

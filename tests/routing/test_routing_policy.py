@@ -19,7 +19,7 @@ from handoff.routing.policy import (
     SelfSelectionPolicy,
     make_policy,
 )
-from handoff.routing.urgency import AGING_SECONDS, urgency, urgency_many, weight
+from handoff.routing.urgency import AGING_WINDOWS, K, LOOKAHEAD, urgency, urgency_many, weight
 
 HOUR = 3600.0
 DAY = 24 * HOUR
@@ -142,36 +142,115 @@ def test_self_selection_picks_a_free_eligible_rep_repeatably():
     assert "no" not in spread and len(spread) > 5
 
 
-def test_aging_lets_a_long_waiting_trivial_item_overtake_fresh_moderate_work():
-    old = item("old", age=3 * DAY, due_in=10 * DAY)
-    fresh = item("fresh", due_in=4 * HOUR, priority=1.5)
+def test_aging_lets_a_long_overdue_trivial_item_overtake_fresh_important_work():
+    """Nothing starves: ATC is bounded per item, aging is not."""
+    slow = item("slow", age=3 * DAY, due_in=-2 * DAY, effort=2 * HOUR)  # long, normal, 2 days late
     p_bar = 900.0
-    assert urgency(old, NOW, p_bar) > urgency(fresh, NOW, p_bar)
-    young = item("young", age=0, due_in=10 * DAY)
-    assert urgency(young, NOW, p_bar) < urgency(fresh, NOW, p_bar)
-    # aging adds exactly one point per AGING_SECONDS of waiting
-    later = urgency(old, NOW + AGING_SECONDS, p_bar) - urgency(old, NOW, p_bar)
-    assert later == pytest.approx(1.0, abs=1e-6)
+
+    def hot_at(t: float) -> RoutableItem:  # quick, important work falling due at time t
+        return RoutableItem("hot", "order-approval", {"order-approval": 1}, created_at=t - 4 * HOUR, due_at=t,
+                            effort_seconds=300, priority=3, value=50_000)
+
+    # Both are out of slack; ATC alone (w x p_bar / p) strongly prefers the quick important one...
+    assert urgency(hot_at(NOW), NOW, p_bar) > 10 * urgency(slow, NOW, p_bar)
+    # ...but the overdue one keeps gaining 1.0 per AGING_WINDOWS of its 1-day window, so it
+    # comes first after (gap x AGING_WINDOWS) more days, and stays first.
+    gap = urgency(hot_at(NOW), NOW, p_bar) - urgency(slow, NOW, p_bar)
+    days = gap * AGING_WINDOWS
+    ahead = [urgency(slow, NOW + d * DAY, p_bar) > urgency(hot_at(NOW + d * DAY), NOW + d * DAY, p_bar)
+             for d in range(0, math.ceil(days) + 5)]
+    assert ahead == [d > days for d in range(0, math.ceil(days) + 5)]
+
+
+def _at(slack: float, window: float, effort: float = 900.0, **kw) -> RoutableItem:
+    """An item with `window` from creation to due, scored at NOW with `slack` left."""
+    due = NOW + effort + slack
+    return RoutableItem("x", "order-approval", {"order-approval": 1}, created_at=due - window, due_at=due,
+                        effort_seconds=effort, **kw)
+
+
+def test_aging_is_zero_until_the_due_date_then_counts_sla_windows_overdue():
+    p_bar = 900.0
+    it = item("i", age=0, due_in=4 * HOUR)
+    window, due = 4 * HOUR, NOW + 4 * HOUR
+    # Before the due date the score is ATC alone: waiting buys nothing, so work that can still
+    # be on time is ranked by its deadline, not by its age.
+    for t in (NOW, NOW + HOUR, due - 1):
+        assert urgency(it, t, p_bar) == urgency(it, t, p_bar, aging_windows=math.inf)
+    assert urgency(it, due, p_bar) == pytest.approx(1.0)  # due now: ATC's maximum, no aging yet
+    # After it: +1.0 per AGING_WINDOWS of the item's own SLA window overdue (4 h here).
+    late_1 = urgency(it, due + AGING_WINDOWS * window, p_bar)
+    late_2 = urgency(it, due + 2 * AGING_WINDOWS * window, p_bar)
+    assert late_1 == pytest.approx(2.0) and late_2 == pytest.approx(3.0)
+    # "One window late" means the same for a short and a long SLA.
+    long_sla = item("long", age=0, due_in=48 * HOUR)
+    assert urgency(long_sla, NOW + 48 * HOUR + 48 * HOUR, p_bar) == pytest.approx(urgency(it, due + window, p_bar))
+    # Switched off on request (experiments only): overdue work then scores ATC's maximum for ever.
+    assert urgency(it, due + 100 * DAY, p_bar, aging_windows=math.inf) == pytest.approx(1.0)
+
+
+def test_the_look_ahead_is_a_fraction_of_the_sla_window():
+    p_bar = 900.0
+    # The same share of the window left -> the same urgency, whatever the window's length.
+    assert urgency(_at(HOUR, 4 * HOUR), NOW, p_bar) == pytest.approx(urgency(_at(12 * HOUR, 48 * HOUR), NOW, p_bar))
+    # With LOOKAHEAD x window of slack left an item has e^-1 of its maximum.
+    assert urgency(_at(LOOKAHEAD * 10 * HOUR, 10 * HOUR), NOW, p_bar) == pytest.approx(math.exp(-1))
+    # Less slack, more urgency; and an item due within the hour of a 8 h SLA already counts.
+    scores = [urgency(_at(h * HOUR, 8 * HOUR), NOW, p_bar) for h in (7, 6, 4, 2, 1, 0.5)]
+    assert scores == sorted(scores) and scores[-1] > 10 * scores[0] and scores[-2] > 0.4
+    # The classic look-ahead (k x p_bar = 30 min) would have scored that item almost 0.
+    assert urgency(_at(HOUR, 8 * HOUR), NOW, p_bar, lookahead=0) < 0.15
+    # Very short SLAs fall back to the classic ATC look-ahead of K mean efforts.
+    assert urgency(_at(K * p_bar, 1200.0), NOW, p_bar) == pytest.approx(math.exp(-1))
+
+
+def test_push_ranks_by_deadline_not_by_age_while_work_can_still_be_on_time():
+    """The finding: with a look-ahead of k x p_bar (12 minutes) and +1 per 4 h of waiting, push
+    served an item due tomorrow before one due within the hour because it had waited longer."""
+    waited = item("waited", age=6 * HOUR, due_in=20 * HOUR)
+    due_soon = item("due-soon", age=1 * HOUR, due_in=1 * HOUR)
+    someone = rep("r", {"order-approval": 3})
+    old = PushPolicy(2, 4 * HOUR, lookahead=0)
+    for items in both([waited, due_soon], "items"):
+        assert PushPolicy().item_for(someone, items, NOW) is due_soon
+        assert old.item_for(someone, items, NOW) is waited  # what push used to do (like FIFO)
+
+
+def test_the_old_urgency_is_reproducible_for_comparisons():
+    it = item("i", age=5 * HOUR, due_in=2 * HOUR, effort=600, priority=2, value=3000)
+    p_bar = 900.0
+    slack = 2 * HOUR - 600
+    expected = weight(2, 3000) * (900 / 600) * math.exp(-slack / (2 * 900)) + 5 * HOUR / (4 * HOUR)
+    assert PushPolicy(2, 4 * HOUR, lookahead=0).score(it, NOW, p_bar) == pytest.approx(expected)
+
+
+def test_push_policy_rejects_meaningless_parameters():
+    for kwargs in ({"k": 0}, {"lookahead": -0.1}, {"aging_windows": 0}, {"aging_seconds": 0}):
+        with pytest.raises(ValueError):
+            PushPolicy(**kwargs)
 
 
 def test_urgency_formula_and_vectorised_scores_agree():
     assert weight(1.0, 0.0) == 1.0
     assert weight(2.0, 1000.0) == pytest.approx(2 * (1 + math.log(2)))
-    # a normal item that has run out of slack scores 1.0 (plus aging)
+    # a normal item that has run out of slack scores 1.0 (and has no aging until it is due)
     due_now = item("d", due_in=900, effort=900)
     assert urgency(due_now, NOW, 900.0) == pytest.approx(1.0)
     rng = random.Random(3)
-    items = [item(str(i), age=rng.uniform(0, DAY), due_in=rng.uniform(-HOUR, 5 * DAY),
+    items = [item(str(i), age=rng.uniform(0, DAY), due_in=rng.uniform(-DAY, 5 * DAY),
                   effort=rng.uniform(10, 7200), priority=rng.choice([0.5, 1, 2, 3]),
                   value=rng.choice([0, 100, 5000, 80000])) for i in range(500)]
+    items.append(item("born-late", age=0, due_in=-HOUR))  # due before it was created
     p_bar = 1500.0
-    scalar = [urgency(it, NOW, p_bar) for it in items]
-    vector = urgency_many(
-        np.array([it.priority for it in items]), np.array([it.value for it in items]),
-        np.array([it.created_at for it in items]), np.array([it.due_at for it in items]),
-        np.array([it.effort_seconds for it in items]), NOW, p_bar,
-    )
-    assert np.allclose(scalar, vector, rtol=1e-12)
+    cols = (np.array([it.priority for it in items]), np.array([it.value for it in items]),
+            np.array([it.created_at for it in items]), np.array([it.due_at for it in items]),
+            np.array([it.effort_seconds for it in items]))
+    for params in ({}, {"lookahead": 0.5, "aging_windows": 2.0}, {"aging_windows": math.inf},
+                   {"k": 20.0, "aging_seconds": 48 * HOUR, "lookahead": 0.0}):
+        scalar = [urgency(it, NOW, p_bar, **params) for it in items]
+        vector = urgency_many(*cols, NOW, p_bar, **params)
+        assert np.all(np.isfinite(vector)) and np.all(vector >= 0)
+        assert np.allclose(scalar, vector, rtol=1e-12)
 
 
 def _random_world(seed: int):
@@ -189,11 +268,18 @@ def _random_world(seed: int):
     return rng, items, reps
 
 
-@pytest.mark.parametrize("name", ALL)
+PUSH_VARIANTS = {
+    "push-old": lambda: PushPolicy(2, 4 * HOUR, lookahead=0),
+    "push-long-look-ahead": lambda: PushPolicy(lookahead=1.0, aging_windows=1.0),
+}
+
+
+@pytest.mark.parametrize("name", ALL + sorted(PUSH_VARIANTS))
 def test_the_index_answers_exactly_what_a_full_scan_answers(name):
     rng, items, reps = _random_world(11)
     index = RoutingIndex(items=items, reps=reps)
-    scan_policy, fast_policy = make_policy(name), make_policy(name)  # same seeds for "self"
+    make = PUSH_VARIANTS.get(name, lambda: make_policy(name))
+    scan_policy, fast_policy = make(), make()  # same seeds for "self"
     waiting = list(items)
     decisions = 0
     for step in range(300):

@@ -1,0 +1,466 @@
+"""Benchmark: 200 orders waiting for approval at once — without 200 processes — and resuming
+them repeats no side effect.
+
+    .venv/bin/python bench/bench_waiting_approvals.py [--orders 200]     # --orders 20: quick run
+
+Starts the running stack (`handoff up`, see bench/stack.py) on its own ports with a fresh home
+and then:
+
+1. submits N large orders (W-0001 …; AROUT, Chai × 300 = 5,400: credit passes, approval needed)
+   through the HTTP intake endpoint, one POST per order, as fast as intake answers;
+2. waits until all N order-approval work items wait for their form (`waiting_steps()`: input
+   key set) and all N pipeline runs are Suspended; counts the stack's OS processes (the tree
+   under `handoff up`) every second meanwhile, and again once all N wait and the flow-run
+   processes have exited;
+3. snapshots the sandbox ledger: N credit checks, each idempotency key once;
+4. completes all N approvals as their assignees (handoff.steps.complete_step with
+   handoff.standins.standin_answer): Prefect resumes each run, the runner runs it again from
+   the top in a new process;
+5. waits until every order has moved past order entry (later human steps, e.g. activation
+   confirmation, then wait: fine), and checks the ledger again: still exactly N credit checks,
+   no idempotency key twice, nothing recorded before the resume recorded again.
+
+Prints a table and exits 1 if a check fails.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import signal
+import statistics
+import sys
+import threading
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from stack import Proc, Stack, _on_sigterm, large_order, log_errors, machine_notes  # noqa: E402
+
+ENTRY_STATES = {"received", "in-order-entry", "awaiting-approval"}
+
+
+@dataclass
+class Sample:
+    t: float
+    phase: str
+    total: int
+    python: int
+    flow_runs: int
+    rss_mb: float
+    mem_available_mb: float
+
+
+@dataclass
+class Sampler:
+    """Counts the stack's processes every `interval` seconds in a background thread."""
+
+    stack: Stack
+    t0: float
+    interval: float = 1.0
+    phase: str = "idle"
+    min_available_mb: float = 4000.0
+    samples: list[Sample] = field(default_factory=list)
+    aborted: str | None = None
+    _stop: threading.Event = field(default_factory=threading.Event)
+
+    def start(self) -> "Sampler":
+        threading.Thread(target=self._run, daemon=True, name="process-sampler").start()
+        return self
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            procs = self.stack.processes()
+            available = mem_available_mb()
+            self.samples.append(Sample(time.monotonic() - self.t0, self.phase, len(procs),
+                                       sum(p.is_python for p in procs), sum(p.role == "flow run" for p in procs),
+                                       round(sum(p.rss_mb for p in procs)), round(available)))
+            if available < self.min_available_mb and not self.aborted:
+                # the machine is shared: stop before the OOM killer picks someone else's process
+                self.aborted = (f"the machine's available memory fell to {available:.0f} MB with "
+                                f"{len(procs)} stack processes using {sum(p.rss_mb for p in procs):.0f} MB")
+                say(f"ABORTING: {self.aborted}")
+            self._stop.wait(self.interval)
+
+    def stop(self) -> None:
+        self._stop.set()
+
+    def of(self, phase: str) -> list[Sample]:
+        return [s for s in self.samples if s.phase == phase]
+
+
+class Aborted(Exception):
+    pass
+
+
+def mem_available_mb() -> float:
+    for line in Path("/proc/meminfo").read_text().splitlines():
+        if line.startswith("MemAvailable:"):
+            return int(line.split()[1]) / 1000
+    return float("inf")
+
+
+def say(text: str) -> None:
+    print(f"[bench] {text}", file=sys.stderr, flush=True)
+
+
+# --- reading the stack ----------------------------------------------------------------------
+
+
+def approvals_waiting(ids: set[str]) -> list[Any]:
+    from handoff.steps import waiting_steps
+
+    return [w for w in waiting_steps() if w.work_type == "order-approval" and w.order_id in ids]
+
+
+def order_statuses(ids: set[str]) -> dict[str, str]:
+    from sqlalchemy import select
+
+    from handoff.db import session
+    from handoff.models import Order
+
+    with session() as s:
+        return {oid: str(status) for oid, status in s.execute(select(Order.id, Order.status).where(Order.id.in_(ids)))}
+
+
+def run_states(stack: Stack, ids: set[str]) -> tuple[Counter, dict[str, int]]:
+    """(state names of all pipeline runs of these orders, runs per order)."""
+    runs = stack.pipeline_runs()
+    states = Counter(r.state_name for oid in ids for r in runs.get(oid, []))
+    return states, {oid: len(runs.get(oid, [])) for oid in ids}
+
+
+def suspended_orders(stack: Stack, ids: set[str]) -> int:
+    runs = stack.pipeline_runs()
+    return sum(any(r.state_name == "Suspended" for r in runs.get(oid, [])) for oid in ids)
+
+
+def ledger_summary(entries: list[dict[str, Any]], ids: set[str]) -> dict[str, Any]:
+    keys = Counter((e["system"], e["idempotency_key"]) for e in entries)
+    credit = [e for e in entries if e["operation"] == "check_credit" and e["request"].get("order_id") in ids]
+    per_order = Counter(e["request"]["order_id"] for e in credit)
+    return {
+        "entries": len(entries),
+        "by_operation": dict(Counter(f"{e['system']}.{e['operation']}" for e in entries)),
+        "credit_checks": len(credit),
+        "credit_keys": len({e["idempotency_key"] for e in credit}),
+        "orders_with_credit_check": len(per_order),
+        "orders_with_several_credit_checks": sorted(o for o, n in per_order.items() if n > 1),
+        "duplicate_keys": sorted(f"{s}:{k}" for (s, k), n in keys.items() if n > 1),
+    }
+
+
+def business_key(e: dict[str, Any]) -> tuple[str, str, str]:
+    """What one side effect is about: system, operation and order, e.g. ('crm', 'check_credit',
+    'W-0001'). A re-run that did an order's credit check again under another key would show up
+    as a second entry with the same business key."""
+    order = e["request"].get("order_id") if isinstance(e.get("request"), dict) else None
+    if not order:  # keys are made of business ids: "reserve:W-0001:1"
+        order = next((part for part in e["idempotency_key"].split(":") if part.startswith("W-")), e["idempotency_key"])
+    return e["system"], e["operation"], str(order)
+
+
+def show_processes(procs: list[Proc]) -> None:
+    for p in procs:
+        print(f"    pid {p.pid:>7}  {p.rss_mb:6.0f} MB  {p.role:<36} {p.cmdline[:100]}")
+
+
+# --- the benchmark --------------------------------------------------------------------------
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--orders", type=int, default=200)
+    ap.add_argument("--fill-timeout", type=float, default=3600.0, help="seconds for all N to be waiting")
+    ap.add_argument("--resume-timeout", type=float, default=3600.0, help="seconds for all N to pass order entry")
+    ap.add_argument("--ui-port", type=int, default=4310)
+    ap.add_argument("--sandbox-port", type=int, default=8775)
+    ap.add_argument("--intake-port", type=int, default=8085)
+    ap.add_argument("--keep-home", action="store_true", help="keep the stack's temp home (logs, databases)")
+    ap.add_argument("--rate", type=float, default=0.0,
+                    help="orders per second to submit at (0: all at once, as fast as intake answers)")
+    ap.add_argument("--answer-rate", type=float, default=0.0,
+                    help="approvals per second to answer at (0: one after the other, as fast as they go)")
+    ap.add_argument("--min-free-mb", type=float, default=4000.0,
+                    help="abort (stop the stack) if the machine's available memory falls below this")
+    ap.add_argument("--stall-timeout", type=float, default=600.0,
+                    help="give up waiting when nothing progressed for this many seconds")
+    ap.add_argument("--live-tree", action="store_true",
+                    help="run the stack from the checkout itself, not from a snapshot of it")
+    ap.add_argument("--json", type=Path, default=None, help="also write the figures here")
+    args = ap.parse_args()
+    signal.signal(signal.SIGTERM, _on_sigterm)
+
+    stack = Stack(args.ui_port, args.sandbox_port, args.intake_port, keep_home=args.keep_home,
+                  snapshot=not args.live_tree)
+    ok = False
+    try:
+        stack.start()
+        stack.load_catalogue()
+        with stack.prefect():
+            ok = run(stack, args)
+    finally:
+        print(f"  code: {stack.code_version}")
+        errors = log_errors(stack.log_text())
+        print(f"  errors in `handoff up`'s log: {sum(n for n, _ in errors) if errors else 'none'}")
+        for count, line in errors:
+            print(f"    {count:>4}× {line}")
+        if not ok:
+            stack.keep_home = True
+        stack.stop()
+    return 0 if ok else 1
+
+
+def run(stack: Stack, args: argparse.Namespace) -> bool:
+    n = args.orders
+    ids = [f"W-{i:04d}" for i in range(1, n + 1)]
+    idset = set(ids)
+    time.sleep(5)
+    notes = {"start": machine_notes()}
+    t0 = time.monotonic()
+    sampler = Sampler(stack, t0, min_available_mb=args.min_free_mb).start()
+    idle = stack.processes()
+    try:
+        return measure(stack, args, ids, sampler, idle, notes)
+    except Aborted as aborted:
+        sampler.stop()
+        print()
+        print(f"ABORTED: {aborted}")
+        print(f"  phase when aborted: {sampler.samples[-1].phase if sampler.samples else '?'}, "
+              f"at {sampler.samples[-1].t if sampler.samples else 0:.0f} s")
+        print(f"  max processes (total / flow runs): {max((x.total for x in sampler.samples), default=0)} / "
+              f"{max((x.flow_runs for x in sampler.samples), default=0)}")
+        print(f"  max stack RSS: {max((x.rss_mb for x in sampler.samples), default=0):.0f} MB; "
+              f"min available memory: {min((x.mem_available_mb for x in sampler.samples), default=0):.0f} MB")
+        print(f"  approvals waiting: {len(approvals_waiting(set(ids)))}/{len(ids)}")
+        if args.json:
+            args.json.parent.mkdir(parents=True, exist_ok=True)
+            args.json.write_text(json.dumps({"aborted": str(aborted), "samples": [x.__dict__ for x in sampler.samples]},
+                                            indent=2, default=str))
+        return False
+
+
+def measure(stack: Stack, args: argparse.Namespace, ids: list[str], sampler: Sampler, idle: list[Proc],
+            notes: dict[str, str]) -> bool:
+    n = len(ids)
+    idset = set(ids)
+    t0 = sampler.t0
+
+    def check_abort() -> None:
+        if sampler.aborted:
+            raise Aborted(sampler.aborted)
+
+    # 1. submit
+    sampler.phase = "filling"
+    for i, oid in enumerate(ids):
+        if args.rate:
+            pause = t0 + i / args.rate - time.monotonic()
+            if pause > 0:
+                time.sleep(pause)
+        check_abort()
+        stack.submit(large_order(oid))
+    t_submitted = time.monotonic() - t0
+    say(f"submitted {n} orders in {t_submitted:.1f} s")
+
+    # 2. wait until all N wait
+    t_waiting = t_suspended = None
+    deadline = t0 + args.fill_timeout
+    last, progressed = -1, time.monotonic()
+    while time.monotonic() < deadline and time.monotonic() - progressed < args.stall_timeout:
+        waiting = len(approvals_waiting(idset))
+        if waiting == n and t_waiting is None:
+            t_waiting = time.monotonic() - t0
+        if t_waiting is not None:
+            if suspended_orders(stack, idset) == n:
+                t_suspended = time.monotonic() - t0
+                break
+        if waiting != last:
+            say(f"{time.monotonic() - t0:6.0f} s: {waiting}/{n} approvals waiting; "
+                f"{sampler.samples[-1].flow_runs if sampler.samples else '?'} flow-run processes")
+            last, progressed = waiting, time.monotonic()
+        check_abort()
+        time.sleep(2)
+    if t_suspended is None:
+        say(f"not all {n} waiting within {args.fill_timeout:.0f} s")
+    say(f"all {n} waiting at {t_waiting} s, suspended at {t_suspended} s")
+
+    # processes with N waiting: let the last flow-run processes exit, then watch 15 s
+    sampler.phase = "settling"
+    settle_deadline = time.monotonic() + 60
+    while time.monotonic() < settle_deadline and any(p.role == "flow run" for p in stack.processes()):
+        time.sleep(1)
+    sampler.phase = "waiting"
+    time.sleep(15)
+    waiting_procs = stack.processes()
+    strays = stack.strays()
+    notes["waiting"] = machine_notes()
+    states_waiting, runs_per_order = run_states(stack, idset)
+    before = stack.ledger()
+    sum_before = ledger_summary(before, idset)
+
+    # 4. complete every approval as its assignee
+    from handoff.standins import standin_answer
+    from handoff.steps import complete_step
+
+    sampler.phase = "resuming"
+    t_resume0 = time.monotonic()
+    answered, refused = 0, []
+    decisions = Counter()
+    for i, w in enumerate(approvals_waiting(idset)):
+        if args.answer_rate:
+            pause = t_resume0 + i / args.answer_rate - time.monotonic()
+            if pause > 0:
+                time.sleep(pause)
+        check_abort()
+        answer = standin_answer(w.item_id)
+        try:
+            if answer is None:
+                raise RuntimeError("no assignee")
+            complete_step(w.item_id, answer)
+            answered += 1
+            decisions[answer.get("decision")] += 1
+        except Exception as exc:  # noqa: BLE001 - reported
+            refused.append((w.item_id, w.order_id, f"{type(exc).__name__}: {exc}"))
+    t_answered = time.monotonic() - t_resume0
+    say(f"answered {answered} approvals in {t_answered:.1f} s ({len(refused)} failed)")
+
+    # 5. wait until every order is past order entry
+    t_past = None
+    deadline = time.monotonic() + args.resume_timeout
+    last, progressed = -1, time.monotonic()
+    while time.monotonic() < deadline and time.monotonic() - progressed < args.stall_timeout:
+        statuses = order_statuses(idset)
+        past = sum(s not in ENTRY_STATES for s in statuses.values())
+        if past == n:
+            t_past = time.monotonic() - t_resume0
+            break
+        if past != last:
+            say(f"{time.monotonic() - t_resume0:6.0f} s after resuming: {past}/{n} past order entry; "
+                f"{sampler.samples[-1].flow_runs if sampler.samples else '?'} flow-run processes")
+            last, progressed = past, time.monotonic()
+        check_abort()
+        time.sleep(2)
+    # let the resumed runs reach their next wait (or the end) before reading the ledger
+    sampler.phase = "after"
+    settle_deadline = time.monotonic() + 120
+    while time.monotonic() < settle_deadline and any(p.role == "flow run" for p in stack.processes()):
+        time.sleep(1)
+    time.sleep(3)
+    sampler.stop()
+    after = stack.ledger()
+    sum_after = ledger_summary(after, idset)
+    statuses = order_statuses(idset)
+    states_after, runs_per_order_after = run_states(stack, idset)
+    from handoff.steps import waiting_steps
+
+    next_waits = Counter(w.work_type for w in waiting_steps() if w.order_id in idset)
+    credit_requests = [r for r in stack.sandbox_requests("crm") if "/credit-checks" in r["path"]
+                       and r["method"] == "POST"]
+    notes["end"] = machine_notes()
+
+    # checks
+    before_by_seq = {e["seq"]: e for e in before}
+    changed = [s for s, e in before_by_seq.items() if next((a for a in after if a["seq"] == s), None) != e]
+    keys_before = {business_key(e) for e in before}
+    repeated = [e for e in after if e["seq"] not in before_by_seq and business_key(e) in keys_before]
+    fill = sampler.of("filling") + sampler.of("settling")
+    wait_samples = sampler.of("waiting")
+    resume_samples = sampler.of("resuming") + sampler.of("after")
+    crashed = {k: v for k, v in states_after.items() if k in ("Crashed", "Failed")}
+
+    checks = {
+        f"all {n} approvals waiting": t_waiting is not None and t_suspended is not None,
+        "processes with N waiting ≤ 10 (not N)": len(waiting_procs) <= 10,
+        f"credit checks before resume = {n}": sum_before["credit_checks"] == n == sum_before["credit_keys"],
+        f"all {n} approvals answered": answered == n,
+        f"all {n} orders past order entry": t_past is not None,
+        f"credit checks after resume = {n}": sum_after["credit_checks"] == n == sum_after["credit_keys"],
+        "no idempotency key twice in the ledger": not sum_after["duplicate_keys"],
+        "no side effect of before the resume recorded again": not repeated and not changed,
+    }
+
+    # --- report ---------------------------------------------------------------------------
+    def fmt(v: float | None) -> str:
+        return "—" if v is None else f"{v:.1f}"
+
+    print()
+    how = f"{args.rate:g} orders/s" if args.rate else "all at once"
+    answers = f"{args.answer_rate:g} answers/s" if args.answer_rate else "one after the other"
+    print(f"Waiting approvals: {n} large orders through intake, submitted {how}, approvals answered "
+          f"{answers} (runner poll 1 s, `prefect.serve(limit=None)`: no process limit)")
+    print()
+    rows = [
+        ("orders", n),
+        ("seconds to submit all (one POST each)", fmt(t_submitted)),
+        ("seconds to all waiting (work items)", fmt(t_waiting)),
+        ("seconds to all runs Suspended", fmt(t_suspended)),
+        ("processes idle before (total / python)", f"{len(idle)} / {sum(p.is_python for p in idle)}"),
+        ("max processes while filling (total / python)",
+         f"{max((s.total for s in fill), default=0)} / {max((s.python for s in fill), default=0)}"),
+        ("max flow-run processes at once while filling", max((s.flow_runs for s in fill), default=0)),
+        ("max stack memory while filling (RSS, MB)", max((s.rss_mb for s in fill), default=0)),
+        ("min machine memory available while filling (MB)", min((s.mem_available_mb for s in fill), default=0)),
+        ("processes with N waiting (total / python)",
+         f"{len(waiting_procs)} / {sum(p.is_python for p in waiting_procs)}"),
+        ("processes with N waiting, median of 15 s samples",
+         statistics.median([s.total for s in wait_samples]) if wait_samples else "—"),
+        ("stack processes outside the tree (strays)", len(strays)),
+        ("pipeline runs of these orders (runs/order > 1)",
+         f"{sum(runs_per_order.values())} ({sum(v > 1 for v in runs_per_order.values())} orders)"),
+        ("credit checks before resume (distinct keys)",
+         f"{sum_before['credit_checks']} ({sum_before['credit_keys']})"),
+        ("seconds to answer all approvals", fmt(t_answered)),
+        ("decisions", dict(decisions)),
+        ("seconds from resume to all past order entry", fmt(t_past)),
+        ("max processes while resuming (total / flow runs)",
+         f"{max((s.total for s in resume_samples), default=0)} / {max((s.flow_runs for s in resume_samples), default=0)}"),
+        ("credit checks after resume (distinct keys)", f"{sum_after['credit_checks']} ({sum_after['credit_keys']})"),
+        ("credit-check requests answered as replays", sum(bool(r["replay"]) for r in credit_requests)),
+        ("duplicate idempotency keys (must be 0)", len(sum_after["duplicate_keys"])),
+        ("side effects recorded again after resume (must be 0)", len(repeated) + len(changed)),
+        ("ledger entries before / after", f"{sum_before['entries']} / {sum_after['entries']}"),
+    ]
+    width = max(len(str(k)) for k, _ in rows)
+    for k, v in rows:
+        print(f"  {k:<{width}}  {v}")
+    print()
+    print(f"  processes with {n} waiting:")
+    show_processes(waiting_procs)
+    if strays:
+        print("  strays:")
+        show_processes(strays)
+    print(f"  order statuses after: {dict(Counter(statuses.values()))}")
+    print(f"  steps now waiting for these orders: {dict(next_waits)}")
+    print(f"  pipeline run states with {n} waiting: {dict(states_waiting)}")
+    print(f"  pipeline run states at the end: {dict(states_after)}")
+    print(f"  ledger by operation at the end: {sum_after['by_operation']}")
+    if refused:
+        print(f"  approvals that could not be answered ({len(refused)}):")
+        for item in refused[:10]:
+            print(f"    {item}")
+    if crashed:
+        print(f"  CRASHED/FAILED runs: {crashed}")
+    print(f"  machine at start:   {notes['start']}")
+    print(f"  machine, N waiting: {notes['waiting']}")
+    print(f"  machine at end:     {notes['end']}")
+    print()
+    for name, passed in checks.items():
+        print(f"  [{'ok' if passed else 'FAIL'}] {name}")
+    if args.json:
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        args.json.write_text(json.dumps({
+            "table": {k: v for k, v in rows}, "checks": checks, "notes": notes,
+            "samples": [s.__dict__ for s in sampler.samples],
+            "waiting_processes": [p.__dict__ for p in waiting_procs],
+            "statuses": dict(Counter(statuses.values())), "run_states_after": dict(states_after),
+            "refused": refused, "repeated": repeated[:50], "ledger_before": sum_before, "ledger_after": sum_after,
+        }, indent=2, default=str))
+    return all(checks.values())
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,557 @@
+"""Start and stop the running stack (`handoff up`) for a benchmark, and look inside it.
+
+    from stack import Stack
+    with Stack() as stack:                 # fresh temp HANDOFF_HOME, ports 4310 / 8775 / 8085
+        stack.load_catalogue()             # Northwind's customers and products in handoff's DB
+        stack.submit([order, ...])         # POST /orders with the bearer token
+        stack.processes()                  # the OS processes of the stack's process tree
+        stack.ledger()                     # GET <sandbox>/ledger
+        with stack.prefect():              # this process's Prefect client → the stack's server
+            ...
+
+`handoff up` runs as a subprocess in its own process group with its own HANDOFF_HOME (a temp
+directory; the Prefect server's database is under it too) and non-default ports, so it does not
+collide with another stack on the machine. By default it runs from a snapshot of the working
+tree copied under that home (`snapshot=False`: from the checkout itself), so edits other
+engineers make while a bench runs cannot break flow runs half-way; the snapshot's commit and
+number of changed files are in `stack.code_version`. `Stack()` also points *this* process at that home
+(HANDOFF_HOME, HANDOFF_DATABASE_URL and `handoff.settings.settings`), so handoff's own functions
+(`waiting_steps()`, `complete_step()` ...) read and write the stack's database.
+
+Stopping sends SIGINT to the process group (what Ctrl-C does), then SIGKILL to every process of
+the stack still alive after a timeout: the tree under `handoff up` plus any process whose
+environment names this stack's HANDOFF_HOME (the Prefect server runs in its own session; a flow
+run whose parent died is re-parented to init). Stopping happens whatever way the bench ends
+(`with`, try/finally, atexit).
+"""
+
+from __future__ import annotations
+
+import atexit
+import contextlib
+import os
+import secrets
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from datetime import date, timedelta
+from pathlib import Path
+from typing import Any, Callable, Iterator
+
+import httpx
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+PYTHON = ROOT / ".venv" / "bin" / "python"
+READY_LINE = "serving the deployments"
+CLK_TCK = os.sysconf("SC_CLK_TCK")
+
+
+# --- the OS processes of the stack -------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Proc:
+    pid: int
+    ppid: int
+    comm: str
+    cmdline: str
+    rss_mb: float
+    cpu_seconds: float
+
+    @property
+    def is_python(self) -> bool:
+        first = self.cmdline.split(" ", 1)[0]
+        return "python" in self.comm.lower() or "python" in Path(first).name.lower()
+
+    @property
+    def role(self) -> str:
+        """What the process is, in a word, from its command line."""
+        c = self.cmdline
+        if "prefect.engine" in c or "prefect/engine" in c:
+            return "flow run"
+        if "prefect server start" in c or "prefect.server" in c or "uvicorn" in c and "prefect" in c:
+            return "prefect server"
+        if c.endswith(" up") and "handoff" in c:
+            return "handoff up (runner, intake, sandbox)"
+        return "other"
+
+
+def _read_stat(pid: int) -> tuple[str, int, float, float] | None:
+    """(comm, ppid, cpu seconds, rss MB) from /proc/<pid>/stat, or None if it is gone."""
+    try:
+        raw = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    # comm is in parentheses and may contain spaces or parentheses: split at the last ')'
+    comm = raw[raw.index("(") + 1: raw.rindex(")")]
+    fields = raw[raw.rindex(")") + 2:].split()
+    ppid = int(fields[1])
+    cpu = (int(fields[11]) + int(fields[12])) / CLK_TCK  # utime + stime
+    rss_mb = int(fields[21]) * os.sysconf("SC_PAGE_SIZE") / 1e6
+    return comm, ppid, cpu, rss_mb
+
+
+def _cmdline(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace").strip()
+    except OSError:
+        return ""
+
+
+def _environ_has(pid: int, needle: bytes) -> bool:
+    try:
+        return needle in Path(f"/proc/{pid}/environ").read_bytes()
+    except OSError:
+        return False
+
+
+def all_processes() -> dict[int, tuple[str, int, float, float]]:
+    out = {}
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            stat = _read_stat(int(entry))
+            if stat is not None:
+                out[int(entry)] = stat
+    return out
+
+
+def process_tree(root_pid: int) -> list[Proc]:
+    """`root_pid` and all its descendants (walks /proc/*/stat ppid)."""
+    table = all_processes()
+    children: dict[int, list[int]] = {}
+    for pid, (_, ppid, _, _) in table.items():
+        children.setdefault(ppid, []).append(pid)
+    found, todo = [], [root_pid] if root_pid in table else []
+    while todo:
+        pid = todo.pop()
+        found.append(pid)
+        todo.extend(children.get(pid, []))
+    procs = []
+    for pid in sorted(found):
+        comm, ppid, cpu, rss = table[pid]
+        procs.append(Proc(pid, ppid, comm, _cmdline(pid), rss, cpu))
+    return procs
+
+
+def code_version() -> str:
+    """The checkout's commit and how many files differ from it (read-only git commands)."""
+    def git(*args: str) -> str:
+        r = subprocess.run(["git", "-C", str(ROOT), *args], capture_output=True, text=True)
+        return r.stdout.strip()
+
+    head = git("rev-parse", "--short", "HEAD") or "?"
+    modified = len(git("ls-files", "-m").splitlines())
+    untracked = len(git("ls-files", "-o", "--exclude-standard").splitlines())
+    return f"commit {head} + {modified} modified and {untracked} untracked file(s) of the working tree"
+
+
+def log_errors(text: str, limit: int = 12) -> list[tuple[int, str]]:
+    """Distinct error lines in a log (exceptions, ERROR records), most frequent first."""
+    import re
+    from collections import Counter
+
+    lines = []
+    for line in text.splitlines():
+        if " | ERROR " in line or re.match(r"^[A-Za-z_.]+(Error|Exception)\b", line.strip()):
+            lines.append(re.sub(r"^\d\d:\d\d:\d\d\.\d+ \| ", "", line.strip())[:300])
+    return [(n, line) for line, n in Counter(lines).most_common(limit)]
+
+
+def machine_busy_seconds() -> float:
+    """CPU seconds all cores of the machine have been busy since boot (/proc/stat)."""
+    fields = [int(x) for x in Path("/proc/stat").read_text().splitlines()[0].split()[1:]]
+    idle = fields[3] + (fields[4] if len(fields) > 4 else 0)  # idle + iowait
+    return (sum(fields[:8]) - idle) / CLK_TCK
+
+
+def machine_notes() -> str:
+    """Cores, memory, load average and how many other python processes share the machine."""
+    load = Path("/proc/loadavg").read_text().split()[:3]
+    mem_kb = next((int(line.split()[1]) for line in Path("/proc/meminfo").read_text().splitlines()
+                   if line.startswith("MemTotal:")), 0)
+    table = all_processes()
+    pythons = sum(1 for comm, *_ in table.values() if "python" in comm.lower())
+    return (f"{os.cpu_count()} cores, {mem_kb / 1e6:.0f} GB RAM, load average {' '.join(load)}, "
+            f"{pythons} python processes on the machine (all users, this stack included)")
+
+
+def import_cost(statement: str, repeat: int = 3) -> float:
+    """Median wall seconds for a fresh interpreter to run `statement` (what a flow run's process
+    pays before its first line of work)."""
+    times = []
+    for _ in range(repeat):
+        t = time.monotonic()
+        subprocess.run([str(PYTHON), "-c", statement], cwd=ROOT, check=True, stdout=subprocess.DEVNULL)
+        times.append(time.monotonic() - t)
+    return sorted(times)[len(times) // 2]
+
+
+# --- the stack -----------------------------------------------------------------------------------
+
+
+def _port_taken(port: int, host: str = "127.0.0.1") -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.settimeout(0.5)
+        return s.connect_ex((host, port)) == 0
+
+
+def large_order(order_id: str, customer_id: str = "AROUT", quantity: int = 300) -> dict[str, Any]:
+    """An order that passes the checklist and the credit check (AROUT: limit 20,000, not on hold)
+    but needs a rep's approval: one line of Chai (product 1, catalogue price 18.00) × 300 = 5,400."""
+    today = date.today()
+    return {
+        "order_id": order_id,
+        "customer_id": customer_id,
+        "order_date": today.isoformat(),
+        "due_date": (today + timedelta(days=30)).isoformat(),
+        "total": round(18.0 * quantity, 2),
+        "lines": [{"product_id": 1, "quantity": quantity, "unit_price": 18.0, "discount": 0.0}],
+    }
+
+
+class Stack:
+    """`handoff up` as a subprocess with a fresh home and its own ports (see the module doc)."""
+
+    _live: list["Stack"] = []
+
+    def __init__(self, ui_port: int = 4310, sandbox_port: int = 8775, intake_port: int = 8085,
+                 home: Path | None = None, keep_home: bool = False, extra_env: dict[str, str] | None = None,
+                 snapshot: bool = True, say: Callable[[str], None] | None = None) -> None:
+        self.ui_url = f"http://127.0.0.1:{ui_port}"
+        self.sandbox_url = f"http://127.0.0.1:{sandbox_port}"
+        self.intake_url = f"http://127.0.0.1:{intake_port}"
+        self.ports = (ui_port, sandbox_port, intake_port)
+        self.home = Path(home) if home else Path(tempfile.mkdtemp(prefix="handoff-bench-"))
+        self.keep_home = keep_home or home is not None
+        self.token = secrets.token_urlsafe(24)
+        self.extra_env = extra_env or {}
+        self.say = say or (lambda text: print(f"[stack] {text}", file=sys.stderr, flush=True))
+        self.proc: subprocess.Popen | None = None
+        self.log_path = self.home / "handoff-up.log"
+        self._log = None
+        self._known_pids: set[int] = set()
+        self.started_at: float | None = None
+        self.code_version = code_version()
+        self.code = self.snapshot_code() if snapshot else ROOT
+        self.point_this_process_here()
+
+    def snapshot_code(self) -> Path:
+        """Copy the working tree (tracked and untracked files, as they are now) under the home and
+        run the stack from there: other engineers edit the checkout while a bench runs, and a
+        half-made edit would crash flow runs that start later. `<home>/shared` links to the
+        checkout's `../shared` (Northwind, BPIC), which handoff finds next to its code."""
+        code = self.home / "code"
+        files = subprocess.run(["git", "-C", str(ROOT), "ls-files", "-co", "--exclude-standard", "-z"],
+                               check=True, capture_output=True).stdout.decode().split("\0")
+        for rel in filter(None, files):
+            src = ROOT / rel
+            if src.is_file() and not rel.startswith(("bench/out/", ".venv/")):
+                (code / rel).parent.mkdir(parents=True, exist_ok=True)
+                shutil.copy2(src, code / rel)
+        shared = ROOT.parent / "shared"
+        if shared.exists() and not (self.home / "shared").exists():
+            (self.home / "shared").symlink_to(shared)
+        subprocess.run([str(PYTHON), "-m", "compileall", "-q", str(code)], check=False,
+                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        return code
+
+    # -- environment -------------------------------------------------------------------------
+
+    @property
+    def database_url(self) -> str:
+        return f"sqlite:///{self.home / 'handoff.db'}"
+
+    def env(self) -> dict[str, str]:
+        """What `handoff up` (and every flow run it starts) sees."""
+        env = {k: v for k, v in os.environ.items() if not k.startswith(("PREFECT_", "HANDOFF_"))}
+        env.update({
+            "HANDOFF_HOME": str(self.home),
+            "HANDOFF_DATABASE_URL": self.database_url,
+            "HANDOFF_PREFECT_UI_URL": self.ui_url,
+            "HANDOFF_SANDBOX_URL": self.sandbox_url,
+            "HANDOFF_INTAKE_PORT": str(self.ports[2]),
+            "HANDOFF_INTAKE_TOKEN": self.token,
+            "PREFECT_HOME": str(self.home / "prefect"),
+            "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+            "COLUMNS": "200",  # rich wraps at 80 columns when not on a terminal
+            "PYTHONUNBUFFERED": "1",
+        })
+        if self.code != ROOT:  # the snapshot comes before the editable install on the path
+            env["PYTHONPATH"] = str(self.code)
+        env.update(self.extra_env)
+        return env
+
+    def point_this_process_here(self) -> None:
+        """Make handoff's code in this process use the stack's database and systems. Set in the
+        environment (read if handoff.settings is imported later) and on the settings object."""
+        os.environ.update({
+            "HANDOFF_HOME": str(self.home),
+            "HANDOFF_DATABASE_URL": self.database_url,
+            "HANDOFF_PREFECT_UI_URL": self.ui_url,
+            "HANDOFF_SANDBOX_URL": self.sandbox_url,
+            "HANDOFF_INTAKE_PORT": str(self.ports[2]),
+            "HANDOFF_INTAKE_TOKEN": self.token,
+        })
+        os.environ.setdefault("PREFECT_HOME", str(self.home / "prefect-client"))
+        if str(self.code) not in sys.path:
+            sys.path.insert(0, str(self.code))
+        loaded = sys.modules.get("handoff")
+        if loaded is not None and not str(getattr(loaded, "__file__", "")).startswith(str(self.code)):
+            self.say(f"warning: handoff was imported from {loaded.__file__} before the stack's code")
+        if "handoff.settings" in sys.modules:
+            from handoff.settings import settings
+
+            settings.home = self.home
+            settings.database_url = self.database_url
+            settings.prefect_ui_url = self.ui_url
+            settings.sandbox_url = self.sandbox_url
+            settings.intake_port = self.ports[2]
+            settings.intake_token = self.token
+
+    @contextlib.contextmanager
+    def prefect(self) -> Iterator[None]:
+        """This process's Prefect client talks to the stack's server inside the block."""
+        from handoff import prefect_server
+
+        with prefect_server.using(self.ui_url):
+            yield
+
+    # -- start / stop ------------------------------------------------------------------------
+
+    def start(self, timeout: float = 240.0) -> "Stack":
+        taken = [p for p in self.ports if _port_taken(p)]
+        if taken:
+            raise RuntimeError(f"port(s) {taken} already answer on 127.0.0.1: another stack? "
+                               "`handoff up` would reuse a Prefect server it does not own; pick other ports")
+        self.home.mkdir(parents=True, exist_ok=True)
+        self._log = open(self.log_path, "ab")
+        self.say(f"starting `handoff up` (home {self.home}, UI {self.ui_url}, sandbox {self.sandbox_url}, "
+                 f"intake {self.intake_url})")
+        self.started_at = time.monotonic()
+        self.say(f"code: {self.code_version} (run from {self.code})")
+        command = [str(PYTHON), "-c", "from handoff.cli import app; app()", "up"]
+        self.proc = subprocess.Popen(command, cwd=self.code, env=self.env(), stdout=self._log,
+                                     stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, process_group=0)
+        Stack._live.append(self)
+        try:
+            self._wait_ready(timeout)
+        except BaseException:
+            self.stop()
+            raise
+        self.say(f"stack ready in {time.monotonic() - self.started_at:.1f} s "
+                 f"({len(self.processes())} processes)")
+        return self
+
+    def _wait_ready(self, timeout: float) -> None:
+        deadline = time.monotonic() + timeout
+        while True:
+            self._remember_pids()
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"`handoff up` exited with code {self.proc.returncode}:\n{self.log_tail()}")
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"`handoff up` not ready within {timeout:.0f} s:\n{self.log_tail()}")
+            if READY_LINE in self.log_text() and self._healthy() and self._deployments_exist():
+                return
+            time.sleep(0.5)
+
+    def _healthy(self) -> bool:
+        try:
+            return httpx.get(f"{self.intake_url}/health", timeout=2).status_code == 200
+        except httpx.HTTPError:
+            return False
+
+    def _deployments_exist(self) -> bool:
+        try:
+            r = httpx.post(f"{self.ui_url}/api/deployments/filter", json={"limit": 50}, timeout=5)
+            names = {d["name"] for d in r.json()}
+        except (httpx.HTTPError, ValueError):
+            return False
+        return "order-pipeline" in names
+
+    def stop(self, timeout: float = 60.0, remove_home: bool | None = None) -> None:
+        """SIGINT to the group (Ctrl-C), then SIGKILL to whatever of the stack is left."""
+        if self in Stack._live:
+            Stack._live.remove(self)
+        if self.proc is not None and self.proc.poll() is None:
+            self._remember_pids()
+            self.say("stopping the stack (SIGINT)")
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(self.proc.pid, signal.SIGINT)
+            try:
+                self.proc.wait(timeout=timeout)
+            except subprocess.TimeoutExpired:
+                self.say(f"`handoff up` still running after {timeout:.0f} s: SIGKILL")
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(self.proc.pid, signal.SIGKILL)
+                self.proc.wait(timeout=10)
+        leftovers = self._leftovers()
+        if leftovers:
+            time.sleep(3)  # the server is stopped by `handoff up` itself; give it a moment
+            leftovers = self._leftovers()
+        for pid in leftovers:
+            self.say(f"killing left-over process {pid}: {_cmdline(pid)[:120]}")
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.kill(pid, signal.SIGKILL)
+        if self._log:
+            self._log.close()
+            self._log = None
+        if remove_home if remove_home is not None else not self.keep_home:
+            shutil.rmtree(self.home, ignore_errors=True)
+        else:
+            self.say(f"kept the stack's home: {self.home}")
+
+    def _remember_pids(self) -> None:
+        if self.proc is not None:
+            self._known_pids.update(p.pid for p in process_tree(self.proc.pid))
+
+    def _leftovers(self) -> list[int]:
+        """Processes of this stack still alive: seen in its tree, or with its home in their env."""
+        needle = f"HANDOFF_HOME={self.home}\0".encode()
+        alive = set(all_processes())
+        mine = {pid for pid in alive if pid != os.getpid() and _environ_has(pid, needle)}
+        mine |= {pid for pid in self._known_pids & alive if _environ_has(pid, needle)}
+        return sorted(mine)
+
+    def __enter__(self) -> "Stack":
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    # -- looking inside ----------------------------------------------------------------------
+
+    def log_text(self) -> str:
+        try:
+            return self.log_path.read_text(errors="replace")
+        except OSError:
+            return ""
+
+    def log_tail(self, lines: int = 40) -> str:
+        return "\n".join(self.log_text().splitlines()[-lines:])
+
+    def processes(self) -> list[Proc]:
+        """The processes of the stack's tree (`handoff up` and all its descendants)."""
+        if self.proc is None or self.proc.poll() is not None:
+            return []
+        procs = process_tree(self.proc.pid)
+        self._known_pids.update(p.pid for p in procs)
+        return procs
+
+    def strays(self) -> list[Proc]:
+        """Processes with this stack's HANDOFF_HOME in their environment but outside its tree."""
+        tree = {p.pid for p in self.processes()}
+        needle = f"HANDOFF_HOME={self.home}\0".encode()
+        table = all_processes()
+        return [Proc(pid, table[pid][1], table[pid][0], _cmdline(pid), table[pid][3], table[pid][2])
+                for pid in sorted(table) if pid not in tree and pid != os.getpid() and _environ_has(pid, needle)]
+
+    def cpu_seconds(self) -> float:
+        """CPU seconds the stack has used so far: its live processes, plus the exited flow-run
+        processes `handoff up` has reaped (its cutime/cstime)."""
+        if self.proc is None or self.proc.poll() is not None:
+            return 0.0
+        total = sum(p.cpu_seconds for p in self.processes())
+        try:
+            raw = Path(f"/proc/{self.proc.pid}/stat").read_text()
+            fields = raw[raw.rindex(")") + 2:].split()
+            total += (int(fields[13]) + int(fields[14])) / CLK_TCK
+        except OSError:
+            pass
+        return total
+
+    def process_count(self) -> tuple[int, int]:
+        """(all processes, python processes) in the stack's tree."""
+        procs = self.processes()
+        return len(procs), sum(p.is_python for p in procs)
+
+    # -- talking to it -----------------------------------------------------------------------
+
+    def submit(self, orders: list[dict[str, Any]] | dict[str, Any], timeout: float = 60.0) -> httpx.Response:
+        """POST orders to intake with the bearer token; raises unless 201."""
+        r = httpx.post(f"{self.intake_url}/orders", json=orders, timeout=timeout,
+                       headers={"Authorization": f"Bearer {self.token}"})
+        if r.status_code != 201:
+            raise RuntimeError(f"intake answered {r.status_code}: {r.text[:500]}")
+        return r
+
+    def ledger(self) -> list[dict[str, Any]]:
+        """Every side effect the sandbox systems recorded, oldest first."""
+        return httpx.get(f"{self.sandbox_url}/ledger", timeout=30).json()["entries"]
+
+    def sandbox_requests(self, system: str | None = None) -> list[dict[str, Any]]:
+        """Every request the sandbox saw (last 10,000), with status and replay flag."""
+        params = {"system": system} if system else None
+        return httpx.get(f"{self.sandbox_url}/_requests", params=params, timeout=30).json()["requests"]
+
+    def load_catalogue(self) -> tuple[int, int]:
+        """Northwind's customers and products into the stack's handoff database."""
+        from handoff.northwind import load_catalogue
+
+        return load_catalogue()
+
+    # -- Prefect's side (call inside `with stack.prefect():`) ---------------------------------
+
+    def pipeline_runs(self, deployment: str = "order-pipeline/order-pipeline") -> dict[str, list[Any]]:
+        """Flow runs of the deployment by the order id they were started for, oldest first.
+        (A run is named `order-<id>` only once it starts, so go by its parameters.)"""
+        from prefect.client.orchestration import get_client
+        from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterDeploymentId
+        from prefect.client.schemas.sorting import FlowRunSort
+
+        runs: list[Any] = []
+        with get_client(sync_client=True) as client:
+            dep = client.read_deployment_by_name(deployment)
+            flt = FlowRunFilter(deployment_id=FlowRunFilterDeploymentId(any_=[dep.id]))
+            while True:
+                page = client.read_flow_runs(flow_run_filter=flt, sort=FlowRunSort.ID_DESC,
+                                             limit=200, offset=len(runs))
+                runs += page
+                if len(page) < 200:
+                    break
+        by_order: dict[str, list[Any]] = {}
+        for run in sorted(runs, key=lambda r: r.created):
+            by_order.setdefault(str(run.parameters.get("order_id")), []).append(run)
+        return by_order
+
+    def order_events(self, name: str = "order.received") -> dict[str, Any]:
+        """The (first) `order.received` event per order id, as Prefect's events API has it."""
+        from prefect.client.orchestration import get_client
+        from prefect.events.filters import EventFilter, EventNameFilter, EventOrder
+
+        events: dict[str, Any] = {}
+        with get_client(sync_client=True) as client:
+            page = client.read_events(EventFilter(event=EventNameFilter(name=[name]), order=EventOrder.ASC),
+                                      limit=50)
+            while True:
+                for ev in page.events:
+                    events.setdefault(ev.resource.get("handoff.order-id"), ev)
+                if not page.next_page:
+                    break
+                page = client.read_events_page(page.next_page)
+        return events
+
+
+@atexit.register
+def _stop_live_stacks() -> None:
+    for stack in list(Stack._live):
+        with contextlib.suppress(Exception):
+            stack.stop(timeout=30)
+
+
+def _on_sigterm(signum: int, frame: object) -> None:  # noqa: ARG001
+    raise SystemExit(128 + signum)  # runs finally blocks and atexit
+
+
+if __name__ == "__main__":  # a smoke test: start, show the processes, stop
+    signal.signal(signal.SIGTERM, _on_sigterm)
+    with Stack() as st:
+        for p in st.processes():
+            print(f"{p.pid:>7} {p.ppid:>7} {p.rss_mb:7.0f} MB  {p.role:<36} {p.cmdline[:110]}")
+        print("ledger entries:", len(st.ledger()))
