@@ -109,6 +109,7 @@ def run_demo(orders: int | None, auto_approve: bool, concurrency: int, fresh: bo
     from tasks.meetings import accounts_awaiting_handoff
 
     started = time.monotonic()
+    settings.pause_poll_seconds = 1  # stand-ins answer within a second; look for answers as often
     use_demo_database(fresh)
     ensure_standin_reps()
     intake = import_northwind(limit=orders, as_of=date.today())
