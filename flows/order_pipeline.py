@@ -27,7 +27,14 @@ from flows.provisioning import provisioning
 from flows.quotation import quotation
 from tasks.checklist_gate import ChecklistCancelled
 from tasks.meetings import plan_handoff_meeting
-from tasks.orders import advance_order, claim_order, order_reached, reject_order, split_into_downstream_work
+from tasks.orders import (
+    advance_order,
+    claim_order,
+    order_reached,
+    reject_order,
+    split_into_downstream_work,
+    tag_run_with_business_ids,
+)
 
 
 @flow(name="order-pipeline", flow_run_name="order-{order_id}", log_prints=True)
@@ -37,6 +44,7 @@ def order_pipeline(order_id: str) -> str:
         return "complete"
     if not claim_order(order_id, str(flow_run.id)):
         return "already-in-progress"
+    tag_run_with_business_ids(order_id, str(flow_run.id))
 
     try:
         # 1. Order entry

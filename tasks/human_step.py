@@ -105,7 +105,7 @@ def open_work_item(step: HumanStep, flow_run_id: str | None) -> OpenedItem:
 
 
 @task(task_run_name="label-waiting-run-{item_id}", cache_policy=NO_CACHE)
-def label_waiting_run(item_id: int, waiting: bool = True) -> None:
+def label_waiting_run(item_id: int, waiting: bool = True, business_tags: list[str] | None = None) -> None:
     """Put the assignee in the run's name and tags: the OSS UI has no users, so reps filter on these."""
     with session() as s:
         item = s.get(WorkItem, item_id)
@@ -117,7 +117,9 @@ def label_waiting_run(item_id: int, waiting: bool = True) -> None:
     with get_client(sync_client=True) as client:
         run = client.read_flow_run(run_id)
         base = run.name.split(" · ")[0]
+        # Business tags (order, customer, work type) stay; who it waits for changes.
         tags = [t for t in run.tags if not t.startswith(("assignee:", "waiting-for:"))]
+        tags += business_tags or []
         if waiting:
             who = assignee or "unassigned"
             name = f"{base} · {work_type} · {who}"
@@ -159,7 +161,8 @@ def ask_a_person(step: HumanStep, form: type[F]) -> F:
         logger.info("Step %s was already completed by %s", step.step_key, opened.assignee)
         return form.model_validate(opened.answer)
     logger.info("Work item %s (%s) is assigned to %s", opened.item_id, step.work_type, opened.assignee or "nobody yet")
-    label_waiting_run(opened.item_id)
+    business_tags = [*step.tags, f"work-type:{step.work_type}"]
+    label_waiting_run(opened.item_id, business_tags=business_tags)
     attempt = 0
     description = step.description
     while True:
@@ -167,7 +170,7 @@ def ask_a_person(step: HumanStep, form: type[F]) -> F:
         answer = wait_for_form(opened.item_id, form.with_initial_data(description=description), key)
         refused = record_completion(opened.item_id, answer.model_dump())
         if refused is None:
-            label_waiting_run(opened.item_id, waiting=False)
+            label_waiting_run(opened.item_id, waiting=False, business_tags=business_tags)
             return answer
         logger.warning("Completion refused: %s", refused)
         description = f"**Refused:** {refused}\n\n{step.description}"

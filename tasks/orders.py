@@ -329,3 +329,17 @@ def _run_is_over(flow_run_id: str) -> bool:
     except Exception:  # the run is unknown to this server: nobody is carrying the order
         return True
     return state is not None and state.is_final() and not state.is_completed()
+
+
+@task(task_run_name="tag-run-{order_id}", cache_policy=NO_CACHE)
+def tag_run_with_business_ids(order_id: str, flow_run_id: str) -> None:
+    """Operators filter runs in the UI by order and customer: put them on the run."""
+    from prefect.client.orchestration import get_client
+
+    with session() as s:
+        customer_id = s.get(Order, order_id).customer_id
+    with get_client(sync_client=True) as client:
+        run = client.read_flow_run(flow_run_id)
+        tags = set(run.tags) | {f"order:{order_id}", f"customer:{customer_id}", "work-type:order"}
+        if tags != set(run.tags):
+            client.update_flow_run(flow_run_id, tags=sorted(tags))

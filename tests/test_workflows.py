@@ -5,6 +5,7 @@ import json
 from collections import Counter
 
 import pytest
+from prefect.client.orchestration import get_client
 from sqlalchemy import select
 
 from flows.activation import activation
@@ -208,7 +209,12 @@ def test_operations_cannot_sign_before_the_requirements_checklist_passes(respond
 
 def test_the_pipeline_takes_an_order_from_entry_to_billing(responder, sandbox):
     receive("O-1", [(10, 2, 31.0, 0.05), (1, 3, 18.0, 0)])
-    assert order_pipeline("O-1") == "complete"
+    state = order_pipeline("O-1", return_state=True)
+    assert state.result() == "complete"
+    with get_client(sync_client=True) as client:  # operators find the run by order and customer
+        run = client.read_flow_run(state.state_details.flow_run_id)
+    assert {"order:O-1", f"customer:{GOOD_CUSTOMER}", "work-type:order"} <= set(run.tags)
+    assert run.name == "order-O-1"
     assert order_status("O-1") == "complete"
     with session() as s:
         assert s.get(Quote, "Q-O-1").status == "sent"
