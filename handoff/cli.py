@@ -287,10 +287,12 @@ def quiet_prefect_console() -> None:
     """Prefect's INFO lines still reach the server (and the UI); only the terminal is spared."""
     import logging
 
+    from prefect.logging.configuration import setup_logging
     from prefect.logging.handlers import PrefectConsoleHandler
 
-    for name in ("prefect", "prefect.flow_runs", "prefect.task_runs"):
-        for handler in logging.getLogger(name).handlers:
+    setup_logging()  # Prefect configures logging lazily; do it now, then turn the terminal down
+    for logger in [logging.root, *(l for l in logging.root.manager.loggerDict.values() if isinstance(l, logging.Logger))]:
+        for handler in logger.handlers:
             if isinstance(handler, PrefectConsoleHandler):
                 handler.setLevel(logging.WARNING)
 

@@ -92,10 +92,14 @@ def run_all(fn: Callable, keys: list[str], concurrency: int, summary: DemoSummar
     with ThreadPoolExecutor(max_workers=concurrency) as pool:
         futures = {pool.submit(contextvars.copy_context().run, fn, key, return_state=True): key for key in keys}
         for future in as_completed(futures):
-            state = future.result()
-            if not state.is_completed():
+            try:
+                state = future.result()
+                failure = None if state.is_completed() else state.message
+            except Exception as exc:  # the server refused the run itself; count it, go on
+                failure = f"{type(exc).__name__}: {exc}"
+            if failure:
                 summary.runs_failed += 1
-                summary.failures.append(f"{label} {futures[future]}: {state.message}")
+                summary.failures.append(f"{label} {futures[future]}: {failure}")
             if on_progress:
                 on_progress("advance", label, 1)
 

@@ -3,17 +3,21 @@ a re-run (a resumed flow, a retry) picks up where the last one stopped."""
 
 from __future__ import annotations
 
-import pandas as pd
+from typing import TYPE_CHECKING
+
 from prefect import task
 from prefect.cache_policies import NO_CACHE
 from pydantic import BaseModel
 from sqlalchemy import select
 
-from checklists.provisioning_checklist import check_provisioning
 from handoff import audit
 from handoff.db import session
 from handoff.models import FulfilmentLine, Order, utcnow
 
+
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 class LineToFulfil(BaseModel):
     line_no: int
@@ -84,6 +88,10 @@ def drop_line(order_id: str, line_no: int, by: str, reason: str) -> None:
 @task(task_run_name="provisioning-checklist-{order_id}", cache_policy=NO_CACHE)
 def run_provisioning_checklist(order_id: str) -> list[dict]:
     """Every line that is still part of the order is reserved and has a resource id."""
+    import pandas as pd
+
+    from checklists.provisioning_checklist import check_provisioning
+
     with session() as s:
         order = s.get(Order, order_id)
         done = {f.line_no: f for f in s.scalars(select(FulfilmentLine).where(FulfilmentLine.order_id == order_id))}

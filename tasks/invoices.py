@@ -2,19 +2,23 @@
 
 from __future__ import annotations
 
-import pandas as pd
+from typing import TYPE_CHECKING
+
 from prefect import task
 from prefect.cache_policies import NO_CACHE
 from pydantic import BaseModel
 from sqlalchemy import select
 
-from checklists.invoice_checklist import check_invoice
 from handoff import audit
 from handoff.db import session
 from handoff.models import Customer, FulfilmentLine, Invoice, Order, Product, utcnow
 from handoff.settings import settings
 
 # VAT by the customer's country; countries not listed are invoiced without tax.
+
+if TYPE_CHECKING:
+    import pandas as pd
+
 TAX_RATES = {
     "Germany": 0.19, "France": 0.20, "UK": 0.20, "Spain": 0.21, "Italy": 0.22, "Belgium": 0.21,
     "Austria": 0.20, "Portugal": 0.23, "Sweden": 0.25, "Denmark": 0.25, "Finland": 0.24,
@@ -71,6 +75,8 @@ def draft_invoice(order_id: str, account_id: str) -> InvoiceDraft:
 
 
 def invoice_frames(draft: InvoiceDraft) -> tuple[pd.DataFrame, pd.DataFrame]:
+    import pandas as pd
+
     lines = pd.DataFrame(draft.lines, columns=["line_no", "product_id", "description", "quantity",
                                                "unit_price", "discount", "amount"])
     totals = pd.DataFrame([{
@@ -83,6 +89,8 @@ def invoice_frames(draft: InvoiceDraft) -> tuple[pd.DataFrame, pd.DataFrame]:
 
 @task(task_run_name="invoice-checklist-{draft.order_id}", cache_policy=NO_CACHE)
 def run_invoice_checklist(draft: InvoiceDraft) -> list[dict]:
+    from checklists.invoice_checklist import check_invoice
+
     return [f.as_dict() for f in check_invoice(*invoice_frames(draft))]
 
 

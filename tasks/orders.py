@@ -6,21 +6,25 @@ in the UI by name with the order id.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from datetime import date, datetime
 
-import pandas as pd
 from prefect import task
 from prefect.cache_policies import NO_CACHE
 from pydantic import BaseModel
 from sqlalchemy import func, select, update
 
-from checklists.order_checklist import check_order
 from handoff import audit
 from handoff.db import session
 from handoff.models import Customer, Order, OrderCheck, OrderStatus, Product
 from handoff.settings import settings
 from tasks.human_step import HumanStep
 
+
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 class LineView(BaseModel):
     line_no: int
@@ -96,6 +100,8 @@ def start_order_entry(order_id: str) -> None:
 @task(task_run_name="run-order-checklist-{order_id}", cache_policy=NO_CACHE)
 def run_order_checklist(order_id: str) -> Findings:
     """Run the checklist on the order as stored and keep the findings with the order."""
+    from checklists.order_checklist import check_order
+
     with session() as s:
         order = s.get(Order, order_id)
         header, lines = order_frames(s, order)
@@ -108,6 +114,8 @@ def run_order_checklist(order_id: str) -> Findings:
 
 def order_frames(s, order: Order) -> tuple[pd.DataFrame, pd.DataFrame]:  # noqa: ANN001
     """The order as the checklist's two frames: the header row and the lines with catalogue data."""
+    import pandas as pd
+
     products = {p.id: p for p in s.scalars(select(Product).where(Product.id.in_([l.product_id for l in order.lines])))}
     lines = pd.DataFrame(
         [
