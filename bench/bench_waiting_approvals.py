@@ -34,6 +34,7 @@ import threading
 import time
 from collections import Counter
 from dataclasses import dataclass, field
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
@@ -164,6 +165,35 @@ def business_key(e: dict[str, Any]) -> tuple[str, str, str]:
     return e["system"], e["operation"], str(order)
 
 
+def resume_latencies(stack: Stack, answered_at: dict[str, datetime]) -> dict[str, list[float]]:
+    """Seconds from each answer to its run being picked up again (Pending) and running again."""
+    from prefect.client.orchestration import get_client
+
+    runs = stack.pipeline_runs()
+    lags: dict[str, list[float]] = {"pending": [], "running": []}
+    with get_client(sync_client=True) as client:
+        for oid, at in answered_at.items():
+            for run in runs.get(oid, []):
+                states = sorted(client.read_flow_run_states(run.id), key=lambda x: x.timestamp)
+                later = [x for x in states if x.timestamp >= at]
+                pending = next((x for x in later if x.type.value == "PENDING"), None)
+                running = next((x for x in later if x.type.value == "RUNNING"), None)
+                if running is not None:
+                    if pending is not None:
+                        lags["pending"].append((pending.timestamp - at).total_seconds())
+                    lags["running"].append((running.timestamp - at).total_seconds())
+                    break
+    return lags
+
+
+def spread(values: list[float]) -> str:
+    if not values:
+        return "—"
+    ordered = sorted(values)
+    p95 = ordered[max(0, -(-95 * len(ordered) // 100) - 1)]
+    return f"p50 {statistics.median(ordered):.1f} / p95 {p95:.1f} / max {ordered[-1]:.1f} (n={len(ordered)})"
+
+
 def show_processes(procs: list[Proc]) -> None:
     for p in procs:
         print(f"    pid {p.pid:>7}  {p.rss_mb:6.0f} MB  {p.role:<36} {p.cmdline[:100]}")
@@ -216,9 +246,7 @@ def main() -> int:
 
 
 def run(stack: Stack, args: argparse.Namespace) -> bool:
-    n = args.orders
-    ids = [f"W-{i:04d}" for i in range(1, n + 1)]
-    idset = set(ids)
+    ids = [f"W-{i:04d}" for i in range(1, args.orders + 1)]
     time.sleep(5)
     notes = {"start": machine_notes()}
     t0 = time.monotonic()
@@ -309,6 +337,7 @@ def measure(stack: Stack, args: argparse.Namespace, ids: list[str], sampler: Sam
     sampler.phase = "resuming"
     t_resume0 = time.monotonic()
     answered, refused = 0, []
+    answered_at: dict[str, datetime] = {}
     decisions = Counter()
     for i, w in enumerate(approvals_waiting(idset)):
         if args.answer_rate:
@@ -321,6 +350,7 @@ def measure(stack: Stack, args: argparse.Namespace, ids: list[str], sampler: Sam
             if answer is None:
                 raise RuntimeError("no assignee")
             complete_step(w.item_id, answer)
+            answered_at[w.order_id] = datetime.now(timezone.utc)
             answered += 1
             decisions[answer.get("decision")] += 1
         except Exception as exc:  # noqa: BLE001 - reported
@@ -351,6 +381,7 @@ def measure(stack: Stack, args: argparse.Namespace, ids: list[str], sampler: Sam
         time.sleep(1)
     time.sleep(3)
     sampler.stop()
+    resume_lags = resume_latencies(stack, answered_at)
     after = stack.ledger()
     sum_after = ledger_summary(after, idset)
     statuses = order_statuses(idset)
@@ -397,6 +428,7 @@ def measure(stack: Stack, args: argparse.Namespace, ids: list[str], sampler: Sam
         ("orders", n),
         ("seconds to submit all (one POST each)", fmt(t_submitted)),
         ("seconds to all waiting (work items)", fmt(t_waiting)),
+        ("  of which after the last order was submitted", fmt(t_waiting - t_submitted if t_waiting else None)),
         ("seconds to all runs Suspended", fmt(t_suspended)),
         ("processes idle before (total / python)", f"{len(idle)} / {sum(p.is_python for p in idle)}"),
         ("max processes while filling (total / python)",
@@ -416,6 +448,8 @@ def measure(stack: Stack, args: argparse.Namespace, ids: list[str], sampler: Sam
         ("seconds to answer all approvals", fmt(t_answered)),
         ("decisions", dict(decisions)),
         ("seconds from resume to all past order entry", fmt(t_past)),
+        ("answer → run picked up again (Pending), s", spread(resume_lags["pending"])),
+        ("answer → run running again, s", spread(resume_lags["running"])),
         ("max processes while resuming (total / flow runs)",
          f"{max((s.total for s in resume_samples), default=0)} / {max((s.flow_runs for s in resume_samples), default=0)}"),
         ("credit checks after resume (distinct keys)", f"{sum_after['credit_checks']} ({sum_after['credit_keys']})"),
@@ -457,7 +491,7 @@ def measure(stack: Stack, args: argparse.Namespace, ids: list[str], sampler: Sam
             "samples": [s.__dict__ for s in sampler.samples],
             "waiting_processes": [p.__dict__ for p in waiting_procs],
             "statuses": dict(Counter(statuses.values())), "run_states_after": dict(states_after),
-            "refused": refused, "repeated": repeated[:50], "ledger_before": sum_before, "ledger_after": sum_after,
+            "refused": refused, "repeated": repeated[:50], "resume_lags": resume_lags, "ledger_before": sum_before, "ledger_after": sum_after,
         }, indent=2, default=str))
     return all(checks.values())
 

@@ -84,13 +84,28 @@ def auto_approver(stop: threading.Event) -> None:
         stop.wait(0.3)
 
 
+RUN_ATTEMPTS = 3
+
+
+def run_flow(fn: Callable, key: str):  # noqa: ANN201
+    """Run the flow for `key`; if the server refuses to create the run (a busy SQLite server
+    answers 503), try again — the flows are idempotent, so a second start repeats nothing."""
+    for attempt in range(1, RUN_ATTEMPTS + 1):
+        try:
+            return fn(key, return_state=True)
+        except Exception:
+            if attempt == RUN_ATTEMPTS:
+                raise
+            time.sleep(2 * attempt)
+
+
 def run_all(fn: Callable, keys: list[str], concurrency: int, summary: DemoSummary,
             on_progress: Callable | None, label: str) -> None:
     """Run a flow for each key on a few threads (each flow run in its own thread's context)."""
     if on_progress:
         on_progress("start", label, len(keys))
     with ThreadPoolExecutor(max_workers=concurrency) as pool:
-        futures = {pool.submit(contextvars.copy_context().run, fn, key, return_state=True): key for key in keys}
+        futures = {pool.submit(contextvars.copy_context().run, run_flow, fn, key): key for key in keys}
         for future in as_completed(futures):
             try:
                 state = future.result()
