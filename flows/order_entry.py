@@ -21,6 +21,7 @@ from tasks.http import NotFound
 from tasks.human_step import ask_a_person
 from tasks.orders import (
     accept_order,
+    advance_order,
     approval_step,
     credit_review_step,
     load_order,
@@ -64,6 +65,7 @@ def order_entry(order_id: str) -> str:
     reasons = reasons_for_approval(order, findings)
     approved_by = "system:order-entry"
     if reasons:
+        advance_order(order_id, "awaiting-approval", by="system:order-entry")
         approval = ask_a_person(approval_step(order, findings, reasons), OrderApproval)
         if approval.decision == "reject":
             return reject_order(order_id, reason=approval.note, by=approval.completed_by)

@@ -25,6 +25,9 @@ class Settings(BaseSettings):
     sandbox_url: str = Field("http://127.0.0.1:8765", description="Base URL of the other systems.")
     prefect_ui_url: str = Field("http://127.0.0.1:4200", description="Links in worklists point here.")
 
+    # How many flow runs `handoff up` runs at once (each is a process); more wait, scheduled.
+    runner_process_limit: int = Field(4, ge=1)
+
     # The HTTP intake endpoint (`handoff up`)
     intake_host: str = Field("127.0.0.1")
     intake_port: int = Field(8080)

@@ -18,6 +18,7 @@ import threading
 import time
 from dataclasses import dataclass
 from datetime import date, timedelta
+from itertools import count
 from typing import Callable
 
 from handoff import prefect_server
@@ -42,18 +43,23 @@ def announce_pending_orders(stop: threading.Event, say: Callable[[str], None]) -
     from handoff.intake import announce_orders, unannounced_orders
 
     while not stop.is_set():
-        pending = unannounced_orders()
-        if pending:
-            sent = announce_orders(pending)
-            if sent:
-                say(f"announced {sent} stored order(s)")
-        started = start_stalled_pipelines()
-        if started:
-            say(f"started the pipeline of {started} order(s) whose event found no trigger")
+        try:
+            pending = unannounced_orders()
+            if pending:
+                sent = announce_orders(pending)
+                if sent:
+                    say(f"announced {sent} stored order(s)")
+            started = start_stalled_pipelines()
+            if started:
+                say(f"started the pipeline of {started} order(s) that had no live run")
+        except Exception as exc:  # a busy server now and then must not stop the outbox for good
+            say(f"outbox: {type(exc).__name__}: {exc} (trying again)")
         stop.wait(OUTBOX_SECONDS)
 
 
 def start_stalled_pipelines(grace: timedelta = STALLED_AFTER) -> int:
+    """Start the pipeline of an order that has none: its event found no trigger (no run at
+    all), or its run crashed or failed before the order was done."""
     from prefect.deployments import run_deployment
     from sqlalchemy import select
 
@@ -61,15 +67,67 @@ def start_stalled_pipelines(grace: timedelta = STALLED_AFTER) -> int:
     from handoff.models import Order, OrderStatus, utcnow
 
     with session() as s:
-        stalled = s.scalars(select(Order.id).where(
+        unstarted = s.scalars(select(Order.id).where(
             Order.status == OrderStatus.RECEIVED, Order.flow_run_id.is_(None),
             Order.announced_at.is_not(None), Order.announced_at < utcnow() - grace)).all()
+        open_runs = dict(s.execute(select(Order.id, Order.flow_run_id).where(
+            Order.status.not_in([OrderStatus.COMPLETE, OrderStatus.REJECTED]),
+            Order.flow_run_id.is_not(None), Order.received_at < utcnow() - grace)).all())
+    live = live_pipeline_orders()
+    stalled = [o for o in unstarted if o not in live]
+    ended = ended_runs(list(open_runs.values()))
+    stalled += [o for o, run_id in open_runs.items() if o not in live and run_id in ended]
     for order_id in stalled:
         run = run_deployment("order-pipeline/order-pipeline", parameters={"order_id": order_id}, timeout=0,
                              flow_run_name=f"order-{order_id}")
-        with session() as s:  # the run claims the order itself; this only stops a second start
-            s.get(Order, order_id).flow_run_id = s.get(Order, order_id).flow_run_id or str(run.id)
+        with session() as s:  # the new run claims the order itself (a crashed holder gives it up)
+            order = s.get(Order, order_id)
+            order.flow_run_id = order.flow_run_id or str(run.id)
     return len(stalled)
+
+
+LIVE_STATES = ("SCHEDULED", "PENDING", "RUNNING", "PAUSED")
+PAGE = 200  # the most flow runs the server returns at once
+
+
+def live_pipeline_orders() -> set[str]:
+    """Orders that already have a pipeline run on its way (queued, running or waiting)."""
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import (
+        DeploymentFilter, DeploymentFilterName, FlowRunFilter, FlowRunFilterState, FlowRunFilterStateType,
+    )
+    from prefect.client.schemas.objects import StateType
+
+    live: set[str] = set()
+    with get_client(sync_client=True) as client:
+        for offset in count(0, PAGE):
+            runs = client.read_flow_runs(
+                deployment_filter=DeploymentFilter(name=DeploymentFilterName(any_=["order-pipeline"])),
+                flow_run_filter=FlowRunFilter(state=FlowRunFilterState(
+                    type=FlowRunFilterStateType(any_=[StateType(s) for s in LIVE_STATES]))),
+                limit=PAGE, offset=offset,
+            )
+            live |= {str(r.parameters.get("order_id")) for r in runs}
+            if len(runs) < PAGE:
+                return live
+    return live
+
+
+def ended_runs(run_ids: list[str]) -> set[str]:
+    """Of these runs, the ones that crashed, failed or were cancelled."""
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId, FlowRunFilterState, FlowRunFilterStateType
+    from prefect.client.schemas.objects import StateType
+
+    ended: set[str] = set()
+    with get_client(sync_client=True) as client:
+        for start in range(0, len(run_ids), PAGE):
+            runs = client.read_flow_runs(flow_run_filter=FlowRunFilter(
+                id=FlowRunFilterId(any_=run_ids[start:start + PAGE]),
+                state=FlowRunFilterState(type=FlowRunFilterStateType(any_=[StateType.CRASHED, StateType.FAILED,
+                                                                            StateType.CANCELLED]))), limit=PAGE)
+            ended |= {str(r.id) for r in runs}
+    return ended
 
 
 def feed_orders(feed: Feed, stop: threading.Event, say: Callable[[str], None]) -> None:
@@ -135,7 +193,7 @@ def run_up(feed: Feed | None, say: Callable[[str], None]) -> None:
                 t.start()
                 threads.append(t)
             say("serving the deployments — Ctrl-C stops everything")
-            serve(*deployments, print_starting_message=False)
+            serve(*deployments, limit=settings.runner_process_limit, print_starting_message=False)
     except KeyboardInterrupt:
         pass
     finally:
