@@ -37,7 +37,7 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from stack import (  # noqa: E402
-    Stack, _on_sigterm, import_cost, large_order, log_errors, machine_busy_seconds, machine_notes,
+    Stack, _on_sigterm, import_cost, large_order, machine_busy_seconds, machine_notes,
 )
 
 TARGET_P95 = 3.0
@@ -127,10 +127,8 @@ def main() -> int:
             ok = run(stack, args)
     finally:
         print(f"code: {stack.code_version}")
-        errors = log_errors(stack.log_text())
-        print(f"errors in `handoff up`'s log: {sum(n for n, _ in errors) if errors else 'none'}")
-        for count, line in errors:
-            print(f"  {count:>4}× {line}")
+        for line in stack.error_report():
+            print(f"{line}")
         if not ok:
             stack.keep_home = True
         stack.stop()

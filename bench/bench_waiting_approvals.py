@@ -40,7 +40,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from stack import Proc, Stack, _on_sigterm, large_order, log_errors, machine_notes  # noqa: E402
+from stack import Proc, Stack, _on_sigterm, large_order, machine_notes  # noqa: E402
 
 ENTRY_STATES = {"received", "in-order-entry", "awaiting-approval"}
 
@@ -215,6 +215,8 @@ def main() -> int:
                     help="orders per second to submit at (0: all at once, as fast as intake answers)")
     ap.add_argument("--answer-rate", type=float, default=0.0,
                     help="approvals per second to answer at (0: one after the other, as fast as they go)")
+    ap.add_argument("--assign-timeout", type=float, default=1800.0,
+                    help="seconds to wait for an approval with no assignee yet to be pushed to a rep")
     ap.add_argument("--min-free-mb", type=float, default=4000.0,
                     help="abort (stop the stack) if the machine's available memory falls below this")
     ap.add_argument("--stall-timeout", type=float, default=600.0,
@@ -235,10 +237,8 @@ def main() -> int:
             ok = run(stack, args)
     finally:
         print(f"  code: {stack.code_version}")
-        errors = log_errors(stack.log_text())
-        print(f"  errors in `handoff up`'s log: {sum(n for n, _ in errors) if errors else 'none'}")
-        for count, line in errors:
-            print(f"    {count:>4}× {line}")
+        for line in stack.error_report():
+            print(f"  {line}")
         if not ok:
             stack.keep_home = True
         stack.stop()
@@ -339,16 +339,33 @@ def measure(stack: Stack, args: argparse.Namespace, ids: list[str], sampler: Sam
     answered, refused = 0, []
     answered_at: dict[str, datetime] = {}
     decisions = Counter()
-    for i, w in enumerate(approvals_waiting(idset)):
+    queue = approvals_waiting(idset)
+    unassigned_at_start = sum(w.assignee is None for w in queue)
+    deferred: set[int] = set()  # answered later: no rep had room for the item when its turn came
+    i = misses = 0
+    assign_deadline = None
+    while queue:
+        w = queue.pop(0)
         if args.answer_rate:
             pause = t_resume0 + i / args.answer_rate - time.monotonic()
             if pause > 0:
                 time.sleep(pause)
         check_abort()
         answer = standin_answer(w.item_id)
+        if answer is None:  # not pushed to a rep yet: it will be once earlier answers free capacity
+            deferred.add(w.item_id)
+            assign_deadline = assign_deadline or time.monotonic() + args.assign_timeout
+            if time.monotonic() < assign_deadline:
+                queue.append(w)
+                misses += 1
+                if misses >= len(queue):  # a whole round without an assignee: give the runs time
+                    time.sleep(2)
+                    misses = 0
+                continue
+            refused.append((w.item_id, w.order_id, "no assignee within --assign-timeout"))
+            continue
+        i, misses = i + 1, 0
         try:
-            if answer is None:
-                raise RuntimeError("no assignee")
             complete_step(w.item_id, answer)
             answered_at[w.order_id] = datetime.now(timezone.utc)
             answered += 1
@@ -445,6 +462,8 @@ def measure(stack: Stack, args: argparse.Namespace, ids: list[str], sampler: Sam
          f"{sum(runs_per_order.values())} ({sum(v > 1 for v in runs_per_order.values())} orders)"),
         ("credit checks before resume (distinct keys)",
          f"{sum_before['credit_checks']} ({sum_before['credit_keys']})"),
+        ("approvals with no assignee yet when all N waited", unassigned_at_start),
+        ("approvals answered later: not yet assigned when their turn came", len(deferred)),
         ("seconds to answer all approvals", fmt(t_answered)),
         ("decisions", dict(decisions)),
         ("seconds from resume to all past order entry", fmt(t_past)),

@@ -160,7 +160,8 @@ def log_errors(text: str, limit: int = 12) -> list[tuple[int, str]]:
     lines = []
     for line in text.splitlines():
         if " | ERROR " in line or re.match(r"^[A-Za-z_.]+(Error|Exception)\b", line.strip()):
-            lines.append(re.sub(r"^\d\d:\d\d:\d\d\.\d+ \| ", "", line.strip())[:300])
+            line = re.sub(r"^\d\d:\d\d:\d\d\.\d+ \| ", "", line.strip())
+            lines.append(re.sub(r"\[\s*\d+ms\]", "[…ms]", line)[:300])
     return [(n, line) for line, n in Counter(lines).most_common(limit)]
 
 
@@ -432,6 +433,19 @@ class Stack:
             return self.log_path.read_text(errors="replace")
         except OSError:
             return ""
+
+    def error_report(self) -> list[str]:
+        """Distinct errors in `handoff up`'s output and in the Prefect server's log, as lines."""
+        out = []
+        for name, path in (("`handoff up`'s output", self.log_path), ("the Prefect server's log",
+                                                                      self.home / "prefect-server.log")):
+            try:
+                errors = log_errors(path.read_text(errors="replace"))
+            except OSError:
+                errors = []
+            out.append(f"errors in {name}: {sum(n for n, _ in errors) if errors else 'none'}")
+            out += [f"  {count:>4}× {line}" for count, line in errors]
+        return out
 
     def log_tail(self, lines: int = 40) -> str:
         return "\n".join(self.log_text().splitlines()[-lines:])
