@@ -37,7 +37,7 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from stack import (  # noqa: E402
-    Stack, _on_sigterm, import_cost, large_order, machine_busy_seconds, machine_notes,
+    Stack, _on_sigterm, import_cost, large_order, machine_busy_seconds, machine_notes, runner_limit_note,
 )
 
 TARGET_P95 = 3.0
@@ -110,6 +110,8 @@ def main() -> int:
     ap.add_argument("--sandbox-port", type=int, default=8775)
     ap.add_argument("--intake-port", type=int, default=8085)
     ap.add_argument("--keep-home", action="store_true", help="keep the stack's temp home (logs, databases)")
+    ap.add_argument("--process-limit", type=int, default=None,
+                    help="HANDOFF_RUNNER_PROCESS_LIMIT for the stack (default: the product's default)")
     ap.add_argument("--live-tree", action="store_true",
                     help="run the stack from the checkout itself, not from a snapshot of it")
     ap.add_argument("--json", type=Path, default=None, help="also write the per-order timeline here")
@@ -118,7 +120,8 @@ def main() -> int:
     signal.signal(signal.SIGTERM, _on_sigterm)
 
     stack = Stack(args.ui_port, args.sandbox_port, args.intake_port, keep_home=args.keep_home,
-                  snapshot=not args.live_tree)
+                  snapshot=not args.live_tree,
+                  extra_env={"HANDOFF_RUNNER_PROCESS_LIMIT": str(args.process_limit)} if args.process_limit else None)
     ok = False
     try:
         stack.start()
@@ -192,7 +195,7 @@ def run(stack: Stack, args: argparse.Namespace) -> bool:
     # --- report ---------------------------------------------------------------------------
     print()
     print(f"Event → first step: {args.orders} large orders through intake, one every {args.spacing:g} s "
-          f"(runner poll 1 s, no runner process limit)")
+          f"(runner poll 1 s, {runner_limit_note()})")
     print(f"intake POST round trip: p50 {pct(post_seconds, 50) * 1000:.0f} ms, max {max(post_seconds) * 1000:.0f} ms")
     warm_total = seconds(warm, "event", "first_step")
     print(f"warm-up order (not counted): event → first step {warm_total:.2f} s" if warm_total is not None

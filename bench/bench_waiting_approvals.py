@@ -40,7 +40,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from stack import Proc, Stack, _on_sigterm, large_order, machine_notes  # noqa: E402
+from stack import Proc, Stack, _on_sigterm, large_order, machine_notes, runner_limit_note  # noqa: E402
 
 ENTRY_STATES = {"received", "in-order-entry", "awaiting-approval"}
 
@@ -221,6 +221,8 @@ def main() -> int:
                     help="abort (stop the stack) if the machine's available memory falls below this")
     ap.add_argument("--stall-timeout", type=float, default=600.0,
                     help="give up waiting when nothing progressed for this many seconds")
+    ap.add_argument("--process-limit", type=int, default=None,
+                    help="HANDOFF_RUNNER_PROCESS_LIMIT for the stack (default: the product's default)")
     ap.add_argument("--live-tree", action="store_true",
                     help="run the stack from the checkout itself, not from a snapshot of it")
     ap.add_argument("--json", type=Path, default=None, help="also write the figures here")
@@ -228,7 +230,8 @@ def main() -> int:
     signal.signal(signal.SIGTERM, _on_sigterm)
 
     stack = Stack(args.ui_port, args.sandbox_port, args.intake_port, keep_home=args.keep_home,
-                  snapshot=not args.live_tree)
+                  snapshot=not args.live_tree,
+                  extra_env={"HANDOFF_RUNNER_PROCESS_LIMIT": str(args.process_limit)} if args.process_limit else None)
     ok = False
     try:
         stack.start()
@@ -337,6 +340,7 @@ def measure(stack: Stack, args: argparse.Namespace, ids: list[str], sampler: Sam
     sampler.phase = "resuming"
     t_resume0 = time.monotonic()
     answered, refused = 0, []
+    failed_first: list[tuple[int, str | None, str]] = []
     answered_at: dict[str, datetime] = {}
     decisions = Counter()
     queue = approvals_waiting(idset)
@@ -370,8 +374,26 @@ def measure(stack: Stack, args: argparse.Namespace, ids: list[str], sampler: Sam
             answered_at[w.order_id] = datetime.now(timezone.utc)
             answered += 1
             decisions[answer.get("decision")] += 1
-        except Exception as exc:  # noqa: BLE001 - reported
-            refused.append((w.item_id, w.order_id, f"{type(exc).__name__}: {exc}"))
+        except Exception as exc:  # noqa: BLE001 - reported, and tried again below (a rep would)
+            failed_first.append((w.item_id, w.order_id, f"{type(exc).__name__}: {exc}"))
+    # answers that failed: try again as the rep would, up to 3 times, 10 s apart
+    retry = list(failed_first)
+    for _ in range(3):
+        if not retry:
+            break
+        time.sleep(10)
+        still = []
+        for item_id, order_id, _ in retry:
+            answer = standin_answer(item_id)
+            try:
+                complete_step(item_id, answer)
+                answered_at[order_id] = datetime.now(timezone.utc)
+                answered += 1
+                decisions[answer.get("decision")] += 1
+            except Exception as exc:  # noqa: BLE001
+                still.append((item_id, order_id, f"{type(exc).__name__}: {exc}"))
+        retry = still
+    refused += retry
     t_answered = time.monotonic() - t_resume0
     say(f"answered {answered} approvals in {t_answered:.1f} s ({len(refused)} failed)")
 
@@ -439,7 +461,7 @@ def measure(stack: Stack, args: argparse.Namespace, ids: list[str], sampler: Sam
     how = f"{args.rate:g} orders/s" if args.rate else "all at once"
     answers = f"{args.answer_rate:g} answers/s" if args.answer_rate else "one after the other"
     print(f"Waiting approvals: {n} large orders through intake, submitted {how}, approvals answered "
-          f"{answers} (runner poll 1 s, `prefect.serve(limit=None)`: no process limit)")
+          f"{answers} (runner poll 1 s, {runner_limit_note()})")
     print()
     rows = [
         ("orders", n),
@@ -465,6 +487,7 @@ def measure(stack: Stack, args: argparse.Namespace, ids: list[str], sampler: Sam
         ("approvals with no assignee yet when all N waited", unassigned_at_start),
         ("approvals answered later: not yet assigned when their turn came", len(deferred)),
         ("seconds to answer all approvals", fmt(t_answered)),
+        ("answers that failed at the first try (then tried again)", len(failed_first)),
         ("decisions", dict(decisions)),
         ("seconds from resume to all past order entry", fmt(t_past)),
         ("answer → run picked up again (Pending), s", spread(resume_lags["pending"])),
@@ -491,6 +514,10 @@ def measure(stack: Stack, args: argparse.Namespace, ids: list[str], sampler: Sam
     print(f"  pipeline run states with {n} waiting: {dict(states_waiting)}")
     print(f"  pipeline run states at the end: {dict(states_after)}")
     print(f"  ledger by operation at the end: {sum_after['by_operation']}")
+    if failed_first:
+        print(f"  answers that failed at the first try ({len(failed_first)}; tried again up to 3 times):")
+        for item in failed_first[:10]:
+            print(f"    {item}")
     if refused:
         print(f"  approvals that could not be answered ({len(refused)}):")
         for item in refused[:10]:
@@ -510,7 +537,7 @@ def measure(stack: Stack, args: argparse.Namespace, ids: list[str], sampler: Sam
             "samples": [s.__dict__ for s in sampler.samples],
             "waiting_processes": [p.__dict__ for p in waiting_procs],
             "statuses": dict(Counter(statuses.values())), "run_states_after": dict(states_after),
-            "refused": refused, "repeated": repeated[:50], "resume_lags": resume_lags, "ledger_before": sum_before, "ledger_after": sum_after,
+            "refused": refused, "failed_first": failed_first, "repeated": repeated[:50], "resume_lags": resume_lags, "ledger_before": sum_before, "ledger_after": sum_after,
         }, indent=2, default=str))
     return all(checks.values())
 

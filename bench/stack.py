@@ -165,6 +165,18 @@ def log_errors(text: str, limit: int = 12) -> list[tuple[int, str]]:
     return [(n, line) for line, n in Counter(lines).most_common(limit)]
 
 
+def runner_limit_note() -> str:
+    """How many flow-run processes the stack's runner may run at once (from the stack's code)."""
+    limit = os.environ.get("HANDOFF_RUNNER_PROCESS_LIMIT")
+    try:
+        from handoff.settings import settings
+
+        limit = limit or getattr(settings, "runner_process_limit", None)
+    except ImportError:
+        pass
+    return f"runner process limit {limit}" if limit else "no runner process limit (prefect.serve(limit=None))"
+
+
 def machine_busy_seconds() -> float:
     """CPU seconds all cores of the machine have been busy since boot (/proc/stat)."""
     fields = [int(x) for x in Path("/proc/stat").read_text().splitlines()[0].split()[1:]]
@@ -300,6 +312,7 @@ class Stack:
             "HANDOFF_INTAKE_PORT": str(self.ports[2]),
             "HANDOFF_INTAKE_TOKEN": self.token,
         })
+        os.environ.update({k: v for k, v in self.extra_env.items() if k.startswith("HANDOFF_")})
         os.environ.setdefault("PREFECT_HOME", str(self.home / "prefect-client"))
         if str(self.code) not in sys.path:
             sys.path.insert(0, str(self.code))
