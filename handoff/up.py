@@ -21,7 +21,7 @@ from datetime import date, timedelta
 from itertools import count
 from typing import Callable
 
-from handoff import prefect_server
+from handoff import prefect_server, warm_start
 from handoff.settings import settings
 
 ROOT = prefect_server.ROOT
@@ -193,7 +193,10 @@ def run_up(feed: Feed | None, say: Callable[[str], None]) -> None:
                 t.start()
                 threads.append(t)
             say("serving the deployments — Ctrl-C stops everything")
-            serve(*deployments, limit=settings.runner_process_limit, print_starting_message=False)
+            if settings.warm_start and warm_start.enable():
+                say("flow runs start from a warm fork server (HANDOFF_WARM_START=false: a fresh interpreter each)")
+            serve(*deployments, limit=settings.runner_process_limit, query_seconds=settings.runner_poll_seconds,
+                  print_starting_message=False)
     except KeyboardInterrupt:
         pass
     finally:
