@@ -38,6 +38,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from stack import (  # noqa: E402
     Stack, _on_sigterm, import_cost, large_order, machine_busy_seconds, machine_notes, runner_limit_note,
+    stack_env,
 )
 
 TARGET_P95 = 3.0
@@ -112,6 +113,8 @@ def main() -> int:
     ap.add_argument("--keep-home", action="store_true", help="keep the stack's temp home (logs, databases)")
     ap.add_argument("--process-limit", type=int, default=None,
                     help="HANDOFF_RUNNER_PROCESS_LIMIT for the stack (default: the product's default)")
+    ap.add_argument("--env", action="append", default=[], metavar="KEY=VALUE",
+                    help="more environment for the stack, e.g. PREFECT_API_LOG_RETRYABLE_ERRORS=true")
     ap.add_argument("--live-tree", action="store_true",
                     help="run the stack from the checkout itself, not from a snapshot of it")
     ap.add_argument("--json", type=Path, default=None, help="also write the per-order timeline here")
@@ -121,7 +124,7 @@ def main() -> int:
 
     stack = Stack(args.ui_port, args.sandbox_port, args.intake_port, keep_home=args.keep_home,
                   snapshot=not args.live_tree,
-                  extra_env={"HANDOFF_RUNNER_PROCESS_LIMIT": str(args.process_limit)} if args.process_limit else None)
+                  extra_env=stack_env(args.env, args.process_limit))
     ok = False
     try:
         stack.start()

@@ -40,7 +40,9 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from stack import Proc, Stack, _on_sigterm, large_order, machine_notes, runner_limit_note  # noqa: E402
+from stack import (  # noqa: E402
+    Proc, Stack, _on_sigterm, large_order, machine_notes, runner_limit_note, stack_env,
+)
 
 ENTRY_STATES = {"received", "in-order-entry", "awaiting-approval"}
 
@@ -223,6 +225,8 @@ def main() -> int:
                     help="give up waiting when nothing progressed for this many seconds")
     ap.add_argument("--process-limit", type=int, default=None,
                     help="HANDOFF_RUNNER_PROCESS_LIMIT for the stack (default: the product's default)")
+    ap.add_argument("--env", action="append", default=[], metavar="KEY=VALUE",
+                    help="more environment for the stack, e.g. PREFECT_API_LOG_RETRYABLE_ERRORS=true")
     ap.add_argument("--live-tree", action="store_true",
                     help="run the stack from the checkout itself, not from a snapshot of it")
     ap.add_argument("--json", type=Path, default=None, help="also write the figures here")
@@ -231,7 +235,7 @@ def main() -> int:
 
     stack = Stack(args.ui_port, args.sandbox_port, args.intake_port, keep_home=args.keep_home,
                   snapshot=not args.live_tree,
-                  extra_env={"HANDOFF_RUNNER_PROCESS_LIMIT": str(args.process_limit)} if args.process_limit else None)
+                  extra_env=stack_env(args.env, args.process_limit))
     ok = False
     try:
         stack.start()

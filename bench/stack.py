@@ -64,6 +64,7 @@ class Proc:
     cmdline: str
     rss_mb: float
     cpu_seconds: float
+    parent_cmdline: str = ""
 
     @property
     def is_python(self) -> bool:
@@ -74,8 +75,12 @@ class Proc:
     def role(self) -> str:
         """What the process is, in a word, from its command line."""
         c = self.cmdline
-        if "prefect.engine" in c or "prefect/engine" in c:
+        if "multiprocessing.forkserver" in c:  # warm start: runs are forks of the fork server
+            return "flow run" if "multiprocessing.forkserver" in self.parent_cmdline else "fork server"
+        if "prefect.engine" in c or "prefect/engine" in c or "multiprocessing.spawn" in c:
             return "flow run"
+        if "multiprocessing.resource_tracker" in c:
+            return "resource tracker"
         if "prefect server start" in c or "prefect.server" in c or "uvicorn" in c and "prefect" in c:
             return "prefect server"
         if c.endswith(" up") and "handoff" in c:
@@ -136,7 +141,7 @@ def process_tree(root_pid: int) -> list[Proc]:
     procs = []
     for pid in sorted(found):
         comm, ppid, cpu, rss = table[pid]
-        procs.append(Proc(pid, ppid, comm, _cmdline(pid), rss, cpu))
+        procs.append(Proc(pid, ppid, comm, _cmdline(pid), rss, cpu, _cmdline(ppid)))
     return procs
 
 
@@ -163,6 +168,14 @@ def log_errors(text: str, limit: int = 12) -> list[tuple[int, str]]:
             line = re.sub(r"^\d\d:\d\d:\d\d\.\d+ \| ", "", line.strip())
             lines.append(re.sub(r"\[\s*\d+ms\]", "[…ms]", line)[:300])
     return [(n, line) for line, n in Counter(lines).most_common(limit)]
+
+
+def stack_env(pairs: list[str], process_limit: int | None = None) -> dict[str, str]:
+    """`--env KEY=VALUE` options (and `--process-limit`) as the stack's extra environment."""
+    env = dict(pair.split("=", 1) for pair in pairs)
+    if process_limit:
+        env["HANDOFF_RUNNER_PROCESS_LIMIT"] = str(process_limit)
+    return env
 
 
 def runner_limit_note() -> str:

@@ -1,16 +1,17 @@
 """Every flow as a deployment: what starts it (an event, a schedule, a person) and its tags.
 
-The same definitions serve locally (`handoff up` → `serve_all`) and deploy to a work pool
+The same definitions serve locally (`handoff up` → `serving_runner`) and deploy to a work pool
 (`handoff deploy --pool NAME` → `deploy_all`), so production runs what the laptop runs.
 """
 
 from __future__ import annotations
 
+import asyncio
+import importlib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from prefect import serve
 from prefect.events import DeploymentEventTrigger
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -38,9 +39,10 @@ class Definition:
 
     @property
     def flow(self):  # noqa: ANN201
-        from prefect.flows import load_flow_from_entrypoint
-
-        return load_flow_from_entrypoint(str(ROOT / self.entrypoint))
+        """The flow, imported as its module (`flows.order_pipeline`), so that a run started from
+        it refers to that module and finds it already imported in a warm process."""
+        path, name = self.entrypoint.split(":")
+        return getattr(importlib.import_module(path.removesuffix(".py").replace("/", ".")), name)
 
     def schedule_kwargs(self) -> dict[str, Any]:
         if self.cron:
@@ -48,6 +50,10 @@ class Definition:
         if self.interval_seconds:
             return {"interval": self.interval_seconds}
         return {}
+
+    def deployment_kwargs(self) -> dict[str, Any]:
+        return {"name": self.name, "description": self.description, "triggers": self.triggers or None,
+                "tags": self.tags, "concurrency_limit": self.concurrency_limit, **self.schedule_kwargs()}
 
 
 DEFINITIONS: list[Definition] = [
@@ -80,17 +86,37 @@ DEFINITIONS: list[Definition] = [
 
 
 def runner_deployments(definitions: list[Definition] | None = None) -> list:
-    """The definitions as deployments that `prefect.serve` runs in this machine's processes."""
-    return [
-        d.flow.to_deployment(name=d.name, description=d.description, triggers=d.triggers or None,
-                             tags=d.tags, concurrency_limit=d.concurrency_limit, **d.schedule_kwargs())
-        for d in (definitions or DEFINITIONS)
-    ]
+    """The definitions as the deployments a runner on this machine serves (not yet applied)."""
+    return [d.flow.to_deployment(**d.deployment_kwargs()) for d in (definitions or DEFINITIONS)]
+
+
+def serving_runner(limit: int | None = None, poll_seconds: float | None = None):  # noqa: ANN201
+    """A Prefect runner with every definition's deployment applied (its triggers and schedules
+    are live when this returns); `serve(runner)` then runs their flow runs on this machine.
+
+    The runner is given the flows themselves, not only their deployments: it then starts each
+    run straight from the imported flow (`handoff.warm_start` forks it from a warm process)
+    instead of a `python -m prefect.engine` that imports Prefect and the flows again.
+    """
+    from prefect.runner import Runner
+
+    runner = Runner(limit=limit, query_seconds=poll_seconds)
+    for d in DEFINITIONS:
+        runner.add_flow(d.flow, **d.deployment_kwargs())
+    return runner
+
+
+def serve(runner) -> None:  # noqa: ANN001
+    """Run `runner`'s flow runs until Ctrl-C."""
+    try:
+        asyncio.run(runner.start())
+    except KeyboardInterrupt:
+        pass
 
 
 def serve_all(limit: int | None = None) -> None:
     """Serve every deployment until interrupted (Ctrl-C)."""
-    serve(*runner_deployments(), limit=limit, print_starting_message=False)
+    serve(serving_runner(limit))
 
 
 def deploy_all(work_pool: str, source: str | None = None) -> list:

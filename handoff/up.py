@@ -152,7 +152,7 @@ def feed_orders(feed: Feed, stop: threading.Event, say: Callable[[str], None]) -
 
 
 def run_up(feed: Feed | None, say: Callable[[str], None]) -> None:
-    from deployments import runner_deployments, serve
+    from deployments import DEFINITIONS, serve, serving_runner
     from handoff.intake_api import IntakeServer, intake_token
     from handoff.standins import ensure_standin_reps
     from sandbox.server import start_sandbox
@@ -175,16 +175,17 @@ def run_up(feed: Feed | None, say: Callable[[str], None]) -> None:
         "PREFECT_CLIENT_RETRY_EXTRA_CODES": "500",
     })
     say(f"sandbox systems (CRM, provisioning, activation, billing, calendar) at {systems.url}")
+    if settings.warm_start and warm_start.enable():  # imports the flows once, in the background
+        say("flow runs start from a warm fork server (HANDOFF_WARM_START=false: a fresh interpreter each)")
 
     stop = threading.Event()
     threads: list[threading.Thread] = []
     intake = None
     try:
         with prefect_server.using(url, runner_poll_seconds=1):
-            deployments = runner_deployments()
-            for deployment in deployments:  # triggers exist before the first order is fed
-                deployment.apply()
-            say(f"{len(deployments)} deployments: " + ", ".join(d.name for d in deployments))
+            # deployments, triggers and schedules exist before the first order is fed
+            runner = serving_runner(settings.runner_process_limit, settings.runner_poll_seconds)
+            say(f"{len(DEFINITIONS)} deployments: " + ", ".join(d.name for d in DEFINITIONS))
             intake = IntakeServer(settings.intake_host, settings.intake_port).start(contextvars.copy_context().run)
             say(f"intake: POST {intake.url}/orders with 'Authorization: Bearer {intake_token()}'")
             jobs = [announce_pending_orders] + ([lambda stop, say: feed_orders(feed, stop, say)] if feed else [])
@@ -193,10 +194,7 @@ def run_up(feed: Feed | None, say: Callable[[str], None]) -> None:
                 t.start()
                 threads.append(t)
             say("serving the deployments — Ctrl-C stops everything")
-            if settings.warm_start and warm_start.enable():
-                say("flow runs start from a warm fork server (HANDOFF_WARM_START=false: a fresh interpreter each)")
-            serve(*deployments, limit=settings.runner_process_limit, query_seconds=settings.runner_poll_seconds,
-                  print_starting_message=False)
+            serve(runner)
     except KeyboardInterrupt:
         pass
     finally:
