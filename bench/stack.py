@@ -81,7 +81,7 @@ class Proc:
             return "flow run"
         if "multiprocessing.resource_tracker" in c:
             return "resource tracker"
-        if "prefect server start" in c or "prefect.server" in c or "uvicorn" in c and "prefect" in c:
+        if "server start" in c and "prefect" in c or "prefect.server" in c or "uvicorn" in c and "prefect" in c:
             return "prefect server"
         if c.endswith(" up") and "handoff" in c:
             return "handoff up (runner, intake, sandbox)"

@@ -11,7 +11,7 @@ import enum
 from datetime import date, datetime, timezone
 from typing import Any
 
-from sqlalchemy import JSON, ForeignKey, Index, String, UniqueConstraint
+from sqlalchemy import JSON, Double, ForeignKey, Index, String, UniqueConstraint
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
 
@@ -20,7 +20,8 @@ def utcnow() -> datetime:
 
 
 class Base(DeclarativeBase):
-    type_annotation_map = {dict[str, Any]: JSON, list[Any]: JSON, dict[str, int]: JSON}
+    # float is DOUBLE PRECISION (as SQLAlchemy 2.1 maps it, and migration 0001 says)
+    type_annotation_map = {dict[str, Any]: JSON, list[Any]: JSON, dict[str, int]: JSON, float: Double}
 
 
 class OrderStatus(enum.StrEnum):

@@ -29,7 +29,8 @@ def is_up(url: str) -> bool:
 
 
 def start(url: str = DEFAULT_URL, log_path: str | None = None, timeout: float = 90) -> subprocess.Popen | None:
-    """Start `prefect server start` for `url` unless one answers there; None if reused."""
+    """Start `prefect server start` for `url` unless one answers there; None if reused. Its SQLite
+    write transactions begin IMMEDIATE (see handoff.prefect_server_main)."""
     if is_up(url):
         return None
     parsed = urlparse(url)
@@ -44,7 +45,7 @@ def start(url: str = DEFAULT_URL, log_path: str | None = None, timeout: float = 
     }
     out = open(log_path, "ab") if log_path else subprocess.DEVNULL
     proc = subprocess.Popen(
-        [sys.executable, "-m", "prefect", "server", "start", "--host", parsed.hostname or "127.0.0.1",
+        [sys.executable, "-m", "handoff.prefect_server_main", "server", "start", "--host", parsed.hostname or "127.0.0.1",
          "--port", str(parsed.port or 4200)],
         env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
     )
