@@ -187,6 +187,7 @@ def run(stack: Stack, args: argparse.Namespace) -> bool:
     wall = time.monotonic() - wall0
     stack_cpu, machine_cpu = stack.cpu_seconds() - cpu0, machine_busy_seconds() - busy0
     rows = timeline(stack, ids)
+    sla_watch = stack.scheduled_run_states()
     processes = stack.processes()
     notes_after = machine_notes()
     costs = {
@@ -226,6 +227,7 @@ def run(stack: Stack, args: argparse.Namespace) -> bool:
     print(f"first task of each run: {sorted({r['first_task'] for r in rows.values() if r['first_task']})}")
     print(f"orders whose run never started within 120 s: {len(missing)} {missing[:10]}")
     print(f"orders with more than one pipeline run: {len(extra_runs)} {dict(list(extra_runs.items())[:10])}")
+    print(f"sla-watch runs (every minute) that started during the bench, by end state: {sla_watch or 'none'}")
     cores = os.cpu_count() or 1
     print(f"flow-run processes alive at once (0.5 s samples): max {max(concurrent, default=0)}, "
           f"mean {statistics.mean(concurrent) if concurrent else 0:.1f}")

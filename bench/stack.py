@@ -560,6 +560,14 @@ class Stack:
             by_order.setdefault(str(run.parameters.get("order_id")), []).append(run)
         return by_order
 
+    def scheduled_run_states(self, deployment: str = "sla-watch/sla-watch") -> dict[str, int]:
+        """How the runs of a scheduled deployment ended, by state name (a schedule that never
+        ran, or whose runs fail, shows here)."""
+        from collections import Counter
+
+        runs = [run for group in self.pipeline_runs(deployment).values() for run in group]
+        return dict(Counter(run.state_name for run in runs if run.start_time))
+
     def order_events(self, name: str = "order.received") -> dict[str, Any]:
         """The (first) `order.received` event per order id, as Prefect's events API has it."""
         from prefect.client.orchestration import get_client

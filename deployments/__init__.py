@@ -100,6 +100,9 @@ def serving_runner(limit: int | None = None, poll_seconds: float | None = None):
     """
     from prefect.runner import Runner
 
+    from handoff.warm_start import flows_travel_by_reference
+
+    flows_travel_by_reference()
     runner = Runner(limit=limit, query_seconds=poll_seconds)
     for d in DEFINITIONS:
         runner.add_flow(d.flow, **d.deployment_kwargs())

@@ -3,7 +3,8 @@
 Steps:
 1. For each line not yet provisioned: reserve it, then provision it.
 2. A line the provisioning system refuses (e.g. a discontinued product) goes to operations:
-   leave the line out, or cancel the order.
+   leave the line out, or cancel the order. When every line has been left out there is nothing
+   to provision or bill: the order is cancelled there and then.
 3. A line that needs a technician on site waits for the technician's report (a human step);
    the report completes the job in the provisioning system.
 4. Checklist: every line is provisioned with a resource id before the order moves on.
@@ -33,7 +34,8 @@ from tasks.provisioning import ProvisioningJob, complete_visit, provision, reser
 
 @flow(name="provisioning", flow_run_name="provision-{order_id}", log_prints=True)
 def provisioning(order_id: str) -> str:
-    for line in lines_to_fulfil(order_id):
+    lines = lines_to_fulfil(order_id)
+    for line in lines:
         if line.resource_id or line.dropped:
             continue
 
@@ -42,11 +44,17 @@ def provisioning(order_id: str) -> str:
             reservation = reserve(order_id, line.line_no, line.product_id, line.quantity)
         except BusinessRejection as refused:
             # 2. Refused: operations decide
-            decision = ask_a_person(refused_line_step(order_id, line, refused.reason), ProvisioningException)
+            last_line = not any(other.line_no != line.line_no and not other.dropped for other in lines)
+            decision = ask_a_person(refused_line_step(order_id, line, refused.reason, last_line), ProvisioningException)
             if decision.resolution == "cancel-order":
                 reject_order(order_id, reason=decision.note, by=decision.completed_by)
                 return "cancelled"
             drop_line(order_id, line.line_no, by=decision.completed_by, reason=decision.note)
+            line.dropped = True
+            if last_line:
+                reject_order(order_id, by=decision.completed_by,
+                             reason=f"every line was left out after provisioning refused them ({decision.note})")
+                return "cancelled"
             continue
         record_reservation(order_id, line.line_no, reservation.id, reservation.needs_technician)
         job = provision(order_id, line.line_no, reservation.id)
@@ -71,7 +79,7 @@ def provisioning(order_id: str) -> str:
     return "provisioned"
 
 
-def refused_line_step(order_id: str, line: LineToFulfil, reason: str) -> HumanStep:
+def refused_line_step(order_id: str, line: LineToFulfil, reason: str, last_line: bool = False) -> HumanStep:
     return HumanStep(
         work_type="provisioning-exception",
         step_key=f"provisioning-exception-{order_id}-{line.line_no}",
@@ -79,7 +87,9 @@ def refused_line_step(order_id: str, line: LineToFulfil, reason: str) -> HumanSt
         description=(
             f"### Order {order_id}, line {line.line_no}: product {line.product_id} × {line.quantity}\n\n"
             f"**The provisioning system refused it:** {reason}\n\n"
-            "Leave the line out of the order (it will not be billed), or cancel the whole order."
+            + ("It is the **only line left** in the order: leaving it out cancels the order."
+               if last_line else
+               "Leave the line out of the order (it will not be billed), or cancel the whole order.")
         ),
         required_skills={"provisioning": 3},
         order_id=order_id,

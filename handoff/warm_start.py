@@ -17,6 +17,8 @@ flow (`HANDOFF_WARM_START=false` goes back to a fresh interpreter per run).
 
 from __future__ import annotations
 
+import copyreg
+import importlib
 import logging
 import multiprocessing
 import multiprocessing.context
@@ -51,6 +53,33 @@ class _ForkServerForSpawn:
 
     def __getattr__(self, name: str) -> Any:
         return getattr(multiprocessing, name)
+
+
+def flows_travel_by_reference() -> None:
+    """Send a flow to its run's process as "module.name", not as a copy of its code.
+
+    Prefect's runner pickles the flow it starts. A flow's module attribute is the Flow, not its
+    function, so cloudpickle copies the function by value, with only the globals its code names:
+    a parameter annotated with an imported type under `from __future__ import annotations`
+    (sla-watch's `now: datetime | None`) then cannot be resolved and every run fails before it
+    starts. By reference, the process uses the flow exactly as its module defines it (and, with
+    warm start, the one already imported).
+    """
+    from prefect.flows import Flow
+
+    copyreg.pickle(Flow, _reduce_flow)
+
+
+def _reduce_flow(flow: Any) -> Any:
+    module = sys.modules.get(getattr(flow.fn, "__module__", ""), None)
+    name = getattr(flow.fn, "__name__", "")
+    if module is not None and module.__name__ != "__main__" and getattr(module, name, None) is flow:
+        return _flow_in_module, (module.__name__, name)
+    return flow.__reduce_ex__(4)  # not a module-level flow: Prefect's own way
+
+
+def _flow_in_module(module: str, name: str) -> Any:
+    return getattr(importlib.import_module(module), name)
 
 
 def enable(preload: list[str] | None = None) -> bool:

@@ -8,6 +8,7 @@ import json
 import multiprocessing.forkserver
 import os
 import sys
+from datetime import datetime
 from pathlib import Path
 
 import pytest
@@ -27,6 +28,13 @@ def probe(path: str) -> None:
         "pid": os.getpid(), "parent": os.getppid(),
         "pipeline_already_imported": "flows.order_pipeline" in sys.modules,
     }))
+
+
+@flow(name="dated-probe")
+def dated_probe(path: str, as_of: datetime | None = None) -> None:
+    """Like sla-watch: a parameter whose type (under `from __future__ import annotations`) is
+    only a name the flow's module imports."""
+    Path(path).write_text(json.dumps({"as_of": as_of.isoformat() if as_of else None}))
 
 
 @pytest.fixture
@@ -63,3 +71,24 @@ def test_without_warm_start_prefect_spawns_a_fresh_interpreter(prefect_harness, 
     assert state == "COMPLETED"
     assert ran["parent"] == os.getpid()
     assert not ran["pipeline_already_imported"]
+
+
+@pytest.mark.parametrize("warm_start_on", [True, False])
+def test_a_flow_whose_parameter_types_are_imported_names_runs(prefect_harness, tmp_path, warm_start_on):
+    """Prefect's runner pickles the flow for its process; pickled by value, the flow would lose
+    its module's imports and fail to validate `as_of` ("`datetime` is not fully defined"),
+    which is how every scheduled sla-watch run failed. Flows travel by reference instead."""
+    warm_start.flows_travel_by_reference()  # as `handoff up` does (deployments.serving_runner)
+    warm_start.enable() if warm_start_on else warm_start.disable()
+    out = tmp_path / "dated.json"
+    parameters = {"path": str(out), "as_of": datetime(2030, 3, 1, 9, 30)}
+    try:
+        with get_client(sync_client=True) as client:
+            run = client.create_flow_run(dated_probe, parameters=parameters)
+            process = run_flow_in_subprocess(dated_probe, flow_run=run, parameters=parameters)
+            process.join(timeout=120)
+            state = client.read_flow_run(run.id).state
+    finally:
+        warm_start.disable()
+    assert state.is_completed(), state.message
+    assert json.loads(out.read_text()) == {"as_of": "2030-03-01T09:30:00"}

@@ -124,6 +124,24 @@ def test_provisioning_can_be_cancelled_by_operations(responder):
     assert order_status("P-2") == "rejected"
 
 
+def test_an_order_whose_every_line_is_refused_is_cancelled_without_a_checklist_round(responder):
+    # 5 Gumbo Mix and 9 Mishi Kobe Niku are discontinued: provisioning refuses both
+    receive("P-3", [(5, 1, 21.35, 0), (9, 1, 97.0, 0)])
+    assert provisioning("P-3") == "cancelled"
+    assert len(steps_of(responder, "provisioning-exception")) == 2
+    assert steps_of(responder, "checklist-fix") == []  # nobody is asked to "fix" an empty order
+    assert order_status("P-3") == "rejected"
+    with session() as s:
+        assert "every line was left out" in s.get(Order, "P-3").reason
+    # the person deciding on the last line is told that leaving it out cancels the order
+    from flows.provisioning import refused_line_step
+    from tasks.fulfilment import lines_to_fulfil
+
+    last = lines_to_fulfil("P-3")[-1]
+    assert "only line left" in refused_line_step("P-3", last, "discontinued", last_line=True).description
+    assert "only line left" not in refused_line_step("P-3", last, "discontinued").description
+
+
 def test_activation_verifies_every_line_and_the_customer_confirms(responder, sandbox):
     responder.overrides["activation-confirmation"] = (
         lambda step, a: {"confirmed": len(steps_of(responder, "activation-confirmation")) > 0, "note": "tried"})
