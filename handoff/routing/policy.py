@@ -180,10 +180,9 @@ class PushPolicy:
             if slots.size == 0:
                 return None
             c = items.columns
-            scores = urgency_many(
+            scores = self.score_many(
                 c.priority[slots], c.value[slots], c.created_at[slots], c.due_at[slots],
-                c.effort_seconds[slots], now, items.mean_effort, self.k, self.aging_seconds,
-                self.lookahead, self.aging_windows,
+                c.effort_seconds[slots], now, items.mean_effort,
             )
             best = scores.max()
             return _pick(items, slots, scores, best, lambda it: self._item_key(float(best), it))
@@ -199,6 +198,13 @@ class PushPolicy:
     def score(self, item: RoutableItem, now: float, p_bar: float) -> float:
         """This policy's urgency of one item (p_bar: mean effort of the waiting work)."""
         return urgency(item, now, p_bar, self.k, self.aging_seconds, self.lookahead, self.aging_windows)
+
+    def score_many(self, priority, value, created_at, due_at, effort_seconds, now: float,  # noqa: ANN001
+                   p_bar: float | None = None):  # noqa: ANN201
+        """`score` of many items at once (numpy columns), with this policy's parameters: the
+        router and the SLA watch rank by exactly what the policy ranks by."""
+        return urgency_many(priority, value, created_at, due_at, effort_seconds, now, p_bar,
+                            self.k, self.aging_seconds, self.lookahead, self.aging_windows)
 
 
 def _oldest_first(item: RoutableItem) -> tuple:

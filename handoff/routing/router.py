@@ -45,7 +45,6 @@ from handoff.models import Presence, WorkItem, WorkItemState, Worker, WorkerSkil
 from handoff.routing.eligibility import as_utc_naive, effective_requirements, on_shift
 from handoff.routing.index import RoutingIndex
 from handoff.routing.policy import PushPolicy, RoutableItem, RoutableRep
-from handoff.routing.urgency import urgency_many
 
 ROUTER = "system:router"
 ACTIVE = (WorkItemState.OPEN, WorkItemState.ASSIGNED, WorkItemState.STARTED)
@@ -318,15 +317,13 @@ def route_open_items(s: Session, now: datetime | None = None) -> list[Assignment
     if not loaded:
         return []
     t = epoch(now)
-    scores = urgency_many(
+    scores = POLICY.score_many(
         np.array([o.routable.priority for o in loaded]),
         np.array([o.routable.value for o in loaded]),
         np.array([o.routable.created_at for o in loaded]),
         np.array([o.routable.due_at for o in loaded]),
         np.array([o.routable.effort_seconds for o in loaded]),
         t,
-        k=POLICY.k,
-        aging_seconds=POLICY.aging_seconds,
     )
     index = RoutingIndex(reps=reps)
     free = sum(r.spare for r in reps)

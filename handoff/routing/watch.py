@@ -39,7 +39,6 @@ from handoff.routing.router import (
     route_item,
     route_open_items,
 )
-from handoff.routing.urgency import urgency_many
 
 WATCH = "system:sla-watch"
 NEAR_BREACH_FRACTION = 0.2  # escalate with less than this share of the SLA window left...
@@ -94,15 +93,13 @@ def rescore(s: Session, now: datetime | None = None, top: int = 10) -> Rescore:
         return Rescore(0, 0, [])
     t = epoch(now)
     due = np.array([o.routable.due_at for o in loaded])
-    scores = urgency_many(
+    scores = POLICY.score_many(
         np.array([o.routable.priority for o in loaded]),
         np.array([o.routable.value for o in loaded]),
         np.array([o.routable.created_at for o in loaded]),
         due,
         np.array([o.routable.effort_seconds for o in loaded]),
         t,
-        k=POLICY.k,
-        aging_seconds=POLICY.aging_seconds,
     )
     order = np.argsort(-scores, kind="stable")[:top]
     return Rescore(

@@ -251,6 +251,10 @@ def test_urgency_formula_and_vectorised_scores_agree():
         vector = urgency_many(*cols, NOW, p_bar, **params)
         assert np.all(np.isfinite(vector)) and np.all(vector >= 0)
         assert np.allclose(scalar, vector, rtol=1e-12)
+        # the router and the SLA watch score through the policy: all its parameters, not some
+        policy = PushPolicy(**params)
+        assert np.allclose([policy.score(it, NOW, p_bar) for it in items],
+                           policy.score_many(*cols, NOW, p_bar), rtol=1e-12)
 
 
 def _random_world(seed: int):
