@@ -199,7 +199,7 @@ def run(stack: Stack, args: argparse.Namespace) -> bool:
     # --- report ---------------------------------------------------------------------------
     print()
     print(f"Event → first step: {args.orders} large orders through intake, one every {args.spacing:g} s "
-          f"(runner poll 1 s, {runner_limit_note()})")
+          f"({runner_limit_note()})")
     print(f"intake POST round trip: p50 {pct(post_seconds, 50) * 1000:.0f} ms, max {max(post_seconds) * 1000:.0f} ms")
     warm_total = seconds(warm, "event", "first_step")
     print(f"warm-up order (not counted): event → first step {warm_total:.2f} s" if warm_total is not None

@@ -465,7 +465,7 @@ def measure(stack: Stack, args: argparse.Namespace, ids: list[str], sampler: Sam
     how = f"{args.rate:g} orders/s" if args.rate else "all at once"
     answers = f"{args.answer_rate:g} answers/s" if args.answer_rate else "one after the other"
     print(f"Waiting approvals: {n} large orders through intake, submitted {how}, approvals answered "
-          f"{answers} (runner poll 1 s, {runner_limit_note()})")
+          f"{answers} ({runner_limit_note()})")
     print()
     rows = [
         ("orders", n),

@@ -179,15 +179,16 @@ def stack_env(pairs: list[str], process_limit: int | None = None) -> dict[str, s
 
 
 def runner_limit_note() -> str:
-    """How many flow-run processes the stack's runner may run at once (from the stack's code)."""
-    limit = os.environ.get("HANDOFF_RUNNER_PROCESS_LIMIT")
+    """How the stack's runner starts flow runs: its poll, process limit and warm start (from the
+    stack's code and environment)."""
     try:
-        from handoff.settings import settings
+        from handoff.settings import Settings
 
-        limit = limit or getattr(settings, "runner_process_limit", None)
+        current = Settings()
     except ImportError:
-        pass
-    return f"runner process limit {limit}" if limit else "no runner process limit (prefect.serve(limit=None))"
+        return "runner settings unknown"
+    return (f"runner poll {current.runner_poll_seconds:g} s, process limit {current.runner_process_limit}, "
+            f"warm start {'on' if current.warm_start else 'off'}")
 
 
 def machine_busy_seconds() -> float:
