@@ -407,14 +407,26 @@ def worklist_cmd(
     if not entries:
         console.print(f"{me}: nothing assigned to you right now.")
         return
-    table = Table("item", "work", "type", "order", "due (UTC)", "left", "urgency", "state", "flow run (Prefect UI)",
-                  title=f"worklist of {me}, most urgent first", title_justify="left")
-    table.columns[-1].no_wrap = True
+    # A link is ~75 characters: beside all the columns it fits only a wide terminal. In a narrow
+    # (or piped, 80-column) one the table keeps what a rep reads first, and the links go under it.
+    wide = console.width >= 150
+    columns = ["item", "work", "type", "order", "due (UTC)", "left", "urgency", "state", "flow run (Prefect UI)"]
+    if not wide:
+        columns = ["item", "work", "due (UTC)", "left", "state"]
+    table = Table(*columns, title=f"worklist of {me}, most urgent first", title_justify="left")
+    for column in table.columns:  # everything on one line but the title, which wraps
+        column.no_wrap = column.header != "work"
     for e in entries:
-        work = e.title + (" [bold red](escalated)[/bold red]" if e.escalated else "")
-        table.add_row(str(e.item_id), work, e.work_type, e.order_id or "", f"{e.due_at:%a %d %b %H:%M}",
-                      _left(e.business_seconds_left), f"{e.urgency:.2f}", e.state, e.link or "")
+        cells = {"item": str(e.item_id), "work": e.title + (" [bold red](escalated)[/bold red]" if e.escalated else ""),
+                 "type": e.work_type, "order": e.order_id or "", "due (UTC)": f"{e.due_at:%a %d %b %H:%M}",
+                 "left": _left(e.business_seconds_left), "urgency": f"{e.urgency:.2f}", "state": e.state,
+                 "flow run (Prefect UI)": e.link or ""}
+        table.add_row(*(cells[c] for c in columns))
     console.print(table)
+    if not wide:
+        for e in entries:
+            if e.link:
+                console.print(f"item {e.item_id}: {e.link}", soft_wrap=True)
     console.print("[dim]left = business hours to the due time.[/dim]")
     console.print(f"[dim]Complete one with `handoff complete ITEM --as {shlex.quote(me)}`.[/dim]")
 
