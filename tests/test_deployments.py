@@ -45,3 +45,38 @@ def test_up_refuses_a_bad_feed_rate(rate):
     result = CliRunner().invoke(app, ["up", "--feed", "northwind", "--rate", rate])
     assert result.exit_code == 2
     assert "--rate" in result.output
+
+
+@pytest.mark.slow
+def test_the_same_definitions_deploy_to_a_work_pool(prefect_harness):
+    """`handoff deploy --pool`: every definition lands in the pool with its trigger, schedule
+    and tags, and points its workers at this checkout's flow files. (By hand, a `prefect worker`
+    on a process pool ran an order from its event through the approval wait and its resume.)"""
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.actions import WorkPoolCreate
+    from prefect.client.schemas.filters import WorkPoolFilter, WorkPoolFilterName
+
+    with get_client(sync_client=True) as client:
+        client.create_work_pool(WorkPoolCreate(name="back-office", type="process"), overwrite=True)
+    result = CliRunner().invoke(app, ["deploy", "--pool", "back-office"])
+    assert result.exit_code == 0, result.output
+    with get_client(sync_client=True) as client:
+        deployed = {d.name: d for d in client.read_deployments(
+            work_pool_filter=WorkPoolFilter(name=WorkPoolFilterName(any_=["back-office"])))}
+        try:
+            check_deployed(client, deployed)
+        finally:  # no trigger of these is left to start runs for other tests' events
+            for deployment in deployed.values():
+                client.delete_deployment(deployment.id)
+            for automation in client.read_automations_by_name("order.received starts the order pipeline"):
+                client.delete_automation(automation.id)
+
+
+def check_deployed(client, deployed) -> None:
+    assert set(deployed) == {d.name for d in DEFINITIONS}
+    pipeline = deployed["order-pipeline"]
+    assert pipeline.entrypoint == "flows/order_pipeline.py:order_pipeline"
+    assert pipeline.tags == ["work-type:order"]
+    automations = client.read_automations_by_name("order.received starts the order pipeline")
+    assert any(a.actions[0].deployment_id == pipeline.id for a in automations)
+    assert deployed["sla-watch"].schedules[0].schedule.interval.total_seconds() == 60
