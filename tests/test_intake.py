@@ -9,6 +9,8 @@ from handoff.db import session
 from handoff.intake import parse_csv_orders, parse_json_orders, read_order_file, submit_orders
 from handoff.models import Order, Quarantine
 
+BOTH_DATABASES = pytest.mark.parametrize("db", ["sqlite", "postgres"], indirect=True)
+
 
 def good_order(order_id="A-1", **changes):
     order = {
@@ -34,6 +36,7 @@ def count(model):
         return s.scalar(select(func.count()).select_from(model))
 
 
+@BOTH_DATABASES
 def test_a_good_order_is_stored_with_its_lines_and_total(db):
     result = submit(good_order())
     assert result.accepted == ["A-1"] and not result.quarantined
@@ -44,6 +47,7 @@ def test_a_good_order_is_stored_with_its_lines_and_total(db):
         assert str(order.due_date) == "2024-03-15"
 
 
+@BOTH_DATABASES
 def test_a_malformed_order_names_each_bad_field_and_is_quarantined(db):
     bad = good_order(order_date="2024-13-45", lines=[
         {"product_id": 1, "quantity": -3, "unit_price": "ten", "discount": 0},
@@ -61,6 +65,7 @@ def test_a_malformed_order_names_each_bad_field_and_is_quarantined(db):
         assert {r["field"] for r in kept.reasons} == fields
 
 
+@BOTH_DATABASES
 def test_a_mixed_batch_keeps_the_good_orders(db):
     result = submit(good_order("G-1"), good_order("B-1", due_date="soon"), good_order("G-2"), good_order("B-2", lines=[]))
     assert result.accepted == ["G-1", "G-2"]
@@ -69,6 +74,7 @@ def test_a_mixed_batch_keeps_the_good_orders(db):
     assert result.submitted == len(result.accepted) + len(result.quarantined)
 
 
+@BOTH_DATABASES
 def test_the_same_order_twice_is_not_stored_twice(db):
     submit(good_order())
     again = submit(good_order())
@@ -76,6 +82,7 @@ def test_the_same_order_twice_is_not_stored_twice(db):
     assert count(Order) == 1 and count(Quarantine) == 0
 
 
+@BOTH_DATABASES
 def test_the_same_order_id_with_other_content_is_kept_for_review(db):
     submit(good_order())
     changed = submit(good_order(due_date="2024-04-01"))
@@ -86,11 +93,13 @@ def test_the_same_order_id_with_other_content_is_kept_for_review(db):
         assert str(s.get(Order, "A-1").due_date) == "2024-03-15"  # the first one stands
 
 
+@BOTH_DATABASES
 def test_unknown_columns_are_reported_not_ignored(db):
     result = submit(good_order(colour="blue"))
     assert result.quarantined[0].reasons[0]["field"] == "colour"
 
 
+@BOTH_DATABASES
 def test_csv_rows_make_orders_and_a_bad_row_quarantines_only_its_order(db, tmp_path):
     path = tmp_path / "orders.csv"
     path.write_text(
@@ -112,6 +121,7 @@ def test_csv_rows_make_orders_and_a_bad_row_quarantines_only_its_order(db, tmp_p
         assert any("C-2,ANATR" in raw for raw in raws)
 
 
+@BOTH_DATABASES
 def test_a_file_that_is_not_json_is_quarantined_whole(db):
     text = '{"order_id": "X-1", "lines": ['
     result = submit_orders(parse_json_orders(text), source="test", announce=False)

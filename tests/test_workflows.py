@@ -225,6 +225,7 @@ def test_operations_cannot_sign_before_the_requirements_checklist_passes(respond
     assert len(steps_of(responder, "handoff-signoff-operations")) == 1  # only at the second meeting
 
 
+@pytest.mark.parametrize("db", ["sqlite", "postgres"], indirect=True)
 def test_the_pipeline_takes_an_order_from_entry_to_billing(responder, sandbox):
     receive("O-1", [(10, 2, 31.0, 0.05), (1, 3, 18.0, 0)])
     state = order_pipeline("O-1", return_state=True)

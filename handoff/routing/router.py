@@ -36,7 +36,7 @@ from datetime import datetime
 from typing import Iterable
 
 import numpy as np
-from sqlalchemy import Text, select, type_coerce, update
+from sqlalchemy import Text, select, text, type_coerce, update
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.util import identity_key
 
@@ -47,6 +47,7 @@ from handoff.routing.index import RoutingIndex
 from handoff.routing.policy import PushPolicy, RoutableItem, RoutableRep
 
 ROUTER = "system:router"
+ROUTING_LOCK = 0x68616E64  # "hand": the PostgreSQL advisory lock routing transactions take turns on
 ACTIVE = (WorkItemState.OPEN, WorkItemState.ASSIGNED, WorkItemState.STARTED)
 POLICY = PushPolicy()
 
@@ -197,6 +198,19 @@ class Claim(enum.Enum):
     REP_FULL = "rep-full"  # the rep filled up meanwhile
 
 
+def one_router_at_a_time(s: Session) -> None:
+    """Routing transactions take turns (PostgreSQL: a transaction-scoped advisory lock).
+
+    Why: a routing transaction locks an item and a rep, then often more of both, in an order
+    that depends on urgency; two at once (sla-watch's batch and an order entry routing its new
+    item) lock the same rows in opposite orders and deadlock, and PostgreSQL aborts one of them
+    (found by tests/routing/test_routing_concurrency.py on PostgreSQL). Each takes milliseconds,
+    so taking turns costs nothing a back office notices. SQLite already has one writer at a time.
+    """
+    if s.get_bind().dialect.name == "postgresql":
+        s.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": ROUTING_LOCK})
+
+
 def _expire(s: Session, cls: type, pk: int) -> None:
     """Our UPDATEs bypass the identity map; make the session re-read what it holds."""
     obj = s.identity_map.get(identity_key(cls, pk))
@@ -249,6 +263,7 @@ def _record_assignment(s: Session, item_id: int, rep: RoutableRep, why: str, sco
 
 def route_item(s: Session, item_id: int, now: datetime | None = None) -> Worker | None:
     """Push one open item to the best eligible rep now; None if nobody can take it yet."""
+    one_router_at_a_time(s)
     now = as_utc_naive(now or utcnow())
     item = s.get(WorkItem, item_id, populate_existing=True)
     if item is None or item.state != WorkItemState.OPEN:
@@ -271,6 +286,7 @@ def route_item(s: Session, item_id: int, now: datetime | None = None) -> Worker 
 
 def route_for_worker(s: Session, worker_id: int, now: datetime | None = None) -> list[WorkItem]:
     """Fill a rep's spare capacity with the most urgent open items they may do."""
+    one_router_at_a_time(s)
     now = as_utc_naive(now or utcnow())
     worker = s.get(Worker, worker_id, populate_existing=True)
     if worker is None:
@@ -309,6 +325,7 @@ class Assignment:
 
 def route_open_items(s: Session, now: datetime | None = None) -> list[Assignment]:
     """Give every open item that has an eligible free rep to one, most urgent first."""
+    one_router_at_a_time(s)
     now = as_utc_naive(now or utcnow())
     reps = free_reps(s, now)
     if not reps:
@@ -375,6 +392,7 @@ def complete_item(
 
     Frees the assignee's capacity and immediately routes them their next item.
     """
+    one_router_at_a_time(s)
     now = as_utc_naive(now or utcnow())
     item = s.get(WorkItem, item_id, populate_existing=True)
     if item is None:
@@ -408,6 +426,7 @@ def complete_item(
 
 def start_item(s: Session, item_id: int, by: str, now: datetime | None = None) -> WorkItem:
     """The assignee has begun work: the item is theirs until done, even if they go offline."""
+    one_router_at_a_time(s)
     now = as_utc_naive(now or utcnow())
     item = s.get(WorkItem, item_id, populate_existing=True)
     if item is None:
@@ -443,6 +462,7 @@ def reclaim_item(s: Session, item_id: int, reason: str, now: datetime | None = N
 
     False if it was started, completed or moved meanwhile (then it is left alone).
     """
+    one_router_at_a_time(s)
     now = as_utc_naive(now or utcnow())
     item = s.get(WorkItem, item_id, populate_existing=True)
     if item is None or item.state != WorkItemState.ASSIGNED or item.assignee_id is None:
@@ -485,6 +505,7 @@ def set_presence(
     away: they keep their items but get nothing new (sla-watch reclaims after a grace period).
     available: they are given work up to their capacity.
     """
+    one_router_at_a_time(s)
     now = as_utc_naive(now or utcnow())
     presence = Presence(presence)
     worker = s.scalar(select(Worker).where(Worker.name == name))

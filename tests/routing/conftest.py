@@ -16,20 +16,17 @@ _keys = itertools.count(1)
 
 
 @pytest.fixture
-def routing_db(tmp_path, monkeypatch):
-    """A fresh, migrated database for this test, and the default SLA configuration."""
-    url = f"sqlite:///{tmp_path / 'handoff.db'}"
+def routing_db(db, tmp_path, monkeypatch):
+    """The test's fresh database (`db`: SQLite, or PostgreSQL where parametrized), also in the
+    environment for router processes, and the default SLA configuration."""
     monkeypatch.setenv("HANDOFF_HOME", str(tmp_path))
-    monkeypatch.setenv("HANDOFF_DATABASE_URL", url)
+    monkeypatch.setenv("HANDOFF_DATABASE_URL", db)
     monkeypatch.delenv("HANDOFF_SLA_CONFIG", raising=False)
-    monkeypatch.setattr(settings, "database_url", url)
-    monkeypatch.setattr(settings, "home", tmp_path)
     from handoff import sla
     from handoff.db import engine
 
     sla.reload_config()
-    engine()
-    yield url
+    yield db
     engine().dispose()
     sla.reload_config()
 

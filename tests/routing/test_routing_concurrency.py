@@ -12,6 +12,7 @@ from collections import Counter
 from datetime import timedelta
 from pathlib import Path
 
+import pytest
 from sqlalchemy import func, select
 
 from handoff.db import session
@@ -51,11 +52,14 @@ else:
 print(won)
 """
 
+BOTH_DATABASES = pytest.mark.parametrize("db", ["sqlite", "postgres"], indirect=True)
+
 ITEMS = 300
 REPS = 30
 CAPACITY = 8  # 240 places for 300 items: capacity, not items, runs out
 
 
+@BOTH_DATABASES
 def test_concurrent_routers_never_assign_an_item_twice_or_overfill_a_rep(routing_db, tmp_path, now):
     with session() as s:
         for r in range(REPS):

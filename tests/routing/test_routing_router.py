@@ -12,6 +12,9 @@ from handoff.models import AuditEvent, Presence, WorkItemState, Worker
 from handoff.routing import router
 from handoff.routing.router import NotAllowed
 
+# The router's guarantees come from the database (conditional UPDATEs): both databases it runs on.
+pytestmark = pytest.mark.parametrize("db", ["sqlite", "postgres"], indirect=True)
+
 
 def audit_actions(s, item_id) -> list[str]:
     return list(s.scalars(select(AuditEvent.action).where(AuditEvent.entity == "work_item",
