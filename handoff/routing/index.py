@@ -58,6 +58,7 @@ class ItemPool:
         self._effort = np.zeros(self._cap)
         self._priority = np.zeros(self._cap)
         self._value = np.zeros(self._cap)
+        self._outside_effort, self._outside_n = 0.0, 0  # see count_also
         self._sig = np.zeros(self._cap, dtype=np.int32)
         self._alive = np.zeros(self._cap, dtype=bool)
         self._sigs: list[dict[str, int]] = []
@@ -174,7 +175,13 @@ class ItemPool:
     @property
     def mean_effort(self) -> float:
         """p_bar of the urgency score: the mean (floored) effort of the waiting items."""
-        return self._effort_sum / len(self._slot_of) if self._slot_of else MIN_EFFORT
+        n = len(self._slot_of) + self._outside_n
+        return (self._effort_sum + self._outside_effort) / n if n else MIN_EFFORT
+
+    def count_also(self, floored_effort_sum: float, n: int) -> None:
+        """Waiting items left out of this pool (a rep cannot do them) that still count in
+        `mean_effort`, so a pool of one rep's eligible items scores as the whole queue does."""
+        self._outside_effort, self._outside_n = max(floored_effort_sum, 0.0), max(n, 0)
 
     @property
     def columns(self) -> ItemColumns:

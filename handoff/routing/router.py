@@ -36,15 +36,16 @@ from datetime import datetime
 from typing import Iterable
 
 import numpy as np
-from sqlalchemy import Text, select, text, type_coerce, update
+from sqlalchemy import Text, and_, case, cast, func, or_, select, text, type_coerce, update
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.util import identity_key
 
 from handoff import audit
 from handoff.models import Presence, WorkItem, WorkItemState, Worker, WorkerSkill, utcnow
-from handoff.routing.eligibility import as_utc_naive, effective_requirements, on_shift
+from handoff.routing.eligibility import as_utc_naive, effective_requirements, meets, on_shift
 from handoff.routing.index import RoutingIndex
 from handoff.routing.policy import PushPolicy, RoutableItem, RoutableRep
+from handoff.routing.urgency import MIN_EFFORT
 
 ROUTER = "system:router"
 ROUTING_LOCK = 0x68616E64  # "hand": the PostgreSQL advisory lock routing transactions take turns on
@@ -122,18 +123,27 @@ def _stored_epoch(value: str | datetime) -> float:
     return epoch(value)
 
 
-def open_items(s: Session) -> list[OpenItem]:
-    """Every open item, read as plain columns: thousands of rows must not cost an ORM object
-    each. Requirements are read as stored text and decoded once per distinct value (items of
-    one kind share them)."""
+def open_items(s: Session, eligible_for: dict[str, int] | None = None) -> list[OpenItem]:
+    """Every open item (with `eligible_for`, only those a rep with these skills may do), read as
+    plain columns: thousands of rows must not cost an ORM object each. Requirements are read as
+    stored text and decoded once per distinct value (items of one kind share them)."""
     s.flush()  # plain-column reads bypass autoflush: make pending changes visible first
-    rows = s.connection().execute(
-        select(
-            WorkItem.id, WorkItem.work_type, type_coerce(WorkItem.required_skills, Text),
-            type_coerce(WorkItem.created_at, Text), type_coerce(WorkItem.due_at, Text), WorkItem.effort_seconds, WorkItem.priority, WorkItem.value, WorkItem.escalated,
-            WorkItem.version,
-        ).where(WorkItem.state == WorkItemState.OPEN)
-    ).all()
+    query = select(
+        WorkItem.id, WorkItem.work_type, type_coerce(WorkItem.required_skills, Text),
+        type_coerce(WorkItem.created_at, Text), type_coerce(WorkItem.due_at, Text), WorkItem.effort_seconds,
+        WorkItem.priority, WorkItem.value, WorkItem.escalated, WorkItem.version,
+    ).where(WorkItem.state == WorkItemState.OPEN)
+    if eligible_for is not None:
+        # The kinds of requirement waiting are few: decide them once, read only what fits.
+        stored = cast(WorkItem.required_skills, Text)
+        kinds = s.connection().execute(
+            select(stored, WorkItem.escalated).where(WorkItem.state == WorkItemState.OPEN).distinct()).all()
+        fits = [(raw, bool(escalated)) for raw, escalated in kinds
+                if meets(eligible_for, effective_requirements((json.loads(raw) if raw else None) or {}, bool(escalated)))]
+        if not fits:
+            return []
+        query = query.where(or_(*(and_(stored == raw, WorkItem.escalated == escalated) for raw, escalated in fits)))
+    rows = s.connection().execute(query).all()
     decoded: dict[tuple[str, bool], dict[str, int]] = {}
     out = []
     for item_id, work_type, raw, created, due, effort, priority, value, escalated, version in rows:
@@ -294,9 +304,15 @@ def route_for_worker(s: Session, worker_id: int, now: datetime | None = None) ->
     rep = as_routable_rep(worker, now)
     if not rep.available or rep.spare <= 0:
         return []
-    loaded = open_items(s)
+    loaded = open_items(s, eligible_for=rep.skills)
     versions = {o.routable.id: o.version for o in loaded}
     index = RoutingIndex(items=(o.routable for o in loaded), reps=[rep])
+    # urgency's p_bar is the mean effort of the whole queue, as when every item is read
+    n_open, effort_open = s.connection().execute(
+        select(func.count(), func.sum(case((WorkItem.effort_seconds < MIN_EFFORT, MIN_EFFORT),
+                                           else_=WorkItem.effort_seconds)))
+        .where(WorkItem.state == WorkItemState.OPEN)).one()
+    index.items.count_also(float(effort_open or 0.0) - index.items.mean_effort * len(loaded), n_open - len(loaded))
     t = epoch(now)
     p_bar = index.items.mean_effort
     taken: list[int] = []

@@ -187,3 +187,46 @@ def test_an_item_without_requirements_may_go_to_anyone(s, now, make_worker, make
     make_worker("newcomer", {})
     it = make_item({})
     assert router.route_item(s, it.id, now).name == "newcomer"
+
+
+def test_a_rep_with_room_gets_what_the_policy_picks_from_the_whole_queue(s, now, make_worker, make_item):
+    """route_for_worker reads only the items the rep may do, yet decides exactly as the push
+    policy does over the whole queue (urgency's mean effort is the whole queue's)."""
+    import random
+
+    from handoff.routing.index import RoutingIndex
+    from handoff.routing.router import POLICY, as_routable_rep, epoch, open_items
+
+    rng = random.Random(11)
+    kinds = [{"order-approval": 1}, {"order-approval": 3}, {"credit-review": 2}, {"provisioning": 2},
+             {"order-approval": 1, "credit-review": 1}, {}]
+    for _ in range(120):
+        make_item(rng.choice(kinds), due_in=timedelta(minutes=rng.uniform(-120, 3000)),
+                  effort=rng.choice([60, 300, 900, 7200]), priority=rng.choice([0.5, 1, 2]),
+                  value=rng.choice([0, 500, 20_000]), escalated=rng.random() < 0.2)
+    ann = make_worker("ann", {"order-approval": 2, "credit-review": 1}, capacity=6)
+
+    # what the policy picks with every open item in view
+    rep = as_routable_rep(ann, now)
+    index = RoutingIndex(items=[o.routable for o in open_items(s)], reps=[rep])
+    expected = []
+    for _ in range(6):
+        item = POLICY.item_for(rep, index.items, epoch(now))
+        expected.append(int(item.id))
+        index.items.remove(item.id)
+        rep.open_items += 1
+
+    assert [it.id for it in router.route_for_worker(s, ann.id, now)] == expected
+
+
+def test_urgency_weighs_the_whole_queues_effort_even_when_a_rep_sees_part_of_it(s, now, make_worker, make_item):
+    # Long jobs the rep cannot do make the queue's mean effort large, which widens urgency's
+    # look-ahead: then the weightier item due in an hour outranks the lighter one due in ten
+    # minutes (over the rep's two short items alone, it would be the other way round).
+    for _ in range(50):
+        make_item({"provisioning": 3}, work_type="provisioning-visit", effort=8 * 3600, due_in=timedelta(days=2))
+    weighty = make_item(priority=3, due_in=timedelta(hours=1), effort=300)
+    make_item(priority=1, due_in=timedelta(minutes=10), effort=300)
+    ann = make_worker("ann", {"order-approval": 2}, capacity=1)
+
+    assert [it.id for it in router.route_for_worker(s, ann.id, now)] == [weighty.id]
