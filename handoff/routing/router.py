@@ -123,26 +123,49 @@ def _stored_epoch(value: str | datetime) -> float:
     return epoch(value)
 
 
-def open_items(s: Session, eligible_for: dict[str, int] | None = None) -> list[OpenItem]:
-    """Every open item (with `eligible_for`, only those a rep with these skills may do), read as
-    plain columns: thousands of rows must not cost an ORM object each. Requirements are read as
-    stored text and decoded once per distinct value (items of one kind share them)."""
+@dataclass(slots=True)
+class ItemKind:
+    """Open items that share a requirement (as stored) and escalation: there are few kinds."""
+
+    stored: str | None  # the requirement as its stored text
+    escalated: bool
+    required: dict[str, int]  # what a rep must hold (one level less when escalated)
+    count: int
+    floored_effort: float  # the kind's summed effort, each at least MIN_EFFORT (urgency's p_bar)
+
+
+def _stored_requirements():  # noqa: ANN202
+    return cast(WorkItem.required_skills, Text)
+
+
+def open_item_kinds(s: Session) -> list[ItemKind]:
+    s.flush()
+    effort = case((WorkItem.effort_seconds < MIN_EFFORT, MIN_EFFORT), else_=WorkItem.effort_seconds)
+    rows = s.connection().execute(
+        select(_stored_requirements(), WorkItem.escalated, func.count(), func.sum(effort))
+        .where(WorkItem.state == WorkItemState.OPEN)
+        .group_by(_stored_requirements(), WorkItem.escalated)).all()
+    return [ItemKind(raw, bool(escalated),
+                     effective_requirements((json.loads(raw) if raw else None) or {}, bool(escalated)),
+                     n, float(total or 0.0))
+            for raw, escalated, n, total in rows]
+
+
+def open_items(s: Session, kinds: list[ItemKind] | None = None) -> list[OpenItem]:
+    """Every open item (with `kinds`, only the items of those kinds), read as plain columns:
+    thousands of rows must not cost an ORM object each. Requirements are read as stored text and
+    decoded once per distinct value (items of one kind share them)."""
     s.flush()  # plain-column reads bypass autoflush: make pending changes visible first
     query = select(
         WorkItem.id, WorkItem.work_type, type_coerce(WorkItem.required_skills, Text),
         type_coerce(WorkItem.created_at, Text), type_coerce(WorkItem.due_at, Text), WorkItem.effort_seconds,
         WorkItem.priority, WorkItem.value, WorkItem.escalated, WorkItem.version,
     ).where(WorkItem.state == WorkItemState.OPEN)
-    if eligible_for is not None:
-        # The kinds of requirement waiting are few: decide them once, read only what fits.
-        stored = cast(WorkItem.required_skills, Text)
-        kinds = s.connection().execute(
-            select(stored, WorkItem.escalated).where(WorkItem.state == WorkItemState.OPEN).distinct()).all()
-        fits = [(raw, bool(escalated)) for raw, escalated in kinds
-                if meets(eligible_for, effective_requirements((json.loads(raw) if raw else None) or {}, bool(escalated)))]
-        if not fits:
+    if kinds is not None:
+        if not kinds:
             return []
-        query = query.where(or_(*(and_(stored == raw, WorkItem.escalated == escalated) for raw, escalated in fits)))
+        query = query.where(or_(*(and_(_stored_requirements() == k.stored, WorkItem.escalated == k.escalated)
+                                  for k in kinds)))
     rows = s.connection().execute(query).all()
     decoded: dict[tuple[str, bool], dict[str, int]] = {}
     out = []
@@ -304,15 +327,15 @@ def route_for_worker(s: Session, worker_id: int, now: datetime | None = None) ->
     rep = as_routable_rep(worker, now)
     if not rep.available or rep.spare <= 0:
         return []
-    loaded = open_items(s, eligible_for=rep.skills)
+    # Read only the kinds of item the rep may do; the others still count in urgency's p_bar
+    # (the mean effort of the whole queue), so the picks are those made over every item.
+    kinds = open_item_kinds(s)
+    fits = [k for k in kinds if meets(rep.skills, k.required)]
+    loaded = open_items(s, fits)
     versions = {o.routable.id: o.version for o in loaded}
     index = RoutingIndex(items=(o.routable for o in loaded), reps=[rep])
-    # urgency's p_bar is the mean effort of the whole queue, as when every item is read
-    n_open, effort_open = s.connection().execute(
-        select(func.count(), func.sum(case((WorkItem.effort_seconds < MIN_EFFORT, MIN_EFFORT),
-                                           else_=WorkItem.effort_seconds)))
-        .where(WorkItem.state == WorkItemState.OPEN)).one()
-    index.items.count_also(float(effort_open or 0.0) - index.items.mean_effort * len(loaded), n_open - len(loaded))
+    others = [k for k in kinds if not meets(rep.skills, k.required)]
+    index.items.count_also(sum(k.floored_effort for k in others), sum(k.count for k in others))
     t = epoch(now)
     p_bar = index.items.mean_effort
     taken: list[int] = []
