@@ -25,7 +25,6 @@ import argparse
 import json
 import math
 import os
-import signal
 import statistics
 import threading
 import sys
@@ -37,8 +36,8 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from stack import (  # noqa: E402
-    Stack, _on_sigterm, import_cost, large_order, machine_busy_seconds, machine_notes, runner_limit_note,
-    stack_env,
+    Stack, add_stack_options, bench_main, import_cost, large_order, machine_busy_seconds, machine_notes,
+    runner_limit_note,
 )
 
 TARGET_P95 = 3.0
@@ -107,38 +106,11 @@ def main() -> int:
     ap.add_argument("--orders", type=int, default=30)
     ap.add_argument("--spacing", type=float, default=3.0, help="seconds between submissions")
     ap.add_argument("--settle", type=float, default=10.0, help="seconds to let the stack settle before measuring")
-    ap.add_argument("--ui-port", type=int, default=4310)
-    ap.add_argument("--sandbox-port", type=int, default=8775)
-    ap.add_argument("--intake-port", type=int, default=8085)
-    ap.add_argument("--keep-home", action="store_true", help="keep the stack's temp home (logs, databases)")
-    ap.add_argument("--process-limit", type=int, default=None,
-                    help="HANDOFF_RUNNER_PROCESS_LIMIT for the stack (default: the product's default)")
-    ap.add_argument("--env", action="append", default=[], metavar="KEY=VALUE",
-                    help="more environment for the stack, e.g. PREFECT_API_LOG_RETRYABLE_ERRORS=true")
-    ap.add_argument("--live-tree", action="store_true",
-                    help="run the stack from the checkout itself, not from a snapshot of it")
     ap.add_argument("--json", type=Path, default=None, help="also write the per-order timeline here")
     ap.add_argument("--verbose", action="store_true", help="print every order's timeline")
+    add_stack_options(ap)
     args = ap.parse_args()
-    signal.signal(signal.SIGTERM, _on_sigterm)
-
-    stack = Stack(args.ui_port, args.sandbox_port, args.intake_port, keep_home=args.keep_home,
-                  snapshot=not args.live_tree,
-                  extra_env=stack_env(args.env, args.process_limit))
-    ok = False
-    try:
-        stack.start()
-        stack.load_catalogue()
-        with stack.prefect():
-            ok = run(stack, args)
-    finally:
-        print(f"code: {stack.code_version}")
-        for line in stack.error_report():
-            print(f"{line}")
-        if not ok:
-            stack.keep_home = True
-        stack.stop()
-    return 0 if ok else 1
+    return bench_main(args, run)
 
 
 def wait_started(stack: Stack, order_ids: list[str], timeout: float) -> dict[str, dict[str, Any]]:

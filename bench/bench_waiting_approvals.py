@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import signal
 import statistics
 import sys
 import threading
@@ -41,7 +40,7 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from stack import (  # noqa: E402
-    Proc, Stack, _on_sigterm, large_order, machine_notes, runner_limit_note, stack_env,
+    Proc, Stack, add_stack_options, bench_main, large_order, machine_notes, runner_limit_note,
 )
 
 ENTRY_STATES = {"received", "in-order-entry", "awaiting-approval"}
@@ -209,10 +208,6 @@ def main() -> int:
     ap.add_argument("--orders", type=int, default=200)
     ap.add_argument("--fill-timeout", type=float, default=3600.0, help="seconds for all N to be waiting")
     ap.add_argument("--resume-timeout", type=float, default=3600.0, help="seconds for all N to pass order entry")
-    ap.add_argument("--ui-port", type=int, default=4310)
-    ap.add_argument("--sandbox-port", type=int, default=8775)
-    ap.add_argument("--intake-port", type=int, default=8085)
-    ap.add_argument("--keep-home", action="store_true", help="keep the stack's temp home (logs, databases)")
     ap.add_argument("--rate", type=float, default=0.0,
                     help="orders per second to submit at (0: all at once, as fast as intake answers)")
     ap.add_argument("--answer-rate", type=float, default=0.0,
@@ -223,33 +218,10 @@ def main() -> int:
                     help="abort (stop the stack) if the machine's available memory falls below this")
     ap.add_argument("--stall-timeout", type=float, default=600.0,
                     help="give up waiting when nothing progressed for this many seconds")
-    ap.add_argument("--process-limit", type=int, default=None,
-                    help="HANDOFF_RUNNER_PROCESS_LIMIT for the stack (default: the product's default)")
-    ap.add_argument("--env", action="append", default=[], metavar="KEY=VALUE",
-                    help="more environment for the stack, e.g. PREFECT_API_LOG_RETRYABLE_ERRORS=true")
-    ap.add_argument("--live-tree", action="store_true",
-                    help="run the stack from the checkout itself, not from a snapshot of it")
     ap.add_argument("--json", type=Path, default=None, help="also write the figures here")
+    add_stack_options(ap)
     args = ap.parse_args()
-    signal.signal(signal.SIGTERM, _on_sigterm)
-
-    stack = Stack(args.ui_port, args.sandbox_port, args.intake_port, keep_home=args.keep_home,
-                  snapshot=not args.live_tree,
-                  extra_env=stack_env(args.env, args.process_limit))
-    ok = False
-    try:
-        stack.start()
-        stack.load_catalogue()
-        with stack.prefect():
-            ok = run(stack, args)
-    finally:
-        print(f"  code: {stack.code_version}")
-        for line in stack.error_report():
-            print(f"  {line}")
-        if not ok:
-            stack.keep_home = True
-        stack.stop()
-    return 0 if ok else 1
+    return bench_main(args, run, indent="  ")
 
 
 def run(stack: Stack, args: argparse.Namespace) -> bool:

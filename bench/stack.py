@@ -27,6 +27,7 @@ run whose parent died is re-parented to init). Stopping happens whatever way the
 
 from __future__ import annotations
 
+import argparse
 import atexit
 import contextlib
 import os
@@ -170,12 +171,49 @@ def log_errors(text: str, limit: int = 12) -> list[tuple[int, str]]:
     return [(n, line) for line, n in Counter(lines).most_common(limit)]
 
 
+def add_stack_options(ap: argparse.ArgumentParser) -> None:
+    """The options every bench of the running stack takes (ports, home, runner, code)."""
+    ap.add_argument("--ui-port", type=int, default=4310)
+    ap.add_argument("--sandbox-port", type=int, default=8775)
+    ap.add_argument("--intake-port", type=int, default=8085)
+    ap.add_argument("--keep-home", action="store_true", help="keep the stack's temp home (logs, databases)")
+    ap.add_argument("--process-limit", type=int, default=None,
+                    help="HANDOFF_RUNNER_PROCESS_LIMIT for the stack (default: the product's default)")
+    ap.add_argument("--env", action="append", default=[], metavar="KEY=VALUE",
+                    help="more environment for the stack, e.g. PREFECT_API_LOG_RETRYABLE_ERRORS=true")
+    ap.add_argument("--live-tree", action="store_true",
+                    help="run the stack from the checkout itself, not from a snapshot of it")
+
+
 def stack_env(pairs: list[str], process_limit: int | None = None) -> dict[str, str]:
     """`--env KEY=VALUE` options (and `--process-limit`) as the stack's extra environment."""
     env = dict(pair.split("=", 1) for pair in pairs)
     if process_limit:
         env["HANDOFF_RUNNER_PROCESS_LIMIT"] = str(process_limit)
     return env
+
+
+def bench_main(args: argparse.Namespace, run: "Callable[[Stack, argparse.Namespace], bool]", indent: str = "") -> int:
+    """Start a stack from `args` (add_stack_options), load the catalogue, `run` the bench, then
+    report the code and the errors in the logs and stop it (keeping its home if the bench
+    failed). Exit code 0 if `run` says the checks passed."""
+    signal.signal(signal.SIGTERM, _on_sigterm)
+    stack = Stack(args.ui_port, args.sandbox_port, args.intake_port, keep_home=args.keep_home,
+                  snapshot=not args.live_tree, extra_env=stack_env(args.env, args.process_limit))
+    ok = False
+    try:
+        stack.start()
+        stack.load_catalogue()
+        with stack.prefect():
+            ok = run(stack, args)
+    finally:
+        print(f"{indent}code: {stack.code_version}")
+        for line in stack.error_report():
+            print(f"{indent}{line}")
+        if not ok:
+            stack.keep_home = True
+        stack.stop()
+    return 0 if ok else 1
 
 
 def runner_limit_note() -> str:
@@ -295,16 +333,22 @@ class Stack:
     def database_url(self) -> str:
         return f"sqlite:///{self.home / 'handoff.db'}"
 
-    def env(self) -> dict[str, str]:
-        """What `handoff up` (and every flow run it starts) sees."""
-        env = {k: v for k, v in os.environ.items() if not k.startswith(("PREFECT_", "HANDOFF_"))}
-        env.update({
+    def handoff_env(self) -> dict[str, str]:
+        """Where this stack's handoff keeps its data and finds its systems."""
+        return {
             "HANDOFF_HOME": str(self.home),
             "HANDOFF_DATABASE_URL": self.database_url,
             "HANDOFF_PREFECT_UI_URL": self.ui_url,
             "HANDOFF_SANDBOX_URL": self.sandbox_url,
             "HANDOFF_INTAKE_PORT": str(self.ports[2]),
             "HANDOFF_INTAKE_TOKEN": self.token,
+        }
+
+    def env(self) -> dict[str, str]:
+        """What `handoff up` (and every flow run it starts) sees."""
+        env = {k: v for k, v in os.environ.items() if not k.startswith(("PREFECT_", "HANDOFF_"))}
+        env.update(self.handoff_env())
+        env.update({
             "PREFECT_HOME": str(self.home / "prefect"),
             "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
             "COLUMNS": "200",  # rich wraps at 80 columns when not on a terminal
@@ -318,14 +362,7 @@ class Stack:
     def point_this_process_here(self) -> None:
         """Make handoff's code in this process use the stack's database and systems. Set in the
         environment (read if handoff.settings is imported later) and on the settings object."""
-        os.environ.update({
-            "HANDOFF_HOME": str(self.home),
-            "HANDOFF_DATABASE_URL": self.database_url,
-            "HANDOFF_PREFECT_UI_URL": self.ui_url,
-            "HANDOFF_SANDBOX_URL": self.sandbox_url,
-            "HANDOFF_INTAKE_PORT": str(self.ports[2]),
-            "HANDOFF_INTAKE_TOKEN": self.token,
-        })
+        os.environ.update(self.handoff_env())
         os.environ.update({k: v for k, v in self.extra_env.items() if k.startswith("HANDOFF_")})
         os.environ.setdefault("PREFECT_HOME", str(self.home / "prefect-client"))
         if str(self.code) not in sys.path:
