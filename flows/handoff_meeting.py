@@ -3,7 +3,8 @@
 Steps, for each meeting of the series:
 1. Book the meeting at the next free slot, with its agenda: requirements (turn-around times,
    scope, customisations), decision-maker contacts, training sessions, changes since the
-   contract was signed, and the questions left open by the last meeting.
+   contract was signed, and the questions left open by the last meeting. If another meeting
+   takes that slot first, the next free one.
 2. Sales presents the requirements and signs off (or not).
 3. Requirements checklist: it must pass before operations may sign.
 4. Operations signs off (or not) — a different person from sales.
@@ -14,11 +15,13 @@ Steps, for each meeting of the series:
 from __future__ import annotations
 
 from datetime import timedelta
+from itertools import count
 
 from prefect import flow
 
 from checklists.forms import OperationsSignOff, SalesSignOff
-from tasks.calendar import book_meeting, find_slots
+from tasks.calendar import Meeting, Slot, book_meeting, find_slots
+from tasks.http import Conflict
 from tasks.human_step import HumanStep, ask_a_person
 from tasks.meetings import (
     MeetingView,
@@ -33,6 +36,7 @@ from tasks.meetings import (
 
 MEETING_MINUTES = 60
 MAX_MEETINGS = 10
+BOOKING_ATTEMPTS = 5
 
 
 @flow(name="handoff-meeting", flow_run_name="handoff-{customer_id}", log_prints=True)
@@ -44,10 +48,10 @@ def handoff_meeting(customer_id: str) -> str:
 
         # 1. Book the meeting at the next free slot, with its agenda
         if meeting.status == "to-schedule":
-            [slot] = find_slots(utcnow(), MEETING_MINUTES, meeting_attendees(), count=1)
             agenda = agenda_for(meeting)
-            booked = book_meeting(f"handoff:{customer_id}:{meeting.attempt}", f"Handoff meeting: {meeting.customer_name}",
-                                  meeting_attendees(), slot.start, slot.end, agenda_markdown(meeting, agenda))
+            booked, slot = book_next_free_slot(f"handoff:{customer_id}:{meeting.attempt}",
+                                               f"Handoff meeting: {meeting.customer_name}",
+                                               agenda_markdown(meeting, agenda))
             record_meeting_slot(meeting.meeting_id, slot.start, booked.id, agenda)
             meeting = current_meeting(customer_id)
 
@@ -78,6 +82,18 @@ def handoff_meeting(customer_id: str) -> str:
         if close_meeting(meeting.meeting_id, open_questions) is None:
             return "signed"
     return "still-open"
+
+
+def book_next_free_slot(ref: str, title: str, agenda: str) -> tuple[Meeting, Slot]:
+    """Book the next slot both teams have free. Meetings of other accounts book at the same
+    time: one that takes the slot between finding and booking it (409) sends us to the next."""
+    for attempt in count(1):
+        [slot] = find_slots(utcnow(), MEETING_MINUTES, meeting_attendees(), count=1)
+        try:
+            return book_meeting(ref, title, meeting_attendees(), slot.start, slot.end, agenda), slot
+        except Conflict:
+            if attempt == BOOKING_ATTEMPTS:
+                raise
 
 
 def lines_of(text: str) -> list[str]:

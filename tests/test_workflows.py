@@ -210,6 +210,31 @@ def test_a_handoff_meeting_recurs_until_both_sign_and_keeps_the_open_questions(r
     assert len(sandbox.ledger("calendar", "book_meeting")) == 2
 
 
+def test_a_meeting_whose_slot_is_taken_meanwhile_is_booked_at_the_next_free_one(responder, sandbox, monkeypatch):
+    """Meetings of several accounts book at once: another one takes the slot this one found
+    before it books it (the calendar answers 409); it books the next free slot instead."""
+    from datetime import timezone
+
+    import flows.handoff_meeting as meeting_flow
+    from tasks.calendar import book_meeting, find_slots
+
+    taken = []
+
+    def found_then_taken(after, duration_minutes, attendees, count=1):
+        slots = find_slots.fn(after, duration_minutes, attendees, count)
+        if not taken:  # the first slot found goes to another account's meeting first
+            taken.append(book_meeting.fn("handoff:OTHER:1", "Handoff meeting: another account", attendees,
+                                         slots[0].start, slots[0].end))
+        return slots
+
+    monkeypatch.setattr(meeting_flow, "find_slots", found_then_taken)
+    assert handoff_meeting("AROUT") == "signed"
+    with session() as s:
+        meeting = s.scalar(select(HandoffMeeting).where(HandoffMeeting.customer_id == "AROUT"))
+    assert meeting.slot_start >= taken[0].end.astimezone(timezone.utc).replace(tzinfo=None)  # stored as naive UTC
+    assert len(sandbox.ledger("calendar", "book_meeting")) == 2  # the other account's and this one
+
+
 def test_operations_cannot_sign_before_the_requirements_checklist_passes(responder):
     calls = Counter()
 
