@@ -117,11 +117,6 @@ def serve(runner) -> None:  # noqa: ANN001
         pass
 
 
-def serve_all(limit: int | None = None) -> None:
-    """Serve every deployment until interrupted (Ctrl-C)."""
-    serve(serving_runner(limit))
-
-
 def deploy_all(work_pool: str, source: str | None = None) -> list:
     """Register the same deployments with a work pool; its workers pull the code from `source`
     (a git URL or a directory the workers can read; default: this checkout)."""
@@ -130,7 +125,5 @@ def deploy_all(work_pool: str, source: str | None = None) -> list:
     ids = []
     for d in DEFINITIONS:
         flow = Flow.from_source(source=source or str(ROOT), entrypoint=d.entrypoint)
-        ids.append(flow.deploy(name=d.name, work_pool_name=work_pool, description=d.description,
-                               triggers=d.triggers or None, tags=d.tags, concurrency_limit=d.concurrency_limit,
-                               build=False, push=False, **d.schedule_kwargs()))
+        ids.append(flow.deploy(work_pool_name=work_pool, build=False, push=False, **d.deployment_kwargs()))
     return ids

@@ -84,20 +84,17 @@ def flush_and_stop(proc: subprocess.Popen | None) -> None:
 
 
 @contextmanager
-def using(url: str, runner_poll_seconds: int | None = None) -> Iterator[None]:
-    """Point this process's Prefect client at `url` (and, for `serve`, poll for work often)."""
+def using(url: str) -> Iterator[None]:
+    """Point this process's Prefect client at `url`."""
     from prefect.settings import (
         PREFECT_API_URL,
         PREFECT_CLIENT_MAX_RETRIES,
         PREFECT_CLIENT_RETRY_EXTRA_CODES,
-        PREFECT_RUNNER_POLL_FREQUENCY,
         temporary_settings,
     )
 
     # A SQLite server under load answers 500 ("database is locked") or 503; retry those longer.
     updates = {PREFECT_API_URL: f"{url}/api", PREFECT_CLIENT_RETRY_EXTRA_CODES: "500",
                PREFECT_CLIENT_MAX_RETRIES: 10}
-    if runner_poll_seconds:
-        updates[PREFECT_RUNNER_POLL_FREQUENCY] = runner_poll_seconds
     with temporary_settings(updates=updates):
         yield

@@ -182,7 +182,7 @@ def run_up(feed: Feed | None, say: Callable[[str], None]) -> None:
     threads: list[threading.Thread] = []
     intake = None
     try:
-        with prefect_server.using(url, runner_poll_seconds=1):
+        with prefect_server.using(url):  # the runner's poll is HANDOFF_RUNNER_POLL_SECONDS
             # deployments, triggers and schedules exist before the first order is fed
             runner = serving_runner(settings.runner_process_limit, settings.runner_poll_seconds)
             say(f"{len(DEFINITIONS)} deployments: " + ", ".join(d.name for d in DEFINITIONS))

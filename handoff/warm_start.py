@@ -112,9 +112,3 @@ def disable() -> None:
 
     if isinstance(flow_engine.multiprocessing, _ForkServerForSpawn):
         flow_engine.multiprocessing = multiprocessing  # type: ignore[assignment]
-
-
-def enabled() -> bool:
-    import prefect.flow_engine as flow_engine
-
-    return isinstance(flow_engine.multiprocessing, _ForkServerForSpawn)
