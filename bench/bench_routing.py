@@ -4,7 +4,7 @@
 
 A seeded world of 10,000 open work items and 500 reps with mixed skills. Measured on one core:
 
-1. One routing decision with the index (handoff.routing.index + the push policy): half are
+1. One routing decision with the index (handoff.core.routing.index + the push policy): half are
    "a rep has room: which item?" (`item_for`), half "an item arrived: which rep?" (`rep_for`).
    p50 / p99 over 2,000 decisions, caches cold at the start (nothing is warmed up).
 2. The same decisions made by a straightforward scan-everything router: score every waiting
@@ -34,10 +34,10 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from handoff.routing.eligibility import meets, overqualification  # noqa: E402
-from handoff.routing.index import RoutingIndex  # noqa: E402
-from handoff.routing.policy import PushPolicy, RoutableItem, RoutableRep, make_policy  # noqa: E402
-from handoff.routing.urgency import MIN_EFFORT, urgency, urgency_many  # noqa: E402
+from handoff.core.routing.eligibility import meets, overqualification  # noqa: E402
+from handoff.core.routing.index import RoutingIndex  # noqa: E402
+from handoff.core.routing.policy import PushPolicy, RoutableItem, RoutableRep, make_policy  # noqa: E402
+from handoff.core.routing.urgency import MIN_EFFORT, urgency, urgency_many  # noqa: E402
 
 SKILLS = [
     "order-approval", "credit-review", "discount-approval", "provisioning-visit", "activation-confirmation",
@@ -215,16 +215,16 @@ def measure_live(items: list[RoutableItem], reps: list[RoutableRep], calls: int 
     import tempfile
     from datetime import datetime, timezone
 
-    from handoff.settings import settings
+    from handoff.core.settings import settings
 
     home = Path(tempfile.mkdtemp(prefix="handoff-bench-"))
     settings.database_url = f"sqlite:///{home / 'bench.db'}"
     settings.home = home
     from sqlalchemy import select
 
-    from handoff.db import session
-    from handoff.models import WorkItem, Worker, WorkerSkill
-    from handoff.routing import router
+    from handoff.core.db import session
+    from handoff.core.models import WorkItem, Worker, WorkerSkill
+    from handoff.core.routing import router
 
     def dt(t: float) -> datetime:
         return datetime.fromtimestamp(t, timezone.utc).replace(tzinfo=None)
@@ -254,7 +254,7 @@ def measure_live(items: list[RoutableItem], reps: list[RoutableRep], calls: int 
                 router.route_for_worker(s, rng.choice(worker_ids), now)
             s.commit()
             out[kind].append((time.perf_counter() - t0) * 1e3)
-    from handoff.db import engine
+    from handoff.core.db import engine
 
     engine().dispose()
     shutil.rmtree(home, ignore_errors=True)

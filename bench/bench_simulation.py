@@ -24,10 +24,10 @@ from pathlib import Path  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from handoff.settings import settings  # noqa: E402
-from handoff.simulation.compare import parse_staff  # noqa: E402
-from handoff.simulation.engine import simulate  # noqa: E402
-from handoff.simulation.workloads import bpic2012_workload  # noqa: E402
+from handoff.core.settings import settings  # noqa: E402
+from handoff.analytics.simulation.compare import parse_staff  # noqa: E402
+from handoff.analytics.simulation.engine import simulate  # noqa: E402
+from handoff.analytics.simulation.workloads import bpic2012_workload  # noqa: E402
 
 TARGET_SECONDS = 30.0
 

@@ -13,8 +13,8 @@ and then:
    under `handoff up`) every second meanwhile, and again once all N wait and the flow-run
    processes have exited;
 3. snapshots the sandbox ledger: N credit checks, each idempotency key once;
-4. completes all N approvals as their assignees (handoff.steps.complete_step with
-   handoff.standins.standin_answer): Prefect resumes each run, the runner runs it again from
+4. completes all N approvals as their assignees (handoff.runtime.steps.complete_step with
+   handoff.runtime.standins.standin_answer): Prefect resumes each run, the runner runs it again from
    the top in a new process;
 5. waits until every order has moved past order entry (later human steps, e.g. activation
    confirmation, then wait: fine), and checks the ledger again: still exactly N credit checks,
@@ -114,7 +114,7 @@ def say(text: str) -> None:
 
 
 def approvals_waiting(ids: set[str]) -> list[Any]:
-    from handoff.steps import waiting_steps
+    from handoff.runtime.steps import waiting_steps
 
     return [w for w in waiting_steps() if w.work_type == "order-approval" and w.order_id in ids]
 
@@ -122,8 +122,8 @@ def approvals_waiting(ids: set[str]) -> list[Any]:
 def order_statuses(ids: set[str]) -> dict[str, str]:
     from sqlalchemy import select
 
-    from handoff.db import session
-    from handoff.models import Order
+    from handoff.core.db import session
+    from handoff.core.models import Order
 
     with session() as s:
         return {oid: str(status) for oid, status in s.execute(select(Order.id, Order.status).where(Order.id.in_(ids)))}
@@ -310,8 +310,8 @@ def measure(stack: Stack, args: argparse.Namespace, ids: list[str], sampler: Sam
     sum_before = ledger_summary(before, idset)
 
     # 4. complete every approval as its assignee
-    from handoff.standins import standin_answer
-    from handoff.steps import complete_step
+    from handoff.runtime.standins import standin_answer
+    from handoff.runtime.steps import complete_step
 
     sampler.phase = "resuming"
     t_resume0 = time.monotonic()
@@ -401,7 +401,7 @@ def measure(stack: Stack, args: argparse.Namespace, ids: list[str], sampler: Sam
     sum_after = ledger_summary(after, idset)
     statuses = order_statuses(idset)
     states_after, runs_per_order_after = run_states(stack, idset)
-    from handoff.steps import waiting_steps
+    from handoff.runtime.steps import waiting_steps
 
     next_waits = Counter(w.work_type for w in waiting_steps() if w.order_id in idset)
     credit_requests = [r for r in stack.sandbox_requests("crm") if "/credit-checks" in r["path"]

@@ -15,7 +15,7 @@ collide with another stack on the machine. By default it runs from a snapshot of
 tree copied under that home (`snapshot=False`: from the checkout itself), so edits other
 engineers make while a bench runs cannot break flow runs half-way; the snapshot's commit and
 number of changed files are in `stack.code_version`. `Stack()` also points *this* process at that home
-(HANDOFF_HOME, HANDOFF_DATABASE_URL and `handoff.settings.settings`), so handoff's own functions
+(HANDOFF_HOME, HANDOFF_DATABASE_URL and `handoff.core.settings.settings`), so handoff's own functions
 (`waiting_steps()`, `complete_step()` ...) read and write the stack's database.
 
 Stopping sends SIGINT to the process group (what Ctrl-C does), then SIGKILL to every process of
@@ -220,7 +220,7 @@ def runner_limit_note() -> str:
     """How the stack's runner starts flow runs: its poll, process limit and warm start (from the
     stack's code and environment)."""
     try:
-        from handoff.settings import Settings
+        from handoff.core.settings import Settings
 
         current = Settings()
     except ImportError:
@@ -331,7 +331,7 @@ class Stack:
 
     @property
     def database_url(self) -> str:
-        return f"sqlite:///{self.home / 'handoff.db'}"
+        return f"sqlite:///{self.home / 'handoff.core.db'}"
 
     def handoff_env(self) -> dict[str, str]:
         """Where this stack's handoff keeps its data and finds its systems."""
@@ -361,7 +361,7 @@ class Stack:
 
     def point_this_process_here(self) -> None:
         """Make handoff's code in this process use the stack's database and systems. Set in the
-        environment (read if handoff.settings is imported later) and on the settings object."""
+        environment (read if handoff.core.settings is imported later) and on the settings object."""
         os.environ.update(self.handoff_env())
         os.environ.update({k: v for k, v in self.extra_env.items() if k.startswith("HANDOFF_")})
         os.environ.setdefault("PREFECT_HOME", str(self.home / "prefect-client"))
@@ -370,8 +370,8 @@ class Stack:
         loaded = sys.modules.get("handoff")
         if loaded is not None and not str(getattr(loaded, "__file__", "")).startswith(str(self.code)):
             self.say(f"warning: handoff was imported from {loaded.__file__} before the stack's code")
-        if "handoff.settings" in sys.modules:
-            from handoff.settings import settings
+        if "handoff.core.settings" in sys.modules:
+            from handoff.core.settings import settings
 
             settings.home = self.home
             settings.database_url = self.database_url
@@ -383,7 +383,7 @@ class Stack:
     @contextlib.contextmanager
     def prefect(self) -> Iterator[None]:
         """This process's Prefect client talks to the stack's server inside the block."""
-        from handoff import prefect_server
+        from handoff.runtime import prefect_server
 
         with prefect_server.using(self.ui_url):
             yield
@@ -401,7 +401,7 @@ class Stack:
                  f"intake {self.intake_url})")
         self.started_at = time.monotonic()
         self.say(f"code: {self.code_version} (run from {self.code})")
-        command = [str(PYTHON), "-c", "from handoff.cli import app; app()", "up"]
+        command = [str(PYTHON), "-c", "from handoff.cli.main import app; app()", "up"]
         self.proc = subprocess.Popen(command, cwd=self.code, env=self.env(), stdout=self._log,
                                      stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, process_group=0)
         Stack._live.append(self)
@@ -570,7 +570,7 @@ class Stack:
 
     def load_catalogue(self) -> tuple[int, int]:
         """Northwind's customers and products into the stack's handoff database."""
-        from handoff.northwind import load_catalogue
+        from handoff.core.northwind import load_catalogue
 
         return load_catalogue()
 

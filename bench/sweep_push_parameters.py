@@ -57,11 +57,11 @@ import numpy as np  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from handoff.routing.policy import PushPolicy, _pick, is_free  # noqa: E402
-from handoff.routing.urgency import K, MIN_EFFORT, VALUE_UNIT  # noqa: E402
-from handoff.simulation.calendar import WeeklyCalendar  # noqa: E402
-from handoff.simulation.engine import simulate  # noqa: E402
-from handoff.simulation.workloads import DEFAULT_TYPES, load_workload, synthetic_workload  # noqa: E402
+from handoff.core.routing.policy import PushPolicy, _pick, is_free  # noqa: E402
+from handoff.core.routing.urgency import K, MIN_EFFORT, VALUE_UNIT  # noqa: E402
+from handoff.analytics.simulation.calendar import WeeklyCalendar  # noqa: E402
+from handoff.analytics.simulation.engine import simulate  # noqa: E402
+from handoff.analytics.simulation.workloads import DEFAULT_TYPES, load_workload, synthetic_workload  # noqa: E402
 
 THETAS = (0.05, 0.1, 0.2, 0.3, 0.5, 1.0)
 AGINGS = (1.0, 2.0, 4.0, 8.0, 16.0)
@@ -329,7 +329,7 @@ def main() -> int:
     print(f"\nchosen: LOOKAHEAD = {chosen.theta:g}, AGING_WINDOWS = {chosen.aging:g}")
 
     if args.holdout:
-        from handoff.simulation.compare import parse_staff
+        from handoff.analytics.simulation.compare import parse_staff
 
         print("\nHeld out: BPIC 2012 (seed 0)\n")
         print(holdout(parse_staff(args.holdout), chosen, args.markdown))

@@ -95,12 +95,12 @@ def serving_runner(limit: int | None = None, poll_seconds: float | None = None):
     are live when this returns); `serve(runner)` then runs their flow runs on this machine.
 
     The runner is given the flows themselves, not only their deployments: it then starts each
-    run straight from the imported flow (`handoff.warm_start` forks it from a warm process)
+    run straight from the imported flow (`handoff.runtime.warm_start` forks it from a warm process)
     instead of a `python -m prefect.engine` that imports Prefect and the flows again.
     """
     from prefect.runner import Runner
 
-    from handoff.warm_start import flows_travel_by_reference
+    from handoff.runtime.warm_start import flows_travel_by_reference
 
     flows_travel_by_reference()
     runner = Runner(limit=limit, query_seconds=poll_seconds)

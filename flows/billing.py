@@ -13,7 +13,7 @@ from __future__ import annotations
 from prefect import flow
 
 from checklists.forms import InvoiceApproval
-from handoff.settings import settings
+from handoff.core.settings import settings
 from tasks.billing import issue_invoice, open_account
 from tasks.checklist_gate import until_checklist_passes
 from tasks.human_step import HumanStep, ask_a_person

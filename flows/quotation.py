@@ -12,7 +12,7 @@ from __future__ import annotations
 from prefect import flow
 
 from checklists.forms import DiscountApproval
-from handoff.settings import settings
+from handoff.core.settings import settings
 from tasks.crm import send_quote
 from tasks.human_step import HumanStep, ask_a_person
 from tasks.quotes import PricedQuote, price_quote, set_quote_status

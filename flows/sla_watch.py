@@ -9,7 +9,7 @@ Steps:
 4. Route every open item that now has an eligible free rep.
 5. Show the new assignee on each waiting run whose work changed hands.
 
-The logic lives in handoff.routing.watch (plain functions, tested without Prefect); each step
+The logic lives in handoff.core.routing.watch (plain functions, tested without Prefect); each step
 here is a task so the UI shows what each minute did.
 """
 
@@ -22,9 +22,9 @@ from prefect.cache_policies import NO_CACHE
 
 RELABEL_LOOKBACK = timedelta(minutes=3)  # a little more than one cycle, so no change is missed
 
-from handoff.db import session
-from handoff.models import utcnow
-from handoff.routing import watch
+from handoff.core.db import session
+from handoff.core.models import utcnow
+from handoff.core.routing import watch
 
 
 @task(name="re-score urgency", cache_policy=NO_CACHE)

@@ -13,7 +13,7 @@ wip-queues, wip-late-jobs, wip-problem-cases, wip-defects, wip-on-time (the summ
 wip-chart. The chart is embedded in its markdown as a data: URI (Prefect's image artifact
 only links to a publicly reachable URL); the PNG is also kept on disk.
 
-The computations are in handoff.reports (plain functions, tested without Prefect).
+The computations are in handoff.analytics.reports (plain functions, tested without Prefect).
 """
 
 from __future__ import annotations
@@ -30,10 +30,10 @@ from prefect.cache_policies import NO_CACHE
 from prefect.runtime import flow_run
 from pydantic import BaseModel, Field
 
-from handoff import reports
-from handoff.db import session
-from handoff.models import utcnow
-from handoff.routing.eligibility import as_utc_naive
+from handoff.analytics import reports
+from handoff.core.db import session
+from handoff.core.models import utcnow
+from handoff.core.routing.eligibility import as_utc_naive
 
 KEYS = {
     "queues": "wip-queues",

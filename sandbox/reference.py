@@ -1,7 +1,7 @@
 """What the stand-in systems know before any order arrives: Northwind's customers and products.
 
 Read once from the Northwind SQLite file (env `HANDOFF_NORTHWIND_PATH`, default
-`<repo parent>/shared/data/northwind.sqlite`, the same default as `handoff.settings`).
+`<repo parent>/shared/data/northwind.sqlite`, the same default as `handoff.core.settings`).
 
 Deterministic rules, so tests and demos see the same world every run (no random numbers; a
 SHA-256 of the id picks the bucket):

@@ -8,9 +8,9 @@ from prefect.cache_policies import NO_CACHE
 
 from sqlalchemy import select
 
-from handoff import audit
-from handoff.db import session
-from handoff.models import Defect, utcnow
+from handoff.core import audit
+from handoff.core.db import session
+from handoff.core.models import Defect, utcnow
 
 
 @task(task_run_name="record-defect-{key}", cache_policy=NO_CACHE)

@@ -10,9 +10,9 @@ from prefect.cache_policies import NO_CACHE
 from pydantic import BaseModel
 from sqlalchemy import select
 
-from handoff import audit
-from handoff.db import session
-from handoff.models import FulfilmentLine, Order, utcnow
+from handoff.core import audit
+from handoff.core.db import session
+from handoff.core.models import FulfilmentLine, Order, utcnow
 
 
 

@@ -27,11 +27,11 @@ from prefect.runtime import flow_run as current_run
 from sqlalchemy import select
 
 from checklists.forms import StepForm
-from handoff import audit, sla
-from handoff.db import session
-from handoff.models import WorkItem, WorkItemState, utcnow
-from handoff.routing import router
-from handoff.settings import settings
+from handoff.core import audit, sla
+from handoff.core.db import session
+from handoff.core.models import WorkItem, WorkItemState, utcnow
+from handoff.core.routing import router
+from handoff.core.settings import settings
 
 F = TypeVar("F", bound=StepForm)
 

@@ -9,10 +9,10 @@ from prefect.cache_policies import NO_CACHE
 from pydantic import BaseModel
 from sqlalchemy import select
 
-from handoff import audit
-from handoff.db import session
-from handoff.models import Customer, FulfilmentLine, Invoice, Order, Product, utcnow
-from handoff.settings import settings
+from handoff.core import audit
+from handoff.core.db import session
+from handoff.core.models import Customer, FulfilmentLine, Invoice, Order, Product, utcnow
+from handoff.core.settings import settings
 
 # VAT by the customer's country; countries not listed are invoiced without tax.
 

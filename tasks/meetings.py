@@ -13,9 +13,9 @@ from prefect.cache_policies import NO_CACHE
 from pydantic import BaseModel
 from sqlalchemy import func, select
 
-from handoff import audit
-from handoff.db import session
-from handoff.models import Customer, HandoffMeeting, Order, utcnow
+from handoff.core import audit
+from handoff.core.db import session
+from handoff.core.models import Customer, HandoffMeeting, Order, utcnow
 
 
 class MeetingView(BaseModel):

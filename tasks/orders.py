@@ -15,10 +15,10 @@ from prefect.cache_policies import NO_CACHE
 from pydantic import BaseModel
 from sqlalchemy import func, select, update
 
-from handoff import audit
-from handoff.db import session
-from handoff.models import Customer, Order, OrderCheck, OrderStatus, Product
-from handoff.settings import settings
+from handoff.core import audit
+from handoff.core.db import session
+from handoff.core.models import Customer, Order, OrderCheck, OrderStatus, Product
+from handoff.core.settings import settings
 from tasks.human_step import HumanStep
 
 

@@ -9,10 +9,10 @@ from prefect.cache_policies import NO_CACHE
 from pydantic import BaseModel
 from sqlalchemy import select, update
 
-from handoff import audit
-from handoff.db import session
-from handoff.models import Order, Product, Quote, utcnow
-from handoff.settings import settings
+from handoff.core import audit
+from handoff.core.db import session
+from handoff.core.models import Order, Product, Quote, utcnow
+from handoff.core.settings import settings
 
 
 class PricedQuote(BaseModel):

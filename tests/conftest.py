@@ -20,7 +20,7 @@ os.environ.setdefault("PREFECT_CLIENT_RETRY_EXTRA_CODES", "500")
 
 import pytest
 
-from handoff.settings import settings
+from handoff.core.settings import settings
 
 
 @pytest.fixture(scope="session")
@@ -47,10 +47,10 @@ def db(request, tmp_path, monkeypatch):
     if backend == "postgres":
         url = request.getfixturevalue("postgres").new_database()
     else:
-        url = f"sqlite:///{tmp_path / 'handoff.db'}"
+        url = f"sqlite:///{tmp_path / 'handoff.core.db'}"
     monkeypatch.setattr(settings, "database_url", url)
     monkeypatch.setattr(settings, "home", tmp_path)
-    from handoff.db import engine
+    from handoff.core.db import engine
 
     engine()
     yield settings.database_url
@@ -70,14 +70,14 @@ def postgres():
 @pytest.fixture
 def catalogue(db):
     """Northwind's customers and products, the catalogue real orders are checked against."""
-    from handoff.northwind import load_catalogue
+    from handoff.core.northwind import load_catalogue
 
     return load_catalogue()
 
 
 @pytest.fixture
 def reps(db):
-    from handoff.standins import ensure_standin_reps
+    from handoff.runtime.standins import ensure_standin_reps
 
     ensure_standin_reps()
 
@@ -123,7 +123,7 @@ def sandbox(sandbox_server, monkeypatch):
 
 class Responder:
     """Stand-in reps answering waiting steps in a background thread, as the assignee would
-    (handoff.standins), unless a test gives its own answer for a work type."""
+    (handoff.runtime.standins), unless a test gives its own answer for a work type."""
 
     def __init__(self) -> None:
         import threading
@@ -133,8 +133,8 @@ class Responder:
         self.stop = threading.Event()
 
     def run(self) -> None:
-        from handoff.standins import standin_answer
-        from handoff.steps import StepNotReady, complete_step, waiting_steps
+        from handoff.runtime.standins import standin_answer
+        from handoff.runtime.steps import StepNotReady, complete_step, waiting_steps
 
         done: set[tuple[int, str]] = set()
         while not self.stop.is_set():

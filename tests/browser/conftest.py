@@ -39,7 +39,7 @@ LOG_TAIL_CHARS = 4000
 RUN_ORDER_ENTRY = """
 import sys
 
-from handoff.settings import settings
+from handoff.core.settings import settings
 from sandbox.faults import Faults
 from sandbox.server import start_sandbox
 
@@ -104,7 +104,7 @@ class UIServer:
 @pytest.fixture
 def ui_server(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[UIServer]:
     """A Prefect server with the UI, its database under tmp_path; stopped at the end."""
-    from handoff import prefect_server
+    from handoff.runtime import prefect_server
 
     url = f"http://127.0.0.1:{free_port()}"
     log = tmp_path / "prefect-server.log"
@@ -166,7 +166,7 @@ class FlowProcess:
 def order_entry_process(tmp_path: Path, db: str) -> Iterator[Callable[[UIServer, str], FlowProcess]]:
     """Start `order_entry(order_id)` in a subprocess against `server` and the test's handoff
     database (the `db` fixture's file); killed at the end if it is still running."""
-    from handoff.settings import settings
+    from handoff.core.settings import settings
 
     started: list[subprocess.Popen] = []
 

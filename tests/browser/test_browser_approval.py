@@ -19,10 +19,10 @@ from urllib.parse import quote
 import httpx
 import pytest
 
-from handoff.db import session
-from handoff.intake import submit_orders
-from handoff.models import Order, WorkItem
-from handoff.steps import waiting_steps
+from handoff.core.db import session
+from handoff.core.intake import submit_orders
+from handoff.core.models import Order, WorkItem
+from handoff.runtime.steps import waiting_steps
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow, pytest.mark.usefixtures("catalogue", "reps")]
 

@@ -10,7 +10,7 @@ import pytest
 from prefect import Task
 from prefect.tasks import exponential_backoff
 
-from handoff.settings import settings
+from handoff.core.settings import settings
 from sandbox.faults import SYSTEMS
 from sandbox.server import SandboxHandle
 from tasks import activation, billing, calendar, crm, http, provisioning

@@ -1,0 +1,153 @@
+"""Working hours for the simulator: when a rep is on shift, and what "due in 8 business hours" means.
+
+Simulated time is seconds on a *local wall clock* expressed as if it were UTC ("naive local
+epoch seconds"): the day and hour of a timestamp are read without any time-zone arithmetic, so
+a weekly shift pattern is simple integer maths. Workloads convert their timestamps to this
+clock once (BPIC 2012's +01:00/+02:00 offsets are dropped after the durations are computed).
+
+Two calendars:
+- `WeeklyCalendar`: opening hours per weekday (Monday = 0), e.g. Mon-Fri 09:00-21:00.
+- `AlwaysOpen`: a 24x7 team (used for the queueing-theory checks and the synthetic workload).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Iterator, Protocol
+
+from handoff.core.routing.eligibility import parse_hhmm, parse_work_days
+
+DAY = 86_400.0
+WEEK = 7 * DAY
+_EPOCH_WEEKDAY = 3  # 1970-01-01 was a Thursday (Monday = 0)
+DAY_NAMES = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
+
+
+class Calendar(Protocol):
+    def intervals(self, start: float, end: float) -> Iterator[tuple[float, float]]:
+        """Open intervals overlapping [start, end), clipped to it, in time order."""
+        ...
+
+    def open_seconds(self, start: float, end: float) -> float: ...
+
+    def add_open_seconds(self, start: float, seconds: float) -> float:
+        """The moment `seconds` of open time after `start` have passed (due-date maths)."""
+        ...
+
+    def describe(self) -> str: ...
+
+
+def weekday(t: float) -> int:
+    """Monday = 0 for a naive-local timestamp."""
+    return (int(t // DAY) + _EPOCH_WEEKDAY) % 7
+
+
+@dataclass(frozen=True)
+class AlwaysOpen:
+    """A team that is always at work (24x7)."""
+
+    def intervals(self, start: float, end: float) -> Iterator[tuple[float, float]]:
+        if end > start:
+            yield (start, end)
+
+    def open_seconds(self, start: float, end: float) -> float:
+        return max(0.0, end - start)
+
+    def add_open_seconds(self, start: float, seconds: float) -> float:
+        return start + seconds
+
+    def describe(self) -> str:
+        return "always open (24x7)"
+
+
+ALWAYS_OPEN = AlwaysOpen()
+
+
+@dataclass(frozen=True)
+class WeeklyCalendar:
+    """Opening hours that repeat every week: `hours[weekday]` = ((start_h, end_h), ...)."""
+
+    hours: tuple[tuple[tuple[float, float], ...], ...]  # 7 entries, Monday first
+
+    def __post_init__(self) -> None:
+        if len(self.hours) != 7:
+            raise ValueError("a weekly calendar needs 7 days (Monday first)")
+        if not any(self.hours):
+            raise ValueError("a weekly calendar must be open at some time")
+        for day in self.hours:
+            for s, e in day:
+                if not 0 <= s < e <= 24:
+                    raise ValueError(f"bad opening hours {s}-{e}")
+
+    @classmethod
+    def from_shift(cls, start: str = "09:00", end: str = "17:00", work_days: str = "01234") -> "WeeklyCalendar":
+        """The same shift strings a live Worker has (handoff.core.routing.eligibility)."""
+        s, e = parse_hhmm(start) / 60, parse_hhmm(end) / 60
+        days = parse_work_days(work_days)
+        if s >= e:
+            raise ValueError("overnight shifts are not supported by the simulator calendar")
+        return cls(tuple(((s, e),) if d in days else () for d in range(7)))
+
+    @classmethod
+    def from_dict(cls, hours: dict[int, list[tuple[float, float]]]) -> "WeeklyCalendar":
+        return cls(tuple(tuple((float(s), float(e)) for s, e in hours.get(d, [])) for d in range(7)))
+
+    def intervals(self, start: float, end: float) -> Iterator[tuple[float, float]]:
+        day0 = math.floor(start / DAY)
+        day = day0
+        while day * DAY < end:
+            for s_h, e_h in self.hours[(day + _EPOCH_WEEKDAY) % 7]:
+                s = max(day * DAY + s_h * 3600, start)
+                e = min(day * DAY + e_h * 3600, end)
+                if e > s:
+                    yield (s, e)
+            day += 1
+
+    def open_seconds(self, start: float, end: float) -> float:
+        if end <= start:
+            return 0.0
+        weekly = sum(e - s for day in self.hours for s, e in day) * 3600
+        whole_weeks = math.floor((end - start) / WEEK)
+        rest_start = start + whole_weeks * WEEK
+        return whole_weeks * weekly + sum(e - s for s, e in self.intervals(rest_start, end))
+
+    def add_open_seconds(self, start: float, seconds: float) -> float:
+        remaining = seconds
+        day = math.floor(start / DAY)
+        while True:
+            for s_h, e_h in self.hours[(day + _EPOCH_WEEKDAY) % 7]:
+                s = max(day * DAY + s_h * 3600, start)
+                e = day * DAY + e_h * 3600
+                if e <= s:
+                    continue
+                if remaining <= e - s:
+                    return s + remaining
+                remaining -= e - s
+            day += 1
+
+    def weekly_hours(self) -> float:
+        return sum(e - s for day in self.hours for s, e in day)
+
+    def describe(self) -> str:
+        """e.g. 'Mon-Fri 09-21, Sat 10-17' (days with the same hours grouped)."""
+        parts: list[str] = []
+        d = 0
+        while d < 7:
+            if not self.hours[d]:
+                d += 1
+                continue
+            j = d
+            while j + 1 < 7 and self.hours[j + 1] == self.hours[d]:
+                j += 1
+            days = DAY_NAMES[d] if j == d else f"{DAY_NAMES[d]}-{DAY_NAMES[j]}"
+            spans = ",".join(f"{_hh(s)}-{_hh(e)}" for s, e in self.hours[d])
+            parts.append(f"{days} {spans}")
+            d = j + 1
+        return ", ".join(parts)
+
+
+def _hh(h: float) -> str:
+    whole = int(h)
+    minutes = round((h - whole) * 60)
+    return f"{whole:02d}" if minutes == 0 else f"{whole:02d}:{minutes:02d}"

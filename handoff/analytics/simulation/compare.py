@@ -1,0 +1,301 @@
+"""Compare routing policies across team sizes on one workload: the grid, the table, the charts.
+
+One run = one policy x one team size (see engine.simulate). The grid is embarrassingly
+parallel; `jobs > 1` runs it in worker processes (fork), each one replaying with its own copy
+of the workload. Results do not depend on `jobs`.
+"""
+
+from __future__ import annotations
+
+import math
+import multiprocessing
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Sequence
+
+import numpy as np
+
+from handoff.analytics.simulation.engine import Metrics, simulate
+from handoff.analytics.simulation.workloads import Workload
+
+
+@dataclass
+class RunOutcome:
+    """One cell of the grid: the metrics plus the backlog series for the chart."""
+
+    policy: str
+    staff: int
+    offered_load: float
+    metrics: Metrics
+    backlog_t: np.ndarray  # hours since the start of the workload
+    backlog_n: np.ndarray
+
+    @property
+    def load_per_rep(self) -> float:
+        return self.offered_load / self.staff
+
+    def as_dict(self) -> dict:
+        d = self.metrics.as_dict()
+        d["offered_load"] = round(self.offered_load, 4)
+        d["load_per_rep"] = round(self.load_per_rep, 4)
+        d["protective_capacity"] = round(self.staff - self.offered_load, 4)
+        return d
+
+
+def parse_staff(text: str) -> list[int]:
+    """'2..8' -> [2..8]; '3,5,8' -> [3, 5, 8]; '4' -> [4]."""
+    sizes: list[int] = []
+    for part in text.replace(" ", "").split(","):
+        if not part:
+            continue
+        if ".." in part:
+            lo, hi = part.split("..", 1)
+            a, b = int(lo), int(hi)
+            if a > b:
+                raise ValueError(f"staff range {part!r} runs backwards")
+            sizes.extend(range(a, b + 1))
+        else:
+            sizes.append(int(part))
+    if not sizes or min(sizes) < 1:
+        raise ValueError(f"staff {text!r}: give team sizes of at least 1, e.g. 2..8 or 3,5,8")
+    return sorted(set(sizes))
+
+
+def auto_staff(offered_load: float) -> list[int]:
+    """Team sizes around the offered load: from just under it (overloaded) to well above it."""
+    lo = max(1, math.floor(offered_load) - 2)
+    return list(range(lo, math.ceil(offered_load) + 4))
+
+
+def parse_policies(text: str) -> list[str]:
+    names = [p.strip() for p in text.split(",") if p.strip()]
+    if not names:
+        raise ValueError("give at least one policy, e.g. push,fifo,self")
+    from handoff.core.routing.policy import POLICIES
+
+    unknown = [p for p in names if p not in POLICIES]
+    if unknown:
+        raise ValueError(f"unknown policy {', '.join(unknown)}; choose from {', '.join(POLICIES)}")
+    return names
+
+
+# --- running the grid ------------------------------------------------------------------------------
+
+_WORKLOAD: Workload | None = None  # the worker processes' copy (set before forking)
+
+
+def run_one(workload: Workload, policy: str, staff: int, seed: int = 0) -> RunOutcome:
+    team = workload.team(staff, seed=seed)
+    result = simulate(workload.items, team, policy, seed=seed)
+    m = result.metrics()
+    t = (result.backlog_times - workload.start) / 3600.0
+    return RunOutcome(policy, staff, workload.offered_load(), m, t, result.backlog_waiting)
+
+
+def _run_cell(args: tuple[str, int, int]) -> RunOutcome:
+    assert _WORKLOAD is not None
+    return run_one(_WORKLOAD, *args)
+
+
+def run_grid(
+    workload: Workload,
+    policies: Sequence[str],
+    staff: Sequence[int],
+    seed: int = 0,
+    jobs: int = 1,
+    on_done: Callable[[RunOutcome], None] | None = None,
+) -> list[RunOutcome]:
+    """Every policy at every team size, ordered by (staff, policy order)."""
+    cells = [(p, n, seed) for n in staff for p in policies]
+    out: list[RunOutcome] = []
+    if jobs <= 1 or len(cells) == 1:
+        for cell in cells:
+            o = run_one(workload, *cell)
+            out.append(o)
+            if on_done:
+                on_done(o)
+        return out
+    global _WORKLOAD
+    _WORKLOAD = workload
+    try:
+        ctx = multiprocessing.get_context("fork")
+        with ProcessPoolExecutor(max_workers=jobs, mp_context=ctx) as pool:
+            for o in pool.map(_run_cell, cells):
+                out.append(o)
+                if on_done:
+                    on_done(o)
+    finally:
+        _WORKLOAD = None
+    return out
+
+
+# --- presenting ------------------------------------------------------------------------------------
+
+TABLE_COLUMNS = (
+    ("policy", "policy"),
+    ("staff", "staff"),
+    ("load/rep", "load_per_rep"),
+    ("on-time %", "on_time_pct"),
+    ("mean late h", "mean_lateness_h"),
+    ("p95 late h", "p95_lateness_h"),
+    ("value-wtd late h", "value_weighted_lateness_h"),
+    ("util %", "utilisation"),
+    ("fairness (Jain)", "fairness_jain"),
+    ("backlog max", "backlog_max"),
+    ("unfinished", "unfinished"),
+)
+
+
+def table_rows(outcomes: Sequence[RunOutcome]) -> list[list[str]]:
+    rows = []
+    for o in outcomes:
+        m = o.metrics
+        rows.append(
+            [
+                o.policy,
+                str(o.staff),
+                f"{o.load_per_rep:.2f}",
+                f"{m.on_time_pct:.1f}",
+                f"{m.mean_lateness_h:.2f}",
+                f"{m.p95_lateness_h:.2f}",
+                f"{m.value_weighted_lateness_h:.2f}",
+                f"{100 * m.utilisation:.0f}",
+                f"{m.fairness_jain:.3f}",
+                str(m.backlog_max),
+                str(m.unfinished),
+            ]
+        )
+    return rows
+
+
+def markdown_table(outcomes: Sequence[RunOutcome]) -> str:
+    """The same table as plain Markdown (for docs)."""
+    head = "| " + " | ".join(h for h, _ in TABLE_COLUMNS) + " |"
+    sep = "|" + "|".join("---" if h == "policy" else "---:" for h, _ in TABLE_COLUMNS) + "|"
+    return "\n".join([head, sep] + ["| " + " | ".join(r) + " |" for r in table_rows(outcomes)])
+
+
+def backlog_staff(outcomes: Sequence[RunOutcome], goal_pct: float = 90.0) -> int:
+    """The team size worth showing the backlog for: the smallest where some policy reaches
+    `goal_pct` on time (where the policies differ most), else the largest tried."""
+    sizes = sorted({o.staff for o in outcomes})
+    for n in sizes:
+        if any(o.metrics.on_time_pct >= goal_pct for o in outcomes if o.staff == n):
+            return n
+    return sizes[-1]
+
+
+def save_charts(
+    outcomes: Sequence[RunOutcome], charts_dir: str | Path, workload_name: str, backlog_for: int | None = None
+) -> list[Path]:
+    """Two PNGs: on-time % against team size per policy; backlog over time per policy."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    charts_dir = Path(charts_dir)
+    charts_dir.mkdir(parents=True, exist_ok=True)
+    policies = list(dict.fromkeys(o.policy for o in outcomes))
+    paths: list[Path] = []
+
+    fig, ax = plt.subplots(figsize=(7, 4.5))
+    for p in policies:
+        pts = sorted((o.staff, o.metrics.on_time_pct) for o in outcomes if o.policy == p)
+        ax.plot([s for s, _ in pts], [v for _, v in pts], marker="o", label=p)
+    load = outcomes[0].offered_load if outcomes else 0.0
+    ax.axvline(load, color="grey", linestyle=":", label=f"offered load {load:.2f}")
+    ax.axhline(90, color="grey", linestyle="--", linewidth=0.8, label="90 % on time")
+    ax.set_xlabel("team size (reps)")
+    ax.set_ylabel("on time %")
+    ax.set_ylim(0, 101)
+    ax.set_title(f"{workload_name}: on-time % by team size and routing policy")
+    ax.legend()
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    path = charts_dir / f"{workload_name}-on-time-vs-staff.png"
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    paths.append(path)
+
+    n = backlog_for if backlog_for is not None else backlog_staff(outcomes)
+    fig, ax = plt.subplots(figsize=(9, 4.5))
+    for o in outcomes:
+        if o.staff == n:
+            ax.plot(o.backlog_t / 24.0, o.backlog_n, linewidth=0.8, label=o.policy)
+    ax.set_xlabel("days since the first arrival")
+    ax.set_ylabel("items waiting")
+    ax.set_title(f"{workload_name}: backlog over time with {n} reps")
+    ax.legend()
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    path = charts_dir / f"{workload_name}-backlog-{n}-reps.png"
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    paths.append(path)
+    return paths
+
+
+# --- staffing by simulation --------------------------------------------------------------------------
+
+
+@dataclass
+class TeamTrial:
+    staff: int
+    offered_load: float
+    on_time_pct: float
+    p95_lateness_h: float
+    utilisation: float
+
+    @property
+    def protective_capacity(self) -> float:
+        """People beyond the offered load (N - R)."""
+        return self.staff - self.offered_load
+
+    @property
+    def beta(self) -> float:
+        """The square-root-rule beta this team represents: (N - R) / sqrt(R)."""
+        return self.protective_capacity / math.sqrt(self.offered_load) if self.offered_load > 0 else math.inf
+
+    def as_dict(self) -> dict:
+        return {
+            "staff": self.staff,
+            "offered_load": round(self.offered_load, 4),
+            "load_per_rep": round(self.offered_load / self.staff, 4),
+            "protective_capacity": round(self.protective_capacity, 4),
+            "beta": round(self.beta, 4),
+            "on_time_pct": round(self.on_time_pct, 3),
+            "p95_lateness_h": round(self.p95_lateness_h, 3),
+            "utilisation": round(self.utilisation, 4),
+        }
+
+
+def smallest_team(
+    workload: Workload,
+    policy: str,
+    target_on_time: float,
+    seed: int = 0,
+    max_staff: int | None = None,
+    on_trial: Callable[[TeamTrial], None] | None = None,
+) -> tuple[int | None, list[TeamTrial]]:
+    """The smallest team meeting `target_on_time` (a fraction, e.g. 0.95) under `policy`.
+
+    Tries team sizes upward from just under the offered load R (a smaller team cannot keep up)
+    and stops at the first that meets the target; returns (size or None, every trial)."""
+    if not 0 < target_on_time <= 1:
+        raise ValueError("target on-time must be a fraction in (0, 1], e.g. 0.95")
+    load = workload.offered_load()
+    n = max(1, math.floor(load))
+    limit = max_staff if max_staff is not None else max(n + 10, math.ceil(3 * load))
+    trials: list[TeamTrial] = []
+    while n <= limit:
+        o = run_one(workload, policy, n, seed)
+        trial = TeamTrial(n, load, o.metrics.on_time_pct, o.metrics.p95_lateness_h, o.metrics.utilisation)
+        trials.append(trial)
+        if on_trial:
+            on_trial(trial)
+        if o.metrics.on_time_pct >= 100 * target_on_time - 1e-9:
+            return n, trials
+        n += 1
+    return None, trials

@@ -1,0 +1,302 @@
+"""The `handoff` command: intake, the reps' steps, and the demo."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Optional
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from handoff.core.intake import IntakeResult
+from handoff.cli.report import register as register_report
+from handoff.cli.routing import register as register_routing
+from handoff.cli.simulation import register as register_simulation
+from handoff.core.settings import settings
+
+app = typer.Typer(help="handoff — the back office after the sale, as Prefect workflows.", no_args_is_help=True)
+orders_app = typer.Typer(help="Receive orders: validate, store, announce; quarantine what is bad.", no_args_is_help=True)
+quarantine_app = typer.Typer(help="Input that was refused, kept with its reasons.", no_args_is_help=True)
+app.add_typer(orders_app, name="orders")
+app.add_typer(quarantine_app, name="quarantine")
+register_routing(app)
+register_report(app)
+register_simulation(app)
+console = Console()
+
+
+def show_intake(result: IntakeResult) -> None:
+    for rejected in result.quarantined:
+        console.print(f"[red]quarantined[/red] order {rejected.reference or '(no order id)'} "
+                      f"(quarantine #{rejected.quarantine_id}):")
+        for reason in rejected.reasons:
+            console.print(f"    [bold]{reason['field']}[/bold]: {reason['message']}")
+    for order_id in result.duplicates:
+        console.print(f"[yellow]duplicate[/yellow] order {order_id}: already received, not stored again")
+    console.print(
+        f"submitted {result.submitted} · accepted {len(result.accepted)} · "
+        f"duplicates {len(result.duplicates)} · quarantined {len(result.quarantined)}"
+    )
+
+
+def _announcer_if_server():  # noqa: ANN202
+    """The outbox's announcer when a Prefect server listens; None stores the orders for later."""
+    from handoff.runtime import outbox, prefect_server
+
+    return outbox.announce_orders if prefect_server.is_up(settings.prefect_ui_url) else None
+
+
+@orders_app.command("submit")
+def orders_submit(files: list[Path] = typer.Argument(..., exists=True, dir_okay=False, help="JSON or CSV files.")) -> None:
+    """Submit orders from JSON (one order, a list, or {"orders": [...]}) or CSV (a row per line)."""
+    from handoff.runtime import prefect_server
+    from handoff.core.intake import read_order_file, submit_orders
+
+    total = IntakeResult()
+    announce = _announcer_if_server()
+    with prefect_server.using(settings.prefect_ui_url):
+        for path in files:
+            total.merge(submit_orders(read_order_file(path), source=f"file:{path.name}", announce=announce))
+    show_intake(total)
+    if not announce and total.accepted:
+        console.print(f"[dim]No Prefect server at {settings.prefect_ui_url}: orders are stored and will be "
+                      "announced when the back office runs.[/dim]")
+    if total.quarantined:
+        raise typer.Exit(1)
+
+
+@orders_app.command("import-northwind")
+def orders_import_northwind(
+    path: Optional[Path] = typer.Argument(None, help="Northwind SQLite file (default: ../shared/data)."),
+    limit: Optional[int] = typer.Option(None, "--limit", "-n", help="Only the first N orders."),
+) -> None:
+    """Import Northwind's customers, products and orders (RequiredDate becomes the due date)."""
+    from handoff.runtime import prefect_server
+    from handoff.core.northwind import import_northwind
+
+    with prefect_server.using(settings.prefect_ui_url):
+        show_intake(import_northwind(path, limit=limit, announce=_announcer_if_server()))
+
+
+@quarantine_app.command("list")
+def quarantine_list(limit: int = typer.Option(50, help="How many, newest first.")) -> None:
+    """Show refused input with the reason for each bad field."""
+    from sqlalchemy import select
+
+    from handoff.core.db import session
+    from handoff.core.models import Quarantine
+
+    table = Table("#", "when", "source", "order", "reasons")
+    with session() as s:
+        for q in s.scalars(select(Quarantine).order_by(Quarantine.id.desc()).limit(limit)):
+            reasons = "\n".join(f"{r['field']}: {r['message']}" for r in q.reasons)
+            table.add_row(str(q.id), f"{q.received_at:%Y-%m-%d %H:%M}", q.source, q.reference or "", reasons)
+    console.print(table)
+
+
+@quarantine_app.command("show")
+def quarantine_show(quarantine_id: int) -> None:
+    """Show one refused input exactly as it was received."""
+    from handoff.core.db import session
+    from handoff.core.models import Quarantine
+
+    with session() as s:
+        q = s.get(Quarantine, quarantine_id)
+        if q is None:
+            console.print(f"[red]no quarantine entry #{quarantine_id}[/red]")
+            raise typer.Exit(1)
+        console.print_json(json.dumps({"id": q.id, "source": q.source, "reference": q.reference,
+                                       "received_at": str(q.received_at), "reasons": q.reasons}))
+        console.print(q.raw, markup=False, highlight=False)
+
+
+@app.command("complete")
+def complete(
+    item_id: int = typer.Argument(..., help="The work item to complete (see `handoff worklist --me NAME`)."),
+    as_person: str = typer.Option(..., "--as", prompt="Your name", help="Who completes it: the assignee or a supervisor."),
+    values: list[str] = typer.Option([], "--set", help="A form field, as field=value (asked for if missing)."),
+    decision: Optional[str] = typer.Option(None, help="Shortcut for --set decision=…"),
+    note: Optional[str] = typer.Option(None, help="Shortcut for --set note=…"),
+) -> None:
+    """Fill in a waiting step's form from the terminal; its flow run then carries on."""
+    from rich.markdown import Markdown
+
+    from handoff.runtime import prefect_server
+    from handoff.core.routing.router import NotAllowed
+    from handoff.runtime.steps import StepNotReady, ValidationError, complete_step, step_form
+
+    given = dict(v.split("=", 1) for v in values if "=" in v)
+    given.update({k: v for k, v in {"decision": decision, "note": note}.items() if v is not None})
+    try:
+        with prefect_server.using(settings.prefect_ui_url):
+            form, description = step_form(item_id)
+            if description:
+                console.print(Markdown(description))
+            answer = {"completed_by": as_person, **ask_for_fields(form, given)}
+            complete_step(item_id, answer)
+    except NotAllowed as refused:
+        console.print(f"[red]Refused:[/red] {refused}")
+        raise typer.Exit(2)
+    except ValidationError as bad:
+        for err in bad.errors():
+            console.print(f"[red]{'.'.join(map(str, err['loc'])) or 'form'}[/red]: {err['msg']}")
+        raise typer.Exit(2)
+    except StepNotReady as not_ready:
+        console.print(f"[red]{not_ready}[/red]")
+        raise typer.Exit(2)
+    console.print(f"Work item {item_id} completed by {as_person}; its flow run carries on.")
+
+
+def ask_for_fields(form, given: dict[str, str]) -> dict:  # noqa: ANN001
+    """Each field of the form: from --set, else asked in the terminal by its type."""
+    import typing
+
+    answers: dict = {}
+    for name, field in form.model_fields.items():
+        if name == "completed_by":
+            continue
+        if name in given:
+            answers[name] = given[name]
+            continue
+        label = f"{name} ({field.description})" if field.description else name
+        kind = field.annotation
+        if typing.get_origin(kind) is typing.Literal:
+            answers[name] = choose(label, [str(c) for c in typing.get_args(kind)])
+        elif kind is bool:
+            answers[name] = typer.confirm(label)
+        elif kind is int:
+            answers[name] = typer.prompt(label, type=int)
+        else:
+            answers[name] = typer.prompt(label, default="", show_default=False)
+    return answers
+
+
+@app.command("demo")
+def demo(
+    orders: Optional[int] = typer.Option(None, "--orders", "-n", help="Only the first N Northwind orders."),
+    auto_approve: bool = typer.Option(False, "--auto-approve", help="Stand-in reps answer the human steps."),
+    concurrency: int = typer.Option(8, help="Flow runs at once."),
+    keep_server: bool = typer.Option(False, "--keep-server", help="Leave the Prefect server running afterwards."),
+    fresh: bool = typer.Option(True, "--fresh/--continue", help="Start from an empty demo database."),
+) -> None:
+    """Run Northwind's orders through the whole back office on the embedded stack; print a summary."""
+    from handoff.runtime import prefect_server
+    from handoff.runtime.demo import mean, run_demo, with_local_server
+
+    if not auto_approve:
+        console.print("Without --auto-approve, human steps wait for you: complete them in the Prefect UI "
+                      f"({settings.prefect_ui_url}) or with `handoff complete ITEM --as NAME`.")
+    progress = Progress(TextColumn("{task.description:<16}"), BarColumn(), MofNCompleteColumn(),
+                        TimeElapsedColumn(), console=console)
+    bars: dict[str, int] = {}
+
+    def on_progress(kind: str, label: str, n: int) -> None:
+        if kind == "start":
+            bars[label] = progress.add_task(label, total=n)
+        else:
+            progress.advance(bars[label], n)
+
+    quiet_prefect_console()
+    with progress:
+        summary, proc = with_local_server(run_demo, orders, auto_approve, concurrency, fresh, on_progress)
+    if keep_server or proc is None:
+        console.print(f"Prefect UI: {settings.prefect_ui_url}")
+    if not keep_server:
+        prefect_server.flush_and_stop(proc)
+
+    i, approvals = summary.intake, summary.approvals
+    counts = Table("", "count", title="handoff demo", show_header=False)
+    for name, value in [
+        ("submitted", i.submitted), ("accepted", len(i.accepted)), ("duplicates", len(i.duplicates)),
+        ("quarantined", len(i.quarantined)), ("approvals asked", approvals.asked),
+        ("approved", approvals.outcomes.get("approve", 0)), ("rejected", approvals.outcomes.get("reject", 0)),
+        *[(f"orders {status}", n) for status, n in sorted(summary.orders_by_status.items())],
+        *[(f"handoff meetings {status}", n) for status, n in sorted(summary.meetings.items())],
+        ("failed runs", summary.runs_failed), ("seconds", f"{summary.seconds:.1f}"),
+    ]:
+        counts.add_row(name, str(value))
+    console.print(counts)
+
+    steps = Table("work type", "asked", "completed", "outcomes", "mean s to complete", title="human steps")
+    for work_type, f in sorted(summary.human_steps.items()):
+        outcomes = ", ".join(f"{k} {v}" for k, v in f.outcomes.most_common())
+        steps.add_row(work_type, str(f.asked), str(f.completed), outcomes, f"{mean(f.seconds):.1f}")
+    console.print(steps)
+
+    stages = Table("stage reached", "orders", "mean s from the stage before", title="pipeline stages")
+    for stage, values in summary.stage_seconds.items():
+        stages.add_row(stage, str(len(values)), f"{mean(values):.1f}")
+    console.print(stages)
+
+    effects = Table("side effect", "count", title="other systems (sandbox ledger)")
+    for name, n in sorted(summary.side_effects.items()):
+        effects.add_row(name, str(n))
+    console.print(effects)
+    for failure in summary.failures[:10]:
+        console.print(f"[red]{failure}[/red]")
+    if summary.runs_failed:
+        raise typer.Exit(1)
+
+
+@app.command("up")
+def up(
+    feed: Optional[str] = typer.Option(None, help="Feed orders as events: 'northwind'."),
+    rate: str = typer.Option("6/min", help="How fast the feed submits orders, e.g. 6/min."),
+    limit: Optional[int] = typer.Option(None, help="Stop the feed after N orders."),
+) -> None:
+    """Run the back office: Prefect server and UI, sandbox systems, HTTP intake, every deployment."""
+    from handoff.runtime.up import Feed, run_up
+
+    feed_spec = None
+    if feed:
+        try:
+            per_minute = float(rate.removesuffix("/min"))
+        except ValueError:
+            console.print(f"[red]--rate: expected a number of orders per minute like 6/min, got {rate!r}[/red]")
+            raise typer.Exit(2)
+        if per_minute <= 0:
+            console.print("[red]--rate: must be more than 0/min[/red]")
+            raise typer.Exit(2)
+        feed_spec = Feed(feed, per_minute, limit)
+    run_up(feed_spec, say=lambda text: console.print(f"[bold cyan]handoff[/bold cyan] {text}"))
+
+
+@app.command("deploy")
+def deploy(
+    pool: str = typer.Option(..., "--pool", help="The Prefect work pool whose workers run the flows."),
+    source: Optional[str] = typer.Option(None, help="Where workers get the code (git URL or path); default: this checkout."),
+) -> None:
+    """Register every deployment with a work pool, for workers on other machines."""
+    from deployments import deploy_all
+
+    for deployment_id in deploy_all(pool, source):
+        console.print(f"deployment {deployment_id}")
+
+
+def choose(label: str, choices: list[str]) -> str:
+    while True:
+        value = typer.prompt(f"{label} [{'/'.join(choices)}]").strip()
+        if value in choices:
+            return value
+        console.print(f"[red]choose one of: {', '.join(choices)}[/red]")
+
+
+def quiet_prefect_console() -> None:
+    """Prefect's INFO lines still reach the server (and the UI); only the terminal is spared."""
+    import logging
+
+    from prefect.logging.configuration import setup_logging
+    from prefect.logging.handlers import PrefectConsoleHandler
+
+    setup_logging()  # Prefect configures logging lazily; do it now, then turn the terminal down
+    for logger in [logging.root, *(l for l in logging.root.manager.loggerDict.values() if isinstance(l, logging.Logger))]:
+        for handler in logger.handlers:
+            if isinstance(handler, PrefectConsoleHandler):
+                handler.setLevel(logging.WARNING)
+
+
+if __name__ == "__main__":
+    app()

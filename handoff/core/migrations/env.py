@@ -1,0 +1,27 @@
+"""Alembic environment: runs migrations against the URL handoff.core.db passes in."""
+
+from alembic import context
+from sqlalchemy import create_engine
+
+from handoff.core.models import Base
+
+config = context.config
+url = config.get_main_option("sqlalchemy.url")
+connectable = config.attributes.get("connection")
+
+
+def run(connection) -> None:  # noqa: ANN001
+    context.configure(
+        connection=connection,
+        target_metadata=Base.metadata,
+        render_as_batch=connection.dialect.name == "sqlite",
+    )
+    with context.begin_transaction():
+        context.run_migrations()
+
+
+if connectable is not None:
+    run(connectable)
+else:
+    with create_engine(url).connect() as connection:
+        run(connection)

@@ -1,0 +1,282 @@
+"""Routing policies: who does which human step next.
+
+One module serves the live router (handoff.core.routing.router, backed by the database) and the
+simulator (handoff.analytics.simulation), so what the simulator measures is the code that runs live.
+
+Every policy answers the two questions a dispatcher faces:
+- an item has just arrived (or was released): which free rep gets it now? (`rep_for`)
+- a rep has just freed capacity (or came online): which waiting item do they get? (`item_for`)
+
+Times are plain floats (seconds since the epoch) so the simulator's clock and the wall clock
+are interchangeable. Skills are names mapped to levels 1..5.
+
+INTERFACE CONTRACT (kept stable; the simulator and the live router both rely on it):
+    RoutableItem, RoutableRep dataclasses below
+    class Policy(Protocol): name, rep_for(item, reps, now), item_for(rep, items, now)
+    POLICIES: dict[str, Callable[[], Policy]] with keys "push", "fifo", "self"
+    make_policy(name) -> Policy
+
+The three policies (the domain notes' three ways of handing out work):
+- "push" (what handoff does live): items are ordered by urgency (urgency.py: apparent tardiness
+  cost from priority, customer value, effort and slack, with the look-ahead a fraction of the
+  item's SLA window, plus aging once the item is overdue); an item goes to the
+  eligible rep who is *least over-qualified* for it (do not burn experts on trivia), ties
+  broken by least recently assigned, then most spare capacity.
+- "fifo": a rep gets the oldest item they are eligible for; an item goes to the eligible rep
+  who has waited longest for work (fewest open items, then least recently assigned).
+- "self" (self-selection): a rep takes the quickest item they may do (people pick the easy
+  work); an item goes to a random eligible free rep (whoever grabs it first), drawn from a
+  seeded RNG so simulations repeat.
+
+"Eligible" everywhere means: every required skill at (at least) the required level, available,
+and spare capacity. Pass plain lists, or the pools of handoff.core.routing.index.RoutingIndex for
+speed: the answers are the same, ties included (ties are broken by fixed keys, never by the
+order of the collection; the one exception is self-selection's random pick, which draws from
+the eligible free reps in the order the collection lists them).
+"""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass, field
+from typing import Callable, Iterable, Protocol
+
+import numpy as np
+
+from handoff.core.routing.eligibility import meets, overqualification
+from handoff.core.routing.index import ItemPool, RepPool
+from handoff.core.routing.urgency import AGING_WINDOWS, K, LOOKAHEAD, mean_effort, urgency, urgency_many
+
+
+@dataclass(slots=True)
+class RoutableItem:
+    """A human step waiting for (or holding) a person, as the policies see it."""
+
+    id: str
+    work_type: str
+    required_skills: dict[str, int]
+    created_at: float
+    due_at: float
+    effort_seconds: float
+    priority: float = 1.0  # business priority (1 = normal; higher = more important)
+    value: float = 0.0  # customer / order value in currency units
+
+
+@dataclass(slots=True)
+class RoutableRep:
+    """A person who can take work, as the policies see them."""
+
+    id: str
+    skills: dict[str, int]
+    capacity: int = 1
+    open_items: int = 0
+    available: bool = True
+    last_assigned_at: float = 0.0
+    extra: dict = field(default_factory=dict)
+
+    @property
+    def spare(self) -> int:
+        return self.capacity - self.open_items
+
+
+class Policy(Protocol):
+    name: str
+
+    def rep_for(
+        self, item: RoutableItem, reps: Iterable[RoutableRep], now: float
+    ) -> RoutableRep | None:
+        """The rep who should get this item now, or None if nobody eligible is free."""
+        ...
+
+    def item_for(
+        self, rep: RoutableRep, items: Iterable[RoutableItem], now: float
+    ) -> RoutableItem | None:
+        """The waiting item this rep should get now, or None if none fits them."""
+        ...
+
+
+def is_free(rep: RoutableRep) -> bool:
+    """Available and with room for one more item."""
+    return rep.available and rep.open_items < rep.capacity
+
+
+def _free_candidates(item: RoutableItem, reps: Iterable[RoutableRep]) -> list[tuple[int, RoutableRep]]:
+    """(over-qualification, rep) for the eligible free reps, in the order given."""
+    if isinstance(reps, RepPool):
+        found = [(over, pos, r) for over, pos, r in reps.candidates(item.required_skills) if is_free(r)]
+        found.sort(key=lambda c: c[1])
+        return [(over, r) for over, _, r in found]
+    return [
+        (overqualification(r.skills, item.required_skills), r)
+        for r in reps
+        if is_free(r) and meets(r.skills, item.required_skills)
+    ]
+
+
+def _pick(pool: ItemPool, slots: np.ndarray, values: np.ndarray, best: float, key: Callable) -> RoutableItem:
+    """The item at the slot holding `best`; exact ties settled by `key`, as the scan does."""
+    winners = slots[values == best]
+    if winners.size == 1:
+        return pool.item_at(int(winners[0]))
+    return min((pool.item_at(int(s)) for s in winners), key=key)
+
+
+class PushPolicy:
+    """Push by urgency to the best-fitting rep (see the module docstring).
+
+    The urgency parameters (urgency.py): `k` (classic ATC look-ahead in mean efforts, the
+    floor), `lookahead` (fraction of the item's SLA window), `aging_windows` (overdue by that
+    many SLA windows adds 1.0; math.inf = no aging). `aging_seconds` set replaces the aging by
+    the old one (+1 per that many seconds since creation); `PushPolicy(2, 4 * 3600,
+    lookahead=0)` is the policy as it was before the look-ahead was tied to the SLA.
+    """
+
+    name = "push"
+
+    def __init__(
+        self,
+        k: float = K,
+        aging_seconds: float | None = None,
+        *,
+        lookahead: float = LOOKAHEAD,
+        aging_windows: float = AGING_WINDOWS,
+    ) -> None:
+        if k <= 0 or lookahead < 0 or aging_windows <= 0 or (aging_seconds is not None and aging_seconds <= 0):
+            raise ValueError("k, aging_windows and aging_seconds must be positive and lookahead >= 0")
+        self.k = k
+        self.aging_seconds = aging_seconds
+        self.lookahead = lookahead
+        self.aging_windows = aging_windows
+
+    @staticmethod
+    def _item_key(score: float, item: RoutableItem) -> tuple:
+        return (-score, item.due_at, item.created_at, item.id)
+
+    def rep_for(self, item: RoutableItem, reps: Iterable[RoutableRep], now: float) -> RoutableRep | None:
+        if isinstance(reps, RepPool):
+            # Candidates come least over-qualified first: stop after the first group with a free rep.
+            best: RoutableRep | None = None
+            best_over = None
+            for over, _, rep in reps.candidates(item.required_skills):
+                if best_over is not None and over > best_over:
+                    break
+                if is_free(rep) and (best is None or self._rep_key(rep) < self._rep_key(best)):
+                    best, best_over = rep, over
+            return best
+        found = _free_candidates(item, reps)
+        if not found:
+            return None
+        return min(found, key=lambda c: (c[0], *self._rep_key(c[1])))[1]
+
+    @staticmethod
+    def _rep_key(rep: RoutableRep) -> tuple:
+        return (rep.last_assigned_at, -rep.spare, rep.id)
+
+    def item_for(self, rep: RoutableRep, items: Iterable[RoutableItem], now: float) -> RoutableItem | None:
+        if not is_free(rep):
+            return None
+        if isinstance(items, ItemPool):
+            slots = items.eligible_slots(rep.skills)
+            if slots.size == 0:
+                return None
+            c = items.columns
+            scores = self.score_many(
+                c.priority[slots], c.value[slots], c.created_at[slots], c.due_at[slots],
+                c.effort_seconds[slots], now, items.mean_effort,
+            )
+            best = scores.max()
+            return _pick(items, slots, scores, best, lambda it: self._item_key(float(best), it))
+        pool = list(items)
+        p_bar = mean_effort(pool)
+        scored = [
+            (self.score(it, now, p_bar), it) for it in pool if meets(rep.skills, it.required_skills)
+        ]
+        if not scored:
+            return None
+        return min(scored, key=lambda si: self._item_key(*si))[1]
+
+    def score(self, item: RoutableItem, now: float, p_bar: float) -> float:
+        """This policy's urgency of one item (p_bar: mean effort of the waiting work)."""
+        return urgency(item, now, p_bar, self.k, self.aging_seconds, self.lookahead, self.aging_windows)
+
+    def score_many(self, priority, value, created_at, due_at, effort_seconds, now: float,  # noqa: ANN001
+                   p_bar: float | None = None):  # noqa: ANN201
+        """`score` of many items at once (numpy columns), with this policy's parameters: the
+        router and the SLA watch rank by exactly what the policy ranks by."""
+        return urgency_many(priority, value, created_at, due_at, effort_seconds, now, p_bar,
+                            self.k, self.aging_seconds, self.lookahead, self.aging_windows)
+
+
+def _oldest_first(item: RoutableItem) -> tuple:
+    return (item.created_at, item.id)
+
+
+def _quickest_first(item: RoutableItem) -> tuple:
+    return (item.effort_seconds, item.created_at, item.id)
+
+
+class FifoPolicy:
+    """First in, first out: arrival order, to whoever has waited longest for work."""
+
+    name = "fifo"
+
+    def rep_for(self, item: RoutableItem, reps: Iterable[RoutableRep], now: float) -> RoutableRep | None:
+        found = _free_candidates(item, reps)
+        if not found:
+            return None
+        return min((r for _, r in found), key=lambda r: (r.open_items, r.last_assigned_at, r.id))
+
+    def item_for(self, rep: RoutableRep, items: Iterable[RoutableItem], now: float) -> RoutableItem | None:
+        if not is_free(rep):
+            return None
+        if isinstance(items, ItemPool):
+            slots = items.eligible_slots(rep.skills)
+            if slots.size == 0:
+                return None
+            created = items.columns.created_at[slots]
+            return _pick(items, slots, created, created.min(), _oldest_first)
+        eligible = [it for it in items if meets(rep.skills, it.required_skills)]
+        return min(eligible, key=_oldest_first) if eligible else None
+
+
+class SelfSelectionPolicy:
+    """Self-selection: people take the quickest work they may do; new work goes to whoever
+    grabs it first (a random eligible free rep, from an RNG seeded for repeatable runs)."""
+
+    name = "self"
+
+    def __init__(self, seed: int = 0) -> None:
+        self.rng = random.Random(seed)
+
+    def rep_for(self, item: RoutableItem, reps: Iterable[RoutableRep], now: float) -> RoutableRep | None:
+        found = _free_candidates(item, reps)
+        if not found:
+            return None
+        return self.rng.choice(found)[1]
+
+    def item_for(self, rep: RoutableRep, items: Iterable[RoutableItem], now: float) -> RoutableItem | None:
+        if not is_free(rep):
+            return None
+        if isinstance(items, ItemPool):
+            slots = items.eligible_slots(rep.skills)
+            if slots.size == 0:
+                return None
+            effort = items.columns.effort_seconds[slots]
+            return _pick(items, slots, effort, effort.min(), _quickest_first)
+        eligible = [it for it in items if meets(rep.skills, it.required_skills)]
+        return min(eligible, key=_quickest_first) if eligible else None
+
+
+POLICIES: dict[str, Callable[[], Policy]] = {
+    "push": PushPolicy,
+    "fifo": FifoPolicy,
+    "self": SelfSelectionPolicy,
+}
+
+
+def make_policy(name: str) -> Policy:
+    """A fresh policy by name ("push", "fifo" or "self")."""
+    try:
+        return POLICIES[name]()
+    except KeyError:
+        raise ValueError(f"unknown routing policy {name!r}; choose one of {', '.join(POLICIES)}") from None

@@ -1,0 +1,254 @@
+"""The SLA watch: the minute-by-minute re-evaluation that keeps pushed work moving.
+
+Four steps, in this order (flows/sla_watch.py runs each as a Prefect task; tests call them
+directly):
+
+1. `rescore`                    urgency changes with the clock: re-score every open item.
+2. `escalate_near_breach`       items with < 20 % of their SLA window (or < 1 business hour)
+                                left are escalated once: flagged, a supervisor is named in the
+                                audit trail, and their pool widens to one skill level lower.
+3. `reclaim_from_absent_reps`   assigned-but-not-started items of reps who are offline, off
+                                shift, or away for more than AWAY_GRACE go back to routing and
+                                are re-routed at once.
+4. `route_waiting_work`         every open item that now has an eligible free rep gets one.
+
+"Left" is business time (handoff.core.sla's clock), so a Friday-evening item is not escalated
+over the weekend.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+import numpy as np
+from sqlalchemy import select, update
+from sqlalchemy.orm import Session
+from sqlalchemy.orm.attributes import set_committed_value
+
+from handoff.core import audit, sla
+from handoff.core.models import Presence, WorkItem, WorkItemState, Worker, utcnow
+from handoff.core.routing.eligibility import as_utc_naive, effective_requirements, meets, on_shift
+from handoff.core.routing.router import (
+    ACTIVE,
+    Assignment,
+    POLICY,
+    epoch,
+    open_items,
+    reclaim_item,
+    route_item,
+    route_open_items,
+)
+
+WATCH = "system:sla-watch"
+NEAR_BREACH_FRACTION = 0.2  # escalate with less than this share of the SLA window left...
+NEAR_BREACH_SECONDS = 3600.0  # ...or less than one business hour (capped at half the window)
+AWAY_GRACE = timedelta(minutes=30)  # "away" is a break; after this it counts as gone
+
+
+@dataclass(slots=True)
+class Rescore:
+    open_items: int
+    overdue: int
+    top: list[tuple[int, float]]  # (item id, urgency), most urgent first
+
+
+@dataclass(slots=True)
+class Escalation:
+    item_id: int
+    work_type: str
+    title: str
+    order_id: str | None
+    state: str
+    supervisor: str | None
+    due_at: datetime
+    business_seconds_left: float
+    widened_to: dict[str, int]
+
+
+@dataclass(slots=True)
+class Reclaim:
+    item_id: int
+    from_worker: str
+    reason: str
+    rerouted_to: str | None
+
+
+@dataclass(slots=True)
+class WatchReport:
+    rescore: Rescore
+    escalations: list[Escalation] = field(default_factory=list)
+    reclaims: list[Reclaim] = field(default_factory=list)
+    assignments: list[Assignment] = field(default_factory=list)
+
+
+# --- 1. re-score ----------------------------------------------------------------------------
+
+
+def rescore(s: Session, now: datetime | None = None, top: int = 10) -> Rescore:
+    """Urgency of every open item at `now` (vectorised); the most urgent few are reported."""
+    now = as_utc_naive(now or utcnow())
+    loaded = open_items(s)
+    if not loaded:
+        return Rescore(0, 0, [])
+    t = epoch(now)
+    due = np.array([o.routable.due_at for o in loaded])
+    scores = POLICY.score_many(
+        np.array([o.routable.priority for o in loaded]),
+        np.array([o.routable.value for o in loaded]),
+        np.array([o.routable.created_at for o in loaded]),
+        due,
+        np.array([o.routable.effort_seconds for o in loaded]),
+        t,
+    )
+    order = np.argsort(-scores, kind="stable")[:top]
+    return Rescore(
+        open_items=len(loaded),
+        overdue=int((due < t).sum()),
+        top=[(int(loaded[i].routable.id), float(scores[i])) for i in order],
+    )
+
+
+# --- 2. escalate ----------------------------------------------------------------------------
+
+
+def near_breach(created_at: datetime, due_at: datetime, now: datetime) -> tuple[bool, float]:
+    """(is it near breach?, business seconds left). The window is the item's own
+    created->due span in business time; overdue items are always near breach."""
+    clock = sla.clock()
+    left = clock.seconds_between(now, due_at)
+    window = clock.seconds_between(created_at, due_at)
+    threshold = max(NEAR_BREACH_FRACTION * window, min(NEAR_BREACH_SECONDS, 0.5 * window))
+    return (left <= threshold, left)
+
+
+def pick_supervisor(supervisors: list[Worker], required: dict[str, int], now: datetime) -> Worker | None:
+    """The supervisor to notify: one at work now before one who is not, one who knows the
+    work before one who does not, then by name (stable)."""
+    if not supervisors:
+        return None
+
+    def key(w: Worker) -> tuple:
+        at_work = w.presence == Presence.AVAILABLE and on_shift(w, now)
+        return (not at_work, not meets(w.skill_levels, required), w.name)
+
+    return min(supervisors, key=key)
+
+
+def escalate_near_breach(s: Session, now: datetime | None = None) -> list[Escalation]:
+    """Escalate, once each, the active items close to breaching their SLA."""
+    now = as_utc_naive(now or utcnow())
+    candidates = s.execute(
+        select(WorkItem.id, WorkItem.created_at, WorkItem.due_at)
+        .where(WorkItem.state.in_(ACTIVE), WorkItem.escalated.is_(False))
+        .order_by(WorkItem.due_at)
+    ).all()
+    supervisors = list(s.scalars(select(Worker).where(Worker.role == "supervisor")))
+    escalations: list[Escalation] = []
+    for item_id, created_at, due_at in candidates:
+        near, left = near_breach(created_at, due_at, now)
+        if not near:
+            continue
+        item = s.get(WorkItem, item_id)
+        # Flag it conditionally so two watchers never escalate (and notify) twice.
+        flagged = s.execute(
+            update(WorkItem)
+            .where(WorkItem.id == item.id, WorkItem.escalated.is_(False))
+            .values(escalated=True)
+            .execution_options(synchronize_session=False)
+        ).rowcount
+        if not flagged:
+            continue
+        set_committed_value(item, "escalated", True)
+        supervisor = pick_supervisor(supervisors, item.required_skills, now)
+        widened = effective_requirements(item.required_skills, escalated=True)
+        audit.record(
+            s, WATCH, "work_item", item.id, "escalated", str(item.state), str(item.state),
+            supervisor=supervisor.name if supervisor else None,
+            business_seconds_left=round(left),
+            due_at=item.due_at.isoformat(),
+            widened_to=widened,
+        )
+        escalations.append(
+            Escalation(
+                item_id=item.id,
+                work_type=item.work_type,
+                title=item.title,
+                order_id=item.order_id,
+                state=str(item.state),
+                supervisor=supervisor.name if supervisor else None,
+                due_at=item.due_at,
+                business_seconds_left=left,
+                widened_to=widened,
+            )
+        )
+    return escalations
+
+
+# --- 3. reclaim -----------------------------------------------------------------------------
+
+
+def absence_reason(worker: Worker, now: datetime) -> str | None:
+    """Why this worker should not hold not-started work now, or None if they may."""
+    if worker.presence == Presence.OFFLINE:
+        return f"{worker.name} is offline"
+    if worker.presence == Presence.AWAY and now - worker.presence_changed_at > AWAY_GRACE:
+        return f"{worker.name} has been away since {worker.presence_changed_at:%H:%M} UTC"
+    if not on_shift(worker, now):
+        return f"{worker.name} is off shift"
+    return None
+
+
+def reclaim_from_absent_reps(s: Session, now: datetime | None = None) -> list[Reclaim]:
+    """Take back not-started items from reps who are not at work, and re-route them now."""
+    now = as_utc_naive(now or utcnow())
+    held = s.execute(
+        select(WorkItem.id, Worker)
+        .join(Worker, WorkItem.assignee_id == Worker.id)
+        .where(WorkItem.state == WorkItemState.ASSIGNED)
+        .order_by(WorkItem.due_at)
+    ).all()
+    reclaimed: list[tuple[int, str, str]] = []
+    for item_id, worker in held:
+        reason = absence_reason(worker, now)
+        if reason and reclaim_item(s, item_id, reason, now):
+            reclaimed.append((item_id, worker.name, reason))
+    result = []
+    for item_id, name, reason in reclaimed:
+        rep = route_item(s, item_id, now)
+        result.append(Reclaim(item_id, name, reason, rep.name if rep else None))
+    return result
+
+
+# --- 4. route -------------------------------------------------------------------------------
+
+
+def route_waiting_work(s: Session, now: datetime | None = None) -> list[Assignment]:
+    """Every open item that now has an eligible free rep gets one, most urgent first."""
+    return route_open_items(s, now)
+
+
+def watch_cycle(s: Session, now: datetime | None = None) -> WatchReport:
+    """One full sla-watch cycle in one transaction (the flow runs the steps separately)."""
+    now = as_utc_naive(now or utcnow())
+    report = WatchReport(rescore=rescore(s, now))
+    report.escalations = escalate_near_breach(s, now)
+    report.reclaims = reclaim_from_absent_reps(s, now)
+    report.assignments = route_waiting_work(s, now)
+    return report
+
+
+
+def reassigned_since(s: Session, since: datetime) -> list[int]:
+    """Items assigned (or re-assigned) since `since` that still wait on a flow run."""
+    from handoff.core.models import AuditEvent
+
+    ids = s.scalars(
+        select(AuditEvent.entity_id).where(AuditEvent.entity == "work_item", AuditEvent.action == "assigned",
+                                           AuditEvent.at >= since).distinct()
+    ).all()
+    if not ids:
+        return []
+    return list(s.scalars(select(WorkItem.id).where(
+        WorkItem.id.in_([int(i) for i in ids]), WorkItem.state == WorkItemState.ASSIGNED,
+        WorkItem.flow_run_id.is_not(None))))

@@ -1,0 +1,76 @@
+"""A rep's worklist: the items pushed to them, most urgent first, with where to act on each.
+
+Each waiting step is a suspended Prefect flow run; the link opens its page in the Prefect UI,
+where the rep fills in the step's form.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from handoff.core import sla
+from handoff.core.models import WorkItem, WorkItemState, Worker, utcnow
+from handoff.core.routing.eligibility import as_utc_naive
+from handoff.core.routing.router import ACTIVE, POLICY, UnknownWorker, as_routable_item, epoch
+from handoff.core.settings import settings
+
+
+@dataclass(slots=True)
+class WorklistEntry:
+    item_id: int
+    title: str
+    work_type: str
+    state: str
+    order_id: str | None
+    due_at: datetime
+    business_seconds_left: float
+    urgency: float
+    escalated: bool
+    flow_run_id: str | None
+    link: str | None
+
+
+def run_link(flow_run_id: str | None) -> str | None:
+    """The Prefect UI page of the flow run waiting on this step."""
+    if not flow_run_id:
+        return None
+    return f"{settings.prefect_ui_url.rstrip('/')}/runs/flow-run/{flow_run_id}"
+
+
+def worklist(s: Session, name: str, now: datetime | None = None) -> list[WorklistEntry]:
+    """The worker's assigned and started items, most urgent first."""
+    now = as_utc_naive(now or utcnow())
+    worker = s.scalar(select(Worker).where(Worker.name == name))
+    if worker is None:
+        raise UnknownWorker(f"no worker named {name!r}")
+    items = s.scalars(
+        select(WorkItem).where(
+            WorkItem.assignee_id == worker.id,
+            WorkItem.state.in_((WorkItemState.ASSIGNED, WorkItemState.STARTED)),
+        )
+    ).all()
+    # p_bar: the mean effort of all active work, as the router sees it.
+    p_bar = s.scalar(select(func.avg(WorkItem.effort_seconds)).where(WorkItem.state.in_(ACTIVE))) or 0.0
+    t = epoch(now)
+    entries = [
+        WorklistEntry(
+            item_id=it.id,
+            title=it.title,
+            work_type=it.work_type,
+            state=str(it.state),
+            order_id=it.order_id,
+            due_at=it.due_at,
+            business_seconds_left=sla.business_seconds_between(now, it.due_at),
+            urgency=POLICY.score(as_routable_item(it), t, float(p_bar)),
+            escalated=it.escalated,
+            flow_run_id=it.flow_run_id,
+            link=run_link(it.flow_run_id),
+        )
+        for it in items
+    ]
+    entries.sort(key=lambda e: (-e.urgency, e.due_at, e.item_id))
+    return entries

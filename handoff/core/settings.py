@@ -1,0 +1,63 @@
+"""Settings for handoff, read once from the environment (prefix HANDOFF_) or a .env file.
+
+Defaults give the embedded stack: a SQLite file under the user's data directory and the
+local Prefect server. Production points `HANDOFF_DATABASE_URL` at PostgreSQL.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+HOME = Path.home() / ".handoff"
+SHARED_DATA = Path(__file__).resolve().parents[2].parent / "shared" / "data"
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="HANDOFF_", env_file=".env", extra="ignore")
+
+    home: Path = Field(HOME, description="Where the embedded stack keeps its files.")
+    database_url: str = Field("", description="Any SQLAlchemy URL; empty = SQLite in `home`.")
+    northwind_path: Path = Field(SHARED_DATA / "northwind.sqlite")
+    bpic_path: Path = Field(SHARED_DATA / "bpic2012.xes.gz")
+    sandbox_url: str = Field("http://127.0.0.1:8765", description="Base URL of the other systems.")
+    prefect_ui_url: str = Field("http://127.0.0.1:4200", description="Links in worklists point here.")
+
+    # How many flow runs `handoff up` runs at once (each is a process); more wait, scheduled.
+    runner_process_limit: int = Field(4, ge=1)
+    # How often `handoff up`'s runner looks for runs to start (Prefect's own setting is whole seconds).
+    runner_poll_seconds: float = Field(0.5, gt=0)
+    # Flow runs fork from a process that has already imported the flows (~50 ms to start instead
+    # of ~1.7 s); false = a fresh interpreter per run, which re-reads edited flow files.
+    warm_start: bool = Field(True)
+
+    # The HTTP intake endpoint (`handoff up`)
+    intake_host: str = Field("127.0.0.1")
+    intake_port: int = Field(8080)
+    intake_token: str = Field("", description="Bearer token for POST /orders; empty = made once, kept in home.")
+
+    # Order entry: when does an order need a person's approval?
+    large_order_value: float = Field(5000.0, description="Order total from which a rep must approve.")
+    approval_due_hours: float = Field(8.0, description="Business hours a rep has to approve an order.")
+
+    # Quotation, billing
+    discount_approval_threshold: float = Field(0.10, description="Overall discount from which a manager approves.")
+    quote_valid_days: int = Field(30, description="Days a quote stays valid.")
+    invoice_approval_value: float = Field(10000.0, description="Invoice total from which a person approves.")
+    currency: str = Field("USD")
+
+    # Human steps
+    human_step_timeout_seconds: int = Field(7 * 24 * 3600, description="How long a step may wait.")
+    pause_poll_seconds: int = Field(2, description="How often a waiting run looks for its answer.")
+    default_effort_seconds: float = Field(300.0, description="Effort of a step before history exists.")
+
+    @property
+    def sqlalchemy_url(self) -> str:
+        if self.database_url:
+            return self.database_url
+        return f"sqlite:///{self.home / 'handoff.core.db'}"
+
+
+settings = Settings()

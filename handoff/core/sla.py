@@ -1,0 +1,262 @@
+"""Service levels: how long each kind of work may take, counted in business hours.
+
+A customer's tolerance is measured in working time: an order approval received on Friday at
+16:30 with an 8-hour SLA is due on Monday afternoon, not on Saturday morning. The clock here
+counts only business hours (default 09:00-17:00, Monday to Friday, in one configured time
+zone) and skips configured holidays.
+
+Configuration (defaults below, overridden per field):
+- env `HANDOFF_SLA_CONFIG`: inline JSON, or the path of a JSON file; otherwise
+  `<HANDOFF_HOME>/sla.json` if it exists. Shape:
+      {"business_hours": {"start": "08:00", "end": "18:00", "days": "01234", "timezone": "Europe/Berlin"},
+       "holidays": ["2026-12-25", "2026-12-26"],
+       "min_samples": 5,
+       "work_types": {"credit-review": {"sla_hours": 12, "effort_minutes": 45}}}
+- `sla_hours` are business hours; `effort_minutes` is the effort assumed for a work type until
+  enough completed items exist to learn it (`effort_estimate`).
+
+All datetimes in and out are naive UTC, as stored in the database; aware ones are accepted.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import statistics
+from datetime import date, datetime, time, timedelta, timezone
+from functools import lru_cache
+from pathlib import Path
+
+from pydantic import BaseModel, Field, field_validator
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from handoff.core.models import WorkItem, WorkItemState
+from handoff.core.routing.eligibility import as_utc_naive, parse_hhmm, parse_work_days, zone
+from handoff.core.settings import settings
+
+ENV_VAR = "HANDOFF_SLA_CONFIG"
+MAX_DAYS = 3660  # a clock with no business days at all must fail, not loop for ever
+
+
+class WorkTypeSla(BaseModel):
+    sla_hours: float = Field(8.0, gt=0, description="Business hours from creation to due.")
+    effort_minutes: float = Field(30.0, gt=0, description="Assumed effort until learned.")
+
+
+class BusinessHours(BaseModel):
+    start: str = Field("09:00", description="Local time the business day starts.")
+    end: str = Field("17:00", description="Local time the business day ends (24:00 allowed).")
+    days: str = Field("01234", description="Business weekdays, Monday=0.")
+    timezone: str = Field("UTC", description="IANA zone the hours are read in.")
+
+    @field_validator("start", "end")
+    @classmethod
+    def _time_of_day(cls, v: str) -> str:
+        parse_hhmm(v)
+        return v
+
+    @field_validator("days")
+    @classmethod
+    def _days(cls, v: str) -> str:
+        if not parse_work_days(v):
+            raise ValueError("at least one business day is needed")
+        return v
+
+
+def _default_work_types() -> dict[str, WorkTypeSla]:
+    # Business hours to due, and the effort assumed before any history exists.
+    return {
+        "order-approval": WorkTypeSla(sla_hours=settings.approval_due_hours, effort_minutes=15),
+        "credit-review": WorkTypeSla(sla_hours=16, effort_minutes=30),
+        "discount-approval": WorkTypeSla(sla_hours=4, effort_minutes=10),
+        "provisioning-visit": WorkTypeSla(sla_hours=40, effort_minutes=120),
+        "activation-confirmation": WorkTypeSla(sla_hours=8, effort_minutes=15),
+        "invoice-approval": WorkTypeSla(sla_hours=16, effort_minutes=20),
+        "checklist-fix": WorkTypeSla(sla_hours=8, effort_minutes=30),
+        "handoff-signoff-sales": WorkTypeSla(sla_hours=24, effort_minutes=30),
+        "handoff-signoff-operations": WorkTypeSla(sla_hours=24, effort_minutes=30),
+    }
+
+
+class SlaConfig(BaseModel):
+    business_hours: BusinessHours = Field(default_factory=BusinessHours)
+    holidays: list[date] = Field(default_factory=list)
+    min_samples: int = Field(5, ge=1, description="Completed items needed before effort is learned.")
+    default: WorkTypeSla = Field(
+        default_factory=lambda: WorkTypeSla(
+            sla_hours=8, effort_minutes=getattr(settings, "default_effort_seconds", 1800.0) / 60
+        ),
+        description="For work types not listed.",
+    )
+    work_types: dict[str, WorkTypeSla] = Field(default_factory=_default_work_types)
+
+    def for_type(self, work_type: str) -> WorkTypeSla:
+        return self.work_types.get(work_type, self.default)
+
+
+def _override_text() -> str | None:
+    raw = os.environ.get(ENV_VAR, "").strip()
+    if raw.startswith("{"):
+        return raw
+    if raw:
+        return Path(raw).read_text()
+    local = settings.home / "sla.json"
+    return local.read_text() if local.exists() else None
+
+
+@lru_cache(maxsize=1)
+def config() -> SlaConfig:
+    """Defaults, overridden field by field by the JSON override (see the module docstring)."""
+    base = SlaConfig()
+    text = _override_text()
+    if not text:
+        return base
+    override = json.loads(text)
+    merged = base.model_dump()
+    for key, value in override.items():
+        if key == "work_types":
+            for name, fields in value.items():
+                merged["work_types"][name] = {**merged["work_types"].get(name, base.default.model_dump()), **fields}
+        elif key in ("business_hours", "default"):
+            merged[key] = {**merged[key], **value}
+        else:
+            merged[key] = value
+    return SlaConfig.model_validate(merged)
+
+
+def reload_config() -> SlaConfig:
+    """Forget the cached configuration (after changing the override) and read it again."""
+    config.cache_clear()
+    _clock.cache_clear()
+    return config()
+
+
+class BusinessClock:
+    """Counts and adds business time: only the business hours of business days, no holidays."""
+
+    def __init__(self, hours: BusinessHours, holidays: list[date] | frozenset[date] = ()) -> None:
+        self.start = parse_hhmm(hours.start)
+        self.end = parse_hhmm(hours.end)
+        if self.end <= self.start:
+            raise ValueError("business hours must end after they start (no overnight business day)")
+        self.days = parse_work_days(hours.days)
+        self.tz = zone(hours.timezone)
+        self.holidays = frozenset(holidays)
+
+    def _window(self, day: date) -> tuple[datetime, datetime] | None:
+        """The business hours of a local date as naive UTC, or None on a weekend/holiday."""
+        if day.weekday() not in self.days or day in self.holidays:
+            return None
+        opens = datetime.combine(day, time()) + timedelta(minutes=self.start)
+        closes = datetime.combine(day, time()) + timedelta(minutes=self.end)
+        return self._utc(opens), self._utc(closes)
+
+    def _utc(self, local: datetime) -> datetime:
+        return local.replace(tzinfo=self.tz).astimezone(timezone.utc).replace(tzinfo=None)
+
+    def _local_date(self, utc_naive: datetime) -> date:
+        return utc_naive.replace(tzinfo=timezone.utc).astimezone(self.tz).date()
+
+    def seconds_between(self, a: datetime, b: datetime) -> float:
+        """Business seconds from a to b (negative when b is before a)."""
+        a, b = as_utc_naive(a), as_utc_naive(b)
+        if b < a:
+            return -self.seconds_between(b, a)
+        total = 0.0
+        day = self._local_date(a)
+        last = self._local_date(b)
+        while day <= last:
+            window = self._window(day)
+            if window is not None:
+                lo, hi = max(window[0], a), min(window[1], b)
+                if hi > lo:
+                    total += (hi - lo).total_seconds()
+            day += timedelta(days=1)
+        return total
+
+    def add(self, start: datetime, seconds: float) -> datetime:
+        """The moment `seconds` of business time after `start` (naive UTC)."""
+        start = as_utc_naive(start)
+        left = max(0.0, seconds)
+        if left == 0:
+            return start
+        day = self._local_date(start)
+        for _ in range(MAX_DAYS):
+            window = self._window(day)
+            if window is not None:
+                lo, hi = max(window[0], start), window[1]
+                if hi > lo:
+                    span = (hi - lo).total_seconds()
+                    if left <= span:
+                        return lo + timedelta(seconds=left)
+                    left -= span
+            day += timedelta(days=1)
+        raise ValueError("the business calendar has no business hours in ten years")
+
+    def is_open(self, at: datetime) -> bool:
+        at = as_utc_naive(at)
+        window = self._window(self._local_date(at))
+        return window is not None and window[0] <= at < window[1]
+
+
+@lru_cache(maxsize=1)
+def _clock() -> BusinessClock:
+    cfg = config()
+    return BusinessClock(cfg.business_hours, cfg.holidays)
+
+
+def clock() -> BusinessClock:
+    """The configured business clock."""
+    return _clock()
+
+
+def business_seconds_between(a: datetime, b: datetime) -> float:
+    """Business seconds from a to b on the configured clock (negative if b < a)."""
+    return clock().seconds_between(a, b)
+
+
+def add_business_seconds(start: datetime, seconds: float) -> datetime:
+    return clock().add(start, seconds)
+
+
+def sla_seconds(work_type: str) -> float:
+    """The SLA of a work type, in business seconds."""
+    return config().for_type(work_type).sla_hours * 3600.0
+
+
+def due_at(work_type: str, start: datetime) -> datetime:
+    """When an item of this type, created at `start`, is due (naive UTC)."""
+    return add_business_seconds(start, sla_seconds(work_type))
+
+
+def default_effort_seconds(work_type: str) -> float:
+    return config().for_type(work_type).effort_minutes * 60.0
+
+
+def effort_estimate(s: Session, work_type: str, recent: int = 200) -> float:
+    """Seconds of effort to expect for an item of this type.
+
+    Learned as the median of completed_at - started_at over the most recent completed items of
+    the type (assigned_at when an item was never marked started) once at least
+    `min_samples` exist; the configured default before that. The median, because one item left
+    open over a weekend must not double the estimate.
+    """
+    rows = s.execute(
+        select(WorkItem.started_at, WorkItem.assigned_at, WorkItem.completed_at)
+        .where(
+            WorkItem.work_type == work_type,
+            WorkItem.state == WorkItemState.COMPLETED,
+            WorkItem.completed_at.is_not(None),
+        )
+        .order_by(WorkItem.completed_at.desc())
+        .limit(recent)
+    ).all()
+    durations = [
+        (done - (started or assigned)).total_seconds()
+        for started, assigned, done in rows
+        if (started or assigned) is not None and done >= (started or assigned)
+    ]
+    if len(durations) >= config().min_samples:
+        return float(statistics.median(durations))
+    return default_effort_seconds(work_type)

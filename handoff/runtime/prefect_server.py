@@ -1,0 +1,100 @@
+"""The local Prefect server of the embedded stack: reuse one that is running, or start one.
+
+The server keeps its own SQLite database under PREFECT_HOME (default ~/.prefect), so runs,
+schedules and waiting steps survive a restart.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from contextlib import contextmanager
+from typing import Iterator
+from pathlib import Path
+from urllib.parse import urlparse
+
+import httpx
+
+DEFAULT_URL = "http://127.0.0.1:4200"
+ROOT = Path(__file__).resolve().parents[2]  # the checkout: flows/, deployments/ …
+
+
+def is_up(url: str) -> bool:
+    try:
+        return httpx.get(f"{url}/api/health", timeout=2).status_code == 200
+    except httpx.HTTPError:
+        return False
+
+
+def start(url: str = DEFAULT_URL, log_path: str | None = None, timeout: float = 90) -> subprocess.Popen | None:
+    """Start `prefect server start` for `url` unless one answers there; None if reused. Its SQLite
+    write transactions begin IMMEDIATE (see handoff.runtime.prefect_server_main)."""
+    if is_up(url):
+        return None
+    parsed = urlparse(url)
+    from handoff.core.settings import settings
+
+    env = {
+        **os.environ,
+        "PREFECT_HOME": os.environ.get("PREFECT_HOME", str(settings.home / "prefect")),
+        "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+        "PREFECT_UI_API_URL": f"{url}/api",
+        "PREFECT_API_URL": f"{url}/api",
+    }
+    out = open(log_path, "ab") if log_path else subprocess.DEVNULL
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "handoff.runtime.prefect_server_main", "server", "start", "--host", parsed.hostname or "127.0.0.1",
+         "--port", str(parsed.port or 4200)],
+        env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
+    )
+    deadline = time.monotonic() + timeout
+    while not is_up(url):
+        if proc.poll() is not None:
+            raise RuntimeError(f"the Prefect server exited with code {proc.returncode} (log: {log_path})")
+        if time.monotonic() > deadline:
+            proc.terminate()
+            raise RuntimeError(f"the Prefect server did not answer at {url} within {timeout:.0f} s")
+        time.sleep(0.5)
+    return proc
+
+
+def stop(proc: subprocess.Popen | None) -> None:
+    if proc is None or proc.poll() is not None:
+        return
+    proc.terminate()
+    try:
+        proc.wait(timeout=20)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+
+
+def flush_and_stop(proc: subprocess.Popen | None) -> None:
+    """Send the logs and events still queued in this process, then stop the server we started."""
+    from prefect.events.worker import EventsWorker
+    from prefect.logging.handlers import APILogWorker
+
+    for worker in (APILogWorker, EventsWorker):
+        try:
+            worker.drain_all(timeout=10)
+        except Exception:  # noqa: BLE001 - nothing more can be sent; stopping matters more
+            pass
+    stop(proc)
+
+
+@contextmanager
+def using(url: str) -> Iterator[None]:
+    """Point this process's Prefect client at `url`."""
+    from prefect.settings import (
+        PREFECT_API_URL,
+        PREFECT_CLIENT_MAX_RETRIES,
+        PREFECT_CLIENT_RETRY_EXTRA_CODES,
+        temporary_settings,
+    )
+
+    # A SQLite server under load answers 500 ("database is locked") or 503; retry those longer.
+    updates = {PREFECT_API_URL: f"{url}/api", PREFECT_CLIENT_RETRY_EXTRA_CODES: "500",
+               PREFECT_CLIENT_MAX_RETRIES: 10}
+    with temporary_settings(updates=updates):
+        yield

@@ -1,0 +1,214 @@
+"""`handoff up`: the back office, running — one command on one machine.
+
+It starts (or reuses) the local Prefect server with its UI, the sandbox systems, the HTTP
+intake endpoint, and serves every deployment: order.received events start order pipelines,
+sla-watch runs every minute, the handoff-meeting check daily, wip-review twice a day. With
+`--feed northwind` it also feeds Northwind's orders through intake at a steady rate.
+
+Ctrl-C stops everything. Everything lives on disk (handoff's database, Prefect's, the
+sandbox ledger), so starting again carries on: stored orders not yet announced are announced,
+waiting steps are still waiting, and completing one resumes its order.
+"""
+
+from __future__ import annotations
+
+import contextvars
+import os
+import threading
+import time
+from dataclasses import dataclass
+from datetime import date, timedelta
+from itertools import count
+from typing import Callable
+
+from handoff.runtime import prefect_server, warm_start
+from handoff.core.settings import settings
+
+ROOT = prefect_server.ROOT
+OUTBOX_SECONDS = 5.0
+STALLED_AFTER = timedelta(seconds=30)
+
+
+@dataclass
+class Feed:
+    source: str
+    per_minute: float
+    limit: int | None = None
+
+
+def announce_pending_orders(stop: threading.Event, say: Callable[[str], None]) -> None:
+    """The outbox: orders stored while no server listened are announced once one does, and an
+    announced order whose pipeline never started (its event came before the trigger existed)
+    gets its pipeline started directly."""
+    from handoff.core.intake import unannounced_orders
+    from handoff.runtime.outbox import announce_orders
+
+    while not stop.is_set():
+        try:
+            pending = unannounced_orders()
+            if pending:
+                sent = announce_orders(pending)
+                if sent:
+                    say(f"announced {sent} stored order(s)")
+            started = start_stalled_pipelines()
+            if started:
+                say(f"started the pipeline of {started} order(s) that had no live run")
+        except Exception as exc:  # a busy server now and then must not stop the outbox for good
+            say(f"outbox: {type(exc).__name__}: {exc} (trying again)")
+        stop.wait(OUTBOX_SECONDS)
+
+
+def start_stalled_pipelines(grace: timedelta = STALLED_AFTER) -> int:
+    """Start the pipeline of an order that has none: its event found no trigger (no run at
+    all), or its run crashed or failed before the order was done."""
+    from prefect.deployments import run_deployment
+    from sqlalchemy import select
+
+    from handoff.core.db import session
+    from handoff.core.models import Order, OrderStatus, utcnow
+
+    with session() as s:
+        unstarted = s.scalars(select(Order.id).where(
+            Order.status == OrderStatus.RECEIVED, Order.flow_run_id.is_(None),
+            Order.announced_at.is_not(None), Order.announced_at < utcnow() - grace)).all()
+        open_runs = dict(s.execute(select(Order.id, Order.flow_run_id).where(
+            Order.status.not_in([OrderStatus.COMPLETE, OrderStatus.REJECTED]),
+            Order.flow_run_id.is_not(None), Order.received_at < utcnow() - grace)).all())
+    live = live_pipeline_orders()
+    stalled = [o for o in unstarted if o not in live]
+    ended = ended_runs(list(open_runs.values()))
+    stalled += [o for o, run_id in open_runs.items() if o not in live and run_id in ended]
+    for order_id in stalled:
+        run = run_deployment("order-pipeline/order-pipeline", parameters={"order_id": order_id}, timeout=0,
+                             flow_run_name=f"order-{order_id}")
+        with session() as s:  # the new run claims the order itself (a crashed holder gives it up)
+            order = s.get(Order, order_id)
+            order.flow_run_id = order.flow_run_id or str(run.id)
+    return len(stalled)
+
+
+LIVE_STATES = ("SCHEDULED", "PENDING", "RUNNING", "PAUSED")
+PAGE = 200  # the most flow runs the server returns at once
+
+
+def live_pipeline_orders() -> set[str]:
+    """Orders that already have a pipeline run on its way (queued, running or waiting)."""
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import (
+        DeploymentFilter, DeploymentFilterName, FlowRunFilter, FlowRunFilterState, FlowRunFilterStateType,
+    )
+    from prefect.client.schemas.objects import StateType
+
+    live: set[str] = set()
+    with get_client(sync_client=True) as client:
+        for offset in count(0, PAGE):
+            runs = client.read_flow_runs(
+                deployment_filter=DeploymentFilter(name=DeploymentFilterName(any_=["order-pipeline"])),
+                flow_run_filter=FlowRunFilter(state=FlowRunFilterState(
+                    type=FlowRunFilterStateType(any_=[StateType(s) for s in LIVE_STATES]))),
+                limit=PAGE, offset=offset,
+            )
+            live |= {str(r.parameters.get("order_id")) for r in runs}
+            if len(runs) < PAGE:
+                return live
+    return live
+
+
+def ended_runs(run_ids: list[str]) -> set[str]:
+    """Of these runs, the ones that crashed, failed or were cancelled."""
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId, FlowRunFilterState, FlowRunFilterStateType
+    from prefect.client.schemas.objects import StateType
+
+    ended: set[str] = set()
+    with get_client(sync_client=True) as client:
+        for start in range(0, len(run_ids), PAGE):
+            runs = client.read_flow_runs(flow_run_filter=FlowRunFilter(
+                id=FlowRunFilterId(any_=run_ids[start:start + PAGE]),
+                state=FlowRunFilterState(type=FlowRunFilterStateType(any_=[StateType.CRASHED, StateType.FAILED,
+                                                                            StateType.CANCELLED]))), limit=PAGE)
+            ended |= {str(r.id) for r in runs}
+    return ended
+
+
+def feed_orders(feed: Feed, stop: threading.Event, say: Callable[[str], None]) -> None:
+    """Submit the feed's orders one at a time through intake, as if each arrived today."""
+    from handoff.core.intake import submit_orders
+    from handoff.core.northwind import load_catalogue, northwind_orders
+    from handoff.runtime.outbox import announce_orders
+
+    if feed.source != "northwind":
+        raise ValueError(f"unknown feed {feed.source!r} (known: northwind)")
+    load_catalogue()
+    pause = 60.0 / feed.per_minute
+    fed = 0
+    for raw, data in northwind_orders(limit=feed.limit, as_of=date.today()):
+        if stop.is_set():
+            return
+        result = submit_orders([(raw, data)], source="feed:northwind", announce=announce_orders)
+        if result.accepted:
+            fed += 1
+            say(f"fed order {data['order_id']} ({fed} so far)")
+            stop.wait(pause)
+    say(f"the northwind feed is done ({fed} new orders)")
+
+
+def run_up(feed: Feed | None, say: Callable[[str], None]) -> None:
+    from deployments import DEFINITIONS, serve, serving_runner
+    from handoff.runtime.intake_api import IntakeServer, intake_token
+    from handoff.runtime.standins import ensure_standin_reps
+    from sandbox.server import start_sandbox
+
+    os.chdir(ROOT)  # deployments' entrypoints are paths inside the checkout
+    settings.home.mkdir(parents=True, exist_ok=True)
+    ensure_standin_reps()
+    url = settings.prefect_ui_url
+    server = prefect_server.start(url, log_path=str(settings.home / "prefect-server.log"))
+    say(f"Prefect server {'started' if server else 'already running'}: UI at {url}")
+
+    sandbox_port = int(settings.sandbox_url.rsplit(":", 1)[-1].split("/")[0])
+    systems = start_sandbox(sandbox_port, state_path=settings.home / "sandbox-ledger.jsonl")
+    # Flow runs start in their own processes: they read where everything is from the environment.
+    os.environ.update({
+        "HANDOFF_HOME": str(settings.home),
+        "HANDOFF_DATABASE_URL": settings.sqlalchemy_url,
+        "HANDOFF_SANDBOX_URL": systems.url,
+        "PREFECT_API_URL": f"{url}/api",
+        "PREFECT_CLIENT_RETRY_EXTRA_CODES": "500",
+    })
+    say(f"sandbox systems (CRM, provisioning, activation, billing, calendar) at {systems.url}")
+    if settings.warm_start and warm_start.enable():  # imports the flows once, in the background
+        say("flow runs start from a warm fork server (HANDOFF_WARM_START=false: a fresh interpreter each)")
+
+    stop = threading.Event()
+    threads: list[threading.Thread] = []
+    intake = None
+    try:
+        with prefect_server.using(url):  # the runner's poll is HANDOFF_RUNNER_POLL_SECONDS
+            # deployments, triggers and schedules exist before the first order is fed
+            runner = serving_runner(settings.runner_process_limit, settings.runner_poll_seconds)
+            say(f"{len(DEFINITIONS)} deployments: " + ", ".join(d.name for d in DEFINITIONS))
+            intake = IntakeServer(settings.intake_host, settings.intake_port).start(contextvars.copy_context().run)
+            say(f"intake: POST {intake.url}/orders with 'Authorization: Bearer {intake_token()}'")
+            jobs = [announce_pending_orders] + ([lambda stop, say: feed_orders(feed, stop, say)] if feed else [])
+            for job in jobs:
+                t = threading.Thread(target=contextvars.copy_context().run, args=(job, stop, say), daemon=True)
+                t.start()
+                threads.append(t)
+            say("serving the deployments — Ctrl-C stops everything")
+            serve(runner)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        say("stopping…")
+        stop.set()
+        for t in threads:
+            t.join(timeout=5)
+        if intake:
+            intake.stop()
+        systems.stop()
+        prefect_server.flush_and_stop(server)
+        say("stopped; `handoff up` carries on from here")
+
+
+__all__ = ["Feed", "run_up", "time"]

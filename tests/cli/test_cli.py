@@ -1,0 +1,67 @@
+"""The CLI as a user runs it: submit orders, read quarantine, complete a waiting step."""
+
+import contextvars
+import json
+import time
+from concurrent.futures import ThreadPoolExecutor
+
+import pytest
+from prefect.settings import PREFECT_API_URL
+from typer.testing import CliRunner
+
+from handoff.cli.main import app
+from handoff.core.settings import settings
+
+runner = CliRunner()
+
+
+def test_orders_submit_names_bad_fields_and_keeps_them(db, tmp_path):
+    path = tmp_path / "orders.json"
+    path.write_text(json.dumps([
+        {"order_id": "C-1", "customer_id": "ALFKI", "order_date": "2024-03-01", "due_date": "2024-03-15",
+         "lines": [{"product_id": 1, "quantity": 2, "unit_price": 18.0}]},
+        {"order_id": "C-2", "order_date": "2024-03-01", "due_date": "yesterday",
+         "lines": [{"product_id": 1, "quantity": -2, "unit_price": "x"}]},
+    ]))
+    result = runner.invoke(app, ["orders", "submit", str(path)])
+    assert result.exit_code == 1  # something was quarantined
+    for text in ["customer_id", "due_date", "lines.0.quantity", "lines.0.unit_price", "accepted 1", "quarantined 1"]:
+        assert text in result.output
+    listed = runner.invoke(app, ["quarantine", "list"])
+    assert "C-2" in listed.output and "lines.0.quantity" in listed.output
+    shown = runner.invoke(app, ["quarantine", "show", "1"])
+    assert '"yesterday"' in shown.output
+
+
+def test_complete_answers_the_form_from_the_terminal(prefect_harness, catalogue, reps, sandbox, monkeypatch):
+    from flows.order_entry import order_entry
+    from handoff.core.db import session
+    from handoff.core.intake import submit_orders
+    from handoff.core.models import Order
+    from handoff.runtime.steps import waiting_steps
+
+    monkeypatch.setattr(settings, "prefect_ui_url", PREFECT_API_URL.value().removesuffix("/api"))
+    monkeypatch.setattr(settings, "pause_poll_seconds", 1)
+    order = {"order_id": "T-1", "customer_id": "AROUT", "order_date": "2030-03-01", "due_date": "2030-03-20",
+             "lines": [{"product_id": 1, "quantity": 400, "unit_price": 18.0}]}
+    submit_orders([(json.dumps(order), order)], source="test", announce=False)
+    pool = ThreadPoolExecutor(1)
+    try:
+        run = pool.submit(contextvars.copy_context().run, order_entry, "T-1", return_state=True)
+        deadline = time.monotonic() + 60
+        while not (steps := [s for s in waiting_steps() if s.order_id == "T-1"]):
+            assert time.monotonic() < deadline, "no step waiting"
+            time.sleep(0.2)
+        [step] = steps
+        refused = runner.invoke(app, ["complete", str(step.item_id), "--as", "Robert King",
+                                      "--set", "decision=approve", "--set", "note=x"])
+        assert refused.exit_code == 2 and "Refused" in refused.output
+        done = runner.invoke(app, ["complete", str(step.item_id), "--as", step.assignee],
+                             input="approve\nlooks right\n")
+        assert done.exit_code == 0, "".join(__import__("traceback").format_exception(*done.exc_info)) if done.exc_info else done.output
+        assert "Order T-1" in done.output  # the form's description is shown first
+        assert run.result(timeout=60).is_completed()
+    finally:
+        pool.shutdown(wait=False)
+    with session() as s:
+        assert s.get(Order, "T-1").status == "accepted"

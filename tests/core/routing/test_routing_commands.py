@@ -1,0 +1,154 @@
+"""The routing CLI (workers, presence, worklist) on a tiny typer app, as handoff/cli.py mounts it."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+import typer
+from sqlalchemy import select
+from typer.testing import CliRunner
+
+from handoff.core.db import session
+from handoff.core.models import Presence, Quarantine, WorkItem, WorkItemState, Worker
+from handoff.cli.routing import register
+from handoff.core.settings import settings
+
+
+@pytest.fixture
+def cli(routing_db):
+    app = typer.Typer()
+    register(app)
+    runner = CliRunner()
+
+    def run(*args: str):
+        return runner.invoke(app, list(args), env={"COLUMNS": "300"})
+
+    return run
+
+
+def worker(name: str) -> Worker:
+    with session() as s:
+        return s.scalar(select(Worker).where(Worker.name == name))
+
+
+def test_workers_add_update_and_list(cli):
+    r = cli("workers", "add", "Ana Lima", "--skills", "order-approval:3;credit-review:2", "--capacity", "4",
+            "--timezone", "Europe/Lisbon", "--shift-start", "09:00", "--shift-end", "17:00", "--work-days", "01234")
+    assert r.exit_code == 0, r.output
+    ana = worker("Ana Lima")
+    assert ana.skill_levels == {"order-approval": 3, "credit-review": 2} and ana.capacity == 4
+    assert ana.timezone == "Europe/Lisbon" and ana.work_days == "01234"
+
+    r = cli("workers", "update", "Ana Lima", "--skill", "credit-review:4", "--skill", "order-approval:0", "--capacity", "5")
+    assert r.exit_code == 0, r.output
+    ana = worker("Ana Lima")
+    assert ana.skill_levels == {"credit-review": 4} and ana.capacity == 5 and ana.shift_end == "17:00"
+
+    r = cli("workers", "list")
+    assert r.exit_code == 0
+    assert "Ana Lima" in r.output and "credit-review:4" in r.output and "Mon-Fri" in r.output and "0 / 5" in r.output
+
+    assert cli("workers", "add", "Ana Lima").exit_code == 2  # names are unique
+    assert cli("workers", "update", "Nobody", "--capacity", "2").exit_code == 1
+
+
+def test_bad_input_is_reported_field_by_field(cli):
+    r = cli("workers", "add", "Bo", "--skills", "order-approval:9", "--timezone", "Mars/Olympus", "--shift-start", "9am")
+    assert r.exit_code == 2
+    for field in ("skills", "timezone", "shift_start"):
+        assert field in r.output
+    assert "from 1 (learning) to 5" in r.output and "Mars/Olympus" in r.output
+    assert worker("Bo") is None
+
+
+def test_workers_import_reports_bad_rows_keeps_them_and_imports_the_good(cli, tmp_path):
+    csv_file = tmp_path / "team.csv"
+    csv_file.write_text(
+        "name,role,capacity,timezone,shift_start,shift_end,work_days,skills\n"
+        "Ana Lima,rep,3,Europe/Lisbon,09:00,17:00,01234,order-approval:3;credit-review:2\n"
+        "Ben Ode,boss,-1,UTC,09:00,17:00,01234,order-approval:3\n"
+        "Cy Park,supervisor,,,,,,order-approval:5\n"
+        "Di Yu,rep,2,UTC,08:00,16:00,0123,credit-review\n"
+        "Ana Lima,rep,3,UTC,09:00,17:00,01234,order-approval:1\n"
+    )
+    r = cli("workers", "import", str(csv_file))
+    assert r.exit_code == 1, r.output
+    out = r.output
+    assert "role" in out and "'boss' is not a role" in out and "capacity" in out  # Ben: two fields
+    assert "credit-review" in out and "name:level" in out  # Di: the skill has no level
+    assert "already on line 2" in out  # the second Ana
+    assert "2 added, 0 updated, 3 refused" in out
+    assert worker("Ana Lima").skill_levels == {"order-approval": 3, "credit-review": 2}
+    cy = worker("Cy Park")
+    assert cy.role == "supervisor" and cy.capacity == 3 and cy.shift_end == "24:00"  # empty cells: defaults
+    assert worker("Ben Ode") is None and worker("Di Yu") is None
+    with session() as s:
+        kept = s.scalars(select(Quarantine).where(Quarantine.source == "workers-csv:team.csv")).all()
+        assert sorted(q.reference for q in kept) == ["Ana Lima", "Ben Ode", "Di Yu"]
+        ben = next(q for q in kept if q.reference == "Ben Ode")
+        assert ben.raw.startswith("Ben Ode,boss") and {e["field"] for e in ben.reasons} == {"role", "capacity"}
+
+    # Re-importing a fixed file updates in place; --strict imports nothing when a row is bad.
+    csv_file.write_text("name,capacity,skills\nAna Lima,6,order-approval:4\nBad,x,\n")
+    assert cli("workers", "import", str(csv_file), "--strict").exit_code == 1
+    assert worker("Ana Lima").capacity == 3
+    csv_file.write_text("name,capacity,skills\nAna Lima,6,order-approval:4\n")
+    r = cli("workers", "import", str(csv_file))
+    assert r.exit_code == 0 and "0 added, 1 updated" in r.output
+    assert worker("Ana Lima").capacity == 6
+
+    csv_file.write_text("who,skills\nx,y:1\n")
+    r = cli("workers", "import", str(csv_file))
+    assert r.exit_code == 2 and "'name' is missing" in r.output and "unknown column 'who'" in r.output
+
+
+def test_presence_offline_hands_work_to_a_colleague(cli, now):
+    from handoff.core.routing import router
+
+    cli("workers", "add", "ann", "--skills", "order-approval:3", "--capacity", "1")
+    with session() as s:
+        it = WorkItem(work_type="order-approval", step_key="cli-1", title="approve 10248",
+                      required_skills={"order-approval": 2}, due_at=now + timedelta(days=30), effort_seconds=600)
+        s.add(it)
+        s.flush()
+        assert router.route_item(s, it.id).name == "ann"
+        item_id = it.id
+    cli("workers", "add", "bob", "--skills", "order-approval:2")
+    r = cli("presence", "ann", "offline")
+    assert r.exit_code == 0, r.output
+    assert "available -> offline" in r.output and f"work item {item_id} handed back, now with bob" in r.output
+    assert worker("ann").presence == Presence.OFFLINE
+    r = cli("presence", "ann", "sleeping")
+    assert r.exit_code == 2
+    assert cli("presence", "zed", "away").exit_code == 1
+
+
+def test_worklist_shows_my_items_most_urgent_first_with_links(cli):
+    from handoff.core.models import utcnow
+    from handoff.core.routing import router
+
+    now = utcnow()  # the worklist reads the clock
+
+    cli("workers", "add", "ann", "--skills", "order-approval:3", "--capacity", "3")
+    with session() as s:
+        later = WorkItem(work_type="order-approval", step_key="wl-1", title="approve 10250", order_id=None,
+                         required_skills={"order-approval": 1}, due_at=now + timedelta(hours=6),
+                         effort_seconds=600, flow_run_id="11111111-2222-3333-4444-555555555555")
+        sooner = WorkItem(work_type="order-approval", step_key="wl-2", title="approve 10249",
+                          required_skills={"order-approval": 1}, due_at=now + timedelta(hours=2),
+                          effort_seconds=600, priority=3, value=90_000,
+                          flow_run_id="66666666-7777-8888-9999-000000000000")
+        s.add_all([later, sooner])
+        s.flush()
+        router.route_for_worker(s, worker("ann").id)
+        assert {it.state for it in (later, sooner)} == {WorkItemState.ASSIGNED}
+    r = cli("worklist", "--me", "ann")
+    assert r.exit_code == 0, r.output
+    link = f"{settings.prefect_ui_url}/runs/flow-run/66666666-7777-8888-9999-000000000000"
+    assert link in r.output and f"{settings.prefect_ui_url}/runs/flow-run/11111111" in r.output
+    assert r.output.index("approve 10249") < r.output.index("approve 10250")  # most urgent first
+    assert "handoff complete ITEM --as ann" in r.output
+    cli("workers", "add", "bob", "--skills", "billing:1")
+    assert "nothing assigned to you" in cli("worklist", "--me", "bob").output
+    assert cli("worklist", "--me", "nobody").exit_code == 1

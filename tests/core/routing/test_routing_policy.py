@@ -1,0 +1,334 @@
+"""The routing policies on their own (no database): eligibility, capacity, urgency, fairness,
+and that the fast index answers exactly what a full scan answers."""
+
+from __future__ import annotations
+
+import math
+import random
+
+import numpy as np
+import pytest
+
+from handoff.core.routing.index import ItemPool, RepPool, RoutingIndex
+from handoff.core.routing.policy import (
+    POLICIES,
+    FifoPolicy,
+    PushPolicy,
+    RoutableItem,
+    RoutableRep,
+    SelfSelectionPolicy,
+    make_policy,
+)
+from handoff.core.routing.urgency import AGING_WINDOWS, K, LOOKAHEAD, urgency, urgency_many, weight
+
+HOUR = 3600.0
+DAY = 24 * HOUR
+NOW = 1_800_000_000.0
+
+
+def item(id: str, skills=None, *, age=0.0, due_in=8 * HOUR, effort=900.0, priority=1.0, value=0.0) -> RoutableItem:
+    return RoutableItem(id=id, work_type="order-approval", required_skills=skills or {"order-approval": 1},
+                        created_at=NOW - age, due_at=NOW + due_in, effort_seconds=effort,
+                        priority=priority, value=value)
+
+
+def rep(id: str, skills, *, capacity=3, open_items=0, available=True, last=0.0) -> RoutableRep:
+    return RoutableRep(id=id, skills=skills, capacity=capacity, open_items=open_items,
+                       available=available, last_assigned_at=last)
+
+
+def both(reps_or_items, kind: str):
+    """The same collection as a plain list and as an index pool."""
+    pool = RepPool(reps_or_items) if kind == "reps" else ItemPool(reps_or_items)
+    return [list(reps_or_items), pool]
+
+
+ALL = sorted(POLICIES)
+
+
+def test_make_policy_builds_the_three_policies():
+    assert set(POLICIES) == {"push", "fifo", "self"}
+    assert isinstance(make_policy("push"), PushPolicy)
+    assert isinstance(make_policy("fifo"), FifoPolicy)
+    assert isinstance(make_policy("self"), SelfSelectionPolicy)
+    assert all(make_policy(n).name == n for n in ALL)
+    with pytest.raises(ValueError, match="push, fifo, self"):
+        make_policy("random")
+
+
+@pytest.mark.parametrize("name", ALL)
+def test_an_item_needing_level_3_never_goes_to_level_2_or_to_someone_without_the_skill(name):
+    needs = item("i1", {"credit-review": 3})
+    junior = rep("junior", {"credit-review": 2, "order-approval": 5})
+    outsider = rep("outsider", {"order-approval": 5})
+    qualified = rep("qualified", {"credit-review": 3})
+    for reps in both([junior, outsider], "reps"):
+        assert make_policy(name).rep_for(needs, reps, NOW) is None
+    for reps in both([junior, outsider, qualified], "reps"):
+        assert make_policy(name).rep_for(needs, reps, NOW) is qualified
+    # ...and from the rep's side: the junior is offered nothing they cannot do.
+    for items in both([needs], "items"):
+        assert make_policy(name).item_for(junior, items, NOW) is None
+        assert make_policy(name).item_for(qualified, items, NOW) is needs
+
+
+@pytest.mark.parametrize("name", ALL)
+def test_a_rep_at_capacity_or_unavailable_gets_nothing_new(name):
+    waiting = [item("a"), item("b")]
+    full = rep("full", {"order-approval": 3}, capacity=2, open_items=2)
+    away = rep("away", {"order-approval": 3}, available=False)
+    for items in both(waiting, "items"):
+        assert make_policy(name).item_for(full, items, NOW) is None
+        assert make_policy(name).item_for(away, items, NOW) is None
+    for reps in both([full, away], "reps"):
+        assert make_policy(name).rep_for(waiting[0], reps, NOW) is None
+
+
+def test_push_gives_an_urgent_high_value_item_before_an_older_trivial_one():
+    trivial = item("trivial", age=2 * HOUR, due_in=5 * DAY, effort=900, value=0)
+    urgent = item("urgent", age=0, due_in=1 * HOUR, effort=900, priority=2, value=50_000)
+    someone = rep("r", {"order-approval": 3})
+    for items in both([trivial, urgent], "items"):
+        assert PushPolicy().item_for(someone, items, NOW) is urgent
+        # FIFO, for contrast, serves arrival order: the trivial one first.
+        assert FifoPolicy().item_for(someone, items, NOW) is trivial
+
+
+def test_self_selection_takes_the_quickest_item():
+    long_hard = item("hard", age=3 * HOUR, effort=4 * HOUR, due_in=HOUR, priority=3)
+    quick = item("quick", effort=120, due_in=5 * DAY)
+    someone = rep("r", {"order-approval": 3})
+    for items in both([long_hard, quick], "items"):
+        assert SelfSelectionPolicy().item_for(someone, items, NOW) is quick
+
+
+def test_push_sends_work_to_the_least_over_qualified_rep_then_to_the_expert():
+    needs = item("i", {"order-approval": 2})
+    expert = rep("expert", {"order-approval": 5})
+    fitting = rep("fitting", {"order-approval": 2})
+    for reps in both([expert, fitting], "reps"):
+        assert PushPolicy().rep_for(needs, reps, NOW) is fitting
+    fitting.open_items = fitting.capacity  # the right-sized rep is full: the expert takes it
+    for reps in both([expert, fitting], "reps"):
+        assert PushPolicy().rep_for(needs, reps, NOW) is expert
+
+
+def test_push_spreads_work_least_recently_assigned_first_then_most_spare_capacity():
+    a = rep("a", {"order-approval": 3}, last=NOW - 60)
+    b = rep("b", {"order-approval": 3}, last=NOW - 600)
+    for reps in both([a, b], "reps"):
+        assert PushPolicy().rep_for(item("i"), reps, NOW) is b
+    a.last_assigned_at = b.last_assigned_at
+    a.open_items = 2
+    for reps in both([a, b], "reps"):
+        assert PushPolicy().rep_for(item("i"), reps, NOW) is b
+
+
+def test_fifo_gives_new_work_to_the_rep_who_waited_longest():
+    busy = rep("busy", {"order-approval": 1}, open_items=1, last=NOW - 5000)
+    idle_recent = rep("idle-recent", {"order-approval": 1}, last=NOW - 100)
+    idle_long = rep("idle-long", {"order-approval": 1}, last=NOW - 3000)
+    for reps in both([busy, idle_recent, idle_long], "reps"):
+        assert FifoPolicy().rep_for(item("i"), reps, NOW) is idle_long
+
+
+def test_self_selection_picks_a_free_eligible_rep_repeatably():
+    reps = [rep(f"r{i}", {"order-approval": 2}) for i in range(10)] + [rep("no", {"billing": 5})]
+    first = [SelfSelectionPolicy(seed=7).rep_for(item("i"), reps, NOW).id for _ in range(1)]
+    picks = [SelfSelectionPolicy(seed=7).rep_for(item("i"), reps, NOW).id for _ in range(5)]
+    assert picks == first * 5  # same seed, same choice
+    policy = SelfSelectionPolicy(seed=1)
+    spread = {policy.rep_for(item("i"), reps, NOW).id for _ in range(200)}
+    assert "no" not in spread and len(spread) > 5
+
+
+def test_aging_lets_a_long_overdue_trivial_item_overtake_fresh_important_work():
+    """Nothing starves: ATC is bounded per item, aging is not."""
+    slow = item("slow", age=3 * DAY, due_in=-2 * DAY, effort=2 * HOUR)  # long, normal, 2 days late
+    p_bar = 900.0
+
+    def hot_at(t: float) -> RoutableItem:  # quick, important work falling due at time t
+        return RoutableItem("hot", "order-approval", {"order-approval": 1}, created_at=t - 4 * HOUR, due_at=t,
+                            effort_seconds=300, priority=3, value=50_000)
+
+    # Both are out of slack; ATC alone (w x p_bar / p) strongly prefers the quick important one...
+    assert urgency(hot_at(NOW), NOW, p_bar) > 10 * urgency(slow, NOW, p_bar)
+    # ...but the overdue one keeps gaining 1.0 per AGING_WINDOWS of its 1-day window, so it
+    # comes first after (gap x AGING_WINDOWS) more days, and stays first.
+    gap = urgency(hot_at(NOW), NOW, p_bar) - urgency(slow, NOW, p_bar)
+    days = gap * AGING_WINDOWS
+    ahead = [urgency(slow, NOW + d * DAY, p_bar) > urgency(hot_at(NOW + d * DAY), NOW + d * DAY, p_bar)
+             for d in range(0, math.ceil(days) + 5)]
+    assert ahead == [d > days for d in range(0, math.ceil(days) + 5)]
+
+
+def _at(slack: float, window: float, effort: float = 900.0, **kw) -> RoutableItem:
+    """An item with `window` from creation to due, scored at NOW with `slack` left."""
+    due = NOW + effort + slack
+    return RoutableItem("x", "order-approval", {"order-approval": 1}, created_at=due - window, due_at=due,
+                        effort_seconds=effort, **kw)
+
+
+def test_aging_is_zero_until_the_due_date_then_counts_sla_windows_overdue():
+    p_bar = 900.0
+    it = item("i", age=0, due_in=4 * HOUR)
+    window, due = 4 * HOUR, NOW + 4 * HOUR
+    # Before the due date the score is ATC alone: waiting buys nothing, so work that can still
+    # be on time is ranked by its deadline, not by its age.
+    for t in (NOW, NOW + HOUR, due - 1):
+        assert urgency(it, t, p_bar) == urgency(it, t, p_bar, aging_windows=math.inf)
+    assert urgency(it, due, p_bar) == pytest.approx(1.0)  # due now: ATC's maximum, no aging yet
+    # After it: +1.0 per AGING_WINDOWS of the item's own SLA window overdue (4 h here).
+    late_1 = urgency(it, due + AGING_WINDOWS * window, p_bar)
+    late_2 = urgency(it, due + 2 * AGING_WINDOWS * window, p_bar)
+    assert late_1 == pytest.approx(2.0) and late_2 == pytest.approx(3.0)
+    # "One window late" means the same for a short and a long SLA.
+    long_sla = item("long", age=0, due_in=48 * HOUR)
+    assert urgency(long_sla, NOW + 48 * HOUR + 48 * HOUR, p_bar) == pytest.approx(urgency(it, due + window, p_bar))
+    # Switched off on request (experiments only): overdue work then scores ATC's maximum for ever.
+    assert urgency(it, due + 100 * DAY, p_bar, aging_windows=math.inf) == pytest.approx(1.0)
+
+
+def test_the_look_ahead_is_a_fraction_of_the_sla_window():
+    p_bar = 900.0
+    # The same share of the window left -> the same urgency, whatever the window's length.
+    assert urgency(_at(HOUR, 4 * HOUR), NOW, p_bar) == pytest.approx(urgency(_at(12 * HOUR, 48 * HOUR), NOW, p_bar))
+    # With LOOKAHEAD x window of slack left an item has e^-1 of its maximum.
+    assert urgency(_at(LOOKAHEAD * 10 * HOUR, 10 * HOUR), NOW, p_bar) == pytest.approx(math.exp(-1))
+    # Less slack, more urgency; and an item due within the hour of a 8 h SLA already counts.
+    scores = [urgency(_at(h * HOUR, 8 * HOUR), NOW, p_bar) for h in (7, 6, 4, 2, 1, 0.5)]
+    assert scores == sorted(scores) and scores[-1] > 10 * scores[0] and scores[-2] > 0.4
+    # The classic look-ahead (k x p_bar = 30 min) would have scored that item almost 0.
+    assert urgency(_at(HOUR, 8 * HOUR), NOW, p_bar, lookahead=0) < 0.15
+    # Very short SLAs fall back to the classic ATC look-ahead of K mean efforts.
+    assert urgency(_at(K * p_bar, 1200.0), NOW, p_bar) == pytest.approx(math.exp(-1))
+
+
+def test_push_ranks_by_deadline_not_by_age_while_work_can_still_be_on_time():
+    """The finding: with a look-ahead of k x p_bar (12 minutes) and +1 per 4 h of waiting, push
+    served an item due tomorrow before one due within the hour because it had waited longer."""
+    waited = item("waited", age=6 * HOUR, due_in=20 * HOUR)
+    due_soon = item("due-soon", age=1 * HOUR, due_in=1 * HOUR)
+    someone = rep("r", {"order-approval": 3})
+    old = PushPolicy(2, 4 * HOUR, lookahead=0)
+    for items in both([waited, due_soon], "items"):
+        assert PushPolicy().item_for(someone, items, NOW) is due_soon
+        assert old.item_for(someone, items, NOW) is waited  # what push used to do (like FIFO)
+
+
+def test_the_old_urgency_is_reproducible_for_comparisons():
+    it = item("i", age=5 * HOUR, due_in=2 * HOUR, effort=600, priority=2, value=3000)
+    p_bar = 900.0
+    slack = 2 * HOUR - 600
+    expected = weight(2, 3000) * (900 / 600) * math.exp(-slack / (2 * 900)) + 5 * HOUR / (4 * HOUR)
+    assert PushPolicy(2, 4 * HOUR, lookahead=0).score(it, NOW, p_bar) == pytest.approx(expected)
+
+
+def test_push_policy_rejects_meaningless_parameters():
+    for kwargs in ({"k": 0}, {"lookahead": -0.1}, {"aging_windows": 0}, {"aging_seconds": 0}):
+        with pytest.raises(ValueError):
+            PushPolicy(**kwargs)
+
+
+def test_urgency_formula_and_vectorised_scores_agree():
+    assert weight(1.0, 0.0) == 1.0
+    assert weight(2.0, 1000.0) == pytest.approx(2 * (1 + math.log(2)))
+    # a normal item that has run out of slack scores 1.0 (and has no aging until it is due)
+    due_now = item("d", due_in=900, effort=900)
+    assert urgency(due_now, NOW, 900.0) == pytest.approx(1.0)
+    rng = random.Random(3)
+    items = [item(str(i), age=rng.uniform(0, DAY), due_in=rng.uniform(-DAY, 5 * DAY),
+                  effort=rng.uniform(10, 7200), priority=rng.choice([0.5, 1, 2, 3]),
+                  value=rng.choice([0, 100, 5000, 80000])) for i in range(500)]
+    items.append(item("born-late", age=0, due_in=-HOUR))  # due before it was created
+    p_bar = 1500.0
+    cols = (np.array([it.priority for it in items]), np.array([it.value for it in items]),
+            np.array([it.created_at for it in items]), np.array([it.due_at for it in items]),
+            np.array([it.effort_seconds for it in items]))
+    for params in ({}, {"lookahead": 0.5, "aging_windows": 2.0}, {"aging_windows": math.inf},
+                   {"k": 20.0, "aging_seconds": 48 * HOUR, "lookahead": 0.0}):
+        scalar = [urgency(it, NOW, p_bar, **params) for it in items]
+        vector = urgency_many(*cols, NOW, p_bar, **params)
+        assert np.all(np.isfinite(vector)) and np.all(vector >= 0)
+        assert np.allclose(scalar, vector, rtol=1e-12)
+        # the router and the SLA watch score through the policy: all its parameters, not some
+        policy = PushPolicy(**params)
+        assert np.allclose([policy.score(it, NOW, p_bar) for it in items],
+                           policy.score_many(*cols, NOW, p_bar), rtol=1e-12)
+
+
+def _random_world(seed: int):
+    rng = random.Random(seed)
+    skills = ["order-approval", "credit-review", "discount-approval", "provisioning-visit", "invoice-approval"]
+    items = []
+    for i in range(400):
+        need = dict((s, rng.choice([1, 1, 2, 3, 4])) for s in rng.sample(skills, rng.choice([1, 1, 2])))
+        items.append(item(f"i{i}", need, age=rng.uniform(0, DAY), due_in=rng.uniform(-HOUR, 4 * DAY),
+                          effort=rng.choice([300, 600, 900, 1800, 3600]), priority=rng.choice([1, 1, 2]),
+                          value=rng.choice([0, 0, 1000, 20000])))
+    reps = [rep(f"r{j}", {s: rng.randint(1, 5) for s in rng.sample(skills, rng.randint(1, 4))},
+                capacity=rng.randint(1, 4), open_items=rng.randint(0, 2), available=rng.random() > 0.2,
+                last=NOW - rng.choice([0, 60, 600, 6000])) for j in range(40)]
+    return rng, items, reps
+
+
+PUSH_VARIANTS = {
+    "push-old": lambda: PushPolicy(2, 4 * HOUR, lookahead=0),
+    "push-long-look-ahead": lambda: PushPolicy(lookahead=1.0, aging_windows=1.0),
+}
+
+
+@pytest.mark.parametrize("name", ALL + sorted(PUSH_VARIANTS))
+def test_the_index_answers_exactly_what_a_full_scan_answers(name):
+    rng, items, reps = _random_world(11)
+    index = RoutingIndex(items=items, reps=reps)
+    make = PUSH_VARIANTS.get(name, lambda: make_policy(name))
+    scan_policy, fast_policy = make(), make()  # same seeds for "self"
+    waiting = list(items)
+    decisions = 0
+    for step in range(300):
+        t = NOW + step * 30
+        if rng.random() < 0.5:
+            r = rng.choice(reps)
+            fast = fast_policy.item_for(r, index.items, t)
+            slow = scan_policy.item_for(r, waiting, t)
+            assert (fast and fast.id) == (slow and slow.id)
+            if fast is not None:
+                index.assign(fast.id, r.id, t)
+                waiting.remove(fast)
+                decisions += 1
+        else:
+            it = rng.choice(items)
+            fast = fast_policy.rep_for(it, index.reps, t)
+            slow = scan_policy.rep_for(it, list(index.reps), t)
+            assert (fast and fast.id) == (slow and slow.id)
+        if rng.random() < 0.3:  # someone finishes an item
+            index.release(rng.choice(reps).id)
+    assert decisions > 20
+    assert len(index.items) == len(waiting)
+
+
+def test_item_pool_keeps_its_columns_and_mean_effort_in_step():
+    pool = ItemPool([item("a", effort=600), item("b", effort=1200)])
+    assert len(pool) == 2 and "a" in pool and pool.mean_effort == 900
+    pool.remove("a")
+    assert "a" not in pool and pool.mean_effort == 1200
+    pool.add(item("c", {"billing": 2}, effort=1800))
+    pool.update(item("b", {"billing": 4}, effort=600))  # re-read: now needs billing 4
+    assert pool.mean_effort == 1200
+    assert [it.id for it in pool] == ["c", "b"]
+    assert [pool.item_at(int(s)).id for s in pool.eligible_slots({"billing": 3})] == ["c"]
+    for i in range(3000):  # growing past the initial capacity keeps everything
+        pool.add(item(f"x{i}", effort=60))
+    assert len(pool) == 3002 and pool.get("x2999").effort_seconds == 60
+
+
+def test_rep_pool_rereads_skills_on_update():
+    r = rep("r", {"billing": 1})
+    pool = RepPool([r])
+    assert PushPolicy().rep_for(item("i", {"billing": 3}), pool, NOW) is None
+    r.skills = {"billing": 3}
+    pool.update(r)
+    assert PushPolicy().rep_for(item("i", {"billing": 3}), pool, NOW) is r
+    pool.remove("r")
+    assert PushPolicy().rep_for(item("i", {"billing": 3}), pool, NOW) is None

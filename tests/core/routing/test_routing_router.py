@@ -1,0 +1,232 @@
+"""The live router against a real (SQLite) database: who gets what, capacity, completion
+rights, presence and shifts, and the audit trail every change leaves."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+from sqlalchemy import select
+
+from handoff.core.models import AuditEvent, Presence, WorkItemState, Worker
+from handoff.core.routing import router
+from handoff.core.routing.router import NotAllowed
+
+# The router's guarantees come from the database (conditional UPDATEs): both databases it runs on.
+pytestmark = pytest.mark.parametrize("db", ["sqlite", "postgres"], indirect=True)
+
+
+def audit_actions(s, item_id) -> list[str]:
+    return list(s.scalars(select(AuditEvent.action).where(AuditEvent.entity == "work_item",
+                                                          AuditEvent.entity_id == str(item_id))
+                          .order_by(AuditEvent.id)))
+
+
+def test_an_item_needing_level_3_never_goes_to_level_2_or_to_a_rep_without_the_skill(s, now, make_worker, make_item):
+    make_worker("junior", {"credit-review": 2})
+    make_worker("outsider", {"order-approval": 5})
+    it = make_item({"credit-review": 3}, work_type="credit-review")
+    assert router.route_item(s, it.id, now) is None
+    assert it.state == WorkItemState.OPEN and it.assignee_id is None
+    qualified = make_worker("qualified", {"credit-review": 3})
+    assert router.route_item(s, it.id, now).name == "qualified"
+    s.refresh(it)
+    assert it.state == WorkItemState.ASSIGNED and it.assignee_id == qualified.id and it.assigned_at == now
+    assert audit_actions(s, it.id) == ["assigned"]
+
+
+def test_a_rep_at_capacity_gets_nothing_new(s, now, make_worker, make_item):
+    ann = make_worker("ann", {"order-approval": 3}, capacity=2)
+    items = [make_item() for _ in range(4)]
+    got = [router.route_item(s, it.id, now) for it in items]
+    assert [w.name if w else None for w in got] == ["ann", "ann", None, None]
+    s.refresh(ann)
+    assert ann.open_items == 2
+    assert router.route_for_worker(s, ann.id, now) == []
+    s.refresh(ann)
+    assert ann.open_items == 2
+
+
+def test_an_urgent_high_value_item_is_assigned_before_an_older_trivial_one(s, now, make_worker, make_item):
+    trivial = make_item(created=now - timedelta(hours=2), due_in=timedelta(days=5), title="trivial")
+    urgent = make_item(due_in=timedelta(hours=1), priority=2, value=50_000, title="urgent")
+    ann = make_worker("ann", {"order-approval": 3}, capacity=1)
+    taken = router.route_for_worker(s, ann.id, now)
+    assert [it.id for it in taken] == [urgent.id]
+    s.refresh(trivial)
+    assert trivial.state == WorkItemState.OPEN
+
+
+def test_route_open_items_serves_the_most_urgent_first_when_capacity_is_scarce(s, now, make_worker, make_item):
+    relaxed = [make_item(due_in=timedelta(days=4)) for _ in range(3)]
+    pressing = make_item(due_in=timedelta(minutes=30), value=10_000)
+    make_worker("ann", {"order-approval": 1}, capacity=1)
+    done = router.route_open_items(s, now)
+    assert [a.item_id for a in done] == [pressing.id]
+    assert all(s.get(type(r), r.id).state == WorkItemState.OPEN for r in relaxed)
+
+
+def test_the_least_over_qualified_rep_gets_routine_work(s, now, make_worker, make_item):
+    make_worker("expert", {"order-approval": 5})
+    make_worker("fitting", {"order-approval": 2})
+    it = make_item({"order-approval": 2})
+    assert router.route_item(s, it.id, now).name == "fitting"
+
+
+def test_a_non_assignee_may_not_complete_and_the_item_stays_open_and_assigned(s, now, make_worker, make_item):
+    ann = make_worker("ann", {"order-approval": 3})
+    make_worker("bob", {"order-approval": 3})
+    it = make_item()
+    router.route_item(s, it.id, now)
+    s.refresh(it)
+    holder = s.get(Worker, it.assignee_id).name
+    other = "bob" if holder == "ann" else "ann"
+    with pytest.raises(NotAllowed, match=f"assigned to {holder}; only the assignee or a supervisor may complete it, not {other}"):
+        router.complete_item(s, it.id, by=other, outcome="approve", now=now)
+    with pytest.raises(NotAllowed, match="not a known worker"):
+        router.complete_item(s, it.id, by="mallory", outcome="approve", now=now)
+    s.refresh(it)
+    assert it.state == WorkItemState.ASSIGNED and s.get(Worker, it.assignee_id).name == holder
+    assert it.completed_at is None and ann.open_items + s.scalar(select(Worker.open_items).where(Worker.name == "bob")) == 1
+
+
+def test_the_assignee_completes_frees_capacity_and_is_given_the_next_item(s, now, make_worker, make_item):
+    ann = make_worker("ann", {"order-approval": 3}, capacity=1)
+    first, second = make_item(due_in=timedelta(hours=1)), make_item(due_in=timedelta(hours=6))
+    router.route_open_items(s, now)
+    done = router.complete_item(s, first.id, by="ann", outcome="approve", note="fine", now=now + timedelta(minutes=10))
+    assert done.state == WorkItemState.COMPLETED and done.completed_by == "ann" and done.outcome == "approve"
+    s.refresh(second)
+    s.refresh(ann)
+    assert second.state == WorkItemState.ASSIGNED and second.assignee_id == ann.id and ann.open_items == 1
+    assert audit_actions(s, first.id) == ["assigned", "completed"]
+    with pytest.raises(NotAllowed, match="already completed"):
+        router.complete_item(s, first.id, by="ann", outcome="approve", now=now)
+
+
+def test_a_supervisor_may_complete_someone_elses_item(s, now, make_worker, make_item):
+    ann = make_worker("ann", {"order-approval": 3})
+    make_worker("sue", {"order-approval": 5}, role="supervisor", capacity=0)
+    it = make_item()
+    assert router.route_item(s, it.id, now).name == "ann"
+    done = router.complete_item(s, it.id, by="sue", outcome="reject", note="duplicate", now=now)
+    assert done.completed_by == "sue" and done.state == WorkItemState.COMPLETED
+    s.refresh(ann)
+    assert ann.open_items == 0
+
+
+def test_going_offline_hands_back_not_started_work_which_is_rerouted(s, now, make_worker, make_item):
+    ann = make_worker("ann", {"order-approval": 3}, capacity=3)
+    waiting, begun = make_item(), make_item()
+    router.route_for_worker(s, ann.id, now)
+    router.start_item(s, begun.id, by="ann", now=now)
+    bob = make_worker("bob", {"order-approval": 3}, presence=Presence.OFFLINE)
+    change = router.set_presence(s, "ann", "offline", now)
+    assert change.reclaimed == [waiting.id] and change.rerouted == {}  # bob is offline too
+    s.refresh(waiting)
+    assert waiting.state == WorkItemState.OPEN and waiting.assignee_id is None
+    s.refresh(begun)
+    assert begun.state == WorkItemState.STARTED and begun.assignee_id == ann.id  # started work stays
+    s.refresh(ann)
+    assert ann.open_items == 1
+    # Coming online pulls the waiting work.
+    change = router.set_presence(s, "bob", Presence.AVAILABLE, now)
+    assert change.pulled == [waiting.id]
+    s.refresh(waiting)
+    assert waiting.assignee_id == bob.id
+    assert audit_actions(s, waiting.id) == ["assigned", "reclaimed", "assigned"]
+    presence_events = s.scalars(select(AuditEvent).where(AuditEvent.action == "presence")).all()
+    assert [(e.from_state, e.to_state) for e in presence_events] == [("available", "offline"), ("offline", "available")]
+
+
+def test_offline_work_goes_straight_to_another_eligible_rep(s, now, make_worker, make_item):
+    make_worker("ann", {"order-approval": 3}, capacity=1)
+    it = make_item()
+    router.route_item(s, it.id, now)
+    make_worker("bob", {"order-approval": 3})
+    change = router.set_presence(s, "ann", "offline", now)
+    assert change.rerouted == {it.id: "bob"}
+
+
+def test_away_keeps_work_but_gets_nothing_new(s, now, make_worker, make_item):
+    make_worker("ann", {"order-approval": 3})
+    first = make_item()
+    router.route_item(s, first.id, now)
+    router.set_presence(s, "ann", "away", now)
+    second = make_item()
+    assert router.route_item(s, second.id, now) is None
+    s.refresh(first)
+    assert first.state == WorkItemState.ASSIGNED
+
+
+def test_working_hours_and_days_decide_who_is_available_now(s, now, make_worker, make_item):
+    # 10:00 UTC on a Wednesday is 19:00 in Tokyo (off shift), 11:00 in Berlin (on shift).
+    make_worker("tokyo", {"order-approval": 3}, timezone="Asia/Tokyo", shift_start="09:00", shift_end="17:00")
+    make_worker("weekender", {"order-approval": 3}, work_days="56")
+    it = make_item()
+    assert router.route_item(s, it.id, now) is None
+    make_worker("berlin", {"order-approval": 3}, timezone="Europe/Berlin", shift_start="09:00", shift_end="17:00")
+    assert router.route_item(s, it.id, now).name == "berlin"
+
+
+def test_an_escalated_item_may_go_one_level_lower(s, now, make_worker, make_item):
+    make_worker("junior", {"credit-review": 2})
+    it = make_item({"credit-review": 3}, work_type="credit-review")
+    assert router.route_item(s, it.id, now) is None
+    it.escalated = True
+    s.flush()
+    assert router.route_item(s, it.id, now).name == "junior"
+
+
+def test_presence_of_an_unknown_worker_is_refused(s, now):
+    with pytest.raises(router.UnknownWorker):
+        router.set_presence(s, "nobody", "offline", now)
+
+
+def test_an_item_without_requirements_may_go_to_anyone(s, now, make_worker, make_item):
+    make_worker("newcomer", {})
+    it = make_item({})
+    assert router.route_item(s, it.id, now).name == "newcomer"
+
+
+def test_a_rep_with_room_gets_what_the_policy_picks_from_the_whole_queue(s, now, make_worker, make_item):
+    """route_for_worker reads only the items the rep may do, yet decides exactly as the push
+    policy does over the whole queue (urgency's mean effort is the whole queue's)."""
+    import random
+
+    from handoff.core.routing.index import RoutingIndex
+    from handoff.core.routing.router import POLICY, as_routable_rep, epoch, open_items
+
+    rng = random.Random(11)
+    kinds = [{"order-approval": 1}, {"order-approval": 3}, {"credit-review": 2}, {"provisioning": 2},
+             {"order-approval": 1, "credit-review": 1}, {}]
+    for _ in range(120):
+        make_item(rng.choice(kinds), due_in=timedelta(minutes=rng.uniform(-120, 3000)),
+                  effort=rng.choice([60, 300, 900, 7200]), priority=rng.choice([0.5, 1, 2]),
+                  value=rng.choice([0, 500, 20_000]), escalated=rng.random() < 0.2)
+    ann = make_worker("ann", {"order-approval": 2, "credit-review": 1}, capacity=6)
+
+    # what the policy picks with every open item in view
+    rep = as_routable_rep(ann, now)
+    index = RoutingIndex(items=[o.routable for o in open_items(s)], reps=[rep])
+    expected = []
+    for _ in range(6):
+        item = POLICY.item_for(rep, index.items, epoch(now))
+        expected.append(int(item.id))
+        index.items.remove(item.id)
+        rep.open_items += 1
+
+    assert [it.id for it in router.route_for_worker(s, ann.id, now)] == expected
+
+
+def test_urgency_weighs_the_whole_queues_effort_even_when_a_rep_sees_part_of_it(s, now, make_worker, make_item):
+    # Long jobs the rep cannot do make the queue's mean effort large, which widens urgency's
+    # look-ahead: then the weightier item due in an hour outranks the lighter one due in ten
+    # minutes (over the rep's two short items alone, it would be the other way round).
+    for _ in range(50):
+        make_item({"provisioning": 3}, work_type="provisioning-visit", effort=8 * 3600, due_in=timedelta(days=2))
+    weighty = make_item(priority=3, due_in=timedelta(hours=1), effort=300)
+    make_item(priority=1, due_in=timedelta(minutes=10), effort=300)
+    ann = make_worker("ann", {"order-approval": 2}, capacity=1)
+
+    assert [it.id for it in router.route_for_worker(s, ann.id, now)] == [weighty.id]

@@ -1,0 +1,138 @@
+"""The business-hours clock, per-type SLAs, learned effort, and shifts."""
+
+from __future__ import annotations
+
+import json
+from datetime import date, datetime, timedelta, timezone
+
+import pytest
+
+from handoff.core import sla
+from handoff.core.routing.eligibility import in_shift, on_shift, parse_hhmm
+from handoff.core.sla import BusinessClock, BusinessHours
+
+WORK_TYPES = [
+    "order-approval", "credit-review", "discount-approval", "provisioning-visit", "activation-confirmation",
+    "invoice-approval", "checklist-fix", "handoff-signoff-sales", "handoff-signoff-operations",
+]
+H = 3600.0
+
+
+@pytest.fixture
+def clean_config(monkeypatch, tmp_path):
+    from handoff.core.settings import settings
+
+    monkeypatch.delenv(sla.ENV_VAR, raising=False)
+    monkeypatch.setattr(settings, "home", tmp_path)
+    sla.reload_config()
+    yield monkeypatch
+    monkeypatch.delenv(sla.ENV_VAR, raising=False)
+    sla.reload_config()
+
+
+def test_every_work_type_has_an_sla_and_a_default_effort(clean_config):
+    for work_type in WORK_TYPES:
+        assert sla.sla_seconds(work_type) > 0
+        assert sla.default_effort_seconds(work_type) > 0
+    assert sla.sla_seconds("something-new") == 8 * H  # unknown types get the default
+
+
+def test_due_dates_skip_the_weekend(clean_config):
+    friday_afternoon = datetime(2026, 11, 27, 16, 30)
+    assert sla.due_at("order-approval", friday_afternoon) == datetime(2026, 11, 30, 16, 30)
+    # Created on Saturday: the clock starts Monday 09:00.
+    assert sla.due_at("discount-approval", datetime(2026, 11, 28, 11, 0)) == datetime(2026, 11, 30, 13, 0)
+    # Created before opening: counted from 09:00.
+    assert sla.due_at("discount-approval", datetime(2026, 11, 25, 6, 0)) == datetime(2026, 11, 25, 13, 0)
+
+
+def test_business_seconds_between_counts_only_open_hours(clean_config):
+    fri, mon = datetime(2026, 11, 27, 16, 30), datetime(2026, 11, 30, 10, 0)
+    assert sla.business_seconds_between(fri, mon) == 1.5 * H
+    assert sla.business_seconds_between(mon, fri) == -1.5 * H
+    saturday, sunday = datetime(2026, 11, 28, 10, 0), datetime(2026, 11, 29, 18, 0)
+    assert sla.business_seconds_between(saturday, sunday) == 0
+    week = sla.business_seconds_between(datetime(2026, 11, 23), datetime(2026, 11, 30))
+    assert week == 5 * 8 * H
+    aware = datetime(2026, 11, 27, 17, 30, tzinfo=timezone(timedelta(hours=1)))  # = 16:30 UTC
+    assert sla.business_seconds_between(aware, mon) == 1.5 * H
+
+
+def test_holidays_and_overrides_come_from_the_json_config(clean_config):
+    clean_config.setenv(sla.ENV_VAR, json.dumps({
+        "holidays": ["2026-12-24", "2026-12-25"],
+        "work_types": {"credit-review": {"sla_hours": 2}},
+        "min_samples": 3,
+    }))
+    sla.reload_config()
+    assert sla.sla_seconds("credit-review") == 2 * H
+    assert sla.default_effort_seconds("credit-review") == 30 * 60  # untouched field keeps its default
+    wednesday_late = datetime(2026, 12, 23, 16, 0)
+    # 1 h on the 23rd, then the 24th and 25th are holidays, the 26th/27th a weekend: Monday 28th.
+    assert sla.due_at("credit-review", wednesday_late) == datetime(2026, 12, 28, 10, 0)
+    assert sla.config().min_samples == 3
+
+
+def test_config_can_come_from_a_file_and_rejects_nonsense(clean_config, tmp_path):
+    path = tmp_path / "my-sla.json"
+    path.write_text(json.dumps({"business_hours": {"start": "08:00", "end": "18:00", "days": "0123456"}}))
+    clean_config.setenv(sla.ENV_VAR, str(path))
+    sla.reload_config()
+    assert sla.business_seconds_between(datetime(2026, 11, 28, 0, 0), datetime(2026, 11, 29, 0, 0)) == 10 * H
+    path.write_text(json.dumps({"business_hours": {"start": "25:00"}}))
+    with pytest.raises(ValueError):
+        sla.reload_config()
+
+
+def test_a_clock_in_another_time_zone():
+    berlin = BusinessClock(BusinessHours(start="09:00", end="17:00", timezone="Europe/Berlin"))
+    # 07:30 UTC on a winter Wednesday is 08:30 in Berlin: closed; 08:00 UTC = 09:00 opens.
+    assert not berlin.is_open(datetime(2026, 11, 25, 7, 30))
+    assert berlin.is_open(datetime(2026, 11, 25, 8, 0))
+    assert berlin.add(datetime(2026, 11, 25, 7, 0), 2 * H) == datetime(2026, 11, 25, 10, 0)
+    # Summer time: 09:00 Berlin is 07:00 UTC.
+    assert berlin.add(datetime(2026, 7, 1, 6, 0), 1 * H) == datetime(2026, 7, 1, 8, 0)
+
+
+def test_a_clock_with_holidays_passed_directly():
+    clock = BusinessClock(BusinessHours(), holidays=[date(2026, 11, 26)])
+    assert clock.add(datetime(2026, 11, 25, 16, 0), 2 * H) == datetime(2026, 11, 27, 10, 0)
+    assert clock.seconds_between(datetime(2026, 11, 26, 9), datetime(2026, 11, 26, 17)) == 0
+
+
+def test_effort_is_the_default_until_enough_items_are_completed_then_the_median(routing_db, make_item, s, now):
+    from handoff.core.models import WorkItemState
+
+    default = sla.default_effort_seconds("invoice-approval")
+    minutes = [10, 12, 14, 16]
+    for m in minutes:
+        make_item(work_type="invoice-approval", state=WorkItemState.COMPLETED, started_at=now,
+                  completed_at=now + timedelta(minutes=m))
+    assert sla.effort_estimate(s, "invoice-approval") == default  # 4 < 5 samples
+    # One item never marked started: assigned -> completed counts; one left over a weekend.
+    make_item(work_type="invoice-approval", state=WorkItemState.COMPLETED, assigned_at=now,
+              completed_at=now + timedelta(minutes=18))
+    make_item(work_type="invoice-approval", state=WorkItemState.COMPLETED, started_at=now,
+              completed_at=now + timedelta(days=3))
+    make_item(work_type="invoice-approval")  # open items do not count
+    assert sla.effort_estimate(s, "invoice-approval") == 15 * 60  # median of 10,12,14,16,18,4320 min
+    assert sla.effort_estimate(s, "credit-review") == sla.default_effort_seconds("credit-review")
+
+
+def test_shifts_in_local_time_including_overnight_shifts():
+    assert parse_hhmm("24:00") == 1440
+    for bad in ("9", "9:5", "25:00", "ab:cd", "12:60"):
+        with pytest.raises(ValueError):
+            parse_hhmm(bad)
+    wed_2300 = datetime(2026, 11, 25, 23, 0)
+    thu_0300 = datetime(2026, 11, 26, 3, 0)
+    assert in_shift(wed_2300, "22:00", "06:00", "2")  # Wednesday night shift
+    assert in_shift(thu_0300, "22:00", "06:00", "2")  # ...still Wednesday's shift at 03:00 Thursday
+    assert not in_shift(thu_0300, "22:00", "06:00", "3")
+    assert not in_shift(wed_2300, "09:00", "17:00", "01234")
+
+    class Rep:
+        timezone, shift_start, shift_end, work_days = "America/New_York", "09:00", "17:00", "01234"
+
+    assert on_shift(Rep, datetime(2026, 11, 25, 15, 0))  # 10:00 in New York
+    assert not on_shift(Rep, datetime(2026, 11, 25, 23, 0))  # 18:00 in New York

@@ -1,0 +1,288 @@
+"""The six standard workflows and the order pipeline, run against the real sandbox systems
+on localhost, with stand-in reps answering the human steps."""
+
+import json
+from collections import Counter
+
+import pytest
+from prefect.client.orchestration import get_client
+from sqlalchemy import select
+
+from flows.activation import activation
+from flows.billing import billing
+from flows.handoff_meeting import handoff_meeting
+from flows.order_entry import order_entry
+from flows.order_pipeline import order_pipeline
+from flows.provisioning import provisioning
+from flows.quotation import quotation
+from handoff.core.db import session
+from handoff.core.intake import submit_orders
+from handoff.core.models import (
+    Defect,
+    FulfilmentLine,
+    HandoffMeeting,
+    Invoice,
+    Order,
+    OrderLine,
+    Quote,
+    WorkItem,
+)
+
+pytestmark = pytest.mark.usefixtures("prefect_harness", "catalogue", "reps", "sandbox")
+
+GOOD_CUSTOMER = "AROUT"  # credit limit 20,000, not on hold (sandbox.reference)
+ON_HOLD = "BLAUS"
+
+
+def receive(order_id, lines, customer=GOOD_CUSTOMER, due="2030-03-15"):
+    order = {"order_id": order_id, "customer_id": customer, "order_date": "2030-03-01", "due_date": due,
+             "lines": [{"product_id": p, "quantity": q, "unit_price": price, "discount": d} for p, q, price, d in lines]}
+    assert submit_orders([(json.dumps(order), order)], source="test", announce=False).accepted == [order_id]
+
+
+def order_status(order_id):
+    with session() as s:
+        return s.get(Order, order_id).status
+
+
+def steps_of(responder, work_type):
+    return [a for a in responder.answered if a[0] == work_type]
+
+
+def ledger_keys(sandbox, system, operation):
+    return [e["idempotency_key"] for e in sandbox.ledger(system, operation)]
+
+
+def test_order_entry_asks_a_credit_review_when_the_crm_declines(responder, sandbox):
+    receive("E-1", [(1, 10, 18.0, 0)], customer=ON_HOLD)
+    assert order_entry("E-1") == "accepted"
+    assert len(steps_of(responder, "credit-review")) == 1
+    assert [e["request"]["order_id"] for e in sandbox.ledger("crm", "check_credit")] == ["E-1"]
+
+
+def test_order_entry_rejects_when_the_credit_reviewer_says_no(responder):
+    responder.overrides["credit-review"] = lambda step, a: {"decision": "reject", "note": "on hold: no credit"}
+    receive("E-2", [(1, 10, 18.0, 0)], customer=ON_HOLD)
+    assert order_entry("E-2") == "rejected"
+    with session() as s:
+        assert s.get(Order, "E-2").reason == "on hold: no credit"
+
+
+def test_quotation_prices_from_the_catalogue_and_a_big_discount_needs_a_manager(responder, sandbox):
+    receive("Q-1", [(1, 10, 18.0, 0.25), (2, 5, 19.0, 0)])
+    assert quotation("Q-1") == "sent"
+    [(_, item_id, answer)] = steps_of(responder, "discount-approval")
+    with session() as s:
+        quote = s.get(Quote, "Q-Q-1")
+        assert quote.status == "sent" and quote.approved_by == answer["completed_by"]
+        assert quote.list_total == pytest.approx(10 * 18 + 5 * 19)
+        assert quote.total == pytest.approx(10 * 18 * 0.75 + 5 * 19)
+        assert s.get(WorkItem, item_id).required_skills == {"quotation": 3}
+    assert ledger_keys(sandbox, "crm", "send_quote") == ["quote:Q-Q-1"]
+    assert quotation("Q-1") == "sent"  # again: nothing is sent twice
+    assert ledger_keys(sandbox, "crm", "send_quote") == ["quote:Q-Q-1"]
+
+
+def test_a_declined_discount_is_not_sent(responder, sandbox):
+    responder.overrides["discount-approval"] = lambda step, a: {"decision": "decline", "note": "too generous"}
+    receive("Q-2", [(1, 10, 18.0, 0.25)])
+    assert quotation("Q-2") == "declined"
+    assert sandbox.ledger("crm", "send_quote") == []
+
+
+def test_quotes_expire(db):
+    from datetime import date
+
+    from tasks.quotes import expire_quotes
+
+    with session() as s:
+        s.add(Quote(id="Q-old", customer_id="ALFKI", lines=[], list_total=1, discount=0, total=1,
+                    status="sent", valid_until=date(2020, 1, 1)))
+    assert expire_quotes.fn(date(2020, 1, 2)) == 1
+    with session() as s:
+        assert s.get(Quote, "Q-old").status == "expired"
+
+
+def test_provisioning_handles_a_technician_visit_and_a_refused_line(responder, sandbox):
+    # 10 Ikura (seafood: a technician on site), 5 Gumbo Mix (discontinued: refused), 1 Chai
+    receive("P-1", [(10, 2, 31.0, 0), (5, 1, 21.35, 0), (1, 3, 18.0, 0)])
+    assert provisioning("P-1") == "provisioned"
+    assert len(steps_of(responder, "provisioning-visit")) == 1
+    assert len(steps_of(responder, "provisioning-exception")) == 1
+    with session() as s:
+        lines = {f.line_no: f for f in s.scalars(select(FulfilmentLine).where(FulfilmentLine.order_id == "P-1"))}
+    assert lines[1].resource_id and lines[1].manual
+    assert lines[2].job_id == "dropped" and lines[2].resource_id is None
+    assert lines[3].resource_id and not lines[3].manual
+    assert sorted(ledger_keys(sandbox, "provisioning", "provision")) == ["provision:P-1:1", "provision:P-1:3"]
+
+
+def test_provisioning_can_be_cancelled_by_operations(responder):
+    responder.overrides["provisioning-exception"] = lambda step, a: {"resolution": "cancel-order", "note": "customer cancels"}
+    receive("P-2", [(5, 1, 21.35, 0)])
+    assert provisioning("P-2") == "cancelled"
+    assert order_status("P-2") == "rejected"
+
+
+def test_an_order_whose_every_line_is_refused_is_cancelled_without_a_checklist_round(responder):
+    # 5 Gumbo Mix and 9 Mishi Kobe Niku are discontinued: provisioning refuses both
+    receive("P-3", [(5, 1, 21.35, 0), (9, 1, 97.0, 0)])
+    assert provisioning("P-3") == "cancelled"
+    assert len(steps_of(responder, "provisioning-exception")) == 2
+    assert steps_of(responder, "checklist-fix") == []  # nobody is asked to "fix" an empty order
+    assert order_status("P-3") == "rejected"
+    with session() as s:
+        assert "every line was left out" in s.get(Order, "P-3").reason
+    # the person deciding on the last line is told that leaving it out cancels the order
+    from flows.provisioning import refused_line_step
+    from tasks.fulfilment import lines_to_fulfil
+
+    last = lines_to_fulfil("P-3")[-1]
+    assert "only line left" in refused_line_step("P-3", last, "discontinued", last_line=True).description
+    assert "only line left" not in refused_line_step("P-3", last, "discontinued").description
+
+
+def test_activation_verifies_every_line_and_the_customer_confirms(responder, sandbox):
+    responder.overrides["activation-confirmation"] = (
+        lambda step, a: {"confirmed": len(steps_of(responder, "activation-confirmation")) > 0, "note": "tried"})
+    receive("A-1", [(1, 3, 18.0, 0), (2, 1, 19.0, 0), (3, 2, 10.0, 0)])
+    assert provisioning("A-1") == "provisioned"
+    assert activation("A-1") == "activated"
+    assert len(steps_of(responder, "activation-confirmation")) == 2  # not confirmed once, asked again
+    with session() as s:
+        lines = s.scalars(select(FulfilmentLine).where(FulfilmentLine.order_id == "A-1")).all()
+    assert all(f.activation_id and f.verified_at for f in lines)
+    assert len(sandbox.ledger("activation", "activate")) == 3
+
+
+def test_billing_issues_one_invoice_that_passes_its_checklist(responder, sandbox):
+    receive("B-1", [(1, 700, 18.0, 0.1)], customer="ALFKI")  # Germany: 19 % tax; > 10,000: approval
+    assert provisioning("B-1") == "provisioned"
+    assert billing("B-1") == "issued"
+    with session() as s:
+        invoice = s.get(Invoice, "INV-B-1")
+    assert invoice.net_total == pytest.approx(700 * 18 * 0.9)
+    assert invoice.tax == pytest.approx(round(700 * 18 * 0.9 * 0.19, 2))
+    assert invoice.status == "issued"
+    assert len(steps_of(responder, "invoice-approval")) == 1
+    assert ledger_keys(sandbox, "billing", "issue_invoice") == ["invoice:B-1"]
+    assert billing("B-1") == "issued"
+    assert ledger_keys(sandbox, "billing", "issue_invoice") == ["invoice:B-1"]
+
+
+def test_a_failed_invoice_checklist_is_a_defect_routed_to_billing_and_rechecked(responder, sandbox):
+    receive("B-2", [(1, 2, 18.0, 0), (1, 3, 18.0, 0)])  # the same product on two lines
+
+    def fix_the_order(step, answer):
+        with session() as s:  # the fixer merges the duplicate lines before answering
+            order = s.get(Order, "B-2")
+            order.lines[0].quantity = 5
+            s.delete(s.get(OrderLine, ("B-2", 2)))
+        return {"resolution": "fixed", "note": "merged the two Chai lines"}
+
+    responder.overrides["checklist-fix"] = fix_the_order
+    assert provisioning("B-2") == "provisioned"
+    assert billing("B-2") == "issued"
+    with session() as s:
+        [defect] = s.scalars(select(Defect).where(Defect.order_id == "B-2")).all()
+        fix_item = s.scalar(select(WorkItem).where(WorkItem.work_type == "checklist-fix", WorkItem.order_id == "B-2"))
+    assert defect.checklist == "invoice" and defect.resolved_by == fix_item.completed_by
+    assert "no_product_is_billed_twice" in {f["rule"] for f in defect.failures}
+    assert fix_item.required_skills == {"billing": 2}
+    [invoice] = sandbox.ledger("billing", "issue_invoice")
+    assert [l["quantity"] for l in invoice["request"]["lines"]] == [5]
+
+
+def test_a_handoff_meeting_recurs_until_both_sign_and_keeps_the_open_questions(responder, sandbox):
+    def operations(step, answer):
+        first = not steps_of(responder, "handoff-signoff-operations")
+        return {"signed": not first, "open_questions": "who approves rush orders?" if first else ""}
+
+    responder.overrides["handoff-signoff-operations"] = operations
+    assert handoff_meeting("AROUT") == "signed"
+    with session() as s:
+        meetings = s.scalars(select(HandoffMeeting).where(HandoffMeeting.customer_id == "AROUT")
+                             .order_by(HandoffMeeting.attempt)).all()
+    assert [m.status for m in meetings] == ["recurs", "signed"]
+    assert meetings[1].open_questions == ["who approves rush orders?"]
+    assert meetings[1].slot_start >= meetings[0].slot_start
+    assert meetings[1].sales_signed_by != meetings[1].operations_signed_by
+    assert len(sandbox.ledger("calendar", "book_meeting")) == 2
+
+
+def test_a_meeting_whose_slot_is_taken_meanwhile_is_booked_at_the_next_free_one(responder, sandbox, monkeypatch):
+    """Meetings of several accounts book at once: another one takes the slot this one found
+    before it books it (the calendar answers 409); it books the next free slot instead."""
+    from datetime import timezone
+
+    import flows.handoff_meeting as meeting_flow
+    from tasks.calendar import book_meeting, find_slots
+
+    taken = []
+
+    def found_then_taken(after, duration_minutes, attendees, count=1):
+        slots = find_slots.fn(after, duration_minutes, attendees, count)
+        if not taken:  # the first slot found goes to another account's meeting first
+            taken.append(book_meeting.fn("handoff:OTHER:1", "Handoff meeting: another account", attendees,
+                                         slots[0].start, slots[0].end))
+        return slots
+
+    monkeypatch.setattr(meeting_flow, "find_slots", found_then_taken)
+    assert handoff_meeting("AROUT") == "signed"
+    with session() as s:
+        meeting = s.scalar(select(HandoffMeeting).where(HandoffMeeting.customer_id == "AROUT"))
+    assert meeting.slot_start >= taken[0].end.astimezone(timezone.utc).replace(tzinfo=None)  # stored as naive UTC
+    assert len(sandbox.ledger("calendar", "book_meeting")) == 2  # the other account's and this one
+
+
+def test_operations_cannot_sign_before_the_requirements_checklist_passes(responder):
+    calls = Counter()
+
+    def sales(step, answer):
+        calls["sales"] += 1
+        return {"decision_maker_contact": "nobody"} if calls["sales"] == 1 else {}
+
+    responder.overrides["handoff-signoff-sales"] = sales
+    assert handoff_meeting("BERGS") == "signed"
+    with session() as s:
+        first = s.scalar(select(HandoffMeeting).where(HandoffMeeting.customer_id == "BERGS", HandoffMeeting.attempt == 1))
+    assert first.operations_signed_by is None and first.status == "recurs"
+    assert len(steps_of(responder, "handoff-signoff-operations")) == 1  # only at the second meeting
+
+
+@pytest.mark.parametrize("db", ["sqlite", "postgres"], indirect=True)
+def test_the_pipeline_takes_an_order_from_entry_to_billing(responder, sandbox):
+    receive("O-1", [(10, 2, 31.0, 0.05), (1, 3, 18.0, 0)])
+    state = order_pipeline("O-1", return_state=True)
+    assert state.result() == "complete"
+    with get_client(sync_client=True) as client:  # operators find the run by order and customer
+        run = client.read_flow_run(state.state_details.flow_run_id)
+    assert {"order:O-1", f"customer:{GOOD_CUSTOMER}", "work-type:order"} <= set(run.tags)
+    assert run.name == "order-O-1"
+    assert order_status("O-1") == "complete"
+    with session() as s:
+        assert s.get(Quote, "Q-O-1").status == "sent"
+        assert s.get(Invoice, "INV-O-1").status == "issued"
+        assert s.scalar(select(HandoffMeeting).where(HandoffMeeting.customer_id == GOOD_CUSTOMER)).status == "to-schedule"
+    assert sorted(ledger_keys(sandbox, "provisioning", "provision")) == ["provision:O-1:1", "provision:O-1:2"]
+    assert order_pipeline("O-1") == "complete"  # a second event for the same order changes nothing
+    assert len(sandbox.ledger("billing", "issue_invoice")) == 1
+
+
+def test_every_order_completes_under_20pct_errors_and_timeouts_with_each_side_effect_once(responder, sandbox):
+    from sandbox.faults import Faults
+
+    orders = [f"F-{n}" for n in range(1, 5)]
+    for n, order_id in enumerate(orders):
+        receive(order_id, [(1 + n, 2, 18.0, 0), (20 + n, 1, 81.0, 0)])
+    sandbox.set_faults(Faults(error_share=0.2, timeout_share=0.2, timeout_after_share=0.5,
+                              stall_seconds=2, seed=7))
+    assert [order_pipeline(o) for o in orders] == ["complete"] * 4
+    sandbox.set_faults(Faults())
+    requests = sandbox.requests()
+    assert any(r.get("fault") for r in requests), "no fault was injected"
+    for system, operation in [("provisioning", "reserve"), ("provisioning", "provision"), ("billing", "issue_invoice")]:
+        keys = ledger_keys(sandbox, system, operation)
+        assert len(keys) == len(set(keys)), f"{system}.{operation} happened twice"
+    assert len(ledger_keys(sandbox, "provisioning", "provision")) == 8
+    assert len(ledger_keys(sandbox, "billing", "issue_invoice")) == 4
