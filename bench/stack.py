@@ -331,7 +331,7 @@ class Stack:
 
     @property
     def database_url(self) -> str:
-        return f"sqlite:///{self.home / 'handoff.core.db'}"
+        return f"sqlite:///{self.home / 'handoff.db'}"
 
     def handoff_env(self) -> dict[str, str]:
         """Where this stack's handoff keeps its data and finds its systems."""

@@ -47,7 +47,7 @@ def db(request, tmp_path, monkeypatch):
     if backend == "postgres":
         url = request.getfixturevalue("postgres").new_database()
     else:
-        url = f"sqlite:///{tmp_path / 'handoff.core.db'}"
+        url = f"sqlite:///{tmp_path / 'handoff.db'}"
     monkeypatch.setattr(settings, "database_url", url)
     monkeypatch.setattr(settings, "home", tmp_path)
     from handoff.core.db import engine

@@ -57,7 +57,7 @@ class Settings(BaseSettings):
     def sqlalchemy_url(self) -> str:
         if self.database_url:
             return self.database_url
-        return f"sqlite:///{self.home / 'handoff.core.db'}"
+        return f"sqlite:///{self.home / 'handoff.db'}"
 
 
 settings = Settings()
