@@ -4,6 +4,7 @@ users get)."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import socket
@@ -39,21 +40,92 @@ def bounded_waits(monkeypatch):
     monkeypatch.setattr(settings, "human_step_timeout_seconds", 90)
 
 
-@pytest.fixture
-def db(request, tmp_path, monkeypatch):
-    """A fresh, migrated handoff database for this test: SQLite (the embedded default), or
-    PostgreSQL (production) for a test parametrized with `indirect=["db"]`."""
-    backend = getattr(request, "param", "sqlite")
-    if backend == "postgres":
-        url = request.getfixturevalue("postgres").new_database()
-    else:
-        url = f"sqlite:///{tmp_path / 'handoff.db'}"
-    monkeypatch.setattr(settings, "database_url", url)
-    monkeypatch.setattr(settings, "home", tmp_path)
-    from handoff.core.db import engine
+# Tests whose database work happens in other threads or processes (flow runs, stand-in reps,
+# racing processes) need real commits; the rest run inside one transaction rolled back at the end.
+NEEDS_COMMITS = {"prefect_harness", "responder"}
 
-    engine()
-    yield settings.database_url
+
+def needs_commits(request: pytest.FixtureRequest) -> bool:
+    return bool(NEEDS_COMMITS & set(request.fixturenames)) or request.node.get_closest_marker("committed") is not None
+
+
+@pytest.fixture(scope="session")
+def migrated_sqlite(tmp_path_factory) -> Path:
+    """One SQLite file brought to head by the same Alembic migrations users get, once."""
+    from alembic import command
+
+    from handoff.core.db import alembic_config
+
+    path = tmp_path_factory.mktemp("migrated") / "handoff.db"
+    command.upgrade(alembic_config(f"sqlite:///{path}"), "head")
+    return path
+
+
+@pytest.fixture
+def db(request, tmp_path, monkeypatch, migrated_sqlite):
+    """The test's handoff database, at head: SQLite (the embedded default), or PostgreSQL
+    (production) for a test parametrized with `indirect=["db"]`.
+
+    A test that needs real commits (see `needs_commits`; mark others `@pytest.mark.committed`)
+    gets a database of its own: a copy of the migrated SQLite file, or a new PostgreSQL database
+    dropped afterwards. Every other test runs inside one transaction that is rolled back at the
+    end; the code under test commits savepoints within it."""
+    backend = getattr(request, "param", "sqlite")
+    monkeypatch.setattr(settings, "home", tmp_path)
+    if backend == "postgres":
+        cluster = request.getfixturevalue("postgres")
+        url = cluster.new_database()
+    else:
+        path = tmp_path / "handoff.db"
+        shutil.copyfile(migrated_sqlite, path)
+        url = f"sqlite:///{path}"
+    monkeypatch.setattr(settings, "database_url", url)
+    from handoff.core import db as database
+
+    if needs_commits(request):
+        database.engine()
+        yield url
+    else:
+        with rolled_back(url) as factory:
+            monkeypatch.setattr(database, "_session_factory", lambda _url: factory)
+            yield url
+    database.engine_for(url).dispose()
+    if backend == "postgres":
+        cluster.drop_database(url)
+
+
+@contextlib.contextmanager
+def rolled_back(url: str):
+    """A session factory whose every unit of work is a savepoint in one outer transaction,
+    rolled back when the block ends (SQLAlchemy's "join an external transaction" recipe; on
+    SQLite, pysqlite's own transaction handling is switched off so SAVEPOINT works)."""
+    from sqlalchemy import create_engine, event
+    from sqlalchemy.orm import sessionmaker
+
+    from handoff.core.db import engine_for
+
+    engine_for(url)  # at head
+    if url.startswith("sqlite"):
+        engine = create_engine(url)
+
+        @event.listens_for(engine, "connect")
+        def _no_pysqlite_transactions(dbapi_connection, _record) -> None:  # noqa: ANN001
+            dbapi_connection.isolation_level = None
+            dbapi_connection.execute("PRAGMA foreign_keys=ON")
+
+        @event.listens_for(engine, "begin")
+        def _begin(connection) -> None:  # noqa: ANN001
+            connection.exec_driver_sql("BEGIN")
+    else:
+        engine = create_engine(url)
+    connection = engine.connect()
+    outer = connection.begin()
+    try:
+        yield sessionmaker(bind=connection, expire_on_commit=False, join_transaction_mode="create_savepoint")
+    finally:
+        outer.rollback()
+        connection.close()
+        engine.dispose()
 
 
 @pytest.fixture(scope="session")
@@ -203,6 +275,14 @@ class PostgresCluster:
 
     def url(self, database: str) -> str:
         return f"postgresql+psycopg://postgres@127.0.0.1:{self.port}/{database}"
+
+    def drop_database(self, url: str) -> None:
+        from sqlalchemy import create_engine, text
+
+        admin = create_engine(self.url("postgres"), isolation_level="AUTOCOMMIT")
+        with admin.connect() as connection:
+            connection.execute(text(f'DROP DATABASE IF EXISTS "{url.rsplit("/", 1)[1]}" WITH (FORCE)'))
+        admin.dispose()
 
     def new_database(self) -> str:
         from sqlalchemy import create_engine, text

@@ -13,6 +13,8 @@ from datetime import timedelta
 from pathlib import Path
 
 import pytest
+
+pytestmark = pytest.mark.committed  # router processes read what the test wrote
 from sqlalchemy import func, select
 
 from handoff.core.db import session
