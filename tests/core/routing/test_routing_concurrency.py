@@ -13,12 +13,12 @@ from datetime import timedelta
 from pathlib import Path
 
 import pytest
-
-pytestmark = pytest.mark.committed  # router processes read what the test wrote
 from sqlalchemy import func, select
 
 from handoff.core.db import session
 from handoff.core.models import AuditEvent, WorkItem, WorkItemState, Worker, WorkerSkill
+
+pytestmark = pytest.mark.committed  # router processes read what the test wrote
 
 ROOT = Path(__file__).resolve().parents[3]
 
