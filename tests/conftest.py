@@ -156,7 +156,6 @@ def reps(db):
 
 # --- the other systems, on localhost ---------------------------------------------------------
 
-CLIENT_TIMEOUT_SECONDS = 1.0
 QUICK_BACKOFF_SECONDS = 0.01
 
 
@@ -169,26 +168,53 @@ def sandbox_server():
         yield handle
 
 
+def all_client_tasks() -> list:
+    """Every Prefect task of the five client modules."""
+    from prefect import Task
+
+    from tasks import activation, billing, calendar, crm, provisioning
+
+    return [v for m in (crm, provisioning, activation, billing, calendar) for v in vars(m).values() if isinstance(v, Task)]
+
+
 @pytest.fixture
-def sandbox(sandbox_server, monkeypatch):
-    """The sandbox, empty and without faults; the clients call it with short timeouts and
-    retry delays of milliseconds (the same policy otherwise)."""
-    import httpx
+def client_tasks() -> list:
+    return all_client_tasks()
+
+
+@pytest.fixture
+def client_timeout() -> float:
+    """How long the clients wait for the sandbox (tests/sandbox make it shorter: an injected
+    hang then costs less)."""
+    return 1.0
+
+
+@pytest.fixture
+def quick_retries(monkeypatch):
+    """The same retry policy, with delays of 10 ms, 20 ms, ... instead of seconds."""
     from prefect.tasks import exponential_backoff
 
+    from tasks import http
+
+    delays = exponential_backoff(backoff_factor=QUICK_BACKOFF_SECONDS)(http.RETRIES)
+    for task in all_client_tasks():
+        monkeypatch.setattr(task, "retry_delay_seconds", delays)
+
+
+@pytest.fixture
+def sandbox(sandbox_server, monkeypatch, client_timeout, quick_retries):
+    """The sandbox, empty and without faults, with the clients pointed at it."""
+    import httpx
+
     from sandbox.faults import SYSTEMS
-    from tasks import activation, billing, calendar, crm, http, provisioning
+    from tasks import activation, billing, calendar, crm, provisioning
 
     sandbox_server.sandbox.reset()
     monkeypatch.setattr(settings, "sandbox_url", sandbox_server.url)
     for system in SYSTEMS:
         monkeypatch.delenv(f"HANDOFF_{system.upper()}_URL", raising=False)
-    delays = exponential_backoff(backoff_factor=QUICK_BACKOFF_SECONDS)(http.RETRIES)
     for module in (crm, provisioning, activation, billing, calendar):
-        monkeypatch.setattr(module, "TIMEOUT", httpx.Timeout(CLIENT_TIMEOUT_SECONDS))
-        for value in vars(module).values():
-            if hasattr(value, "retry_delay_seconds") and hasattr(value, "fn"):
-                monkeypatch.setattr(value, "retry_delay_seconds", delays)
+        monkeypatch.setattr(module, "TIMEOUT", httpx.Timeout(client_timeout))
     yield sandbox_server
     sandbox_server.sandbox.reset()
 
