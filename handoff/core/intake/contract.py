@@ -116,8 +116,7 @@ class OrderIn(BaseModel):
     @model_validator(mode="after")
     def _lines_add_up_to_a_bounded_total(self) -> OrderIn:
         if sum(line.amount for line in self.lines) > MAX_ORDER_TOTAL:
-            raise PydanticCustomError("total_too_large", "the lines add up to more than {limit:,.0f}",
-                                      {"limit": MAX_ORDER_TOTAL})
+            raise PydanticCustomError("total_too_large", f"the lines add up to more than {MAX_ORDER_TOTAL:,.0f}")
         return self
 
     def content(self) -> dict[str, Any]:
@@ -138,6 +137,15 @@ _MESSAGES = {
     "float_type": "must be a number",
     "string_type": "must be text",
     "list_type": "must be a list of order lines",
+    "string_unicode": "contains an unpaired surrogate, which is not text",
+    "string_pattern_mismatch": "must be letters, digits, '.', '_' or '-', starting with a letter or digit",
+    "greater_than": "must be more than {gt}",
+    "greater_than_equal": "must be at least {ge}",
+    "less_than_equal": "must be at most {le}",
+    "string_too_short": "must not be empty",
+    "string_too_long": "must be at most {max_length} characters",
+    "too_short": "must have at least {min_length} line",
+    "too_long": "must have at most {max_length} lines",
 }
 
 
@@ -154,23 +162,38 @@ def check_order(data: Any) -> tuple[OrderIn | None, list[Reason]]:
 def field_errors(exc: ValidationError) -> list[Reason]:
     """Pydantic's errors as one {field, message} per bad field, in the sender's words."""
     reasons = []
-    for err in exc.errors(include_url=False, include_context=False):
+    for err in exc.errors(include_url=False, include_context=True):
         loc = err["loc"]
         where = field_name(loc)
         value = err.get("input")
         if isinstance(value, Unreadable):
             reasons.append({"field": where, "message": f"{value.why} (got {quote(value.text)})"})
             continue
-        message = _MESSAGES.get(err["type"], err["msg"])
+        kind = err["type"]
+        if kind in ("too_long", "too_short") and isinstance(value, str):
+            kind = f"string_{kind}"
+        message = _MESSAGES.get(kind, err["msg"]).format(**{k: _plain(v) for k, v in err.get("ctx", {}).items()})
         if err["type"] == "extra_forbidden" and len(loc) == 3 and loc[0] == "lines":
             message = "is not a field of an order line; the fields are " + ", ".join(LINE_FIELDS)
         if err["type"] == "missing":
             reasons.append({"field": where, "message": "is required"})
-        elif err["type"] == "extra_forbidden":
+        elif err["type"] == "extra_forbidden" or not loc:
             reasons.append({"field": where, "message": message})
         else:
             reasons.append({"field": where, "message": f"{message} (got {quote(value)})"})
     return reasons
+
+
+def _plain(value: Any) -> str:
+    if isinstance(value, date):
+        return value.isoformat()
+    if isinstance(value, str) and (found := re.fullmatch(r"datetime\.date\((\d+), (\d+), (\d+)\)", value)):
+        return date(*map(int, found.groups())).isoformat()
+    if isinstance(value, float) and value.is_integer():
+        return f"{value:,.0f}"
+    if isinstance(value, int):
+        return f"{value:,}"
+    return str(value)
 
 
 def stored_order_violations(content: dict[str, Any]) -> list[Reason]:

@@ -123,7 +123,9 @@ def decide(sub: Submission, source: str) -> Rejected | Stored:
             with session() as s:
                 return _store_or_compare(s, sub, order_in, source)
         except IntegrityError:
-            continue  # another process stored this order (or its new customer) meanwhile: look again
+            # another process stored this order (or its new customer) meanwhile: look again
+            log.info("order %s: another process stored it (or its customer) first; looking again", order_in.order_id)
+            continue
         except OperationalError:
             if attempt + 1 == STORE_ATTEMPTS:
                 raise
