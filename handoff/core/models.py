@@ -11,7 +11,7 @@ import enum
 from datetime import date, datetime, timezone
 from typing import Any
 
-from sqlalchemy import JSON, Double, ForeignKey, Index, String, UniqueConstraint
+from sqlalchemy import JSON, Double, ForeignKey, Index, LargeBinary, String, UniqueConstraint
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
 
@@ -206,7 +206,8 @@ class Quarantine(Base):
     id: Mapped[int] = mapped_column(primary_key=True)
     source: Mapped[str]
     reference: Mapped[str | None]  # the order id, if the input had one
-    raw: Mapped[str]  # exactly what was received (JSON text or the CSV row)
+    raw: Mapped[str]  # what was received, as printable text to read (escapes for what is not)
+    raw_bytes: Mapped[bytes | None] = mapped_column(LargeBinary)  # exactly what was received
     reasons: Mapped[list[Any]]  # [{"field": ..., "message": ...}]
     received_at: Mapped[datetime] = mapped_column(default=utcnow)
     resolved: Mapped[bool] = mapped_column(default=False)
