@@ -11,7 +11,7 @@ import enum
 from datetime import date, datetime, timezone
 from typing import Any
 
-from sqlalchemy import JSON, Double, ForeignKey, Index, LargeBinary, String, UniqueConstraint
+from sqlalchemy import JSON, BigInteger, Double, ForeignKey, Index, LargeBinary, String, UniqueConstraint
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
 
@@ -128,14 +128,29 @@ class Worker(Base):
     work_days: Mapped[str] = mapped_column(String(20), default="0123456")  # Mon=0
     last_assigned_at: Mapped[datetime | None]
     presence_changed_at: Mapped[datetime] = mapped_column(default=utcnow)
+    # Stamped by database triggers on every insert or update (of the worker or their skills):
+    # the routers' in-memory indexes re-read only rows changed since they last looked
+    # (handoff/core/routing/live.py; migration 0003 explains the ordering guarantee).
+    change_seq: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
 
     skills: Mapped[list[WorkerSkill]] = relationship(
         back_populates="worker", cascade="all, delete-orphan", lazy="selectin"
     )
 
+    __table_args__ = (Index("ix_workers_change_seq", "change_seq"),)
+
     @property
     def skill_levels(self) -> dict[str, int]:
         return {s.skill: s.level for s in self.skills}
+
+
+class ChangeCounter(Base):
+    """SQLite's change counter (one row): the triggers of migration 0003 stamp each changed
+    work item or worker with the next value. PostgreSQL uses the sequence routing_change_seq."""
+
+    __tablename__ = "change_counter"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    seq: Mapped[int] = mapped_column(BigInteger, default=0)
 
 
 class WorkerSkill(Base):
@@ -175,10 +190,15 @@ class WorkItem(Base):
     answer: Mapped[dict[str, Any] | None]  # the whole form as submitted
     escalated: Mapped[bool] = mapped_column(default=False)
     version: Mapped[int] = mapped_column(default=0)  # bumped on every change of hands
+    change_seq: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")  # as Worker's
 
     assignee: Mapped[Worker | None] = relationship()
 
-    __table_args__ = (Index("ix_work_items_state_due", "state", "due_at"),)
+    __table_args__ = (
+        Index("ix_work_items_state_due", "state", "due_at"),
+        Index("ix_work_items_change_seq", "change_seq"),  # the routers' refresh
+        Index("ix_work_items_assignee_state", "assignee_id", "state"),  # a rep's worklist, going offline
+    )
 
 
 # --- what happened, and what was refused --------------------------------------------------

@@ -192,6 +192,10 @@ class ItemPool:
         assert item is not None, "slot is empty"
         return item
 
+    def slots(self) -> np.ndarray:
+        """Slots of every waiting item (use with `columns` and `item_at`)."""
+        return np.flatnonzero(self._alive[: len(self._items)])
+
     def eligible_slots(self, skills: dict[str, int]) -> np.ndarray:
         """Slots of the waiting items a rep with these skills may take."""
         hi = len(self._items)
