@@ -7,10 +7,6 @@ from __future__ import annotations
 import contextlib
 import os
 import shutil
-import socket
-import subprocess
-import tempfile
-import uuid
 from pathlib import Path
 
 os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
@@ -132,10 +128,11 @@ def rolled_back(url: str):
 def postgres():
     """A throwaway PostgreSQL cluster for the session (Debian's postgresql, which .ci/run
     installs); the tests that need it are skipped where it is not installed."""
-    bindir = next(iter(sorted(Path("/usr/lib/postgresql").glob("*/bin"), reverse=True)), None)
-    if bindir is None or not (bindir / "initdb").exists():
+    from handoff.runtime.postgres import PostgresCluster, find_bindir
+
+    if find_bindir() is None:
         pytest.skip("PostgreSQL is not installed (apt-get install postgresql; .ci/run does)")
-    with PostgresCluster(bindir) as cluster:
+    with PostgresCluster() as cluster:
         yield cluster
 
 
@@ -264,58 +261,3 @@ def responder(prefect_harness, monkeypatch):
     yield r
     r.stop.set()
     thread.join(timeout=10)
-
-
-class PostgresCluster:
-    """initdb + pg_ctl in a temp directory, on a free port, trusting local connections; one
-    new database per test. As root it runs as the `postgres` user (initdb refuses root)."""
-
-    def __init__(self, bindir: Path) -> None:
-        self.bindir = bindir
-        self.dir = Path(tempfile.mkdtemp(prefix="handoff-postgres-"))
-        self.data = self.dir / "data"
-        with socket.socket() as probe:
-            probe.bind(("127.0.0.1", 0))
-            self.port = probe.getsockname()[1]
-        self.as_postgres = ["runuser", "-u", "postgres", "--"] if os.geteuid() == 0 else []
-
-    def _run(self, *args: str | Path) -> None:
-        done = subprocess.run([*self.as_postgres, *map(str, args)], capture_output=True, text=True)
-        if done.returncode != 0:
-            raise RuntimeError(f"{args[0]} failed: {done.stdout}{done.stderr}")
-
-    def __enter__(self) -> "PostgresCluster":
-        if self.as_postgres:
-            shutil.chown(self.dir, "postgres")
-        self._run(self.bindir / "initdb", "-D", self.data, "-U", "postgres", "--auth=trust", "-E", "UTF8")
-        self._run(self.bindir / "pg_ctl", "-D", self.data, "-l", self.dir / "server.log", "-w", "start", "-o",
-                  f"-p {self.port} -k {self.dir} -c listen_addresses=127.0.0.1 -c fsync=off "
-                  "-c synchronous_commit=off -c max_connections=200")
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        try:
-            self._run(self.bindir / "pg_ctl", "-D", self.data, "-m", "immediate", "-w", "stop")
-        finally:
-            shutil.rmtree(self.dir, ignore_errors=True)
-
-    def url(self, database: str) -> str:
-        return f"postgresql+psycopg://postgres@127.0.0.1:{self.port}/{database}"
-
-    def drop_database(self, url: str) -> None:
-        from sqlalchemy import create_engine, text
-
-        admin = create_engine(self.url("postgres"), isolation_level="AUTOCOMMIT")
-        with admin.connect() as connection:
-            connection.execute(text(f'DROP DATABASE IF EXISTS "{url.rsplit("/", 1)[1]}" WITH (FORCE)'))
-        admin.dispose()
-
-    def new_database(self) -> str:
-        from sqlalchemy import create_engine, text
-
-        name = f"handoff_{uuid.uuid4().hex[:12]}"
-        admin = create_engine(self.url("postgres"), isolation_level="AUTOCOMMIT")
-        with admin.connect() as connection:
-            connection.execute(text(f'CREATE DATABASE "{name}"'))
-        admin.dispose()
-        return self.url(name)

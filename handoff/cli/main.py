@@ -283,6 +283,13 @@ def up(
     feed: Optional[str] = typer.Option(None, help="Feed orders as events: 'northwind'."),
     rate: str = typer.Option("6/min", help="How fast the feed submits orders, e.g. 6/min."),
     limit: Optional[int] = typer.Option(None, help="Stop the feed after N orders."),
+    workers: int = typer.Option(0, "--workers", min=0,
+                                help="Run the flows on N workers of a work pool (0: one runner in this process)."),
+    postgres: bool = typer.Option(False, "--postgres",
+                                  help="Both databases on a throwaway local PostgreSQL cluster (Debian's postgresql)."),
+    prefect_database_url: Optional[str] = typer.Option(
+        None, envvar="PREFECT_SERVER_DATABASE_CONNECTION_URL", help="Prefect server's database (postgresql+asyncpg://…)."),
+    pool: str = typer.Option("back-office", help="The work pool's name (with --workers)."),
 ) -> None:
     """Run the back office: Prefect server and UI, sandbox systems, HTTP intake, every deployment."""
     from handoff.runtime.up import Feed, run_up
@@ -298,7 +305,26 @@ def up(
             console.print("[red]--rate: must be more than 0/min[/red]")
             raise typer.Exit(2)
         feed_spec = Feed(feed, per_minute, limit)
-    run_up(feed_spec, say=lambda text: console.print(f"[bold cyan]handoff[/bold cyan] {text}"))
+    say = lambda text: console.print(f"[bold cyan]handoff[/bold cyan] {text}")  # noqa: E731
+    if workers or postgres or prefect_database_url:
+        from handoff.runtime.worker_stack import StackSpec, run_stack
+
+        run_stack(StackSpec(workers, postgres, prefect_database_url, pool), feed_spec, say)
+        return
+    run_up(feed_spec, say=say)
+
+
+@app.command("worker")
+def worker(
+    pool: str = typer.Option(..., "--pool", help="The work pool to take flow runs from."),
+    name: Optional[str] = typer.Option(None, help="The worker's name (default: made up by Prefect)."),
+    limit: Optional[int] = typer.Option(None, min=1, help="Flow runs at once (default HANDOFF_RUNNER_PROCESS_LIMIT)."),
+    warm: bool = typer.Option(True, "--warm/--cold", help="Fork runs from a warm process, or a fresh interpreter each."),
+) -> None:
+    """Run flow runs of a work pool on this machine (PREFECT_API_URL names the server)."""
+    from handoff.runtime.worker_stack import run_worker
+
+    run_worker(pool, name, limit, warm, say=lambda text: console.print(f"[bold cyan]handoff[/bold cyan] {text}"))
 
 
 @app.command("deploy")
