@@ -104,8 +104,8 @@ def create_worklist_app(prefect_context: Callable[[], Any] | None = None) -> Fas
         except Exception:  # noqa: BLE001 - the page still works while Prefect is away
             return None
 
-    def page(request: Request, name: str, status: int = 200, **context: Any) -> HTMLResponse:
-        return templates.TemplateResponse(request, name, context, status_code=status)
+    def page(request: Request, template: str, status: int = 200, **context: Any) -> HTMLResponse:
+        return templates.TemplateResponse(request, template, context, status_code=status)
 
     def me(request: Request) -> identity.SignedIn:
         with session() as s:
