@@ -259,8 +259,10 @@ def up(
     feed: Optional[str] = typer.Option(None, help="Feed orders as events: 'northwind'."),
     rate: str = typer.Option("6/min", help="How fast the feed submits orders, e.g. 6/min."),
     limit: Optional[int] = typer.Option(None, help="Stop the feed after N orders."),
+    lock_ui: Optional[bool] = typer.Option(None, "--lock-ui/--open-ui",
+                                           help="Protect the Prefect UI and API with basic auth (default: HANDOFF_LOCK_UI)."),
 ) -> None:
-    """Run the back office: Prefect server and UI, sandbox systems, HTTP intake, every deployment."""
+    """Run the back office: Prefect server and UI, sandbox systems, HTTP intake, the reps' worklist, every deployment."""
     from handoff.runtime.up import Feed, run_up
 
     feed_spec = None
@@ -274,7 +276,7 @@ def up(
             console.print("[red]--rate: must be more than 0/min[/red]")
             raise typer.Exit(2)
         feed_spec = Feed(feed, per_minute, limit)
-    run_up(feed_spec, say=lambda text: console.print(f"[bold cyan]handoff[/bold cyan] {text}"))
+    run_up(feed_spec, say=lambda text: console.print(f"[bold cyan]handoff[/bold cyan] {text}"), lock_ui=lock_ui)
 
 
 @app.command("deploy")

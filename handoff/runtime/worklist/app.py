@@ -25,6 +25,7 @@ from urllib.parse import parse_qs
 from fastapi import FastAPI, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.templating import Jinja2Templates
+from starlette.concurrency import run_in_threadpool
 from markdown_it import MarkdownIt
 from pydantic import ValidationError
 from sqlalchemy import select
@@ -162,7 +163,9 @@ def create_worklist_app(prefect_context: Callable[[], Any] | None = None) -> Fas
 
     @app.post("/login")
     async def login(request: Request) -> Response:
-        form = await posted(request)
+        return await run_in_threadpool(sign_in, request, await posted(request))
+
+    def sign_in(request: Request, form: dict[str, str]) -> Response:
         nonce = request.cookies.get(LOGIN_CSRF_COOKIE, "")
         if not nonce or not secrets.compare_digest(form.get("csrf_token", "").encode(), nonce.encode()):
             raise Refused(403, "this form's CSRF token is missing or wrong: reload the sign-in page")
@@ -186,7 +189,8 @@ def create_worklist_app(prefect_context: Callable[[], Any] | None = None) -> Fas
 
     @app.post("/logout")
     async def logout(request: Request) -> Response:
-        check_csrf(await posted(request), me(request))
+        form = await posted(request)
+        check_csrf(form, await run_in_threadpool(me, request))
         response = RedirectResponse("/login", status_code=303)
         response.delete_cookie(COOKIE)
         return response
@@ -208,8 +212,11 @@ def create_worklist_app(prefect_context: Callable[[], Any] | None = None) -> Fas
 
     @app.post("/next")
     async def get_next(request: Request) -> Response:
+        return await run_in_threadpool(next_item, request, await posted(request))
+
+    def next_item(request: Request, form: dict[str, str]) -> Response:
         person = me(request)
-        check_csrf(await posted(request), person)
+        check_csrf(form, person)
         with session() as s:
             router.route_for_worker(s, person.worker_id)  # fill spare capacity first, as the router would
             entries = worklist(s, person.name)
@@ -248,8 +255,11 @@ def create_worklist_app(prefect_context: Callable[[], Any] | None = None) -> Fas
 
     @app.post("/items/{item_id}")
     async def complete_item(request: Request, item_id: int) -> Response:
+        # Prefect's calls run synchronously only outside the event loop: the work runs in a thread.
+        return await run_in_threadpool(send_answer, request, item_id, await posted(request))
+
+    def send_answer(request: Request, item_id: int, form_data: dict[str, str]) -> Response:
         person = me(request)
-        form_data = await posted(request)
         check_csrf(form_data, person)
         loaded = load_item(person, item_id)  # 403 before anything else for another rep's item
         if not loaded["active"]:
@@ -282,8 +292,10 @@ def create_worklist_app(prefect_context: Callable[[], Any] | None = None) -> Fas
 
     @app.post("/items/{item_id}/reassign")
     async def reassign(request: Request, item_id: int) -> Response:
+        return await run_in_threadpool(hand_over, request, item_id, await posted(request))
+
+    def hand_over(request: Request, item_id: int, form_data: dict[str, str]) -> Response:
         person = me(request)
-        form_data = await posted(request)
         check_csrf(form_data, person)
         if not person.is_supervisor:
             raise Refused(403, "only a supervisor may reassign work")
