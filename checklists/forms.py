@@ -1,9 +1,13 @@
 """The forms people fill in to complete a human step.
 
-Prefect renders each as a form in the UI (and `handoff complete` asks the same fields in the
-terminal). Required fields have no default: a field with a default shows as optional. The
-OSS Prefect server has no user accounts, so the form asks who completes it, and the flow
-checks that person against the work item's assignee.
+Prefect renders each as a form in the UI, the reps' worklist renders it as a web form, and
+`handoff complete` asks the same fields in the terminal. Required fields have no default: a
+field with a default shows as optional.
+
+Who completed a step is not taken from what is typed: handoff fills `completed_by` with the
+signed-in person and adds `completion_proof`, a token it signs for that item, attempt, person and
+answer (handoff.core.identity). The flow accepts an answer only with a valid proof, so a name
+typed into the Prefect UI's Resume dialog is refused and the step is asked again.
 """
 
 from __future__ import annotations
@@ -15,11 +19,16 @@ from pydantic import Field, model_validator
 
 
 class StepForm(RunInput):
-    """What every human step asks: who is completing it."""
+    """What every human step carries: who completed it, and handoff's proof of it."""
 
     completed_by: str = Field(
         min_length=1, max_length=80,
-        description="Your name as it appears in the worker list (the assignee or a supervisor).",
+        description="Filled in by handoff with the signed-in person (worklist or `handoff complete`).",
+    )
+    completion_proof: str = Field(
+        "", max_length=2000,
+        description="Set by handoff. An answer without it (e.g. sent from this dialog) is refused: "
+                    "complete steps in the reps' worklist.",
     )
 
 

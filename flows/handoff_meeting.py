@@ -57,7 +57,7 @@ def handoff_meeting(customer_id: str) -> str:
 
         # 2. Sales presents the requirements and signs off
         sales = ask_a_person(sales_step(meeting), SalesSignOff)
-        requirements = sales.model_dump(exclude={"completed_by", "signed", "open_questions"})
+        requirements = sales.model_dump(exclude={"completed_by", "completion_proof", "signed", "open_questions"})
         record_sign_off(meeting.meeting_id, "sales", sales.completed_by, sales.signed, requirements)
         open_questions = lines_of(sales.open_questions)
 
@@ -150,7 +150,7 @@ def sales_step(meeting: MeetingView) -> HumanStep:
 
 def operations_step(meeting: MeetingView, sales: SalesSignOff) -> HumanStep:
     requirements = "\n".join(f"- {k.replace('_', ' ')}: {v}" for k, v in sales.model_dump(
-        exclude={"completed_by", "signed", "open_questions"}).items())
+        exclude={"completed_by", "completion_proof", "signed", "open_questions"}).items())
     return HumanStep(
         work_type="handoff-signoff-operations",
         step_key=f"handoff-operations-{meeting.customer_id}-{meeting.attempt}",

@@ -8,8 +8,8 @@
    days), and on resume Prefect runs the flow again from the top — every step before a wait is
    idempotent (work items by step key, other systems by idempotency key), so nothing happens
    twice. A run started in-process (tests, the demo) *pauses* and blocks its thread.
-5. the answer is accepted only from the assignee or a supervisor; anyone else is refused and
-   the step stays open and assigned.
+5. the answer is accepted only with handoff's signed proof of who sent it (identity), and only
+   from the assignee or a supervisor; anything else is refused, audited, and asked again.
 """
 
 from __future__ import annotations
@@ -27,7 +27,7 @@ from prefect.runtime import flow_run as current_run
 from sqlalchemy import select
 
 from checklists.forms import StepForm
-from handoff.core import audit, sla
+from handoff.core import audit, identity, sla
 from handoff.core.db import session
 from handoff.core.models import WorkItem, WorkItemState, utcnow
 from handoff.core.routing import router
@@ -140,15 +140,12 @@ def remember_pause_key(item_id: int, input_key: str) -> None:
 def record_completion(item_id: int, answer: dict) -> str | None:
     """Close the item for the person who answered; returns why it was refused, if it was."""
     with session() as s:
-        try:
-            item = router.complete_item(s, item_id, by=answer["completed_by"],
-                                        outcome=str(answer.get("decision") or answer.get("outcome") or "done"),
-                                        note=answer.get("note"))
-            item.answer = answer
+        try:  # only for the person handoff's signed proof names (not the name typed in the form)
+            identity.complete_verified(s, item_id, answer)
             return None
         except router.NotAllowed as refused:
-            audit.record(s, answer.get("completed_by", "?"), "work_item", item_id, "completion-refused",
-                         reason=str(refused))
+            audit.record(s, getattr(refused, "actor", "unverified"), "work_item", item_id, "completion-refused",
+                         reason=str(refused), **getattr(refused, "details", {}))
             return str(refused)
 
 

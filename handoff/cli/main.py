@@ -13,6 +13,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from handoff.core.intake import IntakeResult
+from handoff.cli.identity import register as register_identity
 from handoff.cli.report import register as register_report
 from handoff.cli.routing import register as register_routing
 from handoff.cli.simulation import register as register_simulation
@@ -26,6 +27,7 @@ app.add_typer(quarantine_app, name="quarantine")
 register_routing(app)
 register_report(app)
 register_simulation(app)
+register_identity(app)
 console = Console()
 
 
@@ -153,18 +155,29 @@ def quarantine_show(
 @app.command("complete")
 def complete(
     item_id: int = typer.Argument(..., help="The work item to complete (see `handoff worklist --me NAME`)."),
-    as_person: str = typer.Option(..., "--as", prompt="Your name", help="Who completes it: the assignee or a supervisor."),
+    as_person: Optional[str] = typer.Option(None, "--as", help="Must be who you signed in as (`handoff login`)."),
     values: list[str] = typer.Option([], "--set", help="A form field, as field=value (asked for if missing)."),
     decision: Optional[str] = typer.Option(None, help="Shortcut for --set decision=…"),
     note: Optional[str] = typer.Option(None, help="Shortcut for --set note=…"),
+    override_reason: Optional[str] = typer.Option(None, help="A supervisor completing someone else's item: why."),
 ) -> None:
-    """Fill in a waiting step's form from the terminal; its flow run then carries on."""
+    """Fill in a waiting step's form as the signed-in person; its flow run then carries on."""
     from rich.markdown import Markdown
 
+    from handoff.cli.identity import signed_in
+    from handoff.core.identity import NotSignedIn
     from handoff.runtime import prefect_server
     from handoff.core.routing.router import NotAllowed
     from handoff.runtime.steps import StepNotReady, ValidationError, complete_step, step_form
 
+    try:
+        person = signed_in().name
+    except NotSignedIn as why:
+        console.print(f"[red]Refused:[/red] {why}: sign in first with `handoff login`.")
+        raise typer.Exit(2)
+    if as_person is not None and as_person != person:
+        console.print(f"[red]Refused:[/red] you are signed in as {person}, not {as_person}.")
+        raise typer.Exit(2)
     given = dict(v.split("=", 1) for v in values if "=" in v)
     given.update({k: v for k, v in {"decision": decision, "note": note}.items() if v is not None})
     try:
@@ -172,8 +185,8 @@ def complete(
             form, description = step_form(item_id)
             if description:
                 console.print(Markdown(description))
-            answer = {"completed_by": as_person, **ask_for_fields(form, given)}
-            complete_step(item_id, answer)
+            answer = ask_for_fields(form, given)
+            complete_step(item_id, answer, by=person, override_reason=override_reason, via="cli")
     except NotAllowed as refused:
         console.print(f"[red]Refused:[/red] {refused}")
         raise typer.Exit(2)
@@ -184,7 +197,7 @@ def complete(
     except StepNotReady as not_ready:
         console.print(f"[red]{not_ready}[/red]")
         raise typer.Exit(2)
-    console.print(f"Work item {item_id} completed by {as_person}; its flow run carries on.")
+    console.print(f"Work item {item_id} completed by {person}; its flow run carries on.")
 
 
 def ask_for_fields(form, given: dict[str, str]) -> dict:  # noqa: ANN001
@@ -193,7 +206,7 @@ def ask_for_fields(form, given: dict[str, str]) -> dict:  # noqa: ANN001
 
     answers: dict = {}
     for name, field in form.model_fields.items():
-        if name == "completed_by":
+        if name in ("completed_by", "completion_proof"):  # handoff fills these in: who you are, signed
             continue
         if name in given:
             answers[name] = given[name]
@@ -225,7 +238,7 @@ def demo(
 
     if not auto_approve:
         console.print("Without --auto-approve, human steps wait for you: complete them in the Prefect UI "
-                      f"({settings.prefect_ui_url}) or with `handoff complete ITEM --as NAME`.")
+                      f"({settings.prefect_ui_url}) or with `handoff login` and `handoff complete ITEM`.")
     progress = Progress(TextColumn("{task.description:<16}"), BarColumn(), MofNCompleteColumn(),
                         TimeElapsedColumn(), console=console)
     bars: dict[str, int] = {}
@@ -290,8 +303,10 @@ def up(
     prefect_database_url: Optional[str] = typer.Option(
         None, envvar="PREFECT_SERVER_DATABASE_CONNECTION_URL", help="Prefect server's database (postgresql+asyncpg://…)."),
     pool: str = typer.Option("back-office", help="The work pool's name (with --workers)."),
+    lock_ui: Optional[bool] = typer.Option(None, "--lock-ui/--open-ui",
+                                           help="Protect the Prefect UI and API with basic auth (default: HANDOFF_LOCK_UI)."),
 ) -> None:
-    """Run the back office: Prefect server and UI, sandbox systems, HTTP intake, every deployment."""
+    """Run the back office: Prefect server and UI, sandbox systems, HTTP intake, the reps' worklist, every deployment."""
     from handoff.runtime.up import Feed, run_up
 
     feed_spec = None
@@ -307,11 +322,15 @@ def up(
         feed_spec = Feed(feed, per_minute, limit)
     say = lambda text: console.print(f"[bold cyan]handoff[/bold cyan] {text}")  # noqa: E731
     if workers or postgres or prefect_database_url:
+        if lock_ui:
+            console.print("[red]--lock-ui: not available with the worker stack yet (set PREFECT_SERVER_API_AUTH_STRING "
+                          "on the server and PREFECT_API_AUTH_STRING on every worker)[/red]")
+            raise typer.Exit(2)
         from handoff.runtime.worker_stack import StackSpec, run_stack
 
         run_stack(StackSpec(workers, postgres, prefect_database_url, pool), feed_spec, say)
         return
-    run_up(feed_spec, say=say)
+    run_up(feed_spec, say=say, lock_ui=lock_ui)
 
 
 @app.command("worker")

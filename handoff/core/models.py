@@ -132,6 +132,12 @@ class Worker(Base):
     # the routers' in-memory indexes re-read only rows changed since they last looked
     # (handoff/core/routing/live.py; migration 0003 explains the ordering guarantee).
     change_seq: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
+    # Signing in (handoff.core.identity): an argon2 hash, never the password; a reset moves
+    # password_set_at, which ends every session issued before it.
+    password_hash: Mapped[str | None] = mapped_column(String(200))
+    password_set_at: Mapped[datetime | None]
+    failed_logins: Mapped[int] = mapped_column(default=0)  # in a row, since the last success
+    last_login_at: Mapped[datetime | None]
 
     skills: Mapped[list[WorkerSkill]] = relationship(
         back_populates="worker", cascade="all, delete-orphan", lazy="selectin"
@@ -217,6 +223,21 @@ class AuditEvent(Base):
     details: Mapped[dict[str, Any]] = mapped_column(default=dict)
 
     __table_args__ = (Index("ix_audit_entity", "entity", "entity_id"),)
+
+
+class LoginAttempt(Base):
+    """Every sign-in attempt, kept so the rate limit holds across processes (the web app, the
+    CLI) and so a supervisor can see who tried what from where."""
+
+    __tablename__ = "login_attempts"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    at: Mapped[datetime] = mapped_column(default=utcnow)
+    name: Mapped[str] = mapped_column(String(80))  # as typed: may be no worker's name
+    client: Mapped[str] = mapped_column(String(80))  # the client address, or "cli"
+    succeeded: Mapped[bool] = mapped_column(default=False)
+
+    __table_args__ = (Index("ix_login_attempts_name_at", "name", "at"),
+                      Index("ix_login_attempts_client_at", "client", "at"))
 
 
 class Quarantine(Base):

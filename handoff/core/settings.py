@@ -41,6 +41,16 @@ class Settings(BaseSettings):
     intake_max_bytes: int = Field(10 * 1024 * 1024, ge=1024, description="Largest document intake reads.")
     intake_read_timeout_seconds: float = Field(30.0, gt=0, description="Time a request body may take to arrive.")
 
+    # The reps' worklist (`handoff up`) and who may sign in (handoff.core.identity)
+    worklist_host: str = Field("127.0.0.1")
+    worklist_port: int = Field(8081)
+    session_hours: float = Field(12.0, gt=0, description="A sign-in lasts this long (web and CLI).")
+    secure_cookies: bool = Field(False, description="Send the session cookie over HTTPS only (set behind TLS).")
+    server_secret: str = Field("", description="Signs sessions and completions; empty = made once, kept in home (0600).")
+    # The operators' console: Prefect's own basic auth on its server, UI and every client.
+    lock_ui: bool = Field(False, description="Protect the Prefect server and UI with basic auth (`handoff up --lock-ui`).")
+    prefect_auth_string: str = Field("", description="user:password for the locked Prefect UI; empty = made once, kept in home.")
+
     # Order entry: when does an order need a person's approval?
     large_order_value: float = Field(5000.0, description="Order total from which a rep must approve.")
     approval_due_hours: float = Field(8.0, description="Business hours a rep has to approve an order.")

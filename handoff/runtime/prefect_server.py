@@ -87,14 +87,20 @@ def flush_and_stop(proc: subprocess.Popen | None) -> None:
 def using(url: str) -> Iterator[None]:
     """Point this process's Prefect client at `url`."""
     from prefect.settings import (
+        PREFECT_API_AUTH_STRING,
         PREFECT_API_URL,
         PREFECT_CLIENT_MAX_RETRIES,
         PREFECT_CLIENT_RETRY_EXTRA_CODES,
         temporary_settings,
     )
 
+    from handoff.runtime.console_lock import stored_auth_string
+
     # A SQLite server under load answers 500 ("database is locked") or 503; retry those longer.
     updates = {PREFECT_API_URL: f"{url}/api", PREFECT_CLIENT_RETRY_EXTRA_CODES: "500",
                PREFECT_CLIENT_MAX_RETRIES: 10}
+    auth = stored_auth_string()  # the console is locked (`handoff up --lock-ui`): the CLI signs in too
+    if auth:
+        updates[PREFECT_API_AUTH_STRING] = auth
     with temporary_settings(updates=updates):
         yield

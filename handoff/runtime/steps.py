@@ -1,5 +1,6 @@
-"""Completing human steps from outside the waiting flow run: the CLI, the demo's stand-in reps,
-and tests all come through here, so the same checks apply whoever answers.
+"""Completing human steps from outside the waiting flow run: the worklist, the CLI, the demo's
+stand-in reps and tests all come through here, so the same checks apply whoever answers, and
+every answer leaves with handoff's signed proof of who sent it (handoff.core.identity).
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from pydantic import ValidationError
 from sqlalchemy import select
 
 from checklists.forms import FORMS, StepForm
+from handoff.core import identity
 from handoff.core.db import session
 from handoff.core.models import WorkItem, WorkItemState
 from handoff.core.routing import router
@@ -68,32 +70,46 @@ def step_form(item_id: int) -> tuple[type[StepForm], str | None]:
     return form, description
 
 
-def complete_step(item_id: int, answer: dict, wait_seconds: float = 30.0) -> None:
-    """Answer a waiting step's form as a person.
+def complete_step(item_id: int, answer: dict, wait_seconds: float = 30.0, *, by: str | None = None,
+                  override_reason: str | None = None, via: str = "handoff") -> None:
+    """Answer a waiting step's form as a person, with handoff's signed proof that they sent it.
 
+    `by` is the person the caller has authenticated (the worklist's session, the CLI's login; the
+    demo's stand-in reps vouch for themselves); without it, the answer's `completed_by` — only
+    trusted code in handoff calls this. Whatever the answer says, `completed_by` becomes `by`.
     Refused (router.NotAllowed) unless that person is the assignee or a supervisor; the step then
-    stays open and assigned. A bad form raises pydantic's ValidationError naming the fields.
+    stays open and assigned. A supervisor completing someone else's item is an override: its
+    reason (`override_reason`, else the note) is signed with the answer and audited by the flow.
+    A bad form raises pydantic's ValidationError naming the fields.
     """
     from prefect.flow_runs import resume_flow_run
     from prefect.input import read_flow_run_input
 
+    person = by or str(answer.get("completed_by") or "")
     with session() as s:
         item = s.get(WorkItem, item_id)
         if item is None:
             raise router.NotAllowed(f"work item {item_id} does not exist")
-        router.check_may_complete(s, item, answer.get("completed_by", ""))
+        router.check_may_complete(s, item, person)
+        holder = item.assignee.name if item.assignee else None
         # Raises ValidationError naming the bad fields; sends what the form made of the text.
-        answer = form_for(item.work_type).model_validate(answer).model_dump(mode="json")
+        fields = {k: v for k, v in answer.items() if k != identity.PROOF_FIELD}
+        answer = form_for(item.work_type).model_validate({**fields, "completed_by": person}).model_dump(mode="json")
+        answer.pop(identity.PROOF_FIELD, None)
         flow_run_id, input_key = item.flow_run_id, item.input_key
     if not flow_run_id or not input_key:
         raise StepNotReady(f"work item {item_id} is not waiting for a form yet")
+    if person != holder and override_reason is None:
+        override_reason = answer.get("note") or "(no reason given)"
     # The run saves its form's schema just after it pauses; resuming before that fails.
     deadline = time.monotonic() + wait_seconds
     while read_flow_run_input(key=f"{input_key}-schema", flow_run_id=UUID(flow_run_id)) is None:
         if time.monotonic() > deadline:
             raise StepNotReady(f"work item {item_id}: its flow run is not waiting for the form")
         time.sleep(0.2)
-    resume_flow_run(UUID(flow_run_id), run_input=answer)
+    proof = identity.sign_completion(item_id, input_key, person, answer,
+                                     override=override_reason if person != holder else None, via=via)
+    resume_flow_run(UUID(flow_run_id), run_input={**answer, identity.PROOF_FIELD: proof})
 
 
 __all__ = ["FORMS", "StepNotReady", "ValidationError", "WaitingStep", "complete_step", "form_for", "step_form", "waiting_steps"]

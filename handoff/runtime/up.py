@@ -1,7 +1,7 @@
 """`handoff up`: the back office, running — one command on one machine.
 
-It starts (or reuses) the local Prefect server with its UI, the sandbox systems, the HTTP
-intake endpoint, and serves every deployment: order.received events start order pipelines,
+It starts (or reuses) the local Prefect server with its UI (locked with basic auth by
+`--lock-ui`), the sandbox systems, the HTTP intake endpoint, the reps' worklist, and serves every deployment: order.received events start order pipelines,
 sla-watch runs every minute, the handoff-meeting check daily, wip-review twice a day. With
 `--feed northwind` it also feeds Northwind's orders through intake at a steady rate.
 
@@ -153,18 +153,27 @@ def feed_orders(feed: Feed, stop: threading.Event, say: Callable[[str], None]) -
     say(f"the northwind feed is done ({fed} new orders)")
 
 
-def run_up(feed: Feed | None, say: Callable[[str], None]) -> None:
+def run_up(feed: Feed | None, say: Callable[[str], None], lock_ui: bool | None = None) -> None:
     from deployments import DEFINITIONS, serve, serving_runner
+    from handoff.runtime import console_lock
     from handoff.runtime.intake_api import IntakeServer, intake_token
     from handoff.runtime.standins import ensure_standin_reps
+    from handoff.runtime.worklist import WorklistServer
     from sandbox.server import start_sandbox
 
     os.chdir(ROOT)  # deployments' entrypoints are paths inside the checkout
     settings.home.mkdir(parents=True, exist_ok=True)
     ensure_standin_reps()
     url = settings.prefect_ui_url
+    locked = settings.lock_ui if lock_ui is None else lock_ui
+    if locked:  # basic auth on the server; the runner and flow-run processes inherit the client side
+        user = console_lock.lock_environment().split(":", 1)[0]
     server = prefect_server.start(url, log_path=str(settings.home / "prefect-server.log"))
     say(f"Prefect server {'started' if server else 'already running'}: UI at {url}")
+    if locked and not console_lock.refuses_strangers(url):
+        raise SystemExit(f"--lock-ui: the Prefect server already running at {url} is not locked; stop it first")
+    if locked:
+        say(f"the Prefect UI and API are locked: user {user}, password in {settings.home / 'prefect-auth'}")
 
     sandbox_port = int(settings.sandbox_url.rsplit(":", 1)[-1].split("/")[0])
     systems = start_sandbox(sandbox_port, state_path=settings.home / "sandbox-ledger.jsonl")
@@ -182,7 +191,7 @@ def run_up(feed: Feed | None, say: Callable[[str], None]) -> None:
 
     stop = threading.Event()
     threads: list[threading.Thread] = []
-    intake = None
+    intake = worklist = None
     try:
         with prefect_server.using(url):  # the runner's poll is HANDOFF_RUNNER_POLL_SECONDS
             # deployments, triggers and schedules exist before the first order is fed
@@ -190,6 +199,8 @@ def run_up(feed: Feed | None, say: Callable[[str], None]) -> None:
             say(f"{len(DEFINITIONS)} deployments: " + ", ".join(d.name for d in DEFINITIONS))
             intake = IntakeServer(settings.intake_host, settings.intake_port).start(contextvars.copy_context().run)
             say(f"intake: POST {intake.url}/orders with 'Authorization: Bearer {intake_token()}'")
+            worklist = WorklistServer(settings.worklist_host, settings.worklist_port).start(contextvars.copy_context().run)
+            say(f"the reps' worklist: {worklist.url} (passwords: `handoff workers set-password NAME`)")
             jobs = [announce_pending_orders] + ([lambda stop, say: feed_orders(feed, stop, say)] if feed else [])
             for job in jobs:
                 t = threading.Thread(target=contextvars.copy_context().run, args=(job, stop, say), daemon=True)
@@ -206,6 +217,8 @@ def run_up(feed: Feed | None, say: Callable[[str], None]) -> None:
             t.join(timeout=5)
         if intake:
             intake.stop()
+        if worklist:
+            worklist.stop()
         systems.stop()
         prefect_server.flush_and_stop(server)
         say("stopped; `handoff up` carries on from here")

@@ -207,3 +207,41 @@ def order_entry_process(tmp_path: Path, db: str) -> Iterator[Callable[[UIServer,
                 proc.kill()
                 proc.wait(timeout=10)
 
+
+
+@dataclass
+class WorklistHandle:
+    url: str
+
+
+@pytest.fixture
+def worklist_server(ui_server: UIServer, db: str) -> Iterator[WorklistHandle]:
+    """The reps' worklist app on a free port, talking to `ui_server`'s Prefect API and the test's
+    handoff database; the flow subprocesses share its HANDOFF_HOME, so they verify what it signs."""
+    import threading
+    import time as _time
+
+    import httpx
+    import uvicorn
+    from prefect.settings import PREFECT_API_URL, temporary_settings
+
+    from handoff.runtime.worklist import create_worklist_app
+
+    port = free_port()
+    app = create_worklist_app(prefect_context=lambda: temporary_settings(updates={PREFECT_API_URL: ui_server.api}))
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
+    thread = threading.Thread(target=server.run, daemon=True, name="worklist-under-test")
+    thread.start()
+    url = f"http://127.0.0.1:{port}"
+    deadline = _time.monotonic() + 30
+    while _time.monotonic() < deadline:
+        try:
+            if httpx.get(f"{url}/health", timeout=2).status_code == 200:
+                break
+        except httpx.HTTPError:
+            _time.sleep(0.2)
+    try:
+        yield WorklistHandle(url)
+    finally:
+        server.should_exit = True
+        thread.join(timeout=10)

@@ -53,15 +53,35 @@ def test_complete_answers_the_form_from_the_terminal(prefect_harness, catalogue,
             assert time.monotonic() < deadline, "no step waiting"
             time.sleep(0.2)
         [step] = steps
-        refused = runner.invoke(app, ["complete", str(step.item_id), "--as", "Robert King",
-                                      "--set", "decision=approve", "--set", "note=x"])
-        assert refused.exit_code == 2 and "Refused" in refused.output
-        done = runner.invoke(app, ["complete", str(step.item_id), "--as", step.assignee],
-                             input="approve\nlooks right\n")
+        answer = ["--set", "decision=approve", "--set", "note=x"]
+        # Without signing in, nobody completes anything — whatever name is given.
+        anonymous = runner.invoke(app, ["complete", str(step.item_id), "--as", step.assignee, *answer])
+        assert anonymous.exit_code == 2 and "handoff login" in anonymous.output
+        for name in ("Robert King", step.assignee):
+            set_pw = runner.invoke(app, ["workers", "set-password", name, "--password-stdin"], input=f"pw-of-{name}\n")
+            assert set_pw.exit_code == 0, set_pw.output
+        assert runner.invoke(app, ["login", "--name", "Robert King", "--password-stdin"],
+                             input="pw-of-Robert King\n").exit_code == 0
+        assert (settings.home / "cli-session").stat().st_mode & 0o777 == 0o600
+        # Signed in as Robert King: claiming to be the assignee is refused; as himself, not his item.
+        claimed = runner.invoke(app, ["complete", str(step.item_id), "--as", step.assignee, *answer])
+        assert claimed.exit_code == 2 and "signed in as Robert King" in claimed.output
+        refused = runner.invoke(app, ["complete", str(step.item_id), *answer])
+        assert refused.exit_code == 2 and "Refused" in refused.output and "only the assignee" in refused.output
+        wrong = runner.invoke(app, ["login", "--name", step.assignee, "--password-stdin"], input="not it\n")
+        assert wrong.exit_code == 2 and "wrong name or password" in wrong.output
+        assert runner.invoke(app, ["login", "--name", step.assignee, "--password-stdin"],
+                             input=f"pw-of-{step.assignee}\n").exit_code == 0
+        done = runner.invoke(app, ["complete", str(step.item_id)], input="approve\nlooks right\n")
         assert done.exit_code == 0, "".join(__import__("traceback").format_exception(*done.exc_info)) if done.exc_info else done.output
         assert "Order T-1" in done.output  # the form's description is shown first
         assert run.result(timeout=60).is_completed()
     finally:
         pool.shutdown(wait=False)
+    from handoff.core.models import AuditEvent
+
     with session() as s:
         assert s.get(Order, "T-1").status == "accepted"
+        trail = {(e.actor, e.action, e.details.get("via")) for e in
+                 s.query(AuditEvent).filter_by(entity="work_item", entity_id=str(step.item_id))}
+    assert {(step.assignee, "completed", None), (step.assignee, "completion-verified", "cli")} <= trail

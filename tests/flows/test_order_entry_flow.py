@@ -153,7 +153,9 @@ def test_a_completion_from_the_ui_by_the_wrong_person_is_refused_and_asked_again
             item = s.get(WorkItem, step.item_id)
             assert item.state == "assigned" and item.assignee.name == step.assignee
             refused = s.query(AuditEvent).filter_by(entity_id=str(step.item_id), action="completion-refused").one()
-            assert refused.actor == "Robert King"
+            # The name typed in the form is not who the audit names: nothing proved who sent it.
+            assert refused.actor == "unverified" and refused.details["claimed_by"] == "Robert King"
+            assert "no proof of who sent it" in refused.details["reason"]
         complete_step(step.item_id, {"completed_by": step.assignee, "decision": "approve", "note": "mine"})
         assert run.result(timeout=60).is_completed()
     assert status("U-1")[0] == "accepted"

@@ -1,0 +1,153 @@
+"""Signing in from the terminal, and the passwords reps sign in with.
+
+    handoff workers set-password NAME [--password-stdin]     (asks twice when typed)
+    handoff workers reset-password NAME [--password-stdin]   (ends their sessions, web and CLI)
+    handoff login [--name NAME] [--password-stdin]
+    handoff logout
+    handoff whoami
+
+`handoff login` keeps a session token in HANDOFF_HOME/cli-session (0600); `handoff complete`
+completes steps as that person, and is refused without it.
+"""
+
+from __future__ import annotations
+
+import getpass
+import os
+import sys
+from pathlib import Path
+from typing import Optional
+
+import typer
+from rich.console import Console
+
+CLI = "system:cli"
+SESSION_FILE = "cli-session"
+
+
+def _console() -> Console:
+    return Console()
+
+
+def session_path() -> Path:
+    from handoff.core.settings import settings
+
+    return settings.home / SESSION_FILE
+
+
+def write_private(path: Path, text: str) -> None:
+    """Write a file only its owner may read, replacing it atomically."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    try:
+        os.write(fd, text.encode())
+    finally:
+        os.close(fd)
+    os.replace(tmp, path)
+
+
+def _read_password(from_stdin: bool, confirm: bool) -> str:
+    if from_stdin:
+        return sys.stdin.readline().rstrip("\r\n")
+    return typer.prompt("Password", hide_input=True, confirmation_prompt=confirm)
+
+
+def _set(name: str, password_stdin: bool, action: str) -> None:
+    from handoff.core import identity
+    from handoff.core.db import session
+    from handoff.core.routing.router import UnknownWorker
+
+    console = _console()
+    password = _read_password(password_stdin, confirm=True)
+    try:
+        with session() as s:
+            identity.set_password(s, name, password, actor=CLI)
+    except (UnknownWorker, ValueError) as bad:
+        console.print(f"[red]{bad}[/red]")
+        raise typer.Exit(2)
+    console.print(f"{name}: password {action}; any earlier sign-in of theirs has ended.")
+
+
+def set_password(
+    name: str = typer.Argument(..., help="The worker."),
+    password_stdin: bool = typer.Option(False, "--password-stdin", help="Read the password from stdin (scripts)."),
+) -> None:
+    """Give a worker a password to sign in to the worklist and the CLI with."""
+    _set(name, password_stdin, "set")
+
+
+def reset_password(
+    name: str = typer.Argument(..., help="The worker."),
+    password_stdin: bool = typer.Option(False, "--password-stdin", help="Read the new password from stdin."),
+) -> None:
+    """Replace a worker's password (forgotten, or exposed); their open sessions end."""
+    _set(name, password_stdin, "reset")
+
+
+def login(
+    name: Optional[str] = typer.Option(None, "--name", help="Your name as in the worker list (asked if missing)."),
+    password_stdin: bool = typer.Option(False, "--password-stdin", help="Read the password from stdin."),
+) -> None:
+    """Sign in: `handoff complete` then completes steps as you."""
+    from handoff.core import identity
+    from handoff.core.db import session
+
+    console = _console()
+    name = name or typer.prompt("Your name")
+    password = _read_password(password_stdin, confirm=False)
+    problem: Exception | None = None
+    with session() as s:  # the attempt is recorded even when refused: it counts for the limit
+        try:
+            worker = identity.authenticate(s, name, password, client=f"cli:{getpass.getuser()}")
+            token, who = identity.issue_session(worker, purpose="cli"), worker.name
+        except identity.LoginRefused as refused:
+            problem = refused
+    if problem is not None:
+        console.print(f"[red]Refused:[/red] {problem}")
+        raise typer.Exit(2)
+    write_private(session_path(), token)
+    console.print(f"Signed in as {who} (until `handoff logout`, or for the session's hours).")
+
+
+def logout() -> None:
+    """Forget the CLI's sign-in."""
+    session_path().unlink(missing_ok=True)
+    _console().print("Signed out.")
+
+
+def signed_in():  # noqa: ANN201 - identity.SignedIn, imported lazily
+    """The person the CLI is signed in as; identity.NotSignedIn if nobody (or a stale session)."""
+    from handoff.core import identity
+    from handoff.core.db import session
+
+    path = session_path()
+    token = path.read_text().strip() if path.exists() else None
+    with session() as s:
+        return identity.read_session(s, token, purpose="cli")
+
+
+def whoami() -> None:
+    """Who the CLI is signed in as."""
+    from handoff.core.identity import NotSignedIn
+
+    try:
+        person = signed_in()
+    except NotSignedIn as e:
+        _console().print(f"{e}: run `handoff login`")
+        raise typer.Exit(1)
+    _console().print(f"{person.name} ({person.role})")
+
+
+def register(app: typer.Typer) -> None:
+    """Mount login/logout/whoami on the CLI, and the password commands under `workers`."""
+    app.command("login")(login)
+    app.command("logout")(logout)
+    app.command("whoami")(whoami)
+    workers = next((g.typer_instance for g in app.registered_groups if g.name == "workers"), None)
+    if workers is not None:
+        workers.command("set-password")(set_password)
+        workers.command("reset-password")(reset_password)
+
+
+__all__ = ["register", "signed_in", "write_private"]

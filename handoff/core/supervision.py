@@ -1,0 +1,91 @@
+"""What a supervisor does to the work of their team: see it, and hand an item to someone else.
+
+There are no teams in the worker model yet: a supervisor's team is every worker, so they see
+every active item. A reassignment goes through the router's own moves — the item is taken back
+(`reclaim_item`) and claimed for the chosen rep by the same database-arbitrated hand-over the
+router uses — so capacity stays right and two supervisors (or a supervisor and the router)
+never give one item twice. Every reassignment is audited with who did it and why; a refused one changes nothing (raise
+inside the caller's transaction, which rolls back).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from handoff.core import audit, sla
+from handoff.core.models import WorkItem, WorkItemState, Worker, utcnow
+from handoff.core.routing import router
+from handoff.core.routing.eligibility import as_utc_naive, effective_requirements, meets
+
+
+class CannotReassign(Exception):
+    """The item or the chosen rep does not allow it; the message says why."""
+
+
+@dataclass(slots=True)
+class TeamItem:
+    item_id: int
+    title: str
+    work_type: str
+    state: str
+    assignee: str | None
+    due_at: datetime
+    business_seconds_left: float
+    urgency: float
+    escalated: bool
+
+
+def team_items(s: Session, limit: int = 200, now: datetime | None = None) -> list[TeamItem]:
+    """The team's active items (open, assigned, started), most urgent first, by the router's score."""
+    now = as_utc_naive(now or utcnow())
+    p_bar = s.scalar(select(func.avg(WorkItem.effort_seconds)).where(WorkItem.state.in_(router.ACTIVE))) or 0.0
+    t = router.epoch(now)
+    rows = s.scalars(select(WorkItem).where(WorkItem.state.in_(router.ACTIVE))).all()
+    scored = sorted(((router.POLICY.score(router.as_routable_item(it), t, float(p_bar)), it) for it in rows),
+                    key=lambda pair: (-pair[0], pair[1].due_at, pair[1].id))[:limit]
+    names = dict(s.execute(select(Worker.id, Worker.name)).all())
+    return [TeamItem(it.id, it.title, it.work_type, str(it.state), names.get(it.assignee_id), it.due_at,
+                     sla.business_seconds_between(now, it.due_at), score, it.escalated) for score, it in scored]
+
+
+def reassign_item(s: Session, item_id: int, to: str, by: str, reason: str, now: datetime | None = None) -> Worker:
+    """Hand an open or assigned (not started) item to the named rep; audited."""
+    now = as_utc_naive(now or utcnow())
+    supervisor = s.scalar(select(Worker).where(Worker.name == by))
+    if supervisor is None or supervisor.role != "supervisor":
+        raise CannotReassign(f"only a supervisor may reassign work, not {by}")
+    if not reason.strip():
+        raise CannotReassign("say why the item changes hands")
+    item = s.get(WorkItem, item_id, populate_existing=True)
+    if item is None:
+        raise CannotReassign(f"work item {item_id} does not exist")
+    target = s.scalar(select(Worker).where(Worker.name == to))
+    if target is None:
+        raise CannotReassign(f"no worker named {to!r}")
+    if item.assignee_id == target.id:
+        raise CannotReassign(f"work item {item_id} is already with {to}")
+    if item.state == WorkItemState.STARTED:
+        raise CannotReassign(f"work item {item_id} is started by its rep; it stays with them")
+    if item.state not in (WorkItemState.OPEN, WorkItemState.ASSIGNED):
+        raise CannotReassign(f"work item {item_id} is {item.state}; only open or assigned work changes hands")
+    needed = effective_requirements(item.required_skills or {}, bool(item.escalated))
+    if not meets(target.skill_levels, needed):
+        raise CannotReassign(f"{to} lacks the skills work item {item_id} needs ({needed})")
+    before = item.assignee.name if item.assignee else None
+    if item.state == WorkItemState.ASSIGNED and not router.reclaim_item(s, item_id, f"reassigned by {by}", now):
+        raise CannotReassign(f"work item {item_id} changed meanwhile; look again")
+    item = s.get(WorkItem, item_id, populate_existing=True)
+    claim = router._claim(s, item.id, item.version, target.id, now)  # the router's arbitrated hand-over
+    if claim is not router.Claim.TAKEN:  # raising rolls the caller's transaction back: nothing moved
+        why = "has no spare capacity or is not available" if claim is router.Claim.REP_FULL else "lost the race for it"
+        raise CannotReassign(f"{to} {why}; work item {item_id} stays with {before or 'the router'}")
+    audit.record(s, by, "work_item", item_id, "reassigned", str(item.state), "assigned",
+                 from_worker=before, to_worker=to, reason=reason)
+    return s.get(Worker, target.id, populate_existing=True)
+
+
+__all__ = ["CannotReassign", "TeamItem", "reassign_item", "team_items"]

@@ -1,0 +1,217 @@
+"""The reps' worklist over HTTP (FastAPI's TestClient), without a flow run: signing in and its
+rate limit, sessions and CSRF, who may see and act on which item, Get next, reassignment, and
+the form rendered from the step's model with its validation messages by field.
+
+Completing through a real paused flow run, and the refusals the flow itself makes, are in
+tests/flows/test_completion_proof.py; in a real browser, tests/browser/test_browser_worklist.py.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+from datetime import timedelta
+
+import pytest
+from fastapi.testclient import TestClient
+from sqlalchemy import select
+
+from handoff.core import identity
+from handoff.core.db import session
+from handoff.core.models import AuditEvent, LoginAttempt, WorkItem, WorkItemState, Worker, WorkerSkill, utcnow
+from handoff.core.routing import router
+from handoff.core.routing.worklist import worklist
+from handoff.core.settings import settings
+from handoff.runtime.worklist import COOKIE, create_worklist_app
+
+PASSWORD = "correct horse battery"
+NO_PREFECT = lambda: __import__("contextlib").nullcontext()  # noqa: E731 - these tests never reach Prefect
+
+
+@pytest.fixture
+def team(db):
+    """Two reps and a supervisor with passwords, and work: three items for ann, one for bob,
+    one open item nobody can take yet (bob and ann are full)."""
+    with session() as s:
+        for name, role, capacity in (("ann", "rep", 3), ("bob", "rep", 1), ("sue", "supervisor", 0)):
+            s.add(Worker(name=name, role=role, capacity=capacity, skills=[WorkerSkill(skill="order-entry", level=3)]))
+        s.flush()
+        for name in ("ann", "bob", "sue"):
+            identity.set_password(s, name, PASSWORD, actor="test")
+        now = utcnow()
+        for i, hours in enumerate((30, 2, 10, 5, 1)):
+            s.add(WorkItem(work_type="order-approval", step_key=f"k{i}", title=f"Approve order {i}",
+                           required_skills={"order-entry": 2}, due_at=now + timedelta(hours=hours),
+                           effort_seconds=300, created_at=now))
+        s.flush()
+        for item_id in s.scalars(select(WorkItem.id).order_by(WorkItem.id)):
+            router.route_item(s, item_id)
+    return db
+
+
+def client() -> TestClient:
+    return TestClient(create_worklist_app(prefect_context=NO_PREFECT), follow_redirects=False)
+
+
+def csrf_of(html: str) -> str:
+    return re.search(r'name="csrf_token" value="([^"]+)"', html).group(1)
+
+
+def signed_in(name: str) -> tuple[TestClient, str]:
+    c = client()
+    page = c.get("/login")
+    answer = c.post("/login", data={"csrf_token": csrf_of(page.text), "name": name, "password": PASSWORD})
+    assert answer.status_code == 303, answer.text
+    home = c.get("/")
+    assert home.status_code == 200
+    return c, csrf_of(home.text)
+
+
+def items_of(name: str) -> list[int]:
+    with session() as s:
+        return [e.item_id for e in worklist(s, name)]
+
+
+def test_a_rep_sees_only_their_items_most_urgent_first(team):
+    c, _ = signed_in("ann")
+    page = c.get("/").text
+    shown = [int(i) for i in re.findall(r'data-item="(\d+)"', page)]
+    assert shown == items_of("ann") and len(shown) == 3
+    assert not set(shown) & set(items_of("bob"))
+    assert "h left" in page and "Get next" in page
+    assert "The team" not in page  # a rep does not see the team's work
+    assert int(re.search(r"app;dur=([\d.]+)", c.get("/").headers["server-timing"]).group(1).split(".")[0]) >= 0
+
+
+def test_another_reps_item_answers_403_and_stays_theirs(team):
+    c, csrf = signed_in("ann")
+    [bobs] = items_of("bob")
+    assert c.get(f"/items/{bobs}").status_code == 403
+    post = c.post(f"/items/{bobs}", data={"csrf_token": csrf, "decision": "approve", "note": "mine now"})
+    assert post.status_code == 403 and "not yours" in post.text
+    assert c.post(f"/items/{bobs}/reassign", data={"csrf_token": csrf, "to": "ann", "reason": "x"}).status_code == 403
+    with session() as s:
+        item = s.get(WorkItem, bobs)
+        assert item.assignee.name == "bob" and item.state == WorkItemState.ASSIGNED
+    assert c.get("/items/999999").status_code == 404
+
+
+def test_no_session_or_a_forged_cookie_signs_nobody_in(team):
+    c = client()
+    assert c.get("/").headers["location"] == "/login"
+    # A cookie naming ann, signed with another secret; then ann's real cookie, one letter changed.
+    forged = identity.URLSafeTimedSerializer("not-the-secret", salt="handoff.session.web").dumps({"w": 1, "g": "", "c": "x"})
+    for cookie in (forged, "garbage"):
+        c.cookies.set(COOKIE, cookie)
+        assert c.get("/").headers["location"] == "/login"
+        assert c.post("/next", data={"csrf_token": "x"}).status_code == 401
+    real, _ = signed_in("ann")
+    token = real.cookies.get(COOKIE)
+    c.cookies.set(COOKIE, token[:-2] + ("A" if token[-2] != "A" else "B") + token[-1])
+    assert c.get("/").status_code == 303
+    # The cookie is HttpOnly and SameSite=Strict.
+    fresh = client()
+    answer = fresh.post("/login", data={"csrf_token": csrf_of(fresh.get("/login").text), "name": "ann",
+                                        "password": PASSWORD})
+    session_cookie = next(v for v in answer.headers.get_list("set-cookie") if v.startswith(COOKIE))
+    assert "httponly" in session_cookie.lower() and "samesite=strict" in session_cookie.lower()
+
+
+def test_a_password_reset_ends_the_old_sessions(team):
+    c, _ = signed_in("ann")
+    with session() as s:
+        identity.set_password(s, "ann", "another good password", actor="test")
+    assert c.get("/").headers["location"] == "/login"
+
+
+def test_every_form_post_needs_the_sessions_csrf_token(team):
+    c, csrf = signed_in("ann")
+    mine = items_of("ann")[0]
+    for path, data in (("/next", {}), (f"/items/{mine}", {"decision": "approve", "note": "ok"}), ("/logout", {})):
+        missing = c.post(path, data=data)
+        wrong = c.post(path, data={**data, "csrf_token": "x" * len(csrf)})
+        assert missing.status_code == wrong.status_code == 403 and "CSRF" in missing.text
+    other, other_csrf = signed_in("bob")  # another session's token is not this one's
+    assert c.post("/next", data={"csrf_token": other_csrf}).status_code == 403
+    # Signing in needs the sign-in page's token too.
+    assert client().post("/login", data={"name": "ann", "password": PASSWORD}).status_code == 403
+    with session() as s:
+        assert s.get(WorkItem, mine).state == WorkItemState.ASSIGNED
+
+
+def test_the_form_is_the_steps_model_with_its_messages_by_field(team):
+    c, csrf = signed_in("ann")
+    mine = items_of("ann")[0]
+    page = c.get(f"/items/{mine}").text
+    assert '<select id="f-decision" name="decision"' in page and '<option value="reject"' in page
+    assert 'name="completed_by"' not in page and 'name="completion_proof"' not in page  # not typed: signed
+    assert re.search(r'Decision <span class="required"', page)  # required fields are marked
+    bad = c.post(f"/items/{mine}", data={"csrf_token": csrf, "decision": "reject", "note": " "})
+    assert bad.status_code == 422
+    assert re.search(r'id="e-note" role="alert">a rejection needs a reason', bad.text)
+    nothing = c.post(f"/items/{mine}", data={"csrf_token": csrf, "note": "x"})
+    assert nothing.status_code == 422 and 'id="e-decision"' in nothing.text
+    with session() as s:
+        assert s.get(WorkItem, mine).state == WorkItemState.ASSIGNED
+
+
+def test_get_next_opens_the_most_urgent_item_the_router_holds_for_them(team):
+    c, csrf = signed_in("ann")
+    answer = c.post("/next", data={"csrf_token": csrf})
+    assert answer.status_code == 303 and answer.headers["location"] == f"/items/{items_of('ann')[0]}"
+    # bob, full with one item, completes it outside the app: Get next pulls the open item to him.
+    with session() as s:
+        [bobs] = items_of("bob")
+        open_before = s.scalars(select(WorkItem.id).where(WorkItem.state == WorkItemState.OPEN)).all()
+        router.complete_item(s, bobs, by="bob", outcome="approve")
+    c, csrf = signed_in("bob")
+    answer = c.post("/next", data={"csrf_token": csrf})
+    assert open_before and answer.headers["location"] == f"/items/{open_before[0]}"
+
+
+def test_a_supervisor_sees_the_team_and_reassigns_through_the_router(team):
+    c, csrf = signed_in("sue")
+    page = c.get("/").text
+    team_shown = {int(i) for i in re.findall(r'data-team-item="(\d+)"', page)}
+    assert set(items_of("ann")) | set(items_of("bob")) <= team_shown
+    moved = items_of("ann")[-1]
+    refused = c.post(f"/items/{moved}/reassign", data={"csrf_token": csrf, "to": "bob", "reason": "balance"})
+    assert refused.status_code == 409 and "no spare capacity" in refused.text  # bob is full: nothing moved
+    with session() as s:
+        assert s.get(WorkItem, moved).assignee.name == "ann"
+        s.get(Worker, s.scalar(select(Worker.id).where(Worker.name == "bob"))).capacity = 2
+    done = c.post(f"/items/{moved}/reassign", data={"csrf_token": csrf, "to": "bob", "reason": "ann is in a meeting"})
+    assert done.status_code == 303
+    with session() as s:
+        item = s.get(WorkItem, moved)
+        assert item.assignee.name == "bob" and item.state == WorkItemState.ASSIGNED
+        ann, bob = (s.scalar(select(Worker).where(Worker.name == n)) for n in ("ann", "bob"))
+        assert (ann.open_items, bob.open_items) == (2, 2)
+        event = s.scalars(select(AuditEvent).where(AuditEvent.action == "reassigned")).one()
+        assert event.actor == "sue" and event.details["from_worker"] == "ann" and event.details["reason"]
+    # An override needs a reason; the form says so next to the field.
+    no_reason = c.post(f"/items/{moved}", data={"csrf_token": csrf, "decision": "approve", "note": "ok"})
+    assert no_reason.status_code == 422 and 'id="e-override_reason"' in no_reason.text
+
+
+def test_sign_in_is_rate_limited_per_name_and_per_address_across_processes(team):
+    c = client()
+    csrf = csrf_of(c.get("/login").text)
+    for _ in range(identity.MAX_FAILURES_PER_NAME):
+        assert c.post("/login", data={"csrf_token": csrf, "name": "ann", "password": "guess"}).status_code == 401
+    limited = c.post("/login", data={"csrf_token": csrf, "name": "ann", "password": PASSWORD})
+    assert limited.status_code == 429 and int(limited.headers["retry-after"]) > 0  # even the right password
+    # Another process (the CLI) counts the same failures: the database holds them.
+    env = {**os.environ, "HANDOFF_DATABASE_URL": team, "HANDOFF_HOME": str(settings.home)}
+    cli = subprocess.run([sys.executable, "-m", "handoff.cli.main", "login", "--name", "ann", "--password-stdin"],
+                         input=PASSWORD + "\n", capture_output=True, text=True, timeout=120, env=env)
+    assert cli.returncode == 2 and "too many failed sign-ins" in cli.stdout
+    # Per address: many names from one address, each failing once or twice, lock the address.
+    for i in range(identity.MAX_FAILURES_PER_CLIENT - identity.MAX_FAILURES_PER_NAME):
+        c.post("/login", data={"csrf_token": csrf, "name": f"nobody-{i}", "password": "guess"})
+    blocked = c.post("/login", data={"csrf_token": csrf, "name": "bob", "password": PASSWORD})
+    assert blocked.status_code == 429 and "this address" in blocked.text
+    with session() as s:
+        assert s.scalar(select(LoginAttempt).where(LoginAttempt.name == "ann", LoginAttempt.client.like("cli:%"))) is None
