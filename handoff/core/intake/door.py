@@ -1,7 +1,8 @@
 """The door: every submission ends accepted, quarantined with reasons, or a reported duplicate.
 
-Each order is decided in its own transaction, so one bad order (or one the database refuses)
-never takes its neighbours with it. The database decides races: two processes storing the
+Each order is decided on its own: a bad one is quarantined beside the good ones, and one the
+database refuses (a race lost, a value it will not hold) sends its few neighbours in the same
+transaction round again, each in a transaction of its own, so it never takes them with it. The database decides races: two processes storing the
 same order id at once both try to insert it; the loser's insert fails on the primary key, and
 it looks again, finding the winner's order: a duplicate if the content is the same, a
 conflict (quarantined, with what differs) if not. On SQLite the write lock is taken before the
@@ -30,6 +31,7 @@ log = logging.getLogger(__name__)
 Announcer = Callable[[list[str]], object]
 DISPLAY_CHARS = 1_000_000  # the quarantine's text column; raw_bytes keeps everything
 STORE_ATTEMPTS = 3
+CHUNK = 50  # orders decided in one transaction, unless the database refuses one of them
 
 
 # --- what intake tells the sender -----------------------------------------------------------
@@ -61,7 +63,7 @@ class IntakeInterrupted(Exception):
     (and stored); the rest of the batch was not taken and must be sent again."""
 
     def __init__(self, result: IntakeResult, cause: Exception) -> None:
-        super().__init__(f"the database could not be reached after {result.submitted - 1} of the orders: {cause}")
+        super().__init__(f"the database could not be reached after {result.submitted} orders were decided: {cause}")
         self.result = result
 
 
@@ -80,19 +82,14 @@ def submit_orders(
     """
     result = IntakeResult()
     source = clip(source, 200)
+    checked: list[Checked] = []
     for item in submissions:
-        sub = _as_submission(item)
-        result.submitted += 1
-        try:
-            outcome = decide(sub, source)
-        except OperationalError as exc:
-            raise IntakeInterrupted(result, exc) from exc
-        if isinstance(outcome, Rejected):
-            result.quarantined.append(outcome)
-        elif outcome.accepted:
-            result.accepted.append(outcome.order_id)
-        else:
-            result.duplicates.append(outcome.order_id)
+        checked.append(check(_as_submission(item)))
+        if len(checked) == CHUNK:
+            _decide_chunk(checked, source, result)
+            checked = []
+    if checked:
+        _decide_chunk(checked, source, result)
     if announce and result.accepted:
         try:
             announce(list(result.accepted))
@@ -109,18 +106,69 @@ class Stored:
     accepted: bool
 
 
-def decide(sub: Submission, source: str) -> Rejected | Stored:
-    """One submission's outcome; raises only when the database cannot be reached."""
+@dataclass
+class Checked:
+    """A submission held against the contract: the order if it keeps it, else the reasons."""
+
+    submission: Submission
+    order: OrderIn | None
+    reasons: list[Reason]
+
+
+def check(sub: Submission) -> Checked:
     reasons = list(sub.problems)
     order_in = None
     if sub.data is not None or not reasons:
         order_in, field_reasons = check_order(sub.data)
         reasons += field_reasons
-    if reasons or order_in is None:
-        return quarantine_alone(source, sub.raw, reasons, sub.reference)
+    return Checked(sub, None if reasons else order_in, reasons)
+
+
+def _decide_chunk(chunk: list[Checked], source: str, result: IntakeResult) -> None:
+    """Decide a few orders in one transaction (a commit per order costs a disk flush each);
+    if the database refuses anything in it — a race lost to another process, a value it will
+    not hold — the whole chunk is rolled back and each order is decided in its own."""
+    try:
+        with session() as s:
+            _take_write_lock(s)
+            outcomes = [_decide_in(s, c, source) for c in chunk]
+    except DBAPIError:
+        outcomes = []
+        for c in chunk:
+            try:
+                outcomes.append(decide(c, source))
+            except OperationalError as exc:
+                _record(result, outcomes)
+                raise IntakeInterrupted(result, exc) from exc
+    _record(result, outcomes)
+
+
+def _record(result: IntakeResult, outcomes: list[Rejected | Stored]) -> None:
+    for outcome in outcomes:
+        result.submitted += 1
+        if isinstance(outcome, Rejected):
+            result.quarantined.append(outcome)
+        elif outcome.accepted:
+            result.accepted.append(outcome.order_id)
+        else:
+            result.duplicates.append(outcome.order_id)
+
+
+def _decide_in(s: Session, c: Checked, source: str) -> Rejected | Stored:
+    if c.order is None:
+        return quarantine(s, source, c.submission.raw, c.reasons, c.submission.reference)
+    return _store_or_compare(s, c.submission, c.order, source)
+
+
+def decide(c: Checked, source: str) -> Rejected | Stored:
+    """One order's outcome in its own transaction; raises only when the database cannot be reached."""
+    sub, order_in = c.submission, c.order
+    if order_in is None:
+        return quarantine_alone(source, sub.raw, c.reasons, sub.reference)
     for attempt in range(STORE_ATTEMPTS):
         try:
             with session() as s:
+                _take_write_lock(s)
                 return _store_or_compare(s, sub, order_in, source)
         except IntegrityError:
             # another process stored this order (or its new customer) meanwhile: look again
@@ -137,7 +185,6 @@ def decide(sub: Submission, source: str) -> Rejected | Stored:
 
 
 def _store_or_compare(s: Session, sub: Submission, order_in: OrderIn, source: str) -> Rejected | Stored:
-    _take_write_lock(s)
     existing = s.get(Order, order_in.order_id)
     if existing is None:
         store_order(s, order_in, source)
