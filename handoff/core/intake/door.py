@@ -242,7 +242,7 @@ def differences_from_first(s: Session, existing: Order, new: OrderIn) -> list[Re
     first = s.scalar(select(AuditEvent.details).where(
         AuditEvent.entity == "order", AuditEvent.entity_id == existing.id, AuditEvent.action == "received"
     ).order_by(AuditEvent.id).limit(1))
-    was = (first or {}).get("content") or _content_of(existing)
+    was = (first or {}).get("content") or content_as_stored(existing)
     now = new.content()
     diffs = []
     for name in ("customer_id", "customer_name", "country", "order_date", "due_date", "total"):
@@ -262,9 +262,11 @@ def _differs(name: str, was: Any, now: Any) -> Reason:
     return {"field": name, "message": f"was {quote(was)}, now {quote(now)}"}
 
 
-def _content_of(order: Order) -> dict[str, Any]:
-    # Orders stored before intake kept what it received: the order's own columns.
+def content_as_stored(order: Order) -> dict[str, Any]:
+    """The order as the database holds it, in the contract's shape: what an order stored before
+    intake kept what it received is compared with, and what a re-check of the database reads."""
     return {
+        "order_id": order.id,
         "customer_id": order.customer_id, "order_date": str(order.order_date), "due_date": str(order.due_date),
         "total": order.stated_total,
         "lines": [{"product_id": l.product_id, "quantity": l.quantity, "unit_price": l.unit_price,
