@@ -17,9 +17,9 @@ from __future__ import annotations
 import argparse
 import os
 import re
+import shutil
 import socket
 import sys
-import shutil
 import tempfile
 import time
 import traceback
@@ -64,7 +64,7 @@ def through_function(run: Run, kind: str, raw: bytes) -> None:
     before = tally()
     try:
         result = submit_orders((parse_csv_orders if kind == "csv" else parse_json_orders)(raw), source="bench:function")
-    except Exception:
+    except Exception:  # noqa: BLE001 - counting them is the point
         run.crash("function", traceback.format_exc(limit=3), raw)
         return
     run.check("function", before, result.submitted, result.accepted, result.duplicates, len(result.quarantined), raw)
@@ -102,14 +102,14 @@ def through_cli(run: Run, kind: str, raw: bytes, workdir: Path) -> None:
     run.check("cli", before, submitted, ids, dup_ids, quarantined, raw)
 
 
-def through_http(run: Run, kind: str, raw: bytes, client, url: str) -> None:  # noqa: ANN001
+def through_http(run: Run, kind: str, raw: bytes, client, url: str) -> None:
     from intake_payloads import tally
 
     before = tally()
     headers = {"Authorization": "Bearer bench", "Content-Type": "text/csv" if kind == "csv" else "application/json"}
     try:
         response = client.post(f"{url}/orders", content=raw, headers=headers)
-    except Exception:
+    except Exception:  # noqa: BLE001 - counting them is the point
         run.crash("http", traceback.format_exc(limit=2), raw)
         return
     if response.status_code == 413:
@@ -149,7 +149,8 @@ def main() -> None:
     # /dev/shm when there is one: the run measures intake's logic, not the disk's flushes
     home = Path(tempfile.mkdtemp(prefix="hostile-intake-", dir="/dev/shm" if Path("/dev/shm").is_dir() else None))
     os.environ["HANDOFF_HOME"] = str(home)
-    from hypothesis import HealthCheck, Phase, given, settings as hypothesis_settings
+    from hypothesis import HealthCheck, Phase, given
+    from hypothesis import settings as hypothesis_settings
 
     from handoff.core.settings import settings
 

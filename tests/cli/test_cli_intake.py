@@ -81,3 +81,38 @@ def test_import_northwind_quarantines_a_malformed_source_row(db, tmp_path):
         assert text in result.output
     listed = runner.invoke(app, ["quarantine", "list"])
     assert "northwind:products" in listed.output and "ProductName" in listed.output
+
+
+# --- property: any file through `orders submit` ---------------------------------------------
+
+import re
+import sys
+from pathlib import Path
+
+from hypothesis import given
+
+sys.path.insert(0, str(Path(__file__).parents[1] / "core"))
+from intake_payloads import SUMMARY, check_outcome, payloads, tally
+
+
+@given(payload=payloads())
+def test_any_file_through_orders_submit(db, tmp_path, payload):
+    from sqlalchemy import select
+
+    from handoff.core.db import session
+    from handoff.core.models import Order
+
+    kind, raw = payload
+    path = tmp_path / f"payload.{kind}"
+    path.write_bytes(raw)
+    before = tally()
+    result = runner.invoke(app, ["orders", "submit", str(path)])
+    assert result.exception is None or isinstance(result.exception, SystemExit), result.exception
+    assert result.exit_code in (0, 1)
+    submitted, accepted, duplicates, quarantined = map(int, SUMMARY.search(result.output.replace("\n", " ")).groups())
+    assert result.exit_code == (1 if quarantined else 0)
+    duplicate_ids = re.findall(r"duplicate order (\S+): already received", result.output)
+    with session() as s:
+        newest = list(s.scalars(select(Order.id).order_by(Order.received_at.desc()).limit(accepted))) if accepted else []
+    assert check_outcome(before, submitted, newest, duplicate_ids, quarantined) == []
+    assert len(duplicate_ids) == duplicates

@@ -14,6 +14,7 @@ import codecs
 import csv
 import io
 import json
+import math
 import re
 from dataclasses import dataclass
 from typing import Any
@@ -126,7 +127,7 @@ def to_json(value: Any, ascii_only: bool = True) -> str:
                                for k, v in value.items) + "}"
     if isinstance(value, list):
         return "[" + ", ".join(to_json(v, ascii_only) for v in value) + "]"
-    if isinstance(value, float) and value != value:
+    if isinstance(value, float) and math.isnan(value):
         return "NaN"
     return json.dumps(value, ensure_ascii=ascii_only)
 

@@ -3,13 +3,20 @@ quarantined or duplicate orders (at least one outcome), raises nothing, and the 
 agrees; every stored order keeps the contract. (The long run: bench/hostile_intake.py.)"""
 
 from hypothesis import given
+from intake_payloads import (
+    any_bytes,
+    check_outcome,
+    csv_documents,
+    json_documents,
+    payloads,
+    tally,
+)
 
 from handoff.core.db import session
 from handoff.core.intake import parse_csv_orders, parse_json_orders, submit_orders
 from handoff.core.intake.contract import stored_order_violations
 from handoff.core.intake.door import content_as_stored
 from handoff.core.models import Order
-from intake_payloads import any_bytes, check_outcome, csv_documents, json_documents, payloads, tally
 
 
 def submit_and_check(kind, raw):

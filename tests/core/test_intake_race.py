@@ -25,7 +25,7 @@ def an_order(order_id: str, price: float = 18.0) -> dict:
             "customer_name": "Alfreds", "lines": [{"product_id": 1, "quantity": 10, "unit_price": price}]}
 
 
-def intake_process(url: str, who: int, barrier, results) -> None:  # noqa: ANN001
+def intake_process(url: str, who: int, barrier, results) -> None:
     """One intake process: for each round, wait for the other, then submit a batch whose first
     order is the contested one (changed content in odd rounds, from process 1)."""
     from handoff.core.settings import settings
@@ -47,7 +47,7 @@ def intake_process(url: str, who: int, barrier, results) -> None:  # noqa: ANN00
             result = submit_orders([(json.dumps(o), o) for o in batch], source=f"process-{who}", announce=False)
             results.put((who, r, result.accepted, result.duplicates,
                          [(q.reference, [x["field"] for x in q.reasons]) for q in result.quarantined], None))
-        except Exception as exc:  # the very thing this test is about: report it, do not hide it
+        except Exception as exc:  # noqa: BLE001 - the very thing this test is about: report it
             results.put((who, r, [], [], [], f"{type(exc).__name__}: {exc}"))
     results.put((who, "races lost to the database", len(lost)))
 

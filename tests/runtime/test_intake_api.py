@@ -4,8 +4,8 @@ from fastapi.testclient import TestClient
 from sqlalchemy import func, select
 
 from handoff.core.db import session
-from handoff.runtime.intake_api import create_intake_app
 from handoff.core.models import Order, Quarantine
+from handoff.runtime.intake_api import create_intake_app
 
 ORDER = {"order_id": "H-1", "customer_id": "ALFKI", "order_date": "2024-03-01", "due_date": "2024-03-15",
          "lines": [{"product_id": 1, "quantity": 10, "unit_price": 18.0}]}
@@ -82,7 +82,7 @@ def test_any_malformed_authorization_is_a_clean_401(db, header):
 
 def test_a_non_ascii_token_set_by_the_operator_still_works(db):
     c = TestClient(create_intake_app(token="clé-à-moi", announce=False))
-    header = "Bearer clé-à-moi".encode("utf-8")  # the bytes on the wire
+    header = "Bearer clé-à-moi".encode()  # the bytes on the wire
     assert c.post("/orders", json=ORDER, headers={"Authorization": header}).status_code == 201
 
 
@@ -199,3 +199,27 @@ def test_a_large_batch_does_not_stall_other_requests(server):
     # Before, the batch held the event loop: one /health answer, after the whole batch. (The
     # answers still wait for the GIL, so how fast they are depends on the machine's load.)
     assert len(took) >= 5 and took[-1] < batch_seconds / 4
+
+
+# --- property: any body through POST /orders ------------------------------------------------
+
+import sys
+from pathlib import Path
+
+from hypothesis import given
+
+sys.path.insert(0, str(Path(__file__).parents[1] / "core"))
+from intake_payloads import check_outcome, payloads, tally
+
+
+@given(payload=payloads())
+def test_any_body_through_post_orders(db, payload):
+    kind, raw = payload
+    before = tally()
+    content_type = "text/csv" if kind == "csv" else "application/json"
+    response = client().post("/orders", content=raw, headers={**auth(), "Content-Type": content_type})
+    assert response.status_code in (201, 207, 422), response.text[:300]
+    body = response.json()
+    assert check_outcome(before, body["submitted"], body["accepted"], body["duplicates"], len(body["quarantined"])) == []
+    expected = 201 if not body["quarantined"] else 207 if body["accepted"] or body["duplicates"] else 422
+    assert response.status_code == expected

@@ -12,8 +12,9 @@ look (a no-op UPDATE), so the look and the insert see the same database.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from typing import Any, Callable, Iterable
+from typing import Any
 
 from sqlalchemy import select, text
 from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
@@ -24,7 +25,14 @@ from handoff.core.db import session
 from handoff.core.intake.contract import OrderIn, Reason, check_order
 from handoff.core.intake.reading import Submission
 from handoff.core.intake.text import clip, printable, quote
-from handoff.core.models import AuditEvent, Customer, Order, OrderLine, OrderStatus, Quarantine
+from handoff.core.models import (
+    AuditEvent,
+    Customer,
+    Order,
+    OrderLine,
+    OrderStatus,
+    Quarantine,
+)
 
 log = logging.getLogger(__name__)
 
