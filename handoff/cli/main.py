@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import sqlite3
 from pathlib import Path
@@ -71,7 +72,8 @@ def orders_submit(files: list[Path] = typer.Argument(..., exists=True, dir_okay=
 
     total = IntakeResult()
     announce = _announcer_if_server()
-    with prefect_server.using(settings.prefect_ui_url):
+    # Prefect's settings only matter for announcing (copying them costs a third of a second)
+    with prefect_server.using(settings.prefect_ui_url) if announce else contextlib.nullcontext():
         for path in files:
             try:
                 submissions = read_order_file(path)

@@ -16,9 +16,10 @@ import json
 import math
 import re
 from collections import Counter
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 from handoff.core.intake.contract import LINE_FIELDS, ORDER_FIELDS, Reason, Unreadable
 from handoff.core.intake.text import clip, quote
