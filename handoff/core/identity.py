@@ -29,12 +29,17 @@ from typing import Any
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
-from itsdangerous import BadSignature, SignatureExpired, URLSafeSerializer, URLSafeTimedSerializer
+from itsdangerous import (
+    BadSignature,
+    SignatureExpired,
+    URLSafeSerializer,
+    URLSafeTimedSerializer,
+)
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from handoff.core import audit
-from handoff.core.models import LoginAttempt, WorkItem, Worker, utcnow
+from handoff.core.models import LoginAttempt, Worker, WorkItem, utcnow
 from handoff.core.routing import router
 from handoff.core.settings import settings
 
@@ -302,6 +307,19 @@ def complete_verified(s: Session, item_id: int, answer: dict[str, Any]) -> WorkI
     return item
 
 
-__all__ = ["CompletionRefused", "LoginRefused", "NotSignedIn", "PROOF_FIELD", "SignedIn", "TooManyAttempts",
-           "authenticate", "complete_verified", "issue_session", "read_session", "server_secret", "set_password",
-           "sign_completion", "verify_completion"]
+__all__ = [
+    "PROOF_FIELD",
+    "CompletionRefused",
+    "LoginRefused",
+    "NotSignedIn",
+    "SignedIn",
+    "TooManyAttempts",
+    "authenticate",
+    "complete_verified",
+    "issue_session",
+    "read_session",
+    "server_secret",
+    "set_password",
+    "sign_completion",
+    "verify_completion",
+]

@@ -184,7 +184,13 @@ class WorkItem(Base):
 
     assignee: Mapped[Worker | None] = relationship()
 
-    __table_args__ = (Index("ix_work_items_state_due", "state", "due_at"),)
+    __table_args__ = (
+        Index("ix_work_items_state_due", "state", "due_at"),
+        # A rep's worklist (their items) and the queue's mean effort (urgency's p_bar), without
+        # reading every row: the worklist page and Get next stay fast at 10,000 items.
+        Index("ix_work_items_assignee_state", "assignee_id", "state"),
+        Index("ix_work_items_state_effort", "state", "effort_seconds"),
+    )
 
 
 # --- what happened, and what was refused --------------------------------------------------

@@ -13,11 +13,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import func, select
+import numpy as np
+from sqlalchemy import Text, select, type_coerce
 from sqlalchemy.orm import Session
 
 from handoff.core import audit, sla
-from handoff.core.models import WorkItem, WorkItemState, Worker, utcnow
+from handoff.core.models import Worker, WorkItem, WorkItemState, utcnow
 from handoff.core.routing import router
 from handoff.core.routing.eligibility import as_utc_naive, effective_requirements, meets
 
@@ -40,16 +41,28 @@ class TeamItem:
 
 
 def team_items(s: Session, limit: int = 200, now: datetime | None = None) -> list[TeamItem]:
-    """The team's active items (open, assigned, started), most urgent first, by the router's score."""
+    """The team's active items (open, assigned, started), the `limit` most urgent by the router's
+    score. Scored from plain columns in one vectorised pass (the router's own score_many), so a
+    floor of 10,000 items costs no ORM object each."""
     now = as_utc_naive(now or utcnow())
-    p_bar = s.scalar(select(func.avg(WorkItem.effort_seconds)).where(WorkItem.state.in_(router.ACTIVE))) or 0.0
-    t = router.epoch(now)
-    rows = s.scalars(select(WorkItem).where(WorkItem.state.in_(router.ACTIVE))).all()
-    scored = sorted(((router.POLICY.score(router.as_routable_item(it), t, float(p_bar)), it) for it in rows),
-                    key=lambda pair: (-pair[0], pair[1].due_at, pair[1].id))[:limit]
+    rows = s.execute(select(
+        WorkItem.id, WorkItem.priority, WorkItem.value, type_coerce(WorkItem.created_at, Text),
+        type_coerce(WorkItem.due_at, Text), WorkItem.effort_seconds,
+    ).where(WorkItem.state.in_(router.ACTIVE))).all()
+    if not rows:
+        return []
+    ids, priority, value, created, due, effort = zip(*rows)
+    scores = router.POLICY.score_many(
+        np.array(priority, dtype=float), np.array(value, dtype=float),
+        np.array([router._stored_epoch(c) for c in created]), np.array([router._stored_epoch(d) for d in due]),
+        np.array(effort, dtype=float), router.epoch(now))
+    top = [int(ids[i]) for i in np.argsort(-scores, kind="stable")[:limit]]
+    score_of = {int(ids[i]): float(scores[i]) for i in range(len(ids))}
+    items = {it.id: it for it in s.scalars(select(WorkItem).where(WorkItem.id.in_(top)))}
     names = dict(s.execute(select(Worker.id, Worker.name)).all())
     return [TeamItem(it.id, it.title, it.work_type, str(it.state), names.get(it.assignee_id), it.due_at,
-                     sla.business_seconds_between(now, it.due_at), score, it.escalated) for score, it in scored]
+                     sla.business_seconds_between(now, it.due_at), score_of[it.id], it.escalated)
+            for it in (items[i] for i in top)]
 
 
 def reassign_item(s: Session, item_id: int, to: str, by: str, reason: str, now: datetime | None = None) -> Worker:

@@ -22,9 +22,9 @@ from urllib.parse import quote
 import httpx
 import pytest
 
+from handoff.core import identity
 from handoff.core.db import session
 from handoff.core.intake import submit_orders
-from handoff.core import identity
 from handoff.core.models import AuditEvent, Order, WorkItem
 from handoff.runtime.steps import waiting_steps
 
