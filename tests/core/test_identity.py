@@ -14,7 +14,7 @@ from handoff.core.db import session
 from handoff.core.models import AuditEvent, LoginAttempt, Worker, WorkItem, utcnow
 
 
-def _secret_in(home: str, barrier, out) -> None:  # noqa: ANN001 - a process target
+def _secret_in(home: str, barrier, out) -> None:
     from handoff.core import identity as ident
     from handoff.core.settings import settings
 
