@@ -84,7 +84,9 @@ class Proc:
             return "resource tracker"
         if "server start" in c and "prefect" in c or "prefect.server" in c or "uvicorn" in c and "prefect" in c:
             return "prefect server"
-        if c.endswith(" up") and "handoff" in c:
+        if " worker --pool" in c:
+            return "worker"
+        if (c.endswith(" up") or " up --" in c) and "handoff" in c:
             return "handoff up (runner, intake, sandbox)"
         return "other"
 
@@ -258,6 +260,27 @@ def import_cost(statement: str, repeat: int = 3) -> float:
     return sorted(times)[len(times) // 2]
 
 
+def snapshot_tree(home: Path) -> Path:
+    """Copy the working tree (tracked and untracked files, as they are now) under the home and
+    run the stack from there: other engineers edit the checkout while a bench runs, and a
+    half-made edit would crash flow runs that start later. `<home>/shared` links to the
+    checkout's `../shared` (Northwind, BPIC), which handoff finds next to its code."""
+    code = home / "code"
+    files = subprocess.run(["git", "-C", str(ROOT), "ls-files", "-co", "--exclude-standard", "-z"],
+                           check=True, capture_output=True).stdout.decode().split("\0")
+    for rel in filter(None, files):
+        src = ROOT / rel
+        if src.is_file() and not rel.startswith(("bench/out/", ".venv/")):
+            (code / rel).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(src, code / rel)
+    shared = ROOT.parent / "shared"
+    if shared.exists() and not (home / "shared").exists():
+        (home / "shared").symlink_to(shared)
+    subprocess.run([str(PYTHON), "-m", "compileall", "-q", str(code)], check=False,
+                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    return code
+
+
 # --- the stack -----------------------------------------------------------------------------------
 
 
@@ -288,7 +311,8 @@ class Stack:
 
     def __init__(self, ui_port: int = 4310, sandbox_port: int = 8775, intake_port: int = 8085,
                  home: Path | None = None, keep_home: bool = False, extra_env: dict[str, str] | None = None,
-                 snapshot: bool = True, say: Callable[[str], None] | None = None) -> None:
+                 snapshot: bool = True, say: Callable[[str], None] | None = None,
+                 up_args: list[str] | None = None, code: Path | None = None) -> None:
         self.ui_url = f"http://127.0.0.1:{ui_port}"
         self.sandbox_url = f"http://127.0.0.1:{sandbox_port}"
         self.intake_url = f"http://127.0.0.1:{intake_port}"
@@ -297,6 +321,8 @@ class Stack:
         self.keep_home = keep_home or home is not None
         self.token = secrets.token_urlsafe(24)
         self.extra_env = extra_env or {}
+        self.up_args = list(up_args or [])  # e.g. ["--postgres", "--workers", "2"]
+        self.stack_info: dict[str, Any] = {}  # HANDOFF_HOME/stack.json, written by `handoff up --postgres/--workers`
         self.say = say or (lambda text: print(f"[stack] {text}", file=sys.stderr, flush=True))
         self.proc: subprocess.Popen | None = None
         self.log_path = self.home / "handoff-up.log"
@@ -304,34 +330,19 @@ class Stack:
         self._known_pids: set[int] = set()
         self.started_at: float | None = None
         self.code_version = code_version()
-        self.code = self.snapshot_code() if snapshot else ROOT
+        self.code = code or (self.snapshot_code() if snapshot else ROOT)  # `code`: a snapshot made once for many stacks
         self.point_this_process_here()
 
     def snapshot_code(self) -> Path:
-        """Copy the working tree (tracked and untracked files, as they are now) under the home and
-        run the stack from there: other engineers edit the checkout while a bench runs, and a
-        half-made edit would crash flow runs that start later. `<home>/shared` links to the
-        checkout's `../shared` (Northwind, BPIC), which handoff finds next to its code."""
-        code = self.home / "code"
-        files = subprocess.run(["git", "-C", str(ROOT), "ls-files", "-co", "--exclude-standard", "-z"],
-                               check=True, capture_output=True).stdout.decode().split("\0")
-        for rel in filter(None, files):
-            src = ROOT / rel
-            if src.is_file() and not rel.startswith(("bench/out/", ".venv/")):
-                (code / rel).parent.mkdir(parents=True, exist_ok=True)
-                shutil.copy2(src, code / rel)
-        shared = ROOT.parent / "shared"
-        if shared.exists() and not (self.home / "shared").exists():
-            (self.home / "shared").symlink_to(shared)
-        subprocess.run([str(PYTHON), "-m", "compileall", "-q", str(code)], check=False,
-                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        return code
+        """A snapshot of the working tree under the stack's home (see `snapshot_tree`)."""
+        return snapshot_tree(self.home)
 
     # -- environment -------------------------------------------------------------------------
 
     @property
     def database_url(self) -> str:
-        return f"sqlite:///{self.home / 'handoff.core.db'}"
+        """handoff's database: the stack's PostgreSQL one once `handoff up --postgres` said where it is."""
+        return self.stack_info.get("handoff_database_url") or f"sqlite:///{self.home / 'handoff.db'}"
 
     def handoff_env(self) -> dict[str, str]:
         """Where this stack's handoff keeps its data and finds its systems."""
@@ -401,7 +412,7 @@ class Stack:
                  f"intake {self.intake_url})")
         self.started_at = time.monotonic()
         self.say(f"code: {self.code_version} (run from {self.code})")
-        command = [str(PYTHON), "-c", "from handoff.cli.main import app; app()", "up"]
+        command = [str(PYTHON), "-c", "from handoff.cli.main import app; app()", "up", *self.up_args]
         self.proc = subprocess.Popen(command, cwd=self.code, env=self.env(), stdout=self._log,
                                      stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, process_group=0)
         Stack._live.append(self)
@@ -423,8 +434,29 @@ class Stack:
             if time.monotonic() > deadline:
                 raise RuntimeError(f"`handoff up` not ready within {timeout:.0f} s:\n{self.log_tail()}")
             if READY_LINE in self.log_text() and self._healthy() and self._deployments_exist():
+                self._read_stack_info()
                 return
             time.sleep(0.5)
+
+    def _read_stack_info(self) -> None:
+        """Where `handoff up --postgres` put the databases: this process follows it there."""
+        import json
+
+        path = self.home / "stack.json"
+        if path.exists():
+            self.stack_info = json.loads(path.read_text())
+            self.point_this_process_here()  # handoff's engines are per URL: the next session goes there
+
+    def postgres_processes(self) -> list[Proc]:
+        """The throwaway PostgreSQL cluster's processes (`--postgres`), outside `handoff up`'s tree."""
+        data = self.stack_info.get("postgres_data")
+        if not data:
+            return []
+        try:
+            postmaster = int(Path(data, "postmaster.pid").read_text().split()[0])
+        except (OSError, ValueError, IndexError):
+            return []
+        return process_tree(postmaster)
 
     def _healthy(self) -> bool:
         try:
@@ -536,12 +568,16 @@ class Stack:
         if self.proc is None or self.proc.poll() is not None:
             return 0.0
         total = sum(p.cpu_seconds for p in self.processes())
-        try:
-            raw = Path(f"/proc/{self.proc.pid}/stat").read_text()
-            fields = raw[raw.rindex(")") + 2:].split()
-            total += (int(fields[13]) + int(fields[14])) / CLK_TCK
-        except OSError:
-            pass
+        pg = self.postgres_processes()
+        total += sum(p.cpu_seconds for p in pg)
+        for parent in [self.proc.pid, *(p.pid for p in self.processes() if p.role in ("worker", "fork server")),
+                       *(p.pid for p in pg[:1])]:  # children they reaped: flow runs, backends
+            try:
+                raw = Path(f"/proc/{parent}/stat").read_text()
+                fields = raw[raw.rindex(")") + 2:].split()
+                total += (int(fields[13]) + int(fields[14])) / CLK_TCK
+            except OSError:
+                pass
         return total
 
     def process_count(self) -> tuple[int, int]:

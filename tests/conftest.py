@@ -4,12 +4,9 @@ users get)."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
-import socket
-import subprocess
-import tempfile
-import uuid
 from pathlib import Path
 
 os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
@@ -39,31 +36,103 @@ def bounded_waits(monkeypatch):
     monkeypatch.setattr(settings, "human_step_timeout_seconds", 90)
 
 
-@pytest.fixture
-def db(request, tmp_path, monkeypatch):
-    """A fresh, migrated handoff database for this test: SQLite (the embedded default), or
-    PostgreSQL (production) for a test parametrized with `indirect=["db"]`."""
-    backend = getattr(request, "param", "sqlite")
-    if backend == "postgres":
-        url = request.getfixturevalue("postgres").new_database()
-    else:
-        url = f"sqlite:///{tmp_path / 'handoff.core.db'}"
-    monkeypatch.setattr(settings, "database_url", url)
-    monkeypatch.setattr(settings, "home", tmp_path)
-    from handoff.core.db import engine
+# Tests whose database work happens in other threads or processes (flow runs, stand-in reps,
+# racing processes) need real commits; the rest run inside one transaction rolled back at the end.
+NEEDS_COMMITS = {"prefect_harness", "responder"}
 
-    engine()
-    yield settings.database_url
+
+def needs_commits(request: pytest.FixtureRequest) -> bool:
+    return bool(NEEDS_COMMITS & set(request.fixturenames)) or request.node.get_closest_marker("committed") is not None
+
+
+@pytest.fixture(scope="session")
+def migrated_sqlite(tmp_path_factory) -> Path:
+    """One SQLite file brought to head by the same Alembic migrations users get, once."""
+    from alembic import command
+
+    from handoff.core.db import alembic_config
+
+    path = tmp_path_factory.mktemp("migrated") / "handoff.db"
+    command.upgrade(alembic_config(f"sqlite:///{path}"), "head")
+    return path
+
+
+@pytest.fixture
+def db(request, tmp_path, monkeypatch, migrated_sqlite):
+    """The test's handoff database, at head: SQLite (the embedded default), or PostgreSQL
+    (production) for a test parametrized with `indirect=["db"]`.
+
+    A test that needs real commits (see `needs_commits`; mark others `@pytest.mark.committed`)
+    gets a database of its own: a copy of the migrated SQLite file, or a new PostgreSQL database
+    dropped afterwards. Every other test runs inside one transaction that is rolled back at the
+    end; the code under test commits savepoints within it."""
+    backend = getattr(request, "param", "sqlite")
+    monkeypatch.setattr(settings, "home", tmp_path)
+    if backend == "postgres":
+        cluster = request.getfixturevalue("postgres")
+        url = cluster.new_database()
+    else:
+        path = tmp_path / "handoff.db"
+        shutil.copyfile(migrated_sqlite, path)
+        url = f"sqlite:///{path}"
+    monkeypatch.setattr(settings, "database_url", url)
+    from handoff.core import db as database
+
+    if needs_commits(request):
+        database.engine()
+        yield url
+    else:
+        with rolled_back(url) as factory:
+            monkeypatch.setattr(database, "_session_factory", lambda _url: factory)
+            yield url
+    database.engine_for(url).dispose()
+    if backend == "postgres":
+        cluster.drop_database(url)
+
+
+@contextlib.contextmanager
+def rolled_back(url: str):
+    """A session factory whose every unit of work is a savepoint in one outer transaction,
+    rolled back when the block ends (SQLAlchemy's "join an external transaction" recipe; on
+    SQLite, pysqlite's own transaction handling is switched off so SAVEPOINT works)."""
+    from sqlalchemy import create_engine, event
+    from sqlalchemy.orm import sessionmaker
+
+    from handoff.core.db import engine_for
+
+    engine_for(url)  # at head
+    if url.startswith("sqlite"):
+        engine = create_engine(url)
+
+        @event.listens_for(engine, "connect")
+        def _no_pysqlite_transactions(dbapi_connection, _record) -> None:  # noqa: ANN001
+            dbapi_connection.isolation_level = None
+            dbapi_connection.execute("PRAGMA foreign_keys=ON")
+
+        @event.listens_for(engine, "begin")
+        def _begin(connection) -> None:  # noqa: ANN001
+            connection.exec_driver_sql("BEGIN")
+    else:
+        engine = create_engine(url)
+    connection = engine.connect()
+    outer = connection.begin()
+    try:
+        yield sessionmaker(bind=connection, expire_on_commit=False, join_transaction_mode="create_savepoint")
+    finally:
+        outer.rollback()
+        connection.close()
+        engine.dispose()
 
 
 @pytest.fixture(scope="session")
 def postgres():
     """A throwaway PostgreSQL cluster for the session (Debian's postgresql, which .ci/run
     installs); the tests that need it are skipped where it is not installed."""
-    bindir = next(iter(sorted(Path("/usr/lib/postgresql").glob("*/bin"), reverse=True)), None)
-    if bindir is None or not (bindir / "initdb").exists():
+    from handoff.runtime.postgres import PostgresCluster, find_bindir
+
+    if find_bindir() is None:
         pytest.skip("PostgreSQL is not installed (apt-get install postgresql; .ci/run does)")
-    with PostgresCluster(bindir) as cluster:
+    with PostgresCluster() as cluster:
         yield cluster
 
 
@@ -84,7 +153,6 @@ def reps(db):
 
 # --- the other systems, on localhost ---------------------------------------------------------
 
-CLIENT_TIMEOUT_SECONDS = 1.0
 QUICK_BACKOFF_SECONDS = 0.01
 
 
@@ -97,26 +165,53 @@ def sandbox_server():
         yield handle
 
 
+def all_client_tasks() -> list:
+    """Every Prefect task of the five client modules."""
+    from prefect import Task
+
+    from tasks import activation, billing, calendar, crm, provisioning
+
+    return [v for m in (crm, provisioning, activation, billing, calendar) for v in vars(m).values() if isinstance(v, Task)]
+
+
 @pytest.fixture
-def sandbox(sandbox_server, monkeypatch):
-    """The sandbox, empty and without faults; the clients call it with short timeouts and
-    retry delays of milliseconds (the same policy otherwise)."""
-    import httpx
+def client_tasks() -> list:
+    return all_client_tasks()
+
+
+@pytest.fixture
+def client_timeout() -> float:
+    """How long the clients wait for the sandbox (tests/sandbox make it shorter: an injected
+    hang then costs less)."""
+    return 1.0
+
+
+@pytest.fixture
+def quick_retries(monkeypatch):
+    """The same retry policy, with delays of 10 ms, 20 ms, ... instead of seconds."""
     from prefect.tasks import exponential_backoff
 
+    from tasks import http
+
+    delays = exponential_backoff(backoff_factor=QUICK_BACKOFF_SECONDS)(http.RETRIES)
+    for task in all_client_tasks():
+        monkeypatch.setattr(task, "retry_delay_seconds", delays)
+
+
+@pytest.fixture
+def sandbox(sandbox_server, monkeypatch, client_timeout, quick_retries):
+    """The sandbox, empty and without faults, with the clients pointed at it."""
+    import httpx
+
     from sandbox.faults import SYSTEMS
-    from tasks import activation, billing, calendar, crm, http, provisioning
+    from tasks import activation, billing, calendar, crm, provisioning
 
     sandbox_server.sandbox.reset()
     monkeypatch.setattr(settings, "sandbox_url", sandbox_server.url)
     for system in SYSTEMS:
         monkeypatch.delenv(f"HANDOFF_{system.upper()}_URL", raising=False)
-    delays = exponential_backoff(backoff_factor=QUICK_BACKOFF_SECONDS)(http.RETRIES)
     for module in (crm, provisioning, activation, billing, calendar):
-        monkeypatch.setattr(module, "TIMEOUT", httpx.Timeout(CLIENT_TIMEOUT_SECONDS))
-        for value in vars(module).values():
-            if hasattr(value, "retry_delay_seconds") and hasattr(value, "fn"):
-                monkeypatch.setattr(value, "retry_delay_seconds", delays)
+        monkeypatch.setattr(module, "TIMEOUT", httpx.Timeout(client_timeout))
     yield sandbox_server
     sandbox_server.sandbox.reset()
 
@@ -166,50 +261,3 @@ def responder(prefect_harness, monkeypatch):
     yield r
     r.stop.set()
     thread.join(timeout=10)
-
-
-class PostgresCluster:
-    """initdb + pg_ctl in a temp directory, on a free port, trusting local connections; one
-    new database per test. As root it runs as the `postgres` user (initdb refuses root)."""
-
-    def __init__(self, bindir: Path) -> None:
-        self.bindir = bindir
-        self.dir = Path(tempfile.mkdtemp(prefix="handoff-postgres-"))
-        self.data = self.dir / "data"
-        with socket.socket() as probe:
-            probe.bind(("127.0.0.1", 0))
-            self.port = probe.getsockname()[1]
-        self.as_postgres = ["runuser", "-u", "postgres", "--"] if os.geteuid() == 0 else []
-
-    def _run(self, *args: str | Path) -> None:
-        done = subprocess.run([*self.as_postgres, *map(str, args)], capture_output=True, text=True)
-        if done.returncode != 0:
-            raise RuntimeError(f"{args[0]} failed: {done.stdout}{done.stderr}")
-
-    def __enter__(self) -> "PostgresCluster":
-        if self.as_postgres:
-            shutil.chown(self.dir, "postgres")
-        self._run(self.bindir / "initdb", "-D", self.data, "-U", "postgres", "--auth=trust", "-E", "UTF8")
-        self._run(self.bindir / "pg_ctl", "-D", self.data, "-l", self.dir / "server.log", "-w", "start", "-o",
-                  f"-p {self.port} -k {self.dir} -c listen_addresses=127.0.0.1 -c fsync=off "
-                  "-c synchronous_commit=off -c max_connections=200")
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        try:
-            self._run(self.bindir / "pg_ctl", "-D", self.data, "-m", "immediate", "-w", "stop")
-        finally:
-            shutil.rmtree(self.dir, ignore_errors=True)
-
-    def url(self, database: str) -> str:
-        return f"postgresql+psycopg://postgres@127.0.0.1:{self.port}/{database}"
-
-    def new_database(self) -> str:
-        from sqlalchemy import create_engine, text
-
-        name = f"handoff_{uuid.uuid4().hex[:12]}"
-        admin = create_engine(self.url("postgres"), isolation_level="AUTOCOMMIT")
-        with admin.connect() as connection:
-            connection.execute(text(f'CREATE DATABASE "{name}"'))
-        admin.dispose()
-        return self.url(name)

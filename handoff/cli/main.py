@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sqlite3
 from pathlib import Path
 from typing import Optional
 
@@ -31,17 +32,28 @@ console = Console()
 
 
 def show_intake(result: IntakeResult) -> None:
+    """What happened to each order. Every value shown came from a sender: escaped, so that
+    `[/bold]` in a name is text, not markup, and a terminal escape is shown, not obeyed."""
     for rejected in result.quarantined:
-        console.print(f"[red]quarantined[/red] order {rejected.reference or '(no order id)'} "
+        console.print(f"[red]quarantined[/red] order {shown(rejected.reference or '(no order id)')} "
                       f"(quarantine #{rejected.quarantine_id}):")
         for reason in rejected.reasons:
-            console.print(f"    [bold]{reason['field']}[/bold]: {reason['message']}")
+            console.print(f"    [bold]{shown(reason['field'])}[/bold]: {shown(reason['message'])}")
     for order_id in result.duplicates:
-        console.print(f"[yellow]duplicate[/yellow] order {order_id}: already received, not stored again")
+        console.print(f"[yellow]duplicate[/yellow] order {shown(order_id)}: already received, not stored again")
     console.print(
         f"submitted {result.submitted} · accepted {len(result.accepted)} · "
         f"duplicates {len(result.duplicates)} · quarantined {len(result.quarantined)}"
     )
+
+
+def shown(value: object, keep_lines: bool = False) -> str:
+    """A sender's value made safe for a Rich console: control characters as escapes, markup escaped."""
+    from rich.markup import escape
+
+    from handoff.core.intake.text import printable
+
+    return escape(printable(str(value), keep_lines=keep_lines))
 
 
 def _announcer_if_server():  # noqa: ANN202
@@ -55,13 +67,24 @@ def _announcer_if_server():  # noqa: ANN202
 def orders_submit(files: list[Path] = typer.Argument(..., exists=True, dir_okay=False, help="JSON or CSV files.")) -> None:
     """Submit orders from JSON (one order, a list, or {"orders": [...]}) or CSV (a row per line)."""
     from handoff.runtime import prefect_server
-    from handoff.core.intake import read_order_file, submit_orders
+    from handoff.core.intake import IntakeInterrupted, read_order_file, submit_orders
 
     total = IntakeResult()
     announce = _announcer_if_server()
     with prefect_server.using(settings.prefect_ui_url):
         for path in files:
-            total.merge(submit_orders(read_order_file(path), source=f"file:{path.name}", announce=announce))
+            try:
+                submissions = read_order_file(path)
+            except OSError as exc:
+                console.print(f"[red]cannot read {shown(path)}:[/red] {shown(exc.strerror or exc)}; nothing taken from it")
+                raise typer.Exit(2)
+            try:
+                total.merge(submit_orders(submissions, source=f"file:{path.name}", announce=announce))
+            except IntakeInterrupted as stopped:
+                total.merge(stopped.result)
+                show_intake(total)
+                console.print(f"[red]{shown(stopped)}[/red] (in {shown(path)}; later files were not read)")
+                raise typer.Exit(3)
     show_intake(total)
     if not announce and total.accepted:
         console.print(f"[dim]No Prefect server at {settings.prefect_ui_url}: orders are stored and will be "
@@ -75,12 +98,18 @@ def orders_import_northwind(
     path: Optional[Path] = typer.Argument(None, help="Northwind SQLite file (default: ../shared/data)."),
     limit: Optional[int] = typer.Option(None, "--limit", "-n", help="Only the first N orders."),
 ) -> None:
-    """Import Northwind's customers, products and orders (RequiredDate becomes the due date)."""
+    """Import Northwind's customers, products and orders (RequiredDate becomes the due date).
+    A malformed source row is quarantined with its reasons; the rest is imported."""
     from handoff.runtime import prefect_server
     from handoff.core.northwind import import_northwind
 
     with prefect_server.using(settings.prefect_ui_url):
-        show_intake(import_northwind(path, limit=limit, announce=_announcer_if_server()))
+        try:
+            result = import_northwind(path, limit=limit, announce=_announcer_if_server())
+        except (FileNotFoundError, sqlite3.DatabaseError) as exc:
+            console.print(f"[red]cannot read the Northwind database:[/red] {shown(exc)}")
+            raise typer.Exit(2)
+        show_intake(result)
 
 
 @quarantine_app.command("list")
@@ -94,15 +123,19 @@ def quarantine_list(limit: int = typer.Option(50, help="How many, newest first."
     table = Table("#", "when", "source", "order", "reasons")
     with session() as s:
         for q in s.scalars(select(Quarantine).order_by(Quarantine.id.desc()).limit(limit)):
-            reasons = "\n".join(f"{r['field']}: {r['message']}" for r in q.reasons)
-            table.add_row(str(q.id), f"{q.received_at:%Y-%m-%d %H:%M}", q.source, q.reference or "", reasons)
+            reasons = "\n".join(f"{shown(r.get('field', ''))}: {shown(r.get('message', ''))}" for r in q.reasons)
+            table.add_row(str(q.id), f"{q.received_at:%Y-%m-%d %H:%M}", shown(q.source), shown(q.reference or ""), reasons)
     console.print(table)
 
 
 @quarantine_app.command("show")
-def quarantine_show(quarantine_id: int) -> None:
-    """Show one refused input exactly as it was received."""
+def quarantine_show(
+    quarantine_id: int,
+    save: Optional[Path] = typer.Option(None, "--save", help="Write the input's exact bytes to this file."),
+) -> None:
+    """Show one refused input as it was received (unprintable characters as escapes like \\x1b)."""
     from handoff.core.db import session
+    from handoff.core.intake.text import printable
     from handoff.core.models import Quarantine
 
     with session() as s:
@@ -110,9 +143,13 @@ def quarantine_show(quarantine_id: int) -> None:
         if q is None:
             console.print(f"[red]no quarantine entry #{quarantine_id}[/red]")
             raise typer.Exit(1)
-        console.print_json(json.dumps({"id": q.id, "source": q.source, "reference": q.reference,
+        console.print_json(json.dumps({"id": q.id, "source": printable(q.source),
+                                       "reference": printable(q.reference) if q.reference else None,
                                        "received_at": str(q.received_at), "reasons": q.reasons}))
-        console.print(q.raw, markup=False, highlight=False)
+        console.print(printable(q.raw, keep_lines=True), markup=False, highlight=False, emoji=False)
+        if save is not None:
+            save.write_bytes(q.raw_bytes if q.raw_bytes is not None else q.raw.encode("utf-8"))
+            console.print(f"[dim]{len(q.raw_bytes or b''):,} bytes as received written to {shown(save)}[/dim]")
 
 
 @app.command("complete")
@@ -260,6 +297,13 @@ def up(
     feed: Optional[str] = typer.Option(None, help="Feed orders as events: 'northwind'."),
     rate: str = typer.Option("6/min", help="How fast the feed submits orders, e.g. 6/min."),
     limit: Optional[int] = typer.Option(None, help="Stop the feed after N orders."),
+    workers: int = typer.Option(0, "--workers", min=0,
+                                help="Run the flows on N workers of a work pool (0: one runner in this process)."),
+    postgres: bool = typer.Option(False, "--postgres",
+                                  help="Both databases on a throwaway local PostgreSQL cluster (Debian's postgresql)."),
+    prefect_database_url: Optional[str] = typer.Option(
+        None, envvar="PREFECT_SERVER_DATABASE_CONNECTION_URL", help="Prefect server's database (postgresql+asyncpg://…)."),
+    pool: str = typer.Option("back-office", help="The work pool's name (with --workers)."),
     lock_ui: Optional[bool] = typer.Option(None, "--lock-ui/--open-ui",
                                            help="Protect the Prefect UI and API with basic auth (default: HANDOFF_LOCK_UI)."),
 ) -> None:
@@ -277,7 +321,30 @@ def up(
             console.print("[red]--rate: must be more than 0/min[/red]")
             raise typer.Exit(2)
         feed_spec = Feed(feed, per_minute, limit)
-    run_up(feed_spec, say=lambda text: console.print(f"[bold cyan]handoff[/bold cyan] {text}"), lock_ui=lock_ui)
+    say = lambda text: console.print(f"[bold cyan]handoff[/bold cyan] {text}")  # noqa: E731
+    if workers or postgres or prefect_database_url:
+        if lock_ui:
+            console.print("[red]--lock-ui: not available with the worker stack yet (set PREFECT_SERVER_API_AUTH_STRING "
+                          "on the server and PREFECT_API_AUTH_STRING on every worker)[/red]")
+            raise typer.Exit(2)
+        from handoff.runtime.worker_stack import StackSpec, run_stack
+
+        run_stack(StackSpec(workers, postgres, prefect_database_url, pool), feed_spec, say)
+        return
+    run_up(feed_spec, say=say, lock_ui=lock_ui)
+
+
+@app.command("worker")
+def worker(
+    pool: str = typer.Option(..., "--pool", help="The work pool to take flow runs from."),
+    name: Optional[str] = typer.Option(None, help="The worker's name (default: made up by Prefect)."),
+    limit: Optional[int] = typer.Option(None, min=1, help="Flow runs at once (default HANDOFF_RUNNER_PROCESS_LIMIT)."),
+    warm: bool = typer.Option(True, "--warm/--cold", help="Fork runs from a warm process, or a fresh interpreter each."),
+) -> None:
+    """Run flow runs of a work pool on this machine (PREFECT_API_URL names the server)."""
+    from handoff.runtime.worker_stack import run_worker
+
+    run_worker(pool, name, limit, warm, say=lambda text: console.print(f"[bold cyan]handoff[/bold cyan] {text}"))
 
 
 @app.command("deploy")

@@ -11,7 +11,7 @@ import enum
 from datetime import date, datetime, timezone
 from typing import Any
 
-from sqlalchemy import JSON, Double, ForeignKey, Index, String, UniqueConstraint
+from sqlalchemy import JSON, BigInteger, Double, ForeignKey, Index, LargeBinary, String, UniqueConstraint
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
 
@@ -128,6 +128,10 @@ class Worker(Base):
     work_days: Mapped[str] = mapped_column(String(20), default="0123456")  # Mon=0
     last_assigned_at: Mapped[datetime | None]
     presence_changed_at: Mapped[datetime] = mapped_column(default=utcnow)
+    # Stamped by database triggers on every insert or update (of the worker or their skills):
+    # the routers' in-memory indexes re-read only rows changed since they last looked
+    # (handoff/core/routing/live.py; migration 0003 explains the ordering guarantee).
+    change_seq: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
     # Signing in (handoff.core.identity): an argon2 hash, never the password; a reset moves
     # password_set_at, which ends every session issued before it.
     password_hash: Mapped[str | None] = mapped_column(String(200))
@@ -139,9 +143,20 @@ class Worker(Base):
         back_populates="worker", cascade="all, delete-orphan", lazy="selectin"
     )
 
+    __table_args__ = (Index("ix_workers_change_seq", "change_seq"),)
+
     @property
     def skill_levels(self) -> dict[str, int]:
         return {s.skill: s.level for s in self.skills}
+
+
+class ChangeCounter(Base):
+    """SQLite's change counter (one row): the triggers of migration 0003 stamp each changed
+    work item or worker with the next value. PostgreSQL uses the sequence routing_change_seq."""
+
+    __tablename__ = "change_counter"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    seq: Mapped[int] = mapped_column(BigInteger, default=0)
 
 
 class WorkerSkill(Base):
@@ -181,15 +196,14 @@ class WorkItem(Base):
     answer: Mapped[dict[str, Any] | None]  # the whole form as submitted
     escalated: Mapped[bool] = mapped_column(default=False)
     version: Mapped[int] = mapped_column(default=0)  # bumped on every change of hands
+    change_seq: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")  # as Worker's
 
     assignee: Mapped[Worker | None] = relationship()
 
     __table_args__ = (
         Index("ix_work_items_state_due", "state", "due_at"),
-        # A rep's worklist (their items) and the queue's mean effort (urgency's p_bar), without
-        # reading every row: the worklist page and Get next stay fast at 10,000 items.
-        Index("ix_work_items_assignee_state", "assignee_id", "state"),
-        Index("ix_work_items_state_effort", "state", "effort_seconds"),
+        Index("ix_work_items_change_seq", "change_seq"),  # the routers' refresh
+        Index("ix_work_items_assignee_state", "assignee_id", "state"),  # a rep's worklist, going offline
     )
 
 
@@ -233,7 +247,8 @@ class Quarantine(Base):
     id: Mapped[int] = mapped_column(primary_key=True)
     source: Mapped[str]
     reference: Mapped[str | None]  # the order id, if the input had one
-    raw: Mapped[str]  # exactly what was received (JSON text or the CSV row)
+    raw: Mapped[str]  # what was received, as printable text to read (escapes for what is not)
+    raw_bytes: Mapped[bytes | None] = mapped_column(LargeBinary)  # exactly what was received
     reasons: Mapped[list[Any]]  # [{"field": ..., "message": ...}]
     received_at: Mapped[datetime] = mapped_column(default=utcnow)
     resolved: Mapped[bool] = mapped_column(default=False)

@@ -14,7 +14,10 @@ from typing import Any
 from sqlalchemy.orm import Session
 
 from handoff.core.db import session
-from handoff.core.intake import Announcer, IntakeResult, submit_orders
+from handoff.core.intake import Announcer, IntakeResult, Submission, submit_orders
+from handoff.core.intake.contract import MAX_PRODUCT_ID, MAX_UNIT_PRICE
+from handoff.core.intake.door import quarantine_alone
+from handoff.core.intake.text import quote, unprintable_characters
 from handoff.core.models import Customer, Product
 from handoff.core.settings import settings
 
@@ -28,20 +31,67 @@ def _connect(path: Path) -> sqlite3.Connection:
 
 
 def load_catalogue(path: Path | None = None) -> tuple[int, int]:
-    """Upsert Northwind's customers and products; returns (customers, products)."""
+    """Upsert Northwind's customers and products; returns (customers, products) taken.
+
+    A source row that cannot be a customer or a product (no name, a price that is not a number)
+    is quarantined with its reason, not allowed to stop the import."""
     path = path or settings.northwind_path
+    bad: list[tuple[str, dict[str, Any], str, str]] = []
+    taken = [0, 0]
     with _connect(path) as conn, session() as s:
-        customers = conn.execute("SELECT CustomerID, CompanyName, ContactName, Country FROM Customers").fetchall()
-        for c in customers:
-            _upsert(s, Customer, c["CustomerID"], name=c["CompanyName"], contact_name=c["ContactName"], country=c["Country"])
-        products = conn.execute(
+        for c in conn.execute("SELECT CustomerID, CompanyName, ContactName, Country FROM Customers"):
+            row = dict(c)
+            problem = _customer_problem(row)
+            if problem:
+                bad.append(("customer", row, *problem))
+                continue
+            _upsert(s, Customer, row["CustomerID"], name=row["CompanyName"], contact_name=_text(row["ContactName"]),
+                    country=_text(row["Country"]))
+            taken[0] += 1
+        for p in conn.execute(
             "SELECT p.ProductID, p.ProductName, c.CategoryName, p.UnitPrice, p.Discontinued "
             "FROM Products p LEFT JOIN Categories c ON c.CategoryID = p.CategoryID"
-        ).fetchall()
-        for p in products:
-            _upsert(s, Product, p["ProductID"], name=p["ProductName"], category=p["CategoryName"],
-                    unit_price=float(p["UnitPrice"] or 0), discontinued=str(p["Discontinued"]) == "1")
-    return len(customers), len(products)
+        ):
+            row = dict(p)
+            problem = _product_problem(row)
+            if problem:
+                bad.append(("product", row, *problem))
+                continue
+            _upsert(s, Product, row["ProductID"], name=row["ProductName"], category=_text(row["CategoryName"]),
+                    unit_price=float(row["UnitPrice"] or 0), discontinued=str(row["Discontinued"]) == "1")
+            taken[1] += 1
+    for kind, row, where, why in bad:
+        reference = str(row.get("CustomerID") if kind == "customer" else row.get("ProductID"))
+        quarantine_alone(f"northwind:{kind}s", _raw(row), [{"field": where, "message": why}], reference)
+    return taken[0], taken[1]
+
+
+def _customer_problem(row: dict[str, Any]) -> tuple[str, str] | None:
+    cid, name = row["CustomerID"], row["CompanyName"]
+    if not isinstance(cid, str) or not cid.strip() or len(cid) > 40 or unprintable_characters(cid):
+        return "CustomerID", f"must be text of 1 to 40 printable characters (got {quote(cid)})"
+    if not isinstance(name, str) or not name.strip() or unprintable_characters(name):
+        return "CompanyName", f"must be printable text (got {quote(name)})"
+    return None
+
+
+def _product_problem(row: dict[str, Any]) -> tuple[str, str] | None:
+    pid, name, price = row["ProductID"], row["ProductName"], row["UnitPrice"]
+    if not isinstance(pid, int) or isinstance(pid, bool) or not 0 < pid <= MAX_PRODUCT_ID:
+        return "ProductID", f"must be a whole number from 1 to {MAX_PRODUCT_ID} (got {quote(pid)})"
+    if not isinstance(name, str) or not name.strip() or unprintable_characters(name):
+        return "ProductName", f"must be printable text (got {quote(name)})"
+    if price is not None and (not isinstance(price, (int, float)) or not 0 <= price <= MAX_UNIT_PRICE):
+        return "UnitPrice", f"must be a number from 0 to {MAX_UNIT_PRICE:,.0f} (got {quote(price)})"
+    return None
+
+
+def _text(value: Any) -> str | None:
+    return value if isinstance(value, str) and not unprintable_characters(value) else None
+
+
+def _raw(row: dict[str, Any]) -> bytes:
+    return json.dumps(row, default=repr, ensure_ascii=False).encode("utf-8", "surrogatepass")
 
 
 def _upsert(s: Session, model: type, key: Any, **values: Any) -> None:
@@ -55,40 +105,61 @@ def _upsert(s: Session, model: type, key: Any, **values: Any) -> None:
 
 def northwind_orders(
     path: Path | None = None, limit: int | None = None, as_of: date | None = None
-) -> list[tuple[str, dict[str, Any]]]:
-    """Northwind orders in intake's shape, oldest first, as (raw, data) pairs.
+) -> list[Submission]:
+    """Northwind orders in intake's shape, oldest first, one submission each.
 
     `as_of` replays history as if each order arrived on that day: the order date becomes
-    `as_of` and the due date keeps the lead time the customer was promised."""
+    `as_of` and the due date keeps the lead time the customer was promised. Values are passed
+    on as the source holds them (SQLite keeps any type in any column): a malformed row
+    becomes a quarantined order with its reasons, not an error that stops the import."""
     path = path or settings.northwind_path
     with _connect(path) as conn:
         sql = "SELECT OrderID, CustomerID, OrderDate, RequiredDate FROM Orders ORDER BY OrderID"
         if limit is not None:
             sql += f" LIMIT {int(limit)}"
-        orders = conn.execute(sql).fetchall()
-        lines: dict[int, list[dict[str, Any]]] = {}
+        orders = [dict(o) for o in conn.execute(sql)]
+        lines: dict[Any, list[dict[str, Any]]] = {}
         for row in conn.execute(
             'SELECT OrderID, ProductID, UnitPrice, Quantity, Discount FROM "Order Details" ORDER BY OrderID, ProductID'
         ):
             lines.setdefault(row["OrderID"], []).append({
                 "product_id": row["ProductID"], "quantity": row["Quantity"],
-                "unit_price": float(row["UnitPrice"]), "discount": float(row["Discount"]),
+                "unit_price": _amount(row["UnitPrice"]), "discount": _amount(row["Discount"]),
             })
     out = []
     for o in orders:
-        ordered, due = (o["OrderDate"] or "")[:10] or None, (o["RequiredDate"] or "")[:10] or None
-        if as_of and ordered and due:
+        ordered, due = _day(o["OrderDate"]), _day(o["RequiredDate"])
+        if as_of and _is_iso_day(ordered) and _is_iso_day(due):
             lead = date.fromisoformat(due) - date.fromisoformat(ordered)
             ordered, due = as_of.isoformat(), (as_of + lead).isoformat()
+        order_id = o["OrderID"]
         data = {
-            "order_id": str(o["OrderID"]),
+            "order_id": str(order_id) if isinstance(order_id, int) and not isinstance(order_id, bool) else order_id,
             "customer_id": o["CustomerID"],
             "order_date": ordered,
             "due_date": due,
-            "lines": lines.get(o["OrderID"], []),
+            "lines": lines.get(order_id, []),
         }
-        out.append((json.dumps(data), data))
+        raw = json.dumps(data, default=repr, ensure_ascii=False).encode("utf-8", "surrogatepass")
+        out.append(Submission(raw, data, reference=data["order_id"] if isinstance(data["order_id"], str) else None))
     return out
+
+
+def _amount(value: Any) -> Any:
+    # Northwind keeps money as NUMERIC: SQLite hands back int or float; a whole price is a price
+    return float(value) if isinstance(value, int) and not isinstance(value, bool) else value
+
+
+def _day(value: Any) -> Any:
+    # "1996-07-04 00:00:00.000" -> "1996-07-04"; anything else is passed on for the contract to name
+    return value[:10] if isinstance(value, str) and len(value) >= 10 and value[10:11] in ("", " ", "T") else value
+
+
+def _is_iso_day(value: Any) -> bool:
+    try:
+        return isinstance(value, str) and bool(date.fromisoformat(value)) and len(value) == 10
+    except ValueError:
+        return False
 
 
 def import_northwind(

@@ -37,6 +37,9 @@ class Settings(BaseSettings):
     intake_host: str = Field("127.0.0.1")
     intake_port: int = Field(8080)
     intake_token: str = Field("", description="Bearer token for POST /orders; empty = made once, kept in home.")
+    # Intake's document limit (a file, an HTTP body: 413 over it) and how long a body may take to arrive
+    intake_max_bytes: int = Field(10 * 1024 * 1024, ge=1024, description="Largest document intake reads.")
+    intake_read_timeout_seconds: float = Field(30.0, gt=0, description="Time a request body may take to arrive.")
 
     # The reps' worklist (`handoff up`) and who may sign in (handoff.core.identity)
     worklist_host: str = Field("127.0.0.1")
@@ -67,7 +70,7 @@ class Settings(BaseSettings):
     def sqlalchemy_url(self) -> str:
         if self.database_url:
             return self.database_url
-        return f"sqlite:///{self.home / 'handoff.core.db'}"
+        return f"sqlite:///{self.home / 'handoff.db'}"
 
 
 settings = Settings()

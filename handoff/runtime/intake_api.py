@@ -2,14 +2,25 @@
 
     POST /orders   Authorization: Bearer <HANDOFF_INTAKE_TOKEN>
     body: one order, a list of orders, or {"orders": [...]} — the same shape as `orders submit`
+          (Content-Type: text/csv: the CSV shape)
 
-The same validation, quarantine and `order.received` event as the CLI. The answer lists what
+The same contract, quarantine and `order.received` event as the CLI. The answer lists what
 was accepted, what was a duplicate, and every quarantined order with its reasons by field:
 201 when everything was accepted, 207 when some were quarantined, 422 when none was.
+
+Hardened for a door open to a network: the body is counted while it arrives and refused with
+413 past HANDOFF_INTAKE_MAX_BYTES (or at once, from Content-Length); a body that takes longer
+than HANDOFF_INTAKE_READ_TIMEOUT_SECONDS is refused with 408, and a connection that sends no
+complete request head in that time is closed; the database work runs in a worker thread, so
+one large batch does not hold up other requests; any malformed Authorization header is a 401;
+there are no unauthenticated docs.
 """
 
 from __future__ import annotations
 
+import asyncio
+import hmac
+import os
 import secrets
 import threading
 from dataclasses import asdict
@@ -18,33 +29,61 @@ from typing import Any
 import uvicorn
 from fastapi import Depends, FastAPI, HTTPException, Request
 from fastapi.responses import JSONResponse
-from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from starlette.concurrency import run_in_threadpool
+from uvicorn.protocols.http.h11_impl import H11Protocol
 
-from handoff.core.intake import parse_json_orders, submit_orders
-from handoff.runtime import outbox
+from handoff.core.intake import IntakeInterrupted, IntakeResult, parse_csv_orders, parse_json_orders, submit_orders
 from handoff.core.settings import settings
+from handoff.runtime import outbox
 
-bearer = HTTPBearer(auto_error=False)
+CONNECTIONS_AT_ONCE = 64  # beyond this, uvicorn answers 503 instead of holding more sockets
 
 
 def intake_token() -> str:
-    """The token callers must present: HANDOFF_INTAKE_TOKEN, else one made once and kept."""
+    """The token callers must present: HANDOFF_INTAKE_TOKEN, else one made once and kept in a
+    file only its owner can read (created 0600, never widened: a new file is written under a
+    temporary name and linked into place, so no reader ever sees it half-written or open)."""
     if settings.intake_token:
         return settings.intake_token
     path = settings.home / "intake-token"
     if not path.exists():
         path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(secrets.token_urlsafe(24))
-        path.chmod(0o600)
+        temporary = path.with_name(f".intake-token.{os.getpid()}.{secrets.token_hex(4)}")
+        fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        try:
+            with os.fdopen(fd, "w") as f:
+                f.write(secrets.token_urlsafe(24))
+                f.flush()
+                os.fsync(f.fileno())
+            try:
+                os.link(temporary, path)  # fails if another process made one meanwhile: theirs stands
+            except FileExistsError:
+                pass
+        finally:
+            temporary.unlink(missing_ok=True)
     return path.read_text().strip()
 
 
-def create_intake_app(token: str | None = None, announce: bool = True) -> FastAPI:
-    expected = token or intake_token()
-    app = FastAPI(title="handoff intake", version="1")
+def bearer_token(request: Request) -> bytes | None:
+    """The token of an `Authorization: Bearer <token>` header, as bytes; None for anything else
+    (no header, another scheme, no token, several tokens)."""
+    value = request.headers.get("authorization")
+    if not value:
+        return None
+    scheme, _, token = value.strip().partition(" ")
+    token = token.strip()
+    if scheme.lower() != "bearer" or not token or " " in token:
+        return None
+    return token.encode("latin-1")  # headers arrive as bytes, which Starlette decodes as latin-1
 
-    def authorised(credentials: HTTPAuthorizationCredentials | None = Depends(bearer)) -> None:
-        if credentials is None or not secrets.compare_digest(credentials.credentials, expected):
+
+def create_intake_app(token: str | None = None, announce: bool = True) -> FastAPI:
+    expected = (token or intake_token()).encode("utf-8")
+    app = FastAPI(title="handoff intake", version="1", docs_url=None, redoc_url=None, openapi_url=None)
+
+    def authorised(request: Request) -> None:
+        given = bearer_token(request)
+        if given is None or not hmac.compare_digest(given, expected):
             raise HTTPException(status_code=401, detail="a valid bearer token is required",
                                 headers={"WWW-Authenticate": "Bearer"})
 
@@ -54,15 +93,29 @@ def create_intake_app(token: str | None = None, announce: bool = True) -> FastAP
 
     @app.post("/orders", dependencies=[Depends(authorised)])
     async def receive_orders(request: Request) -> JSONResponse:
-        text = (await request.body()).decode("utf-8", errors="replace")
-        result = submit_orders(parse_json_orders(text), source="http",
-                               announce=outbox.announce_orders if announce else None)
-        body: dict[str, Any] = {
-            "submitted": result.submitted,
-            "accepted": result.accepted,
-            "duplicates": result.duplicates,
-            "quarantined": [asdict(r) for r in result.quarantined],
-        }
+        limit = settings.intake_max_bytes
+        declared = request.headers.get("content-length", "")
+        if declared.isdigit() and int(declared) > limit:
+            return too_large(limit)
+        chunks, size = [], 0
+        try:
+            async with asyncio.timeout(settings.intake_read_timeout_seconds):
+                async for chunk in request.stream():
+                    size += len(chunk)
+                    if size > limit:
+                        return too_large(limit)
+                    chunks.append(chunk)
+        except TimeoutError:
+            return JSONResponse({"detail": f"the body took over {settings.intake_read_timeout_seconds:g} s to arrive"},
+                                status_code=408, headers={"Connection": "close"})
+        is_csv = request.headers.get("content-type", "").split(";")[0].strip().lower() == "text/csv"
+        try:
+            result = await run_in_threadpool(take_orders, b"".join(chunks), is_csv, announce)
+        except IntakeInterrupted as stopped:
+            body = answer(stopped.result)
+            body["detail"] = "the database could not be reached; the orders not listed here were not taken"
+            return JSONResponse(body, status_code=503)
+        body = answer(result)
         if not result.quarantined:
             status = 201
         elif result.accepted or result.duplicates:
@@ -74,11 +127,75 @@ def create_intake_app(token: str | None = None, announce: bool = True) -> FastAP
     return app
 
 
+def take_orders(raw: bytes, is_csv: bool, announce: bool) -> IntakeResult:
+    """The database side of a POST, run in a worker thread."""
+    submissions = parse_csv_orders(raw) if is_csv else parse_json_orders(raw)
+    return submit_orders(submissions, source="http", announce=outbox.announce_orders if announce else None)
+
+
+def answer(result: IntakeResult) -> dict[str, Any]:
+    return {
+        "submitted": result.submitted,
+        "accepted": result.accepted,
+        "duplicates": result.duplicates,
+        "quarantined": [asdict(r) for r in result.quarantined],
+    }
+
+
+def too_large(limit: int) -> JSONResponse:
+    return JSONResponse({"detail": f"the body is over the limit of {limit:,} bytes (HANDOFF_INTAKE_MAX_BYTES)"},
+                        status_code=413, headers={"Connection": "close"})
+
+
+class HeadDeadlineProtocol(H11Protocol):
+    """uvicorn's HTTP/1.1 protocol, plus a deadline for the request head: a connection that has
+    not sent a complete request line and headers within the read timeout (from its opening, or
+    from the end of its previous response) is closed. uvicorn's keep-alive timeout stops as
+    soon as any byte arrives, so a client dripping one header byte a second would hold its
+    connection for ever."""
+
+    _head_deadline: asyncio.TimerHandle | None = None
+
+    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+        super().connection_made(transport)
+        self._arm_head_deadline()
+
+    def _arm_head_deadline(self) -> None:
+        self._cancel_head_deadline()
+        self._head_deadline = self.loop.call_later(settings.intake_read_timeout_seconds, self._head_too_slow)
+
+    def _cancel_head_deadline(self) -> None:
+        if self._head_deadline is not None:
+            self._head_deadline.cancel()
+            self._head_deadline = None
+
+    def _head_too_slow(self) -> None:
+        if self.cycle is None or self.cycle.response_complete:
+            self.transport.close()
+
+    def handle_events(self) -> None:
+        waiting_for_head = self.cycle is None or self.cycle.response_complete
+        super().handle_events()
+        if waiting_for_head and self.cycle is not None and not self.cycle.response_complete:
+            self._cancel_head_deadline()  # a request head arrived; the body has its own deadline
+
+    def on_response_complete(self) -> None:
+        super().on_response_complete()
+        if not self.transport.is_closing():
+            self._arm_head_deadline()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._cancel_head_deadline()
+        super().connection_lost(exc)
+
+
 class IntakeServer:
     """The intake app served by uvicorn in a background thread."""
 
     def __init__(self, host: str, port: int, token: str | None = None, announce: bool = True) -> None:
-        config = uvicorn.Config(create_intake_app(token, announce), host=host, port=port, log_level="warning")
+        config = uvicorn.Config(create_intake_app(token, announce), host=host, port=port, log_level="warning",
+                                http=HeadDeadlineProtocol, timeout_keep_alive=5,
+                                limit_concurrency=CONNECTIONS_AT_ONCE)
         self.server = uvicorn.Server(config)
         self.url = f"http://{host}:{port}"
         self.thread = threading.Thread(target=self.server.run, daemon=True, name="intake-http")

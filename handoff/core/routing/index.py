@@ -43,6 +43,7 @@ class ItemColumns:
     effort_seconds: np.ndarray
     priority: np.ndarray
     value: np.ndarray
+    signature: np.ndarray  # id of the item's skill requirements (see ItemPool.requirements)
 
 
 class ItemPool:
@@ -65,6 +66,9 @@ class ItemPool:
         self._sig_id: dict[Signature, int] = {}
         self._ok: dict[Signature, np.ndarray] = {}  # rep skill profile -> ok per signature
         self._effort_sum = 0.0
+        # The reps this pool's items are routed to, when known (RoutingIndex sets it): lets a
+        # policy see how many people on shift may do an item (push's scarce-skill rule).
+        self.team: RepPool | None = None
         self.add_many(items)
 
     # --- membership -----------------------------------------------------------------------
@@ -185,12 +189,20 @@ class ItemPool:
 
     @property
     def columns(self) -> ItemColumns:
-        return ItemColumns(self._created, self._due, self._effort, self._priority, self._value)
+        return ItemColumns(self._created, self._due, self._effort, self._priority, self._value, self._sig)
+
+    def requirements(self, signature_id: int) -> dict[str, int]:
+        """The skill requirements behind a value of `columns.signature`."""
+        return self._sigs[signature_id]
 
     def item_at(self, slot: int) -> RoutableItem:
         item = self._items[slot]
         assert item is not None, "slot is empty"
         return item
+
+    def slots(self) -> np.ndarray:
+        """Slots of every waiting item (use with `columns` and `item_at`)."""
+        return np.flatnonzero(self._alive[: len(self._items)])
 
     def eligible_slots(self, skills: dict[str, int]) -> np.ndarray:
         """Slots of the waiting items a rep with these skills may take."""
@@ -225,6 +237,7 @@ class RepPool:
         self._skill_col: dict[str, int] = {}
         self._levels = np.zeros((0, 0), dtype=np.int16)
         self._candidates: dict[Signature, list[tuple[int, int, RoutableRep]]] = {}
+        self._holders: dict[str, int] = {}
         for rep in reps:
             self.add(rep)
 
@@ -267,8 +280,15 @@ class RepPool:
             for s, lvl in rep.skills.items():
                 levels[i, self._skill_col[s]] = lvl
         self._levels = levels
+        self._holders = dict(zip(names, (levels > 0).sum(axis=0).tolist()))
         self._candidates.clear()
         self._dirty = False
+
+    def holders(self) -> dict[str, int]:
+        """How many reps hold each skill (at any level), on shift or not."""
+        if self._dirty:
+            self._rebuild()
+        return self._holders
 
     def candidates(self, required: dict[str, int]) -> list[tuple[int, int, RoutableRep]]:
         """(over-qualification, position, rep) for every rep holding the required skills at
@@ -304,6 +324,7 @@ class RoutingIndex:
     def __init__(self, items: Iterable[RoutableItem] = (), reps: Iterable[RoutableRep] = ()) -> None:
         self.items = ItemPool(items)
         self.reps = RepPool(reps)
+        self.items.team = self.reps
 
     def assign(self, item_id: str, rep_id: str, now: float) -> None:
         """The item leaves the waiting pool and takes a unit of the rep's capacity."""

@@ -43,9 +43,19 @@ from typing import Callable, Iterable, Protocol
 
 import numpy as np
 
-from handoff.core.routing.eligibility import meets, overqualification
+from handoff.core.routing.eligibility import meets, overqualification, signature
 from handoff.core.routing.index import ItemPool, RepPool
-from handoff.core.routing.urgency import AGING_WINDOWS, K, LOOKAHEAD, mean_effort, urgency, urgency_many
+from handoff.core.routing.urgency import (
+    AGING_WINDOWS,
+    K,
+    LOOKAHEAD,
+    RESCUE_WINDOWS,
+    SCARCITY,
+    SHORTEST_FIRST,
+    mean_effort,
+    urgency,
+    urgency_many,
+)
 
 
 @dataclass(slots=True)
@@ -124,11 +134,19 @@ def _pick(pool: ItemPool, slots: np.ndarray, values: np.ndarray, best: float, ke
 class PushPolicy:
     """Push by urgency to the best-fitting rep (see the module docstring).
 
-    The urgency parameters (urgency.py): `k` (classic ATC look-ahead in mean efforts, the
-    floor), `lookahead` (fraction of the item's SLA window), `aging_windows` (overdue by that
-    many SLA windows adds 1.0; math.inf = no aging). `aging_seconds` set replaces the aging by
-    the old one (+1 per that many seconds since creation); `PushPolicy(2, 4 * 3600,
-    lookahead=0)` is the policy as it was before the look-ahead was tied to the SLA.
+    Urgency parameters (urgency.py): `k` (classic ATC look-ahead in mean efforts, the floor),
+    `lookahead` (fraction of the item's SLA window), `rescue_windows` and `aging_windows` (a
+    late item is deferred, back at "due now" once `rescue_windows` windows late, then doubles
+    every `aging_windows` windows; math.inf = no aging), `shortest_first` (exponent of the
+    shortest-first factor p_bar / p). `aging_seconds` set replaces all that by the score before
+    the overload rework (ATC, +1 per that many seconds since creation): `PushPolicy(2, 4 *
+    3600, lookahead=0)` is the policy of the first release.
+
+    Team parameters: `scarcity` (how strongly a rep prefers work few people on shift may do:
+    the score x (reps on shift / eligible reps on shift) ** scarcity; 0 = off) and
+    `spare_scarce_skills` (an item goes first to the eligible free rep whose *other* skills
+    are least scarce). Both need to know the team: `item_for` reads it from an `ItemPool`
+    built by a `RoutingIndex` (or `ItemPool.team`), or from `self.team` for plain lists.
     """
 
     name = "push"
@@ -140,37 +158,49 @@ class PushPolicy:
         *,
         lookahead: float = LOOKAHEAD,
         aging_windows: float = AGING_WINDOWS,
+        rescue_windows: float = RESCUE_WINDOWS,
+        shortest_first: float = SHORTEST_FIRST,
+        scarcity: float = SCARCITY,
+        spare_scarce_skills: bool = True,
+        team: Iterable[RoutableRep] | None = None,
     ) -> None:
-        if k <= 0 or lookahead < 0 or aging_windows <= 0 or (aging_seconds is not None and aging_seconds <= 0):
-            raise ValueError("k, aging_windows and aging_seconds must be positive and lookahead >= 0")
+        if (k <= 0 or lookahead < 0 or aging_windows <= 0 or rescue_windows < 0 or shortest_first < 0
+                or scarcity < 0 or (aging_seconds is not None and aging_seconds <= 0)):
+            raise ValueError("k, aging_windows and aging_seconds must be positive; lookahead, rescue_windows, "
+                             "shortest_first and scarcity >= 0")
         self.k = k
         self.aging_seconds = aging_seconds
         self.lookahead = lookahead
         self.aging_windows = aging_windows
+        self.rescue_windows = rescue_windows
+        self.shortest_first = shortest_first
+        self.scarcity = scarcity
+        self.spare_scarce_skills = spare_scarce_skills
+        self.team = team
 
     @staticmethod
     def _item_key(score: float, item: RoutableItem) -> tuple:
         return (-score, item.due_at, item.created_at, item.id)
 
+    # --- which rep gets an item ---------------------------------------------------------------
+
     def rep_for(self, item: RoutableItem, reps: Iterable[RoutableRep], now: float) -> RoutableRep | None:
         if isinstance(reps, RepPool):
-            # Candidates come least over-qualified first: stop after the first group with a free rep.
-            best: RoutableRep | None = None
-            best_over = None
-            for over, _, rep in reps.candidates(item.required_skills):
-                if best_over is not None and over > best_over:
-                    break
-                if is_free(rep) and (best is None or self._rep_key(rep) < self._rep_key(best)):
-                    best, best_over = rep, over
-            return best
-        found = _free_candidates(item, reps)
+            found = [(over, r) for over, _, r in reps.candidates(item.required_skills) if is_free(r)]
+            holders = reps.holders() if self.spare_scarce_skills else {}
+        else:
+            reps = list(reps)
+            found = _free_candidates(item, reps)
+            holders = _holders(reps) if self.spare_scarce_skills else {}
         if not found:
             return None
-        return min(found, key=lambda c: (c[0], *self._rep_key(c[1])))[1]
+        return min(found, key=lambda c: (_scarce_skills_held(c[1], item, holders), c[0], *self._rep_key(c[1])))[1]
 
     @staticmethod
     def _rep_key(rep: RoutableRep) -> tuple:
         return (rep.last_assigned_at, -rep.spare, rep.id)
+
+    # --- which item a rep gets ----------------------------------------------------------------
 
     def item_for(self, rep: RoutableRep, items: Iterable[RoutableItem], now: float) -> RoutableItem | None:
         if not is_free(rep):
@@ -184,27 +214,74 @@ class PushPolicy:
                 c.priority[slots], c.value[slots], c.created_at[slots], c.due_at[slots],
                 c.effort_seconds[slots], now, items.mean_effort,
             )
+            team = items.team if items.team is not None else self.team
+            if self.scarcity > 0 and team is not None:
+                sigs = c.signature[slots]
+                present = np.unique(sigs)
+                if present.size > 1:  # one kind of work: scarcity cannot change the order
+                    factor = _scarcity_factors(team, [items.requirements(int(g)) for g in present], self.scarcity)
+                    scores = scores * factor[np.searchsorted(present, sigs)]
             best = scores.max()
             return _pick(items, slots, scores, best, lambda it: self._item_key(float(best), it))
         pool = list(items)
         p_bar = mean_effort(pool)
-        scored = [
-            (self.score(it, now, p_bar), it) for it in pool if meets(rep.skills, it.required_skills)
-        ]
-        if not scored:
+        eligible = [it for it in pool if meets(rep.skills, it.required_skills)]
+        if not eligible:
             return None
-        return min(scored, key=lambda si: self._item_key(*si))[1]
+        scores = [self.score(it, now, p_bar) for it in eligible]
+        if self.scarcity > 0 and self.team is not None:
+            kinds = {signature(it.required_skills): it.required_skills for it in eligible}
+            if len(kinds) > 1:
+                keys = sorted(kinds)
+                factor = dict(zip(keys, _scarcity_factors(self.team, [kinds[g] for g in keys], self.scarcity)))
+                scores = [s * float(factor[signature(it.required_skills)]) for s, it in zip(scores, eligible)]
+        return min(zip(scores, eligible), key=lambda si: self._item_key(*si))[1]
 
     def score(self, item: RoutableItem, now: float, p_bar: float) -> float:
         """This policy's urgency of one item (p_bar: mean effort of the waiting work)."""
-        return urgency(item, now, p_bar, self.k, self.aging_seconds, self.lookahead, self.aging_windows)
+        return urgency(item, now, p_bar, self.k, self.aging_seconds, self.lookahead, self.aging_windows,
+                       self.rescue_windows, self.shortest_first)
 
     def score_many(self, priority, value, created_at, due_at, effort_seconds, now: float,  # noqa: ANN001
                    p_bar: float | None = None):  # noqa: ANN201
         """`score` of many items at once (numpy columns), with this policy's parameters: the
-        router and the SLA watch rank by exactly what the policy ranks by."""
+        router and the SLA watch rank by exactly what the policy ranks by (before the team's
+        scarcity factor, which depends on who is on shift)."""
         return urgency_many(priority, value, created_at, due_at, effort_seconds, now, p_bar,
-                            self.k, self.aging_seconds, self.lookahead, self.aging_windows)
+                            self.k, self.aging_seconds, self.lookahead, self.aging_windows,
+                            self.rescue_windows, self.shortest_first)
+
+
+def _holders(reps: Iterable[RoutableRep]) -> dict[str, int]:
+    out: dict[str, int] = {}
+    for r in reps:
+        for s, lvl in r.skills.items():
+            if lvl > 0:
+                out[s] = out.get(s, 0) + 1
+    return out
+
+
+def _scarce_skills_held(rep: RoutableRep, item: RoutableItem, holders: dict[str, int]) -> float:
+    """How much the team would miss this rep's *other* skills while they do this item:
+    the sum of 1 / holders over the skills the item does not need (0 for a specialist)."""
+    if not holders:
+        return 0.0
+    return round(sum(1.0 / holders[s] for s, lvl in rep.skills.items()
+                     if lvl > 0 and s not in item.required_skills and holders.get(s)), 9)
+
+
+def _scarcity_factors(team: Iterable[RoutableRep], kinds: list[dict[str, int]], strength: float) -> np.ndarray:
+    """(reps on shift / reps on shift who may do it) ** strength, per kind of requirements:
+    work few people may do goes first with those few, so they are not used up on work
+    anybody could take."""
+    if isinstance(team, RepPool):
+        on_shift = sum(1 for r in team if r.available)
+        eligible = [sum(1 for _, _, r in team.candidates(req) if r.available) for req in kinds]
+    else:
+        members = [r for r in team if r.available]
+        on_shift = len(members)
+        eligible = [sum(1 for r in members if meets(r.skills, req)) for req in kinds]
+    return np.array([(max(on_shift, 1) / max(n, 1)) ** strength for n in eligible])
 
 
 def _oldest_first(item: RoutableItem) -> tuple:

@@ -76,10 +76,14 @@ if TYPE_CHECKING:  # policy.py imports this module; the dataclass is only needed
     from handoff.core.routing.policy import RoutableItem
 
 K = 2.0  # classic ATC look-ahead in mean efforts: the floor of the look-ahead and of H
-LOOKAHEAD = 0.2  # the look-ahead as a fraction of the item's SLA window (sweep-chosen)
-AGING_WINDOWS = 8.0  # overdue by this many SLA windows adds 1.0 (sweep-chosen)
+LOOKAHEAD = 0.2  # the look-ahead as a fraction of the item's SLA window
+RESCUE_WINDOWS = 1.0  # a late item is back at "due now" once this many windows late
+AGING_WINDOWS = 0.5  # ...and its score doubles every this many windows late after that
+SCARCITY = 1.0  # exponent of (reps on shift / reps who may do it) in a rep's choice (policy.py)
+SHORTEST_FIRST = 1.0  # exponent of p_bar / p: 1 = ATC's weighted-shortest-first
 VALUE_UNIT = 1000.0  # currency units at which value starts to count (w doubles at ~1,700)
 MIN_EFFORT = 60.0  # seconds; guards the division for items estimated at (almost) nothing
+MAX_EXPONENT = 600.0  # 2**600 ~ 1e180: far beyond any weight, far below float overflow
 
 
 def weight(priority: float, value: float) -> float:
@@ -105,10 +109,12 @@ def urgency(
     aging_seconds: float | None = None,
     lookahead: float = LOOKAHEAD,
     aging_windows: float = AGING_WINDOWS,
+    rescue_windows: float = RESCUE_WINDOWS,
+    shortest_first: float = SHORTEST_FIRST,
 ) -> float:
     """Urgency of one item at `now` (see the module docstring for the formula).
 
-    `aging_seconds` set: the old aging instead, +1 per that many seconds since creation.
+    `aging_seconds` set: the old score instead (ATC, +1 per that many seconds since creation).
     `aging_windows=math.inf` switches aging off (for experiments: then late work can starve).
     """
     p = max(item.effort_seconds, MIN_EFFORT)
@@ -117,10 +123,15 @@ def urgency(
     horizon = max(item.due_at - item.created_at, floor)
     scale = max(floor, lookahead * horizon)
     slack = item.due_at - now - p
-    atc = weight(item.priority, item.value) * (p_bar / p) * math.exp(-max(0.0, slack) / scale)
-    if aging_seconds is not None:
-        return atc + max(0.0, now - item.created_at) / aging_seconds
-    return atc + max(0.0, now - item.due_at) / (aging_windows * horizon)
+    base = weight(item.priority, item.value) * (p_bar / p) ** shortest_first
+    if aging_seconds is not None:  # the score before the overload rework (comparisons only)
+        return base * math.exp(-max(0.0, slack) / scale) + max(0.0, now - item.created_at) / aging_seconds
+    if slack >= 0.0:
+        return base * math.exp(-slack / scale)
+    if math.isinf(aging_windows):
+        return base * 2.0 ** -rescue_windows if rescue_windows > 0 else base
+    late = -slack / horizon  # windows late if started now
+    return base * 2.0 ** min((late - rescue_windows) / aging_windows, MAX_EXPONENT)
 
 
 def urgency_many(
@@ -135,6 +146,8 @@ def urgency_many(
     aging_seconds: float | None = None,
     lookahead: float = LOOKAHEAD,
     aging_windows: float = AGING_WINDOWS,
+    rescue_windows: float = RESCUE_WINDOWS,
+    shortest_first: float = SHORTEST_FIRST,
 ) -> np.ndarray:
     """Urgency of many items at once (same formula as `urgency`, vectorised).
 
@@ -148,8 +161,14 @@ def urgency_many(
     horizon = np.maximum(due_at - created_at, floor)
     scale = np.maximum(horizon * lookahead, floor)
     w = np.maximum(priority, 0.0) * (1.0 + np.log1p(np.maximum(value, 0.0) / VALUE_UNIT))
-    slack = np.maximum(due_at - now - p, 0.0)
-    atc = w * (p_bar / p) * np.exp(-slack / scale)
+    base = w * (p_bar / p) ** shortest_first
+    slack = due_at - now - p
     if aging_seconds is not None:
-        return atc + np.maximum(now - created_at, 0.0) * (1.0 / aging_seconds)
-    return atc + np.maximum(now - due_at, 0.0) / (horizon * aging_windows)
+        return base * np.exp(-np.maximum(slack, 0.0) / scale) + np.maximum(now - created_at, 0.0) * (1.0 / aging_seconds)
+    on_time = base * np.exp(-np.maximum(slack, 0.0) / scale)
+    if math.isinf(aging_windows):
+        late_factor = 2.0 ** -rescue_windows if rescue_windows > 0 else 1.0
+        return np.where(slack >= 0.0, on_time, base * late_factor)
+    late = np.maximum(-slack, 0.0) / horizon
+    return np.where(slack >= 0.0, on_time,
+                    base * np.exp2(np.minimum((late - rescue_windows) / aging_windows, MAX_EXPONENT)))

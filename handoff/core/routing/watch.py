@@ -27,23 +27,20 @@ from sqlalchemy.orm import Session
 from sqlalchemy.orm.attributes import set_committed_value
 
 from handoff.core import audit, sla
-from handoff.core.models import Presence, WorkItem, WorkItemState, Worker, utcnow
-from handoff.core.routing.eligibility import as_utc_naive, effective_requirements, meets, on_shift
-from handoff.core.routing.router import (
-    ACTIVE,
-    Assignment,
-    POLICY,
-    epoch,
-    open_items,
-    reclaim_item,
-    route_item,
-    route_open_items,
-)
+from handoff.core.clock import as_utc_naive, epoch, on_shift
+from handoff.core.models import Presence, Worker, WorkItem, WorkItemState, utcnow
+from handoff.core.routing.assign import Assignment, route_item, route_open_items
+from handoff.core.routing.claims import one_router_at_a_time
+from handoff.core.routing.eligibility import effective_requirements, meets
+from handoff.core.routing.lifecycle import reclaim_item
+from handoff.core.routing.live import index_for
+from handoff.core.routing.readmodel import WorkerRow
 
 WATCH = "system:sla-watch"
 NEAR_BREACH_FRACTION = 0.2  # escalate with less than this share of the SLA window left...
 NEAR_BREACH_SECONDS = 3600.0  # ...or less than one business hour (capped at half the window)
 AWAY_GRACE = timedelta(minutes=30)  # "away" is a break; after this it counts as gone
+_EPOCH = datetime(1970, 1, 1)
 
 
 @dataclass(slots=True)
@@ -86,39 +83,40 @@ class WatchReport:
 
 
 def rescore(s: Session, now: datetime | None = None, top: int = 10) -> Rescore:
-    """Urgency of every open item at `now` (vectorised); the most urgent few are reported."""
+    """Urgency of every open item at `now`, as the router ranks it (the live index's columns,
+    vectorised); the most urgent few are reported."""
     now = as_utc_naive(now or utcnow())
-    loaded = open_items(s)
-    if not loaded:
-        return Rescore(0, 0, [])
     t = epoch(now)
-    due = np.array([o.routable.due_at for o in loaded])
-    scores = POLICY.score_many(
-        np.array([o.routable.priority for o in loaded]),
-        np.array([o.routable.value for o in loaded]),
-        np.array([o.routable.created_at for o in loaded]),
-        due,
-        np.array([o.routable.effort_seconds for o in loaded]),
-        t,
-    )
-    order = np.argsort(-scores, kind="stable")[:top]
-    return Rescore(
-        open_items=len(loaded),
-        overdue=int((due < t).sum()),
-        top=[(int(loaded[i].routable.id), float(scores[i])) for i in order],
-    )
+    index = index_for(s)
+    with index.session_view(s, now):
+        if not len(index.items):
+            return Rescore(0, 0, [])
+        slots, scores = index.open_scores(t)
+        due = index.items.columns.due_at[slots]
+        best = np.argpartition(-scores, top - 1)[:top] if scores.size > top else np.arange(scores.size)
+        best = best[np.lexsort((due[best], -scores[best]))]
+        return Rescore(
+            open_items=int(scores.size),
+            overdue=int((due < t).sum()),
+            top=[(int(index.items.item_at(int(slots[i])).id), float(scores[i])) for i in best],
+        )
 
 
 # --- 2. escalate ----------------------------------------------------------------------------
 
 
-def near_breach(created_at: datetime, due_at: datetime, now: datetime) -> tuple[bool, float]:
-    """(is it near breach?, business seconds left). The window is the item's own
-    created->due span in business time; overdue items are always near breach."""
+def breach_margin(created_at: datetime, due_at: datetime, now: datetime) -> tuple[float, float]:
+    """(business seconds left, the threshold at which the item counts as near breach). The
+    window is the item's own created->due span in business time."""
     clock = sla.clock()
     left = clock.seconds_between(now, due_at)
     window = clock.seconds_between(created_at, due_at)
-    threshold = max(NEAR_BREACH_FRACTION * window, min(NEAR_BREACH_SECONDS, 0.5 * window))
+    return left, max(NEAR_BREACH_FRACTION * window, min(NEAR_BREACH_SECONDS, 0.5 * window))
+
+
+def near_breach(created_at: datetime, due_at: datetime, now: datetime) -> tuple[bool, float]:
+    """(is it near breach?, business seconds left); overdue items are always near breach."""
+    left, threshold = breach_margin(created_at, due_at, now)
     return (left <= threshold, left)
 
 
@@ -135,20 +133,45 @@ def pick_supervisor(supervisors: list[Worker], required: dict[str, int], now: da
     return min(supervisors, key=key)
 
 
+def _near_breach_candidates(s: Session, now: datetime) -> list[tuple[int, float]]:
+    """(item id, business seconds left) of the active, not yet escalated items near breach.
+
+    Business time never runs faster than the wall clock, so an item with `left - threshold`
+    business seconds to spare cannot be near breach for at least that much wall time: the
+    live index remembers when to look again, and a round only checks the items due a look
+    (all of them once; afterwards the few whose time has come). The memory is dropped when
+    the SLA configuration (the business clock) changes or the item's times do."""
+    t = epoch(now)
+    index = index_for(s)
+    found = []
+    with index.session_view(s, now):
+        clock = sla.clock()
+        if getattr(index, "recheck_clock", None) is not clock:
+            index.recheck_at.clear()
+            index.recheck_clock = clock
+        recheck = index.recheck_at
+        for row in sorted((r for r in index.active.values() if not r.escalated and recheck.get(r.id, 0.0) <= t),
+                          key=lambda r: (r.routable.due_at, r.id)):
+            created = _EPOCH + timedelta(seconds=row.routable.created_at)
+            due = _EPOCH + timedelta(seconds=row.routable.due_at)
+            left, threshold = breach_margin(created, due, now)
+            if left <= threshold:
+                found.append((row.id, left))
+            else:
+                recheck[row.id] = t + (left - threshold)
+    return found
+
+
 def escalate_near_breach(s: Session, now: datetime | None = None) -> list[Escalation]:
     """Escalate, once each, the active items close to breaching their SLA."""
     now = as_utc_naive(now or utcnow())
-    candidates = s.execute(
-        select(WorkItem.id, WorkItem.created_at, WorkItem.due_at)
-        .where(WorkItem.state.in_(ACTIVE), WorkItem.escalated.is_(False))
-        .order_by(WorkItem.due_at)
-    ).all()
+    one_router_at_a_time(s)
+    candidates = _near_breach_candidates(s, now)
+    if not candidates:
+        return []
     supervisors = list(s.scalars(select(Worker).where(Worker.role == "supervisor")))
     escalations: list[Escalation] = []
-    for item_id, created_at, due_at in candidates:
-        near, left = near_breach(created_at, due_at, now)
-        if not near:
-            continue
+    for item_id, left in candidates:
         item = s.get(WorkItem, item_id)
         # Flag it conditionally so two watchers never escalate (and notify) twice.
         flagged = s.execute(
@@ -188,7 +211,7 @@ def escalate_near_breach(s: Session, now: datetime | None = None) -> list[Escala
 # --- 3. reclaim -----------------------------------------------------------------------------
 
 
-def absence_reason(worker: Worker, now: datetime) -> str | None:
+def absence_reason(worker: Worker | WorkerRow, now: datetime) -> str | None:
     """Why this worker should not hold not-started work now, or None if they may."""
     if worker.presence == Presence.OFFLINE:
         return f"{worker.name} is offline"
@@ -202,17 +225,23 @@ def absence_reason(worker: Worker, now: datetime) -> str | None:
 def reclaim_from_absent_reps(s: Session, now: datetime | None = None) -> list[Reclaim]:
     """Take back not-started items from reps who are not at work, and re-route them now."""
     now = as_utc_naive(now or utcnow())
-    held = s.execute(
-        select(WorkItem.id, Worker)
-        .join(Worker, WorkItem.assignee_id == Worker.id)
-        .where(WorkItem.state == WorkItemState.ASSIGNED)
-        .order_by(WorkItem.due_at)
-    ).all()
-    reclaimed: list[tuple[int, str, str]] = []
-    for item_id, worker in held:
-        reason = absence_reason(worker, now)
-        if reason and reclaim_item(s, item_id, reason, now):
-            reclaimed.append((item_id, worker.name, reason))
+    one_router_at_a_time(s)
+    index = index_for(s)
+    held: list[tuple[float, int, str, str]] = []
+    with index.session_view(s, now):
+        for worker_id, item_ids in index.held.items():
+            worker = index.workers.get(worker_id)
+            if not item_ids or worker is None:
+                continue
+            reason = absence_reason(worker, now)
+            if reason is None:
+                continue
+            for item_id in item_ids:
+                row = index.active.get(item_id)
+                if row is not None and row.state == WorkItemState.ASSIGNED:
+                    held.append((row.routable.due_at, item_id, worker.name, reason))
+    reclaimed = [(item_id, name, reason) for _, item_id, name, reason in sorted(held)
+                 if reclaim_item(s, item_id, reason, now)]
     result = []
     for item_id, name, reason in reclaimed:
         rep = route_item(s, item_id, now)

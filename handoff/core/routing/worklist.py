@@ -1,7 +1,9 @@
 """A rep's worklist: the items pushed to them, most urgent first, with where to act on each.
 
 Each waiting step is a suspended Prefect flow run; the link opens its page in the Prefect UI,
-where the rep fills in the step's form.
+where the rep fills in the step's form. The urgency shown is the one the router ranks by: the
+live index's score (the push policy with the whole open queue's mean effort), not a separate
+estimate.
 """
 
 from __future__ import annotations
@@ -9,13 +11,15 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import func, select
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from handoff.core import sla
-from handoff.core.models import WorkItem, WorkItemState, Worker, utcnow
-from handoff.core.routing.eligibility import as_utc_naive
-from handoff.core.routing.router import ACTIVE, POLICY, UnknownWorker, as_routable_item, epoch
+from handoff.core.clock import as_utc_naive, epoch
+from handoff.core.models import Worker, WorkItem, WorkItemState, utcnow
+from handoff.core.routing.claims import UnknownWorker
+from handoff.core.routing.live import index_for
+from handoff.core.routing.readmodel import as_routable_item
 from handoff.core.settings import settings
 
 
@@ -53,9 +57,10 @@ def worklist(s: Session, name: str, now: datetime | None = None) -> list[Worklis
             WorkItem.state.in_((WorkItemState.ASSIGNED, WorkItemState.STARTED)),
         )
     ).all()
-    # p_bar: the mean effort of all active work, as the router sees it.
-    p_bar = s.scalar(select(func.avg(WorkItem.effort_seconds)).where(WorkItem.state.in_(ACTIVE))) or 0.0
     t = epoch(now)
+    index = index_for(s)
+    with index.session_view(s, now):
+        urgency = index.scores([as_routable_item(it) for it in items], t) if items else []
     entries = [
         WorklistEntry(
             item_id=it.id,
@@ -65,12 +70,12 @@ def worklist(s: Session, name: str, now: datetime | None = None) -> list[Worklis
             order_id=it.order_id,
             due_at=it.due_at,
             business_seconds_left=sla.business_seconds_between(now, it.due_at),
-            urgency=POLICY.score(as_routable_item(it), t, float(p_bar)),
+            urgency=float(score),
             escalated=it.escalated,
             flow_run_id=it.flow_run_id,
             link=run_link(it.flow_run_id),
         )
-        for it in items
+        for it, score in zip(items, urgency)
     ]
     entries.sort(key=lambda e: (-e.urgency, e.due_at, e.item_id))
     return entries

@@ -18,6 +18,8 @@ from sqlalchemy import func, select
 from handoff.core.db import session
 from handoff.core.models import AuditEvent, WorkItem, WorkItemState, Worker, WorkerSkill
 
+pytestmark = pytest.mark.committed  # router processes read what the test wrote
+
 ROOT = Path(__file__).resolve().parents[3]
 
 # Each router process waits for the starting gun, then routes every item (in its own order)

@@ -19,7 +19,7 @@ from handoff.core.routing.policy import (
     SelfSelectionPolicy,
     make_policy,
 )
-from handoff.core.routing.urgency import AGING_WINDOWS, K, LOOKAHEAD, urgency, urgency_many, weight
+from handoff.core.routing.urgency import AGING_WINDOWS, K, LOOKAHEAD, RESCUE_WINDOWS, urgency, urgency_many, weight
 
 HOUR = 3600.0
 DAY = 24 * HOUR
@@ -142,24 +142,119 @@ def test_self_selection_picks_a_free_eligible_rep_repeatably():
     assert "no" not in spread and len(spread) > 5
 
 
-def test_aging_lets_a_long_overdue_trivial_item_overtake_fresh_important_work():
-    """Nothing starves: ATC is bounded per item, aging is not."""
-    slow = item("slow", age=3 * DAY, due_in=-2 * DAY, effort=2 * HOUR)  # long, normal, 2 days late
+def test_a_late_item_overtakes_any_fresh_work_within_a_bounded_number_of_windows():
+    """Nothing starves, and the bound is in the item's own SLA windows: a late item's score
+    doubles every AGING_WINDOWS windows, so it passes work whose base score is X times its own
+    after RESCUE_WINDOWS + AGING_WINDOWS x log2(X) windows late (the old linear aging needed
+    weeks for a long, normal item against quick important work)."""
+    window = DAY
+    slow = RoutableItem("slow", "order-approval", {"order-approval": 1}, created_at=NOW - window, due_at=NOW,
+                        effort_seconds=2 * HOUR)  # long, normal, due now (cannot be on time any more)
     p_bar = 900.0
 
     def hot_at(t: float) -> RoutableItem:  # quick, important work falling due at time t
-        return RoutableItem("hot", "order-approval", {"order-approval": 1}, created_at=t - 4 * HOUR, due_at=t,
+        return RoutableItem("hot", "order-approval", {"order-approval": 1}, created_at=t - 4 * HOUR, due_at=t + 300,
                             effort_seconds=300, priority=3, value=50_000)
 
-    # Both are out of slack; ATC alone (w x p_bar / p) strongly prefers the quick important one...
-    assert urgency(hot_at(NOW), NOW, p_bar) > 10 * urgency(slow, NOW, p_bar)
-    # ...but the overdue one keeps gaining 1.0 per AGING_WINDOWS of its 1-day window, so it
-    # comes first after (gap x AGING_WINDOWS) more days, and stays first.
-    gap = urgency(hot_at(NOW), NOW, p_bar) - urgency(slow, NOW, p_bar)
-    days = gap * AGING_WINDOWS
-    ahead = [urgency(slow, NOW + d * DAY, p_bar) > urgency(hot_at(NOW + d * DAY), NOW + d * DAY, p_bar)
-             for d in range(0, math.ceil(days) + 5)]
-    assert ahead == [d > days for d in range(0, math.ceil(days) + 5)]
+    ratio = urgency(hot_at(NOW), NOW, p_bar) / (weight(1, 0) * p_bar / (2 * HOUR))
+    assert ratio > 50  # ATC strongly prefers the quick important item...
+    bound = RESCUE_WINDOWS + AGING_WINDOWS * math.log2(ratio)  # windows late, counted from "too late to start"
+    hours = [h for h in range(0, 24 * 6) if urgency(slow, NOW + h * HOUR, p_bar) > urgency(hot_at(NOW + h * HOUR),
+                                                                                        NOW + h * HOUR, p_bar)]
+    first = hours[0]
+    assert hours == list(range(first, 24 * 6))  # ...and once ahead it stays ahead
+    assert (first - 1) * HOUR < bound * window - 2 * HOUR <= first * HOUR  # ...exactly at the bound
+    # The old aging (+1 per 8 windows overdue, added to ATC) needed (ratio - 1) x 8 windows.
+    assert bound < (ratio - 1) * 8 / 10
+
+
+def test_overload_a_fresh_item_that_can_still_be_on_time_goes_before_a_just_missed_one():
+    """In overload push does not sink capacity into work that is already late while fresh work
+    goes late too; the late item waits until it is RESCUE_WINDOWS late, then comes first."""
+    someone = rep("r", {"order-approval": 3})
+    window = 8 * HOUR
+    missed = RoutableItem("missed", "order-approval", {"order-approval": 1}, created_at=NOW - window - 60,
+                          due_at=NOW - 60, effort_seconds=900)
+    at_risk = RoutableItem("at-risk", "order-approval", {"order-approval": 1}, created_at=NOW - 6 * HOUR,
+                           due_at=NOW + 2 * HOUR, effort_seconds=900)
+    for items in both([missed, at_risk], "items"):
+        assert PushPolicy().item_for(someone, items, NOW) is at_risk
+        # The policy before the rework served the hopeless one first (overdue = maximum urgency).
+        assert PushPolicy(2, 4 * HOUR, lookahead=0).item_for(someone, items, NOW) is missed
+    later = NOW + RESCUE_WINDOWS * window + 900
+    fresh_then = RoutableItem("fresh", "order-approval", {"order-approval": 1}, created_at=later - 6 * HOUR,
+                              due_at=later + 900, effort_seconds=900)  # due right now
+    for items in both([missed, fresh_then], "items"):
+        assert PushPolicy().item_for(someone, items, later + 1) is missed
+
+
+def test_a_just_missed_item_scores_as_a_fresh_one_with_part_of_its_window_left():
+    p_bar = 900.0
+    window, effort = 4 * HOUR, 900.0
+    it = RoutableItem("i", "order-approval", {"order-approval": 1}, created_at=NOW, due_at=NOW + window,
+                      effort_seconds=effort)
+    too_late = NOW + window - effort  # from here on it cannot be finished by the due time
+    # Until then the score is ATC alone and rises to its maximum (1.0 for a normal item)...
+    for t in (NOW, NOW + HOUR, too_late - 1):
+        assert urgency(it, t, p_bar) < 1.0
+    assert urgency(it, too_late, p_bar) == pytest.approx(1.0)
+    # ...then drops (deferred), is back at 1.0 when RESCUE_WINDOWS late, and doubles every
+    # AGING_WINDOWS windows after that, without bound.
+    assert urgency(it, too_late + 1, p_bar) == pytest.approx(2 ** (-RESCUE_WINDOWS / AGING_WINDOWS), rel=1e-3)
+    assert urgency(it, too_late + RESCUE_WINDOWS * window, p_bar) == pytest.approx(1.0)
+    assert urgency(it, too_late + (RESCUE_WINDOWS + 3 * AGING_WINDOWS) * window, p_bar) == pytest.approx(8.0)
+    # "One window late" means the same for a short and a long SLA.
+    long_sla = RoutableItem("long", "order-approval", {"order-approval": 1}, created_at=NOW, due_at=NOW + 12 * window,
+                            effort_seconds=effort)
+    assert urgency(long_sla, NOW + 12 * window - effort + 24 * window, p_bar) == pytest.approx(
+        urgency(it, too_late + 2 * window, p_bar))
+    # Far past any float: the score saturates instead of overflowing (ties then go by due date).
+    assert math.isfinite(urgency(it, NOW + 1e6 * window, p_bar))
+    # Switched off on request (experiments only): late work then stays deferred for ever.
+    assert urgency(it, too_late + 100 * DAY, p_bar, aging_windows=math.inf) < 1.0
+
+
+def test_a_rep_with_a_scarce_skill_takes_the_work_only_few_may_do_first():
+    """The item-side twin of 'least over-qualified rep first': validation that two of six
+    reps on shift may do goes before equally urgent shared work with those two."""
+    validator = rep("validator", {"validation": 1, "leads": 1})
+    others = [rep(f"o{i}", {"leads": 1}, open_items=3) for i in range(4)]  # busy, on shift
+    second = rep("v2", {"validation": 1}, open_items=3)
+    team = [validator, second, *others]
+    lead = RoutableItem("lead", "leads", {"leads": 1}, created_at=NOW - HOUR, due_at=NOW + 3 * HOUR, effort_seconds=900)
+    validation = RoutableItem("validation", "validation", {"validation": 1}, created_at=NOW - HOUR,
+                              due_at=NOW + 3 * HOUR + 1, effort_seconds=900)
+    index = RoutingIndex(items=[lead, validation], reps=team)
+    assert PushPolicy().item_for(validator, index.items, NOW) is validation
+    assert PushPolicy(team=team).item_for(validator, [lead, validation], NOW) is validation
+    # Without the team (or with the rule off) the earlier due date wins.
+    assert PushPolicy().item_for(validator, [lead, validation], NOW) is lead
+    assert PushPolicy(scarcity=0).item_for(validator, index.items, NOW) is lead
+    # Off-shift holders do not count as supply: with only the validator on shift for leads too,
+    # nobody else may take the lead either, so scarcity no longer favours the validation.
+    for o in others:
+        o.available = False
+    second.available = False
+    assert PushPolicy().item_for(validator, index.items, NOW) is lead
+    # A much more urgent shared item still goes first: scarcity weighs, it does not override.
+    for o in [*others, second]:
+        o.available = True
+    urgent_lead = RoutableItem("urgent", "leads", {"leads": 1}, created_at=NOW - 3 * HOUR, due_at=NOW + 1000,
+                               effort_seconds=900, priority=3)
+    index.items.add(urgent_lead)
+    assert PushPolicy().item_for(validator, index.items, NOW) is urgent_lead
+
+
+def test_shared_work_goes_to_the_rep_whose_other_skills_are_least_needed():
+    validator = rep("validator", {"validation": 1, "leads": 1}, last=NOW - 9000)  # waited longest
+    lead_only = rep("lead-only", {"leads": 1}, last=NOW - 60)
+    lead = RoutableItem("lead", "leads", {"leads": 1}, created_at=NOW, due_at=NOW + 4 * HOUR, effort_seconds=300)
+    for reps in both([validator, lead_only], "reps"):
+        assert PushPolicy().rep_for(lead, reps, NOW) is lead_only
+        assert PushPolicy(spare_scarce_skills=False).rep_for(lead, reps, NOW) is validator
+    lead_only.open_items = lead_only.capacity  # the specialist is full: the validator takes it
+    for reps in both([validator, lead_only], "reps"):
+        assert PushPolicy().rep_for(lead, reps, NOW) is validator
 
 
 def _at(slack: float, window: float, effort: float = 900.0, **kw) -> RoutableItem:
@@ -167,26 +262,6 @@ def _at(slack: float, window: float, effort: float = 900.0, **kw) -> RoutableIte
     due = NOW + effort + slack
     return RoutableItem("x", "order-approval", {"order-approval": 1}, created_at=due - window, due_at=due,
                         effort_seconds=effort, **kw)
-
-
-def test_aging_is_zero_until_the_due_date_then_counts_sla_windows_overdue():
-    p_bar = 900.0
-    it = item("i", age=0, due_in=4 * HOUR)
-    window, due = 4 * HOUR, NOW + 4 * HOUR
-    # Before the due date the score is ATC alone: waiting buys nothing, so work that can still
-    # be on time is ranked by its deadline, not by its age.
-    for t in (NOW, NOW + HOUR, due - 1):
-        assert urgency(it, t, p_bar) == urgency(it, t, p_bar, aging_windows=math.inf)
-    assert urgency(it, due, p_bar) == pytest.approx(1.0)  # due now: ATC's maximum, no aging yet
-    # After it: +1.0 per AGING_WINDOWS of the item's own SLA window overdue (4 h here).
-    late_1 = urgency(it, due + AGING_WINDOWS * window, p_bar)
-    late_2 = urgency(it, due + 2 * AGING_WINDOWS * window, p_bar)
-    assert late_1 == pytest.approx(2.0) and late_2 == pytest.approx(3.0)
-    # "One window late" means the same for a short and a long SLA.
-    long_sla = item("long", age=0, due_in=48 * HOUR)
-    assert urgency(long_sla, NOW + 48 * HOUR + 48 * HOUR, p_bar) == pytest.approx(urgency(it, due + window, p_bar))
-    # Switched off on request (experiments only): overdue work then scores ATC's maximum for ever.
-    assert urgency(it, due + 100 * DAY, p_bar, aging_windows=math.inf) == pytest.approx(1.0)
 
 
 def test_the_look_ahead_is_a_fraction_of_the_sla_window():
@@ -225,7 +300,8 @@ def test_the_old_urgency_is_reproducible_for_comparisons():
 
 
 def test_push_policy_rejects_meaningless_parameters():
-    for kwargs in ({"k": 0}, {"lookahead": -0.1}, {"aging_windows": 0}, {"aging_seconds": 0}):
+    for kwargs in ({"k": 0}, {"lookahead": -0.1}, {"aging_windows": 0}, {"aging_seconds": 0},
+                   {"rescue_windows": -1}, {"shortest_first": -0.5}, {"scarcity": -1}):
         with pytest.raises(ValueError):
             PushPolicy(**kwargs)
 
@@ -233,7 +309,7 @@ def test_push_policy_rejects_meaningless_parameters():
 def test_urgency_formula_and_vectorised_scores_agree():
     assert weight(1.0, 0.0) == 1.0
     assert weight(2.0, 1000.0) == pytest.approx(2 * (1 + math.log(2)))
-    # a normal item that has run out of slack scores 1.0 (and has no aging until it is due)
+    # a normal item that has just run out of slack scores 1.0
     due_now = item("d", due_in=900, effort=900)
     assert urgency(due_now, NOW, 900.0) == pytest.approx(1.0)
     rng = random.Random(3)
@@ -246,6 +322,7 @@ def test_urgency_formula_and_vectorised_scores_agree():
             np.array([it.created_at for it in items]), np.array([it.due_at for it in items]),
             np.array([it.effort_seconds for it in items]))
     for params in ({}, {"lookahead": 0.5, "aging_windows": 2.0}, {"aging_windows": math.inf},
+                   {"rescue_windows": 0.0, "shortest_first": 0.5}, {"rescue_windows": 3.0, "aging_windows": 0.25},
                    {"k": 20.0, "aging_seconds": 48 * HOUR, "lookahead": 0.0}):
         scalar = [urgency(it, NOW, p_bar, **params) for it in items]
         vector = urgency_many(*cols, NOW, p_bar, **params)
@@ -275,6 +352,7 @@ def _random_world(seed: int):
 PUSH_VARIANTS = {
     "push-old": lambda: PushPolicy(2, 4 * HOUR, lookahead=0),
     "push-long-look-ahead": lambda: PushPolicy(lookahead=1.0, aging_windows=1.0),
+    "push-no-team-rules": lambda: PushPolicy(scarcity=0, spare_scarce_skills=False),
 }
 
 
@@ -284,6 +362,8 @@ def test_the_index_answers_exactly_what_a_full_scan_answers(name):
     index = RoutingIndex(items=items, reps=reps)
     make = PUSH_VARIANTS.get(name, lambda: make_policy(name))
     scan_policy, fast_policy = make(), make()  # same seeds for "self"
+    if isinstance(scan_policy, PushPolicy):
+        scan_policy.team = reps  # the scan is told the team the index knows
     waiting = list(items)
     decisions = 0
     for step in range(300):

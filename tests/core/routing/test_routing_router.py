@@ -8,7 +8,7 @@ from datetime import timedelta
 import pytest
 from sqlalchemy import select
 
-from handoff.core.models import AuditEvent, Presence, WorkItemState, Worker
+from handoff.core.models import AuditEvent, Presence, Worker, WorkItemState
 from handoff.core.routing import router
 from handoff.core.routing.router import NotAllowed
 
@@ -190,12 +190,18 @@ def test_an_item_without_requirements_may_go_to_anyone(s, now, make_worker, make
 
 
 def test_a_rep_with_room_gets_what_the_policy_picks_from_the_whole_queue(s, now, make_worker, make_item):
-    """route_for_worker reads only the items the rep may do, yet decides exactly as the push
-    policy does over the whole queue (urgency's mean effort is the whole queue's)."""
+    """route_for_worker decides from the live index exactly as the push policy does over the
+    whole queue read afresh through the ORM (urgency's mean effort is the whole queue's)."""
     import random
 
+    from handoff.core.models import WorkItem
     from handoff.core.routing.index import RoutingIndex
-    from handoff.core.routing.router import POLICY, as_routable_rep, epoch, open_items
+    from handoff.core.routing.router import (
+        POLICY,
+        as_routable_item,
+        as_routable_rep,
+        epoch,
+    )
 
     rng = random.Random(11)
     kinds = [{"order-approval": 1}, {"order-approval": 3}, {"credit-review": 2}, {"provisioning": 2},
@@ -208,7 +214,8 @@ def test_a_rep_with_room_gets_what_the_policy_picks_from_the_whole_queue(s, now,
 
     # what the policy picks with every open item in view
     rep = as_routable_rep(ann, now)
-    index = RoutingIndex(items=[o.routable for o in open_items(s)], reps=[rep])
+    queue = s.scalars(select(WorkItem).where(WorkItem.state == WorkItemState.OPEN)).all()
+    index = RoutingIndex(items=[as_routable_item(it) for it in queue], reps=[rep])
     expected = []
     for _ in range(6):
         item = POLICY.item_for(rep, index.items, epoch(now))

@@ -1,15 +1,14 @@
-"""identity: reps' passwords (argon2 hashes), the login attempts the rate limit counts, and
-two work-item indexes the reps' worklist reads by (a rep's items; the queue's mean effort)
+"""identity: reps' passwords (argon2 hashes) and the login attempts the rate limit counts
 
 Revision ID: 0004_identity
-Revises: 0001
+Revises: 0003_routing
 """
 from alembic import op
 import sqlalchemy as sa
 
 
 revision = "0004_identity"
-down_revision = "0001"
+down_revision = "0003_routing"
 branch_labels = None
 depends_on = None
 
@@ -22,10 +21,6 @@ def upgrade() -> None:
         batch_op.add_column(sa.Column("last_login_at", sa.DateTime(), nullable=True))
     with op.batch_alter_table("workers", schema=None) as batch_op:
         batch_op.alter_column("failed_logins", server_default=None)
-
-    with op.batch_alter_table("work_items", schema=None) as batch_op:
-        batch_op.create_index("ix_work_items_assignee_state", ["assignee_id", "state"], unique=False)
-        batch_op.create_index("ix_work_items_state_effort", ["state", "effort_seconds"], unique=False)
 
     op.create_table(
         "login_attempts",
@@ -46,9 +41,6 @@ def downgrade() -> None:
         batch_op.drop_index("ix_login_attempts_client_at")
         batch_op.drop_index("ix_login_attempts_name_at")
     op.drop_table("login_attempts")
-    with op.batch_alter_table("work_items", schema=None) as batch_op:
-        batch_op.drop_index("ix_work_items_state_effort")
-        batch_op.drop_index("ix_work_items_assignee_state")
     with op.batch_alter_table("workers", schema=None) as batch_op:
         batch_op.drop_column("last_login_at")
         batch_op.drop_column("failed_logins")

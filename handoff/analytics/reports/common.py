@@ -1,0 +1,114 @@
+"""What every part of the review shares: teams, thresholds, problem kinds, local days, formats."""
+
+
+from collections import Counter
+from datetime import date, datetime, time, timedelta, timezone
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from handoff.core import sla
+from handoff.core.models import OrderStatus, Worker, WorkItem, WorkItemState, utcnow
+from handoff.core.routing.eligibility import as_utc_naive
+
+# Which team owns a work item, by the skill it requires. Keep every mapping here.
+TEAM_BY_SKILL: dict[str, str] = {
+    "order-entry": "customer service",
+    "credit": "customer service",
+    "quotation": "customer service",
+    "provisioning": "operations",
+    "activation": "operations",
+    "billing": "billing",
+    "handoff": "account management",
+}
+OTHER_TEAM = "other"
+
+ACTIVE = (WorkItemState.OPEN, WorkItemState.ASSIGNED, WorkItemState.STARTED)
+FINISHED_ORDERS = (OrderStatus.COMPLETE, OrderStatus.REJECTED)
+UNASSIGNED = "unassigned"
+
+DEFAULT_WAITING_MINUTES = 30  # an open item nobody has after this long is a problem case
+DEFAULT_ON_TIME_DAYS = 7
+DEFAULT_CHART_DAYS = 14
+DEFAULT_DEFECT_DAYS = 7  # the defect log shows what was found in this many days, plus anything open
+DEFAULT_REFUSAL_HOURS = 24  # completion refusals this recent are problem cases
+ORDER_DUE_WITHIN = timedelta(days=1)
+
+# Problem kinds, in the order the action list puts them.
+PAST_DUE = "past due"
+ESCALATED = "escalated"
+NO_ELIGIBLE_REP = "no eligible rep"
+COMPLETION_REFUSED = "completion refused"
+OPEN_DEFECTS = "open defects"
+PROBLEM_ORDER = (PAST_DUE, ESCALATED, NO_ELIGIBLE_REP, COMPLETION_REFUSED, OPEN_DEFECTS)
+
+
+def team_for(required_skills: dict[str, int] | None) -> str:
+    """The team of the first required skill we know; "other" if none is known."""
+    for skill in required_skills or {}:
+        if skill in TEAM_BY_SKILL:
+            return TEAM_BY_SKILL[skill]
+    return OTHER_TEAM
+
+
+def _now(now: datetime | None) -> datetime:
+    return as_utc_naive(now) if now is not None else utcnow()
+
+
+def _clock(clock: sla.BusinessClock | None) -> sla.BusinessClock:
+    return clock if clock is not None else sla.clock()
+
+
+def local_midnight(day: date, tz: ZoneInfo) -> datetime:
+    """The start of a local calendar day, as naive UTC."""
+    return datetime.combine(day, time(), tzinfo=tz).astimezone(timezone.utc).replace(tzinfo=None)
+
+
+def local_date(at: datetime, tz: ZoneInfo) -> date:
+    return as_utc_naive(at).replace(tzinfo=timezone.utc).astimezone(tz).date()
+
+
+
+def summarise_failures(failures: list[Any] | None) -> str:
+    """'rule a (2×); field: rule b' — each distinct finding once, with how often it occurred."""
+    counts: Counter[str] = Counter()
+    for f in failures or []:
+        if isinstance(f, dict):
+            text = f.get("rule") or f.get("text") or "?"
+            text = f"{f['field']}: {text}" if f.get("field") else str(text)
+        else:
+            text = str(f)
+        counts[text.replace("_", " ")] += 1
+    return "; ".join(f"{text} ({n}×)" if n > 1 else text for text, n in counts.items()) or "(no findings recorded)"
+
+
+def pct(part: int, whole: int) -> float | None:
+    return round(100.0 * part / whole, 1) if whole else None
+
+
+def _active_items(s: Session) -> list[tuple[WorkItem, str | None]]:
+    return list(
+        s.execute(
+            select(WorkItem, Worker.name)
+            .outerjoin(Worker, WorkItem.assignee_id == Worker.id)
+            .where(WorkItem.state.in_(ACTIVE))
+            .order_by(WorkItem.created_at, WorkItem.id)
+        ).all()
+    )
+
+
+def fmt_duration(seconds: float | None) -> str:
+    if seconds is None:
+        return ""
+    seconds = abs(seconds)
+    if seconds < 3600:
+        return f"{seconds / 60:.0f} min"
+    if seconds < 48 * 3600:
+        return f"{seconds / 3600:.1f} h"
+    return f"{seconds / 86400:.1f} d"
+
+
+def fmt_pct(value: float | None) -> str:
+    return "—" if value is None else f"{value:.1f} %"

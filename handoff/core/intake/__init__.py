@@ -1,0 +1,30 @@
+"""Intake: every order that reaches the back office comes through here, whatever the channel
+(a JSON or CSV file, the Northwind feed, the HTTP endpoint).
+
+Nothing a user submits is lost: every input, any bytes of any size, ends as an accepted order
+(stored and announced with an `order.received` event), a quarantined one (kept byte for byte
+with a reason per bad field), or a reported duplicate — decided per order, never per batch.
+
+- contract.py  what a valid order is (the strict form and its limits)
+- reading.py   bytes → one submission per order, with its exact bytes and what reading found
+- door.py      each submission decided in its own transaction; races decided by the database
+"""
+
+from handoff.core.intake.contract import OrderIn, OrderLineIn, Unreadable, check_order, field_errors
+from handoff.core.intake.door import (
+    Announcer,
+    IntakeInterrupted,
+    IntakeResult,
+    Rejected,
+    quarantine,
+    store_order,
+    submit_orders,
+    unannounced_orders,
+)
+from handoff.core.intake.reading import Submission, parse_csv_orders, parse_json_orders, read_order_file
+
+__all__ = [
+    "Announcer", "IntakeInterrupted", "IntakeResult", "OrderIn", "OrderLineIn", "Rejected", "Submission",
+    "Unreadable", "check_order", "field_errors", "parse_csv_orders", "parse_json_orders", "quarantine",
+    "read_order_file", "store_order", "submit_orders", "unannounced_orders",
+]

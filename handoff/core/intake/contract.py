@@ -1,0 +1,203 @@
+"""The intake contract: what an order must be for the back office to take it.
+
+Strict on purpose. An order is only stored when every field has exactly the type and range
+written here; anything else is quarantined with a reason per bad field, never guessed at:
+
+- types are exact: a number is not a date, `true` is not 1, `"10"` is not 10 in JSON (a CSV
+  cell is text, so there numbers are read from their digits), a whole number is written whole;
+- amounts are finite and within stated ranges, ids within the database's integer range;
+- sizes are bounded: characters per field, lines per order (bytes per document: reading.py);
+- text is printable: no control characters, bidirectional overrides or unpaired surrogates.
+
+Business rules a person can settle (due date after the order date, a stated total that does
+not match the lines, an unknown customer or product) belong to the order-entry checklist.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from datetime import date
+from typing import Annotated, Any
+
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, model_validator
+from pydantic_core import PydanticCustomError
+
+from handoff.core.intake.text import field_name, quote, unprintable_characters
+
+# --- the limits (README: "The intake contract") ---------------------------------------------
+
+MAX_ORDER_ID_CHARS = 40
+MAX_CUSTOMER_ID_CHARS = 40
+MAX_CUSTOMER_NAME_CHARS = 200
+MAX_COUNTRY_CHARS = 60
+MAX_LINES = 500
+MAX_QUANTITY = 100_000
+MAX_UNIT_PRICE = 1_000_000.0
+MAX_ORDER_TOTAL = 1_000_000_000.0  # the lines' sum and a stated total
+MAX_PRODUCT_ID = 2**31 - 1  # the database column is a 32-bit INTEGER
+EARLIEST_DATE, LATEST_DATE = date(1900, 1, 1), date(2999, 12, 31)
+ORDER_FIELDS = ("order_id", "customer_id", "customer_name", "country", "order_date", "due_date", "total", "lines")
+LINE_FIELDS = ("product_id", "quantity", "unit_price", "discount")
+
+ISO_DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
+
+
+@dataclass(frozen=True)
+class Unreadable:
+    """A value the reader could not hold faithfully (a JSON number beyond a double, an integer
+    of thousands of digits, NaN): it stands in the order so that its field gets the reason."""
+
+    text: str
+    why: str
+
+    def __repr__(self) -> str:
+        return self.text
+
+
+# --- the form ---------------------------------------------------------------------------------
+
+
+def _printable_only(value: str) -> str:
+    bad = unprintable_characters(value)
+    if bad:
+        raise PydanticCustomError("unprintable", "contains characters that cannot be shown ({chars})",
+                                  {"chars": ", ".join(bad)})
+    return value
+
+
+def _iso_date(value: Any) -> Any:
+    if isinstance(value, str) and ISO_DATE.fullmatch(value):
+        return value
+    raise PydanticCustomError("date_format", "must be a date written as text YYYY-MM-DD")
+
+
+def _order_id_text(value: Any) -> Any:
+    # Order ids are often whole numbers in a sender's file (Northwind's are); they are ids, not
+    # amounts, so a JSON integer is taken as its digits. `true` is not an id.
+    if isinstance(value, int) and not isinstance(value, bool) and 0 <= value < 10**MAX_ORDER_ID_CHARS:
+        return str(value)
+    return value
+
+
+Text = Annotated[str, AfterValidator(_printable_only)]
+IsoDate = Annotated[date, BeforeValidator(_iso_date), Field(strict=False, ge=EARLIEST_DATE, le=LATEST_DATE)]
+
+
+class OrderLineIn(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+    product_id: int = Field(gt=0, le=MAX_PRODUCT_ID, description="Catalogue product id.")
+    quantity: int = Field(gt=0, le=MAX_QUANTITY, description="Units ordered, a whole number.")
+    unit_price: float = Field(ge=0, le=MAX_UNIT_PRICE, allow_inf_nan=False, description="Price per unit before discount.")
+    discount: float = Field(0.0, ge=0, le=1, allow_inf_nan=False, description="Share off the price, 0 to 1.")
+
+    @property
+    def amount(self) -> float:
+        return self.quantity * self.unit_price * (1 - self.discount)
+
+
+class OrderIn(BaseModel):
+    """An order as a sender submits it. A new customer may come with a name and country."""
+
+    model_config = ConfigDict(extra="forbid", strict=True, str_strip_whitespace=True)
+
+    order_id: Annotated[str, BeforeValidator(_order_id_text)] = Field(
+        min_length=1, max_length=MAX_ORDER_ID_CHARS, pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
+    customer_id: Text = Field(min_length=1, max_length=MAX_CUSTOMER_ID_CHARS)
+    customer_name: Text | None = Field(None, min_length=1, max_length=MAX_CUSTOMER_NAME_CHARS)
+    country: Text | None = Field(None, min_length=1, max_length=MAX_COUNTRY_CHARS)
+    order_date: IsoDate
+    due_date: IsoDate = Field(description="The date promised to the customer.")
+    total: float | None = Field(None, ge=0, le=MAX_ORDER_TOTAL, allow_inf_nan=False,
+                                description="The order total as the sender states it.")
+    lines: list[OrderLineIn] = Field(min_length=1, max_length=MAX_LINES)
+
+    @model_validator(mode="after")
+    def _lines_add_up_to_a_bounded_total(self) -> OrderIn:
+        if sum(line.amount for line in self.lines) > MAX_ORDER_TOTAL:
+            raise PydanticCustomError("total_too_large", f"the lines add up to more than {MAX_ORDER_TOTAL:,.0f}")
+        return self
+
+    def content(self) -> dict[str, Any]:
+        """What the order says, in plain JSON values: what a re-send is compared with."""
+        return self.model_dump(mode="json")
+
+
+# --- the verdict --------------------------------------------------------------------------------
+
+Reason = dict[str, str]
+
+_MESSAGES = {
+    "extra_forbidden": "is not a field of an order; the fields are " + ", ".join(ORDER_FIELDS),
+    "model_type": "must be a JSON object (an order)",
+    "model_attributes_type": "must be a JSON object (an order)",
+    "dict_type": "must be a JSON object",
+    "int_type": "must be a whole number",
+    "float_type": "must be a number",
+    "string_type": "must be text",
+    "list_type": "must be a list of order lines",
+    "string_unicode": "contains an unpaired surrogate, which is not text",
+    "string_pattern_mismatch": "must be letters, digits, '.', '_' or '-', starting with a letter or digit",
+    "greater_than": "must be more than {gt}",
+    "greater_than_equal": "must be at least {ge}",
+    "less_than_equal": "must be at most {le}",
+    "string_too_short": "must not be empty",
+    "string_too_long": "must be at most {max_length} characters",
+    "too_short": "must have at least {min_length} line",
+    "too_long": "must have at most {max_length} lines",
+}
+
+
+def check_order(data: Any) -> tuple[OrderIn | None, list[Reason]]:
+    """The order if it keeps the contract, else the reasons, one per bad field."""
+    try:
+        return OrderIn.model_validate(data), []
+    except ValidationError as exc:
+        return None, field_errors(exc)
+    except RecursionError:
+        return None, [{"field": "order", "message": "is nested too deeply to read"}]
+
+
+def field_errors(exc: ValidationError) -> list[Reason]:
+    """Pydantic's errors as one {field, message} per bad field, in the sender's words."""
+    reasons = []
+    for err in exc.errors(include_url=False, include_context=True):
+        loc = err["loc"]
+        where = field_name(loc)
+        value = err.get("input")
+        if isinstance(value, Unreadable):
+            reasons.append({"field": where, "message": f"{value.why} (got {quote(value.text)})"})
+            continue
+        kind = err["type"]
+        if kind in ("too_long", "too_short") and isinstance(value, str):
+            kind = f"string_{kind}"
+        message = _MESSAGES.get(kind, err["msg"]).format(**{k: _plain(v) for k, v in err.get("ctx", {}).items()})
+        if err["type"] == "extra_forbidden" and len(loc) == 3 and loc[0] == "lines":
+            message = "is not a field of an order line; the fields are " + ", ".join(LINE_FIELDS)
+        if err["type"] == "missing":
+            reasons.append({"field": where, "message": "is required"})
+        elif err["type"] == "extra_forbidden" or not loc:
+            reasons.append({"field": where, "message": message})
+        else:
+            reasons.append({"field": where, "message": f"{message} (got {quote(value)})"})
+    return reasons
+
+
+def _plain(value: Any) -> str:
+    if isinstance(value, date):
+        return value.isoformat()
+    if isinstance(value, str) and (found := re.fullmatch(r"datetime\.date\((\d+), (\d+), (\d+)\)", value)):
+        return date(*map(int, found.groups())).isoformat()
+    if isinstance(value, float) and value.is_integer():
+        return f"{value:,.0f}"
+    if isinstance(value, int):
+        return f"{value:,}"
+    return str(value)
+
+
+def stored_order_violations(content: dict[str, Any]) -> list[Reason]:
+    """Reasons a stored order (as `OrderIn.content()`-shaped data) breaks the contract: none,
+    if intake did its job. Used to re-check the database after a hostile run."""
+    _, reasons = check_order(content)
+    return reasons

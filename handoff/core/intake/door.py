@@ -1,0 +1,268 @@
+"""The door: every submission ends accepted, quarantined with reasons, or a reported duplicate.
+
+Each order is decided in its own transaction, so one bad order (or one the database refuses)
+never takes its neighbours with it. The database decides races: two processes storing the
+same order id at once both try to insert it; the loser's insert fails on the primary key, and
+it looks again, finding the winner's order: a duplicate if the content is the same, a
+conflict (quarantined, with what differs) if not. On SQLite the write lock is taken before the
+look (a no-op UPDATE), so the look and the insert see the same database.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from typing import Any, Callable, Iterable
+
+from sqlalchemy import select, text
+from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
+from sqlalchemy.orm import Session
+
+from handoff.core import audit
+from handoff.core.db import session
+from handoff.core.intake.contract import OrderIn, Reason, check_order
+from handoff.core.intake.reading import Submission
+from handoff.core.intake.text import clip, printable, quote
+from handoff.core.models import AuditEvent, Customer, Order, OrderLine, OrderStatus, Quarantine
+
+log = logging.getLogger(__name__)
+
+Announcer = Callable[[list[str]], object]
+DISPLAY_CHARS = 1_000_000  # the quarantine's text column; raw_bytes keeps everything
+STORE_ATTEMPTS = 3
+
+
+# --- what intake tells the sender -----------------------------------------------------------
+
+
+@dataclass
+class Rejected:
+    reference: str | None
+    reasons: list[Reason]
+    quarantine_id: int
+
+
+@dataclass
+class IntakeResult:
+    submitted: int = 0
+    accepted: list[str] = field(default_factory=list)
+    duplicates: list[str] = field(default_factory=list)
+    quarantined: list[Rejected] = field(default_factory=list)
+
+    def merge(self, other: IntakeResult) -> None:
+        self.submitted += other.submitted
+        self.accepted += other.accepted
+        self.duplicates += other.duplicates
+        self.quarantined += other.quarantined
+
+
+class IntakeInterrupted(Exception):
+    """The database could not be reached part-way: what was decided before is in `result`
+    (and stored); the rest of the batch was not taken and must be sent again."""
+
+    def __init__(self, result: IntakeResult, cause: Exception) -> None:
+        super().__init__(f"the database could not be reached after {result.submitted - 1} of the orders: {cause}")
+        self.result = result
+
+
+# --- the door ---------------------------------------------------------------------------------
+
+
+def submit_orders(
+    submissions: Iterable[Submission | tuple[Any, Any]], source: str, announce: Announcer | None = None
+) -> IntakeResult:
+    """Validate, store and announce orders, each decided on its own.
+
+    Each item is a `Submission` (reading.py) or, for callers that parsed the order themselves,
+    a (raw text or bytes, data) pair. `announce` (handoff.runtime.outbox.announce_orders) tells
+    the back office about the stored orders; the core knows no event bus, and an order not
+    announced now is announced by the outbox later.
+    """
+    result = IntakeResult()
+    source = clip(source, 200)
+    for item in submissions:
+        sub = _as_submission(item)
+        result.submitted += 1
+        try:
+            outcome = decide(sub, source)
+        except OperationalError as exc:
+            raise IntakeInterrupted(result, exc) from exc
+        if isinstance(outcome, Rejected):
+            result.quarantined.append(outcome)
+        elif outcome.accepted:
+            result.accepted.append(outcome.order_id)
+        else:
+            result.duplicates.append(outcome.order_id)
+    if announce and result.accepted:
+        try:
+            announce(list(result.accepted))
+        except Exception:  # the orders are stored; the outbox announces them later
+            log.exception("could not announce %d stored orders", len(result.accepted))
+    return result
+
+
+@dataclass(frozen=True)
+class Stored:
+    """An order that is in the database: stored now (accepted) or before (a duplicate)."""
+
+    order_id: str
+    accepted: bool
+
+
+def decide(sub: Submission, source: str) -> Rejected | Stored:
+    """One submission's outcome; raises only when the database cannot be reached."""
+    reasons = list(sub.problems)
+    order_in = None
+    if sub.data is not None or not reasons:
+        order_in, field_reasons = check_order(sub.data)
+        reasons += field_reasons
+    if reasons or order_in is None:
+        return quarantine_alone(source, sub.raw, reasons, sub.reference)
+    for attempt in range(STORE_ATTEMPTS):
+        try:
+            with session() as s:
+                return _store_or_compare(s, sub, order_in, source)
+        except IntegrityError:
+            # another process stored this order (or its new customer) meanwhile: look again
+            log.info("order %s: another process stored it (or its customer) first; looking again", order_in.order_id)
+            continue
+        except OperationalError:
+            if attempt + 1 == STORE_ATTEMPTS:
+                raise
+        except DBAPIError as exc:
+            reason = {"field": "order", "message": f"the database refused it: {clip(str(exc.orig), 120)}"}
+            return quarantine_alone(source, sub.raw, [reason], sub.reference)
+    reason = {"field": "order", "message": f"could not be stored after {STORE_ATTEMPTS} attempts"}
+    return quarantine_alone(source, sub.raw, [reason], sub.reference)
+
+
+def _store_or_compare(s: Session, sub: Submission, order_in: OrderIn, source: str) -> Rejected | Stored:
+    _take_write_lock(s)
+    existing = s.get(Order, order_in.order_id)
+    if existing is None:
+        store_order(s, order_in, source)
+        return Stored(order_in.order_id, accepted=True)
+    differences = differences_from_first(s, existing, order_in)
+    if not differences:
+        return Stored(order_in.order_id, accepted=False)
+    first = {"field": "order_id", "message": f"order {order_in.order_id} was already received "
+             f"({existing.received_at:%Y-%m-%d %H:%M} from {existing.source}) with different content; "
+             "the first one stands, this one is kept for review"}
+    return quarantine(s, source, sub.raw, [first, *differences], order_in.order_id)
+
+
+def _take_write_lock(s: Session) -> None:
+    # SQLite: a transaction that reads first and writes later fails ("database is locked") if
+    # another process wrote in between; a write first makes it wait its turn instead.
+    if s.get_bind().dialect.name == "sqlite":
+        s.execute(text("UPDATE orders SET id = id WHERE 0"))
+
+
+def store_order(s: Session, order_in: OrderIn, source: str) -> Order:
+    if order_in.customer_name and s.get(Customer, order_in.customer_id) is None:
+        s.add(Customer(id=order_in.customer_id, name=order_in.customer_name, country=order_in.country))
+        s.flush()
+    lines = [
+        OrderLine(line_no=i, product_id=l.product_id, quantity=l.quantity,
+                  unit_price=l.unit_price, discount=l.discount)
+        for i, l in enumerate(order_in.lines, start=1)
+    ]
+    order = Order(
+        id=order_in.order_id,
+        customer_id=order_in.customer_id,
+        order_date=order_in.order_date,
+        due_date=order_in.due_date,
+        source=source,
+        stated_total=order_in.total,
+        total=round(sum(l.amount for l in lines), 2),
+        status=OrderStatus.RECEIVED,
+        lines=lines,
+    )
+    s.add(order)
+    s.flush()
+    # The order as received, so that a re-send is compared with what was sent, not with what
+    # the records made of it (a name for a customer already known is not stored on the order).
+    audit.record(s, "system:intake", "order", order.id, "received", None, OrderStatus.RECEIVED,
+                 source=source, total=order.total, content=order_in.content())
+    return order
+
+
+# --- what differs -------------------------------------------------------------------------------
+
+
+def differences_from_first(s: Session, existing: Order, new: OrderIn) -> list[Reason]:
+    """One reason per field in which `new` differs from the order first received with its id."""
+    first = s.scalar(select(AuditEvent.details).where(
+        AuditEvent.entity == "order", AuditEvent.entity_id == existing.id, AuditEvent.action == "received"
+    ).order_by(AuditEvent.id).limit(1))
+    was = (first or {}).get("content") or _content_of(existing)
+    now = new.content()
+    diffs = []
+    for name in ("customer_id", "customer_name", "country", "order_date", "due_date", "total"):
+        if name in was and was[name] != now[name]:
+            diffs.append(_differs(name, was[name], now[name]))
+    old_lines, new_lines = was["lines"], now["lines"]
+    if len(old_lines) != len(new_lines):
+        diffs.append({"field": "lines", "message": f"was {len(old_lines)} lines, now {len(new_lines)}"})
+    for n, (a, b) in enumerate(zip(old_lines, new_lines)):
+        for name in ("product_id", "quantity", "unit_price", "discount"):
+            if a[name] != b[name]:
+                diffs.append(_differs(f"lines.{n}.{name}", a[name], b[name]))
+    return diffs
+
+
+def _differs(name: str, was: Any, now: Any) -> Reason:
+    return {"field": name, "message": f"was {quote(was)}, now {quote(now)}"}
+
+
+def _content_of(order: Order) -> dict[str, Any]:
+    # Orders stored before intake kept what it received: the order's own columns.
+    return {
+        "customer_id": order.customer_id, "order_date": str(order.order_date), "due_date": str(order.due_date),
+        "total": order.stated_total,
+        "lines": [{"product_id": l.product_id, "quantity": l.quantity, "unit_price": l.unit_price,
+                   "discount": l.discount} for l in order.lines],
+    }
+
+
+# --- quarantine -------------------------------------------------------------------------------
+
+
+def quarantine_alone(source: str, raw: bytes, reasons: list[Reason], reference: str | None) -> Rejected:
+    """Quarantine in a transaction of its own."""
+    with session() as s:
+        return quarantine(s, source, raw, reasons, reference)
+
+
+def quarantine(
+    s: Session, source: str, raw: bytes | str, reasons: list[Reason], reference: str | None
+) -> Rejected:
+    """Keep refused input: its bytes exactly as received, a printable text of them to read, and
+    the reasons (made printable: a sender's key may hold a terminal escape)."""
+    raw_bytes = raw.encode("utf-8", "surrogatepass") if isinstance(raw, str) else bytes(raw)
+    shown = printable(raw_bytes[:DISPLAY_CHARS * 4].decode("utf-8", "backslashreplace")[:DISPLAY_CHARS], keep_lines=True)
+    reasons = [{"field": printable(r["field"]), "message": printable(r["message"])} for r in reasons]
+    reference = clip(reference, 40) if reference else None
+    q = Quarantine(source=source, raw=shown, raw_bytes=raw_bytes, reasons=reasons, reference=reference)
+    s.add(q)
+    s.flush()
+    audit.record(s, "system:intake", "quarantine", q.id, "quarantined", None, "quarantined",
+                 source=source, reference=reference, reasons=reasons)
+    return Rejected(reference, reasons, q.id)
+
+
+def unannounced_orders() -> list[str]:
+    with session() as s:
+        return list(s.scalars(select(Order.id).where(Order.announced_at.is_(None)).order_by(Order.received_at)))
+
+
+def _as_submission(item: Submission | tuple[Any, Any]) -> Submission:
+    if isinstance(item, Submission):
+        return item
+    raw, data = item
+    raw_bytes = raw.encode("utf-8", "surrogatepass") if isinstance(raw, str) else bytes(raw)
+    if isinstance(data, dict) and "__unreadable__" in data:
+        return Submission(raw_bytes, None, [{"field": "document", "message": str(data["__unreadable__"])}])
+    from handoff.core.intake.reading import _reference_of, _repeated_keys
+
+    return Submission(raw_bytes, data, _repeated_keys(data), _reference_of(data))

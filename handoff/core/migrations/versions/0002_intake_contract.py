@@ -1,0 +1,25 @@
+"""intake contract: the quarantine keeps the bytes exactly as received
+
+Revision ID: 0002_intake
+Revises: 0001
+"""
+from alembic import op
+import sqlalchemy as sa
+
+
+revision = "0002_intake"
+down_revision = "0001"
+branch_labels = None
+depends_on = None
+
+
+def upgrade() -> None:
+    # `raw` stays: a printable text of the input to read; `raw_bytes` is the input itself
+    # (entries quarantined before this revision have only their text).
+    with op.batch_alter_table("quarantine", schema=None) as batch_op:
+        batch_op.add_column(sa.Column("raw_bytes", sa.LargeBinary(), nullable=True))
+
+
+def downgrade() -> None:
+    with op.batch_alter_table("quarantine", schema=None) as batch_op:
+        batch_op.drop_column("raw_bytes")

@@ -1,0 +1,148 @@
+"""Routing decisions: who gets which open item, decided from the live index (live.py) and
+made real by the database's conditional UPDATEs (claims.py).
+
+- `route_item`         an item was created (or released): give it to the best eligible rep now.
+- `route_for_worker`   a rep freed capacity or came online: give them the most urgent items
+                       they may do, until they are full.
+- `route_open_items`   every open item that has an eligible free rep gets one, most urgent first
+                       (sla-watch runs this every minute).
+
+Who gets what is the push policy's (policy.py: urgency orders the work, the least
+over-qualified free rep gets it). A decision that loses its claim (another process got there
+first, or the index was stale) re-reads what changed and tries the next choice.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+import numpy as np
+from sqlalchemy.orm import Session
+
+from handoff.core.clock import as_utc_naive, epoch
+from handoff.core.models import Worker, WorkItem, WorkItemState, utcnow
+from handoff.core.routing.claims import (
+    Claim,
+    claim,
+    one_router_at_a_time,
+    record_assignment,
+)
+from handoff.core.routing.eligibility import signature
+from handoff.core.routing.live import POLICY, index_for
+from handoff.core.routing.readmodel import as_routable_item, as_routable_rep
+
+MAX_LOST_CLAIMS = 50  # a decision that keeps losing gives up (the next event or watch round retries)
+
+
+def route_item(s: Session, item_id: int, now: datetime | None = None) -> Worker | None:
+    """Push one open item to the best eligible rep now; None if nobody can take it yet."""
+    one_router_at_a_time(s)
+    now = as_utc_naive(now or utcnow())
+    item = s.get(WorkItem, item_id, populate_existing=True)
+    if item is None or item.state != WorkItemState.OPEN:
+        return None
+    routable = as_routable_item(item)
+    t = epoch(now)
+    index = index_for(s)
+    with index.session_view(s, now):
+        for _ in range(MAX_LOST_CLAIMS):
+            rep = POLICY.rep_for(routable, index.reps, t)
+            if rep is None:
+                return None
+            result = claim(s, item.id, item.version, int(rep.id), now)
+            if result is Claim.TAKEN:
+                index.took(item.id, int(rep.id), t)
+                record_assignment(s, item.id, rep, "new or released item")
+                return s.get(Worker, int(rep.id))
+            if result is Claim.ITEM_GONE:
+                index.lost_item(item.id)
+                return None
+            index.lost_rep(int(rep.id))
+            index.renew(s)
+    return None
+
+
+def route_for_worker(s: Session, worker_id: int, now: datetime | None = None) -> list[WorkItem]:
+    """Fill a rep's spare capacity with the most urgent open items they may do."""
+    one_router_at_a_time(s)
+    now = as_utc_naive(now or utcnow())
+    worker = s.get(Worker, worker_id, populate_existing=True)
+    if worker is None:
+        return []
+    rep = as_routable_rep(worker, now)
+    if not rep.available or rep.spare <= 0:
+        return []
+    t = epoch(now)
+    index = index_for(s)
+    taken: list[int] = []
+    with index.session_view(s, now):
+        for _ in range(MAX_LOST_CLAIMS + rep.spare):
+            if rep.spare <= 0:
+                break
+            item = POLICY.item_for(rep, index.items, t)  # the whole open queue: its p_bar too
+            if item is None:
+                break
+            score = POLICY.score(item, t, index.items.mean_effort)
+            item_id = int(item.id)
+            result = claim(s, item_id, index.active[item_id].version, worker.id, now)
+            if result is Claim.TAKEN:
+                index.took(item_id, worker.id, t)
+                rep.open_items += 1
+                record_assignment(s, item_id, rep, "rep has spare capacity", score)
+                taken.append(item_id)
+            elif result is Claim.ITEM_GONE:
+                index.lost_item(item_id)
+                index.renew(s)
+            else:
+                index.lost_rep(worker.id)
+                break
+    return [s.get(WorkItem, i, populate_existing=True) for i in taken]
+
+
+@dataclass(slots=True)
+class Assignment:
+    item_id: int
+    worker: str
+    urgency: float
+
+
+def route_open_items(s: Session, now: datetime | None = None) -> list[Assignment]:
+    """Give every open item that has an eligible free rep to one, most urgent first."""
+    one_router_at_a_time(s)
+    now = as_utc_naive(now or utcnow())
+    t = epoch(now)
+    index = index_for(s)
+    done: list[Assignment] = []
+    with index.session_view(s, now):
+        free = sum(r.spare for r in index.reps if r.available and r.spare > 0)
+        if free <= 0 or not len(index.items):
+            return []
+        slots, scores = index.open_scores(t)
+        c = index.items.columns
+        order = np.lexsort((c.created_at[slots], c.due_at[slots], -scores))
+        exhausted: set = set()  # requirement signatures no free rep can take this round
+        for i in order:
+            if free <= 0:
+                break
+            item = index.items.item_at(int(slots[i]))
+            kind = signature(item.required_skills)
+            if kind in exhausted:
+                continue
+            item_id = int(item.id)
+            while (rep := POLICY.rep_for(item, index.reps, t)) is not None:
+                result = claim(s, item_id, index.active[item_id].version, int(rep.id), now)
+                if result is Claim.TAKEN:
+                    index.took(item_id, int(rep.id), t)
+                    free -= 1
+                    record_assignment(s, item_id, rep, "open item, eligible rep free", float(scores[i]))
+                    done.append(Assignment(item_id, rep.extra["name"], float(scores[i])))
+                    break
+                if result is Claim.ITEM_GONE:
+                    index.lost_item(item_id)
+                    break
+                free -= max(rep.spare, 0)  # full or gone meanwhile: out of this round
+                index.lost_rep(int(rep.id))
+            else:
+                exhausted.add(kind)
+    return done

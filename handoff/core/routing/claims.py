@@ -1,0 +1,119 @@
+"""The hand-over, arbitrated by the database: whoever's conditional UPDATE matches wins.
+
+Nobody gets an item twice, however many routers run and however stale their in-memory index
+is: every hand-over is a conditional UPDATE (`state='open' AND version=?` on the item,
+`open_items < capacity AND presence='available'` on the rep) whose row count says who won.
+Losers try their next choice. No in-process lock is involved, so this holds across processes
+and machines (SQLite serialises writers; PostgreSQL row locks re-check the WHERE clause after
+the winner commits).
+"""
+
+from __future__ import annotations
+
+import enum
+from datetime import datetime
+
+from sqlalchemy import text, update
+from sqlalchemy.orm import Session
+from sqlalchemy.orm.util import identity_key
+
+from handoff.core import audit
+from handoff.core.models import Presence, Worker, WorkItem, WorkItemState
+from handoff.core.routing.policy import RoutableRep
+
+ROUTER = "system:router"
+ROUTING_LOCK = 0x68616E64  # "hand": the PostgreSQL advisory lock routing transactions take turns on
+ACTIVE = (WorkItemState.OPEN, WorkItemState.ASSIGNED, WorkItemState.STARTED)
+
+
+class NotAllowed(Exception):
+    """Someone tried to complete a step that is not theirs."""
+
+
+class UnknownWorker(LookupError):
+    """No worker by that name."""
+
+
+class Claim(enum.Enum):
+    TAKEN = "taken"
+    ITEM_GONE = "item-gone"  # another router (or a completion) got there first
+    REP_FULL = "rep-full"  # the rep filled up (or left) meanwhile
+
+
+def one_router_at_a_time(s: Session) -> None:
+    """Routing transactions take turns (PostgreSQL: a transaction-scoped advisory lock).
+
+    Why: a routing transaction locks an item and a rep, then often more of both, in an order
+    that depends on urgency; two at once (sla-watch's batch and an order entry routing its new
+    item) lock the same rows in opposite orders and deadlock, and PostgreSQL aborts one of them
+    (found by tests/core/routing/test_routing_concurrency.py on PostgreSQL). Each takes
+    milliseconds, so taking turns costs nothing a back office notices. Every other writer of
+    work items and workers takes the same lock through migration 0003's triggers, which is
+    what makes the change counter commit-ordered.
+
+    SQLite has one writer at a time; a write that changes nothing takes that turn now. Either
+    way the database's turn is taken *before* the process's index lock (live.py), in every
+    routing call, so two threads of one process never wait for each other in opposite orders.
+    """
+    if s.get_bind().dialect.name == "postgresql":
+        s.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": ROUTING_LOCK})
+    else:
+        s.execute(text("UPDATE change_counter SET seq = seq WHERE id = 0"))
+
+
+def expire(s: Session, cls: type, pk: int) -> None:
+    """Our UPDATEs bypass the identity map; make the session re-read what it holds."""
+    obj = s.identity_map.get(identity_key(cls, pk))
+    if obj is not None:
+        s.expire(obj)
+
+
+def claim(s: Session, item_id: int, version: int, worker_id: int, now: datetime) -> Claim:
+    """Assign atomically: the item must still be open at this version and the rep must still
+    have room and be available. Both UPDATEs run in the caller's transaction."""
+    took_item = s.execute(
+        update(WorkItem)
+        .where(WorkItem.id == item_id, WorkItem.state == WorkItemState.OPEN, WorkItem.version == version)
+        .values(state=WorkItemState.ASSIGNED, assignee_id=worker_id, assigned_at=now, version=WorkItem.version + 1)
+        .execution_options(synchronize_session=False)
+    ).rowcount
+    if not took_item:
+        return Claim.ITEM_GONE
+    took_room = s.execute(
+        update(Worker)
+        .where(Worker.id == worker_id, Worker.open_items < Worker.capacity, Worker.presence == Presence.AVAILABLE)
+        .values(open_items=Worker.open_items + 1, last_assigned_at=now)
+        .execution_options(synchronize_session=False)
+    ).rowcount
+    if not took_room:
+        # Put the item back exactly as it was (same version): this transaction has not
+        # committed, so nobody else saw it assigned, and the caller may try the next rep.
+        s.execute(
+            update(WorkItem)
+            .where(WorkItem.id == item_id)
+            .values(state=WorkItemState.OPEN, assignee_id=None, assigned_at=None, version=WorkItem.version - 1)
+            .execution_options(synchronize_session=False)
+        )
+        expire(s, WorkItem, item_id)
+        return Claim.REP_FULL
+    expire(s, WorkItem, item_id)
+    expire(s, Worker, worker_id)
+    return Claim.TAKEN
+
+
+def record_assignment(s: Session, item_id: int, rep: RoutableRep, why: str, score: float | None = None) -> None:
+    details: dict = {"assignee": rep.extra.get("name", rep.id), "why": why}
+    if score is not None:
+        details["urgency"] = round(score, 4)
+    audit.record(s, ROUTER, "work_item", item_id, "assigned", "open", "assigned", **details)
+
+
+def release_capacity(s: Session, worker_id: int) -> None:
+    """One unit of the rep's capacity is free again (an item was completed or taken back)."""
+    s.execute(
+        update(Worker)
+        .where(Worker.id == worker_id, Worker.open_items > 0)
+        .values(open_items=Worker.open_items - 1)
+        .execution_options(synchronize_session=False)
+    )
+    expire(s, Worker, worker_id)

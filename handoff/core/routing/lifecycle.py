@@ -1,0 +1,202 @@
+"""The item lifecycle on the rep's side: start, complete, presence, and taking work back.
+
+- `complete_item`      close an item for the person who did it, free the capacity, refill it.
+- `start_item`         the assignee has begun; the item is no longer reclaimed if they leave.
+- `set_presence`       available / away / offline; going offline hands back not-started work.
+- `reclaim_item`       take a not-started item back from its rep and make it open again.
+
+Every change is a conditional UPDATE on the row's version (a concurrent change makes it a
+no-op the caller is told about) and writes an AuditEvent. Datetimes are naive UTC, as stored.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from sqlalchemy import select, update
+from sqlalchemy.orm import Session
+
+from handoff.core import audit
+from handoff.core.clock import as_utc_naive
+from handoff.core.models import Presence, Worker, WorkItem, WorkItemState, utcnow
+from handoff.core.routing.assign import route_for_worker, route_item
+from handoff.core.routing.claims import (
+    ACTIVE,
+    ROUTER,
+    NotAllowed,
+    UnknownWorker,
+    one_router_at_a_time,
+)
+from handoff.core.routing.claims import expire as _expire
+from handoff.core.routing.claims import release_capacity as _release_capacity
+
+__all__ = [
+    "ACTIVE",
+    "NotAllowed",
+    "PresenceChange",
+    "UnknownWorker",
+    "check_may_complete",
+    "complete_item",
+    "reclaim_item",
+    "set_presence",
+    "start_item",
+]
+
+
+# --- the rep's side: start, complete, presence ------------------------------------------------
+
+
+def check_may_complete(s: Session, item: WorkItem, by: str) -> None:
+    """Raise NotAllowed unless `by` may complete the item: its assignee, or a supervisor."""
+    if item.state in (WorkItemState.COMPLETED, WorkItemState.CANCELLED):
+        raise NotAllowed(f"work item {item.id} is already {item.state}; nothing to complete")
+    person = s.scalar(select(Worker).where(Worker.name == by))
+    if person is None:
+        raise NotAllowed(f"{by!r} is not a known worker; only the assignee or a supervisor may complete work item {item.id}")
+    if person.role == "supervisor":
+        return
+    if item.assignee_id != person.id:
+        holder = s.get(Worker, item.assignee_id).name if item.assignee_id else "nobody yet"
+        raise NotAllowed(
+            f"work item {item.id} is assigned to {holder}; only the assignee or a supervisor "
+            f"may complete it, not {by}. It stays {item.state} with {holder}."
+        )
+
+
+def complete_item(
+    s: Session, item_id: int, by: str, outcome: str, note: str | None = None, now: datetime | None = None
+) -> WorkItem:
+    """Close an item for the person who did it; only its assignee or a supervisor may.
+
+    Frees the assignee's capacity and immediately routes them their next item.
+    """
+    one_router_at_a_time(s)
+    now = as_utc_naive(now or utcnow())
+    item = s.get(WorkItem, item_id, populate_existing=True)
+    if item is None:
+        raise NotAllowed(f"work item {item_id} does not exist")
+    check_may_complete(s, item, by)
+    before, assignee_id = item.state, item.assignee_id
+    done = s.execute(
+        update(WorkItem)
+        .where(WorkItem.id == item.id, WorkItem.version == item.version, WorkItem.state.in_(ACTIVE))
+        .values(
+            state=WorkItemState.COMPLETED,
+            completed_at=now,
+            completed_by=by,
+            outcome=outcome,
+            note=note,
+            version=WorkItem.version + 1,
+        )
+        .execution_options(synchronize_session=False)
+    ).rowcount
+    if not done:
+        s.refresh(item)
+        raise NotAllowed(f"work item {item.id} changed meanwhile (now {item.state}); look again and retry")
+    if assignee_id is not None:
+        _release_capacity(s, assignee_id)
+    audit.record(s, by, "work_item", item.id, "completed", before, "completed", outcome=outcome, note=note)
+    s.refresh(item)
+    if assignee_id is not None:
+        route_for_worker(s, assignee_id, now)
+    return item
+
+
+def start_item(s: Session, item_id: int, by: str, now: datetime | None = None) -> WorkItem:
+    """The assignee has begun work: the item is theirs until done, even if they go offline."""
+    one_router_at_a_time(s)
+    now = as_utc_naive(now or utcnow())
+    item = s.get(WorkItem, item_id, populate_existing=True)
+    if item is None:
+        raise NotAllowed(f"work item {item_id} does not exist")
+    person = s.scalar(select(Worker).where(Worker.name == by))
+    if person is None or item.assignee_id != person.id or item.state != WorkItemState.ASSIGNED:
+        raise NotAllowed(f"work item {item_id} is not assigned to {by} waiting to start (it is {item.state})")
+    started = s.execute(
+        update(WorkItem)
+        .where(WorkItem.id == item.id, WorkItem.version == item.version, WorkItem.state == WorkItemState.ASSIGNED)
+        .values(state=WorkItemState.STARTED, started_at=now, version=WorkItem.version + 1)
+        .execution_options(synchronize_session=False)
+    ).rowcount
+    if not started:
+        raise NotAllowed(f"work item {item_id} changed meanwhile; look again")
+    audit.record(s, by, "work_item", item.id, "started", "assigned", "started")
+    s.refresh(item)
+    return item
+
+
+def reclaim_item(s: Session, item_id: int, reason: str, now: datetime | None = None) -> bool:
+    """Take an assigned, not-started item back from its rep; it becomes open again.
+
+    False if it was started, completed or moved meanwhile (then it is left alone).
+    """
+    one_router_at_a_time(s)
+    now = as_utc_naive(now or utcnow())
+    item = s.get(WorkItem, item_id, populate_existing=True)
+    if item is None or item.state != WorkItemState.ASSIGNED or item.assignee_id is None:
+        return False
+    holder_id = item.assignee_id
+    holder = s.get(Worker, holder_id)
+    taken_back = s.execute(
+        update(WorkItem)
+        .where(WorkItem.id == item.id, WorkItem.version == item.version, WorkItem.state == WorkItemState.ASSIGNED)
+        .values(state=WorkItemState.OPEN, assignee_id=None, assigned_at=None, version=WorkItem.version + 1)
+        .execution_options(synchronize_session=False)
+    ).rowcount
+    if not taken_back:
+        return False
+    _release_capacity(s, holder_id)
+    _expire(s, WorkItem, item.id)
+    audit.record(
+        s, ROUTER, "work_item", item.id, "reclaimed", "assigned", "open",
+        from_worker=holder.name if holder else str(holder_id), reason=reason,
+    )
+    return True
+
+
+@dataclass(slots=True)
+class PresenceChange:
+    worker: str
+    before: str
+    after: str
+    reclaimed: list[int] = field(default_factory=list)  # items taken back (went offline)
+    rerouted: dict[int, str] = field(default_factory=dict)  # of those, item -> new rep
+    pulled: list[int] = field(default_factory=list)  # items pushed to them (came online)
+
+
+def set_presence(
+    s: Session, name: str, presence: Presence | str, now: datetime | None = None, actor: str | None = None
+) -> PresenceChange:
+    """Record a rep's presence and act on it.
+
+    offline: their assigned-but-not-started items are reclaimed and routed to others at once.
+    away: they keep their items but get nothing new (sla-watch reclaims after a grace period).
+    available: they are given work up to their capacity.
+    """
+    one_router_at_a_time(s)
+    now = as_utc_naive(now or utcnow())
+    presence = Presence(presence)
+    worker = s.scalar(select(Worker).where(Worker.name == name))
+    if worker is None:
+        raise UnknownWorker(f"no worker named {name!r}")
+    change = PresenceChange(worker=name, before=str(worker.presence), after=str(presence))
+    if worker.presence != presence:
+        worker.presence = presence
+        worker.presence_changed_at = now
+        audit.record(s, actor or name, "worker", worker.id, "presence", change.before, change.after)
+        s.flush()
+    if presence == Presence.OFFLINE:
+        held = s.scalars(
+            select(WorkItem.id).where(WorkItem.assignee_id == worker.id, WorkItem.state == WorkItemState.ASSIGNED)
+        ).all()
+        for item_id in held:
+            if reclaim_item(s, item_id, f"{name} went offline", now):
+                change.reclaimed.append(item_id)
+        for item_id in change.reclaimed:
+            rep = route_item(s, item_id, now)
+            if rep is not None:
+                change.rerouted[item_id] = rep.name
+    elif presence == Presence.AVAILABLE:
+        change.pulled = [it.id for it in route_for_worker(s, worker.id, now)]
+    return change

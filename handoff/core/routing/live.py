@@ -1,0 +1,323 @@
+"""The routers' in-memory index, kept in step with the database by a change counter.
+
+Each process keeps, per database, the active work items (open ones in the policy's `ItemPool`,
+bucketed and columnar) and every rep (`RepPool`), loaded once. Before a decision it refreshes:
+it re-reads only the rows whose `change_seq` is above the highest it has seen (migration 0003:
+triggers stamp every changed row from a commit-ordered counter, so nothing committed later can
+carry a smaller stamp). A refresh with nothing new is one indexed query per table.
+
+Two views are merged for a decision:
+
+- **committed state**, read on a connection of its own, so the shared index never holds
+  anything that may yet roll back;
+- **the caller's own uncommitted changes**, read through the caller's session (rows stamped
+  above the committed watermark: the caller holds the routing lock or SQLite's write lock, so
+  nobody else can have committed them). They are applied for the duration of the call and the
+  touched rows re-read from committed state at the next refresh ("dirty"), as are the rows a
+  call changes optimistically (an item it claims, a rep's load).
+
+The index only *proposes*. Every hand-over is still a conditional UPDATE (claims.py), so a
+stale index can lose a claim but never assign twice; the loser marks the rows dirty, refreshes
+and tries its next choice. `max_staleness` (seconds) lets a process skip refreshes younger than
+that; the concurrency tests set it high to prove stale indexes stay safe.
+
+Availability depends on the clock (shifts): it is worked out per distinct shift, once per
+minute of `now`, and for a rep whenever their row changes.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections import OrderedDict
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import datetime, timedelta
+
+import numpy as np
+from sqlalchemy import Engine, func, select
+from sqlalchemy.orm import Session
+
+from handoff.core.clock import always_on, epoch, in_shift, zone
+from handoff.core.models import Presence, Worker, WorkItem, WorkItemState
+from handoff.core.routing.claims import ACTIVE
+from handoff.core.routing.index import ItemPool, RepPool
+from handoff.core.routing.policy import PushPolicy, RoutableItem, RoutableRep
+from handoff.core.routing.readmodel import (
+    ItemRow,
+    WorkerRow,
+    ids_in,
+    item_rows,
+    worker_rows,
+)
+
+POLICY = PushPolicy()
+OPEN = str(WorkItemState.OPEN)
+HELD = (str(WorkItemState.ASSIGNED), str(WorkItemState.STARTED))
+ACTIVE_STATES = tuple(str(s) for s in ACTIVE)
+SQLITE_TRIGGERS = ("work_items_stamp_insert", "work_items_stamp_update", "workers_stamp_insert",
+                   "workers_stamp_update", "worker_skills_stamp_insert", "worker_skills_stamp_delete")
+
+
+class IndexNotInStep(RuntimeError):
+    """The database lacks the triggers that stamp changes: an index could silently go stale."""
+
+
+class LiveIndex:
+    """Active items and reps of one database, refreshed from the change counter."""
+
+    def __init__(self, engine: Engine, max_staleness: float = 0.0) -> None:
+        self.engine = engine
+        self.max_staleness = max_staleness
+        self.lock = threading.RLock()
+        self.items = ItemPool()  # open items, as the policy sees them
+        self.reps = RepPool()
+        self.active: dict[int, ItemRow] = {}
+        self.held: dict[int, set[int]] = {}  # worker id -> assigned / started item ids
+        self.workers: dict[int, WorkerRow] = {}
+        self.by_name: dict[str, int] = {}
+        self.recheck_at: dict[int, float] = {}  # escalation: not near breach before this (watch.py)
+        self.seen_items = self.seen_workers = -1  # watermarks: highest committed stamp read
+        self.dirty_items: set[int] = set()
+        self.dirty_workers: set[int] = set()
+        self.refreshed_at = 0.0
+        self.refreshes = 0  # how many refreshes read the database (tests and the bench look)
+        self._minute: int | None = None
+        self._shift_ok: dict[tuple, bool] = {}
+
+    # --- keeping in step --------------------------------------------------------------------
+
+    def load(self) -> None:
+        """Read everything once (watermarks first: rows committed meanwhile are read again)."""
+        with self.engine.connect() as c:
+            if c.dialect.name == "sqlite":
+                names = set(c.exec_driver_sql("SELECT name FROM sqlite_master WHERE type='trigger'").scalars())
+                if not set(SQLITE_TRIGGERS) <= names:
+                    raise IndexNotInStep(
+                        "the database lacks migration 0003's change triggers (a later migration that rebuilt "
+                        "work_items or workers must re-create them); routing cannot keep its index in step")
+            self.seen_items = c.scalar(select(func.coalesce(func.max(WorkItem.change_seq), 0)))
+            self.seen_workers = c.scalar(select(func.coalesce(func.max(Worker.change_seq), 0)))
+            workers = worker_rows(c, Worker.id.is_not(None))
+            items = item_rows(c, WorkItem.state.in_(ACTIVE_STATES))
+        for w in workers:
+            self._put_worker(w)
+        opened = []
+        for row in items:
+            self.active[row.id] = row
+            if row.state == OPEN:
+                opened.append(row.routable)
+            elif row.assignee_id is not None:
+                self.held.setdefault(row.assignee_id, set()).add(row.id)
+        self.items.add_many(opened)
+        self.refreshed_at = time.monotonic()
+
+    def refresh(self, force: bool = False) -> None:
+        """Apply every committed change since the last refresh (and re-read dirty rows)."""
+        with self.lock:
+            if not force and not self.dirty_items and not self.dirty_workers and \
+                    time.monotonic() - self.refreshed_at < self.max_staleness:
+                return
+            dirty_items, dirty_workers = self.dirty_items, self.dirty_workers
+            self.dirty_items, self.dirty_workers = set(), set()
+            with self.engine.connect() as c:
+                changed = WorkItem.change_seq > self.seen_items
+                items = item_rows(c, changed | ids_in(WorkItem.id, dirty_items) if dirty_items else changed)
+                changed = Worker.change_seq > self.seen_workers
+                workers = worker_rows(c, changed | ids_in(Worker.id, dirty_workers) if dirty_workers else changed)
+            self.refreshes += 1
+            self.refreshed_at = time.monotonic()
+            for w in workers:
+                self.seen_workers = max(self.seen_workers, w.seq)
+                self._put_worker(w)
+            for gone in dirty_workers - {w.id for w in workers}:
+                self._drop_worker(gone)
+            for row in items:
+                self.seen_items = max(self.seen_items, row.seq)
+                self._put_item(row)
+            for gone in dirty_items - {row.id for row in items}:
+                self._drop_item(gone)
+
+    @contextmanager
+    def session_view(self, s: Session, now: datetime | None = None) -> Iterator[LiveIndex]:
+        """The index as the caller's transaction sees it (committed state plus its own
+        uncommitted changes), under the process lock. Rows the view changed are re-read from
+        committed state at the next refresh."""
+        with self.lock:
+            self.renew(s, force=False)
+            if now is not None:
+                self.at(now)
+            yield self
+
+    def renew(self, s: Session, force: bool = True) -> None:
+        """Refresh from committed state, then lay the caller's own uncommitted rows over it
+        (a loser calls this before its next choice)."""
+        with self.lock:
+            self.refresh(force)
+            s.flush()
+            c = s.connection()
+            for w in worker_rows(c, Worker.change_seq > self.seen_workers):
+                self._put_worker(w)
+                self.dirty_workers.add(w.id)
+            for row in item_rows(c, WorkItem.change_seq > self.seen_items):
+                self._put_item(row)
+                self.dirty_items.add(row.id)
+
+    # --- applying rows ----------------------------------------------------------------------
+
+    def _put_item(self, row: ItemRow) -> None:
+        old = self.active.get(row.id)
+        if old is not None and old.assignee_id is not None:
+            self.held.get(old.assignee_id, set()).discard(row.id)
+        if row.state not in ACTIVE_STATES:
+            self._drop_item(row.id)
+            return
+        if old is None or (old.routable.created_at, old.routable.due_at) != (row.routable.created_at,
+                                                                             row.routable.due_at):
+            self.recheck_at.pop(row.id, None)
+        self.active[row.id] = row
+        if row.state == OPEN:
+            self.items.add(row.routable)
+        else:
+            self.items.remove(str(row.id))
+            if row.assignee_id is not None:
+                self.held.setdefault(row.assignee_id, set()).add(row.id)
+
+    def _drop_item(self, item_id: int) -> None:
+        old = self.active.pop(item_id, None)
+        if old is not None and old.assignee_id is not None:
+            self.held.get(old.assignee_id, set()).discard(item_id)
+        self.items.remove(str(item_id))
+        self.recheck_at.pop(item_id, None)
+
+    def _put_worker(self, w: WorkerRow) -> None:
+        old = self.workers.get(w.id)
+        if old is not None and old.name != w.name:
+            self.by_name.pop(old.name, None)
+        self.workers[w.id] = w
+        self.by_name[w.name] = w.id
+        rep = self.reps.get(str(w.id))
+        if rep is None or rep.skills != w.skills:
+            rep = RoutableRep(str(w.id), dict(w.skills), extra={})
+            self.reps.add(rep)  # a skill change rebuilds the pool's skill matrix (rare)
+        rep.capacity = w.capacity
+        rep.open_items = w.open_items
+        rep.last_assigned_at = w.last_assigned_at
+        rep.extra["name"] = w.name
+        rep.available = self._available(w) if self._minute is not None else False
+
+    def _drop_worker(self, worker_id: int) -> None:
+        old = self.workers.pop(worker_id, None)
+        if old is not None:
+            self.by_name.pop(old.name, None)
+        self.reps.remove(str(worker_id))
+
+    # --- the clock --------------------------------------------------------------------------
+
+    def at(self, now: datetime) -> None:
+        """Work out who is available at `now` (once per minute; shifts are whole minutes)."""
+        minute = int(epoch(now) // 60)
+        if minute == self._minute:
+            return
+        self._minute, self._shift_ok = minute, {}
+        for w in self.workers.values():
+            rep = self.reps.get(str(w.id))
+            if rep is not None:
+                rep.available = self._available(w)
+
+    def _available(self, w: WorkerRow) -> bool:
+        if w.presence != Presence.AVAILABLE:
+            return False
+        key = (w.timezone, w.shift_start, w.shift_end, w.work_days)
+        ok = self._shift_ok.get(key)
+        if ok is None:
+            if always_on(w.shift_start, w.shift_end, w.work_days):
+                ok = True
+            else:
+                utc = datetime(1970, 1, 1) + timedelta(minutes=self._minute or 0)
+                local = utc.replace(tzinfo=zone("UTC")).astimezone(zone(w.timezone))
+                ok = in_shift(local, w.shift_start, w.shift_end, w.work_days)
+            self._shift_ok[key] = ok
+        return ok
+
+    # --- what the decisions read ------------------------------------------------------------
+
+    def rep(self, worker_id: int) -> RoutableRep | None:
+        return self.reps.get(str(worker_id))
+
+    def scores(self, items: list[RoutableItem], now: float) -> np.ndarray:
+        """The urgency the router ranks by: the push policy's score with the whole open
+        queue's mean effort (the pool's p_bar). The worklist shows the same number."""
+        return POLICY.score_many(
+            np.fromiter((it.priority for it in items), float, len(items)),
+            np.fromiter((it.value for it in items), float, len(items)),
+            np.fromiter((it.created_at for it in items), float, len(items)),
+            np.fromiter((it.due_at for it in items), float, len(items)),
+            np.fromiter((it.effort_seconds for it in items), float, len(items)),
+            now, self.items.mean_effort,
+        )
+
+    def open_scores(self, now: float) -> tuple[np.ndarray, np.ndarray]:
+        """(slots, urgency) of every open item, vectorised over the pool's columns."""
+        slots = self.items.slots()
+        c = self.items.columns
+        scores = POLICY.score_many(c.priority[slots], c.value[slots], c.created_at[slots], c.due_at[slots],
+                                   c.effort_seconds[slots], now, self.items.mean_effort)
+        return slots, scores
+
+    # --- optimistic changes made by a call (re-read from committed state later) --------------
+
+    def took(self, item_id: int, worker_id: int, now: float) -> None:
+        """This call claimed the item for the rep (its transaction may still roll back)."""
+        self.items.remove(str(item_id))
+        row = self.active.get(item_id)
+        if row is not None:
+            row.state, row.assignee_id = str(WorkItemState.ASSIGNED), worker_id
+            self.held.setdefault(worker_id, set()).add(item_id)
+        rep = self.rep(worker_id)
+        if rep is not None:
+            rep.open_items += 1
+            rep.last_assigned_at = now
+        self.dirty_items.add(item_id)
+        self.dirty_workers.add(worker_id)
+
+    def lost_item(self, item_id: int) -> None:
+        """A claim found the item changed: leave it out until its row is read again."""
+        self.items.remove(str(item_id))
+        self.dirty_items.add(item_id)
+
+    def lost_rep(self, worker_id: int) -> None:
+        """A claim found the rep full or gone: no more work for them until their row is read."""
+        rep = self.rep(worker_id)
+        if rep is not None:
+            rep.open_items = max(rep.open_items, rep.capacity)
+        self.dirty_workers.add(worker_id)
+
+
+# one index per database per process
+_INDEXES: OrderedDict[int, tuple[Engine, LiveIndex]] = OrderedDict()
+_REGISTRY_LOCK = threading.Lock()
+MAX_STALENESS = 0.0  # seconds; the default for new indexes (tests raise it to make indexes stale)
+
+
+def index_for(s: Session) -> LiveIndex:
+    """This process's index of the session's database (loaded on first use)."""
+    bind = s.get_bind()
+    engine = bind if isinstance(bind, Engine) else bind.engine
+    with _REGISTRY_LOCK:
+        found = _INDEXES.get(id(engine))
+        if found is not None and found[0] is engine:
+            _INDEXES.move_to_end(id(engine))
+            return found[1]
+        index = LiveIndex(engine, MAX_STALENESS)
+        index.load()
+        _INDEXES[id(engine)] = (engine, index)
+        while len(_INDEXES) > 8:
+            _INDEXES.popitem(last=False)
+        return index
+
+
+def forget_indexes() -> None:
+    """Drop every index (the next call loads afresh): for tests and benchmarks."""
+    with _REGISTRY_LOCK:
+        _INDEXES.clear()

@@ -1,0 +1,159 @@
+"""The read model: database rows translated into what the policies see.
+
+`as_routable_item` / `as_routable_rep` translate one ORM object (the item being routed, the
+rep who has room). `item_rows` / `worker_rows` read many rows as plain columns for the live
+index (live.py): thousands of rows must not cost an ORM object each, and requirements are
+decoded once per distinct stored value (items of one kind share them).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import ColumnElement, Connection, Text, select, type_coerce
+
+from handoff.core.clock import epoch, on_shift
+from handoff.core.models import Presence, Worker, WorkerSkill, WorkItem
+from handoff.core.routing.eligibility import effective_requirements
+from handoff.core.routing.policy import RoutableItem, RoutableRep
+
+
+def available_now(worker: Worker, now: datetime) -> bool:
+    """May this worker receive work at `now`? (presence and shift)"""
+    return worker.presence == Presence.AVAILABLE and on_shift(worker, now)
+
+
+def as_routable_rep(worker: Worker, now: datetime) -> RoutableRep:
+    return RoutableRep(
+        id=str(worker.id),
+        skills=worker.skill_levels,
+        capacity=worker.capacity,
+        open_items=worker.open_items,
+        available=available_now(worker, now),
+        last_assigned_at=epoch(worker.last_assigned_at),
+        extra={"name": worker.name},
+    )
+
+
+def as_routable_item(item: WorkItem) -> RoutableItem:
+    """What the policy sees of an item. Escalated items ask for one skill level less."""
+    return RoutableItem(
+        id=str(item.id),
+        work_type=item.work_type,
+        required_skills=effective_requirements(item.required_skills or {}, bool(item.escalated)),
+        created_at=epoch(item.created_at),
+        due_at=epoch(item.due_at),
+        effort_seconds=item.effort_seconds,
+        priority=item.priority,
+        value=item.value,
+    )
+
+
+def stored_epoch(value: str | datetime | None) -> float:
+    """A stored timestamp read raw (SQLite gives ISO text; parsing it in C is much cheaper
+    than the ORM's per-value conversion) -> epoch seconds."""
+    if isinstance(value, str):
+        value = datetime.fromisoformat(value)
+    return epoch(value)
+
+
+def stored_datetime(value: str | datetime | None) -> datetime | None:
+    return datetime.fromisoformat(value) if isinstance(value, str) else value
+
+
+# --- many rows at once, as plain columns ---------------------------------------------------
+
+
+@dataclass(slots=True)
+class ItemRow:
+    """A work item as the live index keeps it: the policy's view plus what the watch needs."""
+
+    id: int
+    state: str
+    assignee_id: int | None
+    version: int
+    escalated: bool
+    required: dict[str, int]  # as stored (escalation widens what the policy sees)
+    routable: RoutableItem
+    seq: int
+
+
+@dataclass(slots=True)
+class WorkerRow:
+    id: int
+    name: str
+    role: str
+    capacity: int
+    open_items: int
+    presence: str
+    timezone: str
+    shift_start: str
+    shift_end: str
+    work_days: str
+    last_assigned_at: float
+    presence_changed_at: datetime
+    skills: dict[str, int]
+    seq: int
+
+
+ITEM_COLUMNS = (
+    WorkItem.id, WorkItem.state, WorkItem.assignee_id, WorkItem.version, WorkItem.escalated,
+    WorkItem.work_type, type_coerce(WorkItem.required_skills, Text), type_coerce(WorkItem.created_at, Text),
+    type_coerce(WorkItem.due_at, Text), WorkItem.effort_seconds, WorkItem.priority, WorkItem.value,
+    WorkItem.change_seq,
+)
+
+
+def item_rows(connection: Connection, where: ColumnElement[bool]) -> list[ItemRow]:
+    """Work items matching `where`, decoded for the index."""
+    decoded: dict[Any, tuple[dict[str, int], dict[str, int], dict[str, int]]] = {}
+    out = []
+    for (item_id, state, assignee, version, escalated, work_type, raw, created, due, effort, priority, value,
+         seq) in connection.execute(select(*ITEM_COLUMNS).where(where)):
+        key = raw if isinstance(raw, str) else json.dumps(raw, sort_keys=True)
+        kinds = decoded.get(key)
+        if kinds is None:
+            stored = (json.loads(raw) if isinstance(raw, str) else raw) or {}
+            kinds = decoded[key] = (stored, effective_requirements(stored, False), effective_requirements(stored, True))
+        escalated = bool(escalated)
+        out.append(ItemRow(
+            item_id, str(state), assignee, version, escalated, kinds[0],
+            RoutableItem(str(item_id), work_type, kinds[2] if escalated else kinds[1], stored_epoch(created),
+                         stored_epoch(due), effort, priority, value),
+            seq,
+        ))
+    return out
+
+
+WORKER_COLUMNS = (
+    Worker.id, Worker.name, Worker.role, Worker.capacity, Worker.open_items, Worker.presence, Worker.timezone,
+    Worker.shift_start, Worker.shift_end, Worker.work_days, type_coerce(Worker.last_assigned_at, Text),
+    type_coerce(Worker.presence_changed_at, Text), Worker.change_seq,
+)
+
+
+def worker_rows(connection: Connection, where: ColumnElement[bool]) -> list[WorkerRow]:
+    """Workers matching `where`, with their skills (a second query for those workers only)."""
+    rows = {
+        wid: WorkerRow(wid, name, role, capacity, n_open, str(presence), tz, start, end, days, stored_epoch(last),
+                       stored_datetime(changed), {}, seq)
+        for wid, name, role, capacity, n_open, presence, tz, start, end, days, last, changed, seq
+        in connection.execute(select(*WORKER_COLUMNS).where(where))
+    }
+    if rows:
+        skills = select(WorkerSkill.worker_id, WorkerSkill.skill, WorkerSkill.level)
+        if len(rows) < 500:
+            skills = skills.where(WorkerSkill.worker_id.in_(list(rows)))
+        for wid, skill, level in connection.execute(skills):
+            row = rows.get(wid)
+            if row is not None:
+                row.skills[skill] = level
+    return list(rows.values())
+
+
+def ids_in(column, ids: Iterable[int]) -> ColumnElement[bool]:
+    return column.in_(sorted(ids))
