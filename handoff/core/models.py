@@ -136,7 +136,7 @@ class Worker(Base):
     # password_set_at, which ends every session issued before it.
     password_hash: Mapped[str | None] = mapped_column(String(200))
     password_set_at: Mapped[datetime | None]
-    failed_logins: Mapped[int] = mapped_column(default=0)  # in a row, since the last success
+    failed_logins: Mapped[int] = mapped_column(default=0, server_default="0")  # in a row, since the last success
     last_login_at: Mapped[datetime | None]
 
     skills: Mapped[list[WorkerSkill]] = relationship(

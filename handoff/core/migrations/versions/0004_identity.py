@@ -14,13 +14,12 @@ depends_on = None
 
 
 def upgrade() -> None:
-    with op.batch_alter_table("workers", schema=None) as batch_op:
-        batch_op.add_column(sa.Column("password_hash", sa.String(length=200), nullable=True))
-        batch_op.add_column(sa.Column("password_set_at", sa.DateTime(), nullable=True))
-        batch_op.add_column(sa.Column("failed_logins", sa.Integer(), nullable=False, server_default="0"))
-        batch_op.add_column(sa.Column("last_login_at", sa.DateTime(), nullable=True))
-    with op.batch_alter_table("workers", schema=None) as batch_op:
-        batch_op.alter_column("failed_logins", server_default=None)
+    # Plain ADD COLUMN (no batch "move and copy"): on SQLite, re-creating `workers` would break
+    # the routing triggers of 0003 that name it.
+    op.add_column("workers", sa.Column("password_hash", sa.String(length=200), nullable=True))
+    op.add_column("workers", sa.Column("password_set_at", sa.DateTime(), nullable=True))
+    op.add_column("workers", sa.Column("failed_logins", sa.Integer(), nullable=False, server_default="0"))
+    op.add_column("workers", sa.Column("last_login_at", sa.DateTime(), nullable=True))
 
     op.create_table(
         "login_attempts",
@@ -41,8 +40,5 @@ def downgrade() -> None:
         batch_op.drop_index("ix_login_attempts_client_at")
         batch_op.drop_index("ix_login_attempts_name_at")
     op.drop_table("login_attempts")
-    with op.batch_alter_table("workers", schema=None) as batch_op:
-        batch_op.drop_column("last_login_at")
-        batch_op.drop_column("failed_logins")
-        batch_op.drop_column("password_set_at")
-        batch_op.drop_column("password_hash")
+    for column in ("last_login_at", "failed_logins", "password_set_at", "password_hash"):
+        op.drop_column("workers", column)  # SQLite >= 3.35 drops a column in place
