@@ -34,7 +34,8 @@ from tests.browser.test_browser_approval import (
     wait_until_paused_for_the_form,
 )
 
-pytestmark = [pytest.mark.browser, pytest.mark.slow, pytest.mark.usefixtures("catalogue", "reps")]
+pytestmark = [pytest.mark.browser, pytest.mark.slow, pytest.mark.committed,
+              pytest.mark.usefixtures("catalogue", "reps")]
 
 PASSWORD = "a long enough password"
 FLOW_END_SECONDS = 90

@@ -204,6 +204,7 @@ def test_a_supervisor_sees_the_team_and_reassigns_through_the_router(team):
     assert no_reason.status_code == 422 and 'id="e-override_reason"' in no_reason.text
 
 
+@pytest.mark.committed  # the CLI, another process, reads the attempts
 def test_sign_in_is_rate_limited_per_name_and_per_address_across_processes(team):
     c = client()
     csrf = csrf_of(c.get("/login").text)
@@ -215,7 +216,7 @@ def test_sign_in_is_rate_limited_per_name_and_per_address_across_processes(team)
     env = {**os.environ, "HANDOFF_DATABASE_URL": team, "HANDOFF_HOME": str(settings.home)}
     cli = subprocess.run([sys.executable, "-m", "handoff.cli.main", "login", "--name", "ann", "--password-stdin"],
                          input=PASSWORD + "\n", capture_output=True, text=True, timeout=120, env=env, check=False)
-    assert cli.returncode == 2 and "too many failed sign-ins" in cli.stdout
+    assert cli.returncode == 2 and "too many failed sign-ins" in cli.stdout, cli.stdout + cli.stderr[-3000:]
     # Per address: many names from one address, each failing once or twice, lock the address.
     for i in range(identity.MAX_FAILURES_PER_CLIENT - identity.MAX_FAILURES_PER_NAME):
         c.post("/login", data={"csrf_token": csrf, "name": f"nobody-{i}", "password": "guess"})
