@@ -16,7 +16,6 @@ import getpass
 import os
 import sys
 from pathlib import Path
-from typing import Optional
 
 import typer
 from rich.console import Console
@@ -86,7 +85,7 @@ def reset_password(
 
 
 def login(
-    name: Optional[str] = typer.Option(None, "--name", help="Your name as in the worker list (asked if missing)."),
+    name: str | None = typer.Option(None, "--name", help="Your name as in the worker list (asked if missing)."),
     password_stdin: bool = typer.Option(False, "--password-stdin", help="Read the password from stdin."),
 ) -> None:
     """Sign in: `handoff complete` then completes steps as you."""
@@ -116,7 +115,7 @@ def logout() -> None:
     _console().print("Signed out.")
 
 
-def signed_in():  # noqa: ANN201 - identity.SignedIn, imported lazily
+def signed_in():
     """The person the CLI is signed in as; identity.NotSignedIn if nobody (or a stale session)."""
     from handoff.core import identity
     from handoff.core.db import session

@@ -239,8 +239,9 @@ def demo(
     from handoff.runtime.demo import mean, run_demo, with_local_server
 
     if not auto_approve:
-        console.print("Without --auto-approve, human steps wait for you: complete them in the Prefect UI "
-                      f"({settings.prefect_ui_url}) or with `handoff login` and `handoff complete ITEM`.")
+        console.print("Without --auto-approve, human steps wait for you: give a rep a password "
+                      "(`handoff workers set-password NAME`), then `handoff login` and `handoff complete ITEM` "
+                      "(the Prefect UI's Resume dialog is refused: it cannot prove who answers).")
     progress = Progress(TextColumn("{task.description:<16}"), BarColumn(), MofNCompleteColumn(),
                         TimeElapsedColumn(), console=console)
     bars: dict[str, int] = {}

@@ -24,17 +24,23 @@ import os
 import secrets
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
-from itsdangerous import BadSignature, SignatureExpired, URLSafeSerializer, URLSafeTimedSerializer
+from itsdangerous import (
+    BadSignature,
+    SignatureExpired,
+    URLSafeSerializer,
+    URLSafeTimedSerializer,
+)
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from handoff.core import audit
-from handoff.core.models import LoginAttempt, WorkItem, Worker, utcnow
+from handoff.core.models import LoginAttempt, Worker, WorkItem, utcnow
 from handoff.core.routing import router
 from handoff.core.settings import settings
 
@@ -44,8 +50,13 @@ LOGIN_WINDOW = timedelta(minutes=15)
 MAX_FAILURES_PER_NAME = 5  # in LOGIN_WINDOW: then that name waits, whoever tries it
 MAX_FAILURES_PER_CLIENT = 20  # in LOGIN_WINDOW: then that address waits, whatever name it tries
 HASHER = PasswordHasher()  # argon2id, the library's recommended parameters
-# Verified when the name is unknown, so an unknown name takes as long as a wrong password.
-_DUMMY_HASH = HASHER.hash(secrets.token_hex(16))
+
+
+@lru_cache(maxsize=1)
+def _dummy_hash() -> str:
+    """Verified when the name is unknown, so an unknown name takes as long as a wrong password.
+    Made on first use: every flow-run process imports this module and should not pay for it."""
+    return HASHER.hash(secrets.token_hex(16))
 
 
 class LoginRefused(Exception):
@@ -162,7 +173,7 @@ def authenticate(s: Session, name: str, password: str, client: str) -> Worker:
     client = client[:80]
     check_rate_limit(s, name, client)
     worker = s.scalar(select(Worker).where(Worker.name == name))
-    stored = worker.password_hash if worker is not None and worker.password_hash else _DUMMY_HASH
+    stored = worker.password_hash if worker is not None and worker.password_hash else _dummy_hash()
     try:
         ok = HASHER.verify(stored, password) and worker is not None and worker.password_hash is not None
     except (VerificationError, InvalidHashError):
@@ -302,6 +313,19 @@ def complete_verified(s: Session, item_id: int, answer: dict[str, Any]) -> WorkI
     return item
 
 
-__all__ = ["CompletionRefused", "LoginRefused", "NotSignedIn", "PROOF_FIELD", "SignedIn", "TooManyAttempts",
-           "authenticate", "complete_verified", "issue_session", "read_session", "server_secret", "set_password",
-           "sign_completion", "verify_completion"]
+__all__ = [
+    "PROOF_FIELD",
+    "CompletionRefused",
+    "LoginRefused",
+    "NotSignedIn",
+    "SignedIn",
+    "TooManyAttempts",
+    "authenticate",
+    "complete_verified",
+    "issue_session",
+    "read_session",
+    "server_secret",
+    "set_password",
+    "sign_completion",
+    "verify_completion",
+]

@@ -13,13 +13,18 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import func, select
+import numpy as np
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from handoff.core import audit, sla
-from handoff.core.models import WorkItem, WorkItemState, Worker, utcnow
+from handoff.core.clock import as_utc_naive, epoch
+from handoff.core.models import Worker, WorkItem, WorkItemState, utcnow
 from handoff.core.routing import router
-from handoff.core.routing.eligibility import as_utc_naive, effective_requirements, meets
+from handoff.core.routing.claims import claim
+from handoff.core.routing.eligibility import effective_requirements, meets
+from handoff.core.routing.live import index_for
+from handoff.core.routing.readmodel import item_rows
 
 
 class CannotReassign(Exception):
@@ -40,16 +45,24 @@ class TeamItem:
 
 
 def team_items(s: Session, limit: int = 200, now: datetime | None = None) -> list[TeamItem]:
-    """The team's active items (open, assigned, started), most urgent first, by the router's score."""
+    """The team's active items (open, assigned, started), the `limit` most urgent by the score the
+    router ranks by (the live index's, as in a rep's worklist). Read as plain columns and scored in
+    one vectorised pass, so a floor of 10,000 items costs no ORM object each."""
     now = as_utc_naive(now or utcnow())
-    p_bar = s.scalar(select(func.avg(WorkItem.effort_seconds)).where(WorkItem.state.in_(router.ACTIVE))) or 0.0
-    t = router.epoch(now)
-    rows = s.scalars(select(WorkItem).where(WorkItem.state.in_(router.ACTIVE))).all()
-    scored = sorted(((router.POLICY.score(router.as_routable_item(it), t, float(p_bar)), it) for it in rows),
-                    key=lambda pair: (-pair[0], pair[1].due_at, pair[1].id))[:limit]
+    s.flush()
+    rows = item_rows(s.connection(), WorkItem.state.in_(router.ACTIVE))
+    if not rows:
+        return []
+    index = index_for(s)
+    with index.session_view(s, now):
+        scores = index.scores([r.routable for r in rows], epoch(now))
+    top = [rows[i].id for i in np.argsort(-scores, kind="stable")[:limit]]
+    score_of = {r.id: float(sc) for r, sc in zip(rows, scores, strict=True)}
+    items = {it.id: it for it in s.scalars(select(WorkItem).where(WorkItem.id.in_(top)))}
     names = dict(s.execute(select(Worker.id, Worker.name)).all())
     return [TeamItem(it.id, it.title, it.work_type, str(it.state), names.get(it.assignee_id), it.due_at,
-                     sla.business_seconds_between(now, it.due_at), score, it.escalated) for score, it in scored]
+                     sla.business_seconds_between(now, it.due_at), score_of[it.id], it.escalated)
+            for it in (items[i] for i in top)]
 
 
 def reassign_item(s: Session, item_id: int, to: str, by: str, reason: str, now: datetime | None = None) -> Worker:
@@ -79,9 +92,9 @@ def reassign_item(s: Session, item_id: int, to: str, by: str, reason: str, now: 
     if item.state == WorkItemState.ASSIGNED and not router.reclaim_item(s, item_id, f"reassigned by {by}", now):
         raise CannotReassign(f"work item {item_id} changed meanwhile; look again")
     item = s.get(WorkItem, item_id, populate_existing=True)
-    claim = router._claim(s, item.id, item.version, target.id, now)  # the router's arbitrated hand-over
-    if claim is not router.Claim.TAKEN:  # raising rolls the caller's transaction back: nothing moved
-        why = "has no spare capacity or is not available" if claim is router.Claim.REP_FULL else "lost the race for it"
+    taken = claim(s, item.id, item.version, target.id, now)  # the router's arbitrated hand-over
+    if taken is not router.Claim.TAKEN:  # raising rolls the caller's transaction back: nothing moved
+        why = "has no spare capacity or is not available" if taken is router.Claim.REP_FULL else "lost the race for it"
         raise CannotReassign(f"{to} {why}; work item {item_id} stays with {before or 'the router'}")
     audit.record(s, by, "work_item", item_id, "reassigned", str(item.state), "assigned",
                  from_worker=before, to_worker=to, reason=reason)

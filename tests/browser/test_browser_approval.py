@@ -22,13 +22,14 @@ from urllib.parse import quote
 import httpx
 import pytest
 
+from handoff.core import identity
 from handoff.core.db import session
 from handoff.core.intake import submit_orders
-from handoff.core import identity
 from handoff.core.models import AuditEvent, Order, WorkItem
 from handoff.runtime.steps import waiting_steps
 
-pytestmark = [pytest.mark.browser, pytest.mark.slow, pytest.mark.usefixtures("catalogue", "reps")]
+pytestmark = [pytest.mark.browser, pytest.mark.slow, pytest.mark.committed,
+              pytest.mark.usefixtures("catalogue", "reps")]
 
 ORDER_ID = "B-1"
 NOTE = "Quantity and price checked with the customer."

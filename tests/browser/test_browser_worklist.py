@@ -19,12 +19,23 @@ from sqlalchemy import select
 
 from handoff.core import identity
 from handoff.core.db import session
-from handoff.core.models import AuditEvent, Order, WorkItem, WorkItemState, Worker, utcnow
+from handoff.core.models import (
+    AuditEvent,
+    Order,
+    Worker,
+    WorkItem,
+    WorkItemState,
+    utcnow,
+)
 from handoff.core.routing import router
 from handoff.core.routing.eligibility import meets
-from tests.browser.test_browser_approval import receive_large_order, wait_until_paused_for_the_form
+from tests.browser.test_browser_approval import (
+    receive_large_order,
+    wait_until_paused_for_the_form,
+)
 
-pytestmark = [pytest.mark.browser, pytest.mark.slow, pytest.mark.usefixtures("catalogue", "reps")]
+pytestmark = [pytest.mark.browser, pytest.mark.slow, pytest.mark.committed,
+              pytest.mark.usefixtures("catalogue", "reps")]
 
 PASSWORD = "a long enough password"
 FLOW_END_SECONDS = 90

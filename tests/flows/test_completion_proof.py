@@ -23,7 +23,12 @@ from handoff.core.db import session
 from handoff.core.models import AuditEvent, WorkItem
 from handoff.runtime.steps import waiting_steps
 from handoff.runtime.worklist import create_worklist_app
-from tests.flows.test_order_entry_flow import receive, start_in_background, status, wait_for_step
+from tests.flows.test_order_entry_flow import (
+    receive,
+    start_in_background,
+    status,
+    wait_for_step,
+)
 
 pytestmark = pytest.mark.usefixtures("prefect_harness", "catalogue", "reps", "sandbox")
 

@@ -17,7 +17,7 @@ class WorklistServer:
         self.url = f"http://{host}:{port}"
         self.thread = threading.Thread(target=self.server.run, daemon=True, name="worklist-http")
 
-    def start(self, context_run=None) -> "WorklistServer":  # noqa: ANN001
+    def start(self, context_run=None) -> WorklistServer:
         if context_run is not None:
             self.thread = threading.Thread(target=context_run, args=(self.server.run,), daemon=True,
                                            name="worklist-http")

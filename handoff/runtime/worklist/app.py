@@ -16,23 +16,24 @@ from __future__ import annotations
 
 import secrets
 import time
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from functools import lru_cache
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any
 from urllib.parse import parse_qs
 
 from fastapi import FastAPI, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.templating import Jinja2Templates
-from starlette.concurrency import run_in_threadpool
 from markdown_it import MarkdownIt
 from pydantic import ValidationError
 from sqlalchemy import select
+from starlette.concurrency import run_in_threadpool
 
 from handoff.core import identity, supervision
 from handoff.core.db import session
-from handoff.core.models import WorkItem, WorkItemState, Worker
+from handoff.core.models import Worker, WorkItem, WorkItemState
 from handoff.core.routing import router
 from handoff.core.routing.worklist import worklist
 from handoff.core.settings import settings
@@ -68,7 +69,11 @@ def hours_left(seconds: float) -> str:
 
 def prefect_context_now() -> Callable[[], Any]:
     """The Prefect API (and basic auth) this process talks to now, to re-enter in request threads."""
-    from prefect.settings import PREFECT_API_AUTH_STRING, PREFECT_API_URL, temporary_settings
+    from prefect.settings import (
+        PREFECT_API_AUTH_STRING,
+        PREFECT_API_URL,
+        temporary_settings,
+    )
 
     updates = {PREFECT_API_URL: PREFECT_API_URL.value()}
     if PREFECT_API_AUTH_STRING.value():
@@ -123,7 +128,7 @@ def create_worklist_app(prefect_context: Callable[[], Any] | None = None) -> Fas
             raise Refused(403, "this form's CSRF token is missing or wrong: reload the page and send it again")
 
     @app.middleware("http")
-    async def timing_and_headers(request: Request, call_next):  # noqa: ANN001, ANN202
+    async def timing_and_headers(request: Request, call_next):
         started = time.perf_counter()
         response = await call_next(request)
         response.headers["Server-Timing"] = f"app;dur={(time.perf_counter() - started) * 1000:.2f}"
@@ -284,7 +289,7 @@ def create_worklist_app(prefect_context: Callable[[], Any] | None = None) -> Fas
             raise Refused(403, str(why)) from None
         except StepNotReady as why:
             raise Refused(409, f"{why}; try again in a moment") from None
-        except Exception as why:  # noqa: BLE001 - e.g. the run was resumed meanwhile (sent twice)
+        except Exception as why:
             if type(why).__name__ in ("NotPausedError", "FlowPauseTimeout", "RuntimeError"):
                 raise Refused(409, f"work item {item_id} is not waiting for an answer now ({why})") from None
             raise

@@ -14,8 +14,8 @@ depends_on = None
 
 
 def upgrade() -> None:
-    # Plain ALTER TABLE (no batch copy of `workers`): migration 0003's triggers on worker_skills
-    # name the table, and SQLite refuses to rename a copy into its place under them.
+    # Plain ADD COLUMN (no batch "move and copy"): on SQLite, re-creating `workers` would break
+    # the routing triggers of 0003 that name it.
     op.add_column("workers", sa.Column("password_hash", sa.String(length=200), nullable=True))
     op.add_column("workers", sa.Column("password_set_at", sa.DateTime(), nullable=True))
     op.add_column("workers", sa.Column("failed_logins", sa.Integer(), nullable=False, server_default="0"))

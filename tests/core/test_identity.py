@@ -1,0 +1,105 @@
+"""Identity in the core: passwords, sessions, the server secret, and the completion proof."""
+
+from __future__ import annotations
+
+import multiprocessing as mp
+import time
+from pathlib import Path
+
+import pytest
+from sqlalchemy import select
+
+from handoff.core import identity
+from handoff.core.db import session
+from handoff.core.models import AuditEvent, LoginAttempt, Worker, WorkItem, utcnow
+
+
+def _secret_in(home: str, barrier, out) -> None:
+    from handoff.core import identity as ident
+    from handoff.core.settings import settings
+
+    settings.server_secret = ""
+    barrier.wait()
+    out.put(ident.server_secret(Path(home)))
+
+
+def test_processes_racing_to_make_the_secret_all_get_the_same_one(tmp_path, monkeypatch):
+    monkeypatch.setattr(identity.settings, "server_secret", "")
+    ctx = mp.get_context("fork")
+    barrier, out = ctx.Barrier(4), ctx.Queue()
+    procs = [ctx.Process(target=_secret_in, args=(str(tmp_path), barrier, out)) for _ in range(4)]
+    for p in procs:
+        p.start()
+    secrets_seen = {out.get(timeout=60) for _ in procs}
+    for p in procs:
+        p.join(timeout=30)
+    assert len(secrets_seen) == 1 and len(next(iter(secrets_seen))) >= 48
+    assert (tmp_path / "server-secret").stat().st_mode & 0o777 == 0o600
+    assert [p.name for p in tmp_path.iterdir()] == ["server-secret"]  # no temporary file left behind
+
+
+@pytest.fixture
+def ann(db):
+    with session() as s:
+        s.add(Worker(name="ann"))
+        s.flush()
+        identity.set_password(s, "ann", "a good long password", actor="test")
+    return "ann"
+
+
+def test_a_password_is_kept_only_as_an_argon2_hash(ann):
+    with session() as s:
+        stored = s.scalar(select(Worker.password_hash).where(Worker.name == ann))
+        with pytest.raises(ValueError, match="at least"):
+            identity.set_password(s, ann, "short", actor="test")
+    assert stored.startswith("$argon2id$") and "a good long password" not in stored
+
+
+def test_wrong_password_and_unknown_name_are_refused_alike_and_counted(ann):
+    messages = []
+    for name, password in ((ann, "wrong password!"), ("nobody", "a good long password")):
+        with session() as s, pytest.raises(identity.LoginRefused) as refused:
+            identity.authenticate(s, name, password, client="10.0.0.1")
+        messages.append(str(refused.value))
+    assert messages[0] == messages[1]  # which of the two was wrong is not said
+    with session() as s:
+        worker = identity.authenticate(s, ann, "a good long password", client="10.0.0.1")
+        assert worker.failed_logins == 0 and worker.last_login_at is not None
+        assert s.query(LoginAttempt).filter_by(succeeded=False).count() == 2
+
+
+def test_a_session_expires_and_cannot_be_moved_to_another_purpose(ann, monkeypatch):
+    with session() as s:
+        worker = s.scalar(select(Worker).where(Worker.name == ann))
+        web, cli = identity.issue_session(worker), identity.issue_session(worker, purpose="cli")
+        assert identity.read_session(s, web).name == ann and identity.read_session(s, cli, "cli").name == ann
+        with pytest.raises(identity.NotSignedIn):
+            identity.read_session(s, cli)  # a CLI session file is not a web cookie
+    monkeypatch.setattr(identity.settings, "session_hours", 1 / 3600)
+    time.sleep(2.1)
+    with session() as s, pytest.raises(identity.NotSignedIn, match="expired"):
+        identity.read_session(s, web)
+
+
+def test_the_proof_binds_item_attempt_person_and_answer(ann):
+    with session() as s:
+        item = WorkItem(work_type="order-approval", step_key="k", title="t", required_skills={}, due_at=utcnow(),
+                        effort_seconds=60, input_key="paused-work-item-1-0")
+        s.add(item)
+        s.flush()
+        answer = {"completed_by": ann, "decision": "approve", "note": "ok"}
+        proof = identity.sign_completion(item.id, item.input_key, ann, answer)
+        assert identity.verify_completion(s, item.id, {**answer, "completion_proof": proof}).person == ann
+        # Key order and the proof itself do not change what is signed; any other change does.
+        assert identity.verify_completion(s, item.id, {"note": "ok", "completion_proof": proof,
+                                                       "decision": "approve", "completed_by": ann}).person == ann
+        for changed, why in (({"note": "ok "}, "altered"), ({"completed_by": "bob"}, "altered"),
+                             ({"extra": 1}, "altered")):
+            with pytest.raises(identity.CompletionRefused, match=why):
+                identity.verify_completion(s, item.id, {**answer, **changed, "completion_proof": proof})
+        item.input_key = "paused-work-item-1-1"  # the next attempt
+        with pytest.raises(identity.CompletionRefused, match="replay"):
+            identity.verify_completion(s, item.id, {**answer, "completion_proof": proof})
+        with pytest.raises(identity.CompletionRefused, match="no proof"):
+            identity.verify_completion(s, item.id, answer)
+        assert not s.scalars(select(AuditEvent).where(AuditEvent.action == "completed")).all()
