@@ -29,16 +29,16 @@ from __future__ import annotations
 import math
 import random
 import time
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from functools import partial
-from typing import Sequence
 
 import numpy as np
 import simpy
 
+from handoff.analytics.simulation.calendar import ALWAYS_OPEN, DAY, Calendar
 from handoff.core.routing.index import RoutingIndex
 from handoff.core.routing.policy import Policy, RoutableItem, RoutableRep, make_policy
-from handoff.analytics.simulation.calendar import ALWAYS_OPEN, DAY, Calendar
 
 
 @dataclass(slots=True)
