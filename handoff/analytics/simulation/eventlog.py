@@ -76,14 +76,18 @@ def workload_name(path: str | Path) -> str:
     name = Path(path).name
     while True:
         stem, dot, ext = name.rpartition(".")
-        if dot and stem and ext.lower() in ("gz", "xes", "csv", "xml", "mxml", "txt", "zip"):
+        if dot and stem and ext.lower() in ("gz", "xes", "csv", "tsv", "xml", "mxml", "txt", "zip"):
             name = stem
         else:
             return name
 
 
 def is_csv(path: str | Path) -> bool:
-    return workload_name(path) != Path(path).name and ".csv" in Path(path).name.lower()
+    """export.csv, export.csv.gz and export.txt are CSV; anything else is read as XES."""
+    suffixes = [x.lower() for x in Path(path).suffixes]
+    if suffixes and suffixes[-1] == ".gz":
+        suffixes.pop()
+    return bool(suffixes) and suffixes[-1] in (".csv", ".txt", ".tsv")
 
 
 def read_sla_file(path: str | Path) -> dict[str, ActivityTerms]:
@@ -192,10 +196,10 @@ def eventlog_workload(parsed: ParsedLog, name: str, options: LogOptions, source:
     profiles = _profiles(df, estimate, options)
     st = parsed.stats
     notes[:0] = [
-        f"{len(items)} touches from {st.get('cases', 0)} cases; dropped: {st.get('orphan_completes', 0)} COMPLETEs "
+        (f"{len(items)} touches from {st.get('cases', 0)} cases; dropped: {st.get('orphan_completes', 0)} COMPLETEs "
         f"without START, {st.get('unclosed_starts', 0)} STARTs never completed, "
         f"{st.get('schedules_never_started', 0)} SCHEDULEs never started, "
-        f"{st.get('complete_only_events', 0)} instantaneous (COMPLETE-only) events",
+         f"{st.get('complete_only_events', 0)} instantaneous (COMPLETE-only) events"),
         "ready = SCHEDULE time for the first touch, logged start for follow-up and interval touches",
     ]
     notes += [

@@ -56,7 +56,7 @@ def test_simulate_compares_policies_by_team_size_as_json_and_charts(app, tmp_pat
         app,
         ["simulate", "--workload", "synthetic", "--items", "600", "--rate", "40", "--staff", "2..4", "--seed", "3", "--json"],
     )
-    strip = lambda rs: [{k: v for k, v in r.items() if k != "wall_seconds"} for r in rs]  # noqa: E731
+    strip = lambda rs: [{k: v for k, v in r.items() if k != "wall_seconds"} for r in rs]
     assert strip(json.loads(again.stdout)["runs"]) == strip(runs)
 
 
@@ -129,7 +129,7 @@ def test_staff_searches_below_the_offered_load(app, monkeypatch):
     (the backlog never outgrows the SLA): the search must go below R, not start at it."""
     args = ["staff", "--workload", "synthetic", "--items", "400", "--rate", "40", "--target-on-time", "0.95",
             "--policy", "fifo", "--draws", "2", "--json"]
-    import handoff.analytics.simulation.workloads as workloads
+    from handoff.analytics.simulation import workloads
     from handoff.analytics.simulation.synthetic import TypeSpec
 
     original = workloads.synthetic_workload

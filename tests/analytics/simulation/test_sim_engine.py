@@ -7,7 +7,12 @@ import math
 import numpy as np
 import pytest
 
-from handoff.analytics.simulation.calendar import ALWAYS_OPEN, DAY, WeeklyCalendar, weekday
+from handoff.analytics.simulation.calendar import (
+    ALWAYS_OPEN,
+    DAY,
+    WeeklyCalendar,
+    weekday,
+)
 from handoff.analytics.simulation.engine import RepSpec, WorkItem, simulate
 from handoff.analytics.simulation.workloads import synthetic_workload
 
@@ -208,6 +213,6 @@ def test_the_routing_index_gives_the_same_replay_as_the_policies_reference_scan(
         slow = simulate(wl.items, team, policy, seed=11, indexed=False)
         assert np.array_equal(fast.start, slow.start, equal_nan=True)
         assert np.array_equal(fast.rep_index, slow.rep_index)
-        strip = lambda m: m.as_dict() | {"wall_seconds": 0}  # noqa: E731
+        strip = lambda m: m.as_dict() | {"wall_seconds": 0}
         assert strip(fast.metrics()) == strip(slow.metrics())
         assert fast.metrics().backlog_max > 20  # the team is short: the pool holds many ties

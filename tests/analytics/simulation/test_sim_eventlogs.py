@@ -11,7 +11,12 @@ from pathlib import Path
 import pytest
 
 from handoff.analytics.simulation.calendar import ALWAYS_OPEN, DAY, parse_hours, weekday
-from handoff.analytics.simulation.eventlog import LogOptions, load_event_log, read_sla_file, workload_name
+from handoff.analytics.simulation.eventlog import (
+    LogOptions,
+    load_event_log,
+    read_sla_file,
+    workload_name,
+)
 from handoff.analytics.simulation.hours import opening_hours_from_log
 from handoff.core.settings import settings
 
@@ -35,7 +40,7 @@ def lifecycle_cases(days: int = 15, per_day: int = 6) -> list[tuple[str, list[tu
         for k in range(per_day):
             hh = 9 + k  # 09..14
             day = _day(d)
-            ts = lambda h, m: f"{day}T{h:02d}:{m:02d}:00.000+01:00"  # noqa: E731
+            ts = lambda h, m, day=day: f"{day}T{h:02d}:{m:02d}:00.000+01:00"
             cases.append((f"c{d}-{k}", [
                 ("register", "complete", ts(hh, 0), "System"),
                 ("check", "start", ts(hh, 5), "ann"),
@@ -49,7 +54,7 @@ def lifecycle_cases(days: int = 15, per_day: int = 6) -> list[tuple[str, list[tu
 def write_xes(path: Path, cases, namespace: str | None, prefix: str = "") -> Path:
     """An XES file; `namespace` None = no xmlns; `prefix` e.g. "xes:" for a prefixed namespace."""
     ns = "" if namespace is None else (f' xmlns="{namespace}"' if not prefix else f' xmlns:{prefix[:-1]}="{namespace}"')
-    t = lambda tag: f"{prefix}{tag}"  # noqa: E731
+    t = lambda tag: f"{prefix}{tag}"
     out = [f'<?xml version="1.0" encoding="UTF-8"?>\n<{t("log")}{ns}>']
     for case, events in cases:
         out.append(f'<{t("trace")}><{t("string")} key="concept:name" value="{case}"/>'
@@ -97,7 +102,7 @@ def test_interval_xes_and_markers(tmp_path):
         day = _day(d)
         for k in range(4):
             h = 9 + 2 * k
-            ev = lambda act, s, e: (  # noqa: E731
+            ev = lambda act, s, e, day=day: (
                 f'<event><string key="concept:name" value="{act}"/>'
                 f'<date key="start_timestamp" value="{day}T{s}:00"/><date key="time:timestamp" value="{day}T{e}:00"/></event>'
             )
@@ -197,15 +202,15 @@ def test_opening_hours_fall_back_instead_of_inventing_nonsense():
     monday = 4 * DAY  # 1970-01-05
     # Day-resolution timestamps: every start at midnight.
     days = [monday + d * DAY for d in range(40)]
-    cal, how, warnings = opening_hours_from_log(days)
+    cal, _, warnings = opening_hours_from_log(days)
     assert cal.describe() == "Mon-Fri 09-17" and "dates, not times of day" in warnings[0]
     # A one-day log (teleclaims' shape): 01:00-13:00 on one Thursday.
     one_day = [monday + 3 * DAY + 3600 + k * 60 for k in range(720)]
-    cal, how, warnings = opening_hours_from_log(one_day)
+    cal, _, warnings = opening_hours_from_log(one_day)
     assert cal is ALWAYS_OPEN and "too short" in warnings[0] and "--hours" in warnings[0]
     # A regular office: Mon-Fri 08-16 over four weeks, derived without a warning.
     office = [monday + w * 7 * DAY + d * DAY + (8 + h) * 3600 for w in range(4) for d in range(5) for h in range(8)]
-    cal, how, warnings = opening_hours_from_log(office)
+    cal, _, warnings = opening_hours_from_log(office)
     assert cal.describe() == "Mon-Fri 08-16" and not warnings
     assert weekday(office[0]) == 0
 
