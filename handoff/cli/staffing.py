@@ -238,6 +238,8 @@ def _staff_by_simulation(wl, target_on_time, policy, max_staff, draws, shrinkage
     console.print(
         f"Answer: [bold]{answer} reps[/bold] (staffed seats over the opening hours) meet {_pct(target_on_time)} on time "
         f"under {policy} at volume x{volume_factor:g} with every team draw; the smallest team ranges "
-        f"{found.low}-{answer} across draws (per draw: {per_draw}). Protective capacity {answer - load_r:.2f} seats "
-        f"above the offered load {load_r:.2f} (spare capacity {found.spare_capacity_pct():.0f} % of seat time){extra}."
+        f"{found.low}-{answer} across draws (per draw: {per_draw}). Protective capacity N - R = {answer - load_r:+.2f} "
+        f"seats over the offered load {load_r:.2f} (spare capacity {found.spare_capacity_pct():+.0f} % of seat time)"
+        + (" - below the load: the team catches up after hours or after the last arrival" if answer < load_r else "")
+        + f"{extra}."
     )
