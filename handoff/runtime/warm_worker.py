@@ -133,7 +133,19 @@ class WarmProcessWorker(ProcessWorker):
         return self._flows[key]
 
     async def __aenter__(self) -> "WarmProcessWorker":
+        """One executor context (API client, process manager, cancellation observer, control
+        channel) for all of this worker's warm runs, as Prefect's Runner keeps one: setting one up
+        per run, as the process worker does, costs 1-2 s on a busy 2-core machine. It is entered
+        here, in the worker's own task, because its task groups must be left in the same task."""
+        from prefect.runner._flow_run_executor import FlowRunExecutorContext
+        from prefect.runner._hook_runner import HookRunner
+
         await super().__aenter__()
+        if self._warm_requested:
+            context = FlowRunExecutorContext()
+            await context.__aenter__()
+            self._executor_context = context
+            self._hook_runner = HookRunner(resolve_flow=self._resolve_flow)
         return self
 
     async def __aexit__(self, *exc: Any) -> None:
@@ -144,20 +156,6 @@ class WarmProcessWorker(ProcessWorker):
                 context, self._executor_context = self._executor_context, None
                 await context.__aexit__(None, None, None)
 
-    async def _shared_executor_context(self) -> Any:
-        """One executor context (API client, process manager, cancellation observer, control
-        channel) for all of this worker's warm runs, as Prefect's Runner keeps one: setting one
-        up per run, as the process worker does, costs 1-2 s on a busy 2-core machine."""
-        from prefect.runner._flow_run_executor import FlowRunExecutorContext
-        from prefect.runner._hook_runner import HookRunner
-
-        if self._executor_context is None:
-            context = FlowRunExecutorContext()
-            await context.__aenter__()
-            self._executor_context = context
-            self._hook_runner = HookRunner(resolve_flow=self._resolve_flow)
-        return self._executor_context
-
     async def _resolve_flow(self, flow_run: "FlowRun") -> "Flow[..., Any]":
         _, flow = await self._deployment_flow(flow_run)
         if flow is None:
@@ -167,7 +165,8 @@ class WarmProcessWorker(ProcessWorker):
     async def run(self, flow_run: "FlowRun", configuration: ProcessJobConfiguration,
                   task_status: Optional[anyio.abc.TaskStatus[int]] = None) -> ProcessWorkerResult:
         deployment_name, flow = await self._deployment_flow(flow_run)
-        if flow is None or configuration._command_configured or not self.warm_up():
+        if (flow is None or configuration._command_configured or self._executor_context is None
+                or not self.warm_up()):
             return await super().run(flow_run, configuration, task_status)
         return await self._run_warm(flow_run, flow, deployment_name, configuration,
                                     task_status or anyio.TASK_STATUS_IGNORED)
@@ -181,7 +180,7 @@ class WarmProcessWorker(ProcessWorker):
         # Only what the pool's job template adds to this worker's own environment travels.
         job_env = {k: v for k, v in (configuration.env or {}).items() if os.environ.get(k) != v}
         execution: FlowRunExecutionResult | None = None
-        ctx = await self._shared_executor_context()
+        ctx = self._executor_context
         starter = WarmStarter(flow, deployment_name, job_env, ctx.control_channel)
         executor = ctx.create_executor(flow_run, starter, hook_runner=self._hook_runner, propose_submitting=False)
 
