@@ -131,7 +131,9 @@ def label_waiting_run(item_id: int, waiting: bool = True, business_tags: list[st
 
 @task(task_run_name="remember-pause-key-{item_id}", cache_policy=NO_CACHE)
 def remember_pause_key(item_id: int, input_key: str) -> None:
-    """Keep the key the run waits on, so `handoff complete` can answer the right form."""
+    """Keep the key the run pauses under, so `handoff complete` answers this step's pause and no
+    other; the run-input keys Prefect derives from it are read from the run's paused state
+    (handoff.runtime.prefect_patches.pause_keyset), never rebuilt here."""
     with session() as s:
         s.get(WorkItem, item_id).input_key = input_key
 
@@ -176,9 +178,8 @@ def ask_a_person(step: HumanStep, form: type[F]) -> F:
 
 def wait_for_form(item_id: int, form: type[F], key: str) -> F:
     """Suspend (deployed runs: no process held) or pause (in-process runs) until the form comes."""
+    remember_pause_key(item_id, key)
     if deployment.id:
-        remember_pause_key(item_id, f"suspended-{key}")
         return suspend_flow_run(wait_for_input=form, key=key, timeout=settings.human_step_timeout_seconds)
-    remember_pause_key(item_id, f"paused-{key}")
     return pause_flow_run(wait_for_input=form, key=key, timeout=settings.human_step_timeout_seconds,
                           poll_interval=settings.pause_poll_seconds)

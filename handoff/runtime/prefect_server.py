@@ -72,14 +72,9 @@ def stop(proc: subprocess.Popen | None) -> None:
 
 def flush_and_stop(proc: subprocess.Popen | None) -> None:
     """Send the logs and events still queued in this process, then stop the server we started."""
-    from prefect.events.worker import EventsWorker
-    from prefect.logging.handlers import APILogWorker
+    from handoff.runtime.prefect_patches import drain_client_services
 
-    for worker in (APILogWorker, EventsWorker):
-        try:
-            worker.drain_all(timeout=10)
-        except Exception:  # noqa: BLE001 - nothing more can be sent; stopping matters more
-            pass
+    drain_client_services(timeout=10)
     stop(proc)
 
 
