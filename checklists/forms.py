@@ -4,14 +4,21 @@ Prefect renders each as a form in the UI (and `handoff complete` asks the same f
 terminal). Required fields have no default: a field with a default shows as optional. The
 OSS Prefect server has no user accounts, so the form asks who completes it, and the flow
 checks that person against the work item's assignee.
+
+Which work type waits for which form is declared with the work type (handoff.core.work_types);
+`FORMS` is read from there.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Literal
 
 from prefect.input import RunInput
 from pydantic import Field, model_validator
+
+from handoff.core import work_types
+from handoff.core.work_types import WorkType
 
 
 class StepForm(RunInput):
@@ -106,16 +113,19 @@ class OperationsSignOff(StepForm):
     open_questions: str = Field(max_length=2000, description="What must be answered first, one per line (empty if none).")
 
 
-# The form each work type waits for.
-FORMS: dict[str, type[StepForm]] = {
-    "order-approval": OrderApproval,
-    "credit-review": CreditReview,
-    "discount-approval": DiscountApproval,
-    "provisioning-visit": TechnicianVisit,
-    "provisioning-exception": ProvisioningException,
-    "activation-confirmation": CustomerConfirmation,
-    "invoice-approval": InvoiceApproval,
-    "checklist-fix": ChecklistFix,
-    "handoff-signoff-sales": SalesSignOff,
-    "handoff-signoff-operations": OperationsSignOff,
-}
+def forms_by_work_type(declared: Iterable[WorkType]) -> dict[str, type[StepForm]]:
+    """The form each work type waits for, as its declaration names it (handoff.core.work_types).
+
+    A name that is not a form class in this module stops the import: a work type cannot be
+    registered without its form."""
+    forms = {}
+    for work_type in declared:
+        form = globals().get(work_type.form)
+        if not (isinstance(form, type) and issubclass(form, StepForm)):
+            raise LookupError(f"work type {work_type.name!r} names the form {work_type.form!r}, "
+                              "which checklists/forms.py does not define")
+        forms[work_type.name] = form
+    return forms
+
+
+FORMS: dict[str, type[StepForm]] = forms_by_work_type(work_types.DECLARED)
