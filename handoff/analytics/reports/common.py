@@ -9,20 +9,12 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from handoff.core import sla
+from handoff.core import sla, work_types
 from handoff.core.models import OrderStatus, Worker, WorkItem, WorkItemState, utcnow
 from handoff.core.routing.eligibility import as_utc_naive
 
-# Which team owns a work item, by the skill it requires. Keep every mapping here.
-TEAM_BY_SKILL: dict[str, str] = {
-    "order-entry": "customer service",
-    "credit": "customer service",
-    "quotation": "customer service",
-    "provisioning": "operations",
-    "activation": "operations",
-    "billing": "billing",
-    "handoff": "account management",
-}
+# Which team owns a work item, by the skill it requires: as the work types declare it.
+TEAM_BY_SKILL: dict[str, str] = work_types.TEAM_BY_SKILL
 OTHER_TEAM = "other"
 
 ACTIVE = (WorkItemState.OPEN, WorkItemState.ASSIGNED, WorkItemState.STARTED)
