@@ -24,9 +24,11 @@ from handoff.core.clock import as_utc_naive, epoch
 from handoff.core.models import Worker, WorkItem, WorkItemState, utcnow
 from handoff.core.routing.claims import (
     Claim,
+    assignment_event,
     claim,
     one_router_at_a_time,
     record_assignment,
+    record_events,
 )
 from handoff.core.routing.eligibility import signature
 from handoff.core.routing.live import OPEN, POLICY, index_for
@@ -124,6 +126,7 @@ def route_open_items(s: Session, now: datetime | None = None) -> list[Assignment
     t = epoch(now)
     index = index_for(s)
     done: list[Assignment] = []
+    events: list[dict] = []
     with index.session_view(s, now):
         free = sum(r.spare for r in index.reps if r.available and r.spare > 0)
         if free <= 0 or not len(index.items):
@@ -147,7 +150,7 @@ def route_open_items(s: Session, now: datetime | None = None) -> list[Assignment
                 if result is Claim.TAKEN:
                     index.took(item_id, int(rep.id), t)
                     free -= 1
-                    record_assignment(s, item_id, rep, "open item, eligible rep free", score)
+                    events.append(assignment_event(item_id, rep, "open item, eligible rep free", score))
                     done.append(Assignment(item_id, rep.extra["name"], score))
                     break
                 if result is Claim.ITEM_GONE:
@@ -158,4 +161,5 @@ def route_open_items(s: Session, now: datetime | None = None) -> list[Assignment
                 index.lost_rep(int(rep.id))
             else:
                 exhausted.add(kind)
+    record_events(s, events)
     return done

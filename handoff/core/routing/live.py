@@ -43,7 +43,14 @@ from handoff.core.models import Presence, Worker, WorkItem, WorkItemState
 from handoff.core.routing.claims import ACTIVE
 from handoff.core.routing.index import ItemPool, RepPool
 from handoff.core.routing.policy import PushPolicy, RoutableItem, RoutableRep
-from handoff.core.routing.readmodel import ItemRow, WorkerRow, item_rows, items_where, worker_rows, workers_where
+from handoff.core.routing.readmodel import (
+    ItemRow,
+    WorkerRow,
+    item_rows,
+    items_where,
+    worker_rows,
+    workers_where,
+)
 
 POLICY = PushPolicy()
 OPEN = str(WorkItemState.OPEN)

@@ -13,7 +13,15 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, Connection, Select, Text, bindparam, select, type_coerce
+from sqlalchemy import (
+    ColumnElement,
+    Connection,
+    Select,
+    Text,
+    bindparam,
+    select,
+    type_coerce,
+)
 
 from handoff.core.clock import epoch, on_shift
 from handoff.core.models import Presence, Worker, WorkerSkill, WorkItem

@@ -15,7 +15,7 @@ import pytest
 from sqlalchemy import select, text
 
 from handoff.core.db import session
-from handoff.core.models import WorkItem, WorkItemState, Worker
+from handoff.core.models import Worker, WorkItem, WorkItemState
 from handoff.core.routing import assign, live, router
 
 ROOT = Path(__file__).resolve().parents[3]
@@ -32,7 +32,7 @@ def in_another_process(url: str, code: str) -> str:
               "from handoff.core.routing import router\n" + code)
     env = {**os.environ, "HANDOFF_DATABASE_URL": url,
            "PYTHONPATH": str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", "")}
-    done = subprocess.run([sys.executable, "-c", script], env=env, cwd=ROOT, capture_output=True, text=True,
+    done = subprocess.run([sys.executable, "-c", script], check=False, env=env, cwd=ROOT, capture_output=True, text=True,
                           timeout=120)
     assert done.returncode == 0, done.stderr
     return done.stdout
@@ -133,10 +133,9 @@ with session() as s:
 
 def test_work_claimed_in_a_transaction_that_rolls_back_stays_open_in_the_index(routing_db, now):
     ids, (item_id,) = committed(routing_db, now, {"ann": {"order-approval": 1}}, 1)
-    with pytest.raises(RuntimeError):
-        with session() as s:
-            assert router.route_item(s, item_id, now).name == "ann"
-            raise RuntimeError("the step failed after routing")
+    with pytest.raises(RuntimeError), session() as s:
+        assert router.route_item(s, item_id, now).name == "ann"
+        raise RuntimeError("the step failed after routing")
     with session() as s:
         assert s.get(WorkItem, item_id).state == WorkItemState.OPEN
         assert router.route_for_worker(s, ids["ann"], now)[0].id == item_id  # the index still offers it
