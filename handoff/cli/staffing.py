@@ -222,7 +222,7 @@ def _staff_by_simulation(wl, target_on_time, policy, max_staff, draws, shrinkage
     for n, trials in found.by_size():
         on = [tr.on_time_pct for tr in trials]
         met = sum(v >= goal for v in on)
-        spread = f"{min(on):.1f}" if len(on) == 1 else f"{min(on):.1f}-{max(on):.1f}"
+        spread = f"{min(on):.1f}" if f"{min(on):.1f}" == f"{max(on):.1f}" else f"{min(on):.1f}-{max(on):.1f}"
         t.add_row(
             str(n), f"{load_r / n:.2f}", f"{n - load_r:+.2f}", f"{trials[0].beta:+.2f}",
             f"[bold green]{met}/{len(on)}[/bold green]" if met == len(on) else f"{met}/{len(on)}",

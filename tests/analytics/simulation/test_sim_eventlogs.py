@@ -124,11 +124,6 @@ def test_interval_xes_and_markers(tmp_path):
     assert {it.work_type for it in dropped.items} == {"pack", "ship"}
 
 
-CSV_ROWS = [
-    ("CaseID", "Task", "Who", "Began", "Done", "Amount", "Prio"),
-]
-
-
 def write_csv(path: Path, sep: str = ",") -> Path:
     rows = [("Case ID", "Task", "Who", "Began", "Done", "Amount", "Prio")]
     for d in range(15):
@@ -252,3 +247,21 @@ def test_the_shared_logs_load_with_sane_hours(name, hours, types, tmp_path):
     if name == "teleclaims":
         assert any("too short" in w for w in wl.warnings)
         assert "end" not in wl.load_share()  # the zero-length end marker is not work
+
+
+def test_broken_rows_are_dropped_and_counted_not_fatal(tmp_path):
+    """A CSV with a BOM, rows without an end time, an unreadable time, and a row whose end is
+    before its start: the good rows load, the others are counted in the stats."""
+    from handoff.analytics.simulation.csvlog import parse_csv
+
+    rows = ["\ufeffcase,activity,start,end"]
+    rows += [f"{d},review,{_day(d)}T09:00:00,{_day(d)}T09:30:00" for d in range(10)]
+    rows += ["x1,review,2024-03-04T09:00:00,", "x2,review,2024-03-04T09:00:00,not a time",
+             "x3,review,2024-03-04T10:00:00,2024-03-04T09:00:00"]
+    path = tmp_path / "messy.csv"
+    path.write_text("\n".join(rows), encoding="utf-8")
+    parsed = parse_csv(path)
+    assert len(parsed.touches) == 10
+    assert parsed.stats["events_without_time"] == 2 and parsed.stats["negative_intervals"] == 1
+    wl = load_event_log(path, cache_dir=tmp_path / "c")
+    assert len(wl.items) == 10
