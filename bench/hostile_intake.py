@@ -32,6 +32,10 @@ sys.path[:0] = [str(ROOT), str(ROOT / "tests" / "core")]
 os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
 
 
+class OutOfTime(Exception):
+    """The time budget (--minutes) is spent."""
+
+
 class Run:
     """What the run found, by channel."""
 
@@ -151,6 +155,8 @@ def main() -> None:
     ap.add_argument("--processes", type=int, default=1,
                     help="run the payloads in this many child processes at once, each with its own database "
                          "and a share of the channels (the property is checked per database)")
+    ap.add_argument("--minutes", type=float, default=0,
+                    help="stop generating after this long, and report what was done (0: run every payload)")
     ap.add_argument("--json", action="store_true", help=argparse.SUPPRESS)  # a child's result, for its parent
     args = ap.parse_args()
     if args.processes > 1:
@@ -199,6 +205,8 @@ def main() -> None:
                          suppress_health_check=list(HealthCheck))
     @given(payload=payloads())
     def one(payload: tuple[str, bytes]) -> None:
+        if args.minutes and time.monotonic() - started > args.minutes * 60:
+            raise OutOfTime
         kind, raw = payload
         channel = channels[sum(turn.values()) % len(channels)]
         turn[channel] += 1
@@ -214,7 +222,10 @@ def main() -> None:
             print(f"  {done:,} payloads, {time.monotonic() - started:.0f} s, unhandled {len(run.unhandled)}, "
                   f"broken {len(run.broken)}", file=sys.stderr, flush=True)
 
-    one()
+    try:
+        one()
+    except OutOfTime:
+        print(f"  stopped after {args.minutes:g} minutes", file=sys.stderr)
     if server is not None:
         server.stop()
     breaking = contract_breaking_orders()
@@ -251,7 +262,8 @@ def in_processes(args: argparse.Namespace) -> None:
     shares[0] += args.payloads - sum(shares)
     children = []
     for channel, share in zip(plan, shares):
-        cmd = [sys.executable, __file__, "--payloads", str(share), "--channels", channel, "--json"]
+        cmd = [sys.executable, __file__, "--payloads", str(share), "--channels", channel, "--json",
+               "--minutes", str(args.minutes)]
         children.append(subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True))
     started = time.monotonic()
     totals = {"payloads": Counter(), "outcomes": Counter(), "unhandled": [], "broken": [], "lost": 0, "breaking": []}
