@@ -9,12 +9,13 @@ and held against the contract again. Prints the counts; the last line, e.g.
 
     payloads 10000 · unhandled 0 · lost 0 · contract-breaking accepted 0
 
-    nice -n 10 python bench/hostile_intake.py --payloads 10000
+    nice -n 10 python bench/hostile_intake.py --payloads 10000 [--processes 6]
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import re
 import shutil
@@ -29,6 +30,10 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT), str(ROOT / "tests" / "core")]
 os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+
+
+class OutOfTime(Exception):
+    """The time budget (--minutes) is spent."""
 
 
 class Run:
@@ -74,7 +79,10 @@ def through_cli(run: Run, kind: str, raw: bytes, workdir: Path) -> None:
     from intake_payloads import SUMMARY, tally
     from typer.testing import CliRunner
 
+    from handoff.cli import main
     from handoff.cli.main import app
+
+    main._announcer_if_server = lambda: None  # no Prefect server here: skip looking for one each time
 
     path = workdir / f"payload.{kind}"
     path.write_bytes(raw)
@@ -144,7 +152,15 @@ def main() -> None:
     ap.add_argument("--payloads", type=int, default=10_000, help="payloads in all, shared by the channels")
     ap.add_argument("--channels", default="function,cli,http")
     ap.add_argument("--database", default="", help="a SQLAlchemy URL (default: a new SQLite file)")
+    ap.add_argument("--processes", type=int, default=1,
+                    help="run the payloads in this many child processes at once, each with its own database "
+                         "and a share of the channels (the property is checked per database)")
+    ap.add_argument("--minutes", type=float, default=0,
+                    help="stop generating after this long, and report what was done (0: run every payload)")
+    ap.add_argument("--json", action="store_true", help=argparse.SUPPRESS)  # a child's result, for its parent
     args = ap.parse_args()
+    if args.processes > 1:
+        return in_processes(args)
 
     # /dev/shm when there is one: the run measures intake's logic, not the disk's flushes
     home = Path(tempfile.mkdtemp(prefix="hostile-intake-", dir="/dev/shm" if Path("/dev/shm").is_dir() else None))
@@ -189,6 +205,8 @@ def main() -> None:
                          suppress_health_check=list(HealthCheck))
     @given(payload=payloads())
     def one(payload: tuple[str, bytes]) -> None:
+        if args.minutes and time.monotonic() - started > args.minutes * 60:
+            raise OutOfTime
         kind, raw = payload
         channel = channels[sum(turn.values()) % len(channels)]
         turn[channel] += 1
@@ -204,7 +222,10 @@ def main() -> None:
             print(f"  {done:,} payloads, {time.monotonic() - started:.0f} s, unhandled {len(run.unhandled)}, "
                   f"broken {len(run.broken)}", file=sys.stderr, flush=True)
 
-    one()
+    try:
+        one()
+    except OutOfTime:
+        print(f"  stopped after {args.minutes:g} minutes", file=sys.stderr)
     if server is not None:
         server.stop()
     breaking = contract_breaking_orders()
@@ -218,8 +239,53 @@ def main() -> None:
     print(f"{seconds:.0f} s")
     total = sum(run.payloads.values())
     shutil.rmtree(home, ignore_errors=True)
+    if args.json:
+        print(json.dumps({"payloads": dict(run.payloads), "outcomes": dict(run.outcomes), "unhandled": run.unhandled,
+                          "broken": run.broken, "lost": run.lost, "breaking": breaking, "seconds": seconds}))
+        return
     print(f"payloads {total} · unhandled {len(run.unhandled)} · lost {run.lost} · "
           f"contract-breaking accepted {len(breaking)}")
+
+
+def in_processes(args: argparse.Namespace) -> None:
+    """Share the payloads among child processes, one channel each (round robin), and add up."""
+    import json as _json
+    import subprocess
+
+    channels = args.channels.split(",")
+    # A payload costs the CLI about five times what it costs the function (the HTTP door about
+    # twice): the slower doors get fewer payloads, so that the processes end together.
+    weight = {"function": 5, "http": 3, "cli": 2}
+    plan = [channels[n % len(channels)] for n in range(args.processes)]
+    total_weight = sum(weight[c] for c in plan)
+    shares = [args.payloads * weight[c] // total_weight for c in plan]
+    shares[0] += args.payloads - sum(shares)
+    children = []
+    for channel, share in zip(plan, shares):
+        cmd = [sys.executable, __file__, "--payloads", str(share), "--channels", channel, "--json",
+               "--minutes", str(args.minutes)]
+        children.append(subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True))
+    started = time.monotonic()
+    totals = {"payloads": Counter(), "outcomes": Counter(), "unhandled": [], "broken": [], "lost": 0, "breaking": []}
+    for child in children:
+        out, _ = child.communicate()
+        if child.returncode != 0:
+            totals["unhandled"].append(f"a child process ended with {child.returncode}")
+            continue
+        part = _json.loads(out.strip().splitlines()[-1])
+        totals["payloads"].update(part["payloads"])
+        totals["outcomes"].update(part["outcomes"])
+        for key in ("unhandled", "broken", "breaking"):
+            totals[key] += part[key]
+        totals["lost"] += part["lost"]
+    for line in totals["unhandled"][:10] + totals["broken"][:10] + totals["breaking"][:10]:
+        print(line)
+    print(f"channels: {dict(totals['payloads'])} in {args.processes} processes")
+    for name, n in sorted(totals["outcomes"].items()):
+        print(f"  {name}: {n:,}")
+    print(f"{time.monotonic() - started:.0f} s")
+    print(f"payloads {sum(totals['payloads'].values())} · unhandled {len(totals['unhandled'])} · "
+          f"lost {totals['lost']} · contract-breaking accepted {len(totals['breaking'])}")
 
 
 if __name__ == "__main__":

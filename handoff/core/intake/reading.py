@@ -69,7 +69,8 @@ def read_order_file(path: Path) -> list[Submission]:
         raw = f.read(limit + 1)
     if len(raw) > limit:
         size = path.stat().st_size
-        return whole_document(raw[:limit], f"is {size:,} bytes, over the limit of {limit:,}; "
+        told = f"is {size:,} bytes" if size > limit else "goes on"  # a pipe or a device has no size
+        return whole_document(raw[:limit], f"{told}, over the limit of {limit:,} bytes; "
                                            f"the first {limit:,} bytes are kept here")
     if path.suffix.lower() == ".csv":
         return parse_csv_orders(raw)
