@@ -42,6 +42,14 @@ FLOW_END_SECONDS = 90
 UI_TIMEOUT_MS = 20_000
 
 
+@pytest.fixture(autouse=True)
+def _expectations_wait_the_default_again():
+    yield
+    from playwright.sync_api import expect
+
+    expect.set_options(timeout=5_000)
+
+
 def give_passwords(*names: str) -> None:
     with session() as s:
         for name in names:
@@ -66,6 +74,7 @@ def sign_in(browser, url: str, name: str):
 
     context = browser.new_context(viewport={"width": 1200, "height": 860})
     context.set_default_timeout(UI_TIMEOUT_MS)
+    expect.set_options(timeout=UI_TIMEOUT_MS)  # expectations wait 5 s by default; this machine is busy
     page = context.new_page()
     page.goto(f"{url}/")
     expect(page).to_have_url(re.compile(r"/login$"))
@@ -127,7 +136,7 @@ def test_a_rep_completes_their_item_and_another_rep_is_refused(
         # The rep opens the step and fills its form: a choice, a required note (the model's
         # message shows beside it when missing), then completes it.
         page.locator(f'[data-item="{step.item_id}"] a.title').click()
-        expect(page.get_by_role("heading", name=re.compile("W-1"))).to_be_visible()
+        expect(page.get_by_role("heading", level=1, name=re.compile("W-1"))).to_be_visible()
         page.get_by_label("Decision").select_option("reject")
         page.get_by_role("button", name="Complete").click()
         expect(page.locator("#e-note")).to_contain_text("a rejection needs a reason")

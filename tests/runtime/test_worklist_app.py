@@ -224,3 +224,13 @@ def test_sign_in_is_rate_limited_per_name_and_per_address_across_processes(team)
     assert blocked.status_code == 429 and "this address" in blocked.text
     with session() as s:
         assert s.scalar(select(LoginAttempt).where(LoginAttempt.name == "ann", LoginAttempt.client.like("cli:%"))) is None
+
+
+def test_a_steps_description_is_rendered_as_markdown_with_its_html_escaped():
+    from handoff.runtime.worklist.app import MARKDOWN
+
+    html = MARKDOWN.render("**Why:** large\n\n| line | qty |\n|---|---|\n| 1 | <script>alert(1)</script> |\n\n"
+                           "[click](javascript:alert(1)) <img src=x onerror=alert(1)>")
+    assert "<strong>Why:</strong>" in html and "<td>1</td>" in html
+    assert "<script>" not in html and "<img" not in html and 'href="javascript:' not in html
+    assert "&lt;script&gt;" in html

@@ -44,7 +44,7 @@ LOGIN_CSRF_COOKIE = "handoff_login_csrf"
 MAX_BODY = 64 * 1024
 TEMPLATES = Path(__file__).parent / "templates"
 # Raw HTML in a step's description is shown as text; links keep markdown-it's safe-URL check.
-MARKDOWN = MarkdownIt("commonmark", {"html": False})
+MARKDOWN = MarkdownIt("commonmark", {"html": False}).enable("table")
 SECURITY_HEADERS = {
     "Content-Security-Policy": "default-src 'none'; style-src 'unsafe-inline'; img-src 'self'; "
                                "form-action 'self'; frame-ancestors 'none'; base-uri 'none'",
