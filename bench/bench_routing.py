@@ -286,27 +286,31 @@ def measure_live(items: list[RoutableItem], reps: list[RoutableRep], backend: st
         now = dt(NOW)
         paths = {"index": assign, "baseline": baseline}
         out: dict[str, list[float]] = {f"{p} {k}": [] for p in paths for k in ("route_item", "route_for_worker")}
+        cpu: dict[str, list[float]] = {key: [] for key in out}
         for k in range(calls):
             kind = "route_item" if k % 4 else "route_for_worker"
             for name in (("index", "baseline") if k % 2 else ("baseline", "index")):
                 with session() as s:
-                    t0 = time.perf_counter()
+                    t0, c0 = time.perf_counter(), time.process_time()
                     if kind == "route_item":
                         getattr(paths[name], kind)(s, open_ids.pop(rng.randrange(len(open_ids))), now)
                     else:
                         getattr(paths[name], kind)(s, rng.choice(worker_ids), now)
                     s.commit()
                     out[f"{name} {kind}"].append((time.perf_counter() - t0) * 1e3)
+                    cpu[f"{name} {kind}"].append((time.process_time() - c0) * 1e3)
         watch_s = []
         for r in range(rounds):
             with session() as s:
-                t0 = time.perf_counter()
+                t0, c0 = time.perf_counter(), time.process_time()
                 report = watch.watch_cycle(s, now)
                 s.commit()
-                watch_s.append((time.perf_counter() - t0, len(report.assignments), len(report.escalations)))
+                watch_s.append((time.perf_counter() - t0, len(report.assignments), len(report.escalations),
+                                time.process_time() - c0))
         engine_for(url).dispose()
         live.forget_indexes()
-    return {"backend": backend, "times": out, "build_s": build_s, "load_s": load_s, "watch": watch_s}
+    return {"backend": backend, "times": out, "cpu": cpu, "build_s": build_s, "load_s": load_s, "watch": watch_s,
+            "load_average": os.getloadavg()[0]}
 
 
 def postgres_cluster():  # noqa: ANN201
@@ -378,23 +382,28 @@ def report_live(args, lives: list[dict]) -> None:
     lines = []
     for result in lives:
         backend, times = result["backend"], result["times"]
-        t = Table("call (incl. commit)", "n", "p50 ms", "p99 ms", "max ms", title_justify="left",
+        t = Table("call (incl. commit)", "n", "p50 ms", "p99 ms", "max ms", "cpu p50 ms", "cpu p99 ms",
+                  title_justify="left",
                   title=f"live router on {backend}: {args.items:,} open items x {args.reps:,} reps "
                         f"(database built in {result['build_s']:.1f} s, index loaded in {result['load_s'] * 1e3:.0f} ms)")
         for label, values in times.items():
             if values:
+                spent = result["cpu"][label]
                 t.add_row(label, f"{len(values):,}", f"{statistics.median(values):.2f}", f"{pct(values, 0.99):.2f}",
-                          f"{max(values):.2f}")
+                          f"{max(values):.2f}", f"{statistics.median(spent):.2f}", f"{pct(spent, 0.99):.2f}")
         console.print(t)
+        console.print(f"(cpu: this process only; load average during the run {result['load_average']:.1f} "
+                      f"on {os.cpu_count()} cores)")
         for kind in ("route_item", "route_for_worker"):
             a, b = times[f"baseline {kind}"], times[f"index {kind}"]
             console.print(f"{backend} {kind}: read-per-decision / index  p50 x{statistics.median(a) / statistics.median(b):.1f}"
                           f"  p99 x{pct(a, 0.99) / pct(b, 0.99):.1f}")
-        for k, (secs, assigned, escalated) in enumerate(result["watch"], 1):
-            console.print(f"{backend} sla-watch round {k}: {secs:.3f} s ({assigned} assigned, {escalated} escalated)")
+        for k, (secs, assigned, escalated, spent) in enumerate(result["watch"], 1):
+            console.print(f"{backend} sla-watch round {k}: {secs:.3f} s, cpu {spent:.3f} s "
+                          f"({assigned} assigned, {escalated} escalated)")
         limit = 5.0 if args.items <= 10_000 and args.reps <= 500 else 20.0
         item_p99, worker_p99 = pct(times["index route_item"], 0.99), pct(times["index route_for_worker"], 0.99)
-        round_s = max(secs for secs, _, _ in result["watch"])
+        round_s = max(secs for secs, *_ in result["watch"])
         ok = item_p99 <= limit and worker_p99 <= limit and round_s <= 1.0
         lines.append(f"live p99: route_item {item_p99:.1f} ms, route_for_worker {worker_p99:.1f} ms, "
                      f"sla-watch round <= {round_s:.2f} s ({backend}, {args.items} items x {args.reps} reps) -> "

@@ -7,21 +7,37 @@ same data in the same run. Same claims, same audit rows, same policy; only the r
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Iterable
 
 from sqlalchemy import Text, and_, case, cast, func, or_, select, type_coerce
 from sqlalchemy.orm import Session
 
 from handoff.core.clock import as_utc_naive, epoch, on_shift
-from handoff.core.models import Presence, WorkItem, WorkItemState, Worker, WorkerSkill, utcnow
-from handoff.core.routing.claims import Claim, claim, one_router_at_a_time, record_assignment
+from handoff.core.models import (
+    Presence,
+    Worker,
+    WorkerSkill,
+    WorkItem,
+    WorkItemState,
+    utcnow,
+)
+from handoff.core.routing.claims import (
+    Claim,
+    claim,
+    one_router_at_a_time,
+    record_assignment,
+)
 from handoff.core.routing.eligibility import effective_requirements, meets
 from handoff.core.routing.index import RoutingIndex
 from handoff.core.routing.live import POLICY
 from handoff.core.routing.policy import RoutableItem, RoutableRep
-from handoff.core.routing.readmodel import as_routable_item, as_routable_rep, stored_epoch
+from handoff.core.routing.readmodel import (
+    as_routable_item,
+    as_routable_rep,
+    stored_epoch,
+)
 from handoff.core.routing.urgency import MIN_EFFORT
 
 
@@ -42,7 +58,7 @@ class ItemKind:
     floored_effort: float
 
 
-def _stored_requirements():  # noqa: ANN202
+def _stored_requirements():
     return cast(WorkItem.required_skills, Text)
 
 

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 import numpy as np
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, lazyload
 
 from handoff.core.clock import as_utc_naive, epoch
 from handoff.core.models import Worker, WorkItem, WorkItemState, utcnow
@@ -61,7 +61,7 @@ def route_item(s: Session, item_id: int, now: datetime | None = None) -> Worker 
             if result is Claim.TAKEN:
                 index.took(item_id, int(rep.id), t)
                 record_assignment(s, item_id, rep, "new or released item")
-                return s.get(Worker, int(rep.id))
+                return s.get(Worker, int(rep.id), options=[lazyload(Worker.skills)])  # skills read if asked
             if result is Claim.ITEM_GONE:
                 index.lost_item(item_id)
                 index.renew(s)  # the loser catches up before its next choice
