@@ -352,7 +352,7 @@ def run_config(name: str, index: int, args: argparse.Namespace, code: Path) -> l
                   extra_env={"HANDOFF_WARM_START": "false"} if args.cold else None)
     results: list[Result] = []
     try:
-        stack.start()
+        stack.start(timeout=args.start_timeout)
         stack.load_catalogue()
         with stack.prefect():
             time.sleep(args.settle)
@@ -425,7 +425,8 @@ def main() -> int:
     ap.add_argument("--cold", action="store_true",
                     help="HANDOFF_WARM_START=false: every flow run (runner or worker) a fresh interpreter")
     ap.add_argument("--settle", type=float, default=10.0, help="seconds after start before feeding")
-    ap.add_argument("--timeout", type=float, default=900.0, help="seconds for one configuration's orders to finish")
+    ap.add_argument("--timeout", type=float, default=1800.0, help="seconds for one configuration's orders to finish")
+    ap.add_argument("--start-timeout", type=float, default=600.0, help="seconds for a stack to be ready")
     ap.add_argument("--ui-port", type=int, default=4320)
     ap.add_argument("--sandbox-port", type=int, default=8785)
     ap.add_argument("--intake-port", type=int, default=8095)
