@@ -33,6 +33,7 @@ import argparse
 import json
 import math
 import shutil
+import signal
 import statistics
 import sys
 import tempfile
@@ -433,6 +434,8 @@ def main() -> int:
     ap.add_argument("--keep-home", action="store_true")
     ap.add_argument("--json", type=Path, default=None)
     args = ap.parse_args()
+    signal.signal(signal.SIGTERM, _on_sigterm)  # stacks are stopped however the bench ends
+    signal.signal(signal.SIGINT, signal.default_int_handler)  # also when started in the background
     names = [n.strip() for n in args.configs.split(",") if n.strip()]
     unknown = [n for n in names if n not in CONFIGS]
     if unknown:
