@@ -28,9 +28,10 @@ def is_up(url: str) -> bool:
         return False
 
 
-def start(url: str = DEFAULT_URL, log_path: str | None = None, timeout: float = 90) -> subprocess.Popen | None:
+def start(url: str = DEFAULT_URL, log_path: str | None = None, timeout: float = 240) -> subprocess.Popen | None:
     """Start `prefect server start` for `url` unless one answers there; None if reused. Its SQLite
-    write transactions begin IMMEDIATE (see handoff.runtime.prefect_server_main)."""
+    write transactions begin IMMEDIATE (see handoff.runtime.prefect_server_main). A first start
+    migrates its database: on a busy machine (or PostgreSQL) that takes well over a minute."""
     if is_up(url):
         return None
     parsed = urlparse(url)

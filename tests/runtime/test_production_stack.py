@@ -146,7 +146,7 @@ def test_orders_run_end_to_end_on_postgres_with_two_workers(production_stack):
     assert per_order[ids[0]]["check_credit"] == 1
 
 
-def logs_tail(home) -> str:  # noqa: ANN001
+def logs_tail(home) -> str:
     """The stack's and the workers' last lines, to see why a run did not finish."""
     return "\n".join(f"--- {path.name}\n" + path.read_text(errors="replace")[-1500:]
                      for path in sorted(home.glob("*.log")))
@@ -165,6 +165,6 @@ def pipeline_runs(ids: list[str]) -> dict[str, list]:
     return {o: out.get(o, []) for o in ids}
 
 
-def worker_of(run) -> str | None:  # noqa: ANN001
+def worker_of(run) -> str | None:
     """The worker that ran it, from the label Prefect gives a worker's runs."""
     return (run.labels or {}).get("prefect.worker.name")
