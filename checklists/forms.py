@@ -44,7 +44,7 @@ class OrderApproval(StepForm):
     note: str = Field(max_length=2000, description="Why — required when rejecting; it is sent to sales.")
 
     @model_validator(mode="after")
-    def _rejection_needs_a_reason(self) -> "OrderApproval":
+    def _rejection_needs_a_reason(self) -> OrderApproval:
         if self.decision == "reject" and not self.note.strip():
             raise ValueError("note: a rejection needs a reason")
         return self
@@ -63,7 +63,7 @@ class DiscountApproval(StepForm):
     note: str = Field(max_length=2000, description="Why — required when declining.")
 
     @model_validator(mode="after")
-    def _declining_needs_a_reason(self) -> "DiscountApproval":
+    def _declining_needs_a_reason(self) -> DiscountApproval:
         if self.decision == "decline" and not self.note.strip():
             raise ValueError("note: declining needs a reason")
         return self
@@ -91,7 +91,7 @@ class InvoiceApproval(StepForm):
     note: str = Field(max_length=2000, description="Why — required when holding.")
 
     @model_validator(mode="after")
-    def _holding_needs_a_reason(self) -> "InvoiceApproval":
+    def _holding_needs_a_reason(self) -> InvoiceApproval:
         if self.decision == "hold" and not self.note.strip():
             raise ValueError("note: holding an invoice needs a reason")
         return self

@@ -3,7 +3,6 @@ defect log, and a person who can fix it gets a checklist-fix step."""
 
 from __future__ import annotations
 
-
 from sqlalchemy import select
 
 from handoff.core import audit

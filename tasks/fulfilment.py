@@ -3,8 +3,6 @@ a re-run (a resumed flow, a retry) picks up where the last one stopped."""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 from pydantic import BaseModel
 from sqlalchemy import select
 
@@ -13,10 +11,6 @@ from handoff.core.db import session
 from handoff.core.models import FulfilmentLine, Order, utcnow
 from tasks.steps import record_step
 
-
-
-if TYPE_CHECKING:
-    import pandas as pd
 
 class LineToFulfil(BaseModel):
     line_no: int

@@ -105,7 +105,7 @@ class Declined(BaseModel):
     details: dict[str, Any] = {}
 
     @classmethod
-    def of(cls, rejection: IntegrationError) -> "Declined":
+    def of(cls, rejection: IntegrationError) -> Declined:
         return cls(system=rejection.system, reason=rejection.reason, error=rejection.error,
                    details=rejection.details)
 

@@ -108,6 +108,11 @@ def _approve_unless_the_checklist_failed(item: WorkItem, s: Session) -> dict[str
     return {"decision": "approve", "note": "checked the order and its findings; fine to go on"}
 
 
+def _the_assignee_did_the_visit(item: WorkItem, s: Session) -> dict[str, Any]:
+    technician = item.assignee.name if item.assignee is not None else "the technician"
+    return {"visit_done": True, "technician": technician, "notes": "installed and tested on site"}
+
+
 # --- the work types ---------------------------------------------------------------------------
 
 DECLARED = (
@@ -126,8 +131,7 @@ DECLARED = (
     # Provisioning (flows/provisioning.py)
     WorkType("provisioning-visit", form="TechnicianVisit", sla_hours=40, effort_minutes=120,
              skill="provisioning", level=2, team="operations",
-             standin=lambda item, s: {"visit_done": True, "technician": item.assignee.name,
-                                      "notes": "installed and tested on site"}),
+             standin=_the_assignee_did_the_visit),
     WorkType("provisioning-exception", form="ProvisioningException", sla_hours=8, effort_minutes=20,
              skill="provisioning", level=3, team="operations",
              standin={"resolution": "drop-line", "note": "product no longer sold; customer informed"}),

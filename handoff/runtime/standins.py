@@ -5,7 +5,7 @@ the answers they give when the demo runs with --auto-approve.
 
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
