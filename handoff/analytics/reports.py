@@ -74,12 +74,13 @@ DEFAULT_REFUSAL_HOURS = 24  # completion refusals this recent are problem cases
 ORDER_DUE_WITHIN = timedelta(days=1)
 
 # Problem kinds, in the order the action list puts them.
+STRANDED_RUN = "stranded run"  # its flow run stopped and could not be restarted (tasks/stranded.py)
 PAST_DUE = "past due"
 ESCALATED = "escalated"
 NO_ELIGIBLE_REP = "no eligible rep"
 COMPLETION_REFUSED = "completion refused"
 OPEN_DEFECTS = "open defects"
-PROBLEM_ORDER = (PAST_DUE, ESCALATED, NO_ELIGIBLE_REP, COMPLETION_REFUSED, OPEN_DEFECTS)
+PROBLEM_ORDER = (STRANDED_RUN, PAST_DUE, ESCALATED, NO_ELIGIBLE_REP, COMPLETION_REFUSED, OPEN_DEFECTS)
 
 
 def team_for(required_skills: dict[str, int] | None) -> str:
@@ -290,6 +291,21 @@ def problem_cases(
         case_for(item, holder).add(
             COMPLETION_REFUSED, f"{event.actor} was refused at {event.at:%Y-%m-%d %H:%M}{state}: {reason}"
         )
+
+    # Work whose flow run stopped (crashed, failed, pushed out of its wait) and was not restarted
+    for event in s.scalars(select(AuditEvent).where(AuditEvent.action == "run-stranded", AuditEvent.at <= now)):
+        item_id = (event.details or {}).get("item_id") or (event.entity_id if event.entity == "work_item" else None)
+        item = s.get(WorkItem, int(item_id)) if item_id is not None and str(item_id).isdigit() else None
+        order = s.get(Order, event.entity_id) if event.entity == "order" else None
+        if (item is None or item.state not in ACTIVE) and (order is None or order.status in FINISHED_ORDERS):
+            continue  # settled since
+        detail = f"run {event.details.get('flow_run_id')} {event.details.get('reason', '')}"
+        if item is not None:
+            case_for(item, item.assignee.name if item.assignee else None).add(STRANDED_RUN, detail)
+        else:
+            key = f"order {order.id}"
+            cases.setdefault(key, ProblemCase(subject=key, problems=[], details=[], order_id=order.id)).add(
+                STRANDED_RUN, detail)
 
     # Orders with open defects
     open_defects = s.scalars(
