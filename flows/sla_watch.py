@@ -8,6 +8,8 @@ Steps:
    re-route them.
 4. Route every open item that now has an eligible free rep.
 5. Show the new assignee on each waiting run whose work changed hands.
+6. Restart runs that crashed, failed or were pushed out of their wait while their order or step
+   still needs them; list those that cannot be restarted as problem cases (tasks/stranded.py).
 
 The logic lives in handoff.core.routing.watch (plain functions, tested without Prefect); each step
 is a task (tasks/sla_watch.py) so the UI shows what each minute did.
@@ -28,6 +30,7 @@ from tasks.sla_watch import (
     rescore_open_work,
     route_waiting_work,
 )
+from tasks.stranded import restart_stranded_runs
 
 RELABEL_LOOKBACK = timedelta(minutes=3)  # a little more than one cycle, so no change is missed
 
@@ -55,6 +58,9 @@ def sla_watch(now: datetime | None = None) -> dict[str, int]:
 
     # 5. Show new assignees on the waiting runs
     relabel_reassigned_runs((now or utcnow()) - RELABEL_LOOKBACK)
+
+    # 6. Restart runs that stopped while their order or step still needs them (or list them for the WIP review)
+    restart_stranded_runs(now)
 
     summary = {
         "open": scores.open_items,

@@ -146,3 +146,79 @@ def test_an_answer_that_reaches_the_run_second_is_aborted_and_refused_with_who_w
         assert s.get(WorkItem, step.item_id).answer["note"] == "first"
         (refused,) = s.query(AuditEvent).filter_by(entity_id=str(step.item_id), action="completion-refused").all()
     assert refused.actor == SUPERVISOR and step.assignee in refused.details["reason"]
+
+
+# --- the database decides: two processes closing the same items at once ----------------------
+
+COMPLETER = r"""
+import json, os, sys, time
+from pathlib import Path
+url, gun, ready, who, ids = sys.argv[1], sys.argv[2], sys.argv[3], sys.argv[4], sys.argv[5]
+from handoff.core.settings import settings
+settings.database_url = url
+from handoff.core.db import engine, session
+from handoff.core.routing.router import AlreadyCompleted, complete_item
+engine()
+Path(ready).touch()
+while not os.path.exists(gun):
+    time.sleep(0.002)
+outcome = {}
+for item_id in map(int, ids.split(",")):
+    try:
+        with session() as s:
+            complete_item(s, item_id, by=who, outcome="approve", note=who)
+        outcome[item_id] = "won"
+    except AlreadyCompleted as lost:
+        outcome[item_id] = ["lost", lost.completed_by, str(lost)]
+print(json.dumps(outcome))
+"""
+
+
+@pytest.mark.parametrize("db", ["sqlite", "postgres"], indirect=True)
+def test_complete_item_closes_an_item_once_when_two_processes_race(db, tmp_path):
+    import os
+    import subprocess
+    import sys
+    from datetime import timedelta
+    from pathlib import Path
+
+    from handoff.core.models import Worker, utcnow
+    from handoff.runtime.standins import ensure_standin_reps
+
+    root = Path(__file__).resolve().parents[2]
+    ensure_standin_reps()
+    with session() as s:
+        rep = s.query(Worker).filter_by(role="rep").first()
+        items = [WorkItem(work_type="order-approval", step_key=f"race-item-{i}", title=f"race {i}",
+                          required_skills={"order-entry": 1}, created_at=utcnow(), due_at=utcnow() + timedelta(hours=4),
+                          effort_seconds=600, state="assigned", assignee_id=rep.id) for i in range(40)]
+        s.add_all(items)
+        s.flush()
+        ids = ",".join(str(it.id) for it in items)
+    gun, people = tmp_path / "go", [SUPERVISOR, "Steven Buchanan"]
+    env = {**os.environ, "PYTHONPATH": str(root) + os.pathsep + os.environ.get("PYTHONPATH", "")}
+    procs = [(tmp_path / f"ready-{k}", subprocess.Popen(
+        [sys.executable, "-c", COMPLETER, db, str(gun), str(tmp_path / f"ready-{k}"), who, ids],
+        env=env, cwd=root, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)) for k, who in enumerate(people)]
+    deadline = time.monotonic() + 120
+    while not all(ready.exists() for ready, _ in procs):
+        assert time.monotonic() < deadline and all(p.poll() is None for _, p in procs), \
+            [p.communicate() for _, p in procs if p.poll() is not None]
+        time.sleep(0.01)
+    gun.touch()
+    outcomes = {}
+    for who, (_, p) in zip(people, procs):
+        out, err = p.communicate(timeout=180)
+        assert p.returncode == 0, err
+        outcomes[who] = {int(k): v for k, v in json.loads(out.strip().splitlines()[-1]).items()}
+
+    with session() as s:
+        for item_id in map(int, ids.split(",")):
+            item = s.get(WorkItem, item_id)
+            winners = [who for who in people if outcomes[who][item_id] == "won"]
+            assert winners == [item.completed_by], (item_id, outcomes)  # exactly one, the one recorded
+            (loser,) = [who for who in people if who not in winners]
+            _, named, message = outcomes[loser][item_id]
+            assert named == item.completed_by and " at " in message
+            completed = s.query(AuditEvent).filter_by(entity_id=str(item_id), action="completed").all()
+            assert [e.actor for e in completed] == winners

@@ -49,6 +49,7 @@ from handoff.analytics.reports.common import (  # noqa: F401
     OTHER_TEAM,
     PAST_DUE,
     PROBLEM_ORDER,
+    STRANDED_RUN,
     TEAM_BY_SKILL,
     UNASSIGNED,
     fmt_duration,

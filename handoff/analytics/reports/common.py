@@ -29,12 +29,13 @@ DEFAULT_REFUSAL_HOURS = 24  # completion refusals this recent are problem cases
 ORDER_DUE_WITHIN = timedelta(days=1)
 
 # Problem kinds, in the order the action list puts them.
+STRANDED_RUN = "stranded run"  # its flow run stopped and could not be restarted (tasks/stranded.py)
 PAST_DUE = "past due"
 ESCALATED = "escalated"
 NO_ELIGIBLE_REP = "no eligible rep"
 COMPLETION_REFUSED = "completion refused"
 OPEN_DEFECTS = "open defects"
-PROBLEM_ORDER = (PAST_DUE, ESCALATED, NO_ELIGIBLE_REP, COMPLETION_REFUSED, OPEN_DEFECTS)
+PROBLEM_ORDER = (STRANDED_RUN, PAST_DUE, ESCALATED, NO_ELIGIBLE_REP, COMPLETION_REFUSED, OPEN_DEFECTS)
 
 
 def team_for(required_skills: dict[str, int] | None) -> str:
