@@ -150,6 +150,9 @@ class PushPolicy:
     the overload rework (ATC, +1 per that many seconds since creation): `PushPolicy(2, 4 *
     3600, lookahead=0)` is the policy of the first release.
 
+    `common_clock` (on by default): in `item_for`, a late item's aging window is at most the
+    mean SLA window of the items the rep may do, so long SLAs do not age slower in hours.
+
     Team parameters: `scarcity` (how strongly a rep prefers work few people on shift may do:
     the score x (reps on shift / eligible reps on shift) ** scarcity; 0 = off) and
     `spare_scarce_skills` (an item goes first to the eligible free rep whose *other* skills
@@ -171,6 +174,7 @@ class PushPolicy:
         scarcity: float = SCARCITY,
         spare_scarce_skills: bool = True,
         queue_scale: float = QUEUE_SCALE,
+        common_clock: bool = True,
         team: Iterable[RoutableRep] | None = None,
     ) -> None:
         if (k <= 0 or lookahead < 0 or aging_windows <= 0 or rescue_windows < 0 or shortest_first < 0
@@ -186,6 +190,7 @@ class PushPolicy:
         self.scarcity = scarcity
         self.spare_scarce_skills = spare_scarce_skills
         self.queue_scale = queue_scale
+        self.common_clock = common_clock
         self.team = team
 
     @staticmethod
@@ -222,9 +227,12 @@ class PushPolicy:
             c = items.columns
             team = items.team if items.team is not None else self.team
             p_bar = items.mean_effort
+            due, created = c.due_at[slots], c.created_at[slots]
+            clock = float((due - created).mean()) if self.common_clock else None
             scores = self.score_many(
-                c.priority[slots], c.value[slots], c.created_at[slots], c.due_at[slots],
+                c.priority[slots], c.value[slots], created, due,
                 c.effort_seconds[slots], now, p_bar, wait=self._queue_wait(team, items.waiting, p_bar),
+                late_clock=clock,
             )
             if self.scarcity > 0 and team is not None:
                 sigs = c.signature[slots]
@@ -240,7 +248,8 @@ class PushPolicy:
         if not eligible:
             return None
         wait = self._queue_wait(self.team, len(pool), p_bar)
-        scores = [self.score(it, now, p_bar, wait) for it in eligible]
+        clock = float(np.mean([it.due_at - it.created_at for it in eligible])) if self.common_clock else None
+        scores = [self.score(it, now, p_bar, wait, clock) for it in eligible]
         if self.scarcity > 0 and self.team is not None:
             kinds = {signature(it.required_skills): it.required_skills for it in eligible}
             if len(kinds) > 1:
@@ -260,20 +269,21 @@ class PushPolicy:
             return 0.0
         return self.queue_scale * p_bar * waiting / on_shift
 
-    def score(self, item: RoutableItem, now: float, p_bar: float, wait: float = 0.0) -> float:
+    def score(self, item: RoutableItem, now: float, p_bar: float, wait: float = 0.0,
+              late_clock: float | None = None) -> float:
         """This policy's urgency of one item (p_bar: mean effort of the waiting work; wait: the
         queue's wait, see `_queue_wait`)."""
         return urgency(item, now, p_bar, self.k, self.aging_seconds, self.lookahead, self.aging_windows,
-                       self.rescue_windows, self.shortest_first, wait)
+                       self.rescue_windows, self.shortest_first, wait, late_clock)
 
     def score_many(self, priority, value, created_at, due_at, effort_seconds, now: float,  # noqa: ANN001
-                   p_bar: float | None = None, wait: float = 0.0):  # noqa: ANN201
+                   p_bar: float | None = None, wait: float = 0.0, late_clock: float | None = None):  # noqa: ANN201
         """`score` of many items at once (numpy columns), with this policy's parameters: the
         router and the SLA watch rank by exactly what the policy ranks by (before the team's
         scarcity factor, which depends on who is on shift)."""
         return urgency_many(priority, value, created_at, due_at, effort_seconds, now, p_bar,
                             self.k, self.aging_seconds, self.lookahead, self.aging_windows,
-                            self.rescue_windows, self.shortest_first, wait)
+                            self.rescue_windows, self.shortest_first, wait, late_clock)
 
 
 def _holders(reps: Iterable[RoutableRep]) -> dict[str, int]:

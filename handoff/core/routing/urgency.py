@@ -35,9 +35,12 @@ opposite: it gives up the jobs that cannot make it). So a late item drops to the
 item has with some of its window left (base x 2^(-RESCUE/AGING)), and then doubles every
 AGING_WINDOWS windows late: back at "due now" when RESCUE_WINDOWS windows late, and ahead of
 any item whose base is X times its own after RESCUE_WINDOWS + AGING_WINDOWS x log2(X) windows.
-That is the bound on lateness: in windows of the item's own SLA (SLA windows are opening
-time, so the bound is in business hours), logarithmic in how much more important the
-competing work is, and independent of how long the item has waited before its due date. (The
+That is the bound on lateness: in SLA windows (SLA windows are opening time, so the bound is
+in business hours), logarithmic in how much more important the competing work is, and
+independent of how long the item has waited before its due date. For aging a window counts
+at most the mean window of the work the rep may do (`late_clock`, policy.py's common clock):
+otherwise a 2-day validation, measured in its own long windows, could be late for weeks while
+short work 3 windows late came first. (The
 previous rule added +1 per 8 windows overdue: a long normal item behind quick important work
 waited weeks, 845 h on BPIC 2012.) In overload the queue's wait stretches H, so late work ages
 on the scale of the backlog rather than of its SLA and the order tends to weighted shortest
@@ -68,7 +71,7 @@ if TYPE_CHECKING:  # policy.py imports this module; the dataclass is only needed
 
 K = 2.0  # classic ATC look-ahead in mean efforts: the floor of the look-ahead and of H
 LOOKAHEAD = 0.2  # the look-ahead as a fraction of the item's SLA window
-RESCUE_WINDOWS = 3.0  # a late item is back at "due now" once this many windows late
+RESCUE_WINDOWS = 2.0  # a late item is back at "due now" once this many windows late
 AGING_WINDOWS = 0.5  # ...and its score doubles every this many windows late after that
 SCARCITY = 1.0  # exponent of (reps on shift / reps who may do it) in a rep's choice (policy.py)
 QUEUE_SCALE = 3.0  # the queue's wait (x this) stretches an item's time scale in overload (policy.py)
@@ -104,6 +107,7 @@ def urgency(
     rescue_windows: float = RESCUE_WINDOWS,
     shortest_first: float = SHORTEST_FIRST,
     wait: float = 0.0,
+    late_clock: float | None = None,
 ) -> float:
     """Urgency of one item at `now` (see the module docstring for the formula).
 
@@ -123,6 +127,8 @@ def urgency(
         return base * math.exp(-slack / scale)
     if math.isinf(aging_windows):
         return base * 2.0 ** -rescue_windows if rescue_windows > 0 else base
+    if late_clock is not None:
+        horizon = max(min(item.due_at - item.created_at, late_clock), floor, wait)
     late = -slack / horizon  # windows late if started now
     return base * 2.0 ** min((late - rescue_windows) / aging_windows, MAX_EXPONENT)
 
@@ -142,6 +148,7 @@ def urgency_many(
     rescue_windows: float = RESCUE_WINDOWS,
     shortest_first: float = SHORTEST_FIRST,
     wait: float = 0.0,
+    late_clock: float | None = None,
 ) -> np.ndarray:
     """Urgency of many items at once (same formula as `urgency`, vectorised).
 
@@ -163,6 +170,8 @@ def urgency_many(
     if math.isinf(aging_windows):
         late_factor = 2.0 ** -rescue_windows if rescue_windows > 0 else 1.0
         return np.where(slack >= 0.0, on_time, base * late_factor)
+    if late_clock is not None:
+        horizon = np.maximum(np.minimum(due_at - created_at, late_clock), max(floor, wait))
     late = np.maximum(-slack, 0.0) / horizon
     return np.where(slack >= 0.0, on_time,
                     base * np.exp2(np.minimum((late - rescue_windows) / aging_windows, MAX_EXPONENT)))

@@ -436,3 +436,16 @@ def test_in_overload_late_work_ages_on_the_backlog_s_clock_not_the_sla_s():
     # A router that loaded only the asking rep does not know the team: no stretching.
     alone = RoutingIndex(items=[late, fresh, *backlog], reps=[asking])
     assert PushPolicy().item_for(asking, alone.items, NOW) is late
+
+
+def test_late_work_with_a_long_sla_does_not_lag_behind_in_hours():
+    """Aging counts windows, but a long SLA's window is capped at the mean window of the work
+    the rep may do: 60 h late on a 48 h SLA is not 'less late' than 3 h on a 2 h SLA."""
+    someone = rep("r", {"order-approval": 3})
+    short = RoutableItem("short", "order-approval", {"order-approval": 1}, created_at=NOW - 5 * HOUR,
+                         due_at=NOW - 3 * HOUR + 900, effort_seconds=900)  # 2 h SLA, 3 h late if started now
+    long = RoutableItem("long", "order-approval", {"order-approval": 1}, created_at=NOW - 108 * HOUR,
+                        due_at=NOW - 60 * HOUR + 900, effort_seconds=900)  # 48 h SLA, 60 h late
+    for items in both([short, long], "items"):
+        assert PushPolicy().item_for(someone, items, NOW) is long
+        assert PushPolicy(common_clock=False).item_for(someone, items, NOW) is short
