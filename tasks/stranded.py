@@ -37,7 +37,7 @@ from handoff.core.models import (
 )
 
 ENDED = ("CRASHED", "FAILED", "CANCELLED")
-PUSHED_OUT_AFTER = timedelta(minutes=2)  # Running this long while its step expects it to wait
+PUSHED_OUT_AFTER = timedelta(minutes=10)  # Running this long while its step expects it to wait (a resumed run re-runs its idempotent steps first)
 MAX_RESTARTS = 3  # a run that keeps failing is a problem for a person, not a loop
 FINISHED_ORDERS = (OrderStatus.COMPLETE, OrderStatus.REJECTED)
 OPEN_ITEMS = (WorkItemState.OPEN, WorkItemState.ASSIGNED, WorkItemState.STARTED)

@@ -31,6 +31,7 @@ ORDER_RECEIVED = "order.received"
 EVENT_NAMESPACE = uuid.UUID("6f1c3a52-55a8-4a1e-9a52-0d9e3c2b8a11")
 RESEND_AFTER_SECONDS = 30.0  # the server stores events within ~5 s (its persister's flush)
 READ_BACK_PAGE = 50
+SEND_BATCH = 100
 
 _sent_at: dict[str, float] = {}  # order id -> when this process last sent its event
 
@@ -45,26 +46,27 @@ def announce_orders(order_ids: list[str]) -> int:
 
     They are not marked announced here: `confirm_announced` does that once the server has the
     event (the outbox poll of `handoff up` checks, and sends again what never arrived)."""
-    sent = 0
     with session() as s:
-        for order_id in order_ids:
-            order = s.get(Order, order_id)
-            if order is not None and order.announced_at is None and announce_order(order):
-                _sent_at[order.id] = time.monotonic()
-                sent += 1
-    return sent
+        orders = [o for o in (s.get(Order, i) for i in order_ids) if o is not None and o.announced_at is None]
+        events = [(o.id, order_event(o)) for o in orders]
+    taken = 0
+    for start in range(0, len(events), SEND_BATCH):
+        batch = events[start:start + SEND_BATCH]
+        if post_events([e for _, e in batch]):
+            taken += len(batch)
+            _sent_at.update({order_id: time.monotonic() for order_id, _ in batch})
+    return taken
 
 
 def announce_order(order: Order) -> bool:
-    """Post the order's event to the Prefect server; True once the server has taken it (2xx).
+    """Send one order's event; True once the server has taken it."""
+    return post_events([order_event(order)])
 
-    Posted over HTTP (`POST /api/events`, what Prefect's websocket sender feeds too), not with
-    `emit_event`: that only queues the event for a background sender that drops it when no
-    server listens, and would answer "sent" either way."""
-    from prefect.client.orchestration import get_client
+
+def order_event(order: Order):
     from prefect.events import Event
 
-    event = Event(
+    return Event(
         event=ORDER_RECEIVED,
         resource={
             "prefect.resource.id": f"handoff.order.{order.id}",
@@ -75,11 +77,21 @@ def announce_order(order: Order) -> bool:
         payload={"order_id": order.id, "total": order.total, "due_date": str(order.due_date)},
         id=event_id(order.id),
     )
+
+
+def post_events(events: list) -> bool:
+    """Post events to the Prefect server; True once it has taken them (2xx).
+
+    Posted over HTTP (`POST /api/events`, what Prefect's websocket sender feeds too), not with
+    `emit_event`: that only queues the event for a background sender that drops it when no
+    server listens, and would answer "sent" either way."""
+    from prefect.client.orchestration import get_client
+
     try:
         with get_client(sync_client=True) as client:
-            client.request("POST", "/events", json=[event.model_dump(mode="json")]).raise_for_status()
-    except Exception as exc:  # noqa: BLE001 - the order is stored; the outbox sends it again later
-        log.warning("could not send order.received for %s: %s", order.id, exc)
+            client.request("POST", "/events", json=[e.model_dump(mode="json") for e in events]).raise_for_status()
+    except Exception as exc:  # noqa: BLE001 - the orders are stored; the outbox sends them again later
+        log.warning("could not send %d order.received event(s): %s", len(events), exc)
         return False
     return True
 

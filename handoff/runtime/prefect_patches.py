@@ -22,9 +22,10 @@ import importlib
 import logging
 import multiprocessing
 import sys
+from collections.abc import AsyncGenerator
 from contextlib import asynccontextmanager
 from functools import lru_cache
-from typing import Any, AsyncGenerator
+from typing import Any
 
 from packaging.specifiers import SpecifierSet
 from packaging.version import Version
@@ -45,8 +46,13 @@ def is_tested() -> bool:
     return prefect_version() in TESTED
 
 
+_warned: set[str] = set()
+
+
 def _outside_tested(patch: str) -> None:
-    if not is_tested():
+    """Say once per process that a patch runs on a Prefect it was not tested on."""
+    if not is_tested() and patch not in _warned:
+        _warned.add(patch)
         log.warning("%s is tested on Prefect %s; this is Prefect %s: applying it anyway, watch for errors",
                     patch, TESTED, prefect_version())
 
@@ -125,7 +131,7 @@ def start_flow_runs_from(context: Any) -> bool:
     fork-server context) instead of `multiprocessing.get_context("spawn")`. False, Prefect left
     as it is, where its flow engine does not make processes that way."""
     patch = "warm start"
-    import prefect.flow_engine as flow_engine
+    from prefect import flow_engine
 
     current = getattr(flow_engine, "multiprocessing", None)
     if isinstance(current, _ForkServerForSpawn):
@@ -139,14 +145,14 @@ def start_flow_runs_from(context: Any) -> bool:
 
 
 def start_flow_runs_as_prefect_does() -> None:
-    import prefect.flow_engine as flow_engine
+    from prefect import flow_engine
 
     if isinstance(getattr(flow_engine, "multiprocessing", None), _ForkServerForSpawn):
         flow_engine.multiprocessing = multiprocessing  # type: ignore[attr-defined]
 
 
 def flow_runs_start_warm() -> bool:
-    import prefect.flow_engine as flow_engine
+    from prefect import flow_engine
 
     return isinstance(getattr(flow_engine, "multiprocessing", None), _ForkServerForSpawn)
 
@@ -205,6 +211,7 @@ def pause_keyset(state: Any) -> dict[str, str] | None:
     the pausing run did."""
     if state is None or not state.is_paused():
         return None
+    _outside_tested("reading the pause's input keys from its state")
     keyset = getattr(state.state_details, "run_input_keyset", None)
     if keyset and {"schema", "response", "description"} <= set(keyset):
         return dict(keyset)
@@ -231,6 +238,7 @@ def drain_client_services(timeout: float = 10) -> bool:
         from prefect.logging.handlers import APILogWorker
     except ImportError:
         return _cannot_apply(patch, "EventsWorker / APILogWorker", "queued events and logs may be lost at exit")
+    _outside_tested(patch)
     drained = True
     for worker in (APILogWorker, EventsWorker):
         drain = getattr(worker, "drain_all", None)
