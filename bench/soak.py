@@ -26,6 +26,7 @@ Exit code 0 only if lost, duplicates and orphans are all 0.
 from __future__ import annotations
 
 import argparse
+import contextvars
 import random
 import sys
 import threading
@@ -267,9 +268,11 @@ def main() -> int:
         kill_at = [rng.uniform(0.15, 0.85) * max(feed_seconds, 60.0) for _ in range(args.kills)]
         down_at = rng.uniform(0.1, 0.5) * max(feed_seconds, 60.0)
         with stack.prefect():
-            actors = [threading.Thread(target=soak.feed, args=(orders,), daemon=True),
-                      threading.Thread(target=soak.answer_steps, daemon=True),
-                      threading.Thread(target=soak.misbehave, args=(kill_at, down_at), daemon=True)]
+            # Prefect's client settings live in context variables: each actor runs in a copy of
+            # this context, or its client would start a server of its own.
+            actors = [threading.Thread(target=contextvars.copy_context().run, args=(fn, *fn_args), daemon=True)
+                      for fn, fn_args in ((soak.feed, (orders,)), (soak.answer_steps, ()),
+                                          (soak.misbehave, (kill_at, down_at)))]
             for actor in actors:
                 actor.start()
             actors[0].join()
