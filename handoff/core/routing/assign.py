@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 import numpy as np
+from sqlalchemy import select
 from sqlalchemy.orm import Session, lazyload
 
 from handoff.core.clock import as_utc_naive, epoch
@@ -88,6 +89,7 @@ def route_for_worker(s: Session, worker_id: int, now: datetime | None = None) ->
     t = epoch(now)
     index = index_for(s)
     taken: list[int] = []
+    events: list[dict] = []
     with index.session_view(s, now):
         for _ in range(MAX_LOST_CLAIMS + rep.spare):
             if rep.spare <= 0:
@@ -101,7 +103,7 @@ def route_for_worker(s: Session, worker_id: int, now: datetime | None = None) ->
             if result is Claim.TAKEN:
                 index.took(item_id, worker.id, t)
                 rep.open_items += 1
-                record_assignment(s, item_id, rep, "rep has spare capacity", score)
+                events.append(assignment_event(item_id, rep, "rep has spare capacity", score))
                 taken.append(item_id)
             elif result is Claim.ITEM_GONE:
                 index.lost_item(item_id)
@@ -109,7 +111,12 @@ def route_for_worker(s: Session, worker_id: int, now: datetime | None = None) ->
             else:
                 index.lost_rep(worker.id)
                 break
-    return [s.get(WorkItem, i, populate_existing=True) for i in taken]
+    record_events(s, events)
+    if not taken:
+        return []
+    got = {it.id: it for it in s.scalars(select(WorkItem).where(WorkItem.id.in_(taken))
+                                          .execution_options(populate_existing=True))}
+    return [got[i] for i in taken]
 
 
 @dataclass(slots=True)
