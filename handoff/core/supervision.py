@@ -24,7 +24,6 @@ from handoff.core.routing import router
 from handoff.core.routing.claims import claim
 from handoff.core.routing.eligibility import effective_requirements, meets
 from handoff.core.routing.live import index_for
-from handoff.core.routing.readmodel import item_rows
 
 
 class CannotReassign(Exception):
@@ -50,11 +49,11 @@ def team_items(s: Session, limit: int = 200, now: datetime | None = None) -> lis
     one vectorised pass, so a floor of 10,000 items costs no ORM object each."""
     now = as_utc_naive(now or utcnow())
     s.flush()
-    rows = item_rows(s.connection(), WorkItem.state.in_(router.ACTIVE))
-    if not rows:
-        return []
     index = index_for(s)
     with index.session_view(s, now):
+        rows = list(index.active.values())  # open, assigned and started, as the router sees them
+        if not rows:
+            return []
         scores = index.scores([r.routable for r in rows], epoch(now))
     top = [rows[i].id for i in np.argsort(-scores, kind="stable")[:limit]]
     score_of = {r.id: float(sc) for r, sc in zip(rows, scores, strict=True)}
