@@ -55,7 +55,9 @@ async def read_then_write_while_another_commits(url: str) -> int:
         async with await config.session(engine) as session, config.begin_transaction(session):
             await session.execute(sa.text("SELECT count(*) FROM flow_run"))  # reads first
             other = asyncio.create_task(another_writer())
-            await asyncio.sleep(0.3)  # the other writer commits now, or waits for this one
+            # The other writer commits now (DEFERRED: nothing stops it), or waits for this one
+            # (IMMEDIATE): give it time to do either, however busy the machine is.
+            await asyncio.wait({other}, timeout=5)
             await session.execute(sa.text("INSERT INTO flow_run VALUES (1)"))
         await other
         async with engine.connect() as connection:
