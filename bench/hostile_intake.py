@@ -104,7 +104,7 @@ def through_cli(run: Run, kind: str, raw: bytes, workdir: Path) -> None:
     # The CLI prints counts and the duplicates' ids; the orders it accepted are the newest rows.
     with session() as s:
         ids = list(s.scalars(select(Order.id).order_by(Order.received_at.desc()).limit(accepted))) if accepted else []
-    dup_ids = re.findall(r"duplicate order (\S+): already received", result.output)
+    dup_ids = re.findall(r"duplicate order (\S+): already received", result.output.replace("\n", " "))
     if len(dup_ids) != duplicates:
         run.crash("cli", f"{duplicates} duplicates counted, {len(dup_ids)} listed", raw)
     run.check("cli", before, submitted, ids, dup_ids, quarantined, raw)

@@ -24,7 +24,7 @@ from handoff.core.settings import settings
 # Property tests: a bounded number of examples in CI ("ci", the default here); a long run is
 # bench/hostile_intake.py. HYPOTHESIS_PROFILE=dev runs more.
 hypothesis_settings.register_profile(
-    "ci", max_examples=40, deadline=None, derandomize=False,
+    "ci", max_examples=30, deadline=None, derandomize=False,
     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow, HealthCheck.data_too_large],
 )
 hypothesis_settings.register_profile("dev", parent=hypothesis_settings.get_profile("ci"), max_examples=300)

@@ -111,7 +111,7 @@ def test_any_file_through_orders_submit(db, tmp_path, payload):
     assert result.exit_code in (0, 1)
     submitted, accepted, duplicates, quarantined = map(int, SUMMARY.search(result.output.replace("\n", " ")).groups())
     assert result.exit_code == (1 if quarantined else 0)
-    duplicate_ids = re.findall(r"duplicate order (\S+): already received", result.output)
+    duplicate_ids = re.findall(r"duplicate order (\S+): already received", result.output.replace("\n", " "))
     with session() as s:
         newest = list(s.scalars(select(Order.id).order_by(Order.received_at.desc()).limit(accepted))) if accepted else []
     assert check_outcome(before, submitted, newest, duplicate_ids, quarantined) == []

@@ -44,7 +44,8 @@ HOSTILE_NUMBERS = ["1e400", "-1e400", "NaN", "Infinity", "-Infinity", "9" * 5000
                    "0" * 30 + "1", "123456789012345678901234567890.5"]
 HOSTILE_TEXTS = ["[/bold]", "[red]x[/red]", "\x1b[2J\x1b]0;pwned\x07", "\x00", "\ud800", "x\u202eevil",
                  "😀", "", " ", "ALFKI", "2024-02-30", "0", "true", "1,5", "A" * 300, "é", "\r\n", "'; DROP TABLE orders;--"]
-ORDER_IDS = ["P-1", "P-2", "P-3", "10248", "A.b_c-9"]
+ORDER_IDS = ["P-1", "P-2", "P-3", "10248", "A.b_c-9"]  # met again and again: duplicates and conflicts
+fresh_ids = st.from_regex(r"[A-Z]{1,3}-[0-9]{1,8}", fullmatch=True)  # mostly new: stored, then re-checked
 
 texts = st.one_of(
     st.sampled_from(HOSTILE_TEXTS),
@@ -85,7 +86,7 @@ def orders(draw: st.DrawFn) -> dict[str, Any]:
         return draw(good if clean else maybe(good, chance_of_bad))
 
     order = {
-        "order_id": value(st.sampled_from(ORDER_IDS), 8), "customer_id": value(st.sampled_from(["ALFKI", "NEW1"])),
+        "order_id": value(st.one_of(st.sampled_from(ORDER_IDS), fresh_ids), 8), "customer_id": value(st.sampled_from(["ALFKI", "NEW1"])),
         "order_date": value(st.just("2024-03-01")), "due_date": value(dates.filter(lambda d: "1900" <= d <= "2999")),
         "lines": [{"product_id": value(st.integers(min_value=1, max_value=80)),
                    "quantity": value(st.integers(min_value=1, max_value=50)),
