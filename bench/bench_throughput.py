@@ -33,6 +33,7 @@ import argparse
 import json
 import math
 import shutil
+import signal
 import statistics
 import sys
 import tempfile
@@ -40,13 +41,13 @@ import threading
 import time
 from collections import Counter
 from dataclasses import asdict, dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from stack import Stack, large_order, machine_notes, snapshot_tree  # noqa: E402
+from stack import Stack, large_order, machine_notes, snapshot_tree
 
 CONFIGS: dict[str, list[str]] = {
     "sqlite+runner": [],
@@ -120,7 +121,7 @@ class StandIns:
                     continue
                 try:
                     complete_step(step.item_id, standin_answer(step.item_id), wait_seconds=1)
-                    self.answered[key] = (step.order_id or "", datetime.now(timezone.utc))
+                    self.answered[key] = (step.order_id or "", datetime.now(UTC))
                 except StepNotReady:
                     continue
                 except Exception as exc:  # noqa: BLE001 - counted as an error, tried again
@@ -141,7 +142,10 @@ class BareStandIns:
     def run(self) -> None:
         from prefect.client.orchestration import get_client
         from prefect.client.schemas.filters import (
-            FlowRunFilter, FlowRunFilterDeploymentId, FlowRunFilterState, FlowRunFilterStateType,
+            FlowRunFilter,
+            FlowRunFilterDeploymentId,
+            FlowRunFilterState,
+            FlowRunFilterStateType,
         )
         from prefect.client.schemas.objects import StateType
         from prefect.flow_runs import resume_flow_run
@@ -157,7 +161,7 @@ class BareStandIns:
                         continue
                     try:
                         resume_flow_run(run.id, run_input={"ok": True})
-                        self.answered[key] = (str(run.parameters.get("order_id")), datetime.now(timezone.utc))
+                        self.answered[key] = (str(run.parameters.get("order_id")), datetime.now(UTC))
                     except Exception as exc:  # noqa: BLE001 - its schema is not saved yet, or a busy server
                         self.failures[type(exc).__name__] += 1
                 self.stop.wait(0.2)
@@ -222,7 +226,7 @@ def order_finish_times(ids: set[str]) -> dict[str, datetime]:
         done = set(s.scalars(select(Order.id).where(Order.id.in_(ids), Order.status.in_(DONE))))
         rows = s.execute(select(AuditEvent.entity_id, func.max(AuditEvent.at)).where(
             AuditEvent.entity == "order", AuditEvent.entity_id.in_(done)).group_by(AuditEvent.entity_id)).all()
-    return {oid: at if at.tzinfo else at.replace(tzinfo=timezone.utc) for oid, at in rows}
+    return {oid: at if at.tzinfo else at.replace(tzinfo=UTC) for oid, at in rows}
 
 
 # --- one configuration ------------------------------------------------------------------------------
@@ -300,10 +304,9 @@ def figures(name: str, n: int, finished: dict[str, datetime], events: dict[str, 
 
 def run_bare(stack: Stack, args: argparse.Namespace, tasks: int, suspends: int) -> Result:
     """The bare pipeline on the same stack: same rate, think time, task runs and suspends."""
+    from bare_pipeline import BARE_EVENT
     from prefect.events import DeploymentEventTrigger, emit_event
     from prefect.flows import Flow
-
-    from bare_pipeline import BARE_EVENT
 
     trigger = DeploymentEventTrigger(name="bare.received starts the bare pipeline", expect={BARE_EVENT},
                                      match={"prefect.resource.id": "bare.order.*"},
@@ -317,7 +320,7 @@ def run_bare(stack: Stack, args: argparse.Namespace, tasks: int, suspends: int) 
     occurred: dict[str, datetime] = {}
 
     def submit(i: int) -> None:
-        occurred[ids[i]] = datetime.now(timezone.utc)
+        occurred[ids[i]] = datetime.now(UTC)
         emit_event(event=BARE_EVENT, resource={"prefect.resource.id": f"bare.order.{ids[i]}", "bare.order-id": ids[i]})
 
     standins = BareStandIns(args.think, deployment_id)
@@ -346,10 +349,11 @@ def run_bare(stack: Stack, args: argparse.Namespace, tasks: int, suspends: int) 
 
 def run_config(name: str, index: int, args: argparse.Namespace, code: Path) -> list[Result]:
     stack = Stack(args.ui_port, args.sandbox_port, args.intake_port, code=code, up_args=CONFIGS[name],
-                  keep_home=args.keep_home, say=lambda text: say(f"{name}: {text}"))
+                  keep_home=args.keep_home, say=lambda text: say(f"{name}: {text}"),
+                  extra_env={"HANDOFF_WARM_START": "false"} if args.cold else None)
     results: list[Result] = []
     try:
-        stack.start()
+        stack.start(timeout=args.start_timeout)
         stack.load_catalogue()
         with stack.prefect():
             time.sleep(args.settle)
@@ -382,7 +386,7 @@ def fmt(v: float | None, spec: str = ".2f") -> str:
 def report(results: list[Result], args: argparse.Namespace) -> str:
     print()
     print(f"Throughput: {args.orders} large orders per configuration at {args.rate:g}/min, two human steps each, "
-          f"answered {args.think:g} s after they wait")
+          f"answered {args.think:g} s after they wait; flow runs start {'cold' if args.cold else 'warm'}")
     header = (f"{'configuration':<30} {'done':>6} {'orders/h':>9} {'1st step p50':>12} {'p95':>6} "
               f"{'resume p95':>10} {'CPU s/order':>11} {'wall s/order':>12} {'tasks':>6} {'errors':>6} {'dup':>4}")
     print(header)
@@ -419,14 +423,19 @@ def main() -> int:
     ap.add_argument("--think", type=float, default=2.0, help="seconds a stand-in takes to answer a step")
     ap.add_argument("--configs", default=",".join(CONFIGS), help="comma-separated, of: " + ", ".join(CONFIGS))
     ap.add_argument("--no-floor", action="store_true", help="skip the bare Prefect pipeline")
+    ap.add_argument("--cold", action="store_true",
+                    help="HANDOFF_WARM_START=false: every flow run (runner or worker) a fresh interpreter")
     ap.add_argument("--settle", type=float, default=10.0, help="seconds after start before feeding")
-    ap.add_argument("--timeout", type=float, default=900.0, help="seconds for one configuration's orders to finish")
+    ap.add_argument("--timeout", type=float, default=1800.0, help="seconds for one configuration's orders to finish")
+    ap.add_argument("--start-timeout", type=float, default=600.0, help="seconds for a stack to be ready")
     ap.add_argument("--ui-port", type=int, default=4320)
     ap.add_argument("--sandbox-port", type=int, default=8785)
     ap.add_argument("--intake-port", type=int, default=8095)
     ap.add_argument("--keep-home", action="store_true")
     ap.add_argument("--json", type=Path, default=None)
     args = ap.parse_args()
+    signal.signal(signal.SIGTERM, _on_sigterm)  # stacks are stopped however the bench ends
+    signal.signal(signal.SIGINT, signal.default_int_handler)  # also when started in the background
     names = [n.strip() for n in args.configs.split(",") if n.strip()]
     unknown = [n for n in names if n not in CONFIGS]
     if unknown:

@@ -504,6 +504,28 @@ class Stack:
         else:
             self.say(f"kept the stack's home: {self.home}")
 
+    def kill(self) -> None:
+        """SIGKILL the whole stack at once — `handoff up`, its flow runs and the Prefect server —
+        as a power cut would: nothing is told to stop. The home stays, so `start()` carries on."""
+        self._remember_pids()
+        if self.proc is not None:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(self.proc.pid, signal.SIGKILL)
+        for pid in self._leftovers():
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.kill(pid, signal.SIGKILL)
+        if self.proc is not None:
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                self.proc.wait(timeout=10)
+        if self._log:
+            self._log.close()
+            self._log = None
+        if self in Stack._live:
+            Stack._live.remove(self)
+        deadline = time.monotonic() + 20
+        while any(_port_taken(p) for p in self.ports) and time.monotonic() < deadline:
+            time.sleep(0.2)
+
     def _remember_pids(self) -> None:
         if self.proc is not None:
             self._known_pids.update(p.pid for p in process_tree(self.proc.pid))

@@ -8,14 +8,21 @@ Who completed a step is not taken from what is typed: handoff fills `completed_b
 signed-in person and adds `completion_proof`, a token it signs for that item, attempt, person and
 answer (handoff.core.identity). The flow accepts an answer only with a valid proof, so a name
 typed into the Prefect UI's Resume dialog is refused and the step is asked again.
+
+Which work type waits for which form is declared with the work type (handoff.core.work_types);
+`FORMS` is read from there.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Literal
 
 from prefect.input import RunInput
 from pydantic import Field, model_validator
+
+from handoff.core import work_types
+from handoff.core.work_types import WorkType
 
 
 class StepForm(RunInput):
@@ -37,7 +44,7 @@ class OrderApproval(StepForm):
     note: str = Field(max_length=2000, description="Why — required when rejecting; it is sent to sales.")
 
     @model_validator(mode="after")
-    def _rejection_needs_a_reason(self) -> "OrderApproval":
+    def _rejection_needs_a_reason(self) -> OrderApproval:
         if self.decision == "reject" and not self.note.strip():
             raise ValueError("note: a rejection needs a reason")
         return self
@@ -56,7 +63,7 @@ class DiscountApproval(StepForm):
     note: str = Field(max_length=2000, description="Why — required when declining.")
 
     @model_validator(mode="after")
-    def _declining_needs_a_reason(self) -> "DiscountApproval":
+    def _declining_needs_a_reason(self) -> DiscountApproval:
         if self.decision == "decline" and not self.note.strip():
             raise ValueError("note: declining needs a reason")
         return self
@@ -84,7 +91,7 @@ class InvoiceApproval(StepForm):
     note: str = Field(max_length=2000, description="Why — required when holding.")
 
     @model_validator(mode="after")
-    def _holding_needs_a_reason(self) -> "InvoiceApproval":
+    def _holding_needs_a_reason(self) -> InvoiceApproval:
         if self.decision == "hold" and not self.note.strip():
             raise ValueError("note: holding an invoice needs a reason")
         return self
@@ -115,16 +122,19 @@ class OperationsSignOff(StepForm):
     open_questions: str = Field(max_length=2000, description="What must be answered first, one per line (empty if none).")
 
 
-# The form each work type waits for.
-FORMS: dict[str, type[StepForm]] = {
-    "order-approval": OrderApproval,
-    "credit-review": CreditReview,
-    "discount-approval": DiscountApproval,
-    "provisioning-visit": TechnicianVisit,
-    "provisioning-exception": ProvisioningException,
-    "activation-confirmation": CustomerConfirmation,
-    "invoice-approval": InvoiceApproval,
-    "checklist-fix": ChecklistFix,
-    "handoff-signoff-sales": SalesSignOff,
-    "handoff-signoff-operations": OperationsSignOff,
-}
+def forms_by_work_type(declared: Iterable[WorkType]) -> dict[str, type[StepForm]]:
+    """The form each work type waits for, as its declaration names it (handoff.core.work_types).
+
+    A name that is not a form class in this module stops the import: a work type cannot be
+    registered without its form."""
+    forms = {}
+    for work_type in declared:
+        form = globals().get(work_type.form)
+        if not (isinstance(form, type) and issubclass(form, StepForm)):
+            raise LookupError(f"work type {work_type.name!r} names the form {work_type.form!r}, "
+                              "which checklists/forms.py does not define")
+        forms[work_type.name] = form
+    return forms
+
+
+FORMS: dict[str, type[StepForm]] = forms_by_work_type(work_types.DECLARED)

@@ -69,7 +69,6 @@ def confirmation_step(order_id: str, ask_no: int) -> HumanStep:
             "service works for them. If not, note what they said: the confirmation is asked again "
             "once it is put right."
         ),
-        required_skills={"activation": 1},
         order_id=order_id,
         tags=[f"order:{order_id}"],
     )

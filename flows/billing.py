@@ -77,7 +77,6 @@ def invoice_approval_step(invoice: InvoiceDraft) -> HumanStep:
             f"Invoices from {settings.invoice_approval_value:,.0f} are approved before they are issued. "
             "Approve, or hold it with a reason."
         ),
-        required_skills={"billing": 3},
         order_id=invoice.order_id,
         value=invoice.total,
         tags=[f"order:{invoice.order_id}"],

@@ -15,13 +15,12 @@ Steps, for each meeting of the series:
 from __future__ import annotations
 
 from datetime import timedelta
-from itertools import count
 
 from prefect import flow
 
 from checklists.forms import OperationsSignOff, SalesSignOff
 from tasks.calendar import Meeting, Slot, book_meeting, find_slots
-from tasks.http import Conflict
+from tasks.http import Declined
 from tasks.human_step import HumanStep, ask_a_person
 from tasks.meetings import (
     MeetingView,
@@ -84,16 +83,19 @@ def handoff_meeting(customer_id: str) -> str:
     return "still-open"
 
 
+class SlotsKeptBeingTaken(Exception):
+    """The calendar is too contended to book the meeting now; the next daily check tries again."""
+
+
 def book_next_free_slot(ref: str, title: str, agenda: str) -> tuple[Meeting, Slot]:
     """Book the next slot both teams have free. Meetings of other accounts book at the same
-    time: one that takes the slot between finding and booking it (409) sends us to the next."""
-    for attempt in count(1):
+    time: one that takes the slot between finding and booking it sends us to the next."""
+    for _ in range(BOOKING_ATTEMPTS):
         [slot] = find_slots(utcnow(), MEETING_MINUTES, meeting_attendees(), count=1)
-        try:
-            return book_meeting(ref, title, meeting_attendees(), slot.start, slot.end, agenda), slot
-        except Conflict:
-            if attempt == BOOKING_ATTEMPTS:
-                raise
+        booked = book_meeting(ref, title, meeting_attendees(), slot.start, slot.end, agenda)
+        if not isinstance(booked, Declined):
+            return booked, slot
+    raise SlotsKeptBeingTaken(f"{BOOKING_ATTEMPTS} free slots in a row were taken before we could book them: {booked}")
 
 
 def lines_of(text: str) -> list[str]:
@@ -141,7 +143,6 @@ def sales_step(meeting: MeetingView) -> HumanStep:
         title=f"Handoff meeting {meeting.attempt} for {meeting.customer_name}: sales sign-off",
         description=agenda_markdown(meeting) + "\nFill in the requirements you gathered and sign off if you are "
         "comfortable handing the account to operations.",
-        required_skills={"sales": 2},
         order_id=meeting.order_id,
         due_at=(meeting.slot_start + timedelta(minutes=MEETING_MINUTES)) if meeting.slot_start else None,
         tags=[f"customer:{meeting.customer_id}"],
@@ -158,7 +159,6 @@ def operations_step(meeting: MeetingView, sales: SalesSignOff) -> HumanStep:
         description=agenda_markdown(meeting) + f"\n**Requirements as sales signed them ({sales.completed_by})**\n"
         f"{requirements}\n\nSign off if operations is comfortable owning this customer's success; "
         "otherwise list what must be answered first.",
-        required_skills={"operations": 2},
         order_id=meeting.order_id,
         due_at=(meeting.slot_start + timedelta(minutes=MEETING_MINUTES)) if meeting.slot_start else None,
         tags=[f"customer:{meeting.customer_id}"],

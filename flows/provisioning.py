@@ -26,7 +26,7 @@ from tasks.fulfilment import (
     record_reservation,
     run_provisioning_checklist,
 )
-from tasks.http import BusinessRejection
+from tasks.http import Declined
 from tasks.human_step import HumanStep, ask_a_person
 from tasks.orders import reject_order
 from tasks.provisioning import ProvisioningJob, complete_visit, provision, reserve
@@ -40,12 +40,12 @@ def provisioning(order_id: str) -> str:
             continue
 
         # 1. Reserve the line, then provision it
-        try:
-            reservation = reserve(order_id, line.line_no, line.product_id, line.quantity)
-        except BusinessRejection as refused:
+        reservation = reserve(order_id, line.line_no, line.product_id, line.quantity)
+        if isinstance(reservation, Declined):
             # 2. Refused: operations decide
             last_line = not any(other.line_no != line.line_no and not other.dropped for other in lines)
-            decision = ask_a_person(refused_line_step(order_id, line, refused.reason, last_line), ProvisioningException)
+            decision = ask_a_person(refused_line_step(order_id, line, reservation.reason, last_line),
+                                    ProvisioningException)
             if decision.resolution == "cancel-order":
                 reject_order(order_id, reason=decision.note, by=decision.completed_by)
                 return "cancelled"
@@ -91,7 +91,6 @@ def refused_line_step(order_id: str, line: LineToFulfil, reason: str, last_line:
                if last_line else
                "Leave the line out of the order (it will not be billed), or cancel the whole order.")
         ),
-        required_skills={"provisioning": 3},
         order_id=order_id,
         priority=1.5,
         tags=[f"order:{order_id}"],
@@ -108,7 +107,6 @@ def technician_visit_step(order_id: str, line: LineToFulfil, job: ProvisioningJo
             f"**Job** {job.id} · **why** {job.visit_reason or 'on-site work'} · product {line.product_id} × {line.quantity}\n\n"
             "Report the visit when it is done (or why it could not be done; another visit is then planned)."
         ),
-        required_skills={"provisioning": 2},
         order_id=order_id,
         tags=[f"order:{order_id}"],
     )

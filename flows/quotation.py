@@ -56,7 +56,6 @@ def discount_approval_step(quote: PricedQuote) -> HumanStep:
             f"| product | qty | list price | discount |\n|---:|---:|---:|---:|\n{rows}\n\n"
             "Approve the discount to send the quote, or decline it with a reason for sales."
         ),
-        required_skills={"quotation": 3},
         order_id=quote.order_id,
         value=quote.total,
         tags=[f"order:{quote.order_id}"],

@@ -10,10 +10,10 @@
 from __future__ import annotations
 
 import httpx
-from prefect import task
 from pydantic import BaseModel
 
 from tasks.http import RETRY_POLICY, SystemClient
+from tasks.steps import record_step
 
 SYSTEM = "activation"
 TIMEOUT = httpx.Timeout(10.0, connect=3.0)
@@ -33,7 +33,7 @@ def client() -> SystemClient:
     return SystemClient(SYSTEM, TIMEOUT)
 
 
-@task(name="activation.activate", task_run_name="activate-{order_id}-{resource_id}", **RETRY_POLICY)
+@record_step(name="activation.activate", task_run_name="activate-{order_id}-{resource_id}", **RETRY_POLICY)
 def activate(order_id: str, resource_id: str) -> Activation:
     """Switch the resource on (NotFound if provisioning does not know it)."""
     with client() as activation:
@@ -45,7 +45,7 @@ def activate(order_id: str, resource_id: str) -> Activation:
     return Activation.model_validate(data)
 
 
-@task(name="activation.verify", task_run_name="verify-{activation_id}-{attempt}", **RETRY_POLICY)
+@record_step(name="activation.verify", task_run_name="verify-{activation_id}-{attempt}", **RETRY_POLICY)
 def verify(activation_id: str, attempt: int = 1) -> Activation:
     """Check the activation works: `.verified` True, or False with a `.reason` for the customer.
 

@@ -9,10 +9,10 @@ from __future__ import annotations
 from typing import Any
 
 import httpx
-from prefect import task
 from pydantic import BaseModel
 
 from tasks.http import RETRY_POLICY, SystemClient
+from tasks.steps import record_step
 
 SYSTEM = "billing"
 TIMEOUT = httpx.Timeout(15.0, connect=3.0)
@@ -40,7 +40,7 @@ def client() -> SystemClient:
     return SystemClient(SYSTEM, TIMEOUT)
 
 
-@task(name="billing.open_account", task_run_name="billing-account-{customer_id}", **RETRY_POLICY)
+@record_step(name="billing.open_account", task_run_name="billing-account-{customer_id}", **RETRY_POLICY)
 def open_account(customer_id: str) -> BillingAccount:
     """The customer's billing account, opened on first use (the key is the customer's)."""
     with client() as billing:
@@ -48,7 +48,7 @@ def open_account(customer_id: str) -> BillingAccount:
     return BillingAccount.model_validate(data)
 
 
-@task(name="billing.issue_invoice", task_run_name="invoice-{order_id}", **RETRY_POLICY)
+@record_step(name="billing.issue_invoice", task_run_name="invoice-{order_id}", **RETRY_POLICY)
 def issue_invoice(
     account_id: str,
     order_id: str,

@@ -2,7 +2,7 @@
 
     slots = calendar.find_slots(after=now, duration_minutes=60, attendees=people)
     meeting = calendar.book_meeting(f"handoff:{account_id}:1", "Handoff: Alfreds Futterkiste",
-                                    people, slots[0].start, slots[0].end, agenda=agenda)
+                                    people, slots[0].start, slots[0].end, agenda=agenda)  # or Declined
 """
 
 from __future__ import annotations
@@ -10,13 +10,14 @@ from __future__ import annotations
 from datetime import datetime
 
 import httpx
-from prefect import task
 from pydantic import BaseModel
 
-from tasks.http import RETRY_POLICY, SystemClient
+from tasks.http import RETRY_POLICY, Conflict, Declined, SystemClient
+from tasks.steps import record_step
 
 SYSTEM = "calendar"
 TIMEOUT = httpx.Timeout(10.0, connect=3.0)
+SLOT_TAKEN = "attendee_busy"  # the calendar's code for "an attendee is already booked then"
 
 
 class Slot(BaseModel):
@@ -38,7 +39,7 @@ def client() -> SystemClient:
     return SystemClient(SYSTEM, TIMEOUT)
 
 
-@task(name="calendar.find_slots", task_run_name="find-slots-{duration_minutes}min", **RETRY_POLICY)
+@record_step(name="calendar.find_slots", task_run_name="find-slots-{duration_minutes}min", **RETRY_POLICY)
 def find_slots(after: datetime, duration_minutes: int, attendees: list[str], count: int = 3) -> list[Slot]:
     """The next free slots for all `attendees` in business hours (Mon–Fri 09–17 UTC)."""
     with client() as cal:
@@ -47,18 +48,24 @@ def find_slots(after: datetime, duration_minutes: int, attendees: list[str], cou
     return [Slot.model_validate(slot) for slot in data["slots"]]
 
 
-@task(name="calendar.book_meeting", task_run_name="book-meeting-{ref}", **RETRY_POLICY)
+@record_step(name="calendar.book_meeting", task_run_name="book-meeting-{ref}", **RETRY_POLICY)
 def book_meeting(
     ref: str, title: str, attendees: list[str], start: datetime, end: datetime, agenda: str = ""
-) -> Meeting:
+) -> Meeting | Declined:
     """Book a meeting. `ref` is the business id of this meeting (e.g. "handoff:BA-000001:2"),
     so booking it again (a retry, a re-run) never books it twice.
-    Conflict if an attendee is already booked then."""
+    Declined (a result, not an error) if an attendee is already booked then: another meeting
+    took the slot. Any other conflict (the key reused for another request) raises Conflict."""
     with client() as cal:
-        data = cal.side_effect(
-            "/meetings",
-            {"title": title, "attendees": attendees, "start": start.isoformat(), "end": end.isoformat(),
-             "agenda": agenda},
-            key=f"meeting:{ref}",
-        )
+        try:
+            data = cal.side_effect(
+                "/meetings",
+                {"title": title, "attendees": attendees, "start": start.isoformat(), "end": end.isoformat(),
+                 "agenda": agenda},
+                key=f"meeting:{ref}",
+            )
+        except Conflict as clash:
+            if clash.error != SLOT_TAKEN:
+                raise
+            return Declined.of(clash)
     return Meeting.model_validate(data)

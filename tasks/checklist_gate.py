@@ -7,7 +7,7 @@ when they say "cancel" the work stops. The flow never just crashes on bad data.
 
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 from checklists.forms import ChecklistFix
 from tasks.defects import findings_markdown, record_defect, resolve_defect

@@ -1,7 +1,7 @@
 """CRM: who the customer is, whether their credit covers an order, and sending them a quote.
 
     customer = crm.get_customer("ALFKI")
-    crm.check_credit(order_id, customer_id, amount)     # raises CreditDeclined if not approved
+    crm.check_credit(order_id, customer_id, amount)     # CreditCheck, or Declined if not approved
     crm.send_quote(quote_id, customer_id, lines, total, valid_until)
 """
 
@@ -11,10 +11,10 @@ from datetime import date
 from typing import Any
 
 import httpx
-from prefect import task
 from pydantic import BaseModel
 
-from tasks.http import RETRY_POLICY, BusinessRejection, SystemClient
+from tasks.http import RETRY_POLICY, Declined, NotFound, SystemClient
+from tasks.steps import record_step
 
 SYSTEM = "crm"
 TIMEOUT = httpx.Timeout(10.0, connect=3.0)
@@ -47,43 +47,41 @@ class Quote(BaseModel):
     sent_to: str | None = None
 
 
-class CreditDeclined(BusinessRejection):
-    """The CRM declined the credit check; `check` holds its decision and reason."""
-
-    def __init__(self, check: CreditCheck) -> None:
-        super().__init__(SYSTEM, check.reason or "credit declined", error="credit_declined",
-                         details=check.model_dump())
-        self.args = (check,)  # rebuilds it when unpickled
-        self.check = check
-
-
 def client() -> SystemClient:
     return SystemClient(SYSTEM, TIMEOUT)
 
 
-@task(name="crm.get_customer", task_run_name="customer-{customer_id}", **RETRY_POLICY)
+@record_step(name="crm.get_customer", task_run_name="customer-{customer_id}", **RETRY_POLICY)
 def get_customer(customer_id: str) -> Customer:
     """The customer's profile with credit limit and credit status."""
     with client() as crm:
         return Customer.model_validate(crm.read(f"/customers/{customer_id}"))
 
 
-@task(name="crm.check_credit", task_run_name="credit-check-{order_id}", **RETRY_POLICY)
-def check_credit(order_id: str, customer_id: str, amount: float) -> CreditCheck:
-    """Ask the CRM to approve `amount` of credit for the order; raises CreditDeclined if it won't."""
+@record_step(name="crm.check_credit", task_run_name="credit-check-{order_id}", **RETRY_POLICY)
+def check_credit(order_id: str, customer_id: str, amount: float) -> CreditCheck | Declined:
+    """Ask the CRM to approve `amount` of credit for the order.
+
+    Declined (a result, not an error) when the CRM declines, with its reason and the check in
+    `details`, or when the CRM does not know the customer: either way a person decides."""
     with client() as crm:
-        data = crm.side_effect(
-            f"/customers/{customer_id}/credit-checks",
-            {"order_id": str(order_id), "amount": amount},
-            key=f"credit-check:{order_id}:{amount:.2f}",
-        )
+        try:
+            data = crm.side_effect(
+                f"/customers/{customer_id}/credit-checks",
+                {"order_id": str(order_id), "amount": amount},
+                key=f"credit-check:{order_id}:{amount:.2f}",
+            )
+        except NotFound as unknown:
+            return Declined(system=SYSTEM, reason=f"customer {customer_id} is not in the CRM",
+                            error=unknown.error or "not_found")
     check = CreditCheck.model_validate(data)
     if check.decision != "approved":
-        raise CreditDeclined(check)
+        return Declined(system=SYSTEM, reason=check.reason or "credit declined", error="credit_declined",
+                        details=check.model_dump())
     return check
 
 
-@task(name="crm.send_quote", task_run_name="send-quote-{quote_id}", **RETRY_POLICY)
+@record_step(name="crm.send_quote", task_run_name="send-quote-{quote_id}", **RETRY_POLICY)
 def send_quote(
     quote_id: str,
     customer_id: str,

@@ -3,17 +3,15 @@ defect log, and a person who can fix it gets a checklist-fix step."""
 
 from __future__ import annotations
 
-from prefect import task
-from prefect.cache_policies import NO_CACHE
-
 from sqlalchemy import select
 
 from handoff.core import audit
 from handoff.core.db import session
 from handoff.core.models import Defect, utcnow
+from tasks.steps import record_step
 
 
-@task(task_run_name="record-defect-{key}", cache_policy=NO_CACHE)
+@record_step(task_run_name="record-defect-{key}")
 def record_defect(key: str, order_id: str | None, work_type: str, checklist: str, failures: list[dict]) -> int:
     """Write the defect once per check round (`key`), however often the flow runs again."""
     with session() as s:
@@ -28,7 +26,7 @@ def record_defect(key: str, order_id: str | None, work_type: str, checklist: str
         return defect.id
 
 
-@task(task_run_name="resolve-defect-{defect_id}", cache_policy=NO_CACHE)
+@record_step(task_run_name="resolve-defect-{defect_id}")
 def resolve_defect(defect_id: int, by: str, fix_item_id: int | None = None) -> None:
     with session() as s:
         defect = s.get(Defect, defect_id)

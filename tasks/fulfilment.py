@@ -3,21 +3,14 @@ a re-run (a resumed flow, a retry) picks up where the last one stopped."""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
-from prefect import task
-from prefect.cache_policies import NO_CACHE
 from pydantic import BaseModel
 from sqlalchemy import select
 
 from handoff.core import audit
 from handoff.core.db import session
 from handoff.core.models import FulfilmentLine, Order, utcnow
+from tasks.steps import record_step
 
-
-
-if TYPE_CHECKING:
-    import pandas as pd
 
 class LineToFulfil(BaseModel):
     line_no: int
@@ -32,7 +25,7 @@ class LineToFulfil(BaseModel):
     dropped: bool
 
 
-@task(task_run_name="lines-to-fulfil-{order_id}", cache_policy=NO_CACHE)
+@record_step(task_run_name="lines-to-fulfil-{order_id}")
 def lines_to_fulfil(order_id: str) -> list[LineToFulfil]:
     with session() as s:
         order = s.get(Order, order_id)
@@ -58,14 +51,14 @@ def _line(s, order_id: str, line_no: int) -> FulfilmentLine:  # noqa: ANN001
     return f
 
 
-@task(task_run_name="record-reservation-{order_id}-{line_no}", cache_policy=NO_CACHE)
+@record_step(task_run_name="record-reservation-{order_id}-{line_no}")
 def record_reservation(order_id: str, line_no: int, reservation_id: str, manual: bool) -> None:
     with session() as s:
         f = _line(s, order_id, line_no)
         f.reservation_id, f.manual = reservation_id, manual
 
 
-@task(task_run_name="record-provisioning-{order_id}-{line_no}", cache_policy=NO_CACHE)
+@record_step(task_run_name="record-provisioning-{order_id}-{line_no}")
 def record_provisioning(order_id: str, line_no: int, job_id: str, resource_id: str | None) -> None:
     with session() as s:
         f = _line(s, order_id, line_no)
@@ -76,7 +69,7 @@ def record_provisioning(order_id: str, line_no: int, job_id: str, resource_id: s
                          resource_id=resource_id, job_id=job_id)
 
 
-@task(task_run_name="drop-line-{order_id}-{line_no}", cache_policy=NO_CACHE)
+@record_step(task_run_name="drop-line-{order_id}-{line_no}")
 def drop_line(order_id: str, line_no: int, by: str, reason: str) -> None:
     """Leave a line out of the order (the other system refused it and a person decided)."""
     with session() as s:
@@ -85,7 +78,7 @@ def drop_line(order_id: str, line_no: int, by: str, reason: str) -> None:
         audit.record(s, by, "order_line", f"{order_id}/{line_no}", "dropped", reason=reason)
 
 
-@task(task_run_name="provisioning-checklist-{order_id}", cache_policy=NO_CACHE)
+@record_step(task_run_name="provisioning-checklist-{order_id}")
 def run_provisioning_checklist(order_id: str) -> list[dict]:
     """Every line that is still part of the order is reserved and has a resource id."""
     import pandas as pd
@@ -107,7 +100,7 @@ def run_provisioning_checklist(order_id: str) -> list[dict]:
     return [f.as_dict() for f in check_provisioning(frame)]
 
 
-@task(task_run_name="record-activation-{order_id}-{line_no}", cache_policy=NO_CACHE)
+@record_step(task_run_name="record-activation-{order_id}-{line_no}")
 def record_activation(order_id: str, line_no: int, activation_id: str, verified: bool) -> None:
     with session() as s:
         f = _line(s, order_id, line_no)

@@ -4,9 +4,7 @@ its errors mean.
 Errors a step can see (all `IntegrationError`s carry `system`, `status_code`, `error`, `reason`):
 
     IntegrationError                the other system did not do what the step asked
-    ├── BusinessRejection           422 (or a decision like "credit declined"): the system said
-    │   │                           no for a business reason. Not retried; a person decides.
-    │   └── tasks.crm.CreditDeclined
+    ├── BusinessRejection           422: the system said no for a business reason. Not retried.
     ├── RequestRejected             400, 404, 409 ...: our request is wrong. Not retried; fix the
     │   ├── NotFound                data or the code. 404: unknown customer, product, job...
     │   └── Conflict                409: done already under another key, or a key reused for a
@@ -14,7 +12,13 @@ Errors a step can see (all `IntegrationError`s carry `system`, `status_code`, `e
     └── SystemUnavailable           5xx, 429: the system is down or overloaded. Retried.
     httpx.TimeoutException, httpx.NetworkError, httpx.RemoteProtocolError   Retried.
 
-Retries belong to Prefect: every call is a task with `**RETRY_POLICY` — RETRIES retries,
+Business outcomes are not failures. Where a "no" is a normal path of the procedure — the CRM
+declines credit, provisioning refuses a discontinued product, the calendar slot was taken — the
+step returns it as a `Declined` value instead of raising: its task run ends Completed (Failed in
+the Prefect UI means something broke) and the flow branches on the value. The step's docstring
+says which answers come back as `Declined`; everything else above still raises.
+
+Retries belong to Prefect: every call is a `@record_step(..., **RETRY_POLICY)` task — RETRIES retries,
 exponential backoff from RETRY_BACKOFF_SECONDS (env HANDOFF_RETRY_BACKOFF_SECONDS, default 2 s:
 2, 4, 8, 16, 32 s, with jitter) and `retry_on_transient` deciding. A retry is safe because every
 side effect carries an Idempotency-Key made of business ids: the system answers a repeated key
@@ -31,9 +35,9 @@ import os
 from typing import Any
 
 import httpx
-from prefect.cache_policies import NO_CACHE
 from prefect.client.schemas.objects import State, TaskRun
 from prefect.tasks import Task, exponential_backoff
+from pydantic import BaseModel
 
 from handoff.core.settings import settings
 
@@ -92,6 +96,23 @@ class SystemUnavailable(IntegrationError):
     """5xx or 429: the system is down or overloaded. Retried."""
 
 
+class Declined(BaseModel):
+    """The other system said no for a business reason: a result the flow decides on, not an error."""
+
+    system: str
+    reason: str
+    error: str | None = None  # the system's machine-readable code, e.g. "credit_declined"
+    details: dict[str, Any] = {}
+
+    @classmethod
+    def of(cls, rejection: IntegrationError) -> Declined:
+        return cls(system=rejection.system, reason=rejection.reason, error=rejection.error,
+                   details=rejection.details)
+
+    def __str__(self) -> str:
+        return f"{self.system}: {self.reason}"
+
+
 TRANSIENT_ERRORS = (SystemUnavailable, httpx.TimeoutException, httpx.NetworkError, httpx.RemoteProtocolError)
 
 
@@ -120,9 +141,9 @@ RETRY_POLICY: dict[str, Any] = {
     "retry_delay_seconds": exponential_backoff(backoff_factor=RETRY_BACKOFF_SECONDS),
     "retry_jitter_factor": RETRY_JITTER_FACTOR,
     "retry_condition_fn": retry_on_transient,
-    # The other system is the record: always ask it (a replayed key costs nothing).
-    "cache_policy": NO_CACHE,
 }
+# The other system is the record: its calls are `@record_step(..., **RETRY_POLICY)` (tasks/steps.py),
+# never cached — always ask it (a replayed key costs nothing).
 
 
 # ---- calling a system ----------------------------------------------------------------------

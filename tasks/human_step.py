@@ -19,38 +19,47 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TypeVar
 
-from prefect import get_run_logger, pause_flow_run, suspend_flow_run, task
-from prefect.cache_policies import NO_CACHE
+from prefect import get_run_logger, pause_flow_run, suspend_flow_run
 from prefect.client.orchestration import get_client
 from prefect.runtime import deployment
 from prefect.runtime import flow_run as current_run
 from sqlalchemy import select
 
-from checklists.forms import StepForm
-from handoff.core import audit, identity, sla
+from checklists.forms import FORMS, StepForm
+from handoff.core import audit, identity, sla, work_types
 from handoff.core.db import session
 from handoff.core.models import WorkItem, WorkItemState, utcnow
 from handoff.core.routing import router
 from handoff.core.settings import settings
+from tasks.steps import record_step
 
 F = TypeVar("F", bound=StepForm)
 
 
 @dataclass
 class HumanStep:
-    """What a flow tells the back office about a decision it needs from a person."""
+    """What a flow tells the back office about a decision it needs from a person.
+
+    The work type must be declared (handoff/core/work_types.py): an unknown one fails here, in
+    the flow that asks. Without `required_skills` the step needs the work type's skill and level.
+    """
 
     work_type: str
     step_key: str  # unique for the business step, e.g. "order-approval-10248"
     title: str
     description: str  # markdown shown to the person above the form
-    required_skills: dict[str, int]
+    required_skills: dict[str, int] | None = None  # None: the work type's skill and level
     order_id: str | None = None
     priority: float = 1.0
     value: float = 0.0
     due_at: datetime | None = None
     effort_seconds: float | None = None
     tags: list[str] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        declared = work_types.get(self.work_type)
+        if self.required_skills is None:
+            self.required_skills = declared.required_skills
 
 
 @dataclass
@@ -70,7 +79,7 @@ def due_date_for(step: HumanStep, now: datetime) -> datetime:
     return min(due, step.due_at) if step.due_at else due
 
 
-@task(task_run_name="open-work-item-{step.step_key}", cache_policy=NO_CACHE)
+@record_step(task_run_name="open-work-item-{step.step_key}")
 def open_work_item(step: HumanStep, flow_run_id: str | None) -> OpenedItem:
     """Create the work item and push it to a rep at once; reuse it if this step ran before."""
     with session() as s:
@@ -104,7 +113,7 @@ def open_work_item(step: HumanStep, flow_run_id: str | None) -> OpenedItem:
         return OpenedItem(item.id, item.assignee.name if item.assignee else None, None)
 
 
-@task(task_run_name="label-waiting-run-{item_id}", cache_policy=NO_CACHE)
+@record_step(task_run_name="label-waiting-run-{item_id}")
 def label_waiting_run(item_id: int, waiting: bool = True, business_tags: list[str] | None = None) -> None:
     """Put the assignee in the run's name and tags: the OSS UI has no users, so reps filter on these."""
     with session() as s:
@@ -129,14 +138,16 @@ def label_waiting_run(item_id: int, waiting: bool = True, business_tags: list[st
         client.update_flow_run(run_id, name=name, tags=sorted(set(tags)))
 
 
-@task(task_run_name="remember-pause-key-{item_id}", cache_policy=NO_CACHE)
+@record_step(task_run_name="remember-pause-key-{item_id}")
 def remember_pause_key(item_id: int, input_key: str) -> None:
-    """Keep the key the run waits on, so `handoff complete` can answer the right form."""
+    """Keep the key the run pauses under, so `handoff complete` answers this step's pause and no
+    other; the run-input keys Prefect derives from it are read from the run's paused state
+    (handoff.runtime.prefect_patches.pause_keyset), never rebuilt here."""
     with session() as s:
         s.get(WorkItem, item_id).input_key = input_key
 
 
-@task(task_run_name="record-completion-{item_id}", cache_policy=NO_CACHE)
+@record_step(task_run_name="record-completion-{item_id}")
 def record_completion(item_id: int, answer: dict) -> str | None:
     """Close the item for the person who answered; returns why it was refused, if it was."""
     with session() as s:
@@ -151,6 +162,8 @@ def record_completion(item_id: int, answer: dict) -> str | None:
 
 def ask_a_person(step: HumanStep, form: type[F]) -> F:
     """Open the step as a work item, wait for the assignee's form, and return their answer."""
+    if not issubclass(form, FORMS[step.work_type]):  # `handoff complete` fills in the declared form
+        raise TypeError(f"{step.work_type} steps are answered with {FORMS[step.work_type].__name__}, not {form.__name__}")
     logger = get_run_logger()
     run_id = str(current_run.id) if current_run.id else None
     opened = open_work_item(step, run_id)
@@ -176,9 +189,8 @@ def ask_a_person(step: HumanStep, form: type[F]) -> F:
 
 def wait_for_form(item_id: int, form: type[F], key: str) -> F:
     """Suspend (deployed runs: no process held) or pause (in-process runs) until the form comes."""
+    remember_pause_key(item_id, key)
     if deployment.id:
-        remember_pause_key(item_id, f"suspended-{key}")
         return suspend_flow_run(wait_for_input=form, key=key, timeout=settings.human_step_timeout_seconds)
-    remember_pause_key(item_id, f"paused-{key}")
     return pause_flow_run(wait_for_input=form, key=key, timeout=settings.human_step_timeout_seconds,
                           poll_interval=settings.pause_poll_seconds)

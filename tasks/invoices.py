@@ -4,8 +4,6 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from prefect import task
-from prefect.cache_policies import NO_CACHE
 from pydantic import BaseModel
 from sqlalchemy import select
 
@@ -13,6 +11,7 @@ from handoff.core import audit
 from handoff.core.db import session
 from handoff.core.models import Customer, FulfilmentLine, Invoice, Order, Product, utcnow
 from handoff.core.settings import settings
+from tasks.steps import record_step
 
 # VAT by the customer's country; countries not listed are invoiced without tax.
 
@@ -40,7 +39,7 @@ class InvoiceDraft(BaseModel):
     external_id: str | None
 
 
-@task(task_run_name="draft-invoice-{order_id}", cache_policy=NO_CACHE)
+@record_step(task_run_name="draft-invoice-{order_id}")
 def draft_invoice(order_id: str, account_id: str) -> InvoiceDraft:
     """(Re)build the draft from the order's lines that were not dropped; an issued one is kept."""
     with session() as s:
@@ -87,14 +86,14 @@ def invoice_frames(draft: InvoiceDraft) -> tuple[pd.DataFrame, pd.DataFrame]:
     return lines, totals
 
 
-@task(task_run_name="invoice-checklist-{draft.order_id}", cache_policy=NO_CACHE)
+@record_step(task_run_name="invoice-checklist-{draft.order_id}")
 def run_invoice_checklist(draft: InvoiceDraft) -> list[dict]:
     from checklists.invoice_checklist import check_invoice
 
     return [f.as_dict() for f in check_invoice(*invoice_frames(draft))]
 
 
-@task(task_run_name="record-invoice-issued-{order_id}", cache_policy=NO_CACHE)
+@record_step(task_run_name="record-invoice-issued-{order_id}")
 def record_invoice_issued(order_id: str, external_id: str) -> None:
     with session() as s:
         invoice = s.get(Invoice, f"INV-{order_id}")
@@ -104,7 +103,7 @@ def record_invoice_issued(order_id: str, external_id: str) -> None:
                          external_id=external_id, total=invoice.total)
 
 
-@task(task_run_name="record-billing-account-{customer_id}", cache_policy=NO_CACHE)
+@record_step(task_run_name="record-billing-account-{customer_id}")
 def record_billing_account(customer_id: str, account_id: str) -> None:
     with session() as s:
         customer = s.get(Customer, customer_id)

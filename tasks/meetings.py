@@ -8,14 +8,14 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from prefect import task
-from prefect.cache_policies import NO_CACHE
 from pydantic import BaseModel
 from sqlalchemy import func, select
 
 from handoff.core import audit
 from handoff.core.db import session
 from handoff.core.models import Customer, HandoffMeeting, Order, utcnow
+from tasks.deployment_runs import start_once
+from tasks.steps import record_step
 
 
 class MeetingView(BaseModel):
@@ -33,7 +33,7 @@ class MeetingView(BaseModel):
     status: str
 
 
-@task(task_run_name="plan-handoff-meeting-{customer_id}", cache_policy=NO_CACHE)
+@record_step(task_run_name="plan-handoff-meeting-{customer_id}")
 def plan_handoff_meeting(customer_id: str, order_id: str) -> bool:
     """A newly won account (no meeting yet) gets its first handoff meeting planned; True if new."""
     with session() as s:
@@ -51,7 +51,24 @@ def accounts_awaiting_handoff() -> list[str]:
         return sorted(set(rows))
 
 
-@task(task_run_name="current-meeting-{customer_id}", cache_policy=NO_CACHE)
+@record_step
+def find_accounts_awaiting_handoff() -> list[str]:
+    return accounts_awaiting_handoff()
+
+
+MEETING_DEPLOYMENT = "handoff-meeting/handoff-meeting"
+
+
+@record_step(task_run_name="start-handoff-meeting-{customer_id}")
+def start_handoff_meeting(customer_id: str) -> str:
+    """Start the customer's meeting run (from its deployment, so it suspends while it waits for
+    the sign-offs and holds no process) unless one is under way; returns the run's id."""
+    run = start_once(MEETING_DEPLOYMENT, f"handoff-meeting:{customer_id}", {"customer_id": customer_id},
+                     name=f"handoff-{customer_id}", tags=[f"customer:{customer_id}"])
+    return str(run.id)
+
+
+@record_step(task_run_name="current-meeting-{customer_id}")
 def current_meeting(customer_id: str) -> MeetingView:
     """The latest attempt of the customer's series (planned if none exists)."""
     with session() as s:
@@ -79,7 +96,7 @@ def _view(s, meeting: HandoffMeeting) -> MeetingView:  # noqa: ANN001
     )
 
 
-@task(task_run_name="record-meeting-slot-{meeting_id}", cache_policy=NO_CACHE)
+@record_step(task_run_name="record-meeting-slot-{meeting_id}")
 def record_meeting_slot(meeting_id: int, slot_start: datetime, calendar_id: str, agenda: dict) -> None:
     with session() as s:
         m = s.get(HandoffMeeting, meeting_id)
@@ -89,7 +106,7 @@ def record_meeting_slot(meeting_id: int, slot_start: datetime, calendar_id: str,
                          slot=str(slot_start), attempt=m.attempt)
 
 
-@task(task_run_name="record-sign-off-{meeting_id}-{side}", cache_policy=NO_CACHE)
+@record_step(task_run_name="record-sign-off-{meeting_id}-{side}")
 def record_sign_off(meeting_id: int, side: str, by: str, signed: bool, requirements: dict | None = None) -> None:
     with session() as s:
         m = s.get(HandoffMeeting, meeting_id)
@@ -102,7 +119,7 @@ def record_sign_off(meeting_id: int, side: str, by: str, signed: bool, requireme
         audit.record(s, by, "handoff_meeting", m.id, f"{side}-{'signed' if signed else 'declined'}")
 
 
-@task(task_run_name="close-meeting-{meeting_id}", cache_policy=NO_CACHE)
+@record_step(task_run_name="close-meeting-{meeting_id}")
 def close_meeting(meeting_id: int, open_questions: list[str]) -> int | None:
     """Signed by both: the series ends (None). Otherwise the next attempt is planned with the
     open questions carried over; returns its id."""
@@ -131,11 +148,12 @@ def meeting_attendees() -> list[str]:
     return ["sales", "operations"]
 
 
-__all__ = ["MeetingView", "accounts_awaiting_handoff", "close_meeting", "current_meeting", "meeting_attendees",
-           "plan_handoff_meeting", "record_meeting_slot", "record_sign_off", "utcnow"]
+__all__ = ["MEETING_DEPLOYMENT", "MeetingView", "accounts_awaiting_handoff", "close_meeting", "current_meeting",
+           "find_accounts_awaiting_handoff", "meeting_attendees", "plan_handoff_meeting", "record_meeting_slot",
+           "record_sign_off", "run_requirements_checklist", "start_handoff_meeting", "utcnow"]
 
 
-@task(task_run_name="requirements-checklist-{customer_id}", cache_policy=NO_CACHE)
+@record_step(task_run_name="requirements-checklist-{customer_id}")
 def run_requirements_checklist(customer_id: str, requirements: dict, open_questions: int) -> list[str]:
     """The requirements sales gathered, checked; the failed rules as sentences."""
     from checklists.requirements_checklist import check_requirements

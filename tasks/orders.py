@@ -1,30 +1,26 @@
 """Order-entry steps: read the order, run its checklist, accept or reject it.
 
 They touch only handoff's own database; flows call them as Prefect tasks so each step shows
-in the UI by name with the order id.
+in the UI by name with the order id. What order entry decides (who approves, at which level,
+what they are shown) is the procedure: it is in flows/order_entry.py.
 """
 
 from __future__ import annotations
 
+from datetime import date
 from typing import TYPE_CHECKING
 
-from datetime import date, datetime
-
-from prefect import task
-from prefect.cache_policies import NO_CACHE
 from pydantic import BaseModel
 from sqlalchemy import func, select, update
 
 from handoff.core import audit
 from handoff.core.db import session
 from handoff.core.models import Customer, Order, OrderCheck, OrderStatus, Product
-from handoff.core.settings import settings
-from tasks.human_step import HumanStep
-
-
+from tasks.steps import record_step
 
 if TYPE_CHECKING:
     import pandas as pd
+
 
 class LineView(BaseModel):
     line_no: int
@@ -63,7 +59,7 @@ class UnknownOrder(Exception):
     pass
 
 
-@task(task_run_name="load-order-{order_id}", cache_policy=NO_CACHE)
+@record_step(task_run_name="load-order-{order_id}")
 def load_order(order_id: str) -> OrderView:
     with session() as s:
         order = s.get(Order, order_id)
@@ -89,7 +85,7 @@ def load_order(order_id: str) -> OrderView:
         )
 
 
-@task(task_run_name="start-order-entry-{order_id}", cache_policy=NO_CACHE)
+@record_step(task_run_name="start-order-entry-{order_id}")
 def start_order_entry(order_id: str) -> None:
     with session() as s:
         order = s.get(Order, order_id)
@@ -97,7 +93,7 @@ def start_order_entry(order_id: str) -> None:
             _set_status(s, order, OrderStatus.IN_ORDER_ENTRY, "system:order-entry")
 
 
-@task(task_run_name="run-order-checklist-{order_id}", cache_policy=NO_CACHE)
+@record_step(task_run_name="run-order-checklist-{order_id}")
 def run_order_checklist(order_id: str) -> Findings:
     """Run the checklist on the order as stored and keep the findings with the order."""
     from checklists.order_checklist import check_order
@@ -146,20 +142,7 @@ def order_frames(s, order: Order) -> tuple[pd.DataFrame, pd.DataFrame]:  # noqa:
     return header, lines
 
 
-@task(cache_policy=NO_CACHE)
-def reasons_for_approval(order: OrderView, findings: Findings) -> list[str]:
-    """Why a person must look at this order; empty when it can go straight on."""
-    reasons = []
-    if order.total >= settings.large_order_value:
-        reasons.append(f"large order: {order.total:,.2f} ≥ {settings.large_order_value:,.0f}")
-    if findings.errors:
-        reasons.append(f"{len(findings.errors)} checklist rule(s) failed")
-    if findings.warnings:
-        reasons.append(f"{len(findings.warnings)} checklist warning(s)")
-    return reasons
-
-
-@task(task_run_name="accept-order-{order_id}", cache_policy=NO_CACHE)
+@record_step(task_run_name="accept-order-{order_id}")
 def accept_order(order_id: str, by: str = "system:order-entry") -> str:
     with session() as s:
         order = s.get(Order, order_id)
@@ -171,7 +154,7 @@ def accept_order(order_id: str, by: str = "system:order-entry") -> str:
 ENTRY_STATES = (OrderStatus.RECEIVED, OrderStatus.IN_ORDER_ENTRY, OrderStatus.AWAITING_APPROVAL)
 
 
-@task(task_run_name="advance-order-{order_id}-to-{status}", cache_policy=NO_CACHE)
+@record_step(task_run_name="advance-order-{order_id}-to-{status}")
 def advance_order(order_id: str, status: str, by: str = "system:pipeline") -> str:
     """Move the order to the next stage of the pipeline (once: a re-run does not move it again)."""
     with session() as s:
@@ -181,7 +164,7 @@ def advance_order(order_id: str, status: str, by: str = "system:pipeline") -> st
         return order.status
 
 
-@task(task_run_name="reject-order-{order_id}", cache_policy=NO_CACHE)
+@record_step(task_run_name="reject-order-{order_id}")
 def reject_order(order_id: str, reason: str, by: str) -> str:
     with session() as s:
         order = s.get(Order, order_id)
@@ -196,76 +179,6 @@ def _set_status(s, order: Order, status: OrderStatus, by: str, **details) -> Non
     audit.record(s, by, "order", order.id, f"status:{status}", before, status, **details)
 
 
-def approval_step(order: OrderView, findings: Findings, reasons: list[str]) -> HumanStep:
-    """The approval a rep is asked for, with what they need to decide in the form's description."""
-    big = order.total >= 4 * settings.large_order_value
-    level = 3 if (big or findings.errors) else 2
-    return HumanStep(
-        work_type="order-approval",
-        step_key=f"order-approval-{order.order_id}",
-        title=f"Approve order {order.order_id} for {order.customer_name or order.customer_id}",
-        description=approval_description(order, findings, reasons),
-        required_skills={"order-entry": level},
-        order_id=order.order_id,
-        priority=2.0 if findings.errors else 1.0,
-        value=order.total,
-        due_at=datetime.combine(order.due_date, datetime.min.time()),
-        tags=[f"order:{order.order_id}", f"customer:{order.customer_id}"],
-    )
-
-
-def approval_description(order: OrderView, findings: Findings, reasons: list[str]) -> str:
-    customer = order.customer_name or f"{order.customer_id} (not a known customer)"
-    rows = "\n".join(
-        f"| {l.line_no} | {l.product_name or f'unknown product {l.product_id}'} | {l.quantity} | "
-        f"{l.unit_price:,.2f} | {l.discount:.0%} | {l.amount:,.2f} |"
-        for l in order.lines
-    )
-    def bullet(items: list[dict]) -> str:
-        return "\n".join(f"- {f['text']}" for f in items) or "- none"
-    return f"""### Order {order.order_id} — {customer}{f' ({order.country})' if order.country else ''}
-
-**Why you are asked:** {'; '.join(reasons)}
-
-**Ordered** {order.order_date:%a %d %b %Y} · **promised to the customer by** {order.due_date:%a %d %b %Y} · **total** {order.total:,.2f}
-
-| line | product | qty | unit price | discount | amount |
-|---:|---|---:|---:|---:|---:|
-{rows}
-
-**Checklist — must be fixed or accepted knowingly**
-{bullet(findings.errors)}
-
-**Checklist — warnings**
-{bullet(findings.warnings)}
-
-Approve to accept the order, or reject it with a reason for sales. Fill in your name: only the
-assignee or a supervisor may complete this step.
-"""
-
-
-def credit_review_step(order: OrderView, problem: str) -> HumanStep:
-    return HumanStep(
-        work_type="credit-review",
-        step_key=f"credit-review-{order.order_id}",
-        title=f"Credit review for order {order.order_id} ({order.customer_name or order.customer_id})",
-        description=(
-            f"### Credit review — order {order.order_id}, {order.customer_name or order.customer_id}\n\n"
-            f"**The CRM declined credit:** {problem}\n\n"
-            f"**Order total** {order.total:,.2f} · **promised by** {order.due_date:%a %d %b %Y} · "
-            f"{len(order.lines)} line(s)\n\n"
-            "Approve to extend credit for this order anyway (e.g. prepayment agreed), or reject it "
-            "with a reason for sales."
-        ),
-        required_skills={"credit": 2},
-        order_id=order.order_id,
-        priority=1.5,
-        value=order.total,
-        due_at=datetime.combine(order.due_date, datetime.min.time()),
-        tags=[f"order:{order.order_id}", f"customer:{order.customer_id}"],
-    )
-
-
 class WorkPlan(BaseModel):
     """The downstream work an accepted order needs."""
 
@@ -276,7 +189,7 @@ class WorkPlan(BaseModel):
     new_account: bool
 
 
-@task(task_run_name="split-into-downstream-work-{order_id}", cache_policy=NO_CACHE)
+@record_step(task_run_name="split-into-downstream-work-{order_id}")
 def split_into_downstream_work(order_id: str) -> WorkPlan:
     from tasks.quotes import needs_a_quote
 
@@ -305,7 +218,7 @@ def order_reached(order_id: str, status: str) -> bool:
     return PIPELINE_ORDER.index(OrderStatus(current)) >= PIPELINE_ORDER.index(OrderStatus(status))
 
 
-@task(task_run_name="claim-order-{order_id}", cache_policy=NO_CACHE)
+@record_step(task_run_name="claim-order-{order_id}")
 def claim_order(order_id: str, flow_run_id: str) -> bool:
     """Make this run the order's pipeline; False if another live run already is.
 
@@ -339,7 +252,7 @@ def _run_is_over(flow_run_id: str) -> bool:
     return state is not None and state.is_final() and not state.is_completed()
 
 
-@task(task_run_name="tag-run-{order_id}", cache_policy=NO_CACHE)
+@record_step(task_run_name="tag-run-{order_id}")
 def tag_run_with_business_ids(order_id: str, flow_run_id: str) -> None:
     """Operators filter runs in the UI by order and customer: put them on the run."""
     from prefect.client.orchestration import get_client

@@ -1,6 +1,6 @@
 """Provisioning: reserve what an order line needs, then provision it.
 
-    reservation = provisioning.reserve(order_id, line_no, product_id, quantity)
+    reservation = provisioning.reserve(order_id, line_no, product_id, quantity)   # or Declined
     job = provisioning.provision(order_id, line_no, reservation.id)
     if job.needs_technician:                 # some products need a visit on site
         ...                                  # a person books the visit, then:
@@ -11,10 +11,10 @@
 from __future__ import annotations
 
 import httpx
-from prefect import task
 from pydantic import BaseModel
 
-from tasks.http import RETRY_POLICY, SystemClient
+from tasks.http import RETRY_POLICY, BusinessRejection, Declined, SystemClient
+from tasks.steps import record_step
 
 SYSTEM = "provisioning"
 TIMEOUT = httpx.Timeout(10.0, connect=3.0)
@@ -49,19 +49,23 @@ def client() -> SystemClient:
     return SystemClient(SYSTEM, TIMEOUT)
 
 
-@task(name="provisioning.reserve", task_run_name="reserve-{order_id}-{line_no}", **RETRY_POLICY)
-def reserve(order_id: str, line_no: int, product_id: int, quantity: int) -> Reservation:
-    """Reserve stock for one order line (BusinessRejection if the product is discontinued)."""
+@record_step(name="provisioning.reserve", task_run_name="reserve-{order_id}-{line_no}", **RETRY_POLICY)
+def reserve(order_id: str, line_no: int, product_id: int, quantity: int) -> Reservation | Declined:
+    """Reserve stock for one order line; Declined (a result, not an error) when the system
+    refuses the line for a business reason, e.g. a discontinued product."""
     with client() as provisioning:
-        data = provisioning.side_effect(
-            "/reservations",
-            {"order_id": str(order_id), "line_no": line_no, "product_id": product_id, "quantity": quantity},
-            key=f"reserve:{order_id}:{line_no}",
-        )
+        try:
+            data = provisioning.side_effect(
+                "/reservations",
+                {"order_id": str(order_id), "line_no": line_no, "product_id": product_id, "quantity": quantity},
+                key=f"reserve:{order_id}:{line_no}",
+            )
+        except BusinessRejection as refused:
+            return Declined.of(refused)
     return Reservation.model_validate(data)
 
 
-@task(name="provisioning.provision", task_run_name="provision-{order_id}-{line_no}", **RETRY_POLICY)
+@record_step(name="provisioning.provision", task_run_name="provision-{order_id}-{line_no}", **RETRY_POLICY)
 def provision(order_id: str, line_no: int, reservation_id: str) -> ProvisioningJob:
     """Start provisioning a reserved line; the job is done, or waits for a technician."""
     with client() as provisioning:
@@ -73,7 +77,7 @@ def provision(order_id: str, line_no: int, reservation_id: str) -> ProvisioningJ
     return ProvisioningJob.model_validate(data)
 
 
-@task(name="provisioning.complete_visit", task_run_name="complete-visit-{job_id}", **RETRY_POLICY)
+@record_step(name="provisioning.complete_visit", task_run_name="complete-visit-{job_id}", **RETRY_POLICY)
 def complete_visit(job_id: str, technician: str, notes: str = "") -> ProvisioningJob:
     """Report the technician's visit done; the job becomes provisioned with a resource id."""
     with client() as provisioning:
@@ -85,7 +89,7 @@ def complete_visit(job_id: str, technician: str, notes: str = "") -> Provisionin
     return ProvisioningJob.model_validate(data)
 
 
-@task(name="provisioning.get_job", task_run_name="provisioning-job-{job_id}", **RETRY_POLICY)
+@record_step(name="provisioning.get_job", task_run_name="provisioning-job-{job_id}", **RETRY_POLICY)
 def get_job(job_id: str) -> ProvisioningJob:
     with client() as provisioning:
         return ProvisioningJob.model_validate(provisioning.read(f"/provisioning-jobs/{job_id}"))

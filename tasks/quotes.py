@@ -4,8 +4,6 @@ from __future__ import annotations
 
 from datetime import date, timedelta
 
-from prefect import task
-from prefect.cache_policies import NO_CACHE
 from pydantic import BaseModel
 from sqlalchemy import select, update
 
@@ -13,6 +11,7 @@ from handoff.core import audit
 from handoff.core.db import session
 from handoff.core.models import Order, Product, Quote, utcnow
 from handoff.core.settings import settings
+from tasks.steps import record_step
 
 
 class PricedQuote(BaseModel):
@@ -33,7 +32,7 @@ def needs_a_quote(order_id: str) -> bool:
         return any(l.discount > 0 for l in s.get(Order, order_id).lines)
 
 
-@task(task_run_name="price-quote-{order_id}", cache_policy=NO_CACHE)
+@record_step(task_run_name="price-quote-{order_id}")
 def price_quote(order_id: str) -> PricedQuote:
     """Price every line at the catalogue's list price less the line's discount; keep the quote."""
     with session() as s:
@@ -66,7 +65,7 @@ def _view(q: Quote) -> PricedQuote:
                        valid_until=q.valid_until, status=q.status)
 
 
-@task(task_run_name="set-quote-{quote_id}-{status}", cache_policy=NO_CACHE)
+@record_step(task_run_name="set-quote-{quote_id}-{status}")
 def set_quote_status(quote_id: str, status: str, by: str, crm_ref: str | None = None) -> None:
     with session() as s:
         q = s.get(Quote, quote_id)
@@ -78,7 +77,7 @@ def set_quote_status(quote_id: str, status: str, by: str, crm_ref: str | None = 
         audit.record(s, by, "quote", quote_id, f"status:{status}", before, status)
 
 
-@task(cache_policy=NO_CACHE)
+@record_step
 def expire_quotes(today: date | None = None) -> int:
     """Quotes past their validity are expired; returns how many."""
     today = today or date.today()

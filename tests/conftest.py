@@ -16,8 +16,19 @@ os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
 os.environ.setdefault("PREFECT_CLIENT_RETRY_EXTRA_CODES", "500")
 
 import pytest
+from hypothesis import HealthCheck
+from hypothesis import settings as hypothesis_settings
 
 from handoff.core.settings import settings
+
+# Property tests: a bounded number of examples in CI ("ci", the default here); a long run is
+# bench/hostile_intake.py. HYPOTHESIS_PROFILE=dev runs more.
+hypothesis_settings.register_profile(
+    "ci", max_examples=40, deadline=None, derandomize=False,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow, HealthCheck.data_too_large],
+)
+hypothesis_settings.register_profile("dev", parent=hypothesis_settings.get_profile("ci"), max_examples=300)
+hypothesis_settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
 
 
 @pytest.fixture(scope="session")

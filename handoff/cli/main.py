@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import sqlite3
 from pathlib import Path
@@ -71,7 +72,8 @@ def orders_submit(files: list[Path] = typer.Argument(..., exists=True, dir_okay=
 
     total = IntakeResult()
     announce = _announcer_if_server()
-    with prefect_server.using(settings.prefect_ui_url):
+    # Prefect's settings only matter for announcing (copying them costs a third of a second)
+    with prefect_server.using(settings.prefect_ui_url) if announce else contextlib.nullcontext():
         for path in files:
             try:
                 submissions = read_order_file(path)
@@ -329,7 +331,7 @@ def up(
             raise typer.Exit(2)
         from handoff.runtime.worker_stack import StackSpec, run_stack
 
-        run_stack(StackSpec(workers, postgres, prefect_database_url, pool), feed_spec, say)
+        run_stack(StackSpec(workers, postgres, prefect_database_url, pool, warm=settings.warm_start), feed_spec, say)
         return
     run_up(feed_spec, say=say, lock_ui=lock_ui)
 
@@ -339,7 +341,8 @@ def worker(
     pool: str = typer.Option(..., "--pool", help="The work pool to take flow runs from."),
     name: Optional[str] = typer.Option(None, help="The worker's name (default: made up by Prefect)."),
     limit: Optional[int] = typer.Option(None, min=1, help="Flow runs at once (default HANDOFF_RUNNER_PROCESS_LIMIT)."),
-    warm: bool = typer.Option(True, "--warm/--cold", help="Fork runs from a warm process, or a fresh interpreter each."),
+    warm: bool = typer.Option(settings.warm_start, "--warm/--cold",
+                              help="Fork runs from a warm process, or a fresh interpreter each (HANDOFF_WARM_START)."),
 ) -> None:
     """Run flow runs of a work pool on this machine (PREFECT_API_URL names the server)."""
     from handoff.runtime.worker_stack import run_worker

@@ -88,7 +88,7 @@ class Order(Base):
     reason: Mapped[str | None]  # why it was rejected
     flow_run_id: Mapped[str | None]
     received_at: Mapped[datetime] = mapped_column(default=utcnow)
-    announced_at: Mapped[datetime | None]  # when order.received went out (an outbox: re-sent if unset)
+    announced_at: Mapped[datetime | None]  # when Prefect confirmed order.received (an outbox: re-sent if unset)
 
     lines: Mapped[list[OrderLine]] = relationship(
         back_populates="order", cascade="all, delete-orphan", order_by="OrderLine.line_no"

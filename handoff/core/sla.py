@@ -13,7 +13,8 @@ Configuration (defaults below, overridden per field):
        "min_samples": 5,
        "work_types": {"credit-review": {"sla_hours": 12, "effort_minutes": 45}}}
 - `sla_hours` are business hours; `effort_minutes` is the effort assumed for a work type until
-  enough completed items exist to learn it (`effort_estimate`).
+  enough completed items exist to learn it (`effort_estimate`). The defaults are each work
+  type's declaration in handoff.core.work_types.
 
 All datetimes in and out are naive UTC, as stored in the database; aware ones are accepted.
 """
@@ -31,6 +32,7 @@ from pydantic import BaseModel, Field, field_validator
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from handoff.core import work_types
 from handoff.core.models import WorkItem, WorkItemState
 from handoff.core.routing.eligibility import as_utc_naive, parse_hhmm, parse_work_days, zone
 from handoff.core.settings import settings
@@ -65,18 +67,10 @@ class BusinessHours(BaseModel):
 
 
 def _default_work_types() -> dict[str, WorkTypeSla]:
-    # Business hours to due, and the effort assumed before any history exists.
-    return {
-        "order-approval": WorkTypeSla(sla_hours=settings.approval_due_hours, effort_minutes=15),
-        "credit-review": WorkTypeSla(sla_hours=16, effort_minutes=30),
-        "discount-approval": WorkTypeSla(sla_hours=4, effort_minutes=10),
-        "provisioning-visit": WorkTypeSla(sla_hours=40, effort_minutes=120),
-        "activation-confirmation": WorkTypeSla(sla_hours=8, effort_minutes=15),
-        "invoice-approval": WorkTypeSla(sla_hours=16, effort_minutes=20),
-        "checklist-fix": WorkTypeSla(sla_hours=8, effort_minutes=30),
-        "handoff-signoff-sales": WorkTypeSla(sla_hours=24, effort_minutes=30),
-        "handoff-signoff-operations": WorkTypeSla(sla_hours=24, effort_minutes=30),
-    }
+    # Business hours to due, and the effort assumed before any history exists: as each work
+    # type is declared (handoff.core.work_types).
+    return {name: WorkTypeSla(sla_hours=kind.sla_hours, effort_minutes=kind.effort_minutes)
+            for name, kind in work_types.WORK_TYPES.items()}
 
 
 class SlaConfig(BaseModel):

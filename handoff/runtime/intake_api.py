@@ -32,7 +32,13 @@ from fastapi.responses import JSONResponse
 from starlette.concurrency import run_in_threadpool
 from uvicorn.protocols.http.h11_impl import H11Protocol
 
-from handoff.core.intake import IntakeInterrupted, IntakeResult, parse_csv_orders, parse_json_orders, submit_orders
+from handoff.core.intake import (
+    IntakeInterrupted,
+    IntakeResult,
+    parse_csv_orders,
+    parse_json_orders,
+    submit_orders,
+)
 from handoff.core.settings import settings
 from handoff.runtime import outbox
 
@@ -200,7 +206,7 @@ class IntakeServer:
         self.url = f"http://{host}:{port}"
         self.thread = threading.Thread(target=self.server.run, daemon=True, name="intake-http")
 
-    def start(self, context_run=None) -> "IntakeServer":  # noqa: ANN001
+    def start(self, context_run=None) -> IntakeServer:
         if context_run is not None:
             self.thread = threading.Thread(target=context_run, args=(self.server.run,), daemon=True, name="intake-http")
         self.thread.start()

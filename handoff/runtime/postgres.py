@@ -46,11 +46,11 @@ class PostgresCluster:
         self.running = False
 
     def _run(self, *args: str | Path) -> None:
-        done = subprocess.run([*self.as_postgres, *map(str, args)], capture_output=True, text=True)
+        done = subprocess.run([*self.as_postgres, *map(str, args)], capture_output=True, text=True, check=False)
         if done.returncode != 0:
             raise RuntimeError(f"{args[0]} failed: {done.stdout}{done.stderr}")
 
-    def start(self) -> "PostgresCluster":
+    def start(self) -> PostgresCluster:
         if self.as_postgres:
             shutil.chown(self.dir, "postgres")
         self._run(self.bindir / "initdb", "-D", self.data, "-U", "postgres", "--auth=trust", "-E", "UTF8")
@@ -68,7 +68,7 @@ class PostgresCluster:
             self.running = False
             shutil.rmtree(self.dir, ignore_errors=True)
 
-    def __enter__(self) -> "PostgresCluster":
+    def __enter__(self) -> PostgresCluster:
         return self.start()
 
     def __exit__(self, *exc: object) -> None:

@@ -30,7 +30,8 @@ def is_up(url: str) -> bool:
 
 def start(url: str = DEFAULT_URL, log_path: str | None = None, timeout: float | None = None) -> subprocess.Popen | None:
     """Start `prefect server start` for `url` unless one answers there; None if reused. Its SQLite
-    write transactions begin IMMEDIATE (see handoff.runtime.prefect_server_main)."""
+    write transactions begin IMMEDIATE (see handoff.runtime.prefect_server_main). A first start
+    migrates its database: on a busy machine (or PostgreSQL) that takes well over a minute."""
     if is_up(url):
         return None
     parsed = urlparse(url)
@@ -73,14 +74,9 @@ def stop(proc: subprocess.Popen | None) -> None:
 
 def flush_and_stop(proc: subprocess.Popen | None) -> None:
     """Send the logs and events still queued in this process, then stop the server we started."""
-    from prefect.events.worker import EventsWorker
-    from prefect.logging.handlers import APILogWorker
+    from handoff.runtime.prefect_patches import drain_client_services
 
-    for worker in (APILogWorker, EventsWorker):
-        try:
-            worker.drain_all(timeout=10)
-        except Exception:  # noqa: BLE001 - nothing more can be sent; stopping matters more
-            pass
+    drain_client_services(timeout=10)
     stop(proc)
 
 

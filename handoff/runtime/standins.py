@@ -5,12 +5,14 @@ the answers they give when the demo runs with --auto-approve.
 
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 from sqlalchemy import select
+from sqlalchemy.orm import Session
 
+from handoff.core import work_types
 from handoff.core.db import session
-from handoff.core.models import OrderCheck, Worker, WorkerSkill, WorkItem
+from handoff.core.models import Worker, WorkerSkill, WorkItem
 
 # name, role, capacity, {skill: level}. Sales and operations are different people, so a
 # handoff meeting's two sign-offs always come from two sides.
@@ -42,32 +44,11 @@ def ensure_standin_reps() -> int:
     return added
 
 
-# --- what a stand-in answers, per work type ------------------------------------------------
+# --- what a stand-in answers: as each work type declares it (handoff.core.work_types) ------
 
 
-def _order_approval(item: WorkItem, s) -> dict:  # noqa: ANN001
-    check = s.scalar(select(OrderCheck).where(OrderCheck.order_id == item.order_id).order_by(OrderCheck.id.desc()))
-    if check is not None and check.errors:
-        return {"decision": "reject", "note": "checklist failed: " + "; ".join(f["text"] for f in check.errors)}
-    return {"decision": "approve", "note": "checked the order and its findings; fine to go on"}
-
-
-STANDIN_ANSWERS: dict[str, Callable[[WorkItem, object], dict]] = {
-    "order-approval": _order_approval,
-    "credit-review": lambda item, s: {"decision": "approve", "note": "prepayment agreed with the customer"},
-    "discount-approval": lambda item, s: {"decision": "approve", "note": "within what we give this customer"},
-    "provisioning-visit": lambda item, s: {"visit_done": True, "technician": item.assignee.name,
-                                           "notes": "installed and tested on site"},
-    "provisioning-exception": lambda item, s: {"resolution": "drop-line",
-                                               "note": "product no longer sold; customer informed"},
-    "activation-confirmation": lambda item, s: {"confirmed": True, "note": "customer confirmed by phone"},
-    "invoice-approval": lambda item, s: {"decision": "approve", "note": "amounts match the order"},
-    "checklist-fix": lambda item, s: {"resolution": "fixed", "note": "corrected the data"},
-    "handoff-signoff-sales": lambda item, s: {
-        "signed": True, "turnaround_days": 3, "scope": "nation-wide", "customisations": "none",
-        "decision_maker": "the customer's contact", "decision_maker_contact": "contact@example.com",
-        "training_sessions": 1, "changes_since_contract": "none", "open_questions": ""},
-    "handoff-signoff-operations": lambda item, s: {"signed": True, "open_questions": ""},
+STANDIN_ANSWERS: dict[str, Callable[[WorkItem, Session], dict]] = {
+    name: kind.standin_answer for name, kind in work_types.WORK_TYPES.items()
 }
 
 

@@ -7,16 +7,19 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, NoReturn
 from uuid import UUID
 
 from pydantic import ValidationError
 from sqlalchemy import select
 
 from checklists.forms import FORMS, StepForm
-from handoff.core import identity
+from handoff.core import audit, identity
 from handoff.core.db import session
 from handoff.core.models import WorkItem, WorkItemState
 from handoff.core.routing import router
+from handoff.runtime import prefect_patches
 
 
 class StepNotReady(Exception):
@@ -57,7 +60,7 @@ def form_for(work_type: str) -> type[StepForm]:
 
 def step_form(item_id: int) -> tuple[type[StepForm], str | None]:
     """The form a waiting step asks for, and the description its flow run shows above it."""
-    from prefect.input import read_flow_run_input
+    from prefect.client.orchestration import get_client
 
     with session() as s:
         item = s.get(WorkItem, item_id)
@@ -66,7 +69,10 @@ def step_form(item_id: int) -> tuple[type[StepForm], str | None]:
         form, run_id, key = form_for(item.work_type), item.flow_run_id, item.input_key
     description = None
     if run_id and key:
-        description = read_flow_run_input(key=f"{key}-description", flow_run_id=UUID(run_id))
+        with get_client(sync_client=True) as client:
+            keyset = _keyset_if_waiting(client, UUID(run_id), key)
+            if keyset:
+                description = _read_input(client, UUID(run_id), keyset["description"])
     return form, description
 
 
@@ -81,35 +87,132 @@ def complete_step(item_id: int, answer: dict, wait_seconds: float = 30.0, *, by:
     stays open and assigned. A supervisor completing someone else's item is an override: its
     reason (`override_reason`, else the note) is signed with the answer and audited by the flow.
     A bad form raises pydantic's ValidationError naming the fields.
+
+    Two answers at once: the run takes the first that reaches it (Prefect resumes a paused run
+    once, in one server transaction, and answers ABORT to the next); the other is told who
+    completed the step and when (router.AlreadyCompleted), and its attempt is audited.
     """
-    from prefect.flow_runs import resume_flow_run
-    from prefect.input import read_flow_run_input
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.responses import SetStateStatus
 
     person = by or str(answer.get("completed_by") or "")
+    holder = None
     with session() as s:
         item = s.get(WorkItem, item_id)
         if item is None:
             raise router.NotAllowed(f"work item {item_id} does not exist")
-        router.check_may_complete(s, item, person)
-        holder = item.assignee.name if item.assignee else None
-        # Raises ValidationError naming the bad fields; sends what the form made of the text.
-        fields = {k: v for k, v in answer.items() if k != identity.PROOF_FIELD}
-        answer = form_for(item.work_type).model_validate({**fields, "completed_by": person}).model_dump(mode="json")
-        answer.pop(identity.PROOF_FIELD, None)
+        done_already = router.AlreadyCompleted(item) if item.state == WorkItemState.COMPLETED else None
+        if done_already is None:
+            router.check_may_complete(s, item, person)
+            holder = item.assignee.name if item.assignee else None
+            # Raises ValidationError naming the bad fields; sends what the form made of the text.
+            fields = {k: v for k, v in answer.items() if k != identity.PROOF_FIELD}
+            answer = form_for(item.work_type).model_validate({**fields, "completed_by": person}).model_dump(mode="json")
+            answer.pop(identity.PROOF_FIELD, None)
         flow_run_id, input_key = item.flow_run_id, item.input_key
+    if done_already is not None:
+        _refuse(item_id, person, done_already)
     if not flow_run_id or not input_key:
         raise StepNotReady(f"work item {item_id} is not waiting for a form yet")
-    if person != holder and override_reason is None:
-        override_reason = answer.get("note") or "(no reason given)"
-    # The run saves its form's schema just after it pauses; resuming before that fails.
+    override = None
+    if person != holder:
+        override = override_reason or answer.get("note") or "(no reason given)"
+    run_id = UUID(flow_run_id)
+    with get_client(sync_client=True) as client:
+        keyset = _wait_for_the_form(client, item_id, person, run_id, input_key, wait_seconds)
+        proof = identity.sign_completion(item_id, input_key, person, answer, override=override, via=via)
+        result = client.resume_flow_run(run_id, run_input={**answer, identity.PROOF_FIELD: proof})
+        if result.status == SetStateStatus.ACCEPT:
+            return
+        if result.status == SetStateStatus.REJECT:
+            reason = result.details.reason if result.details else "no reason given"
+            raise StepNotReady(f"work item {item_id}: Prefect refused the answer: {reason}")
+        first = _answer_taken(client, run_id, keyset)
+    # ABORT: the run was no longer paused. Our own answer (a retried request whose first try
+    # went through) is a success; anyone else's means this one came second.
+    if first is not None and {k: v for k, v in first[0].items() if k != identity.PROOF_FIELD} == answer:
+        return
+    _lost_the_race(item_id, person, first, wait_seconds)
+
+
+def _keyset_if_waiting(client: Any, run_id: UUID, input_key: str) -> dict[str, str] | None:
+    """The run-input keys of the run's pause for this step, read from its paused state; None
+    unless the run is paused, and paused for this step's form (not an earlier or later one)."""
+    state = client.read_flow_run(run_id).state
+    key = prefect_patches.pause_key(state)
+    # Items stored before 2026-11 kept Prefect's derived name ("suspended-work-item-12-0").
+    if key is None or not (input_key == key or input_key.endswith(f"-{key}")):
+        return None
+    return prefect_patches.pause_keyset(state)
+
+
+def _read_input(client: Any, run_id: UUID, key: str) -> Any:
+    import httpx
+    import orjson
+
+    try:
+        return orjson.loads(client.read_flow_run_input(run_id, key))
+    except httpx.HTTPStatusError as exc:
+        if exc.response.status_code == 404:
+            return None
+        raise
+
+
+def _wait_for_the_form(client: Any, item_id: int, by: str, run_id: UUID, input_key: str,
+                       wait_seconds: float) -> dict[str, str]:
+    """Wait for the run's input schema before resuming: the run saves it just after it pauses,
+    and Prefect refuses a resume without it. Meanwhile another answer may complete the step."""
     deadline = time.monotonic() + wait_seconds
-    while read_flow_run_input(key=f"{input_key}-schema", flow_run_id=UUID(flow_run_id)) is None:
+    while True:
+        keyset = _keyset_if_waiting(client, run_id, input_key)
+        if keyset and _read_input(client, run_id, keyset["schema"]) is not None:
+            return keyset
+        with session() as s:
+            item = s.get(WorkItem, item_id)
+            done = router.AlreadyCompleted(item) if item.state == WorkItemState.COMPLETED else None
+        if done is not None:
+            _refuse(item_id, by, done)
         if time.monotonic() > deadline:
             raise StepNotReady(f"work item {item_id}: its flow run is not waiting for the form")
         time.sleep(0.2)
-    proof = identity.sign_completion(item_id, input_key, person, answer,
-                                     override=override_reason if person != holder else None, via=via)
-    resume_flow_run(UUID(flow_run_id), run_input={**answer, identity.PROOF_FIELD: proof})
+
+
+def _answer_taken(client: Any, run_id: UUID, keyset: dict[str, str]) -> tuple[dict, datetime] | None:
+    """The answer that resumed the run, and when Prefect stored it."""
+    for stored in client.filter_flow_run_input(run_id, keyset["response"], limit=1, exclude_keys=set()):
+        if stored.key == keyset["response"]:
+            return stored.decoded_value, stored.created
+    return None
+
+
+def _lost_the_race(item_id: int, by: str, first: tuple[dict, datetime] | None, wait_seconds: float) -> None:
+    """Another answer resumed the run first: audit this one as refused and say whose won. The
+    winner's run records its completion a moment later; the item says who and when once it has."""
+    deadline = time.monotonic() + min(wait_seconds, 10.0)
+    refusal: Exception | None = None
+    while refusal is None:
+        with session() as s:
+            item = s.get(WorkItem, item_id)
+            if item.state == WorkItemState.COMPLETED:
+                refusal = router.AlreadyCompleted(item)
+        if refusal is None and time.monotonic() > deadline:
+            if first is not None:
+                winner, at = first
+                refusal = router.NotAllowed(
+                    f"work item {item_id} was already answered by {winner.get('completed_by', 'someone')} "
+                    f"at {at:%Y-%m-%d %H:%M:%S} UTC; your answer was not used")
+            else:
+                refusal = StepNotReady(f"work item {item_id}: its flow run stopped waiting before your "
+                                       "answer reached it; look again")
+        time.sleep(0 if refusal else 0.2)
+    _refuse(item_id, by, refusal)
+
+
+def _refuse(item_id: int, by: str, refusal: Exception) -> NoReturn:
+    """Write the refused attempt down (the WIP review lists it), then tell the person."""
+    with session() as s:
+        audit.record(s, by or "?", "work_item", item_id, "completion-refused", reason=str(refusal))
+    raise refusal
 
 
 __all__ = ["FORMS", "StepNotReady", "ValidationError", "WaitingStep", "complete_step", "form_for", "step_form", "waiting_steps"]

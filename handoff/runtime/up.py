@@ -37,31 +37,31 @@ class Feed:
 
 
 def announce_pending_orders(stop: threading.Event, say: Callable[[str], None]) -> None:
-    """The outbox: orders stored while no server listened are announced once one does, and an
-    announced order whose pipeline never started (its event came before the trigger existed)
-    gets its pipeline started directly."""
-    from handoff.core.intake import unannounced_orders
-    from handoff.runtime.outbox import announce_orders
+    """The outbox: confirm the orders Prefect has, send again those it has not (a server that
+    was down, an event lost on the way), and start the pipeline of a confirmed order whose event
+    started nothing (it came before the trigger existed)."""
+    from handoff.runtime.outbox import outbox_pass
 
     while not stop.is_set():
         try:
-            pending = unannounced_orders()
-            if pending:
-                sent = announce_orders(pending)
-                if sent:
-                    say(f"announced {sent} stored order(s)")
-            started = start_stalled_pipelines()
+            confirmed, sent = outbox_pass()
+            if confirmed or sent:
+                say(f"outbox: {confirmed} order(s) confirmed by Prefect, {sent} sent (again)")
+            started = start_unstarted_pipelines()
             if started:
-                say(f"started the pipeline of {started} order(s) that had no live run")
+                say(f"started the pipeline of {started} order(s) whose event started none")
         except Exception as exc:  # a busy server now and then must not stop the outbox for good
             say(f"outbox: {type(exc).__name__}: {exc} (trying again)")
         stop.wait(OUTBOX_SECONDS)
 
 
-def start_stalled_pipelines(grace: timedelta = STALLED_AFTER) -> int:
-    """Start the pipeline of an order that has none: its event found no trigger (no run at
-    all), or its run crashed or failed before the order was done."""
-    from prefect.deployments import run_deployment
+def start_unstarted_pipelines(grace: timedelta = STALLED_AFTER) -> int:
+    """Start the pipeline of each announced order that has none yet (its event found no trigger).
+
+    A run that started and then crashed or failed is sla-watch's to restart (tasks/stranded.py).
+    Prefect de-duplicates the start: the run is created with an idempotency key that counts this
+    order's starts, so two processes starting the same order at once get one run, and an order
+    whose started run ended before taking the order gets a new one."""
     from sqlalchemy import select
 
     from handoff.core.db import session
@@ -71,20 +71,42 @@ def start_stalled_pipelines(grace: timedelta = STALLED_AFTER) -> int:
         unstarted = s.scalars(select(Order.id).where(
             Order.status == OrderStatus.RECEIVED, Order.flow_run_id.is_(None),
             Order.announced_at.is_not(None), Order.announced_at < utcnow() - grace)).all()
-        open_runs = dict(s.execute(select(Order.id, Order.flow_run_id).where(
-            Order.status.not_in([OrderStatus.COMPLETE, OrderStatus.REJECTED]),
-            Order.flow_run_id.is_not(None), Order.received_at < utcnow() - grace)).all())
+    if not unstarted:
+        return 0
     live = live_pipeline_orders()
-    stalled = [o for o in unstarted if o not in live]
-    ended = ended_runs(list(open_runs.values()))
-    stalled += [o for o, run_id in open_runs.items() if o not in live and run_id in ended]
-    for order_id in stalled:
-        run = run_deployment("order-pipeline/order-pipeline", parameters={"order_id": order_id}, timeout=0,
-                             flow_run_name=f"order-{order_id}")
-        with session() as s:  # the new run claims the order itself (a crashed holder gives it up)
-            order = s.get(Order, order_id)
-            order.flow_run_id = order.flow_run_id or str(run.id)
-    return len(stalled)
+    started = 0
+    for order_id in (o for o in unstarted if o not in live):
+        start_pipeline(order_id)
+        started += 1
+    return started
+
+
+PIPELINE = "order-pipeline/order-pipeline"
+
+
+def start_pipeline(order_id: str) -> str:
+    """Start the order's pipeline from its deployment; returns the run's id. The n-th start of an
+    order has the idempotency key `order-<id>-start-<n>` (n: starts recorded before it)."""
+    from prefect.deployments import run_deployment
+    from sqlalchemy import select
+
+    from handoff.core import audit
+    from handoff.core.db import session
+    from handoff.core.models import AuditEvent
+
+    def recorded_starts(s) -> set[str]:  # noqa: ANN001
+        return {(e.details or {}).get("flow_run_id") for e in s.scalars(select(AuditEvent).where(
+            AuditEvent.entity == "order", AuditEvent.entity_id == order_id, AuditEvent.action == "pipeline-started"))}
+
+    with session() as s:
+        starts = len(recorded_starts(s))
+    run = run_deployment(PIPELINE, parameters={"order_id": order_id}, timeout=0, flow_run_name=f"order-{order_id}",
+                         idempotency_key=f"order-{order_id}-start-{starts}")
+    with session() as s:
+        if str(run.id) not in recorded_starts(s):
+            audit.record(s, "system:outbox", "order", order_id, "pipeline-started", flow_run_id=str(run.id),
+                         reason="announced, but no pipeline run took the order")
+    return str(run.id)
 
 
 LIVE_STATES = ("SCHEDULED", "PENDING", "RUNNING", "PAUSED")
@@ -112,23 +134,6 @@ def live_pipeline_orders() -> set[str]:
             if len(runs) < PAGE:
                 return live
     return live
-
-
-def ended_runs(run_ids: list[str]) -> set[str]:
-    """Of these runs, the ones that crashed, failed or were cancelled."""
-    from prefect.client.orchestration import get_client
-    from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId, FlowRunFilterState, FlowRunFilterStateType
-    from prefect.client.schemas.objects import StateType
-
-    ended: set[str] = set()
-    with get_client(sync_client=True) as client:
-        for start in range(0, len(run_ids), PAGE):
-            runs = client.read_flow_runs(flow_run_filter=FlowRunFilter(
-                id=FlowRunFilterId(any_=run_ids[start:start + PAGE]),
-                state=FlowRunFilterState(type=FlowRunFilterStateType(any_=[StateType.CRASHED, StateType.FAILED,
-                                                                            StateType.CANCELLED]))), limit=PAGE)
-            ended |= {str(r.id) for r in runs}
-    return ended
 
 
 def feed_orders(feed: Feed, stop: threading.Event, say: Callable[[str], None]) -> None:

@@ -28,11 +28,15 @@ import importlib
 import logging
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Optional
+from typing import TYPE_CHECKING, Any
 
 import anyio
 import anyio.abc
-from prefect.workers.process import ProcessJobConfiguration, ProcessWorker, ProcessWorkerResult
+from prefect.workers.process import (
+    ProcessJobConfiguration,
+    ProcessWorker,
+    ProcessWorkerResult,
+)
 
 if TYPE_CHECKING:
     from prefect.client.schemas.objects import FlowRun
@@ -42,7 +46,7 @@ WORKER_TYPE = "handoff-process"
 log = logging.getLogger(__name__)
 
 
-def flow_from_entrypoint(entrypoint: str) -> "Flow[..., Any] | None":
+def flow_from_entrypoint(entrypoint: str) -> Flow[..., Any] | None:
     """The flow an entrypoint names, imported as a module of the code on this machine
     (`flows/billing.py:billing` → `flows.billing.billing`), or None if it is not importable."""
     from prefect.flows import Flow
@@ -63,11 +67,11 @@ class WarmStarter:
     """Starts one flow run as a fork of the warm process (Prefect's ProcessStarter contract:
     signal the handle, then block until the process exits)."""
 
-    def __init__(self, flow: "Flow[..., Any]", deployment_name: str | None, env: dict[str, str | None],
+    def __init__(self, flow: Flow[..., Any], deployment_name: str | None, env: dict[str, str | None],
                  control_channel: Any) -> None:
         self.flow, self.deployment_name, self.env, self.control_channel = flow, deployment_name, env, control_channel
 
-    async def start(self, flow_run: "FlowRun",
+    async def start(self, flow_run: FlowRun,
                     task_status: anyio.abc.TaskStatus[Any] = anyio.TASK_STATUS_IGNORED) -> None:
         from prefect import flow_engine
         from prefect.runner._process_manager import ProcessHandle
@@ -122,7 +126,7 @@ class WarmProcessWorker(ProcessWorker):
             self._warm = self._warm_requested and warm_start.enable(preload)
         return self._warm
 
-    async def _deployment_flow(self, flow_run: "FlowRun") -> tuple[str | None, "Flow[..., Any] | None"]:
+    async def _deployment_flow(self, flow_run: FlowRun) -> tuple[str | None, Flow[..., Any] | None]:
         if flow_run.deployment_id is None:
             return None, None
         key = str(flow_run.deployment_id)
@@ -132,11 +136,23 @@ class WarmProcessWorker(ProcessWorker):
             self._flows[key] = (deployment.name, flow)
         return self._flows[key]
 
-    async def __aenter__(self) -> "WarmProcessWorker":
+    async def __aenter__(self) -> WarmProcessWorker:
+        """One executor context (API client, process manager, cancellation observer, control
+        channel) for all of this worker's warm runs, as Prefect's Runner keeps one: setting one up
+        per run, as the process worker does, costs 1-2 s on a busy 2-core machine. It is entered
+        here, in the worker's own task, because its task groups must be left in the same task."""
+        from prefect.runner._flow_run_executor import FlowRunExecutorContext
+        from prefect.runner._hook_runner import HookRunner
+
         await super().__aenter__()
+        if self._warm_requested:
+            context = FlowRunExecutorContext()
+            await context.__aenter__()
+            self._executor_context = context
+            self._hook_runner = HookRunner(resolve_flow=self._resolve_flow)
         return self
 
-    async def __aexit__(self, *exc: Any) -> None:
+    async def __aexit__(self, *exc: object) -> None:
         try:
             await super().__aexit__(*exc)  # waits for the runs in flight
         finally:
@@ -144,35 +160,22 @@ class WarmProcessWorker(ProcessWorker):
                 context, self._executor_context = self._executor_context, None
                 await context.__aexit__(None, None, None)
 
-    async def _shared_executor_context(self) -> Any:
-        """One executor context (API client, process manager, cancellation observer, control
-        channel) for all of this worker's warm runs, as Prefect's Runner keeps one: setting one
-        up per run, as the process worker does, costs 1-2 s on a busy 2-core machine."""
-        from prefect.runner._flow_run_executor import FlowRunExecutorContext
-        from prefect.runner._hook_runner import HookRunner
-
-        if self._executor_context is None:
-            context = FlowRunExecutorContext()
-            await context.__aenter__()
-            self._executor_context = context
-            self._hook_runner = HookRunner(resolve_flow=self._resolve_flow)
-        return self._executor_context
-
-    async def _resolve_flow(self, flow_run: "FlowRun") -> "Flow[..., Any]":
+    async def _resolve_flow(self, flow_run: FlowRun) -> Flow[..., Any]:
         _, flow = await self._deployment_flow(flow_run)
         if flow is None:
             raise RuntimeError(f"flow run {flow_run.id} has no warm flow")
         return flow
 
-    async def run(self, flow_run: "FlowRun", configuration: ProcessJobConfiguration,
-                  task_status: Optional[anyio.abc.TaskStatus[int]] = None) -> ProcessWorkerResult:
+    async def run(self, flow_run: FlowRun, configuration: ProcessJobConfiguration,
+                  task_status: anyio.abc.TaskStatus[int] | None = None) -> ProcessWorkerResult:
         deployment_name, flow = await self._deployment_flow(flow_run)
-        if flow is None or configuration._command_configured or not self.warm_up():
+        if (flow is None or configuration._command_configured or self._executor_context is None
+                or not self.warm_up()):
             return await super().run(flow_run, configuration, task_status)
         return await self._run_warm(flow_run, flow, deployment_name, configuration,
                                     task_status or anyio.TASK_STATUS_IGNORED)
 
-    async def _run_warm(self, flow_run: "FlowRun", flow: "Flow[..., Any]", deployment_name: str | None,
+    async def _run_warm(self, flow_run: FlowRun, flow: Flow[..., Any], deployment_name: str | None,
                         configuration: ProcessJobConfiguration, task_status: anyio.abc.TaskStatus[int]) -> ProcessWorkerResult:
         import os
 
@@ -181,7 +184,7 @@ class WarmProcessWorker(ProcessWorker):
         # Only what the pool's job template adds to this worker's own environment travels.
         job_env = {k: v for k, v in (configuration.env or {}).items() if os.environ.get(k) != v}
         execution: FlowRunExecutionResult | None = None
-        ctx = await self._shared_executor_context()
+        ctx = self._executor_context
         starter = WarmStarter(flow, deployment_name, job_env, ctx.control_channel)
         executor = ctx.create_executor(flow_run, starter, hook_runner=self._hook_runner, propose_submitting=False)
 

@@ -28,14 +28,15 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 from handoff.core.settings import settings
 from handoff.runtime import prefect_server
 
 POOL = "back-office"
 WORKER_STOP_SECONDS = 30
+SERVER_START_SECONDS = 240
 
 
 @dataclass
@@ -47,7 +48,7 @@ class StackSpec:
     warm: bool = True
 
 
-def use_postgres(spec: StackSpec, say: Callable[[str], None]):  # noqa: ANN201
+def use_postgres(spec: StackSpec, say: Callable[[str], None]):
     """Start the throwaway cluster (if asked) and point Prefect's server and handoff at it; write
     where the databases are to HANDOFF_HOME/stack.json (benches and operators read it)."""
     cluster = None
@@ -72,7 +73,7 @@ def use_postgres(spec: StackSpec, say: Callable[[str], None]):  # noqa: ANN201
     return cluster
 
 
-def run_stack(spec: StackSpec, feed, say: Callable[[str], None]) -> None:  # noqa: ANN001
+def run_stack(spec: StackSpec, feed, say: Callable[[str], None]) -> None:
     """`handoff up` with its production options."""
     from handoff.runtime.up import run_up
 
@@ -91,7 +92,7 @@ def run_stack(spec: StackSpec, feed, say: Callable[[str], None]) -> None:  # noq
 def stop_on_signals() -> None:
     """Ctrl-C and SIGTERM both stop the stack cleanly (workers, server, the throwaway cluster),
     also when it was started in the background, where SIGINT comes in ignored."""
-    def interrupt(signum: int, frame: object) -> None:  # noqa: ARG001
+    def interrupt(signum: int, frame: object) -> None:
         raise KeyboardInterrupt
 
     if threading.current_thread() is threading.main_thread():
@@ -127,7 +128,7 @@ class Workers:
         self.spec, self.say = spec, say
         self.procs: dict[str, subprocess.Popen] = {}
 
-    def start(self) -> "Workers":
+    def start(self) -> Workers:
         for i in range(1, self.spec.workers + 1):
             self._start(f"{self.spec.pool}-{i}")
         return self
@@ -158,7 +159,7 @@ class Workers:
                 proc.kill()
 
 
-def run_workers(spec: StackSpec, feed, say: Callable[[str], None]) -> None:  # noqa: ANN001
+def run_workers(spec: StackSpec, feed, say: Callable[[str], None]) -> None:
     """Server, sandbox, pool and deployments, N workers, intake, outbox and feed, until Ctrl-C."""
     from deployments import DEFINITIONS, deploy_all
     from handoff.runtime.intake_api import IntakeServer, intake_token
@@ -169,7 +170,8 @@ def run_workers(spec: StackSpec, feed, say: Callable[[str], None]) -> None:  # n
     os.chdir(ROOT)
     ensure_standin_reps()
     url = settings.prefect_ui_url
-    server = prefect_server.start(url, log_path=str(settings.home / "prefect-server.log"))
+    # PostgreSQL migrations on a first start take longer than SQLite's; a busy machine more still
+    server = prefect_server.start(url, log_path=str(settings.home / "prefect-server.log"), timeout=SERVER_START_SECONDS)
     say(f"Prefect server {'started' if server else 'already running'}: UI at {url}")
     sandbox_port = int(settings.sandbox_url.rsplit(":", 1)[-1].split("/")[0])
     systems = start_sandbox(sandbox_port, state_path=settings.home / "sandbox-ledger.jsonl")

@@ -55,10 +55,13 @@ def wait_until_paused_for_the_form(api: str, flow, order_id: str):
             pytest.fail(f"order entry exited ({flow.proc.returncode}) before asking a rep:\n{flow.log_tail()}")
         step = step or next((s for s in waiting_steps() if s.order_id == order_id), None)
         if step is not None:
-            schema = httpx.get(f"{api}/flow_runs/{step.flow_run_id}/input/{step.input_key}-schema", timeout=5)
             run = httpx.get(f"{api}/flow_runs/{step.flow_run_id}", timeout=5)
-            if schema.status_code == 200 and run.status_code == 200 and run.json()["state_type"] == "PAUSED":
-                return step, run.json()
+            if run.status_code == 200 and run.json()["state_type"] == "PAUSED":
+                # the keys the run waits on are in its paused state (prefect_patches.pause_keyset)
+                keyset = run.json()["state"]["state_details"]["run_input_keyset"]
+                schema = httpx.get(f"{api}/flow_runs/{step.flow_run_id}/input/{keyset['schema']}", timeout=5)
+                if schema.status_code == 200:
+                    return step, run.json()
         time.sleep(0.3)
     pytest.fail(f"order {order_id} did not pause for a rep within {STEP_SECONDS} s:\n{flow.log_tail()}")
 

@@ -6,7 +6,12 @@ import pytest
 from sqlalchemy import func, select
 
 from handoff.core.db import session
-from handoff.core.intake import parse_csv_orders, parse_json_orders, read_order_file, submit_orders
+from handoff.core.intake import (
+    parse_csv_orders,
+    parse_json_orders,
+    read_order_file,
+    submit_orders,
+)
 from handoff.core.models import Order, Quarantine
 
 BOTH_DATABASES = pytest.mark.parametrize("db", ["sqlite", "postgres"], indirect=True)

@@ -10,7 +10,12 @@ import pytest
 from sqlalchemy import func, select
 
 from handoff.core.db import session
-from handoff.core.intake import parse_csv_orders, parse_json_orders, read_order_file, submit_orders
+from handoff.core.intake import (
+    parse_csv_orders,
+    parse_json_orders,
+    read_order_file,
+    submit_orders,
+)
 from handoff.core.models import AuditEvent, Order, Quarantine
 
 GOOD = {"order_id": "A-1", "customer_id": "ALFKI", "order_date": "2024-03-01", "due_date": "2024-03-15",

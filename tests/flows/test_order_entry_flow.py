@@ -38,11 +38,15 @@ def start_in_background(pool, order_id) -> Future:
 
 
 def wait_for_step(order_id, timeout=60):
+    """The order's step, once its run has paused for the form (the step is listed a moment
+    before: the run notes its pause key, then pauses)."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         for step in waiting_steps():
             if step.order_id == order_id:
-                return step
+                with get_client(sync_client=True) as client:
+                    if client.read_flow_run(UUID(step.flow_run_id)).state.is_paused():
+                        return step
         time.sleep(0.2)
     raise AssertionError(f"no step waiting for order {order_id}")
 
@@ -139,11 +143,15 @@ def test_a_completion_from_the_ui_by_the_wrong_person_is_refused_and_asked_again
     from prefect.flow_runs import resume_flow_run
     from prefect.input import read_flow_run_input
 
+    from handoff.runtime.prefect_patches import pause_keyset
+
     receive("U-1", quantity=400)
     with ThreadPoolExecutor(1) as pool:
         run = start_in_background(pool, "U-1")
         step = wait_for_step("U-1")
-        while read_flow_run_input(key=f"{step.input_key}-schema", flow_run_id=UUID(step.flow_run_id)) is None:
+        with get_client(sync_client=True) as client:  # the keys the run waits on, from its paused state
+            keyset = pause_keyset(client.read_flow_run(UUID(step.flow_run_id)).state)
+        while read_flow_run_input(key=keyset["schema"], flow_run_id=UUID(step.flow_run_id)) is None:
             time.sleep(0.2)
         resume_flow_run(UUID(step.flow_run_id), run_input={"completed_by": "Robert King", "decision": "approve", "note": "x"})
 

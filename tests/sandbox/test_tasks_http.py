@@ -13,6 +13,7 @@ from tasks import crm, http, provisioning
 from tasks.http import (
     BusinessRejection,
     Conflict,
+    Declined,
     NotFound,
     RequestRejected,
     SystemClient,
@@ -49,8 +50,6 @@ def status_error(status: int) -> httpx.HTTPStatusError:
         (BusinessRejection("provisioning", "discontinued", status_code=422), False),
         (Conflict("billing", "exists", status_code=409), False),
         (RequestRejected("billing", "malformed", status_code=400), False),
-        (crm.CreditDeclined(crm.CreditCheck(id="CC-1", customer_id="FRANK", order_id="1", amount=1.0,
-                                            decision="declined", reason="on credit hold")), False),
         (status_error(404), False),
         (status_error(422), False),
         (ValueError("a bug in our code"), False),
@@ -122,7 +121,7 @@ def test_answers_become_clear_errors(monkeypatch, status, body, raised):
 
     monkeypatch.setattr(provisioning, "client", mock_client("provisioning", answer, []))
     with pytest.raises(raised) as caught:
-        provisioning.reserve.fn("10248", 1, 5, 1)
+        provisioning.provision.fn("10248", 1, "RSV-000001")
     assert caught.value.system == "provisioning" and caught.value.status_code == status
     if isinstance(body, dict):
         assert caught.value.reason == body["reason"] and caught.value.error == body["error"]
@@ -131,14 +130,37 @@ def test_answers_become_clear_errors(monkeypatch, status, body, raised):
         assert caught.value.existing_id == "RSV-000001"
 
 
-def test_a_declined_credit_check_raises_credit_declined_with_the_decision(monkeypatch):
+def test_a_declined_credit_check_is_a_result_with_the_decision(monkeypatch):
     decision = {"id": "CC-000001", "customer_id": "ALFKI", "order_id": "7", "amount": 12000.0,
                 "decision": "declined", "reason": "amount 12,000.00 is above the credit limit of 10,000.00"}
     monkeypatch.setattr(crm, "client", mock_client("crm", lambda r: httpx.Response(201, json=decision), []))
-    with pytest.raises(crm.CreditDeclined) as caught:
-        crm.check_credit.fn("7", "ALFKI", 12000.0)
-    assert isinstance(caught.value, BusinessRejection)
-    assert caught.value.check.id == "CC-000001" and "credit limit" in caught.value.reason
+    declined = crm.check_credit.fn("7", "ALFKI", 12000.0)
+    assert isinstance(declined, Declined) and declined.error == "credit_declined"
+    assert declined.details["id"] == "CC-000001" and "credit limit" in declined.reason
+
+
+def test_a_customer_the_crm_does_not_know_is_declined_not_an_error(monkeypatch):
+    unknown = {"error": "not_found", "reason": "unknown customer NOBODY"}
+    monkeypatch.setattr(crm, "client", mock_client("crm", lambda r: httpx.Response(404, json=unknown), []))
+    declined = crm.check_credit.fn("7", "NOBODY", 10.0)
+    assert isinstance(declined, Declined) and declined.reason == "customer NOBODY is not in the CRM"
+
+
+@pytest.mark.parametrize(("status", "body", "raised"), [
+    (404, {"error": "not_found", "reason": "unknown product 999"}, NotFound),
+    (409, {"error": "already_reserved", "reason": "line reserved", "existing_id": "RSV-000001"}, Conflict),
+    (503, {"error": "unavailable", "reason": "provisioning is down"}, SystemUnavailable),
+])
+def test_a_refused_line_is_a_result_and_anything_else_still_raises(monkeypatch, status, body, raised):
+    refusal = {"error": "product_discontinued", "reason": "product 5 is discontinued"}
+    monkeypatch.setattr(provisioning, "client", mock_client("provisioning", lambda r: httpx.Response(422, json=refusal), []))
+    declined = provisioning.reserve.fn("10248", 1, 5, 1)
+    assert isinstance(declined, Declined)
+    assert (declined.system, declined.error, declined.reason) == ("provisioning", "product_discontinued",
+                                                                   "product 5 is discontinued")
+    monkeypatch.setattr(provisioning, "client", mock_client("provisioning", lambda r: httpx.Response(status, json=body), []))
+    with pytest.raises(raised):
+        provisioning.reserve.fn("10248", 1, 5, 1)
 
 
 def test_systems_live_under_the_sandbox_url_unless_one_has_its_own(monkeypatch):

@@ -12,7 +12,7 @@ from prefect import flow
 
 from sandbox.faults import Fault, Faults
 from tasks import activation, billing, calendar, crm, provisioning
-from tasks.http import BusinessRejection, NotFound, SystemClient, SystemUnavailable
+from tasks.http import NotFound, SystemClient, SystemUnavailable
 
 pytestmark = pytest.mark.usefixtures("prefect_harness", "quick_retries")
 
@@ -55,19 +55,12 @@ def test_a_system_that_stays_down_is_tried_six_times_then_the_flow_sees_it(sandb
 
 @flow(name="sandbox-probe-rejections")
 def rejections_flow(on_hold: str) -> list[str]:
-    reasons = []
-    try:
-        provisioning.reserve("1", 1, 5, 1)  # discontinued product: 422
-    except BusinessRejection as rejection:
-        reasons.append(rejection.error)
+    reasons = [provisioning.reserve("1", 1, 5, 1).error]  # discontinued product: 422, Declined
     try:
         crm.get_customer("NOBODY")  # 404
     except NotFound as missing:
         reasons.append(missing.error)
-    try:
-        crm.check_credit("2", on_hold, 10.0)  # 201, declined
-    except crm.CreditDeclined as declined:
-        reasons.append(declined.error)
+    reasons.append(crm.check_credit("2", on_hold, 10.0).error)  # 201, declined: Declined
     return reasons
 
 

@@ -26,7 +26,8 @@ Conventions:
   Datetimes in and out are naive UTC, as stored; aware ones are accepted.
 - "Business time" is handoff.core.sla's clock (business hours, weekdays, holidays); pass `clock`
   to use another. "Today" and "a day" are calendar days in the clock's time zone.
-- Work items belong to a team through the skills they require (`TEAM_BY_SKILL`).
+- Work items belong to a team through the skills they require (`TEAM_BY_SKILL`, from the
+  work-type registry handoff.core.work_types).
 - Cancelled items are not backlog; in the reconstructed history, closed items without a
   completed_at (cancellations record no time) are left out altogether.
 """
@@ -48,6 +49,7 @@ from handoff.analytics.reports.common import (  # noqa: F401
     OTHER_TEAM,
     PAST_DUE,
     PROBLEM_ORDER,
+    STRANDED_RUN,
     TEAM_BY_SKILL,
     UNASSIGNED,
     fmt_duration,

@@ -9,20 +9,12 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from handoff.core import sla
+from handoff.core import sla, work_types
 from handoff.core.models import OrderStatus, Worker, WorkItem, WorkItemState, utcnow
 from handoff.core.routing.eligibility import as_utc_naive
 
-# Which team owns a work item, by the skill it requires. Keep every mapping here.
-TEAM_BY_SKILL: dict[str, str] = {
-    "order-entry": "customer service",
-    "credit": "customer service",
-    "quotation": "customer service",
-    "provisioning": "operations",
-    "activation": "operations",
-    "billing": "billing",
-    "handoff": "account management",
-}
+# Which team owns a work item, by the skill it requires: as the work types declare it.
+TEAM_BY_SKILL: dict[str, str] = work_types.TEAM_BY_SKILL
 OTHER_TEAM = "other"
 
 ACTIVE = (WorkItemState.OPEN, WorkItemState.ASSIGNED, WorkItemState.STARTED)
@@ -37,12 +29,13 @@ DEFAULT_REFUSAL_HOURS = 24  # completion refusals this recent are problem cases
 ORDER_DUE_WITHIN = timedelta(days=1)
 
 # Problem kinds, in the order the action list puts them.
+STRANDED_RUN = "stranded run"  # its flow run stopped and could not be restarted (tasks/stranded.py)
 PAST_DUE = "past due"
 ESCALATED = "escalated"
 NO_ELIGIBLE_REP = "no eligible rep"
 COMPLETION_REFUSED = "completion refused"
 OPEN_DEFECTS = "open defects"
-PROBLEM_ORDER = (PAST_DUE, ESCALATED, NO_ELIGIBLE_REP, COMPLETION_REFUSED, OPEN_DEFECTS)
+PROBLEM_ORDER = (STRANDED_RUN, PAST_DUE, ESCALATED, NO_ELIGIBLE_REP, COMPLETION_REFUSED, OPEN_DEFECTS)
 
 
 def team_for(required_skills: dict[str, int] | None) -> str:

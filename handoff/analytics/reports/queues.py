@@ -14,10 +14,12 @@ from handoff.analytics.reports.common import (
     DEFAULT_REFUSAL_HOURS,
     DEFAULT_WAITING_MINUTES,
     ESCALATED,
+    FINISHED_ORDERS,
     NO_ELIGIBLE_REP,
     OPEN_DEFECTS,
     PAST_DUE,
     PROBLEM_ORDER,
+    STRANDED_RUN,
     UNASSIGNED,
     _active_items,
     _now,
@@ -28,6 +30,7 @@ from handoff.analytics.reports.common import (
 from handoff.core.models import (
     AuditEvent,
     Defect,
+    Order,
     Worker,
     WorkItem,
     WorkItemState,
@@ -207,6 +210,21 @@ def problem_cases(
         case_for(item, holder).add(
             COMPLETION_REFUSED, f"{event.actor} was refused at {event.at:%Y-%m-%d %H:%M}{state}: {reason}"
         )
+
+    # Work whose flow run stopped (crashed, failed, pushed out of its wait) and was not restarted
+    for event in s.scalars(select(AuditEvent).where(AuditEvent.action == "run-stranded", AuditEvent.at <= now)):
+        item_id = (event.details or {}).get("item_id") or (event.entity_id if event.entity == "work_item" else None)
+        item = s.get(WorkItem, int(item_id)) if item_id is not None and str(item_id).isdigit() else None
+        order = s.get(Order, event.entity_id) if event.entity == "order" else None
+        if (item is None or item.state not in ACTIVE) and (order is None or order.status in FINISHED_ORDERS):
+            continue  # settled since
+        detail = f"run {event.details.get('flow_run_id')} {event.details.get('reason', '')}"
+        if item is not None:
+            case_for(item, item.assignee.name if item.assignee else None).add(STRANDED_RUN, detail)
+        else:
+            key = f"order {order.id}"
+            cases.setdefault(key, ProblemCase(subject=key, problems=[], details=[], order_id=order.id)).add(
+                STRANDED_RUN, detail)
 
     # Orders with open defects
     open_defects = s.scalars(

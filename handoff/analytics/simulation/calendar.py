@@ -13,8 +13,10 @@ Two calendars:
 from __future__ import annotations
 
 import math
+import re
+from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Iterator, Protocol
+from typing import Protocol
 
 from handoff.core.routing.eligibility import parse_hhmm, parse_work_days
 
@@ -81,7 +83,7 @@ class WeeklyCalendar:
                     raise ValueError(f"bad opening hours {s}-{e}")
 
     @classmethod
-    def from_shift(cls, start: str = "09:00", end: str = "17:00", work_days: str = "01234") -> "WeeklyCalendar":
+    def from_shift(cls, start: str = "09:00", end: str = "17:00", work_days: str = "01234") -> WeeklyCalendar:
         """The same shift strings a live Worker has (handoff.core.routing.eligibility)."""
         s, e = parse_hhmm(start) / 60, parse_hhmm(end) / 60
         days = parse_work_days(work_days)
@@ -90,7 +92,7 @@ class WeeklyCalendar:
         return cls(tuple(((s, e),) if d in days else () for d in range(7)))
 
     @classmethod
-    def from_dict(cls, hours: dict[int, list[tuple[float, float]]]) -> "WeeklyCalendar":
+    def from_dict(cls, hours: dict[int, list[tuple[float, float]]]) -> WeeklyCalendar:
         return cls(tuple(tuple((float(s), float(e)) for s, e in hours.get(d, [])) for d in range(7)))
 
     def intervals(self, start: float, end: float) -> Iterator[tuple[float, float]]:
@@ -151,3 +153,54 @@ def _hh(h: float) -> str:
     whole = int(h)
     minutes = round((h - whole) * 60)
     return f"{whole:02d}" if minutes == 0 else f"{whole:02d}:{minutes:02d}"
+
+
+_DAY_INDEX = {name.lower(): k for k, name in enumerate(DAY_NAMES)}
+_SPAN = re.compile(
+    r"\s*(?P<days>[A-Za-z]{3}(?:\s*-\s*[A-Za-z]{3})?(?:\s*,\s*[A-Za-z]{3}(?:\s*-\s*[A-Za-z]{3})?)*)"
+    r"\s+(?P<start>\d{1,2}(?::\d{2})?)\s*-\s*(?P<end>\d{1,2}(?::\d{2})?)\s*(?:[,;]|$)"
+)
+
+
+def _hours(text: str) -> float:
+    h, _, m = text.partition(":")
+    return int(h) + (int(m) / 60 if m else 0.0)
+
+
+def parse_hours(text: str) -> Calendar:
+    """Opening hours as a person writes them: "Mon-Fri 08:00-17:00", "Mon-Fri 09-21, Sat 10-17",
+    "Mon,Wed 08-12; Tue 13-17", or "24x7" / "always". Raises ValueError naming what is wrong."""
+    t = text.strip()
+    if t.lower() in ("24x7", "24/7", "always", "always open"):
+        return ALWAYS_OPEN
+    hours: dict[int, list[tuple[float, float]]] = {}
+    pos = 0
+    while pos < len(t):
+        m = _SPAN.match(t, pos)
+        if m is None:
+            raise ValueError(f"opening hours {text!r}: cannot read {t[pos:]!r}; write e.g. \"Mon-Fri 08:00-17:00, Sat 10-14\"")
+        start, end = _hours(m["start"]), _hours(m["end"])
+        if not 0 <= start < end <= 24:
+            raise ValueError(f"opening hours {text!r}: {m['start']}-{m['end']} is not a span within one day")
+        for part in m["days"].split(","):
+            a, _, b = (x.strip().lower() for x in part.partition("-"))
+            if a not in _DAY_INDEX or (b and b not in _DAY_INDEX):
+                raise ValueError(f"opening hours {text!r}: unknown day in {part.strip()!r} (use Mon..Sun)")
+            first, last = _DAY_INDEX[a], _DAY_INDEX[b or a]
+            days = range(first, last + 1) if first <= last else [*range(first, 7), *range(last + 1)]
+            for d in days:
+                hours.setdefault(d, []).append((start, end))
+        pos = m.end()
+    if not hours:
+        raise ValueError(f"opening hours {text!r}: no days given")
+    return WeeklyCalendar.from_dict({d: _merged(spans) for d, spans in hours.items()})
+
+
+def _merged(spans: list[tuple[float, float]]) -> list[tuple[float, float]]:
+    out: list[tuple[float, float]] = []
+    for s, e in sorted(spans):
+        if out and s <= out[-1][1]:
+            out[-1] = (out[-1][0], max(out[-1][1], e))
+        else:
+            out.append((s, e))
+    return out

@@ -9,10 +9,10 @@ from __future__ import annotations
 
 import math
 import multiprocessing
+from collections.abc import Callable, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Sequence
 
 import numpy as np
 
@@ -237,65 +237,9 @@ def save_charts(
     return paths
 
 
-# --- staffing by simulation --------------------------------------------------------------------------
+def __getattr__(name: str):  # the staffing search moved to smallest.py; old imports keep working
+    if name in ("smallest_team", "TeamTrial"):
+        from handoff.analytics.simulation import smallest
 
-
-@dataclass
-class TeamTrial:
-    staff: int
-    offered_load: float
-    on_time_pct: float
-    p95_lateness_h: float
-    utilisation: float
-
-    @property
-    def protective_capacity(self) -> float:
-        """People beyond the offered load (N - R)."""
-        return self.staff - self.offered_load
-
-    @property
-    def beta(self) -> float:
-        """The square-root-rule beta this team represents: (N - R) / sqrt(R)."""
-        return self.protective_capacity / math.sqrt(self.offered_load) if self.offered_load > 0 else math.inf
-
-    def as_dict(self) -> dict:
-        return {
-            "staff": self.staff,
-            "offered_load": round(self.offered_load, 4),
-            "load_per_rep": round(self.offered_load / self.staff, 4),
-            "protective_capacity": round(self.protective_capacity, 4),
-            "beta": round(self.beta, 4),
-            "on_time_pct": round(self.on_time_pct, 3),
-            "p95_lateness_h": round(self.p95_lateness_h, 3),
-            "utilisation": round(self.utilisation, 4),
-        }
-
-
-def smallest_team(
-    workload: Workload,
-    policy: str,
-    target_on_time: float,
-    seed: int = 0,
-    max_staff: int | None = None,
-    on_trial: Callable[[TeamTrial], None] | None = None,
-) -> tuple[int | None, list[TeamTrial]]:
-    """The smallest team meeting `target_on_time` (a fraction, e.g. 0.95) under `policy`.
-
-    Tries team sizes upward from just under the offered load R (a smaller team cannot keep up)
-    and stops at the first that meets the target; returns (size or None, every trial)."""
-    if not 0 < target_on_time <= 1:
-        raise ValueError("target on-time must be a fraction in (0, 1], e.g. 0.95")
-    load = workload.offered_load()
-    n = max(1, math.floor(load))
-    limit = max_staff if max_staff is not None else max(n + 10, math.ceil(3 * load))
-    trials: list[TeamTrial] = []
-    while n <= limit:
-        o = run_one(workload, policy, n, seed)
-        trial = TeamTrial(n, load, o.metrics.on_time_pct, o.metrics.p95_lateness_h, o.metrics.utilisation)
-        trials.append(trial)
-        if on_trial:
-            on_trial(trial)
-        if o.metrics.on_time_pct >= 100 * target_on_time - 1e-9:
-            return n, trials
-        n += 1
-    return None, trials
+        return getattr(smallest, name)
+    raise AttributeError(name)

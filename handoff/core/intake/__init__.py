@@ -10,7 +10,13 @@ with a reason per bad field), or a reported duplicate — decided per order, nev
 - door.py      each submission decided in its own transaction; races decided by the database
 """
 
-from handoff.core.intake.contract import OrderIn, OrderLineIn, Unreadable, check_order, field_errors
+from handoff.core.intake.contract import (
+    OrderIn,
+    OrderLineIn,
+    Unreadable,
+    check_order,
+    field_errors,
+)
 from handoff.core.intake.door import (
     Announcer,
     IntakeInterrupted,
@@ -21,7 +27,12 @@ from handoff.core.intake.door import (
     submit_orders,
     unannounced_orders,
 )
-from handoff.core.intake.reading import Submission, parse_csv_orders, parse_json_orders, read_order_file
+from handoff.core.intake.reading import (
+    Submission,
+    parse_csv_orders,
+    parse_json_orders,
+    read_order_file,
+)
 
 __all__ = [
     "Announcer", "IntakeInterrupted", "IntakeResult", "OrderIn", "OrderLineIn", "Rejected", "Submission",

@@ -1,7 +1,8 @@
 """The door: every submission ends accepted, quarantined with reasons, or a reported duplicate.
 
-Each order is decided in its own transaction, so one bad order (or one the database refuses)
-never takes its neighbours with it. The database decides races: two processes storing the
+Each order is decided on its own: a bad one is quarantined beside the good ones, and one the
+database refuses (a race lost, a value it will not hold) sends its few neighbours in the same
+transaction round again, each in a transaction of its own, so it never takes them with it. The database decides races: two processes storing the
 same order id at once both try to insert it; the loser's insert fails on the primary key, and
 it looks again, finding the winner's order: a duplicate if the content is the same, a
 conflict (quarantined, with what differs) if not. On SQLite the write lock is taken before the
@@ -11,8 +12,9 @@ look (a no-op UPDATE), so the look and the insert see the same database.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from typing import Any, Callable, Iterable
+from typing import Any
 
 from sqlalchemy import select, text
 from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
@@ -23,13 +25,21 @@ from handoff.core.db import session
 from handoff.core.intake.contract import OrderIn, Reason, check_order
 from handoff.core.intake.reading import Submission
 from handoff.core.intake.text import clip, printable, quote
-from handoff.core.models import AuditEvent, Customer, Order, OrderLine, OrderStatus, Quarantine
+from handoff.core.models import (
+    AuditEvent,
+    Customer,
+    Order,
+    OrderLine,
+    OrderStatus,
+    Quarantine,
+)
 
 log = logging.getLogger(__name__)
 
 Announcer = Callable[[list[str]], object]
 DISPLAY_CHARS = 1_000_000  # the quarantine's text column; raw_bytes keeps everything
 STORE_ATTEMPTS = 3
+CHUNK = 50  # orders decided in one transaction, unless the database refuses one of them
 
 
 # --- what intake tells the sender -----------------------------------------------------------
@@ -61,7 +71,7 @@ class IntakeInterrupted(Exception):
     (and stored); the rest of the batch was not taken and must be sent again."""
 
     def __init__(self, result: IntakeResult, cause: Exception) -> None:
-        super().__init__(f"the database could not be reached after {result.submitted - 1} of the orders: {cause}")
+        super().__init__(f"the database could not be reached after {result.submitted} orders were decided: {cause}")
         self.result = result
 
 
@@ -80,19 +90,14 @@ def submit_orders(
     """
     result = IntakeResult()
     source = clip(source, 200)
+    checked: list[Checked] = []
     for item in submissions:
-        sub = _as_submission(item)
-        result.submitted += 1
-        try:
-            outcome = decide(sub, source)
-        except OperationalError as exc:
-            raise IntakeInterrupted(result, exc) from exc
-        if isinstance(outcome, Rejected):
-            result.quarantined.append(outcome)
-        elif outcome.accepted:
-            result.accepted.append(outcome.order_id)
-        else:
-            result.duplicates.append(outcome.order_id)
+        checked.append(check(_as_submission(item)))
+        if len(checked) == CHUNK:
+            _decide_chunk(checked, source, result)
+            checked = []
+    if checked:
+        _decide_chunk(checked, source, result)
     if announce and result.accepted:
         try:
             announce(list(result.accepted))
@@ -109,18 +114,69 @@ class Stored:
     accepted: bool
 
 
-def decide(sub: Submission, source: str) -> Rejected | Stored:
-    """One submission's outcome; raises only when the database cannot be reached."""
+@dataclass
+class Checked:
+    """A submission held against the contract: the order if it keeps it, else the reasons."""
+
+    submission: Submission
+    order: OrderIn | None
+    reasons: list[Reason]
+
+
+def check(sub: Submission) -> Checked:
     reasons = list(sub.problems)
     order_in = None
     if sub.data is not None or not reasons:
         order_in, field_reasons = check_order(sub.data)
         reasons += field_reasons
-    if reasons or order_in is None:
-        return quarantine_alone(source, sub.raw, reasons, sub.reference)
+    return Checked(sub, None if reasons else order_in, reasons)
+
+
+def _decide_chunk(chunk: list[Checked], source: str, result: IntakeResult) -> None:
+    """Decide a few orders in one transaction (a commit per order costs a disk flush each);
+    if the database refuses anything in it — a race lost to another process, a value it will
+    not hold — the whole chunk is rolled back and each order is decided in its own."""
+    try:
+        with session() as s:
+            _take_write_lock(s)
+            outcomes = [_decide_in(s, c, source) for c in chunk]
+    except DBAPIError:
+        outcomes = []
+        for c in chunk:
+            try:
+                outcomes.append(decide(c, source))
+            except OperationalError as exc:
+                _record(result, outcomes)
+                raise IntakeInterrupted(result, exc) from exc
+    _record(result, outcomes)
+
+
+def _record(result: IntakeResult, outcomes: list[Rejected | Stored]) -> None:
+    for outcome in outcomes:
+        result.submitted += 1
+        if isinstance(outcome, Rejected):
+            result.quarantined.append(outcome)
+        elif outcome.accepted:
+            result.accepted.append(outcome.order_id)
+        else:
+            result.duplicates.append(outcome.order_id)
+
+
+def _decide_in(s: Session, c: Checked, source: str) -> Rejected | Stored:
+    if c.order is None:
+        return quarantine(s, source, c.submission.raw, c.reasons, c.submission.reference)
+    return _store_or_compare(s, c.submission, c.order, source)
+
+
+def decide(c: Checked, source: str) -> Rejected | Stored:
+    """One order's outcome in its own transaction; raises only when the database cannot be reached."""
+    sub, order_in = c.submission, c.order
+    if order_in is None:
+        return quarantine_alone(source, sub.raw, c.reasons, sub.reference)
     for attempt in range(STORE_ATTEMPTS):
         try:
             with session() as s:
+                _take_write_lock(s)
                 return _store_or_compare(s, sub, order_in, source)
         except IntegrityError:
             # another process stored this order (or its new customer) meanwhile: look again
@@ -137,7 +193,6 @@ def decide(sub: Submission, source: str) -> Rejected | Stored:
 
 
 def _store_or_compare(s: Session, sub: Submission, order_in: OrderIn, source: str) -> Rejected | Stored:
-    _take_write_lock(s)
     existing = s.get(Order, order_in.order_id)
     if existing is None:
         store_order(s, order_in, source)
@@ -195,7 +250,7 @@ def differences_from_first(s: Session, existing: Order, new: OrderIn) -> list[Re
     first = s.scalar(select(AuditEvent.details).where(
         AuditEvent.entity == "order", AuditEvent.entity_id == existing.id, AuditEvent.action == "received"
     ).order_by(AuditEvent.id).limit(1))
-    was = (first or {}).get("content") or _content_of(existing)
+    was = (first or {}).get("content") or content_as_stored(existing)
     now = new.content()
     diffs = []
     for name in ("customer_id", "customer_name", "country", "order_date", "due_date", "total"):
@@ -215,9 +270,11 @@ def _differs(name: str, was: Any, now: Any) -> Reason:
     return {"field": name, "message": f"was {quote(was)}, now {quote(now)}"}
 
 
-def _content_of(order: Order) -> dict[str, Any]:
-    # Orders stored before intake kept what it received: the order's own columns.
+def content_as_stored(order: Order) -> dict[str, Any]:
+    """The order as the database holds it, in the contract's shape: what an order stored before
+    intake kept what it received is compared with, and what a re-check of the database reads."""
     return {
+        "order_id": order.id,
         "customer_id": order.customer_id, "order_date": str(order.order_date), "due_date": str(order.due_date),
         "total": order.stated_total,
         "lines": [{"product_id": l.product_id, "quantity": l.quantity, "unit_price": l.unit_price,

@@ -16,9 +16,10 @@ import json
 import math
 import re
 from collections import Counter
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 from handoff.core.intake.contract import LINE_FIELDS, ORDER_FIELDS, Reason, Unreadable
 from handoff.core.intake.text import clip, quote
@@ -68,7 +69,8 @@ def read_order_file(path: Path) -> list[Submission]:
         raw = f.read(limit + 1)
     if len(raw) > limit:
         size = path.stat().st_size
-        return whole_document(raw[:limit], f"is {size:,} bytes, over the limit of {limit:,}; "
+        told = f"is {size:,} bytes" if size > limit else "goes on"  # a pipe or a device has no size
+        return whole_document(raw[:limit], f"{told}, over the limit of {limit:,} bytes; "
                                            f"the first {limit:,} bytes are kept here")
     if path.suffix.lower() == ".csv":
         return parse_csv_orders(raw)

@@ -2,10 +2,14 @@
 
 - policy.py       the three policies (push / fifo / self-selection), shared with the simulator
 - urgency.py      the urgency score (apparent tardiness cost + aging), scalar and vectorised
-- eligibility.py  skills at level, shifts and time zones: who may take what, and when
+- eligibility.py  skills at level: who may take what (shifts and time zones: handoff.core.clock)
 - index.py        ItemPool / RepPool / RoutingIndex: fast decisions over thousands of items
-- router.py       the live, database-backed router (assign, complete, start, presence, reclaim)
+- live.py         each process's index of the database, kept in step by a change counter
+- readmodel.py    database rows as the policies see them
+- claims.py       the hand-over the database arbitrates (conditional UPDATEs), the routing lock
+- assign.py       routing decisions: route_item, route_for_worker, route_open_items
+- lifecycle.py    the rep's side: complete, start, presence, reclaim
+- router.py       one import for callers: everything above that other code calls
 - watch.py        the SLA watch's steps (re-score, escalate, reclaim, route); flows/sla_watch.py
-- worklist.py     a rep's items, most urgent first, with links to their waiting flow runs
-- commands.py     the CLI: workers, presence, worklist (mounted by handoff/cli.py)
+- worklist.py     a rep's items, most urgent first (the router's urgency), with links to their runs
 """

@@ -18,18 +18,20 @@ from dataclasses import dataclass
 from datetime import datetime
 
 import numpy as np
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, lazyload
 
 from handoff.core.clock import as_utc_naive, epoch
 from handoff.core.models import Worker, WorkItem, WorkItemState, utcnow
 from handoff.core.routing.claims import (
     Claim,
+    assignment_event,
     claim,
     one_router_at_a_time,
     record_assignment,
+    record_events,
 )
 from handoff.core.routing.eligibility import signature
-from handoff.core.routing.live import POLICY, index_for
+from handoff.core.routing.live import OPEN, POLICY, index_for
 from handoff.core.routing.readmodel import as_routable_item, as_routable_rep
 
 MAX_LOST_CLAIMS = 50  # a decision that keeps losing gives up (the next event or watch round retries)
@@ -39,25 +41,35 @@ def route_item(s: Session, item_id: int, now: datetime | None = None) -> Worker 
     """Push one open item to the best eligible rep now; None if nobody can take it yet."""
     one_router_at_a_time(s)
     now = as_utc_naive(now or utcnow())
-    item = s.get(WorkItem, item_id, populate_existing=True)
-    if item is None or item.state != WorkItemState.OPEN:
-        return None
-    routable = as_routable_item(item)
     t = epoch(now)
     index = index_for(s)
     with index.session_view(s, now):
+        row = index.active.get(item_id)
+        known = row is not None and row.state == OPEN
         for _ in range(MAX_LOST_CLAIMS):
+            if not known:  # not open in the index, or the index was wrong: ask the database
+                item = s.get(WorkItem, item_id, populate_existing=True)
+                if item is None or item.state != WorkItemState.OPEN:
+                    return None
+                routable, version, known = as_routable_item(item), item.version, True
+            else:
+                routable, version = row.routable, row.version
             rep = POLICY.rep_for(routable, index.reps, t)
             if rep is None:
                 return None
-            result = claim(s, item.id, item.version, int(rep.id), now)
+            result = claim(s, item_id, version, int(rep.id), now)
             if result is Claim.TAKEN:
-                index.took(item.id, int(rep.id), t)
-                record_assignment(s, item.id, rep, "new or released item")
-                return s.get(Worker, int(rep.id))
+                index.took(item_id, int(rep.id), t)
+                record_assignment(s, item_id, rep, "new or released item")
+                return s.get(Worker, int(rep.id), options=[lazyload(Worker.skills)])  # skills read if asked
             if result is Claim.ITEM_GONE:
-                index.lost_item(item.id)
-                return None
+                index.lost_item(item_id)
+                index.renew(s)  # the loser catches up before its next choice
+                if row is None:
+                    return None  # it was read from the database just now: it is taken
+                row = None
+                known = False
+                continue
             index.lost_rep(int(rep.id))
             index.renew(s)
     return None
@@ -114,6 +126,7 @@ def route_open_items(s: Session, now: datetime | None = None) -> list[Assignment
     t = epoch(now)
     index = index_for(s)
     done: list[Assignment] = []
+    events: list[dict] = []
     with index.session_view(s, now):
         free = sum(r.spare for r in index.reps if r.available and r.spare > 0)
         if free <= 0 or not len(index.items):
@@ -121,11 +134,13 @@ def route_open_items(s: Session, now: datetime | None = None) -> list[Assignment
         slots, scores = index.open_scores(t)
         c = index.items.columns
         order = np.lexsort((c.created_at[slots], c.due_at[slots], -scores))
+        ranked = [(index.items.item_at(int(slots[i])), float(scores[i])) for i in order]
         exhausted: set = set()  # requirement signatures no free rep can take this round
-        for i in order:
+        for item, score in ranked:
             if free <= 0:
                 break
-            item = index.items.item_at(int(slots[i]))
+            if index.items.get(item.id) is not item:
+                continue  # taken or changed since the round began (a lost claim re-read it)
             kind = signature(item.required_skills)
             if kind in exhausted:
                 continue
@@ -135,14 +150,16 @@ def route_open_items(s: Session, now: datetime | None = None) -> list[Assignment
                 if result is Claim.TAKEN:
                     index.took(item_id, int(rep.id), t)
                     free -= 1
-                    record_assignment(s, item_id, rep, "open item, eligible rep free", float(scores[i]))
-                    done.append(Assignment(item_id, rep.extra["name"], float(scores[i])))
+                    events.append(assignment_event(item_id, rep, "open item, eligible rep free", score))
+                    done.append(Assignment(item_id, rep.extra["name"], score))
                     break
                 if result is Claim.ITEM_GONE:
                     index.lost_item(item_id)
+                    index.renew(s)
                     break
                 free -= max(rep.spare, 0)  # full or gone meanwhile: out of this round
                 index.lost_rep(int(rep.id))
             else:
                 exhausted.add(kind)
+    record_events(s, events)
     return done

@@ -182,6 +182,11 @@ class ItemPool:
         n = len(self._slot_of) + self._outside_n
         return (self._effort_sum + self._outside_effort) / n if n else MIN_EFFORT
 
+    @property
+    def waiting(self) -> int:
+        """Waiting items, with those counted in from outside (`count_also`)."""
+        return len(self._slot_of) + self._outside_n
+
     def count_also(self, floored_effort_sum: float, n: int) -> None:
         """Waiting items left out of this pool (a rep cannot do them) that still count in
         `mean_effort`, so a pool of one rep's eligible items scores as the whole queue does."""

@@ -64,18 +64,32 @@ def check_may_complete(s: Session, item: WorkItem, by: str) -> None:
         )
 
 
+class AlreadyCompleted(NotAllowed):
+    """Someone else completed the step first: who, and when."""
+
+    def __init__(self, item: WorkItem) -> None:
+        self.item_id, self.completed_by, self.completed_at = item.id, item.completed_by, item.completed_at
+        when = f"{item.completed_at:%Y-%m-%d %H:%M:%S} UTC" if item.completed_at else "a moment ago"
+        super().__init__(f"work item {item.id} was already completed by {item.completed_by or 'someone'} "
+                         f"at {when} ({item.outcome or 'done'}); your answer was not used")
+
+
 def complete_item(
     s: Session, item_id: int, by: str, outcome: str, note: str | None = None, now: datetime | None = None
 ) -> WorkItem:
     """Close an item for the person who did it; only its assignee or a supervisor may.
 
-    Frees the assignee's capacity and immediately routes them their next item.
+    Two completions at once: the database decides (a conditional UPDATE on the item's state and
+    version); the other raises AlreadyCompleted naming who completed it and when. Frees the
+    assignee's capacity and immediately routes them their next item.
     """
     one_router_at_a_time(s)
     now = as_utc_naive(now or utcnow())
     item = s.get(WorkItem, item_id, populate_existing=True)
     if item is None:
         raise NotAllowed(f"work item {item_id} does not exist")
+    if item.state == WorkItemState.COMPLETED:
+        raise AlreadyCompleted(item)
     check_may_complete(s, item, by)
     before, assignee_id = item.state, item.assignee_id
     done = s.execute(
@@ -93,6 +107,8 @@ def complete_item(
     ).rowcount
     if not done:
         s.refresh(item)
+        if item.state == WorkItemState.COMPLETED:
+            raise AlreadyCompleted(item)
         raise NotAllowed(f"work item {item.id} changed meanwhile (now {item.state}); look again and retry")
     if assignee_id is not None:
         _release_capacity(s, assignee_id)

@@ -35,7 +35,7 @@ from contextlib import contextmanager
 from datetime import datetime, timedelta
 
 import numpy as np
-from sqlalchemy import Engine, func, select
+from sqlalchemy import Engine, bindparam, func, select, text
 from sqlalchemy.orm import Session
 
 from handoff.core.clock import always_on, epoch, in_shift, zone
@@ -46,9 +46,10 @@ from handoff.core.routing.policy import PushPolicy, RoutableItem, RoutableRep
 from handoff.core.routing.readmodel import (
     ItemRow,
     WorkerRow,
-    ids_in,
     item_rows,
+    items_where,
     worker_rows,
+    workers_where,
 )
 
 POLICY = PushPolicy()
@@ -57,6 +58,24 @@ HELD = (str(WorkItemState.ASSIGNED), str(WorkItemState.STARTED))
 ACTIVE_STATES = tuple(str(s) for s in ACTIVE)
 SQLITE_TRIGGERS = ("work_items_stamp_insert", "work_items_stamp_update", "workers_stamp_insert",
                    "workers_stamp_update", "worker_skills_stamp_insert", "worker_skills_stamp_delete")
+
+
+# The statements a refresh runs, built once.
+ITEMS_CHANGED = items_where(WorkItem.change_seq > bindparam("seen"))
+ITEMS_CHANGED_OR = items_where((WorkItem.change_seq > bindparam("seen"))
+                               | WorkItem.id.in_(bindparam("ids", expanding=True)))
+MAX_ITEM_STAMP = select(func.max(WorkItem.change_seq))
+MAX_WORKER_STAMP = select(func.max(Worker.change_seq))
+ITEMS_BY_ID = items_where(WorkItem.id.in_(bindparam("ids", expanding=True)))
+WORKERS_BY_ID = workers_where(Worker.id.in_(bindparam("ids", expanding=True)))
+WORKERS_CHANGED = workers_where(Worker.change_seq > bindparam("seen"))
+WORKERS_CHANGED_OR = workers_where((Worker.change_seq > bindparam("seen"))
+                                   | Worker.id.in_(bindparam("ids", expanding=True)))
+# The last stamp handed out. SQLite's counter row is transactional (its value is what has
+# committed, or, read in the writer's own transaction, what it stamped); PostgreSQL's sequence
+# is not (it counts stamps still uncommitted too).
+COUNTER = {"sqlite": text("SELECT seq FROM change_counter WHERE id = 1"),
+           "postgresql": text("SELECT CASE WHEN is_called THEN last_value ELSE 0 END FROM routing_change_seq")}
 
 
 class IndexNotInStep(RuntimeError):
@@ -82,6 +101,9 @@ class LiveIndex:
         self.dirty_workers: set[int] = set()
         self.refreshed_at = 0.0
         self.refreshes = 0  # how many refreshes read the database (tests and the bench look)
+        self.dialect = engine.dialect.name
+        self.counter = self.counter_seen = 0  # the change counter: now, and at the last full read
+        self.floor_items = self.floor_workers = -1  # stamps above these are the caller's own (see renew)
         self._minute: int | None = None
         self._shift_ok: dict[tuple, bool] = {}
 
@@ -96,10 +118,12 @@ class LiveIndex:
                     raise IndexNotInStep(
                         "the database lacks migration 0003's change triggers (a later migration that rebuilt "
                         "work_items or workers must re-create them); routing cannot keep its index in step")
+            self.counter = self.counter_seen = c.scalar(COUNTER[self.dialect]) or 0
             self.seen_items = c.scalar(select(func.coalesce(func.max(WorkItem.change_seq), 0)))
             self.seen_workers = c.scalar(select(func.coalesce(func.max(Worker.change_seq), 0)))
-            workers = worker_rows(c, Worker.id.is_not(None))
-            items = item_rows(c, WorkItem.state.in_(ACTIVE_STATES))
+            self.floor_items, self.floor_workers = self.seen_items, self.seen_workers
+            workers = worker_rows(c, workers_where(Worker.id.is_not(None)))
+            items = item_rows(c, items_where(WorkItem.state.in_(ACTIVE_STATES)))
         for w in workers:
             self._put_worker(w)
         opened = []
@@ -113,30 +137,56 @@ class LiveIndex:
         self.refreshed_at = time.monotonic()
 
     def refresh(self, force: bool = False) -> None:
-        """Apply every committed change since the last refresh (and re-read dirty rows)."""
+        """Apply every committed change since the last refresh (and re-read dirty rows).
+
+        Within `max_staleness` of the last refresh (and not forced), only the rows this
+        process changed itself are re-read."""
         with self.lock:
-            if not force and not self.dirty_items and not self.dirty_workers and \
-                    time.monotonic() - self.refreshed_at < self.max_staleness:
-                return
             dirty_items, dirty_workers = self.dirty_items, self.dirty_workers
             self.dirty_items, self.dirty_workers = set(), set()
+            if not force and time.monotonic() - self.refreshed_at < self.max_staleness:
+                with self.engine.connect() as c:  # stale on purpose: only what the overlay needs
+                    self.counter = c.scalar(COUNTER[self.dialect]) or 0
+                    if self.dialect == "sqlite":
+                        self.floor_items = self.floor_workers = max(self.counter, self.seen_items, self.seen_workers)
+                    else:
+                        self.floor_items = c.scalar(MAX_ITEM_STAMP) or 0
+                        self.floor_workers = c.scalar(MAX_WORKER_STAMP) or 0
+                    if dirty_items or dirty_workers:
+                        self._apply(item_rows(c, ITEMS_BY_ID, {"ids": sorted(dirty_items)}) if dirty_items else [],
+                                    worker_rows(c, WORKERS_BY_ID, {"ids": sorted(dirty_workers)})
+                                    if dirty_workers else [], dirty_items, dirty_workers, advance=False)
+                return
             with self.engine.connect() as c:
-                changed = WorkItem.change_seq > self.seen_items
-                items = item_rows(c, changed | ids_in(WorkItem.id, dirty_items) if dirty_items else changed)
-                changed = Worker.change_seq > self.seen_workers
-                workers = worker_rows(c, changed | ids_in(Worker.id, dirty_workers) if dirty_workers else changed)
+                self.counter = c.scalar(COUNTER[self.dialect]) or 0
+                if not dirty_items and not dirty_workers and self._nothing_new():
+                    self.refreshed_at = time.monotonic()
+                    self.floor_items, self.floor_workers = self.seen_items, self.seen_workers
+                    return
+                self.counter_seen = self.counter
+                items = item_rows(c, ITEMS_CHANGED_OR if dirty_items else ITEMS_CHANGED,
+                                  {"seen": self.seen_items, "ids": sorted(dirty_items)})
+                workers = worker_rows(c, WORKERS_CHANGED_OR if dirty_workers else WORKERS_CHANGED,
+                                      {"seen": self.seen_workers, "ids": sorted(dirty_workers)})
             self.refreshes += 1
             self.refreshed_at = time.monotonic()
-            for w in workers:
+            self._apply(items, workers, dirty_items, dirty_workers, advance=True)
+            self.floor_items, self.floor_workers = self.seen_items, self.seen_workers
+
+    def _apply(self, items: list[ItemRow], workers: list[WorkerRow], dirty_items: set[int],
+               dirty_workers: set[int], advance: bool) -> None:
+        for w in workers:
+            if advance:
                 self.seen_workers = max(self.seen_workers, w.seq)
-                self._put_worker(w)
-            for gone in dirty_workers - {w.id for w in workers}:
-                self._drop_worker(gone)
-            for row in items:
+            self._put_worker(w)
+        for gone in dirty_workers - {w.id for w in workers}:
+            self._drop_worker(gone)
+        for row in items:
+            if advance:
                 self.seen_items = max(self.seen_items, row.seq)
-                self._put_item(row)
-            for gone in dirty_items - {row.id for row in items}:
-                self._drop_item(gone)
+            self._put_item(row)
+        for gone in dirty_items - {row.id for row in items}:
+            self._drop_item(gone)
 
     @contextmanager
     def session_view(self, s: Session, now: datetime | None = None) -> Iterator[LiveIndex]:
@@ -156,12 +206,23 @@ class LiveIndex:
             self.refresh(force)
             s.flush()
             c = s.connection()
-            for w in worker_rows(c, Worker.change_seq > self.seen_workers):
+            if self.dialect == "sqlite":
+                if c.scalar(COUNTER["sqlite"]) == self.counter:
+                    return  # the caller's transaction stamped nothing
+            elif self.counter <= max(self.floor_items, self.floor_workers):
+                return  # no stamp handed out beyond what has committed
+            for w in worker_rows(c, WORKERS_CHANGED, {"seen": self.floor_workers}):
                 self._put_worker(w)
                 self.dirty_workers.add(w.id)
-            for row in item_rows(c, WorkItem.change_seq > self.seen_items):
+            for row in item_rows(c, ITEMS_CHANGED, {"seen": self.floor_items}):
                 self._put_item(row)
                 self.dirty_items.add(row.id)
+
+    def _nothing_new(self) -> bool:
+        """Has nothing been stamped since the index last read the changed rows?"""
+        if self.dialect == "sqlite":
+            return self.counter == self.counter_seen
+        return self.counter <= max(self.seen_items, self.seen_workers)
 
     # --- applying rows ----------------------------------------------------------------------
 

@@ -17,11 +17,18 @@ INTERFACE CONTRACT (kept stable; the simulator and the live router both rely on 
     make_policy(name) -> Policy
 
 The three policies (the domain notes' three ways of handing out work):
-- "push" (what handoff does live): items are ordered by urgency (urgency.py: apparent tardiness
-  cost from priority, customer value, effort and slack, with the look-ahead a fraction of the
-  item's SLA window, plus aging once the item is overdue); an item goes to the
-  eligible rep who is *least over-qualified* for it (do not burn experts on trivia), ties
-  broken by least recently assigned, then most spare capacity.
+- "push" (what handoff does live): items are ordered by urgency (urgency.py: apparent
+  tardiness cost on the item's SLA time scale; work that can no longer be on time is deferred,
+  then aged so its lateness stays bounded in SLA windows; in overload the time scale stretches
+  to the queue's wait). Two rules look at the team (both need it: `ItemPool.team`, set by
+  `RoutingIndex`, or `PushPolicy(team=...)`):
+  * a rep prefers work few people on shift may do (least-flexible job first): the urgency x
+    (reps on shift / reps on shift who may do it) ** SCARCITY, so the few holders of a scarce
+    skill are not used up on work anybody could take;
+  * an item goes to the eligible free rep whose *other* skills are least needed (sum of
+    1 / holders over skills the item does not use; least flexible server first), then the
+    least over-qualified (do not burn experts on trivia), then least recently assigned, then
+    most spare capacity.
 - "fifo": a rep gets the oldest item they are eligible for; an item goes to the eligible rep
   who has waited longest for work (fewest open items, then least recently assigned).
 - "self" (self-selection): a rep takes the quickest item they may do (people pick the easy
@@ -51,6 +58,7 @@ from handoff.core.routing.urgency import (
     LOOKAHEAD,
     RESCUE_WINDOWS,
     SCARCITY,
+    QUEUE_SCALE,
     SHORTEST_FIRST,
     mean_effort,
     urgency,
@@ -142,6 +150,9 @@ class PushPolicy:
     the overload rework (ATC, +1 per that many seconds since creation): `PushPolicy(2, 4 *
     3600, lookahead=0)` is the policy of the first release.
 
+    `common_clock` (on by default): in `item_for`, a late item's aging window is at most the
+    mean SLA window of the items the rep may do, so long SLAs do not age slower in hours.
+
     Team parameters: `scarcity` (how strongly a rep prefers work few people on shift may do:
     the score x (reps on shift / eligible reps on shift) ** scarcity; 0 = off) and
     `spare_scarce_skills` (an item goes first to the eligible free rep whose *other* skills
@@ -162,10 +173,12 @@ class PushPolicy:
         shortest_first: float = SHORTEST_FIRST,
         scarcity: float = SCARCITY,
         spare_scarce_skills: bool = True,
+        queue_scale: float = QUEUE_SCALE,
+        common_clock: bool = True,
         team: Iterable[RoutableRep] | None = None,
     ) -> None:
         if (k <= 0 or lookahead < 0 or aging_windows <= 0 or rescue_windows < 0 or shortest_first < 0
-                or scarcity < 0 or (aging_seconds is not None and aging_seconds <= 0)):
+                or scarcity < 0 or queue_scale < 0 or (aging_seconds is not None and aging_seconds <= 0)):
             raise ValueError("k, aging_windows and aging_seconds must be positive; lookahead, rescue_windows, "
                              "shortest_first and scarcity >= 0")
         self.k = k
@@ -176,6 +189,8 @@ class PushPolicy:
         self.shortest_first = shortest_first
         self.scarcity = scarcity
         self.spare_scarce_skills = spare_scarce_skills
+        self.queue_scale = queue_scale
+        self.common_clock = common_clock
         self.team = team
 
     @staticmethod
@@ -210,11 +225,15 @@ class PushPolicy:
             if slots.size == 0:
                 return None
             c = items.columns
-            scores = self.score_many(
-                c.priority[slots], c.value[slots], c.created_at[slots], c.due_at[slots],
-                c.effort_seconds[slots], now, items.mean_effort,
-            )
             team = items.team if items.team is not None else self.team
+            p_bar = items.mean_effort
+            due, created = c.due_at[slots], c.created_at[slots]
+            clock = float((due - created).mean()) if self.common_clock else None
+            scores = self.score_many(
+                c.priority[slots], c.value[slots], created, due,
+                c.effort_seconds[slots], now, p_bar, wait=self._queue_wait(team, items.waiting, p_bar),
+                late_clock=clock,
+            )
             if self.scarcity > 0 and team is not None:
                 sigs = c.signature[slots]
                 present = np.unique(sigs)
@@ -228,7 +247,9 @@ class PushPolicy:
         eligible = [it for it in pool if meets(rep.skills, it.required_skills)]
         if not eligible:
             return None
-        scores = [self.score(it, now, p_bar) for it in eligible]
+        wait = self._queue_wait(self.team, len(pool), p_bar)
+        clock = float(np.mean([it.due_at - it.created_at for it in eligible])) if self.common_clock else None
+        scores = [self.score(it, now, p_bar, wait, clock) for it in eligible]
         if self.scarcity > 0 and self.team is not None:
             kinds = {signature(it.required_skills): it.required_skills for it in eligible}
             if len(kinds) > 1:
@@ -237,19 +258,32 @@ class PushPolicy:
                 scores = [s * float(factor[signature(it.required_skills)]) for s, it in zip(scores, eligible)]
         return min(zip(scores, eligible), key=lambda si: self._item_key(*si))[1]
 
-    def score(self, item: RoutableItem, now: float, p_bar: float) -> float:
-        """This policy's urgency of one item (p_bar: mean effort of the waiting work)."""
+    def _queue_wait(self, team: Iterable[RoutableRep] | None, waiting: int, p_bar: float) -> float:
+        """The wait the queue imposes (queue_scale x waiting work / reps on shift, seconds): an
+        item's time scale is its SLA window, or this when longer (overload). Needs the team;
+        a team of one (a router that loaded just the asking rep) is taken as unknown."""
+        if self.queue_scale <= 0 or team is None:
+            return 0.0
+        on_shift = sum(1 for r in team if r.available)
+        if on_shift < 2:
+            return 0.0
+        return self.queue_scale * p_bar * waiting / on_shift
+
+    def score(self, item: RoutableItem, now: float, p_bar: float, wait: float = 0.0,
+              late_clock: float | None = None) -> float:
+        """This policy's urgency of one item (p_bar: mean effort of the waiting work; wait: the
+        queue's wait, see `_queue_wait`)."""
         return urgency(item, now, p_bar, self.k, self.aging_seconds, self.lookahead, self.aging_windows,
-                       self.rescue_windows, self.shortest_first)
+                       self.rescue_windows, self.shortest_first, wait, late_clock)
 
     def score_many(self, priority, value, created_at, due_at, effort_seconds, now: float,  # noqa: ANN001
-                   p_bar: float | None = None):  # noqa: ANN201
+                   p_bar: float | None = None, wait: float = 0.0, late_clock: float | None = None):  # noqa: ANN201
         """`score` of many items at once (numpy columns), with this policy's parameters: the
         router and the SLA watch rank by exactly what the policy ranks by (before the team's
         scarcity factor, which depends on who is on shift)."""
         return urgency_many(priority, value, created_at, due_at, effort_seconds, now, p_bar,
                             self.k, self.aging_seconds, self.lookahead, self.aging_windows,
-                            self.rescue_windows, self.shortest_first)
+                            self.rescue_windows, self.shortest_first, wait, late_clock)
 
 
 def _holders(reps: Iterable[RoutableRep]) -> dict[str, int]:

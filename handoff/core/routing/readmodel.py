@@ -9,12 +9,19 @@ decoded once per distinct stored value (items of one kind share them).
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, Connection, Text, select, type_coerce
+from sqlalchemy import (
+    ColumnElement,
+    Connection,
+    Select,
+    Text,
+    bindparam,
+    select,
+    type_coerce,
+)
 
 from handoff.core.clock import epoch, on_shift
 from handoff.core.models import Presence, Worker, WorkerSkill, WorkItem
@@ -108,12 +115,16 @@ ITEM_COLUMNS = (
 )
 
 
-def item_rows(connection: Connection, where: ColumnElement[bool]) -> list[ItemRow]:
-    """Work items matching `where`, decoded for the index."""
+def items_where(where: ColumnElement[bool]) -> Select:
+    return select(*ITEM_COLUMNS).where(where)
+
+
+def item_rows(connection: Connection, query: Select, params: dict | None = None) -> list[ItemRow]:
+    """Work items the query (from `items_where`) selects, decoded for the index."""
     decoded: dict[Any, tuple[dict[str, int], dict[str, int], dict[str, int]]] = {}
     out = []
     for (item_id, state, assignee, version, escalated, work_type, raw, created, due, effort, priority, value,
-         seq) in connection.execute(select(*ITEM_COLUMNS).where(where)):
+         seq) in connection.execute(query, params or {}):
         key = raw if isinstance(raw, str) else json.dumps(raw, sort_keys=True)
         kinds = decoded.get(key)
         if kinds is None:
@@ -136,24 +147,27 @@ WORKER_COLUMNS = (
 )
 
 
-def worker_rows(connection: Connection, where: ColumnElement[bool]) -> list[WorkerRow]:
-    """Workers matching `where`, with their skills (a second query for those workers only)."""
+def workers_where(where: ColumnElement[bool]) -> Select:
+    return select(*WORKER_COLUMNS).where(where)
+
+
+SKILLS = select(WorkerSkill.worker_id, WorkerSkill.skill, WorkerSkill.level)
+SKILLS_OF = SKILLS.where(WorkerSkill.worker_id.in_(bindparam("ids", expanding=True)))
+
+
+def worker_rows(connection: Connection, query: Select, params: dict | None = None) -> list[WorkerRow]:
+    """Workers the query (from `workers_where`) selects, with their skills (a second query,
+    for those workers only)."""
     rows = {
         wid: WorkerRow(wid, name, role, capacity, n_open, str(presence), tz, start, end, days, stored_epoch(last),
                        stored_datetime(changed), {}, seq)
         for wid, name, role, capacity, n_open, presence, tz, start, end, days, last, changed, seq
-        in connection.execute(select(*WORKER_COLUMNS).where(where))
+        in connection.execute(query, params or {})
     }
     if rows:
-        skills = select(WorkerSkill.worker_id, WorkerSkill.skill, WorkerSkill.level)
-        if len(rows) < 500:
-            skills = skills.where(WorkerSkill.worker_id.in_(list(rows)))
-        for wid, skill, level in connection.execute(skills):
+        few = len(rows) < 500
+        for wid, skill, level in connection.execute(SKILLS_OF if few else SKILLS, {"ids": list(rows)} if few else {}):
             row = rows.get(wid)
             if row is not None:
                 row.skills[skill] = level
     return list(rows.values())
-
-
-def ids_in(column, ids: Iterable[int]) -> ColumnElement[bool]:
-    return column.in_(sorted(ids))

@@ -35,6 +35,7 @@ from handoff.core.routing.claims import (
     one_router_at_a_time,
 )
 from handoff.core.routing.lifecycle import (
+    AlreadyCompleted,
     PresenceChange,
     check_may_complete,
     complete_item,
@@ -50,7 +51,7 @@ from handoff.core.routing.readmodel import (
 )
 
 __all__ = [
-    "ACTIVE", "POLICY", "ROUTER", "ROUTING_LOCK", "Assignment", "Claim", "NotAllowed", "PresenceChange",
+    "ACTIVE", "POLICY", "ROUTER", "ROUTING_LOCK", "AlreadyCompleted", "Assignment", "Claim", "NotAllowed", "PresenceChange",
     "UnknownWorker", "as_routable_item", "as_routable_rep", "available_now", "check_may_complete", "complete_item",
     "epoch", "one_router_at_a_time", "reclaim_item", "route_for_worker", "route_item", "route_open_items",
     "set_presence", "start_item",

@@ -1,64 +1,58 @@
 """Urgency: how badly a waiting work item needs a person *now*.
 
-The score is apparent tardiness cost (ATC, Vepsalainen & Morton 1987) with its look-ahead
-measured on the item's SLA, plus aging that starts at the due date:
+The score is apparent tardiness cost (ATC, Vepsalainen & Morton 1987) on a time scale taken
+from the item's SLA (and from the queue, in overload), with late work deferred and then aged
+so that its lateness is bounded in SLA windows:
 
     weight   w = priority x (1 + ln(1 + value / VALUE_UNIT))
-    horizon  H = max(due_at - created_at, k x p_bar)            (the item's SLA window)
-    slack      = due_at - now - effort                          (seconds; < 0: must start now)
-    look-ahead = max(k x p_bar, LOOKAHEAD x H)
-    ATC        = w x (p_bar / p) x exp(-max(0, slack) / look-ahead)
-    aging      = max(0, now - due_at) / (AGING_WINDOWS x H)      (0 until the item is overdue)
-    urgency    = ATC + aging
+    base       = w x (p_bar / p) ** SHORTEST_FIRST               (weighted shortest first)
+    H          = max(due_at - created_at, k x p_bar, wait)      (the item's time scale)
+    slack      = due_at - now - effort                          (< 0: cannot be on time any more)
+    on time:   urgency = base x exp(-slack / max(k x p_bar, LOOKAHEAD x H))        (slack >= 0)
+    late:      urgency = base x 2 ** ((-slack / H - RESCUE_WINDOWS) / AGING_WINDOWS)  (slack < 0)
 
-- `w / p` is weighted-shortest-processing-time: important, quick work first. Multiplying by
-  `p_bar` (the mean effort of the waiting work) makes the score dimensionless: a normal item
-  (priority 1, no value, average effort) that has run out of slack scores 1.0.
-- Value enters through a logarithm so a huge order counts more, but cannot starve everything.
+- `base` is weighted-shortest-processing-time: important, quick work first; times `p_bar`
+  (the mean effort of the waiting work) the score is dimensionless: a normal item (priority 1,
+  no value, average effort) that has just run out of slack scores 1.0. Value enters through a
+  logarithm so a huge order counts more but cannot starve everything.
+- `wait` is the queue's wait (waiting work x p_bar / reps on shift, policy.py), 0 when the
+  team is not known. It only matters when it exceeds the SLA window, i.e. in overload.
 
-**Why the look-ahead is a fraction of the SLA window.** ATC's exponential compares an item's
-slack with a look-ahead `k x p_bar`. On one machine that is the right scale: an item is at
-risk when its slack is worth a few jobs' processing. Vepsalainen & Morton (Management Science
-33(8), 1987) introduced k as a look-ahead parameter (small values, around 2, in their job-shop
-tests) and noted it should grow with how loose and spread the due dates are; Pinedo's
-"Scheduling" textbook sets it from the due-date tightness and range. The ATCS rule (Lee,
-Bhaskaran & Pinedo 1997) derives k from due-date tightness and range *relative to the
-makespan*, and the parallel-machine version (Lee & Pinedo 1997) estimates that makespan as
-roughly n x p_bar / m. The principle in all of them: the look-ahead must be on the time scale
-of the work competing for the servers, not of one job. A back office with SLAs of hours and
-efforts of minutes breaks the single-machine scale: in BPIC 2012 k x p_bar is ~12 minutes, so
-ATC only wakes up minutes before the due time and scores everything else as about zero. We use the SLA window instead: an item starts to "care" when a
-fraction LOOKAHEAD of its window is left (at that point its ATC is e^-1 of its maximum). The
-SLA is the organisation's statement of the time scale on which that work matters, and a team
-staffed to meet it drains its queue well within it, so slack is compared with the right clock.
-We chose it over the queue-length version of the parallel-machine idea (k x p_bar x waiting /
-reps) for two reasons: (1) it needs only the item's own fields, so the live router, the SLA
-watch's re-score, a rep's worklist and the simulator all compute the same score without being
-told how many reps are on shift; (2) on the training scenarios it did about as well (mean
-on-time 90.9 % vs 90.9-91.5 %: better on Northwind in overload, worse on synthetic) and its
-worst case was longer (bench/sweep_push_parameters.py, docs/simulation.md). `k x p_bar` stays
-as the floor (classic ATC) for SLAs only a few efforts long.
+**Work that can still be on time: ATC with an SLA-sized look-ahead.** ATC's exponential
+compares an item's slack with a look-ahead; classic ATC uses k x p_bar (a few jobs' processing,
+right for one machine), Lee & Pinedo's parallel-machine ATC(S) scale it to the work competing
+for the servers. A back office with SLAs of hours and efforts of minutes needs the SLA's time
+scale: an item starts to "care" when a fraction LOOKAHEAD of its window is left (then it has
+e^-1 of its maximum). It needs only the item's own fields, so the live router, the SLA watch,
+a rep's worklist and the simulator compute the same number.
 
-**Why aging starts at the due date and is measured in SLA windows.** Aging exists so that
-nothing starves: ATC is bounded per item (at `w x p_bar / p`), so without aging a long,
-low-priority item that is already late can be overtaken for ever by quick or important work
-that falls due after it. Aging counted from creation at a fixed rate (the old +1 per 4 h)
-swamped the due dates: with SLAs of 4-24 opening hours, an item had gained more from waiting
-than from its deadline long before it was due, and push ranked by age, like FIFO. Counting
-from the due date in units of the item's own SLA window keeps the ATC ordering untouched for
-everything that can still be on time (aging is exactly 0 before due) and grows without bound
-after: an item AGING_WINDOWS of its SLA windows overdue has gained as much as a normal item
-that is due now. "One window late" means the same for a 4-hour lead and a 2-day validation.
-The rate is a trade between the tail (worst lateness) and on-time % / value-weighted lateness;
-LOOKAHEAD and AGING_WINDOWS were chosen by the sweep on synthetic and Northwind workloads only
-(highest mean on-time % whose worst-case lateness is no worse than self-selection's), with
-BPIC 2012 held out for validation - see docs/simulation.md. Known limit, seen on BPIC: for a
-long SLA (2-day validations) A windows is weeks, so in a long peak, and with a skill only a
-few reps hold, the worst-off items wait longer than under self-selection (845 h vs 410 h),
-though far fewer items are very late.
+**Work that can no longer be on time: deferred, then aged.** Modified due date (MDD, Baker &
+Bertrand 1982) and ATC give a late item the maximum score at once; COVERT (Carroll 1965) and
+critical ratio do the same in their own units. In overload that is the wrong way round:
+every overdue item outranks every fresh one, so capacity goes into work that is late anyway
+while the fresh work goes late too (Moore-Hodgson's rule for the number of late jobs does the
+opposite: it gives up the jobs that cannot make it). So a late item drops to the score a fresh
+item has with some of its window left (base x 2^(-RESCUE/AGING)), and then doubles every
+AGING_WINDOWS windows late: back at "due now" when RESCUE_WINDOWS windows late, and ahead of
+any item whose base is X times its own after RESCUE_WINDOWS + AGING_WINDOWS x log2(X) windows.
+That is the bound on lateness: in SLA windows (SLA windows are opening time, so the bound is
+in business hours), logarithmic in how much more important the competing work is, and
+independent of how long the item has waited before its due date. For aging a window counts
+at most the mean window of the work the rep may do (`late_clock`, policy.py's common clock):
+otherwise a 2-day validation, measured in its own long windows, could be late for weeks while
+short work 3 windows late came first. (The
+previous rule added +1 per 8 windows overdue: a long normal item behind quick important work
+waited weeks, 845 h on BPIC 2012.) In overload the queue's wait stretches H, so late work ages
+on the scale of the backlog rather than of its SLA and the order tends to weighted shortest
+first, which finishes the most work (and value) per hour when nothing can be on time.
 
-The old behaviour is one call away: `lookahead=0` gives the classic `k x p_bar` look-ahead and
-`aging_seconds=S` the old aging from creation (+1 per S seconds waited).
+The parameters (LOOKAHEAD, RESCUE_WINDOWS, AGING_WINDOWS, SHORTEST_FIRST, QUEUE_SCALE,
+SCARCITY) were chosen on training workloads only (Northwind, a synthetic multi-skill
+workload, ProM's repair example); BPIC 2012 and teleclaims are held out (docs/simulation.md,
+bench/bench_push_targets.py).
+
+`aging_seconds=S` gives the score of the first release for comparisons (ATC plus +1 per S
+seconds since creation; with `lookahead=0` the classic k x p_bar look-ahead).
 
 Times are floats in seconds (epoch seconds live, simulated seconds in the simulator).
 `urgency` scores one item in pure Python; `urgency_many` scores whole columns with numpy for
@@ -77,9 +71,10 @@ if TYPE_CHECKING:  # policy.py imports this module; the dataclass is only needed
 
 K = 2.0  # classic ATC look-ahead in mean efforts: the floor of the look-ahead and of H
 LOOKAHEAD = 0.2  # the look-ahead as a fraction of the item's SLA window
-RESCUE_WINDOWS = 1.0  # a late item is back at "due now" once this many windows late
+RESCUE_WINDOWS = 2.0  # a late item is back at "due now" once this many windows late
 AGING_WINDOWS = 0.5  # ...and its score doubles every this many windows late after that
 SCARCITY = 1.0  # exponent of (reps on shift / reps who may do it) in a rep's choice (policy.py)
+QUEUE_SCALE = 3.0  # the queue's wait (x this) stretches an item's time scale in overload (policy.py)
 SHORTEST_FIRST = 1.0  # exponent of p_bar / p: 1 = ATC's weighted-shortest-first
 VALUE_UNIT = 1000.0  # currency units at which value starts to count (w doubles at ~1,700)
 MIN_EFFORT = 60.0  # seconds; guards the division for items estimated at (almost) nothing
@@ -111,6 +106,8 @@ def urgency(
     aging_windows: float = AGING_WINDOWS,
     rescue_windows: float = RESCUE_WINDOWS,
     shortest_first: float = SHORTEST_FIRST,
+    wait: float = 0.0,
+    late_clock: float | None = None,
 ) -> float:
     """Urgency of one item at `now` (see the module docstring for the formula).
 
@@ -120,7 +117,7 @@ def urgency(
     p = max(item.effort_seconds, MIN_EFFORT)
     p_bar = max(p_bar, MIN_EFFORT)
     floor = k * p_bar
-    horizon = max(item.due_at - item.created_at, floor)
+    horizon = max(item.due_at - item.created_at, floor, wait)
     scale = max(floor, lookahead * horizon)
     slack = item.due_at - now - p
     base = weight(item.priority, item.value) * (p_bar / p) ** shortest_first
@@ -130,6 +127,8 @@ def urgency(
         return base * math.exp(-slack / scale)
     if math.isinf(aging_windows):
         return base * 2.0 ** -rescue_windows if rescue_windows > 0 else base
+    if late_clock is not None:
+        horizon = max(min(item.due_at - item.created_at, late_clock), floor, wait)
     late = -slack / horizon  # windows late if started now
     return base * 2.0 ** min((late - rescue_windows) / aging_windows, MAX_EXPONENT)
 
@@ -148,6 +147,8 @@ def urgency_many(
     aging_windows: float = AGING_WINDOWS,
     rescue_windows: float = RESCUE_WINDOWS,
     shortest_first: float = SHORTEST_FIRST,
+    wait: float = 0.0,
+    late_clock: float | None = None,
 ) -> np.ndarray:
     """Urgency of many items at once (same formula as `urgency`, vectorised).
 
@@ -158,7 +159,7 @@ def urgency_many(
         p_bar = float(p.mean()) if p.size else MIN_EFFORT
     p_bar = max(p_bar, MIN_EFFORT)
     floor = k * p_bar
-    horizon = np.maximum(due_at - created_at, floor)
+    horizon = np.maximum(due_at - created_at, max(floor, wait))
     scale = np.maximum(horizon * lookahead, floor)
     w = np.maximum(priority, 0.0) * (1.0 + np.log1p(np.maximum(value, 0.0) / VALUE_UNIT))
     base = w * (p_bar / p) ** shortest_first
@@ -169,6 +170,8 @@ def urgency_many(
     if math.isinf(aging_windows):
         late_factor = 2.0 ** -rescue_windows if rescue_windows > 0 else 1.0
         return np.where(slack >= 0.0, on_time, base * late_factor)
+    if late_clock is not None:
+        horizon = np.maximum(np.minimum(due_at - created_at, late_clock), max(floor, wait))
     late = np.maximum(-slack, 0.0) / horizon
     return np.where(slack >= 0.0, on_time,
                     base * np.exp2(np.minimum((late - rescue_windows) / aging_windows, MAX_EXPONENT)))

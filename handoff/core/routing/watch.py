@@ -26,11 +26,11 @@ from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.attributes import set_committed_value
 
-from handoff.core import audit, sla
+from handoff.core import sla
 from handoff.core.clock import as_utc_naive, epoch, on_shift
 from handoff.core.models import Presence, Worker, WorkItem, WorkItemState, utcnow
 from handoff.core.routing.assign import Assignment, route_item, route_open_items
-from handoff.core.routing.claims import one_router_at_a_time
+from handoff.core.routing.claims import one_router_at_a_time, record_events
 from handoff.core.routing.eligibility import effective_requirements, meets
 from handoff.core.routing.lifecycle import reclaim_item
 from handoff.core.routing.live import index_for
@@ -140,7 +140,9 @@ def _near_breach_candidates(s: Session, now: datetime) -> list[tuple[int, float]
     business seconds to spare cannot be near breach for at least that much wall time: the
     live index remembers when to look again, and a round only checks the items due a look
     (all of them once; afterwards the few whose time has come). The memory is dropped when
-    the SLA configuration (the business clock) changes or the item's times do."""
+    the SLA configuration (the business clock) changes or the item's times do. The threshold
+    is at most max(NEAR_BREACH_FRACTION x the wall-clock window, NEAR_BREACH_SECONDS), so the
+    business window is only worked out for items that close."""
     t = epoch(now)
     index = index_for(s)
     found = []
@@ -154,6 +156,11 @@ def _near_breach_candidates(s: Session, now: datetime) -> list[tuple[int, float]
                           key=lambda r: (r.routable.due_at, r.id)):
             created = _EPOCH + timedelta(seconds=row.routable.created_at)
             due = _EPOCH + timedelta(seconds=row.routable.due_at)
+            left = clock.seconds_between(now, due)
+            bound = max(NEAR_BREACH_FRACTION * (row.routable.due_at - row.routable.created_at), NEAR_BREACH_SECONDS)
+            if left > bound:
+                recheck[row.id] = t + (left - bound)
+                continue
             left, threshold = breach_margin(created, due, now)
             if left <= threshold:
                 found.append((row.id, left))
@@ -169,29 +176,34 @@ def escalate_near_breach(s: Session, now: datetime | None = None) -> list[Escala
     candidates = _near_breach_candidates(s, now)
     if not candidates:
         return []
+    left_of = dict(candidates)
+    # Flag them conditionally, in one statement, so two watchers never escalate (and notify) twice.
+    flagged = set(s.scalars(
+        update(WorkItem)
+        .where(WorkItem.id.in_(list(left_of)), WorkItem.escalated.is_(False))
+        .values(escalated=True)
+        .returning(WorkItem.id)
+        .execution_options(synchronize_session=False)
+    ))
+    if not flagged:
+        return []
+    items = {it.id: it for it in s.scalars(select(WorkItem).where(WorkItem.id.in_(list(flagged))))}
     supervisors = list(s.scalars(select(Worker).where(Worker.role == "supervisor")))
     escalations: list[Escalation] = []
+    events: list[dict] = []
     for item_id, left in candidates:
-        item = s.get(WorkItem, item_id)
-        # Flag it conditionally so two watchers never escalate (and notify) twice.
-        flagged = s.execute(
-            update(WorkItem)
-            .where(WorkItem.id == item.id, WorkItem.escalated.is_(False))
-            .values(escalated=True)
-            .execution_options(synchronize_session=False)
-        ).rowcount
-        if not flagged:
+        item = items.get(item_id)
+        if item is None:
             continue
         set_committed_value(item, "escalated", True)
         supervisor = pick_supervisor(supervisors, item.required_skills, now)
         widened = effective_requirements(item.required_skills, escalated=True)
-        audit.record(
-            s, WATCH, "work_item", item.id, "escalated", str(item.state), str(item.state),
-            supervisor=supervisor.name if supervisor else None,
-            business_seconds_left=round(left),
-            due_at=item.due_at.isoformat(),
-            widened_to=widened,
-        )
+        events.append(dict(
+            at=utcnow(), actor=WATCH, entity="work_item", entity_id=str(item.id), action="escalated",
+            from_state=str(item.state), to_state=str(item.state),
+            details=dict(supervisor=supervisor.name if supervisor else None, business_seconds_left=round(left),
+                         due_at=item.due_at.isoformat(), widened_to=widened),
+        ))
         escalations.append(
             Escalation(
                 item_id=item.id,
@@ -205,6 +217,7 @@ def escalate_near_breach(s: Session, now: datetime | None = None) -> list[Escala
                 widened_to=widened,
             )
         )
+    record_events(s, events)
     return escalations
 
 

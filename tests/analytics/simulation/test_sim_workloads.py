@@ -10,7 +10,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from handoff.core.settings import settings
 from handoff.analytics.simulation import xes as xes_module
 from handoff.analytics.simulation.calendar import WEEK, weekday
 from handoff.analytics.simulation.workloads import (
@@ -21,6 +20,7 @@ from handoff.analytics.simulation.workloads import (
     synthetic_workload,
 )
 from handoff.analytics.simulation.xes import load_touches, parse_xes
+from handoff.core.settings import settings
 
 TRACE = """
   <trace>
@@ -83,7 +83,7 @@ def test_touches_pair_start_and_complete_of_the_same_case_and_activity(tmp_path)
     assert list(df["activity"]) == ["W_A", "W_B", "W_B", "W_A"]
     assert list(df["duration_s"]) == [600.0, 900.0, 180.0, 60.0]
     # Ready: first touches at their SCHEDULE, the follow-up touch and case 2 at their START.
-    local = lambda hhmm: xes_module._times(ts.format(hhmm))[1]  # noqa: E731
+    local = lambda hhmm: xes_module._times(ts.format(hhmm))[1]
     assert list(df["ready_local"]) == [local("08:00"), local("08:30"), local("14:00"), local("10:00")]
     assert list(df["scheduled"]) == [True, True, False, False]
     assert list(df["value"]) == [5000.0, 5000.0, 5000.0, 0.0]

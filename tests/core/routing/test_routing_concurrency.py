@@ -1,6 +1,8 @@
 """Two (here four) routers in separate processes, one database: no item is ever assigned
 twice and no rep goes over capacity. The guarantee comes from the database (conditional
-UPDATEs), so the test uses real OS processes, not threads."""
+UPDATEs), so the test uses real OS processes, not threads. Three of the four decide from
+deliberately stale indexes (loaded before the race, refreshed only when a lost claim forces
+it): staleness may cost claims, never correctness."""
 
 from __future__ import annotations
 
@@ -33,7 +35,13 @@ from handoff.core.settings import settings
 settings.database_url = url
 from handoff.core.db import engine, session
 from handoff.core.routing.router import route_item, route_open_items
+from handoff.core.routing import live
 engine()
+mode, _, stale = mode.partition(":")
+if stale:
+    live.MAX_STALENESS = 3600.0
+with session() as s:
+    live.index_for(s)  # loaded before the gun: what the others do next, it has not seen
 ids = [int(x) for x in ids.split(",")]
 if mode == "reversed":
     ids.reverse()
@@ -79,7 +87,7 @@ def test_concurrent_routers_never_assign_an_item_twice_or_overfill_a_rep(routing
     env = {**os.environ, "HANDOFF_DATABASE_URL": routing_db, "HANDOFF_HOME": str(tmp_path),
            "PYTHONPATH": str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", "")}
     procs = []
-    for k, mode in enumerate(["same", "same", "reversed", "watch"]):
+    for k, mode in enumerate(["same:stale", "same", "reversed:stale", "watch:stale"]):
         ready = tmp_path / f"ready-{k}"
         procs.append((ready, subprocess.Popen(
             [sys.executable, "-c", ROUTER_SCRIPT, routing_db, str(gun), str(ready), mode, ",".join(map(str, ids))],

@@ -159,10 +159,11 @@ def test_a_late_item_overtakes_any_fresh_work_within_a_bounded_number_of_windows
     ratio = urgency(hot_at(NOW), NOW, p_bar) / (weight(1, 0) * p_bar / (2 * HOUR))
     assert ratio > 50  # ATC strongly prefers the quick important item...
     bound = RESCUE_WINDOWS + AGING_WINDOWS * math.log2(ratio)  # windows late, counted from "too late to start"
-    hours = [h for h in range(0, 24 * 6) if urgency(slow, NOW + h * HOUR, p_bar) > urgency(hot_at(NOW + h * HOUR),
-                                                                                        NOW + h * HOUR, p_bar)]
+    span = math.ceil(bound + 3) * 24
+    hours = [h for h in range(0, span) if urgency(slow, NOW + h * HOUR, p_bar) > urgency(hot_at(NOW + h * HOUR),
+                                                                                      NOW + h * HOUR, p_bar)]
     first = hours[0]
-    assert hours == list(range(first, 24 * 6))  # ...and once ahead it stays ahead
+    assert hours == list(range(first, span))  # ...and once ahead it stays ahead
     assert (first - 1) * HOUR < bound * window - 2 * HOUR <= first * HOUR  # ...exactly at the bound
     # The old aging (+1 per 8 windows overdue, added to ATC) needed (ratio - 1) x 8 windows.
     assert bound < (ratio - 1) * 8 / 10
@@ -412,3 +413,39 @@ def test_rep_pool_rereads_skills_on_update():
     assert PushPolicy().rep_for(item("i", {"billing": 3}), pool, NOW) is r
     pool.remove("r")
     assert PushPolicy().rep_for(item("i", {"billing": 3}), pool, NOW) is None
+
+
+def test_in_overload_late_work_ages_on_the_backlog_s_clock_not_the_sla_s():
+    """When the queue's wait dwarfs the SLA windows (overload), rescuing every item a few
+    windows late would turn push into FIFO among late work; the time scale stretches to the
+    wait instead. With a normal queue the same late item is rescued."""
+    window = 4 * HOUR
+    late = RoutableItem("late", "leads", {"leads": 1}, created_at=NOW - 5 * window, due_at=NOW - 4 * window,
+                        effort_seconds=900)  # four windows late: past RESCUE_WINDOWS
+    fresh = RoutableItem("fresh", "leads", {"leads": 1}, created_at=NOW - 3 * HOUR, due_at=NOW + HOUR,
+                         effort_seconds=900)
+    team = [rep(f"r{i}", {"leads": 1}, capacity=1) for i in range(4)]
+    asking = team[0]
+    backlog = [RoutableItem(f"b{i}", "billing", {"billing": 1}, created_at=NOW, due_at=NOW + DAY, effort_seconds=900)
+               for i in range(300)]  # work the team cannot do right now: 300 x 15 min over 4 reps
+    calm = RoutingIndex(items=[late, fresh], reps=team)
+    assert PushPolicy().item_for(asking, calm.items, NOW) is late
+    swamped = RoutingIndex(items=[late, fresh, *backlog], reps=team)
+    assert PushPolicy().item_for(asking, swamped.items, NOW) is fresh
+    assert PushPolicy(queue_scale=0).item_for(asking, swamped.items, NOW) is late
+    # A router that loaded only the asking rep does not know the team: no stretching.
+    alone = RoutingIndex(items=[late, fresh, *backlog], reps=[asking])
+    assert PushPolicy().item_for(asking, alone.items, NOW) is late
+
+
+def test_late_work_with_a_long_sla_does_not_lag_behind_in_hours():
+    """Aging counts windows, but a long SLA's window is capped at the mean window of the work
+    the rep may do: 60 h late on a 48 h SLA is not 'less late' than 3 h on a 2 h SLA."""
+    someone = rep("r", {"order-approval": 3})
+    short = RoutableItem("short", "order-approval", {"order-approval": 1}, created_at=NOW - 5 * HOUR,
+                         due_at=NOW - 3 * HOUR + 900, effort_seconds=900)  # 2 h SLA, 3 h late if started now
+    long = RoutableItem("long", "order-approval", {"order-approval": 1}, created_at=NOW - 108 * HOUR,
+                        due_at=NOW - 60 * HOUR + 900, effort_seconds=900)  # 48 h SLA, 60 h late
+    for items in both([short, long], "items"):
+        assert PushPolicy().item_for(someone, items, NOW) is long
+        assert PushPolicy(common_clock=False).item_for(someone, items, NOW) is short

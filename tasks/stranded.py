@@ -1,0 +1,193 @@
+"""Nothing stranded: runs an order or a waiting step still counts on, that are no longer on it.
+
+An order that is not finished, and a work item that is still open, each name the flow run that
+carries them. That run may have crashed, failed or been cancelled (a kill, a bug, someone in
+the UI), or been pushed out of its wait (set to Running or Failed through the API while it was
+suspended: it then holds no process and never comes back). Left alone, the order stays
+`awaiting-approval` for ever and the item stays assigned to a dead run.
+
+sla-watch calls `restart_stranded_runs` every minute. Each stranded run is restarted — a new run
+of the same deployment with the same parameters, which is safe because every flow is
+idempotent (work items by step key, other systems by idempotency key, the order taken once) —
+or, where that cannot be done (no deployment, restarted `MAX_RESTARTS` times already), written
+down as a problem case the WIP review lists ("stranded run"). Prefect de-duplicates the restart:
+it is created with the idempotency key `restart-of-<old run id>`, so two sla-watch passes (or
+machines) restarting the same run get one new run.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from uuid import UUID
+
+from prefect import get_run_logger, task
+from prefect.cache_policies import NO_CACHE
+from sqlalchemy import select
+
+from handoff.core import audit
+from handoff.core.db import session
+from handoff.core.models import (
+    AuditEvent,
+    Order,
+    OrderStatus,
+    WorkItem,
+    WorkItemState,
+    utcnow,
+)
+
+ENDED = ("CRASHED", "FAILED", "CANCELLED")
+PUSHED_OUT_AFTER = timedelta(minutes=10)  # Running this long while its step expects it to wait (a resumed run re-runs its idempotent steps first)
+MAX_RESTARTS = 3  # a run that keeps failing is a problem for a person, not a loop
+FINISHED_ORDERS = (OrderStatus.COMPLETE, OrderStatus.REJECTED)
+OPEN_ITEMS = (WorkItemState.OPEN, WorkItemState.ASSIGNED, WorkItemState.STARTED)
+PAGE = 200
+RESTARTED, STRANDED = "run-restarted", "run-stranded"
+
+
+@dataclass
+class StrandedRun:
+    flow_run_id: str
+    why: str  # "crashed", "pushed out of its wait (Running for 5 min)", …
+    order_id: str | None = None
+    item_id: int | None = None
+    restarted_as: str | None = None  # the new run
+    problem: str | None = None  # why it was not restarted (a WIP-review problem case)
+    news: bool = True  # False: restarted or reported by an earlier pass
+
+    @property
+    def subject(self) -> tuple[str, str]:
+        return ("order", self.order_id) if self.order_id else ("work_item", str(self.item_id))
+
+
+@task(name="restart stranded runs", cache_policy=NO_CACHE)
+def restart_stranded_runs(now: datetime | None = None) -> list[StrandedRun]:
+    """Find the runs orders and waiting steps count on that crashed, failed or left their wait;
+    restart each, or list it as a problem case."""
+    logger = get_run_logger()
+    found = find_stranded_runs(now)
+    for run in found:
+        restart_or_report(run)
+        if not run.news:
+            continue
+        if run.restarted_as:
+            logger.warning("Restarted stranded run %s (%s; %s) as %s", run.flow_run_id, run.why,
+                           _describe(run), run.restarted_as)
+        else:
+            logger.error("Stranded run %s (%s; %s) needs a person: %s", run.flow_run_id, run.why,
+                         _describe(run), run.problem)
+    return found
+
+
+def _describe(run: StrandedRun) -> str:
+    return ", ".join(x for x in (f"order {run.order_id}" if run.order_id else "",
+                                 f"work item {run.item_id}" if run.item_id else "") if x)
+
+
+def find_stranded_runs(now: datetime | None = None) -> list[StrandedRun]:
+    """The runs an unfinished order or an open work item names, that are not carrying it."""
+    now = now or utcnow()
+    now = now.replace(tzinfo=UTC) if now.tzinfo is None else now
+    with session() as s:
+        orders = dict(s.execute(select(Order.flow_run_id, Order.id).where(
+            Order.status.not_in(FINISHED_ORDERS), Order.flow_run_id.is_not(None))).all())
+        items = s.execute(select(WorkItem.flow_run_id, WorkItem.id, WorkItem.input_key, WorkItem.order_id).where(
+            WorkItem.state.in_(OPEN_ITEMS), WorkItem.flow_run_id.is_not(None))).all()
+    waiting_items = {run_id: (item_id, order_id) for run_id, item_id, key, order_id in items if key}
+    any_items = {run_id: (item_id, order_id) for run_id, item_id, _key, order_id in items}
+    runs = read_runs(set(orders) | set(any_items))
+    stranded = []
+    for run_id in sorted(set(orders) | set(any_items)):
+        run = runs.get(run_id)
+        item_id, item_order = any_items.get(run_id, (None, None))
+        why = _why_stranded(run, run_id in waiting_items, now)
+        if why:
+            stranded.append(StrandedRun(run_id, why, orders.get(run_id) or item_order, item_id))
+    return stranded
+
+
+def _why_stranded(run, expected_to_wait: bool, now: datetime) -> str | None:
+    if run is None:
+        return "no longer exists in Prefect"
+    state = run.state
+    if state is None:
+        return None
+    if state.type.value in ENDED:
+        return state.name.lower() if state.name else state.type.value.lower()
+    if expected_to_wait and state.type.value == "RUNNING" and state.timestamp is not None:
+        running_for = now - state.timestamp
+        if running_for > PUSHED_OUT_AFTER:
+            return f"pushed out of its wait (Running for {running_for.total_seconds() / 60:.0f} min, no form answered)"
+    return None
+
+
+def read_runs(run_ids: set[str]) -> dict:
+    """These flow runs, by id (runs Prefect no longer has are missing)."""
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId
+
+    ids = sorted(run_ids)
+    runs = {}
+    with get_client(sync_client=True) as client:
+        for start in range(0, len(ids), PAGE):
+            page = [UUID(i) for i in ids[start:start + PAGE]]
+            for run in client.read_flow_runs(flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=page)), limit=PAGE):
+                runs[str(run.id)] = run
+    return runs
+
+
+def restart_or_report(stranded: StrandedRun) -> StrandedRun:
+    """Restart the run from its deployment with the same parameters, ending the old one first if
+    it still claims to run; or record why not. Records an audit event either way."""
+    from prefect.client.orchestration import get_client
+    from prefect.states import Crashed
+
+    kind, subject_id = stranded.subject
+    with session() as s:
+        history = s.scalars(select(AuditEvent).where(
+            AuditEvent.entity == kind, AuditEvent.entity_id == subject_id,
+            AuditEvent.action.in_([RESTARTED, STRANDED])).order_by(AuditEvent.id)).all()
+    # Restarted before: follow to the newest run of the chain; restart that one only if it ended too.
+    restarted = {(e.details or {}).get("flow_run_id"): (e.details or {}).get("new_flow_run_id")
+                 for e in history if e.action == RESTARTED}
+    if stranded.flow_run_id in restarted:
+        newest = stranded.flow_run_id
+        while newest in restarted:
+            newest = restarted[newest]
+        latest = read_runs({newest}).get(newest)
+        if latest is not None and not (latest.state and latest.state.type.value in ENDED):
+            stranded.restarted_as, stranded.news = newest, False  # on its way (queued, running or waiting)
+            return stranded
+        stranded.flow_run_id = newest
+    reported = [e for e in history if e.action == STRANDED and (e.details or {}).get("flow_run_id") == stranded.flow_run_id]
+    if reported:
+        stranded.problem, stranded.news = (reported[0].details or {}).get("reason"), False
+        return stranded  # reported before; the WIP review lists it
+    restarts = len(restarted)
+    with get_client(sync_client=True) as client:
+        try:
+            run = client.read_flow_run(UUID(stranded.flow_run_id))
+        except Exception:  # noqa: BLE001 - gone from Prefect
+            run = None
+        if run is None or run.deployment_id is None:
+            stranded.problem = ("its run is not from a deployment; start the work again by hand"
+                                if run is not None else "its run no longer exists in Prefect")
+        elif restarts >= MAX_RESTARTS:
+            stranded.problem = f"restarted {restarts} times already; a person must look at why it stops"
+        else:
+            if not run.state.is_final():  # pushed out of its wait: it claims to run, with no process
+                client.set_flow_run_state(run.id, Crashed(message=f"handoff sla-watch: {stranded.why}"), force=True)
+            new = client.create_flow_run_from_deployment(
+                run.deployment_id, parameters=run.parameters, name=run.name.split(" · ")[0],
+                tags=[t for t in run.tags if not t.startswith(("assignee:", "waiting-for:"))],
+                idempotency_key=f"restart-of-{run.id}",
+            )
+            stranded.restarted_as = str(new.id)
+    with session() as s:
+        if stranded.restarted_as:
+            audit.record(s, "system:sla-watch", kind, subject_id, RESTARTED, flow_run_id=stranded.flow_run_id,
+                         new_flow_run_id=stranded.restarted_as, reason=stranded.why, item_id=stranded.item_id)
+        else:
+            audit.record(s, "system:sla-watch", kind, subject_id, STRANDED, flow_run_id=stranded.flow_run_id,
+                         reason=f"{stranded.why}: {stranded.problem}", item_id=stranded.item_id)
+    return stranded

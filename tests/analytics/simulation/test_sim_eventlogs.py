@@ -1,0 +1,267 @@
+"""Event logs from any tool: XES in every namespace spelling, interval XES, CSV with a column
+mapping; markers dropped; SLA terms from options and files; opening hours derived with checks;
+clear errors. Every log here is written by the test itself."""
+
+from __future__ import annotations
+
+import gzip
+import json
+from pathlib import Path
+
+import pytest
+
+from handoff.analytics.simulation.calendar import ALWAYS_OPEN, DAY, parse_hours, weekday
+from handoff.analytics.simulation.eventlog import (
+    LogOptions,
+    load_event_log,
+    read_sla_file,
+    workload_name,
+)
+from handoff.analytics.simulation.hours import opening_hours_from_log
+from handoff.core.settings import settings
+
+MONDAY = "2024-03-04"  # a Monday
+
+
+def _day(k: int) -> str:
+    """The k-th working day (Mon-Fri) from MONDAY, as a date."""
+    import datetime as dt
+
+    d = dt.date.fromisoformat(MONDAY)
+    week, rest = divmod(k, 5)
+    return (d + dt.timedelta(days=7 * week + rest)).isoformat()
+
+
+def lifecycle_cases(days: int = 15, per_day: int = 6) -> list[tuple[str, list[tuple[str, str, str, str | None]]]]:
+    """Cases worked Mon-Fri 09-17: register (COMPLETE only), check (START/COMPLETE, 10 min) and
+    approve (START/COMPLETE, 5 min), by two clerks."""
+    cases = []
+    for d in range(days):
+        for k in range(per_day):
+            hh = 9 + k  # 09..14
+            day = _day(d)
+            ts = lambda h, m, day=day: f"{day}T{h:02d}:{m:02d}:00.000+01:00"
+            cases.append((f"c{d}-{k}", [
+                ("register", "complete", ts(hh, 0), "System"),
+                ("check", "start", ts(hh, 5), "ann"),
+                ("check", "complete", ts(hh, 15), "ann"),
+                ("approve", "start", ts(hh, 20), "bob"),
+                ("approve", "complete", ts(hh, 25), "bob"),
+            ]))
+    return cases
+
+
+def write_xes(path: Path, cases, namespace: str | None, prefix: str = "") -> Path:
+    """An XES file; `namespace` None = no xmlns; `prefix` e.g. "xes:" for a prefixed namespace."""
+    ns = "" if namespace is None else (f' xmlns="{namespace}"' if not prefix else f' xmlns:{prefix[:-1]}="{namespace}"')
+    t = lambda tag: f"{prefix}{tag}"
+    out = [f'<?xml version="1.0" encoding="UTF-8"?>\n<{t("log")}{ns}>']
+    for case, events in cases:
+        out.append(f'<{t("trace")}><{t("string")} key="concept:name" value="{case}"/>'
+                   f'<{t("string")} key="AMOUNT" value="250"/>')
+        for act, life, ts, res in events:
+            out.append(f'<{t("event")}><{t("string")} key="concept:name" value="{act}"/>'
+                       + (f'<{t("string")} key="lifecycle:transition" value="{life}"/>' if life else "")
+                       + (f'<{t("string")} key="org:resource" value="{res}"/>' if res else "")
+                       + f'<{t("date")} key="time:timestamp" value="{ts}"/></{t("event")}>')
+        out.append(f'</{t("trace")}>')
+    out.append(f'</{t("log")}>')
+    with gzip.open(path, "wt", encoding="utf-8") as f:
+        f.write("\n".join(out))
+    return path
+
+
+@pytest.mark.parametrize(
+    "namespace,prefix",
+    [
+        ("http://www.xes-standard.org/", ""),
+        ("http://www.xes-standard.org", ""),  # Disco and others: no trailing slash
+        ("http://code.deckfour.org/xes", ""),  # older OpenXES
+        (None, ""),
+        ("http://www.xes-standard.org/", "xes:"),  # a prefixed namespace
+    ],
+)
+def test_xes_in_every_namespace_spelling_gives_the_same_workload(tmp_path, namespace, prefix):
+    path = write_xes(tmp_path / "claims-office.xes.gz", lifecycle_cases(), namespace, prefix)
+    wl = load_event_log(path, cache_dir=tmp_path / "cache")
+    assert wl.name == "claims-office"
+    assert len(wl.items) == 15 * 6 * 2  # register is COMPLETE-only: an instantaneous system event
+    assert {it.work_type for it in wl.items} == {"check", "approve"}
+    by_type = {it.work_type: it.handling_seconds for it in wl.items}
+    assert by_type == {"check": 600.0, "approve": 300.0}
+    assert wl.calendar.describe() == "Mon-Fri 09-15"  # derived from the starts, 09:05..14:20
+    assert not wl.warnings
+    assert {p.source for p in wl.profiles} == {"ann", "bob"}
+
+
+def test_interval_xes_and_markers(tmp_path):
+    """pm4py-style interval events (start_timestamp + time:timestamp, no lifecycle); the
+    artificial ▶ / ■ events (zero duration) are dropped, a real zero-length activity is kept."""
+    lines = ['<?xml version="1.0"?>\n<log>']
+    for d in range(15):
+        day = _day(d)
+        for k in range(4):
+            h = 9 + 2 * k
+            ev = lambda act, s, e, day=day: (
+                f'<event><string key="concept:name" value="{act}"/>'
+                f'<date key="start_timestamp" value="{day}T{s}:00"/><date key="time:timestamp" value="{day}T{e}:00"/></event>'
+            )
+            lines.append(f'<trace><string key="concept:name" value="{d}-{k}"/>'
+                         + ev("▶", f"{h:02d}:00", f"{h:02d}:00") + ev("pack", f"{h:02d}:00", f"{h:02d}:30")
+                         + ev("ship", f"{h:02d}:40", f"{h + 2:02d}:40") + ev("ping", f"{h + 1:02d}:00", f"{h + 1:02d}:00")
+                         + ev("■", f"{h + 2:02d}:40", f"{h + 2:02d}:40") + "</trace>")
+    lines.append("</log>")
+    path = tmp_path / "warehouse.xes"
+    path.write_text("\n".join(lines))
+    wl = load_event_log(path, LogOptions(touch_cap_hours=1.0), cache_dir=tmp_path / "cache")
+    assert {it.work_type for it in wl.items} == {"pack", "ship", "ping"}
+    assert any("dropped 120 touches of ■, ▶" in n for n in wl.notes)
+    # Every "ship" touch (2 h) is cut by the 1 h cap: a third of the touches, so a warning.
+    assert any("touch cap cut 33%" in w and "--touch-cap-hours" in w for w in wl.warnings)
+    uncapped = load_event_log(path, LogOptions(touch_cap_hours=0), cache_dir=tmp_path / "cache")
+    assert max(it.handling_seconds for it in uncapped.items) == 7200.0 and not uncapped.warnings
+    dropped = load_event_log(path, LogOptions(drop_activities=("ping",)), cache_dir=tmp_path / "cache")
+    assert {it.work_type for it in dropped.items} == {"pack", "ship"}
+
+
+def write_csv(path: Path, sep: str = ",") -> Path:
+    rows = [("Case ID", "Task", "Who", "Began", "Done", "Amount", "Prio")]
+    for d in range(15):
+        for k in range(5):
+            day = _day(d)
+            rows.append((f"T{d}-{k}", "answer mail", "eve", f"{day} {9 + k:02d}:00:00", f"{day} {9 + k:02d}:12:00", "100", "1"))
+            rows.append((f"T{d}-{k}", "refund", "max", f"{day}T{10 + k:02d}:00:00+02:00", f"{day}T{10 + k:02d}:20:00+02:00", "900", "3"))
+    path.write_text("\n".join(sep.join(r) for r in rows) + "\n", encoding="utf-8")
+    return path
+
+
+def test_csv_with_a_column_mapping(tmp_path):
+    path = write_csv(tmp_path / "helpdesk 2024.csv", sep=";")
+    cols = {"case": "Case ID", "activity": "Task", "resource": "Who", "start": "Began", "end": "Done",
+            "value": "Amount", "priority": "Prio"}
+    wl = load_event_log(path, LogOptions(columns=cols), cache_dir=tmp_path / "cache")
+    assert wl.name == "helpdesk 2024"
+    assert len(wl.items) == 150
+    refund = next(it for it in wl.items if it.work_type == "refund")
+    assert (refund.handling_seconds, refund.priority, refund.value) == (1200.0, 3.0, 900.0)
+    # The local wall clock is kept: 10:00+02:00 is hour 10 of its day.
+    assert (refund.arrival % DAY) / 3600 in {10.0, 11.0, 12.0, 13.0, 14.0}
+    assert wl.calendar.describe() == "Mon-Fri 09-15"
+    # SLA / priority / value per activity from a file override the columns.
+    sla = tmp_path / "terms.json"
+    sla.write_text(json.dumps({"refund": {"sla_hours": 2, "priority": 5, "value": 50}}))
+    wl2 = load_event_log(path, LogOptions(columns=cols, terms=read_sla_file(sla)), cache_dir=tmp_path / "cache")
+    r2 = next(it for it in wl2.items if it.work_type == "refund")
+    assert (r2.priority, r2.value) == (5.0, 50.0)
+    assert r2.due == wl2.calendar.add_open_seconds(r2.arrival, 2 * 3600)
+    mail = next(it for it in wl2.items if it.work_type == "answer mail")
+    assert mail.due == wl2.calendar.add_open_seconds(mail.arrival, 8 * 3600)  # the default SLA
+
+
+def test_csv_headers_are_guessed_and_a_csv_sla_file_is_read(tmp_path):
+    path = tmp_path / "export.csv"
+    lines = ["case:concept:name,concept:name,org:resource,start_timestamp,time:timestamp"]
+    for d in range(10):
+        lines.append(f"{d},review,ann,{_day(d)}T09:00:00,{_day(d)}T09:30:00")
+    path.write_text("\n".join(lines))
+    wl = load_event_log(path, cache_dir=tmp_path / "cache")
+    assert len(wl.items) == 10 and wl.items[0].handling_seconds == 1800.0
+    terms = tmp_path / "sla.csv"
+    terms.write_text("activity,sla_hours,priority,value\nreview,4,2,\n")
+    got = read_sla_file(terms)
+    assert got["review"].sla_hours == 4 and got["review"].priority == 2 and got["review"].value is None
+    bad = tmp_path / "bad.csv"
+    bad.write_text("activity,sla_hours\nreview,soon\n")
+    with pytest.raises(ValueError, match="not a number"):
+        read_sla_file(bad)
+
+
+def test_logs_that_cannot_be_used_say_what_is_missing(tmp_path):
+    only_complete = [(f"c{k}", [("check", "complete", f"{_day(k)}T09:00:00", "ann")]) for k in range(5)]
+    path = write_xes(tmp_path / "done.xes.gz", only_complete, "http://www.xes-standard.org")
+    with pytest.raises(ValueError, match="5 of them COMPLETE-only.*START and COMPLETE per work item.*start_timestamp.*start column"):
+        load_event_log(path, cache_dir=tmp_path / "cache")
+    csv_path = tmp_path / "ends.csv"
+    csv_path.write_text("case,activity,timestamp\n1,check,2024-03-04T09:00:00\n")
+    with pytest.raises(ValueError, match="start column"):
+        load_event_log(csv_path, cache_dir=tmp_path / "cache")
+    with pytest.raises(ValueError, match="not in the CSV"):
+        load_event_log(csv_path, LogOptions(columns={"case": "nope"}), cache_dir=tmp_path / "cache")
+    garbage = tmp_path / "x.xes"
+    garbage.write_text("this is not xml")
+    with pytest.raises(Exception):  # noqa: B017 - an XML parse error, named by the parser
+        load_event_log(garbage, cache_dir=tmp_path / "cache")
+
+
+def test_opening_hours_fall_back_instead_of_inventing_nonsense():
+    monday = 4 * DAY  # 1970-01-05
+    # Day-resolution timestamps: every start at midnight.
+    days = [monday + d * DAY for d in range(40)]
+    cal, _, warnings = opening_hours_from_log(days)
+    assert cal.describe() == "Mon-Fri 09-17" and "dates, not times of day" in warnings[0]
+    # A one-day log (teleclaims' shape): 01:00-13:00 on one Thursday.
+    one_day = [monday + 3 * DAY + 3600 + k * 60 for k in range(720)]
+    cal, _, warnings = opening_hours_from_log(one_day)
+    assert cal is ALWAYS_OPEN and "too short" in warnings[0] and "--hours" in warnings[0]
+    # A regular office: Mon-Fri 08-16 over four weeks, derived without a warning.
+    office = [monday + w * 7 * DAY + d * DAY + (8 + h) * 3600 for w in range(4) for d in range(5) for h in range(8)]
+    cal, _, warnings = opening_hours_from_log(office)
+    assert cal.describe() == "Mon-Fri 08-16" and not warnings
+    assert weekday(office[0]) == 0
+
+
+def test_hours_can_be_given(tmp_path):
+    path = write_xes(tmp_path / "o.xes.gz", lifecycle_cases(days=2), "http://www.xes-standard.org/")
+    given = load_event_log(path, LogOptions(hours=parse_hours("Mon-Fri 08:00-17:00")), cache_dir=tmp_path / "c")
+    assert given.calendar.describe() == "Mon-Fri 08-17" and not given.warnings
+    derived = load_event_log(path, cache_dir=tmp_path / "c")  # two days: too short to derive
+    assert derived.calendar is ALWAYS_OPEN and derived.warnings
+    with pytest.raises(ValueError, match="cannot read"):
+        parse_hours("weekdays 9 to 5")
+
+
+def test_workload_names_come_from_the_file():
+    assert workload_name("/x/teleclaims.xes.gz") == "teleclaims"
+    assert workload_name("Orders 2024.csv") == "Orders 2024"
+    assert workload_name("bpic2012.xes.gz") == "bpic2012"
+
+
+@pytest.mark.parametrize(
+    "name,hours,types",
+    [
+        ("repair_example", "always open (24x7)", 4),  # a simulated process that runs day and night
+        ("teleclaims", "always open (24x7)", 9),  # one 12-hour day: falls back, with a warning
+        ("interval_event_log", "Mon 09-20, Tue-Thu 08-20, Fri 09-19", 8),
+    ],
+)
+def test_the_shared_logs_load_with_sane_hours(name, hours, types, tmp_path):
+    path = settings.bpic_path.parent / f"{name}.xes.gz"
+    if not path.exists():
+        pytest.skip(f"{path} not available")
+    wl = load_event_log(path, cache_dir=tmp_path)
+    assert wl.name == name
+    assert wl.calendar.describe() == hours
+    assert len(wl.load_share()) == types
+    assert 0.1 < wl.offered_load() < 200
+    assert all(it.handling_seconds > 0 and it.due > it.arrival for it in wl.items)
+    if name == "teleclaims":
+        assert any("too short" in w for w in wl.warnings)
+        assert "end" not in wl.load_share()  # the zero-length end marker is not work
+
+
+def test_broken_rows_are_dropped_and_counted_not_fatal(tmp_path):
+    """A CSV with a BOM, rows without an end time, an unreadable time, and a row whose end is
+    before its start: the good rows load, the others are counted in the stats."""
+    from handoff.analytics.simulation.csvlog import parse_csv
+
+    rows = ["\ufeffcase,activity,start,end"]
+    rows += [f"{d},review,{_day(d)}T09:00:00,{_day(d)}T09:30:00" for d in range(10)]
+    rows += ["x1,review,2024-03-04T09:00:00,", "x2,review,2024-03-04T09:00:00,not a time",
+             "x3,review,2024-03-04T10:00:00,2024-03-04T09:00:00"]
+    path = tmp_path / "messy.csv"
+    path.write_text("\n".join(rows), encoding="utf-8")
+    parsed = parse_csv(path)
+    assert len(parsed.touches) == 10
+    assert parsed.stats["events_without_time"] == 2 and parsed.stats["negative_intervals"] == 1
+    wl = load_event_log(path, cache_dir=tmp_path / "c")
+    assert len(wl.items) == 10

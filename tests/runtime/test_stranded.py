@@ -1,0 +1,169 @@
+"""Nothing stranded (tasks/stranded.py, sla-watch's last step), against the Prefect test server:
+a waiting run pushed out of its wait, or one that failed or crashed, while its order or work item
+still counts on it, is restarted from its deployment with the same parameters — once, however
+many passes see it — or, where it cannot be, listed as a problem case in the WIP review."""
+
+from __future__ import annotations
+
+import contextvars
+import json
+import time
+from concurrent.futures import ThreadPoolExecutor
+from datetime import timedelta
+from uuid import UUID
+
+import pytest
+from prefect import flow
+from prefect.client.orchestration import get_client
+from prefect.states import Crashed, Running, Suspended
+
+from handoff.analytics import reports
+from handoff.core.db import session
+from handoff.core.intake import submit_orders
+from handoff.core.models import (
+    AuditEvent,
+    Order,
+    OrderStatus,
+    WorkItem,
+    WorkItemState,
+    utcnow,
+)
+from handoff.core.settings import settings
+from tasks import stranded
+
+pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("prefect_harness", "catalogue", "reps")]
+
+
+@flow(name="stranded-probe")
+def stranded_probe(order_id: str) -> str:
+    """Stands in for a deployed pipeline (nothing serves it here: a restart stays Scheduled)."""
+    return order_id
+
+
+def receive(order_id: str, quantity: int = 10) -> None:
+    order = {"order_id": order_id, "customer_id": "AROUT", "order_date": "2024-03-01", "due_date": "2024-03-15",
+             "lines": [{"product_id": 1, "quantity": quantity, "unit_price": 18.0, "discount": 0}]}
+    assert submit_orders([(json.dumps(order), order)], source="test", announce=False).accepted == [order_id]
+
+
+@pytest.fixture(scope="module")
+def probe_deployment(prefect_harness):
+    return stranded_probe.to_deployment(name="stranded-probe").apply()
+
+
+def a_suspended_deployed_run(deployment_id, order_id: str) -> tuple[str, int]:
+    """A deployed run of `order_id` suspended at a human step, as the order and its item see it."""
+    receive(order_id)
+    with get_client(sync_client=True) as client:
+        run = client.create_flow_run_from_deployment(deployment_id, parameters={"order_id": order_id},
+                                                     name=f"order-{order_id}", tags=[f"order:{order_id}"])
+        client.set_flow_run_state(run.id, Running(), force=True)
+        client.set_flow_run_state(run.id, Suspended(pause_key="work-item-1-0"), force=True)
+    with session() as s:
+        order = s.get(Order, order_id)
+        order.status, order.flow_run_id = OrderStatus.AWAITING_APPROVAL, str(run.id)
+        item = WorkItem(work_type="order-approval", step_key=f"order-approval-{order_id}", title=f"approve {order_id}",
+                        order_id=order_id, required_skills={"order-entry": 2}, created_at=utcnow(),
+                        due_at=utcnow() + timedelta(hours=8), effort_seconds=600, state=WorkItemState.ASSIGNED,
+                        flow_run_id=str(run.id), input_key="work-item-1-0")
+        s.add(item)
+        s.flush()
+        return str(run.id), item.id
+
+
+def runs_of(deployment_id) -> list:
+    from prefect.client.schemas.filters import DeploymentFilter, DeploymentFilterId
+
+    with get_client(sync_client=True) as client:
+        return client.read_flow_runs(deployment_filter=DeploymentFilter(id=DeploymentFilterId(any_=[deployment_id])))
+
+
+def test_a_run_pushed_out_of_its_wait_is_restarted_once(db, probe_deployment):
+    run_id, item_id = a_suspended_deployed_run(probe_deployment, "ST-1")
+    # The waiting run is pushed out of its wait through the API: Running, with no process.
+    with get_client(sync_client=True) as client:
+        client.set_flow_run_state(UUID(run_id), Running(), force=True)
+
+    assert stranded.find_stranded_runs() == []  # a resumed run is Running for a moment: not yet
+    later = utcnow() + stranded.PUSHED_OUT_AFTER + timedelta(minutes=1)
+    found = stranded.find_stranded_runs(later)
+    assert [(f.flow_run_id, f.order_id, f.item_id) for f in found] == [(run_id, "ST-1", item_id)]
+    assert found[0].why.startswith("pushed out of its wait")
+
+    restarted = stranded.restart_or_report(found[0])
+    assert restarted.restarted_as and restarted.problem is None
+    with get_client(sync_client=True) as client:
+        old, new = client.read_flow_run(UUID(run_id)), client.read_flow_run(UUID(restarted.restarted_as))
+    assert old.state.type.value == "CRASHED"  # ended, so the new run may take the order
+    assert new.parameters == {"order_id": "ST-1"} and new.deployment_id == probe_deployment
+    assert new.idempotency_key == f"restart-of-{run_id}" and new.name == "order-ST-1"
+
+    # Another pass (or a second sla-watch) sees the order still naming the old run: no new run.
+    again = stranded.find_stranded_runs(later)
+    assert [stranded.restart_or_report(f).restarted_as for f in again] == [restarted.restarted_as]
+    assert not again[0].news
+    assert len(runs_of(probe_deployment)) == 2
+    with session() as s:
+        actions = [e.action for e in s.query(AuditEvent).filter_by(entity="order", entity_id="ST-1")
+                   if e.action.startswith("run-")]
+    assert actions == ["run-restarted"]
+
+
+def test_a_restart_that_keeps_failing_becomes_a_problem_case(db, probe_deployment):
+    run_id, item_id = a_suspended_deployed_run(probe_deployment, "ST-2")
+    newest = run_id
+    for attempt in range(stranded.MAX_RESTARTS + 1):
+        with get_client(sync_client=True) as client:
+            client.set_flow_run_state(UUID(newest), Crashed(message="killed"), force=True)
+        (found,) = stranded.find_stranded_runs()
+        stranded.restart_or_report(found)
+        if attempt < stranded.MAX_RESTARTS:
+            assert found.restarted_as and found.restarted_as != newest
+            newest = found.restarted_as
+    assert found.restarted_as is None and "restarted 3 times" in found.problem
+
+    with session() as s:
+        cases = reports.problem_cases(s)
+    (case,) = [c for c in cases if c.item_id == item_id]
+    assert case.problems[0] == reports.STRANDED_RUN and "restarted 3 times" in " ".join(case.details)
+
+
+def test_a_waiting_run_forced_to_running_fails_and_is_listed_not_lost(db, monkeypatch, sandbox):
+    """The incident: an in-process run waiting for an approval is set to Running through the
+    API; it fails (no answer to read). It has no deployment to restart from, so the WIP review
+    lists its order's step as a stranded-run problem case instead of leaving it silently stuck."""
+    from flows.order_entry import order_entry
+    from handoff.runtime.steps import waiting_steps
+
+    monkeypatch.setattr(settings, "pause_poll_seconds", 1)
+    receive("ST-3", quantity=400)
+    with ThreadPoolExecutor(1) as pool:
+        run = pool.submit(contextvars.copy_context().run, order_entry, "ST-3", return_state=True)
+        deadline = time.monotonic() + 90
+        while True:
+            step = next((s for s in waiting_steps() if s.order_id == "ST-3"), None)
+            if step is not None:
+                with get_client(sync_client=True) as client:
+                    if client.read_flow_run(UUID(step.flow_run_id)).state.is_paused():
+                        client.set_flow_run_state(UUID(step.flow_run_id), Running(), force=True)
+                        break
+            assert time.monotonic() < deadline, "the order never waited for its approval"
+            time.sleep(0.3)
+        assert run.result(timeout=90).is_failed()
+
+    with session() as s:
+        assert s.get(Order, "ST-3").status == OrderStatus.AWAITING_APPROVAL  # what was left behind
+        assert s.get(WorkItem, step.item_id).state == WorkItemState.ASSIGNED
+    found = [f for f in stranded.find_stranded_runs() if f.flow_run_id == step.flow_run_id]
+    assert len(found) == 1 and found[0].why == "failed"
+    stranded.restart_or_report(found[0])
+    assert found[0].restarted_as is None and "not from a deployment" in found[0].problem
+
+    with session() as s:
+        cases = [c for c in reports.problem_cases(s) if c.order_id == "ST-3"]
+    assert cases and cases[0].problems[0] == reports.STRANDED_RUN
+    assert step.flow_run_id in " ".join(cases[0].details)
+    # Reported once, however many passes see it.
+    stranded.restart_or_report(stranded.find_stranded_runs()[0])
+    with session() as s:
+        assert s.query(AuditEvent).filter_by(action="run-stranded").count() == 1

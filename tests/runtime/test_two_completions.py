@@ -1,0 +1,224 @@
+"""Two people complete the same waiting step at the same moment, from two processes: exactly one
+answer is taken; the other person is told who completed it and when, and the refused attempt is
+in the audit log. Prefect resumes a paused run once (one server transaction; the next resume is
+answered ABORT) and the handoff database closes the item once (a conditional UPDATE)."""
+
+from __future__ import annotations
+
+import contextvars
+import json
+import multiprocessing
+import time
+from concurrent.futures import ThreadPoolExecutor
+from uuid import UUID
+
+import pytest
+from prefect.client.orchestration import get_client
+
+from handoff.core.db import session
+from handoff.core.models import AuditEvent, WorkItem
+from handoff.core.settings import settings
+
+pytestmark = pytest.mark.usefixtures("prefect_harness", "catalogue", "reps", "sandbox")
+
+SUPERVISOR = "Andrew Fuller"
+
+
+def complete_in_a_process(database_url: str, api_url: str, item_id: int, answer: dict, barrier, results) -> None:
+    """One person, in their own process: wait for the other, then answer."""
+    from prefect.settings import PREFECT_API_URL, temporary_settings
+
+    settings.database_url = database_url
+    from handoff.core.routing.router import AlreadyCompleted, NotAllowed
+    from handoff.runtime.steps import complete_step
+
+    with temporary_settings(updates={PREFECT_API_URL: api_url}):
+        barrier.wait(timeout=120)
+        try:
+            complete_step(item_id, answer, wait_seconds=60)
+            results.put((answer["completed_by"], "completed", None))
+        except AlreadyCompleted as lost:
+            results.put((answer["completed_by"], "already-completed", [lost.completed_by, str(lost), ]))
+        except NotAllowed as refused:
+            results.put((answer["completed_by"], "refused", [None, str(refused)]))
+        except Exception as exc:  # noqa: BLE001 - reported to the test, which fails on it
+            results.put((answer["completed_by"], type(exc).__name__, [None, str(exc)]))
+
+
+def wait_until_paused(order_id: str, timeout: float = 90):
+    from handoff.runtime.steps import waiting_steps
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        for step in waiting_steps():
+            if step.order_id == order_id:
+                with get_client(sync_client=True) as client:
+                    if client.read_flow_run(UUID(step.flow_run_id)).state.is_paused():
+                        return step
+        time.sleep(0.2)
+    raise AssertionError(f"no step of order {order_id} is waiting")
+
+
+@pytest.mark.parametrize("db", ["sqlite", "postgres"], indirect=True)
+def test_two_people_complete_one_step_at_once_one_wins_the_other_is_told(db, monkeypatch):
+    from prefect.settings import PREFECT_API_URL
+
+    from flows.order_entry import order_entry
+    from handoff.core.intake import submit_orders
+
+    monkeypatch.setattr(settings, "pause_poll_seconds", 1)
+    order = {"order_id": "RACE-1", "customer_id": "AROUT", "order_date": "2024-03-01", "due_date": "2024-03-15",
+             "lines": [{"product_id": 1, "quantity": 400, "unit_price": 18.0, "discount": 0}]}
+    assert submit_orders([(json.dumps(order), order)], source="test", announce=False).accepted == ["RACE-1"]
+
+    spawn = multiprocessing.get_context("spawn")
+    barrier, results = spawn.Barrier(2), spawn.Queue()
+    with ThreadPoolExecutor(1) as pool:
+        run = pool.submit(contextvars.copy_context().run, order_entry, "RACE-1", return_state=True)
+        step = wait_until_paused("RACE-1")
+        people = [step.assignee, SUPERVISOR]
+        answers = [{"completed_by": who, "decision": decision, "note": f"by {who}"}
+                   for who, decision in zip(people, ["approve", "reject"])]
+        processes = [spawn.Process(target=complete_in_a_process,
+                                   args=(db, PREFECT_API_URL.value(), step.item_id, a, barrier, results))
+                     for a in answers]
+        for p in processes:
+            p.start()
+        outcomes = {}
+        for _ in processes:
+            who, what, detail = results.get(timeout=180)
+            outcomes[who] = (what, detail)
+        for p in processes:
+            p.join(timeout=30)
+        assert run.result(timeout=120).is_completed()
+
+    winners = [who for who, (what, _) in outcomes.items() if what == "completed"]
+    losers = [who for who in outcomes if who not in winners]
+    assert len(winners) == 1, outcomes
+    (winner,), (loser,) = winners, losers
+    what, (named, message) = outcomes[loser]
+    assert what == "already-completed", outcomes
+    assert named == winner and winner in message and " at " in message  # who and when
+
+    with session() as s:
+        item = s.get(WorkItem, step.item_id)
+        assert item.state == "completed" and item.completed_by == winner
+        assert item.answer["note"] == f"by {winner}"  # the winner's answer is the one used
+        refused = [e for e in s.query(AuditEvent).filter_by(entity="work_item", entity_id=str(step.item_id),
+                                                             action="completion-refused")]
+        completed = [e for e in s.query(AuditEvent).filter_by(entity="work_item", entity_id=str(step.item_id),
+                                                               action="completed")]
+    assert [e.actor for e in completed] == [winner]
+    assert [e.actor for e in refused] == [loser]
+    assert winner in refused[0].details["reason"]
+
+
+def test_an_answer_that_reaches_the_run_second_is_aborted_and_refused_with_who_won(db, monkeypatch):
+    """The moment the race turns on, made certain: this person read the run as paused for the form
+    just before the other answer resumed it. Prefect answers the late resume ABORT; the person is
+    told who completed the step and when, and the attempt is audited."""
+    from prefect.client.orchestration import get_client
+
+    from flows.order_entry import order_entry
+    from handoff.core.intake import submit_orders
+    from handoff.core.routing.router import AlreadyCompleted
+    from handoff.runtime import prefect_patches, steps
+
+    monkeypatch.setattr(settings, "pause_poll_seconds", 1)
+    order = {"order_id": "RACE-2", "customer_id": "AROUT", "order_date": "2024-03-01", "due_date": "2024-03-15",
+             "lines": [{"product_id": 1, "quantity": 400, "unit_price": 18.0, "discount": 0}]}
+    assert submit_orders([(json.dumps(order), order)], source="test", announce=False).accepted == ["RACE-2"]
+    with ThreadPoolExecutor(1) as pool:
+        run = pool.submit(contextvars.copy_context().run, order_entry, "RACE-2", return_state=True)
+        step = wait_until_paused("RACE-2")
+        with get_client(sync_client=True) as client:
+            keyset = prefect_patches.pause_keyset(client.read_flow_run(UUID(step.flow_run_id)).state)
+            while not client.filter_flow_run_input(UUID(step.flow_run_id), keyset["schema"], 1, set()):
+                time.sleep(0.2)
+            first = {"completed_by": step.assignee, "decision": "approve", "note": "first"}
+            assert client.resume_flow_run(UUID(step.flow_run_id), run_input=first).status.value == "ACCEPT"
+        monkeypatch.setattr(steps, "_keyset_if_waiting", lambda *args: keyset)  # read just before
+        with pytest.raises(AlreadyCompleted) as lost:
+            steps.complete_step(step.item_id, {"completed_by": SUPERVISOR, "decision": "reject", "note": "second"})
+        assert run.result(timeout=120).is_completed()
+    assert lost.value.completed_by == step.assignee and lost.value.completed_at is not None
+    with session() as s:
+        assert s.get(WorkItem, step.item_id).answer["note"] == "first"
+        (refused,) = s.query(AuditEvent).filter_by(entity_id=str(step.item_id), action="completion-refused").all()
+    assert refused.actor == SUPERVISOR and step.assignee in refused.details["reason"]
+
+
+# --- the database decides: two processes closing the same items at once ----------------------
+
+COMPLETER = r"""
+import json, os, sys, time
+from pathlib import Path
+url, gun, ready, who, ids = sys.argv[1], sys.argv[2], sys.argv[3], sys.argv[4], sys.argv[5]
+from handoff.core.settings import settings
+settings.database_url = url
+from handoff.core.db import engine, session
+from handoff.core.routing.router import AlreadyCompleted, complete_item
+engine()
+Path(ready).touch()
+while not os.path.exists(gun):
+    time.sleep(0.002)
+outcome = {}
+for item_id in map(int, ids.split(",")):
+    try:
+        with session() as s:
+            complete_item(s, item_id, by=who, outcome="approve", note=who)
+        outcome[item_id] = "won"
+    except AlreadyCompleted as lost:
+        outcome[item_id] = ["lost", lost.completed_by, str(lost)]
+print(json.dumps(outcome))
+"""
+
+
+@pytest.mark.parametrize("db", ["sqlite", "postgres"], indirect=True)
+def test_complete_item_closes_an_item_once_when_two_processes_race(db, tmp_path):
+    import os
+    import subprocess
+    import sys
+    from datetime import timedelta
+    from pathlib import Path
+
+    from handoff.core.models import Worker, utcnow
+    from handoff.runtime.standins import ensure_standin_reps
+
+    root = Path(__file__).resolve().parents[2]
+    ensure_standin_reps()
+    with session() as s:
+        rep = s.query(Worker).filter_by(role="rep").first()
+        items = [WorkItem(work_type="order-approval", step_key=f"race-item-{i}", title=f"race {i}",
+                          required_skills={"order-entry": 1}, created_at=utcnow(), due_at=utcnow() + timedelta(hours=4),
+                          effort_seconds=600, state="assigned", assignee_id=rep.id) for i in range(40)]
+        s.add_all(items)
+        s.flush()
+        ids = ",".join(str(it.id) for it in items)
+    gun, people = tmp_path / "go", [SUPERVISOR, "Steven Buchanan"]
+    env = {**os.environ, "PYTHONPATH": str(root) + os.pathsep + os.environ.get("PYTHONPATH", "")}
+    procs = [(tmp_path / f"ready-{k}", subprocess.Popen(
+        [sys.executable, "-c", COMPLETER, db, str(gun), str(tmp_path / f"ready-{k}"), who, ids],
+        env=env, cwd=root, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)) for k, who in enumerate(people)]
+    deadline = time.monotonic() + 120
+    while not all(ready.exists() for ready, _ in procs):
+        assert time.monotonic() < deadline and all(p.poll() is None for _, p in procs), \
+            [p.communicate() for _, p in procs if p.poll() is not None]
+        time.sleep(0.01)
+    gun.touch()
+    outcomes = {}
+    for who, (_, p) in zip(people, procs):
+        out, err = p.communicate(timeout=180)
+        assert p.returncode == 0, err
+        outcomes[who] = {int(k): v for k, v in json.loads(out.strip().splitlines()[-1]).items()}
+
+    with session() as s:
+        for item_id in map(int, ids.split(",")):
+            item = s.get(WorkItem, item_id)
+            winners = [who for who in people if outcomes[who][item_id] == "won"]
+            assert winners == [item.completed_by], (item_id, outcomes)  # exactly one, the one recorded
+            (loser,) = [who for who in people if who not in winners]
+            _, named, message = outcomes[loser][item_id]
+            assert named == item.completed_by and " at " in message
+            completed = s.query(AuditEvent).filter_by(entity_id=str(item_id), action="completed").all()
+            assert [e.actor for e in completed] == winners
