@@ -48,6 +48,7 @@ class Settings(BaseSettings):
     secure_cookies: bool = Field(False, description="Send the session cookie over HTTPS only (set behind TLS).")
     server_secret: str = Field("", description="Signs sessions and completions; empty = made once, kept in home (0600).")
     # The operators' console: Prefect's own basic auth on its server, UI and every client.
+    prefect_start_seconds: float = Field(240.0, gt=0, description="How long `handoff up` waits for the Prefect server to answer.")
     lock_ui: bool = Field(False, description="Protect the Prefect server and UI with basic auth (`handoff up --lock-ui`).")
     prefect_auth_string: str = Field("", description="user:password for the locked Prefect UI; empty = made once, kept in home.")
 

@@ -28,7 +28,7 @@ def is_up(url: str) -> bool:
         return False
 
 
-def start(url: str = DEFAULT_URL, log_path: str | None = None, timeout: float = 240) -> subprocess.Popen | None:
+def start(url: str = DEFAULT_URL, log_path: str | None = None, timeout: float | None = None) -> subprocess.Popen | None:
     """Start `prefect server start` for `url` unless one answers there; None if reused. Its SQLite
     write transactions begin IMMEDIATE (see handoff.runtime.prefect_server_main). A first start
     migrates its database: on a busy machine (or PostgreSQL) that takes well over a minute."""
@@ -50,6 +50,7 @@ def start(url: str = DEFAULT_URL, log_path: str | None = None, timeout: float = 
          "--port", str(parsed.port or 4200)],
         env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
     )
+    timeout = timeout or settings.prefect_start_seconds  # a fresh database migrates first: slow on a busy machine
     deadline = time.monotonic() + timeout
     while not is_up(url):
         if proc.poll() is not None:

@@ -77,6 +77,11 @@ def test_a_large_order_waits_for_its_rep_and_resumes_with_the_form():
             waiting = client.read_flow_run(UUID(step.flow_run_id))
         assert step.assignee in waiting.name
         assert any(t.startswith("assignee:") for t in waiting.tags)
+        deadline = time.monotonic() + 30  # the step is listed as soon as its key is kept, just before the pause
+        while not waiting.state.is_paused() and time.monotonic() < deadline:
+            time.sleep(0.3)
+            with get_client(sync_client=True) as client:
+                waiting = client.read_flow_run(UUID(step.flow_run_id))
         assert waiting.state.is_paused()
 
         with session() as s:
