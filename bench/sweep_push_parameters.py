@@ -1,5 +1,12 @@
 """Choose the push policy's urgency parameters on training workloads; validate on BPIC 2012.
 
+SUPERSEDED (issue 13): this is how the *previous* push's LOOKAHEAD and AGING_WINDOWS were
+chosen. The late-work rule has changed since (deferred, then doubling every AGING_WINDOWS
+windows; the queue's wait; scarce skills), so this grid no longer reproduces the old table
+in docs/simulation.md; the current parameters were chosen with
+bench/bench_push_targets.py on Northwind, a synthetic multi-skill workload and the repair
+example (see docs/simulation.md, "Push against FIFO and self-selection").
+
     .venv/bin/python bench/sweep_push_parameters.py [--jobs 2] [--markdown] [--holdout 4,5,6]
 
 The two parameters (handoff/routing/urgency.py):

@@ -180,7 +180,7 @@ class PushPolicy:
         if (k <= 0 or lookahead < 0 or aging_windows <= 0 or rescue_windows < 0 or shortest_first < 0
                 or scarcity < 0 or queue_scale < 0 or (aging_seconds is not None and aging_seconds <= 0)):
             raise ValueError("k, aging_windows and aging_seconds must be positive; lookahead, rescue_windows, "
-                             "shortest_first and scarcity >= 0")
+                             "shortest_first, scarcity and queue_scale >= 0")
         self.k = k
         self.aging_seconds = aging_seconds
         self.lookahead = lookahead

@@ -302,7 +302,7 @@ def test_the_old_urgency_is_reproducible_for_comparisons():
 
 def test_push_policy_rejects_meaningless_parameters():
     for kwargs in ({"k": 0}, {"lookahead": -0.1}, {"aging_windows": 0}, {"aging_seconds": 0},
-                   {"rescue_windows": -1}, {"shortest_first": -0.5}, {"scarcity": -1}):
+                   {"rescue_windows": -1}, {"shortest_first": -0.5}, {"scarcity": -1}, {"queue_scale": -1}):
         with pytest.raises(ValueError):
             PushPolicy(**kwargs)
 
