@@ -173,6 +173,8 @@ class _Run:
         self.rep_pos = {r.id: k for k, r in enumerate(self.reps)}
         if len(self.rep_pos) != len(self.reps):
             raise ValueError("rep ids must be unique")
+        if not indexed and hasattr(policy, "team"):
+            policy.team = self.reps  # the plain scan is told the team the index would know
         self.index = RoutingIndex(reps=self.reps)
         self.pool = self.index.items
         self.dependents: dict[int, list[int]] = {}
