@@ -225,8 +225,7 @@ def duplicate_side_effects(ledger: list[dict[str, Any]]) -> list[tuple[str, ...]
     under more than one entry, whatever idempotency key each carried."""
     def business(e: dict[str, Any]) -> tuple[str, ...]:
         request = e.get("request") if isinstance(e.get("request"), dict) else {}
-        ids = tuple(str(request[k]) for k in ("order_id", "line_no", "account_id", "invoice_id", "customer_id")
-                    if k in request)
+        ids = tuple(f"{k}={request[k]}" for k in sorted(request) if k.endswith("_id") or k in ("line_no", "attempt"))
         return (e["system"], e["operation"], *ids) if ids else (e["system"], e["operation"], e["idempotency_key"])
 
     keys = Counter(business(e) for e in ledger)
