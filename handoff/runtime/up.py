@@ -162,6 +162,7 @@ def run_up(feed: Feed | None, say: Callable[[str], None], lock_ui: bool | None =
     from deployments import DEFINITIONS, serve, serving_runner
     from handoff.runtime import console_lock
     from handoff.runtime.intake_api import IntakeServer, intake_token
+    from handoff.runtime import zombies
     from handoff.runtime.standins import ensure_standin_reps
     from handoff.runtime.worklist import WorklistServer
     from sandbox.server import start_sandbox
@@ -189,6 +190,7 @@ def run_up(feed: Feed | None, say: Callable[[str], None], lock_ui: bool | None =
         "HANDOFF_SANDBOX_URL": systems.url,
         "PREFECT_API_URL": f"{url}/api",
         "PREFECT_CLIENT_RETRY_EXTRA_CODES": "500",
+        **zombies.heartbeat_environment(),
     })
     say(f"sandbox systems (CRM, provisioning, activation, billing, calendar) at {systems.url}")
     if settings.warm_start and warm_start.enable():  # imports the flows once, in the background
@@ -201,6 +203,8 @@ def run_up(feed: Feed | None, say: Callable[[str], None], lock_ui: bool | None =
         with prefect_server.using(url):  # the runner's poll is HANDOFF_RUNNER_POLL_SECONDS
             # deployments, triggers and schedules exist before the first order is fed
             runner = serving_runner(settings.runner_process_limit, settings.runner_poll_seconds)
+            if zombies.ensure_crash_silent_runs():  # a run killed with its process is restarted, not lost
+                say("flow runs send heartbeats; one whose process died is marked Crashed and restarted")
             say(f"{len(DEFINITIONS)} deployments: " + ", ".join(d.name for d in DEFINITIONS))
             intake = IntakeServer(settings.intake_host, settings.intake_port).start(contextvars.copy_context().run)
             say(f"intake: POST {intake.url}/orders with 'Authorization: Bearer {intake_token()}'")
