@@ -47,7 +47,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from stack import Stack, large_order, machine_notes, snapshot_tree
+from stack import Stack, _on_sigterm, large_order, machine_notes, snapshot_tree  # noqa: E402
 
 CONFIGS: dict[str, list[str]] = {
     "sqlite+runner": [],
