@@ -32,7 +32,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from handoff.core.settings import settings
-from handoff.runtime import prefect_server
+from handoff.runtime import prefect_server, zombies
 
 POOL = "back-office"
 WORKER_STOP_SECONDS = 30
@@ -178,7 +178,7 @@ def run_workers(spec: StackSpec, feed, say: Callable[[str], None]) -> None:
     os.environ.update({  # what the workers (and their flow runs) read
         "HANDOFF_HOME": str(settings.home), "HANDOFF_DATABASE_URL": settings.sqlalchemy_url,
         "HANDOFF_SANDBOX_URL": systems.url, "PREFECT_API_URL": f"{url}/api",
-        "PREFECT_CLIENT_RETRY_EXTRA_CODES": "500",
+        "PREFECT_CLIENT_RETRY_EXTRA_CODES": "500", **zombies.heartbeat_environment(),
     })
     say(f"sandbox systems at {systems.url}")
     stop = threading.Event()
@@ -188,6 +188,7 @@ def run_workers(spec: StackSpec, feed, say: Callable[[str], None]) -> None:
     try:
         with prefect_server.using(url):
             ensure_pool(spec.pool)
+            zombies.ensure_crash_silent_runs()  # a run whose worker died is restarted, not lost
             with contextlib.redirect_stdout(io.StringIO()):  # Prefect prints "next steps" per deployment
                 deploy_all(spec.pool)
             say(f"{len(DEFINITIONS)} deployments in work pool {spec.pool!r}: " + ", ".join(d.name for d in DEFINITIONS))
