@@ -6,7 +6,7 @@ VENV   ?= .venv
 BIN     = $(VENV)/bin
 ORDERS ?= 100
 
-.PHONY: install demo up test bench clean
+.PHONY: install demo up check test bench clean
 
 install: $(VENV)/.installed
 
@@ -19,7 +19,14 @@ $(VENV)/.installed: pyproject.toml requirements.lock
 demo: install
 	$(BIN)/handoff demo --orders $(ORDERS) --auto-approve
 
-test: install
+# The checks first (seconds), then the suite: layers, lint and format, types of the core.
+check: install
+	$(BIN)/lint-imports
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy
+
+test: check
 	$(BIN)/python -m pytest
 
 clean:

@@ -16,8 +16,8 @@ from datetime import timedelta
 
 log = logging.getLogger(__name__)
 
-HEARTBEAT_SECONDS = 20
-SILENCE = timedelta(seconds=75)  # a few missed heartbeats, not one slow one
+HEARTBEAT_SECONDS = 30  # the least Prefect accepts
+SILENCE = timedelta(seconds=100)  # a few missed heartbeats, not one slow one
 AUTOMATION_NAME = "handoff: crash flow runs whose heartbeat stopped"
 
 # Events after which a run rightly sends no more heartbeats.
