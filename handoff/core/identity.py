@@ -123,7 +123,7 @@ def _read_secret(path: Path) -> bytes:
     return value
 
 
-def _signer(salt: str, timed: bool = True) -> URLSafeSerializer:
+def _signer(salt: str, timed: bool = True) -> URLSafeSerializer | URLSafeTimedSerializer:
     cls = URLSafeTimedSerializer if timed else URLSafeSerializer
     return cls(server_secret(), salt=salt, signer_kwargs={"digest_method": hashlib.sha256})
 
@@ -183,6 +183,7 @@ def authenticate(s: Session, name: str, password: str, client: str) -> Worker:
         if worker is not None:
             worker.failed_logins += 1
         raise LoginRefused("wrong name or password (or no password set yet: ask your supervisor)")
+    assert worker is not None and worker.password_hash is not None  # ok implies both (see the verify line)
     worker.failed_logins = 0
     worker.last_login_at = utcnow()
     if HASHER.check_needs_rehash(worker.password_hash):

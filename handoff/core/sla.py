@@ -24,6 +24,7 @@ from __future__ import annotations
 import json
 import os
 import statistics
+from collections.abc import Iterable
 from datetime import date, datetime, time, timedelta, timezone
 from functools import lru_cache
 from pathlib import Path
@@ -42,15 +43,15 @@ MAX_DAYS = 3660  # a clock with no business days at all must fail, not loop for 
 
 
 class WorkTypeSla(BaseModel):
-    sla_hours: float = Field(8.0, gt=0, description="Business hours from creation to due.")
-    effort_minutes: float = Field(30.0, gt=0, description="Assumed effort until learned.")
+    sla_hours: float = Field(default=8.0, gt=0, description="Business hours from creation to due.")
+    effort_minutes: float = Field(default=30.0, gt=0, description="Assumed effort until learned.")
 
 
 class BusinessHours(BaseModel):
-    start: str = Field("09:00", description="Local time the business day starts.")
-    end: str = Field("17:00", description="Local time the business day ends (24:00 allowed).")
-    days: str = Field("01234", description="Business weekdays, Monday=0.")
-    timezone: str = Field("UTC", description="IANA zone the hours are read in.")
+    start: str = Field(default="09:00", description="Local time the business day starts.")
+    end: str = Field(default="17:00", description="Local time the business day ends (24:00 allowed).")
+    days: str = Field(default="01234", description="Business weekdays, Monday=0.")
+    timezone: str = Field(default="UTC", description="IANA zone the hours are read in.")
 
     @field_validator("start", "end")
     @classmethod
@@ -76,7 +77,7 @@ def _default_work_types() -> dict[str, WorkTypeSla]:
 class SlaConfig(BaseModel):
     business_hours: BusinessHours = Field(default_factory=BusinessHours)
     holidays: list[date] = Field(default_factory=list)
-    min_samples: int = Field(5, ge=1, description="Completed items needed before effort is learned.")
+    min_samples: int = Field(default=5, ge=1, description="Completed items needed before effort is learned.")
     default: WorkTypeSla = Field(
         default_factory=lambda: WorkTypeSla(
             sla_hours=8, effort_minutes=getattr(settings, "default_effort_seconds", 1800.0) / 60
@@ -129,7 +130,7 @@ def reload_config() -> SlaConfig:
 class BusinessClock:
     """Counts and adds business time: only the business hours of business days, no holidays."""
 
-    def __init__(self, hours: BusinessHours, holidays: list[date] | frozenset[date] = ()) -> None:
+    def __init__(self, hours: BusinessHours, holidays: Iterable[date] = ()) -> None:
         self.start = parse_hhmm(hours.start)
         self.end = parse_hhmm(hours.end)
         if self.end <= self.start:
@@ -247,9 +248,9 @@ def effort_estimate(s: Session, work_type: str, recent: int = 200) -> float:
         .limit(recent)
     ).all()
     durations = [
-        (done - (started or assigned)).total_seconds()
+        (done - begun).total_seconds()
         for started, assigned, done in rows
-        if (started or assigned) is not None and done >= (started or assigned)
+        if (begun := started or assigned) is not None and done is not None and done >= begun
     ]
     if len(durations) >= config().min_samples:
         return float(statistics.median(durations))

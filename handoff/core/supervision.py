@@ -58,7 +58,7 @@ def team_items(s: Session, limit: int = 200, now: datetime | None = None) -> lis
     top = [rows[i].id for i in np.argsort(-scores, kind="stable")[:limit]]
     score_of = {r.id: float(sc) for r, sc in zip(rows, scores, strict=True)}
     items = {it.id: it for it in s.scalars(select(WorkItem).where(WorkItem.id.in_(top)))}
-    names = dict(s.execute(select(Worker.id, Worker.name)).all())
+    names: dict[int | None, str] = dict(s.execute(select(Worker.id, Worker.name)).all())
     return [TeamItem(it.id, it.title, it.work_type, str(it.state), names.get(it.assignee_id), it.due_at,
                      sla.business_seconds_between(now, it.due_at), score_of[it.id], it.escalated)
             for it in (items[i] for i in top)]
@@ -91,13 +91,18 @@ def reassign_item(s: Session, item_id: int, to: str, by: str, reason: str, now: 
     if item.state == WorkItemState.ASSIGNED and not router.reclaim_item(s, item_id, f"reassigned by {by}", now):
         raise CannotReassign(f"work item {item_id} changed meanwhile; look again")
     item = s.get(WorkItem, item_id, populate_existing=True)
+    if item is None:
+        raise CannotReassign(f"work item {item_id} was deleted meanwhile")
     taken = claim(s, item.id, item.version, target.id, now)  # the router's arbitrated hand-over
     if taken is not router.Claim.TAKEN:  # raising rolls the caller's transaction back: nothing moved
         why = "has no spare capacity or is not available" if taken is router.Claim.REP_FULL else "lost the race for it"
         raise CannotReassign(f"{to} {why}; work item {item_id} stays with {before or 'the router'}")
     audit.record(s, by, "work_item", item_id, "reassigned", str(item.state), "assigned",
                  from_worker=before, to_worker=to, reason=reason)
-    return s.get(Worker, target.id, populate_existing=True)
+    moved_to = s.get(Worker, target.id, populate_existing=True)
+    if moved_to is None:
+        raise CannotReassign(f"{to} was deleted meanwhile")
+    return moved_to
 
 
 __all__ = ["CannotReassign", "TeamItem", "reassign_item", "team_items"]

@@ -180,7 +180,7 @@ def _value_at(text: str, at: int) -> tuple[Any, int]:
 
 def _elements(text: str, at: int) -> list[tuple[int, int]]:
     """The (start, end) of each element of the array starting at `at` (already known valid)."""
-    spans = []
+    spans: list[tuple[int, int]] = []
     i = JSON_SPACE.match(text, at + 1).end()  # type: ignore[union-attr]
     if text[i] == "]":
         return spans
@@ -293,7 +293,7 @@ def parse_csv_orders(raw: bytes | str) -> list[Submission]:
 
     header_problems = _header_problems(names)
     groups: dict[str, list[tuple[int, list[str], int, int]]] = {}
-    orphans = []
+    orphans: list[tuple[int, list[str], int, int]] = []
     at = names.index("order_id")
     for entry in rows:
         key = entry[1][at].strip() if at < len(entry[1]) else ""

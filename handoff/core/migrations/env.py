@@ -23,5 +23,7 @@ def run(connection) -> None:  # noqa: ANN001
 if connectable is not None:
     run(connectable)
 else:
+    if url is None:
+        raise RuntimeError("alembic needs sqlalchemy.url (handoff.core.db sets it) or a connection")
     with create_engine(url).connect() as connection:
         run(connection)

@@ -48,7 +48,7 @@ def route_item(s: Session, item_id: int, now: datetime | None = None) -> Worker 
         row = index.active.get(item_id)
         known = row is not None and row.state == OPEN
         for _ in range(MAX_LOST_CLAIMS):
-            if not known:  # not open in the index, or the index was wrong: ask the database
+            if not known or row is None:  # not open in the index, or the index was wrong: ask the database
                 item = s.get(WorkItem, item_id, populate_existing=True)
                 if item is None or item.state != WorkItemState.OPEN:
                     return None

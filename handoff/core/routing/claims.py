@@ -12,8 +12,9 @@ from __future__ import annotations
 
 import enum
 from datetime import datetime
+from typing import cast
 
-from sqlalchemy import insert, text, update
+from sqlalchemy import CursorResult, insert, text, update
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.util import identity_key
 
@@ -77,20 +78,20 @@ def expire(s: Session, cls: type, pk: int) -> None:
 def claim(s: Session, item_id: int, version: int, worker_id: int, now: datetime) -> Claim:
     """Assign atomically: the item must still be open at this version and the rep must still
     have room and be available. Both UPDATEs run in the caller's transaction."""
-    took_item = s.execute(
+    took_item = cast(CursorResult, s.execute(
         update(WorkItem)
         .where(WorkItem.id == item_id, WorkItem.state == WorkItemState.OPEN, WorkItem.version == version)
         .values(state=WorkItemState.ASSIGNED, assignee_id=worker_id, assigned_at=now, version=WorkItem.version + 1)
         .execution_options(synchronize_session=False)
-    ).rowcount
+    )).rowcount
     if not took_item:
         return Claim.ITEM_GONE
-    took_room = s.execute(
+    took_room = cast(CursorResult, s.execute(
         update(Worker)
         .where(Worker.id == worker_id, Worker.open_items < Worker.capacity, Worker.presence == Presence.AVAILABLE)
         .values(open_items=Worker.open_items + 1, last_assigned_at=now)
         .execution_options(synchronize_session=False)
-    ).rowcount
+    )).rowcount
     if not took_room:
         # Put the item back exactly as it was (same version): this transaction has not
         # committed, so nobody else saw it assigned, and the caller may try the next rep.

@@ -13,8 +13,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import cast
 
-from sqlalchemy import select, update
+from sqlalchemy import CursorResult, select, update
 from sqlalchemy.orm import Session
 
 from handoff.core import audit
@@ -57,7 +58,8 @@ def check_may_complete(s: Session, item: WorkItem, by: str) -> None:
     if person.role == "supervisor":
         return
     if item.assignee_id != person.id:
-        holder = s.get(Worker, item.assignee_id).name if item.assignee_id else "nobody yet"
+        assignee = s.get(Worker, item.assignee_id) if item.assignee_id else None
+        holder = assignee.name if assignee is not None else "nobody yet"
         raise NotAllowed(
             f"work item {item.id} is assigned to {holder}; only the assignee or a supervisor "
             f"may complete it, not {by}. It stays {item.state} with {holder}."
@@ -92,7 +94,7 @@ def complete_item(
         raise AlreadyCompleted(item)
     check_may_complete(s, item, by)
     before, assignee_id = item.state, item.assignee_id
-    done = s.execute(
+    done = cast(CursorResult, s.execute(
         update(WorkItem)
         .where(WorkItem.id == item.id, WorkItem.version == item.version, WorkItem.state.in_(ACTIVE))
         .values(
@@ -104,7 +106,7 @@ def complete_item(
             version=WorkItem.version + 1,
         )
         .execution_options(synchronize_session=False)
-    ).rowcount
+    )).rowcount
     if not done:
         s.refresh(item)
         if item.state == WorkItemState.COMPLETED:
@@ -129,12 +131,12 @@ def start_item(s: Session, item_id: int, by: str, now: datetime | None = None) -
     person = s.scalar(select(Worker).where(Worker.name == by))
     if person is None or item.assignee_id != person.id or item.state != WorkItemState.ASSIGNED:
         raise NotAllowed(f"work item {item_id} is not assigned to {by} waiting to start (it is {item.state})")
-    started = s.execute(
+    started = cast(CursorResult, s.execute(
         update(WorkItem)
         .where(WorkItem.id == item.id, WorkItem.version == item.version, WorkItem.state == WorkItemState.ASSIGNED)
         .values(state=WorkItemState.STARTED, started_at=now, version=WorkItem.version + 1)
         .execution_options(synchronize_session=False)
-    ).rowcount
+    )).rowcount
     if not started:
         raise NotAllowed(f"work item {item_id} changed meanwhile; look again")
     audit.record(s, by, "work_item", item.id, "started", "assigned", "started")
@@ -154,12 +156,12 @@ def reclaim_item(s: Session, item_id: int, reason: str, now: datetime | None = N
         return False
     holder_id = item.assignee_id
     holder = s.get(Worker, holder_id)
-    taken_back = s.execute(
+    taken_back = cast(CursorResult, s.execute(
         update(WorkItem)
         .where(WorkItem.id == item.id, WorkItem.version == item.version, WorkItem.state == WorkItemState.ASSIGNED)
         .values(state=WorkItemState.OPEN, assignee_id=None, assigned_at=None, version=WorkItem.version + 1)
         .execution_options(synchronize_session=False)
-    ).rowcount
+    )).rowcount
     if not taken_back:
         return False
     _release_capacity(s, holder_id)

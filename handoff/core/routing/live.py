@@ -33,6 +33,7 @@ from collections import OrderedDict
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import datetime, timedelta
+from typing import TYPE_CHECKING
 
 import numpy as np
 from sqlalchemy import Engine, bindparam, func, select, text
@@ -51,6 +52,9 @@ from handoff.core.routing.readmodel import (
     worker_rows,
     workers_where,
 )
+
+if TYPE_CHECKING:  # sla imports routing: a run-time import here would be circular
+    from handoff.core.sla import BusinessClock
 
 POLICY = PushPolicy()
 OPEN = str(WorkItemState.OPEN)
@@ -96,6 +100,7 @@ class LiveIndex:
         self.workers: dict[int, WorkerRow] = {}
         self.by_name: dict[str, int] = {}
         self.recheck_at: dict[int, float] = {}  # escalation: not near breach before this (watch.py)
+        self.recheck_clock: BusinessClock | None = None  # the business clock recheck_at was computed with
         self.seen_items = self.seen_workers = -1  # watermarks: highest committed stamp read
         self.dirty_items: set[int] = set()
         self.dirty_workers: set[int] = set()
@@ -119,8 +124,8 @@ class LiveIndex:
                         "the database lacks migration 0003's change triggers (a later migration that rebuilt "
                         "work_items or workers must re-create them); routing cannot keep its index in step")
             self.counter = self.counter_seen = c.scalar(COUNTER[self.dialect]) or 0
-            self.seen_items = c.scalar(select(func.coalesce(func.max(WorkItem.change_seq), 0)))
-            self.seen_workers = c.scalar(select(func.coalesce(func.max(Worker.change_seq), 0)))
+            self.seen_items = c.execute(select(func.coalesce(func.max(WorkItem.change_seq), 0))).scalar_one()
+            self.seen_workers = c.execute(select(func.coalesce(func.max(Worker.change_seq), 0))).scalar_one()
             self.floor_items, self.floor_workers = self.seen_items, self.seen_workers
             workers = worker_rows(c, workers_where(Worker.id.is_not(None)))
             items = item_rows(c, items_where(WorkItem.state.in_(ACTIVE_STATES)))

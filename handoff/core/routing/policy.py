@@ -269,8 +269,8 @@ class PushPolicy:
             kinds = {signature(it.required_skills): it.required_skills for it in eligible}
             if len(kinds) > 1:
                 keys = sorted(kinds)
-                factor = dict(zip(keys, _scarcity_factors(self.team, [kinds[g] for g in keys], self.scarcity)))
-                scores = [s * float(factor[signature(it.required_skills)]) for s, it in zip(scores, eligible)]
+                factor_of = dict(zip(keys, _scarcity_factors(self.team, [kinds[g] for g in keys], self.scarcity)))
+                scores = [s * float(factor_of[signature(it.required_skills)]) for s, it in zip(scores, eligible)]
         return min(zip(scores, eligible), key=lambda si: self._item_key(*si))[1]
 
     def _queue_wait(self, team: Iterable[RoutableRep] | None, waiting: int, p_bar: float) -> float:

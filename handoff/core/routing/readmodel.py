@@ -68,7 +68,7 @@ def stored_epoch(value: str | datetime | None) -> float:
     return epoch(value)
 
 
-def stored_datetime(value: str | datetime | None) -> datetime | None:
+def stored_datetime(value: str | datetime) -> datetime:
     return datetime.fromisoformat(value) if isinstance(value, str) else value
 
 

@@ -148,7 +148,7 @@ def _near_breach_candidates(s: Session, now: datetime) -> list[tuple[int, float]
     found = []
     with index.session_view(s, now):
         clock = sla.clock()
-        if getattr(index, "recheck_clock", None) is not clock:
+        if index.recheck_clock is not clock:
             index.recheck_at.clear()
             index.recheck_clock = clock
         recheck = index.recheck_at

@@ -11,6 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
+import numpy as np
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
@@ -60,7 +61,7 @@ def worklist(s: Session, name: str, now: datetime | None = None) -> list[Worklis
     t = epoch(now)
     index = index_for(s)
     with index.session_view(s, now):
-        urgency = index.scores([as_routable_item(it) for it in items], t) if items else []
+        urgency: np.ndarray | list[float] = index.scores([as_routable_item(it) for it in items], t) if items else []
     entries = [
         WorklistEntry(
             item_id=it.id,

@@ -237,3 +237,22 @@ def test_urgency_weighs_the_whole_queues_effort_even_when_a_rep_sees_part_of_it(
     ann = make_worker("ann", {"order-approval": 2}, capacity=1)
 
     assert [it.id for it in router.route_for_worker(s, ann.id, now)] == [weighty.id]
+
+
+def test_a_claim_lost_on_the_rep_after_the_item_was_read_from_the_database_tries_the_next_rep(
+        s, now, make_worker, make_item, monkeypatch):
+    # The index saw the item taken (ITEM_GONE: so route_item reads it from the database), then
+    # the chosen rep's room went (REP_FULL): route_item must try again, not trip over the index row.
+    from handoff.core.routing import assign
+    from handoff.core.routing.claims import Claim
+
+    make_worker("ann", {"order-approval": 3})
+    make_worker("bob", {"order-approval": 3})
+    it = make_item()
+    fake = [Claim.ITEM_GONE, Claim.REP_FULL]
+    real = assign.claim
+    monkeypatch.setattr(assign, "claim", lambda *a: fake.pop(0) if fake else real(*a))
+    got = router.route_item(s, it.id, now)
+    assert not fake and got is not None
+    s.refresh(it)
+    assert it.state == WorkItemState.ASSIGNED and it.assignee_id == got.id
