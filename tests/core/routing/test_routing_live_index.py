@@ -20,7 +20,8 @@ from handoff.core.routing import assign, live, router
 
 ROOT = Path(__file__).resolve().parents[3]
 BOTH_DATABASES = pytest.mark.parametrize("db", ["sqlite", "postgres"], indirect=True)
-pytestmark = BOTH_DATABASES
+# The index reads committed rows on its own connection, and other processes write: real commits.
+pytestmark = [BOTH_DATABASES, pytest.mark.committed]
 
 
 def in_another_process(url: str, code: str) -> str:
