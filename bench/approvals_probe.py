@@ -16,9 +16,9 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from stack import (  # noqa: E402
-    Proc, Stack,
+    Proc,
+    Stack,
 )
-
 
 ENTRY_STATES = {"received", "in-order-entry", "awaiting-approval"}
 
@@ -47,7 +47,7 @@ class Sampler:
     aborted: str | None = None
     _stop: threading.Event = field(default_factory=threading.Event)
 
-    def start(self) -> "Sampler":
+    def start(self) -> Sampler:
         threading.Thread(target=self._run, daemon=True, name="process-sampler").start()
         return self
 
@@ -55,13 +55,23 @@ class Sampler:
         while not self._stop.is_set():
             procs = self.stack.processes()
             available = mem_available_mb()
-            self.samples.append(Sample(time.monotonic() - self.t0, self.phase, len(procs),
-                                       sum(p.is_python for p in procs), sum(p.role == "flow run" for p in procs),
-                                       round(sum(p.rss_mb for p in procs)), round(available)))
+            self.samples.append(
+                Sample(
+                    time.monotonic() - self.t0,
+                    self.phase,
+                    len(procs),
+                    sum(p.is_python for p in procs),
+                    sum(p.role == "flow run" for p in procs),
+                    round(sum(p.rss_mb for p in procs)),
+                    round(available),
+                )
+            )
             if available < self.min_available_mb and not self.aborted:
                 # the machine is shared: stop before the OOM killer picks someone else's process
-                self.aborted = (f"the machine's available memory fell to {available:.0f} MB with "
-                                f"{len(procs)} stack processes using {sum(p.rss_mb for p in procs):.0f} MB")
+                self.aborted = (
+                    f"the machine's available memory fell to {available:.0f} MB with "
+                    f"{len(procs)} stack processes using {sum(p.rss_mb for p in procs):.0f} MB"
+                )
                 say(f"ABORTING: {self.aborted}")
             self._stop.wait(self.interval)
 

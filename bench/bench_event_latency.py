@@ -26,8 +26,8 @@ import json
 import math
 import os
 import statistics
-import threading
 import sys
+import threading
 import time
 from datetime import datetime
 from pathlib import Path
@@ -36,7 +36,13 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from stack import (  # noqa: E402
-    Stack, add_stack_options, bench_main, import_cost, large_order, machine_busy_seconds, machine_notes,
+    Stack,
+    add_stack_options,
+    bench_main,
+    import_cost,
+    large_order,
+    machine_busy_seconds,
+    machine_notes,
     runner_limit_note,
 )
 
@@ -71,9 +77,18 @@ def timeline(stack: Stack, order_ids: list[str]) -> dict[str, dict[str, Any]]:
     with get_client(sync_client=True) as client:
         for oid in order_ids:
             ev, order_runs = events.get(oid), runs.get(oid, [])
-            row: dict[str, Any] = {"order": oid, "runs": len(order_runs), "event": None, "received": None,
-                                   "created": None, "pending": None, "running": None, "first_step": None,
-                                   "first_task": None, "suspended": None}
+            row: dict[str, Any] = {
+                "order": oid,
+                "runs": len(order_runs),
+                "event": None,
+                "received": None,
+                "created": None,
+                "pending": None,
+                "running": None,
+                "first_step": None,
+                "first_task": None,
+                "suspended": None,
+            }
             if ev is not None:
                 row["event"], row["received"] = ev.occurred, ev.received
             if order_runs:
@@ -86,8 +101,13 @@ def timeline(stack: Stack, order_ids: list[str]) -> dict[str, dict[str, Any]]:
                         row["running"] = state.timestamp
                     if state.type.value == "PAUSED" and row["suspended"] is None:
                         row["suspended"] = state.timestamp
-                tasks = [t for t in client.read_task_runs(
-                    flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=[run.id])), limit=200) if t.start_time]
+                tasks = [
+                    t
+                    for t in client.read_task_runs(
+                        flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=[run.id])), limit=200
+                    )
+                    if t.start_time
+                ]
                 if tasks:
                     first = min(tasks, key=lambda t: t.start_time)
                     row["first_step"], row["first_task"] = first.start_time, first.name
@@ -170,12 +190,17 @@ def run(stack: Stack, args: argparse.Namespace) -> bool:
 
     # --- report ---------------------------------------------------------------------------
     print()
-    print(f"Event → first step: {args.orders} large orders through intake, one every {args.spacing:g} s "
-          f"({runner_limit_note()})")
+    print(
+        f"Event → first step: {args.orders} large orders through intake, one every {args.spacing:g} s "
+        f"({runner_limit_note()})"
+    )
     print(f"intake POST round trip: p50 {pct(post_seconds, 50) * 1000:.0f} ms, max {max(post_seconds) * 1000:.0f} ms")
     warm_total = seconds(warm, "event", "first_step")
-    print(f"warm-up order (not counted): event → first step {warm_total:.2f} s" if warm_total is not None
-          else "warm-up order never started")
+    print(
+        f"warm-up order (not counted): event → first step {warm_total:.2f} s"
+        if warm_total is not None
+        else "warm-up order never started"
+    )
     missing = [oid for oid, r in rows.items() if r["first_step"] is None]
     extra_runs = {oid: r["runs"] for oid, r in rows.items() if r["runs"] > 1}
     print()
@@ -186,8 +211,13 @@ def run(stack: Stack, args: argparse.Namespace) -> bool:
         if not vals:
             print(f"{label:<42} {'—':>7}")
             continue
-        summary[label] = {"p50": pct(vals, 50), "p95": pct(vals, 95), "max": max(vals), "min": min(vals),
-                          "n": len(vals)}
+        summary[label] = {
+            "p50": pct(vals, 50),
+            "p95": pct(vals, 95),
+            "max": max(vals),
+            "min": min(vals),
+            "n": len(vals),
+        }
         s = summary[label]
         print(f"{label:<42} {s['p50']:>7.2f} {s['p95']:>7.2f} {s['max']:>7.2f} {s['min']:>7.2f}")
     total = summary.get("event → first step started")
@@ -201,40 +231,68 @@ def run(stack: Stack, args: argparse.Namespace) -> bool:
     print(f"orders with more than one pipeline run: {len(extra_runs)} {dict(list(extra_runs.items())[:10])}")
     print(f"sla-watch runs (every minute) that started during the bench, by end state: {sla_watch or 'none'}")
     cores = os.cpu_count() or 1
-    print(f"flow-run processes alive at once (0.5 s samples): max {max(concurrent, default=0)}, "
-          f"mean {statistics.mean(concurrent) if concurrent else 0:.1f}")
-    print(f"CPU over the {wall:.0f} s measured: machine busy {machine_cpu / wall / cores:.0%} of {cores} cores; "
-          f"this stack {stack_cpu / wall / cores:.0%}, everything else on the machine "
-          f"{max(0.0, machine_cpu - stack_cpu) / wall / cores:.0%}; stack CPU per order "
-          f"{stack_cpu / max(1, args.orders):.2f} s")
-    print(f"stack processes at the end: {len(processes)} "
-          f"({', '.join(sorted({p.role for p in processes}))})")
-    print("what a flow run's process pays before its flow starts (fresh interpreter, median of 3, "
-          "measured after the run):")
+    print(
+        f"flow-run processes alive at once (0.5 s samples): max {max(concurrent, default=0)}, "
+        f"mean {statistics.mean(concurrent) if concurrent else 0:.1f}"
+    )
+    print(
+        f"CPU over the {wall:.0f} s measured: machine busy {machine_cpu / wall / cores:.0%} of {cores} cores; "
+        f"this stack {stack_cpu / wall / cores:.0%}, everything else on the machine "
+        f"{max(0.0, machine_cpu - stack_cpu) / wall / cores:.0%}; stack CPU per order "
+        f"{stack_cpu / max(1, args.orders):.2f} s"
+    )
+    print(f"stack processes at the end: {len(processes)} ({', '.join(sorted({p.role for p in processes}))})")
+    print(
+        "what a flow run's process pays before its flow starts (fresh interpreter, median of 3, "
+        "measured after the run):"
+    )
     for what, cost in costs.items():
         print(f"  {what:<46} {cost:.2f} s")
     print(f"machine before: {notes_before}")
     print(f"machine after:  {notes_after}")
     met = total is not None and total["p95"] <= TARGET_P95 and not missing
     verdict = "MET" if met else "MISSED"
-    print(f"target p95 ≤ {TARGET_P95:.0f} s: {verdict} (p95 = {total['p95']:.2f} s)" if total else
-          f"target p95 ≤ {TARGET_P95:.0f} s: MISSED (no measurement)")
+    print(
+        f"target p95 ≤ {TARGET_P95:.0f} s: {verdict} (p95 = {total['p95']:.2f} s)"
+        if total
+        else f"target p95 ≤ {TARGET_P95:.0f} s: MISSED (no measurement)"
+    )
     if args.verbose:
         print()
         for r in rows.values():
-            print(r["order"], *(f"{label.split(' → ')[-1]}={v:.2f}" for label, a, b in SEGMENTS[:6]
-                                 if (v := seconds(r, a, b)) is not None))
+            print(
+                r["order"],
+                *(
+                    f"{label.split(' → ')[-1]}={v:.2f}"
+                    for label, a, b in SEGMENTS[:6]
+                    if (v := seconds(r, a, b)) is not None
+                ),
+            )
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps({
-            "orders": args.orders, "spacing": args.spacing, "summary": summary, "warm_up": warm_total,
-            "import_cost": costs, "machine_before": notes_before, "machine_after": notes_after,
-            "concurrent_flow_run_processes": concurrent, "wall": wall, "stack_cpu": stack_cpu,
-            "machine_cpu": machine_cpu,
-            "post_seconds": post_seconds,
-            "rows": [{k: (v.isoformat() if isinstance(v, datetime) else v) for k, v in r.items()}
-                     for r in rows.values()],
-        }, indent=2))
+        args.json.write_text(
+            json.dumps(
+                {
+                    "orders": args.orders,
+                    "spacing": args.spacing,
+                    "summary": summary,
+                    "warm_up": warm_total,
+                    "import_cost": costs,
+                    "machine_before": notes_before,
+                    "machine_after": notes_after,
+                    "concurrent_flow_run_processes": concurrent,
+                    "wall": wall,
+                    "stack_cpu": stack_cpu,
+                    "machine_cpu": machine_cpu,
+                    "post_seconds": post_seconds,
+                    "rows": [
+                        {k: (v.isoformat() if isinstance(v, datetime) else v) for k, v in r.items()}
+                        for r in rows.values()
+                    ],
+                },
+                indent=2,
+            )
+        )
     return met
 
 

@@ -37,10 +37,10 @@ import multiprocessing  # noqa: E402
 import statistics  # noqa: E402
 import sys  # noqa: E402
 import time  # noqa: E402
+from collections.abc import Callable  # noqa: E402
 from concurrent.futures import ProcessPoolExecutor  # noqa: E402
 from dataclasses import dataclass  # noqa: E402
 from pathlib import Path  # noqa: E402
-from typing import Callable  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
@@ -115,9 +115,14 @@ def _run(task: tuple[str, str, int, int]) -> tuple[tuple[str, str, int, int], Ce
     made = _FACTORIES[policy]() if policy in _FACTORIES else policy
     r = simulate(wl.items, wl.team(n, seed=seed), made, seed=seed)
     m = r.metrics()
-    return task, Cell(m.on_time_pct, m.value_weighted_lateness_h, m.p95_lateness_h,
-                      float(r.lateness_seconds().max()) / 3600 if len(r.items) else 0.0,
-                      min(m.on_time_pct_by_type.values()), m.on_time_pct_by_type)
+    return task, Cell(
+        m.on_time_pct,
+        m.value_weighted_lateness_h,
+        m.p95_lateness_h,
+        float(r.lateness_seconds().max()) / 3600 if len(r.items) else 0.0,
+        min(m.on_time_pct_by_type.values()),
+        m.on_time_pct_by_type,
+    )
 
 
 def run_tasks(tasks: list, jobs: int) -> dict:
@@ -149,11 +154,25 @@ def check(wname: str, sizes: list[int], cells: dict, draws: int, policies=POLICI
     rows, verdicts = [], []
     push = policies[0]
     for n in sizes:
-        a = {p: {f: agg([getattr(cells[(wname, p, n, s)], f) for s in range(draws)])
-                 for f in ("on_time", "vwl", "p95", "worst", "worst_type")} for p in policies}
+        a = {
+            p: {
+                f: agg([getattr(cells[(wname, p, n, s)], f) for s in range(draws)])
+                for f in ("on_time", "vwl", "p95", "worst", "worst_type")
+            }
+            for p in policies
+        }
         for p in policies:
-            rows.append([p, str(n), a[p]["on_time"].fmt(), a[p]["vwl"].fmt(2), a[p]["p95"].fmt(2),
-                         a[p]["worst"].fmt(0), a[p]["worst_type"].fmt()])
+            rows.append(
+                [
+                    p,
+                    str(n),
+                    a[p]["on_time"].fmt(),
+                    a[p]["vwl"].fmt(2),
+                    a[p]["p95"].fmt(2),
+                    a[p]["worst"].fmt(0),
+                    a[p]["worst_type"].fmt(),
+                ]
+            )
         best_base = max(a["fifo"]["on_time"].mean, a["self"]["on_time"].mean)
         pa = a[push]
         tol = 1e-9
@@ -169,14 +188,18 @@ def check(wname: str, sizes: list[int], cells: dict, draws: int, policies=POLICI
         else:
             fails = []
             if pa["vwl"].mean > min(a["fifo"]["vwl"].mean, a["self"]["vwl"].mean) + 1e-6:
-                fails.append(f"value-wtd {pa['vwl'].mean:.1f} h > min(fifo {a['fifo']['vwl'].mean:.1f}, "
-                             f"self {a['self']['vwl'].mean:.1f})")
+                fails.append(
+                    f"value-wtd {pa['vwl'].mean:.1f} h > min(fifo {a['fifo']['vwl'].mean:.1f}, "
+                    f"self {a['self']['vwl'].mean:.1f})"
+                )
             if pa["on_time"].mean < a["fifo"]["on_time"].mean - tol:
                 fails.append(f"on-time {pa['on_time'].mean:.1f} < fifo {a['fifo']['on_time'].mean:.1f}")
             verdicts.append((wname, n, "overload", not fails, "; ".join(fails)))
         if pa["on_time"].mean >= 95:
             ok = pa["worst_type"].mean >= 85
-            verdicts.append((wname, n, "no type starves", ok, "" if ok else f"worst type {pa['worst_type'].mean:.1f} %"))
+            verdicts.append(
+                (wname, n, "no type starves", ok, "" if ok else f"worst type {pa['worst_type'].mean:.1f} %")
+            )
     return rows, verdicts
 
 
@@ -211,15 +234,31 @@ def staffing(draws: int, jobs: int, markdown: bool, target: float = 95.0) -> lis
         for p in POLICIES:
             vals = [v if v is not None else math.inf for v in need[p].values()]
             means[p] = statistics.fmean(vals)
-            rows.append([p, f"{volume:g}x", f"{wl.offered_load():.2f}", f"{means[p]:.1f}",
-                         f"{min(vals):g}-{max(vals):g}", " ".join(str(v) for v in need[p].values())])
+            rows.append(
+                [
+                    p,
+                    f"{volume:g}x",
+                    f"{wl.offered_load():.2f}",
+                    f"{means[p]:.1f}",
+                    f"{min(vals):g}-{max(vals):g}",
+                    " ".join(str(v) for v in need[p].values()),
+                ]
+            )
         ok = means["push"] < means["fifo"] and means["push"] <= means["self"]
-        verdicts.append(("bpic2012", f"{volume:g}x", "staffing 95 %: push < fifo, <= self", ok,
-                         f"push {means['push']:.1f}, fifo {means['fifo']:.1f}, self {means['self']:.1f}"))
+        verdicts.append(
+            (
+                "bpic2012",
+                f"{volume:g}x",
+                "staffing 95 %: push < fifo, <= self",
+                ok,
+                f"push {means['push']:.1f}, fifo {means['fifo']:.1f}, self {means['self']:.1f}",
+            )
+        )
         if volume == 1.2:
             cut = 1 - means["push"] / means["fifo"]
-            verdicts.append(("bpic2012", "1.2x", "staffing: push >= 15 % fewer than fifo", cut >= 0.15 - 1e-9,
-                             f"{cut:.0%} fewer"))
+            verdicts.append(
+                ("bpic2012", "1.2x", "staffing: push >= 15 % fewer than fifo", cut >= 0.15 - 1e-9, f"{cut:.0%} fewer")
+            )
     print(table(["policy", "volume", "offered load", "seats for 95 % (mean)", "range", "per draw"], rows, markdown))
     return verdicts
 
@@ -245,8 +284,10 @@ def main() -> int:
         cells = run_tasks(tasks, args.jobs)
         rows, v = check(wname, sizes, cells, args.draws)
         verdicts += v
-        print(f"\n{wname}: {len(wl.items)} items, offered load {wl.offered_load():.2f}; "
-              f"mean [min-max] over {args.draws} team draws\n")
+        print(
+            f"\n{wname}: {len(wl.items)} items, offered load {wl.offered_load():.2f}; "
+            f"mean [min-max] over {args.draws} team draws\n"
+        )
         print(table(HEADERS, rows, args.markdown))
     if args.staffing:
         print("\nStaffing for 95 % on time, BPIC 2012 (smallest team per draw)\n")

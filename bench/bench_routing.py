@@ -40,14 +40,23 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from datetime import UTC
+
 from handoff.core.routing.eligibility import meets, overqualification  # noqa: E402
 from handoff.core.routing.index import RoutingIndex  # noqa: E402
 from handoff.core.routing.policy import PushPolicy, RoutableItem, RoutableRep, make_policy  # noqa: E402
 from handoff.core.routing.urgency import MIN_EFFORT, urgency, urgency_many  # noqa: E402
 
 SKILLS = [
-    "order-approval", "credit-review", "discount-approval", "provisioning-visit", "activation-confirmation",
-    "invoice-approval", "checklist-fix", "handoff-signoff-sales", "handoff-signoff-operations",
+    "order-approval",
+    "credit-review",
+    "discount-approval",
+    "provisioning-visit",
+    "activation-confirmation",
+    "invoice-approval",
+    "checklist-fix",
+    "handoff-signoff-sales",
+    "handoff-signoff-operations",
 ]
 NOW = 1_795_000_000.0
 HOUR = 3600.0
@@ -62,22 +71,32 @@ def make_world(n_items: int, n_reps: int, seed: int = 42) -> tuple[list[Routable
         if rng.random() < 0.25:
             other = rng.choice(SKILLS)
             need.setdefault(other, rng.choice([1, 2]))
-        items.append(RoutableItem(
-            id=f"w{i}", work_type=kind, required_skills=need,
-            created_at=NOW - rng.uniform(0, 48 * HOUR),
-            due_at=NOW + rng.uniform(-2 * HOUR, 5 * 24 * HOUR),
-            effort_seconds=rng.choice([120, 300, 600, 900, 1800, 3600, 7200]),
-            priority=rng.choice([1, 1, 1, 2, 3]),
-            value=rng.choice([0, 0, 500, 2_000, 10_000, 80_000]),
-        ))
+        items.append(
+            RoutableItem(
+                id=f"w{i}",
+                work_type=kind,
+                required_skills=need,
+                created_at=NOW - rng.uniform(0, 48 * HOUR),
+                due_at=NOW + rng.uniform(-2 * HOUR, 5 * 24 * HOUR),
+                effort_seconds=rng.choice([120, 300, 600, 900, 1800, 3600, 7200]),
+                priority=rng.choice([1, 1, 1, 2, 3]),
+                value=rng.choice([0, 0, 500, 2_000, 10_000, 80_000]),
+            )
+        )
     reps = []
     for j in range(n_reps):
         skills = {s: rng.randint(1, 5) for s in rng.sample(SKILLS, rng.randint(2, 5))}
         capacity = rng.randint(2, 5)
-        reps.append(RoutableRep(
-            id=f"r{j}", skills=skills, capacity=capacity, open_items=rng.randint(0, capacity - 1),
-            available=rng.random() < 0.9, last_assigned_at=NOW - rng.uniform(0, 4 * HOUR),
-        ))
+        reps.append(
+            RoutableRep(
+                id=f"r{j}",
+                skills=skills,
+                capacity=capacity,
+                open_items=rng.randint(0, capacity - 1),
+                available=rng.random() < 0.9,
+                last_assigned_at=NOW - rng.uniform(0, 4 * HOUR),
+            )
+        )
     return items, reps
 
 
@@ -160,8 +179,9 @@ def main() -> None:
     ap.add_argument("--decisions", type=int, default=2_000)
     ap.add_argument("--baseline-decisions", type=int, default=400, help="scan-everything decisions (slow)")
     ap.add_argument("--rescore", type=int, default=100_000)
-    ap.add_argument("--live", action=argparse.BooleanOptionalAction, default=True,
-                    help="also time the database-backed router")
+    ap.add_argument(
+        "--live", action=argparse.BooleanOptionalAction, default=True, help="also time the database-backed router"
+    )
     ap.add_argument("--live-db", default="sqlite", help="sqlite, postgres or sqlite,postgres")
     ap.add_argument("--live-calls", type=int, default=200, help="routing calls per path")
     ap.add_argument("--watch-rounds", type=int, default=3)
@@ -174,8 +194,9 @@ def main() -> None:
 
     items, reps = make_world(args.items, args.reps)
     if args.live_only:
-        lives = [measure_live(items, reps, b, args.live_calls, args.watch_rounds, cores)
-                 for b in args.live_db.split(",")]
+        lives = [
+            measure_live(items, reps, b, args.live_calls, args.watch_rounds, cores) for b in args.live_db.split(",")
+        ]
         report_live(args, lives)
         return
     t0 = time.perf_counter()
@@ -200,18 +221,27 @@ def main() -> None:
     runs = []
     for _ in range(5):
         t0 = time.perf_counter()
-        scores = urgency_many(cols["priority"], cols["value"], cols["created_at"], cols["due_at"],
-                              cols["effort_seconds"], NOW)
+        scores = urgency_many(
+            cols["priority"], cols["value"], cols["created_at"], cols["due_at"], cols["effort_seconds"], NOW
+        )
         order = np.argsort(-scores)  # re-scoring is for ordering: include the sort
         runs.append(time.perf_counter() - t0)
     vec_s = statistics.median(runs)
-    objs = [RoutableItem(str(i), "x", {}, c, d, e, p, v) for i, (p, v, c, d, e) in
-            enumerate(zip(*(cols[k].tolist() for k in ("priority", "value", "created_at", "due_at", "effort_seconds"))))]
+    objs = [
+        RoutableItem(str(i), "x", {}, c, d, e, p, v)
+        for i, (p, v, c, d, e) in enumerate(
+            zip(*(cols[k].tolist() for k in ("priority", "value", "created_at", "due_at", "effort_seconds")))
+        )
+    ]
     t0 = time.perf_counter()
     scores2 = urgency_many(
-        np.fromiter((o.priority for o in objs), float, len(objs)), np.fromiter((o.value for o in objs), float, len(objs)),
-        np.fromiter((o.created_at for o in objs), float, len(objs)), np.fromiter((o.due_at for o in objs), float, len(objs)),
-        np.fromiter((o.effort_seconds for o in objs), float, len(objs)), NOW)
+        np.fromiter((o.priority for o in objs), float, len(objs)),
+        np.fromiter((o.value for o in objs), float, len(objs)),
+        np.fromiter((o.created_at for o in objs), float, len(objs)),
+        np.fromiter((o.due_at for o in objs), float, len(objs)),
+        np.fromiter((o.effort_seconds for o in objs), float, len(objs)),
+        NOW,
+    )
     np.argsort(-scores2)
     from_objects_s = time.perf_counter() - t0
     t0 = time.perf_counter()
@@ -221,33 +251,52 @@ def main() -> None:
     py_s = time.perf_counter() - t0
     assert np.allclose(py_scores, scores, rtol=1e-9) and order.size == args.rescore
 
-    report(args, build_ms, idx_times, item_for_times, rep_for_times, others, scan_times, same, len(base_plan),
-           vec_s, from_objects_s, py_s)
+    report(
+        args,
+        build_ms,
+        idx_times,
+        item_for_times,
+        rep_for_times,
+        others,
+        scan_times,
+        same,
+        len(base_plan),
+        vec_s,
+        from_objects_s,
+        py_s,
+    )
     if args.live:
-        lives = [measure_live(items, reps, b, args.live_calls, args.watch_rounds, cores)
-                 for b in args.live_db.split(",")]
+        lives = [
+            measure_live(items, reps, b, args.live_calls, args.watch_rounds, cores) for b in args.live_db.split(",")
+        ]
         report_live(args, lives)
 
 
-def measure_live(items: list[RoutableItem], reps: list[RoutableRep], backend: str, calls: int,
-                 rounds: int = 3, cores: set[int] | None = None) -> dict:
+def measure_live(
+    items: list[RoutableItem],
+    reps: list[RoutableRep],
+    backend: str,
+    calls: int,
+    rounds: int = 3,
+    cores: set[int] | None = None,
+) -> dict:
     """The live router on a throwaway database holding the same world: the indexed path and the
     read-per-decision path (bench/routing_baseline.py) take turns on the same, evolving data;
     every call is timed with its commit. Then full sla-watch rounds."""
     import tempfile
     from contextlib import ExitStack
-    from datetime import datetime, timezone
-
-    from sqlalchemy import select
+    from datetime import datetime
 
     import routing_baseline as baseline
+    from sqlalchemy import select
+
     from handoff.core.db import engine_for, session
-    from handoff.core.models import WorkItem, Worker, WorkerSkill
+    from handoff.core.models import Worker, WorkerSkill, WorkItem
     from handoff.core.routing import assign, live, watch
     from handoff.core.settings import settings
 
     def dt(t: float) -> datetime:
-        return datetime.fromtimestamp(t, timezone.utc).replace(tzinfo=None)
+        return datetime.fromtimestamp(t, UTC).replace(tzinfo=None)
 
     home = Path(tempfile.mkdtemp(prefix="handoff-bench-"))
     with ExitStack() as stack:
@@ -264,14 +313,37 @@ def measure_live(items: list[RoutableItem], reps: list[RoutableRep], backend: st
         settings.database_url, settings.home = url, home
         t0 = time.perf_counter()
         with session() as s:
-            s.add_all(Worker(name=r.id, capacity=r.capacity, open_items=r.open_items,
-                             presence="available" if r.available else "offline",
-                             skills=[WorkerSkill(skill=k, level=v) for k, v in r.skills.items()]) for r in reps)
+            s.add_all(
+                Worker(
+                    name=r.id,
+                    capacity=r.capacity,
+                    open_items=r.open_items,
+                    presence="available" if r.available else "offline",
+                    skills=[WorkerSkill(skill=k, level=v) for k, v in r.skills.items()],
+                )
+                for r in reps
+            )
             s.flush()
-            s.execute(WorkItem.__table__.insert(), [
-                dict(work_type=i.work_type, step_key=i.id, title=i.id, required_skills=i.required_skills,
-                     priority=i.priority, value=i.value, due_at=dt(i.due_at), effort_seconds=i.effort_seconds,
-                     created_at=dt(i.created_at), state="open", escalated=False, version=0) for i in items])
+            s.execute(
+                WorkItem.__table__.insert(),
+                [
+                    dict(
+                        work_type=i.work_type,
+                        step_key=i.id,
+                        title=i.id,
+                        required_skills=i.required_skills,
+                        priority=i.priority,
+                        value=i.value,
+                        due_at=dt(i.due_at),
+                        effort_seconds=i.effort_seconds,
+                        created_at=dt(i.created_at),
+                        state="open",
+                        escalated=False,
+                        version=0,
+                    )
+                    for i in items
+                ],
+            )
         build_s = time.perf_counter() - t0
         with session() as s:
             open_ids = list(s.scalars(select(WorkItem.id)))
@@ -289,7 +361,7 @@ def measure_live(items: list[RoutableItem], reps: list[RoutableRep], backend: st
         cpu: dict[str, list[float]] = {key: [] for key in out}
         for k in range(calls):
             kind = "route_item" if k % 4 else "route_for_worker"
-            for name in (("index", "baseline") if k % 2 else ("baseline", "index")):
+            for name in ("index", "baseline") if k % 2 else ("baseline", "index"):
                 with session() as s:
                     t0, c0 = time.perf_counter(), time.process_time()
                     if kind == "route_item":
@@ -300,17 +372,30 @@ def measure_live(items: list[RoutableItem], reps: list[RoutableRep], backend: st
                     out[f"{name} {kind}"].append((time.perf_counter() - t0) * 1e3)
                     cpu[f"{name} {kind}"].append((time.process_time() - c0) * 1e3)
         watch_s = []
-        for r in range(rounds):
+        for _round in range(rounds):
             with session() as s:
                 t0, c0 = time.perf_counter(), time.process_time()
                 report = watch.watch_cycle(s, now)
                 s.commit()
-                watch_s.append((time.perf_counter() - t0, len(report.assignments), len(report.escalations),
-                                time.process_time() - c0))
+                watch_s.append(
+                    (
+                        time.perf_counter() - t0,
+                        len(report.assignments),
+                        len(report.escalations),
+                        time.process_time() - c0,
+                    )
+                )
         engine_for(url).dispose()
         live.forget_indexes()
-    return {"backend": backend, "times": out, "cpu": cpu, "build_s": build_s, "load_s": load_s, "watch": watch_s,
-            "load_average": os.getloadavg()[0]}
+    return {
+        "backend": backend,
+        "times": out,
+        "cpu": cpu,
+        "build_s": build_s,
+        "load_s": load_s,
+        "watch": watch_s,
+        "load_average": os.getloadavg()[0],
+    }
 
 
 def postgres_cluster():  # noqa: ANN201
@@ -328,14 +413,24 @@ def report(args, build_ms, idx, item_for, rep_for, others, scan, same, n_base, v
     from rich.table import Table
 
     console = Console()
-    console.print(f"[bold]handoff routing benchmark[/bold]: {args.items:,} open items, {args.reps:,} reps, "
-                  f"{args.decisions:,} decisions, one core, python {sys.version.split()[0]}, numpy {np.__version__}")
+    console.print(
+        f"[bold]handoff routing benchmark[/bold]: {args.items:,} open items, {args.reps:,} reps, "
+        f"{args.decisions:,} decisions, one core, python {sys.version.split()[0]}, numpy {np.__version__}"
+    )
     console.print(f"index built in {build_ms:.0f} ms")
-    t = Table("one routing decision", "n", "p50 ms", "p99 ms", "max ms", "mean ms", title="decisions", title_justify="left")
+    t = Table(
+        "one routing decision", "n", "p50 ms", "p99 ms", "max ms", "mean ms", title="decisions", title_justify="left"
+    )
 
     def row(label, values):
-        t.add_row(label, f"{len(values):,}", f"{statistics.median(values):.3f}", f"{pct(values, 0.99):.3f}",
-                  f"{max(values):.3f}", f"{statistics.fmean(values):.3f}")
+        t.add_row(
+            label,
+            f"{len(values):,}",
+            f"{statistics.median(values):.3f}",
+            f"{pct(values, 0.99):.3f}",
+            f"{max(values):.3f}",
+            f"{statistics.fmean(values):.3f}",
+        )
 
     def kind(values, plan_kinds, wanted):
         return [v for v, k in zip(values, plan_kinds) if k == wanted]
@@ -352,24 +447,41 @@ def report(args, build_ms, idx, item_for, rep_for, others, scan, same, n_base, v
     console.print(t)
     p99 = pct(idx, 0.99)
     same_idx = idx[:n_base]
-    ratios = Table("scan / index, same decisions", "p50", "p99", "mean", title=f"baseline ratio ({n_base} decisions)",
-                   title_justify="left")
-    for label, a, b in (("all", scan, same_idx),
-                        ("item_for", kind(scan, kinds, "item_for"), kind(same_idx, kinds, "item_for")),
-                        ("rep_for", kind(scan, kinds, "rep_for"), kind(same_idx, kinds, "rep_for"))):
-        ratios.add_row(label, f"x{statistics.median(a) / statistics.median(b):.1f}",
-                       f"x{pct(a, 0.99) / pct(b, 0.99):.1f}", f"x{statistics.fmean(a) / statistics.fmean(b):.1f}")
+    ratios = Table(
+        "scan / index, same decisions",
+        "p50",
+        "p99",
+        "mean",
+        title=f"baseline ratio ({n_base} decisions)",
+        title_justify="left",
+    )
+    for label, a, b in (
+        ("all", scan, same_idx),
+        ("item_for", kind(scan, kinds, "item_for"), kind(same_idx, kinds, "item_for")),
+        ("rep_for", kind(scan, kinds, "rep_for"), kind(same_idx, kinds, "rep_for")),
+    ):
+        ratios.add_row(
+            label,
+            f"x{statistics.median(a) / statistics.median(b):.1f}",
+            f"x{pct(a, 0.99) / pct(b, 0.99):.1f}",
+            f"x{statistics.fmean(a) / statistics.fmean(b):.1f}",
+        )
     console.print(ratios)
     console.print(f"same answers from scan and index: {same}/{n_base}")
     r = Table("full re-score", "items", "seconds", "items / s", title="re-scoring", title_justify="left")
-    for label, secs in (("numpy, columns (score + sort)", vec_s), ("numpy, from item objects", obj_s),
-                        ("pure Python loop (baseline)", py_s)):
+    for label, secs in (
+        ("numpy, columns (score + sort)", vec_s),
+        ("numpy, from item objects", obj_s),
+        ("pure Python loop (baseline)", py_s),
+    ):
         r.add_row(label, f"{args.rescore:,}", f"{secs:.4f}", f"{args.rescore / secs:,.0f}")
     console.print(r)
     console.print(f"re-score: pure Python / numpy x{py_s / vec_s:.0f}")
     ok = p99 <= 2.0 and vec_s <= 0.5
-    console.print(f"targets: decision p99 {p99:.3f} ms (<= 2 ms) · re-score {vec_s:.3f} s (<= 0.5 s) -> "
-                  + ("[green]met[/green]" if ok else "[red]NOT met[/red]"))
+    console.print(
+        f"targets: decision p99 {p99:.3f} ms (<= 2 ms) · re-score {vec_s:.3f} s (<= 0.5 s) -> "
+        + ("[green]met[/green]" if ok else "[red]NOT met[/red]")
+    )
     if same != n_base:
         console.print("[red]the scan and the index disagreed on some decisions[/red]")
 
@@ -382,32 +494,55 @@ def report_live(args, lives: list[dict]) -> None:
     lines = []
     for result in lives:
         backend, times = result["backend"], result["times"]
-        t = Table("call (incl. commit)", "n", "p50 ms", "p99 ms", "max ms", "cpu p50 ms", "cpu p99 ms",
-                  title_justify="left",
-                  title=f"live router on {backend}: {args.items:,} open items x {args.reps:,} reps "
-                        f"(database built in {result['build_s']:.1f} s, index loaded in {result['load_s'] * 1e3:.0f} ms)")
+        t = Table(
+            "call (incl. commit)",
+            "n",
+            "p50 ms",
+            "p99 ms",
+            "max ms",
+            "cpu p50 ms",
+            "cpu p99 ms",
+            title_justify="left",
+            title=f"live router on {backend}: {args.items:,} open items x {args.reps:,} reps "
+            f"(database built in {result['build_s']:.1f} s, index loaded in {result['load_s'] * 1e3:.0f} ms)",
+        )
         for label, values in times.items():
             if values:
                 spent = result["cpu"][label]
-                t.add_row(label, f"{len(values):,}", f"{statistics.median(values):.2f}", f"{pct(values, 0.99):.2f}",
-                          f"{max(values):.2f}", f"{statistics.median(spent):.2f}", f"{pct(spent, 0.99):.2f}")
+                t.add_row(
+                    label,
+                    f"{len(values):,}",
+                    f"{statistics.median(values):.2f}",
+                    f"{pct(values, 0.99):.2f}",
+                    f"{max(values):.2f}",
+                    f"{statistics.median(spent):.2f}",
+                    f"{pct(spent, 0.99):.2f}",
+                )
         console.print(t)
-        console.print(f"(cpu: this process only; load average during the run {result['load_average']:.1f} "
-                      f"on {os.cpu_count()} cores)")
+        console.print(
+            f"(cpu: this process only; load average during the run {result['load_average']:.1f} "
+            f"on {os.cpu_count()} cores)"
+        )
         for kind in ("route_item", "route_for_worker"):
             a, b = times[f"baseline {kind}"], times[f"index {kind}"]
-            console.print(f"{backend} {kind}: read-per-decision / index  p50 x{statistics.median(a) / statistics.median(b):.1f}"
-                          f"  p99 x{pct(a, 0.99) / pct(b, 0.99):.1f}")
+            console.print(
+                f"{backend} {kind}: read-per-decision / index  p50 x{statistics.median(a) / statistics.median(b):.1f}"
+                f"  p99 x{pct(a, 0.99) / pct(b, 0.99):.1f}"
+            )
         for k, (secs, assigned, escalated, spent) in enumerate(result["watch"], 1):
-            console.print(f"{backend} sla-watch round {k}: {secs:.3f} s, cpu {spent:.3f} s "
-                          f"({assigned} assigned, {escalated} escalated)")
+            console.print(
+                f"{backend} sla-watch round {k}: {secs:.3f} s, cpu {spent:.3f} s "
+                f"({assigned} assigned, {escalated} escalated)"
+            )
         limit = 5.0 if args.items <= 10_000 and args.reps <= 500 else 20.0
         item_p99, worker_p99 = pct(times["index route_item"], 0.99), pct(times["index route_for_worker"], 0.99)
         round_s = max(secs for secs, *_ in result["watch"])
         ok = item_p99 <= limit and worker_p99 <= limit and round_s <= 1.0
-        lines.append(f"live p99: route_item {item_p99:.1f} ms, route_for_worker {worker_p99:.1f} ms, "
-                     f"sla-watch round <= {round_s:.2f} s ({backend}, {args.items} items x {args.reps} reps) -> "
-                     + ("met" if ok else f"NOT met (p99 <= {limit:g} ms, round <= 1 s)"))
+        lines.append(
+            f"live p99: route_item {item_p99:.1f} ms, route_for_worker {worker_p99:.1f} ms, "
+            f"sla-watch round <= {round_s:.2f} s ({backend}, {args.items} items x {args.reps} reps) -> "
+            + ("met" if ok else f"NOT met (p99 <= {limit:g} ms, round <= 1 s)")
+        )
     for line in lines:
         print(line)
 

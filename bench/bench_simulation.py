@@ -52,8 +52,10 @@ def main() -> int:
     load_s = time.perf_counter() - t
     load = wl.offered_load()
     sizes = parse_staff(args.staff) if args.staff else [math.ceil(load)]
-    print(f"workload: {wl.name}: {len(wl.items)} work items, {wl.summary()['weeks']} weeks, "
-          f"offered load {load:.2f} seats ({wl.calendar.describe()})")
+    print(
+        f"workload: {wl.name}: {len(wl.items)} work items, {wl.summary()['weeks']} weeks, "
+        f"offered load {load:.2f} seats ({wl.calendar.describe()})"
+    )
     print(f"load + build workload: {load_s:.1f} s (parsing the XES on the first run, the cache after)")
     print(f"{'policy':<8}{'staff':>6}{'wall s':>9}{'cpu s':>8}{'policy calls':>14}{'on-time %':>11}{'backlog max':>13}")
     worst = 0.0
@@ -65,7 +67,9 @@ def main() -> int:
             wall, cpu = time.perf_counter() - w0, time.process_time() - c0
             m = result.metrics()
             worst = max(worst, cpu)
-            print(f"{policy:<8}{n:>6}{wall:>9.2f}{cpu:>8.2f}{result.policy_calls:>14}{m.on_time_pct:>11.1f}{m.backlog_max:>13}")
+            print(
+                f"{policy:<8}{n:>6}{wall:>9.2f}{cpu:>8.2f}{result.policy_calls:>14}{m.on_time_pct:>11.1f}{m.backlog_max:>13}"
+            )
     verdict = "OK" if worst <= TARGET_SECONDS else "SLOWER THAN TARGET"
     print(f"slowest replay {worst:.1f} s CPU (target <= {TARGET_SECONDS:g} s on one core): {verdict}")
     return 0 if worst <= TARGET_SECONDS else 1

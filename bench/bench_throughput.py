@@ -150,8 +150,10 @@ class BareStandIns:
         from prefect.client.schemas.objects import StateType
         from prefect.flow_runs import resume_flow_run
 
-        flt = FlowRunFilter(deployment_id=FlowRunFilterDeploymentId(any_=[self.deployment_id]),
-                            state=FlowRunFilterState(type=FlowRunFilterStateType(any_=[StateType.PAUSED])))
+        flt = FlowRunFilter(
+            deployment_id=FlowRunFilterDeploymentId(any_=[self.deployment_id]),
+            state=FlowRunFilterState(type=FlowRunFilterStateType(any_=[StateType.PAUSED])),
+        )
         with get_client(sync_client=True) as client:
             while not self.stop.is_set():
                 now = time.monotonic()
@@ -178,8 +180,12 @@ def background(target: Any) -> threading.Thread:
 # --- reading what happened from Prefect's API ------------------------------------------------------
 
 
-def run_figures(runs_by_order: dict[str, list[Any]], occurred: dict[str, datetime],
-                answers: list[tuple[str, datetime]], finished_at: dict[str, datetime]) -> dict[str, Any]:
+def run_figures(
+    runs_by_order: dict[str, list[Any]],
+    occurred: dict[str, datetime],
+    answers: list[tuple[str, datetime]],
+    finished_at: dict[str, datetime],
+) -> dict[str, Any]:
     """Event → first step, answer → running again, task runs per order, runs that broke."""
     from prefect.client.orchestration import get_client
     from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId
@@ -192,7 +198,8 @@ def run_figures(runs_by_order: dict[str, list[Any]], occurred: dict[str, datetim
             task_runs = []
             for start in range(0, len(ids), 50):
                 task_runs += client.read_task_runs(
-                    flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=ids[start:start + 50])), limit=200)
+                    flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=ids[start : start + 50])), limit=200
+                )
             tasks.append(len(task_runs))
             started = [t.start_time for t in task_runs if t.start_time and t.flow_run_id == ids[0]]
             if started and order in occurred:
@@ -224,8 +231,11 @@ def order_finish_times(ids: set[str]) -> dict[str, datetime]:
 
     with session() as s:
         done = set(s.scalars(select(Order.id).where(Order.id.in_(ids), Order.status.in_(DONE))))
-        rows = s.execute(select(AuditEvent.entity_id, func.max(AuditEvent.at)).where(
-            AuditEvent.entity == "order", AuditEvent.entity_id.in_(done)).group_by(AuditEvent.entity_id)).all()
+        rows = s.execute(
+            select(AuditEvent.entity_id, func.max(AuditEvent.at))
+            .where(AuditEvent.entity == "order", AuditEvent.entity_id.in_(done))
+            .group_by(AuditEvent.entity_id)
+        ).all()
     return {oid: at if at.tzinfo else at.replace(tzinfo=UTC) for oid, at in rows}
 
 
@@ -285,8 +295,15 @@ def run_handoff(stack: Stack, name: str, prefix: str, args: argparse.Namespace) 
     return result
 
 
-def figures(name: str, n: int, finished: dict[str, datetime], events: dict[str, datetime],
-            fig: dict[str, Any], cpu: float, answers: int) -> Result:
+def figures(
+    name: str,
+    n: int,
+    finished: dict[str, datetime],
+    events: dict[str, datetime],
+    fig: dict[str, Any],
+    cpu: float,
+    answers: int,
+) -> Result:
     result = Result(name, n, finished=len(finished))
     if finished and events:
         span = (max(finished.values()) - min(events.values())).total_seconds()
@@ -308,13 +325,22 @@ def run_bare(stack: Stack, args: argparse.Namespace, tasks: int, suspends: int) 
     from prefect.events import DeploymentEventTrigger, emit_event
     from prefect.flows import Flow
 
-    trigger = DeploymentEventTrigger(name="bare.received starts the bare pipeline", expect={BARE_EVENT},
-                                     match={"prefect.resource.id": "bare.order.*"},
-                                     parameters={"order_id": "{{ event.resource['bare.order-id'] }}"})
+    trigger = DeploymentEventTrigger(
+        name="bare.received starts the bare pipeline",
+        expect={BARE_EVENT},
+        match={"prefect.resource.id": "bare.order.*"},
+        parameters={"order_id": "{{ event.resource['bare.order-id'] }}"},
+    )
     flow = Flow.from_source(source=str(stack.code), entrypoint="bench/bare_pipeline.py:bare_order")
-    deployment_id = flow.deploy(name="bare-order", work_pool_name=stack.stack_info.get("pool") or "back-office",
-                                parameters={"tasks": tasks, "suspends": suspends}, triggers=[trigger],
-                                build=False, push=False, print_next_steps=False)
+    deployment_id = flow.deploy(
+        name="bare-order",
+        work_pool_name=stack.stack_info.get("pool") or "back-office",
+        parameters={"tasks": tasks, "suspends": suspends},
+        triggers=[trigger],
+        build=False,
+        push=False,
+        print_next_steps=False,
+    )
     time.sleep(5)  # the trigger is live on the server
     ids = [f"B-{i:04d}" for i in range(1, args.orders + 1)]
     occurred: dict[str, datetime] = {}
@@ -341,16 +367,26 @@ def run_bare(stack: Stack, args: argparse.Namespace, tasks: int, suspends: int) 
     thread.join(timeout=10)
     time.sleep(RECORDS_SETTLE)
     runs = bare_runs()
-    finished = {oid: max(r.end_time for r in rs if r.state_name == "Completed")
-                for oid, rs in runs.items() if any(r.state_name == "Completed" for r in rs)}
+    finished = {
+        oid: max(r.end_time for r in rs if r.state_name == "Completed")
+        for oid, rs in runs.items()
+        if any(r.state_name == "Completed" for r in rs)
+    }
     fig = run_figures(runs, occurred, list(standins.answered.values()), finished)
     return figures(f"bare Prefect ({FLOOR_ON})", len(ids), finished, occurred, fig, cpu, len(standins.answered))
 
 
 def run_config(name: str, index: int, args: argparse.Namespace, code: Path) -> list[Result]:
-    stack = Stack(args.ui_port, args.sandbox_port, args.intake_port, code=code, up_args=CONFIGS[name],
-                  keep_home=args.keep_home, say=lambda text: say(f"{name}: {text}"),
-                  extra_env={"HANDOFF_WARM_START": "false"} if args.cold else None)
+    stack = Stack(
+        args.ui_port,
+        args.sandbox_port,
+        args.intake_port,
+        code=code,
+        up_args=CONFIGS[name],
+        keep_home=args.keep_home,
+        say=lambda text: say(f"{name}: {text}"),
+        extra_env={"HANDOFF_WARM_START": "false"} if args.cold else None,
+    )
     results: list[Result] = []
     try:
         stack.start(timeout=args.start_timeout)
@@ -385,24 +421,35 @@ def fmt(v: float | None, spec: str = ".2f") -> str:
 
 def report(results: list[Result], args: argparse.Namespace) -> str:
     print()
-    print(f"Throughput: {args.orders} large orders per configuration at {args.rate:g}/min, two human steps each, "
-          f"answered {args.think:g} s after they wait; flow runs start {'cold' if args.cold else 'warm'}")
-    header = (f"{'configuration':<30} {'done':>6} {'orders/h':>9} {'1st step p50':>12} {'p95':>6} "
-              f"{'resume p95':>10} {'CPU s/order':>11} {'wall s/order':>12} {'tasks':>6} {'errors':>6} {'dup':>4}")
+    print(
+        f"Throughput: {args.orders} large orders per configuration at {args.rate:g}/min, two human steps each, "
+        f"answered {args.think:g} s after they wait; flow runs start {'cold' if args.cold else 'warm'}"
+    )
+    header = (
+        f"{'configuration':<30} {'done':>6} {'orders/h':>9} {'1st step p50':>12} {'p95':>6} "
+        f"{'resume p95':>10} {'CPU s/order':>11} {'wall s/order':>12} {'tasks':>6} {'errors':>6} {'dup':>4}"
+    )
     print(header)
     print("-" * len(header))
     for r in results:
-        print(f"{r.config:<30} {r.finished:>3}/{r.orders:<2} {r.orders_per_hour:>9.0f} {fmt(r.first_step_p50):>12} "
-              f"{fmt(r.first_step_p95):>6} {fmt(r.resume_p95):>10} {r.cpu_per_order:>11.2f} "
-              f"{fmt(r.wall_per_order, '.1f'):>12} {r.tasks_per_order:>6.1f} {r.errors:>6} {r.duplicates:>4}")
+        print(
+            f"{r.config:<30} {r.finished:>3}/{r.orders:<2} {r.orders_per_hour:>9.0f} {fmt(r.first_step_p50):>12} "
+            f"{fmt(r.first_step_p95):>6} {fmt(r.resume_p95):>10} {r.cpu_per_order:>11.2f} "
+            f"{fmt(r.wall_per_order, '.1f'):>12} {r.tasks_per_order:>6.1f} {r.errors:>6} {r.duplicates:>4}"
+        )
         for note in r.notes:
             print(f"    {r.config}: {note}")
     by = {r.config: r for r in results}
     handoff, bare = by.get(FLOOR_ON), by.get(f"bare Prefect ({FLOOR_ON})")
-    overhead = (handoff.wall_per_order / bare.wall_per_order
-                if handoff and bare and handoff.wall_per_order and bare.wall_per_order else None)
+    overhead = (
+        handoff.wall_per_order / bare.wall_per_order
+        if handoff and bare and handoff.wall_per_order and bare.wall_per_order
+        else None
+    )
     if handoff and bare and bare.cpu_per_order:
-        print(f"CPU per order, handoff over bare Prefect on {FLOOR_ON}: x{handoff.cpu_per_order / bare.cpu_per_order:.2f}")
+        print(
+            f"CPU per order, handoff over bare Prefect on {FLOOR_ON}: x{handoff.cpu_per_order / bare.cpu_per_order:.2f}"
+        )
     print(f"machine: {machine_notes()}")
     errors = sum(r.errors for r in results)
     dups = sum(r.duplicates for r in results)
@@ -423,8 +470,11 @@ def main() -> int:
     ap.add_argument("--think", type=float, default=2.0, help="seconds a stand-in takes to answer a step")
     ap.add_argument("--configs", default=",".join(CONFIGS), help="comma-separated, of: " + ", ".join(CONFIGS))
     ap.add_argument("--no-floor", action="store_true", help="skip the bare Prefect pipeline")
-    ap.add_argument("--cold", action="store_true",
-                    help="HANDOFF_WARM_START=false: every flow run (runner or worker) a fresh interpreter")
+    ap.add_argument(
+        "--cold",
+        action="store_true",
+        help="HANDOFF_WARM_START=false: every flow run (runner or worker) a fresh interpreter",
+    )
     ap.add_argument("--settle", type=float, default=10.0, help="seconds after start before feeding")
     ap.add_argument("--timeout", type=float, default=1800.0, help="seconds for one configuration's orders to finish")
     ap.add_argument("--start-timeout", type=float, default=600.0, help="seconds for a stack to be ready")
@@ -451,8 +501,17 @@ def main() -> int:
     line = report(results, args)
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps({"args": vars(args) | {"json": str(args.json)}, "summary": line,
-                                         "results": [asdict(r) for r in results]}, indent=2, default=str))
+        args.json.write_text(
+            json.dumps(
+                {
+                    "args": vars(args) | {"json": str(args.json)},
+                    "summary": line,
+                    "results": [asdict(r) for r in results],
+                },
+                indent=2,
+                default=str,
+            )
+        )
     return 0 if all(r.errors == 0 and r.duplicates == 0 for r in results) else 1
 
 

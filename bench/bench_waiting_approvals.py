@@ -31,17 +31,34 @@ import statistics
 import sys
 import time
 from collections import Counter
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from approvals_probe import (  # noqa: E402
-    ENTRY_STATES, Aborted, Sampler, approvals_waiting, business_key, ledger_summary, order_statuses,
-    resume_latencies, run_states, say, show_processes, spread, suspended_orders,
+    ENTRY_STATES,
+    Aborted,
+    Sampler,
+    approvals_waiting,
+    business_key,
+    ledger_summary,
+    order_statuses,
+    resume_latencies,
+    run_states,
+    say,
+    show_processes,
+    spread,
+    suspended_orders,
 )
 from stack import (  # noqa: E402
-    Proc, Stack, add_stack_options, bench_main, large_order, machine_notes, runner_limit_note,
+    Proc,
+    Stack,
+    add_stack_options,
+    bench_main,
+    large_order,
+    machine_notes,
+    runner_limit_note,
 )
 
 # --- the benchmark --------------------------------------------------------------------------
@@ -52,16 +69,36 @@ def main() -> int:
     ap.add_argument("--orders", type=int, default=200)
     ap.add_argument("--fill-timeout", type=float, default=3600.0, help="seconds for all N to be waiting")
     ap.add_argument("--resume-timeout", type=float, default=3600.0, help="seconds for all N to pass order entry")
-    ap.add_argument("--rate", type=float, default=0.0,
-                    help="orders per second to submit at (0: all at once, as fast as intake answers)")
-    ap.add_argument("--answer-rate", type=float, default=0.0,
-                    help="approvals per second to answer at (0: one after the other, as fast as they go)")
-    ap.add_argument("--assign-timeout", type=float, default=1800.0,
-                    help="seconds to wait for an approval with no assignee yet to be pushed to a rep")
-    ap.add_argument("--min-free-mb", type=float, default=4000.0,
-                    help="abort (stop the stack) if the machine's available memory falls below this")
-    ap.add_argument("--stall-timeout", type=float, default=600.0,
-                    help="give up waiting when nothing progressed for this many seconds")
+    ap.add_argument(
+        "--rate",
+        type=float,
+        default=0.0,
+        help="orders per second to submit at (0: all at once, as fast as intake answers)",
+    )
+    ap.add_argument(
+        "--answer-rate",
+        type=float,
+        default=0.0,
+        help="approvals per second to answer at (0: one after the other, as fast as they go)",
+    )
+    ap.add_argument(
+        "--assign-timeout",
+        type=float,
+        default=1800.0,
+        help="seconds to wait for an approval with no assignee yet to be pushed to a rep",
+    )
+    ap.add_argument(
+        "--min-free-mb",
+        type=float,
+        default=4000.0,
+        help="abort (stop the stack) if the machine's available memory falls below this",
+    )
+    ap.add_argument(
+        "--stall-timeout",
+        type=float,
+        default=600.0,
+        help="give up waiting when nothing progressed for this many seconds",
+    )
     ap.add_argument("--json", type=Path, default=None, help="also write the figures here")
     add_stack_options(ap)
     args = ap.parse_args()
@@ -81,22 +118,32 @@ def run(stack: Stack, args: argparse.Namespace) -> bool:
         sampler.stop()
         print()
         print(f"ABORTED: {aborted}")
-        print(f"  phase when aborted: {sampler.samples[-1].phase if sampler.samples else '?'}, "
-              f"at {sampler.samples[-1].t if sampler.samples else 0:.0f} s")
-        print(f"  max processes (total / flow runs): {max((x.total for x in sampler.samples), default=0)} / "
-              f"{max((x.flow_runs for x in sampler.samples), default=0)}")
-        print(f"  max stack RSS: {max((x.rss_mb for x in sampler.samples), default=0):.0f} MB; "
-              f"min available memory: {min((x.mem_available_mb for x in sampler.samples), default=0):.0f} MB")
+        print(
+            f"  phase when aborted: {sampler.samples[-1].phase if sampler.samples else '?'}, "
+            f"at {sampler.samples[-1].t if sampler.samples else 0:.0f} s"
+        )
+        print(
+            f"  max processes (total / flow runs): {max((x.total for x in sampler.samples), default=0)} / "
+            f"{max((x.flow_runs for x in sampler.samples), default=0)}"
+        )
+        print(
+            f"  max stack RSS: {max((x.rss_mb for x in sampler.samples), default=0):.0f} MB; "
+            f"min available memory: {min((x.mem_available_mb for x in sampler.samples), default=0):.0f} MB"
+        )
         print(f"  approvals waiting: {len(approvals_waiting(set(ids)))}/{len(ids)}")
         if args.json:
             args.json.parent.mkdir(parents=True, exist_ok=True)
-            args.json.write_text(json.dumps({"aborted": str(aborted), "samples": [x.__dict__ for x in sampler.samples]},
-                                            indent=2, default=str))
+            args.json.write_text(
+                json.dumps(
+                    {"aborted": str(aborted), "samples": [x.__dict__ for x in sampler.samples]}, indent=2, default=str
+                )
+            )
         return False
 
 
-def measure(stack: Stack, args: argparse.Namespace, ids: list[str], sampler: Sampler, idle: list[Proc],
-            notes: dict[str, str]) -> bool:
+def measure(
+    stack: Stack, args: argparse.Namespace, ids: list[str], sampler: Sampler, idle: list[Proc], notes: dict[str, str]
+) -> bool:
     n = len(ids)
     idset = set(ids)
     t0 = sampler.t0
@@ -130,8 +177,10 @@ def measure(stack: Stack, args: argparse.Namespace, ids: list[str], sampler: Sam
                 t_suspended = time.monotonic() - t0
                 break
         if waiting != last:
-            say(f"{time.monotonic() - t0:6.0f} s: {waiting}/{n} approvals waiting; "
-                f"{sampler.samples[-1].flow_runs if sampler.samples else '?'} flow-run processes")
+            say(
+                f"{time.monotonic() - t0:6.0f} s: {waiting}/{n} approvals waiting; "
+                f"{sampler.samples[-1].flow_runs if sampler.samples else '?'} flow-run processes"
+            )
             last, progressed = waiting, time.monotonic()
         check_abort()
         time.sleep(2)
@@ -191,7 +240,7 @@ def measure(stack: Stack, args: argparse.Namespace, ids: list[str], sampler: Sam
         i, misses = i + 1, 0
         try:
             complete_step(w.item_id, answer)
-            answered_at[w.order_id] = datetime.now(timezone.utc)
+            answered_at[w.order_id] = datetime.now(UTC)
             answered += 1
             decisions[answer.get("decision")] += 1
         except Exception as exc:  # noqa: BLE001 - reported, and tried again below (a rep would)
@@ -207,7 +256,7 @@ def measure(stack: Stack, args: argparse.Namespace, ids: list[str], sampler: Sam
             answer = standin_answer(item_id)
             try:
                 complete_step(item_id, answer)
-                answered_at[order_id] = datetime.now(timezone.utc)
+                answered_at[order_id] = datetime.now(UTC)
                 answered += 1
                 decisions[answer.get("decision")] += 1
             except Exception as exc:  # noqa: BLE001
@@ -228,8 +277,10 @@ def measure(stack: Stack, args: argparse.Namespace, ids: list[str], sampler: Sam
             t_past = time.monotonic() - t_resume0
             break
         if past != last:
-            say(f"{time.monotonic() - t_resume0:6.0f} s after resuming: {past}/{n} past order entry; "
-                f"{sampler.samples[-1].flow_runs if sampler.samples else '?'} flow-run processes")
+            say(
+                f"{time.monotonic() - t_resume0:6.0f} s after resuming: {past}/{n} past order entry; "
+                f"{sampler.samples[-1].flow_runs if sampler.samples else '?'} flow-run processes"
+            )
             last, progressed = past, time.monotonic()
         check_abort()
         time.sleep(2)
@@ -248,8 +299,9 @@ def measure(stack: Stack, args: argparse.Namespace, ids: list[str], sampler: Sam
     from handoff.runtime.steps import waiting_steps
 
     next_waits = Counter(w.work_type for w in waiting_steps() if w.order_id in idset)
-    credit_requests = [r for r in stack.sandbox_requests("crm") if "/credit-checks" in r["path"]
-                       and r["method"] == "POST"]
+    credit_requests = [
+        r for r in stack.sandbox_requests("crm") if "/credit-checks" in r["path"] and r["method"] == "POST"
+    ]
     notes["end"] = machine_notes()
 
     # checks
@@ -280,8 +332,10 @@ def measure(stack: Stack, args: argparse.Namespace, ids: list[str], sampler: Sam
     print()
     how = f"{args.rate:g} orders/s" if args.rate else "all at once"
     answers = f"{args.answer_rate:g} answers/s" if args.answer_rate else "one after the other"
-    print(f"Waiting approvals: {n} large orders through intake, submitted {how}, approvals answered "
-          f"{answers} ({runner_limit_note()})")
+    print(
+        f"Waiting approvals: {n} large orders through intake, submitted {how}, approvals answered "
+        f"{answers} ({runner_limit_note()})"
+    )
     print()
     rows = [
         ("orders", n),
@@ -290,20 +344,27 @@ def measure(stack: Stack, args: argparse.Namespace, ids: list[str], sampler: Sam
         ("  of which after the last order was submitted", fmt(t_waiting - t_submitted if t_waiting else None)),
         ("seconds to all runs Suspended", fmt(t_suspended)),
         ("processes idle before (total / python)", f"{len(idle)} / {sum(p.is_python for p in idle)}"),
-        ("max processes while filling (total / python)",
-         f"{max((s.total for s in fill), default=0)} / {max((s.python for s in fill), default=0)}"),
+        (
+            "max processes while filling (total / python)",
+            f"{max((s.total for s in fill), default=0)} / {max((s.python for s in fill), default=0)}",
+        ),
         ("max flow-run processes at once while filling", max((s.flow_runs for s in fill), default=0)),
         ("max stack memory while filling (RSS, MB)", max((s.rss_mb for s in fill), default=0)),
         ("min machine memory available while filling (MB)", min((s.mem_available_mb for s in fill), default=0)),
-        ("processes with N waiting (total / python)",
-         f"{len(waiting_procs)} / {sum(p.is_python for p in waiting_procs)}"),
-        ("processes with N waiting, median of 15 s samples",
-         statistics.median([s.total for s in wait_samples]) if wait_samples else "—"),
+        (
+            "processes with N waiting (total / python)",
+            f"{len(waiting_procs)} / {sum(p.is_python for p in waiting_procs)}",
+        ),
+        (
+            "processes with N waiting, median of 15 s samples",
+            statistics.median([s.total for s in wait_samples]) if wait_samples else "—",
+        ),
         ("stack processes outside the tree (strays)", len(strays)),
-        ("pipeline runs of these orders (runs/order > 1)",
-         f"{sum(runs_per_order.values())} ({sum(v > 1 for v in runs_per_order.values())} orders)"),
-        ("credit checks before resume (distinct keys)",
-         f"{sum_before['credit_checks']} ({sum_before['credit_keys']})"),
+        (
+            "pipeline runs of these orders (runs/order > 1)",
+            f"{sum(runs_per_order.values())} ({sum(v > 1 for v in runs_per_order.values())} orders)",
+        ),
+        ("credit checks before resume (distinct keys)", f"{sum_before['credit_checks']} ({sum_before['credit_keys']})"),
         ("approvals with no assignee yet when all N waited", unassigned_at_start),
         ("approvals answered later: not yet assigned when their turn came", len(deferred)),
         ("seconds to answer all approvals", fmt(t_answered)),
@@ -312,8 +373,10 @@ def measure(stack: Stack, args: argparse.Namespace, ids: list[str], sampler: Sam
         ("seconds from resume to all past order entry", fmt(t_past)),
         ("answer → run picked up again (Pending), s", spread(resume_lags["pending"])),
         ("answer → run running again, s", spread(resume_lags["running"])),
-        ("max processes while resuming (total / flow runs)",
-         f"{max((s.total for s in resume_samples), default=0)} / {max((s.flow_runs for s in resume_samples), default=0)}"),
+        (
+            "max processes while resuming (total / flow runs)",
+            f"{max((s.total for s in resume_samples), default=0)} / {max((s.flow_runs for s in resume_samples), default=0)}",
+        ),
         ("credit checks after resume (distinct keys)", f"{sum_after['credit_checks']} ({sum_after['credit_keys']})"),
         ("credit-check requests answered as replays", sum(bool(r["replay"]) for r in credit_requests)),
         ("duplicate idempotency keys (must be 0)", len(sum_after["duplicate_keys"])),
@@ -352,13 +415,27 @@ def measure(stack: Stack, args: argparse.Namespace, ids: list[str], sampler: Sam
         print(f"  [{'ok' if passed else 'FAIL'}] {name}")
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps({
-            "table": {k: v for k, v in rows}, "checks": checks, "notes": notes,
-            "samples": [s.__dict__ for s in sampler.samples],
-            "waiting_processes": [p.__dict__ for p in waiting_procs],
-            "statuses": dict(Counter(statuses.values())), "run_states_after": dict(states_after),
-            "refused": refused, "failed_first": failed_first, "repeated": repeated[:50], "resume_lags": resume_lags, "ledger_before": sum_before, "ledger_after": sum_after,
-        }, indent=2, default=str))
+        args.json.write_text(
+            json.dumps(
+                {
+                    "table": {k: v for k, v in rows},
+                    "checks": checks,
+                    "notes": notes,
+                    "samples": [s.__dict__ for s in sampler.samples],
+                    "waiting_processes": [p.__dict__ for p in waiting_procs],
+                    "statuses": dict(Counter(statuses.values())),
+                    "run_states_after": dict(states_after),
+                    "refused": refused,
+                    "failed_first": failed_first,
+                    "repeated": repeated[:50],
+                    "resume_lags": resume_lags,
+                    "ledger_before": sum_before,
+                    "ledger_after": sum_after,
+                },
+                indent=2,
+                default=str,
+            )
+        )
     return all(checks.values())
 
 

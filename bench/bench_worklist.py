@@ -47,25 +47,63 @@ def build_floor(items: int, reps: int, seed: int) -> None:
     now = utcnow()
     one_hash = identity.HASHER.hash("bench password")  # argon2 once: signing in is not measured here
     with session() as s:
-        s.execute(insert(Worker), [{"name": f"rep-{i:03d}", "role": "supervisor" if i == 0 else "rep",
-                                    "capacity": 0 if i == 0 else 5, "open_items": 0, "presence": "available",
-                                    "timezone": "UTC", "shift_start": "00:00", "shift_end": "24:00",
-                                    "work_days": "0123456", "presence_changed_at": now, "failed_logins": 0,
-                                    "password_hash": one_hash, "password_set_at": now} for i in range(reps)])
+        s.execute(
+            insert(Worker),
+            [
+                {
+                    "name": f"rep-{i:03d}",
+                    "role": "supervisor" if i == 0 else "rep",
+                    "capacity": 0 if i == 0 else 5,
+                    "open_items": 0,
+                    "presence": "available",
+                    "timezone": "UTC",
+                    "shift_start": "00:00",
+                    "shift_end": "24:00",
+                    "work_days": "0123456",
+                    "presence_changed_at": now,
+                    "failed_logins": 0,
+                    "password_hash": one_hash,
+                    "password_set_at": now,
+                }
+                for i in range(reps)
+            ],
+        )
         ids = [w.id for w in s.query(Worker.id).order_by(Worker.id)]
-        s.execute(insert(WorkerSkill), [{"worker_id": wid, "skill": skill, "level": rng.randint(2, 5)}
-                                        for wid in ids for skill in rng.sample(SKILLS, rng.randint(2, 3))])
-        s.execute(insert(WorkItem), [{
-            "work_type": "order-approval", "step_key": f"bench-{i}", "title": f"Approve order B-{i}",
-            "required_skills": {rng.choice(SKILLS): rng.randint(1, 3)}, "priority": rng.choice([1.0, 1.0, 2.0, 3.0]),
-            "value": rng.uniform(0, 20000), "due_at": now + timedelta(hours=rng.uniform(-4, 72)),
-            "effort_seconds": rng.uniform(120, 1800), "state": "open", "created_at": now - timedelta(hours=rng.uniform(0, 48)),
-            "escalated": False, "version": 0} for i in range(items)])
+        s.execute(
+            insert(WorkerSkill),
+            [
+                {"worker_id": wid, "skill": skill, "level": rng.randint(2, 5)}
+                for wid in ids
+                for skill in rng.sample(SKILLS, rng.randint(2, 3))
+            ],
+        )
+        s.execute(
+            insert(WorkItem),
+            [
+                {
+                    "work_type": "order-approval",
+                    "step_key": f"bench-{i}",
+                    "title": f"Approve order B-{i}",
+                    "required_skills": {rng.choice(SKILLS): rng.randint(1, 3)},
+                    "priority": rng.choice([1.0, 1.0, 2.0, 3.0]),
+                    "value": rng.uniform(0, 20000),
+                    "due_at": now + timedelta(hours=rng.uniform(-4, 72)),
+                    "effort_seconds": rng.uniform(120, 1800),
+                    "state": "open",
+                    "created_at": now - timedelta(hours=rng.uniform(0, 48)),
+                    "escalated": False,
+                    "version": 0,
+                }
+                for i in range(items)
+            ],
+        )
     with session() as s:
         started = time.perf_counter()
         done = router.route_open_items(s)
-        print(f"  routed {len(done)} items to reps in {time.perf_counter() - started:.1f} s "
-              f"({items - len(done)} stay open)")
+        print(
+            f"  routed {len(done)} items to reps in {time.perf_counter() - started:.1f} s "
+            f"({items - len(done)} stay open)"
+        )
         s.execute(update(Worker).where(Worker.role == "supervisor").values(capacity=0))
 
 
@@ -136,21 +174,31 @@ def main() -> int:
         app.cookies.set(COOKIE, workers[supervisor][1])
         keep("super", app.get("/"))
 
-    rows = [("worklist page (GET /)", "page"), ("Get next, router pulls an item", "pull"),
-            ("Get next, rep full (worklist's first)", "full"), ("supervisor's page (info)", "super")]
+    rows = [
+        ("worklist page (GET /)", "page"),
+        ("Get next, router pulls an item", "pull"),
+        ("Get next, rep full (worklist's first)", "full"),
+        ("supervisor's page (info)", "super"),
+    ]
     for label, kind in rows:
         wall, cpu = timings[kind]["app"], timings[kind]["cpu"]
-        print(f"  {label:<40} wall median {statistics.median(wall):6.1f} p95 {p95(wall):6.1f} ms · "
-              f"cpu median {statistics.median(cpu):6.1f} p95 {p95(cpu):6.1f} ms   (n={len(wall)})")
+        print(
+            f"  {label:<40} wall median {statistics.median(wall):6.1f} p95 {p95(wall):6.1f} ms · "
+            f"cpu median {statistics.median(cpu):6.1f} p95 {p95(cpu):6.1f} ms   (n={len(wall)})"
+        )
     page_ms, pull_ms, full_ms = (timings[k]["app"] for k in ("page", "pull", "full"))
-    print(f"  load average while measuring: {' '.join(f'{x:.1f}' for x in __import__('os').getloadavg())} "
-          f"on {__import__('os').cpu_count()} cores")
+    print(
+        f"  load average while measuring: {' '.join(f'{x:.1f}' for x in __import__('os').getloadavg())} "
+        f"on {__import__('os').cpu_count()} cores"
+    )
     worst = max(p95(page_ms), p95(pull_ms), p95(full_ms))
     verdict = "PASS" if worst <= 100 else "FAIL"
     cpu95 = {k: p95(timings[k]["cpu"]) for k in ("page", "pull", "full")}
-    print(f"SUMMARY worklist p95 {p95(page_ms):.1f} ms · Get next p95 {p95(pull_ms):.1f} ms (pull) / "
-          f"{p95(full_ms):.1f} ms (full) · CPU p95 {cpu95['page']:.1f} / {cpu95['pull']:.1f} / {cpu95['full']:.1f} ms · "
-          f"{args.items:,} items × {args.reps} reps, SQLite, server time · target ≤ 100 ms: {verdict}")
+    print(
+        f"SUMMARY worklist p95 {p95(page_ms):.1f} ms · Get next p95 {p95(pull_ms):.1f} ms (pull) / "
+        f"{p95(full_ms):.1f} ms (full) · CPU p95 {cpu95['page']:.1f} / {cpu95['pull']:.1f} / {cpu95['full']:.1f} ms · "
+        f"{args.items:,} items × {args.reps} reps, SQLite, server time · target ≤ 100 ms: {verdict}"
+    )
     return 0 if verdict == "PASS" else 1
 
 

@@ -46,12 +46,26 @@ class Run:
         self.broken: list[str] = []
         self.lost = 0
 
-    def check(self, channel: str, before, submitted: int, accepted: list[str], duplicates: list[str],
-              quarantined: int, sample: bytes) -> None:
+    def check(
+        self,
+        channel: str,
+        before,
+        submitted: int,
+        accepted: list[str],
+        duplicates: list[str],
+        quarantined: int,
+        sample: bytes,
+    ) -> None:
         from intake_payloads import check_outcome
 
-        self.outcomes.update({f"{channel} submitted": submitted, f"{channel} accepted": len(accepted),
-                              f"{channel} duplicates": len(duplicates), f"{channel} quarantined": quarantined})
+        self.outcomes.update(
+            {
+                f"{channel} submitted": submitted,
+                f"{channel} accepted": len(accepted),
+                f"{channel} duplicates": len(duplicates),
+                f"{channel} quarantined": quarantined,
+            }
+        )
         broken = check_outcome(before, submitted, accepted, duplicates, quarantined)
         if broken:
             self.lost += max(1, submitted - len(accepted) - len(duplicates) - quarantined)
@@ -89,7 +103,11 @@ def through_cli(run: Run, kind: str, raw: bytes, workdir: Path) -> None:
     before = tally()
     result = CliRunner().invoke(app, ["orders", "submit", str(path)])
     if result.exception is not None and not isinstance(result.exception, SystemExit) or result.exit_code not in (0, 1):
-        run.crash("cli", f"exit {result.exit_code}: {''.join(traceback.format_exception(result.exception, limit=3))[-600:] if result.exception else result.output[-300:]}", raw)
+        run.crash(
+            "cli",
+            f"exit {result.exit_code}: {''.join(traceback.format_exception(result.exception, limit=3))[-600:] if result.exception else result.output[-300:]}",
+            raw,
+        )
         return
     summary = SUMMARY.search(result.output.replace("\n", " "))
     if summary is None:
@@ -117,8 +135,11 @@ def through_http(run: Run, kind: str, raw: bytes, client, url: str) -> None:
     # A connection per request: a pooled connection the server closes as idle (keep-alive timeout)
     # just as the client reuses it fails before the server reads anything — a client's retry,
     # not intake's, which the first 10,200-payload run counted as 3 unhandled errors.
-    headers = {"Authorization": "Bearer bench", "Content-Type": "text/csv" if kind == "csv" else "application/json",
-               "Connection": "close"}
+    headers = {
+        "Authorization": "Bearer bench",
+        "Content-Type": "text/csv" if kind == "csv" else "application/json",
+        "Connection": "close",
+    }
     try:
         response = client.post(f"{url}/orders", content=raw, headers=headers)
     except Exception:  # noqa: BLE001 - counting them is the point
@@ -156,11 +177,19 @@ def main() -> None:
     ap.add_argument("--payloads", type=int, default=10_000, help="payloads in all, shared by the channels")
     ap.add_argument("--channels", default="function,cli,http")
     ap.add_argument("--database", default="", help="a SQLAlchemy URL (default: a new SQLite file)")
-    ap.add_argument("--processes", type=int, default=1,
-                    help="run the payloads in this many child processes at once, each with its own database "
-                         "and a share of the channels (the property is checked per database)")
-    ap.add_argument("--minutes", type=float, default=0,
-                    help="stop generating after this long, and report what was done (0: run every payload)")
+    ap.add_argument(
+        "--processes",
+        type=int,
+        default=1,
+        help="run the payloads in this many child processes at once, each with its own database "
+        "and a share of the channels (the property is checked per database)",
+    )
+    ap.add_argument(
+        "--minutes",
+        type=float,
+        default=0,
+        help="stop generating after this long, and report what was done (0: run every payload)",
+    )
     ap.add_argument("--json", action="store_true", help=argparse.SUPPRESS)  # a child's result, for its parent
     args = ap.parse_args()
     if args.processes > 1:
@@ -205,8 +234,13 @@ def main() -> None:
     turn = Counter()
     started = time.monotonic()
 
-    @hypothesis_settings(max_examples=args.payloads, deadline=None, database=None, phases=[Phase.generate],
-                         suppress_health_check=list(HealthCheck))
+    @hypothesis_settings(
+        max_examples=args.payloads,
+        deadline=None,
+        database=None,
+        phases=[Phase.generate],
+        suppress_health_check=list(HealthCheck),
+    )
     @given(payload=payloads())
     def one(payload: tuple[str, bytes]) -> None:
         if args.minutes and time.monotonic() - started > args.minutes * 60:
@@ -223,8 +257,12 @@ def main() -> None:
             through_http(run, kind, raw, client, server.url)
         done = sum(turn.values())
         if done % 500 == 0:
-            print(f"  {done:,} payloads, {time.monotonic() - started:.0f} s, unhandled {len(run.unhandled)}, "
-                  f"broken {len(run.broken)}", file=sys.stderr, flush=True)
+            print(
+                f"  {done:,} payloads, {time.monotonic() - started:.0f} s, unhandled {len(run.unhandled)}, "
+                f"broken {len(run.broken)}",
+                file=sys.stderr,
+                flush=True,
+            )
 
     try:
         one()
@@ -244,11 +282,24 @@ def main() -> None:
     total = sum(run.payloads.values())
     shutil.rmtree(home, ignore_errors=True)
     if args.json:
-        print(json.dumps({"payloads": dict(run.payloads), "outcomes": dict(run.outcomes), "unhandled": run.unhandled,
-                          "broken": run.broken, "lost": run.lost, "breaking": breaking, "seconds": seconds}))
+        print(
+            json.dumps(
+                {
+                    "payloads": dict(run.payloads),
+                    "outcomes": dict(run.outcomes),
+                    "unhandled": run.unhandled,
+                    "broken": run.broken,
+                    "lost": run.lost,
+                    "breaking": breaking,
+                    "seconds": seconds,
+                }
+            )
+        )
         return
-    print(f"payloads {total} · unhandled {len(run.unhandled)} · lost {run.lost} · "
-          f"contract-breaking accepted {len(breaking)}")
+    print(
+        f"payloads {total} · unhandled {len(run.unhandled)} · lost {run.lost} · "
+        f"contract-breaking accepted {len(breaking)}"
+    )
 
 
 def in_processes(args: argparse.Namespace) -> None:
@@ -266,8 +317,17 @@ def in_processes(args: argparse.Namespace) -> None:
     shares[0] += args.payloads - sum(shares)
     children = []
     for channel, share in zip(plan, shares):
-        cmd = [sys.executable, __file__, "--payloads", str(share), "--channels", channel, "--json",
-               "--minutes", str(args.minutes)]
+        cmd = [
+            sys.executable,
+            __file__,
+            "--payloads",
+            str(share),
+            "--channels",
+            channel,
+            "--json",
+            "--minutes",
+            str(args.minutes),
+        ]
         children.append(subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True))
     started = time.monotonic()
     totals = {"payloads": Counter(), "outcomes": Counter(), "unhandled": [], "broken": [], "lost": 0, "breaking": []}
@@ -288,8 +348,10 @@ def in_processes(args: argparse.Namespace) -> None:
     for name, n in sorted(totals["outcomes"].items()):
         print(f"  {name}: {n:,}")
     print(f"{time.monotonic() - started:.0f} s")
-    print(f"payloads {sum(totals['payloads'].values())} · unhandled {len(totals['unhandled'])} · "
-          f"lost {totals['lost']} · contract-breaking accepted {len(totals['breaking'])}")
+    print(
+        f"payloads {sum(totals['payloads'].values())} · unhandled {len(totals['unhandled'])} · "
+        f"lost {totals['lost']} · contract-breaking accepted {len(totals['breaking'])}"
+    )
 
 
 if __name__ == "__main__":

@@ -65,45 +65,83 @@ def _stored_requirements():
 def open_item_kinds(s: Session) -> list[ItemKind]:
     s.flush()
     effort = case((WorkItem.effort_seconds < MIN_EFFORT, MIN_EFFORT), else_=WorkItem.effort_seconds)
-    rows = s.connection().execute(
-        select(_stored_requirements(), WorkItem.escalated, func.count(), func.sum(effort))
-        .where(WorkItem.state == WorkItemState.OPEN)
-        .group_by(_stored_requirements(), WorkItem.escalated)).all()
-    return [ItemKind(raw, bool(esc), effective_requirements((json.loads(raw) if raw else None) or {}, bool(esc)),
-                     n, float(total or 0.0)) for raw, esc, n, total in rows]
+    rows = (
+        s.connection()
+        .execute(
+            select(_stored_requirements(), WorkItem.escalated, func.count(), func.sum(effort))
+            .where(WorkItem.state == WorkItemState.OPEN)
+            .group_by(_stored_requirements(), WorkItem.escalated)
+        )
+        .all()
+    )
+    return [
+        ItemKind(
+            raw,
+            bool(esc),
+            effective_requirements((json.loads(raw) if raw else None) or {}, bool(esc)),
+            n,
+            float(total or 0.0),
+        )
+        for raw, esc, n, total in rows
+    ]
 
 
 def open_items(s: Session, kinds: list[ItemKind] | None = None) -> list[tuple[RoutableItem, int]]:
     s.flush()
     query = select(
-        WorkItem.id, WorkItem.work_type, type_coerce(WorkItem.required_skills, Text),
-        type_coerce(WorkItem.created_at, Text), type_coerce(WorkItem.due_at, Text), WorkItem.effort_seconds,
-        WorkItem.priority, WorkItem.value, WorkItem.escalated, WorkItem.version,
+        WorkItem.id,
+        WorkItem.work_type,
+        type_coerce(WorkItem.required_skills, Text),
+        type_coerce(WorkItem.created_at, Text),
+        type_coerce(WorkItem.due_at, Text),
+        WorkItem.effort_seconds,
+        WorkItem.priority,
+        WorkItem.value,
+        WorkItem.escalated,
+        WorkItem.version,
     ).where(WorkItem.state == WorkItemState.OPEN)
     if kinds is not None:
         if not kinds:
             return []
-        query = query.where(or_(*(and_(_stored_requirements() == k.stored, WorkItem.escalated == k.escalated)
-                                  for k in kinds)))
+        query = query.where(
+            or_(*(and_(_stored_requirements() == k.stored, WorkItem.escalated == k.escalated) for k in kinds))
+        )
     decoded: dict[tuple[str, bool], dict[str, int]] = {}
     out = []
-    for item_id, work_type, raw, created, due, effort, priority, value, escalated, version in \
-            s.connection().execute(query):
+    for item_id, work_type, raw, created, due, effort, priority, value, escalated, version in s.connection().execute(
+        query
+    ):
         key = (raw if isinstance(raw, str) else json.dumps(raw, sort_keys=True), bool(escalated))
         required = decoded.get(key)
         if required is None:
             loaded = json.loads(raw) if isinstance(raw, str) else raw
             required = decoded[key] = effective_requirements(loaded or {}, bool(escalated))
-        out.append((RoutableItem(str(item_id), work_type, required, stored_epoch(created), stored_epoch(due),
-                                 effort, priority, value), version))
+        out.append(
+            (
+                RoutableItem(
+                    str(item_id), work_type, required, stored_epoch(created), stored_epoch(due), effort, priority, value
+                ),
+                version,
+            )
+        )
     return out
 
 
 def free_reps(s: Session, now: datetime, skills: Iterable[str] | None = None) -> list[RoutableRep]:
     query = (
-        select(Worker.id, Worker.name, Worker.capacity, Worker.open_items, Worker.last_assigned_at,
-               Worker.timezone, Worker.shift_start, Worker.shift_end, Worker.work_days,
-               WorkerSkill.skill, WorkerSkill.level)
+        select(
+            Worker.id,
+            Worker.name,
+            Worker.capacity,
+            Worker.open_items,
+            Worker.last_assigned_at,
+            Worker.timezone,
+            Worker.shift_start,
+            Worker.shift_end,
+            Worker.work_days,
+            WorkerSkill.skill,
+            WorkerSkill.level,
+        )
         .outerjoin(WorkerSkill, WorkerSkill.worker_id == Worker.id)
         .where(Worker.presence == Presence.AVAILABLE, Worker.open_items < Worker.capacity)
         .order_by(Worker.id)

@@ -178,8 +178,10 @@ def settle(stack: Stack, ids: set[str], timeout: float, quiet_seconds: float, sa
         settled = figures["final"] + figures["waiting"] == len(ids)
         if figures != last:
             last, since = figures, time.monotonic()
-            say(f"settling: {figures['final']} final, {figures['waiting']} waiting on a person, "
-                f"{figures['moving']} moving, of {len(ids)}")
+            say(
+                f"settling: {figures['final']} final, {figures['waiting']} waiting on a person, "
+                f"{figures['moving']} moving, of {len(ids)}"
+            )
         if settled and time.monotonic() - since >= quiet_seconds:
             return figures
         if time.monotonic() > deadline:
@@ -198,8 +200,11 @@ def count(stack: Stack, ids: set[str]) -> dict[str, Any]:
     active = (WorkItemState.OPEN, WorkItemState.ASSIGNED, WorkItemState.STARTED)
     with session() as s:
         status = dict(s.execute(select(Order.id, Order.status).where(Order.id.in_(ids))).all())
-        items = s.execute(select(WorkItem.id, WorkItem.order_id, WorkItem.assignee_id, WorkItem.flow_run_id)
-                          .where(WorkItem.state.in_(active))).all()
+        items = s.execute(
+            select(WorkItem.id, WorkItem.order_id, WorkItem.assignee_id, WorkItem.flow_run_id).where(
+                WorkItem.state.in_(active)
+            )
+        ).all()
     states: dict[str, Any] = {}
     with get_client(sync_client=True) as client:
         for run_id in {i.flow_run_id for i in items if i.flow_run_id}:
@@ -207,15 +212,24 @@ def count(stack: Stack, ids: set[str]) -> dict[str, Any]:
                 states[run_id] = client.read_flow_run(run_id).state
             except Exception:  # noqa: BLE001 - unknown to this server
                 states[run_id] = None
-    waiting_orders = {i.order_id for i in items if i.assignee_id is not None and states.get(i.flow_run_id)
-                      and states[i.flow_run_id].is_paused()}
-    orphans = [i.id for i in items if not i.flow_run_id or states.get(i.flow_run_id) is None
-               or states[i.flow_run_id].is_final()]
+    waiting_orders = {
+        i.order_id
+        for i in items
+        if i.assignee_id is not None and states.get(i.flow_run_id) and states[i.flow_run_id].is_paused()
+    }
+    orphans = [
+        i.id
+        for i in items
+        if not i.flow_run_id or states.get(i.flow_run_id) is None or states[i.flow_run_id].is_final()
+    ]
     final = {o for o, st in status.items() if st in FINAL}
     waiting = {o for o in waiting_orders if o in status and o not in final}
     return {
-        "final": len(final), "waiting": len(waiting), "moving": len(ids) - len(final) - len(waiting),
-        "missing": len(ids - set(status)), "orphans": len(orphans),
+        "final": len(final),
+        "waiting": len(waiting),
+        "moving": len(ids) - len(final) - len(waiting),
+        "missing": len(ids - set(status)),
+        "orphans": len(orphans),
         "statuses": dict(Counter(status.values())),
     }
 
@@ -223,6 +237,7 @@ def count(stack: Stack, ids: set[str]) -> dict[str, Any]:
 def duplicate_side_effects(ledger: list[dict[str, Any]]) -> list[tuple[str, ...]]:
     """Side effects done twice: the same system, operation and business ids (order, line, ...)
     under more than one entry, whatever idempotency key each carried."""
+
     def business(e: dict[str, Any]) -> tuple[str, ...]:
         request = e.get("request") if isinstance(e.get("request"), dict) else {}
         ids = tuple(f"{k}={request[k]}" for k in sorted(request) if k.endswith("_id") or k in ("line_no", "attempt"))
@@ -254,8 +269,9 @@ def main() -> int:
         "HANDOFF_SANDBOX_SEED": str(args.seed),
         **stack_env(args.env, args.process_limit),
     }
-    stack = Stack(args.ui_port, args.sandbox_port, args.intake_port, keep_home=True,
-                  snapshot=not args.live_tree, extra_env=env)
+    stack = Stack(
+        args.ui_port, args.sandbox_port, args.intake_port, keep_home=True, snapshot=not args.live_tree, extra_env=env
+    )
     started = time.monotonic()
     ok = False
     try:
@@ -269,9 +285,14 @@ def main() -> int:
         with stack.prefect():
             # Prefect's client settings live in context variables: each actor runs in a copy of
             # this context, or its client would start a server of its own.
-            actors = [threading.Thread(target=contextvars.copy_context().run, args=(fn, *fn_args), daemon=True)
-                      for fn, fn_args in ((soak.feed, (orders,)), (soak.answer_steps, ()),
-                                          (soak.misbehave, (kill_at, down_at)))]
+            actors = [
+                threading.Thread(target=contextvars.copy_context().run, args=(fn, *fn_args), daemon=True)
+                for fn, fn_args in (
+                    (soak.feed, (orders,)),
+                    (soak.answer_steps, ()),
+                    (soak.misbehave, (kill_at, down_at)),
+                )
+            ]
             for actor in actors:
                 actor.start()
             actors[0].join()
@@ -290,8 +311,10 @@ def main() -> int:
         for key in dupes[:10]:
             print(f"duplicate side effect: {key}")
         print(f"time {time.monotonic() - started:.0f} s")
-        print(f"orders {args.orders} · final {final} · lost {lost} · duplicate side effects {len(dupes)} · "
-              f"orphaned items {figures['orphans']} · kills {soak.kills}")
+        print(
+            f"orders {args.orders} · final {final} · lost {lost} · duplicate side effects {len(dupes)} · "
+            f"orphaned items {figures['orphans']} · kills {soak.kills}"
+        )
         ok = lost == 0 and not dupes and figures["orphans"] == 0
     finally:
         for line in stack.error_report():

@@ -39,10 +39,11 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import date, timedelta
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any
 
 import httpx
 
@@ -98,8 +99,8 @@ def _read_stat(pid: int) -> tuple[str, int, float, float] | None:
     except OSError:
         return None
     # comm is in parentheses and may contain spaces or parentheses: split at the last ')'
-    comm = raw[raw.index("(") + 1: raw.rindex(")")]
-    fields = raw[raw.rindex(")") + 2:].split()
+    comm = raw[raw.index("(") + 1 : raw.rindex(")")]
+    fields = raw[raw.rindex(")") + 2 :].split()
     ppid = int(fields[1])
     cpu = (int(fields[11]) + int(fields[12])) / CLK_TCK  # utime + stime
     rss_mb = int(fields[21]) * os.sysconf("SC_PAGE_SIZE") / 1e6
@@ -150,6 +151,7 @@ def process_tree(root_pid: int) -> list[Proc]:
 
 def code_version() -> str:
     """The checkout's commit and how many files differ from it (read-only git commands)."""
+
     def git(*args: str) -> str:
         r = subprocess.run(["git", "-C", str(ROOT), *args], capture_output=True, text=True)
         return r.stdout.strip()
@@ -179,12 +181,22 @@ def add_stack_options(ap: argparse.ArgumentParser) -> None:
     ap.add_argument("--sandbox-port", type=int, default=8775)
     ap.add_argument("--intake-port", type=int, default=8085)
     ap.add_argument("--keep-home", action="store_true", help="keep the stack's temp home (logs, databases)")
-    ap.add_argument("--process-limit", type=int, default=None,
-                    help="HANDOFF_RUNNER_PROCESS_LIMIT for the stack (default: the product's default)")
-    ap.add_argument("--env", action="append", default=[], metavar="KEY=VALUE",
-                    help="more environment for the stack, e.g. PREFECT_API_LOG_RETRYABLE_ERRORS=true")
-    ap.add_argument("--live-tree", action="store_true",
-                    help="run the stack from the checkout itself, not from a snapshot of it")
+    ap.add_argument(
+        "--process-limit",
+        type=int,
+        default=None,
+        help="HANDOFF_RUNNER_PROCESS_LIMIT for the stack (default: the product's default)",
+    )
+    ap.add_argument(
+        "--env",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="more environment for the stack, e.g. PREFECT_API_LOG_RETRYABLE_ERRORS=true",
+    )
+    ap.add_argument(
+        "--live-tree", action="store_true", help="run the stack from the checkout itself, not from a snapshot of it"
+    )
 
 
 def stack_env(pairs: list[str], process_limit: int | None = None) -> dict[str, str]:
@@ -195,13 +207,19 @@ def stack_env(pairs: list[str], process_limit: int | None = None) -> dict[str, s
     return env
 
 
-def bench_main(args: argparse.Namespace, run: "Callable[[Stack, argparse.Namespace], bool]", indent: str = "") -> int:
+def bench_main(args: argparse.Namespace, run: Callable[[Stack, argparse.Namespace], bool], indent: str = "") -> int:
     """Start a stack from `args` (add_stack_options), load the catalogue, `run` the bench, then
     report the code and the errors in the logs and stop it (keeping its home if the bench
     failed). Exit code 0 if `run` says the checks passed."""
     signal.signal(signal.SIGTERM, _on_sigterm)
-    stack = Stack(args.ui_port, args.sandbox_port, args.intake_port, keep_home=args.keep_home,
-                  snapshot=not args.live_tree, extra_env=stack_env(args.env, args.process_limit))
+    stack = Stack(
+        args.ui_port,
+        args.sandbox_port,
+        args.intake_port,
+        keep_home=args.keep_home,
+        snapshot=not args.live_tree,
+        extra_env=stack_env(args.env, args.process_limit),
+    )
     ok = False
     try:
         stack.start()
@@ -227,8 +245,10 @@ def runner_limit_note() -> str:
         current = Settings()
     except ImportError:
         return "runner settings unknown"
-    return (f"runner poll {current.runner_poll_seconds:g} s, process limit {current.runner_process_limit}, "
-            f"warm start {'on' if current.warm_start else 'off'}")
+    return (
+        f"runner poll {current.runner_poll_seconds:g} s, process limit {current.runner_process_limit}, "
+        f"warm start {'on' if current.warm_start else 'off'}"
+    )
 
 
 def machine_busy_seconds() -> float:
@@ -241,12 +261,20 @@ def machine_busy_seconds() -> float:
 def machine_notes() -> str:
     """Cores, memory, load average and how many other python processes share the machine."""
     load = Path("/proc/loadavg").read_text().split()[:3]
-    mem_kb = next((int(line.split()[1]) for line in Path("/proc/meminfo").read_text().splitlines()
-                   if line.startswith("MemTotal:")), 0)
+    mem_kb = next(
+        (
+            int(line.split()[1])
+            for line in Path("/proc/meminfo").read_text().splitlines()
+            if line.startswith("MemTotal:")
+        ),
+        0,
+    )
     table = all_processes()
     pythons = sum(1 for comm, *_ in table.values() if "python" in comm.lower())
-    return (f"{os.cpu_count()} cores, {mem_kb / 1e6:.0f} GB RAM, load average {' '.join(load)}, "
-            f"{pythons} python processes on the machine (all users, this stack included)")
+    return (
+        f"{os.cpu_count()} cores, {mem_kb / 1e6:.0f} GB RAM, load average {' '.join(load)}, "
+        f"{pythons} python processes on the machine (all users, this stack included)"
+    )
 
 
 def import_cost(statement: str, repeat: int = 3) -> float:
@@ -266,8 +294,13 @@ def snapshot_tree(home: Path) -> Path:
     half-made edit would crash flow runs that start later. `<home>/shared` links to the
     checkout's `../shared` (Northwind, BPIC), which handoff finds next to its code."""
     code = home / "code"
-    files = subprocess.run(["git", "-C", str(ROOT), "ls-files", "-co", "--exclude-standard", "-z"],
-                           check=True, capture_output=True).stdout.decode().split("\0")
+    files = (
+        subprocess.run(
+            ["git", "-C", str(ROOT), "ls-files", "-co", "--exclude-standard", "-z"], check=True, capture_output=True
+        )
+        .stdout.decode()
+        .split("\0")
+    )
     for rel in filter(None, files):
         src = ROOT / rel
         if src.is_file() and not rel.startswith(("bench/out/", ".venv/")):
@@ -276,8 +309,12 @@ def snapshot_tree(home: Path) -> Path:
     shared = ROOT.parent / "shared"
     if shared.exists() and not (home / "shared").exists():
         (home / "shared").symlink_to(shared)
-    subprocess.run([str(PYTHON), "-m", "compileall", "-q", str(code)], check=False,
-                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    subprocess.run(
+        [str(PYTHON), "-m", "compileall", "-q", str(code)],
+        check=False,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     return code
 
 
@@ -307,12 +344,21 @@ def large_order(order_id: str, customer_id: str = "AROUT", quantity: int = 300) 
 class Stack:
     """`handoff up` as a subprocess with a fresh home and its own ports (see the module doc)."""
 
-    _live: list["Stack"] = []
+    _live: list[Stack] = []
 
-    def __init__(self, ui_port: int = 4310, sandbox_port: int = 8775, intake_port: int = 8085,
-                 home: Path | None = None, keep_home: bool = False, extra_env: dict[str, str] | None = None,
-                 snapshot: bool = True, say: Callable[[str], None] | None = None,
-                 up_args: list[str] | None = None, code: Path | None = None) -> None:
+    def __init__(
+        self,
+        ui_port: int = 4310,
+        sandbox_port: int = 8775,
+        intake_port: int = 8085,
+        home: Path | None = None,
+        keep_home: bool = False,
+        extra_env: dict[str, str] | None = None,
+        snapshot: bool = True,
+        say: Callable[[str], None] | None = None,
+        up_args: list[str] | None = None,
+        code: Path | None = None,
+    ) -> None:
         self.ui_url = f"http://127.0.0.1:{ui_port}"
         self.sandbox_url = f"http://127.0.0.1:{sandbox_port}"
         self.intake_url = f"http://127.0.0.1:{intake_port}"
@@ -359,12 +405,14 @@ class Stack:
         """What `handoff up` (and every flow run it starts) sees."""
         env = {k: v for k, v in os.environ.items() if not k.startswith(("PREFECT_", "HANDOFF_"))}
         env.update(self.handoff_env())
-        env.update({
-            "PREFECT_HOME": str(self.home / "prefect"),
-            "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
-            "COLUMNS": "200",  # rich wraps at 80 columns when not on a terminal
-            "PYTHONUNBUFFERED": "1",
-        })
+        env.update(
+            {
+                "PREFECT_HOME": str(self.home / "prefect"),
+                "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+                "COLUMNS": "200",  # rich wraps at 80 columns when not on a terminal
+                "PYTHONUNBUFFERED": "1",
+            }
+        )
         if self.code != ROOT:  # the snapshot comes before the editable install on the path
             env["PYTHONPATH"] = str(self.code)
         env.update(self.extra_env)
@@ -401,28 +449,38 @@ class Stack:
 
     # -- start / stop ------------------------------------------------------------------------
 
-    def start(self, timeout: float = 240.0) -> "Stack":
+    def start(self, timeout: float = 240.0) -> Stack:
         taken = [p for p in self.ports if _port_taken(p)]
         if taken:
-            raise RuntimeError(f"port(s) {taken} already answer on 127.0.0.1: another stack? "
-                               "`handoff up` would reuse a Prefect server it does not own; pick other ports")
+            raise RuntimeError(
+                f"port(s) {taken} already answer on 127.0.0.1: another stack? "
+                "`handoff up` would reuse a Prefect server it does not own; pick other ports"
+            )
         self.home.mkdir(parents=True, exist_ok=True)
         self._log = open(self.log_path, "ab")
-        self.say(f"starting `handoff up` (home {self.home}, UI {self.ui_url}, sandbox {self.sandbox_url}, "
-                 f"intake {self.intake_url})")
+        self.say(
+            f"starting `handoff up` (home {self.home}, UI {self.ui_url}, sandbox {self.sandbox_url}, "
+            f"intake {self.intake_url})"
+        )
         self.started_at = time.monotonic()
         self.say(f"code: {self.code_version} (run from {self.code})")
         command = [str(PYTHON), "-c", "from handoff.cli.main import app; app()", "up", *self.up_args]
-        self.proc = subprocess.Popen(command, cwd=self.code, env=self.env(), stdout=self._log,
-                                     stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, process_group=0)
+        self.proc = subprocess.Popen(
+            command,
+            cwd=self.code,
+            env=self.env(),
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            process_group=0,
+        )
         Stack._live.append(self)
         try:
             self._wait_ready(timeout)
         except BaseException:
             self.stop()
             raise
-        self.say(f"stack ready in {time.monotonic() - self.started_at:.1f} s "
-                 f"({len(self.processes())} processes)")
+        self.say(f"stack ready in {time.monotonic() - self.started_at:.1f} s ({len(self.processes())} processes)")
         return self
 
     def _wait_ready(self, timeout: float) -> None:
@@ -538,7 +596,7 @@ class Stack:
         mine |= {pid for pid in self._known_pids & alive if _environ_has(pid, needle)}
         return sorted(mine)
 
-    def __enter__(self) -> "Stack":
+    def __enter__(self) -> Stack:
         return self.start()
 
     def __exit__(self, *exc: object) -> None:
@@ -555,8 +613,10 @@ class Stack:
     def error_report(self) -> list[str]:
         """Distinct errors in `handoff up`'s output and in the Prefect server's log, as lines."""
         out = []
-        for name, path in (("`handoff up`'s output", self.log_path), ("the Prefect server's log",
-                                                                      self.home / "prefect-server.log")):
+        for name, path in (
+            ("`handoff up`'s output", self.log_path),
+            ("the Prefect server's log", self.home / "prefect-server.log"),
+        ):
             try:
                 errors = log_errors(path.read_text(errors="replace"))
             except OSError:
@@ -581,8 +641,11 @@ class Stack:
         tree = {p.pid for p in self.processes()}
         needle = f"HANDOFF_HOME={self.home}\0".encode()
         table = all_processes()
-        return [Proc(pid, table[pid][1], table[pid][0], _cmdline(pid), table[pid][3], table[pid][2])
-                for pid in sorted(table) if pid not in tree and pid != os.getpid() and _environ_has(pid, needle)]
+        return [
+            Proc(pid, table[pid][1], table[pid][0], _cmdline(pid), table[pid][3], table[pid][2])
+            for pid in sorted(table)
+            if pid not in tree and pid != os.getpid() and _environ_has(pid, needle)
+        ]
 
     def cpu_seconds(self) -> float:
         """CPU seconds the stack has used so far: its live processes, plus the exited flow-run
@@ -592,11 +655,14 @@ class Stack:
         total = sum(p.cpu_seconds for p in self.processes())
         pg = self.postgres_processes()
         total += sum(p.cpu_seconds for p in pg)
-        for parent in [self.proc.pid, *(p.pid for p in self.processes() if p.role in ("worker", "fork server")),
-                       *(p.pid for p in pg[:1])]:  # children they reaped: flow runs, backends
+        for parent in [
+            self.proc.pid,
+            *(p.pid for p in self.processes() if p.role in ("worker", "fork server")),
+            *(p.pid for p in pg[:1]),
+        ]:  # children they reaped: flow runs, backends
             try:
                 raw = Path(f"/proc/{parent}/stat").read_text()
-                fields = raw[raw.rindex(")") + 2:].split()
+                fields = raw[raw.rindex(")") + 2 :].split()
                 total += (int(fields[13]) + int(fields[14])) / CLK_TCK
             except OSError:
                 pass
@@ -611,8 +677,9 @@ class Stack:
 
     def submit(self, orders: list[dict[str, Any]] | dict[str, Any], timeout: float = 60.0) -> httpx.Response:
         """POST orders to intake with the bearer token; raises unless 201."""
-        r = httpx.post(f"{self.intake_url}/orders", json=orders, timeout=timeout,
-                       headers={"Authorization": f"Bearer {self.token}"})
+        r = httpx.post(
+            f"{self.intake_url}/orders", json=orders, timeout=timeout, headers={"Authorization": f"Bearer {self.token}"}
+        )
         if r.status_code != 201:
             raise RuntimeError(f"intake answered {r.status_code}: {r.text[:500]}")
         return r
@@ -646,8 +713,7 @@ class Stack:
             dep = client.read_deployment_by_name(deployment)
             flt = FlowRunFilter(deployment_id=FlowRunFilterDeploymentId(any_=[dep.id]))
             while True:
-                page = client.read_flow_runs(flow_run_filter=flt, sort=FlowRunSort.ID_DESC,
-                                             limit=200, offset=len(runs))
+                page = client.read_flow_runs(flow_run_filter=flt, sort=FlowRunSort.ID_DESC, limit=200, offset=len(runs))
                 runs += page
                 if len(page) < 200:
                     break
@@ -671,8 +737,7 @@ class Stack:
 
         events: dict[str, Any] = {}
         with get_client(sync_client=True) as client:
-            page = client.read_events(EventFilter(event=EventNameFilter(name=[name]), order=EventOrder.ASC),
-                                      limit=50)
+            page = client.read_events(EventFilter(event=EventNameFilter(name=[name]), order=EventOrder.ASC), limit=50)
             while True:
                 for ev in page.events:
                     events.setdefault(ev.resource.get("handoff.order-id"), ev)

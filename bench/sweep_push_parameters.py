@@ -64,11 +64,11 @@ import numpy as np  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from handoff.core.routing.policy import PushPolicy, _pick, is_free  # noqa: E402
-from handoff.core.routing.urgency import K, MIN_EFFORT, VALUE_UNIT  # noqa: E402
 from handoff.analytics.simulation.calendar import WeeklyCalendar  # noqa: E402
 from handoff.analytics.simulation.engine import simulate  # noqa: E402
 from handoff.analytics.simulation.workloads import DEFAULT_TYPES, load_workload, synthetic_workload  # noqa: E402
+from handoff.core.routing.policy import PushPolicy, _pick, is_free  # noqa: E402
+from handoff.core.routing.urgency import MIN_EFFORT, VALUE_UNIT, K  # noqa: E402
 
 THETAS = (0.05, 0.1, 0.2, 0.3, 0.5, 1.0)
 AGINGS = (1.0, 2.0, 4.0, 8.0, 16.0)
@@ -195,8 +195,13 @@ def _run(task: tuple[Candidate, int]) -> Row:
     _, _, items, team = _SCENARIOS[i]
     result = simulate(items, team, cand.policy(), seed=0)
     m = result.metrics()
-    return Row(m.on_time_pct, m.value_weighted_lateness_h, m.p95_lateness_h,
-               min(m.on_time_pct_by_type.values()), float(result.lateness_seconds().max()) / 3600)
+    return Row(
+        m.on_time_pct,
+        m.value_weighted_lateness_h,
+        m.p95_lateness_h,
+        min(m.on_time_pct_by_type.values()),
+        float(result.lateness_seconds().max()) / 3600,
+    )
 
 
 def run_all(cands: list[Candidate], jobs: int) -> dict[Candidate, list[Row]]:
@@ -207,7 +212,7 @@ def run_all(cands: list[Candidate], jobs: int) -> dict[Candidate, list[Row]]:
     else:
         rows = [_run(t) for t in tasks]
     n = len(_SCENARIOS)
-    return {c: rows[j * n:(j + 1) * n] for j, c in enumerate(cands)}
+    return {c: rows[j * n : (j + 1) * n] for j, c in enumerate(cands)}
 
 
 @dataclass(frozen=True)
@@ -256,6 +261,7 @@ def table(headers: list[str], rows: list[list[str]], markdown: bool) -> str:
         out += ["| " + " | ".join(r) + " |" for r in rows]
         return "\n".join(out)
     widths = [max(len(h), *(len(r[i]) for r in rows)) for i, h in enumerate(headers)]
+
     def fmt(r: list[str]) -> str:
         return "  ".join(c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in enumerate(zip(r, widths)))
 
@@ -263,12 +269,29 @@ def table(headers: list[str], rows: list[list[str]], markdown: bool) -> str:
 
 
 def summary_cells(s: Summary) -> list[str]:
-    return [f"{s.on_time:.2f}", f"{s.on_time_synthetic:.2f}", f"{s.on_time_northwind:.2f}", f"{s.vwl:.2f}",
-            f"{s.p95:.2f}", f"{s.worst_type:.1f}", f"{s.max_late:.1f}", f"{s.beats_self}/{len(_SCENARIOS)}"]
+    return [
+        f"{s.on_time:.2f}",
+        f"{s.on_time_synthetic:.2f}",
+        f"{s.on_time_northwind:.2f}",
+        f"{s.vwl:.2f}",
+        f"{s.p95:.2f}",
+        f"{s.worst_type:.1f}",
+        f"{s.max_late:.1f}",
+        f"{s.beats_self}/{len(_SCENARIOS)}",
+    ]
 
 
-SUMMARY_HEADERS = ["candidate", "on-time %", "synthetic", "northwind", "value-wtd late h", "p95 late h",
-                   "worst type on-time %", "worst lateness h", "beats self"]
+SUMMARY_HEADERS = [
+    "candidate",
+    "on-time %",
+    "synthetic",
+    "northwind",
+    "value-wtd late h",
+    "p95 late h",
+    "worst type on-time %",
+    "worst lateness h",
+    "beats self",
+]
 
 
 def holdout(sizes: list[int], chosen: Candidate, markdown: bool) -> str:
@@ -281,8 +304,17 @@ def holdout(sizes: list[int], chosen: Candidate, markdown: bool) -> str:
         for c in cands:
             m = simulate(wl.items, team, c.policy(), seed=0).metrics()
             label = "push (chosen)" if c is chosen else c.label
-            rows.append([label, str(n), f"{m.on_time_pct:.1f}", f"{m.mean_lateness_h:.2f}", f"{m.p95_lateness_h:.2f}",
-                         f"{m.value_weighted_lateness_h:.2f}", f"{min(m.on_time_pct_by_type.values()):.1f}"])
+            rows.append(
+                [
+                    label,
+                    str(n),
+                    f"{m.on_time_pct:.1f}",
+                    f"{m.mean_lateness_h:.2f}",
+                    f"{m.p95_lateness_h:.2f}",
+                    f"{m.value_weighted_lateness_h:.2f}",
+                    f"{min(m.on_time_pct_by_type.values()):.1f}",
+                ]
+            )
     headers = ["policy", "staff", "on-time %", "mean late h", "p95 late h", "value-wtd late h", "worst type on-time %"]
     return table(headers, rows, markdown)
 
@@ -305,11 +337,15 @@ def main() -> int:
     alternatives = queue_alternatives(chosen.aging)
     for c, r in run_all(alternatives, args.jobs).items():
         summaries[c] = summarise(r, self_rows)
-    print(f"{len(_SCENARIOS)} training scenarios x {len(cands) + len(alternatives)} candidates "
-          f"in {time.perf_counter() - t0:.0f} s ({args.jobs} jobs)\n")
+    print(
+        f"{len(_SCENARIOS)} training scenarios x {len(cands) + len(alternatives)} candidates "
+        f"in {time.perf_counter() - t0:.0f} s ({args.jobs} jobs)\n"
+    )
 
-    print("Grid: mean on-time % / mean worst lateness h over the training scenarios "
-          f"(eligible: worst lateness <= self-selection's {self_summary.max_late:.1f} h)\n")
+    print(
+        "Grid: mean on-time % / mean worst lateness h over the training scenarios "
+        f"(eligible: worst lateness <= self-selection's {self_summary.max_late:.1f} h)\n"
+    )
     headers = ["theta \\ A"] + [f"A={a:g}" for a in AGINGS] + ["no aging"]
     rows = []
     by_key = {(c.theta, c.aging): summaries[c] for c in summaries if c.kind == "push" and c.aging_seconds is None}
@@ -327,10 +363,20 @@ def main() -> int:
     print(table(headers, rows, args.markdown))
     print("\n(x = fails the tail guard)\n")
 
-    show = REFERENCES + [chosen] + [c for c in summaries if c.kind == "push" and c.aging == math.inf
-                                    and c.aging_seconds is None and c.theta == chosen.theta] + alternatives
-    rows = [[c.label.replace("push", "push (chosen)", 1) if c is chosen else c.label] + summary_cells(summaries[c])
-            for c in show]
+    show = (
+        REFERENCES
+        + [chosen]
+        + [
+            c
+            for c in summaries
+            if c.kind == "push" and c.aging == math.inf and c.aging_seconds is None and c.theta == chosen.theta
+        ]
+        + alternatives
+    )
+    rows = [
+        [c.label.replace("push", "push (chosen)", 1) if c is chosen else c.label] + summary_cells(summaries[c])
+        for c in show
+    ]
     print("Chosen and references, means over the training scenarios:\n")
     print(table(SUMMARY_HEADERS, rows, args.markdown))
     print(f"\nchosen: LOOKAHEAD = {chosen.theta:g}, AGING_WINDOWS = {chosen.aging:g}")

@@ -29,8 +29,13 @@ class Finding:
         return f"{subject}{words}{where}{shown}"
 
     def as_dict(self) -> dict[str, Any]:
-        return {"rule": self.rule, "field": self.field, "lines": self.lines,
-                "values": [str(v) for v in self.values], "text": self.text}
+        return {
+            "rule": self.rule,
+            "field": self.field,
+            "lines": self.lines,
+            "values": [str(v) for v in self.values],
+            "text": self.text,
+        }
 
 
 def findings(model: type[pa.DataFrameModel], df: pd.DataFrame, row_labels: list[Any] | None = None) -> list[Finding]:

@@ -29,13 +29,15 @@ class StepForm(RunInput):
     """What every human step carries: who completed it, and handoff's proof of it."""
 
     completed_by: str = Field(
-        min_length=1, max_length=80,
+        min_length=1,
+        max_length=80,
         description="Filled in by handoff with the signed-in person (worklist or `handoff complete`).",
     )
     completion_proof: str = Field(
-        "", max_length=2000,
+        "",
+        max_length=2000,
         description="Set by handoff. An answer without it (e.g. sent from this dialog) is refused: "
-                    "complete steps in the reps' worklist.",
+        "complete steps in the reps' worklist.",
     )
 
 
@@ -77,7 +79,8 @@ class TechnicianVisit(StepForm):
 
 class ProvisioningException(StepForm):
     resolution: Literal["drop-line", "cancel-order"] = Field(
-        description="The other system refused this line: leave it out of the order, or cancel the order.")
+        description="The other system refused this line: leave it out of the order, or cancel the order."
+    )
     note: str = Field(min_length=1, max_length=2000, description="Why, for the customer and sales.")
 
 
@@ -99,7 +102,8 @@ class InvoiceApproval(StepForm):
 
 class ChecklistFix(StepForm):
     resolution: Literal["fixed", "cancel"] = Field(
-        description="'fixed': the data is corrected, check again; 'cancel': stop this work.")
+        description="'fixed': the data is corrected, check again; 'cancel': stop this work."
+    )
     note: str = Field(min_length=1, max_length=2000, description="What you changed, or why you cancel.")
 
 
@@ -119,7 +123,9 @@ class SalesSignOff(StepForm):
 
 class OperationsSignOff(StepForm):
     signed: bool = Field(description="Operations is comfortable owning this customer's success.")
-    open_questions: str = Field(max_length=2000, description="What must be answered first, one per line (empty if none).")
+    open_questions: str = Field(
+        max_length=2000, description="What must be answered first, one per line (empty if none)."
+    )
 
 
 def forms_by_work_type(declared: Iterable[WorkType]) -> dict[str, type[StepForm]]:
@@ -131,8 +137,10 @@ def forms_by_work_type(declared: Iterable[WorkType]) -> dict[str, type[StepForm]
     for work_type in declared:
         form = globals().get(work_type.form)
         if not (isinstance(form, type) and issubclass(form, StepForm)):
-            raise LookupError(f"work type {work_type.name!r} names the form {work_type.form!r}, "
-                              "which checklists/forms.py does not define")
+            raise LookupError(
+                f"work type {work_type.name!r} names the form {work_type.form!r}, "
+                "which checklists/forms.py does not define"
+            )
         forms[work_type.name] = form
     return forms
 

@@ -52,36 +52,76 @@ class Definition:
         return {}
 
     def deployment_kwargs(self) -> dict[str, Any]:
-        return {"name": self.name, "description": self.description, "triggers": self.triggers or None,
-                "tags": self.tags, "concurrency_limit": self.concurrency_limit, **self.schedule_kwargs()}
+        return {
+            "name": self.name,
+            "description": self.description,
+            "triggers": self.triggers or None,
+            "tags": self.tags,
+            "concurrency_limit": self.concurrency_limit,
+            **self.schedule_kwargs(),
+        }
 
 
 DEFINITIONS: list[Definition] = [
-    Definition("flows/order_pipeline.py:order_pipeline", "order-pipeline",
-               "Everything for one order, started by its order.received event.",
-               triggers=[ORDER_RECEIVED_TRIGGER], tags=["work-type:order"]),
-    Definition("flows/sla_watch.py:sla_watch", "sla-watch",
-               "Every minute: re-score, escalate near-breach work, reclaim and re-route.",
-               interval_seconds=60, tags=["routing"], concurrency_limit=1),
-    Definition("flows/handoff_meeting_check.py:handoff_meeting_check", "handoff-meeting-check",
-               "Daily: run the handoff meetings of newly won accounts; expire old quotes.",
-               cron="0 8 * * 1-5", tags=["work-type:handoff-meeting"], concurrency_limit=1),
-    Definition("flows/wip_review.py:wip_review", "wip-review",
-               "Twice a day: the work-in-progress review as artifacts.",
-               cron="0 9,15 * * 1-5", tags=["report"], concurrency_limit=1),
-    Definition("flows/handoff_meeting.py:handoff_meeting", "handoff-meeting",
-               "One account's handoff meetings, until sales and operations both sign.",
-               tags=["work-type:handoff-meeting"]),
-    Definition("flows/order_entry.py:order_entry", "order-entry", "Order entry alone, for one order.",
-               tags=["work-type:order-entry"]),
-    Definition("flows/quotation.py:quotation", "quotation", "Quotation alone, for one order.",
-               tags=["work-type:quotation"]),
-    Definition("flows/provisioning.py:provisioning", "provisioning", "Provisioning alone, for one order.",
-               tags=["work-type:provisioning"]),
-    Definition("flows/activation.py:activation", "activation", "Activation alone, for one order.",
-               tags=["work-type:activation"]),
-    Definition("flows/billing.py:billing", "billing", "Billing alone, for one order.",
-               tags=["work-type:billing"]),
+    Definition(
+        "flows/order_pipeline.py:order_pipeline",
+        "order-pipeline",
+        "Everything for one order, started by its order.received event.",
+        triggers=[ORDER_RECEIVED_TRIGGER],
+        tags=["work-type:order"],
+    ),
+    Definition(
+        "flows/sla_watch.py:sla_watch",
+        "sla-watch",
+        "Every minute: re-score, escalate near-breach work, reclaim and re-route.",
+        interval_seconds=60,
+        tags=["routing"],
+        concurrency_limit=1,
+    ),
+    Definition(
+        "flows/handoff_meeting_check.py:handoff_meeting_check",
+        "handoff-meeting-check",
+        "Daily: run the handoff meetings of newly won accounts; expire old quotes.",
+        cron="0 8 * * 1-5",
+        tags=["work-type:handoff-meeting"],
+        concurrency_limit=1,
+    ),
+    Definition(
+        "flows/wip_review.py:wip_review",
+        "wip-review",
+        "Twice a day: the work-in-progress review as artifacts.",
+        cron="0 9,15 * * 1-5",
+        tags=["report"],
+        concurrency_limit=1,
+    ),
+    Definition(
+        "flows/handoff_meeting.py:handoff_meeting",
+        "handoff-meeting",
+        "One account's handoff meetings, until sales and operations both sign.",
+        tags=["work-type:handoff-meeting"],
+    ),
+    Definition(
+        "flows/order_entry.py:order_entry",
+        "order-entry",
+        "Order entry alone, for one order.",
+        tags=["work-type:order-entry"],
+    ),
+    Definition(
+        "flows/quotation.py:quotation", "quotation", "Quotation alone, for one order.", tags=["work-type:quotation"]
+    ),
+    Definition(
+        "flows/provisioning.py:provisioning",
+        "provisioning",
+        "Provisioning alone, for one order.",
+        tags=["work-type:provisioning"],
+    ),
+    Definition(
+        "flows/activation.py:activation",
+        "activation",
+        "Activation alone, for one order.",
+        tags=["work-type:activation"],
+    ),
+    Definition("flows/billing.py:billing", "billing", "Billing alone, for one order.", tags=["work-type:billing"]),
 ]
 
 

@@ -25,7 +25,9 @@ VERIFY_ATTEMPTS = 2
 def activation(order_id: str) -> str:
     # 1 + 2. Activate and verify every provisioned line, until all are verified
     until_checklist_passes(
-        "activation", order_id, work_type="activation",
+        "activation",
+        order_id,
+        work_type="activation",
         run_check=lambda: activate_and_verify(order_id),
         fixer_skills={"activation": 2},
         context="Every provisioned line must be activated and pass its verification.",
@@ -53,9 +55,15 @@ def activate_and_verify(order_id: str) -> list[dict]:
                 break
         record_activation(order_id, line.line_no, switched_on.id, verified)
         if not verified:
-            failing.append({"rule": "every_line_is_verified", "field": "verified", "lines": [line.line_no],
-                            "values": [check.reason or "verification failed"],
-                            "text": f"line {line.line_no} ({line.resource_id}) fails verification: {check.reason}"})
+            failing.append(
+                {
+                    "rule": "every_line_is_verified",
+                    "field": "verified",
+                    "lines": [line.line_no],
+                    "values": [check.reason or "verification failed"],
+                    "text": f"line {line.line_no} ({line.resource_id}) fails verification: {check.reason}",
+                }
+            )
     return failing
 
 

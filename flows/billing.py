@@ -37,7 +37,9 @@ def billing(order_id: str) -> str:
 
     # 2 + 3. Draft the invoice until its checklist passes
     until_checklist_passes(
-        "invoice", order_id, work_type="billing",
+        "invoice",
+        order_id,
+        work_type="billing",
         run_check=lambda: run_invoice_checklist(draft_invoice(order_id, account.id)),
         fixer_skills={"billing": 2},
         context="The invoice is drafted from the order's provisioned lines.",
@@ -53,18 +55,25 @@ def billing(order_id: str) -> str:
             return "held"
 
     # 5. Issue it
-    issued = issue_invoice(account.id, order_id, lines_for_billing(invoice), invoice.currency, invoice.tax, invoice.total)
+    issued = issue_invoice(
+        account.id, order_id, lines_for_billing(invoice), invoice.currency, invoice.tax, invoice.total
+    )
     record_invoice_issued(order_id, issued.id)
     return "issued"
 
 
 def lines_for_billing(invoice: InvoiceDraft) -> list[dict]:
-    return [{k: line[k] for k in ("description", "quantity", "unit_price", "discount", "amount")} for line in invoice.lines]
+    return [
+        {k: line[k] for k in ("description", "quantity", "unit_price", "discount", "amount")} for line in invoice.lines
+    ]
 
 
 def invoice_approval_step(invoice: InvoiceDraft) -> HumanStep:
-    rows = "\n".join(f"| {l['line_no']} | {l['description']} | {l['quantity']} | {l['unit_price']:,.2f} | "
-                     f"{l['discount']:.0%} | {l['amount']:,.2f} |" for l in invoice.lines)
+    rows = "\n".join(
+        f"| {l['line_no']} | {l['description']} | {l['quantity']} | {l['unit_price']:,.2f} | "
+        f"{l['discount']:.0%} | {l['amount']:,.2f} |"
+        for l in invoice.lines
+    )
     return HumanStep(
         work_type="invoice-approval",
         step_key=f"invoice-approval-{invoice.invoice_id}",

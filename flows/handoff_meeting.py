@@ -48,9 +48,11 @@ def handoff_meeting(customer_id: str) -> str:
         # 1. Book the meeting at the next free slot, with its agenda
         if meeting.status == "to-schedule":
             agenda = agenda_for(meeting)
-            booked, slot = book_next_free_slot(f"handoff:{customer_id}:{meeting.attempt}",
-                                               f"Handoff meeting: {meeting.customer_name}",
-                                               agenda_markdown(meeting, agenda))
+            booked, slot = book_next_free_slot(
+                f"handoff:{customer_id}:{meeting.attempt}",
+                f"Handoff meeting: {meeting.customer_name}",
+                agenda_markdown(meeting, agenda),
+            )
             record_meeting_slot(meeting.meeting_id, slot.start, booked.id, agenda)
             meeting = current_meeting(customer_id)
 
@@ -118,14 +120,14 @@ def agenda_markdown(meeting: MeetingView, agenda: dict | None = None) -> str:
     known = agenda["requirements"]
     requirements = "\n".join(f"- {k.replace('_', ' ')}: {v}" for k, v in known.items()) or "- to gather"
     slot = f"{meeting.slot_start:%a %d %b %Y %H:%M} UTC" if meeting.slot_start else "to book"
-    return f"""### Handoff meeting {meeting.attempt} — {meeting.customer_name}{f' ({meeting.country})' if meeting.country else ''}
+    return f"""### Handoff meeting {meeting.attempt} — {meeting.customer_name}{f" ({meeting.country})" if meeting.country else ""}
 
-**When** {slot} · **first order** {meeting.order_id or '—'}
+**When** {slot} · **first order** {meeting.order_id or "—"}
 
 **1. Requirements** — turn-around times; scope (in-state / nation-wide / international); customisations
 {requirements}
 
-**2. Decision-maker contacts** — {', '.join(agenda['decision_maker_contacts']) or 'to collect'}
+**2. Decision-maker contacts** — {", ".join(agenda["decision_maker_contacts"]) or "to collect"}
 
 **3. Training sessions** — how many, for whom
 
@@ -150,8 +152,10 @@ def sales_step(meeting: MeetingView) -> HumanStep:
 
 
 def operations_step(meeting: MeetingView, sales: SalesSignOff) -> HumanStep:
-    requirements = "\n".join(f"- {k.replace('_', ' ')}: {v}" for k, v in sales.model_dump(
-        exclude={"completed_by", "completion_proof", "signed", "open_questions"}).items())
+    requirements = "\n".join(
+        f"- {k.replace('_', ' ')}: {v}"
+        for k, v in sales.model_dump(exclude={"completed_by", "completion_proof", "signed", "open_questions"}).items()
+    )
     return HumanStep(
         work_type="handoff-signoff-operations",
         step_key=f"handoff-operations-{meeting.customer_id}-{meeting.attempt}",

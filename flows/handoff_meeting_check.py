@@ -27,6 +27,7 @@ def handoff_meeting_check() -> dict[str, int]:
     # 3. Start (or keep) each account's meeting run
     for customer_id in customers:
         start_handoff_meeting(customer_id)
-    get_run_logger().info("handoff-meeting-check: %s accounts awaiting handoff, %s quotes expired",
-                          len(customers), expired)
+    get_run_logger().info(
+        "handoff-meeting-check: %s accounts awaiting handoff, %s quotes expired", len(customers), expired
+    )
     return {"accounts": len(customers), "quotes_expired": expired}

@@ -124,9 +124,9 @@ def approval_description(order: OrderView, findings: Findings, reasons: list[str
     def bullet(items: list[dict]) -> str:
         return "\n".join(f"- {f['text']}" for f in items) or "- none"
 
-    return f"""### Order {order.order_id} — {customer}{f' ({order.country})' if order.country else ''}
+    return f"""### Order {order.order_id} — {customer}{f" ({order.country})" if order.country else ""}
 
-**Why you are asked:** {'; '.join(reasons)}
+**Why you are asked:** {"; ".join(reasons)}
 
 **Ordered** {order.order_date:%a %d %b %Y} · **promised to the customer by** {order.due_date:%a %d %b %Y} · **total** {order.total:,.2f}
 

@@ -44,16 +44,20 @@ def provisioning(order_id: str) -> str:
         if isinstance(reservation, Declined):
             # 2. Refused: operations decide
             last_line = not any(other.line_no != line.line_no and not other.dropped for other in lines)
-            decision = ask_a_person(refused_line_step(order_id, line, reservation.reason, last_line),
-                                    ProvisioningException)
+            decision = ask_a_person(
+                refused_line_step(order_id, line, reservation.reason, last_line), ProvisioningException
+            )
             if decision.resolution == "cancel-order":
                 reject_order(order_id, reason=decision.note, by=decision.completed_by)
                 return "cancelled"
             drop_line(order_id, line.line_no, by=decision.completed_by, reason=decision.note)
             line.dropped = True
             if last_line:
-                reject_order(order_id, by=decision.completed_by,
-                             reason=f"every line was left out after provisioning refused them ({decision.note})")
+                reject_order(
+                    order_id,
+                    by=decision.completed_by,
+                    reason=f"every line was left out after provisioning refused them ({decision.note})",
+                )
                 return "cancelled"
             continue
         record_reservation(order_id, line.line_no, reservation.id, reservation.needs_technician)
@@ -71,7 +75,9 @@ def provisioning(order_id: str) -> str:
 
     # 4. Every line is provisioned with a resource id
     until_checklist_passes(
-        "provisioning", order_id, work_type="provisioning",
+        "provisioning",
+        order_id,
+        work_type="provisioning",
         run_check=lambda: run_provisioning_checklist(order_id),
         fixer_skills={"provisioning": 2},
         context="Every line that is still part of the order must be reserved and provisioned with a resource id.",
@@ -87,9 +93,11 @@ def refused_line_step(order_id: str, line: LineToFulfil, reason: str, last_line:
         description=(
             f"### Order {order_id}, line {line.line_no}: product {line.product_id} × {line.quantity}\n\n"
             f"**The provisioning system refused it:** {reason}\n\n"
-            + ("It is the **only line left** in the order: leaving it out cancels the order."
-               if last_line else
-               "Leave the line out of the order (it will not be billed), or cancel the whole order.")
+            + (
+                "It is the **only line left** in the order: leaving it out cancels the order."
+                if last_line
+                else "Leave the line out of the order (it will not be billed), or cancel the whole order."
+            )
         ),
         order_id=order_id,
         priority=1.5,

@@ -42,8 +42,9 @@ def quotation(order_id: str) -> str:
 
 
 def discount_approval_step(quote: PricedQuote) -> HumanStep:
-    rows = "\n".join(f"| {l['product_id']} | {l['quantity']} | {l['unit_price']:,.2f} | {l['discount']:.0%} |"
-                     for l in quote.lines)
+    rows = "\n".join(
+        f"| {l['product_id']} | {l['quantity']} | {l['unit_price']:,.2f} | {l['discount']:.0%} |" for l in quote.lines
+    )
     return HumanStep(
         work_type="discount-approval",
         step_key=f"discount-approval-{quote.quote_id}",

@@ -50,8 +50,13 @@ def sla_watch(now: datetime | None = None) -> dict[str, int]:
     # 3. Reclaim work from reps who are not at work, and re-route it
     reclaims = reclaim_from_absent_reps(now)
     for r in reclaims:
-        logger.info("Reclaimed work item %s from %s (%s); now with %s", r.item_id, r.from_worker, r.reason,
-                    r.rerouted_to or "nobody yet")
+        logger.info(
+            "Reclaimed work item %s from %s (%s); now with %s",
+            r.item_id,
+            r.from_worker,
+            r.reason,
+            r.rerouted_to or "nobody yet",
+        )
 
     # 4. Route every open item that has an eligible free rep
     routed = route_waiting_work(now)

@@ -37,7 +37,9 @@ class WipReviewOptions(BaseModel):
     now: datetime | None = Field(None, description="Review as of this UTC time (replays, tests); default: now.")
     chart_days: int = Field(reports.DEFAULT_CHART_DAYS, ge=1, le=90, description="Days of history in the chart.")
     waiting_minutes: float = Field(
-        reports.DEFAULT_WAITING_MINUTES, ge=1, le=24 * 60,
+        reports.DEFAULT_WAITING_MINUTES,
+        ge=1,
+        le=24 * 60,
         description="An unassigned item waiting longer than this is a problem case.",
     )
     chart_dir: Path | None = Field(None, description="Where the chart PNG is saved; default <HANDOFF_HOME>/reports.")

@@ -60,16 +60,19 @@ def router(sb: Sandbox) -> APIRouter:
                         f"resource {body.resource_id} already has activation {existing['id']}",
                         existing_id=existing["id"],
                     )
-            return Outcome("activations", {
-                "id": sb.next_id(SYSTEM, "activations", "ACT"),
-                **body.model_dump(mode="json"),
-                "status": "pending",
-                "verified": None,
-                "verifications": 0,
-                "reason": None,
-                "activated_at": utcnow().isoformat(),
-                "verified_at": None,
-            })
+            return Outcome(
+                "activations",
+                {
+                    "id": sb.next_id(SYSTEM, "activations", "ACT"),
+                    **body.model_dump(mode="json"),
+                    "status": "pending",
+                    "verified": None,
+                    "verifications": 0,
+                    "reason": None,
+                    "activated_at": utcnow().isoformat(),
+                    "verified_at": None,
+                },
+            )
 
         return await sb.side_effect(request, SYSTEM, "activate", body, effect)
 
@@ -79,14 +82,18 @@ def router(sb: Sandbox) -> APIRouter:
             current = activation(activation_id)
             attempt = current["verifications"] + 1
             fails = attempt == 1 and bucket("verify", current["resource_id"]) < sb.verify_failure_share * 100
-            return Outcome("activations", {
-                **current,
-                "status": "failed" if fails else "active",
-                "verified": not fails,
-                "verifications": attempt,
-                "reason": VERIFY_FAILURE_REASON if fails else None,
-                "verified_at": utcnow().isoformat(),
-            }, status_code=200)
+            return Outcome(
+                "activations",
+                {
+                    **current,
+                    "status": "failed" if fails else "active",
+                    "verified": not fails,
+                    "verifications": attempt,
+                    "reason": VERIFY_FAILURE_REASON if fails else None,
+                    "verified_at": utcnow().isoformat(),
+                },
+                status_code=200,
+            )
 
         return await sb.side_effect(request, SYSTEM, "verify", body or VerifyRequest(), effect)
 

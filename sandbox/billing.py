@@ -81,13 +81,16 @@ def router(sb: Sandbox) -> APIRouter:
                         f"customer {customer.id} already has billing account {existing['id']}",
                         existing_id=existing["id"],
                     )
-            return Outcome("accounts", {
-                "id": sb.next_id(SYSTEM, "accounts", "BA"),
-                "customer_id": customer.id,
-                "company_name": customer.company_name,
-                "status": "open",
-                "opened_at": utcnow().isoformat(),
-            })
+            return Outcome(
+                "accounts",
+                {
+                    "id": sb.next_id(SYSTEM, "accounts", "BA"),
+                    "customer_id": customer.id,
+                    "company_name": customer.company_name,
+                    "status": "open",
+                    "opened_at": utcnow().isoformat(),
+                },
+            )
 
         return await sb.side_effect(request, SYSTEM, "open_account", body, effect)
 
@@ -95,7 +98,8 @@ def router(sb: Sandbox) -> APIRouter:
     async def find_accounts(customer_id: str | None = None) -> dict[str, Any]:
         with sb.lock:
             accounts = [
-                dict(a) for a in sb.resources(SYSTEM, "accounts").values()
+                dict(a)
+                for a in sb.resources(SYSTEM, "accounts").values()
                 if customer_id is None or a["customer_id"] == customer_id
             ]
         return {"accounts": accounts}
@@ -129,14 +133,17 @@ def router(sb: Sandbox) -> APIRouter:
                         existing_id=existing["id"],
                     )
             issued = utcnow()
-            return Outcome("invoices", {
-                "id": sb.next_id(SYSTEM, "invoices", "INV"),
-                **body.model_dump(mode="json"),
-                "customer_id": account["customer_id"],
-                "status": "issued",
-                "issued_at": issued.isoformat(),
-                "due_at": (issued + PAYMENT_TERMS).isoformat(),
-            })
+            return Outcome(
+                "invoices",
+                {
+                    "id": sb.next_id(SYSTEM, "invoices", "INV"),
+                    **body.model_dump(mode="json"),
+                    "customer_id": account["customer_id"],
+                    "status": "issued",
+                    "issued_at": issued.isoformat(),
+                    "due_at": (issued + PAYMENT_TERMS).isoformat(),
+                },
+            )
 
         return await sb.side_effect(request, SYSTEM, "issue_invoice", body, effect)
 

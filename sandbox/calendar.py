@@ -102,12 +102,15 @@ def router(sb: Sandbox) -> APIRouter:
                     f"in {clash['id']} ({clash['start']}–{clash['end']})",
                     existing_id=clash["id"],
                 )
-            return Outcome("meetings", {
-                "id": sb.next_id(SYSTEM, "meetings", "MTG"),
-                **body.model_dump(mode="json"),
-                "status": "booked",
-                "booked_at": utcnow().isoformat(),
-            })
+            return Outcome(
+                "meetings",
+                {
+                    "id": sb.next_id(SYSTEM, "meetings", "MTG"),
+                    **body.model_dump(mode="json"),
+                    "status": "booked",
+                    "booked_at": utcnow().isoformat(),
+                },
+            )
 
         return await sb.side_effect(request, SYSTEM, "book_meeting", body, effect)
 

@@ -94,16 +94,19 @@ def router(sb: Sandbox) -> APIRouter:
                 reason = f"amount {body.amount:,.2f} is above the credit limit of {who.credit_limit:,.2f}"
             else:
                 decision, reason = "approved", None
-            return Outcome("credit-checks", {
-                "id": sb.next_id(SYSTEM, "credit-checks", "CC"),
-                "customer_id": who.id,
-                "order_id": body.order_id,
-                "amount": body.amount,
-                "credit_limit": who.credit_limit,
-                "decision": decision,
-                "reason": reason,
-                "checked_at": utcnow().isoformat(),
-            })
+            return Outcome(
+                "credit-checks",
+                {
+                    "id": sb.next_id(SYSTEM, "credit-checks", "CC"),
+                    "customer_id": who.id,
+                    "order_id": body.order_id,
+                    "amount": body.amount,
+                    "credit_limit": who.credit_limit,
+                    "decision": decision,
+                    "reason": reason,
+                    "checked_at": utcnow().isoformat(),
+                },
+            )
 
         return await sb.side_effect(request, SYSTEM, "check_credit", body, effect)
 
@@ -125,13 +128,16 @@ def router(sb: Sandbox) -> APIRouter:
                 raise conflict(
                     "quote_already_sent", f"quote {body.quote_id} was already sent", existing_id=body.quote_id
                 )
-            return Outcome("quotes", {
-                "id": body.quote_id,
-                **body.model_dump(mode="json", exclude={"quote_id"}),
-                "status": "sent",
-                "sent_to": who.contact_name,
-                "sent_at": utcnow().isoformat(),
-            })
+            return Outcome(
+                "quotes",
+                {
+                    "id": body.quote_id,
+                    **body.model_dump(mode="json", exclude={"quote_id"}),
+                    "status": "sent",
+                    "sent_to": who.contact_name,
+                    "sent_at": utcnow().isoformat(),
+                },
+            )
 
         return await sb.side_effect(request, SYSTEM, "send_quote", body, effect)
 

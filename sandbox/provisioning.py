@@ -73,15 +73,18 @@ def router(sb: Sandbox) -> APIRouter:
                         f"order {body.order_id} line {body.line_no} is already reserved as {existing['id']}",
                         existing_id=existing["id"],
                     )
-            return Outcome("reservations", {
-                "id": sb.next_id(SYSTEM, "reservations", "RSV"),
-                **body.model_dump(mode="json"),
-                "product_name": product.name,
-                "category": product.category,
-                "needs_technician": product.needs_technician,
-                "status": "reserved",
-                "reserved_at": utcnow().isoformat(),
-            })
+            return Outcome(
+                "reservations",
+                {
+                    "id": sb.next_id(SYSTEM, "reservations", "RSV"),
+                    **body.model_dump(mode="json"),
+                    "product_name": product.name,
+                    "category": product.category,
+                    "needs_technician": product.needs_technician,
+                    "status": "reserved",
+                    "reserved_at": utcnow().isoformat(),
+                },
+            )
 
         return await sb.side_effect(request, SYSTEM, "reserve", body, effect)
 
@@ -108,18 +111,21 @@ def router(sb: Sandbox) -> APIRouter:
                     )
             job_id = sb.next_id(SYSTEM, "provisioning-jobs", "JOB")
             manual = reservation["needs_technician"]
-            return Outcome("provisioning-jobs", {
-                "id": job_id,
-                **body.model_dump(mode="json"),
-                "product_id": reservation["product_id"],
-                "status": AWAITING_TECHNICIAN if manual else PROVISIONED,
-                "resource_id": None if manual else job_id.replace("JOB", "RES"),
-                "visit_reason": f"{reservation['category']} needs a technician on site" if manual else None,
-                "technician": None,
-                "notes": None,
-                "created_at": utcnow().isoformat(),
-                "completed_at": None if manual else utcnow().isoformat(),
-            })
+            return Outcome(
+                "provisioning-jobs",
+                {
+                    "id": job_id,
+                    **body.model_dump(mode="json"),
+                    "product_id": reservation["product_id"],
+                    "status": AWAITING_TECHNICIAN if manual else PROVISIONED,
+                    "resource_id": None if manual else job_id.replace("JOB", "RES"),
+                    "visit_reason": f"{reservation['category']} needs a technician on site" if manual else None,
+                    "technician": None,
+                    "notes": None,
+                    "created_at": utcnow().isoformat(),
+                    "completed_at": None if manual else utcnow().isoformat(),
+                },
+            )
 
         return await sb.side_effect(request, SYSTEM, "provision", body, effect)
 
@@ -129,14 +135,18 @@ def router(sb: Sandbox) -> APIRouter:
             job = found("provisioning-jobs", job_id)
             if job["status"] != AWAITING_TECHNICIAN:
                 raise conflict("not_awaiting_technician", f"job {job_id} is {job['status']}, not waiting for a visit")
-            return Outcome("provisioning-jobs", {
-                **job,
-                "status": PROVISIONED,
-                "resource_id": job_id.replace("JOB", "RES"),
-                "technician": body.technician,
-                "notes": body.notes,
-                "completed_at": utcnow().isoformat(),
-            }, status_code=200)
+            return Outcome(
+                "provisioning-jobs",
+                {
+                    **job,
+                    "status": PROVISIONED,
+                    "resource_id": job_id.replace("JOB", "RES"),
+                    "technician": body.technician,
+                    "notes": body.notes,
+                    "completed_at": utcnow().isoformat(),
+                },
+                status_code=200,
+            )
 
         return await sb.side_effect(request, SYSTEM, "complete_visit", body, effect)
 

@@ -73,9 +73,7 @@ def northwind_path(path: str | Path | None = None) -> Path:
     return Path(path or os.environ.get(NORTHWIND_PATH_ENV) or DEFAULT_NORTHWIND_PATH)
 
 
-def load_reference(
-    path: str | Path | None = None, manual_categories: frozenset[str] = MANUAL_CATEGORIES
-) -> Reference:
+def load_reference(path: str | Path | None = None, manual_categories: frozenset[str] = MANUAL_CATEGORIES) -> Reference:
     """Customers and products from the Northwind file, with the rules above applied."""
     source = northwind_path(path)
     if not source.exists():

@@ -1,10 +1,10 @@
 """Activation: switch a provisioned resource on for the customer, then check that it works.
 
-    activation = activation.activate(order_id, job.resource_id)
-    result = activation.verify(activation.id)           # attempt=1
-    if not result.verified:                              # result.reason says what to ask
-        ...                                              # the customer confirms, then:
-        result = activation.verify(activation.id, attempt=2)
+activation = activation.activate(order_id, job.resource_id)
+result = activation.verify(activation.id)           # attempt=1
+if not result.verified:                              # result.reason says what to ask
+    ...                                              # the customer confirms, then:
+    result = activation.verify(activation.id, attempt=2)
 """
 
 from __future__ import annotations

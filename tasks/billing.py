@@ -1,7 +1,7 @@
 """Billing: the customer's billing account and the order's first invoice.
 
-    account = billing.open_account(customer_id)
-    invoice = billing.issue_invoice(account.id, order_id, lines, currency="USD", tax=0.0, total=total)
+account = billing.open_account(customer_id)
+invoice = billing.issue_invoice(account.id, order_id, lines, currency="USD", tax=0.0, total=total)
 """
 
 from __future__ import annotations
@@ -65,8 +65,14 @@ def issue_invoice(
     with client() as billing:
         data = billing.side_effect(
             "/invoices",
-            {"account_id": account_id, "order_id": str(order_id), "lines": lines,
-             "currency": currency, "tax": tax, "total": total},
+            {
+                "account_id": account_id,
+                "order_id": str(order_id),
+                "lines": lines,
+                "currency": currency,
+                "tax": tax,
+                "total": total,
+            },
             key=f"invoice:{order_id}",
         )
     return Invoice.model_validate(data)

@@ -1,8 +1,8 @@
 """Calendar: find a free slot for the people who must meet, and book the meeting.
 
-    slots = calendar.find_slots(after=now, duration_minutes=60, attendees=people)
-    meeting = calendar.book_meeting(f"handoff:{account_id}:1", "Handoff: Alfreds Futterkiste",
-                                    people, slots[0].start, slots[0].end, agenda=agenda)  # or Declined
+slots = calendar.find_slots(after=now, duration_minutes=60, attendees=people)
+meeting = calendar.book_meeting(f"handoff:{account_id}:1", "Handoff: Alfreds Futterkiste",
+                                people, slots[0].start, slots[0].end, agenda=agenda)  # or Declined
 """
 
 from __future__ import annotations
@@ -43,8 +43,10 @@ def client() -> SystemClient:
 def find_slots(after: datetime, duration_minutes: int, attendees: list[str], count: int = 3) -> list[Slot]:
     """The next free slots for all `attendees` in business hours (Mon–Fri 09–17 UTC)."""
     with client() as cal:
-        data = cal.read("/slots", params={"after": after.isoformat(), "duration": duration_minutes,
-                                          "attendees": attendees, "count": count})
+        data = cal.read(
+            "/slots",
+            params={"after": after.isoformat(), "duration": duration_minutes, "attendees": attendees, "count": count},
+        )
     return [Slot.model_validate(slot) for slot in data["slots"]]
 
 
@@ -60,8 +62,13 @@ def book_meeting(
         try:
             data = cal.side_effect(
                 "/meetings",
-                {"title": title, "attendees": attendees, "start": start.isoformat(), "end": end.isoformat(),
-                 "agenda": agenda},
+                {
+                    "title": title,
+                    "attendees": attendees,
+                    "start": start.isoformat(),
+                    "end": end.isoformat(),
+                    "agenda": agenda,
+                },
                 key=f"meeting:{ref}",
             )
         except Conflict as clash:

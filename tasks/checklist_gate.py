@@ -53,5 +53,7 @@ def until_checklist_passes(
         )
         resolve_defect(defect_id, fix.completed_by)
         if fix.resolution == "cancel":
-            raise ChecklistCancelled(f"{checklist} checklist of order {order_id}: cancelled by {fix.completed_by}: {fix.note}")
+            raise ChecklistCancelled(
+                f"{checklist} checklist of order {order_id}: cancelled by {fix.completed_by}: {fix.note}"
+            )
     raise ChecklistCancelled(f"{checklist} checklist of order {order_id} still fails after {MAX_ROUNDS} rounds")

@@ -1,8 +1,8 @@
 """CRM: who the customer is, whether their credit covers an order, and sending them a quote.
 
-    customer = crm.get_customer("ALFKI")
-    crm.check_credit(order_id, customer_id, amount)     # CreditCheck, or Declined if not approved
-    crm.send_quote(quote_id, customer_id, lines, total, valid_until)
+customer = crm.get_customer("ALFKI")
+crm.check_credit(order_id, customer_id, amount)     # CreditCheck, or Declined if not approved
+crm.send_quote(quote_id, customer_id, lines, total, valid_until)
 """
 
 from __future__ import annotations
@@ -72,12 +72,14 @@ def check_credit(order_id: str, customer_id: str, amount: float) -> CreditCheck 
                 key=f"credit-check:{order_id}:{amount:.2f}",
             )
         except NotFound as unknown:
-            return Declined(system=SYSTEM, reason=f"customer {customer_id} is not in the CRM",
-                            error=unknown.error or "not_found")
+            return Declined(
+                system=SYSTEM, reason=f"customer {customer_id} is not in the CRM", error=unknown.error or "not_found"
+            )
     check = CreditCheck.model_validate(data)
     if check.decision != "approved":
-        return Declined(system=SYSTEM, reason=check.reason or "credit declined", error="credit_declined",
-                        details=check.model_dump())
+        return Declined(
+            system=SYSTEM, reason=check.reason or "credit declined", error="credit_declined", details=check.model_dump()
+        )
     return check
 
 
@@ -97,8 +99,14 @@ def send_quote(
     with client() as crm:
         data = crm.side_effect(
             "/quotes",
-            {"quote_id": str(quote_id), "customer_id": customer_id, "lines": lines, "total": total,
-             "valid_until": valid_until.isoformat(), "currency": currency},
+            {
+                "quote_id": str(quote_id),
+                "customer_id": customer_id,
+                "lines": lines,
+                "total": total,
+                "valid_until": valid_until.isoformat(),
+                "currency": currency,
+            },
             key=f"quote:{quote_id}",
         )
     return Quote.model_validate(data)

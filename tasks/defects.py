@@ -21,8 +21,18 @@ def record_defect(key: str, order_id: str | None, work_type: str, checklist: str
         defect = Defect(key=key, order_id=order_id, work_type=work_type, checklist=checklist, failures=failures)
         s.add(defect)
         s.flush()
-        audit.record(s, "system:checklist", "defect", defect.id, "found", None, "open",
-                     order_id=order_id, checklist=checklist, rules=[f["rule"] for f in failures])
+        audit.record(
+            s,
+            "system:checklist",
+            "defect",
+            defect.id,
+            "found",
+            None,
+            "open",
+            order_id=order_id,
+            checklist=checklist,
+            rules=[f["rule"] for f in failures],
+        )
         return defect.id
 
 

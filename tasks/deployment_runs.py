@@ -41,8 +41,15 @@ def start_once(
     for _ in range(MAX_SUCCESSORS):
         # as_subflow=False: asking again for an existing run must not leave a dangling
         # "subflow" task run in the calling flow each time.
-        run = run_deployment(deployment, parameters=parameters, idempotency_key=link, timeout=0,
-                             flow_run_name=name, tags=tags, as_subflow=False)
+        run = run_deployment(
+            deployment,
+            parameters=parameters,
+            idempotency_key=link,
+            timeout=0,
+            flow_run_name=name,
+            tags=tags,
+            as_subflow=False,
+        )
         if run.state is None or not run.state.is_final():
             return run
         link = f"{key}/after/{run.id}"

@@ -33,13 +33,20 @@ def lines_to_fulfil(order_id: str) -> list[LineToFulfil]:
         out = []
         for line in order.lines:
             f = done.get(line.line_no)
-            out.append(LineToFulfil(
-                line_no=line.line_no, product_id=line.product_id, quantity=line.quantity,
-                reservation_id=f.reservation_id if f else None, job_id=f.job_id if f else None,
-                manual=f.manual if f else False, resource_id=f.resource_id if f else None,
-                activation_id=f.activation_id if f else None, verified=bool(f and f.verified_at),
-                dropped=bool(f and f.job_id == "dropped"),
-            ))
+            out.append(
+                LineToFulfil(
+                    line_no=line.line_no,
+                    product_id=line.product_id,
+                    quantity=line.quantity,
+                    reservation_id=f.reservation_id if f else None,
+                    job_id=f.job_id if f else None,
+                    manual=f.manual if f else False,
+                    resource_id=f.resource_id if f else None,
+                    activation_id=f.activation_id if f else None,
+                    verified=bool(f and f.verified_at),
+                    dropped=bool(f and f.job_id == "dropped"),
+                )
+            )
         return out
 
 
@@ -65,8 +72,15 @@ def record_provisioning(order_id: str, line_no: int, job_id: str, resource_id: s
         f.job_id, f.resource_id = job_id, resource_id
         if resource_id and f.provisioned_at is None:
             f.provisioned_at = utcnow()
-            audit.record(s, "system:provisioning", "order_line", f"{order_id}/{line_no}", "provisioned",
-                         resource_id=resource_id, job_id=job_id)
+            audit.record(
+                s,
+                "system:provisioning",
+                "order_line",
+                f"{order_id}/{line_no}",
+                "provisioned",
+                resource_id=resource_id,
+                job_id=job_id,
+            )
 
 
 @record_step(task_run_name="drop-line-{order_id}-{line_no}")
@@ -89,14 +103,17 @@ def run_provisioning_checklist(order_id: str) -> list[dict]:
         order = s.get(Order, order_id)
         done = {f.line_no: f for f in s.scalars(select(FulfilmentLine).where(FulfilmentLine.order_id == order_id))}
         rows = [
-            {"line_no": l.line_no,
-             "reservation_id": done[l.line_no].reservation_id if l.line_no in done else None,
-             "resource_id": done[l.line_no].resource_id if l.line_no in done else None}
+            {
+                "line_no": l.line_no,
+                "reservation_id": done[l.line_no].reservation_id if l.line_no in done else None,
+                "resource_id": done[l.line_no].resource_id if l.line_no in done else None,
+            }
             for l in order.lines
             if not (l.line_no in done and done[l.line_no].job_id == "dropped")
         ]
     frame = pd.DataFrame(rows, columns=["line_no", "reservation_id", "resource_id"]).astype(
-        {"line_no": "int64", "reservation_id": "object", "resource_id": "object"})
+        {"line_no": "int64", "reservation_id": "object", "resource_id": "object"}
+    )
     return [f.as_dict() for f in check_provisioning(frame)]
 
 

@@ -59,8 +59,15 @@ SSL_CONTEXT = httpx.create_ssl_context()
 class IntegrationError(Exception):
     """Another system answered, but not with what the step needs."""
 
-    def __init__(self, system: str, reason: str, *, status_code: int | None = None,
-                 error: str | None = None, details: dict[str, Any] | None = None) -> None:
+    def __init__(
+        self,
+        system: str,
+        reason: str,
+        *,
+        status_code: int | None = None,
+        error: str | None = None,
+        details: dict[str, Any] | None = None,
+    ) -> None:
         super().__init__(system, reason)  # args that rebuild it when unpickled
         self.system = system
         self.reason = reason
@@ -106,8 +113,7 @@ class Declined(BaseModel):
 
     @classmethod
     def of(cls, rejection: IntegrationError) -> Declined:
-        return cls(system=rejection.system, reason=rejection.reason, error=rejection.error,
-                   details=rejection.details)
+        return cls(system=rejection.system, reason=rejection.reason, error=rejection.error, details=rejection.details)
 
     def __str__(self) -> str:
         return f"{self.system}: {self.reason}"
@@ -158,10 +164,16 @@ def system_url(system: str) -> str:
 class SystemClient(httpx.Client):
     """An httpx.Client for one system that turns answers into data or the errors above."""
 
-    def __init__(self, system: str, timeout: httpx.Timeout = DEFAULT_TIMEOUT,
-                 transport: httpx.BaseTransport | None = None) -> None:
-        super().__init__(base_url=system_url(system), timeout=timeout, transport=transport,
-                         verify=SSL_CONTEXT, headers={"User-Agent": "handoff"})
+    def __init__(
+        self, system: str, timeout: httpx.Timeout = DEFAULT_TIMEOUT, transport: httpx.BaseTransport | None = None
+    ) -> None:
+        super().__init__(
+            base_url=system_url(system),
+            timeout=timeout,
+            transport=transport,
+            verify=SSL_CONTEXT,
+            headers={"User-Agent": "handoff"},
+        )
         self.system = system
 
     def side_effect(self, path: str, body: dict[str, Any], *, key: str) -> dict[str, Any]:

@@ -101,8 +101,18 @@ def open_work_item(step: HumanStep, flow_run_id: str | None) -> OpenedItem:
             )
             s.add(item)
             s.flush()
-            audit.record(s, "system:flow", "work_item", item.id, "created", None, WorkItemState.OPEN,
-                         work_type=step.work_type, order_id=step.order_id, flow_run_id=flow_run_id)
+            audit.record(
+                s,
+                "system:flow",
+                "work_item",
+                item.id,
+                "created",
+                None,
+                WorkItemState.OPEN,
+                work_type=step.work_type,
+                order_id=step.order_id,
+                flow_run_id=flow_run_id,
+            )
             router.route_item(s, item.id)
         elif item.flow_run_id != flow_run_id and item.state != WorkItemState.COMPLETED:
             item.flow_run_id = flow_run_id  # the step is now waited on by this run
@@ -155,15 +165,24 @@ def record_completion(item_id: int, answer: dict) -> str | None:
             identity.complete_verified(s, item_id, answer)
             return None
         except router.NotAllowed as refused:
-            audit.record(s, getattr(refused, "actor", "unverified"), "work_item", item_id, "completion-refused",
-                         reason=str(refused), **getattr(refused, "details", {}))
+            audit.record(
+                s,
+                getattr(refused, "actor", "unverified"),
+                "work_item",
+                item_id,
+                "completion-refused",
+                reason=str(refused),
+                **getattr(refused, "details", {}),
+            )
             return str(refused)
 
 
 def ask_a_person(step: HumanStep, form: type[F]) -> F:
     """Open the step as a work item, wait for the assignee's form, and return their answer."""
     if not issubclass(form, FORMS[step.work_type]):  # `handoff complete` fills in the declared form
-        raise TypeError(f"{step.work_type} steps are answered with {FORMS[step.work_type].__name__}, not {form.__name__}")
+        raise TypeError(
+            f"{step.work_type} steps are answered with {FORMS[step.work_type].__name__}, not {form.__name__}"
+        )
     logger = get_run_logger()
     run_id = str(current_run.id) if current_run.id else None
     opened = open_work_item(step, run_id)
@@ -192,5 +211,9 @@ def wait_for_form(item_id: int, form: type[F], key: str) -> F:
     remember_pause_key(item_id, key)
     if deployment.id:
         return suspend_flow_run(wait_for_input=form, key=key, timeout=settings.human_step_timeout_seconds)
-    return pause_flow_run(wait_for_input=form, key=key, timeout=settings.human_step_timeout_seconds,
-                          poll_interval=settings.pause_poll_seconds)
+    return pause_flow_run(
+        wait_for_input=form,
+        key=key,
+        timeout=settings.human_step_timeout_seconds,
+        poll_interval=settings.pause_poll_seconds,
+    )

@@ -19,9 +19,21 @@ if TYPE_CHECKING:
     import pandas as pd
 
 TAX_RATES = {
-    "Germany": 0.19, "France": 0.20, "UK": 0.20, "Spain": 0.21, "Italy": 0.22, "Belgium": 0.21,
-    "Austria": 0.20, "Portugal": 0.23, "Sweden": 0.25, "Denmark": 0.25, "Finland": 0.24,
-    "Ireland": 0.23, "Poland": 0.23, "Norway": 0.25, "Switzerland": 0.081,
+    "Germany": 0.19,
+    "France": 0.20,
+    "UK": 0.20,
+    "Spain": 0.21,
+    "Italy": 0.22,
+    "Belgium": 0.21,
+    "Austria": 0.20,
+    "Portugal": 0.23,
+    "Sweden": 0.25,
+    "Denmark": 0.25,
+    "Finland": 0.24,
+    "Ireland": 0.23,
+    "Poland": 0.23,
+    "Norway": 0.25,
+    "Switzerland": 0.081,
 }
 
 
@@ -48,41 +60,78 @@ def draft_invoice(order_id: str, account_id: str) -> InvoiceDraft:
         customer = s.get(Customer, order.customer_id)
         rate = TAX_RATES.get(customer.country if customer else "", 0.0)
         if invoice is None or invoice.status not in ("issued",):
-            dropped = {f.line_no for f in s.scalars(select(FulfilmentLine).where(
-                FulfilmentLine.order_id == order_id, FulfilmentLine.job_id == "dropped"))}
+            dropped = {
+                f.line_no
+                for f in s.scalars(
+                    select(FulfilmentLine).where(
+                        FulfilmentLine.order_id == order_id, FulfilmentLine.job_id == "dropped"
+                    )
+                )
+            }
             names = {p.id: p.name for p in s.scalars(select(Product))}
             lines = [
-                {"line_no": l.line_no, "product_id": l.product_id,
-                 "description": names.get(l.product_id, f"product {l.product_id}"),
-                 "quantity": l.quantity, "unit_price": l.unit_price, "discount": l.discount, "amount": l.amount}
-                for l in order.lines if l.line_no not in dropped
+                {
+                    "line_no": l.line_no,
+                    "product_id": l.product_id,
+                    "description": names.get(l.product_id, f"product {l.product_id}"),
+                    "quantity": l.quantity,
+                    "unit_price": l.unit_price,
+                    "discount": l.discount,
+                    "amount": l.amount,
+                }
+                for l in order.lines
+                if l.line_no not in dropped
             ]
             net = round(sum(l["amount"] for l in lines), 2)
             tax = round(net * rate, 2)
             if invoice is None:
-                invoice = Invoice(id=f"INV-{order_id}", order_id=order_id, account_id=account_id,
-                                  currency=settings.currency, lines=lines, net_total=net, tax=tax,
-                                  total=round(net + tax, 2))
+                invoice = Invoice(
+                    id=f"INV-{order_id}",
+                    order_id=order_id,
+                    account_id=account_id,
+                    currency=settings.currency,
+                    lines=lines,
+                    net_total=net,
+                    tax=tax,
+                    total=round(net + tax, 2),
+                )
                 s.add(invoice)
             else:
                 invoice.lines, invoice.net_total, invoice.tax, invoice.total = lines, net, tax, round(net + tax, 2)
                 invoice.account_id = account_id
-        return InvoiceDraft(invoice_id=invoice.id, order_id=order_id, account_id=invoice.account_id,
-                            currency=invoice.currency, lines=invoice.lines, tax_rate=rate,
-                            net_total=invoice.net_total, tax=invoice.tax, total=invoice.total,
-                            status=invoice.status or "draft", external_id=invoice.external_id)
+        return InvoiceDraft(
+            invoice_id=invoice.id,
+            order_id=order_id,
+            account_id=invoice.account_id,
+            currency=invoice.currency,
+            lines=invoice.lines,
+            tax_rate=rate,
+            net_total=invoice.net_total,
+            tax=invoice.tax,
+            total=invoice.total,
+            status=invoice.status or "draft",
+            external_id=invoice.external_id,
+        )
 
 
 def invoice_frames(draft: InvoiceDraft) -> tuple[pd.DataFrame, pd.DataFrame]:
     import pandas as pd
 
-    lines = pd.DataFrame(draft.lines, columns=["line_no", "product_id", "description", "quantity",
-                                               "unit_price", "discount", "amount"])
-    totals = pd.DataFrame([{
-        "currency": draft.currency, "net_total": draft.net_total,
-        "lines_total": float(lines["amount"].sum()) if len(lines) else 0.0,
-        "tax_rate": draft.tax_rate, "tax": draft.tax, "total": draft.total,
-    }])
+    lines = pd.DataFrame(
+        draft.lines, columns=["line_no", "product_id", "description", "quantity", "unit_price", "discount", "amount"]
+    )
+    totals = pd.DataFrame(
+        [
+            {
+                "currency": draft.currency,
+                "net_total": draft.net_total,
+                "lines_total": float(lines["amount"].sum()) if len(lines) else 0.0,
+                "tax_rate": draft.tax_rate,
+                "tax": draft.tax,
+                "total": draft.total,
+            }
+        ]
+    )
     return lines, totals
 
 
@@ -99,8 +148,17 @@ def record_invoice_issued(order_id: str, external_id: str) -> None:
         invoice = s.get(Invoice, f"INV-{order_id}")
         if invoice.status != "issued":
             invoice.status, invoice.external_id, invoice.issued_at = "issued", external_id, utcnow()
-            audit.record(s, "system:billing", "invoice", invoice.id, "issued", "draft", "issued",
-                         external_id=external_id, total=invoice.total)
+            audit.record(
+                s,
+                "system:billing",
+                "invoice",
+                invoice.id,
+                "issued",
+                "draft",
+                "issued",
+                external_id=external_id,
+                total=invoice.total,
+            )
 
 
 @record_step(task_run_name="record-billing-account-{customer_id}")

@@ -40,14 +40,18 @@ def plan_handoff_meeting(customer_id: str, order_id: str) -> bool:
         if s.scalar(select(func.count()).select_from(HandoffMeeting).where(HandoffMeeting.customer_id == customer_id)):
             return False
         s.add(HandoffMeeting(customer_id=customer_id, order_id=order_id, attempt=1, agenda={}, status="to-schedule"))
-        audit.record(s, "system:pipeline", "handoff_meeting", customer_id, "planned", None, "to-schedule", order_id=order_id)
+        audit.record(
+            s, "system:pipeline", "handoff_meeting", customer_id, "planned", None, "to-schedule", order_id=order_id
+        )
         return True
 
 
 def accounts_awaiting_handoff() -> list[str]:
     """Customers whose handoff meeting series is not signed off yet."""
     with session() as s:
-        rows = s.scalars(select(HandoffMeeting.customer_id).where(HandoffMeeting.status.in_(["to-schedule", "scheduled"])))
+        rows = s.scalars(
+            select(HandoffMeeting.customer_id).where(HandoffMeeting.status.in_(["to-schedule", "scheduled"]))
+        )
         return sorted(set(rows))
 
 
@@ -63,8 +67,13 @@ MEETING_DEPLOYMENT = "handoff-meeting/handoff-meeting"
 def start_handoff_meeting(customer_id: str) -> str:
     """Start the customer's meeting run (from its deployment, so it suspends while it waits for
     the sign-offs and holds no process) unless one is under way; returns the run's id."""
-    run = start_once(MEETING_DEPLOYMENT, f"handoff-meeting:{customer_id}", {"customer_id": customer_id},
-                     name=f"handoff-{customer_id}", tags=[f"customer:{customer_id}"])
+    run = start_once(
+        MEETING_DEPLOYMENT,
+        f"handoff-meeting:{customer_id}",
+        {"customer_id": customer_id},
+        name=f"handoff-{customer_id}",
+        tags=[f"customer:{customer_id}"],
+    )
     return str(run.id)
 
 
@@ -72,11 +81,16 @@ def start_handoff_meeting(customer_id: str) -> str:
 def current_meeting(customer_id: str) -> MeetingView:
     """The latest attempt of the customer's series (planned if none exists)."""
     with session() as s:
-        meeting = s.scalar(select(HandoffMeeting).where(HandoffMeeting.customer_id == customer_id)
-                           .order_by(HandoffMeeting.attempt.desc()))
+        meeting = s.scalar(
+            select(HandoffMeeting)
+            .where(HandoffMeeting.customer_id == customer_id)
+            .order_by(HandoffMeeting.attempt.desc())
+        )
         if meeting is None:
             first_order = s.scalar(select(Order.id).where(Order.customer_id == customer_id).order_by(Order.received_at))
-            meeting = HandoffMeeting(customer_id=customer_id, order_id=first_order, attempt=1, agenda={}, status="to-schedule")
+            meeting = HandoffMeeting(
+                customer_id=customer_id, order_id=first_order, attempt=1, agenda={}, status="to-schedule"
+            )
             s.add(meeting)
             s.flush()
         return _view(s, meeting)
@@ -86,11 +100,16 @@ def _view(s, meeting: HandoffMeeting) -> MeetingView:  # noqa: ANN001
     customer = s.get(Customer, meeting.customer_id)
     previous = s.get(HandoffMeeting, meeting.previous_id) if meeting.previous_id else None
     return MeetingView(
-        meeting_id=meeting.id, customer_id=meeting.customer_id,
+        meeting_id=meeting.id,
+        customer_id=meeting.customer_id,
         customer_name=customer.name if customer else meeting.customer_id,
-        contact_name=customer.contact_name if customer else None, country=customer.country if customer else None,
-        order_id=meeting.order_id, attempt=meeting.attempt, slot_start=meeting.slot_start,
-        calendar_id=meeting.calendar_id, open_questions=list(meeting.open_questions or []),
+        contact_name=customer.contact_name if customer else None,
+        country=customer.country if customer else None,
+        order_id=meeting.order_id,
+        attempt=meeting.attempt,
+        slot_start=meeting.slot_start,
+        calendar_id=meeting.calendar_id,
+        open_questions=list(meeting.open_questions or []),
         previous_requirements=(previous.agenda or {}).get("requirements") if previous else None,
         status=meeting.status,
     )
@@ -101,9 +120,23 @@ def record_meeting_slot(meeting_id: int, slot_start: datetime, calendar_id: str,
     with session() as s:
         m = s.get(HandoffMeeting, meeting_id)
         if m.status == "to-schedule":
-            m.slot_start, m.calendar_id, m.agenda, m.status = slot_start.replace(tzinfo=None), calendar_id, agenda, "scheduled"
-            audit.record(s, "system:handoff-meeting", "handoff_meeting", m.id, "scheduled", "to-schedule", "scheduled",
-                         slot=str(slot_start), attempt=m.attempt)
+            m.slot_start, m.calendar_id, m.agenda, m.status = (
+                slot_start.replace(tzinfo=None),
+                calendar_id,
+                agenda,
+                "scheduled",
+            )
+            audit.record(
+                s,
+                "system:handoff-meeting",
+                "handoff_meeting",
+                m.id,
+                "scheduled",
+                "to-schedule",
+                "scheduled",
+                slot=str(slot_start),
+                attempt=m.attempt,
+            )
 
 
 @record_step(task_run_name="record-sign-off-{meeting_id}-{side}")
@@ -128,19 +161,47 @@ def close_meeting(meeting_id: int, open_questions: list[str]) -> int | None:
         if m.sales_signed_by and m.operations_signed_by and not open_questions:
             if m.status != "signed":
                 m.status = "signed"
-                audit.record(s, "system:handoff-meeting", "handoff_meeting", m.id, "signed-off", "scheduled", "signed",
-                             sales=m.sales_signed_by, operations=m.operations_signed_by)
+                audit.record(
+                    s,
+                    "system:handoff-meeting",
+                    "handoff_meeting",
+                    m.id,
+                    "signed-off",
+                    "scheduled",
+                    "signed",
+                    sales=m.sales_signed_by,
+                    operations=m.operations_signed_by,
+                )
             return None
-        nxt = s.scalar(select(HandoffMeeting).where(HandoffMeeting.customer_id == m.customer_id,
-                                                    HandoffMeeting.attempt == m.attempt + 1))
+        nxt = s.scalar(
+            select(HandoffMeeting).where(
+                HandoffMeeting.customer_id == m.customer_id, HandoffMeeting.attempt == m.attempt + 1
+            )
+        )
         if nxt is None:
             m.status = "recurs"
-            nxt = HandoffMeeting(customer_id=m.customer_id, order_id=m.order_id, attempt=m.attempt + 1,
-                                 agenda={}, open_questions=open_questions, status="to-schedule", previous_id=m.id)
+            nxt = HandoffMeeting(
+                customer_id=m.customer_id,
+                order_id=m.order_id,
+                attempt=m.attempt + 1,
+                agenda={},
+                open_questions=open_questions,
+                status="to-schedule",
+                previous_id=m.id,
+            )
             s.add(nxt)
             s.flush()
-            audit.record(s, "system:handoff-meeting", "handoff_meeting", m.id, "recurs", "scheduled", "recurs",
-                         open_questions=open_questions, next_attempt=nxt.attempt)
+            audit.record(
+                s,
+                "system:handoff-meeting",
+                "handoff_meeting",
+                m.id,
+                "recurs",
+                "scheduled",
+                "recurs",
+                open_questions=open_questions,
+                next_attempt=nxt.attempt,
+            )
         return nxt.id
 
 
@@ -148,9 +209,21 @@ def meeting_attendees() -> list[str]:
     return ["sales", "operations"]
 
 
-__all__ = ["MEETING_DEPLOYMENT", "MeetingView", "accounts_awaiting_handoff", "close_meeting", "current_meeting",
-           "find_accounts_awaiting_handoff", "meeting_attendees", "plan_handoff_meeting", "record_meeting_slot",
-           "record_sign_off", "run_requirements_checklist", "start_handoff_meeting", "utcnow"]
+__all__ = [
+    "MEETING_DEPLOYMENT",
+    "MeetingView",
+    "accounts_awaiting_handoff",
+    "close_meeting",
+    "current_meeting",
+    "find_accounts_awaiting_handoff",
+    "meeting_attendees",
+    "plan_handoff_meeting",
+    "record_meeting_slot",
+    "record_sign_off",
+    "run_requirements_checklist",
+    "start_handoff_meeting",
+    "utcnow",
+]
 
 
 @record_step(task_run_name="requirements-checklist-{customer_id}")
@@ -158,5 +231,8 @@ def run_requirements_checklist(customer_id: str, requirements: dict, open_questi
     """The requirements sales gathered, checked; the failed rules as sentences."""
     from checklists.requirements_checklist import check_requirements
 
-    return [f.text for f in check_requirements({**requirements, "open_questions": open_questions})
-            if f.field != "open_questions"]
+    return [
+        f.text
+        for f in check_requirements({**requirements, "open_questions": open_questions})
+        if f.field != "open_questions"
+    ]

@@ -66,7 +66,9 @@ def load_order(order_id: str) -> OrderView:
         if order is None:
             raise UnknownOrder(f"order {order_id} has not been received")
         customer = s.get(Customer, order.customer_id)
-        products = {p.id: p for p in s.scalars(select(Product).where(Product.id.in_([l.product_id for l in order.lines])))}
+        products = {
+            p.id: p for p in s.scalars(select(Product).where(Product.id.in_([l.product_id for l in order.lines])))
+        }
         return OrderView(
             order_id=order.id,
             customer_id=order.customer_id,
@@ -77,9 +79,15 @@ def load_order(order_id: str) -> OrderView:
             total=order.total,
             status=order.status,
             lines=[
-                LineView(line_no=l.line_no, product_id=l.product_id,
-                         product_name=products[l.product_id].name if l.product_id in products else None,
-                         quantity=l.quantity, unit_price=l.unit_price, discount=l.discount, amount=l.amount)
+                LineView(
+                    line_no=l.line_no,
+                    product_id=l.product_id,
+                    product_name=products[l.product_id].name if l.product_id in products else None,
+                    quantity=l.quantity,
+                    unit_price=l.unit_price,
+                    discount=l.discount,
+                    amount=l.amount,
+                )
                 for l in order.lines
             ],
         )
@@ -102,8 +110,9 @@ def run_order_checklist(order_id: str) -> Findings:
         order = s.get(Order, order_id)
         header, lines = order_frames(s, order)
         result = check_order(header, lines)
-        findings = Findings(errors=[f.as_dict() for f in result.errors],
-                            warnings=[f.as_dict() for f in result.warnings])
+        findings = Findings(
+            errors=[f.as_dict() for f in result.errors], warnings=[f.as_dict() for f in result.warnings]
+        )
         s.add(OrderCheck(order_id=order_id, errors=findings.errors, warnings=findings.warnings))
         return findings
 
@@ -128,17 +137,30 @@ def order_frames(s, order: Order) -> tuple[pd.DataFrame, pd.DataFrame]:  # noqa:
             }
             for l in order.lines
         ],
-        columns=["line_no", "product_id", "product_known", "quantity", "unit_price", "discount",
-                 "amount", "catalogue_price", "discontinued"],
+        columns=[
+            "line_no",
+            "product_id",
+            "product_known",
+            "quantity",
+            "unit_price",
+            "discount",
+            "amount",
+            "catalogue_price",
+            "discontinued",
+        ],
     )
-    header = pd.DataFrame([{
-        "order_id": order.id,
-        "customer_known": s.get(Customer, order.customer_id) is not None,
-        "order_date": pd.Timestamp(order.order_date),
-        "due_date": pd.Timestamp(order.due_date),
-        "lines_total": float(sum(l.amount for l in order.lines)),
-        "stated_total": order.stated_total,
-    }])
+    header = pd.DataFrame(
+        [
+            {
+                "order_id": order.id,
+                "customer_known": s.get(Customer, order.customer_id) is not None,
+                "order_date": pd.Timestamp(order.order_date),
+                "due_date": pd.Timestamp(order.due_date),
+                "lines_total": float(sum(l.amount for l in order.lines)),
+                "stated_total": order.stated_total,
+            }
+        ]
+    )
     return header, lines
 
 
@@ -195,18 +217,33 @@ def split_into_downstream_work(order_id: str) -> WorkPlan:
 
     with session() as s:
         order = s.get(Order, order_id)
-        earlier = s.scalar(select(func.count()).select_from(Order).where(
-            Order.customer_id == order.customer_id, Order.id != order_id,
-            Order.received_at < order.received_at))
-        plan = WorkPlan(order_id=order_id, customer_id=order.customer_id, quotation=needs_a_quote(order_id),
-                        lines_to_provision=len(order.lines), new_account=earlier == 0)
+        earlier = s.scalar(
+            select(func.count())
+            .select_from(Order)
+            .where(Order.customer_id == order.customer_id, Order.id != order_id, Order.received_at < order.received_at)
+        )
+        plan = WorkPlan(
+            order_id=order_id,
+            customer_id=order.customer_id,
+            quotation=needs_a_quote(order_id),
+            lines_to_provision=len(order.lines),
+            new_account=earlier == 0,
+        )
         audit.record(s, "system:order-entry", "order", order_id, "split", **plan.model_dump())
         return plan
 
 
-PIPELINE_ORDER = [OrderStatus.RECEIVED, OrderStatus.IN_ORDER_ENTRY, OrderStatus.AWAITING_APPROVAL,
-                  OrderStatus.ACCEPTED, OrderStatus.QUOTED, OrderStatus.PROVISIONED,
-                  OrderStatus.ACTIVATED, OrderStatus.BILLED, OrderStatus.COMPLETE]
+PIPELINE_ORDER = [
+    OrderStatus.RECEIVED,
+    OrderStatus.IN_ORDER_ENTRY,
+    OrderStatus.AWAITING_APPROVAL,
+    OrderStatus.ACCEPTED,
+    OrderStatus.QUOTED,
+    OrderStatus.PROVISIONED,
+    OrderStatus.ACTIVATED,
+    OrderStatus.BILLED,
+    OrderStatus.COMPLETE,
+]
 
 
 def order_reached(order_id: str, status: str) -> bool:
@@ -227,8 +264,8 @@ def claim_order(order_id: str, flow_run_id: str) -> bool:
     gives the order up to the next one."""
     with session() as s:
         won = s.execute(
-            update(Order).where(Order.id == order_id,
-                                (Order.flow_run_id.is_(None)) | (Order.flow_run_id == flow_run_id))
+            update(Order)
+            .where(Order.id == order_id, (Order.flow_run_id.is_(None)) | (Order.flow_run_id == flow_run_id))
             .values(flow_run_id=flow_run_id)
         ).rowcount
         if won:
@@ -236,8 +273,13 @@ def claim_order(order_id: str, flow_run_id: str) -> bool:
         holder = s.get(Order, order_id).flow_run_id
     if _run_is_over(holder):
         with session() as s:
-            return bool(s.execute(update(Order).where(Order.id == order_id, Order.flow_run_id == holder)
-                                  .values(flow_run_id=flow_run_id)).rowcount)
+            return bool(
+                s.execute(
+                    update(Order)
+                    .where(Order.id == order_id, Order.flow_run_id == holder)
+                    .values(flow_run_id=flow_run_id)
+                ).rowcount
+            )
     return False
 
 

@@ -1,11 +1,11 @@
 """Provisioning: reserve what an order line needs, then provision it.
 
-    reservation = provisioning.reserve(order_id, line_no, product_id, quantity)   # or Declined
-    job = provisioning.provision(order_id, line_no, reservation.id)
-    if job.needs_technician:                 # some products need a visit on site
-        ...                                  # a person books the visit, then:
-        job = provisioning.complete_visit(job.id, technician="Robert King")
-    job.resource_id                          # what activation switches on
+reservation = provisioning.reserve(order_id, line_no, product_id, quantity)   # or Declined
+job = provisioning.provision(order_id, line_no, reservation.id)
+if job.needs_technician:                 # some products need a visit on site
+    ...                                  # a person books the visit, then:
+    job = provisioning.complete_visit(job.id, technician="Robert King")
+job.resource_id                          # what activation switches on
 """
 
 from __future__ import annotations

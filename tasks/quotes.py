@@ -44,15 +44,21 @@ def price_quote(order_id: str) -> PricedQuote:
             for l in order.lines:
                 price = catalogue[l.product_id].unit_price if l.product_id in catalogue else l.unit_price
                 amount = round(l.quantity * price * (1 - l.discount), 2)
-                lines.append({"product_id": l.product_id, "quantity": l.quantity, "unit_price": price,
-                              "discount": l.discount})
+                lines.append(
+                    {"product_id": l.product_id, "quantity": l.quantity, "unit_price": price, "discount": l.discount}
+                )
                 list_total += l.quantity * price
                 total += amount
             existing = Quote(
-                id=f"Q-{order_id}", order_id=order_id, customer_id=order.customer_id, lines=lines,
-                list_total=round(list_total, 2), total=round(total, 2),
+                id=f"Q-{order_id}",
+                order_id=order_id,
+                customer_id=order.customer_id,
+                lines=lines,
+                list_total=round(list_total, 2),
+                total=round(total, 2),
                 discount=round(1 - total / list_total, 4) if list_total else 0.0,
-                valid_until=date.today() + timedelta(days=settings.quote_valid_days), status="draft",
+                valid_until=date.today() + timedelta(days=settings.quote_valid_days),
+                status="draft",
             )
             s.add(existing)
             audit.record(s, "system:quotation", "quote", existing.id, "priced", None, "draft", total=existing.total)
@@ -60,9 +66,17 @@ def price_quote(order_id: str) -> PricedQuote:
 
 
 def _view(q: Quote) -> PricedQuote:
-    return PricedQuote(quote_id=q.id, order_id=q.order_id, customer_id=q.customer_id, lines=q.lines,
-                       list_total=q.list_total, total=q.total, discount=q.discount,
-                       valid_until=q.valid_until, status=q.status)
+    return PricedQuote(
+        quote_id=q.id,
+        order_id=q.order_id,
+        customer_id=q.customer_id,
+        lines=q.lines,
+        list_total=q.list_total,
+        total=q.total,
+        discount=q.discount,
+        valid_until=q.valid_until,
+        status=q.status,
+    )
 
 
 @record_step(task_run_name="set-quote-{quote_id}-{status}")
@@ -82,8 +96,9 @@ def expire_quotes(today: date | None = None) -> int:
     """Quotes past their validity are expired; returns how many."""
     today = today or date.today()
     with session() as s:
-        expired = s.scalars(select(Quote.id).where(Quote.status.in_(["draft", "approved", "sent"]),
-                                                   Quote.valid_until < today)).all()
+        expired = s.scalars(
+            select(Quote.id).where(Quote.status.in_(["draft", "approved", "sent"]), Quote.valid_until < today)
+        ).all()
         if expired:
             s.execute(update(Quote).where(Quote.id.in_(expired)).values(status="expired"))
             for quote_id in expired:

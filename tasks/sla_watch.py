@@ -61,10 +61,13 @@ def notify_supervisors(escalations: list[watch.Escalation]) -> None:
     logger = get_run_logger()
     for e in escalations:
         logger.warning(
-            "Escalated work item %s (%s%s): %.1f business hours left, due %s UTC; supervisor %s; "
-            "pool widened to %s",
-            e.item_id, e.work_type, f", order {e.order_id}" if e.order_id else "",
-            e.business_seconds_left / 3600, f"{e.due_at:%Y-%m-%d %H:%M}", e.supervisor or "(none on record)",
+            "Escalated work item %s (%s%s): %.1f business hours left, due %s UTC; supervisor %s; pool widened to %s",
+            e.item_id,
+            e.work_type,
+            f", order {e.order_id}" if e.order_id else "",
+            e.business_seconds_left / 3600,
+            f"{e.due_at:%Y-%m-%d %H:%M}",
+            e.supervisor or "(none on record)",
             e.widened_to,
         )
         try:
@@ -73,8 +76,12 @@ def notify_supervisors(escalations: list[watch.Escalation]) -> None:
             emit_event(
                 event="work-item.escalated",
                 resource={"prefect.resource.id": f"handoff.work-item.{e.item_id}", "handoff.work-type": e.work_type},
-                payload={"supervisor": e.supervisor, "order_id": e.order_id, "due_at": e.due_at.isoformat(),
-                         "business_seconds_left": e.business_seconds_left},
+                payload={
+                    "supervisor": e.supervisor,
+                    "order_id": e.order_id,
+                    "due_at": e.due_at.isoformat(),
+                    "business_seconds_left": e.business_seconds_left,
+                },
             )
         except Exception as exc:  # an event is a courtesy; the audit trail already has the escalation
             logger.debug("could not emit work-item.escalated: %s", exc)

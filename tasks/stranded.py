@@ -37,7 +37,9 @@ from handoff.core.models import (
 )
 
 ENDED = ("CRASHED", "FAILED", "CANCELLED")
-PUSHED_OUT_AFTER = timedelta(minutes=10)  # Running this long while its step expects it to wait (a resumed run re-runs its idempotent steps first)
+PUSHED_OUT_AFTER = timedelta(
+    minutes=10
+)  # Running this long while its step expects it to wait (a resumed run re-runs its idempotent steps first)
 MAX_RESTARTS = 3  # a run that keeps failing is a problem for a person, not a loop
 FINISHED_ORDERS = (OrderStatus.COMPLETE, OrderStatus.REJECTED)
 OPEN_ITEMS = (WorkItemState.OPEN, WorkItemState.ASSIGNED, WorkItemState.STARTED)
@@ -71,17 +73,22 @@ def restart_stranded_runs(now: datetime | None = None) -> list[StrandedRun]:
         if not run.news:
             continue
         if run.restarted_as:
-            logger.warning("Restarted stranded run %s (%s; %s) as %s", run.flow_run_id, run.why,
-                           _describe(run), run.restarted_as)
+            logger.warning(
+                "Restarted stranded run %s (%s; %s) as %s", run.flow_run_id, run.why, _describe(run), run.restarted_as
+            )
         else:
-            logger.error("Stranded run %s (%s; %s) needs a person: %s", run.flow_run_id, run.why,
-                         _describe(run), run.problem)
+            logger.error(
+                "Stranded run %s (%s; %s) needs a person: %s", run.flow_run_id, run.why, _describe(run), run.problem
+            )
     return found
 
 
 def _describe(run: StrandedRun) -> str:
-    return ", ".join(x for x in (f"order {run.order_id}" if run.order_id else "",
-                                 f"work item {run.item_id}" if run.item_id else "") if x)
+    return ", ".join(
+        x
+        for x in (f"order {run.order_id}" if run.order_id else "", f"work item {run.item_id}" if run.item_id else "")
+        if x
+    )
 
 
 def find_stranded_runs(now: datetime | None = None) -> list[StrandedRun]:
@@ -89,10 +96,18 @@ def find_stranded_runs(now: datetime | None = None) -> list[StrandedRun]:
     now = now or utcnow()
     now = now.replace(tzinfo=UTC) if now.tzinfo is None else now
     with session() as s:
-        orders = dict(s.execute(select(Order.flow_run_id, Order.id).where(
-            Order.status.not_in(FINISHED_ORDERS), Order.flow_run_id.is_not(None))).all())
-        items = s.execute(select(WorkItem.flow_run_id, WorkItem.id, WorkItem.input_key, WorkItem.order_id).where(
-            WorkItem.state.in_(OPEN_ITEMS), WorkItem.flow_run_id.is_not(None))).all()
+        orders = dict(
+            s.execute(
+                select(Order.flow_run_id, Order.id).where(
+                    Order.status.not_in(FINISHED_ORDERS), Order.flow_run_id.is_not(None)
+                )
+            ).all()
+        )
+        items = s.execute(
+            select(WorkItem.flow_run_id, WorkItem.id, WorkItem.input_key, WorkItem.order_id).where(
+                WorkItem.state.in_(OPEN_ITEMS), WorkItem.flow_run_id.is_not(None)
+            )
+        ).all()
     waiting_items = {run_id: (item_id, order_id) for run_id, item_id, key, order_id in items if key}
     any_items = {run_id: (item_id, order_id) for run_id, item_id, _key, order_id in items}
     runs = read_runs(set(orders) | set(any_items))
@@ -130,7 +145,7 @@ def read_runs(run_ids: set[str]) -> dict:
     runs = {}
     with get_client(sync_client=True) as client:
         for start in range(0, len(ids), PAGE):
-            page = [UUID(i) for i in ids[start:start + PAGE]]
+            page = [UUID(i) for i in ids[start : start + PAGE]]
             for run in client.read_flow_runs(flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=page)), limit=PAGE):
                 runs[str(run.id)] = run
     return runs
@@ -144,12 +159,21 @@ def restart_or_report(stranded: StrandedRun) -> StrandedRun:
 
     kind, subject_id = stranded.subject
     with session() as s:
-        history = s.scalars(select(AuditEvent).where(
-            AuditEvent.entity == kind, AuditEvent.entity_id == subject_id,
-            AuditEvent.action.in_([RESTARTED, STRANDED])).order_by(AuditEvent.id)).all()
+        history = s.scalars(
+            select(AuditEvent)
+            .where(
+                AuditEvent.entity == kind,
+                AuditEvent.entity_id == subject_id,
+                AuditEvent.action.in_([RESTARTED, STRANDED]),
+            )
+            .order_by(AuditEvent.id)
+        ).all()
     # Restarted before: follow to the newest run of the chain; restart that one only if it ended too.
-    restarted = {(e.details or {}).get("flow_run_id"): (e.details or {}).get("new_flow_run_id")
-                 for e in history if e.action == RESTARTED}
+    restarted = {
+        (e.details or {}).get("flow_run_id"): (e.details or {}).get("new_flow_run_id")
+        for e in history
+        if e.action == RESTARTED
+    }
     if stranded.flow_run_id in restarted:
         newest = stranded.flow_run_id
         while newest in restarted:
@@ -159,7 +183,9 @@ def restart_or_report(stranded: StrandedRun) -> StrandedRun:
             stranded.restarted_as, stranded.news = newest, False  # on its way (queued, running or waiting)
             return stranded
         stranded.flow_run_id = newest
-    reported = [e for e in history if e.action == STRANDED and (e.details or {}).get("flow_run_id") == stranded.flow_run_id]
+    reported = [
+        e for e in history if e.action == STRANDED and (e.details or {}).get("flow_run_id") == stranded.flow_run_id
+    ]
     if reported:
         stranded.problem, stranded.news = (reported[0].details or {}).get("reason"), False
         return stranded  # reported before; the WIP review lists it
@@ -170,24 +196,46 @@ def restart_or_report(stranded: StrandedRun) -> StrandedRun:
         except Exception:  # noqa: BLE001 - gone from Prefect
             run = None
         if run is None or run.deployment_id is None:
-            stranded.problem = ("its run is not from a deployment; start the work again by hand"
-                                if run is not None else "its run no longer exists in Prefect")
+            stranded.problem = (
+                "its run is not from a deployment; start the work again by hand"
+                if run is not None
+                else "its run no longer exists in Prefect"
+            )
         elif restarts >= MAX_RESTARTS:
             stranded.problem = f"restarted {restarts} times already; a person must look at why it stops"
         else:
             if not run.state.is_final():  # pushed out of its wait: it claims to run, with no process
                 client.set_flow_run_state(run.id, Crashed(message=f"handoff sla-watch: {stranded.why}"), force=True)
             new = client.create_flow_run_from_deployment(
-                run.deployment_id, parameters=run.parameters, name=run.name.split(" · ")[0],
+                run.deployment_id,
+                parameters=run.parameters,
+                name=run.name.split(" · ")[0],
                 tags=[t for t in run.tags if not t.startswith(("assignee:", "waiting-for:"))],
                 idempotency_key=f"restart-of-{run.id}",
             )
             stranded.restarted_as = str(new.id)
     with session() as s:
         if stranded.restarted_as:
-            audit.record(s, "system:sla-watch", kind, subject_id, RESTARTED, flow_run_id=stranded.flow_run_id,
-                         new_flow_run_id=stranded.restarted_as, reason=stranded.why, item_id=stranded.item_id)
+            audit.record(
+                s,
+                "system:sla-watch",
+                kind,
+                subject_id,
+                RESTARTED,
+                flow_run_id=stranded.flow_run_id,
+                new_flow_run_id=stranded.restarted_as,
+                reason=stranded.why,
+                item_id=stranded.item_id,
+            )
         else:
-            audit.record(s, "system:sla-watch", kind, subject_id, STRANDED, flow_run_id=stranded.flow_run_id,
-                         reason=f"{stranded.why}: {stranded.problem}", item_id=stranded.item_id)
+            audit.record(
+                s,
+                "system:sla-watch",
+                kind,
+                subject_id,
+                STRANDED,
+                flow_run_id=stranded.flow_run_id,
+                reason=f"{stranded.why}: {stranded.problem}",
+                item_id=stranded.item_id,
+            )
     return stranded

@@ -24,7 +24,10 @@ from handoff.core.settings import settings
 # Property tests: a bounded number of examples in CI ("ci", the default here); a long run is
 # bench/hostile_intake.py. HYPOTHESIS_PROFILE=dev runs more.
 hypothesis_settings.register_profile(
-    "ci", max_examples=30, deadline=None, derandomize=False,
+    "ci",
+    max_examples=30,
+    deadline=None,
+    derandomize=False,
     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow, HealthCheck.data_too_large],
 )
 hypothesis_settings.register_profile("dev", parent=hypothesis_settings.get_profile("ci"), max_examples=300)
@@ -182,7 +185,9 @@ def all_client_tasks() -> list:
 
     from tasks import activation, billing, calendar, crm, provisioning
 
-    return [v for m in (crm, provisioning, activation, billing, calendar) for v in vars(m).values() if isinstance(v, Task)]
+    return [
+        v for m in (crm, provisioning, activation, billing, calendar) for v in vars(m).values() if isinstance(v, Task)
+    ]
 
 
 @pytest.fixture

@@ -64,7 +64,7 @@ def _set(name: str, password_stdin: bool, action: str) -> None:
             identity.set_password(s, name, password, actor=CLI)
     except (UnknownWorker, ValueError) as bad:
         console.print(f"[red]{bad}[/red]")
-        raise typer.Exit(2)
+        raise typer.Exit(2) from None
     console.print(f"{name}: password {action}; any earlier sign-in of theirs has ended.")
 
 
@@ -134,7 +134,7 @@ def whoami() -> None:
         person = signed_in()
     except NotSignedIn as e:
         _console().print(f"{e}: run `handoff login`")
-        raise typer.Exit(1)
+        raise typer.Exit(1) from None
     _console().print(f"{person.name} ({person.role})")
 
 

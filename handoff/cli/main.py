@@ -6,22 +6,23 @@ import contextlib
 import json
 import sqlite3
 from pathlib import Path
-from typing import Optional
 
 import typer
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from handoff.core.intake import IntakeResult
 from handoff.cli.identity import register as register_identity
 from handoff.cli.report import register as register_report
 from handoff.cli.routing import register as register_routing
 from handoff.cli.simulation import register as register_simulation
+from handoff.core.intake import IntakeResult
 from handoff.core.settings import settings
 
 app = typer.Typer(help="handoff — the back office after the sale, as Prefect workflows.", no_args_is_help=True)
-orders_app = typer.Typer(help="Receive orders: validate, store, announce; quarantine what is bad.", no_args_is_help=True)
+orders_app = typer.Typer(
+    help="Receive orders: validate, store, announce; quarantine what is bad.", no_args_is_help=True
+)
 quarantine_app = typer.Typer(help="Input that was refused, kept with its reasons.", no_args_is_help=True)
 app.add_typer(orders_app, name="orders")
 app.add_typer(quarantine_app, name="quarantine")
@@ -36,8 +37,10 @@ def show_intake(result: IntakeResult) -> None:
     """What happened to each order. Every value shown came from a sender: escaped, so that
     `[/bold]` in a name is text, not markup, and a terminal escape is shown, not obeyed."""
     for rejected in result.quarantined:
-        console.print(f"[red]quarantined[/red] order {shown(rejected.reference or '(no order id)')} "
-                      f"(quarantine #{rejected.quarantine_id}):")
+        console.print(
+            f"[red]quarantined[/red] order {shown(rejected.reference or '(no order id)')} "
+            f"(quarantine #{rejected.quarantine_id}):"
+        )
         for reason in rejected.reasons:
             console.print(f"    [bold]{shown(reason['field'])}[/bold]: {shown(reason['message'])}")
     for order_id in result.duplicates:
@@ -65,10 +68,12 @@ def _announcer_if_server():  # noqa: ANN202
 
 
 @orders_app.command("submit")
-def orders_submit(files: list[Path] = typer.Argument(..., exists=True, dir_okay=False, help="JSON or CSV files.")) -> None:
+def orders_submit(
+    files: list[Path] = typer.Argument(..., exists=True, dir_okay=False, help="JSON or CSV files."),
+) -> None:
     """Submit orders from JSON (one order, a list, or {"orders": [...]}) or CSV (a row per line)."""
-    from handoff.runtime import prefect_server
     from handoff.core.intake import IntakeInterrupted, read_order_file, submit_orders
+    from handoff.runtime import prefect_server
 
     total = IntakeResult()
     announce = _announcer_if_server()
@@ -78,39 +83,43 @@ def orders_submit(files: list[Path] = typer.Argument(..., exists=True, dir_okay=
             try:
                 submissions = read_order_file(path)
             except OSError as exc:
-                console.print(f"[red]cannot read {shown(path)}:[/red] {shown(exc.strerror or exc)}; nothing taken from it")
-                raise typer.Exit(2)
+                console.print(
+                    f"[red]cannot read {shown(path)}:[/red] {shown(exc.strerror or exc)}; nothing taken from it"
+                )
+                raise typer.Exit(2) from None
             try:
                 total.merge(submit_orders(submissions, source=f"file:{path.name}", announce=announce))
             except IntakeInterrupted as stopped:
                 total.merge(stopped.result)
                 show_intake(total)
                 console.print(f"[red]{shown(stopped)}[/red] (in {shown(path)}; later files were not read)")
-                raise typer.Exit(3)
+                raise typer.Exit(3) from None
     show_intake(total)
     if not announce and total.accepted:
-        console.print(f"[dim]No Prefect server at {settings.prefect_ui_url}: orders are stored and will be "
-                      "announced when the back office runs.[/dim]")
+        console.print(
+            f"[dim]No Prefect server at {settings.prefect_ui_url}: orders are stored and will be "
+            "announced when the back office runs.[/dim]"
+        )
     if total.quarantined:
         raise typer.Exit(1)
 
 
 @orders_app.command("import-northwind")
 def orders_import_northwind(
-    path: Optional[Path] = typer.Argument(None, help="Northwind SQLite file (default: ../shared/data)."),
-    limit: Optional[int] = typer.Option(None, "--limit", "-n", help="Only the first N orders."),
+    path: Path | None = typer.Argument(None, help="Northwind SQLite file (default: ../shared/data)."),
+    limit: int | None = typer.Option(None, "--limit", "-n", help="Only the first N orders."),
 ) -> None:
     """Import Northwind's customers, products and orders (RequiredDate becomes the due date).
     A malformed source row is quarantined with its reasons; the rest is imported."""
-    from handoff.runtime import prefect_server
     from handoff.core.northwind import import_northwind
+    from handoff.runtime import prefect_server
 
     with prefect_server.using(settings.prefect_ui_url):
         try:
             result = import_northwind(path, limit=limit, announce=_announcer_if_server())
         except (FileNotFoundError, sqlite3.DatabaseError) as exc:
             console.print(f"[red]cannot read the Northwind database:[/red] {shown(exc)}")
-            raise typer.Exit(2)
+            raise typer.Exit(2) from None
         show_intake(result)
 
 
@@ -126,14 +135,16 @@ def quarantine_list(limit: int = typer.Option(50, help="How many, newest first."
     with session() as s:
         for q in s.scalars(select(Quarantine).order_by(Quarantine.id.desc()).limit(limit)):
             reasons = "\n".join(f"{shown(r.get('field', ''))}: {shown(r.get('message', ''))}" for r in q.reasons)
-            table.add_row(str(q.id), f"{q.received_at:%Y-%m-%d %H:%M}", shown(q.source), shown(q.reference or ""), reasons)
+            table.add_row(
+                str(q.id), f"{q.received_at:%Y-%m-%d %H:%M}", shown(q.source), shown(q.reference or ""), reasons
+            )
     console.print(table)
 
 
 @quarantine_app.command("show")
 def quarantine_show(
     quarantine_id: int,
-    save: Optional[Path] = typer.Option(None, "--save", help="Write the input's exact bytes to this file."),
+    save: Path | None = typer.Option(None, "--save", help="Write the input's exact bytes to this file."),
 ) -> None:
     """Show one refused input as it was received (unprintable characters as escapes like \\x1b)."""
     from handoff.core.db import session
@@ -145,9 +156,17 @@ def quarantine_show(
         if q is None:
             console.print(f"[red]no quarantine entry #{quarantine_id}[/red]")
             raise typer.Exit(1)
-        console.print_json(json.dumps({"id": q.id, "source": printable(q.source),
-                                       "reference": printable(q.reference) if q.reference else None,
-                                       "received_at": str(q.received_at), "reasons": q.reasons}))
+        console.print_json(
+            json.dumps(
+                {
+                    "id": q.id,
+                    "source": printable(q.source),
+                    "reference": printable(q.reference) if q.reference else None,
+                    "received_at": str(q.received_at),
+                    "reasons": q.reasons,
+                }
+            )
+        )
         console.print(printable(q.raw, keep_lines=True), markup=False, highlight=False, emoji=False)
         if save is not None:
             save.write_bytes(q.raw_bytes if q.raw_bytes is not None else q.raw.encode("utf-8"))
@@ -157,26 +176,26 @@ def quarantine_show(
 @app.command("complete")
 def complete(
     item_id: int = typer.Argument(..., help="The work item to complete (see `handoff worklist --me NAME`)."),
-    as_person: Optional[str] = typer.Option(None, "--as", help="Must be who you signed in as (`handoff login`)."),
+    as_person: str | None = typer.Option(None, "--as", help="Must be who you signed in as (`handoff login`)."),
     values: list[str] = typer.Option([], "--set", help="A form field, as field=value (asked for if missing)."),
-    decision: Optional[str] = typer.Option(None, help="Shortcut for --set decision=…"),
-    note: Optional[str] = typer.Option(None, help="Shortcut for --set note=…"),
-    override_reason: Optional[str] = typer.Option(None, help="A supervisor completing someone else's item: why."),
+    decision: str | None = typer.Option(None, help="Shortcut for --set decision=…"),
+    note: str | None = typer.Option(None, help="Shortcut for --set note=…"),
+    override_reason: str | None = typer.Option(None, help="A supervisor completing someone else's item: why."),
 ) -> None:
     """Fill in a waiting step's form as the signed-in person; its flow run then carries on."""
     from rich.markdown import Markdown
 
     from handoff.cli.identity import signed_in
     from handoff.core.identity import NotSignedIn
-    from handoff.runtime import prefect_server
     from handoff.core.routing.router import NotAllowed
+    from handoff.runtime import prefect_server
     from handoff.runtime.steps import StepNotReady, ValidationError, complete_step, step_form
 
     try:
         person = signed_in().name
     except NotSignedIn as why:
         console.print(f"[red]Refused:[/red] {why}: sign in first with `handoff login`.")
-        raise typer.Exit(2)
+        raise typer.Exit(2) from None
     if as_person is not None and as_person != person:
         console.print(f"[red]Refused:[/red] you are signed in as {person}, not {as_person}.")
         raise typer.Exit(2)
@@ -191,14 +210,14 @@ def complete(
             complete_step(item_id, answer, by=person, override_reason=override_reason, via="cli")
     except NotAllowed as refused:
         console.print(f"[red]Refused:[/red] {refused}")
-        raise typer.Exit(2)
+        raise typer.Exit(2) from None
     except ValidationError as bad:
         for err in bad.errors():
             console.print(f"[red]{'.'.join(map(str, err['loc'])) or 'form'}[/red]: {err['msg']}")
-        raise typer.Exit(2)
+        raise typer.Exit(2) from None
     except StepNotReady as not_ready:
         console.print(f"[red]{not_ready}[/red]")
-        raise typer.Exit(2)
+        raise typer.Exit(2) from None
     console.print(f"Work item {item_id} completed by {person}; its flow run carries on.")
 
 
@@ -228,7 +247,7 @@ def ask_for_fields(form, given: dict[str, str]) -> dict:  # noqa: ANN001
 
 @app.command("demo")
 def demo(
-    orders: Optional[int] = typer.Option(None, "--orders", "-n", help="Only the first N Northwind orders."),
+    orders: int | None = typer.Option(None, "--orders", "-n", help="Only the first N Northwind orders."),
     auto_approve: bool = typer.Option(False, "--auto-approve", help="Stand-in reps answer the human steps."),
     concurrency: int = typer.Option(8, help="Flow runs at once."),
     keep_server: bool = typer.Option(False, "--keep-server", help="Leave the Prefect server running afterwards."),
@@ -239,11 +258,14 @@ def demo(
     from handoff.runtime.demo import mean, run_demo, with_local_server
 
     if not auto_approve:
-        console.print("Without --auto-approve, human steps wait for you: give a rep a password "
-                      "(`handoff workers set-password NAME`), then `handoff login` and `handoff complete ITEM` "
-                      "(the Prefect UI's Resume dialog is refused: it cannot prove who answers).")
-    progress = Progress(TextColumn("{task.description:<16}"), BarColumn(), MofNCompleteColumn(),
-                        TimeElapsedColumn(), console=console)
+        console.print(
+            "Without --auto-approve, human steps wait for you: give a rep a password "
+            "(`handoff workers set-password NAME`), then `handoff login` and `handoff complete ITEM` "
+            "(the Prefect UI's Resume dialog is refused: it cannot prove who answers)."
+        )
+    progress = Progress(
+        TextColumn("{task.description:<16}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), console=console
+    )
     bars: dict[str, int] = {}
 
     def on_progress(kind: str, label: str, n: int) -> None:
@@ -263,12 +285,17 @@ def demo(
     i, approvals = summary.intake, summary.approvals
     counts = Table("", "count", title="handoff demo", show_header=False)
     for name, value in [
-        ("submitted", i.submitted), ("accepted", len(i.accepted)), ("duplicates", len(i.duplicates)),
-        ("quarantined", len(i.quarantined)), ("approvals asked", approvals.asked),
-        ("approved", approvals.outcomes.get("approve", 0)), ("rejected", approvals.outcomes.get("reject", 0)),
+        ("submitted", i.submitted),
+        ("accepted", len(i.accepted)),
+        ("duplicates", len(i.duplicates)),
+        ("quarantined", len(i.quarantined)),
+        ("approvals asked", approvals.asked),
+        ("approved", approvals.outcomes.get("approve", 0)),
+        ("rejected", approvals.outcomes.get("reject", 0)),
         *[(f"orders {status}", n) for status, n in sorted(summary.orders_by_status.items())],
         *[(f"handoff meetings {status}", n) for status, n in sorted(summary.meetings.items())],
-        ("failed runs", summary.runs_failed), ("seconds", f"{summary.seconds:.1f}"),
+        ("failed runs", summary.runs_failed),
+        ("seconds", f"{summary.seconds:.1f}"),
     ]:
         counts.add_row(name, str(value))
     console.print(counts)
@@ -296,18 +323,24 @@ def demo(
 
 @app.command("up")
 def up(
-    feed: Optional[str] = typer.Option(None, help="Feed orders as events: 'northwind'."),
+    feed: str | None = typer.Option(None, help="Feed orders as events: 'northwind'."),
     rate: str = typer.Option("6/min", help="How fast the feed submits orders, e.g. 6/min."),
-    limit: Optional[int] = typer.Option(None, help="Stop the feed after N orders."),
-    workers: int = typer.Option(0, "--workers", min=0,
-                                help="Run the flows on N workers of a work pool (0: one runner in this process)."),
-    postgres: bool = typer.Option(False, "--postgres",
-                                  help="Both databases on a throwaway local PostgreSQL cluster (Debian's postgresql)."),
-    prefect_database_url: Optional[str] = typer.Option(
-        None, envvar="PREFECT_SERVER_DATABASE_CONNECTION_URL", help="Prefect server's database (postgresql+asyncpg://…)."),
+    limit: int | None = typer.Option(None, help="Stop the feed after N orders."),
+    workers: int = typer.Option(
+        0, "--workers", min=0, help="Run the flows on N workers of a work pool (0: one runner in this process)."
+    ),
+    postgres: bool = typer.Option(
+        False, "--postgres", help="Both databases on a throwaway local PostgreSQL cluster (Debian's postgresql)."
+    ),
+    prefect_database_url: str | None = typer.Option(
+        None,
+        envvar="PREFECT_SERVER_DATABASE_CONNECTION_URL",
+        help="Prefect server's database (postgresql+asyncpg://…).",
+    ),
     pool: str = typer.Option("back-office", help="The work pool's name (with --workers)."),
-    lock_ui: Optional[bool] = typer.Option(None, "--lock-ui/--open-ui",
-                                           help="Protect the Prefect UI and API with basic auth (default: HANDOFF_LOCK_UI)."),
+    lock_ui: bool | None = typer.Option(
+        None, "--lock-ui/--open-ui", help="Protect the Prefect UI and API with basic auth (default: HANDOFF_LOCK_UI)."
+    ),
 ) -> None:
     """Run the back office: Prefect server and UI, sandbox systems, HTTP intake, the reps' worklist, every deployment."""
     from handoff.runtime.up import Feed, run_up
@@ -318,7 +351,7 @@ def up(
             per_minute = float(rate.removesuffix("/min"))
         except ValueError:
             console.print(f"[red]--rate: expected a number of orders per minute like 6/min, got {rate!r}[/red]")
-            raise typer.Exit(2)
+            raise typer.Exit(2) from None
         if per_minute <= 0:
             console.print("[red]--rate: must be more than 0/min[/red]")
             raise typer.Exit(2)
@@ -326,8 +359,10 @@ def up(
     say = lambda text: console.print(f"[bold cyan]handoff[/bold cyan] {text}")  # noqa: E731
     if workers or postgres or prefect_database_url:
         if lock_ui:
-            console.print("[red]--lock-ui: not available with the worker stack yet (set PREFECT_SERVER_API_AUTH_STRING "
-                          "on the server and PREFECT_API_AUTH_STRING on every worker)[/red]")
+            console.print(
+                "[red]--lock-ui: not available with the worker stack yet (set PREFECT_SERVER_API_AUTH_STRING "
+                "on the server and PREFECT_API_AUTH_STRING on every worker)[/red]"
+            )
             raise typer.Exit(2)
         from handoff.runtime.worker_stack import StackSpec, run_stack
 
@@ -339,10 +374,13 @@ def up(
 @app.command("worker")
 def worker(
     pool: str = typer.Option(..., "--pool", help="The work pool to take flow runs from."),
-    name: Optional[str] = typer.Option(None, help="The worker's name (default: made up by Prefect)."),
-    limit: Optional[int] = typer.Option(None, min=1, help="Flow runs at once (default HANDOFF_RUNNER_PROCESS_LIMIT)."),
-    warm: bool = typer.Option(settings.warm_start, "--warm/--cold",
-                              help="Fork runs from a warm process, or a fresh interpreter each (HANDOFF_WARM_START)."),
+    name: str | None = typer.Option(None, help="The worker's name (default: made up by Prefect)."),
+    limit: int | None = typer.Option(None, min=1, help="Flow runs at once (default HANDOFF_RUNNER_PROCESS_LIMIT)."),
+    warm: bool = typer.Option(
+        settings.warm_start,
+        "--warm/--cold",
+        help="Fork runs from a warm process, or a fresh interpreter each (HANDOFF_WARM_START).",
+    ),
 ) -> None:
     """Run flow runs of a work pool on this machine (PREFECT_API_URL names the server)."""
     from handoff.runtime.worker_stack import run_worker
@@ -353,7 +391,9 @@ def worker(
 @app.command("deploy")
 def deploy(
     pool: str = typer.Option(..., "--pool", help="The Prefect work pool whose workers run the flows."),
-    source: Optional[str] = typer.Option(None, help="Where workers get the code (git URL or path); default: this checkout."),
+    source: str | None = typer.Option(
+        None, help="Where workers get the code (git URL or path); default: this checkout."
+    ),
 ) -> None:
     """Register every deployment with a work pool, for workers on other machines."""
     from deployments import deploy_all
@@ -378,7 +418,10 @@ def quiet_prefect_console() -> None:
     from prefect.logging.handlers import PrefectConsoleHandler
 
     setup_logging()  # Prefect configures logging lazily; do it now, then turn the terminal down
-    for logger in [logging.root, *(l for l in logging.root.manager.loggerDict.values() if isinstance(l, logging.Logger))]:
+    for logger in [
+        logging.root,
+        *(l for l in logging.root.manager.loggerDict.values() if isinstance(l, logging.Logger)),
+    ]:
         for handler in logger.handlers:
             if isinstance(handler, PrefectConsoleHandler):
                 handler.setLevel(logging.WARNING)

@@ -13,7 +13,7 @@ from __future__ import annotations
 import json
 from datetime import datetime
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any
 
 import typer
 from rich.console import Console
@@ -41,17 +41,19 @@ def _on_time_line(review: reports.WipReview) -> str:
     colour = "green" if (t.today_pct or 0) >= 90 else "yellow" if (t.today_pct or 0) >= 75 else "red"
     if t.today_pct is None:
         colour = "dim"
-    return (f"On time today: [bold {colour}]{reports.fmt_pct(t.today_pct)}[/bold {colour}] "
-            f"({t.today_on_time} of {t.today_completed}) · last {t.days} days: "
-            f"[bold]{reports.fmt_pct(t.week_pct)}[/bold] ({t.week_on_time} of {t.week_completed}) · target 90 %")
+    return (
+        f"On time today: [bold {colour}]{reports.fmt_pct(t.today_pct)}[/bold {colour}] "
+        f"({t.today_on_time} of {t.today_completed}) · last {t.days} days: "
+        f"[bold]{reports.fmt_pct(t.week_pct)}[/bold] ({t.week_on_time} of {t.week_completed}) · target 90 %"
+    )
 
 
 def report(
     as_json: bool = typer.Option(False, "--json", help="Print the review as JSON (for machines)."),
-    chart: Optional[Path] = typer.Option(
+    chart: Path | None = typer.Option(
         None, "--chart", help="Save the backlog / on-time chart: a .png file, or a directory to put it in."
     ),
-    now: Optional[datetime] = typer.Option(
+    now: datetime | None = typer.Option(
         None, "--now", help="Review as of this UTC time (replays and tests); default: now."
     ),
     days: int = typer.Option(reports.DEFAULT_CHART_DAYS, min=1, max=90, help="Days of history in the chart."),
@@ -80,8 +82,9 @@ def report(
     console.print(_on_time_line(review))
     console.print(_table("On-time completion by work type", tables["on_time"][1:], "nothing completed lately"))
     console.print(_table("Queues", tables["queues"], "no work waiting"))
-    console.print(_table(f"Jobs likely to be late ({len(review.late_jobs)}), most urgent first",
-                         tables["late_jobs"], "none"))
+    console.print(
+        _table(f"Jobs likely to be late ({len(review.late_jobs)}), most urgent first", tables["late_jobs"], "none")
+    )
     console.print(_table(f"Problem cases ({len(review.problems)})", tables["problems"], "none"))
     console.print(_table(f"Defect log ({len(review.defects)})", tables["defects"], "no defects found"))
     longest = max(len(review.late_jobs), len(review.problems), len(review.defects))

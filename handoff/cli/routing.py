@@ -23,7 +23,7 @@ import csv
 import io
 import shlex
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any
 from zoneinfo import ZoneInfo
 
 import typer
@@ -159,7 +159,13 @@ def upsert_worker(s: Session, record: WorkerRecord, actor: str) -> tuple[Worker,
         worker.skills = [WorkerSkill(skill=k, level=v) for k, v in record.skills.items()]
     s.flush()
     audit.record(
-        s, actor, "worker", worker.id, "added" if created else "updated", None, None,
+        s,
+        actor,
+        "worker",
+        worker.id,
+        "added" if created else "updated",
+        None,
+        None,
         **record.model_dump(exclude={"name"}),
     )
     return worker, created
@@ -194,14 +200,18 @@ def workers_list() -> None:
 
     console = _console()
     now = utcnow()
-    table = Table("name", "role", "presence", "on shift", "open / capacity", "shift", "days", "skills",
-                  title="workers")
+    table = Table("name", "role", "presence", "on shift", "open / capacity", "shift", "days", "skills", title="workers")
     with session() as s:
         for w in s.scalars(select(Worker).order_by(Worker.name)):
             table.add_row(
-                w.name, w.role, str(w.presence), "yes" if on_shift(w, now) else "no",
-                f"{w.open_items} / {w.capacity}", f"{w.shift_start}-{w.shift_end} {w.timezone}",
-                format_days(w.work_days), format_skills(w.skill_levels),
+                w.name,
+                w.role,
+                str(w.presence),
+                "yes" if on_shift(w, now) else "no",
+                f"{w.open_items} / {w.capacity}",
+                f"{w.shift_start}-{w.shift_end} {w.timezone}",
+                format_days(w.work_days),
+                format_skills(w.skill_levels),
             )
     console.print(table)
 
@@ -222,31 +232,43 @@ def workers_add(
 
     console = _console()
     try:
-        record = WorkerRecord(name=name, role=role, capacity=capacity, timezone=timezone,
-                              shift_start=shift_start, shift_end=shift_end, work_days=work_days, skills=skills)
+        record = WorkerRecord(
+            name=name,
+            role=role,
+            capacity=capacity,
+            timezone=timezone,
+            shift_start=shift_start,
+            shift_end=shift_end,
+            work_days=work_days,
+            skills=skills,
+        )
     except ValidationError as bad:
         _print_errors(console, field_errors(bad), f"worker {name!r} not added")
-        raise typer.Exit(2)
+        raise typer.Exit(2) from None
     with session() as s:
         if s.scalar(select(Worker.id).where(Worker.name == record.name)) is not None:
             console.print(f"[red]{record.name} already exists[/red]; use `handoff workers update`.")
             raise typer.Exit(2)
         worker, _ = upsert_worker(s, record, CLI)
         pulled = route_for_worker(s, worker.id)
-    console.print(f"Added {record.name} ({record.role}, capacity {record.capacity}): {format_skills(record.skills) or 'no skills'}"
-                  + (f"; {len(pulled)} item(s) pushed to them" if pulled else ""))
+    console.print(
+        f"Added {record.name} ({record.role}, capacity {record.capacity}): {format_skills(record.skills) or 'no skills'}"
+        + (f"; {len(pulled)} item(s) pushed to them" if pulled else "")
+    )
 
 
 def workers_update(
     name: str = typer.Argument(..., help="The worker to change."),
-    skills: Optional[str] = typer.Option(None, help="Replace all skills, e.g. \"order-approval:3;credit-review:2\"."),
-    skill: Optional[list[str]] = typer.Option(None, help="Set one skill, e.g. credit-review:3 (repeatable; level 0 removes)."),
-    role: Optional[str] = typer.Option(None, help="rep or supervisor."),
-    capacity: Optional[int] = typer.Option(None, help="Items they may hold at once."),
-    timezone: Optional[str] = typer.Option(None, help="Their time zone."),
-    shift_start: Optional[str] = typer.Option(None, help="Local shift start, HH:MM."),
-    shift_end: Optional[str] = typer.Option(None, help="Local shift end, HH:MM."),
-    work_days: Optional[str] = typer.Option(None, help="Work days, Monday=0."),
+    skills: str | None = typer.Option(None, help='Replace all skills, e.g. "order-approval:3;credit-review:2".'),
+    skill: list[str] | None = typer.Option(
+        None, help="Set one skill, e.g. credit-review:3 (repeatable; level 0 removes)."
+    ),
+    role: str | None = typer.Option(None, help="rep or supervisor."),
+    capacity: int | None = typer.Option(None, help="Items they may hold at once."),
+    timezone: str | None = typer.Option(None, help="Their time zone."),
+    shift_start: str | None = typer.Option(None, help="Local shift start, HH:MM."),
+    shift_end: str | None = typer.Option(None, help="Local shift end, HH:MM."),
+    work_days: str | None = typer.Option(None, help="Work days, Monday=0."),
 ) -> None:
     """Change a worker; what is not given stays as it is. More room or skills pulls work at once."""
     from handoff.core.db import session
@@ -259,8 +281,14 @@ def workers_update(
             console.print(f"[red]no worker named {name!r}[/red]")
             raise typer.Exit(1)
         data = _record_of(worker)
-        changes = {"role": role, "capacity": capacity, "timezone": timezone, "shift_start": shift_start,
-                   "shift_end": shift_end, "work_days": work_days}
+        changes = {
+            "role": role,
+            "capacity": capacity,
+            "timezone": timezone,
+            "shift_start": shift_start,
+            "shift_end": shift_end,
+            "work_days": work_days,
+        }
         data.update({k: v for k, v in changes.items() if v is not None})
         errors: list[dict[str, str]] = []
         new_skills = dict(worker.skill_levels)
@@ -288,8 +316,10 @@ def workers_update(
             raise typer.Exit(2)
         worker, _ = upsert_worker(s, record, CLI)
         pulled = route_for_worker(s, worker.id)
-    console.print(f"Updated {name}: {format_skills(record.skills) or 'no skills'}, capacity {record.capacity}"
-                  + (f"; {len(pulled)} item(s) pushed to them" if pulled else ""))
+    console.print(
+        f"Updated {name}: {format_skills(record.skills) or 'no skills'}, capacity {record.capacity}"
+        + (f"; {len(pulled)} item(s) pushed to them" if pulled else "")
+    )
 
 
 def workers_import(
@@ -318,8 +348,14 @@ def workers_import(
         raw = lines[line - 1] if line - 1 < len(lines) else ""
         values = {k.strip(): (v or "").strip() for k, v in row.items() if k is not None}
         if None in row:
-            bad.append((line, values.get("name", ""), raw,
-                        [{"field": "row", "message": f"{len(row[None])} value(s) more than the header has columns"}]))
+            bad.append(
+                (
+                    line,
+                    values.get("name", ""),
+                    raw,
+                    [{"field": "row", "message": f"{len(row[None])} value(s) more than the header has columns"}],
+                )
+            )
             continue
         data = {k: v for k, v in values.items() if v != ""}
         try:
@@ -328,8 +364,14 @@ def workers_import(
             bad.append((line, values.get("name", ""), raw, field_errors(e)))
             continue
         if record.name in seen:
-            bad.append((line, record.name, raw,
-                        [{"field": "name", "message": f"{record.name!r} is already on line {seen[record.name]}"}]))
+            bad.append(
+                (
+                    line,
+                    record.name,
+                    raw,
+                    [{"field": "name", "message": f"{record.name!r} is already on line {seen[record.name]}"}],
+                )
+            )
             continue
         seen[record.name] = line
         good.append((line, record))
@@ -344,16 +386,24 @@ def workers_import(
     added = updated = 0
     with session() as s:
         for line, name, raw, errors in bad:
-            s.add(Quarantine(source=f"workers-csv:{path.name}", reference=name or None, raw=raw,
-                             reasons=[{"line": line, **e} for e in errors]))
+            s.add(
+                Quarantine(
+                    source=f"workers-csv:{path.name}",
+                    reference=name or None,
+                    raw=raw,
+                    reasons=[{"line": line, **e} for e in errors],
+                )
+            )
         if imported:
             for _, record in good:
                 _, created = upsert_worker(s, record, CLI)
                 added += created
                 updated += not created
     if imported:
-        console.print(f"{path.name}: {added} added, {updated} updated, {len(bad)} refused"
-                      + (" (kept in the quarantine: `handoff quarantine list`)" if bad else ""))
+        console.print(
+            f"{path.name}: {added} added, {updated} updated, {len(bad)} refused"
+            + (" (kept in the quarantine: `handoff quarantine list`)" if bad else "")
+        )
     else:
         console.print(f"[red]{path.name}: nothing imported (--strict) because {len(bad)} row(s) are bad[/red]")
     if bad:
@@ -374,7 +424,7 @@ def presence(
             change = set_presence(s, name, state)
     except UnknownWorker as e:
         console.print(f"[red]{e}[/red]")
-        raise typer.Exit(1)
+        raise typer.Exit(1) from None
     console.print(f"{name}: {change.before} -> {change.after}")
     for item_id in change.reclaimed:
         to = change.rerouted.get(item_id)
@@ -403,7 +453,7 @@ def worklist_cmd(
             entries = worklist(s, me)
     except UnknownWorker as e:
         console.print(f"[red]{e}[/red]")
-        raise typer.Exit(1)
+        raise typer.Exit(1) from None
     if not entries:
         console.print(f"{me}: nothing assigned to you right now.")
         return
@@ -417,10 +467,17 @@ def worklist_cmd(
     for column in table.columns:  # everything on one line but the title, which wraps
         column.no_wrap = column.header != "work"
     for e in entries:
-        cells = {"item": str(e.item_id), "work": e.title + (" [bold red](escalated)[/bold red]" if e.escalated else ""),
-                 "type": e.work_type, "order": e.order_id or "", "due (UTC)": f"{e.due_at:%a %d %b %H:%M}",
-                 "left": _left(e.business_seconds_left), "urgency": f"{e.urgency:.2f}", "state": e.state,
-                 "flow run (Prefect UI)": e.link or ""}
+        cells = {
+            "item": str(e.item_id),
+            "work": e.title + (" [bold red](escalated)[/bold red]" if e.escalated else ""),
+            "type": e.work_type,
+            "order": e.order_id or "",
+            "due (UTC)": f"{e.due_at:%a %d %b %H:%M}",
+            "left": _left(e.business_seconds_left),
+            "urgency": f"{e.urgency:.2f}",
+            "state": e.state,
+            "flow run (Prefect UI)": e.link or "",
+        }
         table.add_row(*(cells[c] for c in columns))
     console.print(table)
     if not wide:

@@ -38,9 +38,14 @@ def register(app: typer.Typer) -> None:
 
 # --- shared options ----------------------------------------------------------------------------
 
-XesOpt = Annotated[Path | None, typer.Option("--xes", help="bpic2012: another XES log of BPIC 2012's shape (BPIC's SLA table applies).")]
+XesOpt = Annotated[
+    Path | None,
+    typer.Option("--xes", help="bpic2012: another XES log of BPIC 2012's shape (BPIC's SLA table applies)."),
+]
 NorthwindOpt = Annotated[Path | None, typer.Option("--northwind-db", help="Northwind SQLite file.")]
-CacheOpt = Annotated[Path | None, typer.Option("--cache-dir", help="Where parsed logs are cached (default ~/.cache/handoff).")]
+CacheOpt = Annotated[
+    Path | None, typer.Option("--cache-dir", help="Where parsed logs are cached (default ~/.cache/handoff).")
+]
 SeedOpt = Annotated[int, typer.Option("--seed", help="Seed for team draws, synthetic work and random choices.")]
 WeeksOpt = Annotated[float | None, typer.Option("--weeks", help="Replay only the first N weeks of work.")]
 VolumeOpt = Annotated[float, typer.Option("--volume-factor", help="Scale the arrivals (1.2 = 20 % more work).")]
@@ -52,26 +57,59 @@ RateOpt = Annotated[float, typer.Option("--rate", help="Synthetic: arrivals per 
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON instead of tables.")]
 WorkloadHelp = "bpic2012, northwind, synthetic, or the path of an event log (.xes, .xes.gz, .csv)."
 # How to read an event log (--workload PATH; also bpic2012, whose own SLA table they override):
-ColumnsOpt = Annotated[str | None, typer.Option(
-    "--columns", help="CSV: role=column pairs, e.g. case=CaseID,activity=Activity,resource=Resource,start=Start,end=End "
-    "(optional value=, priority=; or timestamp= with lifecycle=). Unnamed roles are guessed from the header.")]
-SlaFileOpt = Annotated[Path | None, typer.Option(
-    "--sla-file", help="JSON or CSV: activity -> sla_hours, priority, value.")]
+ColumnsOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--columns",
+        help="CSV: role=column pairs, e.g. case=CaseID,activity=Activity,resource=Resource,start=Start,end=End "
+        "(optional value=, priority=; or timestamp= with lifecycle=). Unnamed roles are guessed from the header.",
+    ),
+]
+SlaFileOpt = Annotated[
+    Path | None, typer.Option("--sla-file", help="JSON or CSV: activity -> sla_hours, priority, value.")
+]
 SlaOpt = Annotated[list[str] | None, typer.Option("--sla", help="ACTIVITY=HOURS (opening hours); repeatable.")]
-PriorityOpt = Annotated[list[str] | None, typer.Option("--priority", help="ACTIVITY=PRIORITY (1 = normal); repeatable.")]
+PriorityOpt = Annotated[
+    list[str] | None, typer.Option("--priority", help="ACTIVITY=PRIORITY (1 = normal); repeatable.")
+]
 ValueOpt = Annotated[list[str] | None, typer.Option("--value", help="ACTIVITY=VALUE per item; repeatable.")]
 DefaultSlaOpt = Annotated[float, typer.Option("--default-sla-hours", help="SLA of activities not given otherwise.")]
-TouchCapOpt = Annotated[float, typer.Option(
-    "--touch-cap-hours", help="A touch longer than this is an interruption and is cut to it (0 = no cap).")]
-HoursOpt = Annotated[str | None, typer.Option(
-    "--hours", help='Opening hours instead of deriving them, e.g. "Mon-Fri 08:00-17:00, Sat 10-14" or "24x7".')]
-DropOpt = Annotated[str | None, typer.Option(
-    "--drop-activities", help="Comma-separated activities that are not human work (start/end markers are dropped anyway).")]
-ValueAttrOpt = Annotated[str, typer.Option("--value-attribute", help="XES: the trace attribute holding the case value.")]
+TouchCapOpt = Annotated[
+    float,
+    typer.Option(
+        "--touch-cap-hours", help="A touch longer than this is an interruption and is cut to it (0 = no cap)."
+    ),
+]
+HoursOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--hours", help='Opening hours instead of deriving them, e.g. "Mon-Fri 08:00-17:00, Sat 10-14" or "24x7".'
+    ),
+]
+DropOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--drop-activities",
+        help="Comma-separated activities that are not human work (start/end markers are dropped anyway).",
+    ),
+]
+ValueAttrOpt = Annotated[
+    str, typer.Option("--value-attribute", help="XES: the trace attribute holding the case value.")
+]
 
 
-def log_options(columns=None, sla_file=None, sla=None, priority=None, value=None, default_sla_hours=8.0,
-                touch_cap_hours=1.0, hours=None, drop_activities=None, value_attribute="AMOUNT_REQ"):
+def log_options(
+    columns=None,
+    sla_file=None,
+    sla=None,
+    priority=None,
+    value=None,
+    default_sla_hours=8.0,
+    touch_cap_hours=1.0,
+    hours=None,
+    drop_activities=None,
+    value_attribute="AMOUNT_REQ",
+):
     """The LogOptions the log options describe (ValueError naming the bad option)."""
     from handoff.analytics.simulation.calendar import parse_hours
     from handoff.analytics.simulation.csvlog import parse_columns
@@ -100,22 +138,42 @@ def log_options(columns=None, sla_file=None, sla=None, priority=None, value=None
     )
 
 
-def load(name, xes=None, northwind_db=None, cache_dir=None, seed=0, weeks=None, volume_factor=1.0,
-         compression=20.0, items=5000, rate=30.0, **log):
+def load(
+    name,
+    xes=None,
+    northwind_db=None,
+    cache_dir=None,
+    seed=0,
+    weeks=None,
+    volume_factor=1.0,
+    compression=20.0,
+    items=5000,
+    rate=30.0,
+    **log,
+):
     """The workload the options name; typer.BadParameter with the reason when it cannot be built."""
     from handoff.analytics.simulation.workloads import load_workload
 
     if name not in WORKLOADS and not Path(name).is_file():
-        raise typer.BadParameter(f"{name!r} is neither a named workload nor an event log file; {WorkloadHelp}",
-                                 param_hint="--workload")
+        raise typer.BadParameter(
+            f"{name!r} is neither a named workload nor an event log file; {WorkloadHelp}", param_hint="--workload"
+        )
     if xes is not None and not Path(xes).exists():
         raise typer.BadParameter(f"{xes} does not exist", param_hint="--xes")
     if log.get("sla_file") is not None and not Path(log["sla_file"]).is_file():
         raise typer.BadParameter(f"{log['sla_file']} does not exist", param_hint="--sla-file")
     try:
         return load_workload(
-            name, xes=xes, northwind=northwind_db, cache_dir=cache_dir, seed=seed, weeks=weeks,
-            volume_factor=volume_factor, compression=compression, synthetic_items=items, synthetic_rate=rate,
+            name,
+            xes=xes,
+            northwind=northwind_db,
+            cache_dir=cache_dir,
+            seed=seed,
+            weeks=weeks,
+            volume_factor=volume_factor,
+            compression=compression,
+            synthetic_items=items,
+            synthetic_rate=rate,
             log_options=log_options(**log) if name not in ("northwind", "synthetic") else None,
         )
     except (ValueError, OSError) as exc:
@@ -178,10 +236,26 @@ def simulate_command(
     except ValueError as exc:
         raise typer.BadParameter(str(exc), param_hint="--policies") from exc
     wl = load(
-        workload, xes, northwind_db, cache_dir, seed, weeks, volume_factor, compression, items, rate,
-        columns=columns, sla_file=sla_file, sla=sla, priority=priority, value=value,
-        default_sla_hours=default_sla_hours, touch_cap_hours=touch_cap_hours, hours=hours,
-        drop_activities=drop_activities, value_attribute=value_attribute,
+        workload,
+        xes,
+        northwind_db,
+        cache_dir,
+        seed,
+        weeks,
+        volume_factor,
+        compression,
+        items,
+        rate,
+        columns=columns,
+        sla_file=sla_file,
+        sla=sla,
+        priority=priority,
+        value=value,
+        default_sla_hours=default_sla_hours,
+        touch_cap_hours=touch_cap_hours,
+        hours=hours,
+        drop_activities=drop_activities,
+        value_attribute=value_attribute,
     )
     try:
         sizes = parse_staff(staff) if staff else auto_staff(wl.offered_load())

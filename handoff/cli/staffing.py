@@ -42,20 +42,35 @@ from handoff.cli.simulation import (
 
 
 def staff_command(
-    arrivals_per_hour: Annotated[float | None, typer.Option("--arrivals-per-hour", help="Erlang: arrivals per hour.")] = None,
-    aht_seconds: Annotated[float | None, typer.Option("--aht-seconds", help="Erlang: average handling time, s.")] = None,
-    target_sl: Annotated[float, typer.Option("--target-sl", help="Erlang: share answered within target, e.g. 0.8.")] = 0.8,
-    target_seconds: Annotated[float, typer.Option("--target-seconds", help="Erlang: the service-level threshold, s.")] = 20.0,
+    arrivals_per_hour: Annotated[
+        float | None, typer.Option("--arrivals-per-hour", help="Erlang: arrivals per hour.")
+    ] = None,
+    aht_seconds: Annotated[
+        float | None, typer.Option("--aht-seconds", help="Erlang: average handling time, s.")
+    ] = None,
+    target_sl: Annotated[
+        float, typer.Option("--target-sl", help="Erlang: share answered within target, e.g. 0.8.")
+    ] = 0.8,
+    target_seconds: Annotated[
+        float, typer.Option("--target-seconds", help="Erlang: the service-level threshold, s.")
+    ] = 20.0,
     max_occupancy: Annotated[float | None, typer.Option("--max-occupancy", help="Cap on occupancy, e.g. 0.85.")] = None,
     shrinkage: Annotated[float, typer.Option("--shrinkage", help="Share of paid time not available, e.g. 0.3.")] = 0.0,
     patience_seconds: Annotated[
         float | None, typer.Option("--patience-seconds", help="Mean patience: adds Erlang A (abandonment).")
     ] = None,
     workload: Annotated[str | None, typer.Option("--workload", help="Staff by simulation: " + WorkloadHelp)] = None,
-    target_on_time: Annotated[float, typer.Option("--target-on-time", help="Simulation: on-time share, e.g. 0.95.")] = 0.95,
+    target_on_time: Annotated[
+        float, typer.Option("--target-on-time", help="Simulation: on-time share, e.g. 0.95.")
+    ] = 0.95,
     policy: Annotated[str, typer.Option("--policy", help="Simulation: routing policy.")] = "push",
     max_staff: Annotated[int | None, typer.Option("--max-staff", help="Simulation: largest team to try.")] = None,
-    draws: Annotated[int, typer.Option("--draws", help="Simulation: team draws (seeds) to search over; the answer meets the target with all.")] = 5,
+    draws: Annotated[
+        int,
+        typer.Option(
+            "--draws", help="Simulation: team draws (seeds) to search over; the answer meets the target with all."
+        ),
+    ] = 5,
     seed: SeedOpt = 0,
     xes: XesOpt = None,
     northwind_db: NorthwindOpt = None,
@@ -81,10 +96,26 @@ def staff_command(
     the smallest team meeting an on-time target in simulation (--workload)."""
     if workload is not None:
         wl = load(
-            workload, xes, northwind_db, cache_dir, seed, weeks, volume_factor, compression, items, rate,
-            columns=columns, sla_file=sla_file, sla=sla, priority=priority, value=value,
-            default_sla_hours=default_sla_hours, touch_cap_hours=touch_cap_hours, hours=hours,
-            drop_activities=drop_activities, value_attribute=value_attribute,
+            workload,
+            xes,
+            northwind_db,
+            cache_dir,
+            seed,
+            weeks,
+            volume_factor,
+            compression,
+            items,
+            rate,
+            columns=columns,
+            sla_file=sla_file,
+            sla=sla,
+            priority=priority,
+            value=value,
+            default_sla_hours=default_sla_hours,
+            touch_cap_hours=touch_cap_hours,
+            hours=hours,
+            drop_activities=drop_activities,
+            value_attribute=value_attribute,
         )
         _staff_by_simulation(wl, target_on_time, policy, max_staff, draws, shrinkage, seed, volume_factor, json_out)
         return
@@ -162,7 +193,10 @@ def _staff_by_erlang(
     t.add_row("occupancy", _pct(c.occupancy))
     t.add_section()
     t.add_row("square-root rule N = R + beta sqrt(R)", f"beta = {c.sqrt_beta:.2f}")
-    t.add_row("protective capacity N - R", f"{c.protective_capacity:.2f} agents ({c.protective_capacity / load:.0%} of R)" if load else "-")
+    t.add_row(
+        "protective capacity N - R",
+        f"{c.protective_capacity:.2f} agents ({c.protective_capacity / load:.0%} of R)" if load else "-",
+    )
     if hw_beta is not None:
         t.add_row(
             "Halfin-Whitt: beta for this P(wait)",
@@ -182,7 +216,9 @@ def _staff_by_erlang(
     console.print(t)
 
 
-def _staff_by_simulation(wl, target_on_time, policy, max_staff, draws, shrinkage, seed, volume_factor, json_out) -> None:
+def _staff_by_simulation(
+    wl, target_on_time, policy, max_staff, draws, shrinkage, seed, volume_factor, json_out
+) -> None:
     from handoff.analytics.simulation.compare import parse_policies
     from handoff.analytics.simulation.smallest import smallest_team_over_draws
 
@@ -203,20 +239,45 @@ def _staff_by_simulation(wl, target_on_time, policy, max_staff, draws, shrinkage
         )
     with console.status("simulating team sizes...") as status:
         found = smallest_team_over_draws(
-            wl, policy, target_on_time, seed=seed, draws=draws, max_staff=max_staff,
+            wl,
+            policy,
+            target_on_time,
+            seed=seed,
+            draws=draws,
+            max_staff=max_staff,
             on_trial=lambda tr: status.update(f"draw {tr.draw}: {tr.staff} reps, {tr.on_time_pct:.1f} % on time"),
         )
     answer = found.answer
     rostered = math.ceil(answer / (1 - shrinkage) - 1e-12) if answer is not None else None
     if json_out:
-        typer.echo(json.dumps({
-            "workload": wl.summary(), "policy": policy, "target_on_time": target_on_time,
-            "volume_factor": volume_factor, "draws": draws, "seed": seed, **found.as_dict(),
-            "rostered_after_shrinkage": rostered, "shrinkage": shrinkage,
-        }, indent=2))
+        typer.echo(
+            json.dumps(
+                {
+                    "workload": wl.summary(),
+                    "policy": policy,
+                    "target_on_time": target_on_time,
+                    "volume_factor": volume_factor,
+                    "draws": draws,
+                    "seed": seed,
+                    **found.as_dict(),
+                    "rostered_after_shrinkage": rostered,
+                    "shrinkage": shrinkage,
+                },
+                indent=2,
+            )
+        )
         return
     t = Table(title=f"Smallest team for {_pct(target_on_time)} on time under {policy}, {draws} team draws")
-    for col in ("staff", "load/rep", "protective capacity N-R", "beta", "draws met", "on-time % min-max", "p95 late h max", "util %"):
+    for col in (
+        "staff",
+        "load/rep",
+        "protective capacity N-R",
+        "beta",
+        "draws met",
+        "on-time % min-max",
+        "p95 late h max",
+        "util %",
+    ):
         t.add_column(col, justify="right")
     goal = 100 * target_on_time - 1e-9
     for n, trials in found.by_size():
@@ -224,15 +285,21 @@ def _staff_by_simulation(wl, target_on_time, policy, max_staff, draws, shrinkage
         met = sum(v >= goal for v in on)
         spread = f"{min(on):.1f}" if f"{min(on):.1f}" == f"{max(on):.1f}" else f"{min(on):.1f}-{max(on):.1f}"
         t.add_row(
-            str(n), f"{load_r / n:.2f}", f"{n - load_r:+.2f}", f"{trials[0].beta:+.2f}",
+            str(n),
+            f"{load_r / n:.2f}",
+            f"{n - load_r:+.2f}",
+            f"{trials[0].beta:+.2f}",
             f"[bold green]{met}/{len(on)}[/bold green]" if met == len(on) else f"{met}/{len(on)}",
-            spread, f"{max(tr.p95_lateness_h for tr in trials):.2f}",
+            spread,
+            f"{max(tr.p95_lateness_h for tr in trials):.2f}",
             f"{100 * sum(tr.utilisation for tr in trials) / len(trials):.0f}",
         )
     console.print(t)
     per_draw = ", ".join(f"{d}: {'-' if n is None else n}" for d, n in found.by_draw.items())
     if answer is None:
-        console.print(f"[red]Not every draw meets the target with up to {max(tr.staff for tr in found.trials)} reps[/red] (smallest team per draw: {per_draw}).")
+        console.print(
+            f"[red]Not every draw meets the target with up to {max(tr.staff for tr in found.trials)} reps[/red] (smallest team per draw: {per_draw})."
+        )
         return
     extra = f"; rostered after {_pct(shrinkage)} shrinkage: {rostered}" if shrinkage else ""
     console.print(

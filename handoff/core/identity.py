@@ -147,8 +147,9 @@ def set_password(s: Session, name: str, password: str, actor: str) -> Worker:
 
 def _failures_since(s: Session, column: Any, value: str, since: datetime) -> tuple[int, datetime | None]:
     count, oldest = s.execute(
-        select(func.count(), func.min(LoginAttempt.at))
-        .where(column == value, LoginAttempt.at >= since, LoginAttempt.succeeded.is_(False))
+        select(func.count(), func.min(LoginAttempt.at)).where(
+            column == value, LoginAttempt.at >= since, LoginAttempt.succeeded.is_(False)
+        )
     ).one()
     return int(count), oldest
 
@@ -157,13 +158,17 @@ def check_rate_limit(s: Session, name: str, client: str, now: datetime | None = 
     """Raise TooManyAttempts if this name or this address failed too often lately."""
     now = now or utcnow()
     since = now - LOGIN_WINDOW
-    for column, value, limit, what in ((LoginAttempt.name, name, MAX_FAILURES_PER_NAME, "this name"),
-                                       (LoginAttempt.client, client, MAX_FAILURES_PER_CLIENT, "this address")):
+    for column, value, limit, what in (
+        (LoginAttempt.name, name, MAX_FAILURES_PER_NAME, "this name"),
+        (LoginAttempt.client, client, MAX_FAILURES_PER_CLIENT, "this address"),
+    ):
         failures, oldest = _failures_since(s, column, value, since)
         if failures >= limit:
             wait = int(((oldest or now) + LOGIN_WINDOW - now).total_seconds()) + 1
-            raise TooManyAttempts(f"too many failed sign-ins for {what}; try again in {wait // 60 + 1} min",
-                                  retry_after_seconds=max(wait, 1))
+            raise TooManyAttempts(
+                f"too many failed sign-ins for {what}; try again in {wait // 60 + 1} min",
+                retry_after_seconds=max(wait, 1),
+            )
 
 
 def authenticate(s: Session, name: str, password: str, client: str) -> Worker:
@@ -214,7 +219,8 @@ def _generation(worker: Worker) -> str:
 def issue_session(worker: Worker, purpose: str = "web") -> str:
     """A signed session token (the cookie's value, or the CLI's session file)."""
     return _signer(f"handoff.session.{purpose}").dumps(
-        {"w": worker.id, "g": _generation(worker), "c": secrets.token_urlsafe(18)})
+        {"w": worker.id, "g": _generation(worker), "c": secrets.token_urlsafe(18)}
+    )
 
 
 def read_session(s: Session, token: str | None, purpose: str = "web") -> SignedIn:
@@ -246,12 +252,26 @@ def answer_digest(answer: dict[str, Any]) -> str:
     return hashlib.sha256(canonical_answer(answer).encode()).hexdigest()
 
 
-def sign_completion(item_id: int, attempt_key: str, person: str, answer: dict[str, Any],
-                    override: str | None = None, via: str = "handoff") -> str:
+def sign_completion(
+    item_id: int,
+    attempt_key: str,
+    person: str,
+    answer: dict[str, Any],
+    override: str | None = None,
+    via: str = "handoff",
+) -> str:
     """The proof handoff attaches to an answer it sends for a signed-in person."""
-    return _signer("handoff.completion", timed=False).dumps({
-        "item": item_id, "key": attempt_key, "by": person, "answer": answer_digest(answer),
-        "override": override, "via": via, "at": utcnow().isoformat(timespec="seconds")})
+    return _signer("handoff.completion", timed=False).dumps(
+        {
+            "item": item_id,
+            "key": attempt_key,
+            "by": person,
+            "answer": answer_digest(answer),
+            "override": override,
+            "via": via,
+            "at": utcnow().isoformat(timespec="seconds"),
+        }
+    )
 
 
 @dataclass(frozen=True)
@@ -271,27 +291,37 @@ def verify_completion(s: Session, item_id: int, answer: dict[str, Any]) -> Proof
         raise CompletionRefused(
             "the answer carries no proof of who sent it (it came around handoff: the Prefect UI's "
             "Resume dialog or Prefect's API); complete it in the worklist or with `handoff complete`",
-            claimed_by=claimed)
+            claimed_by=claimed,
+        )
     try:
         data = _signer("handoff.completion", timed=False).loads(str(token))
     except BadSignature:
         raise CompletionRefused("the proof of who sent the answer is forged or damaged", claimed_by=claimed) from None
     item = s.get(WorkItem, item_id)
     if item is None or data.get("item") != item_id:
-        raise CompletionRefused(f"the proof was made for work item {data.get('item')}, not {item_id}",
-                                claimed_by=claimed)
+        raise CompletionRefused(
+            f"the proof was made for work item {data.get('item')}, not {item_id}", claimed_by=claimed
+        )
     if data.get("key") != item.input_key:
         raise CompletionRefused(
             f"the proof was made for an earlier attempt ({data.get('key')}), not the one waiting now "
-            f"({item.input_key}): a replay", claimed_by=claimed, signed_by=data.get("by"))
+            f"({item.input_key}): a replay",
+            claimed_by=claimed,
+            signed_by=data.get("by"),
+        )
     if data.get("answer") != answer_digest(answer):
-        raise CompletionRefused("the answer was altered after it was signed", claimed_by=claimed,
-                                signed_by=data.get("by"))
+        raise CompletionRefused(
+            "the answer was altered after it was signed", claimed_by=claimed, signed_by=data.get("by")
+        )
     if data.get("by") != answer.get("completed_by"):
-        raise CompletionRefused(f"the form names {claimed} but was signed for {data.get('by')}",
-                                claimed_by=claimed, signed_by=data.get("by"))
-    return Proof(str(data["by"]), str(data["key"]), data.get("override"), str(data.get("via", "handoff")),
-                 str(data["answer"]))
+        raise CompletionRefused(
+            f"the form names {claimed} but was signed for {data.get('by')}",
+            claimed_by=claimed,
+            signed_by=data.get("by"),
+        )
+    return Proof(
+        str(data["by"]), str(data["key"]), data.get("override"), str(data.get("via", "handoff")), str(data["answer"])
+    )
 
 
 def outcome_of(answer: dict[str, Any]) -> str:
@@ -307,8 +337,16 @@ def complete_verified(s: Session, item_id: int, answer: dict[str, Any]) -> WorkI
     except router.NotAllowed as refused:
         raise CompletionRefused(str(refused), actor=proof.person) from refused
     item.answer = {k: v for k, v in answer.items() if k != PROOF_FIELD}
-    audit.record(s, proof.person, "work_item", item_id, "completion-verified", attempt=proof.attempt_key,
-                 answer_sha256=proof.digest, via=proof.via)
+    audit.record(
+        s,
+        proof.person,
+        "work_item",
+        item_id,
+        "completion-verified",
+        attempt=proof.attempt_key,
+        answer_sha256=proof.digest,
+        via=proof.via,
+    )
     if proof.override is not None:
         audit.record(s, proof.person, "work_item", item_id, "override", reason=proof.override)
     return item

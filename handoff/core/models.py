@@ -8,7 +8,7 @@ The schema is owned by Alembic (handoff/migrations); change a model, then add a 
 from __future__ import annotations
 
 import enum
-from datetime import date, datetime, timezone
+from datetime import UTC, date, datetime
 from typing import Any
 
 from sqlalchemy import JSON, BigInteger, Double, ForeignKey, Index, LargeBinary, String, UniqueConstraint
@@ -16,7 +16,7 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
 
 def utcnow() -> datetime:
-    return datetime.now(timezone.utc).replace(tzinfo=None)
+    return datetime.now(UTC).replace(tzinfo=None)
 
 
 class Base(DeclarativeBase):
@@ -236,8 +236,10 @@ class LoginAttempt(Base):
     client: Mapped[str] = mapped_column(String(80))  # the client address, or "cli"
     succeeded: Mapped[bool] = mapped_column(default=False)
 
-    __table_args__ = (Index("ix_login_attempts_name_at", "name", "at"),
-                      Index("ix_login_attempts_client_at", "client", "at"))
+    __table_args__ = (
+        Index("ix_login_attempts_name_at", "name", "at"),
+        Index("ix_login_attempts_client_at", "client", "at"),
+    )
 
 
 class Quarantine(Base):

@@ -45,8 +45,14 @@ def load_catalogue(path: Path | None = None) -> tuple[int, int]:
             if problem:
                 bad.append(("customer", row, *problem))
                 continue
-            _upsert(s, Customer, row["CustomerID"], name=row["CompanyName"], contact_name=_text(row["ContactName"]),
-                    country=_text(row["Country"]))
+            _upsert(
+                s,
+                Customer,
+                row["CustomerID"],
+                name=row["CompanyName"],
+                contact_name=_text(row["ContactName"]),
+                country=_text(row["Country"]),
+            )
             taken[0] += 1
         for p in conn.execute(
             "SELECT p.ProductID, p.ProductName, c.CategoryName, p.UnitPrice, p.Discontinued "
@@ -57,8 +63,15 @@ def load_catalogue(path: Path | None = None) -> tuple[int, int]:
             if problem:
                 bad.append(("product", row, *problem))
                 continue
-            _upsert(s, Product, row["ProductID"], name=row["ProductName"], category=_text(row["CategoryName"]),
-                    unit_price=float(row["UnitPrice"] or 0), discontinued=str(row["Discontinued"]) == "1")
+            _upsert(
+                s,
+                Product,
+                row["ProductID"],
+                name=row["ProductName"],
+                category=_text(row["CategoryName"]),
+                unit_price=float(row["UnitPrice"] or 0),
+                discontinued=str(row["Discontinued"]) == "1",
+            )
             taken[1] += 1
     for kind, row, where, why in bad:
         reference = str(row.get("CustomerID") if kind == "customer" else row.get("ProductID"))
@@ -103,9 +116,7 @@ def _upsert(s: Session, model: type, key: Any, **values: Any) -> None:
             setattr(row, name, value)
 
 
-def northwind_orders(
-    path: Path | None = None, limit: int | None = None, as_of: date | None = None
-) -> list[Submission]:
+def northwind_orders(path: Path | None = None, limit: int | None = None, as_of: date | None = None) -> list[Submission]:
     """Northwind orders in intake's shape, oldest first, one submission each.
 
     `as_of` replays history as if each order arrived on that day: the order date becomes
@@ -122,10 +133,14 @@ def northwind_orders(
         for row in conn.execute(
             'SELECT OrderID, ProductID, UnitPrice, Quantity, Discount FROM "Order Details" ORDER BY OrderID, ProductID'
         ):
-            lines.setdefault(row["OrderID"], []).append({
-                "product_id": row["ProductID"], "quantity": row["Quantity"],
-                "unit_price": _amount(row["UnitPrice"]), "discount": _amount(row["Discount"]),
-            })
+            lines.setdefault(row["OrderID"], []).append(
+                {
+                    "product_id": row["ProductID"],
+                    "quantity": row["Quantity"],
+                    "unit_price": _amount(row["UnitPrice"]),
+                    "discount": _amount(row["Discount"]),
+                }
+            )
     out = []
     for o in orders:
         ordered, due = _day(o["OrderDate"]), _day(o["RequiredDate"])

@@ -39,25 +39,37 @@ class Settings(BaseSettings):
     intake_token: str = Field(default="", description="Bearer token for POST /orders; empty = made once, kept in home.")
     # Intake's document limit (a file, an HTTP body: 413 over it) and how long a body may take to arrive
     intake_max_bytes: int = Field(default=10 * 1024 * 1024, ge=1024, description="Largest document intake reads.")
-    intake_read_timeout_seconds: float = Field(default=30.0, gt=0, description="Time a request body may take to arrive.")
+    intake_read_timeout_seconds: float = Field(
+        default=30.0, gt=0, description="Time a request body may take to arrive."
+    )
 
     # The reps' worklist (`handoff up`) and who may sign in (handoff.core.identity)
     worklist_host: str = Field(default="127.0.0.1")
     worklist_port: int = Field(default=8081)
     session_hours: float = Field(default=12.0, gt=0, description="A sign-in lasts this long (web and CLI).")
     secure_cookies: bool = Field(default=False, description="Send the session cookie over HTTPS only (set behind TLS).")
-    server_secret: str = Field(default="", description="Signs sessions and completions; empty = made once, kept in home (0600).")
+    server_secret: str = Field(
+        default="", description="Signs sessions and completions; empty = made once, kept in home (0600)."
+    )
     # The operators' console: Prefect's own basic auth on its server, UI and every client.
-    prefect_start_seconds: float = Field(default=240.0, gt=0, description="How long `handoff up` waits for the Prefect server to answer.")
-    lock_ui: bool = Field(default=False, description="Protect the Prefect server and UI with basic auth (`handoff up --lock-ui`).")
-    prefect_auth_string: str = Field(default="", description="user:password for the locked Prefect UI; empty = made once, kept in home.")
+    prefect_start_seconds: float = Field(
+        default=240.0, gt=0, description="How long `handoff up` waits for the Prefect server to answer."
+    )
+    lock_ui: bool = Field(
+        default=False, description="Protect the Prefect server and UI with basic auth (`handoff up --lock-ui`)."
+    )
+    prefect_auth_string: str = Field(
+        default="", description="user:password for the locked Prefect UI; empty = made once, kept in home."
+    )
 
     # Order entry: when does an order need a person's approval?
     large_order_value: float = Field(default=5000.0, description="Order total from which a rep must approve.")
     approval_due_hours: float = Field(default=8.0, description="Business hours a rep has to approve an order.")
 
     # Quotation, billing
-    discount_approval_threshold: float = Field(default=0.10, description="Overall discount from which a manager approves.")
+    discount_approval_threshold: float = Field(
+        default=0.10, description="Overall discount from which a manager approves."
+    )
     quote_valid_days: int = Field(default=30, description="Days a quote stays valid.")
     invoice_approval_value: float = Field(default=10000.0, description="Invoice total from which a person approves.")
     currency: str = Field(default="USD")

@@ -25,7 +25,7 @@ import json
 import os
 import statistics
 from collections.abc import Iterable
-from datetime import date, datetime, time, timedelta, timezone
+from datetime import UTC, date, datetime, time, timedelta
 from functools import lru_cache
 from pathlib import Path
 
@@ -70,8 +70,10 @@ class BusinessHours(BaseModel):
 def _default_work_types() -> dict[str, WorkTypeSla]:
     # Business hours to due, and the effort assumed before any history exists: as each work
     # type is declared (handoff.core.work_types).
-    return {name: WorkTypeSla(sla_hours=kind.sla_hours, effort_minutes=kind.effort_minutes)
-            for name, kind in work_types.WORK_TYPES.items()}
+    return {
+        name: WorkTypeSla(sla_hours=kind.sla_hours, effort_minutes=kind.effort_minutes)
+        for name, kind in work_types.WORK_TYPES.items()
+    }
 
 
 class SlaConfig(BaseModel):
@@ -148,10 +150,10 @@ class BusinessClock:
         return self._utc(opens), self._utc(closes)
 
     def _utc(self, local: datetime) -> datetime:
-        return local.replace(tzinfo=self.tz).astimezone(timezone.utc).replace(tzinfo=None)
+        return local.replace(tzinfo=self.tz).astimezone(UTC).replace(tzinfo=None)
 
     def _local_date(self, utc_naive: datetime) -> date:
-        return utc_naive.replace(tzinfo=timezone.utc).astimezone(self.tz).date()
+        return utc_naive.replace(tzinfo=UTC).astimezone(self.tz).date()
 
     def seconds_between(self, a: datetime, b: datetime) -> float:
         """Business seconds from a to b (negative when b is before a)."""

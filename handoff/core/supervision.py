@@ -59,9 +59,20 @@ def team_items(s: Session, limit: int = 200, now: datetime | None = None) -> lis
     score_of = {r.id: float(sc) for r, sc in zip(rows, scores, strict=True)}
     items = {it.id: it for it in s.scalars(select(WorkItem).where(WorkItem.id.in_(top)))}
     names: dict[int | None, str] = dict(s.execute(select(Worker.id, Worker.name)).all())
-    return [TeamItem(it.id, it.title, it.work_type, str(it.state), names.get(it.assignee_id), it.due_at,
-                     sla.business_seconds_between(now, it.due_at), score_of[it.id], it.escalated)
-            for it in (items[i] for i in top)]
+    return [
+        TeamItem(
+            it.id,
+            it.title,
+            it.work_type,
+            str(it.state),
+            names.get(it.assignee_id),
+            it.due_at,
+            sla.business_seconds_between(now, it.due_at),
+            score_of[it.id],
+            it.escalated,
+        )
+        for it in (items[i] for i in top)
+    ]
 
 
 def reassign_item(s: Session, item_id: int, to: str, by: str, reason: str, now: datetime | None = None) -> Worker:
@@ -97,8 +108,18 @@ def reassign_item(s: Session, item_id: int, to: str, by: str, reason: str, now: 
     if taken is not router.Claim.TAKEN:  # raising rolls the caller's transaction back: nothing moved
         why = "has no spare capacity or is not available" if taken is router.Claim.REP_FULL else "lost the race for it"
         raise CannotReassign(f"{to} {why}; work item {item_id} stays with {before or 'the router'}")
-    audit.record(s, by, "work_item", item_id, "reassigned", str(item.state), "assigned",
-                 from_worker=before, to_worker=to, reason=reason)
+    audit.record(
+        s,
+        by,
+        "work_item",
+        item_id,
+        "reassigned",
+        str(item.state),
+        "assigned",
+        from_worker=before,
+        to_worker=to,
+        reason=reason,
+    )
     moved_to = s.get(Worker, target.id, populate_existing=True)
     if moved_to is None:
         raise CannotReassign(f"{to} was deleted meanwhile")

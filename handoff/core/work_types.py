@@ -117,46 +117,123 @@ def _the_assignee_did_the_visit(item: WorkItem, s: Session) -> dict[str, Any]:
 
 DECLARED = (
     # Order entry (flows/order_entry.py)
-    WorkType("order-approval", form="OrderApproval",
-             sla_hours=settings.approval_due_hours,  # HANDOFF_APPROVAL_DUE_HOURS
-             effort_minutes=15, skill="order-entry", level=2, team="customer service",
-             standin=_approve_unless_the_checklist_failed),
-    WorkType("credit-review", form="CreditReview", sla_hours=16, effort_minutes=30,
-             skill="credit", level=2, team="customer service",
-             standin={"decision": "approve", "note": "prepayment agreed with the customer"}),
+    WorkType(
+        "order-approval",
+        form="OrderApproval",
+        sla_hours=settings.approval_due_hours,  # HANDOFF_APPROVAL_DUE_HOURS
+        effort_minutes=15,
+        skill="order-entry",
+        level=2,
+        team="customer service",
+        standin=_approve_unless_the_checklist_failed,
+    ),
+    WorkType(
+        "credit-review",
+        form="CreditReview",
+        sla_hours=16,
+        effort_minutes=30,
+        skill="credit",
+        level=2,
+        team="customer service",
+        standin={"decision": "approve", "note": "prepayment agreed with the customer"},
+    ),
     # Quotation (flows/quotation.py)
-    WorkType("discount-approval", form="DiscountApproval", sla_hours=4, effort_minutes=10,
-             skill="quotation", level=3, team="customer service",
-             standin={"decision": "approve", "note": "within what we give this customer"}),
+    WorkType(
+        "discount-approval",
+        form="DiscountApproval",
+        sla_hours=4,
+        effort_minutes=10,
+        skill="quotation",
+        level=3,
+        team="customer service",
+        standin={"decision": "approve", "note": "within what we give this customer"},
+    ),
     # Provisioning (flows/provisioning.py)
-    WorkType("provisioning-visit", form="TechnicianVisit", sla_hours=40, effort_minutes=120,
-             skill="provisioning", level=2, team="operations",
-             standin=_the_assignee_did_the_visit),
-    WorkType("provisioning-exception", form="ProvisioningException", sla_hours=8, effort_minutes=20,
-             skill="provisioning", level=3, team="operations",
-             standin={"resolution": "drop-line", "note": "product no longer sold; customer informed"}),
+    WorkType(
+        "provisioning-visit",
+        form="TechnicianVisit",
+        sla_hours=40,
+        effort_minutes=120,
+        skill="provisioning",
+        level=2,
+        team="operations",
+        standin=_the_assignee_did_the_visit,
+    ),
+    WorkType(
+        "provisioning-exception",
+        form="ProvisioningException",
+        sla_hours=8,
+        effort_minutes=20,
+        skill="provisioning",
+        level=3,
+        team="operations",
+        standin={"resolution": "drop-line", "note": "product no longer sold; customer informed"},
+    ),
     # Activation (flows/activation.py)
-    WorkType("activation-confirmation", form="CustomerConfirmation", sla_hours=8, effort_minutes=15,
-             skill="activation", level=1, team="operations",
-             standin={"confirmed": True, "note": "customer confirmed by phone"}),
+    WorkType(
+        "activation-confirmation",
+        form="CustomerConfirmation",
+        sla_hours=8,
+        effort_minutes=15,
+        skill="activation",
+        level=1,
+        team="operations",
+        standin={"confirmed": True, "note": "customer confirmed by phone"},
+    ),
     # Billing (flows/billing.py)
-    WorkType("invoice-approval", form="InvoiceApproval", sla_hours=16, effort_minutes=20,
-             skill="billing", level=3, team="billing",
-             standin={"decision": "approve", "note": "amounts match the order"}),
+    WorkType(
+        "invoice-approval",
+        form="InvoiceApproval",
+        sla_hours=16,
+        effort_minutes=20,
+        skill="billing",
+        level=3,
+        team="billing",
+        standin={"decision": "approve", "note": "amounts match the order"},
+    ),
     # Any stage's checklist gate (tasks/checklist_gate.py): the flow names the skill of the stage
     # whose checklist failed (provisioning, activation, billing); order entry's otherwise.
-    WorkType("checklist-fix", form="ChecklistFix", sla_hours=8, effort_minutes=30,
-             skill="order-entry", level=2, team="customer service",
-             standin={"resolution": "fixed", "note": "corrected the data"}),
+    WorkType(
+        "checklist-fix",
+        form="ChecklistFix",
+        sla_hours=8,
+        effort_minutes=30,
+        skill="order-entry",
+        level=2,
+        team="customer service",
+        standin={"resolution": "fixed", "note": "corrected the data"},
+    ),
     # Handoff meeting (flows/handoff_meeting.py): sales and operations each sign off
-    WorkType("handoff-signoff-sales", form="SalesSignOff", sla_hours=24, effort_minutes=30,
-             skill="sales", level=2, team="account management",
-             standin={"signed": True, "turnaround_days": 3, "scope": "nation-wide", "customisations": "none",
-                      "decision_maker": "the customer's contact", "decision_maker_contact": "contact@example.com",
-                      "training_sessions": 1, "changes_since_contract": "none", "open_questions": ""}),
-    WorkType("handoff-signoff-operations", form="OperationsSignOff", sla_hours=24, effort_minutes=30,
-             skill="operations", level=2, team="account management",
-             standin={"signed": True, "open_questions": ""}),
+    WorkType(
+        "handoff-signoff-sales",
+        form="SalesSignOff",
+        sla_hours=24,
+        effort_minutes=30,
+        skill="sales",
+        level=2,
+        team="account management",
+        standin={
+            "signed": True,
+            "turnaround_days": 3,
+            "scope": "nation-wide",
+            "customisations": "none",
+            "decision_maker": "the customer's contact",
+            "decision_maker_contact": "contact@example.com",
+            "training_sessions": 1,
+            "changes_since_contract": "none",
+            "open_questions": "",
+        },
+    ),
+    WorkType(
+        "handoff-signoff-operations",
+        form="OperationsSignOff",
+        sla_hours=24,
+        effort_minutes=30,
+        skill="operations",
+        level=2,
+        team="account management",
+        standin={"signed": True, "open_questions": ""},
+    ),
 )
 
 
@@ -179,8 +256,10 @@ def team_by_skill(declared: Iterable[WorkType]) -> dict[str, str]:
     for work_type in declared:
         known = teams.setdefault(work_type.skill, work_type.team)
         if known != work_type.team:
-            raise ValueError(f"skill {work_type.skill!r} belongs to team {known!r} and, in work type "
-                             f"{work_type.name!r}, to {work_type.team!r}: one team per skill")
+            raise ValueError(
+                f"skill {work_type.skill!r} belongs to team {known!r} and, in work type "
+                f"{work_type.name!r}, to {work_type.team!r}: one team per skill"
+            )
     return teams
 
 
@@ -199,5 +278,14 @@ def get(name: str) -> WorkType:
         ) from None
 
 
-__all__ = ["DECLARED", "TEAM_BY_SKILL", "WORK_TYPES", "StandinAnswer", "UnknownWorkType", "WorkType", "by_name",
-           "get", "team_by_skill"]
+__all__ = [
+    "DECLARED",
+    "TEAM_BY_SKILL",
+    "WORK_TYPES",
+    "StandinAnswer",
+    "UnknownWorkType",
+    "WorkType",
+    "by_name",
+    "get",
+    "team_by_skill",
+]

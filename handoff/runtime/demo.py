@@ -14,19 +14,19 @@ import statistics
 import threading
 import time
 from collections import Counter, defaultdict
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
-from typing import Callable
 
 from sqlalchemy import select
 
-from handoff.runtime import prefect_server
 from handoff.core.db import session
 from handoff.core.intake import IntakeResult
 from handoff.core.models import AuditEvent, Order, WorkItem, WorkItemState
 from handoff.core.settings import settings
+from handoff.runtime import prefect_server
 from handoff.runtime.standins import ensure_standin_reps, standin_answer
 from handoff.runtime.steps import StepNotReady, complete_step, waiting_steps
 
@@ -99,8 +99,9 @@ def run_flow(fn: Callable, key: str):  # noqa: ANN201
             time.sleep(2 * attempt)
 
 
-def run_all(fn: Callable, keys: list[str], concurrency: int, summary: DemoSummary,
-            on_progress: Callable | None, label: str) -> None:
+def run_all(
+    fn: Callable, keys: list[str], concurrency: int, summary: DemoSummary, on_progress: Callable | None, label: str
+) -> None:
     """Run a flow for each key on a few threads (each flow run in its own thread's context)."""
     if on_progress:
         on_progress("start", label, len(keys))
@@ -119,8 +120,9 @@ def run_all(fn: Callable, keys: list[str], concurrency: int, summary: DemoSummar
                 on_progress("advance", label, 1)
 
 
-def run_demo(orders: int | None, auto_approve: bool, concurrency: int, fresh: bool,
-             on_progress: Callable | None = None) -> DemoSummary:
+def run_demo(
+    orders: int | None, auto_approve: bool, concurrency: int, fresh: bool, on_progress: Callable | None = None
+) -> DemoSummary:
     from flows.handoff_meeting import handoff_meeting
     from flows.order_pipeline import order_pipeline
     from handoff.core.northwind import import_northwind

@@ -90,8 +90,9 @@ def create_intake_app(token: str | None = None, announce: bool = True) -> FastAP
     def authorised(request: Request) -> None:
         given = bearer_token(request)
         if given is None or not hmac.compare_digest(given, expected):
-            raise HTTPException(status_code=401, detail="a valid bearer token is required",
-                                headers={"WWW-Authenticate": "Bearer"})
+            raise HTTPException(
+                status_code=401, detail="a valid bearer token is required", headers={"WWW-Authenticate": "Bearer"}
+            )
 
     @app.get("/health")
     def health() -> dict[str, str]:
@@ -112,8 +113,11 @@ def create_intake_app(token: str | None = None, announce: bool = True) -> FastAP
                         return too_large(limit)
                     chunks.append(chunk)
         except TimeoutError:
-            return JSONResponse({"detail": f"the body took over {settings.intake_read_timeout_seconds:g} s to arrive"},
-                                status_code=408, headers={"Connection": "close"})
+            return JSONResponse(
+                {"detail": f"the body took over {settings.intake_read_timeout_seconds:g} s to arrive"},
+                status_code=408,
+                headers={"Connection": "close"},
+            )
         is_csv = request.headers.get("content-type", "").split(";")[0].strip().lower() == "text/csv"
         try:
             result = await run_in_threadpool(take_orders, b"".join(chunks), is_csv, announce)
@@ -149,8 +153,11 @@ def answer(result: IntakeResult) -> dict[str, Any]:
 
 
 def too_large(limit: int) -> JSONResponse:
-    return JSONResponse({"detail": f"the body is over the limit of {limit:,} bytes (HANDOFF_INTAKE_MAX_BYTES)"},
-                        status_code=413, headers={"Connection": "close"})
+    return JSONResponse(
+        {"detail": f"the body is over the limit of {limit:,} bytes (HANDOFF_INTAKE_MAX_BYTES)"},
+        status_code=413,
+        headers={"Connection": "close"},
+    )
 
 
 class HeadDeadlineProtocol(H11Protocol):
@@ -199,9 +206,15 @@ class IntakeServer:
     """The intake app served by uvicorn in a background thread."""
 
     def __init__(self, host: str, port: int, token: str | None = None, announce: bool = True) -> None:
-        config = uvicorn.Config(create_intake_app(token, announce), host=host, port=port, log_level="warning",
-                                http=HeadDeadlineProtocol, timeout_keep_alive=5,
-                                limit_concurrency=CONNECTIONS_AT_ONCE)
+        config = uvicorn.Config(
+            create_intake_app(token, announce),
+            host=host,
+            port=port,
+            log_level="warning",
+            http=HeadDeadlineProtocol,
+            timeout_keep_alive=5,
+            limit_concurrency=CONNECTIONS_AT_ONCE,
+        )
         self.server = uvicorn.Server(config)
         self.url = f"http://{host}:{port}"
         self.thread = threading.Thread(target=self.server.run, daemon=True, name="intake-http")

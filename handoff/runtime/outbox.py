@@ -51,7 +51,7 @@ def announce_orders(order_ids: list[str]) -> int:
         events = [(o.id, order_event(o)) for o in orders]
     taken = 0
     for start in range(0, len(events), SEND_BATCH):
-        batch = events[start:start + SEND_BATCH]
+        batch = events[start : start + SEND_BATCH]
         if post_events([e for _, e in batch]):
             taken += len(batch)
             _sent_at.update({order_id: time.monotonic() for order_id, _ in batch})
@@ -127,14 +127,14 @@ def events_on_server(order_ids: list[str]) -> set[str]:
     ids = list(by_event)
     with get_client(sync_client=True) as client:
         for start in range(0, len(ids), READ_BACK_PAGE):
-            page = ids[start:start + READ_BACK_PAGE]
+            page = ids[start : start + READ_BACK_PAGE]
             # (events of the last 180 days: Prefect's default window, and longer than it keeps them)
             query = EventFilter(id=EventIDFilter(id=page), event=EventNameFilter(name=[ORDER_RECEIVED]))
-            response = client.request("POST", "/events/filter",
-                                      json={"filter": query.model_dump(mode="json"), "limit": READ_BACK_PAGE})
+            response = client.request(
+                "POST", "/events/filter", json={"filter": query.model_dump(mode="json"), "limit": READ_BACK_PAGE}
+            )
             response.raise_for_status()
-            found |= {by_event[uuid.UUID(e["id"])] for e in response.json()["events"]
-                      if uuid.UUID(e["id"]) in by_event}
+            found |= {by_event[uuid.UUID(e["id"])] for e in response.json()["events"] if uuid.UUID(e["id"]) in by_event}
     return found
 
 
@@ -151,6 +151,10 @@ def outbox_pass(resend_after: float = RESEND_AFTER_SECONDS) -> tuple[int, int]:
     now, cutoff = time.monotonic(), utcnow() - timedelta(seconds=resend_after)
     with session() as s:
         received = dict(s.execute(select(Order.id, Order.received_at).where(Order.id.in_(pending))).all())
-    due = [o for o in pending if o not in confirmed and (
-        now - _sent_at[o] >= resend_after if o in _sent_at else received.get(o, cutoff) <= cutoff)]
+    due = [
+        o
+        for o in pending
+        if o not in confirmed
+        and (now - _sent_at[o] >= resend_after if o in _sent_at else received.get(o, cutoff) <= cutoff)
+    ]
     return len(confirmed), announce_orders(due) if due else 0

@@ -54,9 +54,18 @@ class PostgresCluster:
         if self.as_postgres:
             shutil.chown(self.dir, "postgres")
         self._run(self.bindir / "initdb", "-D", self.data, "-U", "postgres", "--auth=trust", "-E", "UTF8")
-        self._run(self.bindir / "pg_ctl", "-D", self.data, "-l", self.dir / "server.log", "-w", "start", "-o",
-                  f"-p {self.port} -k {self.dir} -c listen_addresses=127.0.0.1 -c fsync=off "
-                  f"-c synchronous_commit=off -c max_connections={self.max_connections}")
+        self._run(
+            self.bindir / "pg_ctl",
+            "-D",
+            self.data,
+            "-l",
+            self.dir / "server.log",
+            "-w",
+            "start",
+            "-o",
+            f"-p {self.port} -k {self.dir} -c listen_addresses=127.0.0.1 -c fsync=off "
+            f"-c synchronous_commit=off -c max_connections={self.max_connections}",
+        )
         self.running = True
         return self
 

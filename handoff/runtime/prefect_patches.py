@@ -53,8 +53,12 @@ def _outside_tested(patch: str) -> None:
     """Say once per process that a patch runs on a Prefect it was not tested on."""
     if not is_tested() and patch not in _warned:
         _warned.add(patch)
-        log.warning("%s is tested on Prefect %s; this is Prefect %s: applying it anyway, watch for errors",
-                    patch, TESTED, prefect_version())
+        log.warning(
+            "%s is tested on Prefect %s; this is Prefect %s: applying it anyway, watch for errors",
+            patch,
+            TESTED,
+            prefect_version(),
+        )
 
 
 def _cannot_apply(patch: str, missing: str, fallback: str) -> bool:
@@ -137,8 +141,9 @@ def start_flow_runs_from(context: Any) -> bool:
     if isinstance(current, _ForkServerForSpawn):
         return True
     if not callable(getattr(current, "get_context", None)):
-        return _cannot_apply(patch, "prefect.flow_engine.multiprocessing.get_context",
-                             "flow runs start a fresh interpreter")
+        return _cannot_apply(
+            patch, "prefect.flow_engine.multiprocessing.get_context", "flow runs start a fresh interpreter"
+        )
     _outside_tested(patch)
     flow_engine.multiprocessing = _ForkServerForSpawn(context)  # type: ignore[attr-defined]
     return True

@@ -10,8 +10,8 @@ import os
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Iterator
 from pathlib import Path
 from urllib.parse import urlparse
 
@@ -46,9 +46,21 @@ def start(url: str = DEFAULT_URL, log_path: str | None = None, timeout: float | 
     }
     out = open(log_path, "ab") if log_path else subprocess.DEVNULL
     proc = subprocess.Popen(
-        [sys.executable, "-m", "handoff.runtime.prefect_server_main", "server", "start", "--host", parsed.hostname or "127.0.0.1",
-         "--port", str(parsed.port or 4200)],
-        env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
+        [
+            sys.executable,
+            "-m",
+            "handoff.runtime.prefect_server_main",
+            "server",
+            "start",
+            "--host",
+            parsed.hostname or "127.0.0.1",
+            "--port",
+            str(parsed.port or 4200),
+        ],
+        env=env,
+        stdout=out,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
     )
     timeout = timeout or settings.prefect_start_seconds  # a fresh database migrates first: slow on a busy machine
     deadline = time.monotonic() + timeout
@@ -94,8 +106,7 @@ def using(url: str) -> Iterator[None]:
     from handoff.runtime.console_lock import stored_auth_string
 
     # A SQLite server under load answers 500 ("database is locked") or 503; retry those longer.
-    updates = {PREFECT_API_URL: f"{url}/api", PREFECT_CLIENT_RETRY_EXTRA_CODES: "500",
-               PREFECT_CLIENT_MAX_RETRIES: 10}
+    updates = {PREFECT_API_URL: f"{url}/api", PREFECT_CLIENT_RETRY_EXTRA_CODES: "500", PREFECT_CLIENT_MAX_RETRIES: 10}
     auth = stored_auth_string()  # the console is locked (`handoff up --lock-ui`): the CLI signs in too
     if auth:
         updates[PREFECT_API_AUTH_STRING] = auth

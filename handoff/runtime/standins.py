@@ -20,8 +20,20 @@ STANDIN_REPS: list[tuple[str, str, int, dict[str, int]]] = [
     ("Nancy Davolio", "rep", 6, {"order-entry": 3, "credit": 2, "billing": 2, "sales": 2}),
     ("Janet Leverling", "rep", 6, {"order-entry": 2, "quotation": 3, "billing": 3, "sales": 3}),
     ("Margaret Peacock", "rep", 6, {"order-entry": 3, "provisioning": 3, "activation": 2, "operations": 2}),
-    ("Steven Buchanan", "supervisor", 4, {"order-entry": 5, "credit": 4, "quotation": 4, "billing": 4,
-                                         "provisioning": 3, "activation": 3, "operations": 4}),
+    (
+        "Steven Buchanan",
+        "supervisor",
+        4,
+        {
+            "order-entry": 5,
+            "credit": 4,
+            "quotation": 4,
+            "billing": 4,
+            "provisioning": 3,
+            "activation": 3,
+            "operations": 4,
+        },
+    ),
     ("Michael Suyama", "rep", 6, {"order-entry": 2, "activation": 3, "provisioning": 2, "operations": 3}),
     ("Robert King", "rep", 6, {"order-entry": 1, "provisioning": 3, "activation": 1, "operations": 2}),
     ("Laura Callahan", "rep", 6, {"order-entry": 3, "credit": 3, "quotation": 2, "sales": 2}),
@@ -38,8 +50,14 @@ def ensure_standin_reps() -> int:
         for name, role, capacity, skills in STANDIN_REPS:
             if name in known:
                 continue
-            s.add(Worker(name=name, role=role, capacity=capacity,
-                         skills=[WorkerSkill(skill=k, level=v) for k, v in skills.items()]))
+            s.add(
+                Worker(
+                    name=name,
+                    role=role,
+                    capacity=capacity,
+                    skills=[WorkerSkill(skill=k, level=v) for k, v in skills.items()],
+                )
+            )
             added += 1
     return added
 

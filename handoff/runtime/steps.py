@@ -41,15 +41,24 @@ def waiting_steps() -> list[WaitingStep]:
     """Steps whose flow run has paused for a form (or is about to)."""
     with session() as s:
         items = s.scalars(
-            select(WorkItem).where(
+            select(WorkItem)
+            .where(
                 WorkItem.state.in_([WorkItemState.OPEN, WorkItemState.ASSIGNED, WorkItemState.STARTED]),
                 WorkItem.input_key.is_not(None),
                 WorkItem.flow_run_id.is_not(None),
-            ).order_by(WorkItem.id)
+            )
+            .order_by(WorkItem.id)
         ).all()
         return [
-            WaitingStep(i.id, i.work_type, i.title, i.assignee.name if i.assignee else None,
-                        i.flow_run_id, i.input_key, i.order_id)
+            WaitingStep(
+                i.id,
+                i.work_type,
+                i.title,
+                i.assignee.name if i.assignee else None,
+                i.flow_run_id,
+                i.input_key,
+                i.order_id,
+            )
             for i in items
         ]
 
@@ -76,8 +85,15 @@ def step_form(item_id: int) -> tuple[type[StepForm], str | None]:
     return form, description
 
 
-def complete_step(item_id: int, answer: dict, wait_seconds: float = 30.0, *, by: str | None = None,
-                  override_reason: str | None = None, via: str = "handoff") -> None:
+def complete_step(
+    item_id: int,
+    answer: dict,
+    wait_seconds: float = 30.0,
+    *,
+    by: str | None = None,
+    override_reason: str | None = None,
+    via: str = "handoff",
+) -> None:
     """Answer a waiting step's form as a person, with handoff's signed proof that they sent it.
 
     `by` is the person the caller has authenticated (the worklist's session, the CLI's login; the
@@ -158,8 +174,9 @@ def _read_input(client: Any, run_id: UUID, key: str) -> Any:
         raise
 
 
-def _wait_for_the_form(client: Any, item_id: int, by: str, run_id: UUID, input_key: str,
-                       wait_seconds: float) -> dict[str, str]:
+def _wait_for_the_form(
+    client: Any, item_id: int, by: str, run_id: UUID, input_key: str, wait_seconds: float
+) -> dict[str, str]:
     """Wait for the run's input schema before resuming: the run saves it just after it pauses,
     and Prefect refuses a resume without it. Meanwhile another answer may complete the step."""
     deadline = time.monotonic() + wait_seconds
@@ -200,10 +217,12 @@ def _lost_the_race(item_id: int, by: str, first: tuple[dict, datetime] | None, w
                 winner, at = first
                 refusal = router.NotAllowed(
                     f"work item {item_id} was already answered by {winner.get('completed_by', 'someone')} "
-                    f"at {at:%Y-%m-%d %H:%M:%S} UTC; your answer was not used")
+                    f"at {at:%Y-%m-%d %H:%M:%S} UTC; your answer was not used"
+                )
             else:
-                refusal = StepNotReady(f"work item {item_id}: its flow run stopped waiting before your "
-                                       "answer reached it; look again")
+                refusal = StepNotReady(
+                    f"work item {item_id}: its flow run stopped waiting before your answer reached it; look again"
+                )
         time.sleep(0 if refusal else 0.2)
     _refuse(item_id, by, refusal)
 
@@ -215,4 +234,13 @@ def _refuse(item_id: int, by: str, refusal: Exception) -> NoReturn:
     raise refusal
 
 
-__all__ = ["FORMS", "StepNotReady", "ValidationError", "WaitingStep", "complete_step", "form_for", "step_form", "waiting_steps"]
+__all__ = [
+    "FORMS",
+    "StepNotReady",
+    "ValidationError",
+    "WaitingStep",
+    "complete_step",
+    "form_for",
+    "step_form",
+    "waiting_steps",
+]

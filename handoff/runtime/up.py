@@ -16,13 +16,13 @@ import contextvars
 import os
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date, timedelta
 from itertools import count
-from typing import Callable
 
-from handoff.runtime import prefect_server, warm_start
 from handoff.core.settings import settings
+from handoff.runtime import prefect_server, warm_start
 
 ROOT = prefect_server.ROOT
 OUTBOX_SECONDS = 5.0
@@ -68,9 +68,14 @@ def start_unstarted_pipelines(grace: timedelta = STALLED_AFTER) -> int:
     from handoff.core.models import Order, OrderStatus, utcnow
 
     with session() as s:
-        unstarted = s.scalars(select(Order.id).where(
-            Order.status == OrderStatus.RECEIVED, Order.flow_run_id.is_(None),
-            Order.announced_at.is_not(None), Order.announced_at < utcnow() - grace)).all()
+        unstarted = s.scalars(
+            select(Order.id).where(
+                Order.status == OrderStatus.RECEIVED,
+                Order.flow_run_id.is_(None),
+                Order.announced_at.is_not(None),
+                Order.announced_at < utcnow() - grace,
+            )
+        ).all()
     if not unstarted:
         return 0
     live = live_pipeline_orders()
@@ -95,17 +100,37 @@ def start_pipeline(order_id: str) -> str:
     from handoff.core.models import AuditEvent
 
     def recorded_starts(s) -> set[str]:  # noqa: ANN001
-        return {(e.details or {}).get("flow_run_id") for e in s.scalars(select(AuditEvent).where(
-            AuditEvent.entity == "order", AuditEvent.entity_id == order_id, AuditEvent.action == "pipeline-started"))}
+        return {
+            (e.details or {}).get("flow_run_id")
+            for e in s.scalars(
+                select(AuditEvent).where(
+                    AuditEvent.entity == "order",
+                    AuditEvent.entity_id == order_id,
+                    AuditEvent.action == "pipeline-started",
+                )
+            )
+        }
 
     with session() as s:
         starts = len(recorded_starts(s))
-    run = run_deployment(PIPELINE, parameters={"order_id": order_id}, timeout=0, flow_run_name=f"order-{order_id}",
-                         idempotency_key=f"order-{order_id}-start-{starts}")
+    run = run_deployment(
+        PIPELINE,
+        parameters={"order_id": order_id},
+        timeout=0,
+        flow_run_name=f"order-{order_id}",
+        idempotency_key=f"order-{order_id}-start-{starts}",
+    )
     with session() as s:
         if str(run.id) not in recorded_starts(s):
-            audit.record(s, "system:outbox", "order", order_id, "pipeline-started", flow_run_id=str(run.id),
-                         reason="announced, but no pipeline run took the order")
+            audit.record(
+                s,
+                "system:outbox",
+                "order",
+                order_id,
+                "pipeline-started",
+                flow_run_id=str(run.id),
+                reason="announced, but no pipeline run took the order",
+            )
     return str(run.id)
 
 
@@ -117,7 +142,11 @@ def live_pipeline_orders() -> set[str]:
     """Orders that already have a pipeline run on its way (queued, running or waiting)."""
     from prefect.client.orchestration import get_client
     from prefect.client.schemas.filters import (
-        DeploymentFilter, DeploymentFilterName, FlowRunFilter, FlowRunFilterState, FlowRunFilterStateType,
+        DeploymentFilter,
+        DeploymentFilterName,
+        FlowRunFilter,
+        FlowRunFilterState,
+        FlowRunFilterStateType,
     )
     from prefect.client.schemas.objects import StateType
 
@@ -126,9 +155,11 @@ def live_pipeline_orders() -> set[str]:
         for offset in count(0, PAGE):
             runs = client.read_flow_runs(
                 deployment_filter=DeploymentFilter(name=DeploymentFilterName(any_=["order-pipeline"])),
-                flow_run_filter=FlowRunFilter(state=FlowRunFilterState(
-                    type=FlowRunFilterStateType(any_=[StateType(s) for s in LIVE_STATES]))),
-                limit=PAGE, offset=offset,
+                flow_run_filter=FlowRunFilter(
+                    state=FlowRunFilterState(type=FlowRunFilterStateType(any_=[StateType(s) for s in LIVE_STATES]))
+                ),
+                limit=PAGE,
+                offset=offset,
             )
             live |= {str(r.parameters.get("order_id")) for r in runs}
             if len(runs) < PAGE:
@@ -160,9 +191,8 @@ def feed_orders(feed: Feed, stop: threading.Event, say: Callable[[str], None]) -
 
 def run_up(feed: Feed | None, say: Callable[[str], None], lock_ui: bool | None = None) -> None:
     from deployments import DEFINITIONS, serve, serving_runner
-    from handoff.runtime import console_lock
+    from handoff.runtime import console_lock, zombies
     from handoff.runtime.intake_api import IntakeServer, intake_token
-    from handoff.runtime import zombies
     from handoff.runtime.standins import ensure_standin_reps
     from handoff.runtime.worklist import WorklistServer
     from sandbox.server import start_sandbox
@@ -184,14 +214,16 @@ def run_up(feed: Feed | None, say: Callable[[str], None], lock_ui: bool | None =
     sandbox_port = int(settings.sandbox_url.rsplit(":", 1)[-1].split("/")[0])
     systems = start_sandbox(sandbox_port, state_path=settings.home / "sandbox-ledger.jsonl")
     # Flow runs start in their own processes: they read where everything is from the environment.
-    os.environ.update({
-        "HANDOFF_HOME": str(settings.home),
-        "HANDOFF_DATABASE_URL": settings.sqlalchemy_url,
-        "HANDOFF_SANDBOX_URL": systems.url,
-        "PREFECT_API_URL": f"{url}/api",
-        "PREFECT_CLIENT_RETRY_EXTRA_CODES": "500",
-        **zombies.heartbeat_environment(),
-    })
+    os.environ.update(
+        {
+            "HANDOFF_HOME": str(settings.home),
+            "HANDOFF_DATABASE_URL": settings.sqlalchemy_url,
+            "HANDOFF_SANDBOX_URL": systems.url,
+            "PREFECT_API_URL": f"{url}/api",
+            "PREFECT_CLIENT_RETRY_EXTRA_CODES": "500",
+            **zombies.heartbeat_environment(),
+        }
+    )
     say(f"sandbox systems (CRM, provisioning, activation, billing, calendar) at {systems.url}")
     if settings.warm_start and warm_start.enable():  # imports the flows once, in the background
         say("flow runs start from a warm fork server (HANDOFF_WARM_START=false: a fresh interpreter each)")
@@ -208,7 +240,9 @@ def run_up(feed: Feed | None, say: Callable[[str], None], lock_ui: bool | None =
             say(f"{len(DEFINITIONS)} deployments: " + ", ".join(d.name for d in DEFINITIONS))
             intake = IntakeServer(settings.intake_host, settings.intake_port).start(contextvars.copy_context().run)
             say(f"intake: POST {intake.url}/orders with 'Authorization: Bearer {intake_token()}'")
-            worklist = WorklistServer(settings.worklist_host, settings.worklist_port).start(contextvars.copy_context().run)
+            worklist = WorklistServer(settings.worklist_host, settings.worklist_port).start(
+                contextvars.copy_context().run
+            )
             say(f"the reps' worklist: {worklist.url} (passwords: `handoff workers set-password NAME`)")
             jobs = [announce_pending_orders] + ([lambda stop, say: feed_orders(feed, stop, say)] if feed else [])
             for job in jobs:

@@ -67,12 +67,14 @@ class WarmStarter:
     """Starts one flow run as a fork of the warm process (Prefect's ProcessStarter contract:
     signal the handle, then block until the process exits)."""
 
-    def __init__(self, flow: Flow[..., Any], deployment_name: str | None, env: dict[str, str | None],
-                 control_channel: Any) -> None:
+    def __init__(
+        self, flow: Flow[..., Any], deployment_name: str | None, env: dict[str, str | None], control_channel: Any
+    ) -> None:
         self.flow, self.deployment_name, self.env, self.control_channel = flow, deployment_name, env, control_channel
 
-    async def start(self, flow_run: FlowRun,
-                    task_status: anyio.abc.TaskStatus[Any] = anyio.TASK_STATUS_IGNORED) -> None:
+    async def start(
+        self, flow_run: FlowRun, task_status: anyio.abc.TaskStatus[Any] = anyio.TASK_STATUS_IGNORED
+    ) -> None:
         from prefect import flow_engine
         from prefect.runner._process_manager import ProcessHandle
 
@@ -103,8 +105,10 @@ class WarmProcessWorker(ProcessWorker):
     type = WORKER_TYPE
     job_configuration = ProcessJobConfiguration
     _display_name = "Process, warm start (handoff)"
-    _description = ("Runs flow runs as subprocesses forked from a process that imported Prefect and the "
-                    "flows once; flows that are not importable on the worker run as a process worker's do.")
+    _description = (
+        "Runs flow runs as subprocesses forked from a process that imported Prefect and the "
+        "flows once; flows that are not importable on the worker run as a process worker's do."
+    )
 
     def __init__(self, *args: Any, warm: bool = True, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -166,17 +170,27 @@ class WarmProcessWorker(ProcessWorker):
             raise RuntimeError(f"flow run {flow_run.id} has no warm flow")
         return flow
 
-    async def run(self, flow_run: FlowRun, configuration: ProcessJobConfiguration,
-                  task_status: anyio.abc.TaskStatus[int] | None = None) -> ProcessWorkerResult:
+    async def run(
+        self,
+        flow_run: FlowRun,
+        configuration: ProcessJobConfiguration,
+        task_status: anyio.abc.TaskStatus[int] | None = None,
+    ) -> ProcessWorkerResult:
         deployment_name, flow = await self._deployment_flow(flow_run)
-        if (flow is None or configuration._command_configured or self._executor_context is None
-                or not self.warm_up()):
+        if flow is None or configuration._command_configured or self._executor_context is None or not self.warm_up():
             return await super().run(flow_run, configuration, task_status)
-        return await self._run_warm(flow_run, flow, deployment_name, configuration,
-                                    task_status or anyio.TASK_STATUS_IGNORED)
+        return await self._run_warm(
+            flow_run, flow, deployment_name, configuration, task_status or anyio.TASK_STATUS_IGNORED
+        )
 
-    async def _run_warm(self, flow_run: FlowRun, flow: Flow[..., Any], deployment_name: str | None,
-                        configuration: ProcessJobConfiguration, task_status: anyio.abc.TaskStatus[int]) -> ProcessWorkerResult:
+    async def _run_warm(
+        self,
+        flow_run: FlowRun,
+        flow: Flow[..., Any],
+        deployment_name: str | None,
+        configuration: ProcessJobConfiguration,
+        task_status: anyio.abc.TaskStatus[int],
+    ) -> ProcessWorkerResult:
         import os
 
         from prefect.runner._flow_run_executor import FlowRunExecutionResult

@@ -59,17 +59,25 @@ def use_postgres(spec: StackSpec, say: Callable[[str], None]):
         cluster.create_database("prefect")
         spec.prefect_database_url = cluster.url("prefect", driver="asyncpg")
         settings.database_url = cluster.create_database("handoff")
-        say(f"throwaway PostgreSQL cluster on 127.0.0.1:{cluster.port} (removed at exit): "
-            "databases `prefect` and `handoff`")
+        say(
+            f"throwaway PostgreSQL cluster on 127.0.0.1:{cluster.port} (removed at exit): "
+            "databases `prefect` and `handoff`"
+        )
     if spec.prefect_database_url:
         os.environ["PREFECT_SERVER_DATABASE_CONNECTION_URL"] = spec.prefect_database_url
     settings.home.mkdir(parents=True, exist_ok=True)
-    (settings.home / "stack.json").write_text(json.dumps({
-        "handoff_database_url": settings.sqlalchemy_url,
-        "prefect_database_url": spec.prefect_database_url or "sqlite (PREFECT_HOME)",
-        "postgres_data": str(cluster.data) if cluster else None,
-        "workers": spec.workers, "pool": spec.pool if spec.workers else None,
-    }, indent=2))
+    (settings.home / "stack.json").write_text(
+        json.dumps(
+            {
+                "handoff_database_url": settings.sqlalchemy_url,
+                "prefect_database_url": spec.prefect_database_url or "sqlite (PREFECT_HOME)",
+                "postgres_data": str(cluster.data) if cluster else None,
+                "workers": spec.workers,
+                "pool": spec.pool if spec.workers else None,
+            },
+            indent=2,
+        )
+    )
     return cluster
 
 
@@ -92,6 +100,7 @@ def run_stack(spec: StackSpec, feed, say: Callable[[str], None]) -> None:
 def stop_on_signals() -> None:
     """Ctrl-C and SIGTERM both stop the stack cleanly (workers, server, the throwaway cluster),
     also when it was started in the background, where SIGINT comes in ignored."""
+
     def interrupt(signum: int, frame: object) -> None:
         raise KeyboardInterrupt
 
@@ -112,13 +121,25 @@ def ensure_pool(name: str) -> None:
         try:
             client.read_work_pool(name)
         except ObjectNotFound:
-            client.create_work_pool(WorkPoolCreate(
-                name=name, type=WORKER_TYPE, base_job_template=WarmProcessWorker.get_default_base_job_template()))
+            client.create_work_pool(
+                WorkPoolCreate(
+                    name=name, type=WORKER_TYPE, base_job_template=WarmProcessWorker.get_default_base_job_template()
+                )
+            )
 
 
 def worker_command(pool: str, name: str, warm: bool = True) -> list[str]:
-    return [sys.executable, "-c", "from handoff.cli.main import app; app()", "worker", "--pool", pool,
-            "--name", name, *([] if warm else ["--cold"])]
+    return [
+        sys.executable,
+        "-c",
+        "from handoff.cli.main import app; app()",
+        "worker",
+        "--pool",
+        pool,
+        "--name",
+        name,
+        *([] if warm else ["--cold"]),
+    ]
 
 
 class Workers:
@@ -135,16 +156,22 @@ class Workers:
 
     def _start(self, name: str) -> None:
         log = open(settings.home / f"{name}.log", "ab")
-        self.procs[name] = subprocess.Popen(worker_command(self.spec.pool, name, self.spec.warm),
-                                            env={**os.environ, "PYTHONUNBUFFERED": "1"},
-                                            stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+        self.procs[name] = subprocess.Popen(
+            worker_command(self.spec.pool, name, self.spec.warm),
+            env={**os.environ, "PYTHONUNBUFFERED": "1"},
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+        )
 
     def watch(self, stop: threading.Event) -> None:
         while not stop.wait(2):
             for name, proc in list(self.procs.items()):
                 if proc.poll() is not None:
-                    self.say(f"worker {name} exited with code {proc.returncode}; starting it again "
-                             f"(log: {settings.home / (name + '.log')})")
+                    self.say(
+                        f"worker {name} exited with code {proc.returncode}; starting it again "
+                        f"(log: {settings.home / (name + '.log')})"
+                    )
                     self._start(name)
 
     def stop(self) -> None:
@@ -175,11 +202,16 @@ def run_workers(spec: StackSpec, feed, say: Callable[[str], None]) -> None:
     say(f"Prefect server {'started' if server else 'already running'}: UI at {url}")
     sandbox_port = int(settings.sandbox_url.rsplit(":", 1)[-1].split("/")[0])
     systems = start_sandbox(sandbox_port, state_path=settings.home / "sandbox-ledger.jsonl")
-    os.environ.update({  # what the workers (and their flow runs) read
-        "HANDOFF_HOME": str(settings.home), "HANDOFF_DATABASE_URL": settings.sqlalchemy_url,
-        "HANDOFF_SANDBOX_URL": systems.url, "PREFECT_API_URL": f"{url}/api",
-        "PREFECT_CLIENT_RETRY_EXTRA_CODES": "500", **zombies.heartbeat_environment(),
-    })
+    os.environ.update(
+        {  # what the workers (and their flow runs) read
+            "HANDOFF_HOME": str(settings.home),
+            "HANDOFF_DATABASE_URL": settings.sqlalchemy_url,
+            "HANDOFF_SANDBOX_URL": systems.url,
+            "PREFECT_API_URL": f"{url}/api",
+            "PREFECT_CLIENT_RETRY_EXTRA_CODES": "500",
+            **zombies.heartbeat_environment(),
+        }
+    )
     say(f"sandbox systems at {systems.url}")
     stop = threading.Event()
     threads: list[threading.Thread] = []
@@ -193,8 +225,10 @@ def run_workers(spec: StackSpec, feed, say: Callable[[str], None]) -> None:
                 deploy_all(spec.pool)
             say(f"{len(DEFINITIONS)} deployments in work pool {spec.pool!r}: " + ", ".join(d.name for d in DEFINITIONS))
             workers.start()
-            say(f"{spec.workers} worker(s) on pool {spec.pool!r} ({'warm' if spec.warm else 'cold'} start); "
-                f"more from any machine: handoff worker --pool {spec.pool}")
+            say(
+                f"{spec.workers} worker(s) on pool {spec.pool!r} ({'warm' if spec.warm else 'cold'} start); "
+                f"more from any machine: handoff worker --pool {spec.pool}"
+            )
             intake = IntakeServer(settings.intake_host, settings.intake_port).start(contextvars.copy_context().run)
             say(f"intake: POST {intake.url}/orders with 'Authorization: Bearer {intake_token()}'")
             jobs = [announce_pending_orders, lambda stop, say: workers.watch(stop)]
@@ -232,12 +266,15 @@ def run_worker(pool: str, name: str | None, limit: int | None, warm: bool, say: 
 
     stop_on_signals()
     with temporary_settings(updates={PREFECT_WORKER_QUERY_SECONDS: settings.runner_poll_seconds}):
-        worker = WarmProcessWorker(work_pool_name=pool, name=name, limit=limit or settings.runner_process_limit,
-                                   warm=warm)
+        worker = WarmProcessWorker(
+            work_pool_name=pool, name=name, limit=limit or settings.runner_process_limit, warm=warm
+        )
         warm_now = worker.warm_up() if warm else False
-        say(f"worker {worker.name} on pool {pool!r}: polls every {settings.runner_poll_seconds:g} s, "
+        say(
+            f"worker {worker.name} on pool {pool!r}: polls every {settings.runner_poll_seconds:g} s, "
             f"{limit or settings.runner_process_limit} flow runs at once, "
-            f"{'warm start (a fork server imported the flows)' if warm_now else 'a fresh interpreter per run'}")
+            f"{'warm start (a fork server imported the flows)' if warm_now else 'a fresh interpreter per run'}"
+        )
         try:
             asyncio.run(worker.start(printer=say))
         except KeyboardInterrupt:

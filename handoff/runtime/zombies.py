@@ -57,8 +57,12 @@ def crash_silent_runs_automation():  # noqa: ANN201 - prefect.automations.Automa
             threshold=1,
             within=SILENCE,
         ),
-        actions=[ChangeFlowRunState(state=StateType.CRASHED,
-                                    message=f"no heartbeat for {SILENCE.total_seconds():.0f} s: its process is gone")],
+        actions=[
+            ChangeFlowRunState(
+                state=StateType.CRASHED,
+                message=f"no heartbeat for {SILENCE.total_seconds():.0f} s: its process is gone",
+            )
+        ],
     )
 
 

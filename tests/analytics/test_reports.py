@@ -13,9 +13,9 @@ import typer
 from typer.testing import CliRunner
 
 from handoff.analytics import reports
-from handoff.core.db import session
-from handoff.core.models import AuditEvent, Defect, Order, WorkItem, Worker, WorkerSkill
 from handoff.cli.report import register
+from handoff.core.db import session
+from handoff.core.models import AuditEvent, Defect, Order, Worker, WorkerSkill, WorkItem
 from handoff.core.sla import BusinessClock, BusinessHours
 
 NOW = datetime(2026, 3, 11, 14, 0)  # a Wednesday
@@ -30,16 +30,44 @@ class Scenario:
 
 
 def worker(name, skills, capacity=3, open_items=0, presence="available"):
-    return Worker(name=name, capacity=capacity, open_items=open_items, presence=presence,
-                  skills=[WorkerSkill(skill=k, level=v) for k, v in skills.items()])
+    return Worker(
+        name=name,
+        capacity=capacity,
+        open_items=open_items,
+        presence=presence,
+        skills=[WorkerSkill(skill=k, level=v) for k, v in skills.items()],
+    )
 
 
-def item(label, work_type, skills, *, created, due, effort=600.0, state="open", assignee=None, order=None,
-         escalated=False, completed=None):
-    return WorkItem(work_type=work_type, title=f"{work_type} {label}", step_key=f"test-{label}", order_id=order,
-                    required_skills=skills, due_at=due, effort_seconds=effort, state=state, assignee=assignee,
-                    created_at=created, escalated=escalated, completed_at=completed,
-                    assigned_at=created if assignee else None)
+def item(
+    label,
+    work_type,
+    skills,
+    *,
+    created,
+    due,
+    effort=600.0,
+    state="open",
+    assignee=None,
+    order=None,
+    escalated=False,
+    completed=None,
+):
+    return WorkItem(
+        work_type=work_type,
+        title=f"{work_type} {label}",
+        step_key=f"test-{label}",
+        order_id=order,
+        required_skills=skills,
+        due_at=due,
+        effort_seconds=effort,
+        state=state,
+        assignee=assignee,
+        created_at=created,
+        escalated=escalated,
+        completed_at=completed,
+        assigned_at=created if assignee else None,
+    )
 
 
 @pytest.fixture
@@ -48,88 +76,256 @@ def scenario(db) -> Scenario:
         nancy = worker("Nancy Davolio", {"order-entry": 3, "credit": 2}, open_items=3)  # full
         janet = worker("Janet Leverling", {"order-entry": 2, "billing": 3}, open_items=1, presence="offline")
         s.add_all([nancy, janet])
-        s.add_all([
-            Order(id="O-1", customer_id="ALFKI", order_date=date(2026, 3, 2), due_date=date(2026, 3, 12),
-                  status="accepted", source="test"),
-            Order(id="O-2", customer_id="BONAP", order_date=date(2026, 3, 2), due_date=date(2026, 3, 10),
-                  status="accepted", source="test"),
-            Order(id="O-3", customer_id="CHOPS", order_date=date(2026, 3, 2), due_date=date(2026, 3, 12),
-                  status="complete", source="test"),
-            Order(id="O-4", customer_id="DUMON", order_date=date(2026, 3, 2), due_date=date(2026, 3, 20),
-                  status="accepted", source="test"),
-        ])
+        s.add_all(
+            [
+                Order(
+                    id="O-1",
+                    customer_id="ALFKI",
+                    order_date=date(2026, 3, 2),
+                    due_date=date(2026, 3, 12),
+                    status="accepted",
+                    source="test",
+                ),
+                Order(
+                    id="O-2",
+                    customer_id="BONAP",
+                    order_date=date(2026, 3, 2),
+                    due_date=date(2026, 3, 10),
+                    status="accepted",
+                    source="test",
+                ),
+                Order(
+                    id="O-3",
+                    customer_id="CHOPS",
+                    order_date=date(2026, 3, 2),
+                    due_date=date(2026, 3, 12),
+                    status="complete",
+                    source="test",
+                ),
+                Order(
+                    id="O-4",
+                    customer_id="DUMON",
+                    order_date=date(2026, 3, 2),
+                    due_date=date(2026, 3, 20),
+                    status="accepted",
+                    source="test",
+                ),
+            ]
+        )
         s.flush()
         active = {
             # waiting 3 h; the reps who could do it are full or offline; 3 business hours left for 15 min
-            "waiting": item("waiting", "order-approval", {"order-entry": 2}, created=NOW - 3 * H, due=NOW + 4 * H,
-                            effort=900),
-            "fresh": item("fresh", "order-approval", {"order-entry": 2}, created=NOW - timedelta(minutes=10),
-                          due=NOW + 24 * H),
+            "waiting": item(
+                "waiting", "order-approval", {"order-entry": 2}, created=NOW - 3 * H, due=NOW + 4 * H, effort=900
+            ),
+            "fresh": item(
+                "fresh", "order-approval", {"order-entry": 2}, created=NOW - timedelta(minutes=10), due=NOW + 24 * H
+            ),
             # created 6 h ago but reclaimed 10 minutes ago: not waiting long
-            "reclaimed": item("reclaimed", "order-approval", {"order-entry": 2}, created=NOW - 6 * H,
-                              due=NOW + 24 * H),
+            "reclaimed": item("reclaimed", "order-approval", {"order-entry": 2}, created=NOW - 6 * H, due=NOW + 24 * H),
             # 1 business hour left, 2 hours of work: at risk (slack -1 h)
-            "at-risk": item("at-risk", "order-approval", {"order-entry": 2}, created=NOW - H, due=NOW + H,
-                            effort=2 * 3600, state="assigned", assignee=nancy, order="O-1"),
-            "overdue": item("overdue", "order-approval", {"order-entry": 2}, created=NOW - 5 * H,
-                            due=NOW - timedelta(minutes=30), state="started", assignee=nancy, escalated=True),
-            "credit": item("credit", "credit-review", {"credit": 2}, created=NOW - 2 * H, due=NOW + 48 * H,
-                           state="assigned", assignee=nancy),
+            "at-risk": item(
+                "at-risk",
+                "order-approval",
+                {"order-entry": 2},
+                created=NOW - H,
+                due=NOW + H,
+                effort=2 * 3600,
+                state="assigned",
+                assignee=nancy,
+                order="O-1",
+            ),
+            "overdue": item(
+                "overdue",
+                "order-approval",
+                {"order-entry": 2},
+                created=NOW - 5 * H,
+                due=NOW - timedelta(minutes=30),
+                state="started",
+                assignee=nancy,
+                escalated=True,
+            ),
+            "credit": item(
+                "credit",
+                "credit-review",
+                {"credit": 2},
+                created=NOW - 2 * H,
+                due=NOW + 48 * H,
+                state="assigned",
+                assignee=nancy,
+            ),
             # nobody holds billing:4
             "invoice": item("invoice", "invoice-approval", {"billing": 4}, created=NOW - 26 * H, due=NOW + 48 * H),
             # due Thursday 10:00 = 3 h today + 1 h tomorrow of business time, 6 h of work: slack -2 h
-            "visit": item("visit", "provisioning-visit", {"provisioning": 3}, created=NOW - 4 * H,
-                          due=datetime(2026, 3, 12, 10, 0), effort=6 * 3600, state="assigned", assignee=janet),
-            "mystery": item("mystery", "juggling", {"juggling": 1}, created=NOW - timedelta(minutes=5),
-                            due=NOW + 24 * H),
+            "visit": item(
+                "visit",
+                "provisioning-visit",
+                {"provisioning": 3},
+                created=NOW - 4 * H,
+                due=datetime(2026, 3, 12, 10, 0),
+                effort=6 * 3600,
+                state="assigned",
+                assignee=janet,
+            ),
+            "mystery": item(
+                "mystery", "juggling", {"juggling": 1}, created=NOW - timedelta(minutes=5), due=NOW + 24 * H
+            ),
         }
         done = {
             # today: 4 done, 3 on time
-            "c1": item("c1", "order-approval", {"order-entry": 2}, created=NOW - 5 * H, due=NOW - 2 * H,
-                       state="completed", completed=NOW - 4 * H),
-            "c2": item("c2", "order-approval", {"order-entry": 2}, created=NOW - 4 * H,
-                       due=NOW - timedelta(hours=3, minutes=30), state="completed", completed=NOW - 3 * H),
-            "c3": item("c3", "credit-review", {"credit": 2}, created=NOW - 3 * H, due=NOW - 2 * H,
-                       state="completed", completed=NOW - 2 * H),  # exactly on the due time: on time
-            "c4": item("c4", "credit-review", {"credit": 2}, created=NOW - 2 * H, due=NOW + 2 * H,
-                       state="completed", completed=NOW - H),
+            "c1": item(
+                "c1",
+                "order-approval",
+                {"order-entry": 2},
+                created=NOW - 5 * H,
+                due=NOW - 2 * H,
+                state="completed",
+                completed=NOW - 4 * H,
+            ),
+            "c2": item(
+                "c2",
+                "order-approval",
+                {"order-entry": 2},
+                created=NOW - 4 * H,
+                due=NOW - timedelta(hours=3, minutes=30),
+                state="completed",
+                completed=NOW - 3 * H,
+            ),
+            "c3": item(
+                "c3",
+                "credit-review",
+                {"credit": 2},
+                created=NOW - 3 * H,
+                due=NOW - 2 * H,
+                state="completed",
+                completed=NOW - 2 * H,
+            ),  # exactly on the due time: on time
+            "c4": item(
+                "c4",
+                "credit-review",
+                {"credit": 2},
+                created=NOW - 2 * H,
+                due=NOW + 2 * H,
+                state="completed",
+                completed=NOW - H,
+            ),
             # earlier this week
-            "c5": item("c5", "order-approval", {"order-entry": 2}, created=datetime(2026, 3, 9, 8, 0),
-                       due=datetime(2026, 3, 9, 9, 0), state="completed", completed=datetime(2026, 3, 9, 10, 0)),
-            "c6": item("c6", "invoice-approval", {"billing": 2}, created=datetime(2026, 3, 4, 12, 0),
-                       due=datetime(2026, 3, 6, 12, 0), state="completed", completed=datetime(2026, 3, 5, 0, 30)),
+            "c5": item(
+                "c5",
+                "order-approval",
+                {"order-entry": 2},
+                created=datetime(2026, 3, 9, 8, 0),
+                due=datetime(2026, 3, 9, 9, 0),
+                state="completed",
+                completed=datetime(2026, 3, 9, 10, 0),
+            ),
+            "c6": item(
+                "c6",
+                "invoice-approval",
+                {"billing": 2},
+                created=datetime(2026, 3, 4, 12, 0),
+                due=datetime(2026, 3, 6, 12, 0),
+                state="completed",
+                completed=datetime(2026, 3, 5, 0, 30),
+            ),
             # outside the 7 days (Thursday 5 - Wednesday 11), and after NOW
-            "c7": item("c7", "order-approval", {"order-entry": 2}, created=datetime(2026, 3, 4, 12, 0),
-                       due=datetime(2026, 3, 6, 12, 0), state="completed", completed=datetime(2026, 3, 4, 23, 59)),
-            "c8": item("c8", "order-approval", {"order-entry": 2}, created=NOW - H, due=NOW + 2 * H,
-                       state="completed", completed=NOW + H),
+            "c7": item(
+                "c7",
+                "order-approval",
+                {"order-entry": 2},
+                created=datetime(2026, 3, 4, 12, 0),
+                due=datetime(2026, 3, 6, 12, 0),
+                state="completed",
+                completed=datetime(2026, 3, 4, 23, 59),
+            ),
+            "c8": item(
+                "c8",
+                "order-approval",
+                {"order-entry": 2},
+                created=NOW - H,
+                due=NOW + 2 * H,
+                state="completed",
+                completed=NOW + H,
+            ),
         }
         s.add_all([*active.values(), *done.values()])
         s.flush()
         ids = {label: it.id for label, it in {**active, **done}.items()}
 
-        s.add_all([
-            AuditEvent(at=NOW - timedelta(minutes=10), actor="system:router", entity="work_item",
-                       entity_id=str(ids["reclaimed"]), action="reclaimed", from_state="assigned", to_state="open"),
-            AuditEvent(at=NOW - timedelta(minutes=20), actor="Janet Leverling", entity="work_item",
-                       entity_id=str(ids["at-risk"]), action="completion-refused",
-                       details={"reason": "work item is assigned to Nancy Davolio"}),
-            AuditEvent(at=NOW - 48 * H, actor="Janet Leverling", entity="work_item",  # too old to matter
-                       entity_id=str(ids["credit"]), action="completion-refused", details={"reason": "old"}),
-        ])
+        s.add_all(
+            [
+                AuditEvent(
+                    at=NOW - timedelta(minutes=10),
+                    actor="system:router",
+                    entity="work_item",
+                    entity_id=str(ids["reclaimed"]),
+                    action="reclaimed",
+                    from_state="assigned",
+                    to_state="open",
+                ),
+                AuditEvent(
+                    at=NOW - timedelta(minutes=20),
+                    actor="Janet Leverling",
+                    entity="work_item",
+                    entity_id=str(ids["at-risk"]),
+                    action="completion-refused",
+                    details={"reason": "work item is assigned to Nancy Davolio"},
+                ),
+                AuditEvent(
+                    at=NOW - 48 * H,
+                    actor="Janet Leverling",
+                    entity="work_item",  # too old to matter
+                    entity_id=str(ids["credit"]),
+                    action="completion-refused",
+                    details={"reason": "old"},
+                ),
+            ]
+        )
         defects = {
-            "open": Defect(key="defect-1", found_at=NOW - 2 * H, order_id="O-1", work_type="order-entry", checklist="order",
-                           failures=[{"rule": "value_is_more_than_zero", "field": "quantity", "lines": [2]},
-                                     {"rule": "value_is_more_than_zero", "field": "quantity", "lines": [3]},
-                                     {"rule": "due_date_after_order_date", "field": None}],
-                           fix_item_id=ids["at-risk"]),
-            "resolved": Defect(key="defect-2", found_at=NOW - 24 * H, order_id="O-2", work_type="billing", checklist="invoice",
-                               failures=[{"rule": "totals_match"}], resolved_at=NOW - H, resolved_by="Janet Leverling"),
-            "old-resolved": Defect(key="defect-3", found_at=NOW - 240 * H, order_id="O-4", work_type="billing", checklist="invoice",
-                                   failures=[], resolved_at=NOW - 216 * H, resolved_by="Nancy Davolio"),
-            "old-open": Defect(key="defect-4", found_at=NOW - 480 * H, order_id=None, work_type="provisioning",
-                               checklist="provisioning", failures=["circuit id missing"]),
-            "future": Defect(key="defect-5", found_at=NOW + H, order_id="O-4", work_type="billing", checklist="invoice", failures=[]),
+            "open": Defect(
+                key="defect-1",
+                found_at=NOW - 2 * H,
+                order_id="O-1",
+                work_type="order-entry",
+                checklist="order",
+                failures=[
+                    {"rule": "value_is_more_than_zero", "field": "quantity", "lines": [2]},
+                    {"rule": "value_is_more_than_zero", "field": "quantity", "lines": [3]},
+                    {"rule": "due_date_after_order_date", "field": None},
+                ],
+                fix_item_id=ids["at-risk"],
+            ),
+            "resolved": Defect(
+                key="defect-2",
+                found_at=NOW - 24 * H,
+                order_id="O-2",
+                work_type="billing",
+                checklist="invoice",
+                failures=[{"rule": "totals_match"}],
+                resolved_at=NOW - H,
+                resolved_by="Janet Leverling",
+            ),
+            "old-resolved": Defect(
+                key="defect-3",
+                found_at=NOW - 240 * H,
+                order_id="O-4",
+                work_type="billing",
+                checklist="invoice",
+                failures=[],
+                resolved_at=NOW - 216 * H,
+                resolved_by="Nancy Davolio",
+            ),
+            "old-open": Defect(
+                key="defect-4",
+                found_at=NOW - 480 * H,
+                order_id=None,
+                work_type="provisioning",
+                checklist="provisioning",
+                failures=["circuit id missing"],
+            ),
+            "future": Defect(
+                key="defect-5", found_at=NOW + H, order_id="O-4", work_type="billing", checklist="invoice", failures=[]
+            ),
         }
         s.add_all(defects.values())
         s.flush()
@@ -253,8 +449,16 @@ def test_late_jobs_overdue_first_then_by_slack(scenario):
 def test_a_weekend_does_not_count_as_time_left(db):
     friday = datetime(2026, 3, 13, 16, 0)
     with session() as s:
-        s.add(item("monday", "order-approval", {"order-entry": 1}, created=friday - H,
-                   due=datetime(2026, 3, 16, 9, 30), effort=2 * 3600))
+        s.add(
+            item(
+                "monday",
+                "order-approval",
+                {"order-entry": 1},
+                created=friday - H,
+                due=datetime(2026, 3, 16, 9, 30),
+                effort=2 * 3600,
+            )
+        )
         s.flush()
         jobs = reports.late_jobs(s, friday, clock=CLOCK)
     # 1 h on Friday + 30 min on Monday < 2 h of work, though 65 wall-clock hours remain
@@ -372,8 +576,9 @@ def cli_app() -> typer.Typer:
 
 def test_cli_report_prints_the_review(scenario, tmp_path):
     chart = tmp_path / "wip.png"
-    result = CliRunner().invoke(cli_app(), ["report", "--now", "2026-03-11T14:00:00", "--chart", str(chart)],
-                                env={"COLUMNS": "250"})
+    result = CliRunner().invoke(
+        cli_app(), ["report", "--now", "2026-03-11T14:00:00", "--chart", str(chart)], env={"COLUMNS": "250"}
+    )
     assert result.exit_code == 0, result.output
     out = result.output
     assert "On time today: 75.0 % (3 of 4)" in out and "last 7 days: 66.7 % (4 of 6)" in out

@@ -12,9 +12,9 @@ import os
 import socket
 import subprocess
 import sys
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Iterator
 
 import pytest
 
@@ -191,8 +191,14 @@ def order_entry_process(tmp_path: Path, db: str) -> Iterator[Callable[[UIServer,
             "PYTHONUNBUFFERED": "1",
         }
         out = open(log, "wb")
-        proc = subprocess.Popen([sys.executable, str(script), order_id], env=env, cwd=tmp_path,
-                                stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+        proc = subprocess.Popen(
+            [sys.executable, str(script), order_id],
+            env=env,
+            cwd=tmp_path,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
         out.close()
         started.append(proc)
         return FlowProcess(proc, log)
@@ -206,7 +212,6 @@ def order_entry_process(tmp_path: Path, db: str) -> Iterator[Callable[[UIServer,
             except subprocess.TimeoutExpired:
                 proc.kill()
                 proc.wait(timeout=10)
-
 
 
 @dataclass

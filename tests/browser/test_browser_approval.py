@@ -28,8 +28,12 @@ from handoff.core.intake import submit_orders
 from handoff.core.models import AuditEvent, Order, WorkItem
 from handoff.runtime.steps import waiting_steps
 
-pytestmark = [pytest.mark.browser, pytest.mark.slow, pytest.mark.committed,
-              pytest.mark.usefixtures("catalogue", "reps")]
+pytestmark = [
+    pytest.mark.browser,
+    pytest.mark.slow,
+    pytest.mark.committed,
+    pytest.mark.usefixtures("catalogue", "reps"),
+]
 
 ORDER_ID = "B-1"
 NOTE = "Quantity and price checked with the customer."
@@ -40,8 +44,13 @@ UI_TIMEOUT_MS = 20_000  # any one action or expectation in the page
 
 def receive_large_order(order_id: str) -> None:
     """AROUT has 20,000 of credit and is not on hold; 400 × 18.00 = 7,200 ≥ 5,000 needs a rep."""
-    order = {"order_id": order_id, "customer_id": "AROUT", "order_date": "2024-03-01", "due_date": "2024-03-15",
-             "lines": [{"product_id": 1, "quantity": 400, "unit_price": 18.0, "discount": 0}]}
+    order = {
+        "order_id": order_id,
+        "customer_id": "AROUT",
+        "order_date": "2024-03-01",
+        "due_date": "2024-03-15",
+        "lines": [{"product_id": 1, "quantity": 400, "unit_price": 18.0, "discount": 0}],
+    }
     assert submit_orders([(json.dumps(order), order)], source="browser-test", announce=False).accepted == [order_id]
 
 
@@ -84,8 +93,12 @@ def asked_again(api: str, flow, step, before: str):
 
 def last_refusal(item_id: int) -> AuditEvent:
     with session() as s:
-        return s.query(AuditEvent).filter_by(entity_id=str(item_id), action="completion-refused").order_by(
-            AuditEvent.id.desc()).first()
+        return (
+            s.query(AuditEvent)
+            .filter_by(entity_id=str(item_id), action="completion-refused")
+            .order_by(AuditEvent.id.desc())
+            .first()
+        )
 
 
 def resume_in_the_dialog(page, name: str, decision: str, note: str, proof: str | None = None):
@@ -108,7 +121,8 @@ def resume_in_the_dialog(page, name: str, decision: str, note: str, proof: str |
 
 
 def test_the_resume_dialog_is_refused_and_the_rep_completes_in_the_worklist(
-        ui_server, worklist_server, order_entry_process, chromium, screenshot_dir):
+    ui_server, worklist_server, order_entry_process, chromium, screenshot_dir
+):
     from playwright.sync_api import expect
 
     started = time.monotonic()
@@ -125,8 +139,12 @@ def test_the_resume_dialog_is_refused_and_the_rep_completes_in_the_worklist(
     context.set_default_timeout(UI_TIMEOUT_MS)
     expect.set_options(timeout=UI_TIMEOUT_MS)  # expectations wait 5 s by default
     # Only our servers: the UI's analytics calls would just wait on a closed network.
-    context.route("**/*", lambda route: route.continue_() if route.request.url.startswith(
-        (ui_server.url, worklist_server.url)) else route.abort())
+    context.route(
+        "**/*",
+        lambda route: (
+            route.continue_() if route.request.url.startswith((ui_server.url, worklist_server.url)) else route.abort()
+        ),
+    )
     page = context.new_page()
     try:
         # An impostor opens the UI, filters on the assignee's tag and opens the waiting run.
@@ -151,9 +169,15 @@ def test_the_resume_dialog_is_refused_and_the_rep_completes_in_the_worklist(
         assert "no proof of who sent it" in last_refusal(step.item_id).details["reason"]
 
         # The run asks again; its form says why the answer was refused.
-        form = resume_in_the_dialog(page, rep, "approve", NOTE,
-                                    proof=identity.sign_completion(step.item_id, first.input_key, rep,
-                                                                   {"completed_by": rep, "decision": "approve", "note": NOTE}))
+        form = resume_in_the_dialog(
+            page,
+            rep,
+            "approve",
+            NOTE,
+            proof=identity.sign_completion(
+                step.item_id, first.input_key, rep, {"completed_by": rep, "decision": "approve", "note": NOTE}
+            ),
+        )
         expect(form.get_by_text("Refused:").first).to_be_visible()
         page.screenshot(path=str(screenshot_dir / "2-refused-and-asked-again.png"))
         # 2. Replayed: a real proof, from the first attempt.
@@ -164,8 +188,9 @@ def test_the_resume_dialog_is_refused_and_the_rep_completes_in_the_worklist(
         assert "earlier attempt" in last_refusal(step.item_id).details["reason"]
 
         # 3. Tampered: a real proof for this attempt's approval, sent with a rejection.
-        proof = identity.sign_completion(step.item_id, step.input_key, rep,
-                                         {"completed_by": rep, "decision": "approve", "note": NOTE})
+        proof = identity.sign_completion(
+            step.item_id, step.input_key, rep, {"completed_by": rep, "decision": "approve", "note": NOTE}
+        )
         form = resume_in_the_dialog(page, rep, "reject", "rejected in transit", proof=proof)
         form.get_by_role("button", name="Resume", exact=True).click()
         expect(page.get_by_text("Flow run resumed").first).to_be_visible()

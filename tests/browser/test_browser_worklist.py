@@ -34,8 +34,12 @@ from tests.browser.test_browser_approval import (
     wait_until_paused_for_the_form,
 )
 
-pytestmark = [pytest.mark.browser, pytest.mark.slow, pytest.mark.committed,
-              pytest.mark.usefixtures("catalogue", "reps")]
+pytestmark = [
+    pytest.mark.browser,
+    pytest.mark.slow,
+    pytest.mark.committed,
+    pytest.mark.usefixtures("catalogue", "reps"),
+]
 
 PASSWORD = "a long enough password"
 FLOW_END_SECONDS = 90
@@ -61,9 +65,17 @@ def more_work(n: int = 4) -> None:
     with session() as s:
         now = utcnow()
         for i in range(n):
-            s.add(WorkItem(work_type="order-approval", step_key=f"extra-{i}", title=f"Approve order X-{i}",
-                           required_skills={"order-entry": 1}, due_at=now + timedelta(hours=3 + 5 * i),
-                           effort_seconds=300, created_at=now))
+            s.add(
+                WorkItem(
+                    work_type="order-approval",
+                    step_key=f"extra-{i}",
+                    title=f"Approve order X-{i}",
+                    required_skills={"order-entry": 1},
+                    due_at=now + timedelta(hours=3 + 5 * i),
+                    effort_seconds=300,
+                    created_at=now,
+                )
+            )
         s.flush()
         for item_id in s.scalars(select(WorkItem.id).where(WorkItem.step_key.like("extra-%"))):
             router.route_item(s, item_id)
@@ -88,8 +100,13 @@ def sign_in(browser, url: str, name: str):
 def assigned_to(name: str) -> set[int]:
     with session() as s:
         worker = s.scalar(select(Worker).where(Worker.name == name))
-        return set(s.scalars(select(WorkItem.id).where(WorkItem.assignee_id == worker.id,
-                                                       WorkItem.state.in_(("assigned", "started")))))
+        return set(
+            s.scalars(
+                select(WorkItem.id).where(
+                    WorkItem.assignee_id == worker.id, WorkItem.state.in_(("assigned", "started"))
+                )
+            )
+        )
 
 
 def wait_for_flow(flow) -> str:
@@ -101,7 +118,8 @@ def wait_for_flow(flow) -> str:
 
 
 def test_a_rep_completes_their_item_and_another_rep_is_refused(
-        ui_server, worklist_server, order_entry_process, chromium, screenshot_dir):
+    ui_server, worklist_server, order_entry_process, chromium, screenshot_dir
+):
     from playwright.sync_api import expect
 
     receive_large_order("W-1")
@@ -157,13 +175,16 @@ def test_a_rep_completes_their_item_and_another_rep_is_refused(
         item = s.get(WorkItem, step.item_id)
         assert (item.state, item.completed_by, item.outcome) == ("completed", rep, "approve")
         assert s.get(Order, "W-1").status == "accepted"
-        trail = {(e.actor, e.action, e.details.get("via")) for e in s.scalars(
-            select(AuditEvent).where(AuditEvent.entity_id == str(step.item_id)))}
+        trail = {
+            (e.actor, e.action, e.details.get("via"))
+            for e in s.scalars(select(AuditEvent).where(AuditEvent.entity_id == str(step.item_id)))
+        }
     assert (rep, "completion-verified", "worklist") in trail and (rep, "completed", None) in trail
 
 
 def test_a_supervisor_reassigns_and_completes_as_an_override(
-        ui_server, worklist_server, order_entry_process, chromium, screenshot_dir):
+    ui_server, worklist_server, order_entry_process, chromium, screenshot_dir
+):
     from playwright.sync_api import expect
 
     receive_large_order("W-2")
@@ -172,9 +193,14 @@ def test_a_supervisor_reassigns_and_completes_as_an_override(
     supervisor = "Andrew Fuller"
     with session() as s:
         item = s.get(WorkItem, step.item_id)
-        to = next(w.name for w in s.scalars(select(Worker).order_by(Worker.id))
-                  if w.role == "rep" and w.name != step.assignee and w.open_items < w.capacity
-                  and meets(w.skill_levels, item.required_skills))
+        to = next(
+            w.name
+            for w in s.scalars(select(Worker).order_by(Worker.id))
+            if w.role == "rep"
+            and w.name != step.assignee
+            and w.open_items < w.capacity
+            and meets(w.skill_levels, item.required_skills)
+        )
     give_passwords(supervisor)
     context, page = sign_in(chromium, worklist_server.url, supervisor)
     try:

@@ -7,25 +7,33 @@ from checklists.order_checklist import check_order
 
 
 def lines(**changes):
-    df = pd.DataFrame({
-        "line_no": [1, 2],
-        "product_id": [1, 2],
-        "product_known": [True, True],
-        "quantity": [10, 5],
-        "unit_price": [18.0, 19.0],
-        "discount": [0.0, 0.1],
-        "amount": [180.0, 85.5],
-        "catalogue_price": [18.0, 19.0],
-        "discontinued": [False, False],
-    })
+    df = pd.DataFrame(
+        {
+            "line_no": [1, 2],
+            "product_id": [1, 2],
+            "product_known": [True, True],
+            "quantity": [10, 5],
+            "unit_price": [18.0, 19.0],
+            "discount": [0.0, 0.1],
+            "amount": [180.0, 85.5],
+            "catalogue_price": [18.0, 19.0],
+            "discontinued": [False, False],
+        }
+    )
     for column, values in changes.items():
         df[column] = values
     return df
 
 
 def header(**changes):
-    row = {"order_id": "A-1", "customer_known": True, "order_date": pd.Timestamp("2024-03-01"),
-           "due_date": pd.Timestamp("2024-03-15"), "lines_total": 265.5, "stated_total": None}
+    row = {
+        "order_id": "A-1",
+        "customer_known": True,
+        "order_date": pd.Timestamp("2024-03-01"),
+        "due_date": pd.Timestamp("2024-03-15"),
+        "lines_total": 265.5,
+        "stated_total": None,
+    }
     row.update(changes)
     return pd.DataFrame([row])
 

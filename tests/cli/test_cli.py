@@ -5,7 +5,6 @@ import json
 import time
 from concurrent.futures import ThreadPoolExecutor
 
-import pytest
 from prefect.settings import PREFECT_API_URL
 from typer.testing import CliRunner
 
@@ -17,12 +16,25 @@ runner = CliRunner()
 
 def test_orders_submit_names_bad_fields_and_keeps_them(db, tmp_path):
     path = tmp_path / "orders.json"
-    path.write_text(json.dumps([
-        {"order_id": "C-1", "customer_id": "ALFKI", "order_date": "2024-03-01", "due_date": "2024-03-15",
-         "lines": [{"product_id": 1, "quantity": 2, "unit_price": 18.0}]},
-        {"order_id": "C-2", "order_date": "2024-03-01", "due_date": "yesterday",
-         "lines": [{"product_id": 1, "quantity": -2, "unit_price": "x"}]},
-    ]))
+    path.write_text(
+        json.dumps(
+            [
+                {
+                    "order_id": "C-1",
+                    "customer_id": "ALFKI",
+                    "order_date": "2024-03-01",
+                    "due_date": "2024-03-15",
+                    "lines": [{"product_id": 1, "quantity": 2, "unit_price": 18.0}],
+                },
+                {
+                    "order_id": "C-2",
+                    "order_date": "2024-03-01",
+                    "due_date": "yesterday",
+                    "lines": [{"product_id": 1, "quantity": -2, "unit_price": "x"}],
+                },
+            ]
+        )
+    )
     result = runner.invoke(app, ["orders", "submit", str(path)])
     assert result.exit_code == 1  # something was quarantined
     for text in ["customer_id", "due_date", "lines.0.quantity", "lines.0.unit_price", "accepted 1", "quarantined 1"]:
@@ -42,8 +54,13 @@ def test_complete_answers_the_form_from_the_terminal(prefect_harness, catalogue,
 
     monkeypatch.setattr(settings, "prefect_ui_url", PREFECT_API_URL.value().removesuffix("/api"))
     monkeypatch.setattr(settings, "pause_poll_seconds", 1)
-    order = {"order_id": "T-1", "customer_id": "AROUT", "order_date": "2030-03-01", "due_date": "2030-03-20",
-             "lines": [{"product_id": 1, "quantity": 400, "unit_price": 18.0}]}
+    order = {
+        "order_id": "T-1",
+        "customer_id": "AROUT",
+        "order_date": "2030-03-01",
+        "due_date": "2030-03-20",
+        "lines": [{"product_id": 1, "quantity": 400, "unit_price": 18.0}],
+    }
     submit_orders([(json.dumps(order), order)], source="test", announce=False)
     pool = ThreadPoolExecutor(1)
     try:
@@ -60,8 +77,12 @@ def test_complete_answers_the_form_from_the_terminal(prefect_harness, catalogue,
         for name in ("Robert King", step.assignee):
             set_pw = runner.invoke(app, ["workers", "set-password", name, "--password-stdin"], input=f"pw-of-{name}\n")
             assert set_pw.exit_code == 0, set_pw.output
-        assert runner.invoke(app, ["login", "--name", "Robert King", "--password-stdin"],
-                             input="pw-of-Robert King\n").exit_code == 0
+        assert (
+            runner.invoke(
+                app, ["login", "--name", "Robert King", "--password-stdin"], input="pw-of-Robert King\n"
+            ).exit_code
+            == 0
+        )
         assert (settings.home / "cli-session").stat().st_mode & 0o777 == 0o600
         # Signed in as Robert King: claiming to be the assignee is refused; as himself, not his item.
         claimed = runner.invoke(app, ["complete", str(step.item_id), "--as", step.assignee, *answer])
@@ -70,10 +91,16 @@ def test_complete_answers_the_form_from_the_terminal(prefect_harness, catalogue,
         assert refused.exit_code == 2 and "Refused" in refused.output and "only the assignee" in refused.output
         wrong = runner.invoke(app, ["login", "--name", step.assignee, "--password-stdin"], input="not it\n")
         assert wrong.exit_code == 2 and "wrong name or password" in wrong.output
-        assert runner.invoke(app, ["login", "--name", step.assignee, "--password-stdin"],
-                             input=f"pw-of-{step.assignee}\n").exit_code == 0
+        assert (
+            runner.invoke(
+                app, ["login", "--name", step.assignee, "--password-stdin"], input=f"pw-of-{step.assignee}\n"
+            ).exit_code
+            == 0
+        )
         done = runner.invoke(app, ["complete", str(step.item_id)], input="approve\nlooks right\n")
-        assert done.exit_code == 0, "".join(__import__("traceback").format_exception(*done.exc_info)) if done.exc_info else done.output
+        assert done.exit_code == 0, (
+            "".join(__import__("traceback").format_exception(*done.exc_info)) if done.exc_info else done.output
+        )
         assert "Order T-1" in done.output  # the form's description is shown first
         assert run.result(timeout=60).is_completed()
     finally:
@@ -82,6 +109,8 @@ def test_complete_answers_the_form_from_the_terminal(prefect_harness, catalogue,
 
     with session() as s:
         assert s.get(Order, "T-1").status == "accepted"
-        trail = {(e.actor, e.action, e.details.get("via")) for e in
-                 s.query(AuditEvent).filter_by(entity="work_item", entity_id=str(step.item_id))}
+        trail = {
+            (e.actor, e.action, e.details.get("via"))
+            for e in s.query(AuditEvent).filter_by(entity="work_item", entity_id=str(step.item_id))
+        }
     assert {(step.assignee, "completed", None), (step.assignee, "completion-verified", "cli")} <= trail

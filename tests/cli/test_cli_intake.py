@@ -2,10 +2,13 @@
 escape is shown as an escape, and a malformed Northwind row is quarantined, not fatal."""
 
 import json
+import re
 import shutil
 import sqlite3
 
 import pytest
+from hypothesis import given
+from intake_payloads import SUMMARY, check_outcome, payloads, tally
 from typer.testing import CliRunner
 
 from handoff.cli.main import app
@@ -20,8 +23,14 @@ def no_prefect_server(monkeypatch):
 
 
 def an_order(order_id, **changes):
-    return {"order_id": order_id, "customer_id": "ALFKI", "order_date": "2024-03-01", "due_date": "2024-03-15",
-            "lines": [{"product_id": 1, "quantity": 2, "unit_price": 18.0}], **changes}
+    return {
+        "order_id": order_id,
+        "customer_id": "ALFKI",
+        "order_date": "2024-03-01",
+        "due_date": "2024-03-15",
+        "lines": [{"product_id": 1, "quantity": 2, "unit_price": 18.0}],
+        **changes,
+    }
 
 
 def hostile_escapes(output):
@@ -32,11 +41,15 @@ def hostile_escapes(output):
 
 def test_markup_and_escapes_in_values_are_shown_as_text(db, tmp_path):
     path = tmp_path / "orders.json"
-    path.write_text(json.dumps([
-        an_order("M-1", customer_name="[/bold] Tea [red]& Co", customer_id="NEW1"),  # valid: printable text
-        an_order("M-2", customer_id="[/red]\x1b[2J\x1b]0;pwned\x07", colour="[bold]x"),
-        {"order_id": "[/]", "lines": "[link=http://evil]"},
-    ]))
+    path.write_text(
+        json.dumps(
+            [
+                an_order("M-1", customer_name="[/bold] Tea [red]& Co", customer_id="NEW1"),  # valid: printable text
+                an_order("M-2", customer_id="[/red]\x1b[2J\x1b]0;pwned\x07", colour="[bold]x"),
+                {"order_id": "[/]", "lines": "[link=http://evil]"},
+            ]
+        )
+    )
     submitted = runner.invoke(app, ["orders", "submit", str(path)])
     assert submitted.exception is None or isinstance(submitted.exception, SystemExit), submitted.exception
     assert submitted.exit_code == 1
@@ -71,7 +84,7 @@ def test_import_northwind_quarantines_a_malformed_source_row(db, tmp_path):
     shutil.copy(settings.northwind_path, copy)
     with sqlite3.connect(copy) as conn:
         conn.execute("UPDATE Orders SET OrderDate = 12345 WHERE OrderID = 10249")  # a number, not a date
-        conn.execute('UPDATE "Order Details" SET UnitPrice = \'abc\' WHERE OrderID = 10250')
+        conn.execute("UPDATE \"Order Details\" SET UnitPrice = 'abc' WHERE OrderID = 10250")
         conn.execute("UPDATE Orders SET CustomerID = NULL WHERE OrderID = 10251")
         conn.execute("UPDATE Products SET ProductName = X'00ff' WHERE ProductID = 77")  # a blob for a name
     result = runner.invoke(app, ["orders", "import-northwind", str(copy), "-n", "5"])
@@ -84,15 +97,6 @@ def test_import_northwind_quarantines_a_malformed_source_row(db, tmp_path):
 
 
 # --- property: any file through `orders submit` ---------------------------------------------
-
-import re
-import sys
-from pathlib import Path
-
-from hypothesis import given
-
-sys.path.insert(0, str(Path(__file__).parents[1] / "core"))
-from intake_payloads import SUMMARY, check_outcome, payloads, tally
 
 
 @given(payload=payloads())
@@ -113,6 +117,8 @@ def test_any_file_through_orders_submit(db, tmp_path, payload):
     assert result.exit_code == (1 if quarantined else 0)
     duplicate_ids = re.findall(r"duplicate order (\S+): already received", result.output.replace("\n", " "))
     with session() as s:
-        newest = list(s.scalars(select(Order.id).order_by(Order.received_at.desc()).limit(accepted))) if accepted else []
+        newest = (
+            list(s.scalars(select(Order.id).order_by(Order.received_at.desc()).limit(accepted))) if accepted else []
+        )
     assert check_outcome(before, submitted, newest, duplicate_ids, quarantined) == []
     assert len(duplicate_ids) == duplicates

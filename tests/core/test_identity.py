@@ -83,18 +83,32 @@ def test_a_session_expires_and_cannot_be_moved_to_another_purpose(ann, monkeypat
 
 def test_the_proof_binds_item_attempt_person_and_answer(ann):
     with session() as s:
-        item = WorkItem(work_type="order-approval", step_key="k", title="t", required_skills={}, due_at=utcnow(),
-                        effort_seconds=60, input_key="paused-work-item-1-0")
+        item = WorkItem(
+            work_type="order-approval",
+            step_key="k",
+            title="t",
+            required_skills={},
+            due_at=utcnow(),
+            effort_seconds=60,
+            input_key="paused-work-item-1-0",
+        )
         s.add(item)
         s.flush()
         answer = {"completed_by": ann, "decision": "approve", "note": "ok"}
         proof = identity.sign_completion(item.id, item.input_key, ann, answer)
         assert identity.verify_completion(s, item.id, {**answer, "completion_proof": proof}).person == ann
         # Key order and the proof itself do not change what is signed; any other change does.
-        assert identity.verify_completion(s, item.id, {"note": "ok", "completion_proof": proof,
-                                                       "decision": "approve", "completed_by": ann}).person == ann
-        for changed, why in (({"note": "ok "}, "altered"), ({"completed_by": "bob"}, "altered"),
-                             ({"extra": 1}, "altered")):
+        assert (
+            identity.verify_completion(
+                s, item.id, {"note": "ok", "completion_proof": proof, "decision": "approve", "completed_by": ann}
+            ).person
+            == ann
+        )
+        for changed, why in (
+            ({"note": "ok "}, "altered"),
+            ({"completed_by": "bob"}, "altered"),
+            ({"extra": 1}, "altered"),
+        ):
             with pytest.raises(identity.CompletionRefused, match=why):
                 identity.verify_completion(s, item.id, {**answer, **changed, "completion_proof": proof})
         item.input_key = "paused-work-item-1-1"  # the next attempt

@@ -54,9 +54,12 @@ def test_a_good_order_is_stored_with_its_lines_and_total(db):
 
 @BOTH_DATABASES
 def test_a_malformed_order_names_each_bad_field_and_is_quarantined(db):
-    bad = good_order(order_date="2024-13-45", lines=[
-        {"product_id": 1, "quantity": -3, "unit_price": "ten", "discount": 0},
-    ])
+    bad = good_order(
+        order_date="2024-13-45",
+        lines=[
+            {"product_id": 1, "quantity": -3, "unit_price": "ten", "discount": 0},
+        ],
+    )
     del bad["customer_id"]
     result = submit(bad)
     assert result.accepted == []
@@ -72,7 +75,9 @@ def test_a_malformed_order_names_each_bad_field_and_is_quarantined(db):
 
 @BOTH_DATABASES
 def test_a_mixed_batch_keeps_the_good_orders(db):
-    result = submit(good_order("G-1"), good_order("B-1", due_date="soon"), good_order("G-2"), good_order("B-2", lines=[]))
+    result = submit(
+        good_order("G-1"), good_order("B-1", due_date="soon"), good_order("G-2"), good_order("B-2", lines=[])
+    )
     assert result.accepted == ["G-1", "G-2"]
     assert [r.reference for r in result.quarantined] == ["B-1", "B-2"]
     assert count(Order) == 2 and count(Quarantine) == 2

@@ -18,8 +18,13 @@ from handoff.core.intake import (
 )
 from handoff.core.models import AuditEvent, Order, Quarantine
 
-GOOD = {"order_id": "A-1", "customer_id": "ALFKI", "order_date": "2024-03-01", "due_date": "2024-03-15",
-        "lines": [{"product_id": 1, "quantity": 10, "unit_price": 18.0, "discount": 0.05}]}
+GOOD = {
+    "order_id": "A-1",
+    "customer_id": "ALFKI",
+    "order_date": "2024-03-01",
+    "due_date": "2024-03-15",
+    "lines": [{"product_id": 1, "quantity": 10, "unit_price": 18.0, "discount": 0.05}],
+}
 
 
 def order(order_id="A-1", line=None, **changes):
@@ -123,18 +128,21 @@ def test_a_bad_value_is_quoted_by_a_short_prefix(db):
     assert "5,000,000 characters" in reason["message"]
 
 
-@pytest.mark.parametrize("raw, says", [
-    (b'[{"order_id": "X"}, \xff\xfe]', "not UTF-8"),
-    (codecs.BOM_UTF16_LE + json.dumps(GOOD).encode("utf-16-le"), "UTF-16"),
-    (json.dumps(GOOD).replace("ALFKI", "ÅLFKI").encode("latin-1"), "not UTF-8"),
-    (b"[" * 1000 + b"]" * 1000, "nested too deeply"),
-    (b"[" * 100_000, "nested too deeply"),
-    (b'{"order_id": "X", ', "not valid JSON"),
-    (b"[] []", "extra data"),
-    (b"[]", "no orders"),
-    (b"", "not valid JSON"),
-    (b'{"orders": [], "orders": [{"order_id": "X"}]}', "more than once"),
-])
+@pytest.mark.parametrize(
+    "raw, says",
+    [
+        (b'[{"order_id": "X"}, \xff\xfe]', "not UTF-8"),
+        (codecs.BOM_UTF16_LE + json.dumps(GOOD).encode("utf-16-le"), "UTF-16"),
+        (json.dumps(GOOD).replace("ALFKI", "ÅLFKI").encode("latin-1"), "not UTF-8"),
+        (b"[" * 1000 + b"]" * 1000, "nested too deeply"),
+        (b"[" * 100_000, "nested too deeply"),
+        (b'{"order_id": "X", ', "not valid JSON"),
+        (b"[] []", "extra data"),
+        (b"[]", "no orders"),
+        (b"", "not valid JSON"),
+        (b'{"orders": [], "orders": [{"order_id": "X"}]}', "more than once"),
+    ],
+)
 def test_an_unreadable_document_is_quarantined_whole_with_its_bytes(db, raw, says):
     result = submit_text(raw)
     [rejected] = result.quarantined
@@ -172,13 +180,16 @@ def test_a_document_over_the_size_limit_keeps_its_first_bytes(db, tmp_path, monk
 # --- the same order id again ---------------------------------------------------------------
 
 
-@pytest.mark.parametrize("changes, fields", [
-    ({"total": 171.0}, {"total"}),
-    ({"customer_name": "Alfreds"}, {"customer_name"}),
-    ({"due_date": "2024-04-01"}, {"due_date"}),
-    ({"line": {"unit_price": 20.0}}, {"lines.0.unit_price"}),
-    ({"lines": GOOD["lines"] * 2}, {"lines"}),
-])
+@pytest.mark.parametrize(
+    "changes, fields",
+    [
+        ({"total": 171.0}, {"total"}),
+        ({"customer_name": "Alfreds"}, {"customer_name"}),
+        ({"due_date": "2024-04-01"}, {"due_date"}),
+        ({"line": {"unit_price": 20.0}}, {"lines.0.unit_price"}),
+        ({"lines": GOOD["lines"] * 2}, {"lines"}),
+    ],
+)
 def test_a_changed_resend_is_a_conflict_that_says_what_differs(db, changes, fields):
     assert submit_text(json.dumps(order("R-1"))).accepted == ["R-1"]
     result = submit_text(json.dumps(order("R-1", **changes)))
@@ -200,19 +211,22 @@ def test_a_resend_with_a_known_customers_name_is_a_duplicate(db):
 HEADER = "order_id,customer_id,order_date,due_date,product_id,quantity,unit_price,discount\n"
 
 
-@pytest.mark.parametrize("csv_text, field", [
-    (HEADER.replace("discount", "colour") + "C-1,ALFKI,2024-03-01,2024-03-10,1,1,1,x\n", "colour"),
-    (HEADER.replace("discount", "quantity") + "C-1,ALFKI,2024-03-01,2024-03-10,1,1,1,2\n", "quantity"),
-    (HEADER + "C-1,ALFKI,2024-03-01,2024-03-10,1,1,1,0,surprise\n", "row 2"),
-    (HEADER + "C-1,ALFKI,2024-03-01,2024-03-10,1,1\n", "row 2"),
-    (HEADER + "C-1,ALFKI,2024-03-01,2024-03-10,1,1,1,0\nC-1,ANATR,2024-03-01,2024-03-10,2,1,1,0\n", "customer_id"),
-    (HEADER + "C-1,ALFKI,2024-03-01,2024-03-10,1,1,1,0\nC-1,ALFKI,2024-03-02,2024-03-10,2,1,1,0\n", "order_date"),
-    (HEADER + "C-1,ALFKI,2024-03-01,2024-03-10,1,1,nan,0\n", "lines.0.unit_price"),
-    (HEADER + "C-1,ALFKI,2024-03-01,2024-03-10,1,1,1e999,0\n", "lines.0.unit_price"),
-    (HEADER + "C-1,ALFKI,2024-03-01,2024-03-10,1,%s,1,0\n" % ("9" * 5000), "lines.0.quantity"),
-    (HEADER + 'C-1,"%s",2024-03-01,2024-03-10,1,1,1,0\n' % ("x" * 200_000), "customer_id"),
-    (HEADER + "C-1,ALFKI,2024-03-01,2024-03-10,1,true,1,0\n", "lines.0.quantity"),
-])
+@pytest.mark.parametrize(
+    "csv_text, field",
+    [
+        (HEADER.replace("discount", "colour") + "C-1,ALFKI,2024-03-01,2024-03-10,1,1,1,x\n", "colour"),
+        (HEADER.replace("discount", "quantity") + "C-1,ALFKI,2024-03-01,2024-03-10,1,1,1,2\n", "quantity"),
+        (HEADER + "C-1,ALFKI,2024-03-01,2024-03-10,1,1,1,0,surprise\n", "row 2"),
+        (HEADER + "C-1,ALFKI,2024-03-01,2024-03-10,1,1\n", "row 2"),
+        (HEADER + "C-1,ALFKI,2024-03-01,2024-03-10,1,1,1,0\nC-1,ANATR,2024-03-01,2024-03-10,2,1,1,0\n", "customer_id"),
+        (HEADER + "C-1,ALFKI,2024-03-01,2024-03-10,1,1,1,0\nC-1,ALFKI,2024-03-02,2024-03-10,2,1,1,0\n", "order_date"),
+        (HEADER + "C-1,ALFKI,2024-03-01,2024-03-10,1,1,nan,0\n", "lines.0.unit_price"),
+        (HEADER + "C-1,ALFKI,2024-03-01,2024-03-10,1,1,1e999,0\n", "lines.0.unit_price"),
+        (HEADER + "C-1,ALFKI,2024-03-01,2024-03-10,1,%s,1,0\n" % ("9" * 5000), "lines.0.quantity"),
+        (HEADER + 'C-1,"%s",2024-03-01,2024-03-10,1,1,1,0\n' % ("x" * 200_000), "customer_id"),
+        (HEADER + "C-1,ALFKI,2024-03-01,2024-03-10,1,true,1,0\n", "lines.0.quantity"),
+    ],
+)
 def test_csv_surprises_are_reasons_not_silent_choices(db, csv_text, field):
     document = csv_text + "C-9,ANATR,2024-03-01,2024-03-10,1,1,1,0\n" if csv_text.startswith(HEADER) else csv_text
     result = submit_text(document, csv=True)
@@ -223,8 +237,11 @@ def test_csv_surprises_are_reasons_not_silent_choices(db, csv_text, field):
 
 
 def test_a_csv_order_keeps_its_header_and_rows_byte_for_byte(db):
-    rows = ["C-1,ALFKI,2024-03-01,2024-03-10,1,1,1,0\r\n", "C-2,ANATR,2024-03-01,2024-03-10,1,x,1,0\r\n",
-            'C-1,ALFKI,2024-03-01,2024-03-10,2,"1",2,0\r\n']
+    rows = [
+        "C-1,ALFKI,2024-03-01,2024-03-10,1,1,1,0\r\n",
+        "C-2,ANATR,2024-03-01,2024-03-10,1,x,1,0\r\n",
+        'C-1,ALFKI,2024-03-01,2024-03-10,2,"1",2,0\r\n',
+    ]
     result = submit_text(HEADER.replace("\n", "\r\n") + "".join(rows), csv=True)
     assert result.accepted == ["C-1"]
     with session() as s:

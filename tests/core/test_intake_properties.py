@@ -26,8 +26,10 @@ def submit_and_check(kind, raw):
     broken = check_outcome(before, result.submitted, result.accepted, result.duplicates, len(result.quarantined))
     with session() as s:
         for order_id in result.accepted:
-            broken += [f"{order_id} breaks the contract: {v}" for v in
-                       stored_order_violations(content_as_stored(s.get(Order, order_id)))]
+            broken += [
+                f"{order_id} breaks the contract: {v}"
+                for v in stored_order_violations(content_as_stored(s.get(Order, order_id)))
+            ]
     for rejected in result.quarantined:
         broken += [f"a reason of {len(r['message']):,} characters" for r in rejected.reasons if len(r["message"]) > 600]
     assert broken == [], broken

@@ -21,8 +21,14 @@ ROUNDS = 12
 
 
 def an_order(order_id: str, price: float = 18.0) -> dict:
-    return {"order_id": order_id, "customer_id": "ALFKI", "order_date": "2024-03-01", "due_date": "2024-03-15",
-            "customer_name": "Alfreds", "lines": [{"product_id": 1, "quantity": 10, "unit_price": price}]}
+    return {
+        "order_id": order_id,
+        "customer_id": "ALFKI",
+        "order_date": "2024-03-01",
+        "due_date": "2024-03-15",
+        "customer_name": "Alfreds",
+        "lines": [{"product_id": 1, "quantity": 10, "unit_price": price}],
+    }
 
 
 def intake_process(url: str, who: int, barrier, results) -> None:
@@ -36,8 +42,9 @@ def intake_process(url: str, who: int, barrier, results) -> None:
 
     engine()
     lost = []
-    logging.getLogger("handoff.core.intake.door").addHandler(type("H", (logging.Handler,), {
-        "emit": lambda self, record: lost.append(record.getMessage())})())
+    logging.getLogger("handoff.core.intake.door").addHandler(
+        type("H", (logging.Handler,), {"emit": lambda self, record: lost.append(record.getMessage())})()
+    )
     logging.getLogger("handoff.core.intake.door").setLevel(logging.INFO)
     for r in range(ROUNDS):
         price = 18.0 + (who if r % 2 else 0)
@@ -45,8 +52,16 @@ def intake_process(url: str, who: int, barrier, results) -> None:
         barrier.wait(timeout=60)
         try:
             result = submit_orders([(json.dumps(o), o) for o in batch], source=f"process-{who}", announce=False)
-            results.put((who, r, result.accepted, result.duplicates,
-                         [(q.reference, [x["field"] for x in q.reasons]) for q in result.quarantined], None))
+            results.put(
+                (
+                    who,
+                    r,
+                    result.accepted,
+                    result.duplicates,
+                    [(q.reference, [x["field"] for x in q.reasons]) for q in result.quarantined],
+                    None,
+                )
+            )
         except Exception as exc:  # noqa: BLE001 - the very thing this test is about: report it
             results.put((who, r, [], [], [], f"{type(exc).__name__}: {exc}"))
     results.put((who, "races lost to the database", len(lost)))

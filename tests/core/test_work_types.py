@@ -14,9 +14,16 @@ import pytest
 from handoff.core import sla, work_types
 from handoff.core.work_types import DECLARED, WORK_TYPES, UnknownWorkType, WorkType
 
-VALID = {"name": "site-survey", "form": "TechnicianVisit", "sla_hours": 16, "effort_minutes": 60,
-         "skill": "provisioning", "level": 2, "team": "operations",
-         "standin": {"visit_done": True, "technician": "x", "notes": "ok"}}
+VALID = {
+    "name": "site-survey",
+    "form": "TechnicianVisit",
+    "sla_hours": 16,
+    "effort_minutes": 60,
+    "skill": "provisioning",
+    "level": 2,
+    "team": "operations",
+    "standin": {"visit_done": True, "technician": "x", "notes": "ok"},
+}
 FIELDS = [f.name for f in dataclasses.fields(WorkType)]
 
 
@@ -34,14 +41,37 @@ def test_a_work_type_without_a_field_is_refused(field):
         WorkType(**{k: v for k, v in VALID.items() if k != field})
 
 
-@pytest.mark.parametrize(("field", "bad"), [
-    ("name", ""), ("name", "Order Approval"), ("name", None), ("name", "-x"),
-    ("form", ""), ("form", "checklists.forms.OrderApproval"), ("form", "orderApproval"),
-    ("sla_hours", 0), ("sla_hours", -1), ("sla_hours", math.nan), ("sla_hours", math.inf), ("sla_hours", "8"),
-    ("sla_hours", True), ("effort_minutes", 0), ("effort_minutes", None),
-    ("skill", ""), ("skill", "Order Entry"), ("level", 0), ("level", 6), ("level", 2.5), ("level", True),
-    ("team", ""), ("team", "   "), ("team", None), ("standin", None), ("standin", "approve"),
-])
+@pytest.mark.parametrize(
+    ("field", "bad"),
+    [
+        ("name", ""),
+        ("name", "Order Approval"),
+        ("name", None),
+        ("name", "-x"),
+        ("form", ""),
+        ("form", "checklists.forms.OrderApproval"),
+        ("form", "orderApproval"),
+        ("sla_hours", 0),
+        ("sla_hours", -1),
+        ("sla_hours", math.nan),
+        ("sla_hours", math.inf),
+        ("sla_hours", "8"),
+        ("sla_hours", True),
+        ("effort_minutes", 0),
+        ("effort_minutes", None),
+        ("skill", ""),
+        ("skill", "Order Entry"),
+        ("level", 0),
+        ("level", 6),
+        ("level", 2.5),
+        ("level", True),
+        ("team", ""),
+        ("team", "   "),
+        ("team", None),
+        ("standin", None),
+        ("standin", "approve"),
+    ],
+)
 def test_a_work_type_with_a_bad_field_is_refused_naming_it(field, bad):
     with pytest.raises(ValueError, match=f"{field}:"):
         WorkType(**{**VALID, field: bad})
@@ -107,7 +137,9 @@ def test_an_installation_still_overrides_a_declared_sla(default_sla, monkeypatch
     monkeypatch.setenv(sla.ENV_VAR, json.dumps({"work_types": {"provisioning-exception": {"sla_hours": 2}}}))
     sla.reload_config()
     assert sla.sla_seconds("provisioning-exception") == 2 * 3600
-    assert sla.default_effort_seconds("provisioning-exception") == WORK_TYPES["provisioning-exception"].effort_minutes * 60
+    assert (
+        sla.default_effort_seconds("provisioning-exception") == WORK_TYPES["provisioning-exception"].effort_minutes * 60
+    )
 
 
 def test_the_wip_review_files_every_work_type_under_its_team():
@@ -146,15 +178,24 @@ def test_every_stand_in_answer_is_a_valid_form(db, checklist_errors):
     with session() as s:
         rep = s.query(Worker).filter_by(name="Margaret Peacock").one()
         s.add(Customer(id="ALFKI", name="Alfreds"))
-        s.add(Order(id="O-1", customer_id="ALFKI", order_date=date(2030, 3, 1), due_date=date(2030, 3, 9),
-                    source="test"))
+        s.add(
+            Order(id="O-1", customer_id="ALFKI", order_date=date(2030, 3, 1), due_date=date(2030, 3, 9), source="test")
+        )
         s.flush()
         s.add(OrderCheck(order_id="O-1", errors=checklist_errors, warnings=[]))
         items = {}
         for name, kind in WORK_TYPES.items():
-            item = WorkItem(work_type=name, title=name, step_key=f"k-{name}", order_id="O-1",
-                            required_skills=kind.required_skills, due_at=datetime(2030, 3, 9),
-                            effort_seconds=60, assignee=rep, state="assigned")
+            item = WorkItem(
+                work_type=name,
+                title=name,
+                step_key=f"k-{name}",
+                order_id="O-1",
+                required_skills=kind.required_skills,
+                due_at=datetime(2030, 3, 9),
+                effort_seconds=60,
+                assignee=rep,
+                state="assigned",
+            )
             s.add(item)
             s.flush()
             items[name] = item.id

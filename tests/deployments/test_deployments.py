@@ -19,9 +19,18 @@ def by_name(name):
 def test_every_flow_loads_and_names_are_unique():
     deployments = runner_deployments()
     assert len({d.name for d in deployments}) == len(DEFINITIONS)
-    assert {d.name for d in deployments} >= {"order-pipeline", "sla-watch", "handoff-meeting-check", "wip-review",
-                                             "handoff-meeting", "order-entry", "quotation", "provisioning",
-                                             "activation", "billing"}
+    assert {d.name for d in deployments} >= {
+        "order-pipeline",
+        "sla-watch",
+        "handoff-meeting-check",
+        "wip-review",
+        "handoff-meeting",
+        "order-entry",
+        "quotation",
+        "provisioning",
+        "activation",
+        "billing",
+    }
 
 
 def test_schedules():
@@ -34,8 +43,11 @@ def test_schedules():
 def test_an_order_received_event_starts_the_pipeline_with_the_order_id():
     [trigger] = by_name("order-pipeline").triggers
     assert trigger.expect == {"order.received"}
-    event = Event(event="order.received", id=uuid.uuid4(),
-                  resource={"prefect.resource.id": "handoff.order.10248", "handoff.order-id": "10248"})
+    event = Event(
+        event="order.received",
+        id=uuid.uuid4(),
+        resource={"prefect.resource.id": "handoff.order.10248", "handoff.order-id": "10248"},
+    )
     rendered = render_user_template_sync(ORDER_RECEIVED_TRIGGER.parameters["order_id"], {"event": event})
     assert rendered == "10248"
 
@@ -61,8 +73,12 @@ def test_the_same_definitions_deploy_to_a_work_pool(prefect_harness):
     result = CliRunner().invoke(app, ["deploy", "--pool", "back-office"])
     assert result.exit_code == 0, result.output
     with get_client(sync_client=True) as client:
-        deployed = {d.name: d for d in client.read_deployments(
-            work_pool_filter=WorkPoolFilter(name=WorkPoolFilterName(any_=["back-office"])))}
+        deployed = {
+            d.name: d
+            for d in client.read_deployments(
+                work_pool_filter=WorkPoolFilter(name=WorkPoolFilterName(any_=["back-office"]))
+            )
+        }
         try:
             check_deployed(client, deployed)
         finally:  # no trigger of these is left to start runs for other tests' events

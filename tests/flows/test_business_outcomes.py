@@ -31,8 +31,13 @@ ON_HOLD = "BLAUS"  # on credit hold in the CRM stand-in (sandbox.reference)
 
 
 def receive(order_id, lines, customer="AROUT"):
-    order = {"order_id": order_id, "customer_id": customer, "order_date": "2030-03-01", "due_date": "2030-03-15",
-             "lines": [{"product_id": p, "quantity": q, "unit_price": price, "discount": 0} for p, q, price in lines]}
+    order = {
+        "order_id": order_id,
+        "customer_id": customer,
+        "order_date": "2030-03-01",
+        "due_date": "2030-03-15",
+        "lines": [{"product_id": p, "quantity": q, "unit_price": price, "discount": 0} for p, q, price in lines],
+    }
     assert submit_orders([(json.dumps(order), order)], source="test", announce=False).accepted == [order_id]
 
 
@@ -43,8 +48,9 @@ def task_runs(flow_run_id: UUID, expected: list[str], timeout: float = 30) -> li
     deadline = time.monotonic() + timeout
     while True:
         with get_client(sync_client=True) as client:
-            runs = client.read_task_runs(task_run_filter=TaskRunFilter(
-                flow_run_id=TaskRunFilterFlowRunId(any_=[flow_run_id])), limit=200)
+            runs = client.read_task_runs(
+                task_run_filter=TaskRunFilter(flow_run_id=TaskRunFilterFlowRunId(any_=[flow_run_id])), limit=200
+            )
         states = [(run.name, run.state.type.value if run.state else "NONE") for run in runs]
         seen = Counter(name for name, _ in states)
         settled = all(s in ("COMPLETED", "FAILED", "CRASHED", "CANCELLED") for _, s in states)

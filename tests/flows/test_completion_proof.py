@@ -62,9 +62,11 @@ def refused_and_asked_again(step, run_input: dict, reason: str, timeout: float =
     with session() as s:
         item = s.get(WorkItem, step.item_id)
         assert item.state == "assigned" and item.assignee.name == step.assignee  # still theirs
-        refusal = s.scalars(select(AuditEvent).where(AuditEvent.entity_id == str(step.item_id),
-                                                     AuditEvent.action == "completion-refused")
-                            .order_by(AuditEvent.id.desc())).first()
+        refusal = s.scalars(
+            select(AuditEvent)
+            .where(AuditEvent.entity_id == str(step.item_id), AuditEvent.action == "completion-refused")
+            .order_by(AuditEvent.id.desc())
+        ).first()
         assert re.search(reason, refusal.details["reason"]), refusal.details
         assert refusal.actor == "unverified"  # never the name typed in the form
     return again[0]
@@ -91,9 +93,12 @@ def test_forged_replayed_and_tampered_answers_are_refused_then_the_worklist_comp
         tampered = {**named, "decision": "reject", "note": "changed in transit", "completion_proof": current}
         step = refused_and_asked_again(step, tampered, "altered after it was signed")
         # 5. A real proof for this attempt and answer, but with someone else's name in the form.
-        signed_for_rep = identity.sign_completion(step.item_id, step.input_key, rep, {**named, "completed_by": "Andrew Fuller"})
-        step = refused_and_asked_again(step, {**named, "completed_by": "Andrew Fuller", "completion_proof": signed_for_rep},
-                                       "signed for|altered")
+        signed_for_rep = identity.sign_completion(
+            step.item_id, step.input_key, rep, {**named, "completed_by": "Andrew Fuller"}
+        )
+        step = refused_and_asked_again(
+            step, {**named, "completed_by": "Andrew Fuller", "completion_proof": signed_for_rep}, "signed for|altered"
+        )
 
         # The assignee signs in to the worklist and completes it: the run moves on.
         with session() as s:
@@ -101,7 +106,10 @@ def test_forged_replayed_and_tampered_answers_are_refused_then_the_worklist_comp
         app = TestClient(create_worklist_app(), follow_redirects=False)
         login_page = app.get("/login").text
         csrf = re.search(r'name="csrf_token" value="([^"]+)"', login_page).group(1)
-        assert app.post("/login", data={"csrf_token": csrf, "name": rep, "password": "the rep's own password"}).status_code == 303
+        assert (
+            app.post("/login", data={"csrf_token": csrf, "name": rep, "password": "the rep's own password"}).status_code
+            == 303
+        )
         item_page = app.get(f"/items/{step.item_id}").text
         assert "Refused:" in item_page and "Order P-1" in item_page  # the re-asked step says why
         csrf = re.search(r'name="csrf_token" value="([^"]+)"', item_page).group(1)
@@ -114,7 +122,11 @@ def test_forged_replayed_and_tampered_answers_are_refused_then_the_worklist_comp
         item = s.get(WorkItem, step.item_id)
         assert (item.state, item.completed_by, item.outcome) == ("completed", rep, "approve")
         assert "completion_proof" not in item.answer
-        trail = [(e.actor, e.action, e.details.get("via")) for e in s.scalars(
-            select(AuditEvent).where(AuditEvent.entity_id == str(step.item_id)).order_by(AuditEvent.id))]
+        trail = [
+            (e.actor, e.action, e.details.get("via"))
+            for e in s.scalars(
+                select(AuditEvent).where(AuditEvent.entity_id == str(step.item_id)).order_by(AuditEvent.id)
+            )
+        ]
     assert [a for a in trail if a[1] == "completion-refused"] == [("unverified", "completion-refused", None)] * 5
     assert (rep, "completed", None) in trail and (rep, "completion-verified", "worklist") in trail

@@ -18,13 +18,22 @@ FLOW_FILES = sorted((ROOT / "flows").glob("*.py"))
 STEP_FILES = sorted((ROOT / "tasks").glob("*.py"))
 
 # What a flow file may not import: the Prefect client and run plumbing, SQL, HTTP, data frames.
-PLUMBING = ("prefect.client", "prefect.deployments", "prefect.artifacts", "prefect.events", "sqlalchemy",
-            "httpx", "pandas", "handoff.core.db")
+PLUMBING = (
+    "prefect.client",
+    "prefect.deployments",
+    "prefect.artifacts",
+    "prefect.events",
+    "sqlalchemy",
+    "httpx",
+    "pandas",
+    "handoff.core.db",
+)
 PLUMBING_NAMES = {"get_client"}  # `from prefect import get_client`
 
 
 def plumbing_imports(source: str) -> list[str]:
     """Every import of PLUMBING in the source, at any depth (inside functions too)."""
+
     def plumbing(module: str) -> bool:
         return any(module == p or module.startswith(p + ".") for p in PLUMBING)
 
@@ -36,8 +45,11 @@ def plumbing_imports(source: str) -> list[str]:
             if plumbing(node.module):
                 found.append(node.module)
             else:  # `from prefect import client`, `from handoff.core import db`, `from prefect import get_client`
-                found += [f"{node.module}.{a.name}" for a in node.names
-                          if plumbing(f"{node.module}.{a.name}") or a.name in PLUMBING_NAMES]
+                found += [
+                    f"{node.module}.{a.name}"
+                    for a in node.names
+                    if plumbing(f"{node.module}.{a.name}") or a.name in PLUMBING_NAMES
+                ]
     return sorted(set(found))
 
 
@@ -58,7 +70,12 @@ def cache_policies(source: str) -> list[int]:
     for node in ast.walk(ast.parse(source)):
         if isinstance(node, ast.keyword) and node.arg == "cache_policy":
             lines.append(node.value.lineno)
-        elif isinstance(node, ast.Name) and node.id == "NO_CACHE" or isinstance(node, ast.alias) and node.name == "NO_CACHE":
+        elif (
+            isinstance(node, ast.Name)
+            and node.id == "NO_CACHE"
+            or isinstance(node, ast.alias)
+            and node.name == "NO_CACHE"
+        ):
             lines.append(getattr(node, "lineno", 0))
     return lines
 
@@ -66,36 +83,43 @@ def cache_policies(source: str) -> list[int]:
 # --- the checks themselves catch what they are meant to ----------------------------------------
 
 
-@pytest.mark.parametrize("source", [
-    "import pandas as pd",
-    "import httpx",
-    "from sqlalchemy.orm import Session",
-    "from handoff.core.db import session",
-    "from handoff.core import db",
-    "def step():\n    from prefect.client.orchestration import get_client\n",
-    "import prefect.client.schemas.filters",
-    "from prefect import get_client",
-    "from prefect import client",
-    "from prefect.deployments import run_deployment",
-    "from prefect.artifacts import create_markdown_artifact",
-    "from prefect.events import emit_event",
-    "from typing import TYPE_CHECKING\nif TYPE_CHECKING:\n    import pandas as pd\n",
-])
+@pytest.mark.parametrize(
+    "source",
+    [
+        "import pandas as pd",
+        "import httpx",
+        "from sqlalchemy.orm import Session",
+        "from handoff.core.db import session",
+        "from handoff.core import db",
+        "def step():\n    from prefect.client.orchestration import get_client\n",
+        "import prefect.client.schemas.filters",
+        "from prefect import get_client",
+        "from prefect import client",
+        "from prefect.deployments import run_deployment",
+        "from prefect.artifacts import create_markdown_artifact",
+        "from prefect.events import emit_event",
+        "from typing import TYPE_CHECKING\nif TYPE_CHECKING:\n    import pandas as pd\n",
+    ],
+)
 def test_plumbing_in_a_flow_file_is_found(source):
     assert plumbing_imports(source)
 
 
 def test_a_procedures_own_imports_are_not_plumbing():
-    source = ("from prefect import flow, get_run_logger\nfrom prefect.runtime import flow_run\n"
-              "from handoff.core.settings import settings\nfrom handoff.core.models import utcnow\n"
-              "from tasks.orders import load_order\nimport pandera_like\nimport httpx_free\n")
+    source = (
+        "from prefect import flow, get_run_logger\nfrom prefect.runtime import flow_run\n"
+        "from handoff.core.settings import settings\nfrom handoff.core.models import utcnow\n"
+        "from tasks.orders import load_order\nimport pandera_like\nimport httpx_free\n"
+    )
     assert plumbing_imports(source) == []
 
 
 def test_human_steps_are_found_with_their_work_type():
-    source = ('HumanStep(work_type="order-approval", step_key="k", title="t", description="d")\n'
-              'steps.HumanStep("credit-review", "k", "t", "d")\n'
-              'HumanStep(work_type=kind, step_key="k", title="t", description="d")\n')
+    source = (
+        'HumanStep(work_type="order-approval", step_key="k", title="t", description="d")\n'
+        'steps.HumanStep("credit-review", "k", "t", "d")\n'
+        'HumanStep(work_type=kind, step_key="k", title="t", description="d")\n'
+    )
     assert human_steps(source) == [(1, "order-approval"), (2, "credit-review"), (3, None)]
 
 
@@ -142,8 +166,9 @@ def test_a_human_step_needs_its_work_types_skill_unless_the_flow_says_otherwise(
 
     plain = HumanStep(work_type="discount-approval", step_key="k", title="t", description="d")
     assert plain.required_skills == {"quotation": 3} == WORK_TYPES["discount-approval"].required_skills
-    senior = HumanStep(work_type="order-approval", step_key="k", title="t", description="d",
-                       required_skills={"order-entry": 3})
+    senior = HumanStep(
+        work_type="order-approval", step_key="k", title="t", description="d", required_skills={"order-entry": 3}
+    )
     assert senior.required_skills == {"order-entry": 3}
 
 

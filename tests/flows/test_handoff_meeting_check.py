@@ -42,8 +42,9 @@ def new_customer(prefix: str = "C") -> str:
 
 def runs_of(customer_id: str) -> list:
     with get_client(sync_client=True) as client:
-        return client.read_flow_runs(flow_run_filter=FlowRunFilter(
-            tags=FlowRunFilterTags(all_=[f"customer:{customer_id}"])))
+        return client.read_flow_runs(
+            flow_run_filter=FlowRunFilter(tags=FlowRunFilterTags(all_=[f"customer:{customer_id}"]))
+        )
 
 
 def set_state(run_id: str, state) -> None:
@@ -68,8 +69,9 @@ def test_accounts_whose_ids_share_a_prefix_each_get_their_run():
     assert len(runs_of(longer)) == len(runs_of(shorter)) == 1
 
 
-@pytest.mark.parametrize("state", [Running, Paused, lambda: Suspended(timeout_seconds=3600)],
-                         ids=["running", "paused", "suspended"])
+@pytest.mark.parametrize(
+    "state", [Running, Paused, lambda: Suspended(timeout_seconds=3600)], ids=["running", "paused", "suspended"]
+)
 def test_a_run_running_or_waiting_for_a_sign_off_is_kept(state):
     customer = new_customer()
     first = start_handoff_meeting.fn(customer)
@@ -78,7 +80,9 @@ def test_a_run_running_or_waiting_for_a_sign_off_is_kept(state):
     assert len(runs_of(customer)) == 1
 
 
-@pytest.mark.parametrize("end", [Crashed, Failed, Cancelled, Completed], ids=["crashed", "failed", "cancelled", "completed"])
+@pytest.mark.parametrize(
+    "end", [Crashed, Failed, Cancelled, Completed], ids=["crashed", "failed", "cancelled", "completed"]
+)
 def test_a_run_that_ended_with_the_account_still_waiting_is_followed_by_one_new_run(end):
     customer = new_customer()
     first = start_handoff_meeting.fn(customer)
@@ -90,8 +94,13 @@ def test_a_run_that_ended_with_the_account_still_waiting_is_followed_by_one_new_
     third = start_handoff_meeting.fn(customer)
     assert third not in (first, second) and start_handoff_meeting.fn(customer) == third
     keys = sorted(run.idempotency_key for run in runs_of(customer))
-    assert keys == sorted([f"handoff-meeting:{customer}", f"handoff-meeting:{customer}/after/{first}",
-                           f"handoff-meeting:{customer}/after/{second}"])
+    assert keys == sorted(
+        [
+            f"handoff-meeting:{customer}",
+            f"handoff-meeting:{customer}/after/{first}",
+            f"handoff-meeting:{customer}/after/{second}",
+        ]
+    )
 
 
 RACER = """
@@ -112,15 +121,28 @@ def test_two_checks_at_once_start_one_run(tmp_path, first_run):
     customer = new_customer()
     if first_run == "crashed":
         set_state(start_handoff_meeting.fn(customer), Crashed())
-    env = {**os.environ, "PREFECT_API_URL": str(get_current_settings().api.url),
-           "PYTHONPATH": str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", "")}
+    env = {
+        **os.environ,
+        "PREFECT_API_URL": str(get_current_settings().api.url),
+        "PYTHONPATH": str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", ""),
+    }
     gun = tmp_path / "go"
     racers = []
     for k in range(2):
         ready = tmp_path / f"ready-{k}"
-        racers.append((ready, subprocess.Popen([sys.executable, "-c", RACER, customer, str(gun), str(ready)],
-                                               env=env, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                                               text=True)))
+        racers.append(
+            (
+                ready,
+                subprocess.Popen(
+                    [sys.executable, "-c", RACER, customer, str(gun), str(ready)],
+                    env=env,
+                    cwd=ROOT,
+                    stdout=subprocess.PIPE,
+                    stderr=subprocess.PIPE,
+                    text=True,
+                ),
+            )
+        )
     deadline = time.monotonic() + 120
     while not all(ready.exists() for ready, _ in racers):
         assert time.monotonic() < deadline, "the racing processes did not start"

@@ -13,7 +13,7 @@ from prefect.client.orchestration import get_client
 from flows.order_entry import order_entry
 from handoff.core.db import session
 from handoff.core.intake import submit_orders
-from handoff.core.models import AuditEvent, Order, WorkItem, Worker
+from handoff.core.models import AuditEvent, Order, Worker, WorkItem
 from handoff.core.routing.router import NotAllowed
 from handoff.core.settings import settings
 from handoff.runtime.steps import complete_step, waiting_steps
@@ -28,8 +28,13 @@ def quick_polling(monkeypatch):
 
 def receive(order_id, quantity=10, due="2024-03-15", customer="AROUT", product=1, price=18.0):
     """AROUT: credit limit 20,000 and not on hold in the CRM stand-in, so credit passes."""
-    order = {"order_id": order_id, "customer_id": customer, "order_date": "2024-03-01", "due_date": due,
-             "lines": [{"product_id": product, "quantity": quantity, "unit_price": price, "discount": 0}]}
+    order = {
+        "order_id": order_id,
+        "customer_id": customer,
+        "order_date": "2024-03-01",
+        "due_date": due,
+        "lines": [{"product_id": product, "quantity": quantity, "unit_price": price, "discount": 0}],
+    }
     assert submit_orders([(json.dumps(order), order)], source="test", announce=False).accepted == [order_id]
 
 
@@ -107,8 +112,10 @@ def test_a_rejection_ends_the_order_with_the_reps_reason():
     with ThreadPoolExecutor(1) as pool:
         run = start_in_background(pool, "R-1")
         step = wait_for_step("R-1")
-        complete_step(step.item_id, {"completed_by": step.assignee, "decision": "reject",
-                                     "note": "customer must confirm a new date"})
+        complete_step(
+            step.item_id,
+            {"completed_by": step.assignee, "decision": "reject", "note": "customer must confirm a new date"},
+        )
         assert run.result(timeout=60).is_completed()
     assert status("R-1") == ("rejected", "customer must confirm a new date")
 
@@ -134,7 +141,9 @@ def test_someone_else_cannot_complete_the_step_and_it_stays_assigned():
         assert run.result(timeout=60).is_completed()
     assert status("N-1")[0] == "accepted"
     with session() as s:
-        audit = [(e.actor, e.action) for e in s.query(AuditEvent).filter_by(entity="work_item", entity_id=str(step.item_id))]
+        audit = [
+            (e.actor, e.action) for e in s.query(AuditEvent).filter_by(entity="work_item", entity_id=str(step.item_id))
+        ]
     assert ("Andrew Fuller", "completed") in audit
 
 
@@ -153,7 +162,9 @@ def test_a_completion_from_the_ui_by_the_wrong_person_is_refused_and_asked_again
             keyset = pause_keyset(client.read_flow_run(UUID(step.flow_run_id)).state)
         while read_flow_run_input(key=keyset["schema"], flow_run_id=UUID(step.flow_run_id)) is None:
             time.sleep(0.2)
-        resume_flow_run(UUID(step.flow_run_id), run_input={"completed_by": "Robert King", "decision": "approve", "note": "x"})
+        resume_flow_run(
+            UUID(step.flow_run_id), run_input={"completed_by": "Robert King", "decision": "approve", "note": "x"}
+        )
 
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline:  # the run pauses again on a new key

@@ -9,7 +9,7 @@ from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterFlowRun
 
 from flows.wip_review import KEYS, WipReviewOptions, wip_review
 from handoff.core.db import session
-from handoff.core.models import Defect, WorkItem, Worker, WorkerSkill
+from handoff.core.models import Defect, Worker, WorkerSkill, WorkItem
 
 pytestmark = pytest.mark.usefixtures("prefect_harness")
 
@@ -22,20 +22,60 @@ def small_office(db):
     with session() as s:
         nancy = Worker(name="Nancy Davolio", open_items=1, skills=[WorkerSkill(skill="order-entry", level=3)])
         s.add(nancy)
-        s.add_all([
-            WorkItem(work_type="order-approval", title="approve A", step_key="a", required_skills={"order-entry": 2},
-                     due_at=NOW - H, effort_seconds=600, created_at=NOW - 3 * H, state="assigned", assignee=nancy),
-            WorkItem(work_type="order-approval", title="approve B", step_key="b", required_skills={"order-entry": 2},
-                     due_at=NOW + 24 * H, effort_seconds=600, created_at=NOW - 2 * H),
-            WorkItem(work_type="order-approval", title="approve C", step_key="c", required_skills={"order-entry": 2},
-                     due_at=NOW - 2 * H, effort_seconds=600, created_at=NOW - 4 * H, state="completed",
-                     completed_at=NOW - 3 * H),
-            WorkItem(work_type="order-approval", title="approve D", step_key="d", required_skills={"order-entry": 2},
-                     due_at=NOW - 2 * H, effort_seconds=600, created_at=NOW - 4 * H, state="completed",
-                     completed_at=NOW - H),
-            Defect(key="defect-1", found_at=NOW - H, order_id=None, work_type="billing", checklist="invoice",
-                   failures=[{"rule": "totals_match"}]),
-        ])
+        s.add_all(
+            [
+                WorkItem(
+                    work_type="order-approval",
+                    title="approve A",
+                    step_key="a",
+                    required_skills={"order-entry": 2},
+                    due_at=NOW - H,
+                    effort_seconds=600,
+                    created_at=NOW - 3 * H,
+                    state="assigned",
+                    assignee=nancy,
+                ),
+                WorkItem(
+                    work_type="order-approval",
+                    title="approve B",
+                    step_key="b",
+                    required_skills={"order-entry": 2},
+                    due_at=NOW + 24 * H,
+                    effort_seconds=600,
+                    created_at=NOW - 2 * H,
+                ),
+                WorkItem(
+                    work_type="order-approval",
+                    title="approve C",
+                    step_key="c",
+                    required_skills={"order-entry": 2},
+                    due_at=NOW - 2 * H,
+                    effort_seconds=600,
+                    created_at=NOW - 4 * H,
+                    state="completed",
+                    completed_at=NOW - 3 * H,
+                ),
+                WorkItem(
+                    work_type="order-approval",
+                    title="approve D",
+                    step_key="d",
+                    required_skills={"order-entry": 2},
+                    due_at=NOW - 2 * H,
+                    effort_seconds=600,
+                    created_at=NOW - 4 * H,
+                    state="completed",
+                    completed_at=NOW - H,
+                ),
+                Defect(
+                    key="defect-1",
+                    found_at=NOW - H,
+                    order_id=None,
+                    work_type="billing",
+                    checklist="invoice",
+                    failures=[{"rule": "totals_match"}],
+                ),
+            ]
+        )
 
 
 def test_the_review_is_published_as_artifacts(small_office, tmp_path):
@@ -55,12 +95,27 @@ def test_the_review_is_published_as_artifacts(small_office, tmp_path):
         )
     assert run.name == "wip-review-2026-03-11-1400"
     by_key = {a.key: a for a in artifacts}
-    assert set(by_key) == {"wip-queues", "wip-late-jobs", "wip-problem-cases", "wip-defects", "wip-on-time",
-                           "wip-chart"}
+    assert set(by_key) == {
+        "wip-queues",
+        "wip-late-jobs",
+        "wip-problem-cases",
+        "wip-defects",
+        "wip-on-time",
+        "wip-chart",
+    }
 
     queues = json.loads(by_key["wip-queues"].data)
-    assert queues == [{"team": "customer service", "work type": "order-approval", "size": 2, "oldest": "3.0 h",
-                       "where": "1 unassigned, Nancy Davolio 1", "escalated": 0, "past due": 1}]
+    assert queues == [
+        {
+            "team": "customer service",
+            "work type": "order-approval",
+            "size": 2,
+            "oldest": "3.0 h",
+            "where": "1 unassigned, Nancy Davolio 1",
+            "escalated": 0,
+            "past due": 1,
+        }
+    ]
     late = json.loads(by_key["wip-late-jobs"].data)
     assert [(j["kind"], j["title"], j["why"]) for j in late] == [("work item", "approve A", "overdue by 1.0 h")]
     problems = json.loads(by_key["wip-problem-cases"].data)

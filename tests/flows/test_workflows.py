@@ -3,6 +3,7 @@ on localhost, with stand-in reps answering the human steps."""
 
 import json
 from collections import Counter
+from datetime import UTC
 
 import pytest
 from prefect.client.orchestration import get_client
@@ -35,8 +36,13 @@ ON_HOLD = "BLAUS"
 
 
 def receive(order_id, lines, customer=GOOD_CUSTOMER, due="2030-03-15"):
-    order = {"order_id": order_id, "customer_id": customer, "order_date": "2030-03-01", "due_date": due,
-             "lines": [{"product_id": p, "quantity": q, "unit_price": price, "discount": d} for p, q, price, d in lines]}
+    order = {
+        "order_id": order_id,
+        "customer_id": customer,
+        "order_date": "2030-03-01",
+        "due_date": due,
+        "lines": [{"product_id": p, "quantity": q, "unit_price": price, "discount": d} for p, q, price, d in lines],
+    }
     assert submit_orders([(json.dumps(order), order)], source="test", announce=False).accepted == [order_id]
 
 
@@ -96,8 +102,18 @@ def test_quotes_expire(db):
     from tasks.quotes import expire_quotes
 
     with session() as s:
-        s.add(Quote(id="Q-old", customer_id="ALFKI", lines=[], list_total=1, discount=0, total=1,
-                    status="sent", valid_until=date(2020, 1, 1)))
+        s.add(
+            Quote(
+                id="Q-old",
+                customer_id="ALFKI",
+                lines=[],
+                list_total=1,
+                discount=0,
+                total=1,
+                status="sent",
+                valid_until=date(2020, 1, 1),
+            )
+        )
     assert expire_quotes.fn(date(2020, 1, 2)) == 1
     with session() as s:
         assert s.get(Quote, "Q-old").status == "expired"
@@ -118,7 +134,10 @@ def test_provisioning_handles_a_technician_visit_and_a_refused_line(responder, s
 
 
 def test_provisioning_can_be_cancelled_by_operations(responder):
-    responder.overrides["provisioning-exception"] = lambda step, a: {"resolution": "cancel-order", "note": "customer cancels"}
+    responder.overrides["provisioning-exception"] = lambda step, a: {
+        "resolution": "cancel-order",
+        "note": "customer cancels",
+    }
     receive("P-2", [(5, 1, 21.35, 0)])
     assert provisioning("P-2") == "cancelled"
     assert order_status("P-2") == "rejected"
@@ -143,8 +162,10 @@ def test_an_order_whose_every_line_is_refused_is_cancelled_without_a_checklist_r
 
 
 def test_activation_verifies_every_line_and_the_customer_confirms(responder, sandbox):
-    responder.overrides["activation-confirmation"] = (
-        lambda step, a: {"confirmed": len(steps_of(responder, "activation-confirmation")) > 0, "note": "tried"})
+    responder.overrides["activation-confirmation"] = lambda step, a: {
+        "confirmed": len(steps_of(responder, "activation-confirmation")) > 0,
+        "note": "tried",
+    }
     receive("A-1", [(1, 3, 18.0, 0), (2, 1, 19.0, 0), (3, 2, 10.0, 0)])
     assert provisioning("A-1") == "provisioned"
     assert activation("A-1") == "activated"
@@ -201,8 +222,9 @@ def test_a_handoff_meeting_recurs_until_both_sign_and_keeps_the_open_questions(r
     responder.overrides["handoff-signoff-operations"] = operations
     assert handoff_meeting("AROUT") == "signed"
     with session() as s:
-        meetings = s.scalars(select(HandoffMeeting).where(HandoffMeeting.customer_id == "AROUT")
-                             .order_by(HandoffMeeting.attempt)).all()
+        meetings = s.scalars(
+            select(HandoffMeeting).where(HandoffMeeting.customer_id == "AROUT").order_by(HandoffMeeting.attempt)
+        ).all()
     assert [m.status for m in meetings] == ["recurs", "signed"]
     assert meetings[1].open_questions == ["who approves rush orders?"]
     assert meetings[1].slot_start >= meetings[0].slot_start
@@ -213,7 +235,6 @@ def test_a_handoff_meeting_recurs_until_both_sign_and_keeps_the_open_questions(r
 def test_a_meeting_whose_slot_is_taken_meanwhile_is_booked_at_the_next_free_one(responder, sandbox, monkeypatch):
     """Meetings of several accounts book at once: another one takes the slot this one found
     before it books it (the calendar answers 409); it books the next free slot instead."""
-    from datetime import timezone
 
     import flows.handoff_meeting as meeting_flow
     from tasks.calendar import book_meeting, find_slots
@@ -223,15 +244,18 @@ def test_a_meeting_whose_slot_is_taken_meanwhile_is_booked_at_the_next_free_one(
     def found_then_taken(after, duration_minutes, attendees, count=1):
         slots = find_slots.fn(after, duration_minutes, attendees, count)
         if not taken:  # the first slot found goes to another account's meeting first
-            taken.append(book_meeting.fn("handoff:OTHER:1", "Handoff meeting: another account", attendees,
-                                         slots[0].start, slots[0].end))
+            taken.append(
+                book_meeting.fn(
+                    "handoff:OTHER:1", "Handoff meeting: another account", attendees, slots[0].start, slots[0].end
+                )
+            )
         return slots
 
     monkeypatch.setattr(meeting_flow, "find_slots", found_then_taken)
     assert handoff_meeting("AROUT") == "signed"
     with session() as s:
         meeting = s.scalar(select(HandoffMeeting).where(HandoffMeeting.customer_id == "AROUT"))
-    assert meeting.slot_start >= taken[0].end.astimezone(timezone.utc).replace(tzinfo=None)  # stored as naive UTC
+    assert meeting.slot_start >= taken[0].end.astimezone(UTC).replace(tzinfo=None)  # stored as naive UTC
     assert len(sandbox.ledger("calendar", "book_meeting")) == 2  # the other account's and this one
 
 
@@ -245,7 +269,9 @@ def test_operations_cannot_sign_before_the_requirements_checklist_passes(respond
     responder.overrides["handoff-signoff-sales"] = sales
     assert handoff_meeting("BERGS") == "signed"
     with session() as s:
-        first = s.scalar(select(HandoffMeeting).where(HandoffMeeting.customer_id == "BERGS", HandoffMeeting.attempt == 1))
+        first = s.scalar(
+            select(HandoffMeeting).where(HandoffMeeting.customer_id == "BERGS", HandoffMeeting.attempt == 1)
+        )
     assert first.operations_signed_by is None and first.status == "recurs"
     assert len(steps_of(responder, "handoff-signoff-operations")) == 1  # only at the second meeting
 
@@ -263,7 +289,9 @@ def test_the_pipeline_takes_an_order_from_entry_to_billing(responder, sandbox):
     with session() as s:
         assert s.get(Quote, "Q-O-1").status == "sent"
         assert s.get(Invoice, "INV-O-1").status == "issued"
-        assert s.scalar(select(HandoffMeeting).where(HandoffMeeting.customer_id == GOOD_CUSTOMER)).status == "to-schedule"
+        assert (
+            s.scalar(select(HandoffMeeting).where(HandoffMeeting.customer_id == GOOD_CUSTOMER)).status == "to-schedule"
+        )
     assert sorted(ledger_keys(sandbox, "provisioning", "provision")) == ["provision:O-1:1", "provision:O-1:2"]
     assert order_pipeline("O-1") == "complete"  # a second event for the same order changes nothing
     assert len(sandbox.ledger("billing", "issue_invoice")) == 1
@@ -275,8 +303,7 @@ def test_every_order_completes_under_20pct_errors_and_timeouts_with_each_side_ef
     orders = [f"F-{n}" for n in range(1, 5)]
     for n, order_id in enumerate(orders):
         receive(order_id, [(1 + n, 2, 18.0, 0), (20 + n, 1, 81.0, 0)])
-    sandbox.set_faults(Faults(error_share=0.2, timeout_share=0.2, timeout_after_share=0.5,
-                              stall_seconds=2, seed=7))
+    sandbox.set_faults(Faults(error_share=0.2, timeout_share=0.2, timeout_after_share=0.5, stall_seconds=2, seed=7))
     assert [order_pipeline(o) for o in orders] == ["complete"] * 4
     sandbox.set_faults(Faults())
     requests = sandbox.requests()

@@ -35,6 +35,7 @@ def tail(path: Path, chars: int = 4000) -> str:
 def environment_without_prefect_and_handoff() -> dict[str, str]:
     return {k: v for k, v in os.environ.items() if not k.startswith(("PREFECT_", "HANDOFF_"))}
 
+
 pytestmark = pytest.mark.slow
 READY = "serving the deployments"
 START_SECONDS = 420
@@ -55,19 +56,35 @@ def wait_for(predicate, seconds: float, what: str, log: Path, proc: subprocess.P
 def test_a_locked_console_refuses_strangers_and_the_stack_still_works(tmp_path):
     ui, sandbox, intake, worklist = (free_port() for _ in range(4))
     home = tmp_path / "home"
-    env = {**environment_without_prefect_and_handoff(),
-           "HANDOFF_HOME": str(home), "HANDOFF_PREFECT_UI_URL": f"http://127.0.0.1:{ui}",
-           "HANDOFF_SANDBOX_URL": f"http://127.0.0.1:{sandbox}", "HANDOFF_INTAKE_PORT": str(intake),
-           "HANDOFF_INTAKE_TOKEN": "intake-token-for-the-test", "HANDOFF_WORKLIST_PORT": str(worklist),
-           "HANDOFF_PREFECT_START_SECONDS": "240",  # a fresh Prefect database migrates first; slow when busy
-           "HANDOFF_NORTHWIND_PATH": os.environ.get("HANDOFF_NORTHWIND_PATH", str(__import__(
-               "handoff.core.settings", fromlist=["settings"]).settings.northwind_path)),
-           "PREFECT_HOME": str(tmp_path / "prefect"), "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
-           "PYTHONUNBUFFERED": "1", "COLUMNS": "200", "PYTHONPATH": str(Path(__file__).resolve().parents[2])}
+    env = {
+        **environment_without_prefect_and_handoff(),
+        "HANDOFF_HOME": str(home),
+        "HANDOFF_PREFECT_UI_URL": f"http://127.0.0.1:{ui}",
+        "HANDOFF_SANDBOX_URL": f"http://127.0.0.1:{sandbox}",
+        "HANDOFF_INTAKE_PORT": str(intake),
+        "HANDOFF_INTAKE_TOKEN": "intake-token-for-the-test",
+        "HANDOFF_WORKLIST_PORT": str(worklist),
+        "HANDOFF_PREFECT_START_SECONDS": "240",  # a fresh Prefect database migrates first; slow when busy
+        "HANDOFF_NORTHWIND_PATH": os.environ.get(
+            "HANDOFF_NORTHWIND_PATH",
+            str(__import__("handoff.core.settings", fromlist=["settings"]).settings.northwind_path),
+        ),
+        "PREFECT_HOME": str(tmp_path / "prefect"),
+        "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+        "PYTHONUNBUFFERED": "1",
+        "COLUMNS": "200",
+        "PYTHONPATH": str(Path(__file__).resolve().parents[2]),
+    }
     log = tmp_path / "up.log"
     with open(log, "wb") as out:
-        proc = subprocess.Popen([sys.executable, "-m", "handoff.cli.main", "up", "--lock-ui"], env=env,
-                                stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, process_group=0)
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "handoff.cli.main", "up", "--lock-ui"],
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            process_group=0,
+        )
     api = f"http://127.0.0.1:{ui}/api"
     try:
         wait_for(lambda: READY in log.read_text(errors="replace"), START_SECONDS, "serving", log, proc)
@@ -86,29 +103,52 @@ def test_a_locked_console_refuses_strangers_and_the_stack_still_works(tmp_path):
         assert deployments.status_code == 200 and "order-pipeline" in {d["name"] for d in deployments.json()}
 
         # The stack works: an order's pipeline starts and runs (runner and flow processes authenticate).
-        order = {"order_id": "LOCK-1", "customer_id": "ALFKI", "order_date": "2030-03-01", "due_date": "2030-03-20",
-                 "lines": [{"product_id": 1, "quantity": 2, "unit_price": 18.0}]}
-        posted = httpx.post(f"http://127.0.0.1:{intake}/orders", json=order, timeout=30,
-                            headers={"Authorization": "Bearer intake-token-for-the-test"})
+        order = {
+            "order_id": "LOCK-1",
+            "customer_id": "ALFKI",
+            "order_date": "2030-03-01",
+            "due_date": "2030-03-20",
+            "lines": [{"product_id": 1, "quantity": 2, "unit_price": 18.0}],
+        }
+        posted = httpx.post(
+            f"http://127.0.0.1:{intake}/orders",
+            json=order,
+            timeout=30,
+            headers={"Authorization": "Bearer intake-token-for-the-test"},
+        )
         assert posted.status_code == 201, posted.text
 
         def pipeline_ran() -> bool:  # done, or waiting for a person: either way it ran authenticated
-            runs = httpx.post(f"{api}/flow_runs/filter", headers=basic, timeout=10, json={
-                "flow_runs": {"name": {"like_": "order-LOCK-1"}}, "limit": 20}).json()
+            runs = httpx.post(
+                f"{api}/flow_runs/filter",
+                headers=basic,
+                timeout=10,
+                json={"flow_runs": {"name": {"like_": "order-LOCK-1"}}, "limit": 20},
+            ).json()
             return any(r["state_type"] in ("COMPLETED", "PAUSED") for r in runs)
 
         wait_for(pipeline_ran, PIPELINE_SECONDS, "the order's pipeline ran", log, proc)
 
         # The CLI talks to the locked server with the credential kept in HANDOFF_HOME.
-        reads = ("from prefect.client.orchestration import get_client\n"
-                 "from handoff.core.settings import settings\n"
-                 "from handoff.runtime import prefect_server\n"
-                 "with prefect_server.using(settings.prefect_ui_url), get_client(sync_client=True) as c:\n"
-                 "    print('RUNS', len(c.read_flow_runs(limit=5)))\n")
-        cli = subprocess.run([sys.executable, "-c", reads], env=env, capture_output=True, text=True, timeout=120, check=False)
+        reads = (
+            "from prefect.client.orchestration import get_client\n"
+            "from handoff.core.settings import settings\n"
+            "from handoff.runtime import prefect_server\n"
+            "with prefect_server.using(settings.prefect_ui_url), get_client(sync_client=True) as c:\n"
+            "    print('RUNS', len(c.read_flow_runs(limit=5)))\n"
+        )
+        cli = subprocess.run(
+            [sys.executable, "-c", reads], env=env, capture_output=True, text=True, timeout=120, check=False
+        )
         assert cli.returncode == 0 and "RUNS" in cli.stdout, cli.stdout + cli.stderr
-        stranger = subprocess.run([sys.executable, "-c", reads], env={**env, "HANDOFF_HOME": str(tmp_path / "elsewhere")},
-                                  capture_output=True, text=True, timeout=120, check=False)
+        stranger = subprocess.run(
+            [sys.executable, "-c", reads],
+            env={**env, "HANDOFF_HOME": str(tmp_path / "elsewhere")},
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
+        )
         assert stranger.returncode != 0 and "401" in stranger.stdout + stranger.stderr
         assert httpx.get(f"http://127.0.0.1:{worklist}/health", timeout=10).status_code == 200
         assert "Unauthorized" not in log.read_text(errors="replace"), tail(log)

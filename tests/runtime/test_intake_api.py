@@ -1,14 +1,31 @@
 """The HTTP door: same validation and quarantine as the CLI, and a bearer token required."""
 
+import json
+import os
+import socket
+import stat
+import threading
+import time
+
+import httpx
+import pytest
 from fastapi.testclient import TestClient
+from hypothesis import given
+from intake_payloads import check_outcome, payloads, tally
 from sqlalchemy import func, select
 
 from handoff.core.db import session
 from handoff.core.models import Order, Quarantine
-from handoff.runtime.intake_api import create_intake_app
+from handoff.core.settings import settings
+from handoff.runtime.intake_api import IntakeServer, create_intake_app, intake_token
 
-ORDER = {"order_id": "H-1", "customer_id": "ALFKI", "order_date": "2024-03-01", "due_date": "2024-03-15",
-         "lines": [{"product_id": 1, "quantity": 10, "unit_price": 18.0}]}
+ORDER = {
+    "order_id": "H-1",
+    "customer_id": "ALFKI",
+    "order_date": "2024-03-01",
+    "due_date": "2024-03-15",
+    "lines": [{"product_id": 1, "quantity": 10, "unit_price": 18.0}],
+}
 
 
 def client():
@@ -57,24 +74,22 @@ def test_a_body_that_is_not_json_is_kept_and_answered_422(db):
 
 # --- a door open to a network ---------------------------------------------------------------
 
-import json
-import os
-import socket
-import stat
-import threading
-import time
 
-import httpx
-import pytest
-
-from handoff.core.settings import settings
-from handoff.runtime.intake_api import IntakeServer, intake_token
-
-
-@pytest.mark.parametrize("header", [
-    "Bearer sécret", "Bearer s3cret\u00ff", "Bearer", "Bearer ", "Basic czNjcmV0", "s3cret", "Bearer s3cret extra",
-    "bearer  ", "Bearer \t", "Bearer " + "x" * 10_000,
-])
+@pytest.mark.parametrize(
+    "header",
+    [
+        "Bearer sécret",
+        "Bearer s3cret\u00ff",
+        "Bearer",
+        "Bearer ",
+        "Basic czNjcmV0",
+        "s3cret",
+        "Bearer s3cret extra",
+        "bearer  ",
+        "Bearer \t",
+        "Bearer " + "x" * 10_000,
+    ],
+)
 def test_any_malformed_authorization_is_a_clean_401(db, header):
     response = client().post("/orders", json=ORDER, headers={"Authorization": header.encode("utf-8")})
     assert response.status_code == 401 and response.headers["www-authenticate"] == "Bearer"
@@ -119,8 +134,10 @@ def test_invalid_utf8_is_quarantined_with_its_bytes_not_replaced(db):
 
 
 def test_csv_bodies_are_read_as_csv(db):
-    body = ("order_id,customer_id,order_date,due_date,product_id,quantity,unit_price\n"
-            "H-9,ALFKI,2024-03-01,2024-03-15,1,2,18.0\n")
+    body = (
+        "order_id,customer_id,order_date,due_date,product_id,quantity,unit_price\n"
+        "H-9,ALFKI,2024-03-01,2024-03-15,1,2,18.0\n"
+    )
     response = client().post("/orders", content=body, headers={**auth(), "Content-Type": "text/csv; charset=utf-8"})
     assert response.status_code == 201 and response.json()["accepted"] == ["H-9"]
 
@@ -161,8 +178,10 @@ def server(db, monkeypatch):
 def test_a_slow_body_is_refused_and_a_slow_head_is_cut_off(server):
     host, port = server.url.removeprefix("http://").split(":")
     with socket.create_connection((host, int(port)), timeout=5) as conn:
-        conn.sendall(b"POST /orders HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer s3cret\r\n"
-                     b"Content-Type: application/json\r\nContent-Length: 1000\r\n\r\n[")
+        conn.sendall(
+            b"POST /orders HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer s3cret\r\n"
+            b"Content-Type: application/json\r\nContent-Length: 1000\r\n\r\n["
+        )
         started = time.monotonic()
         answer = conn.recv(4096)
         assert answer.startswith(b"HTTP/1.1 408") and time.monotonic() - started < 4
@@ -194,22 +213,16 @@ def test_a_large_batch_does_not_stall_other_requests(server):
     batch_seconds = time.monotonic() - started_batch
     assert done["response"].status_code == 201 and len(done["response"].json()["accepted"]) == 600
     took.sort()
-    print(f"batch {batch_seconds:.1f} s; /health answered {len(took)} times, median {took[len(took) // 2]:.3f} s, "
-          f"max {took[-1]:.3f} s")
+    print(
+        f"batch {batch_seconds:.1f} s; /health answered {len(took)} times, median {took[len(took) // 2]:.3f} s, "
+        f"max {took[-1]:.3f} s"
+    )
     # Before, the batch held the event loop: one /health answer, after the whole batch. (The
     # answers still wait for the GIL, so how fast they are depends on the machine's load.)
     assert len(took) >= 5 and took[-1] < batch_seconds / 4
 
 
 # --- property: any body through POST /orders ------------------------------------------------
-
-import sys
-from pathlib import Path
-
-from hypothesis import given
-
-sys.path.insert(0, str(Path(__file__).parents[1] / "core"))
-from intake_payloads import check_outcome, payloads, tally
 
 
 @given(payload=payloads())
@@ -220,6 +233,8 @@ def test_any_body_through_post_orders(db, payload):
     response = client().post("/orders", content=raw, headers={**auth(), "Content-Type": content_type})
     assert response.status_code in (201, 207, 422), response.text[:300]
     body = response.json()
-    assert check_outcome(before, body["submitted"], body["accepted"], body["duplicates"], len(body["quarantined"])) == []
+    assert (
+        check_outcome(before, body["submitted"], body["accepted"], body["duplicates"], len(body["quarantined"])) == []
+    )
     expected = 201 if not body["quarantined"] else 207 if body["accepted"] or body["duplicates"] else 422
     assert response.status_code == expected

@@ -27,8 +27,13 @@ pytestmark = pytest.mark.usefixtures("catalogue")
 
 
 def receive(order_id: str) -> None:
-    order = {"order_id": order_id, "customer_id": "AROUT", "order_date": "2024-03-01", "due_date": "2024-03-15",
-             "lines": [{"product_id": 1, "quantity": 2, "unit_price": 18.0, "discount": 0}]}
+    order = {
+        "order_id": order_id,
+        "customer_id": "AROUT",
+        "order_date": "2024-03-01",
+        "due_date": "2024-03-15",
+        "lines": [{"product_id": 1, "quantity": 2, "unit_price": 18.0, "discount": 0}],
+    }
     assert submit_orders([(json.dumps(order), order)], source="test", announce=False).accepted == [order_id]
 
 

@@ -131,8 +131,9 @@ def a_write_that_reads_first_while_the_database_is_held(url: str, home: Path) ->
         holder.execute("UPDATE flow SET tags = tags")  # another writer's change, not yet committed
 
         def create_run() -> None:
-            answer["status"] = httpx.post(f"{api}/deployments/{deployment['id']}/create_flow_run", json={},
-                                          timeout=60).status_code
+            answer["status"] = httpx.post(
+                f"{api}/deployments/{deployment['id']}/create_flow_run", json={}, timeout=60
+            ).status_code
 
         request = threading.Thread(target=create_run)
         request.start()
@@ -167,13 +168,21 @@ def test_prefects_own_server_fails_the_same_write(tmp_path, monkeypatch):
     monkeypatch.setenv("PREFECT_HOME", str(tmp_path))
     url = free_url()
     port = url.rsplit(":", 1)[1]
-    env = {**__import__("os").environ, "PREFECT_HOME": str(tmp_path), "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
-           "PREFECT_API_URL": f"{url}/api"}
+    env = {
+        **__import__("os").environ,
+        "PREFECT_HOME": str(tmp_path),
+        "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+        "PREFECT_API_URL": f"{url}/api",
+    }
     env.pop("PREFECT_SERVER_DATABASE_CONNECTION_URL", None)
     with open(tmp_path / "server.log", "ab") as log:
-        server = subprocess.Popen([sys.executable, "-m", "prefect", "server", "start", "--host", "127.0.0.1",
-                                   "--port", port], env=env, stdout=log, stderr=subprocess.STDOUT,
-                                  start_new_session=True)
+        server = subprocess.Popen(
+            [sys.executable, "-m", "prefect", "server", "start", "--host", "127.0.0.1", "--port", port],
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
     try:
         deadline = time.monotonic() + 180
         while not prefect_server.is_up(url):

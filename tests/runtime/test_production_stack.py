@@ -39,9 +39,14 @@ def free_port() -> int:
 def large_order(order_id: str) -> dict:
     """Passes the checklist and the credit check (AROUT) but needs a rep's approval (5,400)."""
     today = date.today()
-    return {"order_id": order_id, "customer_id": "AROUT", "order_date": today.isoformat(),
-            "due_date": (today + timedelta(days=30)).isoformat(), "total": 5400.0,
-            "lines": [{"product_id": 1, "quantity": 300, "unit_price": 18.0, "discount": 0.0}]}
+    return {
+        "order_id": order_id,
+        "customer_id": "AROUT",
+        "order_date": today.isoformat(),
+        "due_date": (today + timedelta(days=30)).isoformat(),
+        "total": 5400.0,
+        "lines": [{"product_id": 1, "quantity": 300, "unit_price": 18.0, "discount": 0.0}],
+    }
 
 
 @pytest.fixture
@@ -51,14 +56,28 @@ def production_stack(tmp_path, monkeypatch):
         pytest.skip("PostgreSQL is not installed (apt-get install postgresql; .ci/run does)")
     ui, sandbox, intake = f"http://127.0.0.1:{free_port()}", f"http://127.0.0.1:{free_port()}", free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith(("PREFECT_", "HANDOFF_"))}
-    env.update({"HANDOFF_HOME": str(tmp_path), "PREFECT_HOME": str(tmp_path / "prefect"),
-                "HANDOFF_PREFECT_UI_URL": ui, "HANDOFF_SANDBOX_URL": sandbox, "HANDOFF_INTAKE_PORT": str(intake),
-                "HANDOFF_INTAKE_TOKEN": "test-token", "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
-                "PYTHONUNBUFFERED": "1", "COLUMNS": "200"})
+    env.update(
+        {
+            "HANDOFF_HOME": str(tmp_path),
+            "PREFECT_HOME": str(tmp_path / "prefect"),
+            "HANDOFF_PREFECT_UI_URL": ui,
+            "HANDOFF_SANDBOX_URL": sandbox,
+            "HANDOFF_INTAKE_PORT": str(intake),
+            "HANDOFF_INTAKE_TOKEN": "test-token",
+            "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+            "PYTHONUNBUFFERED": "1",
+            "COLUMNS": "200",
+        }
+    )
     log = open(tmp_path / "up.log", "wb")
-    proc = subprocess.Popen([sys.executable, "-c", "from handoff.cli.main import app; app()", "up", "--postgres",
-                             "--workers", "2"], env=env, stdout=log, stderr=subprocess.STDOUT,
-                            stdin=subprocess.DEVNULL, start_new_session=True)
+    proc = subprocess.Popen(
+        [sys.executable, "-c", "from handoff.cli.main import app; app()", "up", "--postgres", "--workers", "2"],
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        stdin=subprocess.DEVNULL,
+        start_new_session=True,
+    )
     try:
         deadline = time.monotonic() + START_SECONDS
         while READY not in (tmp_path / "up.log").read_text(errors="replace"):
@@ -68,8 +87,14 @@ def production_stack(tmp_path, monkeypatch):
         where = json.loads((tmp_path / "stack.json").read_text())
         monkeypatch.setattr(settings, "database_url", where["handoff_database_url"])
         monkeypatch.setattr(settings, "home", tmp_path)
-        yield {"ui": ui, "sandbox": sandbox, "intake": f"http://127.0.0.1:{intake}", "where": where,
-               "log": tmp_path / "up.log", "home": tmp_path}
+        yield {
+            "ui": ui,
+            "sandbox": sandbox,
+            "intake": f"http://127.0.0.1:{intake}",
+            "where": where,
+            "log": tmp_path / "up.log",
+            "home": tmp_path,
+        }
     finally:
         proc.send_signal(signal.SIGINT)
         try:
@@ -120,8 +145,12 @@ def test_orders_run_end_to_end_on_postgres_with_two_workers(production_stack):
     load_catalogue()
     ids = [f"P-{i}" for i in range(1, ORDERS + 1)]
     for order_id in ids:
-        r = httpx.post(f"{stack['intake']}/orders", json=large_order(order_id), timeout=60,
-                       headers={"Authorization": "Bearer test-token"})
+        r = httpx.post(
+            f"{stack['intake']}/orders",
+            json=large_order(order_id),
+            timeout=60,
+            headers={"Authorization": "Bearer test-token"},
+        )
         assert r.status_code == 201, r.text
 
     with prefect_server.using(stack["ui"]):
@@ -129,8 +158,7 @@ def test_orders_run_end_to_end_on_postgres_with_two_workers(production_stack):
         runs = pipeline_runs(ids)
     assert statuses == {o: "complete" for o in ids}, (statuses, logs_tail(stack["home"]))
     # each order waited for its approval and its customer's confirmation, and was resumed after each
-    assert Counter(work_type for _, work_type in steps) == {"order-approval": ORDERS,
-                                                            "activation-confirmation": ORDERS}
+    assert Counter(work_type for _, work_type in steps) == {"order-approval": ORDERS, "activation-confirmation": ORDERS}
     # the runs ran on the pool's workers (not a runner), and none broke
     assert {run.work_pool_name for rs in runs.values() for run in rs} == {"back-office"}
     assert not [run.name for rs in runs.values() for run in rs if run.state_name in ("Crashed", "Failed")]
@@ -148,8 +176,9 @@ def test_orders_run_end_to_end_on_postgres_with_two_workers(production_stack):
 
 def logs_tail(home) -> str:
     """The stack's and the workers' last lines, to see why a run did not finish."""
-    return "\n".join(f"--- {path.name}\n" + path.read_text(errors="replace")[-1500:]
-                     for path in sorted(home.glob("*.log")))
+    return "\n".join(
+        f"--- {path.name}\n" + path.read_text(errors="replace")[-1500:] for path in sorted(home.glob("*.log"))
+    )
 
 
 def pipeline_runs(ids: list[str]) -> dict[str, list]:
@@ -157,8 +186,9 @@ def pipeline_runs(ids: list[str]) -> dict[str, list]:
     from prefect.client.schemas.filters import DeploymentFilter, DeploymentFilterName
 
     with get_client(sync_client=True) as client:
-        runs = client.read_flow_runs(deployment_filter=DeploymentFilter(name=DeploymentFilterName(
-            any_=["order-pipeline"])), limit=200)
+        runs = client.read_flow_runs(
+            deployment_filter=DeploymentFilter(name=DeploymentFilterName(any_=["order-pipeline"])), limit=200
+        )
     out: dict[str, list] = {}
     for run in runs:
         out.setdefault(str(run.parameters.get("order_id")), []).append(run)

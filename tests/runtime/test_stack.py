@@ -35,14 +35,22 @@ def test_client_lists_flow_runs_with_filters(prefect_harness):
     """Prefect 3.9.1's client and server agree on filters (fastapi 0.151-0.154 made the server
     refuse them with 422)."""
     from prefect.client.orchestration import get_client
-    from prefect.client.schemas.filters import FlowFilter, FlowFilterName, FlowRunFilter, FlowRunFilterState, FlowRunFilterStateType
+    from prefect.client.schemas.filters import (
+        FlowFilter,
+        FlowFilterName,
+        FlowRunFilter,
+        FlowRunFilterState,
+        FlowRunFilterStateType,
+    )
     from prefect.client.schemas.objects import StateType
 
     assert stack_probe(41) == 42
     with get_client(sync_client=True) as client:
         runs = client.read_flow_runs(
             flow_filter=FlowFilter(name=FlowFilterName(any_=["stack-probe"])),
-            flow_run_filter=FlowRunFilter(state=FlowRunFilterState(type=FlowRunFilterStateType(any_=[StateType.COMPLETED]))),
+            flow_run_filter=FlowRunFilter(
+                state=FlowRunFilterState(type=FlowRunFilterStateType(any_=[StateType.COMPLETED]))
+            ),
             limit=10,
         )
     assert len(runs) >= 1
@@ -59,8 +67,11 @@ def test_the_server_schedules_a_deployments_runs(prefect_harness):
     from prefect.settings import PREFECT_API_URL
 
     deployment_id = stack_probe.to_deployment(name="every-minute", interval=60, parameters={"x": 1}).apply()
-    response = httpx.post(f"{PREFECT_API_URL.value()}/deployments/{deployment_id}/schedule",
-                          json={"min_runs": 3, "max_runs": 3}, timeout=30)
+    response = httpx.post(
+        f"{PREFECT_API_URL.value()}/deployments/{deployment_id}/schedule",
+        json={"min_runs": 3, "max_runs": 3},
+        timeout=30,
+    )
     assert response.status_code < 300, response.text
     with get_client(sync_client=True) as client:
         from prefect.client.schemas.filters import DeploymentFilter, DeploymentFilterId

@@ -41,8 +41,13 @@ def stranded_probe(order_id: str) -> str:
 
 
 def receive(order_id: str, quantity: int = 10) -> None:
-    order = {"order_id": order_id, "customer_id": "AROUT", "order_date": "2024-03-01", "due_date": "2024-03-15",
-             "lines": [{"product_id": 1, "quantity": quantity, "unit_price": 18.0, "discount": 0}]}
+    order = {
+        "order_id": order_id,
+        "customer_id": "AROUT",
+        "order_date": "2024-03-01",
+        "due_date": "2024-03-15",
+        "lines": [{"product_id": 1, "quantity": quantity, "unit_price": 18.0, "discount": 0}],
+    }
     assert submit_orders([(json.dumps(order), order)], source="test", announce=False).accepted == [order_id]
 
 
@@ -55,17 +60,27 @@ def a_suspended_deployed_run(deployment_id, order_id: str) -> tuple[str, int]:
     """A deployed run of `order_id` suspended at a human step, as the order and its item see it."""
     receive(order_id)
     with get_client(sync_client=True) as client:
-        run = client.create_flow_run_from_deployment(deployment_id, parameters={"order_id": order_id},
-                                                     name=f"order-{order_id}", tags=[f"order:{order_id}"])
+        run = client.create_flow_run_from_deployment(
+            deployment_id, parameters={"order_id": order_id}, name=f"order-{order_id}", tags=[f"order:{order_id}"]
+        )
         client.set_flow_run_state(run.id, Running(), force=True)
         client.set_flow_run_state(run.id, Suspended(pause_key="work-item-1-0"), force=True)
     with session() as s:
         order = s.get(Order, order_id)
         order.status, order.flow_run_id = OrderStatus.AWAITING_APPROVAL, str(run.id)
-        item = WorkItem(work_type="order-approval", step_key=f"order-approval-{order_id}", title=f"approve {order_id}",
-                        order_id=order_id, required_skills={"order-entry": 2}, created_at=utcnow(),
-                        due_at=utcnow() + timedelta(hours=8), effort_seconds=600, state=WorkItemState.ASSIGNED,
-                        flow_run_id=str(run.id), input_key="work-item-1-0")
+        item = WorkItem(
+            work_type="order-approval",
+            step_key=f"order-approval-{order_id}",
+            title=f"approve {order_id}",
+            order_id=order_id,
+            required_skills={"order-entry": 2},
+            created_at=utcnow(),
+            due_at=utcnow() + timedelta(hours=8),
+            effort_seconds=600,
+            state=WorkItemState.ASSIGNED,
+            flow_run_id=str(run.id),
+            input_key="work-item-1-0",
+        )
         s.add(item)
         s.flush()
         return str(run.id), item.id
@@ -104,8 +119,11 @@ def test_a_run_pushed_out_of_its_wait_is_restarted_once(db, probe_deployment):
     assert not again[0].news
     assert len(runs_of(probe_deployment)) == 2
     with session() as s:
-        actions = [e.action for e in s.query(AuditEvent).filter_by(entity="order", entity_id="ST-1")
-                   if e.action.startswith("run-")]
+        actions = [
+            e.action
+            for e in s.query(AuditEvent).filter_by(entity="order", entity_id="ST-1")
+            if e.action.startswith("run-")
+        ]
     assert actions == ["run-restarted"]
 
 

@@ -38,7 +38,16 @@ def complete_in_a_process(database_url: str, api_url: str, item_id: int, answer:
             complete_step(item_id, answer, wait_seconds=60)
             results.put((answer["completed_by"], "completed", None))
         except AlreadyCompleted as lost:
-            results.put((answer["completed_by"], "already-completed", [lost.completed_by, str(lost), ]))
+            results.put(
+                (
+                    answer["completed_by"],
+                    "already-completed",
+                    [
+                        lost.completed_by,
+                        str(lost),
+                    ],
+                )
+            )
         except NotAllowed as refused:
             results.put((answer["completed_by"], "refused", [None, str(refused)]))
         except Exception as exc:  # noqa: BLE001 - reported to the test, which fails on it
@@ -67,8 +76,13 @@ def test_two_people_complete_one_step_at_once_one_wins_the_other_is_told(db, mon
     from handoff.core.intake import submit_orders
 
     monkeypatch.setattr(settings, "pause_poll_seconds", 1)
-    order = {"order_id": "RACE-1", "customer_id": "AROUT", "order_date": "2024-03-01", "due_date": "2024-03-15",
-             "lines": [{"product_id": 1, "quantity": 400, "unit_price": 18.0, "discount": 0}]}
+    order = {
+        "order_id": "RACE-1",
+        "customer_id": "AROUT",
+        "order_date": "2024-03-01",
+        "due_date": "2024-03-15",
+        "lines": [{"product_id": 1, "quantity": 400, "unit_price": 18.0, "discount": 0}],
+    }
     assert submit_orders([(json.dumps(order), order)], source="test", announce=False).accepted == ["RACE-1"]
 
     spawn = multiprocessing.get_context("spawn")
@@ -77,11 +91,16 @@ def test_two_people_complete_one_step_at_once_one_wins_the_other_is_told(db, mon
         run = pool.submit(contextvars.copy_context().run, order_entry, "RACE-1", return_state=True)
         step = wait_until_paused("RACE-1")
         people = [step.assignee, SUPERVISOR]
-        answers = [{"completed_by": who, "decision": decision, "note": f"by {who}"}
-                   for who, decision in zip(people, ["approve", "reject"])]
-        processes = [spawn.Process(target=complete_in_a_process,
-                                   args=(db, PREFECT_API_URL.value(), step.item_id, a, barrier, results))
-                     for a in answers]
+        answers = [
+            {"completed_by": who, "decision": decision, "note": f"by {who}"}
+            for who, decision in zip(people, ["approve", "reject"])
+        ]
+        processes = [
+            spawn.Process(
+                target=complete_in_a_process, args=(db, PREFECT_API_URL.value(), step.item_id, a, barrier, results)
+            )
+            for a in answers
+        ]
         for p in processes:
             p.start()
         outcomes = {}
@@ -104,10 +123,16 @@ def test_two_people_complete_one_step_at_once_one_wins_the_other_is_told(db, mon
         item = s.get(WorkItem, step.item_id)
         assert item.state == "completed" and item.completed_by == winner
         assert item.answer["note"] == f"by {winner}"  # the winner's answer is the one used
-        refused = [e for e in s.query(AuditEvent).filter_by(entity="work_item", entity_id=str(step.item_id),
-                                                             action="completion-refused")]
-        completed = [e for e in s.query(AuditEvent).filter_by(entity="work_item", entity_id=str(step.item_id),
-                                                               action="completed")]
+        refused = [
+            e
+            for e in s.query(AuditEvent).filter_by(
+                entity="work_item", entity_id=str(step.item_id), action="completion-refused"
+            )
+        ]
+        completed = [
+            e
+            for e in s.query(AuditEvent).filter_by(entity="work_item", entity_id=str(step.item_id), action="completed")
+        ]
     assert [e.actor for e in completed] == [winner]
     assert [e.actor for e in refused] == [loser]
     assert winner in refused[0].details["reason"]
@@ -125,8 +150,13 @@ def test_an_answer_that_reaches_the_run_second_is_aborted_and_refused_with_who_w
     from handoff.runtime import prefect_patches, steps
 
     monkeypatch.setattr(settings, "pause_poll_seconds", 1)
-    order = {"order_id": "RACE-2", "customer_id": "AROUT", "order_date": "2024-03-01", "due_date": "2024-03-15",
-             "lines": [{"product_id": 1, "quantity": 400, "unit_price": 18.0, "discount": 0}]}
+    order = {
+        "order_id": "RACE-2",
+        "customer_id": "AROUT",
+        "order_date": "2024-03-01",
+        "due_date": "2024-03-15",
+        "lines": [{"product_id": 1, "quantity": 400, "unit_price": 18.0, "discount": 0}],
+    }
     assert submit_orders([(json.dumps(order), order)], source="test", announce=False).accepted == ["RACE-2"]
     with ThreadPoolExecutor(1) as pool:
         run = pool.submit(contextvars.copy_context().run, order_entry, "RACE-2", return_state=True)
@@ -189,21 +219,44 @@ def test_complete_item_closes_an_item_once_when_two_processes_race(db, tmp_path)
     ensure_standin_reps()
     with session() as s:
         rep = s.query(Worker).filter_by(role="rep").first()
-        items = [WorkItem(work_type="order-approval", step_key=f"race-item-{i}", title=f"race {i}",
-                          required_skills={"order-entry": 1}, created_at=utcnow(), due_at=utcnow() + timedelta(hours=4),
-                          effort_seconds=600, state="assigned", assignee_id=rep.id) for i in range(40)]
+        items = [
+            WorkItem(
+                work_type="order-approval",
+                step_key=f"race-item-{i}",
+                title=f"race {i}",
+                required_skills={"order-entry": 1},
+                created_at=utcnow(),
+                due_at=utcnow() + timedelta(hours=4),
+                effort_seconds=600,
+                state="assigned",
+                assignee_id=rep.id,
+            )
+            for i in range(40)
+        ]
         s.add_all(items)
         s.flush()
         ids = ",".join(str(it.id) for it in items)
     gun, people = tmp_path / "go", [SUPERVISOR, "Steven Buchanan"]
     env = {**os.environ, "PYTHONPATH": str(root) + os.pathsep + os.environ.get("PYTHONPATH", "")}
-    procs = [(tmp_path / f"ready-{k}", subprocess.Popen(
-        [sys.executable, "-c", COMPLETER, db, str(gun), str(tmp_path / f"ready-{k}"), who, ids],
-        env=env, cwd=root, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)) for k, who in enumerate(people)]
+    procs = [
+        (
+            tmp_path / f"ready-{k}",
+            subprocess.Popen(
+                [sys.executable, "-c", COMPLETER, db, str(gun), str(tmp_path / f"ready-{k}"), who, ids],
+                env=env,
+                cwd=root,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                text=True,
+            ),
+        )
+        for k, who in enumerate(people)
+    ]
     deadline = time.monotonic() + 120
     while not all(ready.exists() for ready, _ in procs):
-        assert time.monotonic() < deadline and all(p.poll() is None for _, p in procs), \
-            [p.communicate() for _, p in procs if p.poll() is not None]
+        assert time.monotonic() < deadline and all(p.poll() is None for _, p in procs), [
+            p.communicate() for _, p in procs if p.poll() is not None
+        ]
         time.sleep(0.01)
     gun.touch()
     outcomes = {}

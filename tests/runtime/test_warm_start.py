@@ -24,10 +24,15 @@ pytestmark = pytest.mark.slow
 @flow(name="warm-start-probe")
 def probe(path: str) -> None:
     """Writes down which process ran it and what that process had imported before it began."""
-    Path(path).write_text(json.dumps({
-        "pid": os.getpid(), "parent": os.getppid(),
-        "pipeline_already_imported": "flows.order_pipeline" in sys.modules,
-    }))
+    Path(path).write_text(
+        json.dumps(
+            {
+                "pid": os.getpid(),
+                "parent": os.getppid(),
+                "pipeline_already_imported": "flows.order_pipeline" in sys.modules,
+            }
+        )
+    )
 
 
 @flow(name="dated-probe")

@@ -29,16 +29,19 @@ def test_a_deployment_entrypoint_is_imported_as_a_module_of_this_checkout():
     assert flow is flows.billing.billing  # the very object the fork server imported
 
 
-@pytest.mark.parametrize("entrypoint", [
-    "flows/billing.py:no_such_flow",       # not there
-    "flows/nowhere.py:billing",            # no such module
-    "/etc/passwd.py:x",                    # absolute paths are not this machine's code
-    "../outside/flows.py:flow",            # nor paths out of it
-    "flows/billing.py",                    # no function
-    "flows.billing:billing",               # not a file path
-    "handoff/core/settings.py:settings",   # importable, but not a flow
-    "",
-])
+@pytest.mark.parametrize(
+    "entrypoint",
+    [
+        "flows/billing.py:no_such_flow",  # not there
+        "flows/nowhere.py:billing",  # no such module
+        "/etc/passwd.py:x",  # absolute paths are not this machine's code
+        "../outside/flows.py:flow",  # nor paths out of it
+        "flows/billing.py",  # no function
+        "flows.billing:billing",  # not a file path
+        "handoff/core/settings.py:settings",  # importable, but not a flow
+        "",
+    ],
+)
 def test_anything_else_starts_cold(entrypoint):
     assert flow_from_entrypoint(entrypoint) is None
 
@@ -57,11 +60,15 @@ def test_prefect_finds_the_worker_type_through_the_entry_point(tmp_path):
     dist.mkdir()
     (dist / "METADATA").write_text("Metadata-Version: 2.1\nName: handoff-probe\nVersion: 0.0\n")
     (dist / "entry_points.txt").write_text("[prefect.collections]\nhandoff = handoff.runtime.warm_worker\n")
-    probe = ("import sys; from prefect.cli._worker_utils import _load_worker_class; "
-             "assert 'handoff.runtime.warm_worker' not in sys.modules; "
-             f"cls = _load_worker_class({WORKER_TYPE!r}); print(cls.__module__, cls.__name__)")
+    probe = (
+        "import sys; from prefect.cli._worker_utils import _load_worker_class; "
+        "assert 'handoff.runtime.warm_worker' not in sys.modules; "
+        f"cls = _load_worker_class({WORKER_TYPE!r}); print(cls.__module__, cls.__name__)"
+    )
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(tmp_path), str(ROOT)])}
-    done = subprocess.run([sys.executable, "-c", probe], env=env, capture_output=True, text=True, timeout=120, check=False)
+    done = subprocess.run(
+        [sys.executable, "-c", probe], env=env, capture_output=True, text=True, timeout=120, check=False
+    )
     assert done.returncode == 0, done.stderr[-2000:]
     assert done.stdout.split()[-2:] == ["handoff.runtime.warm_worker", "WarmProcessWorker"]
 

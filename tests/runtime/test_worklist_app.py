@@ -35,7 +35,10 @@ from handoff.core.settings import settings
 from handoff.runtime.worklist import COOKIE, create_worklist_app
 
 PASSWORD = "correct horse battery"
-NO_PREFECT = lambda: __import__("contextlib").nullcontext()
+
+
+def NO_PREFECT():
+    return __import__("contextlib").nullcontext()
 
 
 @pytest.fixture
@@ -50,9 +53,17 @@ def team(db):
             identity.set_password(s, name, PASSWORD, actor="test")
         now = utcnow()
         for i, hours in enumerate((30, 2, 10, 5, 1)):
-            s.add(WorkItem(work_type="order-approval", step_key=f"k{i}", title=f"Approve order {i}",
-                           required_skills={"order-entry": 2}, due_at=now + timedelta(hours=hours),
-                           effort_seconds=300, created_at=now))
+            s.add(
+                WorkItem(
+                    work_type="order-approval",
+                    step_key=f"k{i}",
+                    title=f"Approve order {i}",
+                    required_skills={"order-entry": 2},
+                    due_at=now + timedelta(hours=hours),
+                    effort_seconds=300,
+                    created_at=now,
+                )
+            )
         s.flush()
         for item_id in s.scalars(select(WorkItem.id).order_by(WorkItem.id)):
             router.route_item(s, item_id)
@@ -110,7 +121,9 @@ def test_no_session_or_a_forged_cookie_signs_nobody_in(team):
     c = client()
     assert c.get("/").headers["location"] == "/login"
     # A cookie naming ann, signed with another secret; then ann's real cookie, one letter changed.
-    forged = identity.URLSafeTimedSerializer("not-the-secret", salt="handoff.session.web").dumps({"w": 1, "g": "", "c": "x"})
+    forged = identity.URLSafeTimedSerializer("not-the-secret", salt="handoff.session.web").dumps(
+        {"w": 1, "g": "", "c": "x"}
+    )
     for cookie in (forged, "garbage"):
         c.cookies.set(COOKIE, cookie)
         assert c.get("/").headers["location"] == "/login"
@@ -121,8 +134,9 @@ def test_no_session_or_a_forged_cookie_signs_nobody_in(team):
     assert c.get("/").status_code == 303
     # The cookie is HttpOnly and SameSite=Strict.
     fresh = client()
-    answer = fresh.post("/login", data={"csrf_token": csrf_of(fresh.get("/login").text), "name": "ann",
-                                        "password": PASSWORD})
+    answer = fresh.post(
+        "/login", data={"csrf_token": csrf_of(fresh.get("/login").text), "name": "ann", "password": PASSWORD}
+    )
     session_cookie = next(v for v in answer.headers.get_list("set-cookie") if v.startswith(COOKIE))
     assert "httponly" in session_cookie.lower() and "samesite=strict" in session_cookie.lower()
 
@@ -214,8 +228,15 @@ def test_sign_in_is_rate_limited_per_name_and_per_address_across_processes(team)
     assert limited.status_code == 429 and int(limited.headers["retry-after"]) > 0  # even the right password
     # Another process (the CLI) counts the same failures: the database holds them.
     env = {**os.environ, "HANDOFF_DATABASE_URL": team, "HANDOFF_HOME": str(settings.home)}
-    cli = subprocess.run([sys.executable, "-m", "handoff.cli.main", "login", "--name", "ann", "--password-stdin"],
-                         input=PASSWORD + "\n", capture_output=True, text=True, timeout=120, env=env, check=False)
+    cli = subprocess.run(
+        [sys.executable, "-m", "handoff.cli.main", "login", "--name", "ann", "--password-stdin"],
+        input=PASSWORD + "\n",
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=env,
+        check=False,
+    )
     assert cli.returncode == 2 and "too many failed sign-ins" in cli.stdout, cli.stdout + cli.stderr[-3000:]
     # Per address: many names from one address, each failing once or twice, lock the address.
     for i in range(identity.MAX_FAILURES_PER_CLIENT - identity.MAX_FAILURES_PER_NAME):
@@ -223,14 +244,18 @@ def test_sign_in_is_rate_limited_per_name_and_per_address_across_processes(team)
     blocked = c.post("/login", data={"csrf_token": csrf, "name": "bob", "password": PASSWORD})
     assert blocked.status_code == 429 and "this address" in blocked.text
     with session() as s:
-        assert s.scalar(select(LoginAttempt).where(LoginAttempt.name == "ann", LoginAttempt.client.like("cli:%"))) is None
+        assert (
+            s.scalar(select(LoginAttempt).where(LoginAttempt.name == "ann", LoginAttempt.client.like("cli:%"))) is None
+        )
 
 
 def test_a_steps_description_is_rendered_as_markdown_with_its_html_escaped():
     from handoff.runtime.worklist.app import MARKDOWN
 
-    html = MARKDOWN.render("**Why:** large\n\n| line | qty |\n|---|---|\n| 1 | <script>alert(1)</script> |\n\n"
-                           "[click](javascript:alert(1)) <img src=x onerror=alert(1)>")
+    html = MARKDOWN.render(
+        "**Why:** large\n\n| line | qty |\n|---|---|\n| 1 | <script>alert(1)</script> |\n\n"
+        "[click](javascript:alert(1)) <img src=x onerror=alert(1)>"
+    )
     assert "<strong>Why:</strong>" in html and "<td>1</td>" in html
     assert "<script>" not in html and "<img" not in html and 'href="javascript:' not in html
     assert "&lt;script&gt;" in html

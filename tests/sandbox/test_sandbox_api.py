@@ -23,17 +23,27 @@ def reserve(api, key="reserve:10248:1", **changes):
 
 
 def provisioned_resource(api, order_id="10248", line_no=1, product_id=11):
-    reservation = reserve(api, key=f"reserve:{order_id}:{line_no}", order_id=order_id, line_no=line_no,
-                          product_id=product_id).json()
-    job = post(api, "/provisioning/provisioning-jobs",
-               {"order_id": order_id, "line_no": line_no, "reservation_id": reservation["id"]},
-               f"provision:{order_id}:{line_no}").json()
+    reservation = reserve(
+        api, key=f"reserve:{order_id}:{line_no}", order_id=order_id, line_no=line_no, product_id=product_id
+    ).json()
+    job = post(
+        api,
+        "/provisioning/provisioning-jobs",
+        {"order_id": order_id, "line_no": line_no, "reservation_id": reservation["id"]},
+        f"provision:{order_id}:{line_no}",
+    ).json()
     return job["resource_id"]
 
 
 def invoice_body(account_id, total=178.0):
-    return {"account_id": account_id, "order_id": "10248", "currency": "USD", "tax": 10.0, "total": total,
-            "lines": [{"description": "Queso Cabrales", "quantity": 12, "unit_price": 14.0, "amount": 168.0}]}
+    return {
+        "account_id": account_id,
+        "order_id": "10248",
+        "currency": "USD",
+        "tax": 10.0,
+        "total": total,
+        "lines": [{"description": "Queso Cabrales", "quantity": 12, "unit_price": 14.0, "amount": 168.0}],
+    }
 
 
 def test_repeating_a_key_returns_the_first_answer_and_does_the_work_once(api, sandbox):
@@ -55,8 +65,16 @@ def test_repeating_a_key_returns_the_first_answer_and_does_the_work_once(api, sa
 
 SIDE_EFFECTS = [
     ("/crm/customers/ALFKI/credit-checks", {"order_id": "1", "amount": 10}),
-    ("/crm/quotes", {"quote_id": "Q1", "customer_id": "ALFKI", "total": 28.0, "valid_until": "2999-01-01",
-                     "lines": [{"product_id": 11, "quantity": 2, "unit_price": 14.0}]}),
+    (
+        "/crm/quotes",
+        {
+            "quote_id": "Q1",
+            "customer_id": "ALFKI",
+            "total": 28.0,
+            "valid_until": "2999-01-01",
+            "lines": [{"product_id": 11, "quantity": 2, "unit_price": 14.0}],
+        },
+    ),
     ("/provisioning/reservations", RESERVATION),
     ("/provisioning/provisioning-jobs", {"order_id": "1", "line_no": 1, "reservation_id": "RSV-000001"}),
     ("/provisioning/provisioning-jobs/JOB-000001/complete", {"technician": "Robert King"}),
@@ -64,8 +82,10 @@ SIDE_EFFECTS = [
     ("/activation/activations/ACT-000001/verify", {}),
     ("/billing/accounts", {"customer_id": "ALFKI"}),
     ("/billing/invoices", invoice_body("BA-000001")),
-    ("/calendar/meetings", {"title": "Handoff", "attendees": ["sales"], "start": "2030-01-07T10:00:00Z",
-                            "end": "2030-01-07T11:00:00Z"}),
+    (
+        "/calendar/meetings",
+        {"title": "Handoff", "attendees": ["sales"], "start": "2030-01-07T10:00:00Z", "end": "2030-01-07T11:00:00Z"},
+    ),
 ]
 
 
@@ -95,8 +115,10 @@ def test_a_malformed_request_is_400_so_that_422_always_means_a_business_no(api, 
 def test_a_business_rejection_is_422_with_a_reason_and_is_not_recorded(api, sandbox):
     response = reserve(api, product_id=DISCONTINUED)
     assert response.status_code == 422
-    assert response.json() == {"error": "product_discontinued",
-                               "reason": "product 5 (Chef Anton's Gumbo Mix) is discontinued"}
+    assert response.json() == {
+        "error": "product_discontinued",
+        "reason": "product 5 (Chef Anton's Gumbo Mix) is discontinued",
+    }
     assert sandbox.ledger() == []
 
 
@@ -132,8 +154,12 @@ def test_credit_checks_decline_customers_on_hold_and_amounts_above_the_limit(api
     small = next(c for c in reference.customers.values() if c.credit_status == "ok" and c.credit_limit == 3000)
 
     def check(customer, order_id, amount):
-        response = post(api, f"/crm/customers/{customer}/credit-checks", {"order_id": order_id, "amount": amount},
-                        f"credit-check:{order_id}")
+        response = post(
+            api,
+            f"/crm/customers/{customer}/credit-checks",
+            {"order_id": order_id, "amount": amount},
+            f"credit-check:{order_id}",
+        )
         assert response.status_code == 201
         return response.json()
 
@@ -147,9 +173,13 @@ def test_credit_checks_decline_customers_on_hold_and_amounts_above_the_limit(api
 
 
 def test_a_quote_is_sent_once_and_must_add_up(api, sandbox):
-    body = {"quote_id": "Q-1", "customer_id": "ALFKI", "total": 14.0,
-            "valid_until": (date.today() + timedelta(days=30)).isoformat(),
-            "lines": [{"product_id": 11, "quantity": 2, "unit_price": 14.0, "discount": 0.5}]}
+    body = {
+        "quote_id": "Q-1",
+        "customer_id": "ALFKI",
+        "total": 14.0,
+        "valid_until": (date.today() + timedelta(days=30)).isoformat(),
+        "lines": [{"product_id": 11, "quantity": 2, "unit_price": 14.0, "discount": 0.5}],
+    }
     sent = post(api, "/crm/quotes", body, "quote:Q-1")
     assert sent.status_code == 201 and sent.json()["sent_to"] == "Maria Anders"
     assert post(api, "/crm/quotes", {**body, "total": 28.0}, "quote:Q-1b").json()["error"] == "total_mismatch"
@@ -162,13 +192,21 @@ def test_a_quote_is_sent_once_and_must_add_up(api, sandbox):
 def test_chilled_products_wait_for_a_technician_before_they_can_be_activated(api, sandbox):
     reservation = reserve(api, product_id=SEAFOOD).json()
     assert reservation["needs_technician"] is True
-    job = post(api, "/provisioning/provisioning-jobs",
-               {"order_id": "10248", "line_no": 1, "reservation_id": reservation["id"]}, "provision:10248:1").json()
+    job = post(
+        api,
+        "/provisioning/provisioning-jobs",
+        {"order_id": "10248", "line_no": 1, "reservation_id": reservation["id"]},
+        "provision:10248:1",
+    ).json()
     assert job["status"] == "awaiting_technician" and job["resource_id"] is None
     assert "Seafood" in job["visit_reason"]
 
-    done = post(api, f"/provisioning/provisioning-jobs/{job['id']}/complete", {"technician": "Robert King"},
-                f"complete-visit:{job['id']}")
+    done = post(
+        api,
+        f"/provisioning/provisioning-jobs/{job['id']}/complete",
+        {"technician": "Robert King"},
+        f"complete-visit:{job['id']}",
+    )
     assert done.status_code == 200
     assert done.json()["status"] == "provisioned" and done.json()["resource_id"] == "RES-000001"
     again = post(api, f"/provisioning/provisioning-jobs/{job['id']}/complete", {"technician": "X"}, "other")
@@ -178,15 +216,23 @@ def test_chilled_products_wait_for_a_technician_before_they_can_be_activated(api
 
 def test_a_job_must_use_its_own_lines_reservation(api, sandbox):
     reservation = reserve(api).json()
-    wrong = post(api, "/provisioning/provisioning-jobs",
-                 {"order_id": "10248", "line_no": 2, "reservation_id": reservation["id"]}, "p")
+    wrong = post(
+        api,
+        "/provisioning/provisioning-jobs",
+        {"order_id": "10248", "line_no": 2, "reservation_id": reservation["id"]},
+        "p",
+    )
     assert wrong.status_code == 422 and wrong.json()["error"] == "reservation_mismatch"
 
 
 def test_verification_fails_first_for_a_stable_share_of_resources_then_succeeds(api, sandbox):
     resource_id = provisioned_resource(api)
-    activation = post(api, "/activation/activations", {"order_id": "10248", "resource_id": resource_id},
-                      f"activate:10248:{resource_id}").json()
+    activation = post(
+        api,
+        "/activation/activations",
+        {"order_id": "10248", "resource_id": resource_id},
+        f"activate:10248:{resource_id}",
+    ).json()
     assert activation["status"] == "pending"
     fails_first = bucket("verify", resource_id) < 10
     assert fails_first  # RES-000001 is in the failing 10 %; the rule is stable across runs
@@ -195,21 +241,31 @@ def test_verification_fails_first_for_a_stable_share_of_resources_then_succeeds(
     assert first["verified"] is False and "confirm" in first["reason"]
     second = post(api, f"/activation/activations/{activation['id']}/verify", {}, "verify:2").json()
     assert second["verified"] is True and second["status"] == "active" and second["verifications"] == 2
-    assert post(api, "/activation/activations", {"order_id": "10248", "resource_id": resource_id},
-                "again").status_code == 409
+    assert (
+        post(api, "/activation/activations", {"order_id": "10248", "resource_id": resource_id}, "again").status_code
+        == 409
+    )
 
 
 def test_slots_are_in_business_hours_and_skip_booked_time(api, sandbox):
     # 2030-01-05 is a Saturday: the first slots are Monday from 09:00 UTC.
-    slots = api.get("/calendar/slots", params={"after": "2030-01-05T12:00:00Z", "duration": 60,
-                                               "attendees": ["sales", "ops"], "count": 2}).json()["slots"]
+    slots = api.get(
+        "/calendar/slots",
+        params={"after": "2030-01-05T12:00:00Z", "duration": 60, "attendees": ["sales", "ops"], "count": 2},
+    ).json()["slots"]
     assert [s["start"] for s in slots] == ["2030-01-07T09:00:00+00:00", "2030-01-07T09:30:00+00:00"]
 
-    meeting = {"title": "Handoff: Alfreds", "attendees": ["sales", "ops"], "start": slots[0]["start"],
-               "end": slots[0]["end"], "agenda": "requirements, contacts, training"}
+    meeting = {
+        "title": "Handoff: Alfreds",
+        "attendees": ["sales", "ops"],
+        "start": slots[0]["start"],
+        "end": slots[0]["end"],
+        "agenda": "requirements, contacts, training",
+    }
     assert post(api, "/calendar/meetings", meeting, "meeting:handoff:BA-1:1").status_code == 201
-    after = api.get("/calendar/slots", params={"after": "2030-01-05T12:00:00Z", "duration": 60,
-                                               "attendees": ["ops"], "count": 1}).json()["slots"]
+    after = api.get(
+        "/calendar/slots", params={"after": "2030-01-05T12:00:00Z", "duration": 60, "attendees": ["ops"], "count": 1}
+    ).json()["slots"]
     assert after[0]["start"] == "2030-01-07T10:00:00+00:00"
     clash = post(api, "/calendar/meetings", {**meeting, "attendees": ["ops", "cs"]}, "meeting:other")
     assert clash.status_code == 409 and clash.json()["existing_id"] == "MTG-000001"

@@ -110,8 +110,12 @@ def test_faults_can_be_switched_over_http_and_are_validated(api, sandbox):
 
 
 def test_faults_come_from_the_environment_with_arguments_winning():
-    env = {"HANDOFF_SANDBOX_ERROR_SHARE": "0.2", "HANDOFF_SANDBOX_DOWN": "crm, billing",
-           "HANDOFF_SANDBOX_SEED": "3", "HANDOFF_SANDBOX_LATENCY": ""}
+    env = {
+        "HANDOFF_SANDBOX_ERROR_SHARE": "0.2",
+        "HANDOFF_SANDBOX_DOWN": "crm, billing",
+        "HANDOFF_SANDBOX_SEED": "3",
+        "HANDOFF_SANDBOX_LATENCY": "",
+    }
     faults = Faults.from_env(env, seed=9)
     assert faults.error_share == 0.2 and faults.down == {"crm", "billing"}
     assert faults.seed == 9 and faults.latency == 0.0

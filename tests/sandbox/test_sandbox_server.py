@@ -33,16 +33,21 @@ def test_a_ledger_file_keeps_resources_and_keys_across_a_restart(tmp_path):
     state = tmp_path / "sandbox-ledger.jsonl"
     body = {"order_id": "10248", "line_no": 1, "product_id": 11, "quantity": 12}
     with start_sandbox(faults=Faults(), state_path=state) as first:
-        created = httpx.post(f"{first.urls['provisioning']}/reservations", json=body,
-                             headers={"Idempotency-Key": "reserve:10248:1"}).json()
+        created = httpx.post(
+            f"{first.urls['provisioning']}/reservations", json=body, headers={"Idempotency-Key": "reserve:10248:1"}
+        ).json()
 
     with start_sandbox(faults=Faults(), state_path=state) as second:
         assert second.ledger() == first.ledger()
-        replay = httpx.post(f"{second.urls['provisioning']}/reservations", json=body,
-                            headers={"Idempotency-Key": "reserve:10248:1"})
+        replay = httpx.post(
+            f"{second.urls['provisioning']}/reservations", json=body, headers={"Idempotency-Key": "reserve:10248:1"}
+        )
         assert replay.status_code == 200 and replay.json() == created
-        other = httpx.post(f"{second.urls['provisioning']}/reservations", json={**body, "line_no": 2},
-                           headers={"Idempotency-Key": "reserve:10248:2"})
+        other = httpx.post(
+            f"{second.urls['provisioning']}/reservations",
+            json={**body, "line_no": 2},
+            headers={"Idempotency-Key": "reserve:10248:2"},
+        )
         assert other.json()["id"] == "RSV-000002"
     assert len(state.read_text().splitlines()) == 2
 
@@ -53,8 +58,9 @@ def test_python_dash_m_sandbox_serves_on_the_configured_port():
         port = s.getsockname()[1]
     env = {**os.environ, "HANDOFF_SANDBOX_PORT": str(port), "HANDOFF_SANDBOX_DOWN": "billing"}
     env.pop("HANDOFF_SANDBOX_STATE", None)
-    process = subprocess.Popen([sys.executable, "-m", "sandbox"], cwd=ROOT, env=env,
-                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    process = subprocess.Popen(
+        [sys.executable, "-m", "sandbox"], cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
     try:
         deadline = time.monotonic() + 20
         while True:

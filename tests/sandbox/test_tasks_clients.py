@@ -16,9 +16,13 @@ def run_order(order_id: str, customer_id: str, lines: list[tuple[int, int, float
     """Every side-effecting call one order makes, in the order a pipeline would make them."""
     total = round(sum(quantity * price for _, quantity, price in lines), 2)
     crm.check_credit.fn(order_id, customer_id, total)
-    crm.send_quote.fn(f"Q-{order_id}", customer_id,
-                      [{"product_id": p, "quantity": q, "unit_price": u} for p, q, u in lines],
-                      total, date.today() + timedelta(days=30))
+    crm.send_quote.fn(
+        f"Q-{order_id}",
+        customer_id,
+        [{"product_id": p, "quantity": q, "unit_price": u} for p, q, u in lines],
+        total,
+        date.today() + timedelta(days=30),
+    )
     verified = []
     for line_no, (product_id, quantity, _) in enumerate(lines, start=1):
         reservation = provisioning.reserve.fn(order_id, line_no, product_id, quantity)
@@ -31,11 +35,17 @@ def run_order(order_id: str, customer_id: str, lines: list[tuple[int, int, float
             check = activation.verify.fn(switched_on.id, attempt=2)
         verified.append(check.verified)
     account = billing.open_account.fn(customer_id)
-    invoice_lines = [{"description": f"product {p}", "quantity": q, "unit_price": u, "amount": round(q * u, 2)}
-                     for p, q, u in lines]
+    invoice_lines = [
+        {"description": f"product {p}", "quantity": q, "unit_price": u, "amount": round(q * u, 2)} for p, q, u in lines
+    ]
     invoice = billing.issue_invoice.fn(account.id, order_id, invoice_lines, "USD", 0.0, total)
-    meeting = calendar.book_meeting.fn(f"handoff:{account.id}:{order_id}", f"Handoff {customer_id}",
-                                       ["sales", f"ops-{order_id}"], MONDAY_NINE, MONDAY_NINE + timedelta(hours=1))
+    meeting = calendar.book_meeting.fn(
+        f"handoff:{account.id}:{order_id}",
+        f"Handoff {customer_id}",
+        ["sales", f"ops-{order_id}"],
+        MONDAY_NINE,
+        MONDAY_NINE + timedelta(hours=1),
+    )
     return {"account": account.id, "invoice": invoice.id, "meeting": meeting.id, "verified": verified}
 
 
@@ -104,13 +114,15 @@ def test_rejections_come_back_as_results_or_domain_errors(sandbox):
         crm.get_customer.fn("NOBODY")
     account = billing.open_account.fn("ALFKI")
     with pytest.raises(BusinessRejection) as wrong_total:
-        billing.issue_invoice.fn(account.id, "1", [{"description": "x", "quantity": 1, "unit_price": 5.0,
-                                                    "amount": 5.0}], "USD", 1.0, 5.0)
+        billing.issue_invoice.fn(
+            account.id, "1", [{"description": "x", "quantity": 1, "unit_price": 5.0, "amount": 5.0}], "USD", 1.0, 5.0
+        )
     assert wrong_total.value.error == "total_mismatch" and wrong_total.value.status_code == 422
     calendar.book_meeting.fn("a", "Kick-off", ["ops"], MONDAY_NINE, MONDAY_NINE + timedelta(hours=1))
     busy = calendar.book_meeting.fn("b", "Other", ["ops"], MONDAY_NINE, MONDAY_NINE + timedelta(minutes=30))
     assert isinstance(busy, Declined) and busy.details["existing_id"] == "MTG-000001"
     with pytest.raises(Conflict):  # the same meeting's key reused for another time: a bug, not a taken slot
-        calendar.book_meeting.fn("a", "Kick-off", ["ops"], MONDAY_NINE + timedelta(hours=2),
-                                 MONDAY_NINE + timedelta(hours=3))
+        calendar.book_meeting.fn(
+            "a", "Kick-off", ["ops"], MONDAY_NINE + timedelta(hours=2), MONDAY_NINE + timedelta(hours=3)
+        )
     assert len(sandbox.ledger()) == 2  # only the account and the first meeting were done

@@ -88,8 +88,14 @@ def mock_client(system, handler, seen):
 
 def test_a_side_effect_sends_an_idempotency_key_made_of_business_ids(monkeypatch):
     seen: list[httpx.Request] = []
-    job = {"id": "JOB-000001", "order_id": "10248", "line_no": 2, "reservation_id": "RSV-000002",
-           "status": "provisioned", "resource_id": "RES-000001"}
+    job = {
+        "id": "JOB-000001",
+        "order_id": "10248",
+        "line_no": 2,
+        "reservation_id": "RSV-000002",
+        "status": "provisioned",
+        "resource_id": "RES-000001",
+    }
     answer = lambda request: httpx.Response(201, json=job)  # noqa: E731
     monkeypatch.setattr(provisioning, "client", mock_client("provisioning", answer, seen))
 
@@ -131,8 +137,14 @@ def test_answers_become_clear_errors(monkeypatch, status, body, raised):
 
 
 def test_a_declined_credit_check_is_a_result_with_the_decision(monkeypatch):
-    decision = {"id": "CC-000001", "customer_id": "ALFKI", "order_id": "7", "amount": 12000.0,
-                "decision": "declined", "reason": "amount 12,000.00 is above the credit limit of 10,000.00"}
+    decision = {
+        "id": "CC-000001",
+        "customer_id": "ALFKI",
+        "order_id": "7",
+        "amount": 12000.0,
+        "decision": "declined",
+        "reason": "amount 12,000.00 is above the credit limit of 10,000.00",
+    }
     monkeypatch.setattr(crm, "client", mock_client("crm", lambda r: httpx.Response(201, json=decision), []))
     declined = crm.check_credit.fn("7", "ALFKI", 12000.0)
     assert isinstance(declined, Declined) and declined.error == "credit_declined"
@@ -146,19 +158,29 @@ def test_a_customer_the_crm_does_not_know_is_declined_not_an_error(monkeypatch):
     assert isinstance(declined, Declined) and declined.reason == "customer NOBODY is not in the CRM"
 
 
-@pytest.mark.parametrize(("status", "body", "raised"), [
-    (404, {"error": "not_found", "reason": "unknown product 999"}, NotFound),
-    (409, {"error": "already_reserved", "reason": "line reserved", "existing_id": "RSV-000001"}, Conflict),
-    (503, {"error": "unavailable", "reason": "provisioning is down"}, SystemUnavailable),
-])
+@pytest.mark.parametrize(
+    ("status", "body", "raised"),
+    [
+        (404, {"error": "not_found", "reason": "unknown product 999"}, NotFound),
+        (409, {"error": "already_reserved", "reason": "line reserved", "existing_id": "RSV-000001"}, Conflict),
+        (503, {"error": "unavailable", "reason": "provisioning is down"}, SystemUnavailable),
+    ],
+)
 def test_a_refused_line_is_a_result_and_anything_else_still_raises(monkeypatch, status, body, raised):
     refusal = {"error": "product_discontinued", "reason": "product 5 is discontinued"}
-    monkeypatch.setattr(provisioning, "client", mock_client("provisioning", lambda r: httpx.Response(422, json=refusal), []))
+    monkeypatch.setattr(
+        provisioning, "client", mock_client("provisioning", lambda r: httpx.Response(422, json=refusal), [])
+    )
     declined = provisioning.reserve.fn("10248", 1, 5, 1)
     assert isinstance(declined, Declined)
-    assert (declined.system, declined.error, declined.reason) == ("provisioning", "product_discontinued",
-                                                                   "product 5 is discontinued")
-    monkeypatch.setattr(provisioning, "client", mock_client("provisioning", lambda r: httpx.Response(status, json=body), []))
+    assert (declined.system, declined.error, declined.reason) == (
+        "provisioning",
+        "product_discontinued",
+        "product 5 is discontinued",
+    )
+    monkeypatch.setattr(
+        provisioning, "client", mock_client("provisioning", lambda r: httpx.Response(status, json=body), [])
+    )
     with pytest.raises(raised):
         provisioning.reserve.fn("10248", 1, 5, 1)
 

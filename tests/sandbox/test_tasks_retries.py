@@ -25,12 +25,14 @@ def open_account_flow(customer_id: str) -> str:
 
 
 def test_transient_failures_are_retried_until_the_call_succeeds(sandbox, monkeypatch):
-    answers = iter([
-        httpx.Response(503, json={"error": "unavailable", "reason": "billing is down"}),
-        httpx.ReadTimeout("timed out"),
-        httpx.Response(500, text="oops"),
-        httpx.Response(201, json={"id": "BA-000042", "customer_id": "ALFKI", "status": "open"}),
-    ])
+    answers = iter(
+        [
+            httpx.Response(503, json={"error": "unavailable", "reason": "billing is down"}),
+            httpx.ReadTimeout("timed out"),
+            httpx.Response(500, text="oops"),
+            httpx.Response(201, json={"id": "BA-000042", "customer_id": "ALFKI", "status": "open"}),
+        ]
+    )
     seen: list[str] = []
 
     def answer(request: httpx.Request) -> httpx.Response:
@@ -76,9 +78,14 @@ def order_steps(run, order_id: str, customer_id: str, lines: list[tuple[int, int
     `run(task, *args)` calls a client task: as a Prefect task in a flow, or its plain `.fn`."""
     total = round(sum(quantity * price for _, quantity, price in lines), 2)
     run(crm.check_credit, order_id, customer_id, total)
-    run(crm.send_quote, f"Q-{order_id}", customer_id,
+    run(
+        crm.send_quote,
+        f"Q-{order_id}",
+        customer_id,
         [{"product_id": p, "quantity": q, "unit_price": u} for p, q, u in lines],
-        total, date.today() + timedelta(days=30))
+        total,
+        date.today() + timedelta(days=30),
+    )
     for line_no, (product_id, quantity, _) in enumerate(lines, start=1):
         reservation = run(provisioning.reserve, order_id, line_no, product_id, quantity)
         job = run(provisioning.provision, order_id, line_no, reservation.id)
@@ -88,13 +95,20 @@ def order_steps(run, order_id: str, customer_id: str, lines: list[tuple[int, int
         if not run(activation.verify, switched_on.id).verified:
             run(activation.verify, switched_on.id, 2)
     account = run(billing.open_account, customer_id)
-    invoice_lines = [{"description": f"product {p}", "quantity": q, "unit_price": u, "amount": round(q * u, 2)}
-                     for p, q, u in lines]
+    invoice_lines = [
+        {"description": f"product {p}", "quantity": q, "unit_price": u, "amount": round(q * u, 2)} for p, q, u in lines
+    ]
     run(billing.issue_invoice, account.id, order_id, invoice_lines, "USD", 0.0, total)
     people = ["sales", f"ops-{order_id}"]
     start = run(calendar.find_slots, MONDAY_NINE, 60, people)[0].start
-    run(calendar.book_meeting, f"handoff:{order_id}", f"Handoff {customer_id}", people,
-        start, start + timedelta(hours=1))
+    run(
+        calendar.book_meeting,
+        f"handoff:{order_id}",
+        f"Handoff {customer_id}",
+        people,
+        start,
+        start + timedelta(hours=1),
+    )
 
 
 @flow(name="sandbox-probe-order")
@@ -129,6 +143,7 @@ def test_under_injected_faults_every_side_effect_happens_exactly_once(sandbox):
     assert met[Fault.ERROR] >= 3 and met[Fault.TIMEOUT_BEFORE] >= 1 and met[Fault.TIMEOUT_AFTER] >= 1
     # A hang after the work was followed by a retry that got the recorded answer back.
     replayed = {r["idempotency_key"] for r in sandbox.requests() if r["replay"]}
-    hung_after = {r["idempotency_key"] for r in sandbox.requests()
-                  if r["fault"] == Fault.TIMEOUT_AFTER and r["method"] == "POST"}
+    hung_after = {
+        r["idempotency_key"] for r in sandbox.requests() if r["fault"] == Fault.TIMEOUT_AFTER and r["method"] == "POST"
+    }
     assert hung_after and hung_after <= replayed

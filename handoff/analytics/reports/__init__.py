@@ -32,7 +32,6 @@ Conventions:
   completed_at (cancellations record no time) are left out altogether.
 """
 
-
 from handoff.analytics.reports.common import (  # noqa: F401
     ACTIVE,
     COMPLETION_REFUSED,

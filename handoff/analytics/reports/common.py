@@ -1,8 +1,7 @@
 """What every part of the review shares: teams, thresholds, problem kinds, local days, formats."""
 
-
 from collections import Counter
-from datetime import date, datetime, time, timedelta, timezone
+from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -56,12 +55,11 @@ def _clock(clock: sla.BusinessClock | None) -> sla.BusinessClock:
 
 def local_midnight(day: date, tz: ZoneInfo) -> datetime:
     """The start of a local calendar day, as naive UTC."""
-    return datetime.combine(day, time(), tzinfo=tz).astimezone(timezone.utc).replace(tzinfo=None)
+    return datetime.combine(day, time(), tzinfo=tz).astimezone(UTC).replace(tzinfo=None)
 
 
 def local_date(at: datetime, tz: ZoneInfo) -> date:
-    return as_utc_naive(at).replace(tzinfo=timezone.utc).astimezone(tz).date()
-
+    return as_utc_naive(at).replace(tzinfo=UTC).astimezone(tz).date()
 
 
 def summarise_failures(failures: list[Any] | None) -> str:

@@ -1,9 +1,8 @@
 """Part 6: the backlog and the daily on-time % reconstructed from the records, and its chart."""
 
-
 import math
 from dataclasses import dataclass
-from datetime import datetime, time, timedelta, timezone
+from datetime import UTC, datetime, time, timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
@@ -96,10 +95,7 @@ def history(
 
 
 def _to_local(samples: np.ndarray, tz: ZoneInfo) -> list[datetime]:
-    return [
-        pd.Timestamp(t).to_pydatetime().replace(tzinfo=timezone.utc).astimezone(tz).replace(tzinfo=None)
-        for t in samples
-    ]
+    return [pd.Timestamp(t).to_pydatetime().replace(tzinfo=UTC).astimezone(tz).replace(tzinfo=None) for t in samples]
 
 
 def render_chart(hist: History, path: Path, title: str = "Work in progress") -> Path:

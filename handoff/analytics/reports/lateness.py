@@ -1,6 +1,5 @@
 """Parts 3 to 5 of the review: jobs likely to be late, the defect log, on-time completion %."""
 
-
 from collections import defaultdict
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -69,9 +68,23 @@ def late_jobs(s: Session, now: datetime | None = None, *, clock: sla.BusinessClo
             if left >= effort:
                 continue
             reason = f"needs {fmt_duration(effort)}, {fmt_duration(left)} of business time left"
-        jobs.append(LateJob("work item", str(item.id), item.title, item.work_type, team_for(item.required_skills),
-                            str(item.state), holder, item.due_at, left is None, overdue, left, effort,
-                            reason))
+        jobs.append(
+            LateJob(
+                "work item",
+                str(item.id),
+                item.title,
+                item.work_type,
+                team_for(item.required_skills),
+                str(item.state),
+                holder,
+                item.due_at,
+                left is None,
+                overdue,
+                left,
+                effort,
+                reason,
+            )
+        )
 
     last_day = local_date(now + ORDER_DUE_WITHIN, clock.tz)
     orders = s.scalars(
@@ -98,8 +111,23 @@ def late_jobs(s: Session, now: datetime | None = None, *, clock: sla.BusinessClo
         else:
             overdue, left = 0.0, clock.seconds_between(now, due)
             reason = f"promised for {order.due_date:%Y-%m-%d}; still {order.status}"
-        jobs.append(LateJob("order", order.id, f"order {order.id} for {order.customer_id}", None, None,
-                            str(order.status), None, due, left is None, overdue, left, effort, reason))
+        jobs.append(
+            LateJob(
+                "order",
+                order.id,
+                f"order {order.id} for {order.customer_id}",
+                None,
+                None,
+                str(order.status),
+                None,
+                due,
+                left is None,
+                overdue,
+                left,
+                effort,
+                reason,
+            )
+        )
 
     def urgency(job: LateJob) -> tuple:
         if job.overdue:
@@ -142,9 +170,15 @@ def defect_log(s: Session, now: datetime | None = None, *, days: int = DEFAULT_D
     ).all()
     return [
         DefectRow(
-            id=d.id, found_at=d.found_at, order_id=d.order_id, work_type=d.work_type, checklist=d.checklist,
-            failed_rules=summarise_failures(d.failures), failure_count=len(d.failures or []),
-            fix_item_id=d.fix_item_id, fix_item_state=str(fix_state) if fix_state else None,
+            id=d.id,
+            found_at=d.found_at,
+            order_id=d.order_id,
+            work_type=d.work_type,
+            checklist=d.checklist,
+            failed_rules=summarise_failures(d.failures),
+            failure_count=len(d.failures or []),
+            fix_item_id=d.fix_item_id,
+            fix_item_state=str(fix_state) if fix_state else None,
             resolved=d.resolved_at is not None and d.resolved_at <= now,
             resolved_at=d.resolved_at if d.resolved_at is not None and d.resolved_at <= now else None,
             resolved_by=d.resolved_by if d.resolved_at is not None and d.resolved_at <= now else None,

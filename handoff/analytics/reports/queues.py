@@ -1,6 +1,5 @@
 """Parts 1 and 2 of the review: the queues, and the action list of problem cases."""
 
-
 from collections import Counter, defaultdict
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -165,8 +164,15 @@ def problem_cases(
         key = f"work item {item.id}"
         if key not in cases:
             cases[key] = ProblemCase(
-                subject=key, problems=[], details=[], item_id=item.id, order_id=item.order_id,
-                work_type=item.work_type, team=team_for(item.required_skills), holder=holder, due_at=item.due_at,
+                subject=key,
+                problems=[],
+                details=[],
+                item_id=item.id,
+                order_id=item.order_id,
+                work_type=item.work_type,
+                team=team_for(item.required_skills),
+                holder=holder,
+                due_at=item.due_at,
             )
         return cases[key]
 
@@ -224,13 +230,17 @@ def problem_cases(
         else:
             key = f"order {order.id}"
             cases.setdefault(key, ProblemCase(subject=key, problems=[], details=[], order_id=order.id)).add(
-                STRANDED_RUN, detail)
+                STRANDED_RUN, detail
+            )
 
     # Orders with open defects
     open_defects = s.scalars(
         select(Defect)
-        .where(Defect.order_id.is_not(None), Defect.found_at <= now,
-               or_(Defect.resolved_at.is_(None), Defect.resolved_at > now))
+        .where(
+            Defect.order_id.is_not(None),
+            Defect.found_at <= now,
+            or_(Defect.resolved_at.is_(None), Defect.resolved_at > now),
+        )
         .order_by(Defect.order_id, Defect.found_at)
     ).all()
     by_order: dict[str, list[Defect]] = defaultdict(list)
@@ -238,16 +248,19 @@ def problem_cases(
         by_order[d.order_id].append(d)
     for order_id, defects in by_order.items():
         key = f"order {order_id}"
-        case = cases.setdefault(key, ProblemCase(subject=key, problems=[], details=[], order_id=order_id,
-                                                 work_type=defects[0].work_type))
+        case = cases.setdefault(
+            key, ProblemCase(subject=key, problems=[], details=[], order_id=order_id, work_type=defects[0].work_type)
+        )
         for d in defects:
             fix = "no fix item"
             if d.fix_item_id is not None:
                 fix_item = s.get(WorkItem, d.fix_item_id)
                 holder = fix_item.assignee.name if fix_item and fix_item.assignee else "nobody"
                 fix = f"fix item {d.fix_item_id} {fix_item.state if fix_item else '?'} with {holder}"
-            case.add(OPEN_DEFECTS, f"defect {d.id} ({d.checklist} checklist, {d.work_type}): "
-                                   f"{summarise_failures(d.failures)}; {fix}")
+            case.add(
+                OPEN_DEFECTS,
+                f"defect {d.id} ({d.checklist} checklist, {d.work_type}): {summarise_failures(d.failures)}; {fix}",
+            )
 
     far = datetime.max
     return sorted(cases.values(), key=lambda c: (PROBLEM_ORDER.index(c.problems[0]), c.due_at or far, c.subject))

@@ -1,6 +1,5 @@
 """The whole review, and what people and machines read of it (tables, Markdown, JSON)."""
 
-
 import math
 from dataclasses import asdict, dataclass, fields, is_dataclass
 from datetime import date, datetime
@@ -57,8 +56,13 @@ class WipReview:
 
     def frames(self) -> dict[str, pd.DataFrame]:
         """Each part as a DataFrame (one row per dataclass), for analysis or export."""
-        parts = {"queues": self.queues, "problems": self.problems, "late_jobs": self.late_jobs,
-                 "defects": self.defects, "on_time": self.on_time}
+        parts = {
+            "queues": self.queues,
+            "problems": self.problems,
+            "late_jobs": self.late_jobs,
+            "defects": self.defects,
+            "on_time": self.on_time,
+        }
         kinds = (QueueRow, ProblemCase, LateJob, DefectRow, OnTime)
         return {
             name: pd.DataFrame([asdict(r) for r in rows], columns=[f.name for f in fields(kind)])
@@ -90,8 +94,6 @@ def build_review(
     )
 
 
-
-
 # --- presenting a review ---------------------------------------------------------------------
 
 
@@ -105,31 +107,64 @@ def display_tables(review: WipReview, limit: int | None = None) -> dict[str, lis
     cap = (lambda rows: rows[:limit]) if limit else (lambda rows: rows)
     return {
         "queues": [
-            {"team": q.team, "work type": q.work_type, "size": q.size, "oldest": fmt_duration(q.oldest_age_seconds),
-             "where": q.where_text, "escalated": q.escalated, "past due": q.past_due}
+            {
+                "team": q.team,
+                "work type": q.work_type,
+                "size": q.size,
+                "oldest": fmt_duration(q.oldest_age_seconds),
+                "where": q.where_text,
+                "escalated": q.escalated,
+                "past due": q.past_due,
+            }
             for q in review.queues
         ],
         "late_jobs": [
-            {"kind": j.kind, "ref": j.ref, "title": j.title, "team": j.team or "", "status": j.status,
-             "holder": j.holder or "", "due (UTC)": _when(j.due_at), "why": j.reason}
+            {
+                "kind": j.kind,
+                "ref": j.ref,
+                "title": j.title,
+                "team": j.team or "",
+                "status": j.status,
+                "holder": j.holder or "",
+                "due (UTC)": _when(j.due_at),
+                "why": j.reason,
+            }
             for j in cap(review.late_jobs)
         ],
         "problems": [
-            {"subject": p.subject, "problems": ", ".join(p.problems), "work type": p.work_type or "",
-             "holder": p.holder or "", "due (UTC)": _when(p.due_at), "details": "\n".join(p.details)}
+            {
+                "subject": p.subject,
+                "problems": ", ".join(p.problems),
+                "work type": p.work_type or "",
+                "holder": p.holder or "",
+                "due (UTC)": _when(p.due_at),
+                "details": "\n".join(p.details),
+            }
             for p in cap(review.problems)
         ],
         "defects": [
-            {"found (UTC)": _when(d.found_at), "defect": d.id, "order": d.order_id or "", "work type": d.work_type,
-             "checklist": d.checklist, "failed rules": d.failed_rules,
-             "fix item": "" if d.fix_item_id is None else f"{d.fix_item_id} ({d.fix_item_state})",
-             "resolved": f"yes, {_when(d.resolved_at)} by {d.resolved_by or '?'}" if d.resolved else "no"}
+            {
+                "found (UTC)": _when(d.found_at),
+                "defect": d.id,
+                "order": d.order_id or "",
+                "work type": d.work_type,
+                "checklist": d.checklist,
+                "failed rules": d.failed_rules,
+                "fix item": "" if d.fix_item_id is None else f"{d.fix_item_id} ({d.fix_item_state})",
+                "resolved": f"yes, {_when(d.resolved_at)} by {d.resolved_by or '?'}" if d.resolved else "no",
+            }
             for d in cap(review.defects)
         ],
         "on_time": [
-            {"scope": t.scope, "today": fmt_pct(t.today_pct), "today done": t.today_completed,
-             "today on time": t.today_on_time, f"{t.days} days": fmt_pct(t.week_pct),
-             f"{t.days} days done": t.week_completed, f"{t.days} days on time": t.week_on_time}
+            {
+                "scope": t.scope,
+                "today": fmt_pct(t.today_pct),
+                "today done": t.today_completed,
+                "today on time": t.today_on_time,
+                f"{t.days} days": fmt_pct(t.week_pct),
+                f"{t.days} days done": t.week_completed,
+                f"{t.days} days on time": t.week_on_time,
+            }
             for t in review.on_time
         ],
     }
@@ -156,9 +191,11 @@ def summary_markdown(review: WipReview, chart_uri: str | None = None) -> str:
     ]
     by_type = review.on_time[1:]
     if by_type:
-        lines += ["| work type | today | done | last %d days | done |" % t.days, "|---|---|---|---|---|"]
-        lines += [f"| {o.scope} | {fmt_pct(o.today_pct)} | {o.today_completed} | {fmt_pct(o.week_pct)} | "
-                  f"{o.week_completed} |" for o in by_type]
+        lines += [f"| work type | today | done | last {t.days} days | done |", "|---|---|---|---|---|"]
+        lines += [
+            f"| {o.scope} | {fmt_pct(o.today_pct)} | {o.today_completed} | {fmt_pct(o.week_pct)} | {o.week_completed} |"
+            for o in by_type
+        ]
         lines.append("")
     if chart_uri:
         lines += [f"![backlog and on-time %]({chart_uri})", ""]
@@ -181,7 +218,25 @@ def to_jsonable(value: Any) -> Any:
 
 
 __all__ = [
-    "TEAM_BY_SKILL", "DefectRow", "History", "LateJob", "OnTime", "ProblemCase", "QueueRow", "WipReview",
-    "build_review", "defect_log", "display_tables", "history", "late_jobs", "on_time", "problem_cases", "queues",
-    "render_chart", "save_chart", "summary_markdown", "team_for", "to_jsonable",
+    "TEAM_BY_SKILL",
+    "DefectRow",
+    "History",
+    "LateJob",
+    "OnTime",
+    "ProblemCase",
+    "QueueRow",
+    "WipReview",
+    "build_review",
+    "defect_log",
+    "display_tables",
+    "history",
+    "late_jobs",
+    "on_time",
+    "problem_cases",
+    "queues",
+    "render_chart",
+    "save_chart",
+    "summary_markdown",
+    "team_for",
+    "to_jsonable",
 ]

@@ -59,11 +59,15 @@ def bpic2012_workload(
 ) -> Workload:
     """BPIC 2012 (or an XES log of the same shape) with the BPIC terms above; `options` (the
     CLI's) override them per activity. Named after the file."""
-    opts = replace(options) if options is not None else LogOptions(
-        touch_cap_hours=interruption_cap_seconds / 3600,
-        opening_threshold=opening_threshold,
-        min_profile_volume=min_profile_volume,
-        min_skill_share=min_skill_share,
+    opts = (
+        replace(options)
+        if options is not None
+        else LogOptions(
+            touch_cap_hours=interruption_cap_seconds / 3600,
+            opening_threshold=opening_threshold,
+            min_profile_volume=min_profile_volume,
+            min_skill_share=min_skill_share,
+        )
     )
     opts.terms = {**bpic_terms(sla_hours), **opts.terms}
     if options is None:

@@ -178,7 +178,9 @@ def parse_hours(text: str) -> Calendar:
     while pos < len(t):
         m = _SPAN.match(t, pos)
         if m is None:
-            raise ValueError(f"opening hours {text!r}: cannot read {t[pos:]!r}; write e.g. \"Mon-Fri 08:00-17:00, Sat 10-14\"")
+            raise ValueError(
+                f'opening hours {text!r}: cannot read {t[pos:]!r}; write e.g. "Mon-Fri 08:00-17:00, Sat 10-14"'
+            )
         start, end = _hours(m["start"]), _hours(m["end"])
         if not 0 <= start < end <= 24:
             raise ValueError(f"opening hours {text!r}: {m['start']}-{m['end']} is not a span within one day")

@@ -39,8 +39,25 @@ from handoff.analytics.simulation.hours import opening_hours_from_log
 from handoff.analytics.simulation.touches import ParsedLog, why_unusable
 from handoff.analytics.simulation.workload import SkillProfile, Workload
 
-MARKER_NAMES = {"start", "end", "begin", "finish", "▶", "■", "►", "●", "○", "[start]", "[end]", "process start",
-                "process end", "start event", "end event", "artificial start", "artificial end"}
+MARKER_NAMES = {
+    "start",
+    "end",
+    "begin",
+    "finish",
+    "▶",
+    "■",
+    "►",
+    "●",
+    "○",
+    "[start]",
+    "[end]",
+    "process start",
+    "process end",
+    "start event",
+    "end event",
+    "artificial start",
+    "artificial end",
+}
 CAP_WARNING_SHARE = 0.05
 
 
@@ -135,7 +152,9 @@ def parse_terms(pairs: list[str], what: str) -> dict[str, float]:
     return out
 
 
-def load_event_log(path: str | Path, options: LogOptions | None = None, cache_dir: str | Path | None = None) -> Workload:
+def load_event_log(
+    path: str | Path, options: LogOptions | None = None, cache_dir: str | Path | None = None
+) -> Workload:
     """The workload in an XES or CSV event log (the format is told by the file name)."""
     from handoff.analytics.simulation.csvlog import load_csv_touches
     from handoff.analytics.simulation.xes import load_touches
@@ -165,7 +184,9 @@ def eventlog_workload(parsed: ParsedLog, name: str, options: LogOptions, source:
     if dropped:
         n_drop = int(df["activity"].isin(dropped).sum())
         df = df[~df["activity"].isin(dropped)]
-        notes.append(f"dropped {n_drop} touches of {', '.join(sorted(dropped))} (start/end markers or --drop-activities)")
+        notes.append(
+            f"dropped {n_drop} touches of {', '.join(sorted(dropped))} (start/end markers or --drop-activities)"
+        )
     if df.empty:
         raise ValueError(f"{source or name}: every touch was a start/end marker or dropped; nothing left to replay")
     if options.hours is not None:
@@ -191,15 +212,19 @@ def eventlog_workload(parsed: ParsedLog, name: str, options: LogOptions, source:
     sla = {a: t.sla_hours if t.sla_hours is not None else options.default_sla_hours for a, t in terms.items()}
     unused = sorted(set(options.terms) - set(estimate))
     if unused and options.terms:
-        warnings.append(f"SLA terms for activities not in the log: {', '.join(unused[:8])}{' ...' if len(unused) > 8 else ''}")
+        warnings.append(
+            f"SLA terms for activities not in the log: {', '.join(unused[:8])}{' ...' if len(unused) > 8 else ''}"
+        )
     items = _items(df, terms, sla, estimate, calendar, options.default_priority)
     profiles = _profiles(df, estimate, options)
     st = parsed.stats
     notes[:0] = [
-        (f"{len(items)} touches from {st.get('cases', 0)} cases; dropped: {st.get('orphan_completes', 0)} COMPLETEs "
-        f"without START, {st.get('unclosed_starts', 0)} STARTs never completed, "
-        f"{st.get('schedules_never_started', 0)} SCHEDULEs never started, "
-         f"{st.get('complete_only_events', 0)} instantaneous (COMPLETE-only) events"),
+        (
+            f"{len(items)} touches from {st.get('cases', 0)} cases; dropped: {st.get('orphan_completes', 0)} COMPLETEs "
+            f"without START, {st.get('unclosed_starts', 0)} STARTs never completed, "
+            f"{st.get('schedules_never_started', 0)} SCHEDULEs never started, "
+            f"{st.get('complete_only_events', 0)} instantaneous (COMPLETE-only) events"
+        ),
         "ready = SCHEDULE time for the first touch, logged start for follow-up and interval touches",
     ]
     notes += [
@@ -227,8 +252,12 @@ def _items(df, terms, sla, estimate, calendar, default_priority) -> list[WorkIte
     counters: dict[tuple[str, str], int] = {}
     due_cache: dict[tuple[float, float], float] = {}
     for case, act, ready, h, value, prio in zip(
-        df["case"].to_numpy(), df["activity"].to_numpy(), df["ready_local"].to_numpy(), df["handling"].to_numpy(),
-        df["value"].to_numpy(dtype=float), df["priority"].to_numpy(dtype=float),
+        df["case"].to_numpy(),
+        df["activity"].to_numpy(),
+        df["ready_local"].to_numpy(),
+        df["handling"].to_numpy(),
+        df["value"].to_numpy(dtype=float),
+        df["priority"].to_numpy(dtype=float),
     ):
         k = counters[(case, act)] = counters.get((case, act), 0) + 1
         t = terms[act]
@@ -244,7 +273,9 @@ def _items(df, terms, sla, estimate, calendar, default_priority) -> list[WorkIte
                 arrival=float(ready),
                 handling_seconds=float(h),
                 due=due,
-                priority=t.priority if t.priority is not None else (default_priority if math.isnan(prio) else float(prio)),
+                priority=t.priority
+                if t.priority is not None
+                else (default_priority if math.isnan(prio) else float(prio)),
                 value=t.value if t.value is not None else (0.0 if math.isnan(value) else float(value)),
                 effort_estimate=float(estimate[act]),
             )
@@ -262,7 +293,9 @@ def _profiles(df, estimate, options: LogOptions) -> list[SkillProfile]:
         if total < floor:
             continue
         skills = {
-            act: min(5, 1 + int(math.log10(c))) for (_, act), c in counts.items() if c >= options.min_skill_share * total
+            act: min(5, 1 + int(math.log10(c)))
+            for (_, act), c in counts.items()
+            if c >= options.min_skill_share * total
         }
         profiles.append(SkillProfile(skills, float(total), str(res)))
     return profiles or [SkillProfile({a: 1 for a in estimate}, 1.0, "generalist")]

@@ -82,24 +82,42 @@ def opening_hours_from_log(start_local: Sequence[float], threshold: float = 0.2)
         return OFFICE_HOURS, "assumed Mon-Fri 09-17 (no touches)", ["no touch starts to derive opening hours from"]
     midnight = float(np.mean(np.mod(t, DAY) == 0.0))
     if midnight >= 0.5:
-        return OFFICE_HOURS, "assumed Mon-Fri 09-17", [
-            (f"{midnight:.0%} of touches start at exactly 00:00: the timestamps carry dates, not times of day, "
-             f"so opening hours cannot be derived; assumed Mon-Fri 09-17 ({give})")
-        ]
+        return (
+            OFFICE_HOURS,
+            "assumed Mon-Fri 09-17",
+            [
+                (
+                    f"{midnight:.0%} of touches start at exactly 00:00: the timestamps carry dates, not times of day, "
+                    f"so opening hours cannot be derived; assumed Mon-Fri 09-17 ({give})"
+                )
+            ],
+        )
     days = np.unique(np.floor(t / DAY))
     span_days = (t.max() - t.min()) / DAY
     if days.size < MIN_DAYS or span_days < MIN_SPAN_DAYS:
-        return ALWAYS_OPEN, "always open (log too short to show a week)", [
-            (f"the log covers {span_days:.1f} days ({days.size} dates with work): too short to show the weekly "
-             f"opening hours; the team is taken to be on duty throughout (24x7) ({give})")
-        ]
+        return (
+            ALWAYS_OPEN,
+            "always open (log too short to show a week)",
+            [
+                (
+                    f"the log covers {span_days:.1f} days ({days.size} dates with work): too short to show the weekly "
+                    f"opening hours; the team is taken to be on duty throughout (24x7) ({give})"
+                )
+            ],
+        )
     derived = derive_opening_hours(t, threshold)
     covered = _covered(derived, t)
     if derived.weekly_hours() < MIN_WEEKLY_HOURS or covered < MIN_COVERED:
-        return OFFICE_HOURS, "assumed Mon-Fri 09-17", [
-            (f"derived opening hours {derived.describe()} ({derived.weekly_hours():g} h a week, holding "
-             f"{covered:.0%} of touch starts) look wrong; assumed Mon-Fri 09-17 ({give})")
-        ]
+        return (
+            OFFICE_HOURS,
+            "assumed Mon-Fri 09-17",
+            [
+                (
+                    f"derived opening hours {derived.describe()} ({derived.weekly_hours():g} h a week, holding "
+                    f"{covered:.0%} of touch starts) look wrong; assumed Mon-Fri 09-17 ({give})"
+                )
+            ],
+        )
     if derived.weekly_hours() >= ROUND_THE_CLOCK:
         return ALWAYS_OPEN, f"derived: work starts round the clock ({derived.weekly_hours():g} of 168 h a week)", []
     return derived, f"derived from touch starts ({covered:.0%} of them fall inside)", []

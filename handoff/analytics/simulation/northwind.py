@@ -94,7 +94,7 @@ def northwind_workload(
         prev = None
         for work_type, skill, fixed, per_line, share in NORTHWIND_STEPS:
             effort = fixed + per_line * int(row.lines)
-            actual = effort * float(rng.lognormal(-sigma**2 / 2, sigma))
+            actual = effort * float(rng.lognormal(-(sigma**2) / 2, sigma))
             item_id = f"order{row.id}:{work_type}"
             items.append(
                 WorkItem(

@@ -95,9 +95,7 @@ class SimulationResult:
         completed = int((~np.isnan(self.finish)).sum())
         on_time = self.on_time()
         types = np.array([it.work_type for it in self.items], dtype=object)
-        by_type = {
-            str(t): round(100.0 * float(on_time[types == t].mean()), 2) for t in sorted(set(types.tolist()))
-        }
+        by_type = {str(t): round(100.0 * float(on_time[types == t].mean()), 2) for t in sorted(set(types.tolist()))}
         return Metrics(
             policy=self.policy,
             staff=len(self.reps),

@@ -88,7 +88,10 @@ def synthetic_workload(
         profiles.append(SkillProfile({types[c].name: int(rng.integers(1, 4)) for c in chosen}, 1.0, f"synthetic{j}"))
     notes = [
         f"{n_items} items, Poisson arrivals {arrivals_per_hour:g}/open hour, "
-        + ", ".join(f"{t.name} {t.share:.0%} ({t.handling}, mean {t.mean_handling_seconds:g}s, SLA {t.sla_seconds / 3600:g}h)" for t in types),
+        + ", ".join(
+            f"{t.name} {t.share:.0%} ({t.handling}, mean {t.mean_handling_seconds:g}s, SLA {t.sla_seconds / 3600:g}h)"
+            for t in types
+        ),
         f"calendar: {calendar.describe()}; reps hold {k} of {len(types)} types at levels 1-3",
     ]
     sla = {t.name: f"{t.sla_seconds / 3600:g} h" for t in types}

@@ -57,7 +57,15 @@ class ParsedLog:
     stats: dict[str, int] = field(default_factory=dict)
 
     COLUMNS = (
-        "case", "activity", "resource", "ready_local", "start_local", "duration_s", "value", "scheduled", "priority",
+        "case",
+        "activity",
+        "resource",
+        "ready_local",
+        "start_local",
+        "duration_s",
+        "value",
+        "scheduled",
+        "priority",
     )
 
 

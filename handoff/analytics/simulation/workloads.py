@@ -61,5 +61,7 @@ def load_workload(
     elif Path(name).is_file():
         wl = load_event_log(name, log_options, cache_dir=cache_dir)
     else:
-        raise ValueError(f"unknown workload {name!r}: give bpic2012, northwind, synthetic or the path of an XES or CSV event log")
+        raise ValueError(
+            f"unknown workload {name!r}: give bpic2012, northwind, synthetic or the path of an XES or CSV event log"
+        )
     return wl.sliced(weeks).scaled(volume_factor, seed=seed)

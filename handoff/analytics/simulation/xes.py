@@ -124,7 +124,9 @@ def parse_xes(path: str | Path, value_attribute: str = "AMOUNT_REQ", activity_pr
                 life = (ev.get("lifecycle:transition") or "COMPLETE").strip().upper()
                 if start is not None and life in ("COMPLETE", "ATE_COMPLETE"):
                     s_aware, s_local = iso_times(start)
-                    events.append((aware, seq, act, "INTERVAL", ev.get("org:resource"), local, s_aware, s_local, NAN, NAN))
+                    events.append(
+                        (aware, seq, act, "INTERVAL", ev.get("org:resource"), local, s_aware, s_local, NAN, NAN)
+                    )
                     continue
                 life = {"ATE_COMPLETE": "COMPLETE", "ATE_START": "START"}.get(life, life)
                 if life not in ("SCHEDULE", "START", "COMPLETE"):

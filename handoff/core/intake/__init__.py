@@ -35,7 +35,21 @@ from handoff.core.intake.reading import (
 )
 
 __all__ = [
-    "Announcer", "IntakeInterrupted", "IntakeResult", "OrderIn", "OrderLineIn", "Rejected", "Submission",
-    "Unreadable", "check_order", "field_errors", "parse_csv_orders", "parse_json_orders", "quarantine",
-    "read_order_file", "store_order", "submit_orders", "unannounced_orders",
+    "Announcer",
+    "IntakeInterrupted",
+    "IntakeResult",
+    "OrderIn",
+    "OrderLineIn",
+    "Rejected",
+    "Submission",
+    "Unreadable",
+    "check_order",
+    "field_errors",
+    "parse_csv_orders",
+    "parse_json_orders",
+    "quarantine",
+    "read_order_file",
+    "store_order",
+    "submit_orders",
+    "unannounced_orders",
 ]

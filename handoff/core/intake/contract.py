@@ -69,8 +69,9 @@ class Unreadable:
 def _printable_only(value: str) -> str:
     bad = unprintable_characters(value)
     if bad:
-        raise PydanticCustomError("unprintable", "contains characters that cannot be shown ({chars})",
-                                  {"chars": ", ".join(bad)})
+        raise PydanticCustomError(
+            "unprintable", "contains characters that cannot be shown ({chars})", {"chars": ", ".join(bad)}
+        )
     return value
 
 
@@ -97,7 +98,9 @@ class OrderLineIn(BaseModel):
 
     product_id: int = Field(gt=0, le=MAX_PRODUCT_ID, description="Catalogue product id.")
     quantity: int = Field(gt=0, le=MAX_QUANTITY, description="Units ordered, a whole number.")
-    unit_price: float = Field(ge=0, le=MAX_UNIT_PRICE, allow_inf_nan=False, description="Price per unit before discount.")
+    unit_price: float = Field(
+        ge=0, le=MAX_UNIT_PRICE, allow_inf_nan=False, description="Price per unit before discount."
+    )
     discount: float = Field(0.0, ge=0, le=1, allow_inf_nan=False, description="Share off the price, 0 to 1.")
 
     @property
@@ -111,14 +114,16 @@ class OrderIn(BaseModel):
     model_config = ConfigDict(extra="forbid", strict=True, str_strip_whitespace=True)
 
     order_id: Annotated[str, BeforeValidator(_order_id_text)] = Field(
-        min_length=1, max_length=MAX_ORDER_ID_CHARS, pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
+        min_length=1, max_length=MAX_ORDER_ID_CHARS, pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$"
+    )
     customer_id: Text = Field(min_length=1, max_length=MAX_CUSTOMER_ID_CHARS)
     customer_name: Text | None = Field(None, min_length=1, max_length=MAX_CUSTOMER_NAME_CHARS)
     country: Text | None = Field(None, min_length=1, max_length=MAX_COUNTRY_CHARS)
     order_date: IsoDate
     due_date: IsoDate = Field(description="The date promised to the customer.")
-    total: float | None = Field(None, ge=0, le=MAX_ORDER_TOTAL, allow_inf_nan=False,
-                                description="The order total as the sender states it.")
+    total: float | None = Field(
+        None, ge=0, le=MAX_ORDER_TOTAL, allow_inf_nan=False, description="The order total as the sender states it."
+    )
     lines: list[OrderLineIn] = Field(min_length=1, max_length=MAX_LINES)
 
     @model_validator(mode="after")

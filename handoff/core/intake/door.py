@@ -200,9 +200,12 @@ def _store_or_compare(s: Session, sub: Submission, order_in: OrderIn, source: st
     differences = differences_from_first(s, existing, order_in)
     if not differences:
         return Stored(order_in.order_id, accepted=False)
-    first = {"field": "order_id", "message": f"order {order_in.order_id} was already received "
-             f"({existing.received_at:%Y-%m-%d %H:%M} from {existing.source}) with different content; "
-             "the first one stands, this one is kept for review"}
+    first = {
+        "field": "order_id",
+        "message": f"order {order_in.order_id} was already received "
+        f"({existing.received_at:%Y-%m-%d %H:%M} from {existing.source}) with different content; "
+        "the first one stands, this one is kept for review",
+    }
     return quarantine(s, source, sub.raw, [first, *differences], order_in.order_id)
 
 
@@ -218,8 +221,7 @@ def store_order(s: Session, order_in: OrderIn, source: str) -> Order:
         s.add(Customer(id=order_in.customer_id, name=order_in.customer_name, country=order_in.country))
         s.flush()
     lines = [
-        OrderLine(line_no=i, product_id=l.product_id, quantity=l.quantity,
-                  unit_price=l.unit_price, discount=l.discount)
+        OrderLine(line_no=i, product_id=l.product_id, quantity=l.quantity, unit_price=l.unit_price, discount=l.discount)
         for i, l in enumerate(order_in.lines, start=1)
     ]
     order = Order(
@@ -237,8 +239,18 @@ def store_order(s: Session, order_in: OrderIn, source: str) -> Order:
     s.flush()
     # The order as received, so that a re-send is compared with what was sent, not with what
     # the records made of it (a name for a customer already known is not stored on the order).
-    audit.record(s, "system:intake", "order", order.id, "received", None, OrderStatus.RECEIVED,
-                 source=source, total=order.total, content=order_in.content())
+    audit.record(
+        s,
+        "system:intake",
+        "order",
+        order.id,
+        "received",
+        None,
+        OrderStatus.RECEIVED,
+        source=source,
+        total=order.total,
+        content=order_in.content(),
+    )
     return order
 
 
@@ -247,9 +259,12 @@ def store_order(s: Session, order_in: OrderIn, source: str) -> Order:
 
 def differences_from_first(s: Session, existing: Order, new: OrderIn) -> list[Reason]:
     """One reason per field in which `new` differs from the order first received with its id."""
-    first = s.scalar(select(AuditEvent.details).where(
-        AuditEvent.entity == "order", AuditEvent.entity_id == existing.id, AuditEvent.action == "received"
-    ).order_by(AuditEvent.id).limit(1))
+    first = s.scalar(
+        select(AuditEvent.details)
+        .where(AuditEvent.entity == "order", AuditEvent.entity_id == existing.id, AuditEvent.action == "received")
+        .order_by(AuditEvent.id)
+        .limit(1)
+    )
     was = (first or {}).get("content") or content_as_stored(existing)
     now = new.content()
     diffs = []
@@ -275,10 +290,14 @@ def content_as_stored(order: Order) -> dict[str, Any]:
     intake kept what it received is compared with, and what a re-check of the database reads."""
     return {
         "order_id": order.id,
-        "customer_id": order.customer_id, "order_date": str(order.order_date), "due_date": str(order.due_date),
+        "customer_id": order.customer_id,
+        "order_date": str(order.order_date),
+        "due_date": str(order.due_date),
         "total": order.stated_total,
-        "lines": [{"product_id": l.product_id, "quantity": l.quantity, "unit_price": l.unit_price,
-                   "discount": l.discount} for l in order.lines],
+        "lines": [
+            {"product_id": l.product_id, "quantity": l.quantity, "unit_price": l.unit_price, "discount": l.discount}
+            for l in order.lines
+        ],
     }
 
 
@@ -291,20 +310,30 @@ def quarantine_alone(source: str, raw: bytes, reasons: list[Reason], reference: 
         return quarantine(s, source, raw, reasons, reference)
 
 
-def quarantine(
-    s: Session, source: str, raw: bytes | str, reasons: list[Reason], reference: str | None
-) -> Rejected:
+def quarantine(s: Session, source: str, raw: bytes | str, reasons: list[Reason], reference: str | None) -> Rejected:
     """Keep refused input: its bytes exactly as received, a printable text of them to read, and
     the reasons (made printable: a sender's key may hold a terminal escape)."""
     raw_bytes = raw.encode("utf-8", "surrogatepass") if isinstance(raw, str) else bytes(raw)
-    shown = printable(raw_bytes[:DISPLAY_CHARS * 4].decode("utf-8", "backslashreplace")[:DISPLAY_CHARS], keep_lines=True)
+    shown = printable(
+        raw_bytes[: DISPLAY_CHARS * 4].decode("utf-8", "backslashreplace")[:DISPLAY_CHARS], keep_lines=True
+    )
     reasons = [{"field": printable(r["field"]), "message": printable(r["message"])} for r in reasons]
     reference = clip(reference, 40) if reference else None
     q = Quarantine(source=source, raw=shown, raw_bytes=raw_bytes, reasons=reasons, reference=reference)
     s.add(q)
     s.flush()
-    audit.record(s, "system:intake", "quarantine", q.id, "quarantined", None, "quarantined",
-                 source=source, reference=reference, reasons=reasons)
+    audit.record(
+        s,
+        "system:intake",
+        "quarantine",
+        q.id,
+        "quarantined",
+        None,
+        "quarantined",
+        source=source,
+        reference=reference,
+        reasons=reasons,
+    )
     return Rejected(reference, reasons, q.id)
 
 

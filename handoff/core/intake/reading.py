@@ -70,8 +70,9 @@ def read_order_file(path: Path) -> list[Submission]:
     if len(raw) > limit:
         size = path.stat().st_size
         told = f"is {size:,} bytes" if size > limit else "goes on"  # a pipe or a device has no size
-        return whole_document(raw[:limit], f"{told}, over the limit of {limit:,} bytes; "
-                                           f"the first {limit:,} bytes are kept here")
+        return whole_document(
+            raw[:limit], f"{told}, over the limit of {limit:,} bytes; the first {limit:,} bytes are kept here"
+        )
     if path.suffix.lower() == ".csv":
         return parse_csv_orders(raw)
     return parse_json_orders(raw)
@@ -86,8 +87,7 @@ def decode(raw: bytes) -> tuple[str | None, str]:
         return body.decode("utf-8"), ""
     except UnicodeDecodeError as exc:
         at = exc.start + (len(raw) - len(body))
-        return None, (f"is not UTF-8 text: byte 0x{raw[at]:02x} at offset {at:,} ({exc.reason}); "
-                      "send it as UTF-8")
+        return None, (f"is not UTF-8 text: byte 0x{raw[at]:02x} at offset {at:,} ({exc.reason}); send it as UTF-8")
 
 
 # --- JSON ------------------------------------------------------------------------------------
@@ -124,8 +124,7 @@ def _constant(text: str) -> Unreadable:
     return Unreadable(text, f"{text} is not a number JSON allows")
 
 
-DECODER = json.JSONDecoder(object_pairs_hook=_object, parse_int=_integer, parse_float=_number,
-                           parse_constant=_constant)
+DECODER = json.JSONDecoder(object_pairs_hook=_object, parse_int=_integer, parse_float=_number, parse_constant=_constant)
 JSON_SPACE = re.compile(r"[ \t\n\r]*")
 
 
@@ -154,10 +153,20 @@ def parse_json_orders(raw: bytes | str) -> list[Submission]:
         out = _items(text, raw_bytes, _elements(text, start), value["orders"])
         beside = JsonObject((k, v) for k, v in value.items() if k != "orders")
         if beside:
-            out.append(Submission(raw_bytes, beside, [{
-                "field": "document",
-                "message": f"has {', '.join(quote(k) for k in list(beside)[:5])} beside \"orders\"; "
-                "an order must be inside the orders list"}], _reference_of(beside)))
+            out.append(
+                Submission(
+                    raw_bytes,
+                    beside,
+                    [
+                        {
+                            "field": "document",
+                            "message": f'has {", ".join(quote(k) for k in list(beside)[:5])} beside "orders"; '
+                            "an order must be inside the orders list",
+                        }
+                    ],
+                    _reference_of(beside),
+                )
+            )
         elif not value["orders"]:
             return whole_document(raw_bytes, "contains no orders")
         return out
@@ -216,14 +225,17 @@ def _where(text: str, at: int) -> str:
 def _repeated_keys(value: Any) -> list[Reason]:
     problems = []
     if isinstance(value, JsonObject):
-        problems += [{"field": clip(k), "message": "is written more than once; which value is meant?"}
-                     for k in value.repeated]
+        problems += [
+            {"field": clip(k), "message": "is written more than once; which value is meant?"} for k in value.repeated
+        ]
         lines = value.get("lines")
         if isinstance(lines, list):
             for n, line in enumerate(lines):
                 if isinstance(line, JsonObject):
-                    problems += [{"field": clip(f"lines.{n}.{k}"), "message": "is written more than once; "
-                                  "which value is meant?"} for k in line.repeated]
+                    problems += [
+                        {"field": clip(f"lines.{n}.{k}"), "message": "is written more than once; which value is meant?"}
+                        for k in line.repeated
+                    ]
     return problems
 
 
@@ -303,8 +315,11 @@ def parse_csv_orders(raw: bytes | str) -> list[Submission]:
     for group in [*groups.values(), *([r] for r in orphans)]:
         order_raw = head + "".join("".join(lines.lines[a:b]) for _, _, a, b in group)
         data, problems = _order_from_rows(names, group)
-        out.append(Submission(order_raw.encode("utf-8", "surrogatepass"), data, header_problems + problems,
-                              _reference_of(data)))
+        out.append(
+            Submission(
+                order_raw.encode("utf-8", "surrogatepass"), data, header_problems + problems, _reference_of(data)
+            )
+        )
     return out
 
 
@@ -312,24 +327,39 @@ def _header_problems(names: list[str]) -> list[Reason]:
     problems = []
     for name, n in Counter(names).items():
         if n > 1:
-            problems.append({"field": clip(name) or "(empty column name)",
-                             "message": f"is a column {n} times in the header; which one is meant?"})
+            problems.append(
+                {
+                    "field": clip(name) or "(empty column name)",
+                    "message": f"is a column {n} times in the header; which one is meant?",
+                }
+            )
         if name not in CSV_COLUMNS:
-            problems.append({"field": clip(name) or "(empty column name)",
-                             "message": "is not a column of an order CSV; the columns are " + ", ".join(CSV_COLUMNS)})
+            problems.append(
+                {
+                    "field": clip(name) or "(empty column name)",
+                    "message": "is not a column of an order CSV; the columns are " + ", ".join(CSV_COLUMNS),
+                }
+            )
     return problems
 
 
-def _order_from_rows(names: list[str], rows: list[tuple[int, list[str], int, int]]) -> tuple[dict[str, Any], list[Reason]]:
+def _order_from_rows(
+    names: list[str], rows: list[tuple[int, list[str], int, int]]
+) -> tuple[dict[str, Any], list[Reason]]:
     problems: list[Reason] = []
     cells = []
     for line_num, row, _, _ in rows:
         if len(row) > len(names):
-            problems.append({"field": f"row {line_num}",
-                             "message": f"has {len(row) - len(names)} value(s) beyond the header's {len(names)} columns"})
+            problems.append(
+                {
+                    "field": f"row {line_num}",
+                    "message": f"has {len(row) - len(names)} value(s) beyond the header's {len(names)} columns",
+                }
+            )
         elif len(row) < len(names):
-            problems.append({"field": f"row {line_num}",
-                             "message": f"has {len(row)} values; the header has {len(names)} columns"})
+            problems.append(
+                {"field": f"row {line_num}", "message": f"has {len(row)} values; the header has {len(names)} columns"}
+            )
         by_name: dict[str, str] = {}
         for name, value in zip(names, row):
             by_name.setdefault(name, value.strip())
@@ -341,8 +371,13 @@ def _order_from_rows(names: list[str], rows: list[tuple[int, list[str], int, int
             order[name] = _cell(name, first[name])
         for line_num, other in cells[1:]:
             if other.get(name, "") != first.get(name, ""):
-                problems.append({"field": name, "message": f"row {line_num} says {quote(other.get(name, ''))}, "
-                                 f"row {first_line} says {quote(first.get(name, ''))}; which is meant?"})
+                problems.append(
+                    {
+                        "field": name,
+                        "message": f"row {line_num} says {quote(other.get(name, ''))}, "
+                        f"row {first_line} says {quote(first.get(name, ''))}; which is meant?",
+                    }
+                )
     order["lines"] = [{name: _cell(name, c[name]) for name in LINE_FIELDS if c.get(name)} for _, c in cells]
     return order, problems
 

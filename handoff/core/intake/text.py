@@ -51,7 +51,7 @@ def quote(value: Any) -> str:
         # json.dumps escapes controls already; surrogates and bidi overrides still need it
         shown = printable(shown)
         if len(value) > SHOWN_CHARS:
-            shown = f"{shown[:-1]}…\" ({len(value):,} characters)"
+            shown = f'{shown[:-1]}…" ({len(value):,} characters)'
         return shown
     if value is None or isinstance(value, bool):
         return json.dumps(value)

@@ -114,8 +114,10 @@ def route_for_worker(s: Session, worker_id: int, now: datetime | None = None) ->
     record_events(s, events)
     if not taken:
         return []
-    got = {it.id: it for it in s.scalars(select(WorkItem).where(WorkItem.id.in_(taken))
-                                          .execution_options(populate_existing=True))}
+    got = {
+        it.id: it
+        for it in s.scalars(select(WorkItem).where(WorkItem.id.in_(taken)).execution_options(populate_existing=True))
+    }
     return [got[i] for i in taken]
 
 

@@ -78,20 +78,26 @@ def expire(s: Session, cls: type, pk: int) -> None:
 def claim(s: Session, item_id: int, version: int, worker_id: int, now: datetime) -> Claim:
     """Assign atomically: the item must still be open at this version and the rep must still
     have room and be available. Both UPDATEs run in the caller's transaction."""
-    took_item = cast(CursorResult, s.execute(
-        update(WorkItem)
-        .where(WorkItem.id == item_id, WorkItem.state == WorkItemState.OPEN, WorkItem.version == version)
-        .values(state=WorkItemState.ASSIGNED, assignee_id=worker_id, assigned_at=now, version=WorkItem.version + 1)
-        .execution_options(synchronize_session=False)
-    )).rowcount
+    took_item = cast(
+        CursorResult,
+        s.execute(
+            update(WorkItem)
+            .where(WorkItem.id == item_id, WorkItem.state == WorkItemState.OPEN, WorkItem.version == version)
+            .values(state=WorkItemState.ASSIGNED, assignee_id=worker_id, assigned_at=now, version=WorkItem.version + 1)
+            .execution_options(synchronize_session=False)
+        ),
+    ).rowcount
     if not took_item:
         return Claim.ITEM_GONE
-    took_room = cast(CursorResult, s.execute(
-        update(Worker)
-        .where(Worker.id == worker_id, Worker.open_items < Worker.capacity, Worker.presence == Presence.AVAILABLE)
-        .values(open_items=Worker.open_items + 1, last_assigned_at=now)
-        .execution_options(synchronize_session=False)
-    )).rowcount
+    took_room = cast(
+        CursorResult,
+        s.execute(
+            update(Worker)
+            .where(Worker.id == worker_id, Worker.open_items < Worker.capacity, Worker.presence == Presence.AVAILABLE)
+            .values(open_items=Worker.open_items + 1, last_assigned_at=now)
+            .execution_options(synchronize_session=False)
+        ),
+    ).rowcount
     if not took_room:
         # Put the item back exactly as it was (same version): this transaction has not
         # committed, so nobody else saw it assigned, and the caller may try the next rep.
@@ -113,8 +119,16 @@ def assignment_event(item_id: int, rep: RoutableRep, why: str, score: float | No
     details: dict = {"assignee": rep.extra.get("name", rep.id), "why": why}
     if score is not None:
         details["urgency"] = round(score, 4)
-    return dict(at=utcnow(), actor=ROUTER, entity="work_item", entity_id=str(item_id), action="assigned",
-                from_state="open", to_state="assigned", details=details)
+    return dict(
+        at=utcnow(),
+        actor=ROUTER,
+        entity="work_item",
+        entity_id=str(item_id),
+        action="assigned",
+        from_state="open",
+        to_state="assigned",
+        details=details,
+    )
 
 
 def record_events(s: Session, events: list[dict]) -> None:

@@ -51,4 +51,3 @@ def widened(required: dict[str, int], steps: int = 1) -> dict[str, int]:
 def effective_requirements(required: dict[str, int], escalated: bool) -> dict[str, int]:
     """What the router actually asks for: the item's own requirements, widened once escalated."""
     return widened(required) if escalated else dict(required)
-

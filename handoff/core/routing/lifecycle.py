@@ -54,7 +54,9 @@ def check_may_complete(s: Session, item: WorkItem, by: str) -> None:
         raise NotAllowed(f"work item {item.id} is already {item.state}; nothing to complete")
     person = s.scalar(select(Worker).where(Worker.name == by))
     if person is None:
-        raise NotAllowed(f"{by!r} is not a known worker; only the assignee or a supervisor may complete work item {item.id}")
+        raise NotAllowed(
+            f"{by!r} is not a known worker; only the assignee or a supervisor may complete work item {item.id}"
+        )
     if person.role == "supervisor":
         return
     if item.assignee_id != person.id:
@@ -72,8 +74,10 @@ class AlreadyCompleted(NotAllowed):
     def __init__(self, item: WorkItem) -> None:
         self.item_id, self.completed_by, self.completed_at = item.id, item.completed_by, item.completed_at
         when = f"{item.completed_at:%Y-%m-%d %H:%M:%S} UTC" if item.completed_at else "a moment ago"
-        super().__init__(f"work item {item.id} was already completed by {item.completed_by or 'someone'} "
-                         f"at {when} ({item.outcome or 'done'}); your answer was not used")
+        super().__init__(
+            f"work item {item.id} was already completed by {item.completed_by or 'someone'} "
+            f"at {when} ({item.outcome or 'done'}); your answer was not used"
+        )
 
 
 def complete_item(
@@ -94,19 +98,22 @@ def complete_item(
         raise AlreadyCompleted(item)
     check_may_complete(s, item, by)
     before, assignee_id = item.state, item.assignee_id
-    done = cast(CursorResult, s.execute(
-        update(WorkItem)
-        .where(WorkItem.id == item.id, WorkItem.version == item.version, WorkItem.state.in_(ACTIVE))
-        .values(
-            state=WorkItemState.COMPLETED,
-            completed_at=now,
-            completed_by=by,
-            outcome=outcome,
-            note=note,
-            version=WorkItem.version + 1,
-        )
-        .execution_options(synchronize_session=False)
-    )).rowcount
+    done = cast(
+        CursorResult,
+        s.execute(
+            update(WorkItem)
+            .where(WorkItem.id == item.id, WorkItem.version == item.version, WorkItem.state.in_(ACTIVE))
+            .values(
+                state=WorkItemState.COMPLETED,
+                completed_at=now,
+                completed_by=by,
+                outcome=outcome,
+                note=note,
+                version=WorkItem.version + 1,
+            )
+            .execution_options(synchronize_session=False)
+        ),
+    ).rowcount
     if not done:
         s.refresh(item)
         if item.state == WorkItemState.COMPLETED:
@@ -131,12 +138,15 @@ def start_item(s: Session, item_id: int, by: str, now: datetime | None = None) -
     person = s.scalar(select(Worker).where(Worker.name == by))
     if person is None or item.assignee_id != person.id or item.state != WorkItemState.ASSIGNED:
         raise NotAllowed(f"work item {item_id} is not assigned to {by} waiting to start (it is {item.state})")
-    started = cast(CursorResult, s.execute(
-        update(WorkItem)
-        .where(WorkItem.id == item.id, WorkItem.version == item.version, WorkItem.state == WorkItemState.ASSIGNED)
-        .values(state=WorkItemState.STARTED, started_at=now, version=WorkItem.version + 1)
-        .execution_options(synchronize_session=False)
-    )).rowcount
+    started = cast(
+        CursorResult,
+        s.execute(
+            update(WorkItem)
+            .where(WorkItem.id == item.id, WorkItem.version == item.version, WorkItem.state == WorkItemState.ASSIGNED)
+            .values(state=WorkItemState.STARTED, started_at=now, version=WorkItem.version + 1)
+            .execution_options(synchronize_session=False)
+        ),
+    ).rowcount
     if not started:
         raise NotAllowed(f"work item {item_id} changed meanwhile; look again")
     audit.record(s, by, "work_item", item.id, "started", "assigned", "started")
@@ -156,19 +166,29 @@ def reclaim_item(s: Session, item_id: int, reason: str, now: datetime | None = N
         return False
     holder_id = item.assignee_id
     holder = s.get(Worker, holder_id)
-    taken_back = cast(CursorResult, s.execute(
-        update(WorkItem)
-        .where(WorkItem.id == item.id, WorkItem.version == item.version, WorkItem.state == WorkItemState.ASSIGNED)
-        .values(state=WorkItemState.OPEN, assignee_id=None, assigned_at=None, version=WorkItem.version + 1)
-        .execution_options(synchronize_session=False)
-    )).rowcount
+    taken_back = cast(
+        CursorResult,
+        s.execute(
+            update(WorkItem)
+            .where(WorkItem.id == item.id, WorkItem.version == item.version, WorkItem.state == WorkItemState.ASSIGNED)
+            .values(state=WorkItemState.OPEN, assignee_id=None, assigned_at=None, version=WorkItem.version + 1)
+            .execution_options(synchronize_session=False)
+        ),
+    ).rowcount
     if not taken_back:
         return False
     _release_capacity(s, holder_id)
     _expire(s, WorkItem, item.id)
     audit.record(
-        s, ROUTER, "work_item", item.id, "reclaimed", "assigned", "open",
-        from_worker=holder.name if holder else str(holder_id), reason=reason,
+        s,
+        ROUTER,
+        "work_item",
+        item.id,
+        "reclaimed",
+        "assigned",
+        "open",
+        from_worker=holder.name if holder else str(holder_id),
+        reason=reason,
     )
     return True
 

@@ -60,26 +60,36 @@ POLICY = PushPolicy()
 OPEN = str(WorkItemState.OPEN)
 HELD = (str(WorkItemState.ASSIGNED), str(WorkItemState.STARTED))
 ACTIVE_STATES = tuple(str(s) for s in ACTIVE)
-SQLITE_TRIGGERS = ("work_items_stamp_insert", "work_items_stamp_update", "workers_stamp_insert",
-                   "workers_stamp_update", "worker_skills_stamp_insert", "worker_skills_stamp_delete")
+SQLITE_TRIGGERS = (
+    "work_items_stamp_insert",
+    "work_items_stamp_update",
+    "workers_stamp_insert",
+    "workers_stamp_update",
+    "worker_skills_stamp_insert",
+    "worker_skills_stamp_delete",
+)
 
 
 # The statements a refresh runs, built once.
 ITEMS_CHANGED = items_where(WorkItem.change_seq > bindparam("seen"))
-ITEMS_CHANGED_OR = items_where((WorkItem.change_seq > bindparam("seen"))
-                               | WorkItem.id.in_(bindparam("ids", expanding=True)))
+ITEMS_CHANGED_OR = items_where(
+    (WorkItem.change_seq > bindparam("seen")) | WorkItem.id.in_(bindparam("ids", expanding=True))
+)
 MAX_ITEM_STAMP = select(func.max(WorkItem.change_seq))
 MAX_WORKER_STAMP = select(func.max(Worker.change_seq))
 ITEMS_BY_ID = items_where(WorkItem.id.in_(bindparam("ids", expanding=True)))
 WORKERS_BY_ID = workers_where(Worker.id.in_(bindparam("ids", expanding=True)))
 WORKERS_CHANGED = workers_where(Worker.change_seq > bindparam("seen"))
-WORKERS_CHANGED_OR = workers_where((Worker.change_seq > bindparam("seen"))
-                                   | Worker.id.in_(bindparam("ids", expanding=True)))
+WORKERS_CHANGED_OR = workers_where(
+    (Worker.change_seq > bindparam("seen")) | Worker.id.in_(bindparam("ids", expanding=True))
+)
 # The last stamp handed out. SQLite's counter row is transactional (its value is what has
 # committed, or, read in the writer's own transaction, what it stamped); PostgreSQL's sequence
 # is not (it counts stamps still uncommitted too).
-COUNTER = {"sqlite": text("SELECT seq FROM change_counter WHERE id = 1"),
-           "postgresql": text("SELECT CASE WHEN is_called THEN last_value ELSE 0 END FROM routing_change_seq")}
+COUNTER = {
+    "sqlite": text("SELECT seq FROM change_counter WHERE id = 1"),
+    "postgresql": text("SELECT CASE WHEN is_called THEN last_value ELSE 0 END FROM routing_change_seq"),
+}
 
 
 class IndexNotInStep(RuntimeError):
@@ -122,7 +132,8 @@ class LiveIndex:
                 if not set(SQLITE_TRIGGERS) <= names:
                     raise IndexNotInStep(
                         "the database lacks migration 0003's change triggers (a later migration that rebuilt "
-                        "work_items or workers must re-create them); routing cannot keep its index in step")
+                        "work_items or workers must re-create them); routing cannot keep its index in step"
+                    )
             self.counter = self.counter_seen = c.scalar(COUNTER[self.dialect]) or 0
             self.seen_items = c.execute(select(func.coalesce(func.max(WorkItem.change_seq), 0))).scalar_one()
             self.seen_workers = c.execute(select(func.coalesce(func.max(Worker.change_seq), 0))).scalar_one()
@@ -158,9 +169,13 @@ class LiveIndex:
                         self.floor_items = c.scalar(MAX_ITEM_STAMP) or 0
                         self.floor_workers = c.scalar(MAX_WORKER_STAMP) or 0
                     if dirty_items or dirty_workers:
-                        self._apply(item_rows(c, ITEMS_BY_ID, {"ids": sorted(dirty_items)}) if dirty_items else [],
-                                    worker_rows(c, WORKERS_BY_ID, {"ids": sorted(dirty_workers)})
-                                    if dirty_workers else [], dirty_items, dirty_workers, advance=False)
+                        self._apply(
+                            item_rows(c, ITEMS_BY_ID, {"ids": sorted(dirty_items)}) if dirty_items else [],
+                            worker_rows(c, WORKERS_BY_ID, {"ids": sorted(dirty_workers)}) if dirty_workers else [],
+                            dirty_items,
+                            dirty_workers,
+                            advance=False,
+                        )
                 return
             with self.engine.connect() as c:
                 self.counter = c.scalar(COUNTER[self.dialect]) or 0
@@ -169,17 +184,29 @@ class LiveIndex:
                     self.floor_items, self.floor_workers = self.seen_items, self.seen_workers
                     return
                 self.counter_seen = self.counter
-                items = item_rows(c, ITEMS_CHANGED_OR if dirty_items else ITEMS_CHANGED,
-                                  {"seen": self.seen_items, "ids": sorted(dirty_items)})
-                workers = worker_rows(c, WORKERS_CHANGED_OR if dirty_workers else WORKERS_CHANGED,
-                                      {"seen": self.seen_workers, "ids": sorted(dirty_workers)})
+                items = item_rows(
+                    c,
+                    ITEMS_CHANGED_OR if dirty_items else ITEMS_CHANGED,
+                    {"seen": self.seen_items, "ids": sorted(dirty_items)},
+                )
+                workers = worker_rows(
+                    c,
+                    WORKERS_CHANGED_OR if dirty_workers else WORKERS_CHANGED,
+                    {"seen": self.seen_workers, "ids": sorted(dirty_workers)},
+                )
             self.refreshes += 1
             self.refreshed_at = time.monotonic()
             self._apply(items, workers, dirty_items, dirty_workers, advance=True)
             self.floor_items, self.floor_workers = self.seen_items, self.seen_workers
 
-    def _apply(self, items: list[ItemRow], workers: list[WorkerRow], dirty_items: set[int],
-               dirty_workers: set[int], advance: bool) -> None:
+    def _apply(
+        self,
+        items: list[ItemRow],
+        workers: list[WorkerRow],
+        dirty_items: set[int],
+        dirty_workers: set[int],
+        advance: bool,
+    ) -> None:
         for w in workers:
             if advance:
                 self.seen_workers = max(self.seen_workers, w.seq)
@@ -238,8 +265,10 @@ class LiveIndex:
         if row.state not in ACTIVE_STATES:
             self._drop_item(row.id)
             return
-        if old is None or (old.routable.created_at, old.routable.due_at) != (row.routable.created_at,
-                                                                             row.routable.due_at):
+        if old is None or (old.routable.created_at, old.routable.due_at) != (
+            row.routable.created_at,
+            row.routable.due_at,
+        ):
             self.recheck_at.pop(row.id, None)
         self.active[row.id] = row
         if row.state == OPEN:
@@ -320,15 +349,23 @@ class LiveIndex:
             np.fromiter((it.created_at for it in items), float, len(items)),
             np.fromiter((it.due_at for it in items), float, len(items)),
             np.fromiter((it.effort_seconds for it in items), float, len(items)),
-            now, self.items.mean_effort,
+            now,
+            self.items.mean_effort,
         )
 
     def open_scores(self, now: float) -> tuple[np.ndarray, np.ndarray]:
         """(slots, urgency) of every open item, vectorised over the pool's columns."""
         slots = self.items.slots()
         c = self.items.columns
-        scores = POLICY.score_many(c.priority[slots], c.value[slots], c.created_at[slots], c.due_at[slots],
-                                   c.effort_seconds[slots], now, self.items.mean_effort)
+        scores = POLICY.score_many(
+            c.priority[slots],
+            c.value[slots],
+            c.created_at[slots],
+            c.due_at[slots],
+            c.effort_seconds[slots],
+            now,
+            self.items.mean_effort,
+        )
         return slots, scores
 
     # --- optimistic changes made by a call (re-read from committed state later) --------------

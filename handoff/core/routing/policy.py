@@ -45,8 +45,9 @@ the eligible free reps in the order the collection lists them).
 from __future__ import annotations
 
 import random
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from typing import Callable, Iterable, Protocol
+from typing import Protocol
 
 import numpy as np
 
@@ -54,12 +55,12 @@ from handoff.core.routing.eligibility import meets, overqualification, signature
 from handoff.core.routing.index import ItemPool, RepPool
 from handoff.core.routing.urgency import (
     AGING_WINDOWS,
-    K,
     LOOKAHEAD,
+    QUEUE_SCALE,
     RESCUE_WINDOWS,
     SCARCITY,
-    QUEUE_SCALE,
     SHORTEST_FIRST,
+    K,
     mean_effort,
     urgency,
     urgency_many,
@@ -100,15 +101,11 @@ class RoutableRep:
 class Policy(Protocol):
     name: str
 
-    def rep_for(
-        self, item: RoutableItem, reps: Iterable[RoutableRep], now: float
-    ) -> RoutableRep | None:
+    def rep_for(self, item: RoutableItem, reps: Iterable[RoutableRep], now: float) -> RoutableRep | None:
         """The rep who should get this item now, or None if nobody eligible is free."""
         ...
 
-    def item_for(
-        self, rep: RoutableRep, items: Iterable[RoutableItem], now: float
-    ) -> RoutableItem | None:
+    def item_for(self, rep: RoutableRep, items: Iterable[RoutableItem], now: float) -> RoutableItem | None:
         """The waiting item this rep should get now, or None if none fits them."""
         ...
 
@@ -191,10 +188,20 @@ class PushPolicy:
         common_clock: bool = True,
         team: Iterable[RoutableRep] | None = None,
     ) -> None:
-        if (k <= 0 or lookahead < 0 or aging_windows <= 0 or rescue_windows < 0 or shortest_first < 0
-                or scarcity < 0 or queue_scale < 0 or (aging_seconds is not None and aging_seconds <= 0)):
-            raise ValueError("k, aging_windows and aging_seconds must be positive; lookahead, rescue_windows, "
-                             "shortest_first, scarcity and queue_scale >= 0")
+        if (
+            k <= 0
+            or lookahead < 0
+            or aging_windows <= 0
+            or rescue_windows < 0
+            or shortest_first < 0
+            or scarcity < 0
+            or queue_scale < 0
+            or (aging_seconds is not None and aging_seconds <= 0)
+        ):
+            raise ValueError(
+                "k, aging_windows and aging_seconds must be positive; lookahead, rescue_windows, "
+                "shortest_first, scarcity and queue_scale >= 0"
+            )
         self.k = k
         self.aging_seconds = aging_seconds
         self.lookahead = lookahead
@@ -244,8 +251,14 @@ class PushPolicy:
             due, created = c.due_at[slots], c.created_at[slots]
             clock = float((due - created).mean()) if self.common_clock else None
             scores = self.score_many(
-                c.priority[slots], c.value[slots], created, due,
-                c.effort_seconds[slots], now, p_bar, wait=self._queue_wait(team, items.waiting, p_bar),
+                c.priority[slots],
+                c.value[slots],
+                created,
+                due,
+                c.effort_seconds[slots],
+                now,
+                p_bar,
+                wait=self._queue_wait(team, items.waiting, p_bar),
                 late_clock=clock,
             )
             if self.scarcity > 0 and team is not None:
@@ -255,8 +268,9 @@ class PushPolicy:
                     factor = _scarcity_factors(team, [items.requirements(int(g)) for g in present], self.scarcity)
                     scores = scores * factor[np.searchsorted(present, sigs)]
             best = scores.max()
-            return _pick(items, slots, scores, best, lambda it: self._item_key(float(best), it),
-                         ("due_at", "created_at"))
+            return _pick(
+                items, slots, scores, best, lambda it: self._item_key(float(best), it), ("due_at", "created_at")
+            )
         pool = list(items)
         p_bar = mean_effort(pool)
         eligible = [it for it in pool if meets(rep.skills, it.required_skills)]
@@ -284,21 +298,57 @@ class PushPolicy:
             return 0.0
         return self.queue_scale * p_bar * waiting / on_shift
 
-    def score(self, item: RoutableItem, now: float, p_bar: float, wait: float = 0.0,
-              late_clock: float | None = None) -> float:
+    def score(
+        self, item: RoutableItem, now: float, p_bar: float, wait: float = 0.0, late_clock: float | None = None
+    ) -> float:
         """This policy's urgency of one item (p_bar: mean effort of the waiting work; wait: the
         queue's wait, see `_queue_wait`)."""
-        return urgency(item, now, p_bar, self.k, self.aging_seconds, self.lookahead, self.aging_windows,
-                       self.rescue_windows, self.shortest_first, wait, late_clock)
+        return urgency(
+            item,
+            now,
+            p_bar,
+            self.k,
+            self.aging_seconds,
+            self.lookahead,
+            self.aging_windows,
+            self.rescue_windows,
+            self.shortest_first,
+            wait,
+            late_clock,
+        )
 
-    def score_many(self, priority, value, created_at, due_at, effort_seconds, now: float,  # noqa: ANN001
-                   p_bar: float | None = None, wait: float = 0.0, late_clock: float | None = None):  # noqa: ANN201
+    def score_many(
+        self,
+        priority,
+        value,
+        created_at,
+        due_at,
+        effort_seconds,
+        now: float,  # noqa: ANN001
+        p_bar: float | None = None,
+        wait: float = 0.0,
+        late_clock: float | None = None,
+    ):  # noqa: ANN201
         """`score` of many items at once (numpy columns), with this policy's parameters: the
         router and the SLA watch rank by exactly what the policy ranks by (before the team's
         scarcity factor, which depends on who is on shift)."""
-        return urgency_many(priority, value, created_at, due_at, effort_seconds, now, p_bar,
-                            self.k, self.aging_seconds, self.lookahead, self.aging_windows,
-                            self.rescue_windows, self.shortest_first, wait, late_clock)
+        return urgency_many(
+            priority,
+            value,
+            created_at,
+            due_at,
+            effort_seconds,
+            now,
+            p_bar,
+            self.k,
+            self.aging_seconds,
+            self.lookahead,
+            self.aging_windows,
+            self.rescue_windows,
+            self.shortest_first,
+            wait,
+            late_clock,
+        )
 
 
 def _holders(reps: Iterable[RoutableRep]) -> dict[str, int]:
@@ -315,8 +365,14 @@ def _scarce_skills_held(rep: RoutableRep, item: RoutableItem, holders: dict[str,
     the sum of 1 / holders over the skills the item does not need (0 for a specialist)."""
     if not holders:
         return 0.0
-    return round(sum(1.0 / holders[s] for s, lvl in rep.skills.items()
-                     if lvl > 0 and s not in item.required_skills and holders.get(s)), 9)
+    return round(
+        sum(
+            1.0 / holders[s]
+            for s, lvl in rep.skills.items()
+            if lvl > 0 and s not in item.required_skills and holders.get(s)
+        ),
+        9,
+    )
 
 
 def _scarcity_factors(team: Iterable[RoutableRep], kinds: list[dict[str, int]], strength: float) -> np.ndarray:

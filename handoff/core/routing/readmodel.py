@@ -108,9 +108,18 @@ class WorkerRow:
 
 
 ITEM_COLUMNS = (
-    WorkItem.id, WorkItem.state, WorkItem.assignee_id, WorkItem.version, WorkItem.escalated,
-    WorkItem.work_type, type_coerce(WorkItem.required_skills, Text), type_coerce(WorkItem.created_at, Text),
-    type_coerce(WorkItem.due_at, Text), WorkItem.effort_seconds, WorkItem.priority, WorkItem.value,
+    WorkItem.id,
+    WorkItem.state,
+    WorkItem.assignee_id,
+    WorkItem.version,
+    WorkItem.escalated,
+    WorkItem.work_type,
+    type_coerce(WorkItem.required_skills, Text),
+    type_coerce(WorkItem.created_at, Text),
+    type_coerce(WorkItem.due_at, Text),
+    WorkItem.effort_seconds,
+    WorkItem.priority,
+    WorkItem.value,
     WorkItem.change_seq,
 )
 
@@ -123,27 +132,65 @@ def item_rows(connection: Connection, query: Select, params: dict | None = None)
     """Work items the query (from `items_where`) selects, decoded for the index."""
     decoded: dict[Any, tuple[dict[str, int], dict[str, int], dict[str, int]]] = {}
     out = []
-    for (item_id, state, assignee, version, escalated, work_type, raw, created, due, effort, priority, value,
-         seq) in connection.execute(query, params or {}):
+    for (
+        item_id,
+        state,
+        assignee,
+        version,
+        escalated,
+        work_type,
+        raw,
+        created,
+        due,
+        effort,
+        priority,
+        value,
+        seq,
+    ) in connection.execute(query, params or {}):
         key = raw if isinstance(raw, str) else json.dumps(raw, sort_keys=True)
         kinds = decoded.get(key)
         if kinds is None:
             stored = (json.loads(raw) if isinstance(raw, str) else raw) or {}
             kinds = decoded[key] = (stored, effective_requirements(stored, False), effective_requirements(stored, True))
         escalated = bool(escalated)
-        out.append(ItemRow(
-            item_id, str(state), assignee, version, escalated, kinds[0],
-            RoutableItem(str(item_id), work_type, kinds[2] if escalated else kinds[1], stored_epoch(created),
-                         stored_epoch(due), effort, priority, value),
-            seq,
-        ))
+        out.append(
+            ItemRow(
+                item_id,
+                str(state),
+                assignee,
+                version,
+                escalated,
+                kinds[0],
+                RoutableItem(
+                    str(item_id),
+                    work_type,
+                    kinds[2] if escalated else kinds[1],
+                    stored_epoch(created),
+                    stored_epoch(due),
+                    effort,
+                    priority,
+                    value,
+                ),
+                seq,
+            )
+        )
     return out
 
 
 WORKER_COLUMNS = (
-    Worker.id, Worker.name, Worker.role, Worker.capacity, Worker.open_items, Worker.presence, Worker.timezone,
-    Worker.shift_start, Worker.shift_end, Worker.work_days, type_coerce(Worker.last_assigned_at, Text),
-    type_coerce(Worker.presence_changed_at, Text), Worker.change_seq,
+    Worker.id,
+    Worker.name,
+    Worker.role,
+    Worker.capacity,
+    Worker.open_items,
+    Worker.presence,
+    Worker.timezone,
+    Worker.shift_start,
+    Worker.shift_end,
+    Worker.work_days,
+    type_coerce(Worker.last_assigned_at, Text),
+    type_coerce(Worker.presence_changed_at, Text),
+    Worker.change_seq,
 )
 
 
@@ -159,10 +206,25 @@ def worker_rows(connection: Connection, query: Select, params: dict | None = Non
     """Workers the query (from `workers_where`) selects, with their skills (a second query,
     for those workers only)."""
     rows = {
-        wid: WorkerRow(wid, name, role, capacity, n_open, str(presence), tz, start, end, days, stored_epoch(last),
-                       stored_datetime(changed), {}, seq)
-        for wid, name, role, capacity, n_open, presence, tz, start, end, days, last, changed, seq
-        in connection.execute(query, params or {})
+        wid: WorkerRow(
+            wid,
+            name,
+            role,
+            capacity,
+            n_open,
+            str(presence),
+            tz,
+            start,
+            end,
+            days,
+            stored_epoch(last),
+            stored_datetime(changed),
+            {},
+            seq,
+        )
+        for wid, name, role, capacity, n_open, presence, tz, start, end, days, last, changed, seq in connection.execute(
+            query, params or {}
+        )
     }
     if rows:
         few = len(rows) < 500

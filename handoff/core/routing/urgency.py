@@ -62,7 +62,8 @@ the bulk re-score (100,000 items in a few milliseconds).
 from __future__ import annotations
 
 import math
-from typing import TYPE_CHECKING, Iterable
+from collections.abc import Iterable
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -126,7 +127,7 @@ def urgency(
     if slack >= 0.0:
         return base * math.exp(-slack / scale)
     if math.isinf(aging_windows):
-        return base * 2.0 ** -rescue_windows if rescue_windows > 0 else base
+        return base * 2.0**-rescue_windows if rescue_windows > 0 else base
     if late_clock is not None:
         horizon = max(min(item.due_at - item.created_at, late_clock), floor, wait)
     late = -slack / horizon  # windows late if started now
@@ -165,13 +166,16 @@ def urgency_many(
     base = w * (p_bar / p) ** shortest_first
     slack = due_at - now - p
     if aging_seconds is not None:
-        return base * np.exp(-np.maximum(slack, 0.0) / scale) + np.maximum(now - created_at, 0.0) * (1.0 / aging_seconds)
+        return base * np.exp(-np.maximum(slack, 0.0) / scale) + np.maximum(now - created_at, 0.0) * (
+            1.0 / aging_seconds
+        )
     on_time = base * np.exp(-np.maximum(slack, 0.0) / scale)
     if math.isinf(aging_windows):
-        late_factor = 2.0 ** -rescue_windows if rescue_windows > 0 else 1.0
+        late_factor = 2.0**-rescue_windows if rescue_windows > 0 else 1.0
         return np.where(slack >= 0.0, on_time, base * late_factor)
     if late_clock is not None:
         horizon = np.maximum(np.minimum(due_at - created_at, late_clock), max(floor, wait))
     late = np.maximum(-slack, 0.0) / horizon
-    return np.where(slack >= 0.0, on_time,
-                    base * np.exp2(np.minimum((late - rescue_windows) / aging_windows, MAX_EXPONENT)))
+    return np.where(
+        slack >= 0.0, on_time, base * np.exp2(np.minimum((late - rescue_windows) / aging_windows, MAX_EXPONENT))
+    )

@@ -152,8 +152,10 @@ def _near_breach_candidates(s: Session, now: datetime) -> list[tuple[int, float]
             index.recheck_at.clear()
             index.recheck_clock = clock
         recheck = index.recheck_at
-        for row in sorted((r for r in index.active.values() if not r.escalated and recheck.get(r.id, 0.0) <= t),
-                          key=lambda r: (r.routable.due_at, r.id)):
+        for row in sorted(
+            (r for r in index.active.values() if not r.escalated and recheck.get(r.id, 0.0) <= t),
+            key=lambda r: (r.routable.due_at, r.id),
+        ):
             created = _EPOCH + timedelta(seconds=row.routable.created_at)
             due = _EPOCH + timedelta(seconds=row.routable.due_at)
             left = clock.seconds_between(now, due)
@@ -178,13 +180,15 @@ def escalate_near_breach(s: Session, now: datetime | None = None) -> list[Escala
         return []
     left_of = dict(candidates)
     # Flag them conditionally, in one statement, so two watchers never escalate (and notify) twice.
-    flagged = set(s.scalars(
-        update(WorkItem)
-        .where(WorkItem.id.in_(list(left_of)), WorkItem.escalated.is_(False))
-        .values(escalated=True)
-        .returning(WorkItem.id)
-        .execution_options(synchronize_session=False)
-    ))
+    flagged = set(
+        s.scalars(
+            update(WorkItem)
+            .where(WorkItem.id.in_(list(left_of)), WorkItem.escalated.is_(False))
+            .values(escalated=True)
+            .returning(WorkItem.id)
+            .execution_options(synchronize_session=False)
+        )
+    )
     if not flagged:
         return []
     items = {it.id: it for it in s.scalars(select(WorkItem).where(WorkItem.id.in_(list(flagged))))}
@@ -198,12 +202,23 @@ def escalate_near_breach(s: Session, now: datetime | None = None) -> list[Escala
         set_committed_value(item, "escalated", True)
         supervisor = pick_supervisor(supervisors, item.required_skills, now)
         widened = effective_requirements(item.required_skills, escalated=True)
-        events.append(dict(
-            at=utcnow(), actor=WATCH, entity="work_item", entity_id=str(item.id), action="escalated",
-            from_state=str(item.state), to_state=str(item.state),
-            details=dict(supervisor=supervisor.name if supervisor else None, business_seconds_left=round(left),
-                         due_at=item.due_at.isoformat(), widened_to=widened),
-        ))
+        events.append(
+            dict(
+                at=utcnow(),
+                actor=WATCH,
+                entity="work_item",
+                entity_id=str(item.id),
+                action="escalated",
+                from_state=str(item.state),
+                to_state=str(item.state),
+                details=dict(
+                    supervisor=supervisor.name if supervisor else None,
+                    business_seconds_left=round(left),
+                    due_at=item.due_at.isoformat(),
+                    widened_to=widened,
+                ),
+            )
+        )
         escalations.append(
             Escalation(
                 item_id=item.id,
@@ -253,8 +268,9 @@ def reclaim_from_absent_reps(s: Session, now: datetime | None = None) -> list[Re
                 row = index.active.get(item_id)
                 if row is not None and row.state == WorkItemState.ASSIGNED:
                     held.append((row.routable.due_at, item_id, worker.name, reason))
-    reclaimed = [(item_id, name, reason) for _, item_id, name, reason in sorted(held)
-                 if reclaim_item(s, item_id, reason, now)]
+    reclaimed = [
+        (item_id, name, reason) for _, item_id, name, reason in sorted(held) if reclaim_item(s, item_id, reason, now)
+    ]
     result = []
     for item_id, name, reason in reclaimed:
         rep = route_item(s, item_id, now)
@@ -280,17 +296,23 @@ def watch_cycle(s: Session, now: datetime | None = None) -> WatchReport:
     return report
 
 
-
 def reassigned_since(s: Session, since: datetime) -> list[int]:
     """Items assigned (or re-assigned) since `since` that still wait on a flow run."""
     from handoff.core.models import AuditEvent
 
     ids = s.scalars(
-        select(AuditEvent.entity_id).where(AuditEvent.entity == "work_item", AuditEvent.action == "assigned",
-                                           AuditEvent.at >= since).distinct()
+        select(AuditEvent.entity_id)
+        .where(AuditEvent.entity == "work_item", AuditEvent.action == "assigned", AuditEvent.at >= since)
+        .distinct()
     ).all()
     if not ids:
         return []
-    return list(s.scalars(select(WorkItem.id).where(
-        WorkItem.id.in_([int(i) for i in ids]), WorkItem.state == WorkItemState.ASSIGNED,
-        WorkItem.flow_run_id.is_not(None))))
+    return list(
+        s.scalars(
+            select(WorkItem.id).where(
+                WorkItem.id.in_([int(i) for i in ids]),
+                WorkItem.state == WorkItemState.ASSIGNED,
+                WorkItem.flow_run_id.is_not(None),
+            )
+        )
+    )

@@ -19,8 +19,9 @@ class WorklistServer:
 
     def start(self, context_run=None) -> WorklistServer:
         if context_run is not None:
-            self.thread = threading.Thread(target=context_run, args=(self.server.run,), daemon=True,
-                                           name="worklist-http")
+            self.thread = threading.Thread(
+                target=context_run, args=(self.server.run,), daemon=True, name="worklist-http"
+            )
         self.thread.start()
         return self
 

@@ -47,7 +47,7 @@ TEMPLATES = Path(__file__).parent / "templates"
 MARKDOWN = MarkdownIt("commonmark", {"html": False}).enable("table")
 SECURITY_HEADERS = {
     "Content-Security-Policy": "default-src 'none'; style-src 'unsafe-inline'; img-src 'self'; "
-                               "form-action 'self'; frame-ancestors 'none'; base-uri 'none'",
+    "form-action 'self'; frame-ancestors 'none'; base-uri 'none'",
     "X-Frame-Options": "DENY",
     "X-Content-Type-Options": "nosniff",
     "Referrer-Policy": "same-origin",
@@ -132,8 +132,9 @@ def create_worklist_app(prefect_context: Callable[[], Any] | None = None) -> Fas
         started, cpu = time.perf_counter(), time.process_time()
         response = await call_next(request)
         # wall time, and this process's CPU time meanwhile (what the request cost on a busy machine)
-        response.headers["Server-Timing"] = (f"app;dur={(time.perf_counter() - started) * 1000:.2f}, "
-                                             f"cpu;dur={(time.process_time() - cpu) * 1000:.2f}")
+        response.headers["Server-Timing"] = (
+            f"app;dur={(time.perf_counter() - started) * 1000:.2f}, cpu;dur={(time.process_time() - cpu) * 1000:.2f}"
+        )
         for k, v in SECURITY_HEADERS.items():
             response.headers.setdefault(k, v)
         return response
@@ -152,8 +153,9 @@ def create_worklist_app(prefect_context: Callable[[], Any] | None = None) -> Fas
         return page(request, "message.html", exc.status, title="Refused", message=str(exc), person=None)
 
     def set_cookie(response: Response, name: str, value: str, max_age: int | None = None) -> None:
-        response.set_cookie(name, value, max_age=max_age, httponly=True, samesite="strict",
-                            secure=settings.secure_cookies, path="/")
+        response.set_cookie(
+            name, value, max_age=max_age, httponly=True, samesite="strict", secure=settings.secure_cookies, path="/"
+        )
 
     # --- signing in -------------------------------------------------------------------------
 
@@ -205,17 +207,34 @@ def create_worklist_app(prefect_context: Callable[[], Any] | None = None) -> Fas
     # --- the worklist -----------------------------------------------------------------------
 
     @app.get("/")
-    def my_worklist(request: Request, done: int | None = None, empty: int | None = None,
-                    reassigned: int | None = None) -> Response:
+    def my_worklist(
+        request: Request, done: int | None = None, empty: int | None = None, reassigned: int | None = None
+    ) -> Response:
         person = me(request)
         with session() as s:
             entries = worklist(s, person.name)
-            keys = dict(s.execute(select(WorkItem.id, WorkItem.input_key)
-                                  .where(WorkItem.id.in_([e.item_id for e in entries]))).all()) if entries else {}
+            keys = (
+                dict(
+                    s.execute(
+                        select(WorkItem.id, WorkItem.input_key).where(WorkItem.id.in_([e.item_id for e in entries]))
+                    ).all()
+                )
+                if entries
+                else {}
+            )
             team = supervision.team_items(s) if person.is_supervisor else []
         descriptions = {e.item_id: description(e.item_id, e.flow_run_id, keys.get(e.item_id)) for e in entries}
-        return page(request, "worklist.html", person=person, entries=entries, descriptions=descriptions,
-                    team=team, done=done, empty=empty, reassigned=reassigned)
+        return page(
+            request,
+            "worklist.html",
+            person=person,
+            entries=entries,
+            descriptions=descriptions,
+            team=team,
+            done=done,
+            empty=empty,
+            reassigned=reassigned,
+        )
 
     @app.post("/next")
     async def get_next(request: Request) -> Response:
@@ -242,19 +261,38 @@ def create_worklist_app(prefect_context: Callable[[], Any] | None = None) -> Fas
             if item.assignee_id != person.worker_id and not person.is_supervisor:
                 raise Refused(403, f"work item {item_id} is not yours: it is assigned to someone else")
             workers = [w.name for w in s.scalars(select(Worker).order_by(Worker.name))] if person.is_supervisor else []
-            return {"item": item, "assignee": item.assignee.name if item.assignee else None, "workers": workers,
-                    "mine": item.assignee_id == person.worker_id,
-                    "active": item.state in (WorkItemState.OPEN, WorkItemState.ASSIGNED, WorkItemState.STARTED)}
+            return {
+                "item": item,
+                "assignee": item.assignee.name if item.assignee else None,
+                "workers": workers,
+                "mine": item.assignee_id == person.worker_id,
+                "active": item.state in (WorkItemState.OPEN, WorkItemState.ASSIGNED, WorkItemState.STARTED),
+            }
 
-    def item_page(request: Request, person: identity.SignedIn, item_id: int, status: int = 200,
-                  values: dict[str, Any] | None = None, errors: dict[str, str] | None = None,
-                  message: str | None = None) -> HTMLResponse:
+    def item_page(
+        request: Request,
+        person: identity.SignedIn,
+        item_id: int,
+        status: int = 200,
+        values: dict[str, Any] | None = None,
+        errors: dict[str, str] | None = None,
+        message: str | None = None,
+    ) -> HTMLResponse:
         loaded = load_item(person, item_id)
         form = form_for(loaded["item"].work_type)
-        return page(request, "item.html", status, person=person, **loaded, description=description(item_id, loaded["item"].flow_run_id, loaded["item"].input_key),
-                    fields=field_views(form, values, errors), form_error=(errors or {}).get(""),
-                    override_error=(errors or {}).get("override_reason"), message=message,
-                    override_reason=(values or {}).get("override_reason", ""))
+        return page(
+            request,
+            "item.html",
+            status,
+            person=person,
+            **loaded,
+            description=description(item_id, loaded["item"].flow_run_id, loaded["item"].input_key),
+            fields=field_views(form, values, errors),
+            form_error=(errors or {}).get(""),
+            override_error=(errors or {}).get("override_reason"),
+            message=message,
+            override_reason=(values or {}).get("override_reason", ""),
+        )
 
     @app.get("/items/{item_id}")
     def show_item(request: Request, item_id: int) -> Response:
@@ -277,16 +315,22 @@ def create_worklist_app(prefect_context: Callable[[], Any] | None = None) -> Fas
         if not loaded["mine"]:  # a supervisor completing someone else's item: an override, with a reason
             override = form_data.get("override_reason", "").strip()
             if not override:
-                return item_page(request, person, item_id, 422, {**answer, "override_reason": ""},
-                                 {"override_reason": "an override needs a reason"})
+                return item_page(
+                    request,
+                    person,
+                    item_id,
+                    422,
+                    {**answer, "override_reason": ""},
+                    {"override_reason": "an override needs a reason"},
+                )
         try:
             form.model_validate({**answer, "completed_by": person.name})
             with prefect():
-                complete_step(item_id, answer, by=person.name, override_reason=override, via="worklist",
-                              wait_seconds=5)
+                complete_step(item_id, answer, by=person.name, override_reason=override, via="worklist", wait_seconds=5)
         except ValidationError as bad:
-            return item_page(request, person, item_id, 422, {**answer, "override_reason": override or ""},
-                             errors_by_field(form, bad))
+            return item_page(
+                request, person, item_id, 422, {**answer, "override_reason": override or ""}, errors_by_field(form, bad)
+            )
         except router.NotAllowed as why:
             raise Refused(403, str(why)) from None
         except StepNotReady as why:
@@ -308,8 +352,9 @@ def create_worklist_app(prefect_context: Callable[[], Any] | None = None) -> Fas
             raise Refused(403, "only a supervisor may reassign work")
         try:
             with session() as s:
-                supervision.reassign_item(s, item_id, form_data.get("to", ""), by=person.name,
-                                          reason=form_data.get("reason", ""))
+                supervision.reassign_item(
+                    s, item_id, form_data.get("to", ""), by=person.name, reason=form_data.get("reason", "")
+                )
         except supervision.CannotReassign as why:
             return item_page(request, person, item_id, 409, message=str(why))
         return RedirectResponse(f"/?reassigned={item_id}", status_code=303)

@@ -38,8 +38,9 @@ def _max_length(info: Any) -> int | None:
     return None
 
 
-def field_views(form: type[BaseModel], values: dict[str, Any] | None = None,
-                errors: dict[str, str] | None = None) -> list[FieldView]:
+def field_views(
+    form: type[BaseModel], values: dict[str, Any] | None = None, errors: dict[str, str] | None = None
+) -> list[FieldView]:
     values, errors = values or {}, errors or {}
     views = []
     for name, info in form.model_fields.items():
@@ -54,10 +55,19 @@ def field_views(form: type[BaseModel], values: dict[str, Any] | None = None,
             kind = "number"
         elif (_max_length(info) or LONG_TEXT + 1) > LONG_TEXT:
             kind = "textarea"
-        views.append(FieldView(name=name, label=name.replace("_", " ").capitalize(), kind=kind,
-                               required=info.is_required(), description=info.description,
-                               value=values.get(name), error=errors.get(name), choices=choices,
-                               max_length=_max_length(info)))
+        views.append(
+            FieldView(
+                name=name,
+                label=name.replace("_", " ").capitalize(),
+                kind=kind,
+                required=info.is_required(),
+                description=info.description,
+                value=values.get(name),
+                error=errors.get(name),
+                choices=choices,
+                max_length=_max_length(info),
+            )
+        )
     return views
 
 

@@ -31,9 +31,22 @@ def test_simulate_compares_policies_by_team_size_as_json_and_charts(app, tmp_pat
     result = runner.invoke(
         app,
         [
-            "simulate", "--workload", "synthetic", "--items", "600", "--rate", "40",
-            "--policies", "push,fifo,self", "--staff", "2..4", "--seed", "3",
-            "--json", "--charts-dir", str(tmp_path / "charts"),
+            "simulate",
+            "--workload",
+            "synthetic",
+            "--items",
+            "600",
+            "--rate",
+            "40",
+            "--policies",
+            "push,fifo,self",
+            "--staff",
+            "2..4",
+            "--seed",
+            "3",
+            "--json",
+            "--charts-dir",
+            str(tmp_path / "charts"),
         ],
     )
     assert result.exit_code == 0, result.output
@@ -54,15 +67,32 @@ def test_simulate_compares_policies_by_team_size_as_json_and_charts(app, tmp_pat
     # Same seed, same numbers.
     again = runner.invoke(
         app,
-        ["simulate", "--workload", "synthetic", "--items", "600", "--rate", "40", "--staff", "2..4", "--seed", "3", "--json"],
+        [
+            "simulate",
+            "--workload",
+            "synthetic",
+            "--items",
+            "600",
+            "--rate",
+            "40",
+            "--staff",
+            "2..4",
+            "--seed",
+            "3",
+            "--json",
+        ],
     )
-    strip = lambda rs: [{k: v for k, v in r.items() if k != "wall_seconds"} for r in rs]
+
+    def strip(rs):
+        return [{k: v for k, v in r.items() if k != "wall_seconds"} for r in rs]
+
     assert strip(json.loads(again.stdout)["runs"]) == strip(runs)
 
 
 def test_simulate_prints_a_table(app):
     result = runner.invoke(
-        app, ["simulate", "--workload", "synthetic", "--items", "300", "--staff", "3", "--policies", "fifo"],
+        app,
+        ["simulate", "--workload", "synthetic", "--items", "300", "--staff", "3", "--policies", "fifo"],
         env={"COLUMNS": "200"},
     )
     assert result.exit_code == 0, result.output
@@ -80,9 +110,22 @@ def test_staff_by_erlang_c_and_a(app):
     result = runner.invoke(
         app,
         [
-            "staff", "--arrivals-per-hour", "200", "--aht-seconds", "180", "--target-sl", "0.8",
-            "--target-seconds", "20", "--max-occupancy", "0.85", "--shrinkage", "0.3",
-            "--patience-seconds", "120", "--json",
+            "staff",
+            "--arrivals-per-hour",
+            "200",
+            "--aht-seconds",
+            "180",
+            "--target-sl",
+            "0.8",
+            "--target-seconds",
+            "20",
+            "--max-occupancy",
+            "0.85",
+            "--shrinkage",
+            "0.3",
+            "--patience-seconds",
+            "120",
+            "--json",
         ],
     )
     assert result.exit_code == 0, result.output
@@ -100,8 +143,22 @@ def test_staff_by_erlang_c_and_a(app):
 
 
 def test_staff_by_simulation_finds_the_smallest_team_over_draws(app):
-    args = ["staff", "--workload", "synthetic", "--items", "800", "--rate", "40", "--target-on-time", "0.9",
-            "--policy", "push", "--draws", "5", "--json"]
+    args = [
+        "staff",
+        "--workload",
+        "synthetic",
+        "--items",
+        "800",
+        "--rate",
+        "40",
+        "--target-on-time",
+        "0.9",
+        "--policy",
+        "push",
+        "--draws",
+        "5",
+        "--json",
+    ]
     result = runner.invoke(app, args)
     assert result.exit_code == 0, result.output
     out = json.loads(result.stdout)
@@ -127,8 +184,22 @@ def test_staff_by_simulation_finds_the_smallest_team_over_draws(app):
 def test_staff_searches_below_the_offered_load(app, monkeypatch):
     """With SLAs of weeks, a team well under the offered load still finishes everything on time
     (the backlog never outgrows the SLA): the search must go below R, not start at it."""
-    args = ["staff", "--workload", "synthetic", "--items", "400", "--rate", "40", "--target-on-time", "0.95",
-            "--policy", "fifo", "--draws", "2", "--json"]
+    args = [
+        "staff",
+        "--workload",
+        "synthetic",
+        "--items",
+        "400",
+        "--rate",
+        "40",
+        "--target-on-time",
+        "0.95",
+        "--policy",
+        "fifo",
+        "--draws",
+        "2",
+        "--json",
+    ]
     from handoff.analytics.simulation import workloads
     from handoff.analytics.simulation.synthetic import TypeSpec
 
@@ -157,11 +228,27 @@ def test_simulate_reads_xes_with_either_namespace_spelling_and_names_the_workloa
     from tests.analytics.simulation.test_sim_eventlogs import lifecycle_cases, write_xes
 
     outs = []
-    for ns, name in (("http://www.xes-standard.org/", "slash"), ("http://www.xes-standard.org", "no-slash"),
-                     ("http://code.deckfour.org/xes", "deckfour")):
+    for ns, name in (
+        ("http://www.xes-standard.org/", "slash"),
+        ("http://www.xes-standard.org", "no-slash"),
+        ("http://code.deckfour.org/xes", "deckfour"),
+    ):
         path = write_xes(tmp_path / f"{name}.xes.gz", lifecycle_cases(), ns)
-        result = runner.invoke(app, ["simulate", "--workload", str(path), "--staff", "1,2", "--policies", "fifo",
-                                     "--cache-dir", str(tmp_path / "cache"), "--json"])
+        result = runner.invoke(
+            app,
+            [
+                "simulate",
+                "--workload",
+                str(path),
+                "--staff",
+                "1,2",
+                "--policies",
+                "fifo",
+                "--cache-dir",
+                str(tmp_path / "cache"),
+                "--json",
+            ],
+        )
         assert result.exit_code == 0, result.output
         out = json.loads(result.stdout)
         assert out["workload"]["workload"] == name
@@ -175,9 +262,30 @@ def test_simulate_reads_a_csv_with_options_and_warns(app, tmp_path):
     path = write_csv(tmp_path / "desk.csv")
     sla = tmp_path / "sla.csv"
     sla.write_text("activity,sla_hours,priority,value\nrefund,2,3,900\n")
-    args = ["simulate", "--workload", str(path), "--columns", "case=Case ID,activity=Task,resource=Who,start=Began,end=Done",
-            "--sla-file", str(sla), "--sla", "answer mail=6", "--default-sla-hours", "5", "--touch-cap-hours", "0.1",
-            "--hours", "Mon-Fri 08:00-17:00", "--staff", "1", "--policies", "push", "--cache-dir", str(tmp_path / "c"), "--json"]
+    args = [
+        "simulate",
+        "--workload",
+        str(path),
+        "--columns",
+        "case=Case ID,activity=Task,resource=Who,start=Began,end=Done",
+        "--sla-file",
+        str(sla),
+        "--sla",
+        "answer mail=6",
+        "--default-sla-hours",
+        "5",
+        "--touch-cap-hours",
+        "0.1",
+        "--hours",
+        "Mon-Fri 08:00-17:00",
+        "--staff",
+        "1",
+        "--policies",
+        "push",
+        "--cache-dir",
+        str(tmp_path / "c"),
+        "--json",
+    ]
     result = runner.invoke(app, args)
     assert result.exit_code == 0, result.output
     out = json.loads(result.stdout)
@@ -197,8 +305,21 @@ def test_simulate_reads_interval_xes(app, tmp_path):
         for k in range(40)
     )
     path.write_text(f"<log>{events}</log>")
-    result = runner.invoke(app, ["simulate", "--workload", str(path), "--staff", "1", "--policies", "self",
-                                 "--cache-dir", str(tmp_path / "c"), "--json"])
+    result = runner.invoke(
+        app,
+        [
+            "simulate",
+            "--workload",
+            str(path),
+            "--staff",
+            "1",
+            "--policies",
+            "self",
+            "--cache-dir",
+            str(tmp_path / "c"),
+            "--json",
+        ],
+    )
     assert result.exit_code == 0, result.output
     out = json.loads(result.stdout)
     assert out["workload"]["items"] == 40 and out["runs"][0]["completed"] == 40

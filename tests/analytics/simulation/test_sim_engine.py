@@ -213,6 +213,9 @@ def test_the_routing_index_gives_the_same_replay_as_the_policies_reference_scan(
         slow = simulate(wl.items, team, policy, seed=11, indexed=False)
         assert np.array_equal(fast.start, slow.start, equal_nan=True)
         assert np.array_equal(fast.rep_index, slow.rep_index)
-        strip = lambda m: m.as_dict() | {"wall_seconds": 0}
+
+        def strip(m):
+            return m.as_dict() | {"wall_seconds": 0}
+
         assert strip(fast.metrics()) == strip(slow.metrics())
         assert fast.metrics().backlog_max > 20  # the team is short: the pool holds many ties

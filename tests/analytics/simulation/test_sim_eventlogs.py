@@ -40,32 +40,46 @@ def lifecycle_cases(days: int = 15, per_day: int = 6) -> list[tuple[str, list[tu
         for k in range(per_day):
             hh = 9 + k  # 09..14
             day = _day(d)
-            ts = lambda h, m, day=day: f"{day}T{h:02d}:{m:02d}:00.000+01:00"
-            cases.append((f"c{d}-{k}", [
-                ("register", "complete", ts(hh, 0), "System"),
-                ("check", "start", ts(hh, 5), "ann"),
-                ("check", "complete", ts(hh, 15), "ann"),
-                ("approve", "start", ts(hh, 20), "bob"),
-                ("approve", "complete", ts(hh, 25), "bob"),
-            ]))
+
+            def ts(h, m, day=day):
+                return f"{day}T{h:02d}:{m:02d}:00.000+01:00"
+
+            cases.append(
+                (
+                    f"c{d}-{k}",
+                    [
+                        ("register", "complete", ts(hh, 0), "System"),
+                        ("check", "start", ts(hh, 5), "ann"),
+                        ("check", "complete", ts(hh, 15), "ann"),
+                        ("approve", "start", ts(hh, 20), "bob"),
+                        ("approve", "complete", ts(hh, 25), "bob"),
+                    ],
+                )
+            )
     return cases
 
 
 def write_xes(path: Path, cases, namespace: str | None, prefix: str = "") -> Path:
     """An XES file; `namespace` None = no xmlns; `prefix` e.g. "xes:" for a prefixed namespace."""
     ns = "" if namespace is None else (f' xmlns="{namespace}"' if not prefix else f' xmlns:{prefix[:-1]}="{namespace}"')
-    t = lambda tag: f"{prefix}{tag}"
+
+    def t(tag):
+        return f"{prefix}{tag}"
+
     out = [f'<?xml version="1.0" encoding="UTF-8"?>\n<{t("log")}{ns}>']
     for case, events in cases:
-        out.append(f'<{t("trace")}><{t("string")} key="concept:name" value="{case}"/>'
-                   f'<{t("string")} key="AMOUNT" value="250"/>')
+        out.append(
+            f'<{t("trace")}><{t("string")} key="concept:name" value="{case}"/><{t("string")} key="AMOUNT" value="250"/>'
+        )
         for act, life, ts, res in events:
-            out.append(f'<{t("event")}><{t("string")} key="concept:name" value="{act}"/>'
-                       + (f'<{t("string")} key="lifecycle:transition" value="{life}"/>' if life else "")
-                       + (f'<{t("string")} key="org:resource" value="{res}"/>' if res else "")
-                       + f'<{t("date")} key="time:timestamp" value="{ts}"/></{t("event")}>')
-        out.append(f'</{t("trace")}>')
-    out.append(f'</{t("log")}>')
+            out.append(
+                f'<{t("event")}><{t("string")} key="concept:name" value="{act}"/>'
+                + (f'<{t("string")} key="lifecycle:transition" value="{life}"/>' if life else "")
+                + (f'<{t("string")} key="org:resource" value="{res}"/>' if res else "")
+                + f'<{t("date")} key="time:timestamp" value="{ts}"/></{t("event")}>'
+            )
+        out.append(f"</{t('trace')}>")
+    out.append(f"</{t('log')}>")
     with gzip.open(path, "wt", encoding="utf-8") as f:
         f.write("\n".join(out))
     return path
@@ -102,14 +116,22 @@ def test_interval_xes_and_markers(tmp_path):
         day = _day(d)
         for k in range(4):
             h = 9 + 2 * k
-            ev = lambda act, s, e, day=day: (
-                f'<event><string key="concept:name" value="{act}"/>'
-                f'<date key="start_timestamp" value="{day}T{s}:00"/><date key="time:timestamp" value="{day}T{e}:00"/></event>'
+
+            def ev(act, s, e, day=day):
+                return (
+                    f'<event><string key="concept:name" value="{act}"/>'
+                    f'<date key="start_timestamp" value="{day}T{s}:00"/><date key="time:timestamp" value="{day}T{e}:00"/></event>'
+                )
+
+            lines.append(
+                f'<trace><string key="concept:name" value="{d}-{k}"/>'
+                + ev("▶", f"{h:02d}:00", f"{h:02d}:00")
+                + ev("pack", f"{h:02d}:00", f"{h:02d}:30")
+                + ev("ship", f"{h:02d}:40", f"{h + 2:02d}:40")
+                + ev("ping", f"{h + 1:02d}:00", f"{h + 1:02d}:00")
+                + ev("■", f"{h + 2:02d}:40", f"{h + 2:02d}:40")
+                + "</trace>"
             )
-            lines.append(f'<trace><string key="concept:name" value="{d}-{k}"/>'
-                         + ev("▶", f"{h:02d}:00", f"{h:02d}:00") + ev("pack", f"{h:02d}:00", f"{h:02d}:30")
-                         + ev("ship", f"{h:02d}:40", f"{h + 2:02d}:40") + ev("ping", f"{h + 1:02d}:00", f"{h + 1:02d}:00")
-                         + ev("■", f"{h + 2:02d}:40", f"{h + 2:02d}:40") + "</trace>")
     lines.append("</log>")
     path = tmp_path / "warehouse.xes"
     path.write_text("\n".join(lines))
@@ -129,16 +151,35 @@ def write_csv(path: Path, sep: str = ",") -> Path:
     for d in range(15):
         for k in range(5):
             day = _day(d)
-            rows.append((f"T{d}-{k}", "answer mail", "eve", f"{day} {9 + k:02d}:00:00", f"{day} {9 + k:02d}:12:00", "100", "1"))
-            rows.append((f"T{d}-{k}", "refund", "max", f"{day}T{10 + k:02d}:00:00+02:00", f"{day}T{10 + k:02d}:20:00+02:00", "900", "3"))
+            rows.append(
+                (f"T{d}-{k}", "answer mail", "eve", f"{day} {9 + k:02d}:00:00", f"{day} {9 + k:02d}:12:00", "100", "1")
+            )
+            rows.append(
+                (
+                    f"T{d}-{k}",
+                    "refund",
+                    "max",
+                    f"{day}T{10 + k:02d}:00:00+02:00",
+                    f"{day}T{10 + k:02d}:20:00+02:00",
+                    "900",
+                    "3",
+                )
+            )
     path.write_text("\n".join(sep.join(r) for r in rows) + "\n", encoding="utf-8")
     return path
 
 
 def test_csv_with_a_column_mapping(tmp_path):
     path = write_csv(tmp_path / "helpdesk 2024.csv", sep=";")
-    cols = {"case": "Case ID", "activity": "Task", "resource": "Who", "start": "Began", "end": "Done",
-            "value": "Amount", "priority": "Prio"}
+    cols = {
+        "case": "Case ID",
+        "activity": "Task",
+        "resource": "Who",
+        "start": "Began",
+        "end": "Done",
+        "value": "Amount",
+        "priority": "Prio",
+    }
     wl = load_event_log(path, LogOptions(columns=cols), cache_dir=tmp_path / "cache")
     assert wl.name == "helpdesk 2024"
     assert len(wl.items) == 150
@@ -179,7 +220,9 @@ def test_csv_headers_are_guessed_and_a_csv_sla_file_is_read(tmp_path):
 def test_logs_that_cannot_be_used_say_what_is_missing(tmp_path):
     only_complete = [(f"c{k}", [("check", "complete", f"{_day(k)}T09:00:00", "ann")]) for k in range(5)]
     path = write_xes(tmp_path / "done.xes.gz", only_complete, "http://www.xes-standard.org")
-    with pytest.raises(ValueError, match="5 of them COMPLETE-only.*START and COMPLETE per work item.*start_timestamp.*start column"):
+    with pytest.raises(
+        ValueError, match="5 of them COMPLETE-only.*START and COMPLETE per work item.*start_timestamp.*start column"
+    ):
         load_event_log(path, cache_dir=tmp_path / "cache")
     csv_path = tmp_path / "ends.csv"
     csv_path.write_text("case,activity,timestamp\n1,check,2024-03-04T09:00:00\n")
@@ -256,8 +299,11 @@ def test_broken_rows_are_dropped_and_counted_not_fatal(tmp_path):
 
     rows = ["\ufeffcase,activity,start,end"]
     rows += [f"{d},review,{_day(d)}T09:00:00,{_day(d)}T09:30:00" for d in range(10)]
-    rows += ["x1,review,2024-03-04T09:00:00,", "x2,review,2024-03-04T09:00:00,not a time",
-             "x3,review,2024-03-04T10:00:00,2024-03-04T09:00:00"]
+    rows += [
+        "x1,review,2024-03-04T09:00:00,",
+        "x2,review,2024-03-04T09:00:00,not a time",
+        "x3,review,2024-03-04T10:00:00,2024-03-04T09:00:00",
+    ]
     path = tmp_path / "messy.csv"
     path.write_text("\n".join(rows), encoding="utf-8")
     parsed = parse_csv(path)

@@ -43,7 +43,11 @@ def write_xes(path: Path, traces: list[tuple[str, float, list[tuple[str, str, st
             for a, life, ts, r in events
         )
         body.append(TRACE.format(case=case, amount=amount, events=evs))
-    text = '<?xml version="1.0" encoding="UTF-8" ?>\n<log xmlns="http://www.xes-standard.org/">' + "".join(body) + "\n</log>\n"
+    text = (
+        '<?xml version="1.0" encoding="UTF-8" ?>\n<log xmlns="http://www.xes-standard.org/">'
+        + "".join(body)
+        + "\n</log>\n"
+    )
     with gzip.open(path, "wt", encoding="utf-8") as f:
         f.write(text)
     return path
@@ -82,8 +86,11 @@ def test_touches_pair_start_and_complete_of_the_same_case_and_activity(tmp_path)
     assert (df["duration_s"] > 0).all()
     assert list(df["activity"]) == ["W_A", "W_B", "W_B", "W_A"]
     assert list(df["duration_s"]) == [600.0, 900.0, 180.0, 60.0]
+
     # Ready: first touches at their SCHEDULE, the follow-up touch and case 2 at their START.
-    local = lambda hhmm: xes_module._times(ts.format(hhmm))[1]
+    def local(hhmm):
+        return xes_module._times(ts.format(hhmm))[1]
+
     assert list(df["ready_local"]) == [local("08:00"), local("08:30"), local("14:00"), local("10:00")]
     assert list(df["scheduled"]) == [True, True, False, False]
     assert list(df["value"]) == [5000.0, 5000.0, 5000.0, 0.0]
@@ -94,7 +101,10 @@ def test_touches_pair_start_and_complete_of_the_same_case_and_activity(tmp_path)
 
 def test_parsed_logs_are_cached(tmp_path, monkeypatch):
     ts = "2011-10-03T{}:00.000+02:00"
-    path = write_xes(tmp_path / "c.xes.gz", [("1", 0, [("W_A", "START", ts.format("09:00"), "1"), ("W_A", "COMPLETE", ts.format("09:01"), "1")])])
+    path = write_xes(
+        tmp_path / "c.xes.gz",
+        [("1", 0, [("W_A", "START", ts.format("09:00"), "1"), ("W_A", "COMPLETE", ts.format("09:01"), "1")])],
+    )
     first = load_touches(path, cache_dir=tmp_path / "cache")
     assert list((tmp_path / "cache").iterdir())
 

@@ -8,8 +8,6 @@ from datetime import datetime, timedelta
 
 import pytest
 
-from handoff.core.settings import settings
-
 # Wednesday 25 November 2026, 10:00 UTC: a business day, inside 09:00-17:00.
 NOW = datetime(2026, 11, 25, 10, 0)
 _keys = itertools.count(1)
@@ -51,8 +49,13 @@ def make_worker(s):
     from handoff.core.models import Worker, WorkerSkill
 
     def make(name: str, skills: dict[str, int], capacity: int = 3, role: str = "rep", **fields):
-        w = Worker(name=name, role=role, capacity=capacity,
-                   skills=[WorkerSkill(skill=k, level=v) for k, v in skills.items()], **fields)
+        w = Worker(
+            name=name,
+            role=role,
+            capacity=capacity,
+            skills=[WorkerSkill(skill=k, level=v) for k, v in skills.items()],
+            **fields,
+        )
         s.add(w)
         s.flush()
         return w
@@ -65,9 +68,18 @@ def make_item(s):
     """make_item({skill: level}, created=NOW, due_in=8h, effort=900, priority=1, value=0) -> WorkItem"""
     from handoff.core.models import WorkItem
 
-    def make(skills: dict[str, int] | None = None, *, work_type: str = "order-approval",
-             created: datetime = NOW, due_in: timedelta = timedelta(hours=8), effort: float = 900.0,
-             priority: float = 1.0, value: float = 0.0, title: str | None = None, **fields):
+    def make(
+        skills: dict[str, int] | None = None,
+        *,
+        work_type: str = "order-approval",
+        created: datetime = NOW,
+        due_in: timedelta = timedelta(hours=8),
+        effort: float = 900.0,
+        priority: float = 1.0,
+        value: float = 0.0,
+        title: str | None = None,
+        **fields,
+    ):
         key = next(_keys)
         item = WorkItem(
             work_type=work_type,

@@ -9,9 +9,9 @@ import typer
 from sqlalchemy import select
 from typer.testing import CliRunner
 
-from handoff.core.db import session
-from handoff.core.models import Presence, Quarantine, WorkItem, WorkItemState, Worker
 from handoff.cli.routing import register
+from handoff.core.db import session
+from handoff.core.models import Presence, Quarantine, Worker, WorkItem, WorkItemState
 from handoff.core.settings import settings
 
 
@@ -33,14 +33,31 @@ def worker(name: str) -> Worker:
 
 
 def test_workers_add_update_and_list(cli):
-    r = cli("workers", "add", "Ana Lima", "--skills", "order-approval:3;credit-review:2", "--capacity", "4",
-            "--timezone", "Europe/Lisbon", "--shift-start", "09:00", "--shift-end", "17:00", "--work-days", "01234")
+    r = cli(
+        "workers",
+        "add",
+        "Ana Lima",
+        "--skills",
+        "order-approval:3;credit-review:2",
+        "--capacity",
+        "4",
+        "--timezone",
+        "Europe/Lisbon",
+        "--shift-start",
+        "09:00",
+        "--shift-end",
+        "17:00",
+        "--work-days",
+        "01234",
+    )
     assert r.exit_code == 0, r.output
     ana = worker("Ana Lima")
     assert ana.skill_levels == {"order-approval": 3, "credit-review": 2} and ana.capacity == 4
     assert ana.timezone == "Europe/Lisbon" and ana.work_days == "01234"
 
-    r = cli("workers", "update", "Ana Lima", "--skill", "credit-review:4", "--skill", "order-approval:0", "--capacity", "5")
+    r = cli(
+        "workers", "update", "Ana Lima", "--skill", "credit-review:4", "--skill", "order-approval:0", "--capacity", "5"
+    )
     assert r.exit_code == 0, r.output
     ana = worker("Ana Lima")
     assert ana.skill_levels == {"credit-review": 4} and ana.capacity == 5 and ana.shift_end == "17:00"
@@ -54,7 +71,9 @@ def test_workers_add_update_and_list(cli):
 
 
 def test_bad_input_is_reported_field_by_field(cli):
-    r = cli("workers", "add", "Bo", "--skills", "order-approval:9", "--timezone", "Mars/Olympus", "--shift-start", "9am")
+    r = cli(
+        "workers", "add", "Bo", "--skills", "order-approval:9", "--timezone", "Mars/Olympus", "--shift-start", "9am"
+    )
     assert r.exit_code == 2
     for field in ("skills", "timezone", "shift_start"):
         assert field in r.output
@@ -108,8 +127,14 @@ def test_presence_offline_hands_work_to_a_colleague(cli, now):
 
     cli("workers", "add", "ann", "--skills", "order-approval:3", "--capacity", "1")
     with session() as s:
-        it = WorkItem(work_type="order-approval", step_key="cli-1", title="approve 10248",
-                      required_skills={"order-approval": 2}, due_at=now + timedelta(days=30), effort_seconds=600)
+        it = WorkItem(
+            work_type="order-approval",
+            step_key="cli-1",
+            title="approve 10248",
+            required_skills={"order-approval": 2},
+            due_at=now + timedelta(days=30),
+            effort_seconds=600,
+        )
         s.add(it)
         s.flush()
         assert router.route_item(s, it.id).name == "ann"
@@ -132,13 +157,27 @@ def test_worklist_shows_my_items_most_urgent_first_with_links(cli):
 
     cli("workers", "add", "ann", "--skills", "order-approval:3", "--capacity", "3")
     with session() as s:
-        later = WorkItem(work_type="order-approval", step_key="wl-1", title="approve 10250", order_id=None,
-                         required_skills={"order-approval": 1}, due_at=now + timedelta(hours=6),
-                         effort_seconds=600, flow_run_id="11111111-2222-3333-4444-555555555555")
-        sooner = WorkItem(work_type="order-approval", step_key="wl-2", title="approve 10249",
-                          required_skills={"order-approval": 1}, due_at=now + timedelta(hours=2),
-                          effort_seconds=600, priority=3, value=90_000,
-                          flow_run_id="66666666-7777-8888-9999-000000000000")
+        later = WorkItem(
+            work_type="order-approval",
+            step_key="wl-1",
+            title="approve 10250",
+            order_id=None,
+            required_skills={"order-approval": 1},
+            due_at=now + timedelta(hours=6),
+            effort_seconds=600,
+            flow_run_id="11111111-2222-3333-4444-555555555555",
+        )
+        sooner = WorkItem(
+            work_type="order-approval",
+            step_key="wl-2",
+            title="approve 10249",
+            required_skills={"order-approval": 1},
+            due_at=now + timedelta(hours=2),
+            effort_seconds=600,
+            priority=3,
+            value=90_000,
+            flow_run_id="66666666-7777-8888-9999-000000000000",
+        )
         s.add_all([later, sooner])
         s.flush()
         router.route_for_worker(s, worker("ann").id)

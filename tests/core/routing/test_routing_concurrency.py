@@ -18,7 +18,7 @@ import pytest
 from sqlalchemy import func, select
 
 from handoff.core.db import session
-from handoff.core.models import AuditEvent, WorkItem, WorkItemState, Worker, WorkerSkill
+from handoff.core.models import AuditEvent, Worker, WorkerSkill, WorkItem, WorkItemState
 
 pytestmark = pytest.mark.committed  # router processes read what the test wrote
 
@@ -73,26 +73,64 @@ CAPACITY = 8  # 240 places for 300 items: capacity, not items, runs out
 def test_concurrent_routers_never_assign_an_item_twice_or_overfill_a_rep(routing_db, tmp_path, now):
     with session() as s:
         for r in range(REPS):
-            s.add(Worker(name=f"rep-{r:02d}", capacity=CAPACITY,
-                         skills=[WorkerSkill(skill="order-approval", level=3),
-                                 WorkerSkill(skill="credit-review", level=1 + r % 3)]))
-        items = [WorkItem(work_type="order-approval", step_key=f"race-{i}", title=f"race {i}",
-                          required_skills={"order-approval": 1 + i % 3}, created_at=now,
-                          due_at=now + timedelta(hours=1 + i % 8), effort_seconds=600) for i in range(ITEMS)]
+            s.add(
+                Worker(
+                    name=f"rep-{r:02d}",
+                    capacity=CAPACITY,
+                    skills=[
+                        WorkerSkill(skill="order-approval", level=3),
+                        WorkerSkill(skill="credit-review", level=1 + r % 3),
+                    ],
+                )
+            )
+        items = [
+            WorkItem(
+                work_type="order-approval",
+                step_key=f"race-{i}",
+                title=f"race {i}",
+                required_skills={"order-approval": 1 + i % 3},
+                created_at=now,
+                due_at=now + timedelta(hours=1 + i % 8),
+                effort_seconds=600,
+            )
+            for i in range(ITEMS)
+        ]
         s.add_all(items)
         s.flush()
         ids = [it.id for it in items]
 
     gun = tmp_path / "go"
-    env = {**os.environ, "HANDOFF_DATABASE_URL": routing_db, "HANDOFF_HOME": str(tmp_path),
-           "PYTHONPATH": str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", "")}
+    env = {
+        **os.environ,
+        "HANDOFF_DATABASE_URL": routing_db,
+        "HANDOFF_HOME": str(tmp_path),
+        "PYTHONPATH": str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", ""),
+    }
     procs = []
     for k, mode in enumerate(["same:stale", "same", "reversed:stale", "watch:stale"]):
         ready = tmp_path / f"ready-{k}"
-        procs.append((ready, subprocess.Popen(
-            [sys.executable, "-c", ROUTER_SCRIPT, routing_db, str(gun), str(ready), mode, ",".join(map(str, ids))],
-            env=env, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-        )))
+        procs.append(
+            (
+                ready,
+                subprocess.Popen(
+                    [
+                        sys.executable,
+                        "-c",
+                        ROUTER_SCRIPT,
+                        routing_db,
+                        str(gun),
+                        str(ready),
+                        mode,
+                        ",".join(map(str, ids)),
+                    ],
+                    env=env,
+                    cwd=ROOT,
+                    stdout=subprocess.PIPE,
+                    stderr=subprocess.PIPE,
+                    text=True,
+                ),
+            )
+        )
     deadline = time.monotonic() + 60
     while not all(ready.exists() for ready, _ in procs):
         assert time.monotonic() < deadline, "router processes did not start"
@@ -118,4 +156,6 @@ def check_outcome(s, won: int) -> None:
     held = Counter(it.assignee_id for it in assigned)
     for w in s.scalars(select(Worker)):
         assert w.open_items == held[w.id] <= w.capacity
-    assert s.scalar(select(func.count()).select_from(WorkItem).where(WorkItem.state == WorkItemState.OPEN)) == ITEMS - won
+    assert (
+        s.scalar(select(func.count()).select_from(WorkItem).where(WorkItem.state == WorkItemState.OPEN)) == ITEMS - won
+    )

@@ -27,14 +27,20 @@ pytestmark = [BOTH_DATABASES, pytest.mark.committed]
 def in_another_process(url: str, code: str) -> str:
     """Run `code` in a fresh Python process on the same database (its own index, its own
     connections), committed when it ends; returns what it printed."""
-    script = ("from handoff.core.settings import settings\n"
-              f"settings.database_url = {url!r}\n"
-              "from handoff.core.db import session\n"
-              "from handoff.core.routing import router\n" + code)
-    env = {**os.environ, "HANDOFF_DATABASE_URL": url,
-           "PYTHONPATH": str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", "")}
-    done = subprocess.run([sys.executable, "-c", script], check=False, env=env, cwd=ROOT, capture_output=True, text=True,
-                          timeout=120)
+    script = (
+        "from handoff.core.settings import settings\n"
+        f"settings.database_url = {url!r}\n"
+        "from handoff.core.db import session\n"
+        "from handoff.core.routing import router\n" + code
+    )
+    env = {
+        **os.environ,
+        "HANDOFF_DATABASE_URL": url,
+        "PYTHONPATH": str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", ""),
+    }
+    done = subprocess.run(
+        [sys.executable, "-c", script], check=False, env=env, cwd=ROOT, capture_output=True, text=True, timeout=120
+    )
     assert done.returncode == 0, done.stderr
     return done.stdout
 
@@ -52,12 +58,23 @@ def committed(routing_db, now, reps: dict[str, dict[str, int]], items: int = 0) 
     from handoff.core.models import WorkerSkill
 
     with session() as s:
-        workers = {name: Worker(name=name, capacity=3, skills=[WorkerSkill(skill=k, level=v) for k, v in skills.items()])
-                   for name, skills in reps.items()}
+        workers = {
+            name: Worker(name=name, capacity=3, skills=[WorkerSkill(skill=k, level=v) for k, v in skills.items()])
+            for name, skills in reps.items()
+        }
         s.add_all(workers.values())
-        made = [WorkItem(work_type="order-approval", step_key=f"live-{k}", title=f"item {k}",
-                         required_skills={"order-approval": 1}, created_at=now,
-                         due_at=now + timedelta(hours=1 + k), effort_seconds=600) for k in range(items)]
+        made = [
+            WorkItem(
+                work_type="order-approval",
+                step_key=f"live-{k}",
+                title=f"item {k}",
+                required_skills={"order-approval": 1},
+                created_at=now,
+                due_at=now + timedelta(hours=1 + k),
+                effort_seconds=600,
+            )
+            for k in range(items)
+        ]
         s.add_all(made)
         s.flush()
         return {n: w.id for n, w in workers.items()}, [it.id for it in made]
@@ -69,7 +86,9 @@ def test_a_change_committed_by_another_process_is_seen_within_one_refresh(routin
         index = live.index_for(s)
     index.at(now)
     assert index.rep(ids["ann"]).available and len(index.items) == 0
-    in_another_process(routing_db, f"""
+    in_another_process(
+        routing_db,
+        f"""
 from datetime import datetime
 from handoff.core.models import WorkItem
 with session() as s:
@@ -77,7 +96,8 @@ with session() as s:
     s.add(WorkItem(work_type="credit-review", step_key="elsewhere", title="made elsewhere",
                    required_skills={{"credit-review": 2}}, created_at=datetime.fromisoformat({now.isoformat()!r}),
                    due_at=datetime.fromisoformat({now.isoformat()!r}), effort_seconds=300))
-""")
+""",
+    )
     before = index.refreshes
     index.refresh()  # a stale index does not look by itself...
     assert index.refreshes == before
@@ -88,15 +108,19 @@ with session() as s:
 
 
 def test_a_rep_who_went_offline_in_another_process_is_not_handed_work_after_the_refresh(
-        routing_db, now, stale, monkeypatch):
+    routing_db, now, stale, monkeypatch
+):
     ids, (item_id,) = committed(routing_db, now, {"ann": {"order-approval": 1}, "bob": {"order-approval": 4}}, 1)
     with session() as s:
         index = live.index_for(s)
-    in_another_process(routing_db, f"""
+    in_another_process(
+        routing_db,
+        f"""
 from datetime import datetime
 with session() as s:
     router.set_presence(s, "ann", "offline", datetime.fromisoformat({now.isoformat()!r}))
-""")
+""",
+    )
     index.refresh(force=True)
     tried = []
     real_claim = assign.claim
@@ -112,11 +136,14 @@ def test_a_stale_index_loses_the_claim_then_refreshes_and_takes_the_next_choice(
     with session() as s:
         index = live.index_for(s)
     # another process gives the most urgent item to one of them; this index has not seen it
-    out = in_another_process(routing_db, f"""
+    out = in_another_process(
+        routing_db,
+        f"""
 from datetime import datetime
 with session() as s:
     print(router.route_item(s, {first}, datetime.fromisoformat({now.isoformat()!r})).name)
-""")
+""",
+    )
     (holder,) = out.split()
     other = "bob" if holder == "ann" else "ann"
     assert first in [int(i.id) for i in index.items]  # stale: still believes it open

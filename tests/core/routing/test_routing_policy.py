@@ -19,7 +19,7 @@ from handoff.core.routing.policy import (
     SelfSelectionPolicy,
     make_policy,
 )
-from handoff.core.routing.urgency import AGING_WINDOWS, K, LOOKAHEAD, RESCUE_WINDOWS, urgency, urgency_many, weight
+from handoff.core.routing.urgency import AGING_WINDOWS, LOOKAHEAD, RESCUE_WINDOWS, K, urgency, urgency_many, weight
 
 HOUR = 3600.0
 DAY = 24 * HOUR
@@ -27,14 +27,22 @@ NOW = 1_800_000_000.0
 
 
 def item(id: str, skills=None, *, age=0.0, due_in=8 * HOUR, effort=900.0, priority=1.0, value=0.0) -> RoutableItem:
-    return RoutableItem(id=id, work_type="order-approval", required_skills=skills or {"order-approval": 1},
-                        created_at=NOW - age, due_at=NOW + due_in, effort_seconds=effort,
-                        priority=priority, value=value)
+    return RoutableItem(
+        id=id,
+        work_type="order-approval",
+        required_skills=skills or {"order-approval": 1},
+        created_at=NOW - age,
+        due_at=NOW + due_in,
+        effort_seconds=effort,
+        priority=priority,
+        value=value,
+    )
 
 
 def rep(id: str, skills, *, capacity=3, open_items=0, available=True, last=0.0) -> RoutableRep:
-    return RoutableRep(id=id, skills=skills, capacity=capacity, open_items=open_items,
-                       available=available, last_assigned_at=last)
+    return RoutableRep(
+        id=id, skills=skills, capacity=capacity, open_items=open_items, available=available, last_assigned_at=last
+    )
 
 
 def both(reps_or_items, kind: str):
@@ -148,20 +156,32 @@ def test_a_late_item_overtakes_any_fresh_work_within_a_bounded_number_of_windows
     after RESCUE_WINDOWS + AGING_WINDOWS x log2(X) windows late (the old linear aging needed
     weeks for a long, normal item against quick important work)."""
     window = DAY
-    slow = RoutableItem("slow", "order-approval", {"order-approval": 1}, created_at=NOW - window, due_at=NOW,
-                        effort_seconds=2 * HOUR)  # long, normal, due now (cannot be on time any more)
+    slow = RoutableItem(
+        "slow", "order-approval", {"order-approval": 1}, created_at=NOW - window, due_at=NOW, effort_seconds=2 * HOUR
+    )  # long, normal, due now (cannot be on time any more)
     p_bar = 900.0
 
     def hot_at(t: float) -> RoutableItem:  # quick, important work falling due at time t
-        return RoutableItem("hot", "order-approval", {"order-approval": 1}, created_at=t - 4 * HOUR, due_at=t + 300,
-                            effort_seconds=300, priority=3, value=50_000)
+        return RoutableItem(
+            "hot",
+            "order-approval",
+            {"order-approval": 1},
+            created_at=t - 4 * HOUR,
+            due_at=t + 300,
+            effort_seconds=300,
+            priority=3,
+            value=50_000,
+        )
 
     ratio = urgency(hot_at(NOW), NOW, p_bar) / (weight(1, 0) * p_bar / (2 * HOUR))
     assert ratio > 50  # ATC strongly prefers the quick important item...
     bound = RESCUE_WINDOWS + AGING_WINDOWS * math.log2(ratio)  # windows late, counted from "too late to start"
     span = math.ceil(bound + 3) * 24
-    hours = [h for h in range(0, span) if urgency(slow, NOW + h * HOUR, p_bar) > urgency(hot_at(NOW + h * HOUR),
-                                                                                      NOW + h * HOUR, p_bar)]
+    hours = [
+        h
+        for h in range(0, span)
+        if urgency(slow, NOW + h * HOUR, p_bar) > urgency(hot_at(NOW + h * HOUR), NOW + h * HOUR, p_bar)
+    ]
     first = hours[0]
     assert hours == list(range(first, span))  # ...and once ahead it stays ahead
     assert (first - 1) * HOUR < bound * window - 2 * HOUR <= first * HOUR  # ...exactly at the bound
@@ -174,17 +194,35 @@ def test_overload_a_fresh_item_that_can_still_be_on_time_goes_before_a_just_miss
     goes late too; the late item waits until it is RESCUE_WINDOWS late, then comes first."""
     someone = rep("r", {"order-approval": 3})
     window = 8 * HOUR
-    missed = RoutableItem("missed", "order-approval", {"order-approval": 1}, created_at=NOW - window - 60,
-                          due_at=NOW - 60, effort_seconds=900)
-    at_risk = RoutableItem("at-risk", "order-approval", {"order-approval": 1}, created_at=NOW - 6 * HOUR,
-                           due_at=NOW + 2 * HOUR, effort_seconds=900)
+    missed = RoutableItem(
+        "missed",
+        "order-approval",
+        {"order-approval": 1},
+        created_at=NOW - window - 60,
+        due_at=NOW - 60,
+        effort_seconds=900,
+    )
+    at_risk = RoutableItem(
+        "at-risk",
+        "order-approval",
+        {"order-approval": 1},
+        created_at=NOW - 6 * HOUR,
+        due_at=NOW + 2 * HOUR,
+        effort_seconds=900,
+    )
     for items in both([missed, at_risk], "items"):
         assert PushPolicy().item_for(someone, items, NOW) is at_risk
         # The policy before the rework served the hopeless one first (overdue = maximum urgency).
         assert PushPolicy(2, 4 * HOUR, lookahead=0).item_for(someone, items, NOW) is missed
     later = NOW + RESCUE_WINDOWS * window + 900
-    fresh_then = RoutableItem("fresh", "order-approval", {"order-approval": 1}, created_at=later - 6 * HOUR,
-                              due_at=later + 900, effort_seconds=900)  # due right now
+    fresh_then = RoutableItem(
+        "fresh",
+        "order-approval",
+        {"order-approval": 1},
+        created_at=later - 6 * HOUR,
+        due_at=later + 900,
+        effort_seconds=900,
+    )  # due right now
     for items in both([missed, fresh_then], "items"):
         assert PushPolicy().item_for(someone, items, later + 1) is missed
 
@@ -192,8 +230,9 @@ def test_overload_a_fresh_item_that_can_still_be_on_time_goes_before_a_just_miss
 def test_a_just_missed_item_scores_as_a_fresh_one_with_part_of_its_window_left():
     p_bar = 900.0
     window, effort = 4 * HOUR, 900.0
-    it = RoutableItem("i", "order-approval", {"order-approval": 1}, created_at=NOW, due_at=NOW + window,
-                      effort_seconds=effort)
+    it = RoutableItem(
+        "i", "order-approval", {"order-approval": 1}, created_at=NOW, due_at=NOW + window, effort_seconds=effort
+    )
     too_late = NOW + window - effort  # from here on it cannot be finished by the due time
     # Until then the score is ATC alone and rises to its maximum (1.0 for a normal item)...
     for t in (NOW, NOW + HOUR, too_late - 1):
@@ -205,10 +244,12 @@ def test_a_just_missed_item_scores_as_a_fresh_one_with_part_of_its_window_left()
     assert urgency(it, too_late + RESCUE_WINDOWS * window, p_bar) == pytest.approx(1.0)
     assert urgency(it, too_late + (RESCUE_WINDOWS + 3 * AGING_WINDOWS) * window, p_bar) == pytest.approx(8.0)
     # "One window late" means the same for a short and a long SLA.
-    long_sla = RoutableItem("long", "order-approval", {"order-approval": 1}, created_at=NOW, due_at=NOW + 12 * window,
-                            effort_seconds=effort)
+    long_sla = RoutableItem(
+        "long", "order-approval", {"order-approval": 1}, created_at=NOW, due_at=NOW + 12 * window, effort_seconds=effort
+    )
     assert urgency(long_sla, NOW + 12 * window - effort + 24 * window, p_bar) == pytest.approx(
-        urgency(it, too_late + 2 * window, p_bar))
+        urgency(it, too_late + 2 * window, p_bar)
+    )
     # Far past any float: the score saturates instead of overflowing (ties then go by due date).
     assert math.isfinite(urgency(it, NOW + 1e6 * window, p_bar))
     # Switched off on request (experiments only): late work then stays deferred for ever.
@@ -223,8 +264,14 @@ def test_a_rep_with_a_scarce_skill_takes_the_work_only_few_may_do_first():
     second = rep("v2", {"validation": 1}, open_items=3)
     team = [validator, second, *others]
     lead = RoutableItem("lead", "leads", {"leads": 1}, created_at=NOW - HOUR, due_at=NOW + 3 * HOUR, effort_seconds=900)
-    validation = RoutableItem("validation", "validation", {"validation": 1}, created_at=NOW - HOUR,
-                              due_at=NOW + 3 * HOUR + 1, effort_seconds=900)
+    validation = RoutableItem(
+        "validation",
+        "validation",
+        {"validation": 1},
+        created_at=NOW - HOUR,
+        due_at=NOW + 3 * HOUR + 1,
+        effort_seconds=900,
+    )
     index = RoutingIndex(items=[lead, validation], reps=team)
     assert PushPolicy().item_for(validator, index.items, NOW) is validation
     assert PushPolicy(team=team).item_for(validator, [lead, validation], NOW) is validation
@@ -240,8 +287,9 @@ def test_a_rep_with_a_scarce_skill_takes_the_work_only_few_may_do_first():
     # A much more urgent shared item still goes first: scarcity weighs, it does not override.
     for o in [*others, second]:
         o.available = True
-    urgent_lead = RoutableItem("urgent", "leads", {"leads": 1}, created_at=NOW - 3 * HOUR, due_at=NOW + 1000,
-                               effort_seconds=900, priority=3)
+    urgent_lead = RoutableItem(
+        "urgent", "leads", {"leads": 1}, created_at=NOW - 3 * HOUR, due_at=NOW + 1000, effort_seconds=900, priority=3
+    )
     index.items.add(urgent_lead)
     assert PushPolicy().item_for(validator, index.items, NOW) is urgent_lead
 
@@ -261,8 +309,9 @@ def test_shared_work_goes_to_the_rep_whose_other_skills_are_least_needed():
 def _at(slack: float, window: float, effort: float = 900.0, **kw) -> RoutableItem:
     """An item with `window` from creation to due, scored at NOW with `slack` left."""
     due = NOW + effort + slack
-    return RoutableItem("x", "order-approval", {"order-approval": 1}, created_at=due - window, due_at=due,
-                        effort_seconds=effort, **kw)
+    return RoutableItem(
+        "x", "order-approval", {"order-approval": 1}, created_at=due - window, due_at=due, effort_seconds=effort, **kw
+    )
 
 
 def test_the_look_ahead_is_a_fraction_of_the_sla_window():
@@ -301,8 +350,16 @@ def test_the_old_urgency_is_reproducible_for_comparisons():
 
 
 def test_push_policy_rejects_meaningless_parameters():
-    for kwargs in ({"k": 0}, {"lookahead": -0.1}, {"aging_windows": 0}, {"aging_seconds": 0},
-                   {"rescue_windows": -1}, {"shortest_first": -0.5}, {"scarcity": -1}, {"queue_scale": -1}):
+    for kwargs in (
+        {"k": 0},
+        {"lookahead": -0.1},
+        {"aging_windows": 0},
+        {"aging_seconds": 0},
+        {"rescue_windows": -1},
+        {"shortest_first": -0.5},
+        {"scarcity": -1},
+        {"queue_scale": -1},
+    ):
         with pytest.raises(ValueError):
             PushPolicy(**kwargs)
 
@@ -314,25 +371,43 @@ def test_urgency_formula_and_vectorised_scores_agree():
     due_now = item("d", due_in=900, effort=900)
     assert urgency(due_now, NOW, 900.0) == pytest.approx(1.0)
     rng = random.Random(3)
-    items = [item(str(i), age=rng.uniform(0, DAY), due_in=rng.uniform(-DAY, 5 * DAY),
-                  effort=rng.uniform(10, 7200), priority=rng.choice([0.5, 1, 2, 3]),
-                  value=rng.choice([0, 100, 5000, 80000])) for i in range(500)]
+    items = [
+        item(
+            str(i),
+            age=rng.uniform(0, DAY),
+            due_in=rng.uniform(-DAY, 5 * DAY),
+            effort=rng.uniform(10, 7200),
+            priority=rng.choice([0.5, 1, 2, 3]),
+            value=rng.choice([0, 100, 5000, 80000]),
+        )
+        for i in range(500)
+    ]
     items.append(item("born-late", age=0, due_in=-HOUR))  # due before it was created
     p_bar = 1500.0
-    cols = (np.array([it.priority for it in items]), np.array([it.value for it in items]),
-            np.array([it.created_at for it in items]), np.array([it.due_at for it in items]),
-            np.array([it.effort_seconds for it in items]))
-    for params in ({}, {"lookahead": 0.5, "aging_windows": 2.0}, {"aging_windows": math.inf},
-                   {"rescue_windows": 0.0, "shortest_first": 0.5}, {"rescue_windows": 3.0, "aging_windows": 0.25},
-                   {"k": 20.0, "aging_seconds": 48 * HOUR, "lookahead": 0.0}):
+    cols = (
+        np.array([it.priority for it in items]),
+        np.array([it.value for it in items]),
+        np.array([it.created_at for it in items]),
+        np.array([it.due_at for it in items]),
+        np.array([it.effort_seconds for it in items]),
+    )
+    for params in (
+        {},
+        {"lookahead": 0.5, "aging_windows": 2.0},
+        {"aging_windows": math.inf},
+        {"rescue_windows": 0.0, "shortest_first": 0.5},
+        {"rescue_windows": 3.0, "aging_windows": 0.25},
+        {"k": 20.0, "aging_seconds": 48 * HOUR, "lookahead": 0.0},
+    ):
         scalar = [urgency(it, NOW, p_bar, **params) for it in items]
         vector = urgency_many(*cols, NOW, p_bar, **params)
         assert np.all(np.isfinite(vector)) and np.all(vector >= 0)
         assert np.allclose(scalar, vector, rtol=1e-12)
         # the router and the SLA watch score through the policy: all its parameters, not some
         policy = PushPolicy(**params)
-        assert np.allclose([policy.score(it, NOW, p_bar) for it in items],
-                           policy.score_many(*cols, NOW, p_bar), rtol=1e-12)
+        assert np.allclose(
+            [policy.score(it, NOW, p_bar) for it in items], policy.score_many(*cols, NOW, p_bar), rtol=1e-12
+        )
 
 
 def _random_world(seed: int):
@@ -341,12 +416,28 @@ def _random_world(seed: int):
     items = []
     for i in range(400):
         need = dict((s, rng.choice([1, 1, 2, 3, 4])) for s in rng.sample(skills, rng.choice([1, 1, 2])))
-        items.append(item(f"i{i}", need, age=rng.uniform(0, DAY), due_in=rng.uniform(-HOUR, 4 * DAY),
-                          effort=rng.choice([300, 600, 900, 1800, 3600]), priority=rng.choice([1, 1, 2]),
-                          value=rng.choice([0, 0, 1000, 20000])))
-    reps = [rep(f"r{j}", {s: rng.randint(1, 5) for s in rng.sample(skills, rng.randint(1, 4))},
-                capacity=rng.randint(1, 4), open_items=rng.randint(0, 2), available=rng.random() > 0.2,
-                last=NOW - rng.choice([0, 60, 600, 6000])) for j in range(40)]
+        items.append(
+            item(
+                f"i{i}",
+                need,
+                age=rng.uniform(0, DAY),
+                due_in=rng.uniform(-HOUR, 4 * DAY),
+                effort=rng.choice([300, 600, 900, 1800, 3600]),
+                priority=rng.choice([1, 1, 2]),
+                value=rng.choice([0, 0, 1000, 20000]),
+            )
+        )
+    reps = [
+        rep(
+            f"r{j}",
+            {s: rng.randint(1, 5) for s in rng.sample(skills, rng.randint(1, 4))},
+            capacity=rng.randint(1, 4),
+            open_items=rng.randint(0, 2),
+            available=rng.random() > 0.2,
+            last=NOW - rng.choice([0, 60, 600, 6000]),
+        )
+        for j in range(40)
+    ]
     return rng, items, reps
 
 
@@ -420,14 +511,18 @@ def test_in_overload_late_work_ages_on_the_backlog_s_clock_not_the_sla_s():
     windows late would turn push into FIFO among late work; the time scale stretches to the
     wait instead. With a normal queue the same late item is rescued."""
     window = 4 * HOUR
-    late = RoutableItem("late", "leads", {"leads": 1}, created_at=NOW - 5 * window, due_at=NOW - 4 * window,
-                        effort_seconds=900)  # four windows late: past RESCUE_WINDOWS
-    fresh = RoutableItem("fresh", "leads", {"leads": 1}, created_at=NOW - 3 * HOUR, due_at=NOW + HOUR,
-                         effort_seconds=900)
+    late = RoutableItem(
+        "late", "leads", {"leads": 1}, created_at=NOW - 5 * window, due_at=NOW - 4 * window, effort_seconds=900
+    )  # four windows late: past RESCUE_WINDOWS
+    fresh = RoutableItem(
+        "fresh", "leads", {"leads": 1}, created_at=NOW - 3 * HOUR, due_at=NOW + HOUR, effort_seconds=900
+    )
     team = [rep(f"r{i}", {"leads": 1}, capacity=1) for i in range(4)]
     asking = team[0]
-    backlog = [RoutableItem(f"b{i}", "billing", {"billing": 1}, created_at=NOW, due_at=NOW + DAY, effort_seconds=900)
-               for i in range(300)]  # work the team cannot do right now: 300 x 15 min over 4 reps
+    backlog = [
+        RoutableItem(f"b{i}", "billing", {"billing": 1}, created_at=NOW, due_at=NOW + DAY, effort_seconds=900)
+        for i in range(300)
+    ]  # work the team cannot do right now: 300 x 15 min over 4 reps
     calm = RoutingIndex(items=[late, fresh], reps=team)
     assert PushPolicy().item_for(asking, calm.items, NOW) is late
     swamped = RoutingIndex(items=[late, fresh, *backlog], reps=team)
@@ -442,10 +537,22 @@ def test_late_work_with_a_long_sla_does_not_lag_behind_in_hours():
     """Aging counts windows, but a long SLA's window is capped at the mean window of the work
     the rep may do: 60 h late on a 48 h SLA is not 'less late' than 3 h on a 2 h SLA."""
     someone = rep("r", {"order-approval": 3})
-    short = RoutableItem("short", "order-approval", {"order-approval": 1}, created_at=NOW - 5 * HOUR,
-                         due_at=NOW - 3 * HOUR + 900, effort_seconds=900)  # 2 h SLA, 3 h late if started now
-    long = RoutableItem("long", "order-approval", {"order-approval": 1}, created_at=NOW - 108 * HOUR,
-                        due_at=NOW - 60 * HOUR + 900, effort_seconds=900)  # 48 h SLA, 60 h late
+    short = RoutableItem(
+        "short",
+        "order-approval",
+        {"order-approval": 1},
+        created_at=NOW - 5 * HOUR,
+        due_at=NOW - 3 * HOUR + 900,
+        effort_seconds=900,
+    )  # 2 h SLA, 3 h late if started now
+    long = RoutableItem(
+        "long",
+        "order-approval",
+        {"order-approval": 1},
+        created_at=NOW - 108 * HOUR,
+        due_at=NOW - 60 * HOUR + 900,
+        effort_seconds=900,
+    )  # 48 h SLA, 60 h late
     for items in both([short, long], "items"):
         assert PushPolicy().item_for(someone, items, NOW) is long
         assert PushPolicy(common_clock=False).item_for(someone, items, NOW) is short

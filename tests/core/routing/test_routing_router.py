@@ -17,9 +17,13 @@ pytestmark = pytest.mark.parametrize("db", ["sqlite", "postgres"], indirect=True
 
 
 def audit_actions(s, item_id) -> list[str]:
-    return list(s.scalars(select(AuditEvent.action).where(AuditEvent.entity == "work_item",
-                                                          AuditEvent.entity_id == str(item_id))
-                          .order_by(AuditEvent.id)))
+    return list(
+        s.scalars(
+            select(AuditEvent.action)
+            .where(AuditEvent.entity == "work_item", AuditEvent.entity_id == str(item_id))
+            .order_by(AuditEvent.id)
+        )
+    )
 
 
 def test_an_item_needing_level_3_never_goes_to_level_2_or_to_a_rep_without_the_skill(s, now, make_worker, make_item):
@@ -81,13 +85,18 @@ def test_a_non_assignee_may_not_complete_and_the_item_stays_open_and_assigned(s,
     s.refresh(it)
     holder = s.get(Worker, it.assignee_id).name
     other = "bob" if holder == "ann" else "ann"
-    with pytest.raises(NotAllowed, match=f"assigned to {holder}; only the assignee or a supervisor may complete it, not {other}"):
+    with pytest.raises(
+        NotAllowed, match=f"assigned to {holder}; only the assignee or a supervisor may complete it, not {other}"
+    ):
         router.complete_item(s, it.id, by=other, outcome="approve", now=now)
     with pytest.raises(NotAllowed, match="not a known worker"):
         router.complete_item(s, it.id, by="mallory", outcome="approve", now=now)
     s.refresh(it)
     assert it.state == WorkItemState.ASSIGNED and s.get(Worker, it.assignee_id).name == holder
-    assert it.completed_at is None and ann.open_items + s.scalar(select(Worker.open_items).where(Worker.name == "bob")) == 1
+    assert (
+        it.completed_at is None
+        and ann.open_items + s.scalar(select(Worker.open_items).where(Worker.name == "bob")) == 1
+    )
 
 
 def test_the_assignee_completes_frees_capacity_and_is_given_the_next_item(s, now, make_worker, make_item):
@@ -204,12 +213,23 @@ def test_a_rep_with_room_gets_what_the_policy_picks_from_the_whole_queue(s, now,
     )
 
     rng = random.Random(11)
-    kinds = [{"order-approval": 1}, {"order-approval": 3}, {"credit-review": 2}, {"provisioning": 2},
-             {"order-approval": 1, "credit-review": 1}, {}]
+    kinds = [
+        {"order-approval": 1},
+        {"order-approval": 3},
+        {"credit-review": 2},
+        {"provisioning": 2},
+        {"order-approval": 1, "credit-review": 1},
+        {},
+    ]
     for _ in range(120):
-        make_item(rng.choice(kinds), due_in=timedelta(minutes=rng.uniform(-120, 3000)),
-                  effort=rng.choice([60, 300, 900, 7200]), priority=rng.choice([0.5, 1, 2]),
-                  value=rng.choice([0, 500, 20_000]), escalated=rng.random() < 0.2)
+        make_item(
+            rng.choice(kinds),
+            due_in=timedelta(minutes=rng.uniform(-120, 3000)),
+            effort=rng.choice([60, 300, 900, 7200]),
+            priority=rng.choice([0.5, 1, 2]),
+            value=rng.choice([0, 500, 20_000]),
+            escalated=rng.random() < 0.2,
+        )
     ann = make_worker("ann", {"order-approval": 2, "credit-review": 1}, capacity=6)
 
     # what the policy picks with every open item in view
@@ -240,7 +260,8 @@ def test_urgency_weighs_the_whole_queues_effort_even_when_a_rep_sees_part_of_it(
 
 
 def test_a_claim_lost_on_the_rep_after_the_item_was_read_from_the_database_tries_the_next_rep(
-        s, now, make_worker, make_item, monkeypatch):
+    s, now, make_worker, make_item, monkeypatch
+):
     # The index saw the item taken (ITEM_GONE: so route_item reads it from the database), then
     # the chosen rep's room went (REP_FULL): route_item must try again, not trip over the index row.
     from handoff.core.routing import assign

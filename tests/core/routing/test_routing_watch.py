@@ -8,7 +8,7 @@ from datetime import datetime, timedelta
 import pytest
 from sqlalchemy import select
 
-from handoff.core.models import AuditEvent, Presence, WorkItem, WorkItemState, Worker
+from handoff.core.models import AuditEvent, Presence, Worker, WorkItem, WorkItemState
 from handoff.core.routing import router, watch
 
 
@@ -34,12 +34,18 @@ def test_off_shift_and_long_away_reps_lose_not_started_work_short_breaks_do_not(
     lunch = make_worker("lunch", {"order-approval": 3})
     items = {w.name: make_item() for w in (tokyo, coffee, lunch)}
     for w in (tokyo, coffee, lunch):
-        s.execute(WorkItem.__table__.update().where(WorkItem.id == items[w.name].id)
-                  .values(state="assigned", assignee_id=w.id, assigned_at=now - timedelta(hours=3)))
+        s.execute(
+            WorkItem.__table__.update()
+            .where(WorkItem.id == items[w.name].id)
+            .values(state="assigned", assignee_id=w.id, assigned_at=now - timedelta(hours=3))
+        )
         w.open_items = 1
     started = make_item()
-    s.execute(WorkItem.__table__.update().where(WorkItem.id == started.id)
-              .values(state="started", assignee_id=tokyo.id, started_at=now - timedelta(hours=2)))
+    s.execute(
+        WorkItem.__table__.update()
+        .where(WorkItem.id == started.id)
+        .values(state="started", assignee_id=tokyo.id, started_at=now - timedelta(hours=2))
+    )
     tokyo.open_items = 2
     coffee.presence, coffee.presence_changed_at = Presence.AWAY, now - timedelta(minutes=5)
     lunch.presence, lunch.presence_changed_at = Presence.AWAY, now - timedelta(minutes=45)
@@ -110,9 +116,15 @@ def test_sla_watch_flow_reroutes_work_of_a_rep_who_went_offline(request, routing
         ann = Worker(name="ann", capacity=1, skills=[WorkerSkill(skill="order-approval", level=3)])
         s.add(ann)
         s.flush()
-        it = WorkItem(work_type="order-approval", step_key="flow-test-1", title="approve order 1",
-                      required_skills={"order-approval": 2}, created_at=now, due_at=now + timedelta(hours=8),
-                      effort_seconds=600)
+        it = WorkItem(
+            work_type="order-approval",
+            step_key="flow-test-1",
+            title="approve order 1",
+            required_skills={"order-approval": 2},
+            created_at=now,
+            due_at=now + timedelta(hours=8),
+            effort_seconds=600,
+        )
         s.add(it)
         s.flush()
         router.route_item(s, it.id, now)

@@ -12,8 +12,15 @@ from handoff.core.routing.eligibility import in_shift, on_shift, parse_hhmm
 from handoff.core.sla import BusinessClock, BusinessHours
 
 WORK_TYPES = [
-    "order-approval", "credit-review", "discount-approval", "provisioning-visit", "activation-confirmation",
-    "invoice-approval", "checklist-fix", "handoff-signoff-sales", "handoff-signoff-operations",
+    "order-approval",
+    "credit-review",
+    "discount-approval",
+    "provisioning-visit",
+    "activation-confirmation",
+    "invoice-approval",
+    "checklist-fix",
+    "handoff-signoff-sales",
+    "handoff-signoff-operations",
 ]
 H = 3600.0
 
@@ -59,11 +66,16 @@ def test_business_seconds_between_counts_only_open_hours(clean_config):
 
 
 def test_holidays_and_overrides_come_from_the_json_config(clean_config):
-    clean_config.setenv(sla.ENV_VAR, json.dumps({
-        "holidays": ["2026-12-24", "2026-12-25"],
-        "work_types": {"credit-review": {"sla_hours": 2}},
-        "min_samples": 3,
-    }))
+    clean_config.setenv(
+        sla.ENV_VAR,
+        json.dumps(
+            {
+                "holidays": ["2026-12-24", "2026-12-25"],
+                "work_types": {"credit-review": {"sla_hours": 2}},
+                "min_samples": 3,
+            }
+        ),
+    )
     sla.reload_config()
     assert sla.sla_seconds("credit-review") == 2 * H
     assert sla.default_effort_seconds("credit-review") == 30 * 60  # untouched field keeps its default
@@ -106,14 +118,26 @@ def test_effort_is_the_default_until_enough_items_are_completed_then_the_median(
     default = sla.default_effort_seconds("invoice-approval")
     minutes = [10, 12, 14, 16]
     for m in minutes:
-        make_item(work_type="invoice-approval", state=WorkItemState.COMPLETED, started_at=now,
-                  completed_at=now + timedelta(minutes=m))
+        make_item(
+            work_type="invoice-approval",
+            state=WorkItemState.COMPLETED,
+            started_at=now,
+            completed_at=now + timedelta(minutes=m),
+        )
     assert sla.effort_estimate(s, "invoice-approval") == default  # 4 < 5 samples
     # One item never marked started: assigned -> completed counts; one left over a weekend.
-    make_item(work_type="invoice-approval", state=WorkItemState.COMPLETED, assigned_at=now,
-              completed_at=now + timedelta(minutes=18))
-    make_item(work_type="invoice-approval", state=WorkItemState.COMPLETED, started_at=now,
-              completed_at=now + timedelta(days=3))
+    make_item(
+        work_type="invoice-approval",
+        state=WorkItemState.COMPLETED,
+        assigned_at=now,
+        completed_at=now + timedelta(minutes=18),
+    )
+    make_item(
+        work_type="invoice-approval",
+        state=WorkItemState.COMPLETED,
+        started_at=now,
+        completed_at=now + timedelta(days=3),
+    )
     make_item(work_type="invoice-approval")  # open items do not count
     assert sla.effort_estimate(s, "invoice-approval") == 15 * 60  # median of 10,12,14,16,18,4320 min
     assert sla.effort_estimate(s, "credit-review") == sla.default_effort_seconds("credit-review")

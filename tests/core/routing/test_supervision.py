@@ -17,7 +17,9 @@ def test_the_team_view_lists_active_work_most_urgent_first_with_who_holds_it(s, 
     team = team_items(s, now=now)
     assert [t.item_id for t in team] == [soon.id, later.id]
     assert {t.item_id: (t.state, t.assignee) for t in team} == {
-        soon.id: (str(WorkItemState.ASSIGNED), "ann"), later.id: (str(WorkItemState.OPEN), None)}
+        soon.id: (str(WorkItemState.ASSIGNED), "ann"),
+        later.id: (str(WorkItemState.OPEN), None),
+    }
     assert team[0].urgency > team[1].urgency
     assert [t.item_id for t in team_items(s, limit=1, now=now)] == [soon.id]
 
