@@ -14,6 +14,7 @@ from uuid import UUID
 import pytest
 from fastapi.testclient import TestClient
 from itsdangerous import URLSafeSerializer
+from prefect.client.orchestration import get_client
 from prefect.flow_runs import resume_flow_run
 from prefect.input import read_flow_run_input
 from sqlalchemy import select
@@ -21,6 +22,7 @@ from sqlalchemy import select
 from handoff.core import identity
 from handoff.core.db import session
 from handoff.core.models import AuditEvent, WorkItem
+from handoff.runtime import prefect_patches
 from handoff.runtime.steps import waiting_steps
 from handoff.runtime.worklist import create_worklist_app
 from tests.flows.test_order_entry_flow import (
@@ -42,9 +44,16 @@ def quick_polling(monkeypatch):
     monkeypatch.setattr(settings, "pause_poll_seconds", 1)
 
 
-def wait_for_form(step) -> None:
-    while read_flow_run_input(key=f"{step.input_key}-schema", flow_run_id=UUID(step.flow_run_id)) is None:
-        time.sleep(0.2)
+def wait_for_form(step, timeout: float = 45) -> None:
+    """Until the run is paused for this step and has saved its form (the keys read from its state)."""
+    deadline = time.monotonic() + timeout
+    with get_client(sync_client=True) as client:
+        while True:
+            keyset = prefect_patches.pause_keyset(client.read_flow_run(UUID(step.flow_run_id)).state)
+            if keyset and read_flow_run_input(key=keyset["schema"], flow_run_id=UUID(step.flow_run_id)) is not None:
+                return
+            assert time.monotonic() < deadline, f"the run never showed the form for {step.input_key}"
+            time.sleep(0.2)
 
 
 def refused_and_asked_again(step, run_input: dict, reason: str, timeout: float = 45):
