@@ -21,8 +21,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from uuid import UUID
 
-from prefect import get_run_logger, task
-from prefect.cache_policies import NO_CACHE
+from prefect import get_run_logger
 from sqlalchemy import select
 
 from handoff.core import audit
@@ -35,6 +34,7 @@ from handoff.core.models import (
     WorkItemState,
     utcnow,
 )
+from tasks.steps import record_step
 
 ENDED = ("CRASHED", "FAILED", "CANCELLED")
 PUSHED_OUT_AFTER = timedelta(
@@ -62,7 +62,7 @@ class StrandedRun:
         return ("order", self.order_id) if self.order_id else ("work_item", str(self.item_id))
 
 
-@task(name="restart stranded runs", cache_policy=NO_CACHE)
+@record_step(name="restart stranded runs")
 def restart_stranded_runs(now: datetime | None = None) -> list[StrandedRun]:
     """Find the runs orders and waiting steps count on that crashed, failed or left their wait;
     restart each, or list it as a problem case."""

@@ -54,23 +54,29 @@ def receive_large_order(order_id: str) -> None:
     assert submit_orders([(json.dumps(order), order)], source="browser-test", announce=False).accepted == [order_id]
 
 
+def form_shown(api: str, step) -> dict | None:
+    """The step's run, once it has paused AND saved the form's schema under the keys its paused
+    state names (prefect_patches.pause_keyset); the UI shows the form only then."""
+    run = httpx.get(f"{api}/flow_runs/{step.flow_run_id}", timeout=5)
+    if run.status_code != 200 or run.json()["state_type"] != "PAUSED":
+        return None
+    keyset = run.json()["state"]["state_details"].get("run_input_keyset") or {}
+    if "schema" not in keyset or not step.input_key.endswith(run.json()["state"]["state_details"]["pause_key"]):
+        return None
+    schema = httpx.get(f"{api}/flow_runs/{step.flow_run_id}/input/{keyset['schema']}", timeout=5)
+    return run.json() if schema.status_code == 200 else None
+
+
 def wait_until_paused_for_the_form(api: str, flow, order_id: str):
-    """The rep's step, once its run has paused AND saved the form's schema (the UI shows the
-    form only then; before, it offers a plain resume)."""
+    """The rep's step, once its run shows the form (before, the UI offers a plain resume)."""
     deadline = time.monotonic() + STEP_SECONDS
     step = None
     while time.monotonic() < deadline:
         if flow.proc.poll() is not None:
             pytest.fail(f"order entry exited ({flow.proc.returncode}) before asking a rep:\n{flow.log_tail()}")
         step = step or next((s for s in waiting_steps() if s.order_id == order_id), None)
-        if step is not None:
-            run = httpx.get(f"{api}/flow_runs/{step.flow_run_id}", timeout=5)
-            if run.status_code == 200 and run.json()["state_type"] == "PAUSED":
-                # the keys the run waits on are in its paused state (prefect_patches.pause_keyset)
-                keyset = run.json()["state"]["state_details"]["run_input_keyset"]
-                schema = httpx.get(f"{api}/flow_runs/{step.flow_run_id}/input/{keyset['schema']}", timeout=5)
-                if schema.status_code == 200:
-                    return step, run.json()
+        if step is not None and (run := form_shown(api, step)) is not None:
+            return step, run
         time.sleep(0.3)
     pytest.fail(f"order {order_id} did not pause for a rep within {STEP_SECONDS} s:\n{flow.log_tail()}")
 
@@ -82,11 +88,8 @@ def asked_again(api: str, flow, step, before: str):
         if flow.proc.poll() is not None:
             pytest.fail(f"order entry exited ({flow.proc.returncode}) instead of asking again:\n{flow.log_tail()}")
         again = next((s for s in waiting_steps() if s.item_id == step.item_id and s.input_key != before), None)
-        if again is not None:
-            schema = httpx.get(f"{api}/flow_runs/{again.flow_run_id}/input/{again.input_key}-schema", timeout=5)
-            run = httpx.get(f"{api}/flow_runs/{again.flow_run_id}", timeout=5)
-            if schema.status_code == 200 and run.json()["state_type"] == "PAUSED":
-                return again
+        if again is not None and form_shown(api, again) is not None:
+            return again
         time.sleep(0.3)
     pytest.fail(f"the run did not ask again within {STEP_SECONDS} s:\n{flow.log_tail()}")
 

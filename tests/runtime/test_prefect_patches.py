@@ -278,6 +278,7 @@ def test_a_waiting_run_keyset_read_from_the_server_finds_its_form(prefect_harnes
 
     from prefect import flow, pause_flow_run
     from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import FlowFilter, FlowFilterName
     from prefect.input import RunInput
 
     class Answer(RunInput):
@@ -292,8 +293,9 @@ def test_a_waiting_run_keyset_read_from_the_server_finds_its_form(prefect_harnes
         with get_client(sync_client=True) as client:
             deadline = time.monotonic() + 60
             while True:
-                runs = client.read_flow_runs()
-                run = next((r for r in runs if r.name and r.state.is_paused()), None)
+                # This probe's run only: the session's server also holds other tests' paused runs.
+                runs = client.read_flow_runs(flow_filter=FlowFilter(name=FlowFilterName(any_=["keyset-probe"])))
+                run = next((r for r in runs if r.state.is_paused()), None)
                 if run is not None:
                     keyset = prefect_patches.pause_keyset(run.state)
                     if keyset and client.filter_flow_run_input(run.id, keyset["schema"], 1, set()):

@@ -24,11 +24,16 @@ pytestmark = pytest.mark.usefixtures("prefect_harness", "catalogue", "reps", "sa
 SUPERVISOR = "Andrew Fuller"
 
 
-def complete_in_a_process(database_url: str, api_url: str, item_id: int, answer: dict, barrier, results) -> None:
-    """One person, in their own process: wait for the other, then answer."""
+def complete_in_a_process(
+    database_url: str, home: str, api_url: str, item_id: int, answer: dict, barrier, results
+) -> None:
+    """One person, in their own process: wait for the other, then answer. The process shares the
+    stack's home (and so the secret that signs completions), as every process of a stack does."""
+    from pathlib import Path
+
     from prefect.settings import PREFECT_API_URL, temporary_settings
 
-    settings.database_url = database_url
+    settings.database_url, settings.home = database_url, Path(home)
     from handoff.core.routing.router import AlreadyCompleted, NotAllowed
     from handoff.runtime.steps import complete_step
 
@@ -97,7 +102,8 @@ def test_two_people_complete_one_step_at_once_one_wins_the_other_is_told(db, mon
         ]
         processes = [
             spawn.Process(
-                target=complete_in_a_process, args=(db, PREFECT_API_URL.value(), step.item_id, a, barrier, results)
+                target=complete_in_a_process,
+                args=(db, str(settings.home), PREFECT_API_URL.value(), step.item_id, a, barrier, results),
             )
             for a in answers
         ]
@@ -145,6 +151,7 @@ def test_an_answer_that_reaches_the_run_second_is_aborted_and_refused_with_who_w
     from prefect.client.orchestration import get_client
 
     from flows.order_entry import order_entry
+    from handoff.core import identity
     from handoff.core.intake import submit_orders
     from handoff.core.routing.router import AlreadyCompleted
     from handoff.runtime import prefect_patches, steps
@@ -165,8 +172,14 @@ def test_an_answer_that_reaches_the_run_second_is_aborted_and_refused_with_who_w
             keyset = prefect_patches.pause_keyset(client.read_flow_run(UUID(step.flow_run_id)).state)
             while not client.filter_flow_run_input(UUID(step.flow_run_id), keyset["schema"], 1, set()):
                 time.sleep(0.2)
-            first = {"completed_by": step.assignee, "decision": "approve", "note": "first"}
-            assert client.resume_flow_run(UUID(step.flow_run_id), run_input=first).status.value == "ACCEPT"
+            # The assignee's answer, with handoff's proof, reaches the run first.
+            first = steps.form_for(step.work_type).model_validate(
+                {"completed_by": step.assignee, "decision": "approve", "note": "first"}
+            )
+            first = first.model_dump(mode="json")
+            proof = identity.sign_completion(step.item_id, step.input_key, step.assignee, first)
+            sent = client.resume_flow_run(UUID(step.flow_run_id), run_input={**first, identity.PROOF_FIELD: proof})
+            assert sent.status.value == "ACCEPT"
         monkeypatch.setattr(steps, "_keyset_if_waiting", lambda *args: keyset)  # read just before
         with pytest.raises(AlreadyCompleted) as lost:
             steps.complete_step(step.item_id, {"completed_by": SUPERVISOR, "decision": "reject", "note": "second"})
