@@ -45,23 +45,27 @@ def start(url: str = DEFAULT_URL, log_path: str | None = None, timeout: float | 
         "PREFECT_API_URL": f"{url}/api",
     }
     out = open(log_path, "ab") if log_path else subprocess.DEVNULL
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "handoff.runtime.prefect_server_main",
-            "server",
-            "start",
-            "--host",
-            parsed.hostname or "127.0.0.1",
-            "--port",
-            str(parsed.port or 4200),
-        ],
-        env=env,
-        stdout=out,
-        stderr=subprocess.STDOUT,
-        start_new_session=True,
-    )
+    try:
+        proc = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "handoff.runtime.prefect_server_main",
+                "server",
+                "start",
+                "--host",
+                parsed.hostname or "127.0.0.1",
+                "--port",
+                str(parsed.port or 4200),
+            ],
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+    finally:  # the server has its own copy of the file; ours would leak
+        if out is not subprocess.DEVNULL:
+            out.close()
     timeout = timeout or settings.prefect_start_seconds  # a fresh database migrates first: slow on a busy machine
     deadline = time.monotonic() + timeout
     while not is_up(url):

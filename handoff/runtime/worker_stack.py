@@ -155,14 +155,14 @@ class Workers:
         return self
 
     def _start(self, name: str) -> None:
-        log = open(settings.home / f"{name}.log", "ab")
-        self.procs[name] = subprocess.Popen(
-            worker_command(self.spec.pool, name, self.spec.warm),
-            env={**os.environ, "PYTHONUNBUFFERED": "1"},
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL,
-        )
+        with open(settings.home / f"{name}.log", "ab") as log:  # the worker keeps its own copy
+            self.procs[name] = subprocess.Popen(
+                worker_command(self.spec.pool, name, self.spec.warm),
+                env={**os.environ, "PYTHONUNBUFFERED": "1"},
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+            )
 
     def watch(self, stop: threading.Event) -> None:
         while not stop.wait(2):
