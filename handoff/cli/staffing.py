@@ -14,33 +14,10 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from handoff.cli.simulation import (
-    CacheOpt,
-    ColumnsOpt,
-    CompressionOpt,
-    DefaultSlaOpt,
-    DropOpt,
-    HoursOpt,
-    ItemsOpt,
-    JsonOpt,
-    NorthwindOpt,
-    PriorityOpt,
-    RateOpt,
-    SeedOpt,
-    SlaFileOpt,
-    SlaOpt,
-    TouchCapOpt,
-    ValueAttrOpt,
-    ValueOpt,
-    VolumeOpt,
-    WeeksOpt,
-    WorkloadHelp,
-    XesOpt,
-    load,
-    print_warnings,
-)
+from handoff.cli.simulation import JsonOpt, WorkloadArgs, WorkloadHelp, load, print_warnings, workload_options
 
 
+@workload_options
 def staff_command(
     arrivals_per_hour: Annotated[
         float | None, typer.Option("--arrivals-per-hour", help="Erlang: arrivals per hour.")
@@ -71,53 +48,25 @@ def staff_command(
             "--draws", help="Simulation: team draws (seeds) to search over; the answer meets the target with all."
         ),
     ] = 5,
-    seed: SeedOpt = 0,
-    xes: XesOpt = None,
-    northwind_db: NorthwindOpt = None,
-    cache_dir: CacheOpt = None,
-    weeks: WeeksOpt = None,
-    volume_factor: VolumeOpt = 1.0,
-    compression: CompressionOpt = 20.0,
-    items: ItemsOpt = 5000,
-    rate: RateOpt = 30.0,
     json_out: JsonOpt = False,
-    columns: ColumnsOpt = None,
-    sla_file: SlaFileOpt = None,
-    sla: SlaOpt = None,
-    priority: PriorityOpt = None,
-    value: ValueOpt = None,
-    default_sla_hours: DefaultSlaOpt = 8.0,
-    touch_cap_hours: TouchCapOpt = 1.0,
-    hours: HoursOpt = None,
-    drop_activities: DropOpt = None,
-    value_attribute: ValueAttrOpt = "AMOUNT_REQ",
+    *,
+    workload_args: WorkloadArgs,
 ) -> None:
     """How many people: Erlang C/A for a service level (--arrivals-per-hour, --aht-seconds), or
     the smallest team meeting an on-time target in simulation (--workload)."""
     if workload is not None:
-        wl = load(
-            workload,
-            xes,
-            northwind_db,
-            cache_dir,
-            seed,
-            weeks,
-            volume_factor,
-            compression,
-            items,
-            rate,
-            columns=columns,
-            sla_file=sla_file,
-            sla=sla,
-            priority=priority,
-            value=value,
-            default_sla_hours=default_sla_hours,
-            touch_cap_hours=touch_cap_hours,
-            hours=hours,
-            drop_activities=drop_activities,
-            value_attribute=value_attribute,
+        wl = load(workload, workload_args)
+        _staff_by_simulation(
+            wl,
+            target_on_time,
+            policy,
+            max_staff,
+            draws,
+            shrinkage,
+            workload_args.seed,
+            workload_args.volume_factor,
+            json_out,
         )
-        _staff_by_simulation(wl, target_on_time, policy, max_staff, draws, shrinkage, seed, volume_factor, json_out)
         return
     if arrivals_per_hour is None or aht_seconds is None:
         raise typer.BadParameter("give --arrivals-per-hour and --aht-seconds (Erlang), or --workload (simulation)")
