@@ -17,7 +17,8 @@ from __future__ import annotations
 import functools
 import inspect
 import json
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any
@@ -229,11 +230,22 @@ def load(name: str, args: WorkloadArgs):
         raise typer.BadParameter(str(exc), param_hint="--workload") from exc
 
 
-def print_warnings(console: Console, wl) -> None:
-    """Warnings go to stderr always (also with --json), so nobody misses a fallback."""
+@contextmanager
+def options_checked(param_hint: str | None = None) -> Iterator[None]:
+    """A ValueError inside is the user's options at fault: typer.BadParameter with its message."""
+    try:
+        yield
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc), param_hint=param_hint) from exc
+
+
+def workload_console(wl, json_out: bool) -> Console:
+    """The console a workload command talks on (stderr with --json, so stdout stays JSON), after
+    printing the workload's warnings to stderr always, so nobody misses a fallback."""
     err = Console(stderr=True)
     for w in wl.warnings:
         err.print(f"[yellow]warning:[/yellow] {w}", highlight=False)
+    return Console(stderr=json_out)
 
 
 # --- simulate --------------------------------------------------------------------------------------
@@ -264,17 +276,12 @@ def simulate_command(
         save_charts,
     )
 
-    try:
+    with options_checked("--policies"):
         names = parse_policies(policies)
-    except ValueError as exc:
-        raise typer.BadParameter(str(exc), param_hint="--policies") from exc
     wl = load(workload, workload_args)
-    try:
+    with options_checked():
         sizes = parse_staff(staff) if staff else auto_staff(wl.offered_load())
-    except ValueError as exc:
-        raise typer.BadParameter(str(exc)) from exc
-    console = Console(stderr=json_out)
-    print_warnings(console, wl)
+    console = workload_console(wl, json_out)
     summary = wl.summary()
     if not json_out:
         console.print(

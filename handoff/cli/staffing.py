@@ -14,7 +14,15 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from handoff.cli.simulation import JsonOpt, WorkloadArgs, WorkloadHelp, load, print_warnings, workload_options
+from handoff.cli.simulation import (
+    JsonOpt,
+    WorkloadArgs,
+    WorkloadHelp,
+    load,
+    options_checked,
+    workload_console,
+    workload_options,
+)
 
 
 @workload_options
@@ -91,12 +99,10 @@ def _staff_by_erlang(
 ) -> None:
     from handoff.analytics import staffing
 
-    try:
+    with options_checked():
         c = staffing.agents_for_service_level(
             arrivals_per_hour, aht_seconds, target_sl, target_seconds, max_occupancy, shrinkage
         )
-    except ValueError as exc:
-        raise typer.BadParameter(str(exc)) from exc
     n, load = c.agents_occupancy_capped, c.offered_load
     hw_beta = staffing.beta_for_wait_probability(c.p_wait) if 0 < c.p_wait < 1 else None
     out: dict = {"erlang_c": c.as_dict()}
@@ -110,13 +116,11 @@ def _staff_by_erlang(
     }
     a_needed = a_at_c = None
     if patience_seconds is not None:
-        try:
+        with options_checked():
             a_needed = staffing.agents_for_service_level_erlang_a(
                 arrivals_per_hour, aht_seconds, patience_seconds, target_sl, target_seconds
             )
             a_at_c = staffing.erlang_a(n, arrivals_per_hour, aht_seconds, patience_seconds, target_seconds)
-        except ValueError as exc:
-            raise typer.BadParameter(str(exc)) from exc
         out["erlang_a"] = {
             "patience_seconds": patience_seconds,
             "needed": a_needed.as_dict(),
@@ -171,14 +175,11 @@ def _staff_by_simulation(
     from handoff.analytics.simulation.compare import parse_policies
     from handoff.analytics.simulation.smallest import smallest_team_over_draws
 
-    try:
+    with options_checked():
         parse_policies(policy)
         if draws < 1:
             raise ValueError("--draws must be at least 1")
-    except ValueError as exc:
-        raise typer.BadParameter(str(exc)) from exc
-    console = Console(stderr=json_out)
-    print_warnings(console, wl)
+    console = workload_console(wl, json_out)
     load_r = wl.offered_load()
     if not json_out:
         console.print(
