@@ -392,6 +392,23 @@ def _quickest_first(item: RoutableItem) -> tuple:
     return (item.effort_seconds, item.created_at, item.id)
 
 
+def _first_eligible(
+    rep: RoutableRep, items: Iterable[RoutableItem], column: str, key: Callable, then: tuple[str, ...] = ()
+) -> RoutableItem | None:
+    """The item a free rep may do that comes first by `key`, whose leading field is `column`
+    (from an ItemPool: the least `column` in numpy, ties by `then` and `key`, see `_pick`)."""
+    if not is_free(rep):
+        return None
+    if isinstance(items, ItemPool):
+        slots = items.eligible_slots(rep.skills)
+        if slots.size == 0:
+            return None
+        values = getattr(items.columns, column)[slots]
+        return _pick(items, slots, values, values.min(), key, then)
+    eligible = [it for it in items if meets(rep.skills, it.required_skills)]
+    return min(eligible, key=key) if eligible else None
+
+
 class FifoPolicy:
     """First in, first out: arrival order, to whoever has waited longest for work."""
 
@@ -404,16 +421,7 @@ class FifoPolicy:
         return min((r for _, r in found), key=lambda r: (r.open_items, r.last_assigned_at, r.id))
 
     def item_for(self, rep: RoutableRep, items: Iterable[RoutableItem], now: float) -> RoutableItem | None:
-        if not is_free(rep):
-            return None
-        if isinstance(items, ItemPool):
-            slots = items.eligible_slots(rep.skills)
-            if slots.size == 0:
-                return None
-            created = items.columns.created_at[slots]
-            return _pick(items, slots, created, created.min(), _oldest_first)
-        eligible = [it for it in items if meets(rep.skills, it.required_skills)]
-        return min(eligible, key=_oldest_first) if eligible else None
+        return _first_eligible(rep, items, "created_at", _oldest_first)
 
 
 class SelfSelectionPolicy:
@@ -432,16 +440,7 @@ class SelfSelectionPolicy:
         return self.rng.choice(found)[1]
 
     def item_for(self, rep: RoutableRep, items: Iterable[RoutableItem], now: float) -> RoutableItem | None:
-        if not is_free(rep):
-            return None
-        if isinstance(items, ItemPool):
-            slots = items.eligible_slots(rep.skills)
-            if slots.size == 0:
-                return None
-            effort = items.columns.effort_seconds[slots]
-            return _pick(items, slots, effort, effort.min(), _quickest_first, ("created_at",))
-        eligible = [it for it in items if meets(rep.skills, it.required_skills)]
-        return min(eligible, key=_quickest_first) if eligible else None
+        return _first_eligible(rep, items, "effort_seconds", _quickest_first, ("created_at",))
 
 
 POLICIES: dict[str, Callable[[], Policy]] = {
