@@ -52,6 +52,7 @@ from handoff.core.routing.readmodel import (
     worker_rows,
     workers_where,
 )
+from handoff.core.routing.urgency import urgency_columns
 
 if TYPE_CHECKING:  # sla imports routing: a run-time import here would be circular
     from handoff.core.sla import BusinessClock
@@ -343,15 +344,7 @@ class LiveIndex:
     def scores(self, items: list[RoutableItem], now: float) -> np.ndarray:
         """The urgency the router ranks by: the push policy's score with the whole open
         queue's mean effort (the pool's p_bar). The worklist shows the same number."""
-        return POLICY.score_many(
-            np.fromiter((it.priority for it in items), float, len(items)),
-            np.fromiter((it.value for it in items), float, len(items)),
-            np.fromiter((it.created_at for it in items), float, len(items)),
-            np.fromiter((it.due_at for it in items), float, len(items)),
-            np.fromiter((it.effort_seconds for it in items), float, len(items)),
-            now,
-            self.items.mean_effort,
-        )
+        return POLICY.score_many(*urgency_columns(items), now, self.items.mean_effort)
 
     def open_scores(self, now: float) -> tuple[np.ndarray, np.ndarray]:
         """(slots, urgency) of every open item, vectorised over the pool's columns."""

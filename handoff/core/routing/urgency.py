@@ -62,7 +62,7 @@ the bulk re-score (100,000 items in a few milliseconds).
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -132,6 +132,22 @@ def urgency(
         horizon = max(min(item.due_at - item.created_at, late_clock), floor, wait)
     late = -slack / horizon  # windows late if started now
     return base * 2.0 ** min((late - rescue_windows) / aging_windows, MAX_EXPONENT)
+
+
+def urgency_columns(
+    items: Sequence[RoutableItem],
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """The columns `urgency_many` scores (priority, value, created_at, due_at, effort_seconds),
+    read from items."""
+
+    n = len(items)  # a generator per column: faster than getattr or attrgetter on 3.11
+    return (
+        np.fromiter((it.priority for it in items), float, n),
+        np.fromiter((it.value for it in items), float, n),
+        np.fromiter((it.created_at for it in items), float, n),
+        np.fromiter((it.due_at for it in items), float, n),
+        np.fromiter((it.effort_seconds for it in items), float, n),
+    )
 
 
 def urgency_many(
