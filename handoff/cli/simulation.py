@@ -239,13 +239,18 @@ def options_checked(param_hint: str | None = None) -> Iterator[None]:
         raise typer.BadParameter(str(exc), param_hint=param_hint) from exc
 
 
-def workload_console(wl, json_out: bool) -> Console:
+def workload_console(wl, json_out: bool, *headline: str) -> Console:
     """The console a workload command talks on (stderr with --json, so stdout stays JSON), after
-    printing the workload's warnings to stderr always, so nobody misses a fallback."""
+    printing the workload's warnings to stderr always, so nobody misses a fallback, and the
+    headline lines unless the answer is JSON."""
     err = Console(stderr=True)
     for w in wl.warnings:
         err.print(f"[yellow]warning:[/yellow] {w}", highlight=False)
-    return Console(stderr=json_out)
+    console = Console(stderr=json_out)
+    if not json_out:
+        for line in headline:
+            console.print(line)
+    return console
 
 
 # --- simulate --------------------------------------------------------------------------------------
@@ -281,17 +286,16 @@ def simulate_command(
     wl = load(workload, workload_args)
     with options_checked():
         sizes = parse_staff(staff) if staff else auto_staff(wl.offered_load())
-    console = workload_console(wl, json_out)
     summary = wl.summary()
-    if not json_out:
-        console.print(
-            f"[bold]{wl.name}[/bold]: {summary['items']} work items over {summary['weeks']} weeks, "
-            f"{summary['touch_hours']} touch hours, opening hours {summary['opening_hours']}; "
-            f"offered load R = {summary['offered_load']:.2f} reps busy while open "
-            f"(peak week {summary['offered_load_peak_week']:.2f})"
-        )
-        for note in wl.notes:
-            console.print(f"  - {note}")
+    console = workload_console(
+        wl,
+        json_out,
+        f"[bold]{wl.name}[/bold]: {summary['items']} work items over {summary['weeks']} weeks, "
+        f"{summary['touch_hours']} touch hours, opening hours {summary['opening_hours']}; "
+        f"offered load R = {summary['offered_load']:.2f} reps busy while open "
+        f"(peak week {summary['offered_load_peak_week']:.2f})",
+        *(f"  - {note}" for note in wl.notes),
+    )
     with console.status("simulating...") as status:
         done = [0]
         total = len(names) * len(sizes)

@@ -179,14 +179,14 @@ def _staff_by_simulation(
         parse_policies(policy)
         if draws < 1:
             raise ValueError("--draws must be at least 1")
-    console = workload_console(wl, json_out)
     load_r = wl.offered_load()
-    if not json_out:
-        console.print(
-            f"[bold]{wl.name}[/bold] at volume x{volume_factor:g}: {len(wl.items)} work items, offered load "
-            f"R = {load_r:.2f} reps busy while open (peak week {max(wl.weekly_load()):.2f}; {wl.calendar.describe()}); "
-            f"policy {policy}; target {_pct(target_on_time)} on time; {draws} team draws (seeds {seed}..{seed + draws - 1})"
-        )
+    console = workload_console(
+        wl,
+        json_out,
+        f"[bold]{wl.name}[/bold] at volume x{volume_factor:g}: {len(wl.items)} work items, offered load "
+        f"R = {load_r:.2f} reps busy while open (peak week {max(wl.weekly_load()):.2f}; {wl.calendar.describe()}); "
+        f"policy {policy}; target {_pct(target_on_time)} on time; {draws} team draws (seeds {seed}..{seed + draws - 1})",
+    )
     with console.status("simulating team sizes...") as status:
         found = smallest_team_over_draws(
             wl,
