@@ -61,6 +61,7 @@ from handoff.core.routing.urgency import (
     SCARCITY,
     SHORTEST_FIRST,
     K,
+    UrgencyParameters,
     mean_effort,
     urgency,
     urgency_many,
@@ -303,7 +304,7 @@ class PushPolicy:
     ) -> float:
         """This policy's urgency of one item (p_bar: mean effort of the waiting work; wait: the
         queue's wait, see `_queue_wait`)."""
-        return urgency(item, now, p_bar, wait=wait, late_clock=late_clock, **self._urgency_parameters())
+        return urgency(item, now, p_bar, self.urgency_parameters(), wait, late_clock)
 
     def score_many(
         self,
@@ -328,22 +329,16 @@ class PushPolicy:
             effort_seconds,
             now,
             p_bar,
-            wait=wait,
-            late_clock=late_clock,
-            **self._urgency_parameters(),
+            self.urgency_parameters(),
+            wait,
+            late_clock,
         )
 
-    def _urgency_parameters(self) -> dict:
-        """This policy's parameters of the urgency formula, by the names `urgency` and
-        `urgency_many` take them: both score by one set."""
-        return {
-            "k": self.k,
-            "aging_seconds": self.aging_seconds,
-            "lookahead": self.lookahead,
-            "aging_windows": self.aging_windows,
-            "rescue_windows": self.rescue_windows,
-            "shortest_first": self.shortest_first,
-        }
+    def urgency_parameters(self) -> UrgencyParameters:
+        """This policy's parameters of the urgency formula: `score` and `score_many` use one set."""
+        return UrgencyParameters(
+            self.k, self.aging_seconds, self.lookahead, self.aging_windows, self.rescue_windows, self.shortest_first
+        )
 
 
 def _holders(reps: Iterable[RoutableRep]) -> dict[str, int]:

@@ -63,6 +63,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -97,24 +98,38 @@ def mean_effort(items: Iterable[RoutableItem]) -> float:
     return total / n if n else MIN_EFFORT
 
 
-def urgency(
-    item: RoutableItem,
-    now: float,
-    p_bar: float,
-    k: float = K,
-    aging_seconds: float | None = None,
-    lookahead: float = LOOKAHEAD,
-    aging_windows: float = AGING_WINDOWS,
-    rescue_windows: float = RESCUE_WINDOWS,
-    shortest_first: float = SHORTEST_FIRST,
-    wait: float = 0.0,
-    late_clock: float | None = None,
-) -> float:
-    """Urgency of one item at `now` (see the module docstring for the formula).
+@dataclass(frozen=True)
+class UrgencyParameters:
+    """The parameters of the formula (see the module docstring); `urgency` and `urgency_many`
+    take one, a PushPolicy scores with its own.
 
     `aging_seconds` set: the old score instead (ATC, +1 per that many seconds since creation).
     `aging_windows=math.inf` switches aging off (for experiments: then late work can starve).
     """
+
+    k: float = K
+    aging_seconds: float | None = None
+    lookahead: float = LOOKAHEAD
+    aging_windows: float = AGING_WINDOWS
+    rescue_windows: float = RESCUE_WINDOWS
+    shortest_first: float = SHORTEST_FIRST
+
+
+DEFAULT_PARAMETERS = UrgencyParameters()
+
+
+def urgency(
+    item: RoutableItem,
+    now: float,
+    p_bar: float,
+    parameters: UrgencyParameters = DEFAULT_PARAMETERS,
+    wait: float = 0.0,
+    late_clock: float | None = None,
+) -> float:
+    """Urgency of one item at `now` (see the module docstring for the formula)."""
+    k, aging_seconds, lookahead = parameters.k, parameters.aging_seconds, parameters.lookahead
+    aging_windows, rescue_windows = parameters.aging_windows, parameters.rescue_windows
+    shortest_first = parameters.shortest_first
     p = max(item.effort_seconds, MIN_EFFORT)
     p_bar = max(p_bar, MIN_EFFORT)
     floor = k * p_bar
@@ -158,12 +173,7 @@ def urgency_many(
     effort_seconds: np.ndarray,
     now: float,
     p_bar: float | None = None,
-    k: float = K,
-    aging_seconds: float | None = None,
-    lookahead: float = LOOKAHEAD,
-    aging_windows: float = AGING_WINDOWS,
-    rescue_windows: float = RESCUE_WINDOWS,
-    shortest_first: float = SHORTEST_FIRST,
+    parameters: UrgencyParameters = DEFAULT_PARAMETERS,
     wait: float = 0.0,
     late_clock: float | None = None,
 ) -> np.ndarray:
@@ -171,6 +181,9 @@ def urgency_many(
 
     `p_bar` defaults to the mean effort of the items given.
     """
+    k, aging_seconds, lookahead = parameters.k, parameters.aging_seconds, parameters.lookahead
+    aging_windows, rescue_windows = parameters.aging_windows, parameters.rescue_windows
+    shortest_first = parameters.shortest_first
     p = np.maximum(effort_seconds, MIN_EFFORT)
     if p_bar is None:
         p_bar = float(p.mean()) if p.size else MIN_EFFORT
