@@ -28,7 +28,6 @@ from sandbox.core import (
     Sandbox,
     amounts_agree,
     conflicts_with,
-    not_found,
     rejected,
     system_router,
     utcnow,
@@ -65,9 +64,7 @@ def router(sb: Sandbox) -> APIRouter:
     @api.post("/accounts", status_code=201)
     async def open_account(body: AccountRequest, request: Request) -> JSONResponse:
         def effect() -> Outcome:
-            customer = sb.reference.customers.get(body.customer_id)
-            if customer is None:
-                raise not_found("customer", body.customer_id)
+            customer = sb.customer(body.customer_id)
             existing = sb.first(SYSTEM, "accounts", lambda a: a["customer_id"] == customer.id)
             if existing is not None:
                 raise conflicts_with(

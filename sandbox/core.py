@@ -41,7 +41,7 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict
 
 from sandbox.faults import Fault, Faults
-from sandbox.reference import MANUAL_CATEGORIES, Reference, load_reference
+from sandbox.reference import MANUAL_CATEGORIES, Customer, Product, Reference, load_reference
 
 STATE_PATH_ENV = "HANDOFF_SANDBOX_STATE"
 IDEMPOTENCY_HEADER = "Idempotency-Key"
@@ -181,6 +181,20 @@ class Sandbox:
         if item is None:
             raise not_found(kind.rstrip("s").replace("-", " "), id_)
         return item
+
+    def customer(self, customer_id: str) -> Customer:
+        """A customer of the reference data the request names; 404 "unknown customer <id>"."""
+        found = self.reference.customers.get(customer_id)
+        if found is None:
+            raise not_found("customer", customer_id)
+        return found
+
+    def product(self, product_id: int) -> Product:
+        """A product of the reference data the request names; 404 "unknown product <id>"."""
+        found = self.reference.products.get(product_id)
+        if found is None:
+            raise not_found("product", product_id)
+        return found
 
     def first(self, system: str, kind: str, matches: Callable[[dict[str, Any]], bool]) -> dict[str, Any] | None:
         """The first stored resource of `kind` that `matches`, or None. Hold `lock`."""

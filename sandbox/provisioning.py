@@ -24,7 +24,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 from pydantic import Field
 
-from sandbox.core import Body, Outcome, Sandbox, conflict, conflicts_with, not_found, rejected, system_router, utcnow
+from sandbox.core import Body, Outcome, Sandbox, conflict, conflicts_with, rejected, system_router, utcnow
 
 SYSTEM = "provisioning"
 AWAITING_TECHNICIAN = "awaiting_technician"
@@ -55,9 +55,7 @@ def router(sb: Sandbox) -> APIRouter:
     @api.post("/reservations", status_code=201)
     async def reserve(body: ReservationRequest, request: Request) -> JSONResponse:
         def effect() -> Outcome:
-            product = sb.reference.products.get(body.product_id)
-            if product is None:
-                raise not_found("product", body.product_id)
+            product = sb.product(body.product_id)
             if product.discontinued:
                 raise rejected("product_discontinued", f"product {product.id} ({product.name}) is discontinued")
             line = (body.order_id, body.line_no)
