@@ -129,6 +129,15 @@ def _free_candidates(item: RoutableItem, reps: Iterable[RoutableRep]) -> list[tu
     ]
 
 
+def _slots_for(rep: RoutableRep, pool: ItemPool) -> np.ndarray | None:
+    """The slots of the pool's items the rep may take now; None when they are not free or may
+    do none of the waiting work."""
+    if not is_free(rep):
+        return None
+    slots = pool.eligible_slots(rep.skills)
+    return slots if slots.size else None
+
+
 def _pick(
     pool: ItemPool, slots: np.ndarray, values: np.ndarray, best: float, key: Callable, then: tuple[str, ...] = ()
 ) -> RoutableItem:
@@ -240,11 +249,9 @@ class PushPolicy:
     # --- which item a rep gets ----------------------------------------------------------------
 
     def item_for(self, rep: RoutableRep, items: Iterable[RoutableItem], now: float) -> RoutableItem | None:
-        if not is_free(rep):
-            return None
         if isinstance(items, ItemPool):
-            slots = items.eligible_slots(rep.skills)
-            if slots.size == 0:
+            slots = _slots_for(rep, items)
+            if slots is None:
                 return None
             c = items.columns
             team = items.team if items.team is not None else self.team
@@ -272,6 +279,8 @@ class PushPolicy:
             return _pick(
                 items, slots, scores, best, lambda it: self._item_key(float(best), it), ("due_at", "created_at")
             )
+        if not is_free(rep):
+            return None
         pool = list(items)
         p_bar = mean_effort(pool)
         eligible = [it for it in pool if meets(rep.skills, it.required_skills)]
@@ -392,14 +401,14 @@ def _first_eligible(
 ) -> RoutableItem | None:
     """The item a free rep may do that comes first by `key`, whose leading field is `column`
     (from an ItemPool: the least `column` in numpy, ties by `then` and `key`, see `_pick`)."""
-    if not is_free(rep):
-        return None
     if isinstance(items, ItemPool):
-        slots = items.eligible_slots(rep.skills)
-        if slots.size == 0:
+        slots = _slots_for(rep, items)
+        if slots is None:
             return None
         values = getattr(items.columns, column)[slots]
         return _pick(items, slots, values, values.min(), key, then)
+    if not is_free(rep):
+        return None
     eligible = [it for it in items if meets(rep.skills, it.required_skills)]
     return min(eligible, key=key) if eligible else None
 
