@@ -45,7 +45,7 @@ from datetime import UTC
 from handoff.core.routing.eligibility import meets, overqualification  # noqa: E402
 from handoff.core.routing.index import RoutingIndex  # noqa: E402
 from handoff.core.routing.policy import PushPolicy, RoutableItem, RoutableRep, make_policy  # noqa: E402
-from handoff.core.routing.urgency import MIN_EFFORT, urgency, urgency_many  # noqa: E402
+from handoff.core.routing.urgency import MIN_EFFORT, urgency, urgency_columns, urgency_many  # noqa: E402
 
 SKILLS = [
     "order-approval",
@@ -234,14 +234,7 @@ def main() -> None:
         )
     ]
     t0 = time.perf_counter()
-    scores2 = urgency_many(
-        np.fromiter((o.priority for o in objs), float, len(objs)),
-        np.fromiter((o.value for o in objs), float, len(objs)),
-        np.fromiter((o.created_at for o in objs), float, len(objs)),
-        np.fromiter((o.due_at for o in objs), float, len(objs)),
-        np.fromiter((o.effort_seconds for o in objs), float, len(objs)),
-        NOW,
-    )
+    scores2 = urgency_many(*urgency_columns(objs), NOW)
     np.argsort(-scores2)
     from_objects_s = time.perf_counter() - t0
     t0 = time.perf_counter()

@@ -31,6 +31,7 @@ import statistics
 import sys
 import time
 from collections import Counter
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -164,26 +165,41 @@ def measure(
     t_submitted = time.monotonic() - t0
     say(f"submitted {n} orders in {t_submitted:.1f} s")
 
+    def watch(count: Callable[[], int], done: Callable[[int], bool], deadline: float, since: float, what: str) -> bool:
+        """Count every 2 s until `done(count)` (True), the deadline, or no change for the stall
+        timeout (False); say each new count, `what` it counts, with the flow-run processes."""
+        last, progressed = -1, time.monotonic()
+        while time.monotonic() < deadline and time.monotonic() - progressed < args.stall_timeout:
+            got = count()
+            if done(got):
+                return True
+            if got != last:
+                say(
+                    f"{time.monotonic() - since:6.0f} s{what.format(got=got, n=n)}; "
+                    f"{sampler.samples[-1].flow_runs if sampler.samples else '?'} flow-run processes"
+                )
+                last, progressed = got, time.monotonic()
+            check_abort()
+            time.sleep(2)
+        return False
+
     # 2. wait until all N wait
     t_waiting = t_suspended = None
-    deadline = t0 + args.fill_timeout
-    last, progressed = -1, time.monotonic()
-    while time.monotonic() < deadline and time.monotonic() - progressed < args.stall_timeout:
-        waiting = len(approvals_waiting(idset))
+
+    def all_waiting_and_suspended(waiting: int) -> bool:
+        nonlocal t_waiting
         if waiting == n and t_waiting is None:
             t_waiting = time.monotonic() - t0
-        if t_waiting is not None:
-            if suspended_orders(stack, idset) == n:
-                t_suspended = time.monotonic() - t0
-                break
-        if waiting != last:
-            say(
-                f"{time.monotonic() - t0:6.0f} s: {waiting}/{n} approvals waiting; "
-                f"{sampler.samples[-1].flow_runs if sampler.samples else '?'} flow-run processes"
-            )
-            last, progressed = waiting, time.monotonic()
-        check_abort()
-        time.sleep(2)
+        return t_waiting is not None and suspended_orders(stack, idset) == n
+
+    if watch(
+        lambda: len(approvals_waiting(idset)),
+        all_waiting_and_suspended,
+        t0 + args.fill_timeout,
+        t0,
+        ": {got}/{n} approvals waiting",
+    ):
+        t_suspended = time.monotonic() - t0
     if t_suspended is None:
         say(f"not all {n} waiting within {args.fill_timeout:.0f} s")
     say(f"all {n} waiting at {t_waiting} s, suspended at {t_suspended} s")
@@ -268,22 +284,14 @@ def measure(
 
     # 5. wait until every order is past order entry
     t_past = None
-    deadline = time.monotonic() + args.resume_timeout
-    last, progressed = -1, time.monotonic()
-    while time.monotonic() < deadline and time.monotonic() - progressed < args.stall_timeout:
-        statuses = order_statuses(idset)
-        past = sum(s not in ENTRY_STATES for s in statuses.values())
-        if past == n:
-            t_past = time.monotonic() - t_resume0
-            break
-        if past != last:
-            say(
-                f"{time.monotonic() - t_resume0:6.0f} s after resuming: {past}/{n} past order entry; "
-                f"{sampler.samples[-1].flow_runs if sampler.samples else '?'} flow-run processes"
-            )
-            last, progressed = past, time.monotonic()
-        check_abort()
-        time.sleep(2)
+    if watch(
+        lambda: sum(s not in ENTRY_STATES for s in order_statuses(idset).values()),
+        lambda past: past == n,
+        time.monotonic() + args.resume_timeout,
+        t_resume0,
+        " after resuming: {got}/{n} past order entry",
+    ):
+        t_past = time.monotonic() - t_resume0
     # let the resumed runs reach their next wait (or the end) before reading the ledger
     sampler.phase = "after"
     settle_deadline = time.monotonic() + 120

@@ -23,6 +23,7 @@ from handoff.core.models import (
     WorkItemState,
     utcnow,
 )
+from handoff.core.routing.assign import rep_ready_for_work
 from handoff.core.routing.claims import (
     Claim,
     claim,
@@ -35,7 +36,6 @@ from handoff.core.routing.live import POLICY
 from handoff.core.routing.policy import RoutableItem, RoutableRep
 from handoff.core.routing.readmodel import (
     as_routable_item,
-    as_routable_rep,
     stored_epoch,
 )
 from handoff.core.routing.urgency import MIN_EFFORT
@@ -185,14 +185,10 @@ def route_item(s: Session, item_id: int, now: datetime | None = None) -> Worker 
 
 
 def route_for_worker(s: Session, worker_id: int, now: datetime | None = None) -> list[WorkItem]:
-    one_router_at_a_time(s)
-    now = as_utc_naive(now or utcnow())
-    worker = s.get(Worker, worker_id, populate_existing=True)
-    if worker is None:
+    ready = rep_ready_for_work(s, worker_id, now)  # the same start as the live router's
+    if ready is None:
         return []
-    rep = as_routable_rep(worker, now)
-    if not rep.available or rep.spare <= 0:
-        return []
+    now, worker, rep = ready
     kinds = open_item_kinds(s)
     fits = [k for k in kinds if meets(rep.skills, k.required)]
     loaded = open_items(s, fits)

@@ -11,6 +11,15 @@ import pandera.pandas as pa
 from pandera.errors import SchemaErrors
 
 
+class Checklist(pa.DataFrameModel):
+    """Base of every checklist: a column nobody declared is an error (strict), and values are
+    converted to the declared types first (coerce)."""
+
+    class Config:
+        strict = True
+        coerce = True
+
+
 @dataclass
 class Finding:
     """One rule that did not hold, and on which rows (empty for the whole table)."""

@@ -10,13 +10,13 @@ import pandas as pd
 import pandera.pandas as pa
 from pandera.typing import Series
 
-from checklists.common import Finding, findings
+from checklists.common import Checklist, Finding, findings
 
 CURRENCIES = {"USD", "EUR", "GBP", "CAD", "BRL", "MXN", "SEK", "NOK", "DKK", "CHF", "PLN"}
 CENT = 0.01
 
 
-class InvoiceLines(pa.DataFrameModel):
+class InvoiceLines(Checklist):
     line_no: Series[int] = pa.Field(ge=1, unique=True)
     product_id: Series[int]
     description: Series[str]
@@ -38,12 +38,8 @@ class InvoiceLines(pa.DataFrameModel):
     def invoice_has_at_least_one_line(cls, df: pd.DataFrame) -> bool:
         return len(df) > 0
 
-    class Config:
-        strict = True
-        coerce = True
 
-
-class InvoiceTotals(pa.DataFrameModel):
+class InvoiceTotals(Checklist):
     currency: Series[str] = pa.Field(isin=sorted(CURRENCIES))
     net_total: Series[float] = pa.Field(ge=0)
     lines_total: Series[float]
@@ -62,10 +58,6 @@ class InvoiceTotals(pa.DataFrameModel):
     @pa.dataframe_check(name="invoice_total_is_lines_plus_tax")
     def invoice_total_is_lines_plus_tax(cls, df: pd.DataFrame) -> Series[bool]:
         return (df["total"] - (df["lines_total"] + df["tax"])).abs() <= CENT
-
-    class Config:
-        strict = True
-        coerce = True
 
 
 def check_invoice(lines: pd.DataFrame, totals: pd.DataFrame) -> list[Finding]:

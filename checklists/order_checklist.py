@@ -16,13 +16,13 @@ import pandas as pd
 import pandera.pandas as pa
 from pandera.typing import Series
 
-from checklists.common import Finding, findings
+from checklists.common import Checklist, Finding, findings
 
 PRICE_TOLERANCE = 0.25  # a unit price this far from the catalogue's is unusual
 DISCOUNT_NEEDS_A_LOOK = 0.20  # discounts from here on are unusual
 
 
-class OrderLines(pa.DataFrameModel):
+class OrderLines(Checklist):
     """One row per order line, joined with the catalogue."""
 
     line_no: Series[int] = pa.Field(ge=1, unique=True)
@@ -48,12 +48,8 @@ class OrderLines(pa.DataFrameModel):
         expected = df["quantity"] * df["unit_price"] * (1 - df["discount"])
         return (df["amount"] - expected).abs() <= 0.01
 
-    class Config:
-        strict = True
-        coerce = True
 
-
-class OrderHeader(pa.DataFrameModel):
+class OrderHeader(Checklist):
     """The order as a whole, one row."""
 
     order_id: Series[str]
@@ -75,12 +71,8 @@ class OrderHeader(pa.DataFrameModel):
     def stated_total_matches_the_lines(cls, df: pd.DataFrame) -> Series[bool]:
         return df["stated_total"].isna() | ((df["stated_total"] - df["lines_total"]).abs() <= 0.01)
 
-    class Config:
-        strict = True
-        coerce = True
 
-
-class OrderLineWarnings(pa.DataFrameModel):
+class OrderLineWarnings(Checklist):
     """Unusual but possibly right: a person should look before the order goes on."""
 
     line_no: Series[int]

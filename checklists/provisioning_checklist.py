@@ -6,10 +6,10 @@ import pandas as pd
 import pandera.pandas as pa
 from pandera.typing import Series
 
-from checklists.common import Finding, findings
+from checklists.common import Checklist, Finding, findings
 
 
-class ProvisionedLines(pa.DataFrameModel):
+class ProvisionedLines(Checklist):
     line_no: Series[int] = pa.Field(ge=1, unique=True)
     reservation_id: Series[str] = pa.Field(nullable=True)
     resource_id: Series[str] = pa.Field(nullable=True)
@@ -25,10 +25,6 @@ class ProvisionedLines(pa.DataFrameModel):
     @pa.dataframe_check(name="order_has_a_line_to_provision")
     def order_has_a_line_to_provision(cls, df: pd.DataFrame) -> bool:
         return len(df) > 0
-
-    class Config:
-        strict = True
-        coerce = True
 
 
 def check_provisioning(lines: pd.DataFrame) -> list[Finding]:

@@ -11,12 +11,12 @@ import pandas as pd
 import pandera.pandas as pa
 from pandera.typing import Series
 
-from checklists.common import Finding, findings
+from checklists.common import Checklist, Finding, findings
 
 CONTACT = re.compile(r"^[^@\s]+@[^@\s]+\.[a-z]{2,}$|^\+?[\d\s().-]{7,}$", re.IGNORECASE)
 
 
-class Requirements(pa.DataFrameModel):
+class Requirements(Checklist):
     turnaround_days: Series[int] = pa.Field(ge=1, le=60, description="Promised turn-around, business days.")
     scope: Series[str] = pa.Field(isin=["in-state", "nation-wide", "international"])
     customisations: Series[str]
@@ -41,10 +41,6 @@ class Requirements(pa.DataFrameModel):
     @pa.dataframe_check(name="international_scope_states_its_customisations")
     def international_scope_states_its_customisations(cls, df: pd.DataFrame) -> Series[bool]:
         return (df["scope"] != "international") | (df["customisations"].str.strip().str.lower() != "none")
-
-    class Config:
-        strict = True
-        coerce = True
 
 
 def check_requirements(requirements: dict) -> list[Finding]:

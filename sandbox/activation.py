@@ -15,11 +15,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 from pydantic import Field
 
-from sandbox.core import Body, Outcome, Sandbox, conflict, fault_dependency, not_found, rejected, utcnow
+from sandbox.core import Body, Outcome, Sandbox, conflicts_with, not_found, rejected, system_router, utcnow
 from sandbox.reference import bucket
 
 SYSTEM = "activation"
@@ -36,42 +36,34 @@ class VerifyRequest(Body):
 
 
 def router(sb: Sandbox) -> APIRouter:
-    api = APIRouter(prefix=f"/{SYSTEM}", tags=[SYSTEM], dependencies=[Depends(fault_dependency(sb, SYSTEM))])
-
-    def activation(activation_id: str) -> dict[str, Any]:
-        found = sb.resource(SYSTEM, "activations", activation_id)
-        if found is None:
-            raise not_found("activation", activation_id)
-        return found
+    api = system_router(sb, SYSTEM)
 
     @api.post("/activations", status_code=201)
     async def activate(body: ActivationRequest, request: Request) -> JSONResponse:
         def effect() -> Outcome:
-            jobs = sb.resources("provisioning", "provisioning-jobs").values()
-            job = next((j for j in jobs if j["resource_id"] == body.resource_id), None)
+            job = sb.first("provisioning", "provisioning-jobs", lambda j: j["resource_id"] == body.resource_id)
             if job is None:
                 raise not_found("resource", body.resource_id)
             if job["status"] != "provisioned":
                 raise rejected("not_provisioned", f"resource {body.resource_id} is {job['status']}")
-            for existing in sb.resources(SYSTEM, "activations").values():
-                if existing["resource_id"] == body.resource_id:
-                    raise conflict(
-                        "already_activated",
-                        f"resource {body.resource_id} already has activation {existing['id']}",
-                        existing_id=existing["id"],
-                    )
-            return Outcome(
+            existing = sb.first(SYSTEM, "activations", lambda a: a["resource_id"] == body.resource_id)
+            if existing is not None:
+                raise conflicts_with(
+                    "already_activated",
+                    f"resource {body.resource_id} already has activation {existing['id']}",
+                    existing,
+                )
+            return sb.created(
+                SYSTEM,
                 "activations",
-                {
-                    "id": sb.next_id(SYSTEM, "activations", "ACT"),
-                    **body.model_dump(mode="json"),
-                    "status": "pending",
-                    "verified": None,
-                    "verifications": 0,
-                    "reason": None,
-                    "activated_at": utcnow().isoformat(),
-                    "verified_at": None,
-                },
+                "ACT",
+                body,
+                status="pending",
+                verified=None,
+                verifications=0,
+                reason=None,
+                activated_at=utcnow().isoformat(),
+                verified_at=None,
             )
 
         return await sb.side_effect(request, SYSTEM, "activate", body, effect)
@@ -79,7 +71,7 @@ def router(sb: Sandbox) -> APIRouter:
     @api.post("/activations/{activation_id}/verify", status_code=200)
     async def verify(activation_id: str, request: Request, body: VerifyRequest | None = None) -> JSONResponse:
         def effect() -> Outcome:
-            current = activation(activation_id)
+            current = sb.found(SYSTEM, "activations", activation_id)
             attempt = current["verifications"] + 1
             fails = attempt == 1 and bucket("verify", current["resource_id"]) < sb.verify_failure_share * 100
             return Outcome(
@@ -99,6 +91,6 @@ def router(sb: Sandbox) -> APIRouter:
 
     @api.get("/activations/{activation_id}")
     async def get_activation(activation_id: str) -> dict[str, Any]:
-        return activation(activation_id)
+        return sb.found(SYSTEM, "activations", activation_id)
 
     return api

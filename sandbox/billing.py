@@ -18,7 +18,7 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Any
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 from pydantic import Field
 
@@ -27,10 +27,9 @@ from sandbox.core import (
     Outcome,
     Sandbox,
     amounts_agree,
-    conflict,
-    fault_dependency,
-    not_found,
+    conflicts_with,
     rejected,
+    system_router,
     utcnow,
 )
 
@@ -60,36 +59,26 @@ class InvoiceRequest(Body):
 
 
 def router(sb: Sandbox) -> APIRouter:
-    api = APIRouter(prefix=f"/{SYSTEM}", tags=[SYSTEM], dependencies=[Depends(fault_dependency(sb, SYSTEM))])
-
-    def found(kind: str, id_: str) -> dict[str, Any]:
-        item = sb.resource(SYSTEM, kind, id_)
-        if item is None:
-            raise not_found(kind.rstrip("s"), id_)
-        return item
+    api = system_router(sb, SYSTEM)
 
     @api.post("/accounts", status_code=201)
     async def open_account(body: AccountRequest, request: Request) -> JSONResponse:
         def effect() -> Outcome:
-            customer = sb.reference.customers.get(body.customer_id)
-            if customer is None:
-                raise not_found("customer", body.customer_id)
-            for existing in sb.resources(SYSTEM, "accounts").values():
-                if existing["customer_id"] == customer.id:
-                    raise conflict(
-                        "account_exists",
-                        f"customer {customer.id} already has billing account {existing['id']}",
-                        existing_id=existing["id"],
-                    )
-            return Outcome(
+            customer = sb.customer(body.customer_id)
+            existing = sb.first(SYSTEM, "accounts", lambda a: a["customer_id"] == customer.id)
+            if existing is not None:
+                raise conflicts_with(
+                    "account_exists", f"customer {customer.id} already has billing account {existing['id']}", existing
+                )
+            return sb.created(
+                SYSTEM,
                 "accounts",
-                {
-                    "id": sb.next_id(SYSTEM, "accounts", "BA"),
-                    "customer_id": customer.id,
-                    "company_name": customer.company_name,
-                    "status": "open",
-                    "opened_at": utcnow().isoformat(),
-                },
+                "BA",
+                None,
+                customer_id=customer.id,
+                company_name=customer.company_name,
+                status="open",
+                opened_at=utcnow().isoformat(),
             )
 
         return await sb.side_effect(request, SYSTEM, "open_account", body, effect)
@@ -106,12 +95,12 @@ def router(sb: Sandbox) -> APIRouter:
 
     @api.get("/accounts/{account_id}")
     async def get_account(account_id: str) -> dict[str, Any]:
-        return found("accounts", account_id)
+        return sb.found(SYSTEM, "accounts", account_id)
 
     @api.post("/invoices", status_code=201)
     async def issue_invoice(body: InvoiceRequest, request: Request) -> JSONResponse:
         def effect() -> Outcome:
-            account = found("accounts", body.account_id)
+            account = sb.found(SYSTEM, "accounts", body.account_id)
             for no, line in enumerate(body.lines, start=1):
                 expected = line.quantity * line.unit_price * (1 - line.discount)
                 if not amounts_agree(line.amount, expected):
@@ -125,30 +114,27 @@ def router(sb: Sandbox) -> APIRouter:
                     "total_mismatch",
                     f"total {body.total:.2f} should be lines {lines_total:.2f} + tax {body.tax:.2f}",
                 )
-            for existing in sb.resources(SYSTEM, "invoices").values():
-                if existing["order_id"] == body.order_id:
-                    raise conflict(
-                        "already_invoiced",
-                        f"order {body.order_id} is already invoiced as {existing['id']}",
-                        existing_id=existing["id"],
-                    )
+            existing = sb.first(SYSTEM, "invoices", lambda i: i["order_id"] == body.order_id)
+            if existing is not None:
+                raise conflicts_with(
+                    "already_invoiced", f"order {body.order_id} is already invoiced as {existing['id']}", existing
+                )
             issued = utcnow()
-            return Outcome(
+            return sb.created(
+                SYSTEM,
                 "invoices",
-                {
-                    "id": sb.next_id(SYSTEM, "invoices", "INV"),
-                    **body.model_dump(mode="json"),
-                    "customer_id": account["customer_id"],
-                    "status": "issued",
-                    "issued_at": issued.isoformat(),
-                    "due_at": (issued + PAYMENT_TERMS).isoformat(),
-                },
+                "INV",
+                body,
+                customer_id=account["customer_id"],
+                status="issued",
+                issued_at=issued.isoformat(),
+                due_at=(issued + PAYMENT_TERMS).isoformat(),
             )
 
         return await sb.side_effect(request, SYSTEM, "issue_invoice", body, effect)
 
     @api.get("/invoices/{invoice_id}")
     async def get_invoice(invoice_id: str) -> dict[str, Any]:
-        return found("invoices", invoice_id)
+        return sb.found(SYSTEM, "invoices", invoice_id)
 
     return api

@@ -16,11 +16,11 @@ from __future__ import annotations
 from datetime import UTC, datetime, time, timedelta
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Query, Request
+from fastapi import APIRouter, Query, Request
 from fastapi.responses import JSONResponse
 from pydantic import Field, field_validator
 
-from sandbox.core import Body, Outcome, Sandbox, conflict, fault_dependency, not_found, rejected, utcnow
+from sandbox.core import Body, Outcome, Sandbox, conflicts_with, rejected, system_router, utcnow
 
 SYSTEM = "calendar"
 DAY_START = time(9, 0)
@@ -57,7 +57,7 @@ class MeetingRequest(Body):
 
 
 def router(sb: Sandbox) -> APIRouter:
-    api = APIRouter(prefix=f"/{SYSTEM}", tags=[SYSTEM], dependencies=[Depends(fault_dependency(sb, SYSTEM))])
+    api = system_router(sb, SYSTEM)
 
     def busy(attendees: set[str], start: datetime, end: datetime) -> dict[str, Any] | None:
         """The first booked meeting of any of `attendees` that overlaps [start, end)."""
@@ -96,29 +96,18 @@ def router(sb: Sandbox) -> APIRouter:
                 raise rejected("outside_business_hours", "meetings are Monday–Friday, 09:00–17:00 UTC")
             clash = busy(set(body.attendees), body.start, body.end)
             if clash is not None:
-                raise conflict(
+                raise conflicts_with(
                     "attendee_busy",
                     f"{', '.join(sorted(set(body.attendees) & set(clash['attendees'])))} already booked "
                     f"in {clash['id']} ({clash['start']}–{clash['end']})",
-                    existing_id=clash["id"],
+                    clash,
                 )
-            return Outcome(
-                "meetings",
-                {
-                    "id": sb.next_id(SYSTEM, "meetings", "MTG"),
-                    **body.model_dump(mode="json"),
-                    "status": "booked",
-                    "booked_at": utcnow().isoformat(),
-                },
-            )
+            return sb.created(SYSTEM, "meetings", "MTG", body, status="booked", booked_at=utcnow().isoformat())
 
         return await sb.side_effect(request, SYSTEM, "book_meeting", body, effect)
 
     @api.get("/meetings/{meeting_id}")
     async def get_meeting(meeting_id: str) -> dict[str, Any]:
-        found = sb.resource(SYSTEM, "meetings", meeting_id)
-        if found is None:
-            raise not_found("meeting", meeting_id)
-        return found
+        return sb.found(SYSTEM, "meetings", meeting_id)
 
     return api

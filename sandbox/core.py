@@ -36,12 +36,12 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from fastapi import Request
+from fastapi import APIRouter, Depends, Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict
 
 from sandbox.faults import Fault, Faults
-from sandbox.reference import MANUAL_CATEGORIES, Reference, load_reference
+from sandbox.reference import MANUAL_CATEGORIES, Customer, Product, Reference, load_reference
 
 STATE_PATH_ENV = "HANDOFF_SANDBOX_STATE"
 IDEMPOTENCY_HEADER = "Idempotency-Key"
@@ -91,6 +91,11 @@ def conflict(error: str, reason: str, **extra: Any) -> ApiError:
     return ApiError(409, error, reason, **extra)
 
 
+def conflicts_with(error: str, reason: str, existing: dict[str, Any]) -> ApiError:
+    """409: the request conflicts with `existing` (already made, or in the way); its id in the answer."""
+    return conflict(error, reason, existing_id=existing["id"])
+
+
 class Body(BaseModel):
     """Base of request bodies: unknown fields are an error; numeric ids are taken as text."""
 
@@ -104,6 +109,11 @@ def fault_dependency(sandbox: Sandbox, system: str) -> Callable[[Request], Await
         await sandbox.meet_faults(request, system)
 
     return meet_faults
+
+
+def system_router(sandbox: Sandbox, system: str) -> APIRouter:
+    """The routes of one stand-in system: under /<system>, every request meeting its faults."""
+    return APIRouter(prefix=f"/{system}", tags=[system], dependencies=[Depends(fault_dependency(sandbox, system))])
 
 
 @dataclass(frozen=True, slots=True)
@@ -164,6 +174,36 @@ class Sandbox:
         with self.lock:
             found = self._resources.get(system, {}).get(kind, {}).get(id_)
             return dict(found) if found is not None else None
+
+    def found(self, system: str, kind: str, id_: str) -> dict[str, Any]:
+        """A resource the request names (a copy); 404 "unknown <kind in the singular> <id>"."""
+        item = self.resource(system, kind, id_)
+        if item is None:
+            raise not_found(kind.rstrip("s").replace("-", " "), id_)
+        return item
+
+    def customer(self, customer_id: str) -> Customer:
+        """A customer of the reference data the request names; 404 "unknown customer <id>"."""
+        found = self.reference.customers.get(customer_id)
+        if found is None:
+            raise not_found("customer", customer_id)
+        return found
+
+    def product(self, product_id: int) -> Product:
+        """A product of the reference data the request names; 404 "unknown product <id>"."""
+        found = self.reference.products.get(product_id)
+        if found is None:
+            raise not_found("product", product_id)
+        return found
+
+    def first(self, system: str, kind: str, matches: Callable[[dict[str, Any]], bool]) -> dict[str, Any] | None:
+        """The first stored resource of `kind` that `matches`, or None. Hold `lock`."""
+        return next((r for r in self.resources(system, kind).values() if matches(r)), None)
+
+    def created(self, system: str, kind: str, prefix: str, body: BaseModel | None, **fields: Any) -> Outcome:
+        """A new resource of `kind` (201): the next id, the request's fields, then `fields`."""
+        request = body.model_dump(mode="json") if body is not None else {}
+        return Outcome(kind, {"id": self.next_id(system, kind, prefix), **request, **fields})
 
     def resources(self, system: str, kind: str) -> dict[str, dict[str, Any]]:
         """The live store of one kind of resource. Hold `lock` while using it."""

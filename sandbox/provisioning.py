@@ -20,11 +20,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 from pydantic import Field
 
-from sandbox.core import Body, Outcome, Sandbox, conflict, fault_dependency, not_found, rejected, utcnow
+from sandbox.core import Body, Outcome, Sandbox, conflict, conflicts_with, rejected, system_router, utcnow
 
 SYSTEM = "provisioning"
 AWAITING_TECHNICIAN = "awaiting_technician"
@@ -50,65 +50,57 @@ class VisitReport(Body):
 
 
 def router(sb: Sandbox) -> APIRouter:
-    api = APIRouter(prefix=f"/{SYSTEM}", tags=[SYSTEM], dependencies=[Depends(fault_dependency(sb, SYSTEM))])
-
-    def found(kind: str, id_: str) -> dict[str, Any]:
-        item = sb.resource(SYSTEM, kind, id_)
-        if item is None:
-            raise not_found(kind.rstrip("s").replace("-", " "), id_)
-        return item
+    api = system_router(sb, SYSTEM)
 
     @api.post("/reservations", status_code=201)
     async def reserve(body: ReservationRequest, request: Request) -> JSONResponse:
         def effect() -> Outcome:
-            product = sb.reference.products.get(body.product_id)
-            if product is None:
-                raise not_found("product", body.product_id)
+            product = sb.product(body.product_id)
             if product.discontinued:
                 raise rejected("product_discontinued", f"product {product.id} ({product.name}) is discontinued")
-            for existing in sb.resources(SYSTEM, "reservations").values():
-                if (existing["order_id"], existing["line_no"]) == (body.order_id, body.line_no):
-                    raise conflict(
-                        "already_reserved",
-                        f"order {body.order_id} line {body.line_no} is already reserved as {existing['id']}",
-                        existing_id=existing["id"],
-                    )
-            return Outcome(
+            line = (body.order_id, body.line_no)
+            existing = sb.first(SYSTEM, "reservations", lambda r: (r["order_id"], r["line_no"]) == line)
+            if existing is not None:
+                raise conflicts_with(
+                    "already_reserved",
+                    f"order {body.order_id} line {body.line_no} is already reserved as {existing['id']}",
+                    existing,
+                )
+            return sb.created(
+                SYSTEM,
                 "reservations",
-                {
-                    "id": sb.next_id(SYSTEM, "reservations", "RSV"),
-                    **body.model_dump(mode="json"),
-                    "product_name": product.name,
-                    "category": product.category,
-                    "needs_technician": product.needs_technician,
-                    "status": "reserved",
-                    "reserved_at": utcnow().isoformat(),
-                },
+                "RSV",
+                body,
+                product_name=product.name,
+                category=product.category,
+                needs_technician=product.needs_technician,
+                status="reserved",
+                reserved_at=utcnow().isoformat(),
             )
 
         return await sb.side_effect(request, SYSTEM, "reserve", body, effect)
 
     @api.get("/reservations/{reservation_id}")
     async def get_reservation(reservation_id: str) -> dict[str, Any]:
-        return found("reservations", reservation_id)
+        return sb.found(SYSTEM, "reservations", reservation_id)
 
     @api.post("/provisioning-jobs", status_code=201)
     async def provision(body: JobRequest, request: Request) -> JSONResponse:
         def effect() -> Outcome:
-            reservation = found("reservations", body.reservation_id)
+            reservation = sb.found(SYSTEM, "reservations", body.reservation_id)
             if (reservation["order_id"], reservation["line_no"]) != (body.order_id, body.line_no):
                 raise rejected(
                     "reservation_mismatch",
                     f"reservation {reservation['id']} belongs to order {reservation['order_id']} "
                     f"line {reservation['line_no']}",
                 )
-            for existing in sb.resources(SYSTEM, "provisioning-jobs").values():
-                if existing["reservation_id"] == reservation["id"]:
-                    raise conflict(
-                        "already_provisioned",
-                        f"reservation {reservation['id']} is already in job {existing['id']}",
-                        existing_id=existing["id"],
-                    )
+            existing = sb.first(SYSTEM, "provisioning-jobs", lambda j: j["reservation_id"] == reservation["id"])
+            if existing is not None:
+                raise conflicts_with(
+                    "already_provisioned",
+                    f"reservation {reservation['id']} is already in job {existing['id']}",
+                    existing,
+                )
             job_id = sb.next_id(SYSTEM, "provisioning-jobs", "JOB")
             manual = reservation["needs_technician"]
             return Outcome(
@@ -132,7 +124,7 @@ def router(sb: Sandbox) -> APIRouter:
     @api.post("/provisioning-jobs/{job_id}/complete", status_code=200)
     async def complete_visit(job_id: str, body: VisitReport, request: Request) -> JSONResponse:
         def effect() -> Outcome:
-            job = found("provisioning-jobs", job_id)
+            job = sb.found(SYSTEM, "provisioning-jobs", job_id)
             if job["status"] != AWAITING_TECHNICIAN:
                 raise conflict("not_awaiting_technician", f"job {job_id} is {job['status']}, not waiting for a visit")
             return Outcome(
@@ -152,6 +144,6 @@ def router(sb: Sandbox) -> APIRouter:
 
     @api.get("/provisioning-jobs/{job_id}")
     async def get_job(job_id: str) -> dict[str, Any]:
-        return found("provisioning-jobs", job_id)
+        return sb.found(SYSTEM, "provisioning-jobs", job_id)
 
     return api

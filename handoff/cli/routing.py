@@ -228,7 +228,6 @@ def workers_add(
 ) -> None:
     """Add a worker (refused if the name is taken: use `workers update`)."""
     from handoff.core.db import session
-    from handoff.core.routing.router import route_for_worker
 
     console = _console()
     try:
@@ -249,12 +248,20 @@ def workers_add(
         if s.scalar(select(Worker.id).where(Worker.name == record.name)) is not None:
             console.print(f"[red]{record.name} already exists[/red]; use `handoff workers update`.")
             raise typer.Exit(2)
-        worker, _ = upsert_worker(s, record, CLI)
-        pulled = route_for_worker(s, worker.id)
+        pushed = _save_and_push_work(s, record)
     console.print(
-        f"Added {record.name} ({record.role}, capacity {record.capacity}): {format_skills(record.skills) or 'no skills'}"
-        + (f"; {len(pulled)} item(s) pushed to them" if pulled else "")
+        f"Added {record.name} ({record.role}, capacity {record.capacity}): "
+        f"{format_skills(record.skills) or 'no skills'}{pushed}"
     )
+
+
+def _save_and_push_work(s: Session, record: WorkerRecord) -> str:
+    """Save the worker, then push them the work they may now take; what to add to the message."""
+    from handoff.core.routing.router import route_for_worker
+
+    worker, _ = upsert_worker(s, record, CLI)
+    pulled = route_for_worker(s, worker.id)
+    return f"; {len(pulled)} item(s) pushed to them" if pulled else ""
 
 
 def workers_update(
@@ -272,7 +279,6 @@ def workers_update(
 ) -> None:
     """Change a worker; what is not given stays as it is. More room or skills pulls work at once."""
     from handoff.core.db import session
-    from handoff.core.routing.router import route_for_worker
 
     console = _console()
     with session() as s:
@@ -314,12 +320,8 @@ def workers_update(
         if errors:
             _print_errors(console, errors, f"worker {name!r} not changed")
             raise typer.Exit(2)
-        worker, _ = upsert_worker(s, record, CLI)
-        pulled = route_for_worker(s, worker.id)
-    console.print(
-        f"Updated {name}: {format_skills(record.skills) or 'no skills'}, capacity {record.capacity}"
-        + (f"; {len(pulled)} item(s) pushed to them" if pulled else "")
-    )
+        pushed = _save_and_push_work(s, record)
+    console.print(f"Updated {name}: {format_skills(record.skills) or 'no skills'}, capacity {record.capacity}{pushed}")
 
 
 def workers_import(

@@ -14,10 +14,14 @@ Both commands print a rich table, or JSON with `--json` (nothing else on stdout 
 
 from __future__ import annotations
 
+import functools
+import inspect
 import json
-from collections.abc import Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from rich.console import Console
@@ -98,18 +102,7 @@ ValueAttrOpt = Annotated[
 ]
 
 
-def log_options(
-    columns=None,
-    sla_file=None,
-    sla=None,
-    priority=None,
-    value=None,
-    default_sla_hours=8.0,
-    touch_cap_hours=1.0,
-    hours=None,
-    drop_activities=None,
-    value_attribute="AMOUNT_REQ",
-):
+def log_options(args: WorkloadArgs):
     """The LogOptions the log options describe (ValueError naming the bad option)."""
     from handoff.analytics.simulation.calendar import parse_hours
     from handoff.analytics.simulation.csvlog import parse_columns
@@ -120,37 +113,94 @@ def log_options(
         read_sla_file,
     )
 
-    if default_sla_hours <= 0:
+    if args.default_sla_hours <= 0:
         raise ValueError("--default-sla-hours must be positive")
-    terms: dict[str, ActivityTerms] = dict(read_sla_file(sla_file)) if sla_file is not None else {}
-    for field_name, given in (("sla_hours", sla), ("priority", priority), ("value", value)):
+    terms: dict[str, ActivityTerms] = dict(read_sla_file(args.sla_file)) if args.sla_file is not None else {}
+    for field_name, given in (("sla_hours", args.sla), ("priority", args.priority), ("value", args.value)):
         for act, num in parse_terms(given or [], field_name.split("_")[0]).items():
             old = terms.get(act, ActivityTerms())
             terms[act] = ActivityTerms(**{**old.__dict__, field_name: num})
     return LogOptions(
         terms=terms,
-        default_sla_hours=default_sla_hours,
-        touch_cap_hours=touch_cap_hours,
-        hours=parse_hours(hours) if hours else None,
-        drop_activities=tuple(a.strip() for a in (drop_activities or "").split(",") if a.strip()),
-        columns=parse_columns(columns),
-        value_attribute=value_attribute,
+        default_sla_hours=args.default_sla_hours,
+        touch_cap_hours=args.touch_cap_hours,
+        hours=parse_hours(args.hours) if args.hours else None,
+        drop_activities=tuple(a.strip() for a in (args.drop_activities or "").split(",") if a.strip()),
+        columns=parse_columns(args.columns),
+        value_attribute=args.value_attribute,
     )
 
 
-def load(
-    name,
-    xes=None,
-    northwind_db=None,
-    cache_dir=None,
-    seed=0,
-    weeks=None,
-    volume_factor=1.0,
-    compression=20.0,
-    items=5000,
-    rate=30.0,
-    **log,
-):
+@dataclass(frozen=True)
+class WorkloadArgs:
+    """The workload options of a command, as given (see `workload_options`)."""
+
+    seed: int = 0
+    xes: Path | None = None
+    northwind_db: Path | None = None
+    cache_dir: Path | None = None
+    weeks: float | None = None
+    volume_factor: float = 1.0
+    compression: float = 20.0
+    items: int = 5000
+    rate: float = 30.0
+    columns: str | None = None
+    sla_file: Path | None = None
+    sla: list[str] | None = None
+    priority: list[str] | None = None
+    value: list[str] | None = None
+    default_sla_hours: float = 8.0
+    touch_cap_hours: float = 1.0
+    hours: str | None = None
+    drop_activities: str | None = None
+    value_attribute: str = "AMOUNT_REQ"
+
+
+# The typer option of each WorkloadArgs field (its default comes from the dataclass).
+_WORKLOAD_OPTIONS = {
+    "seed": SeedOpt,
+    "xes": XesOpt,
+    "northwind_db": NorthwindOpt,
+    "cache_dir": CacheOpt,
+    "weeks": WeeksOpt,
+    "volume_factor": VolumeOpt,
+    "compression": CompressionOpt,
+    "items": ItemsOpt,
+    "rate": RateOpt,
+    "columns": ColumnsOpt,
+    "sla_file": SlaFileOpt,
+    "sla": SlaOpt,
+    "priority": PriorityOpt,
+    "value": ValueOpt,
+    "default_sla_hours": DefaultSlaOpt,
+    "touch_cap_hours": TouchCapOpt,
+    "hours": HoursOpt,
+    "drop_activities": DropOpt,
+    "value_attribute": ValueAttrOpt,
+}
+
+
+def workload_options(command: Callable[..., None]) -> Callable[..., None]:
+    """Give a typer command every workload option (`--seed`, `--xes`, ... `--value-attribute`),
+    declared once here; the command takes them as one keyword argument `workload_args`."""
+    own = inspect.signature(command, eval_str=True)
+    added = [
+        inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, annotation=option, default=field.default)
+        for name, option in _WORKLOAD_OPTIONS.items()
+        for field in [WorkloadArgs.__dataclass_fields__[name]]
+    ]
+
+    @functools.wraps(command)
+    def with_options(**given: Any) -> None:
+        workload_args = WorkloadArgs(**{name: given.pop(name) for name in _WORKLOAD_OPTIONS})
+        command(**given, workload_args=workload_args)
+
+    params = [p for p in own.parameters.values() if p.name != "workload_args"]
+    with_options.__signature__ = own.replace(parameters=params + added)  # type: ignore[attr-defined]
+    return with_options
+
+
+def load(name: str, args: WorkloadArgs):
     """The workload the options name; typer.BadParameter with the reason when it cannot be built."""
     from handoff.analytics.simulation.workloads import load_workload
 
@@ -158,68 +208,68 @@ def load(
         raise typer.BadParameter(
             f"{name!r} is neither a named workload nor an event log file; {WorkloadHelp}", param_hint="--workload"
         )
-    if xes is not None and not Path(xes).exists():
-        raise typer.BadParameter(f"{xes} does not exist", param_hint="--xes")
-    if log.get("sla_file") is not None and not Path(log["sla_file"]).is_file():
-        raise typer.BadParameter(f"{log['sla_file']} does not exist", param_hint="--sla-file")
+    if args.xes is not None and not Path(args.xes).exists():
+        raise typer.BadParameter(f"{args.xes} does not exist", param_hint="--xes")
+    if args.sla_file is not None and not Path(args.sla_file).is_file():
+        raise typer.BadParameter(f"{args.sla_file} does not exist", param_hint="--sla-file")
     try:
         return load_workload(
             name,
-            xes=xes,
-            northwind=northwind_db,
-            cache_dir=cache_dir,
-            seed=seed,
-            weeks=weeks,
-            volume_factor=volume_factor,
-            compression=compression,
-            synthetic_items=items,
-            synthetic_rate=rate,
-            log_options=log_options(**log) if name not in ("northwind", "synthetic") else None,
+            xes=args.xes,
+            northwind=args.northwind_db,
+            cache_dir=args.cache_dir,
+            seed=args.seed,
+            weeks=args.weeks,
+            volume_factor=args.volume_factor,
+            compression=args.compression,
+            synthetic_items=args.items,
+            synthetic_rate=args.rate,
+            log_options=log_options(args) if name not in ("northwind", "synthetic") else None,
         )
     except (ValueError, OSError) as exc:
         raise typer.BadParameter(str(exc), param_hint="--workload") from exc
 
 
-def print_warnings(console: Console, wl) -> None:
-    """Warnings go to stderr always (also with --json), so nobody misses a fallback."""
+@contextmanager
+def options_checked(param_hint: str | None = None) -> Iterator[None]:
+    """A ValueError inside is the user's options at fault: typer.BadParameter with its message."""
+    try:
+        yield
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc), param_hint=param_hint) from exc
+
+
+def workload_console(wl, json_out: bool, *headline: str) -> Console:
+    """The console a workload command talks on (stderr with --json, so stdout stays JSON), after
+    printing the workload's warnings to stderr always, so nobody misses a fallback, and the
+    headline lines unless the answer is JSON."""
     err = Console(stderr=True)
     for w in wl.warnings:
         err.print(f"[yellow]warning:[/yellow] {w}", highlight=False)
+    console = Console(stderr=json_out)
+    if not json_out:
+        for line in headline:
+            console.print(line)
+    return console
 
 
 # --- simulate --------------------------------------------------------------------------------------
 
 
+@workload_options
 def simulate_command(
     workload: Annotated[str, typer.Option("--workload", help=WorkloadHelp)] = "bpic2012",
     policies: Annotated[str, typer.Option("--policies", help="Comma-separated: push,fifo,self.")] = "push,fifo,self",
     staff: Annotated[
         str | None, typer.Option("--staff", help="Team sizes: 2..8 or 3,5,8 (default: around the offered load).")
     ] = None,
-    seed: SeedOpt = 0,
-    xes: XesOpt = None,
-    northwind_db: NorthwindOpt = None,
-    cache_dir: CacheOpt = None,
-    weeks: WeeksOpt = None,
-    volume_factor: VolumeOpt = 1.0,
-    compression: CompressionOpt = 20.0,
-    items: ItemsOpt = 5000,
-    rate: RateOpt = 30.0,
     jobs: Annotated[int, typer.Option("--jobs", help="Runs in parallel (processes).")] = 1,
     charts_dir: Annotated[
         Path | None, typer.Option("--charts-dir", help="Save PNG charts (on-time vs staff, backlog) here.")
     ] = None,
     json_out: JsonOpt = False,
-    columns: ColumnsOpt = None,
-    sla_file: SlaFileOpt = None,
-    sla: SlaOpt = None,
-    priority: PriorityOpt = None,
-    value: ValueOpt = None,
-    default_sla_hours: DefaultSlaOpt = 8.0,
-    touch_cap_hours: TouchCapOpt = 1.0,
-    hours: HoursOpt = None,
-    drop_activities: DropOpt = None,
-    value_attribute: ValueAttrOpt = "AMOUNT_REQ",
+    *,
+    workload_args: WorkloadArgs,
 ) -> None:
     """Replay a workload under each routing policy and team size; compare on-time %, lateness,
     utilisation, fairness and backlog."""
@@ -231,48 +281,21 @@ def simulate_command(
         save_charts,
     )
 
-    try:
+    with options_checked("--policies"):
         names = parse_policies(policies)
-    except ValueError as exc:
-        raise typer.BadParameter(str(exc), param_hint="--policies") from exc
-    wl = load(
-        workload,
-        xes,
-        northwind_db,
-        cache_dir,
-        seed,
-        weeks,
-        volume_factor,
-        compression,
-        items,
-        rate,
-        columns=columns,
-        sla_file=sla_file,
-        sla=sla,
-        priority=priority,
-        value=value,
-        default_sla_hours=default_sla_hours,
-        touch_cap_hours=touch_cap_hours,
-        hours=hours,
-        drop_activities=drop_activities,
-        value_attribute=value_attribute,
-    )
-    try:
+    wl = load(workload, workload_args)
+    with options_checked():
         sizes = parse_staff(staff) if staff else auto_staff(wl.offered_load())
-    except ValueError as exc:
-        raise typer.BadParameter(str(exc)) from exc
-    console = Console(stderr=json_out)
-    print_warnings(console, wl)
     summary = wl.summary()
-    if not json_out:
-        console.print(
-            f"[bold]{wl.name}[/bold]: {summary['items']} work items over {summary['weeks']} weeks, "
-            f"{summary['touch_hours']} touch hours, opening hours {summary['opening_hours']}; "
-            f"offered load R = {summary['offered_load']:.2f} reps busy while open "
-            f"(peak week {summary['offered_load_peak_week']:.2f})"
-        )
-        for note in wl.notes:
-            console.print(f"  - {note}")
+    console = workload_console(
+        wl,
+        json_out,
+        f"[bold]{wl.name}[/bold]: {summary['items']} work items over {summary['weeks']} weeks, "
+        f"{summary['touch_hours']} touch hours, opening hours {summary['opening_hours']}; "
+        f"offered load R = {summary['offered_load']:.2f} reps busy while open "
+        f"(peak week {summary['offered_load_peak_week']:.2f})",
+        *(f"  - {note}" for note in wl.notes),
+    )
     with console.status("simulating...") as status:
         done = [0]
         total = len(names) * len(sizes)
@@ -281,7 +304,7 @@ def simulate_command(
             done[0] += 1
             status.update(f"simulating... {done[0]}/{total} runs")
 
-        outcomes = run_grid(wl, names, sizes, seed=seed, jobs=jobs, on_done=progress)
+        outcomes = run_grid(wl, names, sizes, seed=workload_args.seed, jobs=jobs, on_done=progress)
     charts: list[Path] = []
     if charts_dir is not None:
         charts = save_charts(outcomes, charts_dir, wl.name)
@@ -290,7 +313,7 @@ def simulate_command(
             json.dumps(
                 {
                     "workload": summary,
-                    "seed": seed,
+                    "seed": workload_args.seed,
                     "runs": [o.as_dict() for o in outcomes],
                     "charts": [str(p) for p in charts],
                 },
@@ -298,7 +321,7 @@ def simulate_command(
             )
         )
         return
-    console.print(rich_table(outcomes, title=f"{wl.name}: routing policies by team size (seed {seed})"))
+    console.print(rich_table(outcomes, title=f"{wl.name}: routing policies by team size (seed {workload_args.seed})"))
     for p in charts:
         console.print(f"chart: {p}")
 

@@ -15,32 +15,17 @@ from rich.console import Console
 from rich.table import Table
 
 from handoff.cli.simulation import (
-    CacheOpt,
-    ColumnsOpt,
-    CompressionOpt,
-    DefaultSlaOpt,
-    DropOpt,
-    HoursOpt,
-    ItemsOpt,
     JsonOpt,
-    NorthwindOpt,
-    PriorityOpt,
-    RateOpt,
-    SeedOpt,
-    SlaFileOpt,
-    SlaOpt,
-    TouchCapOpt,
-    ValueAttrOpt,
-    ValueOpt,
-    VolumeOpt,
-    WeeksOpt,
+    WorkloadArgs,
     WorkloadHelp,
-    XesOpt,
     load,
-    print_warnings,
+    options_checked,
+    workload_console,
+    workload_options,
 )
 
 
+@workload_options
 def staff_command(
     arrivals_per_hour: Annotated[
         float | None, typer.Option("--arrivals-per-hour", help="Erlang: arrivals per hour.")
@@ -71,53 +56,25 @@ def staff_command(
             "--draws", help="Simulation: team draws (seeds) to search over; the answer meets the target with all."
         ),
     ] = 5,
-    seed: SeedOpt = 0,
-    xes: XesOpt = None,
-    northwind_db: NorthwindOpt = None,
-    cache_dir: CacheOpt = None,
-    weeks: WeeksOpt = None,
-    volume_factor: VolumeOpt = 1.0,
-    compression: CompressionOpt = 20.0,
-    items: ItemsOpt = 5000,
-    rate: RateOpt = 30.0,
     json_out: JsonOpt = False,
-    columns: ColumnsOpt = None,
-    sla_file: SlaFileOpt = None,
-    sla: SlaOpt = None,
-    priority: PriorityOpt = None,
-    value: ValueOpt = None,
-    default_sla_hours: DefaultSlaOpt = 8.0,
-    touch_cap_hours: TouchCapOpt = 1.0,
-    hours: HoursOpt = None,
-    drop_activities: DropOpt = None,
-    value_attribute: ValueAttrOpt = "AMOUNT_REQ",
+    *,
+    workload_args: WorkloadArgs,
 ) -> None:
     """How many people: Erlang C/A for a service level (--arrivals-per-hour, --aht-seconds), or
     the smallest team meeting an on-time target in simulation (--workload)."""
     if workload is not None:
-        wl = load(
-            workload,
-            xes,
-            northwind_db,
-            cache_dir,
-            seed,
-            weeks,
-            volume_factor,
-            compression,
-            items,
-            rate,
-            columns=columns,
-            sla_file=sla_file,
-            sla=sla,
-            priority=priority,
-            value=value,
-            default_sla_hours=default_sla_hours,
-            touch_cap_hours=touch_cap_hours,
-            hours=hours,
-            drop_activities=drop_activities,
-            value_attribute=value_attribute,
+        wl = load(workload, workload_args)
+        _staff_by_simulation(
+            wl,
+            target_on_time,
+            policy,
+            max_staff,
+            draws,
+            shrinkage,
+            workload_args.seed,
+            workload_args.volume_factor,
+            json_out,
         )
-        _staff_by_simulation(wl, target_on_time, policy, max_staff, draws, shrinkage, seed, volume_factor, json_out)
         return
     if arrivals_per_hour is None or aht_seconds is None:
         raise typer.BadParameter("give --arrivals-per-hour and --aht-seconds (Erlang), or --workload (simulation)")
@@ -142,12 +99,10 @@ def _staff_by_erlang(
 ) -> None:
     from handoff.analytics import staffing
 
-    try:
+    with options_checked():
         c = staffing.agents_for_service_level(
             arrivals_per_hour, aht_seconds, target_sl, target_seconds, max_occupancy, shrinkage
         )
-    except ValueError as exc:
-        raise typer.BadParameter(str(exc)) from exc
     n, load = c.agents_occupancy_capped, c.offered_load
     hw_beta = staffing.beta_for_wait_probability(c.p_wait) if 0 < c.p_wait < 1 else None
     out: dict = {"erlang_c": c.as_dict()}
@@ -161,13 +116,11 @@ def _staff_by_erlang(
     }
     a_needed = a_at_c = None
     if patience_seconds is not None:
-        try:
+        with options_checked():
             a_needed = staffing.agents_for_service_level_erlang_a(
                 arrivals_per_hour, aht_seconds, patience_seconds, target_sl, target_seconds
             )
             a_at_c = staffing.erlang_a(n, arrivals_per_hour, aht_seconds, patience_seconds, target_seconds)
-        except ValueError as exc:
-            raise typer.BadParameter(str(exc)) from exc
         out["erlang_a"] = {
             "patience_seconds": patience_seconds,
             "needed": a_needed.as_dict(),
@@ -222,21 +175,18 @@ def _staff_by_simulation(
     from handoff.analytics.simulation.compare import parse_policies
     from handoff.analytics.simulation.smallest import smallest_team_over_draws
 
-    try:
+    with options_checked():
         parse_policies(policy)
         if draws < 1:
             raise ValueError("--draws must be at least 1")
-    except ValueError as exc:
-        raise typer.BadParameter(str(exc)) from exc
-    console = Console(stderr=json_out)
-    print_warnings(console, wl)
     load_r = wl.offered_load()
-    if not json_out:
-        console.print(
-            f"[bold]{wl.name}[/bold] at volume x{volume_factor:g}: {len(wl.items)} work items, offered load "
-            f"R = {load_r:.2f} reps busy while open (peak week {max(wl.weekly_load()):.2f}; {wl.calendar.describe()}); "
-            f"policy {policy}; target {_pct(target_on_time)} on time; {draws} team draws (seeds {seed}..{seed + draws - 1})"
-        )
+    console = workload_console(
+        wl,
+        json_out,
+        f"[bold]{wl.name}[/bold] at volume x{volume_factor:g}: {len(wl.items)} work items, offered load "
+        f"R = {load_r:.2f} reps busy while open (peak week {max(wl.weekly_load()):.2f}; {wl.calendar.describe()}); "
+        f"policy {policy}; target {_pct(target_on_time)} on time; {draws} team draws (seeds {seed}..{seed + draws - 1})",
+    )
     with console.status("simulating team sizes...") as status:
         found = smallest_team_over_draws(
             wl,

@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import json
 import sqlite3
+from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
 from typing import Any
@@ -36,47 +38,36 @@ def load_catalogue(path: Path | None = None) -> tuple[int, int]:
     A source row that cannot be a customer or a product (no name, a price that is not a number)
     is quarantined with its reason, not allowed to stop the import."""
     path = path or settings.northwind_path
-    bad: list[tuple[str, dict[str, Any], str, str]] = []
+    bad: list[tuple[CatalogueSource, dict[str, Any], str, str]] = []
     taken = [0, 0]
     with _connect(path) as conn, session() as s:
-        for c in conn.execute("SELECT CustomerID, CompanyName, ContactName, Country FROM Customers"):
-            row = dict(c)
-            problem = _customer_problem(row)
-            if problem:
-                bad.append(("customer", row, *problem))
-                continue
-            _upsert(
-                s,
-                Customer,
-                row["CustomerID"],
-                name=row["CompanyName"],
-                contact_name=_text(row["ContactName"]),
-                country=_text(row["Country"]),
-            )
-            taken[0] += 1
-        for p in conn.execute(
-            "SELECT p.ProductID, p.ProductName, c.CategoryName, p.UnitPrice, p.Discontinued "
-            "FROM Products p LEFT JOIN Categories c ON c.CategoryID = p.CategoryID"
-        ):
-            row = dict(p)
-            problem = _product_problem(row)
-            if problem:
-                bad.append(("product", row, *problem))
-                continue
-            _upsert(
-                s,
-                Product,
-                row["ProductID"],
-                name=row["ProductName"],
-                category=_text(row["CategoryName"]),
-                unit_price=float(row["UnitPrice"] or 0),
-                discontinued=str(row["Discontinued"]) == "1",
-            )
-            taken[1] += 1
-    for kind, row, where, why in bad:
-        reference = str(row.get("CustomerID") if kind == "customer" else row.get("ProductID"))
-        quarantine_alone(f"northwind:{kind}s", _raw(row), [{"field": where, "message": why}], reference)
+        for n, source in enumerate(CATALOGUE):
+            for r in conn.execute(source.query):
+                row = dict(r)
+                problem = source.problem(row)
+                if problem:
+                    bad.append((source, row, *problem))
+                    continue
+                _upsert(s, source.model, row[source.key], **source.fields(row))
+                taken[n] += 1
+    for source, row, where, why in bad:
+        quarantine_alone(
+            f"northwind:{source.kind}s", _raw(row), [{"field": where, "message": why}], str(row.get(source.key))
+        )
     return taken[0], taken[1]
+
+
+def _customer_fields(row: dict[str, Any]) -> dict[str, Any]:
+    return {"name": row["CompanyName"], "contact_name": _text(row["ContactName"]), "country": _text(row["Country"])}
+
+
+def _product_fields(row: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "name": row["ProductName"],
+        "category": _text(row["CategoryName"]),
+        "unit_price": float(row["UnitPrice"] or 0),
+        "discontinued": str(row["Discontinued"]) == "1",
+    }
 
 
 def _customer_problem(row: dict[str, Any]) -> tuple[str, str] | None:
@@ -97,6 +88,39 @@ def _product_problem(row: dict[str, Any]) -> tuple[str, str] | None:
     if price is not None and (not isinstance(price, (int, float)) or not 0 <= price <= MAX_UNIT_PRICE):
         return "UnitPrice", f"must be a number from 0 to {MAX_UNIT_PRICE:,.0f} (got {quote(price)})"
     return None
+
+
+@dataclass(frozen=True)
+class CatalogueSource:
+    """One Northwind table the catalogue takes: how to read it, check a row, and store it."""
+
+    kind: str
+    query: str
+    key: str
+    problem: Callable[[dict[str, Any]], tuple[str, str] | None]
+    model: type
+    fields: Callable[[dict[str, Any]], dict[str, Any]]
+
+
+CATALOGUE = (
+    CatalogueSource(
+        "customer",
+        "SELECT CustomerID, CompanyName, ContactName, Country FROM Customers",
+        "CustomerID",
+        _customer_problem,
+        Customer,
+        _customer_fields,
+    ),
+    CatalogueSource(
+        "product",
+        "SELECT p.ProductID, p.ProductName, c.CategoryName, p.UnitPrice, p.Discontinued "
+        "FROM Products p LEFT JOIN Categories c ON c.CategoryID = p.CategoryID",
+        "ProductID",
+        _product_problem,
+        Product,
+        _product_fields,
+    ),
+)
 
 
 def _text(value: Any) -> str | None:

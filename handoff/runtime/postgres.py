@@ -88,24 +88,21 @@ class PostgresCluster:
         return f"postgresql+{driver}://postgres@127.0.0.1:{self.port}/{database}"
 
     def create_database(self, name: str) -> str:
-        from sqlalchemy import create_engine, text
-
-        admin = create_engine(self.url("postgres"), isolation_level="AUTOCOMMIT")
-        try:
-            with admin.connect() as connection:
-                connection.execute(text(f'CREATE DATABASE "{name}"'))
-        finally:
-            admin.dispose()
+        self._as_admin(f'CREATE DATABASE "{name}"')
         return self.url(name)
 
     def drop_database(self, url: str) -> None:
         """Drop a database made by `new_database`, closing whatever still holds it (tests)."""
+        self._as_admin(f'DROP DATABASE IF EXISTS "{url.rsplit("/", 1)[1]}" WITH (FORCE)')
+
+    def _as_admin(self, statement: str) -> None:
+        """Run one statement outside a transaction (CREATE/DROP DATABASE need that) as postgres."""
         from sqlalchemy import create_engine, text
 
         admin = create_engine(self.url("postgres"), isolation_level="AUTOCOMMIT")
         try:
             with admin.connect() as connection:
-                connection.execute(text(f'DROP DATABASE IF EXISTS "{url.rsplit("/", 1)[1]}" WITH (FORCE)'))
+                connection.execute(text(statement))
         finally:
             admin.dispose()
 

@@ -189,13 +189,53 @@ def feed_orders(feed: Feed, stop: threading.Event, say: Callable[[str], None]) -
     say(f"the northwind feed is done ({fed} new orders)")
 
 
+def start_systems(prefect_url: str):  # noqa: ANN201 (sandbox.server.SandboxServer)
+    """Start the sandbox systems, then tell the processes flow runs start in (runner's or
+    workers') where everything is: they read it from the environment."""
+    from handoff.runtime import zombies
+    from sandbox.server import start_sandbox
+
+    sandbox_port = int(settings.sandbox_url.rsplit(":", 1)[-1].split("/")[0])
+    systems = start_sandbox(sandbox_port, state_path=settings.home / "sandbox-ledger.jsonl")
+    os.environ.update(
+        {
+            "HANDOFF_HOME": str(settings.home),
+            "HANDOFF_DATABASE_URL": settings.sqlalchemy_url,
+            "HANDOFF_SANDBOX_URL": systems.url,
+            "PREFECT_API_URL": f"{prefect_url}/api",
+            "PREFECT_CLIENT_RETRY_EXTRA_CODES": "500",
+            **zombies.heartbeat_environment(),
+        }
+    )
+    return systems
+
+
+Job = Callable[[threading.Event, Callable[[str], None]], None]
+
+
+def start_jobs(jobs: list[Job], stop: threading.Event, say: Callable[[str], None]) -> list[threading.Thread]:
+    """Each job in a daemon thread (in a copy of this context) until `stop` is set."""
+    threads = [
+        threading.Thread(target=contextvars.copy_context().run, args=(job, stop, say), daemon=True) for job in jobs
+    ]
+    for t in threads:
+        t.start()
+    return threads
+
+
+def stop_jobs(stop: threading.Event, threads: list[threading.Thread]) -> None:
+    """Tell the jobs to stop and give each a few seconds to finish what it is doing."""
+    stop.set()
+    for t in threads:
+        t.join(timeout=5)
+
+
 def run_up(feed: Feed | None, say: Callable[[str], None], lock_ui: bool | None = None) -> None:
     from deployments import DEFINITIONS, serve, serving_runner
     from handoff.runtime import console_lock, zombies
     from handoff.runtime.intake_api import IntakeServer, intake_token
     from handoff.runtime.standins import ensure_standin_reps
     from handoff.runtime.worklist import WorklistServer
-    from sandbox.server import start_sandbox
 
     os.chdir(ROOT)  # deployments' entrypoints are paths inside the checkout
     settings.home.mkdir(parents=True, exist_ok=True)
@@ -211,19 +251,7 @@ def run_up(feed: Feed | None, say: Callable[[str], None], lock_ui: bool | None =
     if locked:
         say(f"the Prefect UI and API are locked: user {user}, password in {settings.home / 'prefect-auth'}")
 
-    sandbox_port = int(settings.sandbox_url.rsplit(":", 1)[-1].split("/")[0])
-    systems = start_sandbox(sandbox_port, state_path=settings.home / "sandbox-ledger.jsonl")
-    # Flow runs start in their own processes: they read where everything is from the environment.
-    os.environ.update(
-        {
-            "HANDOFF_HOME": str(settings.home),
-            "HANDOFF_DATABASE_URL": settings.sqlalchemy_url,
-            "HANDOFF_SANDBOX_URL": systems.url,
-            "PREFECT_API_URL": f"{url}/api",
-            "PREFECT_CLIENT_RETRY_EXTRA_CODES": "500",
-            **zombies.heartbeat_environment(),
-        }
-    )
+    systems = start_systems(url)
     say(f"sandbox systems (CRM, provisioning, activation, billing, calendar) at {systems.url}")
     if settings.warm_start and warm_start.enable():  # imports the flows once, in the background
         say("flow runs start from a warm fork server (HANDOFF_WARM_START=false: a fresh interpreter each)")
@@ -245,19 +273,14 @@ def run_up(feed: Feed | None, say: Callable[[str], None], lock_ui: bool | None =
             )
             say(f"the reps' worklist: {worklist.url} (passwords: `handoff workers set-password NAME`)")
             jobs = [announce_pending_orders] + ([lambda stop, say: feed_orders(feed, stop, say)] if feed else [])
-            for job in jobs:
-                t = threading.Thread(target=contextvars.copy_context().run, args=(job, stop, say), daemon=True)
-                t.start()
-                threads.append(t)
+            threads = start_jobs(jobs, stop, say)
             say("serving the deployments — Ctrl-C stops everything")
             serve(runner)
     except KeyboardInterrupt:
         pass
     finally:
         say("stopping…")
-        stop.set()
-        for t in threads:
-            t.join(timeout=5)
+        stop_jobs(stop, threads)
         if intake:
             intake.stop()
         if worklist:

@@ -191,8 +191,7 @@ def run_workers(spec: StackSpec, feed, say: Callable[[str], None]) -> None:
     from deployments import DEFINITIONS, deploy_all
     from handoff.runtime.intake_api import IntakeServer, intake_token
     from handoff.runtime.standins import ensure_standin_reps
-    from handoff.runtime.up import ROOT, announce_pending_orders, feed_orders
-    from sandbox.server import start_sandbox
+    from handoff.runtime.up import ROOT, announce_pending_orders, feed_orders, start_jobs, start_systems, stop_jobs
 
     os.chdir(ROOT)
     ensure_standin_reps()
@@ -200,18 +199,7 @@ def run_workers(spec: StackSpec, feed, say: Callable[[str], None]) -> None:
     # PostgreSQL migrations on a first start take longer than SQLite's; a busy machine more still
     server = prefect_server.start(url, log_path=str(settings.home / "prefect-server.log"), timeout=SERVER_START_SECONDS)
     say(f"Prefect server {'started' if server else 'already running'}: UI at {url}")
-    sandbox_port = int(settings.sandbox_url.rsplit(":", 1)[-1].split("/")[0])
-    systems = start_sandbox(sandbox_port, state_path=settings.home / "sandbox-ledger.jsonl")
-    os.environ.update(
-        {  # what the workers (and their flow runs) read
-            "HANDOFF_HOME": str(settings.home),
-            "HANDOFF_DATABASE_URL": settings.sqlalchemy_url,
-            "HANDOFF_SANDBOX_URL": systems.url,
-            "PREFECT_API_URL": f"{url}/api",
-            "PREFECT_CLIENT_RETRY_EXTRA_CODES": "500",
-            **zombies.heartbeat_environment(),
-        }
-    )
+    systems = start_systems(url)  # and what the workers (and their flow runs) read
     say(f"sandbox systems at {systems.url}")
     stop = threading.Event()
     threads: list[threading.Thread] = []
@@ -234,10 +222,7 @@ def run_workers(spec: StackSpec, feed, say: Callable[[str], None]) -> None:
             jobs = [announce_pending_orders, lambda stop, say: workers.watch(stop)]
             if feed:
                 jobs.append(lambda stop, say: feed_orders(feed, stop, say))
-            for job in jobs:
-                t = threading.Thread(target=contextvars.copy_context().run, args=(job, stop, say), daemon=True)
-                t.start()
-                threads.append(t)
+            threads = start_jobs(jobs, stop, say)
             say("serving the deployments through the workers — Ctrl-C stops everything")
             while not stop.wait(3600):
                 pass
@@ -245,9 +230,7 @@ def run_workers(spec: StackSpec, feed, say: Callable[[str], None]) -> None:
         pass
     finally:
         say("stopping…")
-        stop.set()
-        for t in threads:
-            t.join(timeout=5)
+        stop_jobs(stop, threads)
         workers.stop()
         if intake:
             intake.stop()

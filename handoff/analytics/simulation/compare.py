@@ -207,34 +207,51 @@ def save_charts(
     load = outcomes[0].offered_load if outcomes else 0.0
     ax.axvline(load, color="grey", linestyle=":", label=f"offered load {load:.2f}")
     ax.axhline(90, color="grey", linestyle="--", linewidth=0.8, label="90 % on time")
-    ax.set_xlabel("team size (reps)")
-    ax.set_ylabel("on time %")
     ax.set_ylim(0, 101)
-    ax.set_title(f"{workload_name}: on-time % by team size and routing policy")
-    ax.legend()
-    ax.grid(alpha=0.3)
-    fig.tight_layout()
-    path = charts_dir / f"{workload_name}-on-time-vs-staff.png"
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    paths.append(path)
+    on_time_title = f"{workload_name}: on-time % by team size and routing policy"
+    paths.append(
+        _save_chart(
+            fig,
+            ax,
+            "team size (reps)",
+            "on time %",
+            on_time_title,
+            charts_dir / f"{workload_name}-on-time-vs-staff.png",
+        )
+    )
 
     n = backlog_for if backlog_for is not None else backlog_staff(outcomes)
     fig, ax = plt.subplots(figsize=(9, 4.5))
     for o in outcomes:
         if o.staff == n:
             ax.plot(o.backlog_t / 24.0, o.backlog_n, linewidth=0.8, label=o.policy)
-    ax.set_xlabel("days since the first arrival")
-    ax.set_ylabel("items waiting")
-    ax.set_title(f"{workload_name}: backlog over time with {n} reps")
+    backlog_title = f"{workload_name}: backlog over time with {n} reps"
+    paths.append(
+        _save_chart(
+            fig,
+            ax,
+            "days since the first arrival",
+            "items waiting",
+            backlog_title,
+            charts_dir / f"{workload_name}-backlog-{n}-reps.png",
+        )
+    )
+    return paths
+
+
+def _save_chart(fig, ax, xlabel: str, ylabel: str, title: str, path: Path) -> Path:  # noqa: ANN001
+    """Label, title, legend and grid the chart, save it as PNG at `path` and free its figure."""
+    import matplotlib.pyplot as plt
+
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    ax.set_title(title)
     ax.legend()
     ax.grid(alpha=0.3)
     fig.tight_layout()
-    path = charts_dir / f"{workload_name}-backlog-{n}-reps.png"
     fig.savefig(path, dpi=110)
     plt.close(fig)
-    paths.append(path)
-    return paths
+    return path
 
 
 def __getattr__(name: str):  # the staffing search moved to smallest.py; old imports keep working

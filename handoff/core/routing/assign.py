@@ -33,6 +33,7 @@ from handoff.core.routing.claims import (
 )
 from handoff.core.routing.eligibility import signature
 from handoff.core.routing.live import OPEN, POLICY, index_for
+from handoff.core.routing.policy import RoutableRep
 from handoff.core.routing.readmodel import as_routable_item, as_routable_rep
 
 MAX_LOST_CLAIMS = 50  # a decision that keeps losing gives up (the next event or watch round retries)
@@ -76,16 +77,28 @@ def route_item(s: Session, item_id: int, now: datetime | None = None) -> Worker 
     return None
 
 
-def route_for_worker(s: Session, worker_id: int, now: datetime | None = None) -> list[WorkItem]:
-    """Fill a rep's spare capacity with the most urgent open items they may do."""
+def rep_ready_for_work(
+    s: Session, worker_id: int, now: datetime | None = None
+) -> tuple[datetime, Worker, RoutableRep] | None:
+    """Start a decision for one rep: take the router lock, then (now as naive UTC, the worker,
+    the rep they are now) when they can take work (on shift with spare capacity), else None."""
     one_router_at_a_time(s)
     now = as_utc_naive(now or utcnow())
     worker = s.get(Worker, worker_id, populate_existing=True)
     if worker is None:
-        return []
+        return None
     rep = as_routable_rep(worker, now)
     if not rep.available or rep.spare <= 0:
+        return None
+    return now, worker, rep
+
+
+def route_for_worker(s: Session, worker_id: int, now: datetime | None = None) -> list[WorkItem]:
+    """Fill a rep's spare capacity with the most urgent open items they may do."""
+    ready = rep_ready_for_work(s, worker_id, now)
+    if ready is None:
         return []
+    now, worker, rep = ready
     t = epoch(now)
     index = index_for(s)
     taken: list[int] = []

@@ -30,10 +30,10 @@ from __future__ import annotations
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TypeVar
 
 import numpy as np
 from sqlalchemy import Engine, bindparam, func, select, text
@@ -52,6 +52,7 @@ from handoff.core.routing.readmodel import (
     worker_rows,
     workers_where,
 )
+from handoff.core.routing.urgency import urgency_columns
 
 if TYPE_CHECKING:  # sla imports routing: a run-time import here would be circular
     from handoff.core.sla import BusinessClock
@@ -94,6 +95,22 @@ COUNTER = {
 
 class IndexNotInStep(RuntimeError):
     """The database lacks the triggers that stamp changes: an index could silently go stale."""
+
+
+Row = TypeVar("Row", ItemRow, WorkerRow)
+
+
+def _merge(
+    rows: Sequence[Row], dirty: set[int], put: Callable[[Row], None], drop: Callable[[int], None], seen: int
+) -> int:
+    """Put every row read and drop each dirty id that was not read (it is gone); returns the
+    highest change stamp read, at least `seen` (the new watermark)."""
+    for row in rows:
+        seen = max(seen, row.seq)
+        put(row)
+    for gone in dirty - {row.id for row in rows}:
+        drop(gone)
+    return seen
 
 
 class LiveIndex:
@@ -207,18 +224,10 @@ class LiveIndex:
         dirty_workers: set[int],
         advance: bool,
     ) -> None:
-        for w in workers:
-            if advance:
-                self.seen_workers = max(self.seen_workers, w.seq)
-            self._put_worker(w)
-        for gone in dirty_workers - {w.id for w in workers}:
-            self._drop_worker(gone)
-        for row in items:
-            if advance:
-                self.seen_items = max(self.seen_items, row.seq)
-            self._put_item(row)
-        for gone in dirty_items - {row.id for row in items}:
-            self._drop_item(gone)
+        seen_workers = _merge(workers, dirty_workers, self._put_worker, self._drop_worker, self.seen_workers)
+        seen_items = _merge(items, dirty_items, self._put_item, self._drop_item, self.seen_items)
+        if advance:
+            self.seen_workers, self.seen_items = seen_workers, seen_items
 
     @contextmanager
     def session_view(self, s: Session, now: datetime | None = None) -> Iterator[LiveIndex]:
@@ -343,15 +352,7 @@ class LiveIndex:
     def scores(self, items: list[RoutableItem], now: float) -> np.ndarray:
         """The urgency the router ranks by: the push policy's score with the whole open
         queue's mean effort (the pool's p_bar). The worklist shows the same number."""
-        return POLICY.score_many(
-            np.fromiter((it.priority for it in items), float, len(items)),
-            np.fromiter((it.value for it in items), float, len(items)),
-            np.fromiter((it.created_at for it in items), float, len(items)),
-            np.fromiter((it.due_at for it in items), float, len(items)),
-            np.fromiter((it.effort_seconds for it in items), float, len(items)),
-            now,
-            self.items.mean_effort,
-        )
+        return POLICY.score_many(*urgency_columns(items), now, self.items.mean_effort)
 
     def open_scores(self, now: float) -> tuple[np.ndarray, np.ndarray]:
         """(slots, urgency) of every open item, vectorised over the pool's columns."""

@@ -61,6 +61,7 @@ from handoff.core.routing.urgency import (
     SCARCITY,
     SHORTEST_FIRST,
     K,
+    UrgencyParameters,
     mean_effort,
     urgency,
     urgency_many,
@@ -126,6 +127,15 @@ def _free_candidates(item: RoutableItem, reps: Iterable[RoutableRep]) -> list[tu
         for r in reps
         if is_free(r) and meets(r.skills, item.required_skills)
     ]
+
+
+def _slots_for(rep: RoutableRep, pool: ItemPool) -> np.ndarray | None:
+    """The slots of the pool's items the rep may take now; None when they are not free or may
+    do none of the waiting work."""
+    if not is_free(rep):
+        return None
+    slots = pool.eligible_slots(rep.skills)
+    return slots if slots.size else None
 
 
 def _pick(
@@ -239,11 +249,9 @@ class PushPolicy:
     # --- which item a rep gets ----------------------------------------------------------------
 
     def item_for(self, rep: RoutableRep, items: Iterable[RoutableItem], now: float) -> RoutableItem | None:
-        if not is_free(rep):
-            return None
         if isinstance(items, ItemPool):
-            slots = items.eligible_slots(rep.skills)
-            if slots.size == 0:
+            slots = _slots_for(rep, items)
+            if slots is None:
                 return None
             c = items.columns
             team = items.team if items.team is not None else self.team
@@ -271,6 +279,8 @@ class PushPolicy:
             return _pick(
                 items, slots, scores, best, lambda it: self._item_key(float(best), it), ("due_at", "created_at")
             )
+        if not is_free(rep):
+            return None
         pool = list(items)
         p_bar = mean_effort(pool)
         eligible = [it for it in pool if meets(rep.skills, it.required_skills)]
@@ -303,19 +313,7 @@ class PushPolicy:
     ) -> float:
         """This policy's urgency of one item (p_bar: mean effort of the waiting work; wait: the
         queue's wait, see `_queue_wait`)."""
-        return urgency(
-            item,
-            now,
-            p_bar,
-            self.k,
-            self.aging_seconds,
-            self.lookahead,
-            self.aging_windows,
-            self.rescue_windows,
-            self.shortest_first,
-            wait,
-            late_clock,
-        )
+        return urgency(item, now, p_bar, self.urgency_parameters(), wait, late_clock)
 
     def score_many(
         self,
@@ -340,14 +338,15 @@ class PushPolicy:
             effort_seconds,
             now,
             p_bar,
-            self.k,
-            self.aging_seconds,
-            self.lookahead,
-            self.aging_windows,
-            self.rescue_windows,
-            self.shortest_first,
+            self.urgency_parameters(),
             wait,
             late_clock,
+        )
+
+    def urgency_parameters(self) -> UrgencyParameters:
+        """This policy's parameters of the urgency formula: `score` and `score_many` use one set."""
+        return UrgencyParameters(
+            self.k, self.aging_seconds, self.lookahead, self.aging_windows, self.rescue_windows, self.shortest_first
         )
 
 
@@ -397,6 +396,23 @@ def _quickest_first(item: RoutableItem) -> tuple:
     return (item.effort_seconds, item.created_at, item.id)
 
 
+def _first_eligible(
+    rep: RoutableRep, items: Iterable[RoutableItem], column: str, key: Callable, then: tuple[str, ...] = ()
+) -> RoutableItem | None:
+    """The item a free rep may do that comes first by `key`, whose leading field is `column`
+    (from an ItemPool: the least `column` in numpy, ties by `then` and `key`, see `_pick`)."""
+    if isinstance(items, ItemPool):
+        slots = _slots_for(rep, items)
+        if slots is None:
+            return None
+        values = getattr(items.columns, column)[slots]
+        return _pick(items, slots, values, values.min(), key, then)
+    if not is_free(rep):
+        return None
+    eligible = [it for it in items if meets(rep.skills, it.required_skills)]
+    return min(eligible, key=key) if eligible else None
+
+
 class FifoPolicy:
     """First in, first out: arrival order, to whoever has waited longest for work."""
 
@@ -409,16 +425,7 @@ class FifoPolicy:
         return min((r for _, r in found), key=lambda r: (r.open_items, r.last_assigned_at, r.id))
 
     def item_for(self, rep: RoutableRep, items: Iterable[RoutableItem], now: float) -> RoutableItem | None:
-        if not is_free(rep):
-            return None
-        if isinstance(items, ItemPool):
-            slots = items.eligible_slots(rep.skills)
-            if slots.size == 0:
-                return None
-            created = items.columns.created_at[slots]
-            return _pick(items, slots, created, created.min(), _oldest_first)
-        eligible = [it for it in items if meets(rep.skills, it.required_skills)]
-        return min(eligible, key=_oldest_first) if eligible else None
+        return _first_eligible(rep, items, "created_at", _oldest_first)
 
 
 class SelfSelectionPolicy:
@@ -437,16 +444,7 @@ class SelfSelectionPolicy:
         return self.rng.choice(found)[1]
 
     def item_for(self, rep: RoutableRep, items: Iterable[RoutableItem], now: float) -> RoutableItem | None:
-        if not is_free(rep):
-            return None
-        if isinstance(items, ItemPool):
-            slots = items.eligible_slots(rep.skills)
-            if slots.size == 0:
-                return None
-            effort = items.columns.effort_seconds[slots]
-            return _pick(items, slots, effort, effort.min(), _quickest_first, ("created_at",))
-        eligible = [it for it in items if meets(rep.skills, it.required_skills)]
-        return min(eligible, key=_quickest_first) if eligible else None
+        return _first_eligible(rep, items, "effort_seconds", _quickest_first, ("created_at",))
 
 
 POLICIES: dict[str, Callable[[], Policy]] = {

@@ -62,7 +62,8 @@ the bulk re-score (100,000 items in a few milliseconds).
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -97,24 +98,38 @@ def mean_effort(items: Iterable[RoutableItem]) -> float:
     return total / n if n else MIN_EFFORT
 
 
-def urgency(
-    item: RoutableItem,
-    now: float,
-    p_bar: float,
-    k: float = K,
-    aging_seconds: float | None = None,
-    lookahead: float = LOOKAHEAD,
-    aging_windows: float = AGING_WINDOWS,
-    rescue_windows: float = RESCUE_WINDOWS,
-    shortest_first: float = SHORTEST_FIRST,
-    wait: float = 0.0,
-    late_clock: float | None = None,
-) -> float:
-    """Urgency of one item at `now` (see the module docstring for the formula).
+@dataclass(frozen=True)
+class UrgencyParameters:
+    """The parameters of the formula (see the module docstring); `urgency` and `urgency_many`
+    take one, a PushPolicy scores with its own.
 
     `aging_seconds` set: the old score instead (ATC, +1 per that many seconds since creation).
     `aging_windows=math.inf` switches aging off (for experiments: then late work can starve).
     """
+
+    k: float = K
+    aging_seconds: float | None = None
+    lookahead: float = LOOKAHEAD
+    aging_windows: float = AGING_WINDOWS
+    rescue_windows: float = RESCUE_WINDOWS
+    shortest_first: float = SHORTEST_FIRST
+
+
+DEFAULT_PARAMETERS = UrgencyParameters()
+
+
+def urgency(
+    item: RoutableItem,
+    now: float,
+    p_bar: float,
+    parameters: UrgencyParameters = DEFAULT_PARAMETERS,
+    wait: float = 0.0,
+    late_clock: float | None = None,
+) -> float:
+    """Urgency of one item at `now` (see the module docstring for the formula)."""
+    k, aging_seconds, lookahead = parameters.k, parameters.aging_seconds, parameters.lookahead
+    aging_windows, rescue_windows = parameters.aging_windows, parameters.rescue_windows
+    shortest_first = parameters.shortest_first
     p = max(item.effort_seconds, MIN_EFFORT)
     p_bar = max(p_bar, MIN_EFFORT)
     floor = k * p_bar
@@ -134,6 +149,22 @@ def urgency(
     return base * 2.0 ** min((late - rescue_windows) / aging_windows, MAX_EXPONENT)
 
 
+def urgency_columns(
+    items: Sequence[RoutableItem],
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """The columns `urgency_many` scores (priority, value, created_at, due_at, effort_seconds),
+    read from items."""
+
+    n = len(items)  # a generator per column: faster than getattr or attrgetter on 3.11
+    return (
+        np.fromiter((it.priority for it in items), float, n),
+        np.fromiter((it.value for it in items), float, n),
+        np.fromiter((it.created_at for it in items), float, n),
+        np.fromiter((it.due_at for it in items), float, n),
+        np.fromiter((it.effort_seconds for it in items), float, n),
+    )
+
+
 def urgency_many(
     priority: np.ndarray,
     value: np.ndarray,
@@ -142,12 +173,7 @@ def urgency_many(
     effort_seconds: np.ndarray,
     now: float,
     p_bar: float | None = None,
-    k: float = K,
-    aging_seconds: float | None = None,
-    lookahead: float = LOOKAHEAD,
-    aging_windows: float = AGING_WINDOWS,
-    rescue_windows: float = RESCUE_WINDOWS,
-    shortest_first: float = SHORTEST_FIRST,
+    parameters: UrgencyParameters = DEFAULT_PARAMETERS,
     wait: float = 0.0,
     late_clock: float | None = None,
 ) -> np.ndarray:
@@ -155,6 +181,9 @@ def urgency_many(
 
     `p_bar` defaults to the mean effort of the items given.
     """
+    k, aging_seconds, lookahead = parameters.k, parameters.aging_seconds, parameters.lookahead
+    aging_windows, rescue_windows = parameters.aging_windows, parameters.rescue_windows
+    shortest_first = parameters.shortest_first
     p = np.maximum(effort_seconds, MIN_EFFORT)
     if p_bar is None:
         p_bar = float(p.mean()) if p.size else MIN_EFFORT

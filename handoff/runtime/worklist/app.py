@@ -127,6 +127,12 @@ def create_worklist_app(prefect_context: Callable[[], Any] | None = None) -> Fas
         if not secrets.compare_digest(form.get("csrf_token", "").encode(), person.csrf.encode()):
             raise Refused(403, "this form's CSRF token is missing or wrong: reload the page and send it again")
 
+    def sender(request: Request, form: dict[str, str]) -> identity.SignedIn:
+        """The signed-in person who sent `form`, once the form carries their CSRF token."""
+        person = me(request)
+        check_csrf(form, person)
+        return person
+
     @app.middleware("http")
     async def timing_and_headers(request: Request, call_next):
         started, cpu = time.perf_counter(), time.process_time()
@@ -241,8 +247,7 @@ def create_worklist_app(prefect_context: Callable[[], Any] | None = None) -> Fas
         return await run_in_threadpool(next_item, request, await posted(request))
 
     def next_item(request: Request, form: dict[str, str]) -> Response:
-        person = me(request)
-        check_csrf(form, person)
+        person = sender(request, form)
         with session() as s:
             router.route_for_worker(s, person.worker_id)  # fill spare capacity first, as the router would
             entries = worklist(s, person.name)
@@ -304,8 +309,7 @@ def create_worklist_app(prefect_context: Callable[[], Any] | None = None) -> Fas
         return await run_in_threadpool(send_answer, request, item_id, await posted(request))
 
     def send_answer(request: Request, item_id: int, form_data: dict[str, str]) -> Response:
-        person = me(request)
-        check_csrf(form_data, person)
+        person = sender(request, form_data)
         loaded = load_item(person, item_id)  # 403 before anything else for another rep's item
         if not loaded["active"]:
             raise Refused(409, f"work item {item_id} is {loaded['item'].state}; nothing to complete")
@@ -346,8 +350,7 @@ def create_worklist_app(prefect_context: Callable[[], Any] | None = None) -> Fas
         return await run_in_threadpool(hand_over, request, item_id, await posted(request))
 
     def hand_over(request: Request, item_id: int, form_data: dict[str, str]) -> Response:
-        person = me(request)
-        check_csrf(form_data, person)
+        person = sender(request, form_data)
         if not person.is_supervisor:
             raise Refused(403, "only a supervisor may reassign work")
         try:

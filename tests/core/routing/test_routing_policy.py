@@ -19,7 +19,16 @@ from handoff.core.routing.policy import (
     SelfSelectionPolicy,
     make_policy,
 )
-from handoff.core.routing.urgency import AGING_WINDOWS, LOOKAHEAD, RESCUE_WINDOWS, K, urgency, urgency_many, weight
+from handoff.core.routing.urgency import (
+    AGING_WINDOWS,
+    LOOKAHEAD,
+    RESCUE_WINDOWS,
+    K,
+    UrgencyParameters,
+    urgency,
+    urgency_many,
+    weight,
+)
 
 HOUR = 3600.0
 DAY = 24 * HOUR
@@ -253,7 +262,7 @@ def test_a_just_missed_item_scores_as_a_fresh_one_with_part_of_its_window_left()
     # Far past any float: the score saturates instead of overflowing (ties then go by due date).
     assert math.isfinite(urgency(it, NOW + 1e6 * window, p_bar))
     # Switched off on request (experiments only): late work then stays deferred for ever.
-    assert urgency(it, too_late + 100 * DAY, p_bar, aging_windows=math.inf) < 1.0
+    assert urgency(it, too_late + 100 * DAY, p_bar, UrgencyParameters(aging_windows=math.inf)) < 1.0
 
 
 def test_a_rep_with_a_scarce_skill_takes_the_work_only_few_may_do_first():
@@ -324,7 +333,7 @@ def test_the_look_ahead_is_a_fraction_of_the_sla_window():
     scores = [urgency(_at(h * HOUR, 8 * HOUR), NOW, p_bar) for h in (7, 6, 4, 2, 1, 0.5)]
     assert scores == sorted(scores) and scores[-1] > 10 * scores[0] and scores[-2] > 0.4
     # The classic look-ahead (k x p_bar = 30 min) would have scored that item almost 0.
-    assert urgency(_at(HOUR, 8 * HOUR), NOW, p_bar, lookahead=0) < 0.15
+    assert urgency(_at(HOUR, 8 * HOUR), NOW, p_bar, UrgencyParameters(lookahead=0)) < 0.15
     # Very short SLAs fall back to the classic ATC look-ahead of K mean efforts.
     assert urgency(_at(K * p_bar, 1200.0), NOW, p_bar) == pytest.approx(math.exp(-1))
 
@@ -399,8 +408,8 @@ def test_urgency_formula_and_vectorised_scores_agree():
         {"rescue_windows": 3.0, "aging_windows": 0.25},
         {"k": 20.0, "aging_seconds": 48 * HOUR, "lookahead": 0.0},
     ):
-        scalar = [urgency(it, NOW, p_bar, **params) for it in items]
-        vector = urgency_many(*cols, NOW, p_bar, **params)
+        scalar = [urgency(it, NOW, p_bar, UrgencyParameters(**params)) for it in items]
+        vector = urgency_many(*cols, NOW, p_bar, UrgencyParameters(**params))
         assert np.all(np.isfinite(vector)) and np.all(vector >= 0)
         assert np.allclose(scalar, vector, rtol=1e-12)
         # the router and the SLA watch score through the policy: all its parameters, not some

@@ -10,18 +10,8 @@ import pytest
 from handoff.core import sla
 from handoff.core.routing.eligibility import in_shift, on_shift, parse_hhmm
 from handoff.core.sla import BusinessClock, BusinessHours
+from handoff.core.work_types import WORK_TYPES  # every registered type, not a copy that drifts
 
-WORK_TYPES = [
-    "order-approval",
-    "credit-review",
-    "discount-approval",
-    "provisioning-visit",
-    "activation-confirmation",
-    "invoice-approval",
-    "checklist-fix",
-    "handoff-signoff-sales",
-    "handoff-signoff-operations",
-]
 H = 3600.0
 
 
