@@ -97,14 +97,12 @@ class PostgresCluster:
 
     def _as_admin(self, statement: str) -> None:
         """Run one statement outside a transaction (CREATE/DROP DATABASE need that) as postgres."""
-        from sqlalchemy import create_engine, text
+        import psycopg
 
-        admin = create_engine(self.url("postgres"), isolation_level="AUTOCOMMIT")
-        try:
-            with admin.connect() as connection:
-                connection.execute(text(statement))
-        finally:
-            admin.dispose()
+        # psycopg's own context closes the connection (an engine's pool left one for the GC)
+        with psycopg.connect(host="127.0.0.1", port=self.port, user="postgres", dbname="postgres") as connection:
+            connection.autocommit = True
+            connection.execute(statement.encode())
 
     def new_database(self) -> str:
         """A new, empty database with a unique name (one per test)."""
