@@ -110,8 +110,8 @@ def answer_quote(
                     .execution_options(synchronize_session=False)
                 ),
             ).rowcount
+            s.refresh(request)  # lost the UPDATE to another process: read what it made of the quote
             if won:
-                s.refresh(request)
                 if quote is not None:
                     quote.status = wanted
                 audit.record(s, by, "quote_request", request_id, f"status:{wanted}", QuoteState.SENT, wanted)
