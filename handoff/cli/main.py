@@ -302,6 +302,21 @@ def demo(
         counts.add_row(name, str(value))
     console.print(counts)
 
+    q = summary.quotations
+    quotes = Table("", "count", title="quotations (requests for quotation first)", show_header=False)
+    for name, value in [
+        ("requests", q.requests.submitted),
+        ("requests accepted by intake", len(q.requests.accepted)),
+        ("requests quarantined", len(q.requests.quarantined)),
+        ("quotes sent", q.sent),
+        *[(f"quotes {state}", n) for state, n in sorted(q.by_state.items())],
+        ("orders from accepted quotes", len(q.orders)),
+        ("mean s request → quote sent", f"{mean(q.turnaround_seconds):.1f}"),
+        ("max s request → quote sent", f"{max(q.turnaround_seconds, default=0.0):.1f}"),
+    ]:
+        quotes.add_row(name, str(value))
+    console.print(quotes)
+
     steps = Table("work type", "asked", "completed", "outcomes", "mean s to complete", title="human steps")
     for work_type, f in sorted(summary.human_steps.items()):
         outcomes = ", ".join(f"{k} {v}" for k, v in f.outcomes.most_common())
