@@ -55,3 +55,26 @@ def test_with_the_server_up_quote_requested_is_sent_read_back_and_confirmed(db, 
         response = client.request("POST", "/events/filter", json={"filter": query.model_dump(mode="json")})
         [event] = response.json()["events"]
     assert event["event"] == "quote.requested" and event["resource"]["handoff.request-id"] == "OQ-2"
+
+
+def test_an_announced_request_no_run_took_gets_its_quotation_started_once(db, monkeypatch):
+    from datetime import timedelta
+
+    import prefect.deployments
+
+    from handoff.core.models import utcnow
+    from handoff.runtime import up
+
+    for request_id in ("OQ-3", "OQ-4", "OQ-5"):
+        receive(request_id)
+    with session() as s:
+        s.get(QuoteRequest, "OQ-3").announced_at = utcnow() - timedelta(minutes=5)  # stalled
+        s.get(QuoteRequest, "OQ-4").announced_at = utcnow()  # its run may still come
+        taken = s.get(QuoteRequest, "OQ-5")
+        taken.announced_at, taken.flow_run_id = utcnow() - timedelta(minutes=5), "a-run"
+    started = []
+    monkeypatch.setattr(prefect.deployments, "run_deployment", lambda name, **kw: started.append((name, kw)))
+    assert up.start_unstarted_quotations() == 1
+    [(name, kw)] = started
+    assert name == "quotation/quotation" and kw["parameters"] == {"request_id": "OQ-3"}
+    assert kw["idempotency_key"] == "quote-OQ-3-start"
