@@ -18,7 +18,7 @@ inside the order pipeline (priced, approved, sent).
 
 from __future__ import annotations
 
-from datetime import date
+from datetime import date, datetime, time
 
 from prefect import flow
 from prefect.runtime import flow_run
@@ -109,8 +109,6 @@ def request_discount_step(quote: RequestQuote) -> HumanStep:
 
 def follow_up_step(quote: RequestQuote) -> HumanStep:
     """The call after the offer: due before the quote's validity ends."""
-    from datetime import datetime, time
-
     return HumanStep(
         work_type="quote-follow-up",
         step_key=f"quote-follow-up-{quote.quote_id}",

@@ -330,7 +330,7 @@ def customer_answer(request_id: str, today: date | None = None) -> RequestQuote:
         request = s.get(QuoteRequest, request_id)
         q = quotes.current_quote(s, request_id)
         if request.status == QuoteState.SENT and q is not None and q.valid_until < today:
-            quotes._expire(s, request, today)
+            quotes.expire(s, request, today)
         return _request_view(s, request)
 
 

@@ -25,7 +25,7 @@ from sqlalchemy.orm import Session
 from handoff.core import audit
 from handoff.core.db import session
 from handoff.core.intake.door import Announcer, submit_orders
-from handoff.core.models import OPEN_QUOTE_STATES, Order, Quote, QuoteRequest, QuoteState, utcnow
+from handoff.core.models import Quote, QuoteRequest, QuoteState, utcnow
 
 ORDER_PREFIX = "RFQ-"
 
@@ -98,7 +98,7 @@ def answer_quote(
             raise UnknownQuote(f"no request for quotation {request_id!r}")
         quote = current_quote(s, request_id)
         if request.status == QuoteState.SENT and quote is not None and quote.valid_until < today:
-            _expire(s, request, today)
+            expire(s, request, today)
         won = 0
         if request.status == QuoteState.SENT:
             won = cast(
@@ -181,16 +181,11 @@ def accepted_quote_of(s: Session, order_id: str) -> Quote | None:
     )
 
 
-def came_from_a_quote(order_id: str) -> bool:
-    with session() as s:
-        order = s.get(Order, order_id)
-        return order is not None and order.source.startswith("quote:") and accepted_quote_of(s, order_id) is not None
-
-
 # --- the end of validity ----------------------------------------------------------------------------
 
 
-def _expire(s: Session, request: QuoteRequest, today: date) -> None:
+def expire(s: Session, request: QuoteRequest, today: date) -> None:
+    """The quote's validity ended with no answer from the customer."""
     request.answered_at, request.answered_by = utcnow(), "system:expiry"
     set_state(s, request, QuoteState.EXPIRED, "system:quotation", as_of=today.isoformat())
 
@@ -207,10 +202,6 @@ def expire_due_quotes(today: date | None = None) -> list[str]:
             .join(Quote, Quote.request_id == QuoteRequest.id)
             .where(QuoteRequest.status == QuoteState.SENT, Quote.status == QuoteState.SENT, Quote.valid_until < today)
         ):
-            _expire(s, request, today)
+            expire(s, request, today)
             expired.append(request.id)
         return expired
-
-
-def open_states() -> tuple[str, ...]:
-    return tuple(str(state) for state in OPEN_QUOTE_STATES)

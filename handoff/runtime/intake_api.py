@@ -195,7 +195,8 @@ def take_answer(request_id: str, raw: bytes, announce: bool) -> JSONResponse:
         data = DECODER.decode(text) if text is not None else None
     except (ValueError, RecursionError):
         data, why = None, "is not valid JSON"
-    choice = data.get("answer") if isinstance(data, dict) and set(data) == {"answer"} else None
+    plain = isinstance(data, dict) and set(data) == {"answer"} and not getattr(data, "repeated", ())
+    choice = data.get("answer") if plain else None  # type: ignore[union-attr]
     if not isinstance(choice, str) or choice not in ANSWERS:
         return JSONResponse(
             {

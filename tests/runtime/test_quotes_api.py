@@ -62,5 +62,7 @@ def test_the_customer_answers_once_and_an_acceptance_is_one_order(db):
     for body in ({"answer": "yes"}, {"answer": "accept", "x": 1}, [1], "accept"):
         assert c.post("/quotes/H-4/answer", json=body, headers=auth()).status_code == 422
     assert c.post("/quotes/H-4/answer", content=b"\xff\xfe", headers=auth()).status_code == 422
+    twice = b'{"answer": "decline", "answer": "accept"}'  # which one is meant?
+    assert c.post("/quotes/H-4/answer", content=twice, headers=auth()).status_code == 422
     with session() as s:
         assert s.scalar(select(func.count()).select_from(Order)) == 1
