@@ -46,7 +46,7 @@ def announce_pending_orders(stop: threading.Event, say: Callable[[str], None]) -
         try:
             confirmed, sent = outbox_pass()
             if confirmed or sent:
-                say(f"outbox: {confirmed} order(s) confirmed by Prefect, {sent} sent (again)")
+                say(f"outbox: {confirmed} order(s) and request(s) confirmed by Prefect, {sent} sent (again)")
             started = start_unstarted_pipelines()
             if started:
                 say(f"started the pipeline of {started} order(s) whose event started none")
