@@ -71,6 +71,15 @@ class DiscountApproval(StepForm):
         return self
 
 
+class QuoteFollowUp(StepForm):
+    """A rep calls the customer about a quote they have not answered yet."""
+
+    customer_answer: Literal["accepted", "declined", "undecided"] = Field(
+        description="What the customer said: they accept the quote, decline it, or have not decided yet."
+    )
+    note: str = Field(max_length=2000, description="What was said, for sales.")
+
+
 class TechnicianVisit(StepForm):
     visit_done: bool = Field(description="The technician has finished the job on site.")
     technician: str = Field(min_length=1, max_length=80, description="Who did the visit.")

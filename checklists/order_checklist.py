@@ -34,6 +34,11 @@ class OrderLines(Checklist):
     amount: Series[float] = pa.Field(description="quantity × unit price × (1 − discount).")
     catalogue_price: Series[float] = pa.Field(nullable=True)
     discontinued: Series[bool]
+    # An order from an accepted quote: the quote's line beside each (empty otherwise)
+    quoted_product_id: Series[float] | None = pa.Field(nullable=True)
+    quoted_quantity: Series[float] | None = pa.Field(nullable=True)
+    quoted_unit_price: Series[float] | None = pa.Field(nullable=True)
+    quoted_discount: Series[float] | None = pa.Field(nullable=True)
 
     @pa.check("product_known", name="every_product_is_in_the_catalogue")
     def every_product_is_in_the_catalogue(cls, known: Series[bool]) -> Series[bool]:
@@ -48,6 +53,17 @@ class OrderLines(Checklist):
         expected = df["quantity"] * df["unit_price"] * (1 - df["discount"])
         return (df["amount"] - expected).abs() <= 0.01
 
+    @pa.dataframe_check(name="every_line_is_as_in_the_accepted_quote")
+    def every_line_is_as_in_the_accepted_quote(cls, df: pd.DataFrame) -> Series[bool]:
+        if "quoted_quantity" not in df:
+            return pd.Series(True, index=df.index)
+        return df["quoted_quantity"].isna() | (
+            (df["product_id"] == df["quoted_product_id"])
+            & (df["quantity"] == df["quoted_quantity"])
+            & ((df["unit_price"] - df["quoted_unit_price"]).abs() <= 0.005)
+            & ((df["discount"] - df["quoted_discount"]).abs() <= 0.00005)
+        )
+
 
 class OrderHeader(Checklist):
     """The order as a whole, one row."""
@@ -58,6 +74,9 @@ class OrderHeader(Checklist):
     due_date: Series[pd.Timestamp]
     lines_total: Series[float] = pa.Field(ge=0)
     stated_total: Series[float] = pa.Field(nullable=True)
+    quoted_total: Series[float] | None = pa.Field(nullable=True)  # from an accepted quote
+    quoted_lines: Series[float] | None = pa.Field(nullable=True)
+    line_count: Series[int] | None
 
     @pa.check("customer_known", name="customer_is_known")
     def customer_is_known(cls, known: Series[bool]) -> Series[bool]:
@@ -70,6 +89,14 @@ class OrderHeader(Checklist):
     @pa.dataframe_check(name="stated_total_matches_the_lines")
     def stated_total_matches_the_lines(cls, df: pd.DataFrame) -> Series[bool]:
         return df["stated_total"].isna() | ((df["stated_total"] - df["lines_total"]).abs() <= 0.01)
+
+    @pa.dataframe_check(name="order_matches_the_accepted_quote")
+    def order_matches_the_accepted_quote(cls, df: pd.DataFrame) -> Series[bool]:
+        if "quoted_total" not in df:
+            return pd.Series(True, index=df.index)
+        same_total = (df["quoted_total"] - df["lines_total"]).abs() <= 0.01
+        same_lines = df["quoted_lines"] == df["line_count"] if "line_count" in df else True
+        return df["quoted_total"].isna() | (same_total & same_lines)
 
 
 class OrderLineWarnings(Checklist):

@@ -26,6 +26,15 @@ ORDER_RECEIVED_TRIGGER = DeploymentEventTrigger(
 )
 
 
+# A quote.requested event starts the request's quotation, the same way.
+QUOTE_REQUESTED_TRIGGER = DeploymentEventTrigger(
+    name="quote.requested starts the quotation",
+    expect={"quote.requested"},
+    match={"prefect.resource.id": "handoff.quote-request.*"},
+    parameters={"request_id": "{{ event.resource['handoff.request-id'] }}"},
+)
+
+
 @dataclass
 class Definition:
     entrypoint: str  # "flows/file.py:function"
@@ -107,7 +116,17 @@ DEFINITIONS: list[Definition] = [
         tags=["work-type:order-entry"],
     ),
     Definition(
-        "flows/quotation.py:quotation", "quotation", "Quotation alone, for one order.", tags=["work-type:quotation"]
+        "flows/quotation.py:quotation",
+        "quotation",
+        "A customer's request for quotation, to their answer; started by its quote.requested event.",
+        triggers=[QUOTE_REQUESTED_TRIGGER],
+        tags=["work-type:quotation"],
+    ),
+    Definition(
+        "flows/quotation.py:order_quotation",
+        "order-quotation",
+        "Quotation alone, for one discounted order placed without a request.",
+        tags=["work-type:quotation"],
     ),
     Definition(
         "flows/provisioning.py:provisioning",

@@ -3,7 +3,9 @@
 Steps:
 0. Take the order (one pipeline per order, however many order.received events arrive).
 1. Order entry: checklist, credit check, approvals.
-2. Quotation, when the order needs a priced quote.
+2. Quotation, when the order needs a priced quote (a discounted order placed without a request
+   for quotation; an order from an accepted quote was priced already: its checklist checks it
+   matches the quote).
 3. Provisioning.
 4. Activation.
 5. Billing.
@@ -24,7 +26,7 @@ from flows.activation import activation
 from flows.billing import billing
 from flows.order_entry import order_entry
 from flows.provisioning import provisioning
-from flows.quotation import quotation
+from flows.quotation import order_quotation
 from tasks.checklist_gate import ChecklistCancelled
 from tasks.meetings import plan_handoff_meeting
 from tasks.orders import (
@@ -53,9 +55,9 @@ def order_pipeline(order_id: str) -> str:
                 return "rejected"
         plan = split_into_downstream_work(order_id)
 
-        # 2. Quotation, when the order needs a priced quote
+        # 2. Quotation, when the order needs a priced quote (not one from an accepted quote)
         if plan.quotation and not order_reached(order_id, "quoted"):
-            if quotation.fn(order_id) == "declined":
+            if order_quotation.fn(order_id) == "declined":
                 reject_order(order_id, reason="the discount was not approved", by="system:pipeline")
                 return "rejected"
             advance_order(order_id, "quoted")

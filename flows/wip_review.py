@@ -2,14 +2,15 @@
 published as Prefect artifacts so the latest review is always one click away in the UI.
 
 Steps:
-1. Gather the review: queues, problem cases, jobs likely to be late, defect log, on-time %.
+1. Gather the review: queues, problem cases, jobs likely to be late, defect log, on-time %,
+   quotations.
 2. Reconstruct the backlog and the daily on-time % over the last days.
 3. Draw the chart and save it as a PNG.
-4. Publish the tables (queues, late jobs, problem cases, defects) as table artifacts.
+4. Publish the tables (queues, late jobs, problem cases, defects, quotations) as table artifacts.
 5. Publish the summary with the on-time %, and the chart, as markdown artifacts.
 
 The artifact keys are stable, so the UI's Artifacts page shows the latest of each:
-wip-queues, wip-late-jobs, wip-problem-cases, wip-defects, wip-on-time (the summary) and
+wip-queues, wip-late-jobs, wip-problem-cases, wip-defects, wip-quotations, wip-on-time (the summary) and
 wip-chart (`KEYS`; the steps are in tasks/wip_review.py).
 
 The computations are in handoff.analytics.reports (plain functions, tested without Prefect).

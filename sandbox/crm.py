@@ -4,7 +4,8 @@
     POST /crm/customers/{customer_id}/credit-checks   {order_id, amount} → 201 decision
     POST /crm/quotes                                  {quote_id, customer_id, lines, total,
                                                        valid_until, currency} → 201 quote sent
-    GET  /crm/quotes/{quote_id}
+    GET  /crm/quotes/{quote_id}                       the quote, with what its stand-in customer
+                                                       will answer ("customer_answer")
 
 A credit check is recorded whatever it decides: 201 with "decision": "approved" | "declined"
 and a "reason" when declined (customer on credit hold; amount above the credit limit).
@@ -12,6 +13,7 @@ and a "reason" when declined (customer on credit hold; amount above the credit l
 
 from __future__ import annotations
 
+import hashlib
 from datetime import date
 from typing import Any
 
@@ -54,6 +56,13 @@ class QuoteRequest(Body):
     total: float = Field(ge=0)
     valid_until: date
     currency: str = Field("USD", pattern=r"^[A-Z]{3}$")
+
+
+def customer_answer(quote_id: str) -> str | None:
+    """How the stand-in customer answers a quote (the same every time for one quote): three in
+    four accept, some decline, and a few never answer, so the quote expires."""
+    bucket = int(hashlib.sha256(quote_id.encode()).hexdigest(), 16) % 20
+    return "accept" if bucket < 15 else "decline" if bucket < 18 else None
 
 
 def customer_view(customer: Customer) -> dict[str, Any]:
@@ -136,6 +145,7 @@ def router(sb: Sandbox) -> APIRouter:
                     "status": "sent",
                     "sent_to": who.contact_name,
                     "sent_at": utcnow().isoformat(),
+                    "customer_answer": customer_answer(body.quote_id),
                 },
             )
 

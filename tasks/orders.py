@@ -121,7 +121,12 @@ def order_frames(s, order: Order) -> tuple[pd.DataFrame, pd.DataFrame]:  # noqa:
     """The order as the checklist's two frames: the header row and the lines with catalogue data."""
     import pandas as pd
 
+    from handoff.core.quotes import accepted_quote_of
+
     products = {p.id: p for p in s.scalars(select(Product).where(Product.id.in_([l.product_id for l in order.lines])))}
+    # An order from an accepted quote must be what was quoted: line by line, and in total
+    quote = accepted_quote_of(s, order.id)
+    quoted = {n: l for n, l in enumerate(quote.lines, start=1)} if quote else {}
     lines = pd.DataFrame(
         [
             {
@@ -134,6 +139,7 @@ def order_frames(s, order: Order) -> tuple[pd.DataFrame, pd.DataFrame]:  # noqa:
                 "amount": l.amount,
                 "catalogue_price": products[l.product_id].unit_price if l.product_id in products else None,
                 "discontinued": products[l.product_id].discontinued if l.product_id in products else False,
+                **_as_quoted(quoted.get(l.line_no) if quote else None, quote is not None),
             }
             for l in order.lines
         ],
@@ -147,6 +153,7 @@ def order_frames(s, order: Order) -> tuple[pd.DataFrame, pd.DataFrame]:  # noqa:
             "amount",
             "catalogue_price",
             "discontinued",
+            *QUOTED_COLUMNS,
         ],
     )
     header = pd.DataFrame(
@@ -158,10 +165,26 @@ def order_frames(s, order: Order) -> tuple[pd.DataFrame, pd.DataFrame]:  # noqa:
                 "due_date": pd.Timestamp(order.due_date),
                 "lines_total": float(sum(l.amount for l in order.lines)),
                 "stated_total": order.stated_total,
+                "quoted_total": quote.total if quote else None,
+                "line_count": len(order.lines),
+                "quoted_lines": len(quote.lines) if quote else None,
             }
         ]
     )
     return header, lines
+
+
+QUOTED_COLUMNS = ("quoted_product_id", "quoted_quantity", "quoted_unit_price", "quoted_discount")
+
+
+def _as_quoted(line: dict | None, from_a_quote: bool) -> dict:
+    """The accepted quote's line beside the order's (NaN when the order has no quote; for an
+    order from a quote, a line the quote does not have is -1, which matches nothing)."""
+    if not from_a_quote:
+        return dict.fromkeys(QUOTED_COLUMNS)
+    if line is None:
+        return dict.fromkeys(QUOTED_COLUMNS, -1)
+    return {f"quoted_{k}": line[k] for k in ("product_id", "quantity", "unit_price", "discount")}
 
 
 @record_step(task_run_name="accept-order-{order_id}")

@@ -25,6 +25,7 @@ KEYS = {
     "late_jobs": "wip-late-jobs",
     "problems": "wip-problem-cases",
     "defects": "wip-defects",
+    "quotations": "wip-quotations",
     "summary": "wip-on-time",
     "chart": "wip-chart",
 }
@@ -56,6 +57,7 @@ def publish_tables(review: reports.WipReview, max_rows: int) -> dict[str, UUID]:
         "late_jobs": f"Jobs likely to be late, most urgent first ({len(review.late_jobs)}) — {at}",
         "problems": f"Problem cases, the action list ({len(review.problems)}) — {at}",
         "defects": f"Defect log: quality issues found internally ({len(review.defects)}) — {at}",
+        "quotations": f"Quotations: open by state, turnaround against its SLA, about to expire, conversion — {at}",
     }
     return {
         part: create_table_artifact(table=tables[part], key=KEYS[part], description=description)

@@ -13,6 +13,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from handoff.cli.identity import register as register_identity
+from handoff.cli.quotes import register as register_quotes
 from handoff.cli.report import register as register_report
 from handoff.cli.routing import register as register_routing
 from handoff.cli.simulation import register as register_simulation
@@ -30,21 +31,22 @@ register_routing(app)
 register_report(app)
 register_simulation(app)
 register_identity(app)
+register_quotes(app)
 console = Console()
 
 
-def show_intake(result: IntakeResult) -> None:
-    """What happened to each order. Every value shown came from a sender: escaped, so that
-    `[/bold]` in a name is text, not markup, and a terminal escape is shown, not obeyed."""
+def show_intake(result: IntakeResult, noun: str = "order") -> None:
+    """What happened to each order (or request). Every value shown came from a sender: escaped, so
+    that `[/bold]` in a name is text, not markup, and a terminal escape is shown, not obeyed."""
     for rejected in result.quarantined:
         console.print(
-            f"[red]quarantined[/red] order {shown(rejected.reference or '(no order id)')} "
+            f"[red]quarantined[/red] {noun} {shown(rejected.reference or f'(no {noun} id)')} "
             f"(quarantine #{rejected.quarantine_id}):"
         )
         for reason in rejected.reasons:
             console.print(f"    [bold]{shown(reason['field'])}[/bold]: {shown(reason['message'])}")
     for order_id in result.duplicates:
-        console.print(f"[yellow]duplicate[/yellow] order {shown(order_id)}: already received, not stored again")
+        console.print(f"[yellow]duplicate[/yellow] {noun} {shown(order_id)}: already received, not stored again")
     console.print(
         f"submitted {result.submitted} · accepted {len(result.accepted)} · "
         f"duplicates {len(result.duplicates)} · quarantined {len(result.quarantined)}"
@@ -299,6 +301,21 @@ def demo(
     ]:
         counts.add_row(name, str(value))
     console.print(counts)
+
+    q = summary.quotations
+    quotes = Table("", "count", title="quotations (requests for quotation first)", show_header=False)
+    for name, value in [
+        ("requests", q.requests.submitted),
+        ("requests accepted by intake", len(q.requests.accepted)),
+        ("requests quarantined", len(q.requests.quarantined)),
+        ("quotes sent", q.sent),
+        *[(f"quotes {state}", n) for state, n in sorted(q.by_state.items())],
+        ("orders from accepted quotes", len(q.orders)),
+        ("mean s request → quote sent", f"{mean(q.turnaround_seconds):.1f}"),
+        ("max s request → quote sent", f"{max(q.turnaround_seconds, default=0.0):.1f}"),
+    ]:
+        quotes.add_row(name, str(value))
+    console.print(quotes)
 
     steps = Table("work type", "asked", "completed", "outcomes", "mean s to complete", title="human steps")
     for work_type, f in sorted(summary.human_steps.items()):

@@ -87,6 +87,8 @@ def report(
     )
     console.print(_table(f"Problem cases ({len(review.problems)})", tables["problems"], "none"))
     console.print(_table(f"Defect log ({len(review.defects)})", tables["defects"], "no defects found"))
+    console.print(_table("Quotations", tables["quotations"], "no requests for quotation"))
+    console.print(_table("Quotes about to expire", tables["expiring_quotes"], "none"))
     longest = max(len(review.late_jobs), len(review.problems), len(review.defects))
     if longest > limit:
         console.print(f"[dim]Long tables show their first {limit} rows; use --limit or --json for all.[/dim]")

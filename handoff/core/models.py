@@ -37,6 +37,22 @@ class OrderStatus(enum.StrEnum):
     COMPLETE = "complete"
 
 
+class QuoteState(enum.StrEnum):
+    """A quotation's life: from the customer's request to their answer (or its expiry)."""
+
+    REQUESTED = "requested"  # received, not priced yet
+    PRICED = "priced"
+    AWAITING_APPROVAL = "awaiting-approval"  # a discount above the threshold waits for a manager
+    SENT = "sent"  # with the customer, who accepts or declines before the validity end
+    ACCEPTED = "accepted"  # and became an order
+    DECLINED = "declined"  # by the customer, or the discount by the manager
+    EXPIRED = "expired"  # no answer by the validity end
+    SUPERSEDED = "superseded"  # an earlier version, replaced by a revision (a quote's, never a request's)
+
+
+OPEN_QUOTE_STATES = (QuoteState.REQUESTED, QuoteState.PRICED, QuoteState.AWAITING_APPROVAL, QuoteState.SENT)
+
+
 class WorkItemState(enum.StrEnum):
     OPEN = "open"  # waiting for a person
     ASSIGNED = "assigned"  # pushed to a rep, not yet started
@@ -286,24 +302,55 @@ class Defect(Base):
     resolved_by: Mapped[str | None]
 
 
-# --- downstream work on an order -----------------------------------------------------------
+# --- quotations: a customer's request, the quotes answering it, and its order ------------------
+
+
+class QuoteRequest(Base):
+    """A request for quotation, as received through intake; its state is the quotation's state
+    (requested → priced → awaiting-approval → sent → accepted | declined | expired)."""
+
+    __tablename__ = "quote_requests"
+    id: Mapped[str] = mapped_column(String(40), primary_key=True)  # the sender's request id
+    customer_id: Mapped[str] = mapped_column(String(40), index=True)  # not a foreign key, as orders
+    request_date: Mapped[date]
+    due_date: Mapped[date]  # when the customer wants delivery: the order's due date if accepted
+    lines: Mapped[list[Any]]  # as requested: [{product_id, quantity, discount}]
+    status: Mapped[QuoteState] = mapped_column(String(30), default=QuoteState.REQUESTED)
+    source: Mapped[str]
+    received_at: Mapped[datetime] = mapped_column(default=utcnow)
+    announced_at: Mapped[datetime | None]  # when Prefect confirmed quote.requested (the outbox)
+    flow_run_id: Mapped[str | None]
+    sent_at: Mapped[datetime | None]  # the first version sent: the end of the turnaround
+    answered_at: Mapped[datetime | None]  # the customer's answer, or the expiry
+    answered_by: Mapped[str | None]  # who recorded it: "http", "cli", a rep's name, "system:expiry"
+    order_id: Mapped[str | None] = mapped_column(String(40))  # the order an accepted quote became
 
 
 class Quote(Base):
+    """A priced quote. For a request: one row per version (a revision keeps the one before, as
+    superseded); for a discounted order placed without a request: one row, `Q-<order id>`."""
+
     __tablename__ = "quotes"
     id: Mapped[str] = mapped_column(String(60), primary_key=True)
-    order_id: Mapped[str | None] = mapped_column(String(40), index=True)
+    order_id: Mapped[str | None] = mapped_column(String(40), index=True)  # the order it priced or became
+    request_id: Mapped[str | None] = mapped_column(String(40), index=True)
+    version: Mapped[int] = mapped_column(default=1, server_default="1")
     customer_id: Mapped[str] = mapped_column(String(40))
     lines: Mapped[list[Any]]
     list_total: Mapped[float]
     discount: Mapped[float]  # overall share off the list total
     total: Mapped[float]
-    status: Mapped[str] = mapped_column(String(30), default="draft")  # draft|approved|declined|sent|expired
+    status: Mapped[str] = mapped_column(String(30), default="draft")  # a QuoteState; draft|approved on orders' quotes
     valid_until: Mapped[date]
     approved_by: Mapped[str | None]
     sent_at: Mapped[datetime | None]
     crm_ref: Mapped[str | None]
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    __table_args__ = (Index("ux_quotes_request_version", "request_id", "version", unique=True),)
+
+
+# --- downstream work on an order -----------------------------------------------------------
 
 
 class FulfilmentLine(Base):

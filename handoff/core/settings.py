@@ -71,6 +71,12 @@ class Settings(BaseSettings):
         default=0.10, description="Overall discount from which a manager approves."
     )
     quote_valid_days: int = Field(default=30, description="Days a quote stays valid.")
+    quote_follow_up_days: int = Field(
+        default=5, ge=0, description="Days before a quote's validity ends that a rep calls the customer."
+    )
+    quote_turnaround_hours: float = Field(
+        default=16.0, gt=0, description="Business hours from a request for quotation to its quote sent (the SLA)."
+    )
     invoice_approval_value: float = Field(default=10000.0, description="Invoice total from which a person approves.")
     currency: str = Field(default="USD")
 

@@ -148,6 +148,18 @@ DECLARED = (
         team="customer service",
         standin={"decision": "approve", "note": "within what we give this customer"},
     ),
+    # A sent quote: before its validity ends, a rep calls the customer after the offer (BPIC 2012's
+    # "W_Nabellen offertes"); due well before the end, so an answer can still be had.
+    WorkType(
+        "quote-follow-up",
+        form="QuoteFollowUp",
+        sla_hours=8,
+        effort_minutes=10,
+        skill="quotation",
+        level=1,
+        team="customer service",
+        standin={"customer_answer": "undecided", "note": "left a message; the customer has not decided yet"},
+    ),
     # Provisioning (flows/provisioning.py)
     WorkType(
         "provisioning-visit",

@@ -1,7 +1,11 @@
 """`handoff demo`: a real order feed through the whole back office on the embedded stack.
 
 Imports Northwind's orders through intake (replayed as if they arrived today, keeping the
-lead time each customer was promised), runs the order pipeline for each — order entry,
+lead time each customer was promised); one in five arrives first as a request for quotation
+(`RFQ_SHARE`): its quotation runs (priced, approved, sent through the sandbox CRM), the sandbox's
+stand-in customer accepts most quotes, declines some and leaves a few unanswered (they get
+their follow-up call and expire: the demo moves their clock to the validity end), and an
+accepted quote becomes its order. Then the order pipeline runs for each order — order entry,
 quotation, provisioning, activation, billing — against the sandbox systems, then the handoff
 meetings of the newly won accounts. With --auto-approve the stand-in reps answer the steps they
 are pushed, as the assignee would.
@@ -17,14 +21,15 @@ from collections import Counter, defaultdict
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, field
-from datetime import date
+from datetime import date, timedelta
+from functools import partial
 from pathlib import Path
 
 from sqlalchemy import select
 
 from handoff.core.db import session
 from handoff.core.intake import IntakeResult
-from handoff.core.models import AuditEvent, Order, WorkItem, WorkItemState
+from handoff.core.models import AuditEvent, Order, QuoteRequest, WorkItem, WorkItemState
 from handoff.core.settings import settings
 from handoff.runtime import prefect_server
 from handoff.runtime.standins import ensure_standin_reps, standin_answer
@@ -40,8 +45,18 @@ class WorkTypeFigures:
 
 
 @dataclass
+class QuotationFigures:
+    requests: IntakeResult = field(default_factory=IntakeResult)
+    by_state: Counter = field(default_factory=Counter)
+    sent: int = 0
+    turnaround_seconds: list[float] = field(default_factory=list)  # request received → quote sent
+    orders: list[str] = field(default_factory=list)  # accepted quotes' orders
+
+
+@dataclass
 class DemoSummary:
     intake: IntakeResult
+    quotations: QuotationFigures = field(default_factory=QuotationFigures)
     orders_by_status: Counter = field(default_factory=Counter)
     human_steps: dict[str, WorkTypeFigures] = field(default_factory=dict)
     stage_seconds: dict[str, list[float]] = field(default_factory=dict)
@@ -120,13 +135,78 @@ def run_all(
                 on_progress("advance", label, 1)
 
 
+RFQ_SHARE = 5  # one Northwind order in this many arrives first as a request for quotation
+
+
+def as_request(data: dict) -> dict:
+    """A Northwind order as the request for quotation that came before it: the same customer,
+    products, quantities and discounts asked for; prices come from the catalogue."""
+    return {
+        "request_id": f"NW-{data['order_id']}",
+        "customer_id": data["customer_id"],
+        "request_date": data["order_date"],
+        "due_date": data["due_date"],
+        "lines": [{k: l[k] for k in ("product_id", "quantity", "discount")} for l in data["lines"]],
+    }
+
+
+def import_feed(orders: int | None, summary_requests: IntakeResult) -> IntakeResult:
+    """Northwind's orders through intake; every RFQ_SHARE-th as a request for quotation instead."""
+    import json
+
+    from handoff.core.intake import submit_orders, submit_quote_requests
+    from handoff.core.northwind import load_catalogue, northwind_orders
+    from handoff.runtime import outbox
+
+    load_catalogue()
+    feed = northwind_orders(limit=orders, as_of=date.today())
+    as_orders, as_requests = [], []
+    for n, sub in enumerate(feed):
+        if n % RFQ_SHARE == RFQ_SHARE - 1 and isinstance(sub.data, dict) and isinstance(sub.data.get("lines"), list):
+            rfq = as_request(sub.data)
+            as_requests.append((json.dumps(rfq), rfq))
+        else:
+            as_orders.append(sub)
+    summary_requests.merge(submit_quote_requests(as_requests, source="northwind", announce=None))
+    return submit_orders(as_orders, source="northwind", announce=outbox.announce_orders)
+
+
+def customers_answer(sandbox_url: str, request_ids: list[str], summary: DemoSummary) -> list[str]:
+    """Each sent quote's stand-in customer answers through the CRM (as `POST /quotes/{id}/answer`
+    would): accepted ones become orders. Returns the requests nobody answered."""
+    import httpx
+
+    from handoff.core.quotes import AnswerRefused, answer_quote, current_quote
+    from handoff.runtime import outbox
+
+    silent = []
+    for request_id in request_ids:
+        with session() as s:
+            request = s.get(QuoteRequest, request_id)
+            quote = current_quote(s, request_id)
+            if request.status != "sent" or quote is None:
+                continue
+            quote_id = quote.id
+        said = httpx.get(f"{sandbox_url}/crm/quotes/{quote_id}", timeout=10).json().get("customer_answer")
+        if said is None:
+            silent.append(request_id)
+            continue
+        try:
+            answered = answer_quote(request_id, said == "accept", by="crm", announce=outbox.announce_orders)
+        except AnswerRefused as refused:
+            summary.failures.append(f"answer to quote {request_id}: {refused}")
+            continue
+        if answered.order_id:
+            summary.quotations.orders.append(answered.order_id)
+    return silent
+
+
 def run_demo(
     orders: int | None, auto_approve: bool, concurrency: int, fresh: bool, on_progress: Callable | None = None
 ) -> DemoSummary:
     from flows.handoff_meeting import handoff_meeting
     from flows.order_pipeline import order_pipeline
-    from handoff.core.northwind import import_northwind
-    from handoff.runtime import outbox
+    from flows.quotation import quotation
     from sandbox.server import start_sandbox
     from tasks.meetings import accounts_awaiting_handoff
 
@@ -134,8 +214,9 @@ def run_demo(
     settings.pause_poll_seconds = 1  # stand-ins answer within a second; look for answers as often
     use_demo_database(fresh)
     ensure_standin_reps()
-    intake = import_northwind(limit=orders, as_of=date.today(), announce=outbox.announce_orders)
-    summary = DemoSummary(intake=intake)
+    requests = IntakeResult()
+    intake = import_feed(orders, requests)
+    summary = DemoSummary(intake=intake, quotations=QuotationFigures(requests=requests))
 
     stop = threading.Event()
     approver = None
@@ -144,7 +225,16 @@ def run_demo(
         approver.start()
     with start_sandbox() as systems:
         settings.sandbox_url = systems.url
-        run_all(order_pipeline, intake.accepted, concurrency, summary, on_progress, "order pipeline")
+        # Requests for quotation first: priced, approved, sent; the customers answer
+        run_all(quotation, requests.accepted, concurrency, summary, on_progress, "quotation")
+        silent = customers_answer(systems.url, requests.accepted, summary)
+        # The unanswered: the call after the offer before the validity ends, then the end of it
+        end = date.today() + timedelta(days=settings.quote_valid_days)
+        for as_of, label in [(end - timedelta(days=1), "quote follow-up"), (end + timedelta(days=1), "quote expiry")]:
+            if silent:
+                run_all(partial(quotation, as_of=as_of), silent, concurrency, summary, on_progress, label)
+        orders_to_run = intake.accepted + summary.quotations.orders
+        run_all(order_pipeline, orders_to_run, concurrency, summary, on_progress, "order pipeline")
         run_all(handoff_meeting, accounts_awaiting_handoff(), concurrency, summary, on_progress, "handoff meeting")
         summary.side_effects = Counter(f"{e['system']}.{e['operation']}" for e in systems.ledger())
     stop.set()
@@ -184,6 +274,12 @@ def collect_figures(summary: DemoSummary) -> None:
                         summary.stage_seconds.setdefault(stage, []).append(times[stage] - times[previous])
                     previous = stage
         summary.meetings = Counter(s.scalars(select(HandoffMeeting.status)))
+        q = summary.quotations
+        for request in s.scalars(select(QuoteRequest)):
+            q.by_state[str(request.status)] += 1
+            if request.sent_at is not None:
+                q.sent += 1
+                q.turnaround_seconds.append((request.sent_at - request.received_at).total_seconds())
 
 
 def mean(values: list[float]) -> float:

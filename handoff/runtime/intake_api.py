@@ -3,6 +3,8 @@
     POST /orders   Authorization: Bearer <HANDOFF_INTAKE_TOKEN>
     body: one order, a list of orders, or {"orders": [...]} — the same shape as `orders submit`
           (Content-Type: text/csv: the CSV shape)
+    POST /quotes   requests for quotation, the same way ({"requests": [...]}; `quotes request`)
+    POST /quotes/{request id}/answer   {"answer": "accept" | "decline"}: the customer's answer
 
 The same contract, quarantine and `order.received` event as the CLI. The answer lists what
 was accepted, what was a duplicate, and every quarantined order with its reasons by field:
@@ -33,12 +35,15 @@ from starlette.concurrency import run_in_threadpool
 from uvicorn.protocols.http.h11_impl import H11Protocol
 
 from handoff.core.intake import (
+    QUOTE_REQUEST_FORM,
     IntakeInterrupted,
     IntakeResult,
     parse_csv_orders,
     parse_json_orders,
     submit_orders,
+    submit_quote_requests,
 )
+from handoff.core.intake.text import printable
 from handoff.core.settings import settings
 from handoff.runtime import outbox
 
@@ -100,47 +105,114 @@ def create_intake_app(token: str | None = None, announce: bool = True) -> FastAP
 
     @app.post("/orders", dependencies=[Depends(authorised)])
     async def receive_orders(request: Request) -> JSONResponse:
-        limit = settings.intake_max_bytes
-        declared = request.headers.get("content-length", "")
-        if declared.isdigit() and int(declared) > limit:
-            return too_large(limit)
-        chunks, size = [], 0
-        try:
-            async with asyncio.timeout(settings.intake_read_timeout_seconds):
-                async for chunk in request.stream():
-                    size += len(chunk)
-                    if size > limit:
-                        return too_large(limit)
-                    chunks.append(chunk)
-        except TimeoutError:
-            return JSONResponse(
-                {"detail": f"the body took over {settings.intake_read_timeout_seconds:g} s to arrive"},
-                status_code=408,
-                headers={"Connection": "close"},
-            )
-        is_csv = request.headers.get("content-type", "").split(";")[0].strip().lower() == "text/csv"
-        try:
-            result = await run_in_threadpool(take_orders, b"".join(chunks), is_csv, announce)
-        except IntakeInterrupted as stopped:
-            body = answer(stopped.result)
-            body["detail"] = "the database could not be reached; the orders not listed here were not taken"
-            return JSONResponse(body, status_code=503)
-        body = answer(result)
-        if not result.quarantined:
-            status = 201
-        elif result.accepted or result.duplicates:
-            status = 207
-        else:
-            status = 422
-        return JSONResponse(body, status_code=status)
+        return await receive(request, take_orders, announce, "orders")
+
+    @app.post("/quotes", dependencies=[Depends(authorised)])
+    async def receive_quote_requests(request: Request) -> JSONResponse:
+        """Requests for quotation: the same shapes, contract and answers as /orders."""
+        return await receive(request, take_quote_requests, announce, "requests")
+
+    @app.post("/quotes/{request_id}/answer", dependencies=[Depends(authorised)])
+    async def receive_answer(request_id: str, request: Request) -> JSONResponse:
+        """The customer's answer: {"answer": "accept"} or {"answer": "decline"}."""
+        body = await read_body(request)
+        if isinstance(body, JSONResponse):
+            return body
+        return await run_in_threadpool(take_answer, request_id, body, announce)
 
     return app
+
+
+async def read_body(request: Request) -> bytes | JSONResponse:
+    """The request's body, counted as it arrives: 413 past the limit, 408 past the read timeout."""
+    limit = settings.intake_max_bytes
+    declared = request.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > limit:
+        return too_large(limit)
+    chunks, size = [], 0
+    try:
+        async with asyncio.timeout(settings.intake_read_timeout_seconds):
+            async for chunk in request.stream():
+                size += len(chunk)
+                if size > limit:
+                    return too_large(limit)
+                chunks.append(chunk)
+    except TimeoutError:
+        return JSONResponse(
+            {"detail": f"the body took over {settings.intake_read_timeout_seconds:g} s to arrive"},
+            status_code=408,
+            headers={"Connection": "close"},
+        )
+    return b"".join(chunks)
+
+
+async def receive(request: Request, take, announce: bool, plural: str) -> JSONResponse:  # noqa: ANN001
+    raw = await read_body(request)
+    if isinstance(raw, JSONResponse):
+        return raw
+    is_csv = request.headers.get("content-type", "").split(";")[0].strip().lower() == "text/csv"
+    try:
+        result = await run_in_threadpool(take, raw, is_csv, announce)
+    except IntakeInterrupted as stopped:
+        body = answer(stopped.result)
+        body["detail"] = f"the database could not be reached; the {plural} not listed here were not taken"
+        return JSONResponse(body, status_code=503)
+    body = answer(result)
+    if not result.quarantined:
+        status = 201
+    elif result.accepted or result.duplicates:
+        status = 207
+    else:
+        status = 422
+    return JSONResponse(body, status_code=status)
 
 
 def take_orders(raw: bytes, is_csv: bool, announce: bool) -> IntakeResult:
     """The database side of a POST, run in a worker thread."""
     submissions = parse_csv_orders(raw) if is_csv else parse_json_orders(raw)
     return submit_orders(submissions, source="http", announce=outbox.announce_orders if announce else None)
+
+
+def take_quote_requests(raw: bytes, is_csv: bool, announce: bool) -> IntakeResult:
+    form = QUOTE_REQUEST_FORM
+    submissions = parse_csv_orders(raw, form) if is_csv else parse_json_orders(raw, form)
+    return submit_quote_requests(
+        submissions, source="http", announce=outbox.announce_quote_requests if announce else None
+    )
+
+
+ANSWERS = {"accept": True, "decline": False}
+
+
+def take_answer(request_id: str, raw: bytes, announce: bool) -> JSONResponse:
+    """The database side of an answer: 200 with the order (if accepted), 404 no such quote, 409
+    refused (declined, expired, not sent), 422 not an answer. The same answer again is 200."""
+    from handoff.core.intake.reading import DECODER, decode
+    from handoff.core.quotes import AnswerRefused, UnknownQuote, answer_quote
+
+    text, why = decode(raw)
+    try:
+        data = DECODER.decode(text) if text is not None else None
+    except (ValueError, RecursionError):
+        data, why = None, "is not valid JSON"
+    plain = isinstance(data, dict) and set(data) == {"answer"} and not getattr(data, "repeated", ())
+    choice = data.get("answer") if plain else None  # type: ignore[union-attr]
+    if not isinstance(choice, str) or choice not in ANSWERS:
+        return JSONResponse(
+            {
+                "detail": f'the body must be {{"answer": "accept"}} or {{"answer": "decline"}}{f" ({why})" if why else ""}'
+            },
+            status_code=422,
+        )
+    try:
+        answered = answer_quote(
+            request_id, ANSWERS[choice], by="http", announce=outbox.announce_orders if announce else None
+        )
+    except UnknownQuote as unknown:
+        return JSONResponse({"detail": printable(str(unknown))}, status_code=404)
+    except AnswerRefused as refused:
+        return JSONResponse({"detail": printable(str(refused))}, status_code=409)
+    return JSONResponse(asdict(answered), status_code=200)
 
 
 def answer(result: IntakeResult) -> dict[str, Any]:

@@ -1,7 +1,9 @@
-"""The outbox: stored orders become `order.received` events, which start their pipelines.
+"""The outbox: stored orders become `order.received` events, which start their pipelines, and
+stored requests for quotation become `quote.requested` events, which start their quotations.
 
-The core stores orders and knows nothing of Prefect; this module is the one place an order is
-announced (intake through any channel, and `handoff up`'s outbox poll).
+The core stores them and knows nothing of Prefect; this module is the one place either is
+announced (intake through any channel, and `handoff up`'s outbox poll). What follows says
+"order"; a request for quotation goes the same way (its `Topic`), its run being its quotation.
 
 An order counts as announced (`announced_at`) only once Prefect confirmed it: its event is in
 the server's event store (read back by the event's id), or its pipeline run has taken the
@@ -17,28 +19,59 @@ from __future__ import annotations
 import logging
 import time
 import uuid
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 from datetime import timedelta
+from typing import Any
 
 from sqlalchemy import select
 
 from handoff.core.db import session
-from handoff.core.models import Order, utcnow
+from handoff.core.models import Order, QuoteRequest, utcnow
 
 log = logging.getLogger(__name__)
 
 ORDER_RECEIVED = "order.received"
+QUOTE_REQUESTED = "quote.requested"
 EVENT_NAMESPACE = uuid.UUID("6f1c3a52-55a8-4a1e-9a52-0d9e3c2b8a11")
 RESEND_AFTER_SECONDS = 30.0  # the server stores events within ~5 s (its persister's flush)
 READ_BACK_PAGE = 50
 SEND_BATCH = 100
 
-_sent_at: dict[str, float] = {}  # order id -> when this process last sent its event
+
+@dataclass(frozen=True)
+class Topic:
+    """What is announced: the stored records of one table, as one kind of event."""
+
+    event: str  # "order.received"
+    record: Any  # the table: Order, QuoteRequest (id, announced_at, received_at, flow_run_id)
+    resource: str  # the event's resource id prefix: "handoff.order"
+    id_label: str  # the resource label carrying the record's id: "handoff.order-id"
+    payload: Callable[[Any], dict[str, Any]]
 
 
-def event_id(order_id: str) -> uuid.UUID:
+ORDERS = Topic(
+    ORDER_RECEIVED,
+    Order,
+    "handoff.order",
+    "handoff.order-id",
+    lambda o: {"order_id": o.id, "total": o.total, "due_date": str(o.due_date)},
+)
+QUOTE_REQUESTS = Topic(
+    QUOTE_REQUESTED,
+    QuoteRequest,
+    "handoff.quote-request",
+    "handoff.request-id",
+    lambda r: {"request_id": r.id, "lines": len(r.lines), "due_date": str(r.due_date)},
+)
+TOPICS = (ORDERS, QUOTE_REQUESTS)
+
+_sent_at: dict[tuple[str, str], float] = {}  # (event, id) -> when this process last sent its event
+
+
+def event_id(order_id: str, topic: Topic = ORDERS) -> uuid.UUID:
     """The one id every sending of this order's event carries."""
-    return uuid.uuid5(EVENT_NAMESPACE, f"order.received:{order_id}")
+    return uuid.uuid5(EVENT_NAMESPACE, f"{topic.event}:{order_id}")
 
 
 def announce_orders(order_ids: list[str]) -> int:
@@ -46,15 +79,24 @@ def announce_orders(order_ids: list[str]) -> int:
 
     They are not marked announced here: `confirm_announced` does that once the server has the
     event (the outbox poll of `handoff up` checks, and sends again what never arrived)."""
+    return announce(ORDERS, order_ids)
+
+
+def announce_quote_requests(request_ids: list[str]) -> int:
+    """Send `quote.requested` for stored requests not yet confirmed (as `announce_orders`)."""
+    return announce(QUOTE_REQUESTS, request_ids)
+
+
+def announce(topic: Topic, ids: list[str]) -> int:
     with session() as s:
-        orders = [o for o in (s.get(Order, i) for i in order_ids) if o is not None and o.announced_at is None]
-        events = [(o.id, order_event(o)) for o in orders]
+        records = [r for r in (s.get(topic.record, i) for i in ids) if r is not None and r.announced_at is None]
+        events = [(r.id, record_event(topic, r)) for r in records]
     taken = 0
     for start in range(0, len(events), SEND_BATCH):
         batch = events[start : start + SEND_BATCH]
         if post_events([e for _, e in batch]):
             taken += len(batch)
-            _sent_at.update({order_id: time.monotonic() for order_id, _ in batch})
+            _sent_at.update({(topic.event, key): time.monotonic() for key, _ in batch})
     return taken
 
 
@@ -64,18 +106,22 @@ def announce_order(order: Order) -> bool:
 
 
 def order_event(order: Order):
+    return record_event(ORDERS, order)
+
+
+def record_event(topic: Topic, record: Any):
     from prefect.events import Event
 
     return Event(
-        event=ORDER_RECEIVED,
+        event=topic.event,
         resource={
-            "prefect.resource.id": f"handoff.order.{order.id}",
-            "prefect.resource.name": f"order {order.id}",
-            "handoff.order-id": order.id,
-            "handoff.customer-id": order.customer_id,
+            "prefect.resource.id": f"{topic.resource}.{record.id}",
+            "prefect.resource.name": f"{topic.resource.removeprefix('handoff.').replace('-', ' ')} {record.id}",
+            topic.id_label: record.id,
+            "handoff.customer-id": record.customer_id,
         },
-        payload={"order_id": order.id, "total": order.total, "due_date": str(order.due_date)},
-        id=event_id(order.id),
+        payload=topic.payload(record),
+        id=event_id(record.id, topic),
     )
 
 
@@ -91,45 +137,46 @@ def post_events(events: list) -> bool:
         with get_client(sync_client=True) as client:
             client.request("POST", "/events", json=[e.model_dump(mode="json") for e in events]).raise_for_status()
     except Exception as exc:  # noqa: BLE001 - the orders are stored; the outbox sends them again later
-        log.warning("could not send %d order.received event(s): %s", len(events), exc)
+        log.warning("could not send %d event(s): %s", len(events), exc)
         return False
     return True
 
 
-def confirm_announced(order_ids: Iterable[str]) -> list[str]:
+def confirm_announced(order_ids: Iterable[str], topic: Topic = ORDERS) -> list[str]:
     """Mark announced the orders Prefect confirmed (event stored, or pipeline run started);
     returns them. With no server to ask, nothing is confirmed."""
     order_ids = list(order_ids)
+    table = topic.record
     with session() as s:
-        started = set(s.scalars(select(Order.id).where(Order.id.in_(order_ids), Order.flow_run_id.is_not(None))))
+        started = set(s.scalars(select(table.id).where(table.id.in_(order_ids), table.flow_run_id.is_not(None))))
     try:
-        stored = events_on_server([o for o in order_ids if o not in started])
+        stored = events_on_server([o for o in order_ids if o not in started], topic)
     except Exception as exc:  # noqa: BLE001 - no server, or a busy one: ask again next time
         log.info("could not read order events back from Prefect: %s", exc)
         stored = set()
     confirmed = [o for o in order_ids if o in started or o in stored]
     if confirmed:
         with session() as s:
-            for order in s.scalars(select(Order).where(Order.id.in_(confirmed), Order.announced_at.is_(None))):
-                order.announced_at = utcnow()
+            for record in s.scalars(select(table).where(table.id.in_(confirmed), table.announced_at.is_(None))):
+                record.announced_at = utcnow()
         for order_id in confirmed:
-            _sent_at.pop(order_id, None)
+            _sent_at.pop((topic.event, order_id), None)
     return confirmed
 
 
-def events_on_server(order_ids: list[str]) -> set[str]:
+def events_on_server(order_ids: list[str], topic: Topic = ORDERS) -> set[str]:
     """Of these orders, those whose `order.received` event the Prefect server has stored."""
     from prefect.client.orchestration import get_client
     from prefect.events.filters import EventFilter, EventIDFilter, EventNameFilter
 
-    by_event = {event_id(o): o for o in order_ids}
+    by_event = {event_id(o, topic): o for o in order_ids}
     found: set[str] = set()
     ids = list(by_event)
     with get_client(sync_client=True) as client:
         for start in range(0, len(ids), READ_BACK_PAGE):
             page = ids[start : start + READ_BACK_PAGE]
             # (events of the last 180 days: Prefect's default window, and longer than it keeps them)
-            query = EventFilter(id=EventIDFilter(id=page), event=EventNameFilter(name=[ORDER_RECEIVED]))
+            query = EventFilter(id=EventIDFilter(id=page), event=EventNameFilter(name=[topic.event]))
             response = client.request(
                 "POST", "/events/filter", json={"filter": query.model_dump(mode="json"), "limit": READ_BACK_PAGE}
             )
@@ -141,20 +188,33 @@ def events_on_server(order_ids: list[str]) -> set[str]:
 def outbox_pass(resend_after: float = RESEND_AFTER_SECONDS) -> tuple[int, int]:
     """One pass of the outbox: confirm what Prefect has; send again what it has not, once it had
     time to arrive (`resend_after` seconds since this process sent it, or since the order was
-    received when another process sent it). Returns (confirmed, sent)."""
-    from handoff.core.intake import unannounced_orders
+    received when another process sent it). Orders, then requests for quotation.
+    Returns (confirmed, sent)."""
+    confirmed = sent = 0
+    for topic in TOPICS:
+        c, n = topic_pass(topic, resend_after)
+        confirmed, sent = confirmed + c, sent + n
+    return confirmed, sent
 
-    pending = unannounced_orders()
+
+def topic_pass(topic: Topic, resend_after: float) -> tuple[int, int]:
+    table = topic.record
+    with session() as s:
+        pending = list(s.scalars(select(table.id).where(table.announced_at.is_(None)).order_by(table.received_at)))
     if not pending:
         return 0, 0
-    confirmed = set(confirm_announced(pending))
+    confirmed = set(confirm_announced(pending, topic))
     now, cutoff = time.monotonic(), utcnow() - timedelta(seconds=resend_after)
     with session() as s:
-        received = dict(s.execute(select(Order.id, Order.received_at).where(Order.id.in_(pending))).all())
+        received = dict(s.execute(select(table.id, table.received_at).where(table.id.in_(pending))).all())
     due = [
         o
         for o in pending
         if o not in confirmed
-        and (now - _sent_at[o] >= resend_after if o in _sent_at else received.get(o, cutoff) <= cutoff)
+        and (
+            now - _sent_at[(topic.event, o)] >= resend_after
+            if (topic.event, o) in _sent_at
+            else received.get(o, cutoff) <= cutoff
+        )
     ]
-    return len(confirmed), announce_orders(due) if due else 0
+    return len(confirmed), announce(topic, due) if due else 0

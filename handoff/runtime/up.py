@@ -46,10 +46,13 @@ def announce_pending_orders(stop: threading.Event, say: Callable[[str], None]) -
         try:
             confirmed, sent = outbox_pass()
             if confirmed or sent:
-                say(f"outbox: {confirmed} order(s) confirmed by Prefect, {sent} sent (again)")
+                say(f"outbox: {confirmed} order(s) and request(s) confirmed by Prefect, {sent} sent (again)")
             started = start_unstarted_pipelines()
             if started:
                 say(f"started the pipeline of {started} order(s) whose event started none")
+            started = start_unstarted_quotations()
+            if started:
+                say(f"started the quotation of {started} request(s) whose event started none")
         except Exception as exc:  # a busy server now and then must not stop the outbox for good
             say(f"outbox: {type(exc).__name__}: {exc} (trying again)")
         stop.wait(OUTBOX_SECONDS)
@@ -87,6 +90,36 @@ def start_unstarted_pipelines(grace: timedelta = STALLED_AFTER) -> int:
 
 
 PIPELINE = "order-pipeline/order-pipeline"
+QUOTATION = "quotation/quotation"
+
+
+def start_unstarted_quotations(grace: timedelta = STALLED_AFTER) -> int:
+    """Start the quotation of each announced request for quotation that no run took (its
+    quote.requested event found no trigger), once: the run's idempotency key is the request's."""
+    from prefect.deployments import run_deployment
+    from sqlalchemy import select
+
+    from handoff.core.db import session
+    from handoff.core.models import QuoteRequest, QuoteState, utcnow
+
+    with session() as s:
+        unstarted = s.scalars(
+            select(QuoteRequest.id).where(
+                QuoteRequest.status == QuoteState.REQUESTED,
+                QuoteRequest.flow_run_id.is_(None),
+                QuoteRequest.announced_at.is_not(None),
+                QuoteRequest.announced_at < utcnow() - grace,
+            )
+        ).all()
+    for request_id in unstarted:
+        run_deployment(
+            QUOTATION,
+            parameters={"request_id": request_id},
+            timeout=0,
+            flow_run_name=f"quote-{request_id}",
+            idempotency_key=f"quote-{request_id}-start",
+        )
+    return len(unstarted)
 
 
 def start_pipeline(order_id: str) -> str:

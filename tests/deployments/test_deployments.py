@@ -96,3 +96,17 @@ def check_deployed(client, deployed) -> None:
     automations = client.read_automations_by_name("order.received starts the order pipeline")
     assert any(a.actions[0].deployment_id == pipeline.id for a in automations)
     assert deployed["sla-watch"].schedules[0].schedule.interval.total_seconds() == 60
+
+
+def test_a_quote_requested_event_starts_the_quotation_with_the_request_id():
+    from deployments import QUOTE_REQUESTED_TRIGGER
+
+    [trigger] = by_name("quotation").triggers
+    assert trigger.expect == {"quote.requested"}
+    assert trigger.match.model_dump() == {"prefect.resource.id": "handoff.quote-request.*"}
+    event = Event(
+        event="quote.requested",
+        id=uuid.uuid4(),
+        resource={"prefect.resource.id": "handoff.quote-request.R-1", "handoff.request-id": "R-1"},
+    )
+    assert render_user_template_sync(QUOTE_REQUESTED_TRIGGER.parameters["request_id"], {"event": event}) == "R-1"

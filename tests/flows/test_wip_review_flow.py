@@ -100,6 +100,7 @@ def test_the_review_is_published_as_artifacts(small_office, tmp_path):
         "wip-late-jobs",
         "wip-problem-cases",
         "wip-defects",
+        "wip-quotations",
         "wip-on-time",
         "wip-chart",
     }

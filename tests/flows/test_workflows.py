@@ -15,7 +15,7 @@ from flows.handoff_meeting import handoff_meeting
 from flows.order_entry import order_entry
 from flows.order_pipeline import order_pipeline
 from flows.provisioning import provisioning
-from flows.quotation import quotation
+from flows.quotation import order_quotation
 from handoff.core.db import session
 from handoff.core.intake import submit_orders
 from handoff.core.models import (
@@ -76,7 +76,7 @@ def test_order_entry_rejects_when_the_credit_reviewer_says_no(responder):
 
 def test_quotation_prices_from_the_catalogue_and_a_big_discount_needs_a_manager(responder, sandbox):
     receive("Q-1", [(1, 10, 18.0, 0.25), (2, 5, 19.0, 0)])
-    assert quotation("Q-1") == "sent"
+    assert order_quotation("Q-1") == "sent"
     [(_, item_id, answer)] = steps_of(responder, "discount-approval")
     with session() as s:
         quote = s.get(Quote, "Q-Q-1")
@@ -85,14 +85,14 @@ def test_quotation_prices_from_the_catalogue_and_a_big_discount_needs_a_manager(
         assert quote.total == pytest.approx(10 * 18 * 0.75 + 5 * 19)
         assert s.get(WorkItem, item_id).required_skills == {"quotation": 3}
     assert ledger_keys(sandbox, "crm", "send_quote") == ["quote:Q-Q-1"]
-    assert quotation("Q-1") == "sent"  # again: nothing is sent twice
+    assert order_quotation("Q-1") == "sent"  # again: nothing is sent twice
     assert ledger_keys(sandbox, "crm", "send_quote") == ["quote:Q-Q-1"]
 
 
 def test_a_declined_discount_is_not_sent(responder, sandbox):
     responder.overrides["discount-approval"] = lambda step, a: {"decision": "decline", "note": "too generous"}
     receive("Q-2", [(1, 10, 18.0, 0.25)])
-    assert quotation("Q-2") == "declined"
+    assert order_quotation("Q-2") == "declined"
     assert sandbox.ledger("crm", "send_quote") == []
 
 

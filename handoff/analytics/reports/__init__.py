@@ -14,6 +14,8 @@ terminal (`handoff report`), the Prefect flow (flows/wip_review.py) and tests sh
 4. `defect_log`     quality problems found internally (checklists that failed).
 5. `on_time`        on-time task completion %: items completed by their due time, today and
                     over the last 7 days, overall and by work type.
+6. `quotations`     requests for quotation: open ones by state, turnaround request → sent
+                    against its SLA, quotes about to expire, quote-to-order conversion.
 
 `build_review` gathers all five; `history` reconstructs the backlog and the daily on-time %
 for the chart (`save_chart`). `display_tables` / `summary_markdown` / `to_jsonable` turn a
@@ -80,6 +82,11 @@ from handoff.analytics.reports.queues import (  # noqa: F401
     problem_cases,
     queues,
     why_no_rep,
+)
+from handoff.analytics.reports.quotations import (  # noqa: F401
+    ExpiringQuote,
+    QuotationFigures,
+    quotations,
 )
 from handoff.analytics.reports.review import (  # noqa: F401
     WipReview,

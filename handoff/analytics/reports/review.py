@@ -35,6 +35,13 @@ from handoff.analytics.reports.queues import (
     problem_cases,
     queues,
 )
+from handoff.analytics.reports.quotations import (
+    QuotationFigures,
+    expiring_rows,
+    quotation_markdown,
+    quotation_rows,
+    quotations,
+)
 from handoff.core import sla
 
 # --- the whole review ------------------------------------------------------------------------
@@ -49,6 +56,7 @@ class WipReview:
     late_jobs: list[LateJob]
     defects: list[DefectRow]
     on_time: list[OnTime]  # "all" first, then by work type
+    quotations: QuotationFigures | None = None  # requests for quotation (reports/quotations.py)
 
     @property
     def overall(self) -> OnTime:
@@ -91,6 +99,7 @@ def build_review(
         late_jobs=late_jobs(s, now, clock=clock),
         defects=defect_log(s, now, days=defect_days),
         on_time=on_time(s, now, days=on_time_days, clock=clock),
+        quotations=quotations(s, now),
     )
 
 
@@ -167,6 +176,8 @@ def display_tables(review: WipReview, limit: int | None = None) -> dict[str, lis
             }
             for t in review.on_time
         ],
+        "quotations": quotation_rows(review.quotations) if review.quotations else [],
+        "expiring_quotes": cap(expiring_rows(review.quotations)) if review.quotations else [],
     }
 
 
@@ -197,6 +208,8 @@ def summary_markdown(review: WipReview, chart_uri: str | None = None) -> str:
             for o in by_type
         ]
         lines.append("")
+    if review.quotations is not None:
+        lines += quotation_markdown(review.quotations) + [""]
     if chart_uri:
         lines += [f"![backlog and on-time %]({chart_uri})", ""]
     return "\n".join(lines)

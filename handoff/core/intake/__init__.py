@@ -8,13 +8,19 @@ with a reason per bad field), or a reported duplicate — decided per order, nev
 - contract.py  what a valid order is (the strict form and its limits)
 - reading.py   bytes → one submission per order, with its exact bytes and what reading found
 - door.py      each submission decided in its own transaction; races decided by the database
+- quote_requests.py  requests for quotation through the same door (their own contract and table)
 """
 
 from handoff.core.intake.contract import (
+    ORDER_FORM,
+    QUOTE_REQUEST_FORM,
+    Form,
     OrderIn,
     OrderLineIn,
+    QuoteRequestIn,
     Unreadable,
     check_order,
+    check_quote_request,
     field_errors,
 )
 from handoff.core.intake.door import (
@@ -27,15 +33,28 @@ from handoff.core.intake.door import (
     submit_orders,
     unannounced_orders,
 )
+from handoff.core.intake.quote_requests import (
+    submit_quote_requests,
+    unannounced_quote_requests,
+)
 from handoff.core.intake.reading import (
     Submission,
     parse_csv_orders,
     parse_json_orders,
     read_order_file,
+    read_quote_request_file,
 )
 
 __all__ = [
+    "ORDER_FORM",
+    "QUOTE_REQUEST_FORM",
     "Announcer",
+    "Form",
+    "QuoteRequestIn",
+    "check_quote_request",
+    "read_quote_request_file",
+    "submit_quote_requests",
+    "unannounced_quote_requests",
     "IntakeInterrupted",
     "IntakeResult",
     "OrderIn",

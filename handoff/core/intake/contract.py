@@ -47,6 +47,9 @@ MAX_PRODUCT_ID = 2**31 - 1  # the database column is a 32-bit INTEGER
 EARLIEST_DATE, LATEST_DATE = date(1900, 1, 1), date(2999, 12, 31)
 ORDER_FIELDS = ("order_id", "customer_id", "customer_name", "country", "order_date", "due_date", "total", "lines")
 LINE_FIELDS = ("product_id", "quantity", "unit_price", "discount")
+MAX_REQUEST_ID_CHARS = 36
+QUOTE_REQUEST_FIELDS = ("request_id", "customer_id", "customer_name", "country", "request_date", "due_date", "lines")
+QUOTE_REQUEST_LINE_FIELDS = ("product_id", "quantity", "discount")
 
 ISO_DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
 
@@ -137,14 +140,67 @@ class OrderIn(BaseModel):
         return self.model_dump(mode="json")
 
 
+class QuoteRequestLineIn(BaseModel):
+    """A line of a request for quotation: what and how many; the price comes from the catalogue."""
+
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+    product_id: int = Field(gt=0, le=MAX_PRODUCT_ID, description="Catalogue product id.")
+    quantity: int = Field(gt=0, le=MAX_QUANTITY, description="Units asked for, a whole number.")
+    discount: float = Field(
+        0.0, ge=0, le=1, allow_inf_nan=False, description="Share off the catalogue price sales asks for, 0 to 1."
+    )
+
+
+class QuoteRequestIn(BaseModel):
+    """A request for quotation as a sender submits it: a customer asks what these lines would cost."""
+
+    model_config = ConfigDict(extra="forbid", strict=True, str_strip_whitespace=True)
+
+    # 36 characters: the order an accepted quote becomes is `RFQ-<request id>` (at most 40)
+    request_id: Annotated[str, BeforeValidator(_order_id_text)] = Field(
+        min_length=1, max_length=MAX_REQUEST_ID_CHARS, pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$"
+    )
+    customer_id: Text = Field(min_length=1, max_length=MAX_CUSTOMER_ID_CHARS)
+    customer_name: Text | None = Field(None, min_length=1, max_length=MAX_CUSTOMER_NAME_CHARS)
+    country: Text | None = Field(None, min_length=1, max_length=MAX_COUNTRY_CHARS)
+    request_date: IsoDate
+    due_date: IsoDate = Field(description="When the customer wants delivery: the order's due date if accepted.")
+    lines: list[QuoteRequestLineIn] = Field(min_length=1, max_length=MAX_LINES)
+
+    def content(self) -> dict[str, Any]:
+        return self.model_dump(mode="json")
+
+
+@dataclass(frozen=True)
+class Form:
+    """One kind of document intake takes: its contract, its fields and the words reasons use."""
+
+    noun: str  # "order", "quote request"
+    plural: str  # the key of a wrapped list in JSON: {"orders": [...]}
+    id_field: str  # the sender's id, which de-duplicates
+    model: type[BaseModel]
+    fields: tuple[str, ...]
+    line_fields: tuple[str, ...]
+
+    @property
+    def article(self) -> str:
+        return "an" if self.noun[0] in "aeiou" else "a"
+
+
+ORDER_FORM = Form("order", "orders", "order_id", OrderIn, ORDER_FIELDS, LINE_FIELDS)
+QUOTE_REQUEST_FORM = Form(
+    "quote request", "requests", "request_id", QuoteRequestIn, QUOTE_REQUEST_FIELDS, QUOTE_REQUEST_LINE_FIELDS
+)
+
+
 # --- the verdict --------------------------------------------------------------------------------
 
 Reason = dict[str, str]
 
 _MESSAGES = {
-    "extra_forbidden": "is not a field of an order; the fields are " + ", ".join(ORDER_FIELDS),
-    "model_type": "must be a JSON object (an order)",
-    "model_attributes_type": "must be a JSON object (an order)",
+    "model_type": "must be a JSON object ({article} {noun})",
+    "model_attributes_type": "must be a JSON object ({article} {noun})",
     "dict_type": "must be a JSON object",
     "int_type": "must be a whole number",
     "float_type": "must be a number",
@@ -164,20 +220,30 @@ _MESSAGES = {
 
 def check_order(data: Any) -> tuple[OrderIn | None, list[Reason]]:
     """The order if it keeps the contract, else the reasons, one per bad field."""
+    return check(ORDER_FORM, data)  # type: ignore[return-value]
+
+
+def check_quote_request(data: Any) -> tuple[QuoteRequestIn | None, list[Reason]]:
+    """The request for quotation if it keeps its contract, else the reasons, one per bad field."""
+    return check(QUOTE_REQUEST_FORM, data)  # type: ignore[return-value]
+
+
+def check(form: Form, data: Any) -> tuple[BaseModel | None, list[Reason]]:
     try:
-        return OrderIn.model_validate(data), []
+        return form.model.model_validate(data), []
     except ValidationError as exc:
-        return None, field_errors(exc)
+        return None, field_errors(exc, form)
     except RecursionError:
-        return None, [{"field": "order", "message": "is nested too deeply to read"}]
+        return None, [{"field": form.noun, "message": "is nested too deeply to read"}]
 
 
-def field_errors(exc: ValidationError) -> list[Reason]:
+def field_errors(exc: ValidationError, form: Form = ORDER_FORM) -> list[Reason]:
     """Pydantic's errors as one {field, message} per bad field, in the sender's words."""
+    words = {"article": form.article, "noun": form.noun}
     reasons = []
     for err in exc.errors(include_url=False, include_context=True):
         loc = err["loc"]
-        where = field_name(loc)
+        where = field_name(loc) if loc else form.noun
         value = err.get("input")
         if isinstance(value, Unreadable):
             reasons.append({"field": where, "message": f"{value.why} (got {quote(value.text)})"})
@@ -185,9 +251,15 @@ def field_errors(exc: ValidationError) -> list[Reason]:
         kind = err["type"]
         if kind in ("too_long", "too_short") and isinstance(value, str):
             kind = f"string_{kind}"
-        message = _MESSAGES.get(kind, err["msg"]).format(**{k: _plain(v) for k, v in err.get("ctx", {}).items()})
+        message = _MESSAGES.get(kind, err["msg"]).format(
+            **words, **{k: _plain(v) for k, v in err.get("ctx", {}).items()}
+        )
+        if err["type"] == "extra_forbidden":
+            message = f"is not a field of {form.article} {form.noun}; the fields are " + ", ".join(form.fields)
         if err["type"] == "extra_forbidden" and len(loc) == 3 and loc[0] == "lines":
-            message = "is not a field of an order line; the fields are " + ", ".join(LINE_FIELDS)
+            message = f"is not a field of {form.article} {form.noun} line; the fields are " + ", ".join(
+                form.line_fields
+            )
         if err["type"] == "missing":
             reasons.append({"field": where, "message": "is required"})
         elif err["type"] == "extra_forbidden" or not loc:

@@ -22,11 +22,13 @@ from sqlalchemy.orm import Session
 
 from handoff.core import audit
 from handoff.core.db import session
-from handoff.core.intake.contract import OrderIn, Reason, check_order
+from handoff.core.intake.contract import ORDER_FORM, Form, OrderIn, Reason
+from handoff.core.intake.contract import check as check_contract
 from handoff.core.intake.reading import Submission
 from handoff.core.intake.text import clip, printable, quote
 from handoff.core.models import (
     AuditEvent,
+    Base,
     Customer,
     Order,
     OrderLine,
@@ -78,6 +80,19 @@ class IntakeInterrupted(Exception):
 # --- the door ---------------------------------------------------------------------------------
 
 
+@dataclass(frozen=True)
+class Kind:
+    """What the door does with one kind of document (orders, requests for quotation) once it
+    keeps its contract: the table whose primary key is the sender's id, how to store one, and
+    how one stored before reads as the contract's content (to compare a re-send with)."""
+
+    form: Form
+    record: type[Base]  # Order, QuoteRequest
+    entity: str  # the audit trail's entity, whose "received" event keeps the content as received
+    store: Callable[[Session, Any, str], object]
+    content_as_stored: Callable[[Any], dict[str, Any]]
+
+
 def submit_orders(
     submissions: Iterable[Submission | tuple[Any, Any]], source: str, announce: Announcer | None = None
 ) -> IntakeResult:
@@ -88,21 +103,28 @@ def submit_orders(
     the back office about the stored orders; the core knows no event bus, and an order not
     announced now is announced by the outbox later.
     """
+    return submit(ORDERS, submissions, source, announce)
+
+
+def submit(
+    kind: Kind, submissions: Iterable[Submission | tuple[Any, Any]], source: str, announce: Announcer | None = None
+) -> IntakeResult:
+    """The door for any kind: validate, store (or quarantine, or report a duplicate) and announce."""
     result = IntakeResult()
     source = clip(source, 200)
     checked: list[Checked] = []
     for item in submissions:
-        checked.append(check(_as_submission(item)))
+        checked.append(check(_as_submission(item, kind.form), kind))
         if len(checked) == CHUNK:
-            _decide_chunk(checked, source, result)
+            _decide_chunk(checked, source, result, kind)
             checked = []
     if checked:
-        _decide_chunk(checked, source, result)
+        _decide_chunk(checked, source, result, kind)
     if announce and result.accepted:
         try:
             announce(list(result.accepted))
-        except Exception:  # the orders are stored; the outbox announces them later
-            log.exception("could not announce %d stored orders", len(result.accepted))
+        except Exception:  # they are stored; the outbox announces them later
+            log.exception("could not announce %d stored %s", len(result.accepted), kind.form.plural)
     return result
 
 
@@ -116,35 +138,36 @@ class Stored:
 
 @dataclass
 class Checked:
-    """A submission held against the contract: the order if it keeps it, else the reasons."""
+    """A submission held against the contract: the order (or request) if it keeps it, else the reasons."""
 
     submission: Submission
-    order: OrderIn | None
+    order: Any  # OrderIn, QuoteRequestIn, or None
     reasons: list[Reason]
 
 
-def check(sub: Submission) -> Checked:
+def check(sub: Submission, kind: Kind | None = None) -> Checked:
+    form = (kind or ORDERS).form
     reasons = list(sub.problems)
     order_in = None
     if sub.data is not None or not reasons:
-        order_in, field_reasons = check_order(sub.data)
+        order_in, field_reasons = check_contract(form, sub.data)
         reasons += field_reasons
     return Checked(sub, None if reasons else order_in, reasons)
 
 
-def _decide_chunk(chunk: list[Checked], source: str, result: IntakeResult) -> None:
+def _decide_chunk(chunk: list[Checked], source: str, result: IntakeResult, kind: Kind) -> None:
     """Decide a few orders in one transaction (a commit per order costs a disk flush each);
     if the database refuses anything in it — a race lost to another process, a value it will
     not hold — the whole chunk is rolled back and each order is decided in its own."""
     try:
         with session() as s:
-            _take_write_lock(s)
-            outcomes = [_decide_in(s, c, source) for c in chunk]
+            _take_write_lock(s, kind)
+            outcomes = [_decide_in(s, c, source, kind) for c in chunk]
     except DBAPIError:
         outcomes = []
         for c in chunk:
             try:
-                outcomes.append(decide(c, source))
+                outcomes.append(decide(c, source, kind))
             except OperationalError as exc:
                 _record(result, outcomes)
                 raise IntakeInterrupted(result, exc) from exc
@@ -162,58 +185,61 @@ def _record(result: IntakeResult, outcomes: list[Rejected | Stored]) -> None:
             result.duplicates.append(outcome.order_id)
 
 
-def _decide_in(s: Session, c: Checked, source: str) -> Rejected | Stored:
+def _decide_in(s: Session, c: Checked, source: str, kind: Kind) -> Rejected | Stored:
     if c.order is None:
         return quarantine(s, source, c.submission.raw, c.reasons, c.submission.reference)
-    return _store_or_compare(s, c.submission, c.order, source)
+    return _store_or_compare(s, c.submission, c.order, source, kind)
 
 
-def decide(c: Checked, source: str) -> Rejected | Stored:
+def decide(c: Checked, source: str, kind: Kind | None = None) -> Rejected | Stored:
     """One order's outcome in its own transaction; raises only when the database cannot be reached."""
+    kind = kind or ORDERS
     sub, order_in = c.submission, c.order
+    noun = kind.form.noun
     if order_in is None:
         return quarantine_alone(source, sub.raw, c.reasons, sub.reference)
     for attempt in range(STORE_ATTEMPTS):
         try:
             with session() as s:
-                _take_write_lock(s)
-                return _store_or_compare(s, sub, order_in, source)
+                _take_write_lock(s, kind)
+                return _store_or_compare(s, sub, order_in, source, kind)
         except IntegrityError:
             # another process stored this order (or its new customer) meanwhile: look again
-            log.info("order %s: another process stored it (or its customer) first; looking again", order_in.order_id)
+            log.info("%s %s: another process stored it (or its customer) first; looking again", noun, sub.reference)
             continue
         except OperationalError:
             if attempt + 1 == STORE_ATTEMPTS:
                 raise
         except DBAPIError as exc:
-            reason = {"field": "order", "message": f"the database refused it: {clip(str(exc.orig), 120)}"}
+            reason = {"field": noun, "message": f"the database refused it: {clip(str(exc.orig), 120)}"}
             return quarantine_alone(source, sub.raw, [reason], sub.reference)
-    reason = {"field": "order", "message": f"could not be stored after {STORE_ATTEMPTS} attempts"}
+    reason = {"field": noun, "message": f"could not be stored after {STORE_ATTEMPTS} attempts"}
     return quarantine_alone(source, sub.raw, [reason], sub.reference)
 
 
-def _store_or_compare(s: Session, sub: Submission, order_in: OrderIn, source: str) -> Rejected | Stored:
-    existing = s.get(Order, order_in.order_id)
+def _store_or_compare(s: Session, sub: Submission, order_in: Any, source: str, kind: Kind) -> Rejected | Stored:
+    key = getattr(order_in, kind.form.id_field)
+    existing: Any = s.get(kind.record, key)
     if existing is None:
-        store_order(s, order_in, source)
-        return Stored(order_in.order_id, accepted=True)
-    differences = differences_from_first(s, existing, order_in)
+        kind.store(s, order_in, source)
+        return Stored(key, accepted=True)
+    differences = differences_from_first(s, existing, order_in, kind)
     if not differences:
-        return Stored(order_in.order_id, accepted=False)
+        return Stored(key, accepted=False)
     first = {
-        "field": "order_id",
-        "message": f"order {order_in.order_id} was already received "
+        "field": kind.form.id_field,
+        "message": f"{kind.form.noun} {key} was already received "
         f"({existing.received_at:%Y-%m-%d %H:%M} from {existing.source}) with different content; "
         "the first one stands, this one is kept for review",
     }
-    return quarantine(s, source, sub.raw, [first, *differences], order_in.order_id)
+    return quarantine(s, source, sub.raw, [first, *differences], key)
 
 
-def _take_write_lock(s: Session) -> None:
+def _take_write_lock(s: Session, kind: Kind | None = None) -> None:
     # SQLite: a transaction that reads first and writes later fails ("database is locked") if
     # another process wrote in between; a write first makes it wait its turn instead.
     if s.get_bind().dialect.name == "sqlite":
-        s.execute(text("UPDATE orders SET id = id WHERE 0"))
+        s.execute(text(f"UPDATE {(kind or ORDERS).record.__tablename__} SET id = id WHERE 0"))
 
 
 def store_order(s: Session, order_in: OrderIn, source: str) -> Order:
@@ -257,25 +283,28 @@ def store_order(s: Session, order_in: OrderIn, source: str) -> Order:
 # --- what differs -------------------------------------------------------------------------------
 
 
-def differences_from_first(s: Session, existing: Order, new: OrderIn) -> list[Reason]:
-    """One reason per field in which `new` differs from the order first received with its id."""
+def differences_from_first(s: Session, existing: Any, new: Any, kind: Kind | None = None) -> list[Reason]:
+    """One reason per field in which `new` differs from the order (or request) first received with its id."""
+    kind = kind or ORDERS
     first = s.scalar(
         select(AuditEvent.details)
-        .where(AuditEvent.entity == "order", AuditEvent.entity_id == existing.id, AuditEvent.action == "received")
+        .where(AuditEvent.entity == kind.entity, AuditEvent.entity_id == existing.id, AuditEvent.action == "received")
         .order_by(AuditEvent.id)
         .limit(1)
     )
-    was = (first or {}).get("content") or content_as_stored(existing)
+    was = (first or {}).get("content") or kind.content_as_stored(existing)
     now = new.content()
     diffs = []
-    for name in ("customer_id", "customer_name", "country", "order_date", "due_date", "total"):
+    for name in kind.form.fields:
+        if name in (kind.form.id_field, "lines"):
+            continue
         if name in was and was[name] != now[name]:
             diffs.append(_differs(name, was[name], now[name]))
     old_lines, new_lines = was["lines"], now["lines"]
     if len(old_lines) != len(new_lines):
         diffs.append({"field": "lines", "message": f"was {len(old_lines)} lines, now {len(new_lines)}"})
     for n, (a, b) in enumerate(zip(old_lines, new_lines)):
-        for name in ("product_id", "quantity", "unit_price", "discount"):
+        for name in kind.form.line_fields:
             if a[name] != b[name]:
                 diffs.append(_differs(f"lines.{n}.{name}", a[name], b[name]))
     return diffs
@@ -342,7 +371,7 @@ def unannounced_orders() -> list[str]:
         return list(s.scalars(select(Order.id).where(Order.announced_at.is_(None)).order_by(Order.received_at)))
 
 
-def _as_submission(item: Submission | tuple[Any, Any]) -> Submission:
+def _as_submission(item: Submission | tuple[Any, Any], form: Form = ORDER_FORM) -> Submission:
     if isinstance(item, Submission):
         return item
     raw, data = item
@@ -351,4 +380,7 @@ def _as_submission(item: Submission | tuple[Any, Any]) -> Submission:
         return Submission(raw_bytes, None, [{"field": "document", "message": str(data["__unreadable__"])}])
     from handoff.core.intake.reading import _reference_of, _repeated_keys
 
-    return Submission(raw_bytes, data, _repeated_keys(data), _reference_of(data))
+    return Submission(raw_bytes, data, _repeated_keys(data), _reference_of(data, form))
+
+
+ORDERS = Kind(ORDER_FORM, Order, "order", store_order, content_as_stored)

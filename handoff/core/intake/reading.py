@@ -21,13 +21,24 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from handoff.core.intake.contract import LINE_FIELDS, ORDER_FIELDS, Reason, Unreadable
+from handoff.core.intake.contract import ORDER_FORM, QUOTE_REQUEST_FORM, Form, Reason, Unreadable
 from handoff.core.intake.text import clip, quote
 from handoff.core.settings import settings
 
 MAX_DIGITS = 30  # a JSON or CSV integer longer than this is out of every range the contract has
-CSV_ORDER_COLUMNS = tuple(f for f in ORDER_FIELDS if f != "lines")
-CSV_COLUMNS = CSV_ORDER_COLUMNS + LINE_FIELDS
+
+
+def csv_header_columns(form: Form) -> tuple[str, ...]:
+    """The columns a CSV row repeats for every line of one document (the order's, the request's)."""
+    return tuple(f for f in form.fields if f != "lines")
+
+
+def csv_columns(form: Form) -> tuple[str, ...]:
+    return csv_header_columns(form) + form.line_fields
+
+
+CSV_ORDER_COLUMNS = csv_header_columns(ORDER_FORM)
+CSV_COLUMNS = csv_columns(ORDER_FORM)
 CSV_INTEGER_COLUMNS = ("product_id", "quantity")
 CSV_NUMBER_COLUMNS = ("unit_price", "discount", "total")
 
@@ -61,7 +72,7 @@ def max_document_bytes() -> int:
     return settings.intake_max_bytes
 
 
-def read_order_file(path: Path) -> list[Submission]:
+def read_order_file(path: Path, form: Form = ORDER_FORM) -> list[Submission]:
     """Submissions from a JSON or CSV file (by its suffix). A file over the size limit is one
     submission: its first bytes up to the limit are kept, the rest is not read."""
     limit = max_document_bytes()
@@ -74,8 +85,13 @@ def read_order_file(path: Path) -> list[Submission]:
             raw[:limit], f"{told}, over the limit of {limit:,} bytes; the first {limit:,} bytes are kept here"
         )
     if path.suffix.lower() == ".csv":
-        return parse_csv_orders(raw)
-    return parse_json_orders(raw)
+        return parse_csv_orders(raw, form)
+    return parse_json_orders(raw, form)
+
+
+def read_quote_request_file(path: Path) -> list[Submission]:
+    """Requests for quotation from a JSON or CSV file: the same reader as orders'."""
+    return read_order_file(path, QUOTE_REQUEST_FORM)
 
 
 def decode(raw: bytes) -> tuple[str | None, str]:
@@ -128,8 +144,10 @@ DECODER = json.JSONDecoder(object_pairs_hook=_object, parse_int=_integer, parse_
 JSON_SPACE = re.compile(r"[ \t\n\r]*")
 
 
-def parse_json_orders(raw: bytes | str) -> list[Submission]:
-    """Submissions from a JSON document: one order, a list of orders, or {"orders": [...]}."""
+def parse_json_orders(raw: bytes | str, form: Form = ORDER_FORM) -> list[Submission]:
+    """Submissions from a JSON document: one order, a list of orders, or {"orders": [...]}
+    (for another form, its own noun: {"requests": [...]})."""
+    key = form.plural
     raw_bytes = raw.encode("utf-8", "surrogatepass") if isinstance(raw, str) else raw
     text, why = decode(raw_bytes) if isinstance(raw, bytes) else (raw, "")
     if text is None:
@@ -141,17 +159,17 @@ def parse_json_orders(raw: bytes | str) -> list[Submission]:
     except json.JSONDecodeError as exc:
         return whole_document(raw_bytes, f"is not valid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}")
     except RecursionError:
-        return whole_document(raw_bytes, "is nested too deeply to read (an order is 3 levels deep)")
+        return whole_document(raw_bytes, f"is nested too deeply to read ({form.article} {form.noun} is 3 levels deep)")
 
     if isinstance(value, list):
-        return _items(text, raw_bytes, _elements(text, JSON_SPACE.match(text, 0).end()), value)  # type: ignore[union-attr]
-    if isinstance(value, JsonObject) and "orders" in value and isinstance(value["orders"], list):
-        if "orders" in value.repeated:
-            return whole_document(raw_bytes, '"orders" is written more than once; which list is meant?')
+        return _items(text, raw_bytes, _elements(text, JSON_SPACE.match(text, 0).end()), value, form)  # type: ignore[union-attr]
+    if isinstance(value, JsonObject) and key in value and isinstance(value[key], list):
+        if key in value.repeated:
+            return whole_document(raw_bytes, f'"{key}" is written more than once; which list is meant?')
         members = _members(text, JSON_SPACE.match(text, 0).end())  # type: ignore[union-attr]
-        start = next(vstart for key, vstart in members if key == "orders")
-        out = _items(text, raw_bytes, _elements(text, start), value["orders"])
-        beside = JsonObject((k, v) for k, v in value.items() if k != "orders")
+        start = next(vstart for name, vstart in members if name == key)
+        out = _items(text, raw_bytes, _elements(text, start), value[key], form)
+        beside = JsonObject((k, v) for k, v in value.items() if k != key)
         if beside:
             out.append(
                 Submission(
@@ -160,27 +178,29 @@ def parse_json_orders(raw: bytes | str) -> list[Submission]:
                     [
                         {
                             "field": "document",
-                            "message": f'has {", ".join(quote(k) for k in list(beside)[:5])} beside "orders"; '
-                            "an order must be inside the orders list",
+                            "message": f'has {", ".join(quote(k) for k in list(beside)[:5])} beside "{key}"; '
+                            f"{form.article} {form.noun} must be inside the {key} list",
                         }
                     ],
-                    _reference_of(beside),
+                    _reference_of(beside, form),
                 )
             )
-        elif not value["orders"]:
-            return whole_document(raw_bytes, "contains no orders")
+        elif not value[key]:
+            return whole_document(raw_bytes, f"contains no {form.plural}")
         return out
-    return [_submission(raw_bytes, value)]
+    return [_submission(raw_bytes, value, form)]
 
 
-def _items(text: str, raw_bytes: bytes, spans: list[tuple[int, int]], values: list[Any]) -> list[Submission]:
+def _items(
+    text: str, raw_bytes: bytes, spans: list[tuple[int, int]], values: list[Any], form: Form
+) -> list[Submission]:
     if not values:
-        return whole_document(raw_bytes, "contains no orders")
-    return [_submission(text[a:b].encode("utf-8", "surrogatepass"), v) for (a, b), v in zip(spans, values)]
+        return whole_document(raw_bytes, f"contains no {form.plural}")
+    return [_submission(text[a:b].encode("utf-8", "surrogatepass"), v, form) for (a, b), v in zip(spans, values)]
 
 
-def _submission(raw: bytes, value: Any) -> Submission:
-    return Submission(raw, value, _repeated_keys(value), _reference_of(value))
+def _submission(raw: bytes, value: Any, form: Form = ORDER_FORM) -> Submission:
+    return Submission(raw, value, _repeated_keys(value), _reference_of(value, form))
 
 
 def _value_at(text: str, at: int) -> tuple[Any, int]:
@@ -239,9 +259,9 @@ def _repeated_keys(value: Any) -> list[Reason]:
     return problems
 
 
-def _reference_of(value: Any) -> str | None:
+def _reference_of(value: Any, form: Form = ORDER_FORM) -> str | None:
     if isinstance(value, dict):
-        ref = value.get("order_id")
+        ref = value.get(form.id_field)
         if isinstance(ref, str) and ref.strip():
             return clip(ref.strip(), 40)
         if isinstance(ref, int) and not isinstance(ref, bool):
@@ -274,9 +294,11 @@ class _Lines:
         return self.lines[self.taken - 1]
 
 
-def parse_csv_orders(raw: bytes | str) -> list[Submission]:
+def parse_csv_orders(raw: bytes | str, form: Form = ORDER_FORM) -> list[Submission]:
     """Submissions from a CSV document: one row per order line; rows sharing an order_id make
-    one order. Each order keeps the header line and its own rows, byte for byte."""
+    one order (for another form, its id: request_id). Each keeps the header line and its own
+    rows, byte for byte."""
+    id_field = form.id_field
     raw_bytes = raw.encode("utf-8", "surrogatepass") if isinstance(raw, str) else raw
     text, why = decode(raw_bytes) if isinstance(raw, bytes) else (raw, "")
     if text is None:
@@ -297,16 +319,19 @@ def parse_csv_orders(raw: bytes | str) -> list[Submission]:
     except csv.Error as exc:
         return whole_document(raw_bytes, f"is not readable CSV at line {reader.line_num}: {exc}")
     names = [h.strip() for h in header or []]
-    if "order_id" not in names:
+    if id_field not in names:
         hint = next((f" (is it separated by {sep!r}?)" for sep in ";\t|" if header and sep in header[0]), "")
-        return whole_document(raw_bytes, f"a CSV of orders needs a header row with an order_id column{hint}")
+        return whole_document(
+            raw_bytes,
+            f"a CSV of {form.plural} needs a header row with {'an' if id_field[0] in 'aeiou' else 'a'} {id_field} column{hint}",
+        )
     if not rows:
-        return whole_document(raw_bytes, "contains no orders (a header and no rows)")
+        return whole_document(raw_bytes, f"contains no {form.plural} (a header and no rows)")
 
-    header_problems = _header_problems(names)
+    header_problems = _header_problems(names, form)
     groups: dict[str, list[tuple[int, list[str], int, int]]] = {}
     orphans: list[tuple[int, list[str], int, int]] = []
-    at = names.index("order_id")
+    at = names.index(id_field)
     for entry in rows:
         key = entry[1][at].strip() if at < len(entry[1]) else ""
         (groups.setdefault(key, []) if key else orphans).append(entry)
@@ -314,16 +339,20 @@ def parse_csv_orders(raw: bytes | str) -> list[Submission]:
     out = []
     for group in [*groups.values(), *([r] for r in orphans)]:
         order_raw = head + "".join("".join(lines.lines[a:b]) for _, _, a, b in group)
-        data, problems = _order_from_rows(names, group)
+        data, problems = _order_from_rows(names, group, form)
         out.append(
             Submission(
-                order_raw.encode("utf-8", "surrogatepass"), data, header_problems + problems, _reference_of(data)
+                order_raw.encode("utf-8", "surrogatepass"),
+                data,
+                header_problems + problems,
+                _reference_of(data, form),
             )
         )
     return out
 
 
-def _header_problems(names: list[str]) -> list[Reason]:
+def _header_problems(names: list[str], form: Form) -> list[Reason]:
+    columns = csv_columns(form)
     problems = []
     for name, n in Counter(names).items():
         if n > 1:
@@ -333,18 +362,19 @@ def _header_problems(names: list[str]) -> list[Reason]:
                     "message": f"is a column {n} times in the header; which one is meant?",
                 }
             )
-        if name not in CSV_COLUMNS:
+        if name not in columns:
             problems.append(
                 {
                     "field": clip(name) or "(empty column name)",
-                    "message": "is not a column of an order CSV; the columns are " + ", ".join(CSV_COLUMNS),
+                    "message": f"is not a column of {form.article} {form.noun} CSV; the columns are "
+                    + ", ".join(columns),
                 }
             )
     return problems
 
 
 def _order_from_rows(
-    names: list[str], rows: list[tuple[int, list[str], int, int]]
+    names: list[str], rows: list[tuple[int, list[str], int, int]], form: Form = ORDER_FORM
 ) -> tuple[dict[str, Any], list[Reason]]:
     problems: list[Reason] = []
     cells = []
@@ -366,7 +396,7 @@ def _order_from_rows(
         cells.append((line_num, by_name))
     first_line, first = cells[0]
     order: dict[str, Any] = {}
-    for name in CSV_ORDER_COLUMNS:
+    for name in csv_header_columns(form):
         if first.get(name):
             order[name] = _cell(name, first[name])
         for line_num, other in cells[1:]:
@@ -378,7 +408,7 @@ def _order_from_rows(
                         f"row {first_line} says {quote(first.get(name, ''))}; which is meant?",
                     }
                 )
-    order["lines"] = [{name: _cell(name, c[name]) for name in LINE_FIELDS if c.get(name)} for _, c in cells]
+    order["lines"] = [{name: _cell(name, c[name]) for name in form.line_fields if c.get(name)} for _, c in cells]
     return order, problems
 
 

@@ -1,0 +1,137 @@
+"""`handoff quotes`: requests for quotation in, customers' answers in, quotations listed.
+
+handoff quotes request rfq.json more.csv      validate, store, announce (quote.requested)
+handoff quotes answer R-1 --accept            the customer accepts: the quote becomes an order
+handoff quotes answer R-1 --decline
+handoff quotes list [--state sent]
+"""
+
+from __future__ import annotations
+
+import contextlib
+from pathlib import Path
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from handoff.core.intake import IntakeResult
+from handoff.core.settings import settings
+
+quotes_app = typer.Typer(
+    help="Requests for quotation: receive them, record the customer's answer, list them.", no_args_is_help=True
+)
+console = Console()
+
+
+def _servers():  # noqa: ANN202
+    """(announce requests, announce orders) when a Prefect server listens; else None, None (stored,
+    announced by the outbox when the back office runs)."""
+    from handoff.runtime import outbox, prefect_server
+
+    if prefect_server.is_up(settings.prefect_ui_url):
+        return outbox.announce_quote_requests, outbox.announce_orders
+    return None, None
+
+
+@quotes_app.command("request")
+def quotes_request(
+    files: list[Path] = typer.Argument(..., exists=True, dir_okay=False, help="JSON or CSV files."),
+) -> None:
+    """Submit requests for quotation: JSON (one, a list, or {"requests": [...]}) or CSV (a row per line)."""
+    from handoff.cli.main import show_intake, shown
+    from handoff.core.intake import IntakeInterrupted, read_quote_request_file, submit_quote_requests
+    from handoff.runtime import prefect_server
+
+    total = IntakeResult()
+    announce, _ = _servers()
+    with prefect_server.using(settings.prefect_ui_url) if announce else contextlib.nullcontext():
+        for path in files:
+            try:
+                submissions = read_quote_request_file(path)
+            except OSError as exc:
+                console.print(
+                    f"[red]cannot read {shown(path)}:[/red] {shown(exc.strerror or exc)}; nothing taken from it"
+                )
+                raise typer.Exit(2) from None
+            try:
+                total.merge(submit_quote_requests(submissions, source=f"file:{path.name}", announce=announce))
+            except IntakeInterrupted as stopped:
+                total.merge(stopped.result)
+                show_intake(total, noun="request")
+                console.print(f"[red]{shown(stopped)}[/red] (in {shown(path)}; later files were not read)")
+                raise typer.Exit(3) from None
+    show_intake(total, noun="request")
+    if not announce and total.accepted:
+        console.print(
+            f"[dim]No Prefect server at {settings.prefect_ui_url}: requests are stored and will be "
+            "announced when the back office runs.[/dim]"
+        )
+    if total.quarantined:
+        raise typer.Exit(1)
+
+
+@quotes_app.command("answer")
+def quotes_answer(
+    request_id: str = typer.Argument(..., help="The request's id (the quote's)."),
+    accept: bool | None = typer.Option(None, "--accept/--decline", help="The customer accepts, or declines."),
+) -> None:
+    """Record the customer's answer to a sent quote; an accepted quote becomes an order."""
+    from handoff.cli.main import shown
+    from handoff.core.quotes import AnswerRefused, UnknownQuote, answer_quote
+    from handoff.runtime import prefect_server
+
+    if accept is None:
+        console.print("[red]say --accept or --decline[/red]")
+        raise typer.Exit(2)
+    _, announce = _servers()
+    try:
+        with prefect_server.using(settings.prefect_ui_url) if announce else contextlib.nullcontext():
+            answered = answer_quote(request_id, accept, by="cli", announce=announce)
+    except UnknownQuote as unknown:
+        console.print(f"[red]{shown(unknown)}[/red]")
+        raise typer.Exit(1) from None
+    except AnswerRefused as refused:
+        console.print(f"[red]Refused:[/red] {shown(refused)}")
+        raise typer.Exit(1) from None
+    again = " (already recorded; nothing new)" if answered.again else ""
+    if answered.order_id:
+        console.print(f"quote {shown(request_id)} accepted{again}: order {shown(answered.order_id)}")
+    else:
+        console.print(f"quote {shown(request_id)} declined{again}")
+
+
+@quotes_app.command("list")
+def quotes_list(
+    state: str | None = typer.Option(None, help="Only this state (requested, priced, sent, ...)."),
+    limit: int = typer.Option(50, help="How many, newest first."),
+) -> None:
+    """Requests for quotation with their quote's state, total, validity and order."""
+    from sqlalchemy import select
+
+    from handoff.cli.main import shown
+    from handoff.core.db import session
+    from handoff.core.models import QuoteRequest
+    from handoff.core.quotes import current_quote
+
+    table = Table("request", "customer", "state", "version", "total", "valid until", "order")
+    with session() as s:
+        query = select(QuoteRequest).order_by(QuoteRequest.received_at.desc()).limit(limit)
+        if state:
+            query = query.where(QuoteRequest.status == state)
+        for r in s.scalars(query):
+            q = current_quote(s, r.id)
+            table.add_row(
+                shown(r.id),
+                shown(r.customer_id),
+                r.status,
+                str(q.version) if q else "",
+                f"{q.total:,.2f}" if q else "",
+                str(q.valid_until) if q else "",
+                shown(r.order_id or ""),
+            )
+    console.print(table)
+
+
+def register(app: typer.Typer) -> None:
+    app.add_typer(quotes_app, name="quotes")

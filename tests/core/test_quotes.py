@@ -1,0 +1,154 @@
+"""The customer's answer to a quote: recorded once, refused with a clear reason when it cannot
+be taken, and an acceptance makes one order through order intake however many times and from
+however many processes it arrives. The order checklist checks an order from a quote against it."""
+
+from __future__ import annotations
+
+import json
+import multiprocessing
+import threading
+from datetime import date, timedelta
+
+import pytest
+from quote_records import sent_quote
+from sqlalchemy import func, select
+
+from handoff.core.db import session
+from handoff.core.intake import submit_quote_requests
+from handoff.core.models import AuditEvent, Order, Quote, QuoteRequest
+from handoff.core.quotes import AnswerRefused, UnknownQuote, answer_quote, expire_due_quotes
+
+BOTH_DATABASES = pytest.mark.parametrize("db", ["sqlite", "postgres"], indirect=True)
+ROUNDS = 6
+
+
+def orders_of(request_id: str) -> int:
+    with session() as s:
+        return s.scalar(select(func.count()).select_from(Order).where(Order.source == f"quote:{request_id}"))
+
+
+def test_an_accepted_quote_becomes_one_order_with_the_quoted_lines(db):
+    sent_quote("A-1")
+    first = answer_quote("A-1", accept=True, by="http")
+    again = answer_quote("A-1", accept=True, by="cli")
+    assert (first.order_id, first.again) == ("RFQ-A-1", False)
+    assert (again.order_id, again.again) == ("RFQ-A-1", True)
+    with session() as s:
+        order = s.get(Order, "RFQ-A-1")
+        assert [(l.product_id, l.quantity, l.unit_price, l.discount) for l in order.lines] == [(1, 10, 18.0, 0.05)]
+        assert (order.total, order.stated_total, str(order.due_date)) == (171.0, 171.0, "2030-04-15")
+        request = s.get(QuoteRequest, "A-1")
+        assert (request.status, request.answered_by, request.order_id) == ("accepted", "http", "RFQ-A-1")
+        assert s.get(Quote, "RFQ-A-1-v1").order_id == "RFQ-A-1"
+        assert s.scalar(select(func.count()).select_from(AuditEvent).where(AuditEvent.action == "status:accepted")) == 1
+    assert orders_of("A-1") == 1
+
+
+def test_answers_that_cannot_be_taken_are_refused_with_why(db):
+    with pytest.raises(UnknownQuote):
+        answer_quote("nope", accept=True, by="http")
+    sent_quote("A-2")
+    answer_quote("A-2", accept=False, by="http")
+    with pytest.raises(
+        AnswerRefused, match=r"quote A-2 was already declined on .* \(recorded by http\); it cannot be accepted"
+    ):
+        answer_quote("A-2", accept=True, by="cli")
+    sent_quote("A-3", valid_days=-1)  # its validity ended yesterday
+    with pytest.raises(AnswerRefused, match="quote A-3 expired .* cannot be accepted"):
+        answer_quote("A-3", accept=True, by="http")
+    with session() as s:
+        assert s.get(QuoteRequest, "A-3").status == "expired"
+    rfq = {"request_id": "A-4", "customer_id": "ALFKI", "request_date": "2030-03-01", "due_date": "2030-04-15",
+           "lines": [{"product_id": 1, "quantity": 1}]}  # fmt: skip
+    submit_quote_requests([(json.dumps(rfq), rfq)], source="test", announce=False)
+    with pytest.raises(AnswerRefused, match="has not been sent to the customer yet"):
+        answer_quote("A-4", accept=True, by="http")
+    assert orders_of("A-2") == orders_of("A-3") == orders_of("A-4") == 0
+
+
+def test_quotes_past_their_validity_expire(db):
+    sent_quote("A-5", valid_days=1)
+    assert expire_due_quotes(date.today() + timedelta(days=1)) == []
+    assert expire_due_quotes(date.today() + timedelta(days=2)) == ["A-5"]
+    with session() as s:
+        assert s.get(QuoteRequest, "A-5").status == s.get(Quote, "RFQ-A-5-v1").status == "expired"
+
+
+def test_an_order_that_differs_from_its_accepted_quote_fails_the_checklist(db, catalogue):
+    from tasks.orders import run_order_checklist
+
+    sent_quote("A-6")
+    answer_quote("A-6", accept=True, by="http")
+    assert not [f for f in run_order_checklist.fn("RFQ-A-6").errors if "quote" in f["rule"]]
+    with session() as s:
+        s.get(Order, "RFQ-A-6").lines[0].unit_price = 17.0
+    rules = {f["rule"] for f in run_order_checklist.fn("RFQ-A-6").errors}
+    assert {"every_line_is_as_in_the_accepted_quote", "order_matches_the_accepted_quote"} <= rules
+
+
+@pytest.mark.committed
+def test_two_threads_accepting_at_once_make_one_order(db):
+    sent_quote("T-1")
+    barrier, answers, errors = threading.Barrier(4), [], []
+
+    def accept() -> None:
+        barrier.wait(timeout=30)
+        try:
+            answers.append(answer_quote("T-1", accept=True, by="http"))
+        except Exception as exc:  # noqa: BLE001 - reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=accept) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=60)
+    assert errors == []
+    assert {a.order_id for a in answers} == {"RFQ-T-1"} and sum(not a.again for a in answers) == 1
+    assert orders_of("T-1") == 1
+
+
+def answering_process(url: str, who: int, barrier, results) -> None:
+    """Answer each round's quote at the same moment as the other process: both accept in even
+    rounds; in odd rounds this one accepts while the other declines."""
+    from handoff.core.settings import settings
+
+    settings.database_url = url
+    from handoff.core.db import engine
+    from handoff.core.quotes import AnswerRefused, answer_quote
+
+    engine()
+    for r in range(ROUNDS):
+        accept = who == 0 or r % 2 == 0
+        barrier.wait(timeout=60)
+        try:
+            a = answer_quote(f"P-{r}", accept=accept, by=f"process-{who}")
+            results.put((who, r, a.state, a.order_id, a.again))
+        except AnswerRefused as refused:
+            results.put((who, r, "refused", str(refused), None))
+        except Exception as exc:  # noqa: BLE001 - the very thing this test is about
+            results.put((who, r, "error", f"{type(exc).__name__}: {exc}", None))
+
+
+@BOTH_DATABASES
+@pytest.mark.committed
+def test_two_processes_answering_one_quote_at_once(db):
+    for r in range(ROUNDS):
+        sent_quote(f"P-{r}")
+    ctx = multiprocessing.get_context("spawn")
+    barrier, results = ctx.Barrier(2), ctx.Queue()
+    procs = [ctx.Process(target=answering_process, args=(db, who, barrier, results)) for who in (0, 1)]
+    for p in procs:
+        p.start()
+    outcomes = [results.get(timeout=180) for _ in range(2 * ROUNDS)]
+    for p in procs:
+        p.join(timeout=30)
+        assert p.exitcode == 0
+    assert [o for o in outcomes if o[2] == "error"] == []
+    for r in range(ROUNDS):
+        pair = [o for o in outcomes if o[1] == r]
+        if r % 2 == 0:  # both accept: one order, both told it
+            assert {o[3] for o in pair} == {f"RFQ-P-{r}"} and sorted(o[4] for o in pair) == [False, True]
+        else:  # accept and decline: one wins, the other is refused with what the quote is
+            assert sorted(o[2] for o in pair) in (["accepted", "refused"], ["declined", "refused"])
+        assert orders_of(f"P-{r}") == (1 if any(o[2] == "accepted" for o in pair) else 0)

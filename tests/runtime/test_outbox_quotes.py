@@ -1,0 +1,80 @@
+"""Requests for quotation through the outbox: `quote.requested` counts as announced only once
+Prefect has the event (read back by its id), exactly as orders' `order.received`."""
+
+from __future__ import annotations
+
+import json
+import time
+
+import pytest
+from prefect.client.orchestration import get_client
+from prefect.events.filters import EventFilter, EventIDFilter
+
+from handoff.core.db import session
+from handoff.core.intake import submit_quote_requests, unannounced_quote_requests
+from handoff.core.models import QuoteRequest
+from handoff.runtime import outbox
+
+
+def receive(request_id: str) -> None:
+    rfq = {
+        "request_id": request_id,
+        "customer_id": "ALFKI",
+        "request_date": "2030-03-01",
+        "due_date": "2030-04-15",
+        "lines": [{"product_id": 1, "quantity": 1}],
+    }
+    assert submit_quote_requests([(json.dumps(rfq), rfq)], source="test", announce=False).accepted == [request_id]
+
+
+def announced(request_id: str) -> bool:
+    with session() as s:
+        return s.get(QuoteRequest, request_id).announced_at is not None
+
+
+def test_a_request_whose_quotation_took_it_is_confirmed_without_asking(db):
+    receive("OQ-1")
+    with session() as s:
+        s.get(QuoteRequest, "OQ-1").flow_run_id = "a-run-that-took-it"
+    assert outbox.confirm_announced(["OQ-1"], outbox.QUOTE_REQUESTS) == ["OQ-1"]
+    assert announced("OQ-1") and unannounced_quote_requests() == []
+
+
+@pytest.mark.slow
+def test_with_the_server_up_quote_requested_is_sent_read_back_and_confirmed(db, prefect_harness):
+    receive("OQ-2")
+    assert outbox.announce_quote_requests(["OQ-2"]) == 1
+    assert not announced("OQ-2")  # sent is not confirmed
+    deadline = time.monotonic() + 60
+    while not announced("OQ-2") and time.monotonic() < deadline:
+        outbox.outbox_pass(resend_after=3600)
+        time.sleep(0.5)
+    assert announced("OQ-2")
+    query = EventFilter(id=EventIDFilter(id=[outbox.event_id("OQ-2", outbox.QUOTE_REQUESTS)]))
+    with get_client(sync_client=True) as client:
+        response = client.request("POST", "/events/filter", json={"filter": query.model_dump(mode="json")})
+        [event] = response.json()["events"]
+    assert event["event"] == "quote.requested" and event["resource"]["handoff.request-id"] == "OQ-2"
+
+
+def test_an_announced_request_no_run_took_gets_its_quotation_started_once(db, monkeypatch):
+    from datetime import timedelta
+
+    import prefect.deployments
+
+    from handoff.core.models import utcnow
+    from handoff.runtime import up
+
+    for request_id in ("OQ-3", "OQ-4", "OQ-5"):
+        receive(request_id)
+    with session() as s:
+        s.get(QuoteRequest, "OQ-3").announced_at = utcnow() - timedelta(minutes=5)  # stalled
+        s.get(QuoteRequest, "OQ-4").announced_at = utcnow()  # its run may still come
+        taken = s.get(QuoteRequest, "OQ-5")
+        taken.announced_at, taken.flow_run_id = utcnow() - timedelta(minutes=5), "a-run"
+    started = []
+    monkeypatch.setattr(prefect.deployments, "run_deployment", lambda name, **kw: started.append((name, kw)))
+    assert up.start_unstarted_quotations() == 1
+    [(name, kw)] = started
+    assert name == "quotation/quotation" and kw["parameters"] == {"request_id": "OQ-3"}
+    assert kw["idempotency_key"] == "quote-OQ-3-start"
