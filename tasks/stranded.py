@@ -41,6 +41,9 @@ PUSHED_OUT_AFTER = timedelta(
     minutes=10
 )  # Running this long while its step expects it to wait (a resumed run re-runs its idempotent steps first)
 MAX_RESTARTS = 3  # a run that keeps failing is a problem for a person, not a loop
+# A deployed run Pending this long was taken by a runner that died before starting it (a kill
+# between "submitting" and the process's first heartbeat): no runner looks at it again.
+STUCK_PENDING_AFTER = timedelta(minutes=5)
 FINISHED_ORDERS = (OrderStatus.COMPLETE, OrderStatus.REJECTED)
 OPEN_ITEMS = (WorkItemState.OPEN, WorkItemState.ASSIGNED, WorkItemState.STARTED)
 PAGE = 200
@@ -67,6 +70,8 @@ def restart_stranded_runs(now: datetime | None = None) -> list[StrandedRun]:
     """Find the runs orders and waiting steps count on that crashed, failed or left their wait;
     restart each, or list it as a problem case."""
     logger = get_run_logger()
+    for run_id in reschedule_runs_left_pending(now):
+        logger.warning("Scheduled run %s again: its runner was gone before the run started", run_id)
     found = find_stranded_runs(now)
     for run in found:
         restart_or_report(run)
@@ -134,6 +139,40 @@ def _why_stranded(run, expected_to_wait: bool, now: datetime) -> str | None:
         if running_for > PUSHED_OUT_AFTER:
             return f"pushed out of its wait (Running for {running_for.total_seconds() / 60:.0f} min, no form answered)"
     return None
+
+
+def reschedule_runs_left_pending(now: datetime | None = None) -> list[str]:
+    """Deployed runs left Pending by a runner that died as it submitted them, set Scheduled again
+    so a runner starts them. Their order has no run yet (the run never took it), so nothing
+    else would notice them, and the outbox sees a live run and starts no other. A run that did
+    start after all is harmless twice: every flow is idempotent and takes its order once."""
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import (
+        FlowRunFilter,
+        FlowRunFilterDeploymentId,
+        FlowRunFilterState,
+        FlowRunFilterStateType,
+    )
+    from prefect.client.schemas.objects import StateType
+    from prefect.states import Scheduled
+
+    now = now or utcnow()
+    now = now.replace(tzinfo=UTC) if now.tzinfo is None else now
+    rescheduled = []
+    with get_client(sync_client=True) as client:
+        pending = client.read_flow_runs(
+            flow_run_filter=FlowRunFilter(
+                state=FlowRunFilterState(type=FlowRunFilterStateType(any_=[StateType.PENDING])),
+                deployment_id=FlowRunFilterDeploymentId(is_null_=False),
+            ),
+            limit=PAGE,
+        )
+        for run in pending:
+            if run.state is None or run.state.timestamp is None or now - run.state.timestamp < STUCK_PENDING_AFTER:
+                continue
+            client.set_flow_run_state(run.id, Scheduled(message="its runner was gone before it started"), force=True)
+            rescheduled.append(str(run.id))
+    return rescheduled
 
 
 def read_runs(run_ids: set[str]) -> dict:

@@ -15,7 +15,7 @@ from uuid import UUID
 import pytest
 from prefect import flow
 from prefect.client.orchestration import get_client
-from prefect.states import Crashed, Running, Suspended
+from prefect.states import Crashed, Pending, Running, Suspended
 
 from handoff.analytics import reports
 from handoff.core.db import session
@@ -185,3 +185,18 @@ def test_a_waiting_run_forced_to_running_fails_and_is_listed_not_lost(db, monkey
     stranded.restart_or_report(stranded.find_stranded_runs()[0])
     with session() as s:
         assert s.query(AuditEvent).filter_by(action="run-stranded").count() == 1
+
+
+def test_a_deployed_run_left_pending_by_a_dead_runner_is_scheduled_again(db, probe_deployment):
+    """A runner killed between taking a run (Pending) and starting it leaves the run Pending for
+    ever, and its order unstarted: after STUCK_PENDING_AFTER it is Scheduled again, once."""
+    with get_client(sync_client=True) as client:
+        stuck = client.create_flow_run_from_deployment(probe_deployment, parameters={"order_id": "ST-P"})
+        client.set_flow_run_state(stuck.id, Pending(), force=True)
+        taken_at = client.read_flow_run(stuck.id).state.timestamp
+    later = taken_at + stranded.STUCK_PENDING_AFTER + timedelta(seconds=1)
+    assert stranded.reschedule_runs_left_pending(taken_at + timedelta(seconds=30)) == []  # a runner may be starting it
+    assert str(stuck.id) in stranded.reschedule_runs_left_pending(later)
+    with get_client(sync_client=True) as client:
+        assert client.read_flow_run(stuck.id).state.is_scheduled()
+    assert str(stuck.id) not in stranded.reschedule_runs_left_pending(later)  # Scheduled now: a runner's to start
