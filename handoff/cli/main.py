@@ -302,14 +302,16 @@ def demo(
         counts.add_row(name, str(value))
     console.print(counts)
 
-    q = summary.quotations
+    q, answers = summary.quotations, ("accepted", "declined", "expired")
     quotes = Table("", "count", title="quotations (requests for quotation first)", show_header=False)
     for name, value in [
         ("requests", q.requests.submitted),
         ("requests accepted by intake", len(q.requests.accepted)),
         ("requests quarantined", len(q.requests.quarantined)),
         ("quotes sent", q.sent),
-        *[(f"quotes {state}", n) for state, n in sorted(q.by_state.items())],
+        # the customer's three answers always, any other end state as it occurs
+        *[(f"quotes {state}", q.by_state.get(state, 0)) for state in answers],
+        *[(f"quotes {state}", n) for state, n in sorted(q.by_state.items()) if state not in answers],
         ("orders from accepted quotes", len(q.orders)),
         ("mean s request → quote sent", f"{mean(q.turnaround_seconds):.1f}"),
         ("max s request → quote sent", f"{max(q.turnaround_seconds, default=0.0):.1f}"),
