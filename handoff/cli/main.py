@@ -69,41 +69,49 @@ def _announcer_if_server():  # noqa: ANN202
     return outbox.announce_orders if prefect_server.is_up(settings.prefect_ui_url) else None
 
 
-@orders_app.command("submit")
-def orders_submit(
-    files: list[Path] = typer.Argument(..., exists=True, dir_okay=False, help="JSON or CSV files."),
-) -> None:
-    """Submit orders from JSON (one order, a list, or {"orders": [...]}) or CSV (a row per line)."""
-    from handoff.core.intake import IntakeInterrupted, read_order_file, submit_orders
+def submit_files(files: list[Path], read, submit, announce, noun: str) -> None:  # noqa: ANN001
+    """The intake door for files, shared by orders and requests for quotation: each file read and
+    submitted in turn, the tally shown; exits 2 on an unreadable file, 3 when intake stopped
+    part-way (later files unread), 1 when anything was quarantined."""
+    from handoff.core.intake import IntakeInterrupted
     from handoff.runtime import prefect_server
 
     total = IntakeResult()
-    announce = _announcer_if_server()
     # Prefect's settings only matter for announcing (copying them costs a third of a second)
     with prefect_server.using(settings.prefect_ui_url) if announce else contextlib.nullcontext():
         for path in files:
             try:
-                submissions = read_order_file(path)
+                submissions = read(path)
             except OSError as exc:
                 console.print(
                     f"[red]cannot read {shown(path)}:[/red] {shown(exc.strerror or exc)}; nothing taken from it"
                 )
                 raise typer.Exit(2) from None
             try:
-                total.merge(submit_orders(submissions, source=f"file:{path.name}", announce=announce))
+                total.merge(submit(submissions, source=f"file:{path.name}", announce=announce))
             except IntakeInterrupted as stopped:
                 total.merge(stopped.result)
-                show_intake(total)
+                show_intake(total, noun=noun)
                 console.print(f"[red]{shown(stopped)}[/red] (in {shown(path)}; later files were not read)")
                 raise typer.Exit(3) from None
-    show_intake(total)
+    show_intake(total, noun=noun)
     if not announce and total.accepted:
         console.print(
-            f"[dim]No Prefect server at {settings.prefect_ui_url}: orders are stored and will be "
+            f"[dim]No Prefect server at {settings.prefect_ui_url}: {noun}s are stored and will be "
             "announced when the back office runs.[/dim]"
         )
     if total.quarantined:
         raise typer.Exit(1)
+
+
+@orders_app.command("submit")
+def orders_submit(
+    files: list[Path] = typer.Argument(..., exists=True, dir_okay=False, help="JSON or CSV files."),
+) -> None:
+    """Submit orders from JSON (one order, a list, or {"orders": [...]}) or CSV (a row per line)."""
+    from handoff.core.intake import read_order_file, submit_orders
+
+    submit_files(files, read_order_file, submit_orders, _announcer_if_server(), noun="order")
 
 
 @orders_app.command("import-northwind")

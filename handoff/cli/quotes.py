@@ -15,7 +15,6 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from handoff.core.intake import IntakeResult
 from handoff.core.settings import settings
 
 quotes_app = typer.Typer(
@@ -39,36 +38,10 @@ def quotes_request(
     files: list[Path] = typer.Argument(..., exists=True, dir_okay=False, help="JSON or CSV files."),
 ) -> None:
     """Submit requests for quotation: JSON (one, a list, or {"requests": [...]}) or CSV (a row per line)."""
-    from handoff.cli.main import show_intake, shown
-    from handoff.core.intake import IntakeInterrupted, read_quote_request_file, submit_quote_requests
-    from handoff.runtime import prefect_server
+    from handoff.cli.main import submit_files
+    from handoff.core.intake import read_quote_request_file, submit_quote_requests
 
-    total = IntakeResult()
-    announce, _ = _servers()
-    with prefect_server.using(settings.prefect_ui_url) if announce else contextlib.nullcontext():
-        for path in files:
-            try:
-                submissions = read_quote_request_file(path)
-            except OSError as exc:
-                console.print(
-                    f"[red]cannot read {shown(path)}:[/red] {shown(exc.strerror or exc)}; nothing taken from it"
-                )
-                raise typer.Exit(2) from None
-            try:
-                total.merge(submit_quote_requests(submissions, source=f"file:{path.name}", announce=announce))
-            except IntakeInterrupted as stopped:
-                total.merge(stopped.result)
-                show_intake(total, noun="request")
-                console.print(f"[red]{shown(stopped)}[/red] (in {shown(path)}; later files were not read)")
-                raise typer.Exit(3) from None
-    show_intake(total, noun="request")
-    if not announce and total.accepted:
-        console.print(
-            f"[dim]No Prefect server at {settings.prefect_ui_url}: requests are stored and will be "
-            "announced when the back office runs.[/dim]"
-        )
-    if total.quarantined:
-        raise typer.Exit(1)
+    submit_files(files, read_quote_request_file, submit_quote_requests, _servers()[0], noun="request")
 
 
 @quotes_app.command("answer")
