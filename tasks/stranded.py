@@ -79,6 +79,8 @@ def restart_stranded_runs(now: datetime | None = None) -> list[StrandedRun]:
     logger = get_run_logger()
     for run_id in reschedule_runs_left_pending(now):
         logger.warning("Scheduled run %s again: its runner was gone before the run started", run_id)
+    for run_id in end_runs_waiting_on_cancelled_steps():
+        logger.info("Ended run %s: the step it waited on was cancelled (answered elsewhere)", run_id)
     found = find_stranded_runs(now)
     for run in found:
         restart_or_report(run)
@@ -193,6 +195,42 @@ def reschedule_runs_left_pending(now: datetime | None = None) -> list[str]:
             client.set_flow_run_state(run.id, Scheduled(message="its runner was gone before it started"), force=True)
             rescheduled.append(str(run.id))
     return rescheduled
+
+
+def end_runs_waiting_on_cancelled_steps() -> list[str]:
+    """Runs still suspended on a step that was cancelled (the customer answered a follow-up
+    call's question through the CRM): nothing will ever answer them, so each is set Completed,
+    saying why. A cancelled step is looked at until its run has moved past it, then no more."""
+    from prefect.client.orchestration import get_client
+    from prefect.states import Completed
+
+    with session() as s:
+        cancelled = s.execute(
+            select(WorkItem.id, WorkItem.flow_run_id, WorkItem.input_key).where(
+                WorkItem.state == WorkItemState.CANCELLED,
+                WorkItem.flow_run_id.is_not(None),
+                WorkItem.input_key.is_not(None),
+            )
+        ).all()
+    if not cancelled:
+        return []
+    runs = read_runs({run_id for _item, run_id, _key in cancelled})
+    ended, settled = [], []
+    with get_client(sync_client=True) as client:
+        for item_id, run_id, key in cancelled:
+            run = runs.get(run_id)
+            state = run.state if run is not None else None
+            if state is not None and state.is_paused() and state.state_details.pause_key == key:
+                message = f"its step, work item {item_id}, was cancelled: answered elsewhere (see its audit trail)"
+                client.set_flow_run_state(run.id, Completed(message=message), force=True)
+                ended.append(run_id)
+            elif state is not None and not (state.is_final() or state.is_paused()):
+                continue  # on its way to the step (or back from it): look again next pass
+            settled.append(item_id)
+    with session() as s:
+        for item_id in settled:
+            s.get(WorkItem, item_id).input_key = None  # its run waits on it no more
+    return ended
 
 
 def read_runs(run_ids: set[str]) -> dict:

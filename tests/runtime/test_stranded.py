@@ -255,3 +255,49 @@ def test_a_crashed_quotation_run_is_restarted_and_then_listed_for_a_person(db):
     with session() as s:
         assert not [c for c in reports.problem_cases(s) if c.subject == "request for quotation SQ-1"]
     assert not [f for f in stranded.find_stranded_runs() if f.request_id == "SQ-1"]
+
+
+def test_a_run_waiting_on_a_cancelled_step_is_ended_once_it_waits(db, probe_deployment):
+    """The customer answered through the CRM while their follow-up call was open: the call was
+    cancelled (handoff.core.quotes.cancel_open_calls), so nothing will answer the run waiting on
+    it. sla-watch ends that run as Completed; a run not yet at the step is looked at again."""
+
+    def run_with_cancelled_step(name: str, suspended: bool) -> tuple[str, int]:
+        with get_client(sync_client=True) as client:
+            run = client.create_flow_run_from_deployment(probe_deployment, parameters={"order_id": name})
+            client.set_flow_run_state(run.id, Running(), force=True)
+            if suspended:
+                client.set_flow_run_state(run.id, Suspended(pause_key=f"call-{name}"), force=True)
+        with session() as s:
+            item = WorkItem(
+                work_type="quote-follow-up",
+                step_key=f"quote-follow-up-{name}",
+                title=f"call about {name}",
+                required_skills={"quotation": 1},
+                due_at=utcnow() + timedelta(hours=8),
+                effort_seconds=600,
+                state=WorkItemState.CANCELLED,
+                flow_run_id=str(run.id),
+                input_key=f"call-{name}",
+            )
+            s.add(item)
+            s.flush()
+            return str(run.id), item.id
+
+    waiting, waiting_item = run_with_cancelled_step("SC-1", suspended=True)
+    on_its_way, on_its_way_item = run_with_cancelled_step("SC-2", suspended=False)
+
+    assert stranded.end_runs_waiting_on_cancelled_steps() == [waiting]
+    with get_client(sync_client=True) as client:
+        ended = client.read_flow_run(UUID(waiting)).state
+        assert ended.is_completed() and f"work item {waiting_item}" in ended.message
+        assert client.read_flow_run(UUID(on_its_way)).state.is_running()
+    with session() as s:
+        assert s.get(WorkItem, waiting_item).input_key is None  # looked at no more
+        assert s.get(WorkItem, on_its_way_item).input_key == "call-SC-2"
+
+    # The second run now reaches the step and waits on it: the next pass ends it, and no pass after.
+    with get_client(sync_client=True) as client:
+        client.set_flow_run_state(UUID(on_its_way), Suspended(pause_key="call-SC-2"), force=True)
+    assert stranded.end_runs_waiting_on_cancelled_steps() == [on_its_way]
+    assert stranded.end_runs_waiting_on_cancelled_steps() == []

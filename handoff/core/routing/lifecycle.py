@@ -4,6 +4,7 @@
 - `start_item`         the assignee has begun; the item is no longer reclaimed if they leave.
 - `set_presence`       available / away / offline; going offline hands back not-started work.
 - `reclaim_item`       take a not-started item back from its rep and make it open again.
+- `cancel_item`        the step is no longer needed (its question was answered elsewhere).
 
 Every change is a conditional UPDATE on the row's version (a concurrent change makes it a
 no-op the caller is told about) and writes an AuditEvent. Datetimes are naive UTC, as stored.
@@ -34,6 +35,7 @@ from handoff.core.routing.claims import release_capacity as _release_capacity
 
 __all__ = [
     "ACTIVE",
+    "cancel_item",
     "NotAllowed",
     "PresenceChange",
     "UnknownWorker",
@@ -190,6 +192,37 @@ def reclaim_item(s: Session, item_id: int, reason: str, now: datetime | None = N
         from_worker=holder.name if holder else str(holder_id),
         reason=reason,
     )
+    return True
+
+
+def cancel_item(s: Session, item_id: int, by: str, reason: str, now: datetime | None = None) -> bool:
+    """Close an open item nobody needs to do any more (the customer answered the question it
+    asks through another channel), so it leaves its rep's worklist and frees their capacity.
+
+    False if it was completed or cancelled meanwhile: a rep who completed it first keeps their
+    completion, and a rep completing it after is told it changed (now cancelled)."""
+    one_router_at_a_time(s)
+    now = as_utc_naive(now or utcnow())
+    item = s.get(WorkItem, item_id, populate_existing=True)
+    if item is None or item.state not in ACTIVE:
+        return False
+    before, holder_id = item.state, item.assignee_id
+    cancelled = cast(
+        CursorResult,
+        s.execute(
+            update(WorkItem)
+            .where(WorkItem.id == item.id, WorkItem.version == item.version, WorkItem.state.in_(ACTIVE))
+            .values(state=WorkItemState.CANCELLED, version=WorkItem.version + 1)
+            .execution_options(synchronize_session=False)
+        ),
+    ).rowcount
+    if not cancelled:
+        return False
+    _expire(s, WorkItem, item.id)
+    audit.record(s, by, "work_item", item.id, "cancelled", before, "cancelled", reason=reason)
+    if holder_id is not None:
+        _release_capacity(s, holder_id)
+        route_for_worker(s, holder_id, now)
     return True
 
 
