@@ -20,9 +20,13 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date, timedelta
 from itertools import count
+from typing import TYPE_CHECKING
 
 from handoff.core.settings import settings
 from handoff.runtime import prefect_server, warm_start
+
+if TYPE_CHECKING:
+    from handoff.core.models import Order, QuoteRequest
 
 ROOT = prefect_server.ROOT
 OUTBOX_SECONDS = 5.0
@@ -58,6 +62,27 @@ def announce_pending_orders(stop: threading.Event, say: Callable[[str], None]) -
         stop.wait(OUTBOX_SECONDS)
 
 
+def announced_but_not_taken(model: type[Order] | type[QuoteRequest], first_status: str, grace: timedelta) -> list[str]:
+    """Ids of the orders (or requests for quotation) still in their first status, announced more
+    than `grace` ago, that no run has taken: their event started nothing."""
+    from sqlalchemy import select
+
+    from handoff.core.db import session
+    from handoff.core.models import utcnow
+
+    with session() as s:
+        return list(
+            s.scalars(
+                select(model.id).where(
+                    model.status == first_status,
+                    model.flow_run_id.is_(None),
+                    model.announced_at.is_not(None),
+                    model.announced_at < utcnow() - grace,
+                )
+            )
+        )
+
+
 def start_unstarted_pipelines(grace: timedelta = STALLED_AFTER) -> int:
     """Start the pipeline of each announced order that has none yet (its event found no trigger).
 
@@ -65,20 +90,9 @@ def start_unstarted_pipelines(grace: timedelta = STALLED_AFTER) -> int:
     Prefect de-duplicates the start: the run is created with an idempotency key that counts this
     order's starts, so two processes starting the same order at once get one run, and an order
     whose started run ended before taking the order gets a new one."""
-    from sqlalchemy import select
+    from handoff.core.models import Order, OrderStatus
 
-    from handoff.core.db import session
-    from handoff.core.models import Order, OrderStatus, utcnow
-
-    with session() as s:
-        unstarted = s.scalars(
-            select(Order.id).where(
-                Order.status == OrderStatus.RECEIVED,
-                Order.flow_run_id.is_(None),
-                Order.announced_at.is_not(None),
-                Order.announced_at < utcnow() - grace,
-            )
-        ).all()
+    unstarted = announced_but_not_taken(Order, OrderStatus.RECEIVED, grace)
     if not unstarted:
         return 0
     live = live_pipeline_orders()
@@ -97,20 +111,10 @@ def start_unstarted_quotations(grace: timedelta = STALLED_AFTER) -> int:
     """Start the quotation of each announced request for quotation that no run took (its
     quote.requested event found no trigger), once: the run's idempotency key is the request's."""
     from prefect.deployments import run_deployment
-    from sqlalchemy import select
 
-    from handoff.core.db import session
-    from handoff.core.models import QuoteRequest, QuoteState, utcnow
+    from handoff.core.models import QuoteRequest, QuoteState
 
-    with session() as s:
-        unstarted = s.scalars(
-            select(QuoteRequest.id).where(
-                QuoteRequest.status == QuoteState.REQUESTED,
-                QuoteRequest.flow_run_id.is_(None),
-                QuoteRequest.announced_at.is_not(None),
-                QuoteRequest.announced_at < utcnow() - grace,
-            )
-        ).all()
+    unstarted = announced_but_not_taken(QuoteRequest, QuoteState.REQUESTED, grace)
     for request_id in unstarted:
         run_deployment(
             QUOTATION,
