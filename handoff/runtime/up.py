@@ -95,7 +95,7 @@ def start_unstarted_pipelines(grace: timedelta = STALLED_AFTER) -> int:
     unstarted = announced_but_not_taken(Order, OrderStatus.RECEIVED, grace)
     if not unstarted:
         return 0
-    live = live_pipeline_orders()
+    live = live_runs_of("order-pipeline", "order_id")
     started = 0
     for order_id in (o for o in unstarted if o not in live):
         start_pipeline(order_id)
@@ -115,6 +115,11 @@ def start_unstarted_quotations(grace: timedelta = STALLED_AFTER) -> int:
     from handoff.core.models import QuoteRequest, QuoteState
 
     unstarted = announced_but_not_taken(QuoteRequest, QuoteState.REQUESTED, grace)
+    if not unstarted:
+        return 0
+    # A run its event started may not have taken the request yet (workers busy): not a second one.
+    live = live_runs_of("quotation", "request_id")
+    unstarted = [r for r in unstarted if r not in live]
     for request_id in unstarted:
         run_deployment(
             QUOTATION,
@@ -175,8 +180,9 @@ LIVE_STATES = ("SCHEDULED", "PENDING", "RUNNING", "PAUSED")
 PAGE = 200  # the most flow runs the server returns at once
 
 
-def live_pipeline_orders() -> set[str]:
-    """Orders that already have a pipeline run on its way (queued, running or waiting)."""
+def live_runs_of(deployment: str, parameter: str) -> set[str]:
+    """The `parameter` values (orders, requests) that already have a run of the deployment on
+    its way (queued, running or waiting)."""
     from prefect.client.orchestration import get_client
     from prefect.client.schemas.filters import (
         DeploymentFilter,
@@ -191,14 +197,14 @@ def live_pipeline_orders() -> set[str]:
     with get_client(sync_client=True) as client:
         for offset in count(0, PAGE):
             runs = client.read_flow_runs(
-                deployment_filter=DeploymentFilter(name=DeploymentFilterName(any_=["order-pipeline"])),
+                deployment_filter=DeploymentFilter(name=DeploymentFilterName(any_=[deployment])),
                 flow_run_filter=FlowRunFilter(
                     state=FlowRunFilterState(type=FlowRunFilterStateType(any_=[StateType(s) for s in LIVE_STATES]))
                 ),
                 limit=PAGE,
                 offset=offset,
             )
-            live |= {str(r.parameters.get("order_id")) for r in runs}
+            live |= {str(r.parameters.get(parameter)) for r in runs}
             if len(runs) < PAGE:
                 return live
     return live
