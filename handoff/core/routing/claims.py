@@ -14,7 +14,7 @@ import enum
 from datetime import datetime
 from typing import cast
 
-from sqlalchemy import CursorResult, insert, text, update
+from sqlalchemy import CursorResult, bindparam, insert, text, update
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.util import identity_key
 
@@ -47,6 +47,10 @@ class Claim(enum.Enum):
     REP_FULL = "rep-full"  # the rep filled up (or left) meanwhile
 
 
+_TAKE_TURN_POSTGRES = text("SELECT pg_advisory_xact_lock(:key)")
+_TAKE_TURN_SQLITE = text("UPDATE change_counter SET seq = seq WHERE id = 0")
+
+
 def one_router_at_a_time(s: Session) -> None:
     """Routing transactions take turns (PostgreSQL: a transaction-scoped advisory lock).
 
@@ -63,9 +67,9 @@ def one_router_at_a_time(s: Session) -> None:
     routing call, so two threads of one process never wait for each other in opposite orders.
     """
     if s.get_bind().dialect.name == "postgresql":
-        s.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": ROUTING_LOCK})
+        s.execute(_TAKE_TURN_POSTGRES, {"key": ROUTING_LOCK})
     else:
-        s.execute(text("UPDATE change_counter SET seq = seq WHERE id = 0"))
+        s.execute(_TAKE_TURN_SQLITE)
 
 
 def expire(s: Session, cls: type, pk: int) -> None:
@@ -75,38 +79,51 @@ def expire(s: Session, cls: type, pk: int) -> None:
         s.expire(obj)
 
 
+# The claim's statements are built once: every routing decision runs them, and building the
+# expressions anew each time cost as much CPU as executing them (docs/routing-benchmarks.md).
+_TAKE_ITEM = (
+    update(WorkItem)
+    .where(
+        WorkItem.id == bindparam("claimed_item"),
+        WorkItem.state == WorkItemState.OPEN,
+        WorkItem.version == bindparam("seen_version"),
+    )
+    .values(
+        state=WorkItemState.ASSIGNED,
+        assignee_id=bindparam("claiming_rep"),
+        assigned_at=bindparam("claimed_at"),
+        version=WorkItem.version + 1,
+    )
+    .execution_options(synchronize_session=False)
+)
+_TAKE_ROOM = (
+    update(Worker)
+    .where(
+        Worker.id == bindparam("claiming_rep"),
+        Worker.open_items < Worker.capacity,
+        Worker.presence == Presence.AVAILABLE,
+    )
+    .values(open_items=Worker.open_items + 1, last_assigned_at=bindparam("claimed_at"))
+    .execution_options(synchronize_session=False)
+)
+_PUT_ITEM_BACK = (
+    update(WorkItem)
+    .where(WorkItem.id == bindparam("claimed_item"))
+    .values(state=WorkItemState.OPEN, assignee_id=None, assigned_at=None, version=WorkItem.version - 1)
+    .execution_options(synchronize_session=False)
+)
+
+
 def claim(s: Session, item_id: int, version: int, worker_id: int, now: datetime) -> Claim:
     """Assign atomically: the item must still be open at this version and the rep must still
     have room and be available. Both UPDATEs run in the caller's transaction."""
-    took_item = cast(
-        CursorResult,
-        s.execute(
-            update(WorkItem)
-            .where(WorkItem.id == item_id, WorkItem.state == WorkItemState.OPEN, WorkItem.version == version)
-            .values(state=WorkItemState.ASSIGNED, assignee_id=worker_id, assigned_at=now, version=WorkItem.version + 1)
-            .execution_options(synchronize_session=False)
-        ),
-    ).rowcount
-    if not took_item:
+    params = {"claimed_item": item_id, "seen_version": version, "claiming_rep": worker_id, "claimed_at": now}
+    if not cast(CursorResult, s.execute(_TAKE_ITEM, params)).rowcount:
         return Claim.ITEM_GONE
-    took_room = cast(
-        CursorResult,
-        s.execute(
-            update(Worker)
-            .where(Worker.id == worker_id, Worker.open_items < Worker.capacity, Worker.presence == Presence.AVAILABLE)
-            .values(open_items=Worker.open_items + 1, last_assigned_at=now)
-            .execution_options(synchronize_session=False)
-        ),
-    ).rowcount
-    if not took_room:
+    if not cast(CursorResult, s.execute(_TAKE_ROOM, params)).rowcount:
         # Put the item back exactly as it was (same version): this transaction has not
         # committed, so nobody else saw it assigned, and the caller may try the next rep.
-        s.execute(
-            update(WorkItem)
-            .where(WorkItem.id == item_id)
-            .values(state=WorkItemState.OPEN, assignee_id=None, assigned_at=None, version=WorkItem.version - 1)
-            .execution_options(synchronize_session=False)
-        )
+        s.execute(_PUT_ITEM_BACK, params)
         expire(s, WorkItem, item_id)
         return Claim.REP_FULL
     expire(s, WorkItem, item_id)
@@ -131,11 +148,14 @@ def assignment_event(item_id: int, rep: RoutableRep, why: str, score: float | No
     )
 
 
+_RECORD_EVENTS = insert(AuditEvent)
+
+
 def record_events(s: Session, events: list[dict]) -> None:
     """Audit rows written in one statement (a watch round assigns hundreds; an ORM object and
     a flush each would cost more than the assignments)."""
     if events:
-        s.execute(insert(AuditEvent), events)
+        s.execute(_RECORD_EVENTS, events)
 
 
 def record_assignment(s: Session, item_id: int, rep: RoutableRep, why: str, score: float | None = None) -> None:
