@@ -16,7 +16,7 @@ Which work type waits for which form is declared with the work type (handoff.cor
 from __future__ import annotations
 
 from collections.abc import Iterable
-from typing import Literal
+from typing import Any, ClassVar, Literal, Self, get_args
 
 from prefect.input import RunInput
 from pydantic import Field, model_validator
@@ -41,15 +41,40 @@ class StepForm(RunInput):
     )
 
 
-class OrderApproval(StepForm):
-    decision: Literal["approve", "reject"] = Field(description="Approve the order, or reject it.")
-    note: str = Field(max_length=2000, description="Why — required when rejecting; it is sent to sales.")
+class Decision(StepForm):
+    """A decision whose "no" goes back to someone (sales, billing), so it must say why.
+
+    Each decision declares its choices and its note; `refusal` is the choice that needs a
+    reason, and `no_reason` what the person is told when they leave the note empty (the worklist
+    shows it next to the note)."""
+
+    refusal: ClassVar[str]
+    no_reason: ClassVar[str]
+
+    decision: str
+    note: str
+
+    @classmethod
+    def __pydantic_init_subclass__(cls, **kwargs: Any) -> None:
+        """A decision whose refusal is not one of its choices could never ask for the reason."""
+        super().__pydantic_init_subclass__(**kwargs)
+        choices = get_args(cls.model_fields["decision"].annotation)
+        if getattr(cls, "refusal", None) not in choices or not getattr(cls, "no_reason", ""):
+            raise TypeError(f"{cls.__name__}: `refusal` must be one of its decisions {choices}, with `no_reason`")
 
     @model_validator(mode="after")
-    def _rejection_needs_a_reason(self) -> OrderApproval:
-        if self.decision == "reject" and not self.note.strip():
-            raise ValueError("note: a rejection needs a reason")
+    def _a_refusal_needs_a_reason(self) -> Self:
+        if self.decision == self.refusal and not self.note.strip():
+            raise ValueError(f"note: {self.no_reason}")
         return self
+
+
+class OrderApproval(Decision):
+    refusal = "reject"
+    no_reason = "a rejection needs a reason"
+
+    decision: Literal["approve", "reject"] = Field(description="Approve the order, or reject it.")
+    note: str = Field(max_length=2000, description="Why — required when rejecting; it is sent to sales.")
 
     @property
     def outcome(self) -> str:
@@ -60,15 +85,12 @@ class CreditReview(OrderApproval):
     """The CRM declined the order's credit: extend it anyway, or reject the order."""
 
 
-class DiscountApproval(StepForm):
+class DiscountApproval(Decision):
+    refusal = "decline"
+    no_reason = "declining needs a reason"
+
     decision: Literal["approve", "decline"] = Field(description="Approve the discount, or decline the quote.")
     note: str = Field(max_length=2000, description="Why — required when declining.")
-
-    @model_validator(mode="after")
-    def _declining_needs_a_reason(self) -> DiscountApproval:
-        if self.decision == "decline" and not self.note.strip():
-            raise ValueError("note: declining needs a reason")
-        return self
 
 
 class QuoteFollowUp(StepForm):
@@ -98,15 +120,12 @@ class CustomerConfirmation(StepForm):
     note: str = Field(max_length=2000, description="What the customer said.")
 
 
-class InvoiceApproval(StepForm):
+class InvoiceApproval(Decision):
+    refusal = "hold"
+    no_reason = "holding an invoice needs a reason"
+
     decision: Literal["approve", "hold"] = Field(description="Issue the invoice, or hold it.")
     note: str = Field(max_length=2000, description="Why — required when holding.")
-
-    @model_validator(mode="after")
-    def _holding_needs_a_reason(self) -> InvoiceApproval:
-        if self.decision == "hold" and not self.note.strip():
-            raise ValueError("note: holding an invoice needs a reason")
-        return self
 
 
 class ChecklistFix(StepForm):

@@ -86,23 +86,12 @@ def quotation(request_id: str, as_of: date | None = None) -> str:
 
 
 def request_discount_step(quote: RequestQuote) -> HumanStep:
-    rows = "\n".join(
-        f"| {l['product_id']} | {l['quantity']} | {l['unit_price']:,.2f} | {l['discount']:.0%} |" for l in quote.lines
-    )
-    return HumanStep(
-        work_type="discount-approval",
-        step_key=f"discount-approval-{quote.quote_id}",
-        title=f"Approve a {quote.discount:.0%} discount on quote {quote.request_id}",
-        description=(
-            f"### Quote {quote.request_id} (version {quote.version}) for {quote.customer_id}\n\n"
-            f"**List price** {quote.list_total:,.2f} · **quoted** {quote.total:,.2f} · "
-            f"**discount** {quote.discount:.1%} (approval needed above {settings.discount_approval_threshold:.0%}) · "
-            f"**valid until** {quote.valid_until:%d %b %Y}\n\n"
-            f"| product | qty | list price | discount |\n|---:|---:|---:|---:|\n{rows}\n\n"
-            "Approve the discount to send the quote. Decline it, with a reason for sales, and the quote "
-            f"is revised with every discount capped at {settings.discount_approval_threshold:.0%} and sent."
-        ),
-        value=quote.total,
+    """Declined, the request's quote is revised within the threshold and sent all the same."""
+    return discount_approval_step(
+        quote,
+        f"{quote.request_id} (version {quote.version})",
+        "Approve the discount to send the quote. Decline it, with a reason for sales, and the quote is "
+        f"revised with every discount capped at {settings.discount_approval_threshold:.0%} and sent.",
         tags=[f"quote:{quote.request_id}", f"customer:{quote.customer_id}"],
     )
 
@@ -144,7 +133,7 @@ def order_quotation(order_id: str) -> str:
 
     # 2. A discount above the threshold needs a manager's approval
     if quote.discount > settings.discount_approval_threshold and quote.status != "approved":
-        approval = ask_a_person(discount_approval_step(quote), DiscountApproval)
+        approval = ask_a_person(order_discount_step(quote), DiscountApproval)
         if approval.decision == "decline":
             set_quote_status(quote.quote_id, "declined", by=approval.completed_by)
             return "declined"
@@ -158,23 +147,40 @@ def order_quotation(order_id: str) -> str:
     return "sent"
 
 
-def discount_approval_step(quote: PricedQuote) -> HumanStep:
+def order_discount_step(quote: PricedQuote) -> HumanStep:
+    """Declined, the order's quote is not sent: the order pipeline rejects the order."""
+    return discount_approval_step(
+        quote,
+        quote.quote_id,
+        "Approve the discount to send the quote, or decline it with a reason for sales.",
+        order_id=quote.order_id,
+        tags=[f"order:{quote.order_id}"],
+    )
+
+
+# --- what a manager sees to approve a discount, whichever way the quote came -------------------
+
+
+def discount_approval_step(
+    quote: RequestQuote | PricedQuote, shown_as: str, decision: str, tags: list[str], order_id: str | None = None
+) -> HumanStep:
+    """A discount above the threshold: the manager sees the quote line by line, then `decision`
+    (what approving and declining lead to on this path)."""
     rows = "\n".join(
         f"| {l['product_id']} | {l['quantity']} | {l['unit_price']:,.2f} | {l['discount']:.0%} |" for l in quote.lines
     )
     return HumanStep(
         work_type="discount-approval",
         step_key=f"discount-approval-{quote.quote_id}",
-        title=f"Approve a {quote.discount:.0%} discount on quote {quote.quote_id}",
+        title=f"Approve a {quote.discount:.0%} discount on quote {shown_as}",
         description=(
-            f"### Quote {quote.quote_id} for {quote.customer_id}\n\n"
+            f"### Quote {shown_as} for {quote.customer_id}\n\n"
             f"**List price** {quote.list_total:,.2f} · **quoted** {quote.total:,.2f} · "
             f"**discount** {quote.discount:.1%} (approval needed above {settings.discount_approval_threshold:.0%}) · "
             f"**valid until** {quote.valid_until:%d %b %Y}\n\n"
-            f"| product | qty | list price | discount |\n|---:|---:|---:|---:|\n{rows}\n\n"
-            "Approve the discount to send the quote, or decline it with a reason for sales."
+            f"| product | qty | list price | discount |\n|---:|---:|---:|---:|\n{rows}\n\n{decision}"
         ),
-        order_id=quote.order_id,
+        order_id=order_id,
         value=quote.total,
-        tags=[f"order:{quote.order_id}"],
+        tags=tags,
     )

@@ -19,7 +19,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 from pydantic import Field
 
-from sandbox.core import Body, Outcome, Sandbox, conflicts_with, not_found, rejected, system_router, utcnow
+from sandbox.core import Body, Outcome, Sandbox, not_found, rejected, system_router, utcnow
 from sandbox.reference import bucket
 
 SYSTEM = "activation"
@@ -46,13 +46,13 @@ def router(sb: Sandbox) -> APIRouter:
                 raise not_found("resource", body.resource_id)
             if job["status"] != "provisioned":
                 raise rejected("not_provisioned", f"resource {body.resource_id} is {job['status']}")
-            existing = sb.first(SYSTEM, "activations", lambda a: a["resource_id"] == body.resource_id)
-            if existing is not None:
-                raise conflicts_with(
-                    "already_activated",
-                    f"resource {body.resource_id} already has activation {existing['id']}",
-                    existing,
-                )
+            sb.refuse_duplicate(
+                SYSTEM,
+                "activations",
+                "already_activated",
+                "resource {resource_id} already has activation {id}",
+                resource_id=body.resource_id,
+            )
             return sb.created(
                 SYSTEM,
                 "activations",

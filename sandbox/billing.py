@@ -27,7 +27,6 @@ from sandbox.core import (
     Outcome,
     Sandbox,
     amounts_agree,
-    conflicts_with,
     rejected,
     system_router,
     utcnow,
@@ -65,11 +64,13 @@ def router(sb: Sandbox) -> APIRouter:
     async def open_account(body: AccountRequest, request: Request) -> JSONResponse:
         def effect() -> Outcome:
             customer = sb.customer(body.customer_id)
-            existing = sb.first(SYSTEM, "accounts", lambda a: a["customer_id"] == customer.id)
-            if existing is not None:
-                raise conflicts_with(
-                    "account_exists", f"customer {customer.id} already has billing account {existing['id']}", existing
-                )
+            sb.refuse_duplicate(
+                SYSTEM,
+                "accounts",
+                "account_exists",
+                "customer {customer_id} already has billing account {id}",
+                customer_id=customer.id,
+            )
             return sb.created(
                 SYSTEM,
                 "accounts",
@@ -114,11 +115,13 @@ def router(sb: Sandbox) -> APIRouter:
                     "total_mismatch",
                     f"total {body.total:.2f} should be lines {lines_total:.2f} + tax {body.tax:.2f}",
                 )
-            existing = sb.first(SYSTEM, "invoices", lambda i: i["order_id"] == body.order_id)
-            if existing is not None:
-                raise conflicts_with(
-                    "already_invoiced", f"order {body.order_id} is already invoiced as {existing['id']}", existing
-                )
+            sb.refuse_duplicate(
+                SYSTEM,
+                "invoices",
+                "already_invoiced",
+                "order {order_id} is already invoiced as {id}",
+                order_id=body.order_id,
+            )
             issued = utcnow()
             return sb.created(
                 SYSTEM,

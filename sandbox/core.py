@@ -200,6 +200,14 @@ class Sandbox:
         """The first stored resource of `kind` that `matches`, or None. Hold `lock`."""
         return next((r for r in self.resources(system, kind).values() if matches(r)), None)
 
+    def refuse_duplicate(self, system: str, kind: str, error: str, reason: str, **same: Any) -> None:
+        """409 if a resource of `kind` with these `same` field values exists already (one account
+        per customer, one invoice per order, ...): the answer names it, `reason` is formatted with
+        its fields ("order {order_id} is already invoiced as {id}"). Hold `lock`."""
+        existing = self.first(system, kind, lambda r: all(r[field] == value for field, value in same.items()))
+        if existing is not None:
+            raise conflicts_with(error, reason.format(**existing), existing)
+
     def created(self, system: str, kind: str, prefix: str, body: BaseModel | None, **fields: Any) -> Outcome:
         """A new resource of `kind` (201): the next id, the request's fields, then `fields`."""
         request = body.model_dump(mode="json") if body is not None else {}

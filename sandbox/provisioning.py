@@ -24,7 +24,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 from pydantic import Field
 
-from sandbox.core import Body, Outcome, Sandbox, conflict, conflicts_with, rejected, system_router, utcnow
+from sandbox.core import Body, Outcome, Sandbox, conflict, rejected, system_router, utcnow
 
 SYSTEM = "provisioning"
 AWAITING_TECHNICIAN = "awaiting_technician"
@@ -58,14 +58,14 @@ def router(sb: Sandbox) -> APIRouter:
             product = sb.product(body.product_id)
             if product.discontinued:
                 raise rejected("product_discontinued", f"product {product.id} ({product.name}) is discontinued")
-            line = (body.order_id, body.line_no)
-            existing = sb.first(SYSTEM, "reservations", lambda r: (r["order_id"], r["line_no"]) == line)
-            if existing is not None:
-                raise conflicts_with(
-                    "already_reserved",
-                    f"order {body.order_id} line {body.line_no} is already reserved as {existing['id']}",
-                    existing,
-                )
+            sb.refuse_duplicate(
+                SYSTEM,
+                "reservations",
+                "already_reserved",
+                "order {order_id} line {line_no} is already reserved as {id}",
+                order_id=body.order_id,
+                line_no=body.line_no,
+            )
             return sb.created(
                 SYSTEM,
                 "reservations",
@@ -94,13 +94,13 @@ def router(sb: Sandbox) -> APIRouter:
                     f"reservation {reservation['id']} belongs to order {reservation['order_id']} "
                     f"line {reservation['line_no']}",
                 )
-            existing = sb.first(SYSTEM, "provisioning-jobs", lambda j: j["reservation_id"] == reservation["id"])
-            if existing is not None:
-                raise conflicts_with(
-                    "already_provisioned",
-                    f"reservation {reservation['id']} is already in job {existing['id']}",
-                    existing,
-                )
+            sb.refuse_duplicate(
+                SYSTEM,
+                "provisioning-jobs",
+                "already_provisioned",
+                "reservation {reservation_id} is already in job {id}",
+                reservation_id=reservation["id"],
+            )
             job_id = sb.next_id(SYSTEM, "provisioning-jobs", "JOB")
             manual = reservation["needs_technician"]
             return Outcome(

@@ -9,14 +9,12 @@ if not result.verified:                              # result.reason says what t
 
 from __future__ import annotations
 
-import httpx
 from pydantic import BaseModel
 
-from tasks.http import RETRY_POLICY, SystemClient
+from tasks.http import RETRY_POLICY, System
 from tasks.steps import record_step
 
-SYSTEM = "activation"
-TIMEOUT = httpx.Timeout(10.0, connect=3.0)
+SYSTEM = System("activation")
 
 
 class Activation(BaseModel):
@@ -29,14 +27,10 @@ class Activation(BaseModel):
     reason: str | None = None
 
 
-def client() -> SystemClient:
-    return SystemClient(SYSTEM, TIMEOUT)
-
-
 @record_step(name="activation.activate", task_run_name="activate-{order_id}-{resource_id}", **RETRY_POLICY)
 def activate(order_id: str, resource_id: str) -> Activation:
     """Switch the resource on (NotFound if provisioning does not know it)."""
-    with client() as activation:
+    with SYSTEM.client() as activation:
         data = activation.side_effect(
             "/activations",
             {"order_id": str(order_id), "resource_id": resource_id},
@@ -51,7 +45,7 @@ def verify(activation_id: str, attempt: int = 1) -> Activation:
 
     Each `attempt` is its own check; a retry of the same attempt is not a new check.
     """
-    with client() as activation:
+    with SYSTEM.client() as activation:
         data = activation.side_effect(
             f"/activations/{activation_id}/verify", {}, key=f"verify:{activation_id}:{attempt}"
         )

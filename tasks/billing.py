@@ -11,11 +11,10 @@ from typing import Any
 import httpx
 from pydantic import BaseModel
 
-from tasks.http import RETRY_POLICY, SystemClient
+from tasks.http import RETRY_POLICY, System
 from tasks.steps import record_step
 
-SYSTEM = "billing"
-TIMEOUT = httpx.Timeout(15.0, connect=3.0)
+SYSTEM = System("billing", httpx.Timeout(15.0, connect=3.0))
 
 
 class BillingAccount(BaseModel):
@@ -36,14 +35,10 @@ class Invoice(BaseModel):
     due_at: str
 
 
-def client() -> SystemClient:
-    return SystemClient(SYSTEM, TIMEOUT)
-
-
 @record_step(name="billing.open_account", task_run_name="billing-account-{customer_id}", **RETRY_POLICY)
 def open_account(customer_id: str) -> BillingAccount:
     """The customer's billing account, opened on first use (the key is the customer's)."""
-    with client() as billing:
+    with SYSTEM.client() as billing:
         data = billing.side_effect("/accounts", {"customer_id": customer_id}, key=f"billing-account:{customer_id}")
     return BillingAccount.model_validate(data)
 
@@ -62,7 +57,7 @@ def issue_invoice(
     lines: [{"description", "quantity", "unit_price", "discount", "amount"}];
     amount = quantity × unit_price × (1 − discount); total = Σ amount + tax.
     """
-    with client() as billing:
+    with SYSTEM.client() as billing:
         data = billing.side_effect(
             "/invoices",
             {

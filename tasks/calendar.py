@@ -9,14 +9,12 @@ from __future__ import annotations
 
 from datetime import datetime
 
-import httpx
 from pydantic import BaseModel
 
-from tasks.http import RETRY_POLICY, Conflict, Declined, SystemClient
+from tasks.http import RETRY_POLICY, Conflict, Declined, System
 from tasks.steps import record_step
 
-SYSTEM = "calendar"
-TIMEOUT = httpx.Timeout(10.0, connect=3.0)
+SYSTEM = System("calendar")
 SLOT_TAKEN = "attendee_busy"  # the calendar's code for "an attendee is already booked then"
 
 
@@ -35,14 +33,10 @@ class Meeting(BaseModel):
     status: str
 
 
-def client() -> SystemClient:
-    return SystemClient(SYSTEM, TIMEOUT)
-
-
 @record_step(name="calendar.find_slots", task_run_name="find-slots-{duration_minutes}min", **RETRY_POLICY)
 def find_slots(after: datetime, duration_minutes: int, attendees: list[str], count: int = 3) -> list[Slot]:
     """The next free slots for all `attendees` in business hours (Mon–Fri 09–17 UTC)."""
-    with client() as cal:
+    with SYSTEM.client() as cal:
         data = cal.read(
             "/slots",
             params={"after": after.isoformat(), "duration": duration_minutes, "attendees": attendees, "count": count},
@@ -58,7 +52,7 @@ def book_meeting(
     so booking it again (a retry, a re-run) never books it twice.
     Declined (a result, not an error) if an attendee is already booked then: another meeting
     took the slot. Any other conflict (the key reused for another request) raises Conflict."""
-    with client() as cal:
+    with SYSTEM.client() as cal:
         try:
             data = cal.side_effect(
                 "/meetings",

@@ -10,14 +10,12 @@ from __future__ import annotations
 from datetime import date
 from typing import Any
 
-import httpx
 from pydantic import BaseModel
 
-from tasks.http import RETRY_POLICY, Declined, NotFound, SystemClient
+from tasks.http import RETRY_POLICY, Declined, NotFound, System
 from tasks.steps import record_step
 
-SYSTEM = "crm"
-TIMEOUT = httpx.Timeout(10.0, connect=3.0)
+SYSTEM = System("crm")
 
 
 class Customer(BaseModel):
@@ -47,14 +45,10 @@ class Quote(BaseModel):
     sent_to: str | None = None
 
 
-def client() -> SystemClient:
-    return SystemClient(SYSTEM, TIMEOUT)
-
-
 @record_step(name="crm.get_customer", task_run_name="customer-{customer_id}", **RETRY_POLICY)
 def get_customer(customer_id: str) -> Customer:
     """The customer's profile with credit limit and credit status."""
-    with client() as crm:
+    with SYSTEM.client() as crm:
         return Customer.model_validate(crm.read(f"/customers/{customer_id}"))
 
 
@@ -64,7 +58,7 @@ def check_credit(order_id: str, customer_id: str, amount: float) -> CreditCheck 
 
     Declined (a result, not an error) when the CRM declines, with its reason and the check in
     `details`, or when the CRM does not know the customer: either way a person decides."""
-    with client() as crm:
+    with SYSTEM.client() as crm:
         try:
             data = crm.side_effect(
                 f"/customers/{customer_id}/credit-checks",
@@ -73,12 +67,17 @@ def check_credit(order_id: str, customer_id: str, amount: float) -> CreditCheck 
             )
         except NotFound as unknown:
             return Declined(
-                system=SYSTEM, reason=f"customer {customer_id} is not in the CRM", error=unknown.error or "not_found"
+                system=SYSTEM.name,
+                reason=f"customer {customer_id} is not in the CRM",
+                error=unknown.error or "not_found",
             )
     check = CreditCheck.model_validate(data)
     if check.decision != "approved":
         return Declined(
-            system=SYSTEM, reason=check.reason or "credit declined", error="credit_declined", details=check.model_dump()
+            system=SYSTEM.name,
+            reason=check.reason or "credit declined",
+            error="credit_declined",
+            details=check.model_dump(),
         )
     return check
 
@@ -96,7 +95,7 @@ def send_quote(
 
     lines: [{"product_id", "quantity", "unit_price", "discount"}]; total = Σ qty × price × (1 − discount).
     """
-    with client() as crm:
+    with SYSTEM.client() as crm:
         data = crm.side_effect(
             "/quotes",
             {

@@ -203,6 +203,19 @@ class SystemClient(httpx.Client):
         raise RequestRejected(*args, **kwargs)
 
 
+class System:
+    """Another system the steps call: its name (where it is: `system_url`) and how long to wait
+    for its answers. Each client module declares its own once: `SYSTEM = System("crm")`."""
+
+    def __init__(self, name: str, timeout: httpx.Timeout = DEFAULT_TIMEOUT) -> None:
+        self.name = name
+        self.timeout = timeout
+
+    def client(self) -> SystemClient:
+        """A client for one step's calls: `with SYSTEM.client() as crm: ...`."""
+        return SystemClient(self.name, self.timeout)
+
+
 def _json_or_empty(response: httpx.Response) -> dict[str, Any]:
     try:
         body = response.json()

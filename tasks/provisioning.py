@@ -10,14 +10,12 @@ job.resource_id                          # what activation switches on
 
 from __future__ import annotations
 
-import httpx
 from pydantic import BaseModel
 
-from tasks.http import RETRY_POLICY, BusinessRejection, Declined, SystemClient
+from tasks.http import RETRY_POLICY, BusinessRejection, Declined, System
 from tasks.steps import record_step
 
-SYSTEM = "provisioning"
-TIMEOUT = httpx.Timeout(10.0, connect=3.0)
+SYSTEM = System("provisioning")
 
 
 class Reservation(BaseModel):
@@ -45,15 +43,11 @@ class ProvisioningJob(BaseModel):
         return self.status == "awaiting_technician"
 
 
-def client() -> SystemClient:
-    return SystemClient(SYSTEM, TIMEOUT)
-
-
 @record_step(name="provisioning.reserve", task_run_name="reserve-{order_id}-{line_no}", **RETRY_POLICY)
 def reserve(order_id: str, line_no: int, product_id: int, quantity: int) -> Reservation | Declined:
     """Reserve stock for one order line; Declined (a result, not an error) when the system
     refuses the line for a business reason, e.g. a discontinued product."""
-    with client() as provisioning:
+    with SYSTEM.client() as provisioning:
         try:
             data = provisioning.side_effect(
                 "/reservations",
@@ -68,7 +62,7 @@ def reserve(order_id: str, line_no: int, product_id: int, quantity: int) -> Rese
 @record_step(name="provisioning.provision", task_run_name="provision-{order_id}-{line_no}", **RETRY_POLICY)
 def provision(order_id: str, line_no: int, reservation_id: str) -> ProvisioningJob:
     """Start provisioning a reserved line; the job is done, or waits for a technician."""
-    with client() as provisioning:
+    with SYSTEM.client() as provisioning:
         data = provisioning.side_effect(
             "/provisioning-jobs",
             {"order_id": str(order_id), "line_no": line_no, "reservation_id": reservation_id},
@@ -80,7 +74,7 @@ def provision(order_id: str, line_no: int, reservation_id: str) -> ProvisioningJ
 @record_step(name="provisioning.complete_visit", task_run_name="complete-visit-{job_id}", **RETRY_POLICY)
 def complete_visit(job_id: str, technician: str, notes: str = "") -> ProvisioningJob:
     """Report the technician's visit done; the job becomes provisioned with a resource id."""
-    with client() as provisioning:
+    with SYSTEM.client() as provisioning:
         data = provisioning.side_effect(
             f"/provisioning-jobs/{job_id}/complete",
             {"technician": technician, "notes": notes},
@@ -91,5 +85,5 @@ def complete_visit(job_id: str, technician: str, notes: str = "") -> Provisionin
 
 @record_step(name="provisioning.get_job", task_run_name="provisioning-job-{job_id}", **RETRY_POLICY)
 def get_job(job_id: str) -> ProvisioningJob:
-    with client() as provisioning:
+    with SYSTEM.client() as provisioning:
         return ProvisioningJob.model_validate(provisioning.read(f"/provisioning-jobs/{job_id}"))

@@ -8,6 +8,7 @@ from datetime import date, timedelta
 
 from pydantic import BaseModel
 from sqlalchemy import select, update
+from sqlalchemy.orm import Session
 
 from handoff.core import audit, quotes
 from handoff.core.db import session
@@ -189,6 +190,30 @@ def _priced(catalogue: dict[int, Product], lines: list[dict]) -> tuple[list[dict
     return priced, round(list_total, 2), round(total, 2)
 
 
+def _add_version(
+    s: Session, request: QuoteRequest, version: int, catalogue: dict[int, Product], lines: list[dict], today: date
+) -> float:
+    """Add `version` of the request's quote: `lines` at the catalogue's prices, priced (not yet
+    approved or sent), valid for HANDOFF_QUOTE_VALID_DAYS from `today`. Returns its total."""
+    priced, list_total, total = _priced(catalogue, lines)
+    s.add(
+        Quote(
+            id=quotes.quote_id_for(request.id, version),
+            request_id=request.id,
+            version=version,
+            customer_id=request.customer_id,
+            lines=priced,
+            list_total=list_total,
+            total=total,
+            discount=round(1 - total / list_total, 4) if list_total else 0.0,
+            valid_until=today + timedelta(days=settings.quote_valid_days),
+            status=QuoteState.PRICED,
+        )
+    )
+    s.flush()
+    return total
+
+
 def _request_view(s, request: QuoteRequest, unpriced: list[int] | None = None) -> RequestQuote:  # noqa: ANN001
     q = quotes.current_quote(s, request.id)
     return RequestQuote(
@@ -234,22 +259,7 @@ def price_request(request_id: str, today: date | None = None) -> RequestQuote:
                 s, request, QuoteState.DECLINED, "system:quotation", reason=f"not in the catalogue: {unknown}"
             )
             return _request_view(s, request, unpriced=unknown)
-        lines, list_total, total = _priced(catalogue, request.lines)
-        s.add(
-            Quote(
-                id=quotes.quote_id_for(request_id, 1),
-                request_id=request_id,
-                version=1,
-                customer_id=request.customer_id,
-                lines=lines,
-                list_total=list_total,
-                total=total,
-                discount=round(1 - total / list_total, 4) if list_total else 0.0,
-                valid_until=today + timedelta(days=settings.quote_valid_days),
-                status=QuoteState.PRICED,
-            )
-        )
-        s.flush()
+        total = _add_version(s, request, 1, catalogue, request.lines, today)
         quotes.set_state(s, request, QuoteState.PRICED, "system:quotation", total=total)
         return _request_view(s, request)
 
@@ -274,25 +284,9 @@ def revise_within_threshold(request_id: str, by: str, today: date | None = None)
         ):
             return _request_view(s, request)
         catalogue = {p.id: p for p in s.scalars(select(Product))}
-        lines, list_total, total = _priced(
-            catalogue, [{**l, "discount": min(l["discount"], cap)} for l in before.lines]
-        )
+        capped = [{**l, "discount": min(l["discount"], cap)} for l in before.lines]
         before.status = QuoteState.SUPERSEDED
-        s.add(
-            Quote(
-                id=quotes.quote_id_for(request_id, before.version + 1),
-                request_id=request_id,
-                version=before.version + 1,
-                customer_id=request.customer_id,
-                lines=lines,
-                list_total=list_total,
-                total=total,
-                discount=round(1 - total / list_total, 4) if list_total else 0.0,
-                valid_until=today + timedelta(days=settings.quote_valid_days),
-                status=QuoteState.PRICED,
-            )
-        )
-        s.flush()
+        total = _add_version(s, request, before.version + 1, catalogue, capped, today)
         quotes.set_state(s, request, QuoteState.PRICED, by, revised_from=before.id, total=total)
         return _request_view(s, request)
 

@@ -1,7 +1,7 @@
-"""Nothing stranded: runs an order or a waiting step still counts on, that are no longer on it.
+"""Nothing stranded: runs an order, a quotation or a waiting step still counts on, that are no longer on it.
 
-An order that is not finished, and a work item that is still open, each name the flow run that
-carries them. That run may have crashed, failed or been cancelled (a kill, a bug, someone in
+An order that is not finished, a request for quotation not yet answered, and a work item that is
+still open, each name the flow run that carries them. That run may have crashed, failed or been cancelled (a kill, a bug, someone in
 the UI), or been pushed out of its wait (set to Running or Failed through the API while it was
 suspended: it then holds no process and never comes back). Left alone, the order stays
 `awaiting-approval` for ever and the item stays assigned to a dead run.
@@ -27,9 +27,11 @@ from sqlalchemy import select
 from handoff.core import audit
 from handoff.core.db import session
 from handoff.core.models import (
+    OPEN_QUOTE_STATES,
     AuditEvent,
     Order,
     OrderStatus,
+    QuoteRequest,
     WorkItem,
     WorkItemState,
     utcnow,
@@ -56,13 +58,18 @@ class StrandedRun:
     why: str  # "crashed", "pushed out of its wait (Running for 5 min)", …
     order_id: str | None = None
     item_id: int | None = None
+    request_id: str | None = None  # a request for quotation its quotation run carries
     restarted_as: str | None = None  # the new run
     problem: str | None = None  # why it was not restarted (a WIP-review problem case)
     news: bool = True  # False: restarted or reported by an earlier pass
 
     @property
     def subject(self) -> tuple[str, str]:
-        return ("order", self.order_id) if self.order_id else ("work_item", str(self.item_id))
+        if self.order_id:
+            return "order", self.order_id
+        if self.request_id:
+            return "quote_request", self.request_id
+        return "work_item", str(self.item_id)
 
 
 @record_step(name="restart stranded runs")
@@ -72,6 +79,8 @@ def restart_stranded_runs(now: datetime | None = None) -> list[StrandedRun]:
     logger = get_run_logger()
     for run_id in reschedule_runs_left_pending(now):
         logger.warning("Scheduled run %s again: its runner was gone before the run started", run_id)
+    for run_id in end_runs_waiting_on_cancelled_steps():
+        logger.info("Ended run %s: the step it waited on was cancelled (answered elsewhere)", run_id)
     found = find_stranded_runs(now)
     for run in found:
         restart_or_report(run)
@@ -91,13 +100,18 @@ def restart_stranded_runs(now: datetime | None = None) -> list[StrandedRun]:
 def _describe(run: StrandedRun) -> str:
     return ", ".join(
         x
-        for x in (f"order {run.order_id}" if run.order_id else "", f"work item {run.item_id}" if run.item_id else "")
+        for x in (
+            f"order {run.order_id}" if run.order_id else "",
+            f"request for quotation {run.request_id}" if run.request_id else "",
+            f"work item {run.item_id}" if run.item_id else "",
+        )
         if x
     )
 
 
 def find_stranded_runs(now: datetime | None = None) -> list[StrandedRun]:
-    """The runs an unfinished order or an open work item names, that are not carrying it."""
+    """The runs an unfinished order, an unanswered request for quotation or an open work item
+    names, that are not carrying it."""
     now = now or utcnow()
     now = now.replace(tzinfo=UTC) if now.tzinfo is None else now
     with session() as s:
@@ -108,6 +122,13 @@ def find_stranded_runs(now: datetime | None = None) -> list[StrandedRun]:
                 )
             ).all()
         )
+        requests = dict(
+            s.execute(
+                select(QuoteRequest.flow_run_id, QuoteRequest.id).where(
+                    QuoteRequest.status.in_(OPEN_QUOTE_STATES), QuoteRequest.flow_run_id.is_not(None)
+                )
+            ).all()
+        )
         items = s.execute(
             select(WorkItem.flow_run_id, WorkItem.id, WorkItem.input_key, WorkItem.order_id).where(
                 WorkItem.state.in_(OPEN_ITEMS), WorkItem.flow_run_id.is_not(None)
@@ -115,14 +136,15 @@ def find_stranded_runs(now: datetime | None = None) -> list[StrandedRun]:
         ).all()
     waiting_items = {run_id: (item_id, order_id) for run_id, item_id, key, order_id in items if key}
     any_items = {run_id: (item_id, order_id) for run_id, item_id, _key, order_id in items}
-    runs = read_runs(set(orders) | set(any_items))
+    counted_on = set(orders) | set(requests) | set(any_items)
+    runs = read_runs(counted_on)
     stranded = []
-    for run_id in sorted(set(orders) | set(any_items)):
+    for run_id in sorted(counted_on):
         run = runs.get(run_id)
         item_id, item_order = any_items.get(run_id, (None, None))
         why = _why_stranded(run, run_id in waiting_items, now)
         if why:
-            stranded.append(StrandedRun(run_id, why, orders.get(run_id) or item_order, item_id))
+            stranded.append(StrandedRun(run_id, why, orders.get(run_id) or item_order, item_id, requests.get(run_id)))
     return stranded
 
 
@@ -173,6 +195,42 @@ def reschedule_runs_left_pending(now: datetime | None = None) -> list[str]:
             client.set_flow_run_state(run.id, Scheduled(message="its runner was gone before it started"), force=True)
             rescheduled.append(str(run.id))
     return rescheduled
+
+
+def end_runs_waiting_on_cancelled_steps() -> list[str]:
+    """Runs still suspended on a step that was cancelled (the customer answered a follow-up
+    call's question through the CRM): nothing will ever answer them, so each is set Completed,
+    saying why. A cancelled step is looked at until its run has moved past it, then no more."""
+    from prefect.client.orchestration import get_client
+    from prefect.states import Completed
+
+    with session() as s:
+        cancelled = s.execute(
+            select(WorkItem.id, WorkItem.flow_run_id, WorkItem.input_key).where(
+                WorkItem.state == WorkItemState.CANCELLED,
+                WorkItem.flow_run_id.is_not(None),
+                WorkItem.input_key.is_not(None),
+            )
+        ).all()
+    if not cancelled:
+        return []
+    runs = read_runs({run_id for _item, run_id, _key in cancelled})
+    ended, settled = [], []
+    with get_client(sync_client=True) as client:
+        for item_id, run_id, key in cancelled:
+            run = runs.get(run_id)
+            state = run.state if run is not None else None
+            if state is not None and state.is_paused() and state.state_details.pause_key == key:
+                message = f"its step, work item {item_id}, was cancelled: answered elsewhere (see its audit trail)"
+                client.set_flow_run_state(run.id, Completed(message=message), force=True)
+                ended.append(run_id)
+            elif state is not None and not (state.is_final() or state.is_paused()):
+                continue  # on its way to the step (or back from it): look again next pass
+            settled.append(item_id)
+    with session() as s:
+        for item_id in settled:
+            s.get(WorkItem, item_id).input_key = None  # its run waits on it no more
+    return ended
 
 
 def read_runs(run_ids: set[str]) -> dict:

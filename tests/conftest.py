@@ -227,7 +227,7 @@ def sandbox(sandbox_server, monkeypatch, client_timeout, quick_retries):
     for system in SYSTEMS:
         monkeypatch.delenv(f"HANDOFF_{system.upper()}_URL", raising=False)
     for module in (crm, provisioning, activation, billing, calendar):
-        monkeypatch.setattr(module, "TIMEOUT", httpx.Timeout(client_timeout))
+        monkeypatch.setattr(module.SYSTEM, "timeout", httpx.Timeout(client_timeout))
     yield sandbox_server
     sandbox_server.sandbox.reset()
 

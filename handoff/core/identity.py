@@ -324,8 +324,24 @@ def verify_completion(s: Session, item_id: int, answer: dict[str, Any]) -> Proof
     )
 
 
+# The field of each form that says how the step came out (checklists/forms.py), and the words
+# for the yes/no ones: what the item's outcome, the demo's tally and a late completer are shown.
+OUTCOME_FIELDS = ("decision", "resolution", "customer_answer", "outcome")
+YES_NO_FIELDS = {
+    "confirmed": ("confirmed", "not confirmed"),
+    "signed": ("signed", "not signed"),
+    "visit_done": ("visit done", "visit not done"),
+}
+
+
 def outcome_of(answer: dict[str, Any]) -> str:
-    return str(answer.get("decision") or answer.get("outcome") or "done")
+    for field in OUTCOME_FIELDS:
+        if answer.get(field):
+            return str(answer[field])
+    for field, (yes, no) in YES_NO_FIELDS.items():
+        if isinstance(answer.get(field), bool):
+            return yes if answer[field] else no
+    return "done"
 
 
 def complete_verified(s: Session, item_id: int, answer: dict[str, Any]) -> WorkItem:

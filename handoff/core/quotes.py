@@ -25,9 +25,11 @@ from sqlalchemy.orm import Session
 from handoff.core import audit
 from handoff.core.db import session
 from handoff.core.intake.door import Announcer, submit_orders
-from handoff.core.models import Quote, QuoteRequest, QuoteState, utcnow
+from handoff.core.models import Quote, QuoteRequest, QuoteState, WorkItem, utcnow
+from handoff.core.routing import lifecycle
 
 ORDER_PREFIX = "RFQ-"
+FOLLOW_UP_CALL = "quote-follow-up"  # the work type of the call after the offer (flows/quotation.py)
 
 
 class UnknownQuote(LookupError):
@@ -115,11 +117,24 @@ def answer_quote(
                 if quote is not None:
                     quote.status = wanted
                 audit.record(s, by, "quote_request", request_id, f"status:{wanted}", QuoteState.SENT, wanted)
+                cancel_open_calls(s, request_id, f"the customer {wanted} the quote (recorded by {by})")
         state, answered_at, answered_by = request.status, request.answered_at, request.answered_by
     if state != wanted:
         raise AnswerRefused(refusal(request_id, state, wanted, answered_at, answered_by))
     order_id = order_from_quote(request_id, announce) if wanted == QuoteState.ACCEPTED else None
     return Answered(request_id, str(wanted), order_id, again=not won)
+
+
+def cancel_open_calls(s: Session, request_id: str, reason: str) -> list[int]:
+    """The customer has answered: a follow-up call still open to ask them is no longer needed.
+    It leaves the rep's worklist at once (and frees their capacity); sla-watch ends the run that
+    waited on it (tasks/stranded.py). A rep who completed the call first keeps their answer."""
+    quote_ids = s.scalars(select(Quote.id).where(Quote.request_id == request_id)).all()
+    step_keys = [f"{FOLLOW_UP_CALL}-{quote_id}" for quote_id in quote_ids]  # as follow_up_step names them
+    open_calls = s.scalars(
+        select(WorkItem.id).where(WorkItem.step_key.in_(step_keys), WorkItem.state.in_(lifecycle.ACTIVE))
+    ).all()
+    return [item_id for item_id in open_calls if lifecycle.cancel_item(s, item_id, "system:quotation", reason)]
 
 
 def refusal(request_id: str, state: str, wanted: str, at: Any, by: str | None) -> str:

@@ -24,7 +24,6 @@ import asyncio
 import hmac
 import os
 import secrets
-import threading
 from dataclasses import asdict
 from typing import Any
 
@@ -46,6 +45,7 @@ from handoff.core.intake import (
 from handoff.core.intake.text import printable
 from handoff.core.settings import settings
 from handoff.runtime import outbox
+from handoff.runtime.app_server import AppServer
 
 CONNECTIONS_AT_ONCE = 64  # beyond this, uvicorn answers 503 instead of holding more sockets
 
@@ -274,7 +274,7 @@ class HeadDeadlineProtocol(H11Protocol):
         super().connection_lost(exc)
 
 
-class IntakeServer:
+class IntakeServer(AppServer):
     """The intake app served by uvicorn in a background thread."""
 
     def __init__(self, host: str, port: int, token: str | None = None, announce: bool = True) -> None:
@@ -287,19 +287,7 @@ class IntakeServer:
             timeout_keep_alive=5,
             limit_concurrency=CONNECTIONS_AT_ONCE,
         )
-        self.server = uvicorn.Server(config)
-        self.url = f"http://{host}:{port}"
-        self.thread = threading.Thread(target=self.server.run, daemon=True, name="intake-http")
-
-    def start(self, context_run=None) -> IntakeServer:
-        if context_run is not None:
-            self.thread = threading.Thread(target=context_run, args=(self.server.run,), daemon=True, name="intake-http")
-        self.thread.start()
-        return self
-
-    def stop(self) -> None:
-        self.server.should_exit = True
-        self.thread.join(timeout=5)
+        super().__init__(config, name="intake-http")
 
 
 __all__ = ["IntakeServer", "create_intake_app", "intake_token"]

@@ -20,9 +20,13 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date, timedelta
 from itertools import count
+from typing import TYPE_CHECKING
 
 from handoff.core.settings import settings
 from handoff.runtime import prefect_server, warm_start
+
+if TYPE_CHECKING:
+    from handoff.core.models import Order, QuoteRequest
 
 ROOT = prefect_server.ROOT
 OUTBOX_SECONDS = 5.0
@@ -58,6 +62,27 @@ def announce_pending_orders(stop: threading.Event, say: Callable[[str], None]) -
         stop.wait(OUTBOX_SECONDS)
 
 
+def announced_but_not_taken(model: type[Order] | type[QuoteRequest], first_status: str, grace: timedelta) -> list[str]:
+    """Ids of the orders (or requests for quotation) still in their first status, announced more
+    than `grace` ago, that no run has taken: their event started nothing."""
+    from sqlalchemy import select
+
+    from handoff.core.db import session
+    from handoff.core.models import utcnow
+
+    with session() as s:
+        return list(
+            s.scalars(
+                select(model.id).where(
+                    model.status == first_status,
+                    model.flow_run_id.is_(None),
+                    model.announced_at.is_not(None),
+                    model.announced_at < utcnow() - grace,
+                )
+            )
+        )
+
+
 def start_unstarted_pipelines(grace: timedelta = STALLED_AFTER) -> int:
     """Start the pipeline of each announced order that has none yet (its event found no trigger).
 
@@ -65,23 +90,12 @@ def start_unstarted_pipelines(grace: timedelta = STALLED_AFTER) -> int:
     Prefect de-duplicates the start: the run is created with an idempotency key that counts this
     order's starts, so two processes starting the same order at once get one run, and an order
     whose started run ended before taking the order gets a new one."""
-    from sqlalchemy import select
+    from handoff.core.models import Order, OrderStatus
 
-    from handoff.core.db import session
-    from handoff.core.models import Order, OrderStatus, utcnow
-
-    with session() as s:
-        unstarted = s.scalars(
-            select(Order.id).where(
-                Order.status == OrderStatus.RECEIVED,
-                Order.flow_run_id.is_(None),
-                Order.announced_at.is_not(None),
-                Order.announced_at < utcnow() - grace,
-            )
-        ).all()
+    unstarted = announced_but_not_taken(Order, OrderStatus.RECEIVED, grace)
     if not unstarted:
         return 0
-    live = live_pipeline_orders()
+    live = live_runs_of("order-pipeline", "order_id")
     started = 0
     for order_id in (o for o in unstarted if o not in live):
         start_pipeline(order_id)
@@ -97,20 +111,15 @@ def start_unstarted_quotations(grace: timedelta = STALLED_AFTER) -> int:
     """Start the quotation of each announced request for quotation that no run took (its
     quote.requested event found no trigger), once: the run's idempotency key is the request's."""
     from prefect.deployments import run_deployment
-    from sqlalchemy import select
 
-    from handoff.core.db import session
-    from handoff.core.models import QuoteRequest, QuoteState, utcnow
+    from handoff.core.models import QuoteRequest, QuoteState
 
-    with session() as s:
-        unstarted = s.scalars(
-            select(QuoteRequest.id).where(
-                QuoteRequest.status == QuoteState.REQUESTED,
-                QuoteRequest.flow_run_id.is_(None),
-                QuoteRequest.announced_at.is_not(None),
-                QuoteRequest.announced_at < utcnow() - grace,
-            )
-        ).all()
+    unstarted = announced_but_not_taken(QuoteRequest, QuoteState.REQUESTED, grace)
+    if not unstarted:
+        return 0
+    # A run its event started may not have taken the request yet (workers busy): not a second one.
+    live = live_runs_of("quotation", "request_id")
+    unstarted = [r for r in unstarted if r not in live]
     for request_id in unstarted:
         run_deployment(
             QUOTATION,
@@ -171,8 +180,9 @@ LIVE_STATES = ("SCHEDULED", "PENDING", "RUNNING", "PAUSED")
 PAGE = 200  # the most flow runs the server returns at once
 
 
-def live_pipeline_orders() -> set[str]:
-    """Orders that already have a pipeline run on its way (queued, running or waiting)."""
+def live_runs_of(deployment: str, parameter: str) -> set[str]:
+    """The `parameter` values (orders, requests) that already have a run of the deployment on
+    its way (queued, running or waiting)."""
     from prefect.client.orchestration import get_client
     from prefect.client.schemas.filters import (
         DeploymentFilter,
@@ -187,14 +197,14 @@ def live_pipeline_orders() -> set[str]:
     with get_client(sync_client=True) as client:
         for offset in count(0, PAGE):
             runs = client.read_flow_runs(
-                deployment_filter=DeploymentFilter(name=DeploymentFilterName(any_=["order-pipeline"])),
+                deployment_filter=DeploymentFilter(name=DeploymentFilterName(any_=[deployment])),
                 flow_run_filter=FlowRunFilter(
                     state=FlowRunFilterState(type=FlowRunFilterStateType(any_=[StateType(s) for s in LIVE_STATES]))
                 ),
                 limit=PAGE,
                 offset=offset,
             )
-            live |= {str(r.parameters.get("order_id")) for r in runs}
+            live |= {str(r.parameters.get(parameter)) for r in runs}
             if len(runs) < PAGE:
                 return live
     return live

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import multiprocessing as mp
 import time
+from collections.abc import Mapping
 from pathlib import Path
 
 import pytest
@@ -12,6 +13,7 @@ from sqlalchemy import select
 from handoff.core import identity
 from handoff.core.db import session
 from handoff.core.models import AuditEvent, LoginAttempt, Worker, WorkItem, utcnow
+from handoff.core.work_types import WORK_TYPES
 
 
 def _secret_in(home: str, barrier, out) -> None:
@@ -117,3 +119,22 @@ def test_the_proof_binds_item_attempt_person_and_answer(ann):
         with pytest.raises(identity.CompletionRefused, match="no proof"):
             identity.verify_completion(s, item.id, answer)
         assert not s.scalars(select(AuditEvent).where(AuditEvent.action == "completed")).all()
+
+
+@pytest.mark.parametrize(
+    "work_type", [w for w in WORK_TYPES.values() if isinstance(w.standin, Mapping)], ids=lambda w: w.name
+)
+def test_every_form_says_how_its_step_came_out(work_type):
+    """The outcome recorded on an item (and tallied by the demo) comes from the form's own
+    answer field, for every work type: never a bare "done" that hides a decline."""
+    outcome = identity.outcome_of(dict(work_type.standin))
+    assert outcome != "done"
+    assert outcome in {str(v) for v in work_type.standin.values()} | {
+        word for words in identity.YES_NO_FIELDS.values() for word in words
+    }
+
+
+def test_a_no_is_recorded_as_a_no():
+    assert identity.outcome_of({"confirmed": False, "note": ""}) == "not confirmed"
+    assert identity.outcome_of({"customer_answer": "declined", "note": "too dear"}) == "declined"
+    assert identity.outcome_of({"note": "nothing to say"}) == "done"

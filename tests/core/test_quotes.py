@@ -15,8 +15,9 @@ from sqlalchemy import func, select
 
 from handoff.core.db import session
 from handoff.core.intake import submit_quote_requests
-from handoff.core.models import AuditEvent, Order, Quote, QuoteRequest
-from handoff.core.quotes import AnswerRefused, UnknownQuote, answer_quote, expire_due_quotes
+from handoff.core.models import AuditEvent, Order, Quote, QuoteRequest, Worker, WorkItem, WorkItemState, utcnow
+from handoff.core.quotes import FOLLOW_UP_CALL, AnswerRefused, UnknownQuote, answer_quote, expire_due_quotes
+from handoff.core.routing.lifecycle import NotAllowed, complete_item
 
 BOTH_DATABASES = pytest.mark.parametrize("db", ["sqlite", "postgres"], indirect=True)
 ROUNDS = 6
@@ -152,3 +153,54 @@ def test_two_processes_answering_one_quote_at_once(db):
         else:  # accept and decline: one wins, the other is refused with what the quote is
             assert sorted(o[2] for o in pair) in (["accepted", "refused"], ["declined", "refused"])
         assert orders_of(f"P-{r}") == (1 if any(o[2] == "accepted" for o in pair) else 0)
+
+
+def a_follow_up_call(request_id: str, rep: Worker | None) -> int:
+    """The call after the offer for the request's quote, waiting in `rep`'s worklist (or open)."""
+    with session() as s:
+        item = WorkItem(
+            work_type=FOLLOW_UP_CALL,
+            step_key=f"{FOLLOW_UP_CALL}-RFQ-{request_id}-v1",
+            title=f"Call ALFKI about quote {request_id}",
+            required_skills={"quotation": 1},
+            due_at=utcnow() + timedelta(hours=8),
+            effort_seconds=600,
+            state=WorkItemState.ASSIGNED if rep else WorkItemState.OPEN,
+            assignee_id=rep.id if rep else None,
+            flow_run_id="a-suspended-run",
+            input_key="work-item-call",
+        )
+        s.add(item)
+        if rep is not None:
+            s.get(Worker, rep.id).open_items += 1
+        s.flush()
+        return item.id
+
+
+def test_an_answer_through_the_crm_takes_the_open_call_out_of_the_worklist(db, reps):
+    with session() as s:
+        rep = s.scalars(select(Worker).where(Worker.role != "supervisor")).first()
+        s.expunge(rep)
+    sent_quote("A-9")
+    sent_quote("A-10")
+    call = a_follow_up_call("A-9", rep)
+    other = a_follow_up_call("A-10", None)
+    with session() as s:
+        load_before = s.get(Worker, rep.id).open_items
+
+    answer_quote("A-9", accept=False, by="crm")
+    with session() as s:
+        assert s.get(WorkItem, call).state == WorkItemState.CANCELLED
+        assert s.get(WorkItem, other).state == WorkItemState.OPEN  # another customer's call stays
+        assert s.get(Worker, rep.id).open_items == load_before - 1
+        (cancelled,) = s.scalars(select(AuditEvent).where(AuditEvent.action == "cancelled")).all()
+        assert (cancelled.entity_id, cancelled.details["reason"]) == (
+            str(call),
+            "the customer declined the quote (recorded by crm)",
+        )
+        # The rep, who had not called yet, is told there is nothing to complete.
+        with pytest.raises(NotAllowed, match="already cancelled"):
+            complete_item(s, call, rep.name, outcome="done")
+    answer_quote("A-9", accept=False, by="crm")  # the same answer again cancels nothing more
+    with session() as s:
+        assert s.scalar(select(func.count()).select_from(AuditEvent).where(AuditEvent.action == "cancelled")) == 1

@@ -65,16 +65,45 @@ def test_an_announced_request_no_run_took_gets_its_quotation_started_once(db, mo
     from handoff.core.models import utcnow
     from handoff.runtime import up
 
-    for request_id in ("OQ-3", "OQ-4", "OQ-5"):
+    for request_id in ("OQ-3", "OQ-4", "OQ-5", "OQ-6"):
         receive(request_id)
     with session() as s:
         s.get(QuoteRequest, "OQ-3").announced_at = utcnow() - timedelta(minutes=5)  # stalled
+        # its event's run is queued behind busy workers and has not taken it yet (found on the
+        # production stack: a second quotation was started beside it)
+        s.get(QuoteRequest, "OQ-6").announced_at = utcnow() - timedelta(minutes=5)
         s.get(QuoteRequest, "OQ-4").announced_at = utcnow()  # its run may still come
         taken = s.get(QuoteRequest, "OQ-5")
         taken.announced_at, taken.flow_run_id = utcnow() - timedelta(minutes=5), "a-run"
     started = []
     monkeypatch.setattr(prefect.deployments, "run_deployment", lambda name, **kw: started.append((name, kw)))
+    monkeypatch.setattr(
+        up, "live_runs_of", lambda deployment, parameter: {"OQ-6"} if deployment == "quotation" else set()
+    )
     assert up.start_unstarted_quotations() == 1
     [(name, kw)] = started
     assert name == "quotation/quotation" and kw["parameters"] == {"request_id": "OQ-3"}
     assert kw["idempotency_key"] == "quote-OQ-3-start"
+
+
+def test_live_runs_are_the_ones_still_on_their_way(prefect_harness):
+    """What keeps the outbox from starting a second quotation beside a queued one."""
+    from prefect import flow
+    from prefect.states import Completed
+
+    from handoff.runtime import up
+
+    @flow(name="live-quotation-probe")
+    def probe(request_id: str) -> str:
+        return request_id
+
+    deployment_id = probe.to_deployment(name="quotation").apply()
+    with get_client(sync_client=True) as client:
+        queued = client.create_flow_run_from_deployment(deployment_id, parameters={"request_id": "LQ-1"})
+        done = client.create_flow_run_from_deployment(deployment_id, parameters={"request_id": "LQ-2"})
+        client.set_flow_run_state(done.id, Completed(), force=True)
+    live = up.live_runs_of("quotation", "request_id")
+    assert "LQ-1" in live and "LQ-2" not in live
+    assert "LQ-1" not in up.live_runs_of("order-pipeline", "order_id")
+    with get_client(sync_client=True) as client:
+        client.set_flow_run_state(queued.id, Completed(), force=True)

@@ -1,7 +1,8 @@
 """The production stack, end to end: `handoff up --postgres --workers 2` (Prefect's server and
 handoff's database on a throwaway PostgreSQL cluster, two `handoff-process` workers on a work
-pool), five orders through the HTTP intake, every approval answered through
-handoff.runtime.steps.complete_step, and each side effect in the sandbox ledger exactly once."""
+pool), five orders and a request for quotation through the HTTP intake, every approval answered
+through handoff.runtime.steps.complete_step, the customer's acceptance through the intake, and
+each side effect in the sandbox ledger exactly once."""
 
 from __future__ import annotations
 
@@ -105,34 +106,61 @@ def production_stack(tmp_path, monkeypatch):
         log.close()
 
 
-def answer_until_done(ids: set[str], timeout: float) -> tuple[dict[str, str], list[tuple[str, str]]]:
-    """Stand-in reps answer every waiting step of these orders until all are complete."""
-    from sqlalchemy import select
-
-    from handoff.core.db import session
-    from handoff.core.models import Order
+def answer_until(done, timeout: float) -> list[tuple[str, str]]:
+    """Stand-in reps answer every waiting step on the stack (it is this test's alone) until
+    `done()`; returns (order id or "quote", work type) for each step answered."""
     from handoff.runtime.standins import standin_answer
     from handoff.runtime.steps import StepNotReady, complete_step, waiting_steps
 
     answered: set[tuple[int, str]] = set()
     steps: list[tuple[str, str]] = []
     deadline = time.monotonic() + timeout
-    statuses: dict[str, str] = {}
-    while time.monotonic() < deadline:
+    while time.monotonic() < deadline and not done():
         for step in waiting_steps():
-            if step.order_id in ids and step.assignee and (step.item_id, step.input_key) not in answered:
+            if step.assignee and (step.item_id, step.input_key) not in answered:
                 try:
                     complete_step(step.item_id, standin_answer(step.item_id), wait_seconds=1)
                 except StepNotReady:
                     continue
                 answered.add((step.item_id, step.input_key))
-                steps.append((step.order_id, step.work_type))
-        with session() as s:
-            statuses = {o: str(st) for o, st in s.execute(select(Order.id, Order.status).where(Order.id.in_(ids)))}
-        if len(statuses) == len(ids) and all(st == "complete" for st in statuses.values()):
-            break
+                steps.append((step.order_id or "quote", step.work_type))
         time.sleep(0.3)
-    return statuses, steps
+    return steps
+
+
+def statuses_of(ids: list[str]) -> dict[str, str]:
+    from sqlalchemy import select
+
+    from handoff.core.db import session
+    from handoff.core.models import Order
+
+    with session() as s:
+        return {o: str(st) for o, st in s.execute(select(Order.id, Order.status).where(Order.id.in_(ids)))}
+
+
+def request_status(request_id: str) -> str | None:
+    from handoff.core.db import session
+    from handoff.core.models import QuoteRequest
+
+    with session() as s:
+        request = s.get(QuoteRequest, request_id)
+        return str(request.status) if request else None
+
+
+def complete(ids: list[str]) -> bool:
+    return statuses_of(ids) == {o: "complete" for o in ids}
+
+
+def discounted_request(request_id: str) -> dict:
+    """15 % off 5,400 asked for: above the 10 % threshold, so a manager approves before it is sent."""
+    today = date.today()
+    return {
+        "request_id": request_id,
+        "customer_id": "AROUT",
+        "request_date": today.isoformat(),
+        "due_date": (today + timedelta(days=30)).isoformat(),
+        "lines": [{"product_id": 1, "quantity": 300, "discount": 0.15}],
+    }
 
 
 def test_orders_run_end_to_end_on_postgres_with_two_workers(production_stack):
@@ -144,22 +172,36 @@ def test_orders_run_end_to_end_on_postgres_with_two_workers(production_stack):
     assert stack["where"]["prefect_database_url"].startswith("postgresql+asyncpg://")
     load_catalogue()
     ids = [f"P-{i}" for i in range(1, ORDERS + 1)]
+    auth = {"Authorization": "Bearer test-token"}
     for order_id in ids:
-        r = httpx.post(
-            f"{stack['intake']}/orders",
-            json=large_order(order_id),
-            timeout=60,
-            headers={"Authorization": "Bearer test-token"},
-        )
+        r = httpx.post(f"{stack['intake']}/orders", json=large_order(order_id), timeout=60, headers=auth)
         assert r.status_code == 201, r.text
+    r = httpx.post(f"{stack['intake']}/quotes", json=discounted_request("Q-1"), timeout=60, headers=auth)
+    assert r.status_code == 201, r.text
 
     with prefect_server.using(stack["ui"]):
-        statuses, steps = answer_until_done(set(ids), timeout=FINISH_SECONDS)
+        steps = answer_until(lambda: complete(ids) and request_status("Q-1") == "sent", timeout=FINISH_SECONDS)
+        assert request_status("Q-1") == "sent", (steps, logs_tail(stack["home"]))
+        # The customer accepts through the intake: the quote becomes order RFQ-Q-1, which runs too.
+        r = httpx.post(f"{stack['intake']}/quotes/Q-1/answer", json={"answer": "accept"}, timeout=60, headers=auth)
+        assert (r.status_code, r.json()["order_id"]) == (200, "RFQ-Q-1"), r.text
+        ids.append("RFQ-Q-1")
+        steps += answer_until(lambda: complete(ids), timeout=FINISH_SECONDS)
         runs = pipeline_runs(ids)
+        quotations = deployment_runs("quotation")
+    statuses = statuses_of(ids)
     assert statuses == {o: "complete" for o in ids}, (statuses, logs_tail(stack["home"]))
-    # each order waited for its approval and its customer's confirmation, and was resumed after each
-    assert Counter(work_type for _, work_type in steps) == {"order-approval": ORDERS, "activation-confirmation": ORDERS}
-    # the runs ran on the pool's workers (not a runner), and none broke
+    # each order waited for its approval and its customer's confirmation, and was resumed after each;
+    # the order from the quote (4,590) needed no approval; the quote's discount was approved once
+    assert Counter(work_type for _, work_type in steps) == {
+        "order-approval": ORDERS,
+        "activation-confirmation": ORDERS + 1,
+        "discount-approval": 1,
+    }
+    # the runs ran on the pool's workers (not a runner), and none broke; the quotation started
+    # from its quote.requested event through the deployment's trigger
+    runs["quote"] = quotations
+    assert [run.parameters for run in quotations] == [{"request_id": "Q-1"}]
     assert {run.work_pool_name for rs in runs.values() for run in rs} == {"back-office"}
     assert not [run.name for rs in runs.values() for run in rs if run.state_name in ("Crashed", "Failed")]
     workers_seen = {w for rs in runs.values() for run in rs for w in [worker_of(run)] if w}
@@ -169,9 +211,11 @@ def test_orders_run_end_to_end_on_postgres_with_two_workers(production_stack):
     mine = [e for e in ledger if any(o in e["idempotency_key"] for o in ids)]
     keys = Counter((e["system"], e["operation"], e["idempotency_key"]) for e in mine)
     assert keys and max(keys.values()) == 1, [k for k, n in keys.items() if n > 1]
-    per_order = {o: Counter(e["operation"] for e in mine if o in e["idempotency_key"].split(":")) for o in ids}
+    per_order = {o: Counter(e["operation"] for e in mine if o in e["idempotency_key"].split(":")) for o in ids[:ORDERS]}
     assert all(ops == per_order[ids[0]] for ops in per_order.values()), per_order  # the same work, once each
     assert per_order[ids[0]]["check_credit"] == 1
+    sent = [e for e in ledger if e["operation"] == "send_quote" and "Q-1" in e["idempotency_key"]]
+    assert len(sent) == 1, sent  # the quote went to the customer once
 
 
 def logs_tail(home) -> str:
@@ -181,16 +225,19 @@ def logs_tail(home) -> str:
     )
 
 
-def pipeline_runs(ids: list[str]) -> dict[str, list]:
+def deployment_runs(name: str) -> list:
     from prefect.client.orchestration import get_client
     from prefect.client.schemas.filters import DeploymentFilter, DeploymentFilterName
 
     with get_client(sync_client=True) as client:
-        runs = client.read_flow_runs(
-            deployment_filter=DeploymentFilter(name=DeploymentFilterName(any_=["order-pipeline"])), limit=200
+        return client.read_flow_runs(
+            deployment_filter=DeploymentFilter(name=DeploymentFilterName(any_=[name])), limit=200
         )
+
+
+def pipeline_runs(ids: list[str]) -> dict[str, list]:
     out: dict[str, list] = {}
-    for run in runs:
+    for run in deployment_runs("order-pipeline"):
         out.setdefault(str(run.parameters.get("order_id")), []).append(run)
     return {o: out.get(o, []) for o in ids}
 

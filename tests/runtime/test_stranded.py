@@ -19,11 +19,13 @@ from prefect.states import Crashed, Pending, Running, Suspended
 
 from handoff.analytics import reports
 from handoff.core.db import session
-from handoff.core.intake import submit_orders
+from handoff.core.intake import submit_orders, submit_quote_requests
 from handoff.core.models import (
     AuditEvent,
     Order,
     OrderStatus,
+    QuoteRequest,
+    QuoteState,
     WorkItem,
     WorkItemState,
     utcnow,
@@ -200,3 +202,102 @@ def test_a_deployed_run_left_pending_by_a_dead_runner_is_scheduled_again(db, pro
     with get_client(sync_client=True) as client:
         assert client.read_flow_run(stuck.id).state.is_scheduled()
     assert str(stuck.id) not in stranded.reschedule_runs_left_pending(later)  # Scheduled now: a runner's to start
+
+
+@flow(name="stranded-quotation-probe")
+def stranded_quotation_probe(request_id: str) -> str:
+    """Stands in for the deployed quotation flow (nothing serves it here)."""
+    return request_id
+
+
+def test_a_crashed_quotation_run_is_restarted_and_then_listed_for_a_person(db):
+    """A request for quotation whose run crashed while pricing (no work item yet) would never be
+    quoted: it is restarted from its deployment with the same request; when restarts keep
+    failing, the WIP review lists the request itself."""
+    deployment_id = stranded_quotation_probe.to_deployment(name="stranded-quotation-probe").apply()
+    rfq = {
+        "request_id": "SQ-1",
+        "customer_id": "ALFKI",
+        "request_date": "2030-03-01",
+        "due_date": "2030-04-15",
+        "lines": [{"product_id": 1, "quantity": 10, "discount": 0.05}],
+    }
+    assert submit_quote_requests([(json.dumps(rfq), rfq)], source="test", announce=False).accepted == ["SQ-1"]
+    with get_client(sync_client=True) as client:
+        run = client.create_flow_run_from_deployment(
+            deployment_id, parameters={"request_id": "SQ-1"}, name="quote-SQ-1"
+        )
+        client.set_flow_run_state(run.id, Crashed(message="killed while pricing"), force=True)
+    with session() as s:
+        request = s.get(QuoteRequest, "SQ-1")
+        request.status, request.flow_run_id = QuoteState.PRICED, str(run.id)
+
+    (found,) = [f for f in stranded.find_stranded_runs() if f.request_id == "SQ-1"]
+    assert (found.flow_run_id, found.why, found.order_id, found.item_id) == (str(run.id), "crashed", None, None)
+    assert found.subject == ("quote_request", "SQ-1")
+    stranded.restart_or_report(found)
+    with get_client(sync_client=True) as client:
+        new = client.read_flow_run(UUID(found.restarted_as))
+    assert new.parameters == {"request_id": "SQ-1"} and new.deployment_id == deployment_id
+
+    newest = found.restarted_as
+    for _ in range(stranded.MAX_RESTARTS):  # the restarts crash too, until a person must look
+        with get_client(sync_client=True) as client:
+            client.set_flow_run_state(UUID(newest), Crashed(message="killed again"), force=True)
+        (found,) = [f for f in stranded.find_stranded_runs() if f.request_id == "SQ-1"]
+        stranded.restart_or_report(found)
+        newest = found.restarted_as or newest
+    assert found.restarted_as is None and "restarted 3 times" in found.problem
+    with session() as s:
+        (case,) = [c for c in reports.problem_cases(s) if c.subject == "request for quotation SQ-1"]
+        assert case.problems == [reports.STRANDED_RUN]
+        s.get(QuoteRequest, "SQ-1").status = QuoteState.DECLINED  # answered since: settled
+    with session() as s:
+        assert not [c for c in reports.problem_cases(s) if c.subject == "request for quotation SQ-1"]
+    assert not [f for f in stranded.find_stranded_runs() if f.request_id == "SQ-1"]
+
+
+def test_a_run_waiting_on_a_cancelled_step_is_ended_once_it_waits(db, probe_deployment):
+    """The customer answered through the CRM while their follow-up call was open: the call was
+    cancelled (handoff.core.quotes.cancel_open_calls), so nothing will answer the run waiting on
+    it. sla-watch ends that run as Completed; a run not yet at the step is looked at again."""
+
+    def run_with_cancelled_step(name: str, suspended: bool) -> tuple[str, int]:
+        with get_client(sync_client=True) as client:
+            run = client.create_flow_run_from_deployment(probe_deployment, parameters={"order_id": name})
+            client.set_flow_run_state(run.id, Running(), force=True)
+            if suspended:
+                client.set_flow_run_state(run.id, Suspended(pause_key=f"call-{name}"), force=True)
+        with session() as s:
+            item = WorkItem(
+                work_type="quote-follow-up",
+                step_key=f"quote-follow-up-{name}",
+                title=f"call about {name}",
+                required_skills={"quotation": 1},
+                due_at=utcnow() + timedelta(hours=8),
+                effort_seconds=600,
+                state=WorkItemState.CANCELLED,
+                flow_run_id=str(run.id),
+                input_key=f"call-{name}",
+            )
+            s.add(item)
+            s.flush()
+            return str(run.id), item.id
+
+    waiting, waiting_item = run_with_cancelled_step("SC-1", suspended=True)
+    on_its_way, on_its_way_item = run_with_cancelled_step("SC-2", suspended=False)
+
+    assert stranded.end_runs_waiting_on_cancelled_steps() == [waiting]
+    with get_client(sync_client=True) as client:
+        ended = client.read_flow_run(UUID(waiting)).state
+        assert ended.is_completed() and f"work item {waiting_item}" in ended.message
+        assert client.read_flow_run(UUID(on_its_way)).state.is_running()
+    with session() as s:
+        assert s.get(WorkItem, waiting_item).input_key is None  # looked at no more
+        assert s.get(WorkItem, on_its_way_item).input_key == "call-SC-2"
+
+    # The second run now reaches the step and waits on it: the next pass ends it, and no pass after.
+    with get_client(sync_client=True) as client:
+        client.set_flow_run_state(UUID(on_its_way), Suspended(pause_key="call-SC-2"), force=True)
+    assert stranded.end_runs_waiting_on_cancelled_steps() == [on_its_way]
+    assert stranded.end_runs_waiting_on_cancelled_steps() == []

@@ -144,8 +144,18 @@ def test_doing_it_again_under_another_key_is_a_conflict_naming_what_exists(api, 
     response = reserve(api, key="someone-else")
     assert response.status_code == 409
     assert response.json()["existing_id"] == first["id"]
-    post(api, "/billing/accounts", {"customer_id": "ALFKI"}, "billing-account:ALFKI")
-    assert post(api, "/billing/accounts", {"customer_id": "ALFKI"}, "other").status_code == 409
+    assert (
+        response.json()["reason"]
+        == f"order {first['order_id']} line {first['line_no']} is already reserved as {first['id']}"
+    )
+    account = post(api, "/billing/accounts", {"customer_id": "ALFKI"}, "billing-account:ALFKI").json()
+    again = post(api, "/billing/accounts", {"customer_id": "ALFKI"}, "other")
+    assert again.status_code == 409
+    assert again.json() == {
+        "error": "account_exists",
+        "reason": f"customer ALFKI already has billing account {account['id']}",
+        "existing_id": account["id"],
+    }
 
 
 def test_credit_checks_decline_customers_on_hold_and_amounts_above_the_limit(api, sandbox):

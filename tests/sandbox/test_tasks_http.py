@@ -97,7 +97,7 @@ def test_a_side_effect_sends_an_idempotency_key_made_of_business_ids(monkeypatch
         "resource_id": "RES-000001",
     }
     answer = lambda request: httpx.Response(201, json=job)  # noqa: E731
-    monkeypatch.setattr(provisioning, "client", mock_client("provisioning", answer, seen))
+    monkeypatch.setattr(provisioning.SYSTEM, "client", mock_client("provisioning", answer, seen))
 
     result = provisioning.provision.fn(10248, 2, "RSV-000002")
 
@@ -125,7 +125,7 @@ def test_answers_become_clear_errors(monkeypatch, status, body, raised):
             return httpx.Response(status, json=body)
         return httpx.Response(status, text=body)
 
-    monkeypatch.setattr(provisioning, "client", mock_client("provisioning", answer, []))
+    monkeypatch.setattr(provisioning.SYSTEM, "client", mock_client("provisioning", answer, []))
     with pytest.raises(raised) as caught:
         provisioning.provision.fn("10248", 1, "RSV-000001")
     assert caught.value.system == "provisioning" and caught.value.status_code == status
@@ -145,7 +145,7 @@ def test_a_declined_credit_check_is_a_result_with_the_decision(monkeypatch):
         "decision": "declined",
         "reason": "amount 12,000.00 is above the credit limit of 10,000.00",
     }
-    monkeypatch.setattr(crm, "client", mock_client("crm", lambda r: httpx.Response(201, json=decision), []))
+    monkeypatch.setattr(crm.SYSTEM, "client", mock_client("crm", lambda r: httpx.Response(201, json=decision), []))
     declined = crm.check_credit.fn("7", "ALFKI", 12000.0)
     assert isinstance(declined, Declined) and declined.error == "credit_declined"
     assert declined.details["id"] == "CC-000001" and "credit limit" in declined.reason
@@ -153,7 +153,7 @@ def test_a_declined_credit_check_is_a_result_with_the_decision(monkeypatch):
 
 def test_a_customer_the_crm_does_not_know_is_declined_not_an_error(monkeypatch):
     unknown = {"error": "not_found", "reason": "unknown customer NOBODY"}
-    monkeypatch.setattr(crm, "client", mock_client("crm", lambda r: httpx.Response(404, json=unknown), []))
+    monkeypatch.setattr(crm.SYSTEM, "client", mock_client("crm", lambda r: httpx.Response(404, json=unknown), []))
     declined = crm.check_credit.fn("7", "NOBODY", 10.0)
     assert isinstance(declined, Declined) and declined.reason == "customer NOBODY is not in the CRM"
 
@@ -169,7 +169,7 @@ def test_a_customer_the_crm_does_not_know_is_declined_not_an_error(monkeypatch):
 def test_a_refused_line_is_a_result_and_anything_else_still_raises(monkeypatch, status, body, raised):
     refusal = {"error": "product_discontinued", "reason": "product 5 is discontinued"}
     monkeypatch.setattr(
-        provisioning, "client", mock_client("provisioning", lambda r: httpx.Response(422, json=refusal), [])
+        provisioning.SYSTEM, "client", mock_client("provisioning", lambda r: httpx.Response(422, json=refusal), [])
     )
     declined = provisioning.reserve.fn("10248", 1, 5, 1)
     assert isinstance(declined, Declined)
@@ -179,7 +179,7 @@ def test_a_refused_line_is_a_result_and_anything_else_still_raises(monkeypatch, 
         "product 5 is discontinued",
     )
     monkeypatch.setattr(
-        provisioning, "client", mock_client("provisioning", lambda r: httpx.Response(status, json=body), [])
+        provisioning.SYSTEM, "client", mock_client("provisioning", lambda r: httpx.Response(status, json=body), [])
     )
     with pytest.raises(raised):
         provisioning.reserve.fn("10248", 1, 5, 1)
@@ -191,6 +191,6 @@ def test_systems_live_under_the_sandbox_url_unless_one_has_its_own(monkeypatch):
     assert system_url("crm") == "http://sandbox.test:9000/crm"
     monkeypatch.setenv("HANDOFF_BILLING_URL", "https://billing.example.com/api")
     assert system_url("billing") == "https://billing.example.com/api"
-    with crm.client() as client:
+    with crm.SYSTEM.client() as client:
         assert str(client.base_url) == "http://sandbox.test:9000/crm/"
-        assert client.timeout == crm.TIMEOUT
+        assert client.timeout == crm.SYSTEM.timeout == http.DEFAULT_TIMEOUT

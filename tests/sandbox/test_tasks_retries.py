@@ -42,7 +42,9 @@ def test_transient_failures_are_retried_until_the_call_succeeds(sandbox, monkeyp
             raise outcome
         return outcome
 
-    monkeypatch.setattr(billing, "client", lambda: SystemClient("billing", transport=httpx.MockTransport(answer)))
+    monkeypatch.setattr(
+        billing.SYSTEM, "client", lambda: SystemClient("billing", transport=httpx.MockTransport(answer))
+    )
 
     assert open_account_flow("ALFKI") == "BA-000042"
     assert seen == ["billing-account:ALFKI"] * 4  # every retry carries the same key

@@ -27,9 +27,11 @@ from handoff.analytics.reports.common import (
     team_for,
 )
 from handoff.core.models import (
+    OPEN_QUOTE_STATES,
     AuditEvent,
     Defect,
     Order,
+    QuoteRequest,
     Worker,
     WorkItem,
     WorkItemState,
@@ -95,7 +97,7 @@ def queues(s: Session, now: datetime | None = None) -> list[QueueRow]:
 
 @dataclass(slots=True)
 class ProblemCase:
-    subject: str  # "work item 12" or "order 10248"
+    subject: str  # "work item 12", "order 10248" or "request for quotation RFQ-7"
     problems: list[str]  # kinds, in PROBLEM_ORDER
     details: list[str]  # one line per problem, for the action list
     item_id: int | None = None
@@ -222,16 +224,24 @@ def problem_cases(
         item_id = (event.details or {}).get("item_id") or (event.entity_id if event.entity == "work_item" else None)
         item = s.get(WorkItem, int(item_id)) if item_id is not None and str(item_id).isdigit() else None
         order = s.get(Order, event.entity_id) if event.entity == "order" else None
-        if (item is None or item.state not in ACTIVE) and (order is None or order.status in FINISHED_ORDERS):
+        request = s.get(QuoteRequest, event.entity_id) if event.entity == "quote_request" else None
+        if (
+            (item is None or item.state not in ACTIVE)
+            and (order is None or order.status in FINISHED_ORDERS)
+            and (request is None or request.status not in OPEN_QUOTE_STATES)
+        ):
             continue  # settled since
         detail = f"run {event.details.get('flow_run_id')} {event.details.get('reason', '')}"
         if item is not None:
             case_for(item, item.assignee.name if item.assignee else None).add(STRANDED_RUN, detail)
-        else:
+        elif order is not None:
             key = f"order {order.id}"
             cases.setdefault(key, ProblemCase(subject=key, problems=[], details=[], order_id=order.id)).add(
                 STRANDED_RUN, detail
             )
+        elif request is not None:
+            key = f"request for quotation {request.id}"
+            cases.setdefault(key, ProblemCase(subject=key, problems=[], details=[])).add(STRANDED_RUN, detail)
 
     # Orders with open defects
     open_defects = s.scalars(

@@ -2,6 +2,7 @@
 
 from alembic import context
 from sqlalchemy import create_engine
+from sqlalchemy.pool import NullPool
 
 from handoff.core.models import Base
 
@@ -25,5 +26,6 @@ if connectable is not None:
 else:
     if url is None:
         raise RuntimeError("alembic needs sqlalchemy.url (handoff.core.db sets it) or a connection")
-    with create_engine(url).connect() as connection:
+    # NullPool: the connection closes with the block, instead of idling in a pool nobody disposes
+    with create_engine(url, poolclass=NullPool).connect() as connection:
         run(connection)

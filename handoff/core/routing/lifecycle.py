@@ -4,6 +4,7 @@
 - `start_item`         the assignee has begun; the item is no longer reclaimed if they leave.
 - `set_presence`       available / away / offline; going offline hands back not-started work.
 - `reclaim_item`       take a not-started item back from its rep and make it open again.
+- `cancel_item`        the step is no longer needed (its question was answered elsewhere).
 
 Every change is a conditional UPDATE on the row's version (a concurrent change makes it a
 no-op the caller is told about) and writes an AuditEvent. Datetimes are naive UTC, as stored.
@@ -34,6 +35,7 @@ from handoff.core.routing.claims import release_capacity as _release_capacity
 
 __all__ = [
     "ACTIVE",
+    "cancel_item",
     "NotAllowed",
     "PresenceChange",
     "UnknownWorker",
@@ -46,6 +48,19 @@ __all__ = [
 
 
 # --- the rep's side: start, complete, presence ------------------------------------------------
+def _move(s: Session, item: WorkItem, from_states: tuple[WorkItemState, ...], **values: object) -> bool:
+    """Change the item only if it is still at the version and in a state the caller read: the
+    database decides between two changes at once. False: it changed meanwhile, nothing done."""
+    moved = cast(
+        CursorResult,
+        s.execute(
+            update(WorkItem)
+            .where(WorkItem.id == item.id, WorkItem.version == item.version, WorkItem.state.in_(from_states))
+            .values(**values, version=WorkItem.version + 1)
+            .execution_options(synchronize_session=False)
+        ),
+    ).rowcount
+    return bool(moved)
 
 
 def check_may_complete(s: Session, item: WorkItem, by: str) -> None:
@@ -98,22 +113,9 @@ def complete_item(
         raise AlreadyCompleted(item)
     check_may_complete(s, item, by)
     before, assignee_id = item.state, item.assignee_id
-    done = cast(
-        CursorResult,
-        s.execute(
-            update(WorkItem)
-            .where(WorkItem.id == item.id, WorkItem.version == item.version, WorkItem.state.in_(ACTIVE))
-            .values(
-                state=WorkItemState.COMPLETED,
-                completed_at=now,
-                completed_by=by,
-                outcome=outcome,
-                note=note,
-                version=WorkItem.version + 1,
-            )
-            .execution_options(synchronize_session=False)
-        ),
-    ).rowcount
+    done = _move(
+        s, item, ACTIVE, state=WorkItemState.COMPLETED, completed_at=now, completed_by=by, outcome=outcome, note=note
+    )
     if not done:
         s.refresh(item)
         if item.state == WorkItemState.COMPLETED:
@@ -138,16 +140,7 @@ def start_item(s: Session, item_id: int, by: str, now: datetime | None = None) -
     person = s.scalar(select(Worker).where(Worker.name == by))
     if person is None or item.assignee_id != person.id or item.state != WorkItemState.ASSIGNED:
         raise NotAllowed(f"work item {item_id} is not assigned to {by} waiting to start (it is {item.state})")
-    started = cast(
-        CursorResult,
-        s.execute(
-            update(WorkItem)
-            .where(WorkItem.id == item.id, WorkItem.version == item.version, WorkItem.state == WorkItemState.ASSIGNED)
-            .values(state=WorkItemState.STARTED, started_at=now, version=WorkItem.version + 1)
-            .execution_options(synchronize_session=False)
-        ),
-    ).rowcount
-    if not started:
+    if not _move(s, item, (WorkItemState.ASSIGNED,), state=WorkItemState.STARTED, started_at=now):
         raise NotAllowed(f"work item {item_id} changed meanwhile; look again")
     audit.record(s, by, "work_item", item.id, "started", "assigned", "started")
     s.refresh(item)
@@ -166,16 +159,7 @@ def reclaim_item(s: Session, item_id: int, reason: str, now: datetime | None = N
         return False
     holder_id = item.assignee_id
     holder = s.get(Worker, holder_id)
-    taken_back = cast(
-        CursorResult,
-        s.execute(
-            update(WorkItem)
-            .where(WorkItem.id == item.id, WorkItem.version == item.version, WorkItem.state == WorkItemState.ASSIGNED)
-            .values(state=WorkItemState.OPEN, assignee_id=None, assigned_at=None, version=WorkItem.version + 1)
-            .execution_options(synchronize_session=False)
-        ),
-    ).rowcount
-    if not taken_back:
+    if not _move(s, item, (WorkItemState.ASSIGNED,), state=WorkItemState.OPEN, assignee_id=None, assigned_at=None):
         return False
     _release_capacity(s, holder_id)
     _expire(s, WorkItem, item.id)
@@ -190,6 +174,28 @@ def reclaim_item(s: Session, item_id: int, reason: str, now: datetime | None = N
         from_worker=holder.name if holder else str(holder_id),
         reason=reason,
     )
+    return True
+
+
+def cancel_item(s: Session, item_id: int, by: str, reason: str, now: datetime | None = None) -> bool:
+    """Close an open item nobody needs to do any more (the customer answered the question it
+    asks through another channel), so it leaves its rep's worklist and frees their capacity.
+
+    False if it was completed or cancelled meanwhile: a rep who completed it first keeps their
+    completion, and a rep completing it after is told it changed (now cancelled)."""
+    one_router_at_a_time(s)
+    now = as_utc_naive(now or utcnow())
+    item = s.get(WorkItem, item_id, populate_existing=True)
+    if item is None or item.state not in ACTIVE:
+        return False
+    before, holder_id = item.state, item.assignee_id
+    if not _move(s, item, ACTIVE, state=WorkItemState.CANCELLED):
+        return False
+    _expire(s, WorkItem, item.id)
+    audit.record(s, by, "work_item", item.id, "cancelled", before, "cancelled", reason=reason)
+    if holder_id is not None:
+        _release_capacity(s, holder_id)
+        route_for_worker(s, holder_id, now)
     return True
 
 

@@ -32,25 +32,19 @@ depends_on = None
 
 ROUTING_LOCK = 0x68616E64  # handoff.core.routing.claims.ROUTING_LOCK
 
+# Each insert or update of a work item or a worker takes the next counter value; an update that
+# sets change_seq itself (the stamp below) does not fire again.
+_SQLITE_STAMP = """CREATE TRIGGER {table}_stamp_{event} AFTER {EVENT} ON {table}{when} BEGIN
+         UPDATE change_counter SET seq = seq + 1 WHERE id = 1;
+         UPDATE {table} SET change_seq = (SELECT seq FROM change_counter WHERE id = 1) WHERE id = NEW.id;
+       END"""
+
 SQLITE_TRIGGERS = [
-    """CREATE TRIGGER work_items_stamp_insert AFTER INSERT ON work_items BEGIN
-         UPDATE change_counter SET seq = seq + 1 WHERE id = 1;
-         UPDATE work_items SET change_seq = (SELECT seq FROM change_counter WHERE id = 1) WHERE id = NEW.id;
-       END""",
-    """CREATE TRIGGER work_items_stamp_update AFTER UPDATE ON work_items
-       WHEN NEW.change_seq IS OLD.change_seq BEGIN
-         UPDATE change_counter SET seq = seq + 1 WHERE id = 1;
-         UPDATE work_items SET change_seq = (SELECT seq FROM change_counter WHERE id = 1) WHERE id = NEW.id;
-       END""",
-    """CREATE TRIGGER workers_stamp_insert AFTER INSERT ON workers BEGIN
-         UPDATE change_counter SET seq = seq + 1 WHERE id = 1;
-         UPDATE workers SET change_seq = (SELECT seq FROM change_counter WHERE id = 1) WHERE id = NEW.id;
-       END""",
-    """CREATE TRIGGER workers_stamp_update AFTER UPDATE ON workers
-       WHEN NEW.change_seq IS OLD.change_seq BEGIN
-         UPDATE change_counter SET seq = seq + 1 WHERE id = 1;
-         UPDATE workers SET change_seq = (SELECT seq FROM change_counter WHERE id = 1) WHERE id = NEW.id;
-       END""",
+    *(
+        _SQLITE_STAMP.format(table=table, event=event.lower(), EVENT=event, when=when)
+        for table in ("work_items", "workers")
+        for event, when in (("INSERT", ""), ("UPDATE", "\n       WHEN NEW.change_seq IS OLD.change_seq"))
+    ),
     """CREATE TRIGGER worker_skills_stamp_insert AFTER INSERT ON worker_skills BEGIN
          UPDATE workers SET change_seq = change_seq WHERE id = NEW.worker_id;
        END""",
