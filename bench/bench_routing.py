@@ -393,12 +393,12 @@ def measure_live(
 
 def postgres_cluster():  # noqa: ANN201
     """A throwaway PostgreSQL cluster, started the way the tests start theirs."""
-    from tests.conftest import PostgresCluster
+    from handoff.runtime.postgres import PostgresCluster, PostgresNotInstalled
 
-    bindir = next(iter(sorted(Path("/usr/lib/postgresql").glob("*/bin"), reverse=True)), None)
-    if bindir is None or not (bindir / "initdb").exists():
-        raise SystemExit("PostgreSQL is not installed (apt-get install postgresql)")
-    return PostgresCluster(bindir)
+    try:
+        return PostgresCluster()
+    except PostgresNotInstalled as missing:
+        raise SystemExit(str(missing)) from None
 
 
 def report(args, build_ms, idx, item_for, rep_for, others, scan, same, n_base, vec_s, obj_s, py_s) -> None:

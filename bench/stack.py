@@ -197,6 +197,12 @@ def add_stack_options(ap: argparse.ArgumentParser) -> None:
     ap.add_argument(
         "--live-tree", action="store_true", help="run the stack from the checkout itself, not from a snapshot of it"
     )
+    ap.add_argument(
+        "--up",
+        default="",
+        metavar="ARGS",
+        help='more arguments for `handoff up`, e.g. "--postgres --workers 2" (the production stack)',
+    )
 
 
 def stack_env(pairs: list[str], process_limit: int | None = None) -> dict[str, str]:
@@ -219,6 +225,7 @@ def bench_main(args: argparse.Namespace, run: Callable[[Stack, argparse.Namespac
         keep_home=args.keep_home,
         snapshot=not args.live_tree,
         extra_env=stack_env(args.env, args.process_limit),
+        up_args=args.up.split(),
     )
     ok = False
     try:
