@@ -1,7 +1,8 @@
 """The router as it was before the live index (commit d471f30): every decision re-reads rows.
 
 Kept only so bench_routing.py can run the read-per-decision path beside the indexed one on the
-same data in the same run. Same claims, same audit rows, same policy; only the reads differ.
+same data in the same run. Same claims, same audit rows, same policy, and item rows decoded by
+the live index's own readmodel.item_rows; only the reads differ (what is read, and how often).
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import Text, and_, case, cast, func, or_, select, type_coerce
+from sqlalchemy import Text, and_, case, cast, func, or_, select
 from sqlalchemy.orm import Session
 
 from handoff.core.clock import as_utc_naive, epoch, on_shift
@@ -34,10 +35,7 @@ from handoff.core.routing.eligibility import effective_requirements, meets
 from handoff.core.routing.index import RoutingIndex
 from handoff.core.routing.live import POLICY
 from handoff.core.routing.policy import RoutableItem, RoutableRep
-from handoff.core.routing.readmodel import (
-    as_routable_item,
-    stored_epoch,
-)
+from handoff.core.routing.readmodel import as_routable_item, item_rows, items_where
 from handoff.core.routing.urgency import MIN_EFFORT
 
 
@@ -87,44 +85,16 @@ def open_item_kinds(s: Session) -> list[ItemKind]:
 
 
 def open_items(s: Session, kinds: list[ItemKind] | None = None) -> list[tuple[RoutableItem, int]]:
+    """Every open item (of the given kinds), read again on every call."""
     s.flush()
-    query = select(
-        WorkItem.id,
-        WorkItem.work_type,
-        type_coerce(WorkItem.required_skills, Text),
-        type_coerce(WorkItem.created_at, Text),
-        type_coerce(WorkItem.due_at, Text),
-        WorkItem.effort_seconds,
-        WorkItem.priority,
-        WorkItem.value,
-        WorkItem.escalated,
-        WorkItem.version,
-    ).where(WorkItem.state == WorkItemState.OPEN)
+    query = items_where(WorkItem.state == WorkItemState.OPEN)
     if kinds is not None:
         if not kinds:
             return []
         query = query.where(
             or_(*(and_(_stored_requirements() == k.stored, WorkItem.escalated == k.escalated) for k in kinds))
         )
-    decoded: dict[tuple[str, bool], dict[str, int]] = {}
-    out = []
-    for item_id, work_type, raw, created, due, effort, priority, value, escalated, version in s.connection().execute(
-        query
-    ):
-        key = (raw if isinstance(raw, str) else json.dumps(raw, sort_keys=True), bool(escalated))
-        required = decoded.get(key)
-        if required is None:
-            loaded = json.loads(raw) if isinstance(raw, str) else raw
-            required = decoded[key] = effective_requirements(loaded or {}, bool(escalated))
-        out.append(
-            (
-                RoutableItem(
-                    str(item_id), work_type, required, stored_epoch(created), stored_epoch(due), effort, priority, value
-                ),
-                version,
-            )
-        )
-    return out
+    return [(row.routable, row.version) for row in item_rows(s.connection(), query)]
 
 
 def free_reps(s: Session, now: datetime, skills: Iterable[str] | None = None) -> list[RoutableRep]:

@@ -38,7 +38,6 @@ from handoff.core.models import Presence, Quarantine, Worker, WorkerSkill, utcno
 from handoff.core.routing.eligibility import on_shift, parse_hhmm, parse_work_days
 
 CLI = "system:cli"
-CSV_COLUMNS = ("name", "role", "capacity", "timezone", "shift_start", "shift_end", "work_days", "skills")
 DAY_NAMES = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
 
 
@@ -133,6 +132,11 @@ class WorkerRecord(BaseModel):
         return parse_skills(v) if isinstance(v, str) else v
 
 
+CSV_COLUMNS = tuple(WorkerRecord.model_fields)  # the header `workers import` reads: a record's fields
+# What a record sets on a worker besides the name (its key) and the skills (rows of their own).
+SETTINGS = tuple(f for f in WorkerRecord.model_fields if f not in ("name", "skills"))
+
+
 def field_errors(exc: ValidationError) -> list[dict[str, str]]:
     """Pydantic's errors as [{'field', 'message'}], the shape the quarantine keeps."""
     out = []
@@ -149,12 +153,8 @@ def upsert_worker(s: Session, record: WorkerRecord, actor: str) -> tuple[Worker,
     if worker is None:
         worker = Worker(name=record.name)
         s.add(worker)
-    worker.role = record.role
-    worker.capacity = record.capacity
-    worker.timezone = record.timezone
-    worker.shift_start = record.shift_start
-    worker.shift_end = record.shift_end
-    worker.work_days = record.work_days
+    for setting in SETTINGS:
+        setattr(worker, setting, getattr(record, setting))
     if worker.skill_levels != record.skills:
         worker.skills = [WorkerSkill(skill=k, level=v) for k, v in record.skills.items()]
     s.flush()
@@ -172,14 +172,10 @@ def upsert_worker(s: Session, record: WorkerRecord, actor: str) -> tuple[Worker,
 
 
 def _record_of(worker: Worker) -> dict[str, Any]:
+    """The worker as a record (what `workers update` starts from)."""
     return {
         "name": worker.name,
-        "role": worker.role,
-        "capacity": worker.capacity,
-        "timezone": worker.timezone,
-        "shift_start": worker.shift_start,
-        "shift_end": worker.shift_end,
-        "work_days": worker.work_days,
+        **{setting: getattr(worker, setting) for setting in SETTINGS},
         "skills": worker.skill_levels,
     }
 

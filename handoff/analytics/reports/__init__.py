@@ -21,7 +21,8 @@ terminal (`handoff report`), the Prefect flow (flows/wip_review.py) and tests sh
 for the chart (`save_chart`). `display_tables` / `summary_markdown` / `to_jsonable` turn a
 review into what people read (the CLI's tables, the flow's artifacts) and what machines read.
 
-The parts live in common, queues, lateness, history and review; callers import them from here.
+The parts live in common, queues, lateness, history, quotations and review, each naming what it
+offers in `__all__`; callers import them from here.
 
 Conventions:
 - Every function takes `now` (default: the clock) so a review is deterministic in tests.
@@ -34,64 +35,10 @@ Conventions:
   completed_at (cancellations record no time) are left out altogether.
 """
 
-from handoff.analytics.reports.common import (  # noqa: F401
-    ACTIVE,
-    COMPLETION_REFUSED,
-    DEFAULT_CHART_DAYS,
-    DEFAULT_DEFECT_DAYS,
-    DEFAULT_ON_TIME_DAYS,
-    DEFAULT_REFUSAL_HOURS,
-    DEFAULT_WAITING_MINUTES,
-    ESCALATED,
-    FINISHED_ORDERS,
-    NO_ELIGIBLE_REP,
-    OPEN_DEFECTS,
-    ORDER_DUE_WITHIN,
-    OTHER_TEAM,
-    PAST_DUE,
-    PROBLEM_ORDER,
-    STRANDED_RUN,
-    TEAM_BY_SKILL,
-    UNASSIGNED,
-    fmt_duration,
-    fmt_pct,
-    local_date,
-    local_midnight,
-    pct,
-    summarise_failures,
-    team_for,
-)
-from handoff.analytics.reports.history import (  # noqa: F401
-    History,
-    default_chart_path,
-    history,
-    render_chart,
-    save_chart,
-)
-from handoff.analytics.reports.lateness import (  # noqa: F401
-    DefectRow,
-    LateJob,
-    OnTime,
-    defect_log,
-    late_jobs,
-    on_time,
-)
-from handoff.analytics.reports.queues import (  # noqa: F401
-    ProblemCase,
-    QueueRow,
-    problem_cases,
-    queues,
-    why_no_rep,
-)
-from handoff.analytics.reports.quotations import (  # noqa: F401
-    ExpiringQuote,
-    QuotationFigures,
-    quotations,
-)
-from handoff.analytics.reports.review import (  # noqa: F401
-    WipReview,
-    build_review,
-    display_tables,
-    summary_markdown,
-    to_jsonable,
-)
+# Each part names what it offers in its __all__; the package offers the union of them.
+from handoff.analytics.reports.common import *  # noqa: F403
+from handoff.analytics.reports.history import *  # noqa: F403
+from handoff.analytics.reports.lateness import *  # noqa: F403
+from handoff.analytics.reports.queues import *  # noqa: F403
+from handoff.analytics.reports.quotations import *  # noqa: F403
+from handoff.analytics.reports.review import *  # noqa: F403

@@ -103,3 +103,32 @@ def fmt_duration(seconds: float | None) -> str:
 
 def fmt_pct(value: float | None) -> str:
     return "—" if value is None else f"{value:.1f} %"
+
+
+__all__ = [
+    "ACTIVE",
+    "COMPLETION_REFUSED",
+    "DEFAULT_CHART_DAYS",
+    "DEFAULT_DEFECT_DAYS",
+    "DEFAULT_ON_TIME_DAYS",
+    "DEFAULT_REFUSAL_HOURS",
+    "DEFAULT_WAITING_MINUTES",
+    "ESCALATED",
+    "FINISHED_ORDERS",
+    "NO_ELIGIBLE_REP",
+    "OPEN_DEFECTS",
+    "ORDER_DUE_WITHIN",
+    "OTHER_TEAM",
+    "PAST_DUE",
+    "PROBLEM_ORDER",
+    "STRANDED_RUN",
+    "TEAM_BY_SKILL",
+    "UNASSIGNED",
+    "fmt_duration",
+    "fmt_pct",
+    "local_date",
+    "local_midnight",
+    "pct",
+    "summarise_failures",
+    "team_for",
+]

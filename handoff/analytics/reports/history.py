@@ -152,3 +152,12 @@ def save_chart(hist: History, target: Path | None = None, now: datetime | None =
     else:
         path = default_chart_path(now, target)
     return render_chart(hist, path, title=f"Work in progress — {_now(now):%Y-%m-%d %H:%M} UTC")
+
+
+__all__ = [
+    "History",
+    "default_chart_path",
+    "history",
+    "render_chart",
+    "save_chart",
+]

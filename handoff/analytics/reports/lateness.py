@@ -236,3 +236,13 @@ def on_time(
         for scope in scopes
         for t in [tallies[scope]]
     ]
+
+
+__all__ = [
+    "DefectRow",
+    "LateJob",
+    "OnTime",
+    "defect_log",
+    "late_jobs",
+    "on_time",
+]

@@ -274,3 +274,12 @@ def problem_cases(
 
     far = datetime.max
     return sorted(cases.values(), key=lambda c: (PROBLEM_ORDER.index(c.problems[0]), c.due_at or far, c.subject))
+
+
+__all__ = [
+    "ProblemCase",
+    "QueueRow",
+    "problem_cases",
+    "queues",
+    "why_no_rep",
+]

@@ -149,3 +149,10 @@ def quotation_markdown(q: QuotationFigures) -> list[str]:
         f"- Turnaround request → sent: median {'n/a' if median is None else f'{median:.1f} h'}, "
         f"**{fmt_pct(q.on_time_pct)}** within {q.turnaround_sla_hours:g} business hours",
     ]
+
+
+__all__ = [
+    "ExpiringQuote",
+    "QuotationFigures",
+    "quotations",
+]

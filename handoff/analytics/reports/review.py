@@ -13,14 +13,11 @@ from handoff.analytics.reports.common import (
     DEFAULT_ON_TIME_DAYS,
     DEFAULT_REFUSAL_HOURS,
     DEFAULT_WAITING_MINUTES,
-    TEAM_BY_SKILL,
     _clock,
     _now,
     fmt_duration,
     fmt_pct,
-    team_for,
 )
-from handoff.analytics.reports.history import History, history, render_chart, save_chart
 from handoff.analytics.reports.lateness import (
     DefectRow,
     LateJob,
@@ -230,26 +227,4 @@ def to_jsonable(value: Any) -> Any:
     return value
 
 
-__all__ = [
-    "TEAM_BY_SKILL",
-    "DefectRow",
-    "History",
-    "LateJob",
-    "OnTime",
-    "ProblemCase",
-    "QueueRow",
-    "WipReview",
-    "build_review",
-    "defect_log",
-    "display_tables",
-    "history",
-    "late_jobs",
-    "on_time",
-    "problem_cases",
-    "queues",
-    "render_chart",
-    "save_chart",
-    "summary_markdown",
-    "team_for",
-    "to_jsonable",
-]
+__all__ = ["WipReview", "build_review", "display_tables", "summary_markdown", "to_jsonable"]

@@ -111,17 +111,28 @@ class OrderLineIn(BaseModel):
         return self.quantity * self.unit_price * (1 - self.discount)
 
 
-class OrderIn(BaseModel):
-    """An order as a sender submits it. A new customer may come with a name and country."""
+class CustomerDocument(BaseModel):
+    """What every document a customer sends says of them (an order, a request for quotation):
+    the customer's id and, for a customer not known yet, a name and country (intake then adds
+    the customer: door.add_new_customer). Each kind adds its own id, dates and lines."""
 
     model_config = ConfigDict(extra="forbid", strict=True, str_strip_whitespace=True)
+
+    customer_id: Text = Field(min_length=1, max_length=MAX_CUSTOMER_ID_CHARS)
+    customer_name: Text | None = Field(None, min_length=1, max_length=MAX_CUSTOMER_NAME_CHARS)
+    country: Text | None = Field(None, min_length=1, max_length=MAX_COUNTRY_CHARS)
+
+    def content(self) -> dict[str, Any]:
+        """What the document says, in plain JSON values: what a re-send is compared with."""
+        return self.model_dump(mode="json")
+
+
+class OrderIn(CustomerDocument):
+    """An order as a sender submits it. A new customer may come with a name and country."""
 
     order_id: Annotated[str, BeforeValidator(_order_id_text)] = Field(
         min_length=1, max_length=MAX_ORDER_ID_CHARS, pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$"
     )
-    customer_id: Text = Field(min_length=1, max_length=MAX_CUSTOMER_ID_CHARS)
-    customer_name: Text | None = Field(None, min_length=1, max_length=MAX_CUSTOMER_NAME_CHARS)
-    country: Text | None = Field(None, min_length=1, max_length=MAX_COUNTRY_CHARS)
     order_date: IsoDate
     due_date: IsoDate = Field(description="The date promised to the customer.")
     total: float | None = Field(
@@ -134,10 +145,6 @@ class OrderIn(BaseModel):
         if sum(line.amount for line in self.lines) > MAX_ORDER_TOTAL:
             raise PydanticCustomError("total_too_large", f"the lines add up to more than {MAX_ORDER_TOTAL:,.0f}")
         return self
-
-    def content(self) -> dict[str, Any]:
-        """What the order says, in plain JSON values: what a re-send is compared with."""
-        return self.model_dump(mode="json")
 
 
 class QuoteRequestLineIn(BaseModel):
@@ -152,24 +159,16 @@ class QuoteRequestLineIn(BaseModel):
     )
 
 
-class QuoteRequestIn(BaseModel):
+class QuoteRequestIn(CustomerDocument):
     """A request for quotation as a sender submits it: a customer asks what these lines would cost."""
-
-    model_config = ConfigDict(extra="forbid", strict=True, str_strip_whitespace=True)
 
     # 36 characters: the order an accepted quote becomes is `RFQ-<request id>` (at most 40)
     request_id: Annotated[str, BeforeValidator(_order_id_text)] = Field(
         min_length=1, max_length=MAX_REQUEST_ID_CHARS, pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$"
     )
-    customer_id: Text = Field(min_length=1, max_length=MAX_CUSTOMER_ID_CHARS)
-    customer_name: Text | None = Field(None, min_length=1, max_length=MAX_CUSTOMER_NAME_CHARS)
-    country: Text | None = Field(None, min_length=1, max_length=MAX_COUNTRY_CHARS)
     request_date: IsoDate
     due_date: IsoDate = Field(description="When the customer wants delivery: the order's due date if accepted.")
     lines: list[QuoteRequestLineIn] = Field(min_length=1, max_length=MAX_LINES)
-
-    def content(self) -> dict[str, Any]:
-        return self.model_dump(mode="json")
 
 
 @dataclass(frozen=True)

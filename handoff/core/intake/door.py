@@ -22,7 +22,7 @@ from sqlalchemy.orm import Session
 
 from handoff.core import audit
 from handoff.core.db import session
-from handoff.core.intake.contract import ORDER_FORM, Form, OrderIn, Reason
+from handoff.core.intake.contract import ORDER_FORM, CustomerDocument, Form, OrderIn, Reason
 from handoff.core.intake.contract import check as check_contract
 from handoff.core.intake.reading import Submission
 from handoff.core.intake.text import clip, printable, quote
@@ -243,9 +243,7 @@ def _take_write_lock(s: Session, kind: Kind | None = None) -> None:
 
 
 def store_order(s: Session, order_in: OrderIn, source: str) -> Order:
-    if order_in.customer_name and s.get(Customer, order_in.customer_id) is None:
-        s.add(Customer(id=order_in.customer_id, name=order_in.customer_name, country=order_in.country))
-        s.flush()
+    add_new_customer(s, order_in)
     lines = [
         OrderLine(line_no=i, product_id=l.product_id, quantity=l.quantity, unit_price=l.unit_price, discount=l.discount)
         for i, l in enumerate(order_in.lines, start=1)
@@ -261,23 +259,40 @@ def store_order(s: Session, order_in: OrderIn, source: str) -> Order:
         status=OrderStatus.RECEIVED,
         lines=lines,
     )
-    s.add(order)
+    keep_as_received(s, ORDERS, order, order_in, source, total=order.total)
+    return order
+
+
+# --- what storing any kind does -------------------------------------------------------------
+
+
+def add_new_customer(s: Session, document: CustomerDocument) -> None:
+    """A document may name a customer not known yet (a name, a country): they become one."""
+    if document.customer_name and s.get(Customer, document.customer_id) is None:
+        s.add(Customer(id=document.customer_id, name=document.customer_name, country=document.country))
+        s.flush()
+
+
+def keep_as_received(
+    s: Session, kind: Kind, record: Any, document: CustomerDocument, source: str, **details: Any
+) -> None:
+    """Store the record (an Order, a QuoteRequest) and its "received" audit event, which keeps
+    the document as received, so that a re-send is compared with what was sent, not with what
+    the records made of it (a name for a customer already known is not stored on the order)."""
+    s.add(record)
     s.flush()
-    # The order as received, so that a re-send is compared with what was sent, not with what
-    # the records made of it (a name for a customer already known is not stored on the order).
     audit.record(
         s,
         "system:intake",
-        "order",
-        order.id,
+        kind.entity,
+        record.id,
         "received",
         None,
-        OrderStatus.RECEIVED,
+        record.status,
         source=source,
-        total=order.total,
-        content=order_in.content(),
+        **details,
+        content=document.content(),
     )
-    return order
 
 
 # --- what differs -------------------------------------------------------------------------------

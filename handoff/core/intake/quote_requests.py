@@ -16,18 +16,15 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from handoff.core import audit
 from handoff.core.db import session
 from handoff.core.intake.contract import QUOTE_REQUEST_FORM, QuoteRequestIn
-from handoff.core.intake.door import Announcer, IntakeResult, Kind, submit
+from handoff.core.intake.door import Announcer, IntakeResult, Kind, add_new_customer, keep_as_received, submit
 from handoff.core.intake.reading import Submission
-from handoff.core.models import Customer, QuoteRequest, QuoteState
+from handoff.core.models import QuoteRequest, QuoteState
 
 
 def store_quote_request(s: Session, request_in: QuoteRequestIn, source: str) -> QuoteRequest:
-    if request_in.customer_name and s.get(Customer, request_in.customer_id) is None:
-        s.add(Customer(id=request_in.customer_id, name=request_in.customer_name, country=request_in.country))
-        s.flush()
+    add_new_customer(s, request_in)
     request = QuoteRequest(
         id=request_in.request_id,
         customer_id=request_in.customer_id,
@@ -37,19 +34,7 @@ def store_quote_request(s: Session, request_in: QuoteRequestIn, source: str) -> 
         status=QuoteState.REQUESTED,
         source=source,
     )
-    s.add(request)
-    s.flush()
-    audit.record(
-        s,
-        "system:intake",
-        "quote_request",
-        request.id,
-        "received",
-        None,
-        QuoteState.REQUESTED,
-        source=source,
-        content=request_in.content(),
-    )
+    keep_as_received(s, QUOTE_REQUESTS, request, request_in, source)
     return request
 
 
