@@ -62,16 +62,15 @@ def test_the_server_schedules_a_deployments_runs(prefect_harness):
     minute, wip-review twice a day). With Prefect 3.8.8 on SQLAlchemy 2.1 its bulk insert of
     scheduled runs failed ("Can't evaluate bulk DML statement"); 3.9.1 on 2.1 must make them. The
     harness runs no scheduler, so this asks the server to schedule the same way it does."""
-    import httpx
     from prefect.client.orchestration import get_client
-    from prefect.settings import PREFECT_API_URL
 
     deployment_id = stack_probe.to_deployment(name="every-minute", interval=60, parameters={"x": 1}).apply()
-    response = httpx.post(
-        f"{PREFECT_API_URL.value()}/deployments/{deployment_id}/schedule",
-        json={"min_runs": 3, "max_runs": 3},
-        timeout=30,
-    )
+    with get_client(sync_client=True) as client:
+        # Through Prefect's client, which retries the 503 its server answers while its SQLite
+        # database is busy with other tests' writes (a plain httpx call failed once on it).
+        response = client.request(
+            "POST", "/deployments/{id}/schedule", path_params={"id": deployment_id}, json={"min_runs": 3, "max_runs": 3}
+        )
     assert response.status_code < 300, response.text
     with get_client(sync_client=True) as client:
         from prefect.client.schemas.filters import DeploymentFilter, DeploymentFilterId
