@@ -10,8 +10,8 @@ from handoff.core.intake import submit_quote_requests
 from handoff.core.models import Quote, QuoteRequest, QuoteState
 
 
-def sent_quote(request_id: str, valid_days: int = 30) -> None:
-    """A request whose quote (version 1) is with the customer."""
+def requested(request_id: str) -> None:
+    """A request for quotation as intake stores it (not announced: no Prefect server needed)."""
     rfq = {
         "request_id": request_id,
         "customer_id": "ALFKI",
@@ -20,6 +20,11 @@ def sent_quote(request_id: str, valid_days: int = 30) -> None:
         "lines": [{"product_id": 1, "quantity": 10, "discount": 0.05}],
     }
     assert submit_quote_requests([(json.dumps(rfq), rfq)], source="test", announce=False).accepted == [request_id]
+
+
+def sent_quote(request_id: str, valid_days: int = 30) -> None:
+    """A request whose quote (version 1) is with the customer."""
+    requested(request_id)
     with session() as s:
         s.add(
             Quote(

@@ -16,10 +16,11 @@ import pytest
 from prefect import flow
 from prefect.client.orchestration import get_client
 from prefect.states import Crashed, Pending, Running, Suspended
+from quote_records import requested
 
 from handoff.analytics import reports
 from handoff.core.db import session
-from handoff.core.intake import submit_orders, submit_quote_requests
+from handoff.core.intake import submit_orders
 from handoff.core.models import (
     AuditEvent,
     Order,
@@ -215,14 +216,7 @@ def test_a_crashed_quotation_run_is_restarted_and_then_listed_for_a_person(db):
     quoted: it is restarted from its deployment with the same request; when restarts keep
     failing, the WIP review lists the request itself."""
     deployment_id = stranded_quotation_probe.to_deployment(name="stranded-quotation-probe").apply()
-    rfq = {
-        "request_id": "SQ-1",
-        "customer_id": "ALFKI",
-        "request_date": "2030-03-01",
-        "due_date": "2030-04-15",
-        "lines": [{"product_id": 1, "quantity": 10, "discount": 0.05}],
-    }
-    assert submit_quote_requests([(json.dumps(rfq), rfq)], source="test", announce=False).accepted == ["SQ-1"]
+    requested("SQ-1")
     with get_client(sync_client=True) as client:
         run = client.create_flow_run_from_deployment(
             deployment_id, parameters={"request_id": "SQ-1"}, name="quote-SQ-1"
