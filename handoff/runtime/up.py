@@ -86,54 +86,60 @@ def announced_but_not_taken(model: type[Order] | type[QuoteRequest], first_statu
 def start_unstarted_pipelines(grace: timedelta = STALLED_AFTER) -> int:
     """Start the pipeline of each announced order that has none yet (its event found no trigger).
 
-    A run that started and then crashed or failed is sla-watch's to restart (tasks/stranded.py).
-    Prefect de-duplicates the start: the run is created with an idempotency key that counts this
-    order's starts, so two processes starting the same order at once get one run, and an order
-    whose started run ended before taking the order gets a new one."""
+    A run that started and then crashed or failed is sla-watch's to restart (tasks/stranded.py)."""
     from handoff.core.models import Order, OrderStatus
 
     unstarted = announced_but_not_taken(Order, OrderStatus.RECEIVED, grace)
+    return start_where_no_run_is_live(unstarted, "order-pipeline", "order_id", start_pipeline)
+
+
+def start_unstarted_quotations(grace: timedelta = STALLED_AFTER) -> int:
+    """Start the quotation of each announced request for quotation that no run took (its
+    quote.requested event found no trigger)."""
+    from handoff.core.models import QuoteRequest, QuoteState
+
+    unstarted = announced_but_not_taken(QuoteRequest, QuoteState.REQUESTED, grace)
+    return start_where_no_run_is_live(unstarted, "quotation", "request_id", start_quotation)
+
+
+def start_where_no_run_is_live(
+    unstarted: list[str], deployment: str, parameter: str, start: Callable[[str], str]
+) -> int:
+    """Start each of these, unless a run of the deployment is already on its way for it: a run its
+    event started may not have taken it yet (workers busy), and a second one is not wanted."""
     if not unstarted:
         return 0
-    live = live_runs_of("order-pipeline", "order_id")
-    started = 0
-    for order_id in (o for o in unstarted if o not in live):
-        start_pipeline(order_id)
-        started += 1
-    return started
+    live = live_runs_of(deployment, parameter)
+    todo = [subject_id for subject_id in unstarted if subject_id not in live]
+    for subject_id in todo:
+        start(subject_id)
+    return len(todo)
 
 
 PIPELINE = "order-pipeline/order-pipeline"
 QUOTATION = "quotation/quotation"
 
 
-def start_unstarted_quotations(grace: timedelta = STALLED_AFTER) -> int:
-    """Start the quotation of each announced request for quotation that no run took (its
-    quote.requested event found no trigger), once: the run's idempotency key is the request's."""
-    from prefect.deployments import run_deployment
-
-    from handoff.core.models import QuoteRequest, QuoteState
-
-    unstarted = announced_but_not_taken(QuoteRequest, QuoteState.REQUESTED, grace)
-    if not unstarted:
-        return 0
-    # A run its event started may not have taken the request yet (workers busy): not a second one.
-    live = live_runs_of("quotation", "request_id")
-    unstarted = [r for r in unstarted if r not in live]
-    for request_id in unstarted:
-        run_deployment(
-            QUOTATION,
-            parameters={"request_id": request_id},
-            timeout=0,
-            flow_run_name=f"quote-{request_id}",
-            idempotency_key=f"quote-{request_id}-start",
-        )
-    return len(unstarted)
-
-
 def start_pipeline(order_id: str) -> str:
-    """Start the order's pipeline from its deployment; returns the run's id. The n-th start of an
-    order has the idempotency key `order-<id>-start-<n>` (n: starts recorded before it)."""
+    """Start the order's pipeline from its deployment; returns the run's id."""
+    return start_counted(PIPELINE, "order", order_id, {"order_id": order_id}, f"order-{order_id}", "pipeline-started")
+
+
+def start_quotation(request_id: str) -> str:
+    """Start the request's quotation from its deployment; returns the run's id."""
+    return start_counted(
+        QUOTATION, "quote_request", request_id, {"request_id": request_id}, f"quote-{request_id}", "quotation-started"
+    )
+
+
+def start_counted(
+    deployment: str, entity: str, subject_id: str, parameters: dict[str, str], run_name: str, action: str
+) -> str:
+    """Start a run of the deployment for this order or request; returns the run's id.
+
+    Prefect de-duplicates the start: the n-th start has the idempotency key `<run name>-start-<n>`
+    (n: starts recorded before it), so two processes starting the same one at once get one run,
+    and one whose started run ended before taking it gets a new run, not the ended one."""
     from prefect.deployments import run_deployment
     from sqlalchemy import select
 
@@ -146,9 +152,7 @@ def start_pipeline(order_id: str) -> str:
             (e.details or {}).get("flow_run_id")
             for e in s.scalars(
                 select(AuditEvent).where(
-                    AuditEvent.entity == "order",
-                    AuditEvent.entity_id == order_id,
-                    AuditEvent.action == "pipeline-started",
+                    AuditEvent.entity == entity, AuditEvent.entity_id == subject_id, AuditEvent.action == action
                 )
             )
         }
@@ -156,22 +160,22 @@ def start_pipeline(order_id: str) -> str:
     with session() as s:
         starts = len(recorded_starts(s))
     run = run_deployment(
-        PIPELINE,
-        parameters={"order_id": order_id},
+        deployment,
+        parameters=parameters,
         timeout=0,
-        flow_run_name=f"order-{order_id}",
-        idempotency_key=f"order-{order_id}-start-{starts}",
+        flow_run_name=run_name,
+        idempotency_key=f"{run_name}-start-{starts}",
     )
     with session() as s:
         if str(run.id) not in recorded_starts(s):
             audit.record(
                 s,
                 "system:outbox",
-                "order",
-                order_id,
-                "pipeline-started",
+                entity,
+                subject_id,
+                action,
                 flow_run_id=str(run.id),
-                reason="announced, but no pipeline run took the order",
+                reason="announced, but no run took it",
             )
     return str(run.id)
 

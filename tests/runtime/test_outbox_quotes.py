@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import json
 import time
+from types import SimpleNamespace
+from uuid import uuid4
 
 import pytest
 from prefect.client.orchestration import get_client
@@ -76,14 +78,23 @@ def test_an_announced_request_no_run_took_gets_its_quotation_started_once(db, mo
         taken = s.get(QuoteRequest, "OQ-5")
         taken.announced_at, taken.flow_run_id = utcnow() - timedelta(minutes=5), "a-run"
     started = []
-    monkeypatch.setattr(prefect.deployments, "run_deployment", lambda name, **kw: started.append((name, kw)))
+
+    def run_deployment(name, **kw):  # noqa: ANN001, ANN202
+        started.append((name, kw))
+        return SimpleNamespace(id=uuid4())
+
+    monkeypatch.setattr(prefect.deployments, "run_deployment", run_deployment)
     monkeypatch.setattr(
         up, "live_runs_of", lambda deployment, parameter: {"OQ-6"} if deployment == "quotation" else set()
     )
     assert up.start_unstarted_quotations() == 1
     [(name, kw)] = started
     assert name == "quotation/quotation" and kw["parameters"] == {"request_id": "OQ-3"}
-    assert kw["idempotency_key"] == "quote-OQ-3-start"
+    assert kw["idempotency_key"] == "quote-OQ-3-start-0"
+    # That run ended before taking the request (no run is live for it): the next pass starts a
+    # new run under the next key, where the same key would have handed back the ended run.
+    assert up.start_unstarted_quotations() == 1
+    assert [kw["idempotency_key"] for _, kw in started] == ["quote-OQ-3-start-0", "quote-OQ-3-start-1"]
 
 
 def test_live_runs_are_the_ones_still_on_their_way(prefect_harness):
