@@ -24,6 +24,7 @@ from prefect import flow
 from prefect.runtime import flow_run
 
 from checklists.forms import DiscountApproval, QuoteFollowUp
+from handoff.core.quotes import follow_up_call_key
 from handoff.core.settings import settings
 from tasks.crm import send_quote
 from tasks.human_step import HumanStep, ask_a_person
@@ -100,7 +101,7 @@ def follow_up_step(quote: RequestQuote) -> HumanStep:
     """The call after the offer: due before the quote's validity ends."""
     return HumanStep(
         work_type="quote-follow-up",
-        step_key=f"quote-follow-up-{quote.quote_id}",
+        step_key=follow_up_call_key(quote.quote_id),
         title=f"Call {quote.customer_id} about quote {quote.request_id}",
         description=(
             f"### Quote {quote.request_id} for {quote.customer_id}: no answer yet\n\n"

@@ -1,10 +1,11 @@
-"""Nothing stranded: runs an order, a quotation or a waiting step still counts on, that are no longer on it.
+"""Nothing stranded: runs an order, a quotation or a waiting step counts on, that are not on it.
 
 An order that is not finished, a request for quotation not yet answered, and a work item that is
-still open, each name the flow run that carries them. That run may have crashed, failed or been cancelled (a kill, a bug, someone in
-the UI), or been pushed out of its wait (set to Running or Failed through the API while it was
-suspended: it then holds no process and never comes back). Left alone, the order stays
-`awaiting-approval` for ever and the item stays assigned to a dead run.
+still open, each name the flow run that carries them. That run may have crashed, failed or been
+cancelled (a kill, a bug, someone in the UI), or been pushed out of its wait (set to Running or
+Failed through the API while it was suspended: it then holds no process and never comes back).
+Left alone, the order stays `awaiting-approval` for ever, the quote is never sent, and the item
+stays assigned to a dead run.
 
 sla-watch calls `restart_stranded_runs` every minute. Each stranded run is restarted — a new run
 of the same deployment with the same parameters, which is safe because every flow is
@@ -36,6 +37,7 @@ from handoff.core.models import (
     WorkItemState,
     utcnow,
 )
+from handoff.core.routing.claims import ACTIVE
 from tasks.steps import record_step
 
 ENDED = ("CRASHED", "FAILED", "CANCELLED")
@@ -47,7 +49,6 @@ MAX_RESTARTS = 3  # a run that keeps failing is a problem for a person, not a lo
 # between "submitting" and the process's first heartbeat): no runner looks at it again.
 STUCK_PENDING_AFTER = timedelta(minutes=5)
 FINISHED_ORDERS = (OrderStatus.COMPLETE, OrderStatus.REJECTED)
-OPEN_ITEMS = (WorkItemState.OPEN, WorkItemState.ASSIGNED, WorkItemState.STARTED)
 PAGE = 200
 RESTARTED, STRANDED = "run-restarted", "run-stranded"
 
@@ -131,7 +132,7 @@ def find_stranded_runs(now: datetime | None = None) -> list[StrandedRun]:
         )
         items = s.execute(
             select(WorkItem.flow_run_id, WorkItem.id, WorkItem.input_key, WorkItem.order_id).where(
-                WorkItem.state.in_(OPEN_ITEMS), WorkItem.flow_run_id.is_not(None)
+                WorkItem.state.in_(ACTIVE), WorkItem.flow_run_id.is_not(None)
             )
         ).all()
     waiting_items = {run_id: (item_id, order_id) for run_id, item_id, key, order_id in items if key}

@@ -32,6 +32,12 @@ ORDER_PREFIX = "RFQ-"
 FOLLOW_UP_CALL = "quote-follow-up"  # the work type of the call after the offer (flows/quotation.py)
 
 
+def follow_up_call_key(quote_id: str) -> str:
+    """The step key of the call after the offer of this quote version: the flow asks under it,
+    and an answer from elsewhere finds the open call by it."""
+    return f"{FOLLOW_UP_CALL}-{quote_id}"
+
+
 class UnknownQuote(LookupError):
     """No request for quotation has this id."""
 
@@ -130,7 +136,7 @@ def cancel_open_calls(s: Session, request_id: str, reason: str) -> list[int]:
     It leaves the rep's worklist at once (and frees their capacity); sla-watch ends the run that
     waited on it (tasks/stranded.py). A rep who completed the call first keeps their answer."""
     quote_ids = s.scalars(select(Quote.id).where(Quote.request_id == request_id)).all()
-    step_keys = [f"{FOLLOW_UP_CALL}-{quote_id}" for quote_id in quote_ids]  # as follow_up_step names them
+    step_keys = [follow_up_call_key(quote_id) for quote_id in quote_ids]
     open_calls = s.scalars(
         select(WorkItem.id).where(WorkItem.step_key.in_(step_keys), WorkItem.state.in_(lifecycle.ACTIVE))
     ).all()

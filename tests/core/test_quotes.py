@@ -16,7 +16,14 @@ from sqlalchemy import func, select
 from handoff.core.db import session
 from handoff.core.intake import submit_quote_requests
 from handoff.core.models import AuditEvent, Order, Quote, QuoteRequest, Worker, WorkItem, WorkItemState, utcnow
-from handoff.core.quotes import FOLLOW_UP_CALL, AnswerRefused, UnknownQuote, answer_quote, expire_due_quotes
+from handoff.core.quotes import (
+    FOLLOW_UP_CALL,
+    AnswerRefused,
+    UnknownQuote,
+    answer_quote,
+    expire_due_quotes,
+    follow_up_call_key,
+)
 from handoff.core.routing.lifecycle import NotAllowed, complete_item
 
 BOTH_DATABASES = pytest.mark.parametrize("db", ["sqlite", "postgres"], indirect=True)
@@ -160,7 +167,7 @@ def a_follow_up_call(request_id: str, rep: Worker | None) -> int:
     with session() as s:
         item = WorkItem(
             work_type=FOLLOW_UP_CALL,
-            step_key=f"{FOLLOW_UP_CALL}-RFQ-{request_id}-v1",
+            step_key=follow_up_call_key(f"RFQ-{request_id}-v1"),
             title=f"Call ALFKI about quote {request_id}",
             required_skills={"quotation": 1},
             due_at=utcnow() + timedelta(hours=8),
