@@ -8,17 +8,16 @@ import sys
 import threading
 import time
 from collections import Counter
-from dataclasses import dataclass, field
+from dataclasses import dataclass
+from dataclasses import field
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from stack import (  # noqa: E402
-    Proc,
-    Stack,
-)
+from stack import Proc  # noqa: E402
+from stack import Stack  # noqa: E402
 
 ENTRY_STATES = {"received", "in-order-entry", "awaiting-approval"}
 

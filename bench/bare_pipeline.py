@@ -11,7 +11,9 @@ from __future__ import annotations
 
 from uuid import UUID
 
-from prefect import flow, suspend_flow_run, task
+from prefect import flow
+from prefect import suspend_flow_run
+from prefect import task
 from prefect.input import RunInput
 from prefect.runtime import flow_run
 

@@ -35,16 +35,14 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from stack import (  # noqa: E402
-    Stack,
-    add_stack_options,
-    bench_main,
-    import_cost,
-    large_order,
-    machine_busy_seconds,
-    machine_notes,
-    runner_limit_note,
-)
+from stack import Stack  # noqa: E402
+from stack import add_stack_options  # noqa: E402
+from stack import bench_main  # noqa: E402
+from stack import import_cost  # noqa: E402
+from stack import large_order  # noqa: E402
+from stack import machine_busy_seconds  # noqa: E402
+from stack import machine_notes  # noqa: E402
+from stack import runner_limit_note  # noqa: E402
 
 TARGET_P95 = 3.0
 SEGMENTS = [  # (label, from, to)
@@ -69,7 +67,8 @@ def pct(values: list[float], p: float) -> float:
 def timeline(stack: Stack, order_ids: list[str]) -> dict[str, dict[str, Any]]:
     """The moments above for each order (None where Prefect has nothing yet)."""
     from prefect.client.orchestration import get_client
-    from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId
+    from prefect.client.schemas.filters import FlowRunFilter
+    from prefect.client.schemas.filters import FlowRunFilterId
 
     events = stack.order_events()
     runs = stack.pipeline_runs()

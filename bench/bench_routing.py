@@ -42,10 +42,17 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from datetime import UTC
 
-from handoff.core.routing.eligibility import meets, overqualification  # noqa: E402
+from handoff.core.routing.eligibility import meets  # noqa: E402
+from handoff.core.routing.eligibility import overqualification  # noqa: E402
 from handoff.core.routing.index import RoutingIndex  # noqa: E402
-from handoff.core.routing.policy import PushPolicy, RoutableItem, RoutableRep, make_policy  # noqa: E402
-from handoff.core.routing.urgency import MIN_EFFORT, urgency, urgency_columns, urgency_many  # noqa: E402
+from handoff.core.routing.policy import PushPolicy  # noqa: E402
+from handoff.core.routing.policy import RoutableItem  # noqa: E402
+from handoff.core.routing.policy import RoutableRep  # noqa: E402
+from handoff.core.routing.policy import make_policy  # noqa: E402
+from handoff.core.routing.urgency import MIN_EFFORT  # noqa: E402
+from handoff.core.routing.urgency import urgency  # noqa: E402
+from handoff.core.routing.urgency import urgency_columns  # noqa: E402
+from handoff.core.routing.urgency import urgency_many  # noqa: E402
 
 SKILLS = [
     "order-approval",
@@ -283,9 +290,14 @@ def measure_live(
     import routing_baseline as baseline
     from sqlalchemy import select
 
-    from handoff.core.db import engine_for, session
-    from handoff.core.models import Worker, WorkerSkill, WorkItem
-    from handoff.core.routing import assign, live, watch
+    from handoff.core.db import engine_for
+    from handoff.core.db import session
+    from handoff.core.models import Worker
+    from handoff.core.models import WorkerSkill
+    from handoff.core.models import WorkItem
+    from handoff.core.routing import assign
+    from handoff.core.routing import live
+    from handoff.core.routing import watch
     from handoff.core.settings import settings
 
     def dt(t: float) -> datetime:
@@ -393,7 +405,8 @@ def measure_live(
 
 def postgres_cluster():  # noqa: ANN201
     """A throwaway PostgreSQL cluster, started the way the tests start theirs."""
-    from handoff.runtime.postgres import PostgresCluster, PostgresNotInstalled
+    from handoff.runtime.postgres import PostgresCluster
+    from handoff.runtime.postgres import PostgresNotInstalled
 
     try:
         return PostgresCluster()

@@ -28,7 +28,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from handoff.analytics.simulation.compare import parse_staff
 from handoff.analytics.simulation.engine import simulate
-from handoff.analytics.simulation.workloads import bpic2012_workload, load_workload
+from handoff.analytics.simulation.workloads import bpic2012_workload
+from handoff.analytics.simulation.workloads import load_workload
 from handoff.core.settings import settings
 
 TARGET_SECONDS = 30.0

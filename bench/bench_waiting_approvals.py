@@ -32,35 +32,32 @@ import sys
 import time
 from collections import Counter
 from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import UTC
+from datetime import datetime
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from approvals_probe import (  # noqa: E402
-    ENTRY_STATES,
-    Aborted,
-    Sampler,
-    approvals_waiting,
-    business_key,
-    ledger_summary,
-    order_statuses,
-    resume_latencies,
-    run_states,
-    say,
-    show_processes,
-    spread,
-    suspended_orders,
-)
-from stack import (  # noqa: E402
-    Proc,
-    Stack,
-    add_stack_options,
-    bench_main,
-    large_order,
-    machine_notes,
-    runner_limit_note,
-)
+from approvals_probe import ENTRY_STATES  # noqa: E402
+from approvals_probe import Aborted  # noqa: E402
+from approvals_probe import Sampler  # noqa: E402
+from approvals_probe import approvals_waiting  # noqa: E402
+from approvals_probe import business_key  # noqa: E402
+from approvals_probe import ledger_summary  # noqa: E402
+from approvals_probe import order_statuses  # noqa: E402
+from approvals_probe import resume_latencies  # noqa: E402
+from approvals_probe import run_states  # noqa: E402
+from approvals_probe import say  # noqa: E402
+from approvals_probe import show_processes  # noqa: E402
+from approvals_probe import spread  # noqa: E402
+from approvals_probe import suspended_orders  # noqa: E402
+from stack import Proc  # noqa: E402
+from stack import Stack  # noqa: E402
+from stack import add_stack_options  # noqa: E402
+from stack import bench_main  # noqa: E402
+from stack import large_order  # noqa: E402
+from stack import machine_notes  # noqa: E402
+from stack import runner_limit_note  # noqa: E402
 
 # --- the benchmark --------------------------------------------------------------------------
 

@@ -36,11 +36,15 @@ SKILLS = ["order-entry", "credit", "quotation", "billing", "provisioning", "acti
 
 def build_floor(items: int, reps: int, seed: int) -> None:
     """Reps with two or three skills each, items of every kind, routed by the router itself."""
-    from sqlalchemy import insert, update
+    from sqlalchemy import insert
+    from sqlalchemy import update
 
     from handoff.core import identity
     from handoff.core.db import session
-    from handoff.core.models import Worker, WorkerSkill, WorkItem, utcnow
+    from handoff.core.models import Worker
+    from handoff.core.models import WorkerSkill
+    from handoff.core.models import WorkItem
+    from handoff.core.models import utcnow
     from handoff.core.routing import router
 
     rng = random.Random(seed)
@@ -129,12 +133,14 @@ def main() -> int:
     settings.home = home
     settings.database_url = f"sqlite:///{home / 'handoff.db'}"
     from fastapi.testclient import TestClient
-    from sqlalchemy import select, update
+    from sqlalchemy import select
+    from sqlalchemy import update
 
     from handoff.core import identity
     from handoff.core.db import session
     from handoff.core.models import Worker
-    from handoff.runtime.worklist import COOKIE, create_worklist_app
+    from handoff.runtime.worklist import COOKIE
+    from handoff.runtime.worklist import create_worklist_app
 
     print(f"worklist bench: {args.items:,} items, {args.reps} reps, SQLite at {home}")
     build_floor(args.items, args.reps, args.seed)

@@ -78,7 +78,9 @@ class Run:
 def through_function(run: Run, kind: str, raw: bytes) -> None:
     from intake_payloads import tally
 
-    from handoff.core.intake import parse_csv_orders, parse_json_orders, submit_orders
+    from handoff.core.intake import parse_csv_orders
+    from handoff.core.intake import parse_json_orders
+    from handoff.core.intake import submit_orders
 
     before = tally()
     try:
@@ -90,7 +92,8 @@ def through_function(run: Run, kind: str, raw: bytes) -> None:
 
 
 def through_cli(run: Run, kind: str, raw: bytes, workdir: Path) -> None:
-    from intake_payloads import SUMMARY, tally
+    from intake_payloads import SUMMARY
+    from intake_payloads import tally
     from typer.testing import CliRunner
 
     from handoff.cli import main
@@ -198,7 +201,9 @@ def main() -> None:
     # /dev/shm when there is one: the run measures intake's logic, not the disk's flushes
     home = Path(tempfile.mkdtemp(prefix="hostile-intake-", dir="/dev/shm" if Path("/dev/shm").is_dir() else None))
     os.environ["HANDOFF_HOME"] = str(home)
-    from hypothesis import HealthCheck, Phase, given
+    from hypothesis import HealthCheck
+    from hypothesis import Phase
+    from hypothesis import given
     from hypothesis import settings as hypothesis_settings
 
     from handoff.core.settings import settings

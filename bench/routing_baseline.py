@@ -12,30 +12,38 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import Text, and_, case, cast, func, or_, select
+from sqlalchemy import Text
+from sqlalchemy import and_
+from sqlalchemy import case
+from sqlalchemy import cast
+from sqlalchemy import func
+from sqlalchemy import or_
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from handoff.core.clock import as_utc_naive, epoch, on_shift
-from handoff.core.models import (
-    Presence,
-    Worker,
-    WorkerSkill,
-    WorkItem,
-    WorkItemState,
-    utcnow,
-)
+from handoff.core.clock import as_utc_naive
+from handoff.core.clock import epoch
+from handoff.core.clock import on_shift
+from handoff.core.models import Presence
+from handoff.core.models import Worker
+from handoff.core.models import WorkerSkill
+from handoff.core.models import WorkItem
+from handoff.core.models import WorkItemState
+from handoff.core.models import utcnow
 from handoff.core.routing.assign import rep_ready_for_work
-from handoff.core.routing.claims import (
-    Claim,
-    claim,
-    one_router_at_a_time,
-    record_assignment,
-)
-from handoff.core.routing.eligibility import effective_requirements, meets
+from handoff.core.routing.claims import Claim
+from handoff.core.routing.claims import claim
+from handoff.core.routing.claims import one_router_at_a_time
+from handoff.core.routing.claims import record_assignment
+from handoff.core.routing.eligibility import effective_requirements
+from handoff.core.routing.eligibility import meets
 from handoff.core.routing.index import RoutingIndex
 from handoff.core.routing.live import POLICY
-from handoff.core.routing.policy import RoutableItem, RoutableRep
-from handoff.core.routing.readmodel import as_routable_item, item_rows, items_where
+from handoff.core.routing.policy import RoutableItem
+from handoff.core.routing.policy import RoutableRep
+from handoff.core.routing.readmodel import as_routable_item
+from handoff.core.routing.readmodel import item_rows
+from handoff.core.routing.readmodel import items_where
 from handoff.core.routing.urgency import MIN_EFFORT
 
 

@@ -38,7 +38,9 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from stack import Stack, add_stack_options, stack_env  # noqa: E402
+from stack import Stack  # noqa: E402
+from stack import add_stack_options  # noqa: E402
+from stack import stack_env  # noqa: E402
 
 FINAL = {"complete", "rejected"}
 
@@ -100,7 +102,8 @@ class Soak:
     def answer_steps(self) -> None:
         """Stand-in reps: each step assigned to someone is answered as that person, once."""
         from handoff.runtime.standins import standin_answer
-        from handoff.runtime.steps import complete_step, waiting_steps
+        from handoff.runtime.steps import complete_step
+        from handoff.runtime.steps import waiting_steps
 
         done: set[tuple[int, str]] = set()
         while not self.stop.is_set():
@@ -195,7 +198,9 @@ def count(stack: Stack, ids: set[str]) -> dict[str, Any]:
     from sqlalchemy import select
 
     from handoff.core.db import session
-    from handoff.core.models import Order, WorkItem, WorkItemState
+    from handoff.core.models import Order
+    from handoff.core.models import WorkItem
+    from handoff.core.models import WorkItemState
 
     active = (WorkItemState.OPEN, WorkItemState.ASSIGNED, WorkItemState.STARTED)
     with session() as s:

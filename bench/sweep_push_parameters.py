@@ -66,9 +66,15 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from handoff.analytics.simulation.calendar import WeeklyCalendar  # noqa: E402
 from handoff.analytics.simulation.engine import simulate  # noqa: E402
-from handoff.analytics.simulation.workloads import DEFAULT_TYPES, load_workload, synthetic_workload  # noqa: E402
-from handoff.core.routing.policy import PushPolicy, _pick, is_free  # noqa: E402
-from handoff.core.routing.urgency import MIN_EFFORT, VALUE_UNIT, K  # noqa: E402
+from handoff.analytics.simulation.workloads import DEFAULT_TYPES  # noqa: E402
+from handoff.analytics.simulation.workloads import load_workload  # noqa: E402
+from handoff.analytics.simulation.workloads import synthetic_workload  # noqa: E402
+from handoff.core.routing.policy import PushPolicy  # noqa: E402
+from handoff.core.routing.policy import _pick  # noqa: E402
+from handoff.core.routing.policy import is_free  # noqa: E402
+from handoff.core.routing.urgency import MIN_EFFORT  # noqa: E402
+from handoff.core.routing.urgency import VALUE_UNIT  # noqa: E402
+from handoff.core.routing.urgency import K  # noqa: E402
 
 THETAS = (0.05, 0.1, 0.2, 0.3, 0.5, 1.0)
 AGINGS = (1.0, 2.0, 4.0, 8.0, 16.0)

@@ -16,10 +16,15 @@ Which work type waits for which form is declared with the work type (handoff.cor
 from __future__ import annotations
 
 from collections.abc import Iterable
-from typing import Any, ClassVar, Literal, Self, get_args
+from typing import Any
+from typing import ClassVar
+from typing import Literal
+from typing import Self
+from typing import get_args
 
 from prefect.input import RunInput
-from pydantic import Field, model_validator
+from pydantic import Field
+from pydantic import model_validator
 
 from handoff.core import work_types
 from handoff.core.work_types import WorkType

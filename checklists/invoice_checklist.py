@@ -10,7 +10,9 @@ import pandas as pd
 import pandera.pandas as pa
 from pandera.typing import Series
 
-from checklists.common import Checklist, Finding, findings
+from checklists.common import Checklist
+from checklists.common import Finding
+from checklists.common import findings
 
 CURRENCIES = {"USD", "EUR", "GBP", "CAD", "BRL", "MXN", "SEK", "NOK", "DKK", "CHF", "PLN"}
 CENT = 0.01

@@ -16,7 +16,9 @@ import pandas as pd
 import pandera.pandas as pa
 from pandera.typing import Series
 
-from checklists.common import Checklist, Finding, findings
+from checklists.common import Checklist
+from checklists.common import Finding
+from checklists.common import findings
 
 PRICE_TOLERANCE = 0.25  # a unit price this far from the catalogue's is unusual
 DISCOUNT_NEEDS_A_LOOK = 0.20  # discounts from here on are unusual

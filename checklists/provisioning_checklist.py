@@ -6,7 +6,9 @@ import pandas as pd
 import pandera.pandas as pa
 from pandera.typing import Series
 
-from checklists.common import Checklist, Finding, findings
+from checklists.common import Checklist
+from checklists.common import Finding
+from checklists.common import findings
 
 
 class ProvisionedLines(Checklist):

@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import asyncio
 import importlib
-from dataclasses import dataclass, field
+from dataclasses import dataclass
+from dataclasses import field
 from pathlib import Path
 from typing import Any
 

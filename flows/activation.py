@@ -13,10 +13,13 @@ from itertools import count
 from prefect import flow
 
 from checklists.forms import CustomerConfirmation
-from tasks.activation import activate, verify
+from tasks.activation import activate
+from tasks.activation import verify
 from tasks.checklist_gate import until_checklist_passes
-from tasks.fulfilment import lines_to_fulfil, record_activation
-from tasks.human_step import HumanStep, ask_a_person
+from tasks.fulfilment import lines_to_fulfil
+from tasks.fulfilment import record_activation
+from tasks.human_step import HumanStep
+from tasks.human_step import ask_a_person
 
 VERIFY_ATTEMPTS = 2
 

@@ -14,16 +14,16 @@ from prefect import flow
 
 from checklists.forms import InvoiceApproval
 from handoff.core.settings import settings
-from tasks.billing import issue_invoice, open_account
+from tasks.billing import issue_invoice
+from tasks.billing import open_account
 from tasks.checklist_gate import until_checklist_passes
-from tasks.human_step import HumanStep, ask_a_person
-from tasks.invoices import (
-    InvoiceDraft,
-    draft_invoice,
-    record_billing_account,
-    record_invoice_issued,
-    run_invoice_checklist,
-)
+from tasks.human_step import HumanStep
+from tasks.human_step import ask_a_person
+from tasks.invoices import InvoiceDraft
+from tasks.invoices import draft_invoice
+from tasks.invoices import record_billing_account
+from tasks.invoices import record_invoice_issued
+from tasks.invoices import run_invoice_checklist
 from tasks.orders import load_order
 
 

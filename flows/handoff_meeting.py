@@ -18,20 +18,23 @@ from datetime import timedelta
 
 from prefect import flow
 
-from checklists.forms import OperationsSignOff, SalesSignOff
-from tasks.calendar import Meeting, Slot, book_meeting, find_slots
+from checklists.forms import OperationsSignOff
+from checklists.forms import SalesSignOff
+from tasks.calendar import Meeting
+from tasks.calendar import Slot
+from tasks.calendar import book_meeting
+from tasks.calendar import find_slots
 from tasks.http import Declined
-from tasks.human_step import HumanStep, ask_a_person
-from tasks.meetings import (
-    MeetingView,
-    close_meeting,
-    current_meeting,
-    meeting_attendees,
-    record_meeting_slot,
-    record_sign_off,
-    run_requirements_checklist,
-    utcnow,
-)
+from tasks.human_step import HumanStep
+from tasks.human_step import ask_a_person
+from tasks.meetings import MeetingView
+from tasks.meetings import close_meeting
+from tasks.meetings import current_meeting
+from tasks.meetings import meeting_attendees
+from tasks.meetings import record_meeting_slot
+from tasks.meetings import record_sign_off
+from tasks.meetings import run_requirements_checklist
+from tasks.meetings import utcnow
 
 MEETING_MINUTES = 60
 MAX_MEETINGS = 10

@@ -12,10 +12,14 @@ Steps:
 
 from __future__ import annotations
 
-from prefect import flow, get_run_logger
+from prefect import flow
+from prefect import get_run_logger
 
-from tasks.meetings import find_accounts_awaiting_handoff, start_handoff_meeting
-from tasks.quotes import expire_quotes, quotes_to_follow_up, start_quotation
+from tasks.meetings import find_accounts_awaiting_handoff
+from tasks.meetings import start_handoff_meeting
+from tasks.quotes import expire_quotes
+from tasks.quotes import quotes_to_follow_up
+from tasks.quotes import start_quotation
 
 
 @flow(name="handoff-meeting-check", flow_run_name="handoff-meeting-check")

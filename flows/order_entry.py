@@ -19,22 +19,22 @@ from datetime import datetime
 
 from prefect import flow
 
-from checklists.forms import CreditReview, OrderApproval
+from checklists.forms import CreditReview
+from checklists.forms import OrderApproval
 from handoff.core.settings import settings
 from tasks.crm import check_credit
 from tasks.http import Declined
-from tasks.human_step import HumanStep, ask_a_person
-from tasks.orders import (
-    Findings,
-    OrderView,
-    accept_order,
-    advance_order,
-    load_order,
-    reject_order,
-    run_order_checklist,
-    split_into_downstream_work,
-    start_order_entry,
-)
+from tasks.human_step import HumanStep
+from tasks.human_step import ask_a_person
+from tasks.orders import Findings
+from tasks.orders import OrderView
+from tasks.orders import accept_order
+from tasks.orders import advance_order
+from tasks.orders import load_order
+from tasks.orders import reject_order
+from tasks.orders import run_order_checklist
+from tasks.orders import split_into_downstream_work
+from tasks.orders import start_order_entry
 
 # Who approves an order: a rep with order entry at this level...
 APPROVAL_LEVEL = 2

@@ -29,14 +29,12 @@ from flows.provisioning import provisioning
 from flows.quotation import order_quotation
 from tasks.checklist_gate import ChecklistCancelled
 from tasks.meetings import plan_handoff_meeting
-from tasks.orders import (
-    advance_order,
-    claim_order,
-    order_reached,
-    reject_order,
-    split_into_downstream_work,
-    tag_run_with_business_ids,
-)
+from tasks.orders import advance_order
+from tasks.orders import claim_order
+from tasks.orders import order_reached
+from tasks.orders import reject_order
+from tasks.orders import split_into_downstream_work
+from tasks.orders import tag_run_with_business_ids
 
 
 @flow(name="order-pipeline", flow_run_name="order-{order_id}", log_prints=True)

@@ -16,20 +16,23 @@ from itertools import count
 
 from prefect import flow
 
-from checklists.forms import ProvisioningException, TechnicianVisit
+from checklists.forms import ProvisioningException
+from checklists.forms import TechnicianVisit
 from tasks.checklist_gate import until_checklist_passes
-from tasks.fulfilment import (
-    LineToFulfil,
-    drop_line,
-    lines_to_fulfil,
-    record_provisioning,
-    record_reservation,
-    run_provisioning_checklist,
-)
+from tasks.fulfilment import LineToFulfil
+from tasks.fulfilment import drop_line
+from tasks.fulfilment import lines_to_fulfil
+from tasks.fulfilment import record_provisioning
+from tasks.fulfilment import record_reservation
+from tasks.fulfilment import run_provisioning_checklist
 from tasks.http import Declined
-from tasks.human_step import HumanStep, ask_a_person
+from tasks.human_step import HumanStep
+from tasks.human_step import ask_a_person
 from tasks.orders import reject_order
-from tasks.provisioning import ProvisioningJob, complete_visit, provision, reserve
+from tasks.provisioning import ProvisioningJob
+from tasks.provisioning import complete_visit
+from tasks.provisioning import provision
+from tasks.provisioning import reserve
 
 
 @flow(name="provisioning", flow_run_name="provision-{order_id}", log_prints=True)

@@ -18,31 +18,33 @@ inside the order pipeline (priced, approved, sent).
 
 from __future__ import annotations
 
-from datetime import date, datetime, time
+from datetime import date
+from datetime import datetime
+from datetime import time
 
 from prefect import flow
 from prefect.runtime import flow_run
 
-from checklists.forms import DiscountApproval, QuoteFollowUp
+from checklists.forms import DiscountApproval
+from checklists.forms import QuoteFollowUp
 from handoff.core.quotes import follow_up_call_key
 from handoff.core.settings import settings
 from tasks.crm import send_quote
-from tasks.human_step import HumanStep, ask_a_person
-from tasks.quotes import (
-    PricedQuote,
-    RequestQuote,
-    customer_answer,
-    follow_up_is_due,
-    order_from_quote,
-    price_quote,
-    price_request,
-    record_approval,
-    record_the_call,
-    revise_within_threshold,
-    set_quote_status,
-    set_request_state,
-    take_request,
-)
+from tasks.human_step import HumanStep
+from tasks.human_step import ask_a_person
+from tasks.quotes import PricedQuote
+from tasks.quotes import RequestQuote
+from tasks.quotes import customer_answer
+from tasks.quotes import follow_up_is_due
+from tasks.quotes import order_from_quote
+from tasks.quotes import price_quote
+from tasks.quotes import price_request
+from tasks.quotes import record_approval
+from tasks.quotes import record_the_call
+from tasks.quotes import revise_within_threshold
+from tasks.quotes import set_quote_status
+from tasks.quotes import set_request_state
+from tasks.quotes import take_request
 
 ENDED = ("accepted", "declined", "expired")
 

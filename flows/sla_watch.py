@@ -17,19 +17,19 @@ is a task (tasks/sla_watch.py) so the UI shows what each minute did.
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import datetime
+from datetime import timedelta
 
-from prefect import flow, get_run_logger
+from prefect import flow
+from prefect import get_run_logger
 
 from handoff.core.models import utcnow
-from tasks.sla_watch import (
-    escalate_near_breach,
-    notify_supervisors,
-    reclaim_from_absent_reps,
-    relabel_reassigned_runs,
-    rescore_open_work,
-    route_waiting_work,
-)
+from tasks.sla_watch import escalate_near_breach
+from tasks.sla_watch import notify_supervisors
+from tasks.sla_watch import reclaim_from_absent_reps
+from tasks.sla_watch import relabel_reassigned_runs
+from tasks.sla_watch import rescore_open_work
+from tasks.sla_watch import route_waiting_work
 from tasks.stranded import restart_stranded_runs
 
 RELABEL_LOOKBACK = timedelta(minutes=3)  # a little more than one cycle, so no change is missed

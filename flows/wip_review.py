@@ -24,12 +24,18 @@ from typing import Any
 
 from prefect import flow
 from prefect.runtime import flow_run
-from pydantic import BaseModel, Field
+from pydantic import BaseModel
+from pydantic import Field
 
 from handoff.analytics import reports
 from handoff.core.models import utcnow
 from handoff.core.routing.eligibility import as_utc_naive
-from tasks.wip_review import KEYS, draw_chart, gather_history, gather_review, publish_summary, publish_tables
+from tasks.wip_review import KEYS
+from tasks.wip_review import draw_chart
+from tasks.wip_review import gather_history
+from tasks.wip_review import gather_review
+from tasks.wip_review import publish_summary
+from tasks.wip_review import publish_tables
 
 __all__ = ["KEYS", "WipReviewOptions", "wip_review"]
 

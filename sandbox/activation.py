@@ -15,11 +15,18 @@ from __future__ import annotations
 
 from typing import Any
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter
+from fastapi import Request
 from fastapi.responses import JSONResponse
 from pydantic import Field
 
-from sandbox.core import Body, Outcome, Sandbox, not_found, rejected, system_router, utcnow
+from sandbox.core import Body
+from sandbox.core import Outcome
+from sandbox.core import Sandbox
+from sandbox.core import not_found
+from sandbox.core import rejected
+from sandbox.core import system_router
+from sandbox.core import utcnow
 from sandbox.reference import bucket
 
 SYSTEM = "activation"

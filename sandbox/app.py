@@ -16,14 +16,27 @@ from __future__ import annotations
 
 from typing import Any
 
-from fastapi import FastAPI, Request
+from fastapi import FastAPI
+from fastapi import Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import ValidationError
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from starlette.types import ASGIApp
+from starlette.types import Message
+from starlette.types import Receive
+from starlette.types import Scope
+from starlette.types import Send
 
-from sandbox import activation, billing, calendar, crm, provisioning
-from sandbox.core import IDEMPOTENCY_HEADER, REPLAY_HEADER, ApiError, Sandbox, utcnow
+from sandbox import activation
+from sandbox import billing
+from sandbox import calendar
+from sandbox import crm
+from sandbox import provisioning
+from sandbox.core import IDEMPOTENCY_HEADER
+from sandbox.core import REPLAY_HEADER
+from sandbox.core import ApiError
+from sandbox.core import Sandbox
+from sandbox.core import utcnow
 from sandbox.faults import SYSTEMS
 
 

@@ -18,19 +18,18 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Any
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter
+from fastapi import Request
 from fastapi.responses import JSONResponse
 from pydantic import Field
 
-from sandbox.core import (
-    Body,
-    Outcome,
-    Sandbox,
-    amounts_agree,
-    rejected,
-    system_router,
-    utcnow,
-)
+from sandbox.core import Body
+from sandbox.core import Outcome
+from sandbox.core import Sandbox
+from sandbox.core import amounts_agree
+from sandbox.core import rejected
+from sandbox.core import system_router
+from sandbox.core import utcnow
 
 SYSTEM = "billing"
 PAYMENT_TERMS = timedelta(days=30)

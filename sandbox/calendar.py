@@ -13,14 +13,27 @@ a zone are taken as UTC.
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, time, timedelta
-from typing import Annotated, Any
+from datetime import UTC
+from datetime import datetime
+from datetime import time
+from datetime import timedelta
+from typing import Annotated
+from typing import Any
 
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter
+from fastapi import Query
+from fastapi import Request
 from fastapi.responses import JSONResponse
-from pydantic import Field, field_validator
+from pydantic import Field
+from pydantic import field_validator
 
-from sandbox.core import Body, Outcome, Sandbox, conflicts_with, rejected, system_router, utcnow
+from sandbox.core import Body
+from sandbox.core import Outcome
+from sandbox.core import Sandbox
+from sandbox.core import conflicts_with
+from sandbox.core import rejected
+from sandbox.core import system_router
+from sandbox.core import utcnow
 
 SYSTEM = "calendar"
 DAY_START = time(9, 0)

@@ -30,18 +30,28 @@ import os
 import random
 import threading
 from collections import deque
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable
+from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter
+from fastapi import Depends
+from fastapi import Request
 from fastapi.responses import JSONResponse
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel
+from pydantic import ConfigDict
 
-from sandbox.faults import Fault, Faults
-from sandbox.reference import MANUAL_CATEGORIES, Customer, Product, Reference, load_reference
+from sandbox.faults import Fault
+from sandbox.faults import Faults
+from sandbox.reference import MANUAL_CATEGORIES
+from sandbox.reference import Customer
+from sandbox.reference import Product
+from sandbox.reference import Reference
+from sandbox.reference import load_reference
 
 STATE_PATH_ENV = "HANDOFF_SANDBOX_STATE"
 IDEMPOTENCY_HEADER = "Idempotency-Key"

@@ -17,21 +17,21 @@ import hashlib
 from datetime import date
 from typing import Any
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter
+from fastapi import Depends
+from fastapi import Request
 from fastapi.responses import JSONResponse
 from pydantic import Field
 
-from sandbox.core import (
-    Body,
-    Outcome,
-    Sandbox,
-    amounts_agree,
-    conflict,
-    fault_dependency,
-    not_found,
-    rejected,
-    utcnow,
-)
+from sandbox.core import Body
+from sandbox.core import Outcome
+from sandbox.core import Sandbox
+from sandbox.core import amounts_agree
+from sandbox.core import conflict
+from sandbox.core import fault_dependency
+from sandbox.core import not_found
+from sandbox.core import rejected
+from sandbox.core import utcnow
 from sandbox.reference import Customer
 
 SYSTEM = "crm"

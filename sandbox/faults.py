@@ -28,7 +28,10 @@ from collections.abc import Mapping
 from enum import StrEnum
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel
+from pydantic import ConfigDict
+from pydantic import Field
+from pydantic import field_validator
 
 SYSTEMS = ("crm", "provisioning", "activation", "billing", "calendar")
 ENV_PREFIX = "HANDOFF_SANDBOX_"

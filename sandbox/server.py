@@ -20,7 +20,8 @@ import os
 import socket
 import threading
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
+from dataclasses import field
 from types import TracebackType
 from typing import Any
 
@@ -28,7 +29,8 @@ import uvicorn
 
 from sandbox.app import create_app
 from sandbox.core import Sandbox
-from sandbox.faults import SYSTEMS, Faults
+from sandbox.faults import SYSTEMS
+from sandbox.faults import Faults
 
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 8765

@@ -11,7 +11,8 @@ from __future__ import annotations
 
 from pydantic import BaseModel
 
-from tasks.http import RETRY_POLICY, System
+from tasks.http import RETRY_POLICY
+from tasks.http import System
 from tasks.steps import record_step
 
 SYSTEM = System("activation")

@@ -11,7 +11,8 @@ from typing import Any
 import httpx
 from pydantic import BaseModel
 
-from tasks.http import RETRY_POLICY, System
+from tasks.http import RETRY_POLICY
+from tasks.http import System
 from tasks.steps import record_step
 
 SYSTEM = System("billing", httpx.Timeout(15.0, connect=3.0))

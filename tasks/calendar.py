@@ -11,7 +11,10 @@ from datetime import datetime
 
 from pydantic import BaseModel
 
-from tasks.http import RETRY_POLICY, Conflict, Declined, System
+from tasks.http import RETRY_POLICY
+from tasks.http import Conflict
+from tasks.http import Declined
+from tasks.http import System
 from tasks.steps import record_step
 
 SYSTEM = System("calendar")

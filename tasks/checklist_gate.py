@@ -10,8 +10,11 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from checklists.forms import ChecklistFix
-from tasks.defects import findings_markdown, record_defect, resolve_defect
-from tasks.human_step import HumanStep, ask_a_person
+from tasks.defects import findings_markdown
+from tasks.defects import record_defect
+from tasks.defects import resolve_defect
+from tasks.human_step import HumanStep
+from tasks.human_step import ask_a_person
 
 MAX_ROUNDS = 5
 

@@ -12,7 +12,10 @@ from typing import Any
 
 from pydantic import BaseModel
 
-from tasks.http import RETRY_POLICY, Declined, NotFound, System
+from tasks.http import RETRY_POLICY
+from tasks.http import Declined
+from tasks.http import NotFound
+from tasks.http import System
 from tasks.steps import record_step
 
 SYSTEM = System("crm")

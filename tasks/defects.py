@@ -7,7 +7,8 @@ from sqlalchemy import select
 
 from handoff.core import audit
 from handoff.core.db import session
-from handoff.core.models import Defect, utcnow
+from handoff.core.models import Defect
+from handoff.core.models import utcnow
 from tasks.steps import record_step
 
 

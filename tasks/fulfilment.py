@@ -8,7 +8,9 @@ from sqlalchemy import select
 
 from handoff.core import audit
 from handoff.core.db import session
-from handoff.core.models import FulfilmentLine, Order, utcnow
+from handoff.core.models import FulfilmentLine
+from handoff.core.models import Order
+from handoff.core.models import utcnow
 from tasks.steps import record_step
 
 

@@ -35,8 +35,10 @@ import os
 from typing import Any
 
 import httpx
-from prefect.client.schemas.objects import State, TaskRun
-from prefect.tasks import Task, exponential_backoff
+from prefect.client.schemas.objects import State
+from prefect.client.schemas.objects import TaskRun
+from prefect.tasks import Task
+from prefect.tasks import exponential_backoff
 from pydantic import BaseModel
 
 from handoff.core.settings import settings

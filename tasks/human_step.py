@@ -15,20 +15,29 @@
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass
+from dataclasses import field
 from datetime import datetime
 from typing import TypeVar
 
-from prefect import get_run_logger, pause_flow_run, suspend_flow_run
+from prefect import get_run_logger
+from prefect import pause_flow_run
+from prefect import suspend_flow_run
 from prefect.client.orchestration import get_client
 from prefect.runtime import deployment
 from prefect.runtime import flow_run as current_run
 from sqlalchemy import select
 
-from checklists.forms import FORMS, StepForm
-from handoff.core import audit, identity, sla, work_types
+from checklists.forms import FORMS
+from checklists.forms import StepForm
+from handoff.core import audit
+from handoff.core import identity
+from handoff.core import sla
+from handoff.core import work_types
 from handoff.core.db import session
-from handoff.core.models import WorkItem, WorkItemState, utcnow
+from handoff.core.models import WorkItem
+from handoff.core.models import WorkItemState
+from handoff.core.models import utcnow
 from handoff.core.routing import router
 from handoff.core.settings import settings
 from tasks.steps import record_step

@@ -9,7 +9,12 @@ from sqlalchemy import select
 
 from handoff.core import audit
 from handoff.core.db import session
-from handoff.core.models import Customer, FulfilmentLine, Invoice, Order, Product, utcnow
+from handoff.core.models import Customer
+from handoff.core.models import FulfilmentLine
+from handoff.core.models import Invoice
+from handoff.core.models import Order
+from handoff.core.models import Product
+from handoff.core.models import utcnow
 from handoff.core.settings import settings
 from tasks.steps import record_step
 

@@ -9,11 +9,15 @@ from __future__ import annotations
 from datetime import datetime
 
 from pydantic import BaseModel
-from sqlalchemy import func, select
+from sqlalchemy import func
+from sqlalchemy import select
 
 from handoff.core import audit
 from handoff.core.db import session
-from handoff.core.models import Customer, HandoffMeeting, Order, utcnow
+from handoff.core.models import Customer
+from handoff.core.models import HandoffMeeting
+from handoff.core.models import Order
+from handoff.core.models import utcnow
 from tasks.deployment_runs import start_once
 from tasks.steps import record_step
 

@@ -11,11 +11,17 @@ from datetime import date
 from typing import TYPE_CHECKING
 
 from pydantic import BaseModel
-from sqlalchemy import func, select, update
+from sqlalchemy import func
+from sqlalchemy import select
+from sqlalchemy import update
 
 from handoff.core import audit
 from handoff.core.db import session
-from handoff.core.models import Customer, Order, OrderCheck, OrderStatus, Product
+from handoff.core.models import Customer
+from handoff.core.models import Order
+from handoff.core.models import OrderCheck
+from handoff.core.models import OrderStatus
+from handoff.core.models import Product
 from tasks.steps import record_step
 
 if TYPE_CHECKING:

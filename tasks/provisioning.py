@@ -12,7 +12,10 @@ from __future__ import annotations
 
 from pydantic import BaseModel
 
-from tasks.http import RETRY_POLICY, BusinessRejection, Declined, System
+from tasks.http import RETRY_POLICY
+from tasks.http import BusinessRejection
+from tasks.http import Declined
+from tasks.http import System
 from tasks.steps import record_step
 
 SYSTEM = System("provisioning")

@@ -4,15 +4,23 @@ records), and for a discounted order placed without one."""
 
 from __future__ import annotations
 
-from datetime import date, timedelta
+from datetime import date
+from datetime import timedelta
 
 from pydantic import BaseModel
-from sqlalchemy import select, update
+from sqlalchemy import select
+from sqlalchemy import update
 from sqlalchemy.orm import Session
 
-from handoff.core import audit, quotes
+from handoff.core import audit
+from handoff.core import quotes
 from handoff.core.db import session
-from handoff.core.models import Order, Product, Quote, QuoteRequest, QuoteState, utcnow
+from handoff.core.models import Order
+from handoff.core.models import Product
+from handoff.core.models import Quote
+from handoff.core.models import QuoteRequest
+from handoff.core.models import QuoteState
+from handoff.core.models import utcnow
 from handoff.core.settings import settings
 from tasks.steps import record_step
 

@@ -18,9 +18,13 @@ Every other option of `prefect.task` passes through; a cache policy cannot be gi
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any, ParamSpec, TypeVar, overload
+from typing import Any
+from typing import ParamSpec
+from typing import TypeVar
+from typing import overload
 
-from prefect import Task, task
+from prefect import Task
+from prefect import task
 from prefect.cache_policies import NO_CACHE
 
 P = ParamSpec("P")

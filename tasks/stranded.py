@@ -19,7 +19,9 @@ machines) restarting the same run get one new run.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC
+from datetime import datetime
+from datetime import timedelta
 from uuid import UUID
 
 from prefect import get_run_logger
@@ -27,16 +29,14 @@ from sqlalchemy import select
 
 from handoff.core import audit
 from handoff.core.db import session
-from handoff.core.models import (
-    OPEN_QUOTE_STATES,
-    AuditEvent,
-    Order,
-    OrderStatus,
-    QuoteRequest,
-    WorkItem,
-    WorkItemState,
-    utcnow,
-)
+from handoff.core.models import OPEN_QUOTE_STATES
+from handoff.core.models import AuditEvent
+from handoff.core.models import Order
+from handoff.core.models import OrderStatus
+from handoff.core.models import QuoteRequest
+from handoff.core.models import WorkItem
+from handoff.core.models import WorkItemState
+from handoff.core.models import utcnow
 from handoff.core.routing.claims import ACTIVE
 from tasks.steps import record_step
 
@@ -170,12 +170,10 @@ def reschedule_runs_left_pending(now: datetime | None = None) -> list[str]:
     else would notice them, and the outbox sees a live run and starts no other. A run that did
     start after all is harmless twice: every flow is idempotent and takes its order once."""
     from prefect.client.orchestration import get_client
-    from prefect.client.schemas.filters import (
-        FlowRunFilter,
-        FlowRunFilterDeploymentId,
-        FlowRunFilterState,
-        FlowRunFilterStateType,
-    )
+    from prefect.client.schemas.filters import FlowRunFilter
+    from prefect.client.schemas.filters import FlowRunFilterDeploymentId
+    from prefect.client.schemas.filters import FlowRunFilterState
+    from prefect.client.schemas.filters import FlowRunFilterStateType
     from prefect.client.schemas.objects import StateType
     from prefect.states import Scheduled
 
@@ -237,7 +235,8 @@ def end_runs_waiting_on_cancelled_steps() -> list[str]:
 def read_runs(run_ids: set[str]) -> dict:
     """These flow runs, by id (runs Prefect no longer has are missing)."""
     from prefect.client.orchestration import get_client
-    from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId
+    from prefect.client.schemas.filters import FlowRunFilter
+    from prefect.client.schemas.filters import FlowRunFilterId
 
     ids = sorted(run_ids)
     runs = {}

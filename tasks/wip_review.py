@@ -14,7 +14,8 @@ from datetime import datetime
 from pathlib import Path
 from uuid import UUID
 
-from prefect.artifacts import create_markdown_artifact, create_table_artifact
+from prefect.artifacts import create_markdown_artifact
+from prefect.artifacts import create_table_artifact
 
 from handoff.analytics import reports
 from handoff.core.db import session

@@ -109,7 +109,8 @@ def rolled_back(url: str):
     """A session factory whose every unit of work is a savepoint in one outer transaction,
     rolled back when the block ends (SQLAlchemy's "join an external transaction" recipe; on
     SQLite, pysqlite's own transaction handling is switched off so SAVEPOINT works)."""
-    from sqlalchemy import create_engine, event
+    from sqlalchemy import create_engine
+    from sqlalchemy import event
     from sqlalchemy.orm import sessionmaker
 
     from handoff.core.db import engine_for
@@ -142,7 +143,8 @@ def rolled_back(url: str):
 def postgres():
     """A throwaway PostgreSQL cluster for the session (Debian's postgresql, which .ci/run
     installs); the tests that need it are skipped where it is not installed."""
-    from handoff.runtime.postgres import PostgresCluster, find_bindir
+    from handoff.runtime.postgres import PostgresCluster
+    from handoff.runtime.postgres import find_bindir
 
     if find_bindir() is None:
         pytest.skip("PostgreSQL is not installed (apt-get install postgresql; .ci/run does)")
@@ -183,7 +185,11 @@ def all_client_tasks() -> list:
     """Every Prefect task of the five client modules."""
     from prefect import Task
 
-    from tasks import activation, billing, calendar, crm, provisioning
+    from tasks import activation
+    from tasks import billing
+    from tasks import calendar
+    from tasks import crm
+    from tasks import provisioning
 
     return [
         v for m in (crm, provisioning, activation, billing, calendar) for v in vars(m).values() if isinstance(v, Task)
@@ -220,7 +226,11 @@ def sandbox(sandbox_server, monkeypatch, client_timeout, quick_retries):
     import httpx
 
     from sandbox.faults import SYSTEMS
-    from tasks import activation, billing, calendar, crm, provisioning
+    from tasks import activation
+    from tasks import billing
+    from tasks import calendar
+    from tasks import crm
+    from tasks import provisioning
 
     sandbox_server.sandbox.reset()
     monkeypatch.setattr(settings, "sandbox_url", sandbox_server.url)
@@ -245,7 +255,9 @@ class Responder:
 
     def run(self) -> None:
         from handoff.runtime.standins import standin_answer
-        from handoff.runtime.steps import StepNotReady, complete_step, waiting_steps
+        from handoff.runtime.steps import StepNotReady
+        from handoff.runtime.steps import complete_step
+        from handoff.runtime.steps import waiting_steps
 
         done: set[tuple[int, str]] = set()
         while not self.stop.is_set():

@@ -23,7 +23,8 @@ Units: rates per second and times in seconds unless a name says otherwise.
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
+from dataclasses import dataclass
 
 # --- Erlang B / C -----------------------------------------------------------------------------
 

@@ -9,7 +9,11 @@ from pathlib import Path
 
 import typer
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.progress import BarColumn
+from rich.progress import MofNCompleteColumn
+from rich.progress import Progress
+from rich.progress import TextColumn
+from rich.progress import TimeElapsedColumn
 from rich.table import Table
 
 from handoff.cli.identity import register as register_identity
@@ -64,7 +68,8 @@ def shown(value: object, keep_lines: bool = False) -> str:
 
 def _announcer_if_server():  # noqa: ANN202
     """The outbox's announcer when a Prefect server listens; None stores the orders for later."""
-    from handoff.runtime import outbox, prefect_server
+    from handoff.runtime import outbox
+    from handoff.runtime import prefect_server
 
     return outbox.announce_orders if prefect_server.is_up(settings.prefect_ui_url) else None
 
@@ -109,7 +114,8 @@ def orders_submit(
     files: list[Path] = typer.Argument(..., exists=True, dir_okay=False, help="JSON or CSV files."),
 ) -> None:
     """Submit orders from JSON (one order, a list, or {"orders": [...]}) or CSV (a row per line)."""
-    from handoff.core.intake import read_order_file, submit_orders
+    from handoff.core.intake import read_order_file
+    from handoff.core.intake import submit_orders
 
     submit_files(files, read_order_file, submit_orders, _announcer_if_server(), noun="order")
 
@@ -199,7 +205,10 @@ def complete(
     from handoff.core.identity import NotSignedIn
     from handoff.core.routing.router import NotAllowed
     from handoff.runtime import prefect_server
-    from handoff.runtime.steps import StepNotReady, ValidationError, complete_step, step_form
+    from handoff.runtime.steps import StepNotReady
+    from handoff.runtime.steps import ValidationError
+    from handoff.runtime.steps import complete_step
+    from handoff.runtime.steps import step_form
 
     try:
         person = signed_in().name
@@ -265,7 +274,9 @@ def demo(
 ) -> None:
     """Run Northwind's orders through the whole back office on the embedded stack; print a summary."""
     from handoff.runtime import prefect_server
-    from handoff.runtime.demo import mean, run_demo, with_local_server
+    from handoff.runtime.demo import mean
+    from handoff.runtime.demo import run_demo
+    from handoff.runtime.demo import with_local_server
 
     if not auto_approve:
         console.print(
@@ -370,7 +381,8 @@ def up(
     ),
 ) -> None:
     """Run the back office: Prefect server and UI, sandbox systems, HTTP intake, the reps' worklist, every deployment."""
-    from handoff.runtime.up import Feed, run_up
+    from handoff.runtime.up import Feed
+    from handoff.runtime.up import run_up
 
     feed_spec = None
     if feed:
@@ -391,7 +403,8 @@ def up(
                 "on the server and PREFECT_API_AUTH_STRING on every worker)[/red]"
             )
             raise typer.Exit(2)
-        from handoff.runtime.worker_stack import StackSpec, run_stack
+        from handoff.runtime.worker_stack import StackSpec
+        from handoff.runtime.worker_stack import run_stack
 
         run_stack(StackSpec(workers, postgres, prefect_database_url, pool, warm=settings.warm_start), feed_spec, say)
         return

@@ -26,7 +26,8 @@ console = Console()
 def _servers():  # noqa: ANN202
     """(announce requests, announce orders) when a Prefect server listens; else None, None (stored,
     announced by the outbox when the back office runs)."""
-    from handoff.runtime import outbox, prefect_server
+    from handoff.runtime import outbox
+    from handoff.runtime import prefect_server
 
     if prefect_server.is_up(settings.prefect_ui_url):
         return outbox.announce_quote_requests, outbox.announce_orders
@@ -39,7 +40,8 @@ def quotes_request(
 ) -> None:
     """Submit requests for quotation: JSON (one, a list, or {"requests": [...]}) or CSV (a row per line)."""
     from handoff.cli.main import submit_files
-    from handoff.core.intake import read_quote_request_file, submit_quote_requests
+    from handoff.core.intake import read_quote_request_file
+    from handoff.core.intake import submit_quote_requests
 
     submit_files(files, read_quote_request_file, submit_quote_requests, _servers()[0], noun="request")
 
@@ -51,7 +53,9 @@ def quotes_answer(
 ) -> None:
     """Record the customer's answer to a sent quote; an accepted quote becomes an order."""
     from handoff.cli.main import shown
-    from handoff.core.quotes import AnswerRefused, UnknownQuote, answer_quote
+    from handoff.core.quotes import AnswerRefused
+    from handoff.core.quotes import UnknownQuote
+    from handoff.core.quotes import answer_quote
     from handoff.runtime import prefect_server
 
     if accept is None:

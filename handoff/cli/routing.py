@@ -27,15 +27,24 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 import typer
-from pydantic import BaseModel, Field, ValidationError, field_validator
+from pydantic import BaseModel
+from pydantic import Field
+from pydantic import ValidationError
+from pydantic import field_validator
 from rich.console import Console
 from rich.table import Table
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from handoff.core import audit
-from handoff.core.models import Presence, Quarantine, Worker, WorkerSkill, utcnow
-from handoff.core.routing.eligibility import on_shift, parse_hhmm, parse_work_days
+from handoff.core.models import Presence
+from handoff.core.models import Quarantine
+from handoff.core.models import Worker
+from handoff.core.models import WorkerSkill
+from handoff.core.models import utcnow
+from handoff.core.routing.eligibility import on_shift
+from handoff.core.routing.eligibility import parse_hhmm
+from handoff.core.routing.eligibility import parse_work_days
 
 CLI = "system:cli"
 DAY_NAMES = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
@@ -414,7 +423,8 @@ def presence(
 ) -> None:
     """Set presence. offline hands back not-started work (re-routed at once); available pulls work."""
     from handoff.core.db import session
-    from handoff.core.routing.router import UnknownWorker, set_presence
+    from handoff.core.routing.router import UnknownWorker
+    from handoff.core.routing.router import set_presence
 
     console = _console()
     try:

@@ -17,17 +17,22 @@ from __future__ import annotations
 import functools
 import inspect
 import json
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable
+from collections.abc import Iterator
+from collections.abc import Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated
+from typing import Any
 
 import typer
 from rich.console import Console
 from rich.table import Table
 
-from handoff.analytics.simulation.compare import TABLE_COLUMNS, RunOutcome, table_rows
+from handoff.analytics.simulation.compare import TABLE_COLUMNS
+from handoff.analytics.simulation.compare import RunOutcome
+from handoff.analytics.simulation.compare import table_rows
 
 WORKLOADS = ("bpic2012", "northwind", "synthetic")
 
@@ -106,12 +111,10 @@ def log_options(args: WorkloadArgs):
     """The LogOptions the log options describe (ValueError naming the bad option)."""
     from handoff.analytics.simulation.calendar import parse_hours
     from handoff.analytics.simulation.csvlog import parse_columns
-    from handoff.analytics.simulation.eventlog import (
-        ActivityTerms,
-        LogOptions,
-        parse_terms,
-        read_sla_file,
-    )
+    from handoff.analytics.simulation.eventlog import ActivityTerms
+    from handoff.analytics.simulation.eventlog import LogOptions
+    from handoff.analytics.simulation.eventlog import parse_terms
+    from handoff.analytics.simulation.eventlog import read_sla_file
 
     if args.default_sla_hours <= 0:
         raise ValueError("--default-sla-hours must be positive")
@@ -273,13 +276,11 @@ def simulate_command(
 ) -> None:
     """Replay a workload under each routing policy and team size; compare on-time %, lateness,
     utilisation, fairness and backlog."""
-    from handoff.analytics.simulation.compare import (
-        auto_staff,
-        parse_policies,
-        parse_staff,
-        run_grid,
-        save_charts,
-    )
+    from handoff.analytics.simulation.compare import auto_staff
+    from handoff.analytics.simulation.compare import parse_policies
+    from handoff.analytics.simulation.compare import parse_staff
+    from handoff.analytics.simulation.compare import run_grid
+    from handoff.analytics.simulation.compare import save_charts
 
     with options_checked("--policies"):
         names = parse_policies(policies)

@@ -14,15 +14,13 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from handoff.cli.simulation import (
-    JsonOpt,
-    WorkloadArgs,
-    WorkloadHelp,
-    load,
-    options_checked,
-    workload_console,
-    workload_options,
-)
+from handoff.cli.simulation import JsonOpt
+from handoff.cli.simulation import WorkloadArgs
+from handoff.cli.simulation import WorkloadHelp
+from handoff.cli.simulation import load
+from handoff.cli.simulation import options_checked
+from handoff.cli.simulation import workload_console
+from handoff.cli.simulation import workload_options
 
 
 @workload_options

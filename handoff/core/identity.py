@@ -23,24 +23,28 @@ import json
 import os
 import secrets
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
+from datetime import timedelta
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
 from argon2 import PasswordHasher
-from argon2.exceptions import InvalidHashError, VerificationError
-from itsdangerous import (
-    BadSignature,
-    SignatureExpired,
-    URLSafeSerializer,
-    URLSafeTimedSerializer,
-)
-from sqlalchemy import func, select
+from argon2.exceptions import InvalidHashError
+from argon2.exceptions import VerificationError
+from itsdangerous import BadSignature
+from itsdangerous import SignatureExpired
+from itsdangerous import URLSafeSerializer
+from itsdangerous import URLSafeTimedSerializer
+from sqlalchemy import func
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from handoff.core import audit
-from handoff.core.models import LoginAttempt, Worker, WorkItem, utcnow
+from handoff.core.models import LoginAttempt
+from handoff.core.models import Worker
+from handoff.core.models import WorkItem
+from handoff.core.models import utcnow
 from handoff.core.routing import router
 from handoff.core.settings import settings
 

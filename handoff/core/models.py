@@ -8,11 +8,23 @@ The schema is owned by Alembic (handoff/migrations); change a model, then add a 
 from __future__ import annotations
 
 import enum
-from datetime import UTC, date, datetime
+from datetime import UTC
+from datetime import date
+from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, BigInteger, Double, ForeignKey, Index, LargeBinary, String, UniqueConstraint
-from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+from sqlalchemy import JSON
+from sqlalchemy import BigInteger
+from sqlalchemy import Double
+from sqlalchemy import ForeignKey
+from sqlalchemy import Index
+from sqlalchemy import LargeBinary
+from sqlalchemy import String
+from sqlalchemy import UniqueConstraint
+from sqlalchemy.orm import DeclarativeBase
+from sqlalchemy.orm import Mapped
+from sqlalchemy.orm import mapped_column
+from sqlalchemy.orm import relationship
 
 
 def utcnow() -> datetime:

@@ -16,11 +16,17 @@ from typing import Any
 from sqlalchemy.orm import Session
 
 from handoff.core.db import session
-from handoff.core.intake import Announcer, IntakeResult, Submission, submit_orders
-from handoff.core.intake.contract import MAX_PRODUCT_ID, MAX_UNIT_PRICE
+from handoff.core.intake import Announcer
+from handoff.core.intake import IntakeResult
+from handoff.core.intake import Submission
+from handoff.core.intake import submit_orders
+from handoff.core.intake.contract import MAX_PRODUCT_ID
+from handoff.core.intake.contract import MAX_UNIT_PRICE
 from handoff.core.intake.door import quarantine_alone
-from handoff.core.intake.text import quote, unprintable_characters
-from handoff.core.models import Customer, Product
+from handoff.core.intake.text import quote
+from handoff.core.intake.text import unprintable_characters
+from handoff.core.models import Customer
+from handoff.core.models import Product
 from handoff.core.settings import settings
 
 

@@ -17,15 +17,24 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from datetime import date
-from typing import Any, cast
+from typing import Any
+from typing import cast
 
-from sqlalchemy import CursorResult, select, text, update
+from sqlalchemy import CursorResult
+from sqlalchemy import select
+from sqlalchemy import text
+from sqlalchemy import update
 from sqlalchemy.orm import Session
 
 from handoff.core import audit
 from handoff.core.db import session
-from handoff.core.intake.door import Announcer, submit_orders
-from handoff.core.models import Quote, QuoteRequest, QuoteState, WorkItem, utcnow
+from handoff.core.intake.door import Announcer
+from handoff.core.intake.door import submit_orders
+from handoff.core.models import Quote
+from handoff.core.models import QuoteRequest
+from handoff.core.models import QuoteState
+from handoff.core.models import WorkItem
+from handoff.core.models import utcnow
 from handoff.core.routing import lifecycle
 
 ORDER_PREFIX = "RFQ-"

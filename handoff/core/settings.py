@@ -9,7 +9,8 @@ from __future__ import annotations
 from pathlib import Path
 
 from pydantic import Field
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import BaseSettings
+from pydantic_settings import SettingsConfigDict
 
 HOME = Path.home() / ".handoff"
 SHARED_DATA = Path(__file__).resolve().parents[2].parent / "shared" / "data"

@@ -25,17 +25,27 @@ import json
 import os
 import statistics
 from collections.abc import Iterable
-from datetime import UTC, date, datetime, time, timedelta
+from datetime import UTC
+from datetime import date
+from datetime import datetime
+from datetime import time
+from datetime import timedelta
 from functools import lru_cache
 from pathlib import Path
 
-from pydantic import BaseModel, Field, field_validator
+from pydantic import BaseModel
+from pydantic import Field
+from pydantic import field_validator
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from handoff.core import work_types
-from handoff.core.models import WorkItem, WorkItemState
-from handoff.core.routing.eligibility import as_utc_naive, parse_hhmm, parse_work_days, zone
+from handoff.core.models import WorkItem
+from handoff.core.models import WorkItemState
+from handoff.core.routing.eligibility import as_utc_naive
+from handoff.core.routing.eligibility import parse_hhmm
+from handoff.core.routing.eligibility import parse_work_days
+from handoff.core.routing.eligibility import zone
 from handoff.core.settings import settings
 
 ENV_VAR = "HANDOFF_SLA_CONFIG"

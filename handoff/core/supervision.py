@@ -17,12 +17,18 @@ import numpy as np
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from handoff.core import audit, sla
-from handoff.core.clock import as_utc_naive, epoch
-from handoff.core.models import Worker, WorkItem, WorkItemState, utcnow
+from handoff.core import audit
+from handoff.core import sla
+from handoff.core.clock import as_utc_naive
+from handoff.core.clock import epoch
+from handoff.core.models import Worker
+from handoff.core.models import WorkItem
+from handoff.core.models import WorkItemState
+from handoff.core.models import utcnow
 from handoff.core.routing import router
 from handoff.core.routing.claims import claim
-from handoff.core.routing.eligibility import effective_requirements, meets
+from handoff.core.routing.eligibility import effective_requirements
+from handoff.core.routing.eligibility import meets
 from handoff.core.routing.live import index_for
 
 

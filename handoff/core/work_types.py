@@ -34,14 +34,17 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable
+from collections.abc import Iterable
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from handoff.core.models import OrderCheck, WorkItem
+from handoff.core.models import OrderCheck
+from handoff.core.models import WorkItem
 from handoff.core.settings import settings
 
 StandinAnswer = Mapping[str, Any] | Callable[[WorkItem, Session], Mapping[str, Any]]

@@ -17,11 +17,15 @@ import contextvars
 import statistics
 import threading
 import time
-from collections import Counter, defaultdict
+from collections import Counter
+from collections import defaultdict
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor, as_completed
-from dataclasses import dataclass, field
-from datetime import date, timedelta
+from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import as_completed
+from dataclasses import dataclass
+from dataclasses import field
+from datetime import date
+from datetime import timedelta
 from functools import partial
 from pathlib import Path
 
@@ -29,11 +33,18 @@ from sqlalchemy import select
 
 from handoff.core.db import session
 from handoff.core.intake import IntakeResult
-from handoff.core.models import AuditEvent, Order, QuoteRequest, WorkItem, WorkItemState
+from handoff.core.models import AuditEvent
+from handoff.core.models import Order
+from handoff.core.models import QuoteRequest
+from handoff.core.models import WorkItem
+from handoff.core.models import WorkItemState
 from handoff.core.settings import settings
 from handoff.runtime import prefect_server
-from handoff.runtime.standins import ensure_standin_reps, standin_answer
-from handoff.runtime.steps import StepNotReady, complete_step, waiting_steps
+from handoff.runtime.standins import ensure_standin_reps
+from handoff.runtime.standins import standin_answer
+from handoff.runtime.steps import StepNotReady
+from handoff.runtime.steps import complete_step
+from handoff.runtime.steps import waiting_steps
 
 
 @dataclass
@@ -154,8 +165,10 @@ def import_feed(orders: int | None, summary_requests: IntakeResult) -> IntakeRes
     """Northwind's orders through intake; every RFQ_SHARE-th as a request for quotation instead."""
     import json
 
-    from handoff.core.intake import submit_orders, submit_quote_requests
-    from handoff.core.northwind import load_catalogue, northwind_orders
+    from handoff.core.intake import submit_orders
+    from handoff.core.intake import submit_quote_requests
+    from handoff.core.northwind import load_catalogue
+    from handoff.core.northwind import northwind_orders
     from handoff.runtime import outbox
 
     load_catalogue()
@@ -176,7 +189,9 @@ def customers_answer(sandbox_url: str, request_ids: list[str], summary: DemoSumm
     would): accepted ones become orders. Returns the requests nobody answered."""
     import httpx
 
-    from handoff.core.quotes import AnswerRefused, answer_quote, current_quote
+    from handoff.core.quotes import AnswerRefused
+    from handoff.core.quotes import answer_quote
+    from handoff.core.quotes import current_quote
     from handoff.runtime import outbox
 
     silent = []

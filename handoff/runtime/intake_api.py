@@ -28,20 +28,21 @@ from dataclasses import asdict
 from typing import Any
 
 import uvicorn
-from fastapi import Depends, FastAPI, HTTPException, Request
+from fastapi import Depends
+from fastapi import FastAPI
+from fastapi import HTTPException
+from fastapi import Request
 from fastapi.responses import JSONResponse
 from starlette.concurrency import run_in_threadpool
 from uvicorn.protocols.http.h11_impl import H11Protocol
 
-from handoff.core.intake import (
-    QUOTE_REQUEST_FORM,
-    IntakeInterrupted,
-    IntakeResult,
-    parse_csv_orders,
-    parse_json_orders,
-    submit_orders,
-    submit_quote_requests,
-)
+from handoff.core.intake import QUOTE_REQUEST_FORM
+from handoff.core.intake import IntakeInterrupted
+from handoff.core.intake import IntakeResult
+from handoff.core.intake import parse_csv_orders
+from handoff.core.intake import parse_json_orders
+from handoff.core.intake import submit_orders
+from handoff.core.intake import submit_quote_requests
 from handoff.core.intake.text import printable
 from handoff.core.settings import settings
 from handoff.runtime import outbox
@@ -187,8 +188,11 @@ ANSWERS = {"accept": True, "decline": False}
 def take_answer(request_id: str, raw: bytes, announce: bool) -> JSONResponse:
     """The database side of an answer: 200 with the order (if accepted), 404 no such quote, 409
     refused (declined, expired, not sent), 422 not an answer. The same answer again is 200."""
-    from handoff.core.intake.reading import DECODER, decode
-    from handoff.core.quotes import AnswerRefused, UnknownQuote, answer_quote
+    from handoff.core.intake.reading import DECODER
+    from handoff.core.intake.reading import decode
+    from handoff.core.quotes import AnswerRefused
+    from handoff.core.quotes import UnknownQuote
+    from handoff.core.quotes import answer_quote
 
     text, why = decode(raw)
     try:

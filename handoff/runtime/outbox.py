@@ -19,7 +19,8 @@ from __future__ import annotations
 import logging
 import time
 import uuid
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
@@ -27,7 +28,9 @@ from typing import Any
 from sqlalchemy import select
 
 from handoff.core.db import session
-from handoff.core.models import Order, QuoteRequest, utcnow
+from handoff.core.models import Order
+from handoff.core.models import QuoteRequest
+from handoff.core.models import utcnow
 
 log = logging.getLogger(__name__)
 
@@ -167,7 +170,9 @@ def confirm_announced(order_ids: Iterable[str], topic: Topic = ORDERS) -> list[s
 def events_on_server(order_ids: list[str], topic: Topic = ORDERS) -> set[str]:
     """Of these orders, those whose `order.received` event the Prefect server has stored."""
     from prefect.client.orchestration import get_client
-    from prefect.events.filters import EventFilter, EventIDFilter, EventNameFilter
+    from prefect.events.filters import EventFilter
+    from prefect.events.filters import EventIDFilter
+    from prefect.events.filters import EventNameFilter
 
     by_event = {event_id(o, topic): o for o in order_ids}
     found: set[str] = set()

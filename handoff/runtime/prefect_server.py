@@ -99,13 +99,11 @@ def flush_and_stop(proc: subprocess.Popen | None) -> None:
 @contextmanager
 def using(url: str) -> Iterator[None]:
     """Point this process's Prefect client at `url`."""
-    from prefect.settings import (
-        PREFECT_API_AUTH_STRING,
-        PREFECT_API_URL,
-        PREFECT_CLIENT_MAX_RETRIES,
-        PREFECT_CLIENT_RETRY_EXTRA_CODES,
-        temporary_settings,
-    )
+    from prefect.settings import PREFECT_API_AUTH_STRING
+    from prefect.settings import PREFECT_API_URL
+    from prefect.settings import PREFECT_CLIENT_MAX_RETRIES
+    from prefect.settings import PREFECT_CLIENT_RETRY_EXTRA_CODES
+    from prefect.settings import temporary_settings
 
     from handoff.runtime.console_lock import stored_auth_string
 

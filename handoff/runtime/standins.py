@@ -12,7 +12,9 @@ from sqlalchemy.orm import Session
 
 from handoff.core import work_types
 from handoff.core.db import session
-from handoff.core.models import Worker, WorkerSkill, WorkItem
+from handoff.core.models import Worker
+from handoff.core.models import WorkerSkill
+from handoff.core.models import WorkItem
 
 # name, role, capacity, {skill: level}. Sales and operations are different people, so a
 # handoff meeting's two sign-offs always come from two sides.

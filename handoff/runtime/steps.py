@@ -8,16 +8,20 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, NoReturn
+from typing import Any
+from typing import NoReturn
 from uuid import UUID
 
 from pydantic import ValidationError
 from sqlalchemy import select
 
-from checklists.forms import FORMS, StepForm
-from handoff.core import audit, identity
+from checklists.forms import FORMS
+from checklists.forms import StepForm
+from handoff.core import audit
+from handoff.core import identity
 from handoff.core.db import session
-from handoff.core.models import WorkItem, WorkItemState
+from handoff.core.models import WorkItem
+from handoff.core.models import WorkItemState
 from handoff.core.routing import router
 from handoff.runtime import prefect_patches
 

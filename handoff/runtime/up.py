@@ -18,15 +18,18 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import date, timedelta
+from datetime import date
+from datetime import timedelta
 from itertools import count
 from typing import TYPE_CHECKING
 
 from handoff.core.settings import settings
-from handoff.runtime import prefect_server, warm_start
+from handoff.runtime import prefect_server
+from handoff.runtime import warm_start
 
 if TYPE_CHECKING:
-    from handoff.core.models import Order, QuoteRequest
+    from handoff.core.models import Order
+    from handoff.core.models import QuoteRequest
 
 ROOT = prefect_server.ROOT
 OUTBOX_SECONDS = 5.0
@@ -87,7 +90,8 @@ def start_unstarted_pipelines(grace: timedelta = STALLED_AFTER) -> int:
     """Start the pipeline of each announced order that has none yet (its event found no trigger).
 
     A run that started and then crashed or failed is sla-watch's to restart (tasks/stranded.py)."""
-    from handoff.core.models import Order, OrderStatus
+    from handoff.core.models import Order
+    from handoff.core.models import OrderStatus
 
     unstarted = announced_but_not_taken(Order, OrderStatus.RECEIVED, grace)
     return start_where_no_run_is_live(unstarted, "order-pipeline", "order_id", start_pipeline)
@@ -96,7 +100,8 @@ def start_unstarted_pipelines(grace: timedelta = STALLED_AFTER) -> int:
 def start_unstarted_quotations(grace: timedelta = STALLED_AFTER) -> int:
     """Start the quotation of each announced request for quotation that no run took (its
     quote.requested event found no trigger)."""
-    from handoff.core.models import QuoteRequest, QuoteState
+    from handoff.core.models import QuoteRequest
+    from handoff.core.models import QuoteState
 
     unstarted = announced_but_not_taken(QuoteRequest, QuoteState.REQUESTED, grace)
     return start_where_no_run_is_live(unstarted, "quotation", "request_id", start_quotation)
@@ -188,13 +193,11 @@ def live_runs_of(deployment: str, parameter: str) -> set[str]:
     """The `parameter` values (orders, requests) that already have a run of the deployment on
     its way (queued, running or waiting)."""
     from prefect.client.orchestration import get_client
-    from prefect.client.schemas.filters import (
-        DeploymentFilter,
-        DeploymentFilterName,
-        FlowRunFilter,
-        FlowRunFilterState,
-        FlowRunFilterStateType,
-    )
+    from prefect.client.schemas.filters import DeploymentFilter
+    from prefect.client.schemas.filters import DeploymentFilterName
+    from prefect.client.schemas.filters import FlowRunFilter
+    from prefect.client.schemas.filters import FlowRunFilterState
+    from prefect.client.schemas.filters import FlowRunFilterStateType
     from prefect.client.schemas.objects import StateType
 
     live: set[str] = set()
@@ -217,7 +220,8 @@ def live_runs_of(deployment: str, parameter: str) -> set[str]:
 def feed_orders(feed: Feed, stop: threading.Event, say: Callable[[str], None]) -> None:
     """Submit the feed's orders one at a time through intake, as if each arrived today."""
     from handoff.core.intake import submit_orders
-    from handoff.core.northwind import load_catalogue, northwind_orders
+    from handoff.core.northwind import load_catalogue
+    from handoff.core.northwind import northwind_orders
     from handoff.runtime.outbox import announce_orders
 
     if feed.source != "northwind":
@@ -278,9 +282,13 @@ def stop_jobs(stop: threading.Event, threads: list[threading.Thread]) -> None:
 
 
 def run_up(feed: Feed | None, say: Callable[[str], None], lock_ui: bool | None = None) -> None:
-    from deployments import DEFINITIONS, serve, serving_runner
-    from handoff.runtime import console_lock, zombies
-    from handoff.runtime.intake_api import IntakeServer, intake_token
+    from deployments import DEFINITIONS
+    from deployments import serve
+    from deployments import serving_runner
+    from handoff.runtime import console_lock
+    from handoff.runtime import zombies
+    from handoff.runtime.intake_api import IntakeServer
+    from handoff.runtime.intake_api import intake_token
     from handoff.runtime.standins import ensure_standin_reps
     from handoff.runtime.worklist import WorklistServer
 

@@ -28,15 +28,14 @@ import importlib
 import logging
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+from typing import Any
 
 import anyio
 import anyio.abc
-from prefect.workers.process import (
-    ProcessJobConfiguration,
-    ProcessWorker,
-    ProcessWorkerResult,
-)
+from prefect.workers.process import ProcessJobConfiguration
+from prefect.workers.process import ProcessWorker
+from prefect.workers.process import ProcessWorkerResult
 
 if TYPE_CHECKING:
     from prefect.client.schemas.objects import FlowRun

@@ -32,7 +32,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from handoff.core.settings import settings
-from handoff.runtime import prefect_server, zombies
+from handoff.runtime import prefect_server
+from handoff.runtime import zombies
 
 POOL = "back-office"
 WORKER_STOP_SECONDS = 30
@@ -115,7 +116,8 @@ def ensure_pool(name: str) -> None:
     from prefect.client.schemas.actions import WorkPoolCreate
     from prefect.exceptions import ObjectNotFound
 
-    from handoff.runtime.warm_worker import WORKER_TYPE, WarmProcessWorker
+    from handoff.runtime.warm_worker import WORKER_TYPE
+    from handoff.runtime.warm_worker import WarmProcessWorker
 
     with get_client(sync_client=True) as client:
         try:
@@ -188,10 +190,17 @@ class Workers:
 
 def run_workers(spec: StackSpec, feed, say: Callable[[str], None]) -> None:
     """Server, sandbox, pool and deployments, N workers, intake, outbox and feed, until Ctrl-C."""
-    from deployments import DEFINITIONS, deploy_all
-    from handoff.runtime.intake_api import IntakeServer, intake_token
+    from deployments import DEFINITIONS
+    from deployments import deploy_all
+    from handoff.runtime.intake_api import IntakeServer
+    from handoff.runtime.intake_api import intake_token
     from handoff.runtime.standins import ensure_standin_reps
-    from handoff.runtime.up import ROOT, announce_pending_orders, feed_orders, start_jobs, start_systems, stop_jobs
+    from handoff.runtime.up import ROOT
+    from handoff.runtime.up import announce_pending_orders
+    from handoff.runtime.up import feed_orders
+    from handoff.runtime.up import start_jobs
+    from handoff.runtime.up import start_systems
+    from handoff.runtime.up import stop_jobs
 
     os.chdir(ROOT)
     ensure_standin_reps()
@@ -243,7 +252,8 @@ def run_worker(pool: str, name: str | None, limit: int | None, warm: bool, say: 
     """One worker on this machine, until Ctrl-C (`handoff worker`)."""
     import asyncio
 
-    from prefect.settings import PREFECT_WORKER_QUERY_SECONDS, temporary_settings
+    from prefect.settings import PREFECT_WORKER_QUERY_SECONDS
+    from prefect.settings import temporary_settings
 
     from handoff.runtime.warm_worker import WarmProcessWorker
 

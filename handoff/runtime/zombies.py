@@ -42,7 +42,8 @@ def crash_silent_runs_automation():  # noqa: ANN201 - prefect.automations.Automa
     from prefect.automations import Automation
     from prefect.client.schemas.objects import StateType
     from prefect.events.actions import ChangeFlowRunState
-    from prefect.events.schemas.automations import EventTrigger, Posture
+    from prefect.events.schemas.automations import EventTrigger
+    from prefect.events.schemas.automations import Posture
 
     return Automation(
         name=AUTOMATION_NAME,

@@ -4,7 +4,9 @@ against its SLA, quotes about to expire, quote-to-order conversion."""
 from __future__ import annotations
 
 import json
-from datetime import UTC, datetime, timedelta
+from datetime import UTC
+from datetime import datetime
+from datetime import timedelta
 
 from quote_records import sent_quote
 from typer.testing import CliRunner
@@ -14,7 +16,8 @@ from handoff.cli.main import app
 from handoff.core.db import session
 from handoff.core.intake import submit_quote_requests
 from handoff.core.models import QuoteRequest
-from handoff.core.quotes import answer_quote, expire_due_quotes
+from handoff.core.quotes import answer_quote
+from handoff.core.quotes import expire_due_quotes
 
 
 def test_figures_by_state_turnaround_expiring_and_conversion(db, monkeypatch):

@@ -6,7 +6,9 @@ The scenario is read at NOW, Wednesday 2026-03-11 14:00 UTC, on the default busi
 
 import json
 from dataclasses import dataclass
-from datetime import date, datetime, timedelta
+from datetime import date
+from datetime import datetime
+from datetime import timedelta
 
 import pytest
 import typer
@@ -15,8 +17,14 @@ from typer.testing import CliRunner
 from handoff.analytics import reports
 from handoff.cli.report import register
 from handoff.core.db import session
-from handoff.core.models import AuditEvent, Defect, Order, Worker, WorkerSkill, WorkItem
-from handoff.core.sla import BusinessClock, BusinessHours
+from handoff.core.models import AuditEvent
+from handoff.core.models import Defect
+from handoff.core.models import Order
+from handoff.core.models import Worker
+from handoff.core.models import WorkerSkill
+from handoff.core.models import WorkItem
+from handoff.core.sla import BusinessClock
+from handoff.core.sla import BusinessHours
 
 NOW = datetime(2026, 3, 11, 14, 0)  # a Wednesday
 H = timedelta(hours=1)

@@ -12,7 +12,8 @@ import os
 import socket
 import subprocess
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -228,7 +229,8 @@ def worklist_server(ui_server: UIServer, db: str) -> Iterator[WorklistHandle]:
 
     import httpx
     import uvicorn
-    from prefect.settings import PREFECT_API_URL, temporary_settings
+    from prefect.settings import PREFECT_API_URL
+    from prefect.settings import temporary_settings
 
     from handoff.runtime.worklist import create_worklist_app
 

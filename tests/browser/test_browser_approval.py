@@ -25,7 +25,9 @@ import pytest
 from handoff.core import identity
 from handoff.core.db import session
 from handoff.core.intake import submit_orders
-from handoff.core.models import AuditEvent, Order, WorkItem
+from handoff.core.models import AuditEvent
+from handoff.core.models import Order
+from handoff.core.models import WorkItem
 from handoff.runtime.steps import waiting_steps
 
 pytestmark = [

@@ -19,20 +19,16 @@ from sqlalchemy import select
 
 from handoff.core import identity
 from handoff.core.db import session
-from handoff.core.models import (
-    AuditEvent,
-    Order,
-    Worker,
-    WorkItem,
-    WorkItemState,
-    utcnow,
-)
+from handoff.core.models import AuditEvent
+from handoff.core.models import Order
+from handoff.core.models import Worker
+from handoff.core.models import WorkItem
+from handoff.core.models import WorkItemState
+from handoff.core.models import utcnow
 from handoff.core.routing import router
 from handoff.core.routing.eligibility import meets
-from tests.browser.test_browser_approval import (
-    receive_large_order,
-    wait_until_paused_for_the_form,
-)
+from tests.browser.test_browser_approval import receive_large_order
+from tests.browser.test_browser_approval import wait_until_paused_for_the_form
 
 pytestmark = [
     pytest.mark.browser,

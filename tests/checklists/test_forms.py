@@ -5,9 +5,14 @@ from __future__ import annotations
 from typing import Literal
 
 import pytest
-from pydantic import Field, ValidationError
+from pydantic import Field
+from pydantic import ValidationError
 
-from checklists.forms import CreditReview, Decision, DiscountApproval, InvoiceApproval, OrderApproval
+from checklists.forms import CreditReview
+from checklists.forms import Decision
+from checklists.forms import DiscountApproval
+from checklists.forms import InvoiceApproval
+from checklists.forms import OrderApproval
 from handoff.runtime.worklist.fields import errors_by_field
 
 # form, the choice that needs a reason, what the person is told without one

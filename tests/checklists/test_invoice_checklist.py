@@ -2,7 +2,8 @@
 to the cent in Python) and refuses one that is more than a cent off, whatever the amounts."""
 
 import pandas as pd
-from hypothesis import given, settings
+from hypothesis import given
+from hypothesis import settings
 from hypothesis import strategies as st
 
 from checklists.invoice_checklist import check_invoice

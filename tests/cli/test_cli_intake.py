@@ -8,7 +8,10 @@ import sqlite3
 
 import pytest
 from hypothesis import given
-from intake_payloads import SUMMARY, check_outcome, payloads, tally
+from intake_payloads import SUMMARY
+from intake_payloads import check_outcome
+from intake_payloads import payloads
+from intake_payloads import tally
 from typer.testing import CliRunner
 
 from handoff.cli.main import app

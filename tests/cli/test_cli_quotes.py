@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 from quote_records import sent_quote
-from sqlalchemy import func, select
+from sqlalchemy import func
+from sqlalchemy import select
 from typer.testing import CliRunner
 
 from handoff.cli.main import app
 from handoff.core.db import session
-from handoff.core.models import Order, QuoteRequest
+from handoff.core.models import Order
+from handoff.core.models import QuoteRequest
 
 runner = CliRunner()
 

@@ -20,7 +20,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from hypothesis import strategies as st
-from sqlalchemy import func, select
+from sqlalchemy import func
+from sqlalchemy import select
 
 # --- values -----------------------------------------------------------------------------------
 
@@ -297,7 +298,8 @@ class Tally:
 
 def tally() -> Tally:
     from handoff.core.db import session
-    from handoff.core.models import Order, Quarantine
+    from handoff.core.models import Order
+    from handoff.core.models import Quarantine
 
     with session() as s:
         return Tally(

@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import json
-from datetime import date, timedelta
+from datetime import date
+from datetime import timedelta
 
 from handoff.core.db import session
 from handoff.core.intake import submit_quote_requests
-from handoff.core.models import Quote, QuoteRequest, QuoteState
+from handoff.core.models import Quote
+from handoff.core.models import QuoteRequest
+from handoff.core.models import QuoteState
 
 
 def requested(request_id: str) -> None:

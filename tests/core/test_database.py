@@ -4,7 +4,8 @@ import pytest
 from alembic import command
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from sqlalchemy import create_engine, inspect
+from sqlalchemy import create_engine
+from sqlalchemy import inspect
 
 from handoff.core.db import alembic_config
 from handoff.core.models import Base

@@ -12,7 +12,11 @@ from sqlalchemy import select
 
 from handoff.core import identity
 from handoff.core.db import session
-from handoff.core.models import AuditEvent, LoginAttempt, Worker, WorkItem, utcnow
+from handoff.core.models import AuditEvent
+from handoff.core.models import LoginAttempt
+from handoff.core.models import Worker
+from handoff.core.models import WorkItem
+from handoff.core.models import utcnow
 from handoff.core.work_types import WORK_TYPES
 
 

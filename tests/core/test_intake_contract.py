@@ -7,16 +7,17 @@ import json
 import re
 
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import func
+from sqlalchemy import select
 
 from handoff.core.db import session
-from handoff.core.intake import (
-    parse_csv_orders,
-    parse_json_orders,
-    read_order_file,
-    submit_orders,
-)
-from handoff.core.models import AuditEvent, Order, Quarantine
+from handoff.core.intake import parse_csv_orders
+from handoff.core.intake import parse_json_orders
+from handoff.core.intake import read_order_file
+from handoff.core.intake import submit_orders
+from handoff.core.models import AuditEvent
+from handoff.core.models import Order
+from handoff.core.models import Quarantine
 
 GOOD = {
     "order_id": "A-1",

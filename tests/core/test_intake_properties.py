@@ -3,17 +3,17 @@ quarantined or duplicate orders (at least one outcome), raises nothing, and the 
 agrees; every stored order keeps the contract. (The long run: bench/hostile_intake.py.)"""
 
 from hypothesis import given
-from intake_payloads import (
-    any_bytes,
-    check_outcome,
-    csv_documents,
-    json_documents,
-    payloads,
-    tally,
-)
+from intake_payloads import any_bytes
+from intake_payloads import check_outcome
+from intake_payloads import csv_documents
+from intake_payloads import json_documents
+from intake_payloads import payloads
+from intake_payloads import tally
 
 from handoff.core.db import session
-from handoff.core.intake import parse_csv_orders, parse_json_orders, submit_orders
+from handoff.core.intake import parse_csv_orders
+from handoff.core.intake import parse_json_orders
+from handoff.core.intake import submit_orders
 from handoff.core.intake.contract import stored_order_violations
 from handoff.core.intake.door import content_as_stored
 from handoff.core.models import Order

@@ -11,10 +11,12 @@ import multiprocessing
 from collections import Counter
 
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import func
+from sqlalchemy import select
 
 from handoff.core.db import session
-from handoff.core.models import Order, Quarantine
+from handoff.core.models import Order
+from handoff.core.models import Quarantine
 
 BOTH_DATABASES = pytest.mark.parametrize("db", ["sqlite", "postgres"], indirect=True)
 ROUNDS = 12

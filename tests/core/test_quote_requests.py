@@ -9,18 +9,23 @@ import json
 
 from hypothesis import given
 from hypothesis import strategies as st
-from intake_payloads import _pairs_deep, orders, payloads, to_json
-from sqlalchemy import func, select
+from intake_payloads import _pairs_deep
+from intake_payloads import orders
+from intake_payloads import payloads
+from intake_payloads import to_json
+from sqlalchemy import func
+from sqlalchemy import select
 
 from handoff.core.db import session
-from handoff.core.intake import (
-    parse_csv_orders,
-    parse_json_orders,
-    read_quote_request_file,
-    submit_quote_requests,
-)
+from handoff.core.intake import parse_csv_orders
+from handoff.core.intake import parse_json_orders
+from handoff.core.intake import read_quote_request_file
+from handoff.core.intake import submit_quote_requests
 from handoff.core.intake.contract import QUOTE_REQUEST_FORM
-from handoff.core.models import AuditEvent, Order, Quarantine, QuoteRequest
+from handoff.core.models import AuditEvent
+from handoff.core.models import Order
+from handoff.core.models import Quarantine
+from handoff.core.models import QuoteRequest
 
 
 def a_request(request_id: str = "R-1", quantity: int = 10, **changes) -> dict:

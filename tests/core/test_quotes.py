@@ -7,24 +7,32 @@ from __future__ import annotations
 import json
 import multiprocessing
 import threading
-from datetime import date, timedelta
+from datetime import date
+from datetime import timedelta
 
 import pytest
 from quote_records import sent_quote
-from sqlalchemy import func, select
+from sqlalchemy import func
+from sqlalchemy import select
 
 from handoff.core.db import session
 from handoff.core.intake import submit_quote_requests
-from handoff.core.models import AuditEvent, Order, Quote, QuoteRequest, Worker, WorkItem, WorkItemState, utcnow
-from handoff.core.quotes import (
-    FOLLOW_UP_CALL,
-    AnswerRefused,
-    UnknownQuote,
-    answer_quote,
-    expire_due_quotes,
-    follow_up_call_key,
-)
-from handoff.core.routing.lifecycle import NotAllowed, complete_item
+from handoff.core.models import AuditEvent
+from handoff.core.models import Order
+from handoff.core.models import Quote
+from handoff.core.models import QuoteRequest
+from handoff.core.models import Worker
+from handoff.core.models import WorkItem
+from handoff.core.models import WorkItemState
+from handoff.core.models import utcnow
+from handoff.core.quotes import FOLLOW_UP_CALL
+from handoff.core.quotes import AnswerRefused
+from handoff.core.quotes import UnknownQuote
+from handoff.core.quotes import answer_quote
+from handoff.core.quotes import expire_due_quotes
+from handoff.core.quotes import follow_up_call_key
+from handoff.core.routing.lifecycle import NotAllowed
+from handoff.core.routing.lifecycle import complete_item
 
 BOTH_DATABASES = pytest.mark.parametrize("db", ["sqlite", "postgres"], indirect=True)
 ROUNDS = 6
@@ -123,7 +131,8 @@ def answering_process(url: str, who: int, barrier, results) -> None:
 
     settings.database_url = url
     from handoff.core.db import engine
-    from handoff.core.quotes import AnswerRefused, answer_quote
+    from handoff.core.quotes import AnswerRefused
+    from handoff.core.quotes import answer_quote
 
     engine()
     for r in range(ROUNDS):

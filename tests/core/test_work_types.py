@@ -11,8 +11,12 @@ import math
 
 import pytest
 
-from handoff.core import sla, work_types
-from handoff.core.work_types import DECLARED, WORK_TYPES, UnknownWorkType, WorkType
+from handoff.core import sla
+from handoff.core import work_types
+from handoff.core.work_types import DECLARED
+from handoff.core.work_types import WORK_TYPES
+from handoff.core.work_types import UnknownWorkType
+from handoff.core.work_types import WorkType
 
 VALID = {
     "name": "site-survey",
@@ -97,7 +101,8 @@ def test_an_unknown_work_type_names_the_declared_ones():
 
 
 def test_every_work_type_has_its_form():
-    from checklists.forms import FORMS, StepForm
+    from checklists.forms import FORMS
+    from checklists.forms import StepForm
 
     assert set(FORMS) == set(WORK_TYPES)
     for name, kind in WORK_TYPES.items():
@@ -166,12 +171,19 @@ def test_stand_in_reps_can_do_every_work_type():
 
 @pytest.mark.parametrize("checklist_errors", [[], [{"text": "due before it was ordered"}]])
 def test_every_stand_in_answer_is_a_valid_form(db, checklist_errors):
-    from datetime import date, datetime
+    from datetime import date
+    from datetime import datetime
 
     from checklists.forms import FORMS
     from handoff.core.db import session
-    from handoff.core.models import Customer, Order, OrderCheck, Worker, WorkItem
-    from handoff.runtime.standins import STANDIN_ANSWERS, ensure_standin_reps, standin_answer
+    from handoff.core.models import Customer
+    from handoff.core.models import Order
+    from handoff.core.models import OrderCheck
+    from handoff.core.models import Worker
+    from handoff.core.models import WorkItem
+    from handoff.runtime.standins import STANDIN_ANSWERS
+    from handoff.runtime.standins import ensure_standin_reps
+    from handoff.runtime.standins import standin_answer
 
     assert set(STANDIN_ANSWERS) == set(WORK_TYPES)
     ensure_standin_reps()

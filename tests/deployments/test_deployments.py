@@ -8,7 +8,9 @@ from prefect.events import Event
 from prefect.server.utilities.user_templates import render_user_template_sync
 from typer.testing import CliRunner
 
-from deployments import DEFINITIONS, ORDER_RECEIVED_TRIGGER, runner_deployments
+from deployments import DEFINITIONS
+from deployments import ORDER_RECEIVED_TRIGGER
+from deployments import runner_deployments
 from handoff.cli.main import app
 
 
@@ -66,7 +68,8 @@ def test_the_same_definitions_deploy_to_a_work_pool(prefect_harness):
     on a process pool ran an order from its event through the approval wait and its resume.)"""
     from prefect.client.orchestration import get_client
     from prefect.client.schemas.actions import WorkPoolCreate
-    from prefect.client.schemas.filters import WorkPoolFilter, WorkPoolFilterName
+    from prefect.client.schemas.filters import WorkPoolFilter
+    from prefect.client.schemas.filters import WorkPoolFilterName
 
     with get_client(sync_client=True) as client:
         client.create_work_pool(WorkPoolCreate(name="back-office", type="process"), overwrite=True)

@@ -13,9 +13,11 @@ from collections import Counter
 from uuid import UUID
 
 import pytest
-from prefect import flow, task
+from prefect import flow
+from prefect import task
 from prefect.client.orchestration import get_client
-from prefect.client.schemas.filters import TaskRunFilter, TaskRunFilterFlowRunId
+from prefect.client.schemas.filters import TaskRunFilter
+from prefect.client.schemas.filters import TaskRunFilterFlowRunId
 
 from flows.handoff_meeting import handoff_meeting
 from flows.order_entry import order_entry
@@ -131,7 +133,8 @@ def test_a_refused_line_completes_and_operations_decide(responder):
 
 def test_a_taken_meeting_slot_completes_and_the_next_free_one_is_booked(responder, sandbox, monkeypatch):
     import flows.handoff_meeting as meeting_flow
-    from tasks.calendar import book_meeting, find_slots
+    from tasks.calendar import book_meeting
+    from tasks.calendar import find_slots
 
     taken = []
 

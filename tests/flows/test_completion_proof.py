@@ -21,16 +21,15 @@ from sqlalchemy import select
 
 from handoff.core import identity
 from handoff.core.db import session
-from handoff.core.models import AuditEvent, WorkItem
+from handoff.core.models import AuditEvent
+from handoff.core.models import WorkItem
 from handoff.runtime import prefect_patches
 from handoff.runtime.steps import waiting_steps
 from handoff.runtime.worklist import create_worklist_app
-from tests.flows.test_order_entry_flow import (
-    receive,
-    start_in_background,
-    status,
-    wait_for_step,
-)
+from tests.flows.test_order_entry_flow import receive
+from tests.flows.test_order_entry_flow import start_in_background
+from tests.flows.test_order_entry_flow import status
+from tests.flows.test_order_entry_flow import wait_for_step
 
 pytestmark = pytest.mark.usefixtures("prefect_harness", "catalogue", "reps", "sandbox")
 

@@ -11,7 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from handoff.core.work_types import WORK_TYPES, UnknownWorkType
+from handoff.core.work_types import WORK_TYPES
+from handoff.core.work_types import UnknownWorkType
 
 ROOT = Path(__file__).resolve().parents[2]
 FLOW_FILES = sorted((ROOT / "flows").glob("*.py"))
@@ -175,7 +176,8 @@ def test_a_human_step_needs_its_work_types_skill_unless_the_flow_says_otherwise(
 def test_a_step_is_answered_with_its_declared_form():
     """`handoff complete` and the stand-ins fill in the declared form; the flow must wait for it."""
     from checklists.forms import DiscountApproval
-    from tasks.human_step import HumanStep, ask_a_person
+    from tasks.human_step import HumanStep
+    from tasks.human_step import ask_a_person
 
     step = HumanStep(work_type="order-approval", step_key="k", title="t", description="d")
     with pytest.raises(TypeError, match="OrderApproval, not DiscountApproval"):

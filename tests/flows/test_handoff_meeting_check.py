@@ -16,9 +16,16 @@ from pathlib import Path
 
 import pytest
 from prefect.client.orchestration import get_client
-from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterTags
+from prefect.client.schemas.filters import FlowRunFilter
+from prefect.client.schemas.filters import FlowRunFilterTags
 from prefect.settings import get_current_settings
-from prefect.states import Cancelled, Completed, Crashed, Failed, Paused, Running, Suspended
+from prefect.states import Cancelled
+from prefect.states import Completed
+from prefect.states import Crashed
+from prefect.states import Failed
+from prefect.states import Paused
+from prefect.states import Running
+from prefect.states import Suspended
 
 from flows.handoff_meeting_check import handoff_meeting_check
 from handoff.core.db import session

@@ -4,7 +4,8 @@ through the Prefect API, as the UI or `handoff complete` would do it."""
 import contextvars
 import json
 import time
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import Future
+from concurrent.futures import ThreadPoolExecutor
 from uuid import UUID
 
 import pytest
@@ -13,10 +14,14 @@ from prefect.client.orchestration import get_client
 from flows.order_entry import order_entry
 from handoff.core.db import session
 from handoff.core.intake import submit_orders
-from handoff.core.models import AuditEvent, Order, Worker, WorkItem
+from handoff.core.models import AuditEvent
+from handoff.core.models import Order
+from handoff.core.models import Worker
+from handoff.core.models import WorkItem
 from handoff.core.routing.router import NotAllowed
 from handoff.core.settings import settings
-from handoff.runtime.steps import complete_step, waiting_steps
+from handoff.runtime.steps import complete_step
+from handoff.runtime.steps import waiting_steps
 
 pytestmark = pytest.mark.usefixtures("prefect_harness", "catalogue", "reps", "sandbox")
 

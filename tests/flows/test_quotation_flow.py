@@ -8,14 +8,20 @@ import json
 from datetime import timedelta
 
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import func
+from sqlalchemy import select
 
 from flows.order_pipeline import order_pipeline
 from flows.quotation import quotation
 from handoff.core.db import session
 from handoff.core.intake import submit_quote_requests
-from handoff.core.models import Order, OrderCheck, Quote, QuoteRequest, WorkItem
-from handoff.core.quotes import AnswerRefused, answer_quote
+from handoff.core.models import Order
+from handoff.core.models import OrderCheck
+from handoff.core.models import Quote
+from handoff.core.models import QuoteRequest
+from handoff.core.models import WorkItem
+from handoff.core.quotes import AnswerRefused
+from handoff.core.quotes import answer_quote
 
 pytestmark = pytest.mark.usefixtures("prefect_harness", "catalogue", "reps", "sandbox")
 

@@ -8,9 +8,11 @@ from datetime import date
 
 import pytest
 
-from flows.quotation import order_discount_step, request_discount_step
+from flows.quotation import order_discount_step
+from flows.quotation import request_discount_step
 from handoff.core.settings import settings
-from tasks.quotes import PricedQuote, RequestQuote
+from tasks.quotes import PricedQuote
+from tasks.quotes import RequestQuote
 
 LINES = [
     {"product_id": 1, "quantity": 10, "unit_price": 18.0, "discount": 0.25},

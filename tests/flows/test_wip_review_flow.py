@@ -1,15 +1,23 @@
 """The wip-review flow publishes the review as artifacts under stable keys, on a Prefect server."""
 
 import json
-from datetime import datetime, timedelta
+from datetime import datetime
+from datetime import timedelta
 
 import pytest
 from prefect.client.orchestration import get_client
-from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterFlowRunId, ArtifactFilterKey
+from prefect.client.schemas.filters import ArtifactFilter
+from prefect.client.schemas.filters import ArtifactFilterFlowRunId
+from prefect.client.schemas.filters import ArtifactFilterKey
 
-from flows.wip_review import KEYS, WipReviewOptions, wip_review
+from flows.wip_review import KEYS
+from flows.wip_review import WipReviewOptions
+from flows.wip_review import wip_review
 from handoff.core.db import session
-from handoff.core.models import Defect, Worker, WorkerSkill, WorkItem
+from handoff.core.models import Defect
+from handoff.core.models import Worker
+from handoff.core.models import WorkerSkill
+from handoff.core.models import WorkItem
 
 pytestmark = pytest.mark.usefixtures("prefect_harness")
 

@@ -18,16 +18,14 @@ from flows.provisioning import provisioning
 from flows.quotation import order_quotation
 from handoff.core.db import session
 from handoff.core.intake import submit_orders
-from handoff.core.models import (
-    Defect,
-    FulfilmentLine,
-    HandoffMeeting,
-    Invoice,
-    Order,
-    OrderLine,
-    Quote,
-    WorkItem,
-)
+from handoff.core.models import Defect
+from handoff.core.models import FulfilmentLine
+from handoff.core.models import HandoffMeeting
+from handoff.core.models import Invoice
+from handoff.core.models import Order
+from handoff.core.models import OrderLine
+from handoff.core.models import Quote
+from handoff.core.models import WorkItem
 
 pytestmark = pytest.mark.usefixtures("prefect_harness", "catalogue", "reps", "sandbox")
 
@@ -237,7 +235,8 @@ def test_a_meeting_whose_slot_is_taken_meanwhile_is_booked_at_the_next_free_one(
     before it books it (the calendar answers 409); it books the next free slot instead."""
 
     import flows.handoff_meeting as meeting_flow
-    from tasks.calendar import book_meeting, find_slots
+    from tasks.calendar import book_meeting
+    from tasks.calendar import find_slots
 
     taken = []
 

@@ -5,8 +5,11 @@ from __future__ import annotations
 
 from handoff.core.db import session
 from handoff.core.intake import IntakeResult
-from handoff.core.models import Order, QuoteRequest
-from handoff.runtime.demo import RFQ_SHARE, as_request, import_feed
+from handoff.core.models import Order
+from handoff.core.models import QuoteRequest
+from handoff.runtime.demo import RFQ_SHARE
+from handoff.runtime.demo import as_request
+from handoff.runtime.demo import import_feed
 from sandbox.crm import customer_answer
 
 

@@ -11,13 +11,19 @@ import httpx
 import pytest
 from fastapi.testclient import TestClient
 from hypothesis import given
-from intake_payloads import check_outcome, payloads, tally
-from sqlalchemy import func, select
+from intake_payloads import check_outcome
+from intake_payloads import payloads
+from intake_payloads import tally
+from sqlalchemy import func
+from sqlalchemy import select
 
 from handoff.core.db import session
-from handoff.core.models import Order, Quarantine
+from handoff.core.models import Order
+from handoff.core.models import Quarantine
 from handoff.core.settings import settings
-from handoff.runtime.intake_api import IntakeServer, create_intake_app, intake_token
+from handoff.runtime.intake_api import IntakeServer
+from handoff.runtime.intake_api import create_intake_app
+from handoff.runtime.intake_api import intake_token
 
 ORDER = {
     "order_id": "H-1",

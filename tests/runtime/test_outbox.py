@@ -16,12 +16,17 @@ from datetime import timedelta
 
 import pytest
 from prefect.client.orchestration import get_client
-from prefect.settings import PREFECT_API_URL, temporary_settings
+from prefect.settings import PREFECT_API_URL
+from prefect.settings import temporary_settings
 
 from handoff.core.db import session
-from handoff.core.intake import submit_orders, unannounced_orders
-from handoff.core.models import AuditEvent, Order, utcnow
-from handoff.runtime import outbox, up
+from handoff.core.intake import submit_orders
+from handoff.core.intake import unannounced_orders
+from handoff.core.models import AuditEvent
+from handoff.core.models import Order
+from handoff.core.models import utcnow
+from handoff.runtime import outbox
+from handoff.runtime import up
 
 pytestmark = pytest.mark.usefixtures("catalogue")
 
@@ -52,7 +57,8 @@ def nothing_listens():
 
 
 def stored_events(order_id: str) -> list[dict]:
-    from prefect.events.filters import EventFilter, EventIDFilter
+    from prefect.events.filters import EventFilter
+    from prefect.events.filters import EventIDFilter
 
     query = EventFilter(id=EventIDFilter(id=[outbox.event_id(order_id)]))
     with get_client(sync_client=True) as client:
@@ -134,7 +140,8 @@ def announced_long_ago(order_id: str) -> None:
 
 
 def pipeline_runs(deployment_id, order_id: str) -> list:
-    from prefect.client.schemas.filters import DeploymentFilter, DeploymentFilterId
+    from prefect.client.schemas.filters import DeploymentFilter
+    from prefect.client.schemas.filters import DeploymentFilterId
 
     with get_client(sync_client=True) as client:
         runs = client.read_flow_runs(deployment_filter=DeploymentFilter(id=DeploymentFilterId(any_=[deployment_id])))

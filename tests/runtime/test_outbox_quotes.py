@@ -10,10 +10,12 @@ from uuid import uuid4
 
 import pytest
 from prefect.client.orchestration import get_client
-from prefect.events.filters import EventFilter, EventIDFilter
+from prefect.events.filters import EventFilter
+from prefect.events.filters import EventIDFilter
 
 from handoff.core.db import session
-from handoff.core.intake import submit_quote_requests, unannounced_quote_requests
+from handoff.core.intake import submit_quote_requests
+from handoff.core.intake import unannounced_quote_requests
 from handoff.core.models import QuoteRequest
 from handoff.runtime import outbox
 

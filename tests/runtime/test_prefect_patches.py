@@ -21,7 +21,8 @@ import sqlalchemy as sa
 from packaging.version import Version
 from prefect.server.database.configurations import AioSqliteConfiguration
 
-from handoff.runtime import prefect_patches, prefect_server
+from handoff.runtime import prefect_patches
+from handoff.runtime import prefect_server
 
 
 @pytest.fixture
@@ -254,7 +255,8 @@ def test_a_flow_made_inside_a_function_still_pickles_by_value():
 
 def test_the_keys_come_from_the_paused_state_prefect_stores():
     from prefect.input import keyset_from_paused_state
-    from prefect.states import Paused, Suspended
+    from prefect.states import Paused
+    from prefect.states import Suspended
 
     for state in (Paused(pause_key="work-item-7-0"), Suspended(pause_key="work-item-7-1")):
         state.state_details.run_input_keyset = keyset_from_paused_state(state)
@@ -264,7 +266,8 @@ def test_the_keys_come_from_the_paused_state_prefect_stores():
 
 
 def test_a_run_not_paused_for_input_has_no_keys():
-    from prefect.states import Paused, Running
+    from prefect.states import Paused
+    from prefect.states import Running
 
     assert prefect_patches.pause_keyset(Running()) is None
     assert prefect_patches.pause_keyset(Paused(pause_key="x")) is None  # paused without a form
@@ -276,9 +279,11 @@ def test_a_waiting_run_keyset_read_from_the_server_finds_its_form(prefect_harnes
     import contextvars
     from concurrent.futures import ThreadPoolExecutor
 
-    from prefect import flow, pause_flow_run
+    from prefect import flow
+    from prefect import pause_flow_run
     from prefect.client.orchestration import get_client
-    from prefect.client.schemas.filters import FlowFilter, FlowFilterName
+    from prefect.client.schemas.filters import FlowFilter
+    from prefect.client.schemas.filters import FlowFilterName
     from prefect.input import RunInput
 
     class Answer(RunInput):

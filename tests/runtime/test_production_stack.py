@@ -14,7 +14,8 @@ import subprocess
 import sys
 import time
 from collections import Counter
-from datetime import date, timedelta
+from datetime import date
+from datetime import timedelta
 
 import httpx
 import pytest
@@ -110,7 +111,9 @@ def answer_until(done, timeout: float) -> list[tuple[str, str]]:
     """Stand-in reps answer every waiting step on the stack (it is this test's alone) until
     `done()`; returns (order id or "quote", work type) for each step answered."""
     from handoff.runtime.standins import standin_answer
-    from handoff.runtime.steps import StepNotReady, complete_step, waiting_steps
+    from handoff.runtime.steps import StepNotReady
+    from handoff.runtime.steps import complete_step
+    from handoff.runtime.steps import waiting_steps
 
     answered: set[tuple[int, str]] = set()
     steps: list[tuple[str, str]] = []
@@ -227,7 +230,8 @@ def logs_tail(home) -> str:
 
 def deployment_runs(name: str) -> list:
     from prefect.client.orchestration import get_client
-    from prefect.client.schemas.filters import DeploymentFilter, DeploymentFilterName
+    from prefect.client.schemas.filters import DeploymentFilter
+    from prefect.client.schemas.filters import DeploymentFilterName
 
     with get_client(sync_client=True) as client:
         return client.read_flow_runs(

@@ -6,10 +6,13 @@ from __future__ import annotations
 
 from fastapi.testclient import TestClient
 from quote_records import sent_quote
-from sqlalchemy import func, select
+from sqlalchemy import func
+from sqlalchemy import select
 
 from handoff.core.db import session
-from handoff.core.models import Order, Quarantine, QuoteRequest
+from handoff.core.models import Order
+from handoff.core.models import Quarantine
+from handoff.core.models import QuoteRequest
 from handoff.runtime.intake_api import create_intake_app
 
 RFQ = {

@@ -35,13 +35,11 @@ def test_client_lists_flow_runs_with_filters(prefect_harness):
     """Prefect 3.9.1's client and server agree on filters (fastapi 0.151-0.154 made the server
     refuse them with 422)."""
     from prefect.client.orchestration import get_client
-    from prefect.client.schemas.filters import (
-        FlowFilter,
-        FlowFilterName,
-        FlowRunFilter,
-        FlowRunFilterState,
-        FlowRunFilterStateType,
-    )
+    from prefect.client.schemas.filters import FlowFilter
+    from prefect.client.schemas.filters import FlowFilterName
+    from prefect.client.schemas.filters import FlowRunFilter
+    from prefect.client.schemas.filters import FlowRunFilterState
+    from prefect.client.schemas.filters import FlowRunFilterStateType
     from prefect.client.schemas.objects import StateType
 
     assert stack_probe(41) == 42
@@ -73,7 +71,8 @@ def test_the_server_schedules_a_deployments_runs(prefect_harness):
         )
     assert response.status_code < 300, response.text
     with get_client(sync_client=True) as client:
-        from prefect.client.schemas.filters import DeploymentFilter, DeploymentFilterId
+        from prefect.client.schemas.filters import DeploymentFilter
+        from prefect.client.schemas.filters import DeploymentFilterId
 
         runs = client.read_flow_runs(deployment_filter=DeploymentFilter(id=DeploymentFilterId(any_=[deployment_id])))
     assert len(runs) == 3

@@ -15,22 +15,23 @@ from uuid import UUID
 import pytest
 from prefect import flow
 from prefect.client.orchestration import get_client
-from prefect.states import Crashed, Pending, Running, Suspended
+from prefect.states import Crashed
+from prefect.states import Pending
+from prefect.states import Running
+from prefect.states import Suspended
 from quote_records import requested
 
 from handoff.analytics import reports
 from handoff.core.db import session
 from handoff.core.intake import submit_orders
-from handoff.core.models import (
-    AuditEvent,
-    Order,
-    OrderStatus,
-    QuoteRequest,
-    QuoteState,
-    WorkItem,
-    WorkItemState,
-    utcnow,
-)
+from handoff.core.models import AuditEvent
+from handoff.core.models import Order
+from handoff.core.models import OrderStatus
+from handoff.core.models import QuoteRequest
+from handoff.core.models import QuoteState
+from handoff.core.models import WorkItem
+from handoff.core.models import WorkItemState
+from handoff.core.models import utcnow
 from handoff.core.settings import settings
 from tasks import stranded
 
@@ -90,7 +91,8 @@ def a_suspended_deployed_run(deployment_id, order_id: str) -> tuple[str, int]:
 
 
 def runs_of(deployment_id) -> list:
-    from prefect.client.schemas.filters import DeploymentFilter, DeploymentFilterId
+    from prefect.client.schemas.filters import DeploymentFilter
+    from prefect.client.schemas.filters import DeploymentFilterId
 
     with get_client(sync_client=True) as client:
         return client.read_flow_runs(deployment_filter=DeploymentFilter(id=DeploymentFilterId(any_=[deployment_id])))

@@ -16,7 +16,8 @@ import pytest
 from prefect.client.orchestration import get_client
 
 from handoff.core.db import session
-from handoff.core.models import AuditEvent, WorkItem
+from handoff.core.models import AuditEvent
+from handoff.core.models import WorkItem
 from handoff.core.settings import settings
 
 pytestmark = pytest.mark.usefixtures("prefect_harness", "catalogue", "reps", "sandbox")
@@ -31,10 +32,12 @@ def complete_in_a_process(
     stack's home (and so the secret that signs completions), as every process of a stack does."""
     from pathlib import Path
 
-    from prefect.settings import PREFECT_API_URL, temporary_settings
+    from prefect.settings import PREFECT_API_URL
+    from prefect.settings import temporary_settings
 
     settings.database_url, settings.home = database_url, Path(home)
-    from handoff.core.routing.router import AlreadyCompleted, NotAllowed
+    from handoff.core.routing.router import AlreadyCompleted
+    from handoff.core.routing.router import NotAllowed
     from handoff.runtime.steps import complete_step
 
     with temporary_settings(updates={PREFECT_API_URL: api_url}):
@@ -154,7 +157,8 @@ def test_an_answer_that_reaches_the_run_second_is_aborted_and_refused_with_who_w
     from handoff.core import identity
     from handoff.core.intake import submit_orders
     from handoff.core.routing.router import AlreadyCompleted
-    from handoff.runtime import prefect_patches, steps
+    from handoff.runtime import prefect_patches
+    from handoff.runtime import steps
 
     monkeypatch.setattr(settings, "pause_poll_seconds", 1)
     order = {
@@ -225,7 +229,8 @@ def test_complete_item_closes_an_item_once_when_two_processes_race(db, tmp_path)
     from datetime import timedelta
     from pathlib import Path
 
-    from handoff.core.models import Worker, utcnow
+    from handoff.core.models import Worker
+    from handoff.core.models import utcnow
     from handoff.runtime.standins import ensure_standin_reps
 
     root = Path(__file__).resolve().parents[2]

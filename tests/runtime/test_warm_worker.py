@@ -12,11 +12,9 @@ from pathlib import Path
 import pytest
 from prefect.flows import Flow
 
-from handoff.runtime.warm_worker import (
-    WORKER_TYPE,
-    WarmProcessWorker,
-    flow_from_entrypoint,
-)
+from handoff.runtime.warm_worker import WORKER_TYPE
+from handoff.runtime.warm_worker import WarmProcessWorker
+from handoff.runtime.warm_worker import flow_from_entrypoint
 
 ROOT = Path(__file__).resolve().parents[2]
 

@@ -20,19 +20,18 @@ from sqlalchemy import select
 
 from handoff.core import identity
 from handoff.core.db import session
-from handoff.core.models import (
-    AuditEvent,
-    LoginAttempt,
-    Worker,
-    WorkerSkill,
-    WorkItem,
-    WorkItemState,
-    utcnow,
-)
+from handoff.core.models import AuditEvent
+from handoff.core.models import LoginAttempt
+from handoff.core.models import Worker
+from handoff.core.models import WorkerSkill
+from handoff.core.models import WorkItem
+from handoff.core.models import WorkItemState
+from handoff.core.models import utcnow
 from handoff.core.routing import router
 from handoff.core.routing.worklist import worklist
 from handoff.core.settings import settings
-from handoff.runtime.worklist import COOKIE, create_worklist_app
+from handoff.runtime.worklist import COOKIE
+from handoff.runtime.worklist import create_worklist_app
 
 PASSWORD = "correct horse battery"
 

@@ -7,7 +7,8 @@ import time
 import httpx
 import pytest
 
-from sandbox.faults import Fault, Faults
+from sandbox.faults import Fault
+from sandbox.faults import Faults
 
 RESERVATION = {"order_id": "10248", "line_no": 1, "product_id": 11, "quantity": 12}
 KEY = {"Idempotency-Key": "reserve:10248:1"}

@@ -12,7 +12,9 @@ from pathlib import Path
 import httpx
 
 from sandbox.faults import Faults
-from sandbox.reference import CREDIT_LIMITS, MANUAL_CATEGORIES, load_reference
+from sandbox.reference import CREDIT_LIMITS
+from sandbox.reference import MANUAL_CATEGORIES
+from sandbox.reference import load_reference
 from sandbox.server import start_sandbox
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -2,12 +2,22 @@
 
 from __future__ import annotations
 
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC
+from datetime import date
+from datetime import datetime
+from datetime import timedelta
 
 import pytest
 
-from tasks import activation, billing, calendar, crm, provisioning
-from tasks.http import BusinessRejection, Conflict, Declined, NotFound
+from tasks import activation
+from tasks import billing
+from tasks import calendar
+from tasks import crm
+from tasks import provisioning
+from tasks.http import BusinessRejection
+from tasks.http import Conflict
+from tasks.http import Declined
+from tasks.http import NotFound
 
 MONDAY_NINE = datetime(2030, 1, 7, 9, 0, tzinfo=UTC)
 

@@ -7,21 +7,22 @@ import re
 
 import httpx
 import pytest
-from prefect.states import Completed, Failed
+from prefect.states import Completed
+from prefect.states import Failed
 
-from tasks import crm, http, provisioning
-from tasks.http import (
-    BusinessRejection,
-    Conflict,
-    Declined,
-    NotFound,
-    RequestRejected,
-    SystemClient,
-    SystemUnavailable,
-    is_transient,
-    retry_on_transient,
-    system_url,
-)
+from tasks import crm
+from tasks import http
+from tasks import provisioning
+from tasks.http import BusinessRejection
+from tasks.http import Conflict
+from tasks.http import Declined
+from tasks.http import NotFound
+from tasks.http import RequestRejected
+from tasks.http import SystemClient
+from tasks.http import SystemUnavailable
+from tasks.http import is_transient
+from tasks.http import retry_on_transient
+from tasks.http import system_url
 
 
 def failed_with(exc: BaseException):

@@ -4,15 +4,25 @@ flows on the session's Prefect test server, against the sandbox with faults inje
 from __future__ import annotations
 
 from collections import Counter
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC
+from datetime import date
+from datetime import datetime
+from datetime import timedelta
 
 import httpx
 import pytest
 from prefect import flow
 
-from sandbox.faults import Fault, Faults
-from tasks import activation, billing, calendar, crm, provisioning
-from tasks.http import NotFound, SystemClient, SystemUnavailable
+from sandbox.faults import Fault
+from sandbox.faults import Faults
+from tasks import activation
+from tasks import billing
+from tasks import calendar
+from tasks import crm
+from tasks import provisioning
+from tasks.http import NotFound
+from tasks.http import SystemClient
+from tasks.http import SystemUnavailable
 
 pytestmark = pytest.mark.usefixtures("prefect_harness", "quick_retries")
 

@@ -1,15 +1,24 @@
 """What every part of the review shares: teams, thresholds, problem kinds, local days, formats."""
 
 from collections import Counter
-from datetime import UTC, date, datetime, time, timedelta
+from datetime import UTC
+from datetime import date
+from datetime import datetime
+from datetime import time
+from datetime import timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from handoff.core import sla, work_types
-from handoff.core.models import OrderStatus, Worker, WorkItem, WorkItemState, utcnow
+from handoff.core import sla
+from handoff.core import work_types
+from handoff.core.models import OrderStatus
+from handoff.core.models import Worker
+from handoff.core.models import WorkItem
+from handoff.core.models import WorkItemState
+from handoff.core.models import utcnow
 from handoff.core.routing.eligibility import as_utc_naive
 
 # Which team owns a work item, by the skill it requires: as the work types declare it.

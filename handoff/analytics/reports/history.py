@@ -2,28 +2,28 @@
 
 import math
 from dataclasses import dataclass
-from datetime import UTC, datetime, time, timedelta
+from datetime import UTC
+from datetime import datetime
+from datetime import time
+from datetime import timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import numpy as np
 import pandas as pd
-from sqlalchemy import or_, select
+from sqlalchemy import or_
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from handoff.analytics.reports.common import (
-    ACTIVE,
-    DEFAULT_CHART_DAYS,
-    _clock,
-    _now,
-    local_date,
-    local_midnight,
-    pct,
-)
+from handoff.analytics.reports.common import ACTIVE
+from handoff.analytics.reports.common import DEFAULT_CHART_DAYS
+from handoff.analytics.reports.common import _clock
+from handoff.analytics.reports.common import _now
+from handoff.analytics.reports.common import local_date
+from handoff.analytics.reports.common import local_midnight
+from handoff.analytics.reports.common import pct
 from handoff.core import sla
-from handoff.core.models import (
-    WorkItem,
-)
+from handoff.core.models import WorkItem
 from handoff.core.settings import settings
 
 # --- 6. history and the chart ----------------------------------------------------------------
@@ -101,7 +101,8 @@ def _to_local(samples: np.ndarray, tz: ZoneInfo) -> list[datetime]:
 def render_chart(hist: History, path: Path, title: str = "Work in progress") -> Path:
     """Draw the backlog over time and the on-time % per day into a PNG at `path`."""
     from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.dates import DateFormatter, DayLocator
+    from matplotlib.dates import DateFormatter
+    from matplotlib.dates import DayLocator
     from matplotlib.figure import Figure
 
     fig = Figure(figsize=(9, 5.5), dpi=90, layout="constrained")

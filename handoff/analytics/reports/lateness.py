@@ -2,29 +2,33 @@
 
 from collections import defaultdict
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
+from datetime import timedelta
 
-from sqlalchemy import func, or_, select
+from sqlalchemy import func
+from sqlalchemy import or_
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from handoff.analytics.reports.common import (
-    ACTIVE,
-    DEFAULT_DEFECT_DAYS,
-    DEFAULT_ON_TIME_DAYS,
-    FINISHED_ORDERS,
-    ORDER_DUE_WITHIN,
-    _active_items,
-    _clock,
-    _now,
-    fmt_duration,
-    local_date,
-    local_midnight,
-    pct,
-    summarise_failures,
-    team_for,
-)
+from handoff.analytics.reports.common import ACTIVE
+from handoff.analytics.reports.common import DEFAULT_DEFECT_DAYS
+from handoff.analytics.reports.common import DEFAULT_ON_TIME_DAYS
+from handoff.analytics.reports.common import FINISHED_ORDERS
+from handoff.analytics.reports.common import ORDER_DUE_WITHIN
+from handoff.analytics.reports.common import _active_items
+from handoff.analytics.reports.common import _clock
+from handoff.analytics.reports.common import _now
+from handoff.analytics.reports.common import fmt_duration
+from handoff.analytics.reports.common import local_date
+from handoff.analytics.reports.common import local_midnight
+from handoff.analytics.reports.common import pct
+from handoff.analytics.reports.common import summarise_failures
+from handoff.analytics.reports.common import team_for
 from handoff.core import sla
-from handoff.core.models import Defect, Order, WorkItem, WorkItemState
+from handoff.core.models import Defect
+from handoff.core.models import Order
+from handoff.core.models import WorkItem
+from handoff.core.models import WorkItemState
 
 # --- 3. jobs likely to be late ---------------------------------------------------------------
 

@@ -1,42 +1,43 @@
 """Parts 1 and 2 of the review: the queues, and the action list of problem cases."""
 
-from collections import Counter, defaultdict
+from collections import Counter
+from collections import defaultdict
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
+from datetime import timedelta
 
-from sqlalchemy import func, or_, select
+from sqlalchemy import func
+from sqlalchemy import or_
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from handoff.analytics.reports.common import (
-    ACTIVE,
-    COMPLETION_REFUSED,
-    DEFAULT_REFUSAL_HOURS,
-    DEFAULT_WAITING_MINUTES,
-    ESCALATED,
-    FINISHED_ORDERS,
-    NO_ELIGIBLE_REP,
-    OPEN_DEFECTS,
-    PAST_DUE,
-    PROBLEM_ORDER,
-    STRANDED_RUN,
-    UNASSIGNED,
-    _active_items,
-    _now,
-    fmt_duration,
-    summarise_failures,
-    team_for,
-)
-from handoff.core.models import (
-    OPEN_QUOTE_STATES,
-    AuditEvent,
-    Defect,
-    Order,
-    QuoteRequest,
-    Worker,
-    WorkItem,
-    WorkItemState,
-)
-from handoff.core.routing.eligibility import effective_requirements, meets
+from handoff.analytics.reports.common import ACTIVE
+from handoff.analytics.reports.common import COMPLETION_REFUSED
+from handoff.analytics.reports.common import DEFAULT_REFUSAL_HOURS
+from handoff.analytics.reports.common import DEFAULT_WAITING_MINUTES
+from handoff.analytics.reports.common import ESCALATED
+from handoff.analytics.reports.common import FINISHED_ORDERS
+from handoff.analytics.reports.common import NO_ELIGIBLE_REP
+from handoff.analytics.reports.common import OPEN_DEFECTS
+from handoff.analytics.reports.common import PAST_DUE
+from handoff.analytics.reports.common import PROBLEM_ORDER
+from handoff.analytics.reports.common import STRANDED_RUN
+from handoff.analytics.reports.common import UNASSIGNED
+from handoff.analytics.reports.common import _active_items
+from handoff.analytics.reports.common import _now
+from handoff.analytics.reports.common import fmt_duration
+from handoff.analytics.reports.common import summarise_failures
+from handoff.analytics.reports.common import team_for
+from handoff.core.models import OPEN_QUOTE_STATES
+from handoff.core.models import AuditEvent
+from handoff.core.models import Defect
+from handoff.core.models import Order
+from handoff.core.models import QuoteRequest
+from handoff.core.models import Worker
+from handoff.core.models import WorkItem
+from handoff.core.models import WorkItemState
+from handoff.core.routing.eligibility import effective_requirements
+from handoff.core.routing.eligibility import meets
 from handoff.core.routing.router import available_now
 
 # --- 1. queues -------------------------------------------------------------------------------

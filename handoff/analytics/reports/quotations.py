@@ -13,15 +13,22 @@ from __future__ import annotations
 
 import statistics
 from collections import Counter
-from dataclasses import dataclass, field
-from datetime import date, datetime, timedelta
+from dataclasses import dataclass
+from dataclasses import field
+from datetime import date
+from datetime import datetime
+from datetime import timedelta
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from handoff.analytics.reports.common import fmt_pct, pct
+from handoff.analytics.reports.common import fmt_pct
+from handoff.analytics.reports.common import pct
 from handoff.core import sla
-from handoff.core.models import OPEN_QUOTE_STATES, Quote, QuoteRequest, QuoteState
+from handoff.core.models import OPEN_QUOTE_STATES
+from handoff.core.models import Quote
+from handoff.core.models import QuoteRequest
+from handoff.core.models import QuoteState
 from handoff.core.settings import settings
 
 DEFAULT_EXPIRING_DAYS = 7

@@ -1,44 +1,40 @@
 """The whole review, and what people and machines read of it (tables, Markdown, JSON)."""
 
 import math
-from dataclasses import asdict, dataclass, fields, is_dataclass
-from datetime import date, datetime
+from dataclasses import asdict
+from dataclasses import dataclass
+from dataclasses import fields
+from dataclasses import is_dataclass
+from datetime import date
+from datetime import datetime
 from typing import Any
 
 import pandas as pd
 from sqlalchemy.orm import Session
 
-from handoff.analytics.reports.common import (
-    DEFAULT_DEFECT_DAYS,
-    DEFAULT_ON_TIME_DAYS,
-    DEFAULT_REFUSAL_HOURS,
-    DEFAULT_WAITING_MINUTES,
-    _clock,
-    _now,
-    fmt_duration,
-    fmt_pct,
-)
-from handoff.analytics.reports.lateness import (
-    DefectRow,
-    LateJob,
-    OnTime,
-    defect_log,
-    late_jobs,
-    on_time,
-)
-from handoff.analytics.reports.queues import (
-    ProblemCase,
-    QueueRow,
-    problem_cases,
-    queues,
-)
-from handoff.analytics.reports.quotations import (
-    QuotationFigures,
-    expiring_rows,
-    quotation_markdown,
-    quotation_rows,
-    quotations,
-)
+from handoff.analytics.reports.common import DEFAULT_DEFECT_DAYS
+from handoff.analytics.reports.common import DEFAULT_ON_TIME_DAYS
+from handoff.analytics.reports.common import DEFAULT_REFUSAL_HOURS
+from handoff.analytics.reports.common import DEFAULT_WAITING_MINUTES
+from handoff.analytics.reports.common import _clock
+from handoff.analytics.reports.common import _now
+from handoff.analytics.reports.common import fmt_duration
+from handoff.analytics.reports.common import fmt_pct
+from handoff.analytics.reports.lateness import DefectRow
+from handoff.analytics.reports.lateness import LateJob
+from handoff.analytics.reports.lateness import OnTime
+from handoff.analytics.reports.lateness import defect_log
+from handoff.analytics.reports.lateness import late_jobs
+from handoff.analytics.reports.lateness import on_time
+from handoff.analytics.reports.queues import ProblemCase
+from handoff.analytics.reports.queues import QueueRow
+from handoff.analytics.reports.queues import problem_cases
+from handoff.analytics.reports.queues import queues
+from handoff.analytics.reports.quotations import QuotationFigures
+from handoff.analytics.reports.quotations import expiring_rows
+from handoff.analytics.reports.quotations import quotation_markdown
+from handoff.analytics.reports.quotations import quotation_rows
+from handoff.analytics.reports.quotations import quotations
 from handoff.core import sla
 
 # --- the whole review ------------------------------------------------------------------------

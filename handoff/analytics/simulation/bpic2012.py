@@ -11,12 +11,10 @@ from __future__ import annotations
 from dataclasses import replace
 from pathlib import Path
 
-from handoff.analytics.simulation.eventlog import (
-    ActivityTerms,
-    LogOptions,
-    eventlog_workload,
-    workload_name,
-)
+from handoff.analytics.simulation.eventlog import ActivityTerms
+from handoff.analytics.simulation.eventlog import LogOptions
+from handoff.analytics.simulation.eventlog import eventlog_workload
+from handoff.analytics.simulation.eventlog import workload_name
 from handoff.analytics.simulation.workload import Workload
 from handoff.analytics.simulation.xes import load_touches
 

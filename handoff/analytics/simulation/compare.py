@@ -9,14 +9,16 @@ from __future__ import annotations
 
 import math
 import multiprocessing
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
+from collections.abc import Sequence
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-from handoff.analytics.simulation.engine import Metrics, simulate
+from handoff.analytics.simulation.engine import Metrics
+from handoff.analytics.simulation.engine import simulate
 from handoff.analytics.simulation.workloads import Workload
 
 

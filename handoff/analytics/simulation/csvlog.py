@@ -23,14 +23,12 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from handoff.analytics.simulation.touches import (
-    NAN,
-    Event,
-    ParsedLog,
-    cached,
-    iso_times,
-    touches_from_cases,
-)
+from handoff.analytics.simulation.touches import NAN
+from handoff.analytics.simulation.touches import Event
+from handoff.analytics.simulation.touches import ParsedLog
+from handoff.analytics.simulation.touches import cached
+from handoff.analytics.simulation.touches import iso_times
+from handoff.analytics.simulation.touches import touches_from_cases
 
 ROLES = ("case", "activity", "resource", "start", "end", "timestamp", "lifecycle", "value", "priority")
 # Header names recognised per role, compared without case, spaces, underscores, dashes or colons.

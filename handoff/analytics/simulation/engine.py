@@ -36,10 +36,16 @@ from functools import partial
 import numpy as np
 import simpy
 
-from handoff.analytics.simulation.calendar import ALWAYS_OPEN, DAY, Calendar
-from handoff.analytics.simulation.results import Metrics, SimulationResult  # noqa: F401  (re-exported)
+from handoff.analytics.simulation.calendar import ALWAYS_OPEN
+from handoff.analytics.simulation.calendar import DAY
+from handoff.analytics.simulation.calendar import Calendar
+from handoff.analytics.simulation.results import Metrics  # noqa: F401  (re-exported)
+from handoff.analytics.simulation.results import SimulationResult  # noqa: F401  (re-exported)
 from handoff.core.routing.index import RoutingIndex
-from handoff.core.routing.policy import Policy, RoutableItem, RoutableRep, make_policy
+from handoff.core.routing.policy import Policy
+from handoff.core.routing.policy import RoutableItem
+from handoff.core.routing.policy import RoutableRep
+from handoff.core.routing.policy import make_policy
 
 
 @dataclass(slots=True)

@@ -28,7 +28,8 @@ from __future__ import annotations
 import csv
 import json
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass
+from dataclasses import field
 from pathlib import Path
 
 import numpy as np
@@ -36,8 +37,10 @@ import numpy as np
 from handoff.analytics.simulation.calendar import Calendar
 from handoff.analytics.simulation.engine import WorkItem
 from handoff.analytics.simulation.hours import opening_hours_from_log
-from handoff.analytics.simulation.touches import ParsedLog, why_unusable
-from handoff.analytics.simulation.workload import SkillProfile, Workload
+from handoff.analytics.simulation.touches import ParsedLog
+from handoff.analytics.simulation.touches import why_unusable
+from handoff.analytics.simulation.workload import SkillProfile
+from handoff.analytics.simulation.workload import Workload
 
 MARKER_NAMES = {
     "start",

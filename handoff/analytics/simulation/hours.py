@@ -23,12 +23,10 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from handoff.analytics.simulation.calendar import (
-    ALWAYS_OPEN,
-    DAY,
-    Calendar,
-    WeeklyCalendar,
-)
+from handoff.analytics.simulation.calendar import ALWAYS_OPEN
+from handoff.analytics.simulation.calendar import DAY
+from handoff.analytics.simulation.calendar import Calendar
+from handoff.analytics.simulation.calendar import WeeklyCalendar
 
 OFFICE_HOURS = WeeklyCalendar.from_shift("09:00", "17:00", "01234")
 MIN_DAYS, MIN_SPAN_DAYS, MIN_WEEKLY_HOURS, MIN_COVERED = 5, 7.0, 8.0, 0.8

@@ -9,9 +9,12 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from handoff.analytics.simulation.calendar import DAY, WeeklyCalendar, weekday
+from handoff.analytics.simulation.calendar import DAY
+from handoff.analytics.simulation.calendar import WeeklyCalendar
+from handoff.analytics.simulation.calendar import weekday
 from handoff.analytics.simulation.engine import WorkItem
-from handoff.analytics.simulation.workload import SkillProfile, Workload
+from handoff.analytics.simulation.workload import SkillProfile
+from handoff.analytics.simulation.workload import Workload
 
 NORTHWIND_STEPS = (
     # (work type, skill, fixed seconds, seconds per order line, share of the promise window by

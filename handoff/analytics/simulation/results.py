@@ -7,13 +7,16 @@ tardiness by its value (falls back to the mean when no item has a value).
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict
+from dataclasses import dataclass
+from dataclasses import field
 from typing import TYPE_CHECKING
 
 import numpy as np
 
 if TYPE_CHECKING:
-    from handoff.analytics.simulation.engine import RepSpec, WorkItem
+    from handoff.analytics.simulation.engine import RepSpec
+    from handoff.analytics.simulation.engine import WorkItem
 
 
 @dataclass(frozen=True)

@@ -23,7 +23,8 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
+from dataclasses import field
 
 from handoff.analytics.simulation.compare import run_one
 from handoff.analytics.simulation.workload import Workload

@@ -12,9 +12,11 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from handoff.analytics.simulation.calendar import ALWAYS_OPEN, Calendar
+from handoff.analytics.simulation.calendar import ALWAYS_OPEN
+from handoff.analytics.simulation.calendar import Calendar
 from handoff.analytics.simulation.engine import WorkItem
-from handoff.analytics.simulation.workload import SkillProfile, Workload
+from handoff.analytics.simulation.workload import SkillProfile
+from handoff.analytics.simulation.workload import Workload
 
 
 @dataclass(frozen=True)

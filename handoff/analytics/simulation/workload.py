@@ -15,12 +15,16 @@ drawn from the skill profiles observed in the log (see `Workload.team`).
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass
+from dataclasses import field
+from dataclasses import replace
 
 import numpy as np
 
-from handoff.analytics.simulation.calendar import WEEK, Calendar
-from handoff.analytics.simulation.engine import RepSpec, WorkItem
+from handoff.analytics.simulation.calendar import WEEK
+from handoff.analytics.simulation.calendar import Calendar
+from handoff.analytics.simulation.engine import RepSpec
+from handoff.analytics.simulation.engine import WorkItem
 
 
 @dataclass(frozen=True)

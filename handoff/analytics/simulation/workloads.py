@@ -10,26 +10,22 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from handoff.analytics.simulation.bpic2012 import (  # noqa: F401
-    BPIC_DEFAULT_SLA_HOURS,
-    BPIC_GLOSSARY,
-    BPIC_PRIORITY,
-    BPIC_SLA_HOURS,
-    bpic2012_workload,
-)
-from handoff.analytics.simulation.eventlog import (  # noqa: F401
-    ActivityTerms,
-    LogOptions,
-    load_event_log,
-)
+from handoff.analytics.simulation.bpic2012 import BPIC_DEFAULT_SLA_HOURS  # noqa: F401
+from handoff.analytics.simulation.bpic2012 import BPIC_GLOSSARY  # noqa: F401
+from handoff.analytics.simulation.bpic2012 import BPIC_PRIORITY  # noqa: F401
+from handoff.analytics.simulation.bpic2012 import BPIC_SLA_HOURS  # noqa: F401
+from handoff.analytics.simulation.bpic2012 import bpic2012_workload  # noqa: F401
+from handoff.analytics.simulation.eventlog import ActivityTerms  # noqa: F401
+from handoff.analytics.simulation.eventlog import LogOptions  # noqa: F401
+from handoff.analytics.simulation.eventlog import load_event_log  # noqa: F401
 from handoff.analytics.simulation.hours import derive_opening_hours  # noqa: F401
-from handoff.analytics.simulation.northwind import NORTHWIND_STEPS, northwind_workload  # noqa: F401
-from handoff.analytics.simulation.synthetic import (  # noqa: F401
-    DEFAULT_TYPES,
-    TypeSpec,
-    synthetic_workload,
-)
-from handoff.analytics.simulation.workload import SkillProfile, Workload  # noqa: F401
+from handoff.analytics.simulation.northwind import NORTHWIND_STEPS  # noqa: F401
+from handoff.analytics.simulation.northwind import northwind_workload  # noqa: F401
+from handoff.analytics.simulation.synthetic import DEFAULT_TYPES  # noqa: F401
+from handoff.analytics.simulation.synthetic import TypeSpec  # noqa: F401
+from handoff.analytics.simulation.synthetic import synthetic_workload  # noqa: F401
+from handoff.analytics.simulation.workload import SkillProfile  # noqa: F401
+from handoff.analytics.simulation.workload import Workload  # noqa: F401
 
 NAMED = ("bpic2012", "northwind", "synthetic")
 

@@ -23,15 +23,13 @@ from collections import defaultdict
 from collections.abc import Iterator
 from pathlib import Path
 
-from handoff.analytics.simulation.touches import (
-    NAN,
-    Event,
-    ParsedLog,
-    cached,
-    default_cache_dir,  # noqa: F401  (re-exported: callers and tests use xes.default_cache_dir)
-    iso_times,
-    touches_from_cases,
-)
+from handoff.analytics.simulation.touches import NAN
+from handoff.analytics.simulation.touches import Event
+from handoff.analytics.simulation.touches import ParsedLog
+from handoff.analytics.simulation.touches import cached
+from handoff.analytics.simulation.touches import default_cache_dir  # noqa: F401  (re-exported: callers and tests use xes.default_cache_dir)
+from handoff.analytics.simulation.touches import iso_times
+from handoff.analytics.simulation.touches import touches_from_cases
 
 START_KEYS = ("start_timestamp", "time:start", "start_time")
 _ATTRIBUTE_TAGS = {"string", "date", "int", "float", "boolean", "id"}

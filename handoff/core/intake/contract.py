@@ -18,20 +18,21 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from datetime import date
-from typing import Annotated, Any
+from typing import Annotated
+from typing import Any
 
-from pydantic import (
-    AfterValidator,
-    BaseModel,
-    BeforeValidator,
-    ConfigDict,
-    Field,
-    ValidationError,
-    model_validator,
-)
+from pydantic import AfterValidator
+from pydantic import BaseModel
+from pydantic import BeforeValidator
+from pydantic import ConfigDict
+from pydantic import Field
+from pydantic import ValidationError
+from pydantic import model_validator
 from pydantic_core import PydanticCustomError
 
-from handoff.core.intake.text import field_name, quote, unprintable_characters
+from handoff.core.intake.text import field_name
+from handoff.core.intake.text import quote
+from handoff.core.intake.text import unprintable_characters
 
 # --- the limits (README: "The intake contract") ---------------------------------------------
 

@@ -12,29 +12,38 @@ look (a no-op UPDATE), so the look and the insert see the same database.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
+from collections.abc import Callable
+from collections.abc import Iterable
+from dataclasses import dataclass
+from dataclasses import field
 from typing import Any
 
-from sqlalchemy import select, text
-from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
+from sqlalchemy import select
+from sqlalchemy import text
+from sqlalchemy.exc import DBAPIError
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session
 
 from handoff.core import audit
 from handoff.core.db import session
-from handoff.core.intake.contract import ORDER_FORM, CustomerDocument, Form, OrderIn, Reason
+from handoff.core.intake.contract import ORDER_FORM
+from handoff.core.intake.contract import CustomerDocument
+from handoff.core.intake.contract import Form
+from handoff.core.intake.contract import OrderIn
+from handoff.core.intake.contract import Reason
 from handoff.core.intake.contract import check as check_contract
 from handoff.core.intake.reading import Submission
-from handoff.core.intake.text import clip, printable, quote
-from handoff.core.models import (
-    AuditEvent,
-    Base,
-    Customer,
-    Order,
-    OrderLine,
-    OrderStatus,
-    Quarantine,
-)
+from handoff.core.intake.text import clip
+from handoff.core.intake.text import printable
+from handoff.core.intake.text import quote
+from handoff.core.models import AuditEvent
+from handoff.core.models import Base
+from handoff.core.models import Customer
+from handoff.core.models import Order
+from handoff.core.models import OrderLine
+from handoff.core.models import OrderStatus
+from handoff.core.models import Quarantine
 
 log = logging.getLogger(__name__)
 
@@ -393,7 +402,8 @@ def _as_submission(item: Submission | tuple[Any, Any], form: Form = ORDER_FORM) 
     raw_bytes = raw.encode("utf-8", "surrogatepass") if isinstance(raw, str) else bytes(raw)
     if isinstance(data, dict) and "__unreadable__" in data:
         return Submission(raw_bytes, None, [{"field": "document", "message": str(data["__unreadable__"])}])
-    from handoff.core.intake.reading import _reference_of, _repeated_keys
+    from handoff.core.intake.reading import _reference_of
+    from handoff.core.intake.reading import _repeated_keys
 
     return Submission(raw_bytes, data, _repeated_keys(data), _reference_of(data, form))
 

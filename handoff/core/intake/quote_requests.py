@@ -17,10 +17,17 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from handoff.core.db import session
-from handoff.core.intake.contract import QUOTE_REQUEST_FORM, QuoteRequestIn
-from handoff.core.intake.door import Announcer, IntakeResult, Kind, add_new_customer, keep_as_received, submit
+from handoff.core.intake.contract import QUOTE_REQUEST_FORM
+from handoff.core.intake.contract import QuoteRequestIn
+from handoff.core.intake.door import Announcer
+from handoff.core.intake.door import IntakeResult
+from handoff.core.intake.door import Kind
+from handoff.core.intake.door import add_new_customer
+from handoff.core.intake.door import keep_as_received
+from handoff.core.intake.door import submit
 from handoff.core.intake.reading import Submission
-from handoff.core.models import QuoteRequest, QuoteState
+from handoff.core.models import QuoteRequest
+from handoff.core.models import QuoteState
 
 
 def store_quote_request(s: Session, request_in: QuoteRequestIn, source: str) -> QuoteRequest:

@@ -17,12 +17,18 @@ import math
 import re
 from collections import Counter
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
+from dataclasses import field
 from pathlib import Path
 from typing import Any
 
-from handoff.core.intake.contract import ORDER_FORM, QUOTE_REQUEST_FORM, Form, Reason, Unreadable
-from handoff.core.intake.text import clip, quote
+from handoff.core.intake.contract import ORDER_FORM
+from handoff.core.intake.contract import QUOTE_REQUEST_FORM
+from handoff.core.intake.contract import Form
+from handoff.core.intake.contract import Reason
+from handoff.core.intake.contract import Unreadable
+from handoff.core.intake.text import clip
+from handoff.core.intake.text import quote
 from handoff.core.settings import settings
 
 MAX_DIGITS = 30  # a JSON or CSV integer longer than this is out of every range the contract has

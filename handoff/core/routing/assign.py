@@ -19,22 +19,28 @@ from datetime import datetime
 
 import numpy as np
 from sqlalchemy import select
-from sqlalchemy.orm import Session, lazyload
+from sqlalchemy.orm import Session
+from sqlalchemy.orm import lazyload
 
-from handoff.core.clock import as_utc_naive, epoch
-from handoff.core.models import Worker, WorkItem, WorkItemState, utcnow
-from handoff.core.routing.claims import (
-    Claim,
-    assignment_event,
-    claim,
-    one_router_at_a_time,
-    record_assignment,
-    record_events,
-)
+from handoff.core.clock import as_utc_naive
+from handoff.core.clock import epoch
+from handoff.core.models import Worker
+from handoff.core.models import WorkItem
+from handoff.core.models import WorkItemState
+from handoff.core.models import utcnow
+from handoff.core.routing.claims import Claim
+from handoff.core.routing.claims import assignment_event
+from handoff.core.routing.claims import claim
+from handoff.core.routing.claims import one_router_at_a_time
+from handoff.core.routing.claims import record_assignment
+from handoff.core.routing.claims import record_events
 from handoff.core.routing.eligibility import signature
-from handoff.core.routing.live import OPEN, POLICY, index_for
+from handoff.core.routing.live import OPEN
+from handoff.core.routing.live import POLICY
+from handoff.core.routing.live import index_for
 from handoff.core.routing.policy import RoutableRep
-from handoff.core.routing.readmodel import as_routable_item, as_routable_rep
+from handoff.core.routing.readmodel import as_routable_item
+from handoff.core.routing.readmodel import as_routable_rep
 
 MAX_LOST_CLAIMS = 50  # a decision that keeps losing gives up (the next event or watch round retries)
 

@@ -14,18 +14,20 @@ import enum
 from datetime import datetime
 from typing import cast
 
-from sqlalchemy import CursorResult, bindparam, insert, text, update
+from sqlalchemy import CursorResult
+from sqlalchemy import bindparam
+from sqlalchemy import insert
+from sqlalchemy import text
+from sqlalchemy import update
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.util import identity_key
 
-from handoff.core.models import (
-    AuditEvent,
-    Presence,
-    Worker,
-    WorkItem,
-    WorkItemState,
-    utcnow,
-)
+from handoff.core.models import AuditEvent
+from handoff.core.models import Presence
+from handoff.core.models import Worker
+from handoff.core.models import WorkItem
+from handoff.core.models import WorkItemState
+from handoff.core.models import utcnow
 from handoff.core.routing.policy import RoutableRep
 
 ROUTER = "system:router"

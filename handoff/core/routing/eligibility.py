@@ -9,15 +9,13 @@ re-exported here for the callers that import it from this module); the policies 
 from __future__ import annotations
 
 # The time helpers moved to handoff.core.clock; re-exported for the callers that import them here.
-from handoff.core.clock import (  # noqa: F401
-    ShiftHolder,
-    as_utc_naive,
-    in_shift,
-    on_shift,
-    parse_hhmm,
-    parse_work_days,
-    zone,
-)
+from handoff.core.clock import ShiftHolder  # noqa: F401
+from handoff.core.clock import as_utc_naive  # noqa: F401
+from handoff.core.clock import in_shift  # noqa: F401
+from handoff.core.clock import on_shift  # noqa: F401
+from handoff.core.clock import parse_hhmm  # noqa: F401
+from handoff.core.clock import parse_work_days  # noqa: F401
+from handoff.core.clock import zone  # noqa: F401
 
 Signature = tuple[tuple[str, int], ...]
 

@@ -22,17 +22,21 @@ and take the fast path.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import numpy as np
 
-from handoff.core.routing.eligibility import Signature, meets, signature
+from handoff.core.routing.eligibility import Signature
+from handoff.core.routing.eligibility import meets
+from handoff.core.routing.eligibility import signature
 from handoff.core.routing.urgency import MIN_EFFORT
 
 if TYPE_CHECKING:  # policy.py imports this module
-    from handoff.core.routing.policy import RoutableItem, RoutableRep
+    from handoff.core.routing.policy import RoutableItem
+    from handoff.core.routing.policy import RoutableRep
 
 
 @dataclass(frozen=True, slots=True)

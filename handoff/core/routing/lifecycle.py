@@ -12,25 +12,31 @@ no-op the caller is told about) and writes an AuditEvent. Datetimes are naive UT
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
+from dataclasses import field
 from datetime import datetime
 from typing import cast
 
-from sqlalchemy import CursorResult, select, update
+from sqlalchemy import CursorResult
+from sqlalchemy import select
+from sqlalchemy import update
 from sqlalchemy.orm import Session
 
 from handoff.core import audit
 from handoff.core.clock import as_utc_naive
-from handoff.core.models import Presence, Worker, WorkItem, WorkItemState, utcnow
-from handoff.core.routing.assign import route_for_worker, route_item
-from handoff.core.routing.claims import (
-    ACTIVE,
-    ROUTER,
-    NotAllowed,
-    UnknownWorker,
-    one_router_at_a_time,
-)
+from handoff.core.models import Presence
+from handoff.core.models import Worker
+from handoff.core.models import WorkItem
+from handoff.core.models import WorkItemState
+from handoff.core.models import utcnow
+from handoff.core.routing.assign import route_for_worker
+from handoff.core.routing.assign import route_item
+from handoff.core.routing.claims import ACTIVE
+from handoff.core.routing.claims import ROUTER
+from handoff.core.routing.claims import NotAllowed
+from handoff.core.routing.claims import UnknownWorker
 from handoff.core.routing.claims import expire as _expire
+from handoff.core.routing.claims import one_router_at_a_time
 from handoff.core.routing.claims import release_capacity as _release_capacity
 
 __all__ = [

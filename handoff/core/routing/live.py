@@ -30,28 +30,43 @@ from __future__ import annotations
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable
+from collections.abc import Iterator
+from collections.abc import Sequence
 from contextlib import contextmanager
-from datetime import datetime, timedelta
-from typing import TYPE_CHECKING, TypeVar
+from datetime import datetime
+from datetime import timedelta
+from typing import TYPE_CHECKING
+from typing import TypeVar
 
 import numpy as np
-from sqlalchemy import Engine, bindparam, func, select, text
+from sqlalchemy import Engine
+from sqlalchemy import bindparam
+from sqlalchemy import func
+from sqlalchemy import select
+from sqlalchemy import text
 from sqlalchemy.orm import Session
 
-from handoff.core.clock import always_on, epoch, in_shift, zone
-from handoff.core.models import Presence, Worker, WorkItem, WorkItemState
+from handoff.core.clock import always_on
+from handoff.core.clock import epoch
+from handoff.core.clock import in_shift
+from handoff.core.clock import zone
+from handoff.core.models import Presence
+from handoff.core.models import Worker
+from handoff.core.models import WorkItem
+from handoff.core.models import WorkItemState
 from handoff.core.routing.claims import ACTIVE
-from handoff.core.routing.index import ItemPool, RepPool
-from handoff.core.routing.policy import PushPolicy, RoutableItem, RoutableRep
-from handoff.core.routing.readmodel import (
-    ItemRow,
-    WorkerRow,
-    item_rows,
-    items_where,
-    worker_rows,
-    workers_where,
-)
+from handoff.core.routing.index import ItemPool
+from handoff.core.routing.index import RepPool
+from handoff.core.routing.policy import PushPolicy
+from handoff.core.routing.policy import RoutableItem
+from handoff.core.routing.policy import RoutableRep
+from handoff.core.routing.readmodel import ItemRow
+from handoff.core.routing.readmodel import WorkerRow
+from handoff.core.routing.readmodel import item_rows
+from handoff.core.routing.readmodel import items_where
+from handoff.core.routing.readmodel import worker_rows
+from handoff.core.routing.readmodel import workers_where
 from handoff.core.routing.urgency import urgency_columns
 
 if TYPE_CHECKING:  # sla imports routing: a run-time import here would be circular

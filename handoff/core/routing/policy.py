@@ -45,27 +45,30 @@ the eligible free reps in the order the collection lists them).
 from __future__ import annotations
 
 import random
-from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
+from collections.abc import Callable
+from collections.abc import Iterable
+from dataclasses import dataclass
+from dataclasses import field
 from typing import Protocol
 
 import numpy as np
 
-from handoff.core.routing.eligibility import meets, overqualification, signature
-from handoff.core.routing.index import ItemPool, RepPool
-from handoff.core.routing.urgency import (
-    AGING_WINDOWS,
-    LOOKAHEAD,
-    QUEUE_SCALE,
-    RESCUE_WINDOWS,
-    SCARCITY,
-    SHORTEST_FIRST,
-    K,
-    UrgencyParameters,
-    mean_effort,
-    urgency,
-    urgency_many,
-)
+from handoff.core.routing.eligibility import meets
+from handoff.core.routing.eligibility import overqualification
+from handoff.core.routing.eligibility import signature
+from handoff.core.routing.index import ItemPool
+from handoff.core.routing.index import RepPool
+from handoff.core.routing.urgency import AGING_WINDOWS
+from handoff.core.routing.urgency import LOOKAHEAD
+from handoff.core.routing.urgency import QUEUE_SCALE
+from handoff.core.routing.urgency import RESCUE_WINDOWS
+from handoff.core.routing.urgency import SCARCITY
+from handoff.core.routing.urgency import SHORTEST_FIRST
+from handoff.core.routing.urgency import K
+from handoff.core.routing.urgency import UrgencyParameters
+from handoff.core.routing.urgency import mean_effort
+from handoff.core.routing.urgency import urgency
+from handoff.core.routing.urgency import urgency_many
 
 
 @dataclass(slots=True)

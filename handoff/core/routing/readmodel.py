@@ -13,20 +13,23 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import (
-    ColumnElement,
-    Connection,
-    Select,
-    Text,
-    bindparam,
-    select,
-    type_coerce,
-)
+from sqlalchemy import ColumnElement
+from sqlalchemy import Connection
+from sqlalchemy import Select
+from sqlalchemy import Text
+from sqlalchemy import bindparam
+from sqlalchemy import select
+from sqlalchemy import type_coerce
 
-from handoff.core.clock import epoch, on_shift
-from handoff.core.models import Presence, Worker, WorkerSkill, WorkItem
+from handoff.core.clock import epoch
+from handoff.core.clock import on_shift
+from handoff.core.models import Presence
+from handoff.core.models import Worker
+from handoff.core.models import WorkerSkill
+from handoff.core.models import WorkItem
 from handoff.core.routing.eligibility import effective_requirements
-from handoff.core.routing.policy import RoutableItem, RoutableRep
+from handoff.core.routing.policy import RoutableItem
+from handoff.core.routing.policy import RoutableRep
 
 
 def available_now(worker: Worker, now: datetime) -> bool:

@@ -19,36 +19,28 @@ they can do (set a supervisor's capacity to 0 to keep them out of routing entire
 from __future__ import annotations
 
 from handoff.core.clock import epoch
-from handoff.core.routing.assign import (
-    Assignment,
-    route_for_worker,
-    route_item,
-    route_open_items,
-)
-from handoff.core.routing.claims import (
-    ACTIVE,
-    ROUTER,
-    ROUTING_LOCK,
-    Claim,
-    NotAllowed,
-    UnknownWorker,
-    one_router_at_a_time,
-)
-from handoff.core.routing.lifecycle import (
-    AlreadyCompleted,
-    PresenceChange,
-    check_may_complete,
-    complete_item,
-    reclaim_item,
-    set_presence,
-    start_item,
-)
+from handoff.core.routing.assign import Assignment
+from handoff.core.routing.assign import route_for_worker
+from handoff.core.routing.assign import route_item
+from handoff.core.routing.assign import route_open_items
+from handoff.core.routing.claims import ACTIVE
+from handoff.core.routing.claims import ROUTER
+from handoff.core.routing.claims import ROUTING_LOCK
+from handoff.core.routing.claims import Claim
+from handoff.core.routing.claims import NotAllowed
+from handoff.core.routing.claims import UnknownWorker
+from handoff.core.routing.claims import one_router_at_a_time
+from handoff.core.routing.lifecycle import AlreadyCompleted
+from handoff.core.routing.lifecycle import PresenceChange
+from handoff.core.routing.lifecycle import check_may_complete
+from handoff.core.routing.lifecycle import complete_item
+from handoff.core.routing.lifecycle import reclaim_item
+from handoff.core.routing.lifecycle import set_presence
+from handoff.core.routing.lifecycle import start_item
 from handoff.core.routing.live import POLICY
-from handoff.core.routing.readmodel import (
-    as_routable_item,
-    as_routable_rep,
-    available_now,
-)
+from handoff.core.routing.readmodel import as_routable_item
+from handoff.core.routing.readmodel import as_routable_rep
+from handoff.core.routing.readmodel import available_now
 
 __all__ = [
     "ACTIVE",

@@ -18,20 +18,33 @@ over the weekend.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from dataclasses import dataclass
+from dataclasses import field
+from datetime import datetime
+from datetime import timedelta
 
 import numpy as np
-from sqlalchemy import select, update
+from sqlalchemy import select
+from sqlalchemy import update
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.attributes import set_committed_value
 
 from handoff.core import sla
-from handoff.core.clock import as_utc_naive, epoch, on_shift
-from handoff.core.models import Presence, Worker, WorkItem, WorkItemState, utcnow
-from handoff.core.routing.assign import Assignment, route_item, route_open_items
-from handoff.core.routing.claims import one_router_at_a_time, record_events
-from handoff.core.routing.eligibility import effective_requirements, meets
+from handoff.core.clock import as_utc_naive
+from handoff.core.clock import epoch
+from handoff.core.clock import on_shift
+from handoff.core.models import Presence
+from handoff.core.models import Worker
+from handoff.core.models import WorkItem
+from handoff.core.models import WorkItemState
+from handoff.core.models import utcnow
+from handoff.core.routing.assign import Assignment
+from handoff.core.routing.assign import route_item
+from handoff.core.routing.assign import route_open_items
+from handoff.core.routing.claims import one_router_at_a_time
+from handoff.core.routing.claims import record_events
+from handoff.core.routing.eligibility import effective_requirements
+from handoff.core.routing.eligibility import meets
 from handoff.core.routing.lifecycle import reclaim_item
 from handoff.core.routing.live import index_for
 from handoff.core.routing.readmodel import WorkerRow

@@ -16,8 +16,12 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from handoff.core import sla
-from handoff.core.clock import as_utc_naive, epoch
-from handoff.core.models import Worker, WorkItem, WorkItemState, utcnow
+from handoff.core.clock import as_utc_naive
+from handoff.core.clock import epoch
+from handoff.core.models import Worker
+from handoff.core.models import WorkItem
+from handoff.core.models import WorkItemState
+from handoff.core.models import utcnow
 from handoff.core.routing.claims import UnknownWorker
 from handoff.core.routing.live import index_for
 from handoff.core.routing.readmodel import as_routable_item

@@ -5,7 +5,8 @@ from __future__ import annotations
 import uvicorn
 
 from handoff.runtime.app_server import AppServer
-from handoff.runtime.worklist.app import COOKIE, create_worklist_app
+from handoff.runtime.worklist.app import COOKIE
+from handoff.runtime.worklist.app import create_worklist_app
 
 
 class WorklistServer(AppServer):

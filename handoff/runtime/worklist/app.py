@@ -16,28 +16,37 @@ from __future__ import annotations
 
 import secrets
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
+from collections.abc import Iterator
 from contextlib import contextmanager
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs
 
-from fastapi import FastAPI, Request
-from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from fastapi import FastAPI
+from fastapi import Request
+from fastapi.responses import HTMLResponse
+from fastapi.responses import RedirectResponse
+from fastapi.responses import Response
 from fastapi.templating import Jinja2Templates
 from markdown_it import MarkdownIt
 from pydantic import ValidationError
 from sqlalchemy import select
 from starlette.concurrency import run_in_threadpool
 
-from handoff.core import identity, supervision
+from handoff.core import identity
+from handoff.core import supervision
 from handoff.core.db import session
-from handoff.core.models import Worker, WorkItem, WorkItemState
+from handoff.core.models import Worker
+from handoff.core.models import WorkItem
+from handoff.core.models import WorkItemState
 from handoff.core.routing import router
 from handoff.core.routing.worklist import worklist
 from handoff.core.settings import settings
-from handoff.runtime.worklist.fields import answer_from, errors_by_field, field_views
+from handoff.runtime.worklist.fields import answer_from
+from handoff.runtime.worklist.fields import errors_by_field
+from handoff.runtime.worklist.fields import field_views
 
 COOKIE = "handoff_session"
 LOGIN_CSRF_COOKIE = "handoff_login_csrf"
@@ -69,11 +78,9 @@ def hours_left(seconds: float) -> str:
 
 def prefect_context_now() -> Callable[[], Any]:
     """The Prefect API (and basic auth) this process talks to now, to re-enter in request threads."""
-    from prefect.settings import (
-        PREFECT_API_AUTH_STRING,
-        PREFECT_API_URL,
-        temporary_settings,
-    )
+    from prefect.settings import PREFECT_API_AUTH_STRING
+    from prefect.settings import PREFECT_API_URL
+    from prefect.settings import temporary_settings
 
     updates = {PREFECT_API_URL: PREFECT_API_URL.value()}
     if PREFECT_API_AUTH_STRING.value():
@@ -83,7 +90,10 @@ def prefect_context_now() -> Callable[[], Any]:
 
 def create_worklist_app(prefect_context: Callable[[], Any] | None = None) -> FastAPI:
     """The app; `prefect_context` enters the Prefect settings to use (default: this process's now)."""
-    from handoff.runtime.steps import StepNotReady, complete_step, form_for, step_form
+    from handoff.runtime.steps import StepNotReady
+    from handoff.runtime.steps import complete_step
+    from handoff.runtime.steps import form_for
+    from handoff.runtime.steps import step_form
 
     app = FastAPI(title="handoff worklist", docs_url=None, redoc_url=None, openapi_url=None)
     templates = Jinja2Templates(directory=str(TEMPLATES))

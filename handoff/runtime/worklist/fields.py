@@ -9,10 +9,12 @@ messages are put next to the field they name (a model-level check names it as "f
 from __future__ import annotations
 
 import typing
-from dataclasses import dataclass, field
+from dataclasses import dataclass
+from dataclasses import field
 from typing import Any
 
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel
+from pydantic import ValidationError
 
 NOT_TYPED = ("completed_by", "completion_proof")  # who you are, signed: never typed
 LONG_TEXT = 200  # a str field allowing more than this is a text area

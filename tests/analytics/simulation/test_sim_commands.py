@@ -225,7 +225,8 @@ def test_staff_needs_either_erlang_inputs_or_a_workload(app):
 
 
 def test_simulate_reads_xes_with_either_namespace_spelling_and_names_the_workload(app, tmp_path):
-    from tests.analytics.simulation.test_sim_eventlogs import lifecycle_cases, write_xes
+    from tests.analytics.simulation.test_sim_eventlogs import lifecycle_cases
+    from tests.analytics.simulation.test_sim_eventlogs import write_xes
 
     outs = []
     for ns, name in (

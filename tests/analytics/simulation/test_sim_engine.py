@@ -7,13 +7,13 @@ import math
 import numpy as np
 import pytest
 
-from handoff.analytics.simulation.calendar import (
-    ALWAYS_OPEN,
-    DAY,
-    WeeklyCalendar,
-    weekday,
-)
-from handoff.analytics.simulation.engine import RepSpec, WorkItem, simulate
+from handoff.analytics.simulation.calendar import ALWAYS_OPEN
+from handoff.analytics.simulation.calendar import DAY
+from handoff.analytics.simulation.calendar import WeeklyCalendar
+from handoff.analytics.simulation.calendar import weekday
+from handoff.analytics.simulation.engine import RepSpec
+from handoff.analytics.simulation.engine import WorkItem
+from handoff.analytics.simulation.engine import simulate
 from handoff.analytics.simulation.workloads import synthetic_workload
 
 MONDAY = 4 * DAY  # 1970-01-05 00:00 was a Monday

@@ -10,13 +10,14 @@ from pathlib import Path
 
 import pytest
 
-from handoff.analytics.simulation.calendar import ALWAYS_OPEN, DAY, parse_hours, weekday
-from handoff.analytics.simulation.eventlog import (
-    LogOptions,
-    load_event_log,
-    read_sla_file,
-    workload_name,
-)
+from handoff.analytics.simulation.calendar import ALWAYS_OPEN
+from handoff.analytics.simulation.calendar import DAY
+from handoff.analytics.simulation.calendar import parse_hours
+from handoff.analytics.simulation.calendar import weekday
+from handoff.analytics.simulation.eventlog import LogOptions
+from handoff.analytics.simulation.eventlog import load_event_log
+from handoff.analytics.simulation.eventlog import read_sla_file
+from handoff.analytics.simulation.eventlog import workload_name
 from handoff.analytics.simulation.hours import opening_hours_from_log
 from handoff.core.settings import settings
 

@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 
 from handoff.analytics.simulation import smallest
-from handoff.analytics.simulation.smallest import _search, smallest_team_over_draws
+from handoff.analytics.simulation.smallest import _search
+from handoff.analytics.simulation.smallest import smallest_team_over_draws
 from handoff.analytics.simulation.synthetic import synthetic_workload
 
 

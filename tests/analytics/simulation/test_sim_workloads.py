@@ -11,15 +11,15 @@ import numpy as np
 import pytest
 
 from handoff.analytics.simulation import xes as xes_module
-from handoff.analytics.simulation.calendar import WEEK, weekday
-from handoff.analytics.simulation.workloads import (
-    BPIC_SLA_HOURS,
-    NORTHWIND_STEPS,
-    bpic2012_workload,
-    northwind_workload,
-    synthetic_workload,
-)
-from handoff.analytics.simulation.xes import load_touches, parse_xes
+from handoff.analytics.simulation.calendar import WEEK
+from handoff.analytics.simulation.calendar import weekday
+from handoff.analytics.simulation.workloads import BPIC_SLA_HOURS
+from handoff.analytics.simulation.workloads import NORTHWIND_STEPS
+from handoff.analytics.simulation.workloads import bpic2012_workload
+from handoff.analytics.simulation.workloads import northwind_workload
+from handoff.analytics.simulation.workloads import synthetic_workload
+from handoff.analytics.simulation.xes import load_touches
+from handoff.analytics.simulation.xes import parse_xes
 from handoff.core.settings import settings
 
 TRACE = """

@@ -4,7 +4,8 @@ business hours, and small factories for workers and work items."""
 from __future__ import annotations
 
 import itertools
-from datetime import datetime, timedelta
+from datetime import datetime
+from datetime import timedelta
 
 import pytest
 
@@ -46,7 +47,8 @@ def now() -> datetime:
 @pytest.fixture
 def make_worker(s):
     """make_worker(name, {skill: level}, capacity=3, role="rep", **Worker fields) -> Worker"""
-    from handoff.core.models import Worker, WorkerSkill
+    from handoff.core.models import Worker
+    from handoff.core.models import WorkerSkill
 
     def make(name: str, skills: dict[str, int], capacity: int = 3, role: str = "rep", **fields):
         w = Worker(

@@ -11,7 +11,11 @@ from typer.testing import CliRunner
 
 from handoff.cli.routing import register
 from handoff.core.db import session
-from handoff.core.models import Presence, Quarantine, Worker, WorkItem, WorkItemState
+from handoff.core.models import Presence
+from handoff.core.models import Quarantine
+from handoff.core.models import Worker
+from handoff.core.models import WorkItem
+from handoff.core.models import WorkItemState
 from handoff.core.settings import settings
 
 

@@ -15,10 +15,15 @@ from datetime import timedelta
 from pathlib import Path
 
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import func
+from sqlalchemy import select
 
 from handoff.core.db import session
-from handoff.core.models import AuditEvent, Worker, WorkerSkill, WorkItem, WorkItemState
+from handoff.core.models import AuditEvent
+from handoff.core.models import Worker
+from handoff.core.models import WorkerSkill
+from handoff.core.models import WorkItem
+from handoff.core.models import WorkItemState
 
 pytestmark = pytest.mark.committed  # router processes read what the test wrote
 

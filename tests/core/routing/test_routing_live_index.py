@@ -12,11 +12,16 @@ from datetime import timedelta
 from pathlib import Path
 
 import pytest
-from sqlalchemy import select, text
+from sqlalchemy import select
+from sqlalchemy import text
 
 from handoff.core.db import session
-from handoff.core.models import Worker, WorkItem, WorkItemState
-from handoff.core.routing import assign, live, router
+from handoff.core.models import Worker
+from handoff.core.models import WorkItem
+from handoff.core.models import WorkItemState
+from handoff.core.routing import assign
+from handoff.core.routing import live
+from handoff.core.routing import router
 
 ROOT = Path(__file__).resolve().parents[3]
 BOTH_DATABASES = pytest.mark.parametrize("db", ["sqlite", "postgres"], indirect=True)

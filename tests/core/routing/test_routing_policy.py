@@ -9,26 +9,24 @@ import random
 import numpy as np
 import pytest
 
-from handoff.core.routing.index import ItemPool, RepPool, RoutingIndex
-from handoff.core.routing.policy import (
-    POLICIES,
-    FifoPolicy,
-    PushPolicy,
-    RoutableItem,
-    RoutableRep,
-    SelfSelectionPolicy,
-    make_policy,
-)
-from handoff.core.routing.urgency import (
-    AGING_WINDOWS,
-    LOOKAHEAD,
-    RESCUE_WINDOWS,
-    K,
-    UrgencyParameters,
-    urgency,
-    urgency_many,
-    weight,
-)
+from handoff.core.routing.index import ItemPool
+from handoff.core.routing.index import RepPool
+from handoff.core.routing.index import RoutingIndex
+from handoff.core.routing.policy import POLICIES
+from handoff.core.routing.policy import FifoPolicy
+from handoff.core.routing.policy import PushPolicy
+from handoff.core.routing.policy import RoutableItem
+from handoff.core.routing.policy import RoutableRep
+from handoff.core.routing.policy import SelfSelectionPolicy
+from handoff.core.routing.policy import make_policy
+from handoff.core.routing.urgency import AGING_WINDOWS
+from handoff.core.routing.urgency import LOOKAHEAD
+from handoff.core.routing.urgency import RESCUE_WINDOWS
+from handoff.core.routing.urgency import K
+from handoff.core.routing.urgency import UrgencyParameters
+from handoff.core.routing.urgency import urgency
+from handoff.core.routing.urgency import urgency_many
+from handoff.core.routing.urgency import weight
 
 HOUR = 3600.0
 DAY = 24 * HOUR

@@ -8,7 +8,10 @@ from datetime import timedelta
 import pytest
 from sqlalchemy import select
 
-from handoff.core.models import AuditEvent, Presence, Worker, WorkItemState
+from handoff.core.models import AuditEvent
+from handoff.core.models import Presence
+from handoff.core.models import Worker
+from handoff.core.models import WorkItemState
 from handoff.core.routing import router
 from handoff.core.routing.router import NotAllowed
 
@@ -205,12 +208,10 @@ def test_a_rep_with_room_gets_what_the_policy_picks_from_the_whole_queue(s, now,
 
     from handoff.core.models import WorkItem
     from handoff.core.routing.index import RoutingIndex
-    from handoff.core.routing.router import (
-        POLICY,
-        as_routable_item,
-        as_routable_rep,
-        epoch,
-    )
+    from handoff.core.routing.router import POLICY
+    from handoff.core.routing.router import as_routable_item
+    from handoff.core.routing.router import as_routable_rep
+    from handoff.core.routing.router import epoch
 
     rng = random.Random(11)
     kinds = [

@@ -3,13 +3,19 @@ Prefect flow that runs the cycle."""
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import datetime
+from datetime import timedelta
 
 import pytest
 from sqlalchemy import select
 
-from handoff.core.models import AuditEvent, Presence, Worker, WorkItem, WorkItemState
-from handoff.core.routing import router, watch
+from handoff.core.models import AuditEvent
+from handoff.core.models import Presence
+from handoff.core.models import Worker
+from handoff.core.models import WorkItem
+from handoff.core.models import WorkItemState
+from handoff.core.routing import router
+from handoff.core.routing import watch
 
 
 def test_an_item_whose_rep_goes_offline_is_rerouted_within_one_cycle(s, now, make_worker, make_item):

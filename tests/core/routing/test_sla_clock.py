@@ -3,13 +3,19 @@
 from __future__ import annotations
 
 import json
-from datetime import date, datetime, timedelta, timezone
+from datetime import date
+from datetime import datetime
+from datetime import timedelta
+from datetime import timezone
 
 import pytest
 
 from handoff.core import sla
-from handoff.core.routing.eligibility import in_shift, on_shift, parse_hhmm
-from handoff.core.sla import BusinessClock, BusinessHours
+from handoff.core.routing.eligibility import in_shift
+from handoff.core.routing.eligibility import on_shift
+from handoff.core.routing.eligibility import parse_hhmm
+from handoff.core.sla import BusinessClock
+from handoff.core.sla import BusinessHours
 from handoff.core.work_types import WORK_TYPES  # every registered type, not a copy that drifts
 
 H = 3600.0

@@ -6,7 +6,8 @@ from datetime import timedelta
 
 from handoff.core.models import WorkItemState
 from handoff.core.routing import router
-from handoff.core.supervision import reassign_item, team_items
+from handoff.core.supervision import reassign_item
+from handoff.core.supervision import team_items
 
 
 def test_the_team_view_lists_active_work_most_urgent_first_with_who_holds_it(s, now, make_worker, make_item):

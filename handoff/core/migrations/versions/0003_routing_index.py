@@ -27,8 +27,6 @@ from alembic import op
 
 revision = "0003_routing"
 down_revision = "0002_intake"
-branch_labels = None
-depends_on = None
 
 ROUTING_LOCK = 0x68616E64  # handoff.core.routing.claims.ROUTING_LOCK
 

@@ -9,8 +9,6 @@ import sqlalchemy as sa
 
 revision = "0004_identity"
 down_revision = "0003_routing"
-branch_labels = None
-depends_on = None
 
 
 def upgrade() -> None:

@@ -9,8 +9,6 @@ from alembic import op
 
 revision = "0005_quotes"
 down_revision = "0004_identity"
-branch_labels = None
-depends_on = None
 
 
 def upgrade() -> None:
