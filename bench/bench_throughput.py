@@ -40,14 +40,21 @@ import tempfile
 import threading
 import time
 from collections import Counter
-from dataclasses import asdict, dataclass, field
-from datetime import UTC, datetime
+from dataclasses import asdict
+from dataclasses import dataclass
+from dataclasses import field
+from datetime import UTC
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from stack import Stack, _on_sigterm, large_order, machine_notes, snapshot_tree  # noqa: E402
+from stack import Stack  # noqa: E402
+from stack import _on_sigterm  # noqa: E402
+from stack import large_order  # noqa: E402
+from stack import machine_notes  # noqa: E402
+from stack import snapshot_tree  # noqa: E402
 
 CONFIGS: dict[str, list[str]] = {
     "sqlite+runner": [],
@@ -87,6 +94,7 @@ class Result:
     errors: int = 0
     duplicates: int = 0
     notes: list[str] = field(default_factory=list)
+    cpu_by_role: dict[str, float] = field(default_factory=dict)  # CPU s per order, by process
 
 
 # --- stand-ins: answer every waiting step after the think time ---------------------------------
@@ -104,7 +112,9 @@ class StandIns:
 
     def run(self) -> None:
         from handoff.runtime.standins import standin_answer
-        from handoff.runtime.steps import StepNotReady, complete_step, waiting_steps
+        from handoff.runtime.steps import StepNotReady
+        from handoff.runtime.steps import complete_step
+        from handoff.runtime.steps import waiting_steps
 
         while not self.stop.is_set():
             try:
@@ -141,12 +151,10 @@ class BareStandIns:
 
     def run(self) -> None:
         from prefect.client.orchestration import get_client
-        from prefect.client.schemas.filters import (
-            FlowRunFilter,
-            FlowRunFilterDeploymentId,
-            FlowRunFilterState,
-            FlowRunFilterStateType,
-        )
+        from prefect.client.schemas.filters import FlowRunFilter
+        from prefect.client.schemas.filters import FlowRunFilterDeploymentId
+        from prefect.client.schemas.filters import FlowRunFilterState
+        from prefect.client.schemas.filters import FlowRunFilterStateType
         from prefect.client.schemas.objects import StateType
         from prefect.flow_runs import resume_flow_run
 
@@ -188,7 +196,8 @@ def run_figures(
 ) -> dict[str, Any]:
     """Event → first step, answer → running again, task runs per order, runs that broke."""
     from prefect.client.orchestration import get_client
-    from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId
+    from prefect.client.schemas.filters import FlowRunFilter
+    from prefect.client.schemas.filters import FlowRunFilterId
 
     first_step, resumed, tasks, broken = [], [], [], []
     running: dict[str, list[datetime]] = {}
@@ -224,10 +233,12 @@ def duplicate_side_effects(ledger: list[dict[str, Any]]) -> int:
 
 def order_finish_times(ids: set[str]) -> dict[str, datetime]:
     """When each finished order reached its last status (handoff's audit trail)."""
-    from sqlalchemy import func, select
+    from sqlalchemy import func
+    from sqlalchemy import select
 
     from handoff.core.db import session
-    from handoff.core.models import AuditEvent, Order
+    from handoff.core.models import AuditEvent
+    from handoff.core.models import Order
 
     with session() as s:
         done = set(s.scalars(select(Order.id).where(Order.id.in_(ids), Order.status.in_(DONE))))
@@ -269,7 +280,7 @@ def run_handoff(stack: Stack, name: str, prefix: str, args: argparse.Namespace) 
     idset = set(ids)
     standins = StandIns(args.think)
     thread = background(standins.run)
-    cpu0 = stack.cpu_seconds()
+    cpu0 = stack.cpu_by_role()
     feed(len(ids), args.rate, lambda i: stack.submit(large_order(ids[i])))
     say(f"{name}: fed {len(ids)} orders")
 
@@ -278,7 +289,7 @@ def run_handoff(stack: Stack, name: str, prefix: str, args: argparse.Namespace) 
         return True if len(finished) == len(ids) else f"{len(finished)}/{len(ids)} orders done"
 
     finished_ok = wait_until(progress, args.timeout, name)
-    cpu = stack.cpu_seconds() - cpu0
+    cpu = cpu_since(stack, cpu0)
     standins.stop.set()
     thread.join(timeout=10)
     time.sleep(RECORDS_SETTLE)
@@ -295,13 +306,19 @@ def run_handoff(stack: Stack, name: str, prefix: str, args: argparse.Namespace) 
     return result
 
 
+def cpu_since(stack: Stack, before: dict[str, float]) -> dict[str, float]:
+    """CPU seconds by process role since `before` (a role whose processes all ended keeps 0)."""
+    now = stack.cpu_by_role()
+    return {role: max(0.0, now.get(role, 0.0) - before.get(role, 0.0)) for role in now.keys() | before.keys()}
+
+
 def figures(
     name: str,
     n: int,
     finished: dict[str, datetime],
     events: dict[str, datetime],
     fig: dict[str, Any],
-    cpu: float,
+    cpu: dict[str, float],
     answers: int,
 ) -> Result:
     result = Result(name, n, finished=len(finished))
@@ -310,7 +327,8 @@ def figures(
         result.orders_per_hour = len(finished) / span * 3600 if span > 0 else 0.0
     result.first_step_p50, result.first_step_p95 = pct(fig["first_step"], 50), pct(fig["first_step"], 95)
     result.resume_p95 = pct(fig["resumed"], 95)
-    result.cpu_per_order = cpu / n
+    result.cpu_per_order = sum(cpu.values()) / n
+    result.cpu_by_role = {role: seconds / n for role, seconds in sorted(cpu.items(), key=lambda kv: -kv[1])}
     result.wall_per_order = statistics.fmean(fig["walls"]) if fig["walls"] else None
     result.tasks_per_order = statistics.fmean(fig["tasks"]) if fig["tasks"] else 0.0
     result.suspends_per_order = answers / n
@@ -322,7 +340,8 @@ def figures(
 def run_bare(stack: Stack, args: argparse.Namespace, tasks: int, suspends: int) -> Result:
     """The bare pipeline on the same stack: same rate, think time, task runs and suspends."""
     from bare_pipeline import BARE_EVENT
-    from prefect.events import DeploymentEventTrigger, emit_event
+    from prefect.events import DeploymentEventTrigger
+    from prefect.events import emit_event
     from prefect.flows import Flow
 
     trigger = DeploymentEventTrigger(
@@ -351,7 +370,7 @@ def run_bare(stack: Stack, args: argparse.Namespace, tasks: int, suspends: int) 
 
     standins = BareStandIns(args.think, deployment_id)
     thread = background(standins.run)
-    cpu0 = stack.cpu_seconds()
+    cpu0 = stack.cpu_by_role()
     feed(len(ids), args.rate, submit)
 
     def bare_runs() -> dict[str, list[Any]]:
@@ -362,7 +381,7 @@ def run_bare(stack: Stack, args: argparse.Namespace, tasks: int, suspends: int) 
         return True if done == len(ids) else f"{done}/{len(ids)} bare orders done"
 
     wait_until(progress, args.timeout, "bare pipeline")
-    cpu = stack.cpu_seconds() - cpu0
+    cpu = cpu_since(stack, cpu0)
     standins.stop.set()
     thread.join(timeout=10)
     time.sleep(RECORDS_SETTLE)
@@ -439,6 +458,10 @@ def report(results: list[Result], args: argparse.Namespace) -> str:
         )
         for note in r.notes:
             print(f"    {r.config}: {note}")
+    print("CPU s/order by process:")
+    for r in results:
+        split = " · ".join(f"{role} {seconds:.2f}" for role, seconds in r.cpu_by_role.items() if seconds >= 0.005)
+        print(f"    {r.config}: {split or '—'}")
     by = {r.config: r for r in results}
     handoff, bare = by.get(FLOOR_ON), by.get(f"bare Prefect ({FLOOR_ON})")
     overhead = (

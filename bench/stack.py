@@ -39,9 +39,12 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Iterator
+from collections import Counter
+from collections.abc import Callable
+from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import date, timedelta
+from datetime import date
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -655,25 +658,32 @@ class Stack:
         ]
 
     def cpu_seconds(self) -> float:
-        """CPU seconds the stack has used so far: its live processes, plus the exited flow-run
-        processes `handoff up` has reaped (its cutime/cstime)."""
+        """CPU seconds the stack has used so far (the sum of `cpu_by_role`)."""
+        return sum(self.cpu_by_role().values())
+
+    def cpu_by_role(self) -> dict[str, float]:
+        """CPU seconds the stack has used so far, by what each process is: its live processes,
+        PostgreSQL's, and the exited children their parents reaped (cutime/cstime) — flow runs
+        for a worker or the fork server, backends for the postmaster."""
         if self.proc is None or self.proc.poll() is not None:
-            return 0.0
-        total = sum(p.cpu_seconds for p in self.processes())
+            return {}
+        by_role: Counter[str] = Counter()
+        procs = self.processes()
         pg = self.postgres_processes()
-        total += sum(p.cpu_seconds for p in pg)
-        for parent in [
-            self.proc.pid,
-            *(p.pid for p in self.processes() if p.role in ("worker", "fork server")),
-            *(p.pid for p in pg[:1]),
-        ]:  # children they reaped: flow runs, backends
+        for p in procs:
+            by_role[p.role] += p.cpu_seconds
+        by_role["postgres"] += sum(p.cpu_seconds for p in pg)
+        reapers = [(self.proc.pid, "reaped by handoff up")]
+        reapers += [(p.pid, "flow run") for p in procs if p.role in ("worker", "fork server")]
+        reapers += [(p.pid, "postgres") for p in pg[:1]]
+        for parent, role in reapers:
             try:
                 raw = Path(f"/proc/{parent}/stat").read_text()
                 fields = raw[raw.rindex(")") + 2 :].split()
-                total += (int(fields[13]) + int(fields[14])) / CLK_TCK
+                by_role[role] += (int(fields[13]) + int(fields[14])) / CLK_TCK
             except OSError:
                 pass
-        return total
+        return dict(by_role)
 
     def process_count(self) -> tuple[int, int]:
         """(all processes, python processes) in the stack's tree."""
@@ -712,7 +722,8 @@ class Stack:
         """Flow runs of the deployment by the order id they were started for, oldest first.
         (A run is named `order-<id>` only once it starts, so go by its parameters.)"""
         from prefect.client.orchestration import get_client
-        from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterDeploymentId
+        from prefect.client.schemas.filters import FlowRunFilter
+        from prefect.client.schemas.filters import FlowRunFilterDeploymentId
         from prefect.client.schemas.sorting import FlowRunSort
 
         runs: list[Any] = []
@@ -740,7 +751,9 @@ class Stack:
     def order_events(self, name: str = "order.received") -> dict[str, Any]:
         """The (first) `order.received` event per order id, as Prefect's events API has it."""
         from prefect.client.orchestration import get_client
-        from prefect.events.filters import EventFilter, EventNameFilter, EventOrder
+        from prefect.events.filters import EventFilter
+        from prefect.events.filters import EventNameFilter
+        from prefect.events.filters import EventOrder
 
         events: dict[str, Any] = {}
         with get_client(sync_client=True) as client:

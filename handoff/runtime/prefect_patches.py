@@ -13,6 +13,7 @@ PostgreSQL Prefect server except the drain, which only speeds a clean stop.
 | `flows_travel_by_reference`       | the runner pickles the `Flow` object it starts      | runs fail to start  |
 | `pause_keyset(state)`             | `state_details.run_input_keyset` / `pause_key`      | rebuilt like Prefect|
 | `drain_client_services`           | `EventsWorker` / `APILogWorker.drain_all`           | last events lost    |
+| `api_clients_share_tls_contexts`  | the `ssl` module Prefect's API clients call         | ~30 ms per client   |
 """
 
 from __future__ import annotations
@@ -256,3 +257,89 @@ def drain_client_services(timeout: float = 10) -> bool:
             log.warning("could not send the last queued %s: %s", worker.__name__, exc)
             drained = False
     return drained
+
+
+# --- 6. a process's API clients share one verified TLS context -------------------------------
+
+
+class _SharedVerifiedContexts:
+    """Prefect's `ssl`, except that a verified context for a CA file is made once per process.
+
+    Only `create_default_context(cafile=...)` with nothing else is shared: that is the verified
+    context Prefect's clients hand httpx unchanged. The unverified one (no arguments, then
+    loosened by its caller) is made fresh each time, as before, so a loosened context is never
+    shared. A CA file that changes on disk (a rotated bundle) gets a new context."""
+
+    def __init__(self, ssl_module: Any) -> None:
+        self._ssl = ssl_module
+        self._verified: dict[tuple[str, float], Any] = {}
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._ssl, name)
+
+    def create_default_context(self, *args: Any, **kwargs: Any) -> Any:
+        import os
+
+        cafile = kwargs.get("cafile")
+        if args or set(kwargs) != {"cafile"} or not isinstance(cafile, str):
+            return self._ssl.create_default_context(*args, **kwargs)
+        try:
+            key = (cafile, os.stat(cafile).st_mtime)
+        except OSError:
+            return self._ssl.create_default_context(cafile=cafile)  # let ssl say what is wrong
+        context = self._verified.get(key)
+        if context is None:
+            context = self._verified[key] = self._ssl.create_default_context(cafile=cafile)
+        return context
+
+
+TLS_CONTEXT_MODULES = ("prefect.client.orchestration", "prefect._internal.version_checking")
+
+
+def api_clients_share_tls_contexts() -> bool:
+    """Make each of this process's Prefect API clients reuse one verified TLS context.
+
+    Why: every `get_client()` builds a new `ssl.create_default_context(cafile=certifi)`, which
+    parses the whole CA bundle (~30 ms of CPU here), even for an http:// API. A flow run makes
+    six before its first step (its engine, its context, the log and event workers, the
+    suspension observer and its server-version check): a py-spy profile of the worker stack put
+    a sixth of the flow runs' CPU there. Made in the fork server, the context is made once for
+    every run it forks. Verification is unchanged: the same CA file verifies the same way."""
+    import ssl
+
+    patch = "one TLS context for Prefect's API clients"
+    modules = []
+    for name in TLS_CONTEXT_MODULES:
+        try:
+            module = importlib.import_module(name)
+        except ImportError:
+            return _cannot_apply(patch, name, "each client builds its own TLS context")
+        current = getattr(module, "ssl", None)
+        if not (current is ssl or isinstance(current, _SharedVerifiedContexts)):
+            return _cannot_apply(patch, f"`ssl` in {name}", "each client builds its own TLS context")
+        modules.append(module)
+    _outside_tested(patch)
+    shared = next((m.ssl for m in modules if isinstance(m.ssl, _SharedVerifiedContexts)), None)
+    shared = shared or _SharedVerifiedContexts(ssl)
+    for module in modules:
+        module.ssl = shared
+    return True
+
+
+def verified_tls_context_for_the_api() -> Any:
+    """The context Prefect's clients will verify the API with (made now, shared from now on)."""
+    import certifi
+    from prefect.client import orchestration
+    from prefect.settings import PREFECT_API_SSL_CERT_FILE
+
+    return orchestration.ssl.create_default_context(cafile=PREFECT_API_SSL_CERT_FILE.value() or certifi.where())
+
+
+def api_clients_build_tls_contexts_as_prefect_does() -> None:
+    """Undo `api_clients_share_tls_contexts` (tests)."""
+    import ssl
+
+    for name in TLS_CONTEXT_MODULES:
+        module = sys.modules.get(name)
+        if module is not None and isinstance(getattr(module, "ssl", None), _SharedVerifiedContexts):
+            module.ssl = ssl

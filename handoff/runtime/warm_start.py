@@ -37,6 +37,8 @@ PRELOAD = [
     "flows.sla_watch",
     "flows.wip_review",
     "flows.handoff_meeting_check",
+    "handoff.runtime.prefect_patches",  # a run's pickled flow is unpickled through it
+    "handoff.runtime.warm_imports",  # what the steps load on first use: checklists, pandera, psycopg
     "handoff.cli.main",  # `handoff up`'s own entry point: every child re-runs it as its __main__
 ]
 

@@ -335,3 +335,104 @@ def test_without_a_drain_the_stop_goes_on_and_says_so(monkeypatch, caplog):
     with caplog.at_level(logging.WARNING, logger=prefect_patches.__name__):
         assert prefect_patches.drain_client_services(timeout=1) is False
     assert "EventsWorker.drain_all" in caplog.text
+
+
+# --- 6. one verified TLS context for a process's API clients --------------------------------
+# Prefect builds a TLS context (parsing the whole CA bundle) for every client it makes; shared,
+# a verified context is built once per CA file — and only a verified one is ever shared.
+
+
+@pytest.fixture
+def contexts_built(monkeypatch):
+    """Every context the real `ssl.create_default_context` builds, with the arguments asked."""
+    import ssl
+
+    built: list[tuple[dict, ssl.SSLContext]] = []
+    real = ssl.create_default_context
+
+    def building(*args, **kwargs):
+        context = real(*args, **kwargs)
+        built.append((kwargs, context))
+        return context
+
+    monkeypatch.setattr(ssl, "create_default_context", building)
+    monkeypatch.setenv("PREFECT_API_URL", "http://127.0.0.1:9/api")  # a client, never a connection
+    yield built
+    prefect_patches.api_clients_build_tls_contexts_as_prefect_does()
+
+
+def clients_verify_with(count: int, settings: dict | None = None) -> list:
+    """The TLS context each of `count` new Prefect API clients (sync and async) hands httpx."""
+    from prefect.client.orchestration import get_client
+    from prefect.settings import temporary_settings
+
+    seen = []
+    with temporary_settings(updates=settings or {}):
+        for i in range(count):
+            client = get_client(sync_client=bool(i % 2))
+            transport = client._client._transport._pool  # httpx's pool holds the context it was given
+            seen.append(transport._ssl_context)
+    return seen
+
+
+def test_clients_share_one_verified_context_that_still_verifies(contexts_built):
+    assert prefect_patches.api_clients_share_tls_contexts()
+    contexts = clients_verify_with(6)
+    assert len({id(c) for c in contexts}) == 1
+    import ssl
+
+    assert contexts[0].verify_mode == ssl.CERT_REQUIRED and contexts[0].check_hostname
+    assert [kwargs for kwargs, _ in contexts_built] == [{"cafile": contexts_built[0][0]["cafile"]}]
+
+
+def test_without_the_patch_each_client_builds_its_own(contexts_built):
+    contexts = clients_verify_with(4)
+    assert len({id(c) for c in contexts}) == 4 and len(contexts_built) == 4
+
+
+def test_an_unverified_context_is_never_shared_nor_poisons_the_verified_one(contexts_built):
+    import ssl
+
+    from prefect.settings import PREFECT_API_TLS_INSECURE_SKIP_VERIFY
+
+    assert prefect_patches.api_clients_share_tls_contexts()
+    verified = clients_verify_with(1)[0]
+    loose = clients_verify_with(3, {PREFECT_API_TLS_INSECURE_SKIP_VERIFY: True})
+    assert len({id(c) for c in loose}) == 3 and all(c.verify_mode == ssl.CERT_NONE for c in loose)
+    again = clients_verify_with(1)[0]
+    assert again is verified and again.verify_mode == ssl.CERT_REQUIRED and again.check_hostname
+
+
+def test_a_ca_bundle_changed_on_disk_gets_a_new_context(contexts_built, tmp_path):
+    import os
+
+    import certifi
+    from prefect.settings import PREFECT_API_SSL_CERT_FILE
+
+    bundle = tmp_path / "ca.pem"
+    bundle.write_bytes(Path(certifi.where()).read_bytes())
+    assert prefect_patches.api_clients_share_tls_contexts()
+    first = clients_verify_with(2, {PREFECT_API_SSL_CERT_FILE: str(bundle)})
+    os.utime(bundle, (time.time() + 60, time.time() + 60))  # rotated
+    second = clients_verify_with(2, {PREFECT_API_SSL_CERT_FILE: str(bundle)})
+    assert first[0] is first[1] and second[0] is second[1] and first[0] is not second[0]
+
+
+def test_where_prefects_clients_no_longer_call_ssl_they_are_left_alone(monkeypatch, caplog):
+    from prefect.client import orchestration
+
+    monkeypatch.delattr(orchestration, "ssl")
+    with caplog.at_level(logging.WARNING, logger=prefect_patches.__name__):
+        assert prefect_patches.api_clients_share_tls_contexts() is False
+    assert "`ssl` in prefect.client.orchestration" in caplog.text
+
+
+def test_the_fork_server_builds_the_shared_context_before_any_run(contexts_built):
+    """warm_imports (imported by the fork server) shares and builds it: runs fork with it."""
+    import importlib
+
+    from handoff.runtime import warm_imports
+
+    importlib.reload(warm_imports)
+    assert len(contexts_built) == 1
+    assert clients_verify_with(2) == [contexts_built[0][1]] * 2
