@@ -55,6 +55,7 @@ from stack import _on_sigterm  # noqa: E402
 from stack import large_order  # noqa: E402
 from stack import machine_notes  # noqa: E402
 from stack import snapshot_tree  # noqa: E402
+from stack import stack_env  # noqa: E402
 
 CONFIGS: dict[str, list[str]] = {
     "sqlite+runner": [],
@@ -404,7 +405,7 @@ def run_config(name: str, index: int, args: argparse.Namespace, code: Path) -> l
         up_args=CONFIGS[name],
         keep_home=args.keep_home,
         say=lambda text: say(f"{name}: {text}"),
-        extra_env={"HANDOFF_WARM_START": "false"} if args.cold else None,
+        extra_env={**stack_env(args.env, args.process_limit), **({"HANDOFF_WARM_START": "false"} if args.cold else {})},
     )
     results: list[Result] = []
     try:
@@ -492,6 +493,13 @@ def main() -> int:
     ap.add_argument("--rate", type=float, default=20.0, help="orders per minute fed through intake")
     ap.add_argument("--think", type=float, default=2.0, help="seconds a stand-in takes to answer a step")
     ap.add_argument("--configs", default=",".join(CONFIGS), help="comma-separated, of: " + ", ".join(CONFIGS))
+    ap.add_argument(
+        "--process-limit",
+        type=int,
+        default=None,
+        help="HANDOFF_RUNNER_PROCESS_LIMIT: runs at once per runner or worker",
+    )
+    ap.add_argument("--env", action="append", default=[], metavar="KEY=VALUE", help="more environment for the stacks")
     ap.add_argument("--no-floor", action="store_true", help="skip the bare Prefect pipeline")
     ap.add_argument(
         "--cold",
