@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import contextvars
 import os
+import signal
 import threading
 import time
 from collections.abc import Callable
@@ -281,6 +282,20 @@ def stop_jobs(stop: threading.Event, threads: list[threading.Thread]) -> None:
         t.join(timeout=5)
 
 
+def stop_on_signals() -> None:
+    """Ctrl-C and SIGTERM both stop the stack cleanly (workers, server, the throwaway cluster),
+    also when it was started in the background, where SIGINT comes in ignored (a shell's `cmd &`,
+    or a parent that ignores it): without this, the Ctrl-C a supervisor sends is lost and the
+    supervisor's later SIGKILL leaves the Prefect server, in its own session, running alone."""
+
+    def interrupt(signum: int, frame: object) -> None:
+        raise KeyboardInterrupt
+
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGINT, interrupt)
+        signal.signal(signal.SIGTERM, interrupt)
+
+
 def run_up(feed: Feed | None, say: Callable[[str], None], lock_ui: bool | None = None) -> None:
     from deployments import DEFINITIONS
     from deployments import serve
@@ -292,6 +307,7 @@ def run_up(feed: Feed | None, say: Callable[[str], None], lock_ui: bool | None =
     from handoff.runtime.standins import ensure_standin_reps
     from handoff.runtime.worklist import WorklistServer
 
+    stop_on_signals()
     os.chdir(ROOT)  # deployments' entrypoints are paths inside the checkout
     settings.home.mkdir(parents=True, exist_ok=True)
     ensure_standin_reps()

@@ -34,6 +34,7 @@ from dataclasses import dataclass
 from handoff.core.settings import settings
 from handoff.runtime import prefect_server
 from handoff.runtime import zombies
+from handoff.runtime.up import stop_on_signals
 
 POOL = "back-office"
 WORKER_STOP_SECONDS = 30
@@ -96,18 +97,6 @@ def run_stack(spec: StackSpec, feed, say: Callable[[str], None]) -> None:
     finally:
         if cluster is not None:
             cluster.stop()
-
-
-def stop_on_signals() -> None:
-    """Ctrl-C and SIGTERM both stop the stack cleanly (workers, server, the throwaway cluster),
-    also when it was started in the background, where SIGINT comes in ignored."""
-
-    def interrupt(signum: int, frame: object) -> None:
-        raise KeyboardInterrupt
-
-    if threading.current_thread() is threading.main_thread():
-        signal.signal(signal.SIGINT, interrupt)
-        signal.signal(signal.SIGTERM, interrupt)
 
 
 def ensure_pool(name: str) -> None:

@@ -84,6 +84,8 @@ def test_a_locked_console_refuses_strangers_and_the_stack_still_works(tmp_path):
             stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,
             process_group=0,
+            # As under a supervisor or a shell's `cmd &`: SIGINT arrives ignored. Ctrl-C must still stop it.
+            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_IGN),
         )
     api = f"http://127.0.0.1:{ui}/api"
     try:
@@ -152,6 +154,13 @@ def test_a_locked_console_refuses_strangers_and_the_stack_still_works(tmp_path):
         assert stranger.returncode != 0 and "401" in stranger.stdout + stranger.stderr
         assert httpx.get(f"http://127.0.0.1:{worklist}/health", timeout=10).status_code == 200
         assert "Unauthorized" not in log.read_text(errors="replace"), tail(log)
+
+        # Ctrl-C stops everything it started, the Prefect server (in its own session) included.
+        os.killpg(proc.pid, signal.SIGINT)
+        assert proc.wait(timeout=90) == 0, tail(log)
+        assert "stopped;" in log.read_text(errors="replace"), tail(log)
+        with pytest.raises(httpx.TransportError):
+            httpx.get(f"{api}/health", timeout=5)
     finally:
         if proc.poll() is None:
             os.killpg(proc.pid, signal.SIGINT)
