@@ -18,20 +18,23 @@ from __future__ import annotations
 
 import importlib
 import logging
+import pkgutil
 
 import pandas as pd
 import pandera.pandas as pa
+from pandera.errors import SchemaErrors
 
+import checklists
 from checklists.common import Checklist
 from handoff.runtime import prefect_patches
 
 log = logging.getLogger(__name__)
 
-CHECKLIST_MODULES = (
-    "checklists.order_checklist",
-    "checklists.provisioning_checklist",
-    "checklists.invoice_checklist",
-    "checklists.requirements_checklist",
+# Every `checklists/*_checklist.py`, so a new checklist is preloaded without a change here.
+CHECKLIST_MODULES = tuple(
+    f"checklists.{module.name}"
+    for module in pkgutil.iter_modules(checklists.__path__)
+    if module.name.endswith("_checklist")
 )
 
 # Loaded on first use by the libraries themselves (each import is cheap once, costly per run).
@@ -64,7 +67,12 @@ def load() -> None:
             log.info("warm start: %s is not installed", name)
     for model in every_checklist():
         model.to_schema()
-    pa.DataFrameSchema({"ready": pa.Column(int)}).validate(pd.DataFrame({"ready": [1]}))
+    ready = pa.DataFrameSchema({"ready": pa.Column(int, pa.Check.ge(0))})
+    ready.validate(pd.DataFrame({"ready": [1]}))
+    try:  # and a failing one: the failure report loads more of pandera
+        ready.validate(pd.DataFrame({"ready": [-1]}), lazy=True)
+    except SchemaErrors:
+        pass
     if prefect_patches.api_clients_share_tls_contexts():
         prefect_patches.verified_tls_context_for_the_api()
 
