@@ -22,6 +22,7 @@ import copyreg
 import importlib
 import logging
 import multiprocessing
+import os
 import sys
 from collections.abc import AsyncGenerator
 from contextlib import asynccontextmanager
@@ -278,8 +279,6 @@ class _SharedVerifiedContexts:
         return getattr(self._ssl, name)
 
     def create_default_context(self, *args: Any, **kwargs: Any) -> Any:
-        import os
-
         cafile = kwargs.get("cafile")
         if args or set(kwargs) != {"cafile"} or not isinstance(cafile, str):
             return self._ssl.create_default_context(*args, **kwargs)
