@@ -30,7 +30,6 @@ from handoff.core.models import WorkerSkill
 from handoff.core.models import WorkItem
 from handoff.core.models import WorkItemState
 from handoff.core.models import utcnow
-from handoff.core.routing.assign import rep_ready_for_work
 from handoff.core.routing.claims import Claim
 from handoff.core.routing.claims import claim
 from handoff.core.routing.claims import one_router_at_a_time
@@ -42,6 +41,7 @@ from handoff.core.routing.live import POLICY
 from handoff.core.routing.policy import RoutableItem
 from handoff.core.routing.policy import RoutableRep
 from handoff.core.routing.readmodel import as_routable_item
+from handoff.core.routing.readmodel import as_routable_rep
 from handoff.core.routing.readmodel import item_rows
 from handoff.core.routing.readmodel import items_where
 from handoff.core.routing.urgency import MIN_EFFORT
@@ -162,8 +162,24 @@ def route_item(s: Session, item_id: int, now: datetime | None = None) -> Worker 
         reps.remove(rep)
 
 
+def rep_ready_for_work(
+    s: Session, worker_id: int, now: datetime | None = None
+) -> tuple[datetime, Worker, RoutableRep] | None:
+    """Take the router lock, then (now as naive UTC, the worker, the rep they are now) when
+    they can take work (on shift with spare capacity), else None."""
+    one_router_at_a_time(s)
+    now = as_utc_naive(now or utcnow())
+    worker = s.get(Worker, worker_id, populate_existing=True)
+    if worker is None:
+        return None
+    rep = as_routable_rep(worker, now)
+    if not rep.available or rep.spare <= 0:
+        return None
+    return now, worker, rep
+
+
 def route_for_worker(s: Session, worker_id: int, now: datetime | None = None) -> list[WorkItem]:
-    ready = rep_ready_for_work(s, worker_id, now)  # the same start as the live router's
+    ready = rep_ready_for_work(s, worker_id, now)
     if ready is None:
         return []
     now, worker, rep = ready

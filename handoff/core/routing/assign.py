@@ -18,19 +18,17 @@ from dataclasses import dataclass
 from datetime import datetime
 
 import numpy as np
-from sqlalchemy import select
 from sqlalchemy.orm import Session
-from sqlalchemy.orm import lazyload
 
 from handoff.core.clock import as_utc_naive
 from handoff.core.clock import epoch
-from handoff.core.models import Worker
 from handoff.core.models import WorkItem
 from handoff.core.models import WorkItemState
 from handoff.core.models import utcnow
 from handoff.core.routing.claims import Claim
 from handoff.core.routing.claims import assignment_event
 from handoff.core.routing.claims import claim
+from handoff.core.routing.claims import claim_many
 from handoff.core.routing.claims import one_router_at_a_time
 from handoff.core.routing.claims import record_assignment
 from handoff.core.routing.claims import record_events
@@ -38,14 +36,20 @@ from handoff.core.routing.eligibility import signature
 from handoff.core.routing.live import OPEN
 from handoff.core.routing.live import POLICY
 from handoff.core.routing.live import index_for
-from handoff.core.routing.policy import RoutableRep
 from handoff.core.routing.readmodel import as_routable_item
-from handoff.core.routing.readmodel import as_routable_rep
 
 MAX_LOST_CLAIMS = 50  # a decision that keeps losing gives up (the next event or watch round retries)
 
 
-def route_item(s: Session, item_id: int, now: datetime | None = None) -> Worker | None:
+@dataclass(frozen=True, slots=True)
+class Assignee:
+    """Who an item was pushed to (read from the index: the caller needs no ORM object for it)."""
+
+    id: int
+    name: str
+
+
+def route_item(s: Session, item_id: int, now: datetime | None = None) -> Assignee | None:
     """Push one open item to the best eligible rep now; None if nobody can take it yet."""
     one_router_at_a_time(s)
     now = as_utc_naive(now or utcnow())
@@ -69,7 +73,7 @@ def route_item(s: Session, item_id: int, now: datetime | None = None) -> Worker 
             if result is Claim.TAKEN:
                 index.took(item_id, int(rep.id), t)
                 record_assignment(s, item_id, rep, "new or released item")
-                return s.get(Worker, int(rep.id), options=[lazyload(Worker.skills)])  # skills read if asked
+                return Assignee(int(rep.id), rep.extra["name"])
             if result is Claim.ITEM_GONE:
                 index.lost_item(item_id)
                 index.renew(s)  # the loser catches up before its next choice
@@ -83,68 +87,56 @@ def route_item(s: Session, item_id: int, now: datetime | None = None) -> Worker 
     return None
 
 
-def rep_ready_for_work(
-    s: Session, worker_id: int, now: datetime | None = None
-) -> tuple[datetime, Worker, RoutableRep] | None:
-    """Start a decision for one rep: take the router lock, then (now as naive UTC, the worker,
-    the rep they are now) when they can take work (on shift with spare capacity), else None."""
-    one_router_at_a_time(s)
-    now = as_utc_naive(now or utcnow())
-    worker = s.get(Worker, worker_id, populate_existing=True)
-    if worker is None:
-        return None
-    rep = as_routable_rep(worker, now)
-    if not rep.available or rep.spare <= 0:
-        return None
-    return now, worker, rep
-
-
-def route_for_worker(s: Session, worker_id: int, now: datetime | None = None) -> list[WorkItem]:
-    """Fill a rep's spare capacity with the most urgent open items they may do."""
-    ready = rep_ready_for_work(s, worker_id, now)
-    if ready is None:
-        return []
-    now, worker, rep = ready
-    t = epoch(now)
-    index = index_for(s)
-    taken: list[int] = []
-    events: list[dict] = []
-    with index.session_view(s, now):
-        for _ in range(MAX_LOST_CLAIMS + rep.spare):
-            if rep.spare <= 0:
-                break
-            item = POLICY.item_for(rep, index.items, t)  # the whole open queue: its p_bar too
-            if item is None:
-                break
-            score = POLICY.score(item, t, index.items.mean_effort)
-            item_id = int(item.id)
-            result = claim(s, item_id, index.active[item_id].version, worker.id, now)
-            if result is Claim.TAKEN:
-                index.took(item_id, worker.id, t)
-                rep.open_items += 1
-                events.append(assignment_event(item_id, rep, "rep has spare capacity", score))
-                taken.append(item_id)
-            elif result is Claim.ITEM_GONE:
-                index.lost_item(item_id)
-                index.renew(s)
-            else:
-                index.lost_rep(worker.id)
-                break
-    record_events(s, events)
-    if not taken:
-        return []
-    got = {
-        it.id: it
-        for it in s.scalars(select(WorkItem).where(WorkItem.id.in_(taken)).execution_options(populate_existing=True))
-    }
-    return [got[i] for i in taken]
-
-
 @dataclass(slots=True)
 class Assignment:
+    """One item pushed to a rep, with the urgency that ranked it."""
+
     item_id: int
     worker: str
     urgency: float
+
+
+def route_for_worker(s: Session, worker_id: int, now: datetime | None = None) -> list[Assignment]:
+    """Fill a rep's spare capacity with the most urgent open items they may do (none unless
+    they are on shift, available and have room, as the index sees them under the router lock)."""
+    one_router_at_a_time(s)
+    now = as_utc_naive(now or utcnow())
+    t = epoch(now)
+    index = index_for(s)
+    taken: list[Assignment] = []
+    events: list[dict] = []
+    with index.session_view(s, now):
+        rep = index.rep(worker_id)
+        if rep is None or not rep.available or rep.spare <= 0:
+            return []
+        for _ in range(MAX_LOST_CLAIMS):
+            # The rep's next items, in the order the policy hands them out one by one (each
+            # leaves the pool before the next is chosen), then claimed together.
+            picks = [(int(item.id), score) for item, score in POLICY.items_for(rep, index.items, t, rep.spare)]
+            if not picks:
+                break
+            claimed = claim_many(s, worker_id, [(i, index.active[i].version) for i, _ in picks], now)
+            if claimed is None:  # full or gone meanwhile: the picks stay open
+                for item_id, _ in picks:
+                    index.lost_item(item_id)
+                index.lost_rep(worker_id)
+                break
+            won = set(claimed)
+            for item_id, score in picks:
+                if item_id in won:
+                    index.took(item_id, worker_id, t)
+                    events.append(assignment_event(item_id, rep, "rep has spare capacity", score))
+                    taken.append(Assignment(item_id, rep.extra["name"], score))
+                else:
+                    index.lost_item(item_id)
+            if len(won) == len(picks):
+                break
+            index.renew(s)  # lost some: catch up, then fill what is left
+            rep = index.rep(worker_id)
+            if rep is None or rep.spare <= 0:
+                break
+    record_events(s, events)
+    return taken
 
 
 def route_open_items(s: Session, now: datetime | None = None) -> list[Assignment]:

@@ -12,9 +12,7 @@ from __future__ import annotations
 
 import enum
 from datetime import datetime
-from typing import cast
 
-from sqlalchemy import CursorResult
 from sqlalchemy import bindparam
 from sqlalchemy import insert
 from sqlalchemy import text
@@ -68,10 +66,11 @@ def one_router_at_a_time(s: Session) -> None:
     way the database's turn is taken *before* the process's index lock (live.py), in every
     routing call, so two threads of one process never wait for each other in opposite orders.
     """
-    if s.get_bind().dialect.name == "postgresql":
-        s.execute(_TAKE_TURN_POSTGRES, {"key": ROUTING_LOCK})
+    c = s.connection()
+    if c.dialect.name == "postgresql":
+        c.execute(_TAKE_TURN_POSTGRES, {"key": ROUTING_LOCK})
     else:
-        s.execute(_TAKE_TURN_SQLITE)
+        c.execute(_TAKE_TURN_SQLITE)
 
 
 def expire(s: Session, cls: type, pk: int) -> None:
@@ -102,10 +101,10 @@ _TAKE_ROOM = (
     update(Worker)
     .where(
         Worker.id == bindparam("claiming_rep"),
-        Worker.open_items < Worker.capacity,
+        Worker.open_items + bindparam("places") <= Worker.capacity,
         Worker.presence == Presence.AVAILABLE,
     )
-    .values(open_items=Worker.open_items + 1, last_assigned_at=bindparam("claimed_at"))
+    .values(open_items=Worker.open_items + bindparam("places"), last_assigned_at=bindparam("claimed_at"))
     .execution_options(synchronize_session=False)
 )
 _PUT_ITEM_BACK = (
@@ -119,18 +118,45 @@ _PUT_ITEM_BACK = (
 def claim(s: Session, item_id: int, version: int, worker_id: int, now: datetime) -> Claim:
     """Assign atomically: the item must still be open at this version and the rep must still
     have room and be available. Both UPDATEs run in the caller's transaction."""
-    params = {"claimed_item": item_id, "seen_version": version, "claiming_rep": worker_id, "claimed_at": now}
-    if not cast(CursorResult, s.execute(_TAKE_ITEM, params)).rowcount:
-        return Claim.ITEM_GONE
-    if not cast(CursorResult, s.execute(_TAKE_ROOM, params)).rowcount:
-        # Put the item back exactly as it was (same version): this transaction has not
-        # committed, so nobody else saw it assigned, and the caller may try the next rep.
-        s.execute(_PUT_ITEM_BACK, params)
-        expire(s, WorkItem, item_id)
+    taken = claim_many(s, worker_id, [(item_id, version)], now)
+    if taken is None:
         return Claim.REP_FULL
-    expire(s, WorkItem, item_id)
+    return Claim.TAKEN if taken else Claim.ITEM_GONE
+
+
+def claim_many(s: Session, worker_id: int, items: list[tuple[int, int]], now: datetime) -> list[int] | None:
+    """Assign several (item id, version) to one rep atomically: the ids of those still open at
+    their version, all taken, or None when the rep no longer has room for them all or is not
+    available (then nothing changed). A rep filling several places pays one UPDATE of their
+    row, not one per item.
+
+    The UPDATEs run on the caller's connection directly (the ORM's bulk-update path doubled
+    the cost of each), after flushing the session's own pending changes as `Session.execute`
+    would."""
+    s.flush()
+    c = s.connection()
+    taken = [
+        item_id
+        for item_id, version in items
+        if c.execute(
+            _TAKE_ITEM,
+            {"claimed_item": item_id, "seen_version": version, "claiming_rep": worker_id, "claimed_at": now},
+        ).rowcount
+    ]
+    if not taken:
+        return []
+    room = {"claiming_rep": worker_id, "places": len(taken), "claimed_at": now}
+    if not c.execute(_TAKE_ROOM, room).rowcount:
+        # Put the items back exactly as they were (same version): this transaction has not
+        # committed, so nobody else saw them assigned, and the caller may try another rep.
+        c.execute(_PUT_ITEM_BACK, [{"claimed_item": item_id} for item_id in taken])
+        for item_id in taken:
+            expire(s, WorkItem, item_id)
+        return None
+    for item_id in taken:
+        expire(s, WorkItem, item_id)
     expire(s, Worker, worker_id)
-    return Claim.TAKEN
+    return taken
 
 
 def assignment_event(item_id: int, rep: RoutableRep, why: str, score: float | None = None) -> dict:
@@ -157,7 +183,7 @@ def record_events(s: Session, events: list[dict]) -> None:
     """Audit rows written in one statement (a watch round assigns hundreds; an ORM object and
     a flush each would cost more than the assignments)."""
     if events:
-        s.execute(_RECORD_EVENTS, events)
+        s.connection().execute(_RECORD_EVENTS, events)
 
 
 def record_assignment(s: Session, item_id: int, rep: RoutableRep, why: str, score: float | None = None) -> None:

@@ -22,10 +22,14 @@ and take the fast path.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from collections.abc import Hashable
 from collections.abc import Iterable
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
+from typing import Any
+from typing import TypeVar
 
 import numpy as np
 
@@ -37,6 +41,8 @@ from handoff.core.routing.urgency import MIN_EFFORT
 if TYPE_CHECKING:  # policy.py imports this module
     from handoff.core.routing.policy import RoutableItem
     from handoff.core.routing.policy import RoutableRep
+
+T = TypeVar("T")
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,6 +76,7 @@ class ItemPool:
         self._sigs: list[dict[str, int]] = []
         self._sig_id: dict[Signature, int] = {}
         self._ok: dict[Signature, np.ndarray] = {}  # rep skill profile -> ok per signature
+        self._eligible_reps: tuple[RepPool, int, np.ndarray] | None = None  # see eligible_reps (0/1 floats)
         self._effort_sum = 0.0
         # The reps this pool's items are routed to, when known (RoutingIndex sets it): lets a
         # policy see how many people on shift may do an item (push's scarce-skill rule).
@@ -201,9 +208,17 @@ class ItemPool:
     def columns(self) -> ItemColumns:
         return ItemColumns(self._created, self._due, self._effort, self._priority, self._value, self._sig)
 
+    def kinds(self) -> list[dict[str, int]]:
+        """Every kind of work (skill requirements) the pool has held, by signature id."""
+        return list(self._sigs)
+
     def requirements(self, signature_id: int) -> dict[str, int]:
         """The skill requirements behind a value of `columns.signature`."""
         return self._sigs[signature_id]
+
+    def slot_of(self, item_id: str) -> int | None:
+        """The slot of a waiting item (see `columns`), None if it is not waiting."""
+        return self._slot_of.get(item_id)
 
     def item_at(self, slot: int) -> RoutableItem:
         item = self._items[slot]
@@ -221,6 +236,24 @@ class ItemPool:
             return np.empty(0, dtype=np.intp)
         ok = self._ok_for(skills)
         return np.flatnonzero(ok[self._sig[:hi]] & self._alive[:hi])
+
+    def eligible_reps(self, team: RepPool) -> np.ndarray:
+        """(signature id x rep position), 1.0 where that rep of `team` may do that kind of work
+        this pool has seen, else 0.0 (floats: a product with a mask counts them in one BLAS
+        call). Kept until the team's skills change; a new kind of work adds a row."""
+        generation = team.skills_generation()
+        cached = self._eligible_reps
+        if cached is None or cached[0] is not team or cached[1] != generation:
+            matrix = np.zeros((0, len(team)), dtype=np.float32)
+        else:
+            matrix = cached[2]
+        if matrix.shape[0] < len(self._sigs):
+            rows = np.zeros((len(self._sigs) - matrix.shape[0], len(team)), dtype=np.float32)
+            for i, sig in enumerate(range(matrix.shape[0], len(self._sigs))):
+                rows[i, team.candidate_positions(self._sigs[sig])] = 1.0
+            matrix = np.vstack((matrix, rows))
+            self._eligible_reps = (team, generation, matrix)
+        return matrix
 
     def _ok_for(self, skills: dict[str, int]) -> np.ndarray:
         key = signature(skills)
@@ -247,6 +280,8 @@ class RepPool:
         self._skill_col: dict[str, int] = {}
         self._levels = np.zeros((0, 0), dtype=np.int16)
         self._candidates: dict[Signature, list[tuple[int, int, RoutableRep]]] = {}
+        self._memo: dict[Hashable, Any] = {}
+        self._generation = 0  # bumped whenever the skill matrix is rebuilt
         self._holders: dict[str, int] = {}
         for rep in reps:
             self.add(rep)
@@ -292,6 +327,8 @@ class RepPool:
         self._levels = levels
         self._holders = dict(zip(names, (levels > 0).sum(axis=0).tolist()))
         self._candidates.clear()
+        self._memo.clear()
+        self._generation += 1
         self._dirty = False
 
     def holders(self) -> dict[str, int]:
@@ -299,6 +336,33 @@ class RepPool:
         if self._dirty:
             self._rebuild()
         return self._holders
+
+    def memo(self, key: Hashable, build: Callable[[], T]) -> T:
+        """A value derived from the reps' skills (a policy's ranking of the candidates for one
+        kind of work), built once and kept until a rep joins, leaves or changes skills."""
+        if self._dirty:
+            self._rebuild()
+        if key not in self._memo:
+            self._memo[key] = build()
+        return self._memo[key]
+
+    def skills_generation(self) -> int:
+        """Changes whenever a rep joins, leaves or changes skills (for caches derived from skills)."""
+        if self._dirty:
+            self._rebuild()
+        return self._generation
+
+    def on_shift_mask(self) -> np.ndarray:
+        """Which reps are available, in the pool's order. Read afresh on every call: availability
+        is each rep's own attribute, set by whoever keeps the clock (the simulator, the index)."""
+        return np.fromiter((r.available for r in self._reps), bool, len(self._reps))
+
+    def candidate_positions(self, required: dict[str, int]) -> np.ndarray:
+        """Pool positions of the reps holding the required skills (index `on_shift_mask` with it)."""
+        return self.memo(
+            ("positions", signature(required)),
+            lambda: np.array([pos for _, pos, _ in self.candidates(required)], dtype=np.intp),
+        )
 
     def candidates(self, required: dict[str, int]) -> list[tuple[int, int, RoutableRep]]:
         """(over-qualification, position, rep) for every rep holding the required skills at

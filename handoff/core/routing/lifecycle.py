@@ -248,5 +248,5 @@ def set_presence(
             if rep is not None:
                 change.rerouted[item_id] = rep.name
     elif presence == Presence.AVAILABLE:
-        change.pulled = [it.id for it in route_for_worker(s, worker.id, now)]
+        change.pulled = [a.item_id for a in route_for_worker(s, worker.id, now)]
     return change

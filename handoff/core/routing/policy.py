@@ -47,6 +47,7 @@ from __future__ import annotations
 import random
 from collections.abc import Callable
 from collections.abc import Iterable
+from collections.abc import Iterator
 from dataclasses import dataclass
 from dataclasses import field
 from typing import Protocol
@@ -235,15 +236,44 @@ class PushPolicy:
 
     def rep_for(self, item: RoutableItem, reps: Iterable[RoutableRep], now: float) -> RoutableRep | None:
         if isinstance(reps, RepPool):
-            found = [(over, r) for over, _, r in reps.candidates(item.required_skills) if is_free(r)]
-            holders = reps.holders() if self.spare_scarce_skills else {}
-        else:
-            reps = list(reps)
-            found = _free_candidates(item, reps)
-            holders = _holders(reps) if self.spare_scarce_skills else {}
+            return self._first_free(self.ranked_reps(reps, item.required_skills))
+        reps = list(reps)
+        found = _free_candidates(item, reps)
+        holders = _holders(reps) if self.spare_scarce_skills else {}
         if not found:
             return None
         return min(found, key=lambda c: (_scarce_skills_held(c[1], item, holders), c[0], *self._rep_key(c[1])))[1]
+
+    def ranked_reps(self, pool: RepPool, required: dict[str, int]) -> list[tuple[float, int, RoutableRep]]:
+        """(scarce skills held, over-qualification, rep) for every rep who may do this kind of
+        work, in that order (ties in the pool's order): the order `rep_for` hands it out in.
+        Both depend only on skills, so the ranking is built once per kind of work until the
+        team's skills change (a router builds them when it loads); a decision then only looks
+        for the first free reps in it."""
+
+        def rank() -> list[tuple[float, int, RoutableRep]]:
+            holders = pool.holders() if self.spare_scarce_skills else {}
+            ranked = [
+                (_scarce_skills_held_by(r, required, holders), over, pos, r)
+                for over, pos, r in pool.candidates(required)
+            ]
+            ranked.sort(key=lambda c: (c[0], c[1], c[2]))
+            return [(scarce, over, r) for scarce, over, _, r in ranked]
+
+        return pool.memo(("push-ranking", signature(required), self.spare_scarce_skills), rank)
+
+    def _first_free(self, ranked: list[tuple[float, int, RoutableRep]]) -> RoutableRep | None:
+        """The free rep first by (scarce skills held, over-qualification, then `_rep_key`):
+        the first free rep in the ranking, or one tied with them on both that comes first by
+        `_rep_key`."""
+        best: RoutableRep | None = None
+        lead: tuple[float, int] | None = None
+        for scarce, over, r in ranked:
+            if lead is not None and (scarce, over) != lead:
+                break
+            if is_free(r) and (best is None or self._rep_key(r) < self._rep_key(best)):
+                best, lead = r, (scarce, over)
+        return best
 
     @staticmethod
     def _rep_key(rep: RoutableRep) -> tuple:
@@ -253,35 +283,7 @@ class PushPolicy:
 
     def item_for(self, rep: RoutableRep, items: Iterable[RoutableItem], now: float) -> RoutableItem | None:
         if isinstance(items, ItemPool):
-            slots = _slots_for(rep, items)
-            if slots is None:
-                return None
-            c = items.columns
-            team = items.team if items.team is not None else self.team
-            p_bar = items.mean_effort
-            due, created = c.due_at[slots], c.created_at[slots]
-            clock = float((due - created).mean()) if self.common_clock else None
-            scores = self.score_many(
-                c.priority[slots],
-                c.value[slots],
-                created,
-                due,
-                c.effort_seconds[slots],
-                now,
-                p_bar,
-                wait=self._queue_wait(team, items.waiting, p_bar),
-                late_clock=clock,
-            )
-            if self.scarcity > 0 and team is not None:
-                sigs = c.signature[slots]
-                present = np.unique(sigs)
-                if present.size > 1:  # one kind of work: scarcity cannot change the order
-                    factor = _scarcity_factors(team, [items.requirements(int(g)) for g in present], self.scarcity)
-                    scores = scores * factor[np.searchsorted(present, sigs)]
-            best = scores.max()
-            return _pick(
-                items, slots, scores, best, lambda it: self._item_key(float(best), it), ("due_at", "created_at")
-            )
+            return next(self._best_items(rep, items, now), None)
         if not is_free(rep):
             return None
         pool = list(items)
@@ -300,13 +302,106 @@ class PushPolicy:
                 scores = [s * float(factor_of[signature(it.required_skills)]) for s, it in zip(scores, eligible)]
         return min(zip(scores, eligible), key=lambda si: self._item_key(*si))[1]
 
-    def _queue_wait(self, team: Iterable[RoutableRep] | None, waiting: int, p_bar: float) -> float:
+    def items_for(self, rep: RoutableRep, pool: ItemPool, now: float, count: int) -> list[tuple[RoutableItem, float]]:
+        """What `item_for` answers `count` times in a row when each answer leaves the pool
+        before the next question (a rep filling several places), with the urgency (`score`)
+        each had when chosen. The answers are exactly those; the rep's eligible items and
+        their columns are read once, not once per place. The items are removed from `pool`."""
+        out: list[tuple[RoutableItem, float]] = []
+        if count <= 0:
+            return out
+        for item in self._best_items(rep, pool, now):
+            out.append((item, self.score(item, now, pool.mean_effort)))
+            pool.remove(item.id)
+            if len(out) == count:
+                break
+        return out
+
+    def _best_items(self, rep: RoutableRep, items: ItemPool, now: float) -> Iterator[RoutableItem]:
+        """The item `item_for` gives this rep, then (once the caller has removed it from the
+        pool) the next one, and so on: each answer is scored afresh against the pool as it is
+        then (its mean effort and waiting count), over the rep's eligible items read once."""
+        slots = _slots_for(rep, items)
+        if slots is None:
+            return
+        c = items.columns
+        team = items.team if items.team is not None else self.team
+        on_shift = team.on_shift_mask() if isinstance(team, RepPool) else None  # read once per decision
+        priority, value, created, due, effort = (
+            c.priority[slots],
+            c.value[slots],
+            c.created_at[slots],
+            c.due_at[slots],
+            c.effort_seconds[slots],
+        )
+        factor = self._scarcity_by_slot(items, team, on_shift, c.signature[slots])
+        while slots.size:
+            p_bar = items.mean_effort
+            scores = self.score_many(
+                priority,
+                value,
+                created,
+                due,
+                effort,
+                now,
+                p_bar,
+                wait=self._queue_wait(team, items.waiting, p_bar, on_shift),
+                late_clock=float((due - created).mean()) if self.common_clock else None,
+            )
+            if factor is not None:
+                scores = scores * factor
+            best = scores.max()
+            item = _pick(
+                items,
+                slots,
+                scores,
+                best,
+                lambda it, top=float(best): self._item_key(top, it),
+                ("due_at", "created_at"),
+            )
+            slot = items.slot_of(item.id)
+            yield item
+            if item.id in items:
+                return  # the caller left it in the pool: the next answer would be the same
+            keep = slots != slot
+            slots, priority, value, created, due, effort = (
+                slots[keep],
+                priority[keep],
+                value[keep],
+                created[keep],
+                due[keep],
+                effort[keep],
+            )
+            if factor is not None:
+                factor = factor[keep]
+
+    def _scarcity_by_slot(
+        self, items: ItemPool, team: Iterable[RoutableRep] | None, on_shift: np.ndarray | None, sigs: np.ndarray
+    ) -> np.ndarray | None:
+        """The scarce-skill factor of each eligible item (None: the rule is off or the team unknown)."""
+        if self.scarcity <= 0 or team is None:
+            return None
+        if isinstance(team, RepPool) and on_shift is not None:
+            # every kind's factor at once, from the pool's (kind x rep) eligibility
+            counts = items.eligible_reps(team) @ on_shift.astype(np.float32)
+            eligible = np.maximum(np.rint(counts).astype(np.float64), 1.0)
+            return ((float(max(int(on_shift.sum()), 1)) / eligible) ** self.scarcity)[sigs]
+        present = np.unique(sigs)
+        if present.size <= 1:  # one kind of work: scarcity cannot change the order
+            return None
+        factor = _scarcity_factors(team, [items.requirements(int(g)) for g in present], self.scarcity)
+        return factor[np.searchsorted(present, sigs)]
+
+    def _queue_wait(
+        self, team: Iterable[RoutableRep] | None, waiting: int, p_bar: float, mask: np.ndarray | None = None
+    ) -> float:
         """The wait the queue imposes (queue_scale x waiting work / reps on shift, seconds): an
-        item's time scale is its SLA window, or this when longer (overload). Needs the team;
-        a team of one (a router that loaded just the asking rep) is taken as unknown."""
+        item's time scale is its SLA window, or this when longer (overload). Needs the team
+        (`mask`: its `on_shift_mask`, when already read); a team of one (a router that loaded
+        just the asking rep) is taken as unknown."""
         if self.queue_scale <= 0 or team is None:
             return 0.0
-        on_shift = sum(1 for r in team if r.available)
+        on_shift = int(mask.sum()) if mask is not None else sum(1 for r in team if r.available)
         if on_shift < 2:
             return 0.0
         return self.queue_scale * p_bar * waiting / on_shift
@@ -365,25 +460,29 @@ def _holders(reps: Iterable[RoutableRep]) -> dict[str, int]:
 def _scarce_skills_held(rep: RoutableRep, item: RoutableItem, holders: dict[str, int]) -> float:
     """How much the team would miss this rep's *other* skills while they do this item:
     the sum of 1 / holders over the skills the item does not need (0 for a specialist)."""
+    return _scarce_skills_held_by(rep, item.required_skills, holders)
+
+
+def _scarce_skills_held_by(rep: RoutableRep, required: dict[str, int], holders: dict[str, int]) -> float:
     if not holders:
         return 0.0
     return round(
-        sum(
-            1.0 / holders[s]
-            for s, lvl in rep.skills.items()
-            if lvl > 0 and s not in item.required_skills and holders.get(s)
-        ),
+        sum(1.0 / holders[s] for s, lvl in rep.skills.items() if lvl > 0 and s not in required and holders.get(s)),
         9,
     )
 
 
-def _scarcity_factors(team: Iterable[RoutableRep], kinds: list[dict[str, int]], strength: float) -> np.ndarray:
+def _scarcity_factors(
+    team: Iterable[RoutableRep], kinds: list[dict[str, int]], strength: float, mask: np.ndarray | None = None
+) -> np.ndarray:
     """(reps on shift / reps on shift who may do it) ** strength, per kind of requirements:
     work few people may do goes first with those few, so they are not used up on work
-    anybody could take."""
+    anybody could take. (`mask`: the pool's `on_shift_mask`, when already read.)"""
     if isinstance(team, RepPool):
-        on_shift = sum(1 for r in team if r.available)
-        eligible = [sum(1 for _, _, r in team.candidates(req) if r.available) for req in kinds]
+        if mask is None:
+            mask = team.on_shift_mask()
+        on_shift = int(mask.sum())
+        eligible = [int(mask[team.candidate_positions(req)].sum()) for req in kinds]
     else:
         members = [r for r in team if r.available]
         on_shift = len(members)

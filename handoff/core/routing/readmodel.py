@@ -17,9 +17,10 @@ from sqlalchemy import ColumnElement
 from sqlalchemy import Connection
 from sqlalchemy import Select
 from sqlalchemy import Text
-from sqlalchemy import bindparam
 from sqlalchemy import select
 from sqlalchemy import type_coerce
+from sqlalchemy.ext.compiler import compiles
+from sqlalchemy.sql.functions import FunctionElement
 
 from handoff.core.clock import epoch
 from handoff.core.clock import on_shift
@@ -197,19 +198,42 @@ WORKER_COLUMNS = (
 )
 
 
+class skills_object(FunctionElement):  # noqa: N801 (an SQL function, named like one)
+    """A worker's skills as one JSON object {skill: level} (the aggregate of a correlated
+    subquery): each database spells it differently."""
+
+    type = Text()
+    inherit_cache = True
+
+
+@compiles(skills_object, "sqlite")
+def _skills_object_sqlite(element: skills_object, compiler: Any, **kw: Any) -> str:
+    return f"json_group_object({compiler.process(element.clauses, **kw)})"
+
+
+@compiles(skills_object, "postgresql")
+def _skills_object_postgresql(element: skills_object, compiler: Any, **kw: Any) -> str:
+    return f"json_object_agg({compiler.process(element.clauses, **kw)})"
+
+
+SKILLS_OF_WORKER = (
+    select(skills_object(WorkerSkill.skill, WorkerSkill.level))
+    .where(WorkerSkill.worker_id == Worker.id)
+    .correlate(Worker)
+    .scalar_subquery()
+)
+
+
 def workers_where(where: ColumnElement[bool]) -> Select:
-    return select(*WORKER_COLUMNS).where(where)
-
-
-SKILLS = select(WorkerSkill.worker_id, WorkerSkill.skill, WorkerSkill.level)
-SKILLS_OF = SKILLS.where(WorkerSkill.worker_id.in_(bindparam("ids", expanding=True)))
+    """Workers with their skills, in one statement (a second one for the skills cost a
+    refresh as much again)."""
+    return select(*WORKER_COLUMNS, SKILLS_OF_WORKER).where(where)
 
 
 def worker_rows(connection: Connection, query: Select, params: dict | None = None) -> list[WorkerRow]:
-    """Workers the query (from `workers_where`) selects, with their skills (a second query,
-    for those workers only)."""
-    rows = {
-        wid: WorkerRow(
+    """Workers the query (from `workers_where`) selects, with their skills."""
+    return [
+        WorkerRow(
             wid,
             name,
             role,
@@ -222,17 +246,10 @@ def worker_rows(connection: Connection, query: Select, params: dict | None = Non
             days,
             stored_epoch(last),
             stored_datetime(changed),
-            {},
+            {str(k): int(v) for k, v in ((json.loads(skills) if isinstance(skills, str) else skills) or {}).items()},
             seq,
         )
-        for wid, name, role, capacity, n_open, presence, tz, start, end, days, last, changed, seq in connection.execute(
-            query, params or {}
+        for wid, name, role, capacity, n_open, presence, tz, start, end, days, last, changed, seq, skills in (
+            connection.execute(query, params or {})
         )
-    }
-    if rows:
-        few = len(rows) < 500
-        for wid, skill, level in connection.execute(SKILLS_OF if few else SKILLS, {"ids": list(rows)} if few else {}):
-            row = rows.get(wid)
-            if row is not None:
-                row.skills[skill] = level
-    return list(rows.values())
+    ]

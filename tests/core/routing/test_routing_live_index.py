@@ -155,7 +155,7 @@ with session() as s:
     before = index.refreshes
     with session() as s:
         got = router.route_for_worker(s, ids[other], now)
-        assert [it.id for it in got] == [second]
+        assert [a.item_id for a in got] == [second]
     assert index.refreshes > before  # it lost the claim on `first`, caught up, took the next
     with session() as s:
         assert s.get(WorkItem, first).assignee_id == ids[holder]  # never assigned twice
@@ -171,7 +171,7 @@ def test_work_claimed_in_a_transaction_that_rolls_back_stays_open_in_the_index(r
         raise RuntimeError("the step failed after routing")
     with session() as s:
         assert s.get(WorkItem, item_id).state == WorkItemState.OPEN
-        assert router.route_for_worker(s, ids["ann"], now)[0].id == item_id  # the index still offers it
+        assert router.route_for_worker(s, ids["ann"], now)[0].item_id == item_id  # the index still offers it
 
 
 def test_every_writer_is_stamped_even_raw_sql(routing_db, now, stale):
@@ -198,3 +198,27 @@ def test_a_database_without_the_change_triggers_is_refused(routing_db, request):
     live.forget_indexes()
     with session() as s, pytest.raises(live.IndexNotInStep):
         live.index_for(s)
+
+
+def test_a_skill_change_committed_elsewhere_is_seen_and_ranks_the_rep_afresh(routing_db, now, stale):
+    ids, _ = committed(routing_db, now, {"ann": {"order-approval": 1}, "bob": {}})
+    with session() as s:
+        index = live.index_for(s)
+    index.at(now)
+    assert index.rep(ids["ann"]).skills == {"order-approval": 1} and index.rep(ids["bob"]).skills == {}
+    ranked = [r.id for _, _, r in live.POLICY.ranked_reps(index.reps, {"credit-review": 2})]
+    assert ranked == []
+    in_another_process(  # training: ann levels up, bob learns a skill (raw SQL: the triggers stamp them)
+        routing_db,
+        f"""
+from sqlalchemy import text
+with session() as s:
+    s.execute(text("UPDATE worker_skills SET level = 3 WHERE worker_id = {ids["ann"]}"))
+    s.execute(text("INSERT INTO worker_skills (worker_id, skill, level) VALUES ({ids["bob"]}, 'credit-review', 2)"))
+""",
+    )
+    index.refresh(force=True)
+    assert index.rep(ids["ann"]).skills == {"order-approval": 3}
+    assert index.rep(ids["bob"]).skills == {"credit-review": 2}
+    ranked = [r.id for _, _, r in live.POLICY.ranked_reps(index.reps, {"credit-review": 2})]
+    assert ranked == [str(ids["bob"])]

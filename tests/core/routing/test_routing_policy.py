@@ -483,6 +483,13 @@ def test_the_index_answers_exactly_what_a_full_scan_answers(name):
             assert (fast and fast.id) == (slow and slow.id)
         if rng.random() < 0.3:  # someone finishes an item
             index.release(rng.choice(reps).id)
+        if rng.random() < 0.1:  # someone's shift starts or ends: read afresh, never cached
+            r = rng.choice(reps)
+            r.available = not r.available
+        if rng.random() < 0.05:  # someone is trained: rankings built from skills are rebuilt
+            r = rng.choice(reps)
+            r.skills = {**r.skills, rng.choice(sorted(r.skills)): rng.randint(1, 5)}
+            index.reps.update(r)
     assert decisions > 20
     assert len(index.items) == len(waiting)
 
@@ -563,3 +570,22 @@ def test_late_work_with_a_long_sla_does_not_lag_behind_in_hours():
     for items in both([short, long], "items"):
         assert PushPolicy().item_for(someone, items, NOW) is long
         assert PushPolicy(common_clock=False).item_for(someone, items, NOW) is short
+
+
+@pytest.mark.parametrize("variant", ["push", *sorted(PUSH_VARIANTS)])
+def test_filling_several_places_at_once_answers_what_item_for_answers_one_by_one(variant):
+    rng, items, reps = _random_world(5)
+    make = PUSH_VARIANTS.get(variant, PushPolicy)
+    for r in reps[:12]:
+        one_by_one, at_once = RoutingIndex(items=items, reps=reps), RoutingIndex(items=items, reps=reps)
+        r.open_items, r.available = 0, True
+        expected = []
+        for _ in range(r.capacity):
+            item = make().item_for(r, one_by_one.items, NOW)
+            if item is None:
+                break
+            expected.append((item.id, make().score(item, NOW, one_by_one.items.mean_effort)))
+            one_by_one.items.remove(item.id)
+        got = make().items_for(r, at_once.items, NOW, r.capacity)
+        assert [(it.id, score) for it, score in got] == expected
+        assert len(at_once.items) == len(one_by_one.items)

@@ -59,7 +59,7 @@ def test_an_urgent_high_value_item_is_assigned_before_an_older_trivial_one(s, no
     urgent = make_item(due_in=timedelta(hours=1), priority=2, value=50_000, title="urgent")
     ann = make_worker("ann", {"order-approval": 3}, capacity=1)
     taken = router.route_for_worker(s, ann.id, now)
-    assert [it.id for it in taken] == [urgent.id]
+    assert [a.item_id for a in taken] == [urgent.id]
     s.refresh(trivial)
     assert trivial.state == WorkItemState.OPEN
 
@@ -244,7 +244,7 @@ def test_a_rep_with_room_gets_what_the_policy_picks_from_the_whole_queue(s, now,
         index.items.remove(item.id)
         rep.open_items += 1
 
-    assert [it.id for it in router.route_for_worker(s, ann.id, now)] == expected
+    assert [a.item_id for a in router.route_for_worker(s, ann.id, now)] == expected
 
 
 def test_urgency_weighs_the_whole_queues_effort_even_when_a_rep_sees_part_of_it(s, now, make_worker, make_item):
@@ -257,7 +257,7 @@ def test_urgency_weighs_the_whole_queues_effort_even_when_a_rep_sees_part_of_it(
     make_item(priority=1, due_in=timedelta(minutes=10), effort=300)
     ann = make_worker("ann", {"order-approval": 2}, capacity=1)
 
-    assert [it.id for it in router.route_for_worker(s, ann.id, now)] == [weighty.id]
+    assert [a.item_id for a in router.route_for_worker(s, ann.id, now)] == [weighty.id]
 
 
 def test_a_claim_lost_on_the_rep_after_the_item_was_read_from_the_database_tries_the_next_rep(
@@ -278,3 +278,41 @@ def test_a_claim_lost_on_the_rep_after_the_item_was_read_from_the_database_tries
     assert not fake and got is not None
     s.refresh(it)
     assert it.state == WorkItemState.ASSIGNED and it.assignee_id == got.id
+
+
+def test_claim_many_takes_what_is_still_open_and_the_rep_room_for_exactly_that(s, now, make_worker, make_item):
+    from handoff.core.routing.claims import claim_many
+
+    ann = make_worker("ann", {"order-approval": 3}, capacity=3)
+    a, b, c = make_item(), make_item(), make_item()
+    b.state = WorkItemState.COMPLETED  # finished meanwhile: not hers to take
+    s.flush()
+    taken = claim_many(s, ann.id, [(a.id, a.version), (b.id, b.version), (c.id, c.version + 7)], now)
+    assert taken == [a.id]  # c was changed since it was seen (another version)
+    s.refresh(ann), s.refresh(a), s.refresh(c)
+    assert ann.open_items == 1 and a.assignee_id == ann.id and a.state == WorkItemState.ASSIGNED
+    assert c.state == WorkItemState.OPEN and c.assignee_id is None
+
+
+def test_claim_many_changes_nothing_when_the_rep_has_no_room_for_them_all(s, now, make_worker, make_item):
+    from handoff.core.routing.claims import claim_many
+
+    ann = make_worker("ann", {"order-approval": 3}, capacity=2, open_items=1)
+    a, b = make_item(), make_item()
+    seen = {a.id: a.version, b.id: b.version}
+    assert claim_many(s, ann.id, [(a.id, a.version), (b.id, b.version)], now) is None
+    for it in (a, b):
+        s.refresh(it)
+        assert it.state == WorkItemState.OPEN and it.assignee_id is None and it.version == seen[it.id]
+    s.refresh(ann)
+    assert ann.open_items == 1
+
+
+def test_a_rep_with_several_places_is_filled_in_one_call_in_the_policys_order(s, now, make_worker, make_item):
+    items = [make_item(due_in=timedelta(hours=h)) for h in (30, 2, 9, 1, 50)]
+    ann = make_worker("ann", {"order-approval": 3}, capacity=3)
+    taken = router.route_for_worker(s, ann.id, now)
+    assert [a.item_id for a in taken] == [items[3].id, items[1].id, items[2].id]  # most urgent first
+    s.refresh(ann)
+    assert ann.open_items == 3
+    assert [audit_actions(s, a.item_id) for a in taken] == [["assigned"]] * 3
