@@ -349,15 +349,18 @@ def measure_live(
         paths = {"index": assign, "baseline": baseline}
         out: dict[str, list[float]] = {f"{p} {k}": [] for p in paths for k in ("route_item", "route_for_worker")}
         cpu: dict[str, list[float]] = {key: [] for key in out}
+        max_id = max(open_ids)
         for k in range(calls):
             kind = "route_item" if k % 4 else "route_for_worker"
             for name in ("index", "baseline") if k % 2 else ("baseline", "index"):
+                finished_by = finish_one(session, rng.randint(1, max_id), now)  # untimed: the churn of a day
+                if kind == "route_item":
+                    args = (open_ids.pop(rng.randrange(len(open_ids))),)
+                else:  # the rep who just finished (one place free), or one coming online (any)
+                    args = (finished_by if finished_by is not None and k % 16 else rng.choice(worker_ids),)
                 with session() as s:
                     t0, c0 = time.perf_counter(), time.process_time()
-                    if kind == "route_item":
-                        getattr(paths[name], kind)(s, open_ids.pop(rng.randrange(len(open_ids))), now)
-                    else:
-                        getattr(paths[name], kind)(s, rng.choice(worker_ids), now)
+                    getattr(paths[name], kind)(s, *args, now)
                     s.commit()
                     out[f"{name} {kind}"].append((time.perf_counter() - t0) * 1e3)
                     cpu[f"{name} {kind}"].append((time.process_time() - c0) * 1e3)
@@ -386,6 +389,30 @@ def measure_live(
         "watch": watch_s,
         "load_average": os.getloadavg()[0],
     }
+
+
+def finish_one(session, near_id: int, now) -> int | None:  # noqa: ANN001
+    """A rep finishes an assigned item (the first at or after `near_id`): it is completed and
+    their place freed, in a transaction of its own, as a completion does (its routing is what
+    the bench times). Returns who finished, None if nothing was assigned there."""
+    from sqlalchemy import text
+
+    with session() as s:
+        found = s.execute(
+            text("SELECT id, assignee_id FROM work_items WHERE state = 'assigned' AND id >= :near ORDER BY id LIMIT 1"),
+            {"near": near_id},
+        ).first()
+        if found is None:
+            return None
+        s.execute(
+            text("UPDATE work_items SET state = 'completed', completed_at = :now WHERE id = :id"),
+            {"now": now, "id": found.id},
+        )
+        s.execute(
+            text("UPDATE workers SET open_items = open_items - 1 WHERE id = :w AND open_items > 0"),
+            {"w": found.assignee_id},
+        )
+        return int(found.assignee_id)
 
 
 def postgres_cluster():  # noqa: ANN201

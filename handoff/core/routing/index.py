@@ -34,7 +34,6 @@ from typing import TypeVar
 import numpy as np
 
 from handoff.core.routing.eligibility import Signature
-from handoff.core.routing.eligibility import meets
 from handoff.core.routing.eligibility import signature
 from handoff.core.routing.urgency import MIN_EFFORT
 
@@ -76,6 +75,7 @@ class ItemPool:
         self._sigs: list[dict[str, int]] = []
         self._sig_id: dict[Signature, int] = {}
         self._ok: dict[Signature, np.ndarray] = {}  # rep skill profile -> ok per signature
+        self._requirements: tuple[dict[str, int], np.ndarray] | None = None  # see _requirement_matrix
         self._eligible_reps: tuple[RepPool, int, np.ndarray] | None = None  # see eligible_reps (0/1 floats)
         self._effort_sum = 0.0
         # The reps this pool's items are routed to, when known (RoutingIndex sets it): lets a
@@ -256,18 +256,32 @@ class ItemPool:
         return matrix
 
     def _ok_for(self, skills: dict[str, int]) -> np.ndarray:
+        """Which kinds of work (by signature id) a rep with these skills may do (`meets`, for
+        every kind at once against the kinds' requirement matrix; kept per skill profile)."""
         key = signature(skills)
         ok = self._ok.get(key)
-        n = len(self._sigs)
-        if ok is None or ok.size < n:
-            known = 0 if ok is None else ok.size
-            new = np.zeros(n, dtype=bool)
-            if ok is not None:
-                new[:known] = ok
-            for sig in range(known, n):
-                new[sig] = meets(skills, self._sigs[sig])
-            self._ok[key] = ok = new
+        if ok is None or ok.size < len(self._sigs):
+            names, levels = self._requirement_matrix()
+            held = np.zeros(len(names), dtype=np.int32)
+            for skill, level in skills.items():
+                col = names.get(skill)
+                if col is not None:
+                    held[col] = level
+            ok = np.asarray((levels <= held).all(axis=1), dtype=bool)
+            self._ok[key] = ok
         return ok
+
+    def _requirement_matrix(self) -> tuple[dict[str, int], np.ndarray]:
+        """(skill -> column, kinds x skills required levels, 0 where a kind needs no such skill)."""
+        built = self._requirements
+        if built is None or built[1].shape[0] < len(self._sigs):
+            names = {s: i for i, s in enumerate(sorted({s for kind in self._sigs for s in kind}))}
+            levels = np.zeros((len(self._sigs), len(names)), dtype=np.int32)
+            for row, kind in enumerate(self._sigs):
+                for skill, level in kind.items():
+                    levels[row, names[skill]] = level
+            self._requirements = built = (names, levels)
+        return built
 
 
 class RepPool:
