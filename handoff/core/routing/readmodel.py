@@ -9,6 +9,8 @@ decoded once per distinct stored value (items of one kind share them).
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -134,6 +136,11 @@ def items_where(where: ColumnElement[bool]) -> Select:
 
 def item_rows(connection: Connection, query: Select, params: dict | None = None) -> list[ItemRow]:
     """Work items the query (from `items_where`) selects, decoded for the index."""
+    return decode_items(connection.execute(query, params or {}))
+
+
+def decode_items(rows: Iterable[Sequence[Any]]) -> list[ItemRow]:
+    """Rows of `ITEM_COLUMNS` (through SQLAlchemy or straight from the driver) as index rows."""
     decoded: dict[Any, tuple[dict[str, int], dict[str, int], dict[str, int]]] = {}
     out = []
     for (
@@ -150,7 +157,7 @@ def item_rows(connection: Connection, query: Select, params: dict | None = None)
         priority,
         value,
         seq,
-    ) in connection.execute(query, params or {}):
+    ) in rows:
         key = raw if isinstance(raw, str) else json.dumps(raw, sort_keys=True)
         kinds = decoded.get(key)
         if kinds is None:
@@ -232,6 +239,11 @@ def workers_where(where: ColumnElement[bool]) -> Select:
 
 def worker_rows(connection: Connection, query: Select, params: dict | None = None) -> list[WorkerRow]:
     """Workers the query (from `workers_where`) selects, with their skills."""
+    return decode_workers(connection.execute(query, params or {}))
+
+
+def decode_workers(rows: Iterable[Sequence[Any]]) -> list[WorkerRow]:
+    """Rows of `workers_where` (through SQLAlchemy or straight from the driver) as index rows."""
     return [
         WorkerRow(
             wid,
@@ -249,7 +261,5 @@ def worker_rows(connection: Connection, query: Select, params: dict | None = Non
             {str(k): int(v) for k, v in ((json.loads(skills) if isinstance(skills, str) else skills) or {}).items()},
             seq,
         )
-        for wid, name, role, capacity, n_open, presence, tz, start, end, days, last, changed, seq, skills in (
-            connection.execute(query, params or {})
-        )
+        for wid, name, role, capacity, n_open, presence, tz, start, end, days, last, changed, seq, skills in rows
     ]
