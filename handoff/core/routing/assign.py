@@ -14,6 +14,8 @@ first, or the index was stale) re-reads what changed and tries the next choice.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -35,6 +37,7 @@ from handoff.core.routing.claims import record_events
 from handoff.core.routing.eligibility import signature
 from handoff.core.routing.live import OPEN
 from handoff.core.routing.live import POLICY
+from handoff.core.routing.live import LiveIndex
 from handoff.core.routing.live import index_for
 from handoff.core.routing.readmodel import as_routable_item
 
@@ -49,13 +52,20 @@ class Assignee:
     name: str
 
 
+@contextmanager
+def routing_turn(s: Session, now: datetime | None) -> Iterator[tuple[datetime, float, LiveIndex]]:
+    """Every decision starts so: the router's turn in the database, then this process's index
+    as the caller's transaction sees it at `now` (given as naive UTC and epoch seconds)."""
+    one_router_at_a_time(s)
+    at = as_utc_naive(now or utcnow())
+    index = index_for(s)
+    with index.session_view(s, at):
+        yield at, epoch(at), index
+
+
 def route_item(s: Session, item_id: int, now: datetime | None = None) -> Assignee | None:
     """Push one open item to the best eligible rep now; None if nobody can take it yet."""
-    one_router_at_a_time(s)
-    now = as_utc_naive(now or utcnow())
-    t = epoch(now)
-    index = index_for(s)
-    with index.session_view(s, now):
+    with routing_turn(s, now) as (now, t, index):
         row = index.active.get(item_id)
         known = row is not None and row.state == OPEN
         for _ in range(MAX_LOST_CLAIMS):
@@ -99,13 +109,9 @@ class Assignment:
 def route_for_worker(s: Session, worker_id: int, now: datetime | None = None) -> list[Assignment]:
     """Fill a rep's spare capacity with the most urgent open items they may do (none unless
     they are on shift, available and have room, as the index sees them under the router lock)."""
-    one_router_at_a_time(s)
-    now = as_utc_naive(now or utcnow())
-    t = epoch(now)
-    index = index_for(s)
     taken: list[Assignment] = []
     events: list[dict] = []
-    with index.session_view(s, now):
+    with routing_turn(s, now) as (now, t, index):
         rep = index.rep(worker_id)
         if rep is None or not rep.available or rep.spare <= 0:
             return []
@@ -141,13 +147,9 @@ def route_for_worker(s: Session, worker_id: int, now: datetime | None = None) ->
 
 def route_open_items(s: Session, now: datetime | None = None) -> list[Assignment]:
     """Give every open item that has an eligible free rep to one, most urgent first."""
-    one_router_at_a_time(s)
-    now = as_utc_naive(now or utcnow())
-    t = epoch(now)
-    index = index_for(s)
     done: list[Assignment] = []
     events: list[dict] = []
-    with index.session_view(s, now):
+    with routing_turn(s, now) as (now, t, index):
         free = sum(r.spare for r in index.reps if r.available and r.spare > 0)
         if free <= 0 or not len(index.items):
             return []
