@@ -182,6 +182,10 @@ class LiveIndex:
         self.lock = threading.RLock()
         self.items = ItemPool()  # open items, as the policy sees them
         self.reps = RepPool()
+        # The team the items are routed to: push's team rules (work few people on shift may do
+        # goes first with those few; the queue's wait stretches the time scale in overload)
+        # need it. Without it the live router ran a different policy from the simulated one.
+        self.items.team = self.reps
         self.active: dict[int, ItemRow] = {}
         self.held: dict[int, set[int]] = {}  # worker id -> assigned / started item ids
         self.workers: dict[int, WorkerRow] = {}
@@ -432,6 +436,14 @@ class LiveIndex:
         """The urgency the router ranks by: the push policy's score with the whole open
         queue's mean effort (the pool's p_bar). The worklist shows the same number."""
         return POLICY.score_many(*urgency_columns(items), now, self.items.mean_effort)
+
+    def ranking(self, worker_id: int, items: list[RoutableItem], now: float) -> np.ndarray:
+        """The urgency these items rank by for this rep (their worklist): what the push policy
+        scores their next pick with, team rules included (`scores` for an unknown rep)."""
+        rep = self.rep(worker_id)
+        if rep is None:
+            return self.scores(items, now)
+        return POLICY.ranking_scores(rep, self.items, items, now)
 
     def open_scores(self, now: float) -> tuple[np.ndarray, np.ndarray]:
         """(slots, urgency) of every open item, vectorised over the pool's columns."""

@@ -48,6 +48,7 @@ import random
 from collections.abc import Callable
 from collections.abc import Iterable
 from collections.abc import Iterator
+from collections.abc import Sequence
 from dataclasses import dataclass
 from dataclasses import field
 from typing import Protocol
@@ -69,6 +70,7 @@ from handoff.core.routing.urgency import K
 from handoff.core.routing.urgency import UrgencyParameters
 from handoff.core.routing.urgency import mean_effort
 from handoff.core.routing.urgency import urgency
+from handoff.core.routing.urgency import urgency_columns
 from handoff.core.routing.urgency import urgency_many
 
 
@@ -374,6 +376,32 @@ class PushPolicy:
             )
             if factor is not None:
                 factor = factor[keep]
+
+    def ranking_scores(self, rep: RoutableRep, pool: ItemPool, items: Sequence[RoutableItem], now: float) -> np.ndarray:
+        """The urgency `item_for` ranks by, for these items (a rep's worklist): scored as the
+        rep's next pick would be, with the same queue wait, late clock and scarce-skill factor,
+        so the number a rep sees is the one that ranks their work."""
+        if not items:
+            return np.zeros(0)
+        team = pool.team if pool.team is not None else self.team
+        on_shift = team.on_shift_mask() if isinstance(team, RepPool) else None
+        p_bar = pool.mean_effort
+        slots = pool.eligible_slots(rep.skills)
+        c = pool.columns
+        clock = float((c.due_at[slots] - c.created_at[slots]).mean()) if self.common_clock and slots.size else None
+        scores = self.score_many(
+            *urgency_columns(items),
+            now,
+            p_bar,
+            wait=self._queue_wait(team, pool.waiting, p_bar, on_shift),
+            late_clock=clock,
+        )
+        if self.scarcity > 0 and team is not None:
+            kinds = {signature(it.required_skills): it.required_skills for it in items}
+            keys = sorted(kinds)
+            factor_of = dict(zip(keys, _scarcity_factors(team, [kinds[k] for k in keys], self.scarcity, on_shift)))
+            scores = scores * np.array([factor_of[signature(it.required_skills)] for it in items])
+        return scores
 
     def _scarcity_by_slot(
         self, items: ItemPool, team: Iterable[RoutableRep] | None, on_shift: np.ndarray | None, sigs: np.ndarray

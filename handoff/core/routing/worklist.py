@@ -2,8 +2,8 @@
 
 Each waiting step is a suspended Prefect flow run; the link opens its page in the Prefect UI,
 where the rep fills in the step's form. The urgency shown is the one the router ranks by: the
-live index's score (the push policy with the whole open queue's mean effort), not a separate
-estimate.
+push policy's score of the rep's next pick (the whole open queue's mean effort and wait, the
+rep's late clock, the team's scarce-skill factor), from the live index, not a separate estimate.
 """
 
 from __future__ import annotations
@@ -65,7 +65,9 @@ def worklist(s: Session, name: str, now: datetime | None = None) -> list[Worklis
     t = epoch(now)
     index = index_for(s)
     with index.session_view(s, now):
-        urgency: np.ndarray | list[float] = index.scores([as_routable_item(it) for it in items], t) if items else []
+        urgency: np.ndarray | list[float] = (
+            index.ranking(worker.id, [as_routable_item(it) for it in items], t) if items else []
+        )
     entries = [
         WorklistEntry(
             item_id=it.id,
