@@ -67,6 +67,7 @@ from handoff.core.routing.urgency import RESCUE_WINDOWS
 from handoff.core.routing.urgency import SCARCITY
 from handoff.core.routing.urgency import SHORTEST_FIRST
 from handoff.core.routing.urgency import K
+from handoff.core.routing.urgency import UrgencyMoment
 from handoff.core.routing.urgency import UrgencyParameters
 from handoff.core.routing.urgency import mean_effort
 from handoff.core.routing.urgency import urgency
@@ -329,26 +330,18 @@ class PushPolicy:
         c = items.columns
         team = items.team if items.team is not None else self.team
         on_shift = team.on_shift_mask() if isinstance(team, RepPool) else None  # read once per decision
-        priority, value, created, due, effort = (
-            c.priority[slots],
-            c.value[slots],
-            c.created_at[slots],
-            c.due_at[slots],
-            c.effort_seconds[slots],
+        moment = UrgencyMoment(
+            c.priority[slots], c.value[slots], c.created_at[slots], c.due_at[slots], c.effort_seconds[slots], now
         )
         factor = self._scarcity_by_slot(items, team, on_shift, c.signature[slots])
+        parameters = self.urgency_parameters()
         while slots.size:
             p_bar = items.mean_effort
-            scores = self.score_many(
-                priority,
-                value,
-                created,
-                due,
-                effort,
-                now,
+            scores = moment.scores(
                 p_bar,
+                parameters,
                 wait=self._queue_wait(team, items.waiting, p_bar, on_shift),
-                late_clock=float((due - created).mean()) if self.common_clock else None,
+                late_clock=float(moment.window.mean()) if self.common_clock else None,
             )
             if factor is not None:
                 scores = scores * factor
@@ -366,14 +359,8 @@ class PushPolicy:
             if item.id in items:
                 return  # the caller left it in the pool: the next answer would be the same
             keep = slots != slot
-            slots, priority, value, created, due, effort = (
-                slots[keep],
-                priority[keep],
-                value[keep],
-                created[keep],
-                due[keep],
-                effort[keep],
-            )
+            slots = slots[keep]
+            moment.keep(keep)
             if factor is not None:
                 factor = factor[keep]
 

@@ -182,30 +182,66 @@ def urgency_many(
 
     `p_bar` defaults to the mean effort of the items given.
     """
-    k, aging_seconds, lookahead = parameters.k, parameters.aging_seconds, parameters.lookahead
-    aging_windows, rescue_windows = parameters.aging_windows, parameters.rescue_windows
-    shortest_first = parameters.shortest_first
-    p = np.maximum(effort_seconds, MIN_EFFORT)
+    moment = UrgencyMoment(priority, value, created_at, due_at, effort_seconds, now)
     if p_bar is None:
-        p_bar = float(p.mean()) if p.size else MIN_EFFORT
-    p_bar = max(p_bar, MIN_EFFORT)
-    floor = k * p_bar
-    horizon = np.maximum(due_at - created_at, max(floor, wait))
-    scale = np.maximum(horizon * lookahead, floor)
-    w = np.maximum(priority, 0.0) * (1.0 + np.log1p(np.maximum(value, 0.0) / VALUE_UNIT))
-    base = w * (p_bar / p) ** shortest_first
-    slack = due_at - now - p
-    if aging_seconds is not None:
-        return base * np.exp(-np.maximum(slack, 0.0) / scale) + np.maximum(now - created_at, 0.0) * (
-            1.0 / aging_seconds
+        p_bar = float(moment.p.mean()) if moment.p.size else MIN_EFFORT
+    return moment.scores(p_bar, parameters, wait, late_clock)
+
+
+class UrgencyMoment:
+    """What the urgency of many items at one `now` does not owe to the queue (effort, weight,
+    slack, window), worked out once: a rep filling several places is scored again after each
+    pick with the queue's new mean effort and wait, over the same items (`keep` drops the one
+    picked). The arithmetic is `urgency_many`'s, step for step, so the scores are identical."""
+
+    def __init__(
+        self,
+        priority: np.ndarray,
+        value: np.ndarray,
+        created_at: np.ndarray,
+        due_at: np.ndarray,
+        effort_seconds: np.ndarray,
+        now: float,
+    ) -> None:
+        self.now = now
+        self.p = np.maximum(effort_seconds, MIN_EFFORT)
+        self.w = np.maximum(priority, 0.0) * (1.0 + np.log1p(np.maximum(value, 0.0) / VALUE_UNIT))
+        self.window = due_at - created_at
+        self.slack = due_at - now - self.p
+        self.created_at = created_at
+
+    def keep(self, mask: np.ndarray) -> None:
+        """Only the items where `mask` holds from now on."""
+        self.p, self.w, self.window = self.p[mask], self.w[mask], self.window[mask]
+        self.slack, self.created_at = self.slack[mask], self.created_at[mask]
+
+    def scores(
+        self,
+        p_bar: float,
+        parameters: UrgencyParameters = DEFAULT_PARAMETERS,
+        wait: float = 0.0,
+        late_clock: float | None = None,
+    ) -> np.ndarray:
+        k, aging_seconds, lookahead = parameters.k, parameters.aging_seconds, parameters.lookahead
+        aging_windows, rescue_windows = parameters.aging_windows, parameters.rescue_windows
+        shortest_first = parameters.shortest_first
+        p, slack = self.p, self.slack
+        p_bar = max(p_bar, MIN_EFFORT)
+        floor = k * p_bar
+        horizon = np.maximum(self.window, max(floor, wait))
+        scale = np.maximum(horizon * lookahead, floor)
+        base = self.w * (p_bar / p) ** shortest_first
+        if aging_seconds is not None:
+            return base * np.exp(-np.maximum(slack, 0.0) / scale) + np.maximum(self.now - self.created_at, 0.0) * (
+                1.0 / aging_seconds
+            )
+        on_time = base * np.exp(-np.maximum(slack, 0.0) / scale)
+        if math.isinf(aging_windows):
+            late_factor = 2.0**-rescue_windows if rescue_windows > 0 else 1.0
+            return np.where(slack >= 0.0, on_time, base * late_factor)
+        if late_clock is not None:
+            horizon = np.maximum(np.minimum(self.window, late_clock), max(floor, wait))
+        late = np.maximum(-slack, 0.0) / horizon
+        return np.where(
+            slack >= 0.0, on_time, base * np.exp2(np.minimum((late - rescue_windows) / aging_windows, MAX_EXPONENT))
         )
-    on_time = base * np.exp(-np.maximum(slack, 0.0) / scale)
-    if math.isinf(aging_windows):
-        late_factor = 2.0**-rescue_windows if rescue_windows > 0 else 1.0
-        return np.where(slack >= 0.0, on_time, base * late_factor)
-    if late_clock is not None:
-        horizon = np.maximum(np.minimum(due_at - created_at, late_clock), max(floor, wait))
-    late = np.maximum(-slack, 0.0) / horizon
-    return np.where(
-        slack >= 0.0, on_time, base * np.exp2(np.minimum((late - rescue_windows) / aging_windows, MAX_EXPONENT))
-    )
