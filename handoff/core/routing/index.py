@@ -77,6 +77,7 @@ class ItemPool:
         self._ok: dict[Signature, np.ndarray] = {}  # rep skill profile -> ok per signature
         self._requirements: tuple[dict[str, int], np.ndarray] | None = None  # see _requirement_matrix
         self._eligible_reps: tuple[RepPool, int, np.ndarray] | None = None  # see eligible_reps (0/1 floats)
+        self._eligible_counts: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None  # see eligible_counts
         self._effort_sum = 0.0
         # The reps this pool's items are routed to, when known (RoutingIndex sets it): lets a
         # policy see how many people on shift may do an item (push's scarce-skill rule).
@@ -254,6 +255,24 @@ class ItemPool:
             matrix = np.vstack((matrix, rows))
             self._eligible_reps = (team, generation, matrix)
         return matrix
+
+    def eligible_counts(self, team: RepPool, on_shift: np.ndarray) -> np.ndarray:
+        """How many of the reps marked in `on_shift` may do each kind of work (by signature
+        id). Kept while the mask, the kinds and the team's skills stay the same (shifts change
+        by the minute, decisions by the millisecond): the product behind it is a threaded BLAS
+        call at thousands of reps, whose spinning threads would take a core from the database."""
+        matrix = self.eligible_reps(team)
+        cached = self._eligible_counts
+        if (
+            cached is not None
+            and cached[0] is matrix
+            and cached[1].shape == on_shift.shape
+            and np.array_equal(cached[1], on_shift)
+        ):
+            return cached[2]
+        counts = np.rint(matrix @ on_shift.astype(np.float32)).astype(np.float64)
+        self._eligible_counts = (matrix, on_shift.copy(), counts)
+        return counts
 
     def _ok_for(self, skills: dict[str, int]) -> np.ndarray:
         """Which kinds of work (by signature id) a rep with these skills may do (`meets`, for

@@ -398,8 +398,7 @@ class PushPolicy:
             return None
         if isinstance(team, RepPool) and on_shift is not None:
             # every kind's factor at once, from the pool's (kind x rep) eligibility
-            counts = items.eligible_reps(team) @ on_shift.astype(np.float32)
-            eligible = np.maximum(np.rint(counts).astype(np.float64), 1.0)
+            eligible = np.maximum(items.eligible_counts(team, on_shift), 1.0)
             return ((float(max(int(on_shift.sum()), 1)) / eligible) ** self.scarcity)[sigs]
         present = np.unique(sigs)
         if present.size <= 1:  # one kind of work: scarcity cannot change the order
