@@ -81,6 +81,7 @@ if TYPE_CHECKING:  # sla imports routing: a run-time import here would be circul
     from handoff.core.sla import BusinessClock
 
 POLICY = PushPolicy()
+FREEZE_FROM = 5_000  # rows: a smaller index costs a full collection little (and a test suite loads hundreds)
 OPEN = str(WorkItemState.OPEN)
 HELD = (str(WorkItemState.ASSIGNED), str(WorkItemState.STARTED))
 ACTIVE_STATES = tuple(str(s) for s in ACTIVE)
@@ -236,12 +237,13 @@ class LiveIndex:
         for kind in self.items.kinds():  # rank the reps for each kind of work now, not in a decision
             POLICY.ranked_reps(self.reps, kind)
         self.refreshed_at = time.monotonic()
-        # The index is the bulk of the process's long-lived objects: moved out of the cyclic
-        # collector's reach, they no longer make each full collection scan them (one took
-        # ~100 ms at 10,000 items, inside whichever decision triggered it). Objects frozen are
-        # still freed by reference counting when the index drops them.
-        gc.collect()
-        gc.freeze()
+        if len(self.active) + len(self.workers) >= FREEZE_FROM:
+            # The index is then the bulk of the process's long-lived objects: moved out of the
+            # cyclic collector's reach, they no longer make each full collection scan them (one
+            # took ~100 ms at 10,000 items, inside whichever decision triggered it). Objects
+            # frozen are still freed by reference counting when the index drops them.
+            gc.collect()
+            gc.freeze()
 
     def refresh(self, force: bool = False) -> None:
         """Apply every committed change since the last refresh (and re-read dirty rows).

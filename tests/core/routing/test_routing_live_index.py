@@ -222,3 +222,23 @@ with session() as s:
     assert index.rep(ids["bob"]).skills == {"credit-review": 2}
     ranked = [r.id for _, _, r in live.POLICY.ranked_reps(index.reps, {"credit-review": 2})]
     assert ranked == [str(ids["bob"])]
+
+
+def test_a_large_index_is_frozen_out_of_the_cyclic_collector_and_a_small_one_is_not(routing_db, now, monkeypatch):
+    import gc
+
+    committed(routing_db, now, {"ann": {"order-approval": 1}}, items=3)
+    gc.unfreeze()
+    try:
+        live.forget_indexes()
+        with session() as s:
+            live.index_for(s)
+        assert gc.get_freeze_count() == 0  # 4 rows: not worth a full collection at load
+        monkeypatch.setattr(live, "FREEZE_FROM", 4)
+        live.forget_indexes()
+        with session() as s:
+            index = live.index_for(s)
+        assert gc.get_freeze_count() > 0 and len(index.active) == 3
+    finally:
+        gc.unfreeze()
+        live.forget_indexes()
