@@ -331,7 +331,7 @@ class PushPolicy:
         team = items.team if items.team is not None else self.team
         on_shift = team.on_shift_mask() if isinstance(team, RepPool) else None  # read once per decision
         moment = UrgencyMoment(
-            c.priority[slots], c.value[slots], c.created_at[slots], c.due_at[slots], c.effort_seconds[slots], now
+            (c.priority[slots], c.value[slots], c.created_at[slots], c.due_at[slots], c.effort_seconds[slots]), now
         )
         factor = self._scarcity_by_slot(items, team, on_shift, c.signature[slots])
         parameters = self.urgency_parameters()

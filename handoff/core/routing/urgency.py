@@ -182,7 +182,7 @@ def urgency_many(
 
     `p_bar` defaults to the mean effort of the items given.
     """
-    moment = UrgencyMoment(priority, value, created_at, due_at, effort_seconds, now)
+    moment = UrgencyMoment((priority, value, created_at, due_at, effort_seconds), now)
     if p_bar is None:
         p_bar = float(moment.p.mean()) if moment.p.size else MIN_EFFORT
     return moment.scores(p_bar, parameters, wait, late_clock)
@@ -194,15 +194,9 @@ class UrgencyMoment:
     pick with the queue's new mean effort and wait, over the same items (`keep` drops the one
     picked). The arithmetic is `urgency_many`'s, step for step, so the scores are identical."""
 
-    def __init__(
-        self,
-        priority: np.ndarray,
-        value: np.ndarray,
-        created_at: np.ndarray,
-        due_at: np.ndarray,
-        effort_seconds: np.ndarray,
-        now: float,
-    ) -> None:
+    def __init__(self, columns: tuple[np.ndarray, ...], now: float) -> None:
+        """`columns`: priority, value, created_at, due_at, effort_seconds (as `urgency_columns`)."""
+        priority, value, created_at, due_at, effort_seconds = columns
         self.now = now
         self.p = np.maximum(effort_seconds, MIN_EFFORT)
         self.w = np.maximum(priority, 0.0) * (1.0 + np.log1p(np.maximum(value, 0.0) / VALUE_UNIT))

@@ -318,10 +318,11 @@ def test_a_rep_with_several_places_is_filled_in_one_call_in_the_policys_order(s,
     assert [audit_actions(s, a.item_id) for a in taken] == [["assigned"]] * 3
 
 
-def test_the_live_router_applies_the_team_rules_the_simulator_measures(s, now, make_worker, make_item):
-    """Work two of six reps on shift may do goes to one of those two before equally urgent
-    shared work, live as in the policy (the live index knows the team)."""
-    validator = make_worker("validator", {"validation": 1, "leads": 1}, capacity=1)
+def validation_few_may_do(now, make_worker, make_item, capacity: int):
+    """A validator who may do validation and leads, one more busy validator and four busy
+    lead reps, all on shift; a lead and a validation due a second apart: (validator, lead,
+    validation)."""
+    validator = make_worker("validator", {"validation": 1, "leads": 1}, capacity=capacity)
     make_worker("v2", {"validation": 1}, capacity=1, open_items=1)
     for i in range(4):
         make_worker(f"o{i}", {"leads": 1}, capacity=1, open_items=1)  # busy, on shift
@@ -332,6 +333,13 @@ def test_the_live_router_applies_the_team_rules_the_simulator_measures(s, now, m
         created=now - timedelta(hours=1),
         due_in=timedelta(hours=4, seconds=1),
     )
+    return validator, lead, validation
+
+
+def test_the_live_router_applies_the_team_rules_the_simulator_measures(s, now, make_worker, make_item):
+    """Work two of six reps on shift may do goes to one of those two before equally urgent
+    shared work, live as in the policy (the live index knows the team)."""
+    validator, lead, validation = validation_few_may_do(now, make_worker, make_item, capacity=1)
     taken = router.route_for_worker(s, validator.id, now)
     assert [a.item_id for a in taken] == [validation.id]
     s.refresh(lead)
@@ -346,17 +354,7 @@ def test_a_reps_worklist_ranks_their_work_as_the_router_does(s, now, make_worker
     from handoff.core.routing import live
     from handoff.core.routing.worklist import worklist
 
-    validator = make_worker("validator", {"validation": 1, "leads": 1}, capacity=2)
-    make_worker("v2", {"validation": 1}, capacity=1, open_items=1)
-    for i in range(4):
-        make_worker(f"o{i}", {"leads": 1}, capacity=1, open_items=1)
-    lead = make_item({"leads": 1}, work_type="leads", created=now - timedelta(hours=1), due_in=timedelta(hours=4))
-    validation = make_item(
-        {"validation": 1},
-        work_type="validation",
-        created=now - timedelta(hours=1),
-        due_in=timedelta(hours=4, seconds=1),
-    )
+    validator, lead, validation = validation_few_may_do(now, make_worker, make_item, capacity=2)
     assert [a.item_id for a in router.route_for_worker(s, validator.id, now)] == [validation.id, lead.id]
     shown = worklist(s, "validator", now)
     assert [e.item_id for e in shown] == [validation.id, lead.id]
