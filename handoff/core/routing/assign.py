@@ -122,11 +122,15 @@ def route_for_worker(s: Session, worker_id: int, now: datetime | None = None) ->
             if not picks:
                 break
             claimed = claim_many(s, worker_id, [(i, index.active[i].version) for i, _ in picks], now)
-            if claimed is None:  # full or gone meanwhile: the picks stay open
+            if claimed is None:  # less room than the index thought (or gone): the picks stay open
                 for item_id, _ in picks:
                     index.lost_item(item_id)
                 index.lost_rep(worker_id)
-                break
+                index.renew(s)  # catch up with the rep's real room, then fill that
+                rep = index.rep(worker_id)
+                if rep is None or not rep.available or rep.spare <= 0:
+                    break
+                continue
             won = set(claimed)
             for item_id, score in picks:
                 if item_id in won:

@@ -242,3 +242,24 @@ def test_a_large_index_is_frozen_out_of_the_cyclic_collector_and_a_small_one_is_
     finally:
         gc.unfreeze()
         live.forget_indexes()
+
+
+def test_a_rep_with_less_room_than_a_stale_index_thinks_gets_exactly_the_room_left(routing_db, now, stale):
+    ids, _ = committed(routing_db, now, {"ann": {"order-approval": 1}}, items=4)  # capacity 3
+    with session() as s:
+        live.index_for(s)  # loaded: three places free
+    in_another_process(  # two of them taken elsewhere; this index does not look by itself
+        routing_db,
+        f"""
+from sqlalchemy import text
+with session() as s:
+    s.execute(text("UPDATE workers SET open_items = 2 WHERE id = {ids["ann"]}"))
+""",
+    )
+    with session() as s:
+        got = router.route_for_worker(s, ids["ann"], now)
+    assert len(got) == 1  # the claim for three lost, the index caught up, the one place filled
+    with session() as s:
+        assert s.get(Worker, ids["ann"]).open_items == 3
+        held = s.scalars(select(WorkItem.id).where(WorkItem.assignee_id == ids["ann"])).all()
+    assert held == [got[0].item_id]
