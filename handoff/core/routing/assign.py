@@ -122,28 +122,21 @@ def route_for_worker(s: Session, worker_id: int, now: datetime | None = None) ->
             if not picks:
                 break
             claimed = claim_many(s, worker_id, [(i, index.active[i].version) for i, _ in picks], now)
-            if claimed is None:  # less room than the index thought (or gone): the picks stay open
-                for item_id, _ in picks:
-                    index.lost_item(item_id)
-                index.lost_rep(worker_id)
-                index.renew(s)  # catch up with the rep's real room, then fill that
-                rep = index.rep(worker_id)
-                if rep is None or not rep.available or rep.spare <= 0:
-                    break
-                continue
-            won = set(claimed)
+            won = set(claimed or ())  # None: less room than the index thought (or gone)
             for item_id, score in picks:
                 if item_id in won:
                     index.took(item_id, worker_id, t)
                     events.append(assignment_event(item_id, rep, "rep has spare capacity", score))
                     taken.append(Assignment(item_id, rep.extra["name"], score))
                 else:
-                    index.lost_item(item_id)
-            if len(won) == len(picks):
+                    index.lost_item(item_id)  # stays open: read again at the catch-up below
+            if claimed is None:
+                index.lost_rep(worker_id)
+            elif len(won) == len(picks):
                 break
-            index.renew(s)  # lost some: catch up, then fill what is left
+            index.renew(s)  # lost some or all: catch up, then fill the room that is left
             rep = index.rep(worker_id)
-            if rep is None or rep.spare <= 0:
+            if rep is None or not rep.available or rep.spare <= 0:
                 break
     record_events(s, events)
     return taken

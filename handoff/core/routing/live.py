@@ -139,7 +139,6 @@ class IndexNotInStep(RuntimeError):
 
 
 Row = TypeVar("Row", ItemRow, WorkerRow)
-Query = TypeVar("Query")
 
 
 def _changed_rows(
