@@ -19,7 +19,6 @@ from __future__ import annotations
 
 from typing import Any
 
-from prefect.client.schemas.objects import FlowRun
 from prefect.deployments import run_deployment
 
 MAX_SUCCESSORS = 100  # a run that ends unsettled this many times in a row needs a person, not another run
@@ -29,10 +28,9 @@ class TooManyRestarts(RuntimeError):
     """Every run under this key ended without settling the work; stop starting new ones."""
 
 
-def start_once(
-    deployment: str, key: str, parameters: dict[str, Any], *, name: str, tags: list[str] | None = None
-) -> FlowRun:
-    """The deployment's run for `key` that is under way, or a new one if every earlier run ended.
+def start_once(deployment: str, key: str, parameters: dict[str, Any], *, name: str, tag: str) -> str:
+    """The id of the deployment's run for `key` that is under way, or of a new one if every
+    earlier run ended. The run is named `name` and tagged `tag` (the business it is for).
 
     The caller asks only while the work is unsettled (e.g. an account still awaiting its handoff),
     so an ended run, whatever its end, means the work needs a new one.
@@ -47,10 +45,10 @@ def start_once(
             idempotency_key=link,
             timeout=0,
             flow_run_name=name,
-            tags=tags,
+            tags=[tag],
             as_subflow=False,
         )
         if run.state is None or not run.state.is_final():
-            return run
+            return str(run.id)
         link = f"{key}/after/{run.id}"
     raise TooManyRestarts(f"{deployment}: {MAX_SUCCESSORS} runs for {key} ended without settling it")

@@ -71,14 +71,8 @@ MEETING_DEPLOYMENT = "handoff-meeting/handoff-meeting"
 def start_handoff_meeting(customer_id: str) -> str:
     """Start the customer's meeting run (from its deployment, so it suspends while it waits for
     the sign-offs and holds no process) unless one is under way; returns the run's id."""
-    run = start_once(
-        MEETING_DEPLOYMENT,
-        f"handoff-meeting:{customer_id}",
-        {"customer_id": customer_id},
-        name=f"handoff-{customer_id}",
-        tags=[f"customer:{customer_id}"],
-    )
-    return str(run.id)
+    key, tag = f"handoff-meeting:{customer_id}", f"customer:{customer_id}"
+    return start_once(MEETING_DEPLOYMENT, key, {"customer_id": customer_id}, name=f"handoff-{customer_id}", tag=tag)
 
 
 @record_step(task_run_name="current-meeting-{customer_id}")

@@ -150,14 +150,8 @@ def start_quotation(request_id: str) -> str:
     one is under way; returns the run's id."""
     from tasks.deployment_runs import start_once
 
-    run = start_once(
-        QUOTATION_DEPLOYMENT,
-        f"quotation:{request_id}:follow-up",
-        {"request_id": request_id},
-        name=f"quote-{request_id}",
-        tags=[f"quote:{request_id}"],
-    )
-    return str(run.id)
+    key, tag = f"quotation:{request_id}:follow-up", f"quote:{request_id}"
+    return start_once(QUOTATION_DEPLOYMENT, key, {"request_id": request_id}, name=f"quote-{request_id}", tag=tag)
 
 
 # --- a customer's request for quotation (flows/quotation.py) ------------------------------------

@@ -172,23 +172,26 @@ def defect_log(s: Session, now: datetime | None = None, *, days: int = DEFAULT_D
         )
         .order_by(Defect.found_at.desc(), Defect.id.desc())
     ).all()
-    return [
-        DefectRow(
-            id=d.id,
-            found_at=d.found_at,
-            order_id=d.order_id,
-            work_type=d.work_type,
-            checklist=d.checklist,
-            failed_rules=summarise_failures(d.failures),
-            failure_count=len(d.failures or []),
-            fix_item_id=d.fix_item_id,
-            fix_item_state=str(fix_state) if fix_state else None,
-            resolved=d.resolved_at is not None and d.resolved_at <= now,
-            resolved_at=d.resolved_at if d.resolved_at is not None and d.resolved_at <= now else None,
-            resolved_by=d.resolved_by if d.resolved_at is not None and d.resolved_at <= now else None,
-        )
-        for d, fix_state in defects
-    ]
+    return [_defect_row(d, fix_state, now) for d, fix_state in defects]
+
+
+def _defect_row(d: Defect, fix_state: object, now: datetime) -> DefectRow:
+    """The defect as it stood at `now`: a fix made later does not count yet."""
+    settled = d.resolved_at is not None and d.resolved_at <= now
+    return DefectRow(
+        id=d.id,
+        found_at=d.found_at,
+        order_id=d.order_id,
+        work_type=d.work_type,
+        checklist=d.checklist,
+        failed_rules=summarise_failures(d.failures),
+        failure_count=len(d.failures or []),
+        fix_item_id=d.fix_item_id,
+        fix_item_state=str(fix_state) if fix_state else None,
+        resolved=settled,
+        resolved_at=d.resolved_at if settled else None,
+        resolved_by=d.resolved_by if settled else None,
+    )
 
 
 # --- 5. on-time completion % -----------------------------------------------------------------
