@@ -421,15 +421,30 @@ def presence(
     name: str = typer.Argument(..., help="Whose presence."),
     state: Presence = typer.Argument(..., help="available, away or offline."),
 ) -> None:
-    """Set presence. offline hands back not-started work (re-routed at once); available pulls work."""
+    """Set presence. offline hands back not-started work (re-routed at once); available pulls work.
+
+    Signed in (`handoff login`), you set your own, or anyone's as a supervisor; the audit names
+    you. Not signed in, the change is the operator's (`system:cli`), as for `workers` commands:
+    it is never recorded as the rep's own doing."""
+    from handoff.cli.identity import signed_in
     from handoff.core.db import session
+    from handoff.core.identity import NotSignedIn
     from handoff.core.routing.router import UnknownWorker
     from handoff.core.routing.router import set_presence
 
     console = _console()
     try:
+        person = signed_in()
+    except NotSignedIn:
+        actor = CLI
+    else:
+        if person.name != name and not person.is_supervisor:
+            console.print(f"[red]Refused:[/red] you are signed in as {person.name}; only a supervisor sets {name}'s.")
+            raise typer.Exit(2)
+        actor = person.name
+    try:
         with session() as s:
-            change = set_presence(s, name, state)
+            change = set_presence(s, name, state, actor=actor)
     except UnknownWorker as e:
         console.print(f"[red]{e}[/red]")
         raise typer.Exit(1) from None

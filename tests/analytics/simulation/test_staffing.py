@@ -188,3 +188,48 @@ def test_bad_inputs_are_refused():
         staffing.agents_for_service_level(100, 180, 0.8, 20, shrinkage=1.0)
     with pytest.raises(ValueError):
         staffing.erlang_a(0, 100, 180, 60)
+
+
+@pytest.mark.parametrize(
+    ("per_hour", "aht", "patience", "target_sl", "t"),
+    [
+        (200, 180, 120, 0.8, 20),
+        (30, 600, 60, 0.9, 30),
+        (500, 240, 900, 0.5, 10),
+        (5, 300, 30, 0.95, 0),
+        (1, 60, 5, 0.2, 1),
+    ],
+)
+def test_erlang_a_team_is_the_smallest_one_meeting_the_target(per_hour, aht, patience, target_sl, t):
+    """The bisected answer is the one team-by-team counting finds."""
+    need = staffing.agents_for_service_level_erlang_a(per_hour, aht, patience, target_sl, t)
+    assert need.service_level >= target_sl
+    levels = [staffing.erlang_a(n, per_hour, aht, patience, t).service_level for n in range(1, need.n + 1)]
+    assert all(b >= a - 1e-12 for a, b in zip(levels, levels[1:]))  # more people never serve fewer in time
+    assert next(n for n, sl in enumerate(levels, 1) if sl >= target_sl) == need.n
+
+
+def test_erlang_a_answers_at_the_edges_of_patience_and_load():
+    # So impatient that nobody waits: whoever finds everyone busy leaves at once (Erlang B's loss).
+    a = staffing.erlang_a(2, 10, 600, 1e-9, 20)
+    lost = staffing.erlang_b(2, 10 * 600 / 3600)
+    assert a.p_abandon == pytest.approx(lost, rel=1e-6) and a.service_level == pytest.approx(1 - lost, rel=1e-6)
+    # A very large queue is named rather than summed (or overflowed).
+    with pytest.raises(ValueError, match="too long for Erlang A"):
+        staffing.erlang_a(1, 10, 600, 1e12, 20)
+    # 16,667 Erlangs: a team found in a few dozen evaluations, meeting the target, with one less failing.
+    need = staffing.agents_for_service_level_erlang_a(100_000, 600, 60, 0.8, 20)
+    assert need.service_level >= 0.8
+    assert staffing.erlang_a(need.n - 1, 100_000, 600, 60, 20).service_level < 0.8
+
+
+@pytest.mark.parametrize("bad", [math.nan, math.inf, -1.0])
+def test_numbers_that_are_not_numbers_are_refused(bad):
+    with pytest.raises(ValueError):
+        staffing.agents_for_service_level(bad, 180, 0.8, 20)
+    with pytest.raises(ValueError):
+        staffing.agents_for_service_level(100, bad, 0.8, 20)
+    with pytest.raises(ValueError):
+        staffing.agents_for_service_level(100, 180, 0.8, bad)
+    with pytest.raises(ValueError):
+        staffing.erlang_a(3, 100, 180, bad, 20)

@@ -195,3 +195,51 @@ def test_worklist_shows_my_items_most_urgent_first_with_links(cli):
     cli("workers", "add", "bob", "--skills", "billing:1")
     assert "nothing assigned to you" in cli("worklist", "--me", "bob").output
     assert cli("worklist", "--me", "nobody").exit_code == 1
+
+
+def test_presence_is_recorded_as_whoever_changed_it_and_a_rep_sets_only_their_own(routing_db):
+    """The audit never says a rep went offline when someone else said so; signed in as one rep,
+    another rep's presence is refused (a supervisor may set anyone's)."""
+    from handoff.cli import identity as identity_cli
+    from handoff.core.models import AuditEvent
+
+    app = typer.Typer()
+    register(app)
+    identity_cli.register(app)
+    runner = CliRunner()
+
+    def cli(*args: str, stdin: str | None = None):
+        return runner.invoke(app, list(args), input=stdin, env={"COLUMNS": "300"})
+
+    def changes() -> list[tuple[str, str, str]]:
+        with session() as s:
+            return [
+                (e.actor, e.entity_id, e.to_state)
+                for e in s.scalars(select(AuditEvent).where(AuditEvent.action == "presence").order_by(AuditEvent.id))
+            ]
+
+    for name, role in (("ann", "rep"), ("bob", "rep"), ("sue", "supervisor")):
+        assert cli("workers", "add", name, "--skills", "order-approval:2", "--role", role).exit_code == 0
+        assert (
+            cli("workers", "set-password", name, "--password-stdin", stdin=f"a long passphrase of {name}\n").exit_code
+            == 0
+        )
+    ann, bob = str(worker("ann").id), str(worker("bob").id)
+
+    # Nobody signed in: the operator's change, not ann's.
+    assert cli("presence", "ann", "away").exit_code == 0
+    assert changes()[-1] == ("system:cli", ann, "away")
+
+    # Signed in as bob: ann's presence is not his to set; his own is.
+    assert cli("login", "--name", "bob", "--password-stdin", stdin="a long passphrase of bob\n").exit_code == 0
+    refused = cli("presence", "ann", "offline")
+    assert refused.exit_code == 2 and "signed in as bob" in refused.output
+    assert worker("ann").presence == Presence.AWAY and len(changes()) == 1
+    assert cli("presence", "bob", "away").exit_code == 0
+    assert changes()[-1] == ("bob", bob, "away")
+
+    # A supervisor sets anyone's, and the audit names the supervisor.
+    assert cli("login", "--name", "sue", "--password-stdin", stdin="a long passphrase of sue\n").exit_code == 0
+    assert cli("presence", "ann", "offline").exit_code == 0
+    assert changes()[-1] == ("sue", ann, "offline")
+    assert worker("ann").presence == Presence.OFFLINE
