@@ -4,6 +4,8 @@ by Alembic the first time a process touches the database, so upgrades never need
 
 from __future__ import annotations
 
+import fcntl
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from functools import lru_cache
@@ -14,6 +16,7 @@ from alembic.config import Config
 from sqlalchemy import Engine
 from sqlalchemy import create_engine
 from sqlalchemy import event
+from sqlalchemy import text
 from sqlalchemy.orm import Session
 from sqlalchemy.orm import sessionmaker
 
@@ -39,8 +42,17 @@ def _sqlite_pragmas(dbapi_conn, _record) -> None:  # noqa: ANN001
     cur.close()
 
 
-@lru_cache(maxsize=8)
 def engine_for(url: str) -> Engine:
+    with _OPENING:  # threads asking for a new database at once: one opens (and migrates) it
+        return _open(url)
+
+
+_OPENING = threading.Lock()
+MIGRATION_LOCK = 0x68616E64  # PostgreSQL advisory lock key ("hand"): one migrator per database
+
+
+@lru_cache(maxsize=8)
+def _open(url: str) -> Engine:
     if url.startswith("sqlite"):
         path = url.removeprefix("sqlite:///")
         if path and path != ":memory:":
@@ -49,8 +61,33 @@ def engine_for(url: str) -> Engine:
         event.listen(engine, "connect", _sqlite_pragmas)
     else:
         engine = create_engine(url, pool_pre_ping=True)
-    command.upgrade(alembic_config(url), "head")
+    with _one_migrator(engine):
+        command.upgrade(alembic_config(url), "head")
     return engine
+
+
+@contextmanager
+def _one_migrator(engine: Engine) -> Iterator[None]:
+    """Processes that start at once on a new database (workers, `handoff up` and a CLI command)
+    migrate it one after the other: the others wait, then find it at head. Without this, two
+    both saw an empty schema and the second failed creating a table the first had made."""
+    database = engine.url.database or ""
+    if engine.dialect.name == "postgresql":
+        with engine.connect() as c:
+            c.execute(text("SELECT pg_advisory_lock(:key)"), {"key": MIGRATION_LOCK})
+            try:
+                yield
+            finally:
+                c.execute(text("SELECT pg_advisory_unlock(:key)"), {"key": MIGRATION_LOCK})
+                c.commit()
+    elif engine.dialect.name == "sqlite" and database not in ("", ":memory:"):
+        # A lock file of its own: a lock on the database file would be released by SQLite's
+        # own closes (POSIX record locks are per process), so the two must not share a file.
+        with open(f"{database}.migrating", "a") as held:
+            fcntl.flock(held, fcntl.LOCK_EX)
+            yield  # closing the file releases the lock
+    else:
+        yield
 
 
 def engine() -> Engine:

@@ -20,21 +20,18 @@ there are no unauthenticated docs.
 
 from __future__ import annotations
 
-import asyncio
 import hmac
 import os
 import secrets
 from dataclasses import asdict
 from typing import Any
 
-import uvicorn
 from fastapi import Depends
 from fastapi import FastAPI
 from fastapi import HTTPException
 from fastapi import Request
 from fastapi.responses import JSONResponse
 from starlette.concurrency import run_in_threadpool
-from uvicorn.protocols.http.h11_impl import H11Protocol
 
 from handoff.core.intake import QUOTE_REQUEST_FORM
 from handoff.core.intake import IntakeInterrupted
@@ -47,8 +44,9 @@ from handoff.core.intake.text import printable
 from handoff.core.settings import settings
 from handoff.runtime import outbox
 from handoff.runtime.app_server import AppServer
-
-CONNECTIONS_AT_ONCE = 64  # beyond this, uvicorn answers 503 instead of holding more sockets
+from handoff.runtime.app_server import BodyRefused
+from handoff.runtime.app_server import guarded_config
+from handoff.runtime.app_server import read_limited
 
 
 def intake_token() -> str:
@@ -126,25 +124,11 @@ def create_intake_app(token: str | None = None, announce: bool = True) -> FastAP
 
 async def read_body(request: Request) -> bytes | JSONResponse:
     """The request's body, counted as it arrives: 413 past the limit, 408 past the read timeout."""
-    limit = settings.intake_max_bytes
-    declared = request.headers.get("content-length", "")
-    if declared.isdigit() and int(declared) > limit:
-        return too_large(limit)
-    chunks, size = [], 0
     try:
-        async with asyncio.timeout(settings.intake_read_timeout_seconds):
-            async for chunk in request.stream():
-                size += len(chunk)
-                if size > limit:
-                    return too_large(limit)
-                chunks.append(chunk)
-    except TimeoutError:
-        return JSONResponse(
-            {"detail": f"the body took over {settings.intake_read_timeout_seconds:g} s to arrive"},
-            status_code=408,
-            headers={"Connection": "close"},
-        )
-    return b"".join(chunks)
+        return await read_limited(request, settings.intake_max_bytes)
+    except BodyRefused as refused:
+        detail = str(refused) + (" (HANDOFF_INTAKE_MAX_BYTES)" if refused.status == 413 else "")
+        return JSONResponse({"detail": detail}, status_code=refused.status, headers={"Connection": "close"})
 
 
 async def receive(request: Request, take, announce: bool, plural: str) -> JSONResponse:  # noqa: ANN001
@@ -228,70 +212,11 @@ def answer(result: IntakeResult) -> dict[str, Any]:
     }
 
 
-def too_large(limit: int) -> JSONResponse:
-    return JSONResponse(
-        {"detail": f"the body is over the limit of {limit:,} bytes (HANDOFF_INTAKE_MAX_BYTES)"},
-        status_code=413,
-        headers={"Connection": "close"},
-    )
-
-
-class HeadDeadlineProtocol(H11Protocol):
-    """uvicorn's HTTP/1.1 protocol, plus a deadline for the request head: a connection that has
-    not sent a complete request line and headers within the read timeout (from its opening, or
-    from the end of its previous response) is closed. uvicorn's keep-alive timeout stops as
-    soon as any byte arrives, so a client dripping one header byte a second would hold its
-    connection for ever."""
-
-    _head_deadline: asyncio.TimerHandle | None = None
-
-    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
-        super().connection_made(transport)
-        self._arm_head_deadline()
-
-    def _arm_head_deadline(self) -> None:
-        self._cancel_head_deadline()
-        self._head_deadline = self.loop.call_later(settings.intake_read_timeout_seconds, self._head_too_slow)
-
-    def _cancel_head_deadline(self) -> None:
-        if self._head_deadline is not None:
-            self._head_deadline.cancel()
-            self._head_deadline = None
-
-    def _head_too_slow(self) -> None:
-        if self.cycle is None or self.cycle.response_complete:
-            self.transport.close()
-
-    def handle_events(self) -> None:
-        waiting_for_head = self.cycle is None or self.cycle.response_complete
-        super().handle_events()
-        if waiting_for_head and self.cycle is not None and not self.cycle.response_complete:
-            self._cancel_head_deadline()  # a request head arrived; the body has its own deadline
-
-    def on_response_complete(self) -> None:
-        super().on_response_complete()
-        if not self.transport.is_closing():
-            self._arm_head_deadline()
-
-    def connection_lost(self, exc: Exception | None) -> None:
-        self._cancel_head_deadline()
-        super().connection_lost(exc)
-
-
 class IntakeServer(AppServer):
     """The intake app served by uvicorn in a background thread."""
 
     def __init__(self, host: str, port: int, token: str | None = None, announce: bool = True) -> None:
-        config = uvicorn.Config(
-            create_intake_app(token, announce),
-            host=host,
-            port=port,
-            log_level="warning",
-            http=HeadDeadlineProtocol,
-            timeout_keep_alive=5,
-            limit_concurrency=CONNECTIONS_AT_ONCE,
-        )
-        super().__init__(config, name="intake-http")
+        super().__init__(guarded_config(create_intake_app(token, announce), host, port), name="intake-http")
 
 
 __all__ = ["IntakeServer", "create_intake_app", "intake_token"]

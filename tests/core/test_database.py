@@ -42,3 +42,36 @@ def test_migrations_go_down_and_up_again(db):
     command.upgrade(cfg, "head")
     assert revision_and_tables(db) == (head, set(Base.metadata.tables))
     command.check(cfg)
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def empty_database(request, tmp_path):
+    """A database nobody has migrated yet."""
+    if request.param == "postgres":
+        cluster = request.getfixturevalue("postgres")
+        url = cluster.new_database()
+        yield url
+        cluster.drop_database(url)
+    else:
+        yield f"sqlite:///{tmp_path / 'fresh' / 'handoff.db'}"
+
+
+def test_processes_and_threads_starting_at_once_on_a_new_database_all_find_it_migrated(empty_database):
+    """Workers, `handoff up` and a CLI command may all be the first to open a database: each
+    must wait for whichever migrates it, never fail creating a table another has just made."""
+    import subprocess
+    import sys
+    from concurrent.futures import ThreadPoolExecutor
+
+    from handoff.core import db as database
+
+    opener = f"from handoff.core.db import engine_for; engine_for({empty_database!r})"
+    processes = [subprocess.Popen([sys.executable, "-c", opener], stderr=subprocess.PIPE) for _ in range(4)]
+    with ThreadPoolExecutor(4) as pool:  # and threads of this process, meanwhile
+        engines = list(pool.map(database.engine_for, [empty_database] * 4))
+    failures = [p.stderr.read().decode()[-600:] for p in processes if p.wait(timeout=120) != 0]
+    assert failures == []
+    assert len({id(e) for e in engines}) == 1  # one engine per database in a process
+    head = ScriptDirectory.from_config(alembic_config(empty_database)).get_current_head()
+    assert revision_and_tables(empty_database) == (head, set(Base.metadata.tables))
+    database.engine_for(empty_database).dispose()

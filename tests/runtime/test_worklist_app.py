@@ -258,3 +258,65 @@ def test_a_steps_description_is_rendered_as_markdown_with_its_html_escaped():
     assert "<strong>Why:</strong>" in html and "<td>1</td>" in html
     assert "<script>" not in html and "<img" not in html and 'href="javascript:' not in html
     assert "&lt;script&gt;" in html
+
+
+def test_a_form_over_the_limit_is_refused(team):
+    def pieces():  # no Content-Length: counted as it arrives
+        for _ in range(100):
+            yield b"x" * 1024
+
+    form = {"Content-Type": "application/x-www-form-urlencoded"}
+    assert client().post("/login", content=pieces(), headers=form).status_code == 413
+    assert client().post("/login", content=b"x" * (200 * 1024), headers=form).status_code == 413
+
+
+def test_the_worklist_server_cuts_off_slow_heads_and_slow_bodies(team, monkeypatch):
+    """The worklist is served as guardedly as the intake (handoff.runtime.app_server)."""
+    import select
+    import socket
+    import time
+
+    import httpx
+
+    from handoff.runtime.worklist import WorklistServer
+
+    monkeypatch.setattr(settings, "intake_read_timeout_seconds", 1.0)
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    server = WorklistServer("127.0.0.1", port).start()
+    try:
+        deadline = time.monotonic() + 10
+        while True:
+            try:
+                httpx.get(f"{server.url}/login", timeout=1)
+                break
+            except httpx.HTTPError:
+                assert time.monotonic() < deadline
+                time.sleep(0.05)
+        # The sign-in page is open to anyone: a body streamed to it is refused while it arrives
+        # (past 64 KiB; what the sockets' buffers hold is on its way), not read to its end: this
+        # one never ends, so reading it all would mean no answer at all.
+        with socket.create_connection(("127.0.0.1", port), timeout=5) as conn:
+            conn.sendall(b"POST /login HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n")
+            sent, answer = 0, b""
+            while sent < 32 * 2**20 and not answer:
+                try:
+                    conn.sendall(b"400\r\n" + b"x" * 1024 + b"\r\n")
+                    sent += 1024
+                except OSError:  # the server closed the connection
+                    break
+                if select.select([conn], [], [], 0)[0]:
+                    answer = conn.recv(4096)
+            answer = answer or conn.recv(4096)
+            assert answer.startswith(b"HTTP/1.1 413") and sent < 32 * 2**20, (sent, answer[:40])
+        with socket.create_connection(("127.0.0.1", port), timeout=5) as conn:
+            conn.sendall(b"POST /login HTTP/1.1\r\nHost: x\r\nContent-Length: 1000\r\n\r\nname=")
+            started = time.monotonic()
+            assert conn.recv(4096).startswith(b"HTTP/1.1 408") and time.monotonic() - started < 4
+        with socket.create_connection(("127.0.0.1", port), timeout=5) as conn:
+            conn.sendall(b"POST /login HTTP/1.1\r\nHost: x\r\n")  # and then nothing more, ever
+            started = time.monotonic()
+            assert conn.recv(4096) == b"" and time.monotonic() - started < 4
+    finally:
+        server.stop()

@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-import uvicorn
-
 from handoff.runtime.app_server import AppServer
+from handoff.runtime.app_server import guarded_config
 from handoff.runtime.worklist.app import COOKIE
 from handoff.runtime.worklist.app import create_worklist_app
 
@@ -13,8 +12,7 @@ class WorklistServer(AppServer):
     """The worklist app served by uvicorn in a background thread (like the intake endpoint)."""
 
     def __init__(self, host: str, port: int) -> None:
-        config = uvicorn.Config(create_worklist_app(), host=host, port=port, log_level="warning")
-        super().__init__(config, name="worklist-http")
+        super().__init__(guarded_config(create_worklist_app(), host, port), name="worklist-http")
 
 
 __all__ = ["COOKIE", "WorklistServer", "create_worklist_app"]

@@ -44,6 +44,8 @@ from handoff.core.models import WorkItemState
 from handoff.core.routing import router
 from handoff.core.routing.worklist import worklist
 from handoff.core.settings import settings
+from handoff.runtime.app_server import BodyRefused
+from handoff.runtime.app_server import read_limited
 from handoff.runtime.worklist.fields import answer_from
 from handoff.runtime.worklist.fields import errors_by_field
 from handoff.runtime.worklist.fields import field_views
@@ -128,9 +130,10 @@ def create_worklist_app(prefect_context: Callable[[], Any] | None = None) -> Fas
             return identity.read_session(s, request.cookies.get(COOKIE))
 
     async def posted(request: Request) -> dict[str, str]:
-        body = await request.body()
-        if len(body) > MAX_BODY:
-            raise Refused(413, "the form is too large")
+        try:
+            body = await read_limited(request, MAX_BODY)
+        except BodyRefused as refused:
+            raise Refused(refused.status, "the form is too large" if refused.status == 413 else str(refused)) from None
         return {k: v[0] for k, v in parse_qs(body.decode("utf-8", "replace"), keep_blank_values=True).items()}
 
     def check_csrf(form: dict[str, str], person: identity.SignedIn) -> None:
