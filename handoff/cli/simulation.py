@@ -17,6 +17,7 @@ from __future__ import annotations
 import functools
 import inspect
 import json
+import math
 from collections.abc import Callable
 from collections.abc import Iterator
 from collections.abc import Sequence
@@ -35,6 +36,7 @@ from handoff.analytics.simulation.compare import RunOutcome
 from handoff.analytics.simulation.compare import table_rows
 
 WORKLOADS = ("bpic2012", "northwind", "synthetic")
+MAX_VOLUME_FACTOR = 100.0  # a hundred times the log's volume is already a different business
 
 
 def register(app: typer.Typer) -> None:
@@ -116,8 +118,12 @@ def log_options(args: WorkloadArgs):
     from handoff.analytics.simulation.eventlog import parse_terms
     from handoff.analytics.simulation.eventlog import read_sla_file
 
-    if args.default_sla_hours <= 0:
-        raise ValueError("--default-sla-hours must be positive")
+    if not 0 < args.default_sla_hours < math.inf:
+        raise ValueError("--default-sla-hours must be a positive, finite number")
+    if args.weeks is not None and not 0 < args.weeks < math.inf:
+        raise ValueError("--weeks must be a positive, finite number")
+    if not 0 < args.volume_factor <= MAX_VOLUME_FACTOR:
+        raise ValueError(f"--volume-factor must be above 0 and at most {MAX_VOLUME_FACTOR:g}")
     terms: dict[str, ActivityTerms] = dict(read_sla_file(args.sla_file)) if args.sla_file is not None else {}
     for field_name, given in (("sla_hours", args.sla), ("priority", args.priority), ("value", args.value)):
         for act, num in parse_terms(given or [], field_name.split("_")[0]).items():
@@ -216,7 +222,7 @@ def load(name: str, args: WorkloadArgs):
     if args.sla_file is not None and not Path(args.sla_file).is_file():
         raise typer.BadParameter(f"{args.sla_file} does not exist", param_hint="--sla-file")
     try:
-        return load_workload(
+        workload = load_workload(
             name,
             xes=args.xes,
             northwind=args.northwind_db,
@@ -231,6 +237,18 @@ def load(name: str, args: WorkloadArgs):
         )
     except (ValueError, OSError) as exc:
         raise typer.BadParameter(str(exc), param_hint="--workload") from exc
+    except EOFError:  # gzip's word for a file cut short
+        raise typer.BadParameter(
+            f"{name}: the file ends too soon (truncated or corrupt)", param_hint="--workload"
+        ) from None
+    except SyntaxError as exc:  # xml.etree's ParseError
+        raise typer.BadParameter(f"{name}: not well-formed XML ({exc})", param_hint="--workload") from None
+    if not workload.items:
+        raise typer.BadParameter(
+            f"{name}: no work items left to simulate (a --weeks or --volume-factor this small keeps none)",
+            param_hint="--workload",
+        )
+    return workload
 
 
 @contextmanager

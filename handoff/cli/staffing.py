@@ -177,6 +177,12 @@ def _staff_by_simulation(
         parse_policies(policy)
         if draws < 1:
             raise ValueError("--draws must be at least 1")
+        if not 0 < target_on_time <= 1:
+            raise ValueError(f"--target-on-time is a share: {target_on_time:g} is not in (0, 1] (95 % is 0.95)")
+        if not 0 <= shrinkage < 1:
+            raise ValueError("--shrinkage must be in [0, 1)")
+        if max_staff is not None and max_staff < 1:
+            raise ValueError("--max-staff must be at least 1")
     load_r = wl.offered_load()
     console = workload_console(
         wl,

@@ -110,34 +110,62 @@ def is_csv(path: str | Path) -> bool:
     return bool(suffixes) and suffixes[-1] in (".csv", ".txt", ".tsv")
 
 
+TERM_COLUMNS = ("sla_hours", "priority", "value")
+
+
+def term_number(given: object, what: str) -> float:
+    """One activity term as a number: finite, and an SLA positive (ValueError saying which).
+    An infinite or NaN SLA would have the business clock walk for ever to find its due time."""
+    try:
+        x = float(given)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        raise ValueError(f"{what} {given!r} is not a number") from None
+    if not math.isfinite(x):
+        raise ValueError(f"{what} {given!r} must be a finite number")
+    if what.endswith("sla_hours") and not x > 0:
+        raise ValueError(f"{what} must be positive")
+    return x
+
+
 def read_sla_file(path: str | Path) -> dict[str, ActivityTerms]:
     """Activity terms from JSON ({"activity": {"sla_hours": 4, "priority": 2, "value": 100}}, or
     a list of objects with an "activity" key) or CSV (header: activity,sla_hours,priority,value)."""
     path = Path(path)
     text = path.read_text(encoding="utf-8-sig")
     if path.suffix.lower() == ".json":
-        data = json.loads(text)
-        rows = [dict(v, activity=k) for k, v in data.items()] if isinstance(data, dict) else list(data)
+        try:
+            data = json.loads(text)
+        except ValueError as bad:
+            raise ValueError(f"{path}: not JSON ({bad})") from None
+        if isinstance(data, dict):
+            rows = [dict(v, activity=k) if isinstance(v, dict) else v for k, v in data.items()]
+        else:
+            rows = list(data) if isinstance(data, list) else [data]
     else:
-        rows = list(csv.DictReader(text.splitlines()))
+        reader = csv.DictReader(text.splitlines())
+        header = [h.strip() for h in reader.fieldnames or []]
+        unknown = [h for h in header if h not in ("activity", *TERM_COLUMNS)]
+        if "activity" not in header or unknown:
+            raise ValueError(
+                f"{path}: the CSV header must be activity and any of {', '.join(TERM_COLUMNS)}"
+                + (f"; not {', '.join(map(repr, unknown))}" if unknown else "")
+            )
+        rows = [{k.strip(): v for k, v in row.items() if k} for row in reader]
     out: dict[str, ActivityTerms] = {}
     for row in rows:
         if not isinstance(row, dict) or not row.get("activity"):
-            raise ValueError(f"{path}: every entry needs an activity name ({row!r})")
-
-        def num(key: str, row: dict = row) -> float | None:
-            v = row.get(key)
-            if v in (None, ""):
-                return None
-            try:
-                x = float(v)
-            except (TypeError, ValueError):
-                raise ValueError(f"{path}: {row['activity']}: {key} {v!r} is not a number") from None
-            if key == "sla_hours" and not x > 0:
-                raise ValueError(f"{path}: {row['activity']}: sla_hours must be positive")
-            return x
-
-        out[str(row["activity"])] = ActivityTerms(num("sla_hours"), num("priority"), num("value"))
+            raise ValueError(
+                f"{path}: every entry needs an activity name and its terms, "
+                f'e.g. {{"Assess": {{"sla_hours": 4}}}} ({row!r})'
+            )
+        unknown = [k for k in row if k not in ("activity", *TERM_COLUMNS)]
+        if unknown:
+            raise ValueError(f"{path}: {row['activity']}: unknown terms {unknown} (know {', '.join(TERM_COLUMNS)})")
+        terms = [
+            None if row.get(key) in (None, "") else term_number(row[key], f"{path}: {row['activity']}: {key}")
+            for key in TERM_COLUMNS
+        ]
+        out[str(row["activity"])] = ActivityTerms(*terms)
     return out
 
 
@@ -146,12 +174,9 @@ def parse_terms(pairs: list[str], what: str) -> dict[str, float]:
     out: dict[str, float] = {}
     for p in pairs:
         name, sep, num = p.rpartition("=")
-        try:
-            out[name.strip()] = float(num)
-        except ValueError:
-            raise ValueError(f"--{what} {p!r}: write ACTIVITY=NUMBER") from None
         if not sep or not name.strip():
             raise ValueError(f"--{what} {p!r}: write ACTIVITY=NUMBER")
+        out[name.strip()] = term_number(num, f"--{what} {p!r}:" + (" sla_hours" if what == "sla" else ""))
     return out
 
 

@@ -29,6 +29,7 @@ the workload builder, not here, so the cache keeps the raw facts.
 
 from __future__ import annotations
 
+import hashlib
 import math
 import os
 import pickle
@@ -82,8 +83,10 @@ def cached(path: Path, options: str, cache_dir: str | Path | None, build: Callab
     dependency, so no parquet). A broken or unwritable cache only costs the time."""
     st = path.stat()
     cache_dir = Path(cache_dir) if cache_dir is not None else default_cache_dir()
-    safe = "".join(c if c.isalnum() or c in "-_=," else "_" for c in options)[:120]
-    cache = cache_dir / f"{path.name}-{st.st_size}-{st.st_mtime_ns}-{safe}-v{CACHE_VERSION}.pkl"
+    # Which file (two logs of one name in two folders, same size and time, are not one), and
+    # every reader option in full (a shortened spelling of them let two option sets share).
+    which = hashlib.sha256(f"{path.resolve()}\0{st.st_dev}:{st.st_ino}\0{options}".encode()).hexdigest()[:24]
+    cache = cache_dir / f"{path.name}-{st.st_size}-{st.st_mtime_ns}-{which}-v{CACHE_VERSION}.pkl"
     if cache.exists():
         try:
             with cache.open("rb") as f:

@@ -340,3 +340,82 @@ def test_unusable_logs_and_bad_options_are_refused_with_the_reason(app, tmp_path
     missing = runner.invoke(app, ["simulate", "--workload", str(tmp_path / "absent.xes")])
     assert missing.exit_code != 0
     assert "neither a named workload nor an event log" in " ".join(missing.output.replace("│", " ").split())
+
+
+def test_broken_logs_and_impossible_options_are_refused_with_their_reason(app, tmp_path):
+    """A log cut short, a file that is not XML, an SLA of NaN or infinity (which had the business
+    clock walk for ever), a malformed SLA file, a share given as a percentage: each is one clear
+    line naming the problem, not a traceback, a bare "Aborted." or a hang."""
+    import gzip
+
+    from tests.analytics.simulation.test_sim_eventlogs import lifecycle_cases
+    from tests.analytics.simulation.test_sim_eventlogs import write_xes
+
+    log = write_xes(tmp_path / "log.xes.gz", lifecycle_cases(days=10), "http://www.xes-standard.org")
+    whole = gzip.decompress(log.read_bytes())
+    cut = tmp_path / "cut.xes.gz"
+    cut.write_bytes(log.read_bytes()[: len(log.read_bytes()) // 2])
+    half = tmp_path / "half.xes"
+    half.write_bytes(whole[: len(whole) // 2])
+    empty = tmp_path / "empty.xes"
+    empty.write_bytes(b"")
+    number_only = tmp_path / "sla.json"
+    number_only.write_text('{"check": 4}')
+    wrong_column = tmp_path / "sla.csv"
+    wrong_column.write_text("activity,sla,priority\ncheck,4,1\n")
+    infinite = tmp_path / "inf.json"
+    infinite.write_text('{"check": {"sla_hours": 1e400}}')
+    cache = ["--cache-dir", str(tmp_path / "cache")]
+    cases = [
+        (["simulate", "--workload", str(cut)], "ends too soon"),
+        (["simulate", "--workload", str(half)], "not well-formed XML"),
+        (["simulate", "--workload", str(empty)], "not well-formed XML"),
+        (["simulate", "--workload", str(log), "--sla", "check=nan"], "finite"),
+        (["simulate", "--workload", str(log), "--sla", "check=inf"], "finite"),
+        (["simulate", "--workload", str(log), "--sla", "check=-3"], "positive"),
+        (["simulate", "--workload", str(log), "--default-sla-hours", "inf"], "finite"),
+        (["simulate", "--workload", str(log), "--sla-file", str(infinite)], "finite"),
+        (["simulate", "--workload", str(log), "--sla-file", str(number_only)], "its terms"),
+        (["simulate", "--workload", str(log), "--sla-file", str(wrong_column)], "not 'sla'"),
+        (["simulate", "--workload", str(log), "--weeks", "0"], "--weeks"),
+        (["simulate", "--workload", str(log), "--volume-factor", "inf"], "--volume-factor"),
+        (["simulate", "--workload", str(log), "--volume-factor", "0.0001"], "no work items left"),
+        (["staff", "--workload", str(log), "--target-on-time", "95"], "is a share"),
+    ]
+    for args, reason in cases:
+        result = runner.invoke(
+            app,
+            [
+                *args,
+                "--policies" if args[0] == "simulate" else "--draws",
+                "fifo" if args[0] == "simulate" else "1",
+                "--staff" if args[0] == "simulate" else "--max-staff",
+                "2",
+                *cache,
+            ],
+            env={"COLUMNS": "400"},
+        )
+        assert result.exit_code == 2 and reason in " ".join(result.output.split()), (args, result.output[-600:])
+        assert "Traceback" not in result.output
+
+
+def test_two_logs_of_one_name_in_two_folders_are_not_one_cache_entry(tmp_path):
+    """Same file name, size and modification time, different work: each is read as itself."""
+    import os
+
+    from handoff.analytics.simulation.eventlog import load_event_log
+    from tests.analytics.simulation.test_sim_eventlogs import _day
+
+    def log(folder: str, activity: str):
+        path = tmp_path / folder / "log.csv"
+        path.parent.mkdir()
+        lines = ["case:concept:name,concept:name,org:resource,start_timestamp,time:timestamp"]
+        lines += [f"{d},{activity},ann,{_day(d)}T09:00:00,{_day(d)}T09:30:00" for d in range(10)]
+        path.write_text("\n".join(lines))
+        return path
+
+    a, b = log("a", "approve"), log("b", "confirm")  # the same number of bytes
+    os.utime(b, ns=(a.stat().st_atime_ns, a.stat().st_mtime_ns))
+    assert a.stat().st_size == b.stat().st_size and a.stat().st_mtime_ns == b.stat().st_mtime_ns
+    read = [{i.work_type for i in load_event_log(p, cache_dir=tmp_path / "cache").items} for p in (a, b)]
+    assert read == [{"approve"}, {"confirm"}]
