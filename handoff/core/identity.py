@@ -36,8 +36,10 @@ from itsdangerous import BadSignature
 from itsdangerous import SignatureExpired
 from itsdangerous import URLSafeSerializer
 from itsdangerous import URLSafeTimedSerializer
+from sqlalchemy import delete
 from sqlalchemy import func
 from sqlalchemy import select
+from sqlalchemy import update
 from sqlalchemy.orm import Session
 
 from handoff.core import audit
@@ -158,8 +160,11 @@ def _failures_since(s: Session, column: Any, value: str, since: datetime) -> tup
     return int(count), oldest
 
 
-def check_rate_limit(s: Session, name: str, client: str, now: datetime | None = None) -> None:
-    """Raise TooManyAttempts if this name or this address failed too often lately."""
+def check_rate_limit(
+    s: Session, name: str, client: str, now: datetime | None = None, counting_one_more: int = 0
+) -> None:
+    """Raise TooManyAttempts if this name or this address failed too often lately
+    (`counting_one_more`: attempts already recorded among the failures that are still trying)."""
     now = now or utcnow()
     since = now - LOGIN_WINDOW
     for column, value, limit, what in (
@@ -167,7 +172,7 @@ def check_rate_limit(s: Session, name: str, client: str, now: datetime | None = 
         (LoginAttempt.client, client, MAX_FAILURES_PER_CLIENT, "this address"),
     ):
         failures, oldest = _failures_since(s, column, value, since)
-        if failures >= limit:
+        if failures - counting_one_more >= limit:
             wait = int(((oldest or now) + LOGIN_WINDOW - now).total_seconds()) + 1
             raise TooManyAttempts(
                 f"too many failed sign-ins for {what}; try again in {wait // 60 + 1} min",
@@ -175,20 +180,45 @@ def check_rate_limit(s: Session, name: str, client: str, now: datetime | None = 
             )
 
 
+def _attempt_counted_first(name: str, client: str) -> int:
+    """Record the attempt as a failure, committed, before its password is checked, then apply
+    the limit counting it: attempts made at the same moment each see the others, so no more
+    than the limit are ever checked (checking first and recording after let 19 of 100 parallel
+    guesses through a limit of 5). One refused by the limit is not kept: an attacker who keeps
+    trying must not keep the name locked for ever. Its own transaction: call before the
+    caller's session writes anything."""
+    from handoff.core.db import session
+
+    with session() as own:
+        row = LoginAttempt(name=name, client=client, succeeded=False)
+        own.add(row)
+        own.flush()
+        attempt = row.id
+    try:
+        with session() as own:
+            check_rate_limit(own, name, client, counting_one_more=1)
+    except TooManyAttempts:
+        with session() as own:
+            own.execute(delete(LoginAttempt).where(LoginAttempt.id == attempt))
+        raise
+    return attempt
+
+
 def authenticate(s: Session, name: str, password: str, client: str) -> Worker:
-    """The worker whose name and password these are. Every attempt is recorded (the caller's
-    transaction must commit even when this raises: the failure must count)."""
+    """The worker whose name and password these are. Every attempt is recorded, as a failure
+    until its password is found right (so one cut short by a crash counts against the limit)."""
     name = name.strip()[:80]
     client = client[:80]
-    check_rate_limit(s, name, client)
+    attempt = _attempt_counted_first(name, client)
     worker = s.scalar(select(Worker).where(Worker.name == name))
     stored = worker.password_hash if worker is not None and worker.password_hash else _dummy_hash()
     try:
         ok = HASHER.verify(stored, password) and worker is not None and worker.password_hash is not None
     except (VerificationError, InvalidHashError):
         ok = False
-    s.add(LoginAttempt(name=name, client=client, succeeded=ok))
-    if not ok:
+    if ok:
+        s.execute(update(LoginAttempt).where(LoginAttempt.id == attempt).values(succeeded=True))
+    else:
         if worker is not None:
             worker.failed_logins += 1
         raise LoginRefused("wrong name or password (or no password set yet: ask your supervisor)")

@@ -142,3 +142,40 @@ def test_a_no_is_recorded_as_a_no():
     assert identity.outcome_of({"confirmed": False, "note": ""}) == "not confirmed"
     assert identity.outcome_of({"customer_answer": "declined", "note": "too dear"}) == "declined"
     assert identity.outcome_of({"note": "nothing to say"}) == "done"
+
+
+@pytest.mark.committed
+@pytest.mark.parametrize("db", ["sqlite", "postgres"], indirect=True)
+def test_guesses_made_at_the_same_moment_are_limited_like_guesses_made_one_by_one(db):
+    """Forty wrong passwords for one name at once: no more than the limit are ever checked (the
+    attempt is counted before its password is), the rest are told to wait; once the limit is
+    used up, the right one waits too, for the window."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    with session() as s:
+        s.add(Worker(name="bob"))
+        s.flush()
+        identity.set_password(s, "bob", "the right long password", actor="test")
+
+    def guess(n: int) -> str:
+        try:
+            with session() as s:
+                identity.authenticate(s, "bob", f"wrong guess {n}", client=f"10.0.0.{n}")
+        except identity.TooManyAttempts:
+            return "wait"
+        except identity.LoginRefused:
+            return "checked"
+        return "signed in"
+
+    with ThreadPoolExecutor(16) as pool:
+        answers = list(pool.map(guess, range(40)))
+    assert answers.count("signed in") == 0
+    assert 1 <= answers.count("checked") <= identity.MAX_FAILURES_PER_NAME, answers
+    with session() as s:
+        recorded = s.query(LoginAttempt).filter_by(name="bob").count()
+    assert recorded == answers.count("checked")  # the ones told to wait are not kept
+    # Guessing on, one by one: the checked guesses of the burst and these add up to the limit.
+    later = [guess(100 + n) for n in range(identity.MAX_FAILURES_PER_NAME + 2)]
+    assert answers.count("checked") + later.count("checked") == identity.MAX_FAILURES_PER_NAME
+    with session() as s, pytest.raises(identity.TooManyAttempts):
+        identity.authenticate(s, "bob", "the right long password", client="10.0.0.99")
