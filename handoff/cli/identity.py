@@ -110,8 +110,15 @@ def login(
 
 
 def logout() -> None:
-    """Forget the CLI's sign-in."""
-    session_path().unlink(missing_ok=True)
+    """Sign out: the session ends on the server too, so a copy of its file signs nobody in."""
+    from handoff.core import identity
+    from handoff.core.db import session
+
+    path = session_path()
+    if path.exists():
+        with session() as s:
+            identity.end_session(s, path.read_text().strip(), purpose="cli")
+    path.unlink(missing_ok=True)
     _console().print("Signed out.")
 
 

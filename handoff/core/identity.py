@@ -43,6 +43,7 @@ from sqlalchemy import update
 from sqlalchemy.orm import Session
 
 from handoff.core import audit
+from handoff.core.models import EndedSession
 from handoff.core.models import LoginAttempt
 from handoff.core.models import Worker
 from handoff.core.models import WorkItem
@@ -270,7 +271,35 @@ def read_session(s: Session, token: str | None, purpose: str = "web") -> SignedI
     worker = s.get(Worker, data.get("w")) if isinstance(data, dict) else None
     if worker is None or not worker.password_hash or data.get("g") != _generation(worker):
         raise NotSignedIn("the session ended (the password was changed); sign in again")
+    if s.get(EndedSession, _session_id(data)) is not None:
+        raise NotSignedIn("you signed out of this session; sign in again")
     return SignedIn(worker.id, worker.name, worker.role, str(data.get("c", "")))
+
+
+def _session_id(data: dict[str, Any]) -> str:
+    return hashlib.sha256(str(data.get("c", "")).encode()).hexdigest()
+
+
+def end_session(s: Session, token: str | None, purpose: str = "web") -> str | None:
+    """Sign out: the session's token is refused from now on, wherever a copy of it is. The name
+    of whoever it was, or None for a token that signs nobody in (nothing to end)."""
+    try:
+        person = read_session(s, token, purpose)
+    except NotSignedIn:
+        return None
+    data = _signer(f"handoff.session.{purpose}").loads(token)  # type: ignore[arg-type]
+    now = utcnow()
+    s.execute(delete(EndedSession).where(EndedSession.expires_at < now))  # past expiry: refused anyway
+    s.add(
+        EndedSession(
+            session_id=_session_id(data),
+            worker_id=person.worker_id,
+            ended_at=now,
+            expires_at=now + timedelta(hours=settings.session_hours),
+        )
+    )
+    audit.record(s, person.name, "worker", person.worker_id, "signed-out")
+    return person.name
 
 
 # --- the proof a completion carries ------------------------------------------------------

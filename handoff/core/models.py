@@ -270,6 +270,18 @@ class LoginAttempt(Base):
     )
 
 
+class EndedSession(Base):
+    """A session its person signed out of: its token is refused from then on, wherever a copy
+    of it is (a session is a signed token, valid until it expires unless listed here). Kept
+    until the token would have expired anyway."""
+
+    __tablename__ = "ended_sessions"
+    session_id: Mapped[str] = mapped_column(String(64), primary_key=True)  # sha256 of the session's nonce
+    worker_id: Mapped[int]
+    ended_at: Mapped[datetime] = mapped_column(default=utcnow)
+    expires_at: Mapped[datetime] = mapped_column(index=True)
+
+
 class Quarantine(Base):
     """Input we could not accept, kept whole with the reasons, so nothing is lost."""
 

@@ -147,6 +147,22 @@ def test_a_password_reset_ends_the_old_sessions(team):
     assert c.get("/").headers["location"] == "/login"
 
 
+def test_signing_out_ends_the_session_for_every_copy_of_its_cookie(team):
+    """A copy of the cookie (another tab, another machine, a stolen one) stops working when its
+    person signs out; their other sessions go on."""
+    c, csrf = signed_in("ann")
+    other_tab, _ = signed_in("ann")  # a second session of hers
+    copy = client()
+    copy.cookies.set(COOKIE, c.cookies.get(COOKIE))
+    assert copy.get("/").status_code == 200
+    assert c.post("/logout", data={"csrf_token": csrf}).status_code == 303
+    assert copy.get("/").headers["location"] == "/login"
+    assert copy.post("/next", data={"csrf_token": csrf}).status_code == 401
+    assert other_tab.get("/").status_code == 200
+    with session() as s:
+        assert s.scalar(select(AuditEvent.actor).where(AuditEvent.action == "signed-out")) == "ann"
+
+
 def test_every_form_post_needs_the_sessions_csrf_token(team):
     c, csrf = signed_in("ann")
     mine = items_of("ann")[0]

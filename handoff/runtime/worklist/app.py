@@ -219,9 +219,15 @@ def create_worklist_app(prefect_context: Callable[[], Any] | None = None) -> Fas
     async def logout(request: Request) -> Response:
         form = await posted(request)
         check_csrf(form, await run_in_threadpool(me, request))
+        await run_in_threadpool(sign_out, request.cookies.get(COOKIE))
         response = RedirectResponse("/login", status_code=303)
         response.delete_cookie(COOKIE)
         return response
+
+    def sign_out(token: str | None) -> None:
+        """On the server too: a copy of the cookie (another tab, a stolen one) stops working."""
+        with session() as s:
+            identity.end_session(s, token)
 
     # --- the worklist -----------------------------------------------------------------------
 

@@ -243,3 +243,10 @@ def test_presence_is_recorded_as_whoever_changed_it_and_a_rep_sets_only_their_ow
     assert cli("presence", "ann", "offline").exit_code == 0
     assert changes()[-1] == ("sue", ann, "offline")
     assert worker("ann").presence == Presence.OFFLINE
+
+    # Signing out ends the session on the server: a copy of its file signs nobody in.
+    kept = (settings.home / "cli-session").read_text()
+    assert cli("logout").exit_code == 0
+    (settings.home / "cli-session").write_text(kept)
+    stale = cli("whoami")
+    assert stale.exit_code == 1 and "signed out" in stale.output
