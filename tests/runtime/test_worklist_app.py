@@ -103,6 +103,13 @@ def test_a_rep_sees_only_their_items_most_urgent_first(team):
     assert int(re.search(r"app;dur=([\d.]+)", c.get("/").headers["server-timing"]).group(1).split(".")[0]) >= 0
 
 
+def test_an_item_id_no_database_holds_is_not_found(team):
+    c, csrf = signed_in("ann")
+    for item_id in ("99999999999999999999", "9223372036854775808", "0", "-1"):
+        assert c.get(f"/items/{item_id}").status_code == 404
+        assert c.post(f"/items/{item_id}", data={"csrf_token": csrf, "decision": "approve"}).status_code == 404
+
+
 def test_another_reps_item_answers_403_and_stays_theirs(team):
     c, csrf = signed_in("ann")
     [bobs] = items_of("bob")
@@ -176,6 +183,37 @@ def test_every_form_post_needs_the_sessions_csrf_token(team):
     assert client().post("/login", data={"name": "ann", "password": PASSWORD}).status_code == 403
     with session() as s:
         assert s.get(WorkItem, mine).state == WorkItemState.ASSIGNED
+
+
+def test_an_answer_that_cannot_be_sent_is_kept_on_the_form(team, monkeypatch):
+    """Prefect away, or the run not waiting yet: the rep gets the form back with what they typed
+    and a reason, not an error page that drops a long note."""
+    from contextlib import contextmanager
+
+    from prefect.settings import PREFECT_API_URL
+    from prefect.settings import temporary_settings
+
+    @contextmanager
+    def prefect_away():
+        with temporary_settings({PREFECT_API_URL: "http://127.0.0.1:9/api"}):  # nothing listens there
+            yield
+
+    monkeypatch.setenv("PREFECT_CLIENT_MAX_RETRIES", "0")
+    c = TestClient(create_worklist_app(prefect_context=prefect_away), follow_redirects=False)
+    c.post("/login", data={"csrf_token": csrf_of(c.get("/login").text), "name": "ann", "password": PASSWORD})
+    csrf = csrf_of(c.get("/").text)
+    not_waiting, away = items_of("ann")[:2]
+    with session() as s:
+        s.get(WorkItem, away).flow_run_id = "0b8f5f2e-3c39-4a4e-9c52-6d5b8f1f0a11"
+        s.get(WorkItem, away).input_key = "approval-answer"
+    note = "called the customer twice; the second line's price needs a look & a <re-check>"
+    for item_id, status in ((not_waiting, 409), (away, 503)):
+        answer = c.post(f"/items/{item_id}", data={"csrf_token": csrf, "decision": "approve", "note": note})
+        assert answer.status_code == status, answer.text[:400]
+        assert "still here" in answer.text
+        assert "the second line&#39;s price needs a look &amp; a &lt;re-check&gt;" in answer.text  # kept, escaped
+        with session() as s:
+            assert s.get(WorkItem, item_id).state == WorkItemState.ASSIGNED
 
 
 def test_the_form_is_the_steps_model_with_its_messages_by_field(team):

@@ -14,6 +14,7 @@ handoff's signed proof of who sent it. No JavaScript: plain HTML forms.
 
 from __future__ import annotations
 
+import logging
 import secrets
 import time
 from collections.abc import Callable
@@ -24,6 +25,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs
 
+import httpx
 from fastapi import FastAPI
 from fastapi import Request
 from fastapi.responses import HTMLResponse
@@ -50,6 +52,8 @@ from handoff.runtime.worklist.fields import answer_from
 from handoff.runtime.worklist.fields import errors_by_field
 from handoff.runtime.worklist.fields import field_views
 
+log = logging.getLogger(__name__)
+MAX_ID = 2**63 - 1
 COOKIE = "handoff_session"
 LOGIN_CSRF_COOKIE = "handoff_login_csrf"
 MAX_BODY = 64 * 1024
@@ -279,7 +283,7 @@ def create_worklist_app(prefect_context: Callable[[], Any] | None = None) -> Fas
     def load_item(person: identity.SignedIn, item_id: int) -> dict[str, Any]:
         """The item as the page shows it; 404 if there is none, 403 if it is not theirs to see."""
         with session() as s:
-            item = s.get(WorkItem, item_id)
+            item = s.get(WorkItem, item_id) if 0 < item_id <= MAX_ID else None  # no database holds a larger id
             if item is None:
                 raise Refused(404, f"there is no work item {item_id}")
             if item.assignee_id != person.worker_id and not person.is_supervisor:
@@ -346,18 +350,32 @@ def create_worklist_app(prefect_context: Callable[[], Any] | None = None) -> Fas
                     {**answer, "override_reason": ""},
                     {"override_reason": "an override needs a reason"},
                 )
+        kept = {**answer, "override_reason": override or ""}
+
+        def not_sent(status: int, why: str) -> HTMLResponse:
+            """The form again with what they typed: an answer that could not be sent is not lost."""
+            return item_page(
+                request,
+                person,
+                item_id,
+                status,
+                kept,
+                message=f"{why} Your answer was not sent: it is still here, send it again.",
+            )
+
         try:
             form.model_validate({**answer, "completed_by": person.name})
             with prefect():
                 complete_step(item_id, answer, by=person.name, override_reason=override, via="worklist", wait_seconds=5)
         except ValidationError as bad:
-            return item_page(
-                request, person, item_id, 422, {**answer, "override_reason": override or ""}, errors_by_field(form, bad)
-            )
+            return item_page(request, person, item_id, 422, kept, errors_by_field(form, bad))
         except router.NotAllowed as why:
             raise Refused(403, str(why)) from None
         except StepNotReady as why:
-            raise Refused(409, f"{why}; try again in a moment") from None
+            return not_sent(409, f"{why}; wait a moment.")
+        except (httpx.HTTPError, OSError) as why:  # Prefect's server away, or a network fault
+            log.warning("work item %s: the answer could not reach Prefect: %r", item_id, why)
+            return not_sent(503, "The workflow server could not be reached.")
         except Exception as why:
             if type(why).__name__ in ("NotPausedError", "FlowPauseTimeout", "RuntimeError"):
                 raise Refused(409, f"work item {item_id} is not waiting for an answer now ({why})") from None
