@@ -202,7 +202,7 @@ def ask_a_person(step: HumanStep, form: type[F]) -> F:
     business_tags = [*step.tags, f"work-type:{step.work_type}"]
     label_waiting_run(opened.item_id, business_tags=business_tags)
     attempt = 0
-    description = step.description
+    description = without_links(step.description)
     while True:
         key = f"work-item-{opened.item_id}-{attempt}"
         answer = wait_for_form(opened.item_id, form.with_initial_data(description=description), key)
@@ -211,8 +211,17 @@ def ask_a_person(step: HumanStep, form: type[F]) -> F:
             label_waiting_run(opened.item_id, waiting=False, business_tags=business_tags)
             return answer
         logger.warning("Completion refused: %s", refused)
-        description = f"**Refused:** {refused}\n\n{step.description}"
+        description = without_links(f"**Refused:** {refused}\n\n{step.description}")
         attempt += 1
+
+
+def without_links(markdown: str) -> str:
+    """The step's Markdown with no link, image or autolink left in it: its text carries what
+    customers and other systems wrote (a customer's name from the intake, a reason from the
+    CRM), and a name like "ACME [re-enter your password](https://evil.example)" must read as
+    text in front of a rep, in the worklist and in Prefect's UI alike. No step's own text links
+    anywhere; headings, bold, lists and tables stay."""
+    return markdown.replace("\\", "\\\\").replace("[", "\\[").replace("<", "\\<")
 
 
 def wait_for_form(item_id: int, form: type[F], key: str) -> F:

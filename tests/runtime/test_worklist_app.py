@@ -314,6 +314,29 @@ def test_a_steps_description_is_rendered_as_markdown_with_its_html_escaped():
     assert "&lt;script&gt;" in html
 
 
+@pytest.mark.parametrize(
+    "name",
+    [
+        "ACME [URGENT: re-enter your password here](https://evil.example/login)",
+        "ACME <https://evil.example/a>",
+        "ACME ![x](/logout)",
+        "ACME \\[still a link?](https://evil.example/b)",
+        "ACME [ref]\n\n[ref]: https://evil.example/c",
+    ],
+)
+def test_text_from_customers_shows_in_a_step_as_text_never_as_a_link(name):
+    """What the intake let a customer write (here, their name) reaches a rep as the words it is:
+    no link, image or autolink, whatever the spelling; the step's own formatting stays."""
+    from handoff.runtime.worklist.app import MARKDOWN
+    from tasks.human_step import without_links
+
+    step = f"### Order 1 — {name}\n\n**Why you are asked:** large\n\n- first\n\n| line | qty |\n|---|---|\n| 1 | 3 |"
+    html = MARKDOWN.render(without_links(step))
+    assert "<a " not in html and "<img" not in html and "ACME" in html  # shown, not linked
+    assert "<h3>" in html and "<strong>Why you are asked:</strong>" in html and "<li>first</li>" in html
+    assert "<td>3</td>" in html
+
+
 def test_a_form_over_the_limit_is_refused(team):
     def pieces():  # no Content-Length: counted as it arrives
         for _ in range(100):
