@@ -107,6 +107,13 @@ DropOpt = Annotated[
 ValueAttrOpt = Annotated[
     str, typer.Option("--value-attribute", help="XES: the trace attribute holding the case value.")
 ]
+DayfirstOpt = Annotated[
+    bool | None,
+    typer.Option(
+        "--dayfirst/--monthfirst",
+        help="CSV: numeric dates (04/03/2024) are day first / month first (default: told by the dates).",
+    ),
+]
 
 
 def log_options(args: WorkloadArgs):
@@ -137,6 +144,7 @@ def log_options(args: WorkloadArgs):
         drop_activities=tuple(a.strip() for a in (args.drop_activities or "").split(",") if a.strip()),
         columns=parse_columns(args.columns),
         value_attribute=args.value_attribute,
+        dayfirst=args.dayfirst,
     )
 
 
@@ -163,6 +171,7 @@ class WorkloadArgs:
     hours: str | None = None
     drop_activities: str | None = None
     value_attribute: str = "AMOUNT_REQ"
+    dayfirst: bool | None = None
 
 
 # The typer option of each WorkloadArgs field (its default comes from the dataclass).
@@ -186,6 +195,7 @@ _WORKLOAD_OPTIONS = {
     "hours": HoursOpt,
     "drop_activities": DropOpt,
     "value_attribute": ValueAttrOpt,
+    "dayfirst": DayfirstOpt,
 }
 
 

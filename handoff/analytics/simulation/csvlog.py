@@ -10,6 +10,12 @@ optional per-row numbers. Unmapped roles are guessed from common header names (D
 The delimiter (`,` `;` tab `|`) is sniffed. Timestamps: ISO 8601 with or without an offset is
 read exactly (local wall clock kept); anything else is handed to pandas. Rows without a
 usable end time are dropped and counted.
+
+Numeric dates (04/03/2024, 04.03.2024, 04-03-2024) are read in one order for the whole file,
+never row by row (pandas' mixed format read 13/03 as day-first and 04/03 as month-first in one
+column): day first when any date has a first field above 12 or the dates are dotted, month
+first when any has a second field above 12, else month first with a warning (--dayfirst says
+otherwise). A date impossible in the chosen order is unreadable (dropped and counted).
 """
 
 from __future__ import annotations
@@ -17,6 +23,7 @@ from __future__ import annotations
 import csv
 import io
 import math
+import re
 from collections import defaultdict
 from pathlib import Path
 
@@ -28,6 +35,8 @@ from handoff.analytics.simulation.touches import Event
 from handoff.analytics.simulation.touches import ParsedLog
 from handoff.analytics.simulation.touches import cached
 from handoff.analytics.simulation.touches import iso_times
+from handoff.analytics.simulation.touches import lifecycle
+from handoff.analytics.simulation.touches import note_example
 from handoff.analytics.simulation.touches import touches_from_cases
 
 ROLES = ("case", "activity", "resource", "start", "end", "timestamp", "lifecycle", "value", "priority")
@@ -92,10 +101,12 @@ def resolve_columns(header: list[str], given: dict[str, str]) -> dict[str, str]:
     return out
 
 
-def load_csv_touches(path: str | Path, columns: dict[str, str] | None = None, cache_dir=None) -> ParsedLog:
+def load_csv_touches(
+    path: str | Path, columns: dict[str, str] | None = None, cache_dir=None, dayfirst: bool | None = None
+) -> ParsedLog:
     path = Path(path)
-    key = "csv-" + ",".join(f"{k}={v}" for k, v in sorted((columns or {}).items()))
-    return cached(path, key, cache_dir, lambda: parse_csv(path, columns))
+    key = "csv-" + ",".join(f"{k}={v}" for k, v in sorted((columns or {}).items())) + f"-dayfirst={dayfirst}"
+    return cached(path, key, cache_dir, lambda: parse_csv(path, columns, dayfirst))
 
 
 def _read(path: Path) -> pd.DataFrame:
@@ -112,20 +123,67 @@ def _read(path: Path) -> pd.DataFrame:
     return pd.read_csv(io.StringIO(text), sep=sep, dtype=str, keep_default_na=False)
 
 
-def _times(values: pd.Series) -> tuple[np.ndarray, np.ndarray]:
-    """(aware, local) epoch seconds per row; nan where empty or unreadable."""
+# A numeric date, year last, at the start of a timestamp: 04/03/2024, 4.3.2024 09:00, 04-03-24.
+NUMERIC_DATE = re.compile(r"^\s*(\d{1,2})([./-])(\d{1,2})\2(\d{4}|\d{2})(?=[\sT]|$)")
+
+
+def date_order(columns: list[pd.Series], dayfirst: bool | None = None) -> tuple[bool, list[str], list[str]]:
+    """(day first?, notes, warnings) for the numeric dates in the time columns, decided once for
+    the whole file (rules in the module doc); `dayfirst` given (--dayfirst / --monthfirst) wins."""
+    found = [m for col in columns for v in col.tolist() if v and (m := NUMERIC_DATE.match(v))]
+    if not found or dayfirst is not None:
+        words = "day first" if dayfirst else "month first"
+        return bool(dayfirst), [f"numeric dates read {words} (as told)"] if found else [], []
+    day = next((m.group(0).strip() for m in found if int(m.group(1)) > 12), None)
+    month = next((m.group(0).strip() for m in found if int(m.group(3)) > 12), None)
+    if day and month:
+        mixed = f"the dates mix orders ({day!r} is day first, {month!r} month first); read month first"
+        return False, [], [f"{mixed}, the dates impossible that way are dropped (--dayfirst to read day first)"]
+    if day or month:
+        words = "day first" if day else "month first"
+        return bool(day), [f"numeric dates read {words} (as {(day or month)!r} shows)"], []
+    example, ours = found[0].group(0).strip(), found[0]
+    if any(m.group(2) == "." for m in found):
+        return True, [f"dotted dates read day first ({example!r} = {_iso_date(ours, True)})"], []
+    return (
+        False,
+        [],
+        [
+            f"{len(found)} dates such as {example!r} could be day or month first (no field above 12); read "
+            f"month first ({example!r} = {_iso_date(ours, False)}); give --dayfirst if the day comes first "
+            "(--monthfirst to confirm)"
+        ],
+    )
+
+
+def _iso_date(m: re.Match, dayfirst: bool) -> str:
+    """The ISO date of a NUMERIC_DATE match in the given order (may be impossible: 2024-13-04)."""
+    a, b, year = int(m.group(1)), int(m.group(3)), int(m.group(4))
+    day, month = (a, b) if dayfirst else (b, a)
+    if len(m.group(4)) == 2:  # as strptime's %y: 00-68 are 2000-2068
+        year += 2000 if year < 69 else 1900
+    return f"{year:04d}-{month:02d}-{day:02d}"
+
+
+def _times(values: pd.Series, dayfirst: bool = False) -> tuple[np.ndarray, np.ndarray]:
+    """(aware, local) epoch seconds per row; nan where empty or unreadable. Numeric dates are
+    rewritten as ISO in the file's one date order first (see date_order)."""
     n = len(values)
     aware, local = np.full(n, NAN), np.full(n, NAN)
     odd: list[int] = []
-    for i, v in enumerate(values.tolist()):
+    texts = values.tolist()
+    for i, v in enumerate(texts):
         if not v or not v.strip():
             continue
+        m = NUMERIC_DATE.match(v)
+        if m:
+            texts[i] = v = _iso_date(m, dayfirst) + v[m.end() :]
         try:
             aware[i], local[i] = iso_times(v)
         except ValueError:
             odd.append(i)
     if odd:
-        parsed = pd.to_datetime(values.iloc[odd], errors="coerce", format="mixed")
+        parsed = pd.to_datetime(pd.Series([texts[i] for i in odd]), errors="coerce", format="mixed", dayfirst=dayfirst)
         for i, ts in zip(odd, parsed):
             if ts is not pd.NaT and not pd.isna(ts):
                 aware[i], local[i] = iso_times(ts.isoformat())
@@ -138,34 +196,41 @@ def _numbers(df: pd.DataFrame, col: str | None) -> np.ndarray:
     return pd.to_numeric(df[col].str.replace(",", ".", regex=False), errors="coerce").to_numpy(dtype=float)
 
 
-def parse_csv(path: str | Path, columns: dict[str, str] | None = None) -> ParsedLog:
+def parse_csv(path: str | Path, columns: dict[str, str] | None = None, dayfirst: bool | None = None) -> ParsedLog:
     path = Path(path)
     df = _read(path)
     m = resolve_columns(list(df.columns), columns or {})
     end_col = m.get("end", m.get("timestamp"))
-    e_aware, e_local = _times(df[end_col])
-    s_aware, s_local = _times(df[m["start"]]) if "start" in m else (np.full(len(df), NAN), np.full(len(df), NAN))
-    life = df[m["lifecycle"]].str.strip().str.upper().to_numpy() if "lifecycle" in m else None
+    time_cols = [df[c] for c in (m.get("start"), end_col) if c is not None]
+    day_first, notes, warnings = date_order(time_cols, dayfirst)
+    e_aware, e_local = _times(df[end_col], day_first)
+    s_aware, s_local = (
+        _times(df[m["start"]], day_first) if "start" in m else (np.full(len(df), NAN), np.full(len(df), NAN))
+    )
+    life = df[m["lifecycle"]].to_numpy() if "lifecycle" in m else None
     resource = df[m["resource"]].to_numpy() if "resource" in m else [None] * len(df)
     value, priority = _numbers(df, m.get("value")), _numbers(df, m.get("priority"))
     stats: dict[str, int] = defaultdict(int)
     stats["events"] = len(df)
     by_case: dict[str, list[Event]] = defaultdict(list)
     for i, (case, act) in enumerate(zip(df[m["case"]].to_numpy(), df[m["activity"]].to_numpy())):
-        if math.isnan(e_aware[i]) or not act:
-            stats["events_without_time"] += 1
-            continue
-        res = resource[i] or None
-        if not math.isnan(s_aware[i]):
-            ev = (e_aware[i], i, act, "INTERVAL", res, e_local[i], s_aware[i], s_local[i], value[i], priority[i])
-        elif life is not None and life[i] in ("SCHEDULE", "START", "COMPLETE"):
-            ev = (e_aware[i], i, act, life[i], res, e_local[i], NAN, NAN, value[i], priority[i])
-        elif "start" in m:
-            stats["rows_without_start"] += 1
-            continue
+        kind = lifecycle(life[i] if life is not None else None)
+        if not act:
+            stats["events_without_activity"] += 1
+        elif math.isnan(e_aware[i]):
+            note_example(stats, "events_without_time", df[end_col].iat[i])
+        elif not math.isnan(s_aware[i]):
+            interval = (s_aware[i], s_local[i], value[i], priority[i])
+            by_case[case].append((e_aware[i], i, act, "INTERVAL", resource[i] or None, e_local[i], *interval))
+        elif "start" in m and (life is None or not life[i].strip()):
+            note_example(stats, "rows_without_start", df[m["start"]].iat[i])  # an interval row without its start
+        elif kind is None:
+            stats["other_lifecycle_events"] += 1
         else:
-            ev = (e_aware[i], i, act, "COMPLETE", res, e_local[i], NAN, NAN, value[i], priority[i])
-        by_case[case].append(ev)
+            by_case[case].append(
+                (e_aware[i], i, act, kind, resource[i] or None, e_local[i], NAN, NAN, value[i], priority[i])
+            )
     parsed = touches_from_cases(((c, 0.0, evs) for c, evs in by_case.items()), stats=dict(stats))
     parsed.stats["columns"] = m  # type: ignore[assignment]  (what was read, for the notes)
+    parsed.notes, parsed.warnings = notes, warnings
     return parsed

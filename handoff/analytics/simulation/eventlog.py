@@ -21,6 +21,18 @@ touches.py) and `eventlog_workload` turns them into work items:
   skill for each activity that is at least `min_skill_share` of their own touches, at level
   1 + floor(log10(touches of that activity)) (max 5). No resources: one generalist profile.
 - Name: the file's name without its extensions ("teleclaims" for teleclaims.xes.gz).
+- Dropped while reading, each kind counted in a warning with an example: events without an
+  activity or a readable time (a start_timestamp included), interval rows without a readable
+  start, intervals that end before they start.
+- Far-off touches: a touch more than FAR_REACH x the width of the middle half of the arrivals
+  (at least a week) outside it - a typo'd year, a 1900 or 9999 placeholder - is dropped with a
+  warning when such touches are few (FAR_MAX_SHARE); one of them stretched the span the load is
+  spread over (weeks 6,480) or had the replay walk every hour to 9999. A log whose work still
+  spans more than MAX_SPAN_YEARS is refused.
+- Offered load: the touch time over the opening time its arrivals span, at least one hour (R is
+  touch time per open hour) or the longest touch (the log watched that long), with a warning:
+  work logged at one moment was divided by one second (R = 72,000 for 20 touch hours). Not
+  one opening day: a one-day log (teleclaims, 12 h, always open) would lose half its load.
 """
 
 from __future__ import annotations
@@ -30,10 +42,13 @@ import json
 import math
 from dataclasses import dataclass
 from dataclasses import field
+from datetime import datetime
+from datetime import timedelta
 from pathlib import Path
 
 import numpy as np
 
+from handoff.analytics.simulation.calendar import DAY
 from handoff.analytics.simulation.calendar import Calendar
 from handoff.analytics.simulation.engine import WorkItem
 from handoff.analytics.simulation.hours import opening_hours_from_log
@@ -62,6 +77,17 @@ MARKER_NAMES = {
     "artificial end",
 }
 CAP_WARNING_SHARE = 0.05
+FAR_REACH, FAR_MIN_WIDTH, FAR_MAX_SHARE = 10.0, 7 * DAY, 0.05
+MAX_SPAN_YEARS = 20
+MIN_RATE_SPAN = 3600.0  # the least open time a load is taken over (see the module doc)
+YEAR = 365.25 * DAY
+# What the readers drop, by their stats key, in the words of the warning.
+DROP_REASONS = {
+    "events_without_activity": "events without an activity name",
+    "events_without_time": "events without a readable timestamp",
+    "rows_without_start": "interval rows without a readable start time",
+    "negative_intervals": "intervals that end before they start",
+}
 
 
 @dataclass(frozen=True)
@@ -89,6 +115,7 @@ class LogOptions:
     min_profile_volume: int = 100
     min_skill_share: float = 0.05
     value_words: str = "the case value attribute or value column, else 0"
+    dayfirst: bool | None = None  # CSV numeric dates: day first, month first, None = told by the dates
 
 
 def workload_name(path: str | Path) -> str:
@@ -192,7 +219,7 @@ def load_event_log(
     if not path.is_file():
         raise ValueError(f"{path}: no such event log")
     if is_csv(path):
-        parsed = load_csv_touches(path, options.columns, cache_dir=cache_dir)
+        parsed = load_csv_touches(path, options.columns, cache_dir=cache_dir, dayfirst=options.dayfirst)
     else:
         parsed = load_touches(path, cache_dir=cache_dir, value_attribute=options.value_attribute)
     return eventlog_workload(parsed, workload_name(path), options, str(path))
@@ -203,8 +230,8 @@ def eventlog_workload(parsed: ParsedLog, name: str, options: LogOptions, source:
     df = parsed.touches
     if df.empty:
         raise ValueError(why_unusable(parsed, source or name))
-    notes: list[str] = []
-    warnings: list[str] = []
+    notes: list[str] = list(parsed.notes)
+    warnings: list[str] = list(parsed.warnings) + _drop_warnings(parsed.stats)
     dropped = _markers(df) | {a for a in options.drop_activities if a in set(df["activity"])}
     unknown = [a for a in options.drop_activities if a not in set(df["activity"])]
     if unknown:
@@ -217,6 +244,8 @@ def eventlog_workload(parsed: ParsedLog, name: str, options: LogOptions, source:
         )
     if df.empty:
         raise ValueError(f"{source or name}: every touch was a start/end marker or dropped; nothing left to replay")
+    df = _without_far_off(df, warnings)
+    _check_span(df, source or name)
     if options.hours is not None:
         calendar, how, hour_warnings = options.hours, "given", []
     else:
@@ -260,8 +289,94 @@ def eventlog_workload(parsed: ParsedLog, name: str, options: LogOptions, source:
         f"{len(profiles)} skill profiles ({'observed resources' if profiles[0].source != 'generalist' else 'no resources: generalists'})",
         f"due = ready + SLA in opening hours per activity ({_default_words(options, terms)}); value = {options.value_words}",
     ]
+    if parsed.stats.get("other_lifecycle_events"):
+        notes.append(
+            f"ignored {parsed.stats['other_lifecycle_events']} events of other lifecycle transitions (assign, "
+            "suspend, resume, ...): a touch runs from its START to its COMPLETE, pauses included"
+        )
     sla_words = {a: f"{sla[a]:g} opening hours" for a in sorted(estimate)}
-    return Workload(name, items, calendar, profiles, notes, sla_words, warnings=warnings)
+    least = max(MIN_RATE_SPAN, float(handling.max()))
+    warnings += _short_span_warning(items, calendar, least)
+    return Workload(name, items, calendar, profiles, notes, sla_words, warnings=warnings, min_open_seconds=least)
+
+
+def _drop_warnings(stats: dict) -> list[str]:
+    """One warning per kind of event the reader dropped: how many, why, and the first
+    unreadable value (a drop nobody hears of makes a log look quieter than it was)."""
+    out = []
+    for key, words in DROP_REASONS.items():
+        if stats.get(key):
+            example = stats.get(f"{key}_example")
+            out.append(f"{words}: {stats[key]} dropped" + (f" (e.g. {example!r})" if example else ""))
+    return out
+
+
+def _date(t: float) -> str:
+    """A naive-local epoch time as a date, for messages."""
+    try:
+        return f"{datetime(1970, 1, 1) + timedelta(seconds=float(t)):%Y-%m-%d}"
+    except OverflowError:
+        return "after 9999" if t > 0 else "before year 1"
+
+
+def _touch_times(df) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(arrival, earliest, latest) naive-local time of each touch: the latest is its end."""
+    ready = df["ready_local"].to_numpy(dtype=float)
+    start = df["start_local"].to_numpy(dtype=float)
+    end = start + df["duration_s"].to_numpy(dtype=float)
+    return ready, np.minimum(ready, start), np.maximum(ready, end)
+
+
+def _without_far_off(df, warnings: list[str]):
+    """The touches without those far outside the bulk of the log (rule in the module doc),
+    a warning naming how many and their dates. Quartiles, not the first and last arrival, set
+    the bulk, so one row in 9999 cannot move it. More than FAR_MAX_SHARE such touches are the
+    log's shape, not typos: they are kept, with a warning."""
+    ready, first, last = _touch_times(df)
+    q1, q3 = np.quantile(ready, [0.25, 0.75])
+    reach = FAR_REACH * max(q3 - q1, FAR_MIN_WIDTH)
+    far = (first < q1 - reach) | (last > q3 + reach)
+    n = int(far.sum())
+    if not n:
+        return df
+    span = " to ".join(dict.fromkeys((_date(first[far].min()), _date(last[far].max()))))
+    if n > max(1, FAR_MAX_SHARE * len(df)):
+        warnings.append(
+            f"{n} touches ({n / len(df):.0%}) lie far outside the middle half of the log "
+            f"({_date(q1)} to {_date(q3)}), {span}; kept (too many to be typos), the load is spread over them"
+        )
+        return df
+    rest = ready[~far]
+    warnings.append(
+        f"touches dated far outside the rest of the log ({span}; the rest {_date(rest.min())} to "
+        f"{_date(rest.max())}): {n} dropped, taken for a wrong year or a placeholder date"
+    )
+    return df[~far]
+
+
+def _check_span(df, source: str) -> None:
+    """Refuse a log whose work spans decades: the replay walks every hour of it."""
+    _, earliest, latest = _touch_times(df)
+    first, last = earliest.min(), latest.max()
+    if last - first > MAX_SPAN_YEARS * YEAR:
+        raise ValueError(
+            f"{source}: its work spans {(last - first) / YEAR:,.0f} years ({_date(first)} to {_date(last)}), "
+            f"more than {MAX_SPAN_YEARS}: fix or remove the far-off timestamps"
+        )
+
+
+def _short_span_warning(items: list[WorkItem], calendar: Calendar, least: float) -> list[str]:
+    """The warning that the offered load is taken over `least` open seconds, when the work
+    arrives within less (see the module doc)."""
+    arriving = calendar.open_seconds(items[0].arrival, items[-1].arrival)
+    if arriving >= least:
+        return []
+    within = "all at one moment" if arriving == 0 else f"within {arriving / 60:.0f} minutes of opening time"
+    return [
+        f"the log's work ({len(items)} items) arrives {within}: too short to show a rate; the offered load "
+        f"is its touch time over {least / 3600:.2g} h (an hour, or its longest touch), as if it all came "
+        "in that time (a longer log gives a truer load)"
+    ]
 
 
 def _default_words(options: LogOptions, terms: dict[str, ActivityTerms]) -> str:

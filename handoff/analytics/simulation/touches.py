@@ -44,7 +44,7 @@ from pathlib import Path
 
 import pandas as pd
 
-CACHE_VERSION = 2
+CACHE_VERSION = 3  # 3: shared lifecycle mapping, date order, drop counts, reader notes
 
 # One event as the pairing sees it: (aware end/at, seq, activity, life, resource, local end/at,
 # aware start or nan, local start or nan, value or nan, priority or nan). life is SCHEDULE,
@@ -59,6 +59,8 @@ class ParsedLog:
 
     touches: pd.DataFrame  # one row per touch, columns below
     stats: dict[str, int] = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)  # how the reader read it (date order)
+    warnings: list[str] = field(default_factory=list)  # what it had to guess (an ambiguous date order)
 
     COLUMNS = (
         "case",
@@ -114,7 +116,31 @@ def iso_times(ts: str) -> tuple[float, float]:
     return aware, aware + (offset.total_seconds() if offset is not None else 0.0)
 
 
-LIFECYCLES = {"SCHEDULE": "SCHEDULE", "START": "START", "COMPLETE": "COMPLETE"}
+# lifecycle:transition values that bound a touch. ATE_* is how some exporters spell the plain
+# ones; every other transition (assign, suspend, resume, withdraw, ...) is not a touch boundary.
+LIFECYCLES = {
+    "SCHEDULE": "SCHEDULE",
+    "START": "START",
+    "COMPLETE": "COMPLETE",
+    "ATE_START": "START",
+    "ATE_COMPLETE": "COMPLETE",
+}
+
+
+def lifecycle(value: str | None) -> str | None:
+    """SCHEDULE, START or COMPLETE for a logged transition, None for any other. No value is a
+    COMPLETE (the XES default). One mapping for XES and CSV, so the same log exported either
+    way gives the same touches: taking an unknown value (suspend) as COMPLETE cut touches short."""
+    text = (value or "").strip().upper()
+    return LIFECYCLES.get(text or "COMPLETE")
+
+
+def note_example(stats: dict, what: str, value: str | None) -> None:
+    """Count one dropped event under `what` and keep the first unreadable value as an example
+    (stats[what + "_example"]), so the warning can show the user what could not be read."""
+    stats[what] += 1
+    if value is not None and value.strip() and not stats.get(f"{what}_example"):
+        stats[f"{what}_example"] = value.strip()[:40]
 
 
 def touches_from_cases(
@@ -188,7 +214,9 @@ def why_unusable(parsed: ParsedLog, source: str) -> str:
         + (f", {st['complete_only_events']} of them COMPLETE-only" if st.get("complete_only_events") else "")
         + (f", {st['orphan_completes']} COMPLETEs without a START" if st.get("orphan_completes") else "")
         + (f", {st['unclosed_starts']} STARTs never completed" if st.get("unclosed_starts") else "")
-        + (f", {st['events_without_time']} without a timestamp" if st.get("events_without_time") else "")
+        + (f", {st['events_without_time']} without a readable timestamp" if st.get("events_without_time") else "")
+        + (f", {st['rows_without_start']} without a readable start" if st.get("rows_without_start") else "")
+        + (f", {st['events_without_activity']} without an activity" if st.get("events_without_activity") else "")
     )
     return (
         f"{source}: no work items found ({found}). The simulator needs how long each piece of work took: "

@@ -46,6 +46,9 @@ class Workload:
     sla: dict[str, str] = field(default_factory=dict)  # per work type, in words, for the report
     cross_train_cover: float = 1.5
     warnings: list[str] = field(default_factory=list)  # shown to the user, not only noted
+    # The least opening time the work is taken to arrive over (an event log's: an hour or more).
+    # A log whose work all arrives at one moment would otherwise divide by one second.
+    min_open_seconds: float = 0.0
 
     # --- the numbers a staffing discussion starts from ---------------------------------------
 
@@ -58,8 +61,10 @@ class Workload:
         return max(it.arrival for it in self.items)
 
     def open_seconds(self) -> float:
-        """Opening time over which the work arrives (first to last arrival)."""
-        return self.calendar.open_seconds(self.start, max(self.last_arrival, self.start + 1.0))
+        """Opening time over which the work arrives (first to last arrival), at least
+        `min_open_seconds`."""
+        arriving = self.calendar.open_seconds(self.start, max(self.last_arrival, self.start + 1.0))
+        return max(arriving, self.min_open_seconds)
 
     def offered_load(self) -> float:
         """R: touch time per open hour = people busy on average while open (Erlangs)."""

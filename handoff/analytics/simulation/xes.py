@@ -29,6 +29,8 @@ from handoff.analytics.simulation.touches import ParsedLog
 from handoff.analytics.simulation.touches import cached
 from handoff.analytics.simulation.touches import default_cache_dir  # noqa: F401  (re-exported: callers and tests use xes.default_cache_dir)
 from handoff.analytics.simulation.touches import iso_times
+from handoff.analytics.simulation.touches import lifecycle
+from handoff.analytics.simulation.touches import note_example
 from handoff.analytics.simulation.touches import touches_from_cases
 
 START_KEYS = ("start_timestamp", "time:start", "start_time")
@@ -96,6 +98,26 @@ def _number(text: str | None) -> float:
         return NAN
 
 
+def _event_times(ev: dict[str, str], interval: bool, stats: dict) -> tuple[float, float, tuple | None] | None:
+    """(aware, local, (aware, local) of its start or None) of one event; None, counted as
+    events_without_time with an example, when a time it needs is missing or unreadable. An
+    unreadable start_timestamp drops its one event (it used to abort the whole load)."""
+    ts = ev.get("time:timestamp")
+    start = next((ev[k] for k in START_KEYS if ev.get(k)), None) if interval else None
+    try:
+        if ts is None:
+            raise ValueError
+        aware, local = iso_times(ts)
+    except ValueError:
+        note_example(stats, "events_without_time", ts)
+        return None
+    try:
+        return aware, local, (iso_times(start) if start is not None else None)
+    except ValueError:
+        note_example(stats, "events_without_time", start)
+        return None
+
+
 def parse_xes(path: str | Path, value_attribute: str = "AMOUNT_REQ", activity_prefix: str = "") -> ParsedLog:
     path = Path(path)
     stats: dict[str, int] = defaultdict(int)
@@ -109,28 +131,22 @@ def parse_xes(path: str | Path, value_attribute: str = "AMOUNT_REQ", activity_pr
             value = _number(case_attrs.get(value_attribute))
             events: list[Event] = []
             for seq, ev in enumerate(raw):
-                act, ts = ev.get("concept:name"), ev.get("time:timestamp")
-                if act is None or ts is None:
-                    stats["events_without_time"] += 1
+                act = ev.get("concept:name")
+                if act is None:
+                    stats["events_without_activity"] += 1
                     continue
-                try:
-                    aware, local = iso_times(ts)
-                except ValueError:
-                    stats["events_without_time"] += 1
-                    continue
-                start = next((ev[k] for k in START_KEYS if ev.get(k)), None)
-                life = (ev.get("lifecycle:transition") or "COMPLETE").strip().upper()
-                if start is not None and life in ("COMPLETE", "ATE_COMPLETE"):
-                    s_aware, s_local = iso_times(start)
-                    events.append(
-                        (aware, seq, act, "INTERVAL", ev.get("org:resource"), local, s_aware, s_local, NAN, NAN)
-                    )
-                    continue
-                life = {"ATE_COMPLETE": "COMPLETE", "ATE_START": "START"}.get(life, life)
-                if life not in ("SCHEDULE", "START", "COMPLETE"):
+                life = lifecycle(ev.get("lifecycle:transition"))
+                if life is None:
                     stats["other_lifecycle_events"] += 1
                     continue
-                events.append((aware, seq, act, life, ev.get("org:resource"), local, NAN, NAN, NAN, NAN))
+                times = _event_times(ev, life == "COMPLETE", stats)
+                if times is None:
+                    continue
+                aware, local, start = times
+                if start is not None:
+                    events.append((aware, seq, act, "INTERVAL", ev.get("org:resource"), local, *start, NAN, NAN))
+                else:
+                    events.append((aware, seq, act, life, ev.get("org:resource"), local, NAN, NAN, NAN, NAN))
             yield case, (0.0 if math.isnan(value) else value), events
 
     parsed = touches_from_cases(cases(), activity_prefix)

@@ -225,8 +225,8 @@ def test_staff_needs_either_erlang_inputs_or_a_workload(app):
 
 
 def test_simulate_reads_xes_with_either_namespace_spelling_and_names_the_workload(app, tmp_path):
-    from tests.analytics.simulation.test_sim_eventlogs import lifecycle_cases
-    from tests.analytics.simulation.test_sim_eventlogs import write_xes
+    from test_sim_eventlogs import lifecycle_cases
+    from test_sim_eventlogs import write_xes
 
     outs = []
     for ns, name in (
@@ -258,7 +258,7 @@ def test_simulate_reads_xes_with_either_namespace_spelling_and_names_the_workloa
 
 
 def test_simulate_reads_a_csv_with_options_and_warns(app, tmp_path):
-    from tests.analytics.simulation.test_sim_eventlogs import write_csv
+    from test_sim_eventlogs import write_csv
 
     path = write_csv(tmp_path / "desk.csv")
     sla = tmp_path / "sla.csv"
@@ -327,7 +327,7 @@ def test_simulate_reads_interval_xes(app, tmp_path):
 
 
 def test_unusable_logs_and_bad_options_are_refused_with_the_reason(app, tmp_path):
-    from tests.analytics.simulation.test_sim_eventlogs import write_xes
+    from test_sim_eventlogs import write_xes
 
     done = write_xes(tmp_path / "done.xes.gz", [("c1", [("check", "complete", "2024-03-04T09:00:00", "a")])], None)
     result = runner.invoke(app, ["simulate", "--workload", str(done), "--cache-dir", str(tmp_path / "c")])
@@ -348,8 +348,8 @@ def test_broken_logs_and_impossible_options_are_refused_with_their_reason(app, t
     line naming the problem, not a traceback, a bare "Aborted." or a hang."""
     import gzip
 
-    from tests.analytics.simulation.test_sim_eventlogs import lifecycle_cases
-    from tests.analytics.simulation.test_sim_eventlogs import write_xes
+    from test_sim_eventlogs import lifecycle_cases
+    from test_sim_eventlogs import write_xes
 
     log = write_xes(tmp_path / "log.xes.gz", lifecycle_cases(days=10), "http://www.xes-standard.org")
     whole = gzip.decompress(log.read_bytes())
@@ -403,8 +403,9 @@ def test_two_logs_of_one_name_in_two_folders_are_not_one_cache_entry(tmp_path):
     """Same file name, size and modification time, different work: each is read as itself."""
     import os
 
+    from test_sim_eventlogs import _day
+
     from handoff.analytics.simulation.eventlog import load_event_log
-    from tests.analytics.simulation.test_sim_eventlogs import _day
 
     def log(folder: str, activity: str):
         path = tmp_path / folder / "log.csv"
@@ -419,3 +420,32 @@ def test_two_logs_of_one_name_in_two_folders_are_not_one_cache_entry(tmp_path):
     assert a.stat().st_size == b.stat().st_size and a.stat().st_mtime_ns == b.stat().st_mtime_ns
     read = [{i.work_type for i in load_event_log(p, cache_dir=tmp_path / "cache").items} for p in (a, b)]
     assert read == [{"approve"}, {"confirm"}]
+
+
+def test_simulate_a_batch_log_and_day_first_dates(app, tmp_path):
+    """Work logged at one minute gave R = 72,000 (and a grid of 72,000 reps): now taken over an
+    hour, with the warning on stderr. --dayfirst / --monthfirst settle ambiguous dates."""
+    batch = tmp_path / "batch.csv"
+    batch.write_text(
+        "case,activity,start,end\n" + "".join(f"k{k},Review,2024-03-04 09:00,2024-03-04 09:30\n" for k in range(40))
+    )
+    common = ["--policies", "fifo", "--staff", "2", "--cache-dir", str(tmp_path / "c"), "--json"]
+    result = runner.invoke(app, ["simulate", "--workload", str(batch), *common])
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout)["workload"]["offered_load"] == pytest.approx(20.0)
+    assert "too short to show a rate" in " ".join(result.stderr.split())  # rich wraps the lines
+    dates = tmp_path / "dates.csv"  # Monday 4 to Friday 8 March, or 3 April to 3 August?
+    dates.write_text(
+        "case,activity,start,end\n"
+        + "".join(f"c{d},Review,0{d}/03/2024 09:00,0{d}/03/2024 09:30\n" for d in range(4, 9))
+    )
+    weeks = {}
+    for flag in ("--dayfirst", "--monthfirst"):
+        result = runner.invoke(app, ["simulate", "--workload", str(dates), flag, *common])
+        assert result.exit_code == 0, result.output
+        assert "could be day or month first" not in " ".join(result.stderr.split())  # told, not guessed
+        weeks[flag] = json.loads(result.stdout)["workload"]["weeks"]
+    assert weeks == {"--dayfirst": pytest.approx(4 / 7, abs=0.01), "--monthfirst": pytest.approx(122 / 7, abs=0.01)}
+    result = runner.invoke(app, ["simulate", "--workload", str(dates), *common])
+    guessed = " ".join(result.stderr.split())
+    assert "could be day or month first" in guessed and "--dayfirst" in guessed

@@ -312,3 +312,152 @@ def test_broken_rows_are_dropped_and_counted_not_fatal(tmp_path):
     assert parsed.stats["events_without_time"] == 2 and parsed.stats["negative_intervals"] == 1
     wl = load_event_log(path, cache_dir=tmp_path / "c")
     assert len(wl.items) == 10
+
+
+def interval_rows(days: int = 10, per_day: int = 3, fmt: str = "%Y-%m-%d %H:%M") -> list[str]:
+    """case,activity,start,end rows: `per_day` 20-minute reviews a working day, times in `fmt`."""
+    import datetime as dt
+
+    rows = []
+    for d in range(days):
+        for k in range(per_day):
+            start = dt.datetime.fromisoformat(f"{_day(d)}T{9 + 2 * k:02d}:00")
+            end = start + dt.timedelta(minutes=20)
+            rows.append(f"c{d}-{k},review,{start:{fmt}},{end:{fmt}}")
+    return rows
+
+
+def test_work_arriving_at_one_moment_is_taken_over_an_hour_at_least(tmp_path):
+    """40 half-hour touches logged at the same minute: the load was their touch time over one
+    second (R = 72,000 reps, and a grid of 72,000-rep teams); now over an hour (R is touch time
+    per open hour), or the longest touch if longer, with a warning saying so."""
+    path = tmp_path / "batch.csv"
+    path.write_text(
+        "case,activity,start,end\n" + "".join(f"k{k},Review,{MONDAY} 09:00,{MONDAY} 09:30\n" for k in range(40))
+    )
+    wl = load_event_log(path, cache_dir=tmp_path / "c")
+    assert wl.offered_load() == pytest.approx(20.0)
+    assert any("arrives all at one moment" in w and "over 1 h" in w for w in wl.warnings)
+    uncapped = load_event_log(path, LogOptions(touch_cap_hours=0), cache_dir=tmp_path / "c")
+    assert uncapped.offered_load() == pytest.approx(20.0)
+    three_hours = tmp_path / "long touches.csv"
+    three_hours.write_text(
+        "case,activity,start,end\n" + "".join(f"k{k},Fix,{MONDAY} 09:00,{MONDAY} 12:00\n" for k in range(4))
+    )
+    wl = load_event_log(three_hours, LogOptions(touch_cap_hours=0), cache_dir=tmp_path / "c")
+    assert wl.offered_load() == pytest.approx(4.0)  # 12 touch hours over the 3 h of the longest touch
+    # A log whose work arrives over more than that is divided by its own span, without the warning.
+    long = tmp_path / "long.csv"
+    long.write_text("case,activity,start,end\n" + "\n".join(interval_rows()))
+    wl = load_event_log(long, cache_dir=tmp_path / "c")
+    assert not any("too short to show a rate" in w for w in wl.warnings)
+    assert wl.offered_load() == pytest.approx(10 / wl.calendar.open_seconds(wl.start, wl.last_arrival) * 3600)
+
+
+def test_rows_dated_far_outside_the_log_are_dropped_or_the_log_refused(tmp_path):
+    """A year-9999 and a year-1900 row among two weeks of work: the span was 8,000 years (the
+    replay walked every hour of it) or the summary said weeks 6480. They are dropped, named."""
+    rows = interval_rows(days=10, per_day=4)
+    rows += ["x1,review,9999-12-31 10:00,9999-12-31 10:20", "x2,review,1900-01-01 00:00,1900-01-01 00:20"]
+    path = tmp_path / "typos.csv"
+    path.write_text("case,activity,start,end\n" + "\n".join(rows))
+    wl = load_event_log(path, cache_dir=tmp_path / "c")
+    assert len(wl.items) == 40 and wl.summary()["weeks"] < 2
+    far = [w for w in wl.warnings if "far outside" in w]
+    assert len(far) == 1 and "1900-01-01 to 9999-12-31" in far[0] and "2 dropped" in far[0]
+    assert wl.calendar.describe() == "Mon-Fri 09-10,11-12,13-14,15-16"  # no Mon 00-01 from the 1900 row
+    # Too few rows to tell the bulk from the typo: refused, saying why, instead of a hang.
+    tiny = tmp_path / "tiny.csv"
+    tiny.write_text(
+        "case,activity,start,end\na,review,2024-03-04 09:00,2024-03-04 09:20\nb,review,9999-12-31 10:00,9999-12-31 10:20\n"
+    )
+    with pytest.raises(ValueError, match="spans 7,976 years .*far-off timestamps"):
+        load_event_log(tiny, cache_dir=tmp_path / "c")
+
+
+def test_day_first_dates_are_read_in_one_order_for_the_whole_file(tmp_path):
+    """pandas' mixed format read 13/03/2024 day first but 04/03/2024 month first (April): the
+    span grew from 2 weeks to 38. One order per file now, told by the dates or the option."""
+    iso = tmp_path / "iso.csv"
+    iso.write_text("case,activity,start,end\n" + "\n".join(interval_rows()))
+    expected = [it.arrival for it in load_event_log(iso, cache_dir=tmp_path / "c").items]
+    for name, fmt in [("slash", "%d/%m/%Y %H:%M"), ("dots", "%d.%m.%Y %H:%M"), ("short", "%d.%m.%y %H:%M")]:
+        path = tmp_path / f"{name}.csv"
+        path.write_text("case,activity,start,end\n" + "\n".join(interval_rows(fmt=fmt)))
+        wl = load_event_log(path, cache_dir=tmp_path / "c")
+        assert [it.arrival for it in wl.items] == expected, name
+        assert not wl.warnings and any("day first" in n for n in wl.notes), name
+    # Every first field <= 12 (4-8 March): month first is a guess, and the warning says so.
+    ambiguous = tmp_path / "ambiguous.csv"
+    ambiguous.write_text("case,activity,start,end\n" + "\n".join(interval_rows(days=5, fmt="%d/%m/%Y %H:%M")))
+    guessed = load_event_log(ambiguous, cache_dir=tmp_path / "c")
+    assert any("read month first ('04/03/2024' = 2024-04-03)" in w and "--dayfirst" in w for w in guessed.warnings)
+    told = load_event_log(ambiguous, LogOptions(dayfirst=True), cache_dir=tmp_path / "c")
+    assert [it.arrival for it in told.items] == expected[:15] and not any("month first" in w for w in told.warnings)
+
+
+def test_every_dropped_event_is_counted_in_a_warning(tmp_path):
+    """Unreadable timestamps (XES), interval rows without a readable start (CSV) and intervals
+    ending before they start were dropped without a word in the workload."""
+    cases = lifecycle_cases(days=10)
+    cases[0][1][1] = ("check", "start", "2024-03-04T09:05:00 CET", "ann")  # not ISO 8601
+    cases[1][1][3] = ("approve", "start", "someday", "bob")
+    xes = write_xes(tmp_path / "bad times.xes.gz", cases, "http://www.xes-standard.org/")
+    wl = load_event_log(xes, cache_dir=tmp_path / "c")
+    assert "events without a readable timestamp: 2 dropped (e.g. '2024-03-04T09:05:00 CET')" in wl.warnings
+    rows = interval_rows()
+    rows[1] = "c0-1,review,n/a,2024-03-04 11:20"
+    rows[2] = "c0-2,review,2024-03-04 14:00,2024-03-04 13:00"
+    path = tmp_path / "partial.csv"
+    path.write_text("case,activity,start,end\n" + "\n".join(rows))
+    wl = load_event_log(path, cache_dir=tmp_path / "c")
+    assert len(wl.items) == 28
+    assert "interval rows without a readable start time: 1 dropped (e.g. 'n/a')" in wl.warnings
+    assert "intervals that end before they start: 1 dropped" in wl.warnings
+
+
+def test_an_unreadable_start_timestamp_drops_its_event_not_the_log(tmp_path):
+    """One bad start_timestamp in an interval XES aborted the load ("Invalid isoformat string")."""
+    lines = ['<?xml version="1.0"?>\n<log>']
+    for d in range(10):
+        start = "not a date" if d == 0 else f"{_day(d)}T09:00:00"
+        lines.append(
+            f'<trace><string key="concept:name" value="c{d}"/><event><string key="concept:name" value="pack"/>'
+            f'<date key="start_timestamp" value="{start}"/><date key="time:timestamp" value="{_day(d)}T09:30:00"/>'
+            "</event></trace>"
+        )
+    path = tmp_path / "intervals.xes"
+    path.write_text("\n".join(lines + ["</log>"]))
+    wl = load_event_log(path, cache_dir=tmp_path / "c")
+    assert len(wl.items) == 9
+    assert "events without a readable timestamp: 1 dropped (e.g. 'not a date')" in wl.warnings
+
+
+def test_csv_lifecycle_values_are_read_as_in_xes(tmp_path):
+    """assign / suspend / resume were taken for COMPLETE in a CSV (2 touch hours instead of 15),
+    ate_start / ate_complete not understood at all; XES read both right. One mapping now."""
+    import datetime as dt
+
+    rows = ["Case,Task,Time,Transition,User"]
+    cases = []
+    for d in range(10):
+        t0 = dt.datetime.fromisoformat(f"{_day(d)}T10:00")
+
+        def at(minutes: int, t0=t0) -> str:
+            return f"{t0 + dt.timedelta(minutes=minutes):%Y-%m-%dT%H:%M:%S}"
+
+        events = [("Assess", "assign", at(-30)), ("Assess", "start", at(0)), ("Assess", "suspend", at(2))]
+        events += [("Assess", "resume", at(3)), ("Assess", "complete", at(20))]
+        events += [("Decide", "ate_start", at(25)), ("Decide", "ATE_COMPLETE", at(35))]
+        rows += [f"c{d},{act},{ts},{life},r{d % 2}" for act, life, ts in events]
+        cases.append((f"c{d}", [(act, life, ts, f"r{d % 2}") for act, life, ts in events]))
+    path = tmp_path / "events.csv"
+    path.write_text("\n".join(rows))
+    from_csv = load_event_log(path, cache_dir=tmp_path / "c")
+    from_xes = load_event_log(write_xes(tmp_path / "events.xes.gz", cases, None), cache_dir=tmp_path / "c")
+    for wl in (from_csv, from_xes):
+        assert wl.summary()["touch_hours"] == 5.0  # 10 x (20 min Assess + 10 min Decide)
+        assert any("ignored 30 events of other lifecycle transitions" in n for n in wl.notes)
+    assert [(it.work_type, it.handling_seconds) for it in from_csv.items] == [
+        (it.work_type, it.handling_seconds) for it in from_xes.items
+    ]
