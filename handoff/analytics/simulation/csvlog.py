@@ -109,13 +109,22 @@ def load_csv_touches(
     return cached(path, key, cache_dir, lambda: parse_csv(path, columns, dayfirst))
 
 
-def _read(path: Path) -> pd.DataFrame:
+def _read(path: Path, warnings: list[str]) -> pd.DataFrame:
     raw = path.read_bytes()
     if raw[:2] == b"\x1f\x8b":
         import gzip
 
         raw = gzip.decompress(raw)
-    text = raw.decode("utf-8-sig", errors="replace")
+    try:
+        text = raw.decode("utf-8-sig")
+    except UnicodeDecodeError as bad:
+        # Excel on Windows writes cp1252: decoding it as UTF-8 with replacements turned
+        # "Prüfung" and "Präfung" into one activity, "Pr\ufffdfung".
+        text = raw.decode("cp1252", errors="replace")
+        warnings.append(
+            f"not UTF-8 (byte {raw[bad.start]:#04x} at {bad.start:,}): read as Windows-1252 (Excel's "
+            "encoding); save the file as UTF-8 if its names look wrong"
+        )
     try:
         sep = csv.Sniffer().sniff(text[:20_000], delimiters=",;\t|").delimiter
     except csv.Error:
@@ -190,26 +199,57 @@ def _times(values: pd.Series, dayfirst: bool = False) -> tuple[np.ndarray, np.nd
     return aware, local
 
 
-def _numbers(df: pd.DataFrame, col: str | None) -> np.ndarray:
+def _numbers(df: pd.DataFrame, col: str | None, warnings: list[str]) -> np.ndarray:
+    """A value or priority column as numbers, its separators read one way for the whole column:
+    "1,234.50" and "1.234,50" are both 1234.5 (the last separator in a number that has both is
+    the decimal one); a comma alone is a decimal comma, said in a warning when every such number
+    could have been thousands ("1,500"). Currency signs and spaces are ignored; what is still
+    not a number is counted in a warning (it was read as 0 without a word)."""
     if col is None:
         return np.full(len(df), NAN)
-    return pd.to_numeric(df[col].str.replace(",", ".", regex=False), errors="coerce").to_numpy(dtype=float)
+    text = df[col].astype(str).str.replace(r"[^\d.,eE+-]", "", regex=True)
+    both = text[text.str.contains(",", regex=False) & text.str.contains(".", regex=False)]
+    comma_decimal = True
+    if len(both):
+        comma_decimal = int((both.str.rfind(",") > both.str.rfind(".")).sum()) * 2 >= len(both)
+    if comma_decimal:
+        commas = text[text.str.contains(",", regex=False) & ~text.str.contains(".", regex=False)]
+        if len(commas) and commas.str.fullmatch(r"-?\d{1,3}(,\d{3})+").all() and not len(both):
+            warnings.append(
+                f"{col}: numbers like {commas.iloc[0]!r} read with a decimal comma ({commas.iloc[0].replace(',', '.')}); "
+                "write them without a thousands separator if they meant thousands"
+            )
+        text = (
+            text.str.replace(".", "", regex=False).str.replace(",", ".", regex=False)
+            if len(both)
+            else text.str.replace(",", ".", regex=False)
+        )
+    else:
+        text = text.str.replace(",", "", regex=False)
+    numbers = pd.to_numeric(text, errors="coerce").to_numpy(dtype=float)
+    unreadable = np.isnan(numbers) & (df[col].astype(str).str.strip() != "").to_numpy()
+    if unreadable.any():
+        first = df[col].astype(str)[unreadable].iloc[0]
+        warnings.append(f"{col}: {int(unreadable.sum())} values are not numbers (e.g. {first!r}); read as none")
+    return numbers
 
 
 def parse_csv(path: str | Path, columns: dict[str, str] | None = None, dayfirst: bool | None = None) -> ParsedLog:
     path = Path(path)
-    df = _read(path)
+    read_warnings: list[str] = []
+    df = _read(path, read_warnings)
     m = resolve_columns(list(df.columns), columns or {})
     end_col = m.get("end", m.get("timestamp"))
     time_cols = [df[c] for c in (m.get("start"), end_col) if c is not None]
     day_first, notes, warnings = date_order(time_cols, dayfirst)
+    warnings = read_warnings + warnings
     e_aware, e_local = _times(df[end_col], day_first)
     s_aware, s_local = (
         _times(df[m["start"]], day_first) if "start" in m else (np.full(len(df), NAN), np.full(len(df), NAN))
     )
     life = df[m["lifecycle"]].to_numpy() if "lifecycle" in m else None
     resource = df[m["resource"]].to_numpy() if "resource" in m else [None] * len(df)
-    value, priority = _numbers(df, m.get("value")), _numbers(df, m.get("priority"))
+    value, priority = _numbers(df, m.get("value"), warnings), _numbers(df, m.get("priority"), warnings)
     stats: dict[str, int] = defaultdict(int)
     stats["events"] = len(df)
     by_case: dict[str, list[Event]] = defaultdict(list)

@@ -44,7 +44,7 @@ from pathlib import Path
 
 import pandas as pd
 
-CACHE_VERSION = 3  # 3: shared lifecycle mapping, date order, drop counts, reader notes
+CACHE_VERSION = 4  # 3: shared lifecycle mapping, date order, drop counts, reader notes; 4: encodings, numbers
 
 # One event as the pairing sees it: (aware end/at, seq, activity, life, resource, local end/at,
 # aware start or nan, local start or nan, value or nan, priority or nan). life is SCHEDULE,

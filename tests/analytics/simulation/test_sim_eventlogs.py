@@ -461,3 +461,42 @@ def test_csv_lifecycle_values_are_read_as_in_xes(tmp_path):
     assert [(it.work_type, it.handling_seconds) for it in from_csv.items] == [
         (it.work_type, it.handling_seconds) for it in from_xes.items
     ]
+
+
+def test_a_csv_in_excels_windows_encoding_keeps_its_names_apart(tmp_path):
+    """Two activities that differ by one accented letter stay two (decoded as UTF-8 with
+    replacements, both became 'Pr\ufffdfung'), and the user is told how the file was read."""
+    path = tmp_path / "windows.csv"
+    lines = ["case,activity,resource,start_timestamp,end_timestamp"]
+    for d in range(6):
+        for k, act in enumerate(("Prüfung", "Präfung")):
+            lines.append(f"{d}-{k},{act},ann,{_day(d)}T09:00:00,{_day(d)}T09:30:00")
+    path.write_bytes("\n".join(lines).encode("cp1252"))
+    wl = load_event_log(path, cache_dir=tmp_path / "cache")
+    assert {i.work_type for i in wl.items} == {"Prüfung", "Präfung"}
+    assert any("not UTF-8" in w and "Windows-1252" in w for w in wl.warnings)
+
+
+@pytest.mark.parametrize(
+    ("written", "read", "told"),
+    [
+        (["1,234.50", "2,000.00", "15.25"], [1234.5, 2000.0, 15.25], None),  # thousands comma, decimal point
+        (["1.234,50", "2.000,00", "15,25"], [1234.5, 2000.0, 15.25], None),  # the other way round
+        (["12,5", "3,75", "100"], [12.5, 3.75, 100.0], None),  # a decimal comma alone
+        (["1,500", "2,250", "7"], [1.5, 2.25, 7.0], "decimal comma"),  # could be thousands: said
+        (["$ 1,200.00", "€7", "n/a"], [1200.0, 7.0, None], "not numbers"),  # signs ignored, the rest counted
+    ],
+)
+def test_csv_values_are_read_one_way_per_column_and_doubts_are_said(tmp_path, written, read, told):
+    path = tmp_path / "valued.csv"
+    lines = ["case,activity,resource,start_timestamp,end_timestamp,amount"]
+    for d, amount in enumerate(written):
+        lines.append(f'{d},review,ann,{_day(d)}T09:00:00,{_day(d)}T09:30:00,"{amount}"')
+    path.write_text("\n".join(lines))
+    wl = load_event_log(path, cache_dir=tmp_path / "cache")
+    values = [i.value for i in sorted(wl.items, key=lambda i: i.arrival)]
+    assert values == [0.0 if v is None else v for v in read]
+    if told is None:
+        assert not [w for w in wl.warnings if "amount" in w]
+    else:
+        assert any("amount" in w and told in w for w in wl.warnings), wl.warnings
