@@ -165,6 +165,8 @@ _SPAN = re.compile(
 
 def _hours(text: str) -> float:
     h, _, m = text.partition(":")
+    if m and not 0 <= int(m) < 60:  # 08:60 is no time of day (it was read as 09:00)
+        raise ValueError(f"{text} is not a time of day")
     return int(h) + (int(m) / 60 if m else 0.0)
 
 
@@ -182,7 +184,10 @@ def parse_hours(text: str) -> Calendar:
             raise ValueError(
                 f'opening hours {text!r}: cannot read {t[pos:]!r}; write e.g. "Mon-Fri 08:00-17:00, Sat 10-14"'
             )
-        start, end = _hours(m["start"]), _hours(m["end"])
+        try:
+            start, end = _hours(m["start"]), _hours(m["end"])
+        except ValueError as bad:
+            raise ValueError(f"opening hours {text!r}: {bad}") from None
         if not 0 <= start < end <= 24:
             raise ValueError(f"opening hours {text!r}: {m['start']}-{m['end']} is not a span within one day")
         for part in m["days"].split(","):

@@ -192,11 +192,46 @@ def _times(values: pd.Series, dayfirst: bool = False) -> tuple[np.ndarray, np.nd
         except ValueError:
             odd.append(i)
     if odd:
-        parsed = pd.to_datetime(pd.Series([texts[i] for i in odd]), errors="coerce", format="mixed", dayfirst=dayfirst)
-        for i, ts in zip(odd, parsed):
-            if ts is not pd.NaT and not pd.isna(ts):
+        for i, ts in zip(odd, _other_spellings([texts[i] for i in odd], dayfirst)):
+            if ts is not None:
                 aware[i], local[i] = iso_times(ts.isoformat())
     return aware, local
+
+
+EPOCH = re.compile(r"\s*(\d{10}|\d{13})(?:\.\d+)?\s*")  # Unix seconds or milliseconds (2001-2286)
+
+
+def _other_spellings(texts: list[str], dayfirst: bool) -> list[pd.Timestamp | None]:
+    """Timestamps that are not ISO: Unix epoch seconds or milliseconds (UTC), else what pandas
+    reads. Each keeps its own UTC offset: a log whose offsets change with daylight saving time
+    ("Mon, 18 Mar 2024 09:00:00 +0100", then +0200) refused whole in one batch."""
+    out: list[pd.Timestamp | None] = []
+    rest: list[int] = []
+    for i, text in enumerate(texts):
+        epoch = EPOCH.fullmatch(text)
+        if epoch:
+            number = float(text)
+            out.append(pd.Timestamp(number / 1000 if len(epoch[1]) == 13 else number, unit="s", tz="UTC"))
+        else:
+            out.append(None)
+            rest.append(i)
+    try:
+        read = list(
+            pd.to_datetime(pd.Series([texts[i] for i in rest]), errors="coerce", format="mixed", dayfirst=dayfirst)
+        )
+    except ValueError:  # offsets that differ: one at a time
+        read = [_one_timestamp(texts[i], dayfirst) for i in rest]
+    for i, ts in zip(rest, read):
+        out[i] = None if ts is None or ts is pd.NaT or pd.isna(ts) else ts
+    return out
+
+
+def _one_timestamp(text: str, dayfirst: bool) -> pd.Timestamp | None:
+    try:
+        ts = pd.to_datetime(text, format="mixed", dayfirst=dayfirst)
+    except (ValueError, OverflowError):
+        return None
+    return None if pd.isna(ts) else ts
 
 
 def _numbers(df: pd.DataFrame, col: str | None, warnings: list[str]) -> np.ndarray:

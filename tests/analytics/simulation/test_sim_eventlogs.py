@@ -262,6 +262,8 @@ def test_hours_can_be_given(tmp_path):
     assert derived.calendar is ALWAYS_OPEN and derived.warnings
     with pytest.raises(ValueError, match="cannot read"):
         parse_hours("weekdays 9 to 5")
+    with pytest.raises(ValueError, match="08:60 is not a time of day"):
+        parse_hours("Mon-Fri 08:60-17:00")  # was read as 09-17
 
 
 def test_workload_names_come_from_the_file():
@@ -500,3 +502,28 @@ def test_csv_values_are_read_one_way_per_column_and_doubts_are_said(tmp_path, wr
         assert not [w for w in wl.warnings if "amount" in w]
     else:
         assert any("amount" in w and told in w for w in wl.warnings), wl.warnings
+
+
+def test_csv_timestamps_in_other_spellings_keep_their_own_offsets(tmp_path):
+    """RFC 2822 dates whose offset changes with daylight saving time (the whole log was refused
+    with pandas' "Mixed timezones detected"), and Unix epoch seconds and milliseconds."""
+    import datetime as dt
+    from email.utils import format_datetime
+
+    rows = ["case,activity,resource,start,end"]
+    epoch_rows = ["case,activity,resource,start,end"]
+    for k, day in enumerate(("2024-03-27", "2024-03-28", "2024-04-02", "2024-04-03")):  # CET, then CEST
+        offset = dt.timezone(dt.timedelta(hours=1 if day < "2024-03-31" else 2))
+        start = dt.datetime.fromisoformat(f"{day}T09:00:00").replace(tzinfo=offset)
+        end = start + dt.timedelta(minutes=30)
+        rows.append(f'{k},review,ann,"{format_datetime(start)}","{format_datetime(end)}"')
+        scale = 1000 if k % 2 else 1
+        epoch_rows.append(f"{k},review,ann,{int(start.timestamp() * scale)},{int(end.timestamp() * scale)}")
+    for name, lines in (("rfc.csv", rows), ("epoch.csv", epoch_rows)):
+        path = tmp_path / name
+        path.write_text("\n".join(lines))
+        wl = load_event_log(path, cache_dir=tmp_path / "cache")
+        assert [i.handling_seconds for i in wl.items] == [1800.0] * 4, name
+    # Wall clock kept across the change: every RFC 2822 touch starts at 09:00 local.
+    rfc = load_event_log(tmp_path / "rfc.csv", cache_dir=tmp_path / "cache")
+    assert {(i.arrival % DAY) / 3600 for i in rfc.items} == {9.0}
