@@ -20,6 +20,8 @@ from pathlib import Path
 import typer
 from rich.console import Console
 
+from handoff.cli.shown import shown
+
 CLI = "system:cli"
 SESSION_FILE = "cli-session"
 
@@ -63,9 +65,9 @@ def _set(name: str, password_stdin: bool, action: str) -> None:
         with session() as s:
             identity.set_password(s, name, password, actor=CLI)
     except (UnknownWorker, ValueError) as bad:
-        console.print(f"[red]{bad}[/red]")
+        console.print(f"[red]{shown(bad)}[/red]")
         raise typer.Exit(2) from None
-    console.print(f"{name}: password {action}; any earlier sign-in of theirs has ended.")
+    console.print(f"{shown(name)}: password {action}; any earlier sign-in of theirs has ended.")
 
 
 def set_password(
@@ -103,10 +105,10 @@ def login(
         except identity.LoginRefused as refused:
             problem = refused
     if problem is not None:
-        console.print(f"[red]Refused:[/red] {problem}")
+        console.print(f"[red]Refused:[/red] {shown(problem)}")
         raise typer.Exit(2)
     write_private(session_path(), token)
-    console.print(f"Signed in as {who} (until `handoff logout`, or for the session's hours).")
+    console.print(f"Signed in as {shown(who)} (until `handoff logout`, or for the session's hours).")
 
 
 def logout() -> None:
@@ -142,7 +144,7 @@ def whoami() -> None:
     except NotSignedIn as e:
         _console().print(f"{e}: run `handoff login`")
         raise typer.Exit(1) from None
-    _console().print(f"{person.name} ({person.role})")
+    _console().print(f"{shown(person.name)} ({person.role})")
 
 
 def register(app: typer.Typer) -> None:

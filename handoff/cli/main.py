@@ -20,6 +20,7 @@ from handoff.cli.identity import register as register_identity
 from handoff.cli.quotes import register as register_quotes
 from handoff.cli.report import register as register_report
 from handoff.cli.routing import register as register_routing
+from handoff.cli.shown import shown
 from handoff.cli.simulation import register as register_simulation
 from handoff.core.intake import IntakeResult
 from handoff.core.settings import settings
@@ -55,15 +56,6 @@ def show_intake(result: IntakeResult, noun: str = "order") -> None:
         f"submitted {result.submitted} · accepted {len(result.accepted)} · "
         f"duplicates {len(result.duplicates)} · quarantined {len(result.quarantined)}"
     )
-
-
-def shown(value: object, keep_lines: bool = False) -> str:
-    """A sender's value made safe for a Rich console: control characters as escapes, markup escaped."""
-    from rich.markup import escape
-
-    from handoff.core.intake.text import printable
-
-    return escape(printable(str(value), keep_lines=keep_lines))
 
 
 def _announcer_if_server():  # noqa: ANN202

@@ -52,7 +52,7 @@ def quotes_answer(
     accept: bool | None = typer.Option(None, "--accept/--decline", help="The customer accepts, or declines."),
 ) -> None:
     """Record the customer's answer to a sent quote; an accepted quote becomes an order."""
-    from handoff.cli.main import shown
+    from handoff.cli.shown import shown
     from handoff.core.quotes import AnswerRefused
     from handoff.core.quotes import UnknownQuote
     from handoff.core.quotes import answer_quote
@@ -86,7 +86,7 @@ def quotes_list(
     """Requests for quotation with their quote's state, total, validity and order."""
     from sqlalchemy import select
 
-    from handoff.cli.main import shown
+    from handoff.cli.shown import shown
     from handoff.core.db import session
     from handoff.core.models import QuoteRequest
     from handoff.core.quotes import current_quote

@@ -20,6 +20,7 @@ from rich.console import Console
 from rich.table import Table
 
 from handoff.analytics import reports
+from handoff.cli.shown import shown
 
 
 def _console() -> Console:
@@ -32,7 +33,7 @@ def _table(title: str, rows: list[dict[str, Any]], empty: str) -> Table | str:
         return f"[bold]{title}[/bold]: [green]{empty}[/green]"
     table = Table(*rows[0].keys(), title=title, title_justify="left", title_style="bold")
     for row in rows:
-        table.add_row(*("" if v is None else str(v) for v in row.values()))
+        table.add_row(*("" if v is None else shown(v) for v in row.values()))
     return table
 
 

@@ -1,8 +1,8 @@
 """CLI for the people side of routing: the team roster, presence, and each rep's worklist.
 
     handoff workers list
-    handoff workers add NAME --skills "order-approval:3;credit-review:2" [--capacity 3 ...]
-    handoff workers update NAME [--capacity 4] [--skills ...] [--skill credit-review:3]
+    handoff workers add NAME --skills "order-entry:3;credit:2" [--capacity 3 ...]
+    handoff workers update NAME [--capacity 4] [--skills ...] [--skill credit:3]
     handoff workers import team.csv
     handoff presence NAME available|away|offline
     handoff worklist --me NAME
@@ -11,7 +11,7 @@ The lead's handoff/cli.py mounts these with `register(app)`.
 
 CSV columns for `workers import` (only `name` is required; empty cells take the defaults):
     name,role,capacity,timezone,shift_start,shift_end,work_days,skills
-    Ana Lima,rep,3,Europe/Lisbon,09:00,17:00,01234,order-approval:3;credit-review:2
+    Ana Lima,rep,3,Europe/Lisbon,09:00,17:00,01234,order-entry:3;credit:2
 Rows with a bad field are reported field by field, kept in the quarantine with their reasons,
 and not imported; the good rows are imported (or none with --strict). Exit code 1 if any
 row was refused.
@@ -21,7 +21,10 @@ from __future__ import annotations
 
 import csv
 import io
+import re
 import shlex
+import unicodedata
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -34,8 +37,10 @@ from pydantic import field_validator
 from rich.console import Console
 from rich.table import Table
 from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from handoff.cli.shown import shown
 from handoff.core import audit
 from handoff.core.models import Presence
 from handoff.core.models import Quarantine
@@ -59,7 +64,7 @@ def _console() -> Console:
 
 
 def parse_skills(text: str) -> dict[str, int]:
-    """'order-approval:3; credit-review:2' -> {'order-approval': 3, 'credit-review': 2}."""
+    """'order-entry:3; credit:2' -> {'order-entry': 3, 'credit': 2}."""
     skills: dict[str, int] = {}
     for part in (p.strip() for p in text.replace(",", ";").split(";")):
         if not part:
@@ -67,7 +72,7 @@ def parse_skills(text: str) -> dict[str, int]:
         name, sep, level = part.rpartition(":")
         name = name.strip()
         if not sep or not name:
-            raise ValueError(f"{part!r}: write each skill as name:level, e.g. order-approval:3")
+            raise ValueError(f"{part!r}: write each skill as name:level, e.g. order-entry:3")
         if not level.strip().isdigit() or not 1 <= int(level) <= 5:
             raise ValueError(f"{part!r}: the level must be a whole number from 1 (learning) to 5 (expert)")
         if name in skills:
@@ -102,9 +107,16 @@ class WorkerRecord(BaseModel):
     @field_validator("name")
     @classmethod
     def _name(cls, v: str) -> str:
-        if not v.strip():
+        """A name as people read it: one spelling of its letters (NFC), single spaces, and no
+        character nobody sees (controls, zero-width and direction marks): "Ana\u200bLima" or
+        "Ana  Lima" beside "Ana Lima" printed as the same person twice."""
+        hidden = sorted({f"U+{ord(c):04X}" for c in v if unicodedata.category(c) in ("Cc", "Cf", "Co", "Cs")})
+        if hidden:
+            raise ValueError(f"a name cannot hold characters nobody sees ({', '.join(hidden[:5])})")
+        name = " ".join(unicodedata.normalize("NFC", v).split())
+        if not name:
             raise ValueError("a name is required")
-        return v.strip()
+        return name
 
     @field_validator("role")
     @classmethod
@@ -155,16 +167,33 @@ def field_errors(exc: ValidationError) -> list[dict[str, str]]:
     return out
 
 
+def same_person_key(name: str) -> str:
+    """What two names share when a person would read them as one: case, compatibility forms
+    (full-width letters) and accents' spelling aside."""
+    return unicodedata.normalize("NFKC", name).casefold()
+
+
+def lookalike(s: Session, name: str) -> str | None:
+    """Another worker's name a person would read as `name` (not the same string), if any."""
+    key = same_person_key(name)
+    return next((n for n in s.scalars(select(Worker.name)) if n != name and same_person_key(n) == key), None)
+
+
 def upsert_worker(s: Session, record: WorkerRecord, actor: str) -> tuple[Worker, bool]:
-    """Create or update a worker from a record; skills are replaced. Returns (worker, created)."""
+    """Create a worker from a record, or update one with the fields the record was given (a CSV
+    row without a role or skills column keeps the worker's role and skills: an import of names
+    and capacities made a supervisor a rep with no skills); given skills replace the old ones.
+    Returns (worker, created)."""
     worker = s.scalar(select(Worker).where(Worker.name == record.name))
     created = worker is None
     if worker is None:
         worker = Worker(name=record.name)
         s.add(worker)
+    given = set(WorkerRecord.model_fields) if created else record.model_fields_set
     for setting in SETTINGS:
-        setattr(worker, setting, getattr(record, setting))
-    if worker.skill_levels != record.skills:
+        if setting in given:
+            setattr(worker, setting, getattr(record, setting))
+    if "skills" in given and worker.skill_levels != record.skills:
         worker.skills = [WorkerSkill(skill=k, level=v) for k, v in record.skills.items()]
     s.flush()
     audit.record(
@@ -175,7 +204,7 @@ def upsert_worker(s: Session, record: WorkerRecord, actor: str) -> tuple[Worker,
         "added" if created else "updated",
         None,
         None,
-        **record.model_dump(exclude={"name"}),
+        **record.model_dump(include=given - {"name"}),
     )
     return worker, created
 
@@ -192,7 +221,7 @@ def _record_of(worker: Worker) -> dict[str, Any]:
 def _print_errors(console: Console, errors: list[dict[str, str]], title: str) -> None:
     table = Table("field", "problem", title=title, title_justify="left")
     for e in errors:
-        table.add_row(e["field"], e["message"])
+        table.add_row(shown(e["field"]), shown(e["message"]))
     console.print(table)
 
 
@@ -209,21 +238,21 @@ def workers_list() -> None:
     with session() as s:
         for w in s.scalars(select(Worker).order_by(Worker.name)):
             table.add_row(
-                w.name,
+                shown(w.name),
                 w.role,
                 str(w.presence),
                 "yes" if on_shift(w, now) else "no",
                 f"{w.open_items} / {w.capacity}",
-                f"{w.shift_start}-{w.shift_end} {w.timezone}",
+                shown(f"{w.shift_start}-{w.shift_end} {w.timezone}"),
                 format_days(w.work_days),
-                format_skills(w.skill_levels),
+                shown(format_skills(w.skill_levels)),
             )
     console.print(table)
 
 
 def workers_add(
     name: str = typer.Argument(..., help="The worker's name, as they will type it."),
-    skills: str = typer.Option("", help='Skills with levels 1-5, e.g. "order-approval:3;credit-review:2".'),
+    skills: str = typer.Option("", help='Skills with levels 1-5, e.g. "order-entry:3;credit:2".'),
     role: str = typer.Option("rep", help="rep or supervisor."),
     capacity: int = typer.Option(3, help="Items they may hold at once."),
     timezone: str = typer.Option("UTC", help="Their time zone, e.g. Europe/Berlin."),
@@ -247,16 +276,43 @@ def workers_add(
             skills=skills,
         )
     except ValidationError as bad:
-        _print_errors(console, field_errors(bad), f"worker {name!r} not added")
+        _print_errors(console, field_errors(bad), f"worker {shown(repr(name))} not added")
         raise typer.Exit(2) from None
-    with session() as s:
-        if s.scalar(select(Worker.id).where(Worker.name == record.name)) is not None:
-            console.print(f"[red]{record.name} already exists[/red]; use `handoff workers update`.")
-            raise typer.Exit(2)
-        pushed = _save_and_push_work(s, record)
+    try:
+        with session() as s:
+            if s.scalar(select(Worker.id).where(Worker.name == record.name)) is not None:
+                console.print(f"[red]{shown(record.name)} already exists[/red]; use `handoff workers update`.")
+                raise typer.Exit(2)
+            if (other := lookalike(s, record.name)) is not None:
+                console.print(
+                    f"[red]{shown(record.name)} reads as {shown(other)}, who exists[/red]: one person, one name."
+                )
+                raise typer.Exit(2)
+            pushed = _save_and_push_work(s, record)
+    except IntegrityError:  # added by another command at this very moment: the database let one in
+        console.print(f"[red]{shown(record.name)} already exists[/red] (just added); use `handoff workers update`.")
+        raise typer.Exit(2) from None
     console.print(
-        f"Added {record.name} ({record.role}, capacity {record.capacity}): "
-        f"{format_skills(record.skills) or 'no skills'}{pushed}"
+        f"Added {shown(record.name)} ({record.role}, capacity {record.capacity}): "
+        f"{shown(format_skills(record.skills)) or 'no skills'}{pushed}"
+    )
+    if warning := unknown_skills_warning(record.skills):
+        console.print(warning)
+
+
+def unknown_skills_warning(skills: Iterable[str]) -> str | None:
+    """A warning for skills no registered work type asks for (a typo, or a work type's name
+    written for its skill): the worker would never be pushed that work. Not refused: a skill
+    may be recorded before its work type is."""
+    from handoff.core.work_types import WORK_TYPES
+
+    known = sorted({wt.skill for wt in WORK_TYPES.values()})
+    unknown = sorted(set(skills) - set(known))
+    if not unknown:
+        return None
+    return (
+        f"[yellow]no work type asks for the skill(s) {shown(', '.join(unknown))}[/yellow]: nothing will be "
+        f"pushed for them. The skills work asks for: {', '.join(known)}."
     )
 
 
@@ -271,10 +327,8 @@ def _save_and_push_work(s: Session, record: WorkerRecord) -> str:
 
 def workers_update(
     name: str = typer.Argument(..., help="The worker to change."),
-    skills: str | None = typer.Option(None, help='Replace all skills, e.g. "order-approval:3;credit-review:2".'),
-    skill: list[str] | None = typer.Option(
-        None, help="Set one skill, e.g. credit-review:3 (repeatable; level 0 removes)."
-    ),
+    skills: str | None = typer.Option(None, help='Replace all skills, e.g. "order-entry:3;credit:2".'),
+    skill: list[str] | None = typer.Option(None, help="Set one skill, e.g. credit:3 (repeatable; level 0 removes)."),
     role: str | None = typer.Option(None, help="rep or supervisor."),
     capacity: int | None = typer.Option(None, help="Items they may hold at once."),
     timezone: str | None = typer.Option(None, help="Their time zone."),
@@ -289,7 +343,7 @@ def workers_update(
     with session() as s:
         worker = s.scalar(select(Worker).where(Worker.name == name))
         if worker is None:
-            console.print(f"[red]no worker named {name!r}[/red]")
+            console.print(f"[red]no worker named {shown(repr(name))}[/red]")
             raise typer.Exit(1)
         data = _record_of(worker)
         changes = {
@@ -323,10 +377,14 @@ def workers_update(
         except ValidationError as bad:
             errors += field_errors(bad)
         if errors:
-            _print_errors(console, errors, f"worker {name!r} not changed")
+            _print_errors(console, errors, f"worker {shown(repr(name))} not changed")
             raise typer.Exit(2)
         pushed = _save_and_push_work(s, record)
-    console.print(f"Updated {name}: {format_skills(record.skills) or 'no skills'}, capacity {record.capacity}{pushed}")
+    console.print(
+        f"Updated {shown(name)}: {shown(format_skills(record.skills)) or 'no skills'}, capacity {record.capacity}{pushed}"
+    )
+    if warning := unknown_skills_warning(record.skills):
+        console.print(warning)
 
 
 def workers_import(
@@ -337,22 +395,37 @@ def workers_import(
     from handoff.core.db import session
 
     console = _console()
-    text = path.read_text(encoding="utf-8-sig")
-    reader = csv.DictReader(io.StringIO(text))
+    try:
+        text = path.read_bytes().decode("utf-8-sig")
+    except UnicodeDecodeError as bad_bytes:
+        console.print(
+            f"[red]{shown(path.name)}: not UTF-8 text (byte {bad_bytes.object[bad_bytes.start]:#04x} at "
+            f"{bad_bytes.start:,})[/red]; save it as CSV UTF-8. Nothing imported."
+        )
+        raise typer.Exit(2) from None
+    reader = csv.DictReader(io.StringIO(text, newline=""))
     header = [h.strip() for h in (reader.fieldnames or [])]
     unknown = [h for h in header if h not in CSV_COLUMNS]
-    if "name" not in header or unknown:
+    twice = sorted({h for h in header if header.count(h) > 1})
+    if "name" not in header or unknown or twice:
         problems = [] if "name" in header else ["the column 'name' is missing"]
         problems += [f"unknown column {h!r}" for h in unknown]
-        console.print(f"[red]{path.name}: {'; '.join(problems)}[/red]; expected columns: {','.join(CSV_COLUMNS)}")
+        problems += [f"the column {h!r} appears twice" for h in twice]
+        console.print(
+            f"[red]{shown(path.name)}: {shown('; '.join(problems))}[/red]; expected columns: {','.join(CSV_COLUMNS)}"
+        )
         raise typer.Exit(2)
-    lines = text.splitlines()
+    lines = re.split(r"\r\n|\r|\n", text)  # as the csv module counts them (not U+2028, as splitlines does)
     good: list[tuple[int, WorkerRecord]] = []
     bad: list[tuple[int, str, str, list[dict[str, str]]]] = []  # line, name, raw, errors
-    seen: dict[str, int] = {}
+    seen: dict[str, tuple[int, str]] = {}  # same_person_key -> (line, name)
+    with session() as s:
+        existing = {same_person_key(n): n for n in s.scalars(select(Worker.name))}
+    ended = reader.line_num
     for row in reader:
-        line = reader.line_num
-        raw = lines[line - 1] if line - 1 < len(lines) else ""
+        line, first = reader.line_num, ended + 1
+        ended = line
+        raw = "\n".join(lines[first - 1 : line])  # the whole row as received, a quoted line break too
         values = {k.strip(): (v or "").strip() for k, v in row.items() if k is not None}
         if None in row:
             bad.append(
@@ -370,49 +443,66 @@ def workers_import(
         except ValidationError as e:
             bad.append((line, values.get("name", ""), raw, field_errors(e)))
             continue
-        if record.name in seen:
-            bad.append(
-                (
-                    line,
-                    record.name,
-                    raw,
-                    [{"field": "name", "message": f"{record.name!r} is already on line {seen[record.name]}"}],
-                )
+        key = same_person_key(record.name)
+        if key in seen or existing.get(key, record.name) != record.name:
+            message = (
+                f"{record.name!r} is already on line {seen[key][0]}"
+                + (f" (as {seen[key][1]!r})" if seen[key][1] != record.name else "")
+                if key in seen
+                else f"{record.name!r} reads as {existing[key]!r}, who exists: one person, one name"
             )
+            bad.append((line, record.name, raw, [{"field": "name", "message": message}]))
             continue
-        seen[record.name] = line
+        seen[key] = (line, record.name)
         good.append((line, record))
 
     if bad:
-        table = Table("line", "name", "field", "problem", title=f"{path.name}: rows refused", title_justify="left")
+        table = Table(
+            "line", "name", "field", "problem", title=f"{shown(path.name)}: rows refused", title_justify="left"
+        )
         for line, name, _, errors in bad:
             for i, e in enumerate(errors):
-                table.add_row(str(line) if i == 0 else "", name if i == 0 else "", e["field"], e["message"])
+                table.add_row(
+                    str(line) if i == 0 else "", shown(name) if i == 0 else "", shown(e["field"]), shown(e["message"])
+                )
         console.print(table)
     imported = not (strict and bad)
-    added = updated = 0
-    with session() as s:
-        for line, name, raw, errors in bad:
-            s.add(
-                Quarantine(
-                    source=f"workers-csv:{path.name}",
-                    reference=name or None,
-                    raw=raw,
-                    reasons=[{"line": line, **e} for e in errors],
+    for second_try in (False, True):
+        added = updated = 0
+        try:
+            with session() as s:
+                for line, name, raw, errors in bad:
+                    s.add(
+                        Quarantine(
+                            source=f"workers-csv:{path.name}",
+                            reference=name or None,
+                            raw=raw,
+                            reasons=[{"line": line, **e} for e in errors],
+                        )
+                    )
+                if imported:
+                    for _, record in good:
+                        _, created = upsert_worker(s, record, CLI)
+                        added += created
+                        updated += not created
+            break
+        except IntegrityError:
+            # Another add or import created one of these names meanwhile: nothing of this one was
+            # kept; once more, they are updates now.
+            if second_try:
+                console.print(
+                    f"[red]{shown(path.name)}: workers changed under the import twice; nothing imported[/red]"
                 )
-            )
-        if imported:
-            for _, record in good:
-                _, created = upsert_worker(s, record, CLI)
-                added += created
-                updated += not created
+                raise typer.Exit(2) from None
     if imported:
         console.print(
-            f"{path.name}: {added} added, {updated} updated, {len(bad)} refused"
+            f"{shown(path.name)}: {added} added, {updated} updated, {len(bad)} refused"
             + (" (kept in the quarantine: `handoff quarantine list`)" if bad else "")
         )
+        if warning := unknown_skills_warning({skill for _, record in good for skill in record.skills}):
+            console.print(warning)
     else:
-        console.print(f"[red]{path.name}: nothing imported (--strict) because {len(bad)} row(s) are bad[/red]")
+        console.print(f"[red]{shown(path.name)}: nothing imported (--strict) because {len(bad)} row(s) are bad[/red]")
     if bad:
         raise typer.Exit(1)
 
@@ -439,21 +529,25 @@ def presence(
         actor = CLI
     else:
         if person.name != name and not person.is_supervisor:
-            console.print(f"[red]Refused:[/red] you are signed in as {person.name}; only a supervisor sets {name}'s.")
+            console.print(
+                f"[red]Refused:[/red] you are signed in as {shown(person.name)}; only a supervisor sets {shown(name)}'s."
+            )
             raise typer.Exit(2)
         actor = person.name
     try:
         with session() as s:
             change = set_presence(s, name, state, actor=actor)
     except UnknownWorker as e:
-        console.print(f"[red]{e}[/red]")
+        console.print(f"[red]{shown(e)}[/red]")
         raise typer.Exit(1) from None
-    console.print(f"{name}: {change.before} -> {change.after}")
+    console.print(f"{shown(name)}: {change.before} -> {change.after}")
     for item_id in change.reclaimed:
         to = change.rerouted.get(item_id)
-        console.print(f"  work item {item_id} handed back" + (f", now with {to}" if to else ", waiting for a free rep"))
+        console.print(
+            f"  work item {item_id} handed back" + (f", now with {shown(to)}" if to else ", waiting for a free rep")
+        )
     if change.pulled:
-        console.print(f"  pushed to {name}: " + ", ".join(f"work item {i}" for i in change.pulled))
+        console.print(f"  pushed to {shown(name)}: " + ", ".join(f"work item {i}" for i in change.pulled))
 
 
 def _left(seconds: float) -> str:
@@ -475,10 +569,10 @@ def worklist_cmd(
         with session() as s:
             entries = worklist(s, me)
     except UnknownWorker as e:
-        console.print(f"[red]{e}[/red]")
+        console.print(f"[red]{shown(e)}[/red]")
         raise typer.Exit(1) from None
     if not entries:
-        console.print(f"{me}: nothing assigned to you right now.")
+        console.print(f"{shown(me)}: nothing assigned to you right now.")
         return
     # A link is ~75 characters: beside all the columns it fits only a wide terminal. In a narrow
     # (or piped, 80-column) one the table keeps what a rep reads first, and the links go under it.
@@ -486,29 +580,29 @@ def worklist_cmd(
     columns = ["item", "work", "type", "order", "due (UTC)", "left", "urgency", "state", "flow run (Prefect UI)"]
     if not wide:
         columns = ["item", "work", "due (UTC)", "left", "state"]
-    table = Table(*columns, title=f"worklist of {me}, most urgent first", title_justify="left")
+    table = Table(*columns, title=f"worklist of {shown(me)}, most urgent first", title_justify="left")
     for column in table.columns:  # everything on one line but the title, which wraps
         column.no_wrap = column.header != "work"
     for e in entries:
         cells = {
             "item": str(e.item_id),
-            "work": e.title + (" [bold red](escalated)[/bold red]" if e.escalated else ""),
-            "type": e.work_type,
-            "order": e.order_id or "",
+            "work": shown(e.title) + (" [bold red](escalated)[/bold red]" if e.escalated else ""),
+            "type": shown(e.work_type),
+            "order": shown(e.order_id or ""),
             "due (UTC)": f"{e.due_at:%a %d %b %H:%M}",
             "left": _left(e.business_seconds_left),
             "urgency": f"{e.urgency:.2f}",
             "state": e.state,
-            "flow run (Prefect UI)": e.link or "",
+            "flow run (Prefect UI)": shown(e.link or ""),
         }
         table.add_row(*(cells[c] for c in columns))
     console.print(table)
     if not wide:
         for e in entries:
             if e.link:
-                console.print(f"item {e.item_id}: {e.link}", soft_wrap=True)
+                console.print(f"item {e.item_id}: {shown(e.link)}", soft_wrap=True)
     console.print("[dim]left = business hours to the due time.[/dim]")
-    console.print(f"[dim]Complete one with `handoff complete ITEM --as {shlex.quote(me)}`.[/dim]")
+    console.print(f"[dim]Complete one with `handoff complete ITEM --as {shown(shlex.quote(me))}`.[/dim]")
 
 
 def register(app: typer.Typer) -> None:

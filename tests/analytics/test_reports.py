@@ -604,3 +604,22 @@ def test_cli_report_json(scenario):
     assert data["queues"][1]["where"] == {"unassigned": 3, "Nancy Davolio": 2}
     assert [j["ref"] for j in data["late_jobs"]][0] == "O-2"
     assert data["on_time"][0]["week_pct"] == 66.7 and data["chart"] is None
+
+
+def test_cli_report_shows_markup_and_escapes_in_ids_as_text(scenario):
+    """An order id or customer id accepted at the intake (printable, so allowed) that looks like
+    Rich markup broke `handoff report` for everyone (MarkupError); a terminal escape is shown."""
+    with session() as s:
+        s.add(
+            Order(
+                id="[/red]O-9",
+                customer_id="[bold]\x1b[31mACME",
+                order_date=date(2026, 3, 2),
+                due_date=date(2026, 3, 10),
+                status="accepted",
+                source="test",
+            )
+        )
+    result = CliRunner().invoke(cli_app(), ["report", "--now", "2026-03-11T14:00:00"], env={"COLUMNS": "250"})
+    assert result.exit_code == 0, result.output
+    assert "[/red]O-9" in result.output and "\x1b" not in result.output

@@ -69,7 +69,8 @@ def test_processes_and_threads_starting_at_once_on_a_new_database_all_find_it_mi
     processes = [subprocess.Popen([sys.executable, "-c", opener], stderr=subprocess.PIPE) for _ in range(4)]
     with ThreadPoolExecutor(4) as pool:  # and threads of this process, meanwhile
         engines = list(pool.map(database.engine_for, [empty_database] * 4))
-    failures = [p.stderr.read().decode()[-600:] for p in processes if p.wait(timeout=120) != 0]
+    ended = [(p, p.communicate(timeout=120)[1]) for p in processes]
+    failures = [err.decode()[-600:] for p, err in ended if p.returncode != 0]
     assert failures == []
     assert len({id(e) for e in engines}) == 1  # one engine per database in a process
     head = ScriptDirectory.from_config(alembic_config(empty_database)).get_current_head()

@@ -6,6 +6,7 @@ from datetime import timedelta
 
 import pytest
 import typer
+from sqlalchemy import func
 from sqlalchemy import select
 from typer.testing import CliRunner
 
@@ -250,3 +251,110 @@ def test_presence_is_recorded_as_whoever_changed_it_and_a_rep_sets_only_their_ow
     (settings.home / "cli-session").write_text(kept)
     stale = cli("whoami")
     assert stale.exit_code == 1 and "signed out" in stale.output
+
+
+def test_a_name_that_looks_like_markup_is_a_name_and_names_nobody_can_tell_apart_are_refused(cli):
+    """'[/red]Evil' is printable: it is kept, and every command prints it as text (Rich raised
+    MarkupError on it after saving, and `workers list` stayed broken). A name that reads as an
+    existing worker's, or holds characters nobody sees, is refused."""
+    r = cli("workers", "add", "[/red]Evil", "--skills", "order-entry:2")
+    assert r.exit_code == 0, r.output
+    for args in (("workers", "list"), ("worklist", "--me", "[/red]Evil"), ("presence", "[/red]Evil", "away")):
+        shown = cli(*args)
+        assert shown.exit_code == 0 and "[/red]Evil" in shown.output, (args, shown.output)
+    assert worker("[/red]Evil").presence == Presence.AWAY
+    assert cli("workers", "add", "Ana Lima").exit_code == 0
+    for twin in ("ana lima", "ＡＮＡ LIMA", "Ana  Lima", " Ana Lima "):
+        r = cli("workers", "add", twin)
+        assert r.exit_code == 2 and ("reads as Ana Lima" in r.output or "already exists" in r.output), (twin, r.output)
+    for hidden in ("Ana\u200bLima", "Ana Lima\u202e", "Bad\x1b[31mRed", "Line\nBreak"):
+        r = cli("workers", "add", hidden)
+        assert r.exit_code == 2 and "characters nobody sees" in " ".join(r.output.split()), (hidden, r.output)
+    with session() as s:
+        assert s.scalar(select(func.count()).select_from(Worker)) == 2
+
+
+def test_an_import_changes_only_the_columns_it_has(cli, tmp_path):
+    """A CSV of names and capacities made a supervisor a rep with no skills and no shift."""
+    assert (
+        cli(
+            "workers",
+            "add",
+            "Ana Lima",
+            "--role",
+            "supervisor",
+            "--skills",
+            "order-entry:3;credit:2",
+            "--timezone",
+            "Europe/Lisbon",
+            "--shift-start",
+            "09:00",
+            "--shift-end",
+            "17:00",
+            "--work-days",
+            "01234",
+        ).exit_code
+        == 0
+    )
+    bump = tmp_path / "bump.csv"
+    bump.write_text("name,capacity\nAna Lima,5\nANA LIMA,4\n")
+    r = cli("workers", "import", str(bump))
+    assert "0 added, 1 updated, 1 refused" in r.output
+    twin = tmp_path / "twin.csv"
+    twin.write_text("name,capacity\nana lima,4\n")
+    assert "0 added, 0 updated, 1 refused" in cli("workers", "import", str(twin)).output
+    with session() as s:
+        refused = {q.source: q for q in s.scalars(select(Quarantine))}
+    assert refused["workers-csv:bump.csv"].reasons[0]["message"] == "'ANA LIMA' is already on line 2 (as 'Ana Lima')"
+    assert "reads as 'Ana Lima', who exists" in refused["workers-csv:twin.csv"].reasons[0]["message"]
+    ana = worker("Ana Lima")
+    assert (ana.capacity, ana.role, ana.timezone, ana.shift_start, ana.work_days) == (
+        5,
+        "supervisor",
+        "Europe/Lisbon",
+        "09:00",
+        "01234",
+    )
+    assert ana.skill_levels == {"order-entry": 3, "credit": 2}
+
+
+def test_an_import_that_cannot_be_read_is_refused_whole_and_a_refused_row_is_kept_as_written(cli, tmp_path):
+    latin = tmp_path / "latin.csv"
+    latin.write_bytes("name,capacity\nJosé,3\n".encode("latin-1"))
+    r = cli("workers", "import", str(latin))
+    assert r.exit_code == 2 and "not UTF-8" in r.output and "Traceback" not in r.output
+    twice = tmp_path / "twice.csv"
+    twice.write_text("name,name,capacity\nX1,X2,3\n")
+    r = cli("workers", "import", str(twice))
+    assert r.exit_code == 2 and "appears twice" in r.output
+    odd = tmp_path / "odd.csv"
+    odd.write_text('name,capacity\n"Beta\u2028Two",3\n"Gamma\nline",-1\n', encoding="utf-8")
+    r = cli("workers", "import", str(odd))
+    with session() as s:
+        [kept] = s.scalars(select(Quarantine).where(Quarantine.source == "workers-csv:odd.csv")).all()
+    assert kept.raw == '"Gamma\nline",-1'  # the whole row, both of its lines, not another row's text
+
+
+def test_two_imports_or_adds_at_the_same_moment_end_in_words_not_a_traceback(cli, tmp_path, routing_db):
+    import subprocess
+    import sys
+
+    team = tmp_path / "team.csv"
+    team.write_text("name,capacity\n" + "".join(f"Rep {n},2\n" for n in range(60)))
+    env = {"HANDOFF_DATABASE_URL": routing_db, "HANDOFF_HOME": str(tmp_path), "PATH": "/usr/bin:/bin"}
+    runs = [
+        subprocess.Popen(
+            [sys.executable, "-m", "handoff.cli.main", "workers", *args],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+            env=env,
+        )
+        for args in (("import", str(team)), ("import", str(team)), ("add", "Race"), ("add", "Race"))
+    ]
+    outputs = [(p.returncode, out) for p in runs for out, _ in [p.communicate(timeout=120)]]
+    assert all("Traceback" not in out for _, out in outputs), outputs
+    assert [code for code, _ in outputs[:2]] == [0, 0]
+    assert sorted(code for code, _ in outputs[2:]) == [0, 2]
+    with session() as s:
+        assert s.scalar(select(func.count()).select_from(Worker)) == 61
