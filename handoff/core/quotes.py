@@ -28,6 +28,8 @@ from sqlalchemy.orm import Session
 
 from handoff.core import audit
 from handoff.core.db import session
+from handoff.core.intake.door import QUOTE_ORDER_PREFIX
+from handoff.core.intake.door import QUOTE_SOURCE
 from handoff.core.intake.door import Announcer
 from handoff.core.intake.door import submit_orders
 from handoff.core.models import Quote
@@ -37,7 +39,7 @@ from handoff.core.models import WorkItem
 from handoff.core.models import utcnow
 from handoff.core.routing import lifecycle
 
-ORDER_PREFIX = "RFQ-"
+ORDER_PREFIX = QUOTE_ORDER_PREFIX
 FOLLOW_UP_CALL = "quote-follow-up"  # the work type of the call after the offer (flows/quotation.py)
 
 
@@ -155,13 +157,11 @@ def cancel_open_calls(s: Session, request_id: str, reason: str) -> list[int]:
 def refusal(request_id: str, state: str, wanted: str, at: Any, by: str | None) -> str:
     when = f" on {at:%Y-%m-%d %H:%M} UTC" if at else ""
     who = f" (recorded by {by})" if by else ""
-    verb = "accept" if wanted == QuoteState.ACCEPTED else "decline"
+    verb, done = ("accept", "accepted") if wanted == QuoteState.ACCEPTED else ("decline", "declined")
     if state in (QuoteState.ACCEPTED, QuoteState.DECLINED):
-        return f"quote {request_id} was already {state}{when}{who}; it cannot be {verb}ed now"
+        return f"quote {request_id} was already {state}{when}{who}; it cannot be {done} now"
     if state == QuoteState.EXPIRED:
-        return (
-            f"quote {request_id} expired{when} at the end of its validity; it cannot be {verb}ed (ask for a new quote)"
-        )
+        return f"quote {request_id} expired{when} at the end of its validity; it cannot be {done} (ask for a new quote)"
     return f"quote {request_id} has not been sent to the customer yet (it is {state}); there is nothing to {verb}"
 
 
@@ -192,7 +192,7 @@ def order_from_quote(request_id: str, announce: Announcer | None = None) -> str:
                 for l in quote.lines
             ],
         }
-    result = submit_orders([(json.dumps(data), data)], source=f"quote:{request_id}", announce=announce)
+    result = submit_orders([(json.dumps(data), data)], source=f"{QUOTE_SOURCE}{request_id}", announce=announce)
     if result.quarantined:
         reasons = "; ".join(f"{r['field']}: {r['message']}" for q in result.quarantined for r in q.reasons)
         raise AnswerRefused(f"the order for accepted quote {request_id} was refused by order intake: {reasons}")

@@ -60,6 +60,26 @@ def test_an_accepted_quote_becomes_one_order_with_the_quoted_lines(db):
     assert orders_of("A-1") == 1
 
 
+def test_an_order_cannot_take_the_id_an_accepted_quote_will_need(db):
+    """Sent in first, an ordinary order named RFQ-<request> left the quote accepted with no order
+    (intake refused the quote's order as a conflicting re-send)."""
+    from handoff.core.intake import submit_orders
+
+    sent_quote("S-6")
+    squatter = {
+        "order_id": "rfq-S-6",
+        "customer_id": "ALFKI",
+        "order_date": "2030-03-01",
+        "due_date": "2030-03-20",
+        "lines": [{"product_id": 1, "quantity": 1, "unit_price": 18.0}],
+    }
+    for order_id in ("RFQ-S-6", "rfq-S-6"):
+        result = submit_orders([(json.dumps(squatter), {**squatter, "order_id": order_id})], source="http")
+        assert not result.accepted and "kept for the orders accepted quotes become" in str(result.quarantined[0].reasons)
+    assert answer_quote("S-6", accept=True, by="http").order_id == "RFQ-S-6"
+    assert orders_of("S-6") == 1
+
+
 def test_answers_that_cannot_be_taken_are_refused_with_why(db):
     with pytest.raises(UnknownQuote):
         answer_quote("nope", accept=True, by="http")

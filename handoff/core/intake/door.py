@@ -123,7 +123,7 @@ def submit(
     source = clip(source, 200)
     checked: list[Checked] = []
     for item in submissions:
-        checked.append(check(_as_submission(item, kind.form), kind))
+        checked.append(_reserved_ids_kept(check(_as_submission(item, kind.form), kind), kind, source))
         if len(checked) == CHUNK:
             _decide_chunk(checked, source, result, kind)
             checked = []
@@ -162,6 +162,21 @@ def check(sub: Submission, kind: Kind | None = None) -> Checked:
         order_in, field_reasons = check_contract(form, sub.data)
         reasons += field_reasons
     return Checked(sub, None if reasons else order_in, reasons)
+
+
+QUOTE_ORDER_PREFIX = "RFQ-"  # the orders accepted quotes become (handoff.core.quotes.order_id_for)
+QUOTE_SOURCE = "quote:"  # the source they are submitted with
+
+
+def _reserved_ids_kept(c: Checked, kind: Kind, source: str) -> Checked:
+    """An order sent in under an id kept for an accepted quote's order is refused: it took that
+    id first, and the customer's acceptance then found its order id taken, leaving the quote
+    accepted with no order."""
+    order_id = getattr(c.order, "order_id", "")
+    if kind.entity != "order" or not order_id.upper().startswith(QUOTE_ORDER_PREFIX) or source.startswith(QUOTE_SOURCE):
+        return c
+    why = f"order ids starting {QUOTE_ORDER_PREFIX!r} are kept for the orders accepted quotes become"
+    return Checked(c.submission, None, [{"field": "order_id", "message": why}])
 
 
 def _decide_chunk(chunk: list[Checked], source: str, result: IntakeResult, kind: Kind) -> None:
