@@ -160,7 +160,7 @@ def quarantine_show(
     from handoff.core.models import Quarantine
 
     with session() as s:
-        q = s.get(Quarantine, quarantine_id)
+        q = s.get(Quarantine, quarantine_id) if 0 < quarantine_id < 2**63 else None
         if q is None:
             console.print(f"[red]no quarantine entry #{quarantine_id}[/red]")
             raise typer.Exit(1)
@@ -177,7 +177,11 @@ def quarantine_show(
         )
         console.print(printable(q.raw, keep_lines=True), markup=False, highlight=False, emoji=False)
         if save is not None:
-            save.write_bytes(q.raw_bytes if q.raw_bytes is not None else q.raw.encode("utf-8"))
+            try:
+                save.write_bytes(q.raw_bytes if q.raw_bytes is not None else q.raw.encode("utf-8"))
+            except OSError as cannot:
+                console.print(f"[red]cannot write {shown(save)}: {shown(cannot.strerror or cannot)}[/red]")
+                raise typer.Exit(1) from None
             console.print(f"[dim]{len(q.raw_bytes or b''):,} bytes as received written to {shown(save)}[/dim]")
 
 

@@ -89,8 +89,12 @@ def quotes_list(
     from handoff.cli.shown import shown
     from handoff.core.db import session
     from handoff.core.models import QuoteRequest
+    from handoff.core.models import QuoteState
     from handoff.core.quotes import current_quote
 
+    states = [s.value for s in QuoteState if s != QuoteState.SUPERSEDED]
+    if state is not None and state not in states:
+        raise typer.BadParameter(f"{state!r} is not a state; one of {', '.join(states)}", param_hint="--state")
     table = Table("request", "customer", "state", "version", "total", "valid until", "order")
     with session() as s:
         query = select(QuoteRequest).order_by(QuoteRequest.received_at.desc()).limit(limit)

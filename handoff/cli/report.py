@@ -22,6 +22,9 @@ from rich.table import Table
 from handoff.analytics import reports
 from handoff.cli.shown import shown
 
+# A review looks at history and a few days ahead; far outside these, dates run off the calendar.
+EARLIEST_REVIEW, LATEST_REVIEW = datetime(1971, 1, 1), datetime(9000, 1, 1)
+
 
 def _console() -> Console:
     # Made per command so output goes wherever stdout is at that moment (tests capture it).
@@ -66,10 +69,23 @@ def report(
     """The work-in-progress review: queues, jobs likely to be late, problem cases, defect log, on-time %."""
     from handoff.core.db import session
 
+    if now is not None and not EARLIEST_REVIEW <= now.replace(tzinfo=None) <= LATEST_REVIEW:
+        raise typer.BadParameter(
+            f"review a time between {EARLIEST_REVIEW:%Y} and {LATEST_REVIEW:%Y}", param_hint="--now"
+        )
+    if not waiting_minutes < 60 * 24 * 366:  # inf, or so large no item could ever wait that long
+        raise typer.BadParameter("at most a year of minutes", param_hint="--waiting-minutes")
+    if chart is not None and chart.exists() and not chart.is_dir() and chart.suffix.lower() != ".png":
+        raise typer.BadParameter(f"{chart} exists and is not a .png file or a directory", param_hint="--chart")
     with session() as s:
         review = reports.build_review(s, now, waiting_minutes=waiting_minutes)
         hist = reports.history(s, review.now, days=days) if chart is not None else None
-    chart_path = reports.save_chart(hist, chart, review.now) if hist is not None else None
+    try:
+        chart_path = reports.save_chart(hist, chart, review.now) if hist is not None else None
+    except OSError as cannot:
+        raise typer.BadParameter(
+            f"cannot save the chart there: {cannot.strerror or cannot}", param_hint="--chart"
+        ) from None
 
     if as_json:
         data: dict[str, Any] = reports.to_jsonable(review)

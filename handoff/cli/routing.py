@@ -27,13 +27,14 @@ import unicodedata
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
-from zoneinfo import ZoneInfo
+from zoneinfo import available_timezones
 
 import typer
 from pydantic import BaseModel
 from pydantic import Field
 from pydantic import ValidationError
 from pydantic import field_validator
+from pydantic import model_validator
 from rich.console import Console
 from rich.table import Table
 from sqlalchemy import select
@@ -92,6 +93,10 @@ def format_days(days: str) -> str:
     return ",".join(DAY_NAMES[d] for d in picked)
 
 
+# Files in the zone database that are not zones: "localtime" is whatever this machine is set to.
+NOT_ZONES = frozenset({"localtime", "posixrules", "Factory"})
+
+
 class WorkerRecord(BaseModel):
     """One worker as typed by a person (CLI options or a CSV row), checked field by field."""
 
@@ -128,10 +133,8 @@ class WorkerRecord(BaseModel):
     @field_validator("timezone")
     @classmethod
     def _timezone(cls, v: str) -> str:
-        try:
-            ZoneInfo(v)
-        except Exception:
-            raise ValueError(f"{v!r} is not a time zone name like Europe/Berlin or UTC") from None
+        if v not in available_timezones() or v in NOT_ZONES:  # IANA names: no file path or case variant
+            raise ValueError(f"{v!r} is not a time zone name like Europe/Berlin or UTC")
         return v
 
     @field_validator("shift_start", "shift_end")
@@ -146,6 +149,17 @@ class WorkerRecord(BaseModel):
         if not parse_work_days(v):
             raise ValueError("at least one work day is needed, e.g. 01234 for Monday to Friday")
         return "".join(str(d) for d in sorted(parse_work_days(v)))
+
+    @model_validator(mode="after")
+    def _some_hours(self) -> WorkerRecord:
+        day = 24 * 60
+        start, end = parse_hhmm(self.shift_start), parse_hhmm(self.shift_end)
+        if start % day == end % day and (start, end) != (0, day):
+            raise ValueError(
+                f"a shift from {self.shift_start} to {self.shift_end} has no hours: the worker would never be on "
+                "shift (00:00-24:00 is the whole day)"
+            )
+        return self
 
     @field_validator("skills", mode="before")
     @classmethod

@@ -38,7 +38,8 @@ def epoch(dt: datetime | None) -> float:
 def parse_hhmm(text: str) -> int:
     """'09:30' -> 570 minutes after midnight; '24:00' is allowed as the end of the day."""
     hours, sep, minutes = text.strip().partition(":")
-    if not sep or not hours.isdigit() or not minutes.isdigit() or len(minutes) != 2:
+    digits = hours.isascii() and minutes.isascii() and hours.isdigit() and minutes.isdigit()  # not "٠٩"
+    if not sep or not digits or len(minutes) != 2:
         raise ValueError(f"{text!r} is not a time of day like 09:00")
     total = int(hours) * 60 + int(minutes)
     if int(minutes) >= 60 or total > 24 * 60:

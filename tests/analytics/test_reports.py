@@ -623,3 +623,20 @@ def test_cli_report_shows_markup_and_escapes_in_ids_as_text(scenario):
     result = CliRunner().invoke(cli_app(), ["report", "--now", "2026-03-11T14:00:00"], env={"COLUMNS": "250"})
     assert result.exit_code == 0, result.output
     assert "[/red]O-9" in result.output and "\x1b" not in result.output
+
+
+def test_cli_report_refuses_times_and_places_it_cannot_use(scenario, tmp_path):
+    not_png = tmp_path / "notes.txt"
+    not_png.write_text("mine")
+    for args, hint in (
+        (["--now", "9999-12-31"], "--now"),
+        (["--now", "0001-01-01"], "--now"),
+        (["--waiting-minutes", "inf"], "--waiting-minutes"),
+        (["--chart", str(not_png)], "--chart"),
+    ):
+        result = CliRunner().invoke(cli_app(), ["report", *args], env={"COLUMNS": "250"})
+        assert result.exit_code == 2 and hint in result.output and isinstance(result.exception, SystemExit), (
+            args,
+            result.output,
+        )
+    assert not_png.read_text() == "mine"

@@ -45,3 +45,9 @@ def test_request_answer_and_list(db, tmp_path):
 
     listed = runner.invoke(app, ["quotes", "list"], terminal_width=200)
     assert "K-3" in listed.output and "accepted" in listed.output and "RFQ-K-3" in listed.output
+
+
+def test_a_state_that_does_not_exist_is_refused_not_an_empty_list(db):
+    r = runner.invoke(app, ["quotes", "list", "--state", "bogus"])
+    assert r.exit_code == 2 and "not a state" in r.output and "awaiting-approval" in " ".join(r.output.split())
+    assert runner.invoke(app, ["quotes", "list", "--state", "sent"]).exit_code == 0

@@ -358,3 +358,15 @@ def test_two_imports_or_adds_at_the_same_moment_end_in_words_not_a_traceback(cli
     assert sorted(code for code, _ in outputs[2:]) == [0, 2]
     with session() as s:
         assert s.scalar(select(func.count()).select_from(Worker)) == 61
+
+
+def test_a_worker_needs_real_shift_hours_digits_and_time_zone(cli):
+    for args, problem in (
+        (("--shift-start", "09:00", "--shift-end", "09:00"), "has no hours"),
+        (("--shift-start", "\u0660\u0669:00"), "not a time of day"),  # Arabic-Indic digits
+        (("--timezone", "localtime"), "not a time zone name"),
+        (("--timezone", "europe/berlin"), "not a time zone name"),
+    ):
+        r = cli("workers", "add", "Sam", *args)
+        assert r.exit_code == 2 and problem in " ".join(r.output.split()), (args, r.output)
+    assert cli("workers", "add", "Sam", "--shift-start", "22:00", "--shift-end", "06:00").exit_code == 0  # overnight
