@@ -75,7 +75,9 @@ def test_an_order_cannot_take_the_id_an_accepted_quote_will_need(db):
     }
     for order_id in ("RFQ-S-6", "rfq-S-6"):
         result = submit_orders([(json.dumps(squatter), {**squatter, "order_id": order_id})], source="http")
-        assert not result.accepted and "kept for the orders accepted quotes become" in str(result.quarantined[0].reasons)
+        assert not result.accepted and "kept for the orders accepted quotes become" in str(
+            result.quarantined[0].reasons
+        )
     assert answer_quote("S-6", accept=True, by="http").order_id == "RFQ-S-6"
     assert orders_of("S-6") == 1
 
