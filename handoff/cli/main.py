@@ -187,7 +187,7 @@ def quarantine_show(
 
 @app.command("complete")
 def complete(
-    item_id: int = typer.Argument(..., help="The work item to complete (see `handoff worklist --me NAME`)."),
+    item_id: int = typer.Argument(..., help="The work item to complete (see `handoff worklist`)."),
     as_person: str | None = typer.Option(None, "--as", help="Must be who you signed in as (`handoff login`)."),
     values: list[str] = typer.Option([], "--set", help="A form field, as field=value (asked for if missing)."),
     decision: str | None = typer.Option(None, help="Shortcut for --set decision=…"),

@@ -5,7 +5,7 @@
     handoff workers update NAME [--capacity 4] [--skills ...] [--skill credit:3]
     handoff workers import team.csv
     handoff presence NAME available|away|offline
-    handoff worklist --me NAME
+    handoff worklist [--me NAME]
 
 The lead's handoff/cli.py mounts these with `register(app)`.
 
@@ -521,6 +521,30 @@ def workers_import(
         raise typer.Exit(1)
 
 
+def _whose(console: Console, name: str | None, verb: str) -> tuple[str, str]:
+    """(whose presence or worklist a command is about, who acts). Signed in (`handoff login`):
+    your own by default, anyone's only as a supervisor, and the audit names you. Not signed in:
+    the named person's, as the operator (`system:cli`), as for `workers` commands: a change is
+    then never recorded as the rep's own doing."""
+    from handoff.cli.identity import signed_in
+    from handoff.core.identity import NotSignedIn
+
+    try:
+        person = signed_in()
+    except NotSignedIn:
+        if name is None:
+            console.print("[red]Whose?[/red] Give the name, or sign in with `handoff login`.")
+            raise typer.Exit(2) from None
+        return name, CLI
+    name = person.name if name is None else name
+    if name != person.name and not person.is_supervisor:
+        console.print(
+            f"[red]Refused:[/red] you are signed in as {shown(person.name)}; only a supervisor {verb} {shown(name)}'s."
+        )
+        raise typer.Exit(2)
+    return name, person.name
+
+
 def presence(
     name: str = typer.Argument(..., help="Whose presence."),
     state: Presence = typer.Argument(..., help="available, away or offline."),
@@ -530,24 +554,12 @@ def presence(
     Signed in (`handoff login`), you set your own, or anyone's as a supervisor; the audit names
     you. Not signed in, the change is the operator's (`system:cli`), as for `workers` commands:
     it is never recorded as the rep's own doing."""
-    from handoff.cli.identity import signed_in
     from handoff.core.db import session
-    from handoff.core.identity import NotSignedIn
     from handoff.core.routing.router import UnknownWorker
     from handoff.core.routing.router import set_presence
 
     console = _console()
-    try:
-        person = signed_in()
-    except NotSignedIn:
-        actor = CLI
-    else:
-        if person.name != name and not person.is_supervisor:
-            console.print(
-                f"[red]Refused:[/red] you are signed in as {shown(person.name)}; only a supervisor sets {shown(name)}'s."
-            )
-            raise typer.Exit(2)
-        actor = person.name
+    name, actor = _whose(console, name, "sets")
     try:
         with session() as s:
             change = set_presence(s, name, state, actor=actor)
@@ -571,14 +583,16 @@ def _left(seconds: float) -> str:
 
 
 def worklist_cmd(
-    me: str = typer.Option(..., "--me", help="Your name."),
+    me: str | None = typer.Option(None, "--me", help="Whose (default: who you signed in as)."),
 ) -> None:
-    """Your work items, most urgent first, with the link to each waiting flow run."""
+    """Your work items, most urgent first, with the link to each waiting flow run. Signed in,
+    another rep's only as a supervisor (as in the web worklist)."""
     from handoff.core.db import session
     from handoff.core.routing.router import UnknownWorker
     from handoff.core.routing.worklist import worklist
 
     console = _console()
+    me, _ = _whose(console, me, "reads")
     try:
         with session() as s:
             entries = worklist(s, me)

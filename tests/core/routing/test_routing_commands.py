@@ -200,7 +200,7 @@ def test_worklist_shows_my_items_most_urgent_first_with_links(cli):
 
 def test_presence_is_recorded_as_whoever_changed_it_and_a_rep_sets_only_their_own(routing_db):
     """The audit never says a rep went offline when someone else said so; signed in as one rep,
-    another rep's presence is refused (a supervisor may set anyone's)."""
+    another rep's presence or worklist is refused (a supervisor may set or read anyone's)."""
     from handoff.cli import identity as identity_cli
     from handoff.core.models import AuditEvent
 
@@ -238,12 +238,17 @@ def test_presence_is_recorded_as_whoever_changed_it_and_a_rep_sets_only_their_ow
     assert worker("ann").presence == Presence.AWAY and len(changes()) == 1
     assert cli("presence", "bob", "away").exit_code == 0
     assert changes()[-1] == ("bob", bob, "away")
+    # His worklist by default; ann's is not his to read (as in the web worklist).
+    assert "bob: nothing assigned" in cli("worklist").output
+    peek = cli("worklist", "--me", "ann")
+    assert peek.exit_code == 2 and "only a supervisor reads ann's" in peek.output
 
     # A supervisor sets anyone's, and the audit names the supervisor.
     assert cli("login", "--name", "sue", "--password-stdin", stdin="a long passphrase of sue\n").exit_code == 0
     assert cli("presence", "ann", "offline").exit_code == 0
     assert changes()[-1] == ("sue", ann, "offline")
     assert worker("ann").presence == Presence.OFFLINE
+    assert cli("worklist", "--me", "ann").exit_code == 0
 
     # Signing out ends the session on the server: a copy of its file signs nobody in.
     kept = (settings.home / "cli-session").read_text()
