@@ -9,7 +9,8 @@
 
 The lead's handoff/cli.py mounts these with `register(app)`.
 
-CSV columns for `workers import` (only `name` is required; empty cells take the defaults):
+CSV columns for `workers import` (only `name` is required; a new worker takes the defaults for
+missing or empty cells, an existing one keeps what it has):
     name,role,capacity,timezone,shift_start,shift_end,work_days,skills
     Ana Lima,rep,3,Europe/Lisbon,09:00,17:00,01234,order-entry:3;credit:2
 Rows with a bad field are reported field by field, kept in the quarantine with their reasons,
