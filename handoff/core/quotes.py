@@ -32,6 +32,7 @@ from handoff.core.intake.door import QUOTE_ORDER_PREFIX
 from handoff.core.intake.door import QUOTE_SOURCE
 from handoff.core.intake.door import Announcer
 from handoff.core.intake.door import submit_orders
+from handoff.core.intake.text import quote as quoted
 from handoff.core.models import Quote
 from handoff.core.models import QuoteRequest
 from handoff.core.models import QuoteState
@@ -114,7 +115,9 @@ def answer_quote(
         _take_write_lock(s)
         request = s.get(QuoteRequest, request_id)
         if request is None:
-            raise UnknownQuote(f"no request for quotation {request_id!r}")
+            raise UnknownQuote(
+                f"no request for quotation {quoted(request_id)}"
+            )  # a 5,000-character id is not echoed whole
         quote = current_quote(s, request_id)
         if request.status == QuoteState.SENT and quote is not None and quote.valid_until < today:
             expire(s, request, today)

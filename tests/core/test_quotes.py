@@ -83,8 +83,11 @@ def test_an_order_cannot_take_the_id_an_accepted_quote_will_need(db):
 
 
 def test_answers_that_cannot_be_taken_are_refused_with_why(db):
-    with pytest.raises(UnknownQuote):
+    with pytest.raises(UnknownQuote, match="no request for quotation \"nope\""):
         answer_quote("nope", accept=True, by="http")
+    with pytest.raises(UnknownQuote) as long_one:  # an id from outside is quoted short, not echoed whole
+        answer_quote("x" * 5000, accept=True, by="http")
+    assert len(str(long_one.value)) < 200 and "5,000 characters" in str(long_one.value)
     sent_quote("A-2")
     answer_quote("A-2", accept=False, by="http")
     with pytest.raises(
