@@ -83,7 +83,7 @@ def test_an_order_cannot_take_the_id_an_accepted_quote_will_need(db):
 
 
 def test_answers_that_cannot_be_taken_are_refused_with_why(db):
-    with pytest.raises(UnknownQuote, match="no request for quotation \"nope\""):
+    with pytest.raises(UnknownQuote, match='no request for quotation "nope"'):
         answer_quote("nope", accept=True, by="http")
     with pytest.raises(UnknownQuote) as long_one:  # an id from outside is quoted short, not echoed whole
         answer_quote("x" * 5000, accept=True, by="http")
@@ -245,3 +245,31 @@ def test_an_answer_through_the_crm_takes_the_open_call_out_of_the_worklist(db, r
     answer_quote("A-9", accept=False, by="crm")  # the same answer again cancels nothing more
     with session() as s:
         assert s.scalar(select(func.count()).select_from(AuditEvent).where(AuditEvent.action == "cancelled")) == 1
+
+
+def test_an_accepted_quote_whose_order_could_not_be_made_is_a_problem_case(db):
+    """The customer said yes; if the order intake refuses the order (here: the order id was
+    stored earlier with other content, as before the RFQ- prefix was kept), the review lists
+    it until someone acts, instead of nothing happening."""
+    from handoff.analytics.reports import problem_cases
+    from handoff.core.intake import submit_orders
+
+    sent_quote("P-1")
+    other = {
+        "order_id": "RFQ-P-1",
+        "customer_id": "ALFKI",
+        "order_date": "2030-03-01",
+        "due_date": "2030-03-20",
+        "lines": [{"product_id": 2, "quantity": 9, "unit_price": 19.0}],
+    }
+    assert submit_orders([(json.dumps(other), other)], source="quote:P-1").accepted == ["RFQ-P-1"]
+    with pytest.raises(AnswerRefused, match="refused by order intake"):
+        answer_quote("P-1", accept=True, by="http")
+    with session() as s:
+        assert s.get(QuoteRequest, "P-1").status == "accepted" and s.get(QuoteRequest, "P-1").order_id is None
+        soon = [c for c in problem_cases(s, utcnow()) if c.subject == "request for quotation P-1"]
+        later = [
+            c for c in problem_cases(s, utcnow() + timedelta(minutes=11)) if c.subject == "request for quotation P-1"
+        ]
+    assert soon == []  # its order may still be on its way
+    assert later and later[0].problems == ["accepted quote without its order"]

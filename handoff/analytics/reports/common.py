@@ -43,7 +43,17 @@ ESCALATED = "escalated"
 NO_ELIGIBLE_REP = "no eligible rep"
 COMPLETION_REFUSED = "completion refused"
 OPEN_DEFECTS = "open defects"
-PROBLEM_ORDER = (STRANDED_RUN, PAST_DUE, ESCALATED, NO_ELIGIBLE_REP, COMPLETION_REFUSED, OPEN_DEFECTS)
+NO_ORDER_FOR_ACCEPTED_QUOTE = "accepted quote without its order"  # the order intake refused to make it
+PROBLEM_ORDER = (
+    STRANDED_RUN,
+    NO_ORDER_FOR_ACCEPTED_QUOTE,
+    PAST_DUE,
+    ESCALATED,
+    NO_ELIGIBLE_REP,
+    COMPLETION_REFUSED,
+    OPEN_DEFECTS,
+)
+ORDER_MAKING_GRACE = timedelta(minutes=10)  # an acceptance makes its order at once; retries take minutes
 
 
 def team_for(required_skills: dict[str, int] | None) -> str:
@@ -129,6 +139,8 @@ __all__ = [
     "ORDER_DUE_WITHIN",
     "OTHER_TEAM",
     "PAST_DUE",
+    "NO_ORDER_FOR_ACCEPTED_QUOTE",
+    "ORDER_MAKING_GRACE",
     "PROBLEM_ORDER",
     "STRANDED_RUN",
     "TEAM_BY_SKILL",

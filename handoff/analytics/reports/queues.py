@@ -18,7 +18,9 @@ from handoff.analytics.reports.common import DEFAULT_WAITING_MINUTES
 from handoff.analytics.reports.common import ESCALATED
 from handoff.analytics.reports.common import FINISHED_ORDERS
 from handoff.analytics.reports.common import NO_ELIGIBLE_REP
+from handoff.analytics.reports.common import NO_ORDER_FOR_ACCEPTED_QUOTE
 from handoff.analytics.reports.common import OPEN_DEFECTS
+from handoff.analytics.reports.common import ORDER_MAKING_GRACE
 from handoff.analytics.reports.common import PAST_DUE
 from handoff.analytics.reports.common import PROBLEM_ORDER
 from handoff.analytics.reports.common import STRANDED_RUN
@@ -33,6 +35,7 @@ from handoff.core.models import AuditEvent
 from handoff.core.models import Defect
 from handoff.core.models import Order
 from handoff.core.models import QuoteRequest
+from handoff.core.models import QuoteState
 from handoff.core.models import Worker
 from handoff.core.models import WorkItem
 from handoff.core.models import WorkItemState
@@ -243,6 +246,23 @@ def problem_cases(
         elif request is not None:
             key = f"request for quotation {request.id}"
             cases.setdefault(key, ProblemCase(subject=key, problems=[], details=[])).add(STRANDED_RUN, detail)
+
+    # Quotes the customer accepted whose order could not be made (the order intake refused it):
+    # the customer said yes and nothing will happen unless someone acts.
+    stuck = s.scalars(
+        select(QuoteRequest).where(
+            QuoteRequest.status == QuoteState.ACCEPTED,
+            QuoteRequest.order_id.is_(None),
+            QuoteRequest.answered_at <= now - ORDER_MAKING_GRACE,
+        )
+    ).all()
+    for request in stuck:
+        key = f"request for quotation {request.id}"
+        cases.setdefault(key, ProblemCase(subject=key, problems=[], details=[])).add(
+            NO_ORDER_FOR_ACCEPTED_QUOTE,
+            f"accepted by {request.answered_by or 'the customer'} at {request.answered_at:%Y-%m-%d %H:%M} UTC; "
+            "no order yet: see `handoff quarantine list` for why the order intake refused it",
+        )
 
     # Orders with open defects
     open_defects = s.scalars(
