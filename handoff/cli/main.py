@@ -377,8 +377,12 @@ def up(
     ),
 ) -> None:
     """Run the back office: Prefect server and UI, sandbox systems, HTTP intake, the reps' worklist, every deployment."""
+    from sqlalchemy.exc import SQLAlchemyError
+
     from handoff.runtime.up import Feed
     from handoff.runtime.up import run_up
+    from handoff.runtime.worker_stack import StackSpec
+    from handoff.runtime.worker_stack import run_stack
 
     feed_spec = None
     if feed:
@@ -399,12 +403,16 @@ def up(
                 "on the server and PREFECT_API_AUTH_STRING on every worker)[/red]"
             )
             raise typer.Exit(2)
-        from handoff.runtime.worker_stack import StackSpec
-        from handoff.runtime.worker_stack import run_stack
-
-        run_stack(StackSpec(workers, postgres, prefect_database_url, pool, warm=settings.warm_start), feed_spec, say)
-        return
-    run_up(feed_spec, say=say, lock_ui=lock_ui)
+    try:
+        if workers or postgres or prefect_database_url:
+            run_stack(
+                StackSpec(workers, postgres, prefect_database_url, pool, warm=settings.warm_start), feed_spec, say
+            )
+        else:
+            run_up(feed_spec, say=say, lock_ui=lock_ui)
+    except (OSError, RuntimeError, SQLAlchemyError) as cannot:  # what is started is stopped by then
+        console.print(f"[red]handoff up stopped:[/red] {shown(cannot)}")
+        raise typer.Exit(1) from None
 
 
 @app.command("worker")

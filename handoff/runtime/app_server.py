@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
+import time
 from collections.abc import Callable
 from typing import Any
 from typing import Self
@@ -23,6 +24,7 @@ from uvicorn.protocols.http.h11_impl import H11Protocol
 from handoff.core.settings import settings
 
 STOP_TIMEOUT_SECONDS = 5.0
+START_TIMEOUT_SECONDS = 30.0
 CONNECTIONS_AT_ONCE = 64  # beyond this, uvicorn answers 503 instead of holding more sockets
 
 
@@ -125,6 +127,14 @@ class AppServer:
         target, args = (context_run, (run,)) if context_run is not None else (run, ())
         self.thread = threading.Thread(target=target, args=args, daemon=True, name=self.name)
         self.thread.start()
+        deadline = time.monotonic() + START_TIMEOUT_SECONDS
+        while not self.server.started:  # uvicorn ends its thread, with only a log line, if it cannot bind
+            if not self.thread.is_alive():
+                raise OSError(f"{self.name}: cannot listen at {self.url}: is another program using the port?")
+            if time.monotonic() > deadline:
+                self.stop()
+                raise TimeoutError(f"{self.name}: not listening at {self.url} after {START_TIMEOUT_SECONDS:g} s")
+            time.sleep(0.02)
         return self
 
     def stop(self) -> None:

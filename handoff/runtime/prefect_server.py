@@ -7,6 +7,7 @@ schedules and waiting steps survive a restart.
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -28,12 +29,65 @@ def is_up(url: str) -> bool:
         return False
 
 
-def start(url: str = DEFAULT_URL, log_path: str | None = None, timeout: float | None = None) -> subprocess.Popen | None:
-    """Start `prefect server start` for `url` unless one answers there; None if reused. Its SQLite
-    write transactions begin IMMEDIATE (see handoff.runtime.prefect_server_main). A first start
-    migrates its database: on a busy machine (or PostgreSQL) that takes well over a minute."""
-    if is_up(url):
+class LeftBehind:
+    """A server an earlier `handoff up` of this home started and never stopped (it was killed):
+    reused, and stopped like one started now. The subset of Popen that `stop` uses."""
+
+    def __init__(self, pid: int) -> None:
+        self.pid, self.returncode = pid, None
+
+    def poll(self) -> int | None:
+        try:
+            os.kill(self.pid, 0)
+        except ProcessLookupError:
+            self.returncode = self.returncode if self.returncode is not None else -1
+        return self.returncode
+
+    def terminate(self) -> None:
+        self._signal(signal.SIGTERM)
+
+    def kill(self) -> None:
+        self._signal(signal.SIGKILL)
+
+    def wait(self, timeout: float) -> int:
+        deadline = time.monotonic() + timeout
+        while self.poll() is None:
+            if time.monotonic() > deadline:
+                raise subprocess.TimeoutExpired(str(self.pid), timeout)
+            time.sleep(0.1)
+        return self.returncode or 0
+
+    def _signal(self, signum: int) -> None:
+        try:
+            os.kill(self.pid, signum)
+        except ProcessLookupError:
+            pass
+
+
+Server = subprocess.Popen | LeftBehind
+
+
+def left_behind(url: str, pidfile: Path | None) -> LeftBehind | None:
+    """The server at `url` if the pid file says this home started it and it is still that
+    program (a pid is reused by the system once its process is gone)."""
+    try:
+        pid_text, _, its_url = pidfile.read_text().partition(" ") if pidfile is not None else ("", "", "")
+        cmdline = Path(f"/proc/{int(pid_text)}/cmdline").read_bytes()
+    except (OSError, ValueError):
         return None
+    return LeftBehind(int(pid_text)) if its_url.strip() == url and b"prefect_server_main" in cmdline else None
+
+
+def start(
+    url: str = DEFAULT_URL, log_path: str | None = None, timeout: float | None = None, pidfile: Path | None = None
+) -> Server | None:
+    """Start `prefect server start` for `url` unless one answers there: None if it is someone
+    else's, a `LeftBehind` if `pidfile` says this home started it. Its SQLite write
+    transactions begin IMMEDIATE (see handoff.runtime.prefect_server_main). A first start
+    migrates its database: on a busy machine (or PostgreSQL) that takes well over a minute.
+    Interrupted or failed while it starts, the server is stopped, not left running alone."""
+    if is_up(url):
+        return left_behind(url, pidfile)
     parsed = urlparse(url)
     from handoff.core.settings import settings
 
@@ -66,19 +120,24 @@ def start(url: str = DEFAULT_URL, log_path: str | None = None, timeout: float | 
     finally:  # the server has its own copy of the file; ours would leak
         if out is not subprocess.DEVNULL:
             out.close()
+    if pidfile is not None:
+        pidfile.write_text(f"{proc.pid} {url}")
     timeout = timeout or settings.prefect_start_seconds  # a fresh database migrates first: slow on a busy machine
     deadline = time.monotonic() + timeout
-    while not is_up(url):
-        if proc.poll() is not None:
-            raise RuntimeError(f"the Prefect server exited with code {proc.returncode} (log: {log_path})")
-        if time.monotonic() > deadline:
-            proc.terminate()
-            raise RuntimeError(f"the Prefect server did not answer at {url} within {timeout:.0f} s")
-        time.sleep(0.5)
+    try:
+        while not is_up(url):
+            if proc.poll() is not None:
+                raise RuntimeError(f"the Prefect server exited with code {proc.returncode} (log: {log_path})")
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"the Prefect server did not answer at {url} within {timeout:.0f} s")
+            time.sleep(0.5)
+    except BaseException:  # Ctrl-C or SIGTERM too: it runs in its own session, nobody else would stop it
+        stop(proc)
+        raise
     return proc
 
 
-def stop(proc: subprocess.Popen | None) -> None:
+def stop(proc: Server | None) -> None:
     if proc is None or proc.poll() is not None:
         return
     proc.terminate()
@@ -88,7 +147,7 @@ def stop(proc: subprocess.Popen | None) -> None:
         proc.kill()
 
 
-def flush_and_stop(proc: subprocess.Popen | None) -> None:
+def flush_and_stop(proc: Server | None) -> None:
     """Send the logs and events still queued in this process, then stop the server we started."""
     from handoff.runtime.prefect_patches import drain_client_services
 

@@ -13,6 +13,8 @@ waiting steps are still waiting, and completing one resumes its order.
 from __future__ import annotations
 
 import contextvars
+import fcntl
+import multiprocessing
 import os
 import signal
 import threading
@@ -22,7 +24,9 @@ from dataclasses import dataclass
 from datetime import date
 from datetime import timedelta
 from itertools import count
+from typing import IO
 from typing import TYPE_CHECKING
+from typing import Any
 
 from handoff.core.settings import settings
 from handoff.runtime import prefect_server
@@ -34,6 +38,8 @@ if TYPE_CHECKING:
 
 ROOT = prefect_server.ROOT
 OUTBOX_SECONDS = 5.0
+CHILD_STOP_SECONDS = 5.0  # a flow run told to stop gets this long before it is killed
+SERVER_CHECK_SECONDS = 2.0
 STALLED_AFTER = timedelta(seconds=30)
 
 
@@ -296,6 +302,67 @@ def stop_on_signals() -> None:
         signal.signal(signal.SIGTERM, interrupt)
 
 
+def hold_home() -> IO[str]:
+    """One `handoff up` per home: two on one home ran two Prefect servers on one database (their
+    migrations collided) and two sandboxes on one ledger (resource ids handed out twice). The
+    lock goes with the process, however it ends; the file says whose it is."""
+    settings.home.mkdir(parents=True, exist_ok=True)
+    held = open(settings.home / "up.lock", "a+")  # noqa: SIM115 - held open for the process's life
+    try:
+        fcntl.flock(held, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        held.seek(0)
+        owner = held.read().strip() or "?"
+        held.close()
+        raise SystemExit(
+            f"handoff up is already running for {settings.home} (pid {owner}); stop it first, or set HANDOFF_HOME"
+        ) from None
+    held.seek(0)
+    held.truncate()
+    held.write(str(os.getpid()))
+    held.flush()
+    return held
+
+
+def stop_flow_runs(say: Callable[[str], None]) -> None:
+    """Stop the flow runs this process started before the server they talk to: a run left
+    retrying against a stopped server held `handoff up` at exit (multiprocessing joins its
+    children) for as long as it kept trying. A run stopped here is restarted by its heartbeat
+    check at the next start, its steps idempotent."""
+    children = multiprocessing.active_children()
+    if not children:
+        return
+    say(f"stopping {len(children)} flow run(s) in progress (they carry on at the next start)")
+    for child in children:
+        child.terminate()
+    deadline = time.monotonic() + CHILD_STOP_SECONDS
+    for child in children:
+        child.join(timeout=max(0.0, deadline - time.monotonic()))
+        if child.is_alive():
+            child.kill()
+            child.join(timeout=5)
+
+
+def watch_server(server: prefect_server.Server, died: threading.Event, runner: Any) -> Job:
+    """A job that stops `handoff up` loudly when the Prefect server it started dies: nothing can
+    start or resume without it, and the outbox's quiet retries hid that. It exits non-zero, so
+    a supervisor that restarts failed services restarts it."""
+
+    def job(stop: threading.Event, say: Callable[[str], None]) -> None:
+        while not stop.wait(SERVER_CHECK_SECONDS):
+            if server.poll() is not None:
+                died.set()
+                say(f"the Prefect server stopped (exit code {server.returncode}): stopping")
+                # Prefect's runner pauses every deployment as it stops, through the very server
+                # that is gone: it retried for minutes. SIGINT, not SIGTERM, which it takes as
+                # its own graceful stop (more calls to the server).
+                runner.pause_on_shutdown = False
+                os.kill(os.getpid(), signal.SIGINT)  # the main thread stops everything in order
+                return
+
+    return job
+
+
 def run_up(feed: Feed | None, say: Callable[[str], None], lock_ui: bool | None = None) -> None:
     from deployments import DEFINITIONS
     from deployments import serve
@@ -309,28 +376,32 @@ def run_up(feed: Feed | None, say: Callable[[str], None], lock_ui: bool | None =
 
     stop_on_signals()
     os.chdir(ROOT)  # deployments' entrypoints are paths inside the checkout
-    settings.home.mkdir(parents=True, exist_ok=True)
+    home = hold_home()
     ensure_standin_reps()
     url = settings.prefect_ui_url
     locked = settings.lock_ui if lock_ui is None else lock_ui
     if locked:  # basic auth on the server; the runner and flow-run processes inherit the client side
         user = console_lock.lock_environment().split(":", 1)[0]
-    server = prefect_server.start(url, log_path=str(settings.home / "prefect-server.log"))
-    say(f"Prefect server {'started' if server else 'already running'}: UI at {url}")
-    if locked and not console_lock.refuses_strangers(url):
-        raise SystemExit(f"--lock-ui: the Prefect server already running at {url} is not locked; stop it first")
-    if locked:
-        say(f"the Prefect UI and API are locked: user {user}, password in {settings.home / 'prefect-auth'}")
-
-    systems = start_systems(url)
-    say(f"sandbox systems (CRM, provisioning, activation, billing, calendar) at {systems.url}")
-    if settings.warm_start and warm_start.enable():  # imports the flows once, in the background
-        say("flow runs start from a warm fork server (HANDOFF_WARM_START=false: a fresh interpreter each)")
-
-    stop = threading.Event()
+    stop, died = threading.Event(), threading.Event()
     threads: list[threading.Thread] = []
-    intake = worklist = None
-    try:
+    server = systems = intake = worklist = None
+    try:  # everything started is stopped on every way out: an error, Ctrl-C or SIGTERM at any point
+        server = prefect_server.start(
+            url, log_path=str(settings.home / "prefect-server.log"), pidfile=settings.home / "prefect-server.pid"
+        )
+        how = {
+            None: "already running",
+            prefect_server.LeftBehind: "left running by an earlier `handoff up`, taken over",
+        }
+        say(f"Prefect server {how.get(type(server) if server else None, 'started')}: UI at {url}")
+        if locked and not console_lock.refuses_strangers(url):
+            raise SystemExit(f"--lock-ui: the Prefect server already running at {url} is not locked; stop it first")
+        if locked:
+            say(f"the Prefect UI and API are locked: user {user}, password in {settings.home / 'prefect-auth'}")
+        systems = start_systems(url)
+        say(f"sandbox systems (CRM, provisioning, activation, billing, calendar) at {systems.url}")
+        if settings.warm_start and warm_start.enable():  # imports the flows once, in the background
+            say("flow runs start from a warm fork server (HANDOFF_WARM_START=false: a fresh interpreter each)")
         with prefect_server.using(url):  # the runner's poll is HANDOFF_RUNNER_POLL_SECONDS
             # deployments, triggers and schedules exist before the first order is fed
             runner = serving_runner(settings.runner_process_limit, settings.runner_poll_seconds)
@@ -344,6 +415,8 @@ def run_up(feed: Feed | None, say: Callable[[str], None], lock_ui: bool | None =
             )
             say(f"the reps' worklist: {worklist.url} (passwords: `handoff workers set-password NAME`)")
             jobs = [announce_pending_orders] + ([lambda stop, say: feed_orders(feed, stop, say)] if feed else [])
+            if server is not None:
+                jobs.append(watch_server(server, died, runner))
             threads = start_jobs(jobs, stop, say)
             say("serving the deployments — Ctrl-C stops everything")
             serve(runner)
@@ -352,13 +425,17 @@ def run_up(feed: Feed | None, say: Callable[[str], None], lock_ui: bool | None =
     finally:
         say("stopping…")
         stop_jobs(stop, threads)
-        if intake:
-            intake.stop()
-        if worklist:
-            worklist.stop()
-        systems.stop()
+        for app in (intake, worklist):
+            if app is not None:
+                app.stop()
+        stop_flow_runs(say)
+        if systems is not None:
+            systems.stop()
         prefect_server.flush_and_stop(server)
+        home.close()
         say("stopped; `handoff up` carries on from here")
+        if died.is_set():  # in `finally`: Prefect's runner ends its own SIGTERM with SystemExit(0)
+            raise RuntimeError(f"its Prefect server died (log: {settings.home / 'prefect-server.log'}); run it again")
 
 
 __all__ = ["Feed", "run_up", "time"]

@@ -1,0 +1,163 @@
+"""`handoff up` starts and stops as one thing: one per home, nothing left running on any way out
+(a port taken, its Prefect server dying, being killed itself), and flow runs stopped before the
+server they talk to."""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from tests.runtime.test_console_lock import environment_without_prefect_and_handoff
+from tests.runtime.test_console_lock import free_port
+from tests.runtime.test_console_lock import tail
+
+pytestmark = pytest.mark.slow
+READY = "serving the deployments"
+START_SECONDS = 420
+
+
+def alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return Path(f"/proc/{pid}").exists() and "Z" not in Path(f"/proc/{pid}/stat").read_text().split()[2]
+
+
+def server_pid(home: Path) -> int:
+    return int((home / "prefect-server.pid").read_text().split()[0])
+
+
+class Up:
+    """One `handoff up` on `home` with ports of its own."""
+
+    def __init__(self, home: Path, tmp: Path, name: str, intake: int | None = None, ui: int | None = None) -> None:
+        self.ui, sandbox, worklist = ui or free_port(), free_port(), free_port()
+        self.intake = intake or free_port()
+        self.log = tmp / f"{name}.log"
+        env = {
+            **environment_without_prefect_and_handoff(),
+            "HANDOFF_HOME": str(home),
+            "HANDOFF_PREFECT_UI_URL": f"http://127.0.0.1:{self.ui}",
+            "HANDOFF_SANDBOX_URL": f"http://127.0.0.1:{sandbox}",
+            "HANDOFF_INTAKE_PORT": str(self.intake),
+            "HANDOFF_WORKLIST_PORT": str(worklist),
+            "HANDOFF_PREFECT_START_SECONDS": "300",
+            "PREFECT_HOME": str(home / "prefect"),
+            "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+            "PYTHONUNBUFFERED": "1",
+            "COLUMNS": "200",
+            "PYTHONPATH": str(Path(__file__).resolve().parents[2]),
+        }
+        with open(self.log, "wb") as out:
+            self.proc = subprocess.Popen(
+                [sys.executable, "-m", "handoff.cli.main", "up"],
+                env=env,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                process_group=0,
+            )
+
+    def text(self) -> str:
+        return self.log.read_text(errors="replace")
+
+    def wait_for(self, words: str, seconds: float = START_SECONDS) -> None:
+        deadline = time.monotonic() + seconds
+        while words not in self.text():
+            assert self.proc.poll() is None, f"exited ({self.proc.returncode}) before {words!r}:\n{tail(self.log)}"
+            assert time.monotonic() < deadline, f"no {words!r} within {seconds} s:\n{tail(self.log)}"
+            time.sleep(0.5)
+
+    def ended(self, seconds: float) -> int:
+        try:
+            return self.proc.wait(timeout=seconds)
+        except subprocess.TimeoutExpired:
+            pytest.fail(f"`handoff up` still running after {seconds} s:\n{tail(self.log)}")
+
+    def kill_all(self) -> None:
+        if self.proc.poll() is None:
+            os.killpg(self.proc.pid, signal.SIGKILL)
+            self.proc.wait(timeout=30)
+
+
+def test_one_up_per_home_and_nothing_left_running_on_any_way_out(tmp_path):
+    home = tmp_path / "home"
+    started: list[Up] = []
+    try:
+        first = Up(home, tmp_path, "first")
+        started.append(first)
+        first.wait_for(READY)
+        server = server_pid(home)
+
+        # A second one on the same home is told whose it is, and starts nothing.
+        second = Up(home, tmp_path, "second")
+        started.append(second)
+        assert second.ended(60) != 0
+        assert f"already running for {home} (pid {first.proc.pid})" in " ".join(second.text().split())
+        assert server_pid(home) == server
+
+        # Killed outright, it leaves its Prefect server behind (nothing could stop it)...
+        first.proc.kill()
+        first.proc.wait(timeout=30)
+        assert alive(server)
+
+        # ...which the next `handoff up` of this home takes over: here it cannot listen for
+        # orders (the port is taken), says so, and stops everything, the server it took over too.
+        with socket.socket() as taken:
+            taken.bind(("127.0.0.1", 0))
+            taken.listen()
+            third = Up(home, tmp_path, "third", intake=taken.getsockname()[1], ui=first.ui)
+            started.append(third)
+            assert third.ended(START_SECONDS) != 0
+        said = " ".join(third.text().split())
+        assert "left running by an earlier `handoff up`, taken over" in said
+        assert "cannot listen" in said and "Traceback" not in said
+        deadline = time.monotonic() + 30
+        while alive(server) and time.monotonic() < deadline:
+            time.sleep(0.5)
+        assert not alive(server), tail(third.log)
+
+        # Its Prefect server dying: `handoff up` says so and stops, rather than serving nothing.
+        fourth = Up(home, tmp_path, "fourth")
+        started.append(fourth)
+        fourth.wait_for(READY)
+        os.kill(server_pid(home), signal.SIGKILL)
+        assert fourth.ended(90) == 1  # a failure, for a supervisor that restarts failed services
+        said = " ".join(fourth.text().split())
+        # (Prefect's own events client logs its broken websocket; that is its log, not a crash.)
+        assert "the Prefect server stopped" in said and "handoff up stopped: its Prefect server died" in said
+    finally:
+        for up in started:
+            up.kill_all()
+        if (home / "prefect-server.pid").exists() and alive(server_pid(home)):
+            os.kill(server_pid(home), signal.SIGKILL)
+
+
+def _ignores_sigterm() -> None:  # pragma: no cover - runs in the child
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    time.sleep(600)
+
+
+def test_flow_runs_still_running_are_stopped_even_when_they_ignore_the_request():
+    """A run stuck retrying a stopped server held `handoff up` at exit for minutes: the children
+    are told to stop, then killed."""
+    from handoff.runtime.up import CHILD_STOP_SECONDS
+    from handoff.runtime.up import stop_flow_runs
+
+    child = multiprocessing.get_context("spawn").Process(target=_ignores_sigterm)
+    child.start()
+    time.sleep(1.0)  # its handler is in place
+    said: list[str] = []
+    started = time.monotonic()
+    stop_flow_runs(said.append)
+    assert not child.is_alive() and time.monotonic() - started < CHILD_STOP_SECONDS + 5
+    assert said == ["stopping 1 flow run(s) in progress (they carry on at the next start)"]
