@@ -188,10 +188,15 @@ def same_person_key(name: str) -> str:
     return unicodedata.normalize("NFKC", name).casefold()
 
 
+def names_by_person(s: Session) -> dict[str, str]:
+    """Every worker's name under its `same_person_key`."""
+    return {same_person_key(n): n for n in s.scalars(select(Worker.name))}
+
+
 def lookalike(s: Session, name: str) -> str | None:
     """Another worker's name a person would read as `name` (not the same string), if any."""
-    key = same_person_key(name)
-    return next((n for n in s.scalars(select(Worker.name)) if n != name and same_person_key(n) == key), None)
+    other = names_by_person(s).get(same_person_key(name))
+    return other if other != name else None
 
 
 def upsert_worker(s: Session, record: WorkerRecord, actor: str) -> tuple[Worker, bool]:
@@ -435,7 +440,7 @@ def workers_import(
     bad: list[tuple[int, str, str, list[dict[str, str]]]] = []  # line, name, raw, errors
     seen: dict[str, tuple[int, str]] = {}  # same_person_key -> (line, name)
     with session() as s:
-        existing = {same_person_key(n): n for n in s.scalars(select(Worker.name))}
+        existing = names_by_person(s)
     ended = reader.line_num
     for row in reader:
         line, first = reader.line_num, ended + 1

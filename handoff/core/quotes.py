@@ -115,9 +115,7 @@ def answer_quote(
         _take_write_lock(s)
         request = s.get(QuoteRequest, request_id)
         if request is None:
-            raise UnknownQuote(
-                f"no request for quotation {quoted(request_id)}"
-            )  # a 5,000-character id is not echoed whole
+            raise UnknownQuote(f"no request for quotation {quoted(request_id)}")  # quoted short, never whole
         quote = current_quote(s, request_id)
         if request.status == QuoteState.SENT and quote is not None and quote.valid_until < today:
             expire(s, request, today)

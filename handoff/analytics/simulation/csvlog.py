@@ -242,7 +242,8 @@ def _numbers(df: pd.DataFrame, col: str | None, warnings: list[str]) -> np.ndarr
     not a number is counted in a warning (it was read as 0 without a word)."""
     if col is None:
         return np.full(len(df), NAN)
-    text = df[col].astype(str).str.replace(r"[^\d.,eE+-]", "", regex=True)
+    given = df[col].astype(str)
+    text = given.str.replace(r"[^\d.,eE+-]", "", regex=True)
     both = text[text.str.contains(",", regex=False) & text.str.contains(".", regex=False)]
     comma_decimal = True
     if len(both):
@@ -262,9 +263,9 @@ def _numbers(df: pd.DataFrame, col: str | None, warnings: list[str]) -> np.ndarr
     else:
         text = text.str.replace(",", "", regex=False)
     numbers = pd.to_numeric(text, errors="coerce").to_numpy(dtype=float)
-    unreadable = np.isnan(numbers) & (df[col].astype(str).str.strip() != "").to_numpy()
+    unreadable = np.isnan(numbers) & (given.str.strip() != "").to_numpy()
     if unreadable.any():
-        first = df[col].astype(str)[unreadable].iloc[0]
+        first = given[unreadable].iloc[0]
         warnings.append(f"{col}: {int(unreadable.sum())} values are not numbers (e.g. {first!r}); read as none")
     return numbers
 
