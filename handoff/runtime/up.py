@@ -343,6 +343,18 @@ def stop_flow_runs(say: Callable[[str], None]) -> None:
             child.join(timeout=5)
 
 
+def server_died(server: prefect_server.Server | None, died: threading.Event, say: Callable[[str], None]) -> bool:
+    """Whether the Prefect server this `handoff up` started has stopped, said once. Checked on the
+    way out too: its death often surfaces first as some other error (the runner failing to start
+    its event emitter), which would name the symptom rather than the cause."""
+    if server is None or server.poll() is None:
+        return False
+    if not died.is_set():
+        died.set()
+        say(f"the Prefect server stopped (exit code {server.returncode}): stopping")
+    return True
+
+
 def watch_server(server: prefect_server.Server, died: threading.Event, runner: Any) -> Job:
     """A job that stops `handoff up` loudly when the Prefect server it started dies: nothing can
     start or resume without it, and the outbox's quiet retries hid that. It exits non-zero, so
@@ -350,9 +362,7 @@ def watch_server(server: prefect_server.Server, died: threading.Event, runner: A
 
     def job(stop: threading.Event, say: Callable[[str], None]) -> None:
         while not stop.wait(SERVER_CHECK_SECONDS):
-            if server.poll() is not None:
-                died.set()
-                say(f"the Prefect server stopped (exit code {server.returncode}): stopping")
+            if server_died(server, died, say):
                 # Prefect's runner pauses every deployment as it stops, through the very server
                 # that is gone: it retried for minutes. SIGINT, not SIGTERM, which it takes as
                 # its own graceful stop (more calls to the server).
@@ -423,6 +433,7 @@ def run_up(feed: Feed | None, say: Callable[[str], None], lock_ui: bool | None =
     except KeyboardInterrupt:
         pass
     finally:
+        server_died(server, died, say)
         say("stopping…")
         stop_jobs(stop, threads)
         for app in (intake, worklist):

@@ -161,3 +161,26 @@ def test_flow_runs_still_running_are_stopped_even_when_they_ignore_the_request()
     stop_flow_runs(said.append)
     assert not child.is_alive() and time.monotonic() - started < CHILD_STOP_SECONDS + 5
     assert said == ["stopping 1 flow run(s) in progress (they carry on at the next start)"]
+
+
+def test_a_dead_prefect_server_is_named_as_the_cause_whichever_error_came_first():
+    """Killed while the runner was still starting, the server's death surfaced as the runner's
+    "failed to start: event_emitter" (CI, 30 November): the way out checks the server itself, so
+    the cause is said, once, however many times it is checked."""
+    import threading
+
+    from handoff.runtime.up import server_died
+
+    said: list[str] = []
+    died = threading.Event()
+    running = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:
+        assert not server_died(running, died, said.append) and not died.is_set()
+        running.kill()
+        running.wait(timeout=10)
+        assert server_died(running, died, said.append) and server_died(running, died, said.append)
+        assert died.is_set()
+        assert said == [f"the Prefect server stopped (exit code {-signal.SIGKILL}): stopping"]
+        assert not server_died(None, threading.Event(), said.append)  # one already running is not ours
+    finally:
+        running.kill()
