@@ -113,6 +113,13 @@ class WorkerRow:
     seq: int
 
 
+def as_stored(*columns: Any) -> tuple[Any, ...]:
+    """Columns read as the text the database holds, skipping SQLAlchemy's JSON and datetime
+    processing: the index decodes them itself (`stored_epoch`, one JSON parse per distinct skill
+    set), which is most of the time a large read takes otherwise."""
+    return tuple(type_coerce(c, Text) for c in columns)
+
+
 ITEM_COLUMNS = (
     WorkItem.id,
     WorkItem.state,
@@ -120,9 +127,7 @@ ITEM_COLUMNS = (
     WorkItem.version,
     WorkItem.escalated,
     WorkItem.work_type,
-    type_coerce(WorkItem.required_skills, Text),
-    type_coerce(WorkItem.created_at, Text),
-    type_coerce(WorkItem.due_at, Text),
+    *as_stored(WorkItem.required_skills, WorkItem.created_at, WorkItem.due_at),
     WorkItem.effort_seconds,
     WorkItem.priority,
     WorkItem.value,
@@ -199,8 +204,7 @@ WORKER_COLUMNS = (
     Worker.shift_start,
     Worker.shift_end,
     Worker.work_days,
-    type_coerce(Worker.last_assigned_at, Text),
-    type_coerce(Worker.presence_changed_at, Text),
+    *as_stored(Worker.last_assigned_at, Worker.presence_changed_at),
     Worker.change_seq,
 )
 
