@@ -24,6 +24,7 @@ from handoff.cli.shown import shown
 
 CLI = "system:cli"
 SESSION_FILE = "cli-session"
+DEVICE_FILE = "cli-device"  # this home signed in as someone before (kept after `handoff logout`)
 
 
 def _console() -> Console:
@@ -100,15 +101,30 @@ def login(
     problem: Exception | None = None
     with session() as s:  # the attempt is recorded even when refused: it counts for the limit
         try:
-            worker = identity.authenticate(s, name, password, client=f"cli:{getpass.getuser()}")
-            token, who = identity.issue_session(worker, purpose="cli"), worker.name
+            worker = identity.authenticate(
+                s, name, password, client=f"cli:{getpass.getuser()}", device=_device_token(), purpose="cli"
+            )
+            token, device, who = (
+                identity.issue_session(worker, purpose="cli"),
+                identity.issue_device(worker, "cli"),
+                worker.name,
+            )
         except identity.LoginRefused as refused:
             problem = refused
     if problem is not None:
         console.print(f"[red]Refused:[/red] {shown(problem)}")
         raise typer.Exit(2)
     write_private(session_path(), token)
+    write_private(session_path().with_name(DEVICE_FILE), device)
     console.print(f"Signed in as {shown(who)} (until `handoff logout`, or for the session's hours).")
+
+
+def _device_token() -> str | None:
+    path = session_path().with_name(DEVICE_FILE)
+    try:
+        return path.read_text().strip() or None
+    except (OSError, UnicodeDecodeError):  # none yet, or not readable: a stranger's attempt
+        return None
 
 
 def logout() -> None:

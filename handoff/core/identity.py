@@ -9,7 +9,10 @@ flow accepts nothing else (`complete_verified`). Nobody who only reaches Prefect
 
 - passwords: argon2id hashes (argon2-cffi); a reset ends every session issued before it.
 - sign-in: refused after too many failures for one name or from one client address in a
-  window; attempts are rows in the database, so the web app and the CLI count together.
+  window; attempts are rows in the database, so the web app and the CLI count together. A
+  device a rep signed in on before (a signed device token: the web's device cookie, the CLI's
+  device file) is limited on its own instead: a stranger guessing a rep's password locks the
+  name for strangers, not for the rep at their own desk (OWASP's "device cookies").
 - sessions: itsdangerous-signed tokens (the web cookie, the CLI's session file) naming the
   worker, the password generation and a CSRF nonce.
 - the server secret: HANDOFF_SERVER_SECRET, else `home/server-secret` (0600), made once,
@@ -56,6 +59,8 @@ MIN_PASSWORD_LENGTH = 10
 LOGIN_WINDOW = timedelta(minutes=15)
 MAX_FAILURES_PER_NAME = 5  # in LOGIN_WINDOW: then that name waits, whoever tries it
 MAX_FAILURES_PER_CLIENT = 20  # in LOGIN_WINDOW: then that address waits, whatever name it tries
+MAX_FAILURES_PER_DEVICE = 5  # in LOGIN_WINDOW, from a trusted device: then that device waits
+DEVICE_DAYS = 180  # a device stays trusted this long after its last sign-in there
 HASHER = PasswordHasher()  # argon2id, the library's recommended parameters
 
 
@@ -152,27 +157,67 @@ def set_password(s: Session, name: str, password: str, actor: str) -> Worker:
     return worker
 
 
-def _failures_since(s: Session, column: Any, value: str, since: datetime) -> tuple[int, datetime | None]:
-    count, oldest = s.execute(
-        select(func.count(), func.min(LoginAttempt.at)).where(
-            column == value, LoginAttempt.at >= since, LoginAttempt.succeeded.is_(False)
-        )
-    ).one()
+def _failures_since(
+    s: Session, column: Any, value: str, since: datetime, strangers_only: bool
+) -> tuple[int, datetime | None]:
+    query = select(func.count(), func.min(LoginAttempt.at)).where(
+        column == value, LoginAttempt.at >= since, LoginAttempt.succeeded.is_(False)
+    )
+    if strangers_only:  # a trusted device's mistakes count against that device alone
+        query = query.where(LoginAttempt.device.is_(None))
+    count, oldest = s.execute(query).one()
     return int(count), oldest
 
 
+def issue_device(worker: Worker, purpose: str = "web") -> str:
+    """A token that marks this browser (or this CLI home) as one `worker` signed in on: given at
+    each sign-in, kept after sign-out, worth nothing for any other name."""
+    return _signer(f"handoff.device.{purpose}").dumps({"w": worker.id, "d": secrets.token_urlsafe(18)})
+
+
+def trusted_device(name: str, token: str | None, purpose: str = "web") -> str | None:
+    """The device id (a hash) when `token` is a device token handoff issued, within DEVICE_DAYS,
+    to the worker named `name`; None otherwise (a stranger's device, or a forged token)."""
+    if not token:
+        return None
+    try:
+        data = _signer(f"handoff.device.{purpose}").loads(token, max_age=DEVICE_DAYS * 86400)
+    except BadSignature:  # SignatureExpired included
+        return None
+    if not isinstance(data, dict) or not isinstance(data.get("d"), str):
+        return None
+    from handoff.core.db import session
+
+    with session() as own:  # not the caller's: it must not open a transaction before the attempt's
+        worker_id = own.scalar(select(Worker.id).where(Worker.name == name))
+    if worker_id is None or data.get("w") != worker_id:
+        return None
+    return hashlib.sha256(f"{purpose}:{data['d']}".encode()).hexdigest()
+
+
 def check_rate_limit(
-    s: Session, name: str, client: str, now: datetime | None = None, counting_one_more: int = 0
+    s: Session,
+    name: str,
+    client: str,
+    now: datetime | None = None,
+    counting_one_more: int = 0,
+    device: str | None = None,
 ) -> None:
-    """Raise TooManyAttempts if this name or this address failed too often lately
+    """Raise TooManyAttempts if this name or this address failed too often lately, counting
+    strangers' attempts only; from a trusted `device`, if that device did
     (`counting_one_more`: attempts already recorded among the failures that are still trying)."""
     now = now or utcnow()
     since = now - LOGIN_WINDOW
-    for column, value, limit, what in (
-        (LoginAttempt.name, name, MAX_FAILURES_PER_NAME, "this name"),
-        (LoginAttempt.client, client, MAX_FAILURES_PER_CLIENT, "this address"),
-    ):
-        failures, oldest = _failures_since(s, column, value, since)
+    limits = (
+        ((LoginAttempt.device, device, MAX_FAILURES_PER_DEVICE, "this device"),)
+        if device
+        else (
+            (LoginAttempt.name, name, MAX_FAILURES_PER_NAME, "this name"),
+            (LoginAttempt.client, client, MAX_FAILURES_PER_CLIENT, "this address"),
+        )
+    )
+    for column, value, limit, what in limits:
+        failures, oldest = _failures_since(s, column, value, since, strangers_only=not device)
         if failures - counting_one_more >= limit:
             wait = int(((oldest or now) + LOGIN_WINDOW - now).total_seconds()) + 1
             raise TooManyAttempts(
@@ -181,7 +226,7 @@ def check_rate_limit(
             )
 
 
-def _attempt_counted_first(name: str, client: str) -> int:
+def _attempt_counted_first(name: str, client: str, device: str | None) -> int:
     """Record the attempt as a failure, committed, before its password is checked, then apply
     the limit counting it: attempts made at the same moment each see the others, so no more
     than the limit are ever checked (checking first and recording after let 19 of 100 parallel
@@ -191,13 +236,13 @@ def _attempt_counted_first(name: str, client: str) -> int:
     from handoff.core.db import session
 
     with session() as own:
-        row = LoginAttempt(name=name, client=client, succeeded=False)
+        row = LoginAttempt(name=name, client=client, succeeded=False, device=device)
         own.add(row)
         own.flush()
         attempt = row.id
     try:
         with session() as own:
-            check_rate_limit(own, name, client, counting_one_more=1)
+            check_rate_limit(own, name, client, counting_one_more=1, device=device)
     except TooManyAttempts:
         with session() as own:
             own.execute(delete(LoginAttempt).where(LoginAttempt.id == attempt))
@@ -205,12 +250,15 @@ def _attempt_counted_first(name: str, client: str) -> int:
     return attempt
 
 
-def authenticate(s: Session, name: str, password: str, client: str) -> Worker:
+def authenticate(
+    s: Session, name: str, password: str, client: str, device: str | None = None, purpose: str = "web"
+) -> Worker:
     """The worker whose name and password these are. Every attempt is recorded, as a failure
-    until its password is found right (so one cut short by a crash counts against the limit)."""
+    until its password is found right (so one cut short by a crash counts against the limit).
+    `device`: the device token this client holds, if any (`issue_device`)."""
     name = name.strip()[:80]
     client = client[:80]
-    attempt = _attempt_counted_first(name, client)
+    attempt = _attempt_counted_first(name, client, trusted_device(name, device, purpose))
     worker = s.scalar(select(Worker).where(Worker.name == name))
     stored = worker.password_hash if worker is not None and worker.password_hash else _dummy_hash()
     try:

@@ -263,10 +263,14 @@ class LoginAttempt(Base):
     name: Mapped[str] = mapped_column(String(80))  # as typed: may be no worker's name
     client: Mapped[str] = mapped_column(String(80))  # the client address, or "cli"
     succeeded: Mapped[bool] = mapped_column(default=False)
+    # a hash of the trusted device's id when it came from a device this name signed in on
+    # before (identity.issue_device): such attempts are limited per device, not per name
+    device: Mapped[str | None] = mapped_column(String(64))
 
     __table_args__ = (
         Index("ix_login_attempts_name_at", "name", "at"),
         Index("ix_login_attempts_client_at", "client", "at"),
+        Index("ix_login_attempts_device_at", "device", "at"),
     )
 
 

@@ -5,6 +5,7 @@ import json
 import time
 from concurrent.futures import ThreadPoolExecutor
 
+import pytest
 from prefect.settings import PREFECT_API_URL
 from typer.testing import CliRunner
 
@@ -114,3 +115,34 @@ def test_complete_answers_the_form_from_the_terminal(prefect_harness, catalogue,
             for e in s.query(AuditEvent).filter_by(entity="work_item", entity_id=str(step.item_id))
         }
     assert {(step.assignee, "completed", None), (step.assignee, "completion-verified", "cli")} <= trail
+
+
+@pytest.mark.committed
+def test_handoff_login_on_a_home_the_rep_signed_in_on_before_is_not_locked_out_by_a_stranger(db):
+    """The CLI keeps a device file beside its session (0600, kept by `handoff logout`): with it,
+    a rep whose name a stranger has locked still signs in; without it, they wait like a stranger."""
+    from handoff.core import identity
+    from handoff.core.db import session
+    from handoff.core.models import Worker
+
+    password = "ann's long password"
+    with session() as s:
+        s.add(Worker(name="ann"))
+        s.flush()
+        identity.set_password(s, "ann", password, actor="test")
+
+    def login() -> object:
+        return runner.invoke(app, ["login", "--name", "ann", "--password-stdin"], input=password + "\n")
+
+    assert login().exit_code == 0
+    device = settings.home / "cli-device"
+    assert device.stat().st_mode & 0o777 == 0o600
+    assert runner.invoke(app, ["logout"]).exit_code == 0 and device.exists()
+    for n in range(identity.MAX_FAILURES_PER_NAME):
+        with pytest.raises(identity.LoginRefused), session() as s:
+            identity.authenticate(s, "ann", f"guess {n}", client="10.6.6.6")
+    back = login()
+    assert back.exit_code == 0 and "Signed in as ann" in back.output, back.output
+    device.unlink()
+    stranger = login()
+    assert stranger.exit_code == 2 and "too many failed sign-ins for this name" in stranger.output

@@ -179,3 +179,49 @@ def test_guesses_made_at_the_same_moment_are_limited_like_guesses_made_one_by_on
     assert answers.count("checked") + later.count("checked") == identity.MAX_FAILURES_PER_NAME
     with session() as s, pytest.raises(identity.TooManyAttempts):
         identity.authenticate(s, "bob", "the right long password", client="10.0.0.99")
+
+
+@pytest.mark.committed
+def test_a_stranger_guessing_locks_the_name_for_strangers_not_for_the_rep_on_their_own_device(db):
+    """Five wrong passwords from anywhere locked a rep out of their own desk for 15 minutes:
+    anyone who knew a name could keep a rep from working. A device the rep signed in on before
+    is limited on its own; strangers (any address, a forged token, another rep's device) stay
+    under the name's limit."""
+    right = "the right long password"
+    with session() as s:
+        s.add_all([Worker(name="bob"), Worker(name="mallory")])
+        s.flush()
+        for name in ("bob", "mallory"):
+            identity.set_password(s, name, right, actor="test")
+    with session() as s:
+        bobs_desk = identity.issue_device(identity.authenticate(s, "bob", right, client="10.0.0.7"))
+    with session() as s:
+        mallorys_own = identity.issue_device(identity.authenticate(s, "mallory", right, client="10.6.6.6"))
+
+    def attempt(password: str, device: str | None = None, client: str = "10.6.6.6", purpose: str = "web") -> str:
+        try:
+            with session() as s:
+                identity.authenticate(s, "bob", password, client=client, device=device, purpose=purpose)
+        except identity.TooManyAttempts as wait:
+            return f"wait: {wait}"
+        except identity.LoginRefused:
+            return "refused"
+        return "signed in"
+
+    assert [attempt(f"guess {n}") for n in range(identity.MAX_FAILURES_PER_NAME)] == ["refused"] * 5
+    assert attempt(right).startswith("wait: too many failed sign-ins for this name")
+    for stranger in (
+        mallorys_own,  # a real device token, but another rep's
+        bobs_desk[:-3] + ("AAA" if not bobs_desk.endswith("AAA") else "BBB"),  # forged
+        bobs_desk,  # the right token, for another purpose: a web cookie is not a CLI device file
+    ):
+        assert attempt(right, stranger, purpose="cli" if stranger == bobs_desk else "web").startswith("wait:")
+    # Bob at his own desk, from the attacker's very address (one office behind one NAT), is let in.
+    assert attempt(right, bobs_desk) == "signed in"
+    # A device's own mistakes are limited per device, and do not add to the strangers' count.
+    with session() as s:
+        strangers_before = s.query(LoginAttempt).filter_by(name="bob", device=None, succeeded=False).count()
+    assert [attempt(f"typo {n}", bobs_desk) for n in range(identity.MAX_FAILURES_PER_DEVICE)] == ["refused"] * 5
+    assert attempt(right, bobs_desk).startswith("wait: too many failed sign-ins for this device")
+    with session() as s:
+        assert s.query(LoginAttempt).filter_by(name="bob", device=None, succeeded=False).count() == strangers_before

@@ -302,6 +302,34 @@ def test_sign_in_is_rate_limited_per_name_and_per_address_across_processes(team)
         )
 
 
+def test_a_rep_on_a_browser_they_signed_in_on_before_is_not_locked_out_by_a_stranger(team):
+    """A stranger's five wrong passwords for ann lock ann's name for strangers only: ann's own
+    browser (its device cookie outlives sign-out) still signs in; a new browser waits."""
+    from handoff.runtime.worklist.app import DEVICE_COOKIE
+
+    desk, csrf = signed_in("ann")
+    assert desk.cookies.get(DEVICE_COOKIE)
+    assert desk.post("/logout", data={"csrf_token": csrf}).status_code == 303
+    stranger = client()
+    guess = csrf_of(stranger.get("/login").text)
+    for _ in range(identity.MAX_FAILURES_PER_NAME):
+        assert (
+            stranger.post("/login", data={"csrf_token": guess, "name": "ann", "password": "guess"}).status_code == 401
+        )
+    assert stranger.post("/login", data={"csrf_token": guess, "name": "ann", "password": PASSWORD}).status_code == 429
+    again = desk.post(
+        "/login", data={"csrf_token": csrf_of(desk.get("/login").text), "name": "ann", "password": PASSWORD}
+    )
+    assert again.status_code == 303 and desk.get("/").status_code == 200
+    # The cookie vouches for ann alone: bob, tried from ann's browser, is a stranger's guess.
+    for _ in range(identity.MAX_FAILURES_PER_NAME):
+        desk.post("/login", data={"csrf_token": csrf_of(desk.get("/login").text), "name": "bob", "password": "x"})
+    bob = desk.post(
+        "/login", data={"csrf_token": csrf_of(desk.get("/login").text), "name": "bob", "password": PASSWORD}
+    )
+    assert bob.status_code == 429
+
+
 def test_a_steps_description_is_rendered_as_markdown_with_its_html_escaped():
     from handoff.runtime.worklist.app import MARKDOWN
 

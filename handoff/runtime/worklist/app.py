@@ -56,6 +56,7 @@ log = logging.getLogger(__name__)
 MAX_ID = 2**63 - 1
 COOKIE = "handoff_session"
 LOGIN_CSRF_COOKIE = "handoff_login_csrf"
+DEVICE_COOKIE = "handoff_device"  # this browser signed in as someone before (kept after sign-out)
 MAX_BODY = 64 * 1024
 TEMPLATES = Path(__file__).parent / "templates"
 # Raw HTML in a step's description is shown as text; links keep markdown-it's safe-URL check.
@@ -204,10 +205,12 @@ def create_worklist_app(prefect_context: Callable[[], Any] | None = None) -> Fas
         name, client = form.get("name", ""), request.client.host if request.client else "unknown"
         with session() as s:  # commits the attempt even when refused: it counts for the limit
             try:
-                worker = identity.authenticate(s, name, form.get("password", ""), client=client)
-                token, problem = identity.issue_session(worker), None
+                worker = identity.authenticate(
+                    s, name, form.get("password", ""), client=client, device=request.cookies.get(DEVICE_COOKIE)
+                )
+                token, device, problem = identity.issue_session(worker), identity.issue_device(worker), None
             except identity.LoginRefused as why:
-                token, problem = None, why
+                token, device, problem = None, None, why
         if problem is not None:
             status = 429 if isinstance(problem, identity.TooManyAttempts) else 401
             response = page(request, "login.html", status, csrf_token=nonce, error=str(problem), name=name, person=None)
@@ -216,6 +219,7 @@ def create_worklist_app(prefect_context: Callable[[], Any] | None = None) -> Fas
             return response
         response = RedirectResponse("/", status_code=303)
         set_cookie(response, COOKIE, token, max_age=int(settings.session_hours * 3600))
+        set_cookie(response, DEVICE_COOKIE, device, max_age=identity.DEVICE_DAYS * 86400)
         response.delete_cookie(LOGIN_CSRF_COOKIE)
         return response
 
