@@ -15,8 +15,6 @@ Steps:
 
 from __future__ import annotations
 
-from datetime import datetime
-
 from prefect import flow
 
 from checklists.forms import CreditReview
@@ -108,7 +106,7 @@ def approval_step(order: OrderView, findings: Findings, reasons: list[str]) -> H
         order_id=order.order_id,
         priority=2.0 if findings.errors else 1.0,
         value=order.total,
-        due_at=datetime.combine(order.due_date, datetime.min.time()),
+        due_at=order.promised_by,
         tags=[f"order:{order.order_id}", f"customer:{order.customer_id}"],
     )
 
@@ -162,6 +160,6 @@ def credit_review_step(order: OrderView, problem: str) -> HumanStep:
         order_id=order.order_id,
         priority=1.5,
         value=order.total,
-        due_at=datetime.combine(order.due_date, datetime.min.time()),
+        due_at=order.promised_by,
         tags=[f"order:{order.order_id}", f"customer:{order.customer_id}"],
     )

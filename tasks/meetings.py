@@ -13,6 +13,7 @@ from sqlalchemy import func
 from sqlalchemy import select
 
 from handoff.core import audit
+from handoff.core.clock import as_utc_naive
 from handoff.core.db import session
 from handoff.core.models import Customer
 from handoff.core.models import HandoffMeeting
@@ -119,7 +120,7 @@ def record_meeting_slot(meeting_id: int, slot_start: datetime, calendar_id: str,
         m = s.get(HandoffMeeting, meeting_id)
         if m.status == "to-schedule":
             m.slot_start, m.calendar_id, m.agenda, m.status = (
-                slot_start.replace(tzinfo=None),
+                as_utc_naive(slot_start),  # a calendar may answer in its own offset: UTC, as stored everywhere
                 calendar_id,
                 agenda,
                 "scheduled",

@@ -8,6 +8,7 @@ what they are shown) is the procedure: it is in flows/order_entry.py.
 from __future__ import annotations
 
 from datetime import date
+from datetime import datetime
 from typing import TYPE_CHECKING
 
 from pydantic import BaseModel
@@ -16,6 +17,7 @@ from sqlalchemy import select
 from sqlalchemy import update
 
 from handoff.core import audit
+from handoff.core import sla
 from handoff.core.db import session
 from handoff.core.models import Customer
 from handoff.core.models import Order
@@ -50,6 +52,11 @@ class OrderView(BaseModel):
     total: float
     status: str
     lines: list[LineView]
+
+    @property
+    def promised_by(self) -> datetime:
+        """When the order is late: the end of its due date in the business's time zone."""
+        return sla.promised_by(self.due_date)
 
 
 class Findings(BaseModel):

@@ -624,7 +624,7 @@ def worklist_cmd(
             "type": shown(e.work_type),
             "order": shown(e.order_id or ""),
             "due (UTC)": f"{e.due_at:%a %d %b %H:%M}",
-            "left": _left(e.business_seconds_left),
+            "left": _left(e.seconds_left),
             "urgency": f"{e.urgency:.2f}",
             "state": e.state,
             "flow run (Prefect UI)": shown(e.link or ""),

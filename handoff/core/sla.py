@@ -37,6 +37,7 @@ import numpy as np
 from pydantic import BaseModel
 from pydantic import Field
 from pydantic import field_validator
+from pydantic import model_validator
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
@@ -54,9 +55,13 @@ _EPOCH = datetime(1970, 1, 1)
 MAX_DAYS = 3660  # a clock with no business days at all must fail, not loop for ever
 
 
+class TooLong(ValueError):
+    """More business time than the calendar holds within its horizon (MAX_DAYS)."""
+
+
 class WorkTypeSla(BaseModel):
-    sla_hours: float = Field(default=8.0, gt=0, description="Business hours from creation to due.")
-    effort_minutes: float = Field(default=30.0, gt=0, description="Assumed effort until learned.")
+    sla_hours: float = Field(default=8.0, gt=0, allow_inf_nan=False, description="Business hours from creation to due.")
+    effort_minutes: float = Field(default=30.0, gt=0, allow_inf_nan=False, description="Assumed effort until learned.")
 
 
 class BusinessHours(BaseModel):
@@ -99,6 +104,19 @@ class SlaConfig(BaseModel):
         description="For work types not listed.",
     )
     work_types: dict[str, WorkTypeSla] = Field(default_factory=_default_work_types)
+
+    @model_validator(mode="after")
+    def _countable(self) -> SlaConfig:
+        """Every SLA fits in the business calendar's horizon: one that does not was accepted,
+        then failed each item of its type as it opened, saying the calendar had no hours."""
+        longest = max([w.sla_hours for w in self.work_types.values()] + [self.default.sla_hours])
+        try:
+            BusinessClock(self.business_hours, self.holidays).add(datetime(2000, 1, 3), longest * 3600)
+        except TooLong:
+            raise ValueError(
+                f"an SLA of {longest:g} business hours is more than these business hours hold in ten years"
+            ) from None
+        return self
 
     def for_type(self, work_type: str) -> WorkTypeSla:
         return self.work_types.get(work_type, self.default)
@@ -247,7 +265,12 @@ class BusinessClock:
                         return lo + timedelta(seconds=left)
                     left -= span
             day += timedelta(days=1)
-        raise ValueError("the business calendar has no business hours in ten years")
+        raise TooLong(f"{seconds / 3600:g} business hours is more than the business calendar holds in ten years")
+
+    def end_of_day(self, day: date) -> datetime:
+        """The end of a local calendar day (the next one's midnight), as naive UTC: when
+        something promised "by" that day is late."""
+        return self._utc(datetime.combine(day + timedelta(days=1), time()))
 
     def is_open(self, at: datetime) -> bool:
         at = as_utc_naive(at)
@@ -269,6 +292,25 @@ def clock() -> BusinessClock:
 def business_seconds_between(a: datetime, b: datetime) -> float:
     """Business seconds from a to b on the configured clock (negative if b < a)."""
     return clock().seconds_between(a, b)
+
+
+def promised_by(day: date) -> datetime:
+    """When an order promised to a customer for `day` is late: the end of that day in the
+    business's time zone (naive UTC). One meaning for the steps that work on the order and the
+    reports that judge it (the steps took midnight UTC at its start: a day early, and already
+    overdue when opened on the day itself)."""
+    return clock().end_of_day(day)
+
+
+def seconds_left(now: datetime, due: datetime) -> float:
+    """The time a rep has left for an item, as worklists show it: the business seconds to its
+    due time while it is not yet due, and once it is, minus the wall-clock time since (as
+    `handoff report` counts overdue work). Business seconds alone left an item that fell due at
+    Friday's close at "0.0 h left", not late, all weekend: no business time passed."""
+    now, due = as_utc_naive(now), as_utc_naive(due)
+    if now > due:
+        return -(now - due).total_seconds()
+    return clock().seconds_between(now, due)
 
 
 def add_business_seconds(start: datetime, seconds: float) -> datetime:

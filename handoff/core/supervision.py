@@ -44,7 +44,7 @@ class TeamItem:
     state: str
     assignee: str | None
     due_at: datetime
-    business_seconds_left: float
+    seconds_left: float  # sla.seconds_left
     urgency: float
     escalated: bool
 
@@ -73,7 +73,7 @@ def team_items(s: Session, limit: int = 200, now: datetime | None = None) -> lis
             str(it.state),
             names.get(it.assignee_id),
             it.due_at,
-            sla.business_seconds_between(now, it.due_at),
+            sla.seconds_left(now, it.due_at),
             score_of[it.id],
             it.escalated,
         )

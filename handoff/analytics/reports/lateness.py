@@ -107,7 +107,7 @@ def late_jobs(s: Session, now: datetime | None = None, *, clock: sla.BusinessClo
             )
         }
     for order in orders:
-        due = local_midnight(order.due_date + timedelta(days=1), clock.tz)  # the end of the promised day
+        due = clock.end_of_day(order.due_date)  # as the order's steps count it (sla.promised_by)
         effort = float(effort_by_order.get(order.id) or 0.0)
         if due <= now:
             overdue, left = (now - due).total_seconds(), None

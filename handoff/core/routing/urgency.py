@@ -35,8 +35,7 @@ opposite: it gives up the jobs that cannot make it). So a late item drops to the
 item has with some of its window left (base x 2^(-RESCUE/AGING)), and then doubles every
 AGING_WINDOWS windows late: back at "due now" when RESCUE_WINDOWS windows late, and ahead of
 any item whose base is X times its own after RESCUE_WINDOWS + AGING_WINDOWS x log2(X) windows.
-That is the bound on lateness: in SLA windows (SLA windows are opening time, so the bound is
-in business hours), logarithmic in how much more important the competing work is, and
+That is the bound on lateness: in SLA windows, logarithmic in how much more important the competing work is, and
 independent of how long the item has waited before its due date. For aging a window counts
 at most the mean window of the work the rep may do (`late_clock`, policy.py's common clock):
 otherwise a 2-day validation, measured in its own long windows, could be late for weeks while
@@ -54,7 +53,11 @@ bench/bench_push_targets.py).
 `aging_seconds=S` gives the score of the first release for comparisons (ATC plus +1 per S
 seconds since creation; with `lookahead=0` the classic k x p_bar look-ahead).
 
-Times are floats in seconds (epoch seconds live, simulated seconds in the simulator).
+Times are floats in seconds (epoch seconds live, simulated seconds in the simulator): windows,
+slack and aging are on the clock, not in business hours, so late work ages over a closed
+weekend too (an item late at Friday's close is ~8 of its 8-hour windows late on Monday
+morning). Counting them in business time would take business-time coordinates in the live
+index and the simulator together, and re-tuning the parameters on the training workloads.
 `urgency` scores one item in pure Python; `urgency_many` scores whole columns with numpy for
 the bulk re-score (100,000 items in a few milliseconds).
 """

@@ -36,7 +36,7 @@ class WorklistEntry:
     state: str
     order_id: str | None
     due_at: datetime
-    business_seconds_left: float
+    seconds_left: float  # sla.seconds_left: business time to due, or minus the time since
     urgency: float
     escalated: bool
     flow_run_id: str | None
@@ -76,7 +76,7 @@ def worklist(s: Session, name: str, now: datetime | None = None) -> list[Worklis
             state=str(it.state),
             order_id=it.order_id,
             due_at=it.due_at,
-            business_seconds_left=sla.business_seconds_between(now, it.due_at),
+            seconds_left=sla.seconds_left(now, it.due_at),
             urgency=float(score),
             escalated=it.escalated,
             flow_run_id=it.flow_run_id,

@@ -142,3 +142,27 @@ def test_sla_watch_flow_reroutes_work_of_a_rep_who_went_offline(request, routing
     with session() as s:
         item = s.get(WorkItem, item_id)
         assert item.state == WorkItemState.ASSIGNED and item.assignee.name == "bob"
+
+
+def test_work_past_due_shows_late_while_the_business_is_closed(s, make_worker, make_item):
+    """Due at Friday's close, an item showed "0.0 h" left, not late, all evening and weekend in
+    the worklists (no business time passed), while `handoff report` called it overdue. Past due,
+    it is late by the time since, in the rep's and the supervisor's lists alike."""
+    from handoff.core.routing.worklist import worklist
+    from handoff.core.supervision import team_items
+
+    make_worker("ann", {"order-entry": 3})
+    friday = datetime(2026, 11, 27, 9, 0)  # 8 business hours: due Friday 17:00
+    it = make_item({"order-entry": 1}, created=friday, due_in=timedelta(hours=8))
+    router.route_item(s, it.id, now=friday)
+    for now, late_hours in (
+        (datetime(2026, 11, 27, 18, 0), 1),  # Friday evening
+        (datetime(2026, 11, 28, 12, 0), 19),  # Saturday noon
+        (datetime(2026, 11, 30, 8, 59), 63.98),  # Monday, before opening
+    ):
+        [mine] = worklist(s, "ann", now=now)
+        [team] = [t for t in team_items(s, now=now) if t.item_id == it.id]
+        assert mine.seconds_left == team.seconds_left == pytest.approx(-late_hours * 3600, abs=60)
+    # Not yet due: the business hours left (Friday 16:00 -> 17:00 is one, whatever the wall clock).
+    [mine] = worklist(s, "ann", now=datetime(2026, 11, 27, 16, 0))
+    assert mine.seconds_left == pytest.approx(3600)

@@ -202,3 +202,47 @@ def test_many_pairs_at_once_count_what_one_pair_at_a_time_counts(zone_name, star
     # asked again, over a wider span, from the table it extended: the same answers
     wider = clock.seconds_between_many(np.concatenate((a, [0.0])), np.concatenate((b, [a.max() + 400 * 86400])))
     assert np.allclose(wider[:-1], one, rtol=0, atol=1e-3)
+
+
+def test_an_order_promised_for_a_day_is_due_at_that_day_s_end_in_the_business_time_zone(clean_config):
+    """The order's steps took midnight UTC at the start of the promised day (a New York order
+    promised for 1 December was due at 19:00 on 30 November there, and one opened on the day was
+    overdue at once), while the report judged the order at the end of the day in New York."""
+    from flows.order_entry import approval_step
+    from flows.order_entry import credit_review_step
+    from tasks.orders import Findings
+    from tasks.orders import OrderView
+
+    clean_config.setenv(sla.ENV_VAR, json.dumps({"business_hours": {"timezone": "America/New_York"}}))
+    sla.reload_config()
+    end_of_first = datetime(2026, 12, 2, 5, 0)  # midnight in New York, as naive UTC
+    assert sla.promised_by(date(2026, 12, 1)) == sla.clock().end_of_day(date(2026, 12, 1)) == end_of_first
+    assert sla.promised_by(date(2026, 7, 1)) == datetime(2026, 7, 2, 4, 0)  # summer time
+    order = OrderView(
+        order_id="O-1",
+        customer_id="C-1",
+        customer_name="ACME",
+        country=None,
+        order_date=date(2026, 11, 30),
+        due_date=date(2026, 12, 1),
+        total=100.0,
+        status="received",
+        lines=[],
+    )
+    for step in (approval_step(order, Findings(errors=[], warnings=[]), ["large"]), credit_review_step(order, "no")):
+        assert step.due_at == end_of_first
+
+
+def test_an_sla_longer_than_the_calendar_can_count_is_refused_with_its_reason(clean_config):
+    """Accepted, it failed every item of its type as it opened, saying the calendar had no
+    business hours."""
+    for config, why in (
+        ({"work_types": {"order-approval": {"sla_hours": 30000}}}, "30000 business hours is more than"),
+        ({"business_hours": {"days": "0"}, "default": {"sla_hours": 5000}}, "5000 business hours is more than"),
+        ({"work_types": {"order-approval": {"sla_hours": "Infinity"}}}, "finite number"),
+    ):
+        clean_config.setenv(sla.ENV_VAR, json.dumps(config))
+        with pytest.raises(ValueError, match=why):
+            sla.reload_config()
+    with pytest.raises(sla.TooLong, match="more than the business calendar holds in ten years"):
+        BusinessClock(BusinessHours()).add(datetime(2026, 1, 1), 30000 * 3600)
