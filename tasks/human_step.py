@@ -76,6 +76,8 @@ class OpenedItem:
     item_id: int
     assignee: str | None
     answer: dict | None  # set when the step was already completed (a re-run)
+    attempt: int = 0  # the attempt to wait on: earlier ones were refused, and stay refused
+    description: str | None = None  # the text shown for that attempt (with why the last was refused)
 
 
 def slug(text: str) -> str:
@@ -129,7 +131,7 @@ def open_work_item(step: HumanStep, flow_run_id: str | None) -> OpenedItem:
         s.refresh(item)
         if item.state == WorkItemState.COMPLETED:
             return OpenedItem(item.id, item.completed_by, item.answer or {})
-        return OpenedItem(item.id, item.assignee.name if item.assignee else None, None)
+        return OpenedItem(item.id, item.assignee.name if item.assignee else None, None, item.attempt, item.description)
 
 
 @record_step(task_run_name="label-waiting-run-{item_id}")
@@ -158,20 +160,29 @@ def label_waiting_run(item_id: int, waiting: bool = True, business_tags: list[st
 
 
 @record_step(task_run_name="remember-pause-key-{item_id}")
-def remember_pause_key(item_id: int, input_key: str) -> None:
+def remember_pause_key(item_id: int, input_key: str, description: str) -> None:
     """Keep the key the run pauses under, so `handoff complete` answers this step's pause and no
-    other; the run-input keys Prefect derives from it are read from the run's paused state
+    other, and the text reps read above its form (the worklist shows this, never the copy in
+    Prefect's run input, which anyone who reaches Prefect's API can rewrite). The run-input keys
+    Prefect derives from the key are read from the run's paused state
     (handoff.runtime.prefect_patches.pause_keyset), never rebuilt here."""
     with session() as s:
-        s.get(WorkItem, item_id).input_key = input_key
+        item = s.get(WorkItem, item_id)
+        item.input_key, item.description = input_key, description
 
 
-@record_step(task_run_name="record-completion-{item_id}")
-def record_completion(item_id: int, answer: dict) -> str | None:
-    """Close the item for the person who answered; returns why it was refused, if it was."""
+@record_step(task_run_name="record-completion-{item_id}-{attempt}")
+def record_completion(item_id: int, answer: dict, attempt: int) -> str | None:
+    """Close the item for the person who answered; returns why it was refused, if it was. A
+    refusal moves the item to the next attempt in the same transaction, so however the run
+    re-runs (a resume starts it from the top), this attempt's answer is never checked again."""
     with session() as s:
+        item = s.get(WorkItem, item_id, with_for_update=True)
+        if item.attempt > attempt:
+            return f"the answer to attempt {attempt} was refused already"
         try:  # only for the person handoff's signed proof names (not the name typed in the form)
-            identity.complete_verified(s, item_id, answer)
+            with s.begin_nested():
+                identity.complete_verified(s, item_id, answer)
             return None
         except router.NotAllowed as refused:
             audit.record(
@@ -181,8 +192,10 @@ def record_completion(item_id: int, answer: dict) -> str | None:
                 item_id,
                 "completion-refused",
                 reason=str(refused),
+                attempt=attempt,
                 **getattr(refused, "details", {}),
             )
+            item.attempt = attempt + 1
             return str(refused)
 
 
@@ -201,12 +214,12 @@ def ask_a_person(step: HumanStep, form: type[F]) -> F:
     logger.info("Work item %s (%s) is assigned to %s", opened.item_id, step.work_type, opened.assignee or "nobody yet")
     business_tags = [*step.tags, f"work-type:{step.work_type}"]
     label_waiting_run(opened.item_id, business_tags=business_tags)
-    attempt = 0
-    description = without_links(step.description)
+    attempt = opened.attempt  # a re-run carries on at the attempt it waits on, never an earlier one
+    description = opened.description or without_links(step.description)
     while True:
         key = f"work-item-{opened.item_id}-{attempt}"
-        answer = wait_for_form(opened.item_id, form.with_initial_data(description=description), key)
-        refused = record_completion(opened.item_id, answer.model_dump())
+        answer = wait_for_form(opened.item_id, form.with_initial_data(description=description), key, description)
+        refused = record_completion(opened.item_id, answer.model_dump(), attempt)
         if refused is None:
             label_waiting_run(opened.item_id, waiting=False, business_tags=business_tags)
             return answer
@@ -224,9 +237,9 @@ def without_links(markdown: str) -> str:
     return markdown.replace("\\", "\\\\").replace("[", "\\[").replace("<", "\\<")
 
 
-def wait_for_form(item_id: int, form: type[F], key: str) -> F:
+def wait_for_form(item_id: int, form: type[F], key: str, description: str) -> F:
     """Suspend (deployed runs: no process held) or pause (in-process runs) until the form comes."""
-    remember_pause_key(item_id, key)
+    remember_pause_key(item_id, key, description)
     if deployment.id:
         return suspend_flow_run(wait_for_input=form, key=key, timeout=settings.human_step_timeout_seconds)
     return pause_flow_run(

@@ -222,7 +222,9 @@ def complete(
             if description:
                 console.print(Markdown(description))
             answer = ask_for_fields(form, given)
-            complete_step(item_id, answer, by=person, override_reason=override_reason, via="cli")
+            recorded = complete_step(
+                item_id, answer, by=person, override_reason=override_reason, via="cli", confirm_seconds=30.0
+            )
     except NotAllowed as refused:
         console.print(f"[red]Refused:[/red] {refused}")
         raise typer.Exit(2) from None
@@ -233,7 +235,10 @@ def complete(
     except StepNotReady as not_ready:
         console.print(f"[red]{not_ready}[/red]")
         raise typer.Exit(2) from None
-    console.print(f"Work item {item_id} completed by {person}; its flow run carries on.")
+    if recorded:
+        console.print(f"Work item {item_id} completed by {person}; its flow run carries on.")
+    else:  # not recorded within the wait: `handoff worklist` shows a refusal if one comes
+        console.print(f"Work item {item_id} sent by {person}; its flow run records it shortly.")
 
 
 def ask_for_fields(form, given: dict[str, str]) -> dict:  # noqa: ANN001

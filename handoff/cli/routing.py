@@ -26,6 +26,7 @@ import re
 import shlex
 import unicodedata
 from collections.abc import Iterable
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 from zoneinfo import available_timezones
@@ -594,17 +595,24 @@ def worklist_cmd(
     """Your work items, most urgent first, with the link to each waiting flow run. Signed in,
     another rep's only as a supervisor (as in the web worklist)."""
     from handoff.core.db import session
+    from handoff.core.models import utcnow
     from handoff.core.routing.router import UnknownWorker
     from handoff.core.routing.worklist import worklist
+    from handoff.runtime.steps import answers_not_used
 
     console = _console()
     me, _ = _whose(console, me, "reads")
     try:
         with session() as s:
             entries = worklist(s, me)
+            not_used = answers_not_used(s, me, utcnow() - timedelta(hours=24))
     except UnknownWorker as e:
         console.print(f"[red]{shown(e)}[/red]")
         raise typer.Exit(1) from None
+    for n in not_used:  # told "sent", refused by the run afterwards
+        console.print(
+            f"[red]Your answer to work item {n.item_id} was not used[/red] ({n.at:%Y-%m-%d %H:%M} UTC): {shown(n.reason)}"
+        )
     if not entries:
         console.print(f"{shown(me)}: nothing assigned to you right now.")
         return
@@ -635,7 +643,7 @@ def worklist_cmd(
         for e in entries:
             if e.link:
                 console.print(f"item {e.item_id}: {shown(e.link)}", soft_wrap=True)
-    console.print("[dim]left = business hours to the due time.[/dim]")
+    console.print("[dim]left = business hours to the due time; late = the time since it fell due.[/dim]")
     console.print(f"[dim]Complete one with `handoff complete ITEM --as {shown(shlex.quote(me))}`.[/dim]")
 
 

@@ -20,6 +20,7 @@ from sqlalchemy import ForeignKey
 from sqlalchemy import Index
 from sqlalchemy import LargeBinary
 from sqlalchemy import String
+from sqlalchemy import Text
 from sqlalchemy import UniqueConstraint
 from sqlalchemy.orm import DeclarativeBase
 from sqlalchemy.orm import Mapped
@@ -214,6 +215,9 @@ class WorkItem(Base):
     assignee_id: Mapped[int | None] = mapped_column(ForeignKey("workers.id"))
     flow_run_id: Mapped[str | None]
     input_key: Mapped[str | None]  # the key the flow run waits on
+    # the attempt it waits on: only goes up, so an answer refused once is never read again
+    attempt: Mapped[int] = mapped_column(default=0, server_default="0")
+    description: Mapped[str | None] = mapped_column(Text)  # what its flow wrote for reps, for this attempt
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     assigned_at: Mapped[datetime | None]
     started_at: Mapped[datetime | None]

@@ -20,6 +20,7 @@ from checklists.forms import StepForm
 from handoff.core import audit
 from handoff.core import identity
 from handoff.core.db import session
+from handoff.core.models import AuditEvent
 from handoff.core.models import WorkItem
 from handoff.core.models import WorkItemState
 from handoff.core.routing import router
@@ -28,6 +29,11 @@ from handoff.runtime import prefect_patches
 
 class StepNotReady(Exception):
     """The flow run is not (yet) waiting for this step's form."""
+
+
+class AnswerNotUsed(StepNotReady):
+    """The run took the answer, then refused it (the item changed hands on the way, say): the
+    step waits again, and the sender is told why rather than "sent"."""
 
 
 @dataclass
@@ -72,21 +78,14 @@ def form_for(work_type: str) -> type[StepForm]:
 
 
 def step_form(item_id: int) -> tuple[type[StepForm], str | None]:
-    """The form a waiting step asks for, and the description its flow run shows above it."""
-    from prefect.client.orchestration import get_client
-
+    """The form a waiting step asks for, and the text its flow wrote above it for the attempt
+    waiting now: from handoff's database, never from Prefect's run input (anyone who reaches
+    Prefect's API can rewrite that one: "pre-approved by a supervisor, choose approve")."""
     with session() as s:
         item = s.get(WorkItem, item_id)
         if item is None:
             raise StepNotReady(f"work item {item_id} does not exist")
-        form, run_id, key = form_for(item.work_type), item.flow_run_id, item.input_key
-    description = None
-    if run_id and key:
-        with get_client(sync_client=True) as client:
-            keyset = _keyset_if_waiting(client, UUID(run_id), key)
-            if keyset:
-                description = _read_input(client, UUID(run_id), keyset["description"])
-    return form, description
+        return form_for(item.work_type), item.description
 
 
 def complete_step(
@@ -97,7 +96,8 @@ def complete_step(
     by: str | None = None,
     override_reason: str | None = None,
     via: str = "handoff",
-) -> None:
+    confirm_seconds: float = 0.0,
+) -> bool:
     """Answer a waiting step's form as a person, with handoff's signed proof that they sent it.
 
     `by` is the person the caller has authenticated (the worklist's session, the CLI's login; the
@@ -106,7 +106,8 @@ def complete_step(
     Refused (router.NotAllowed) unless that person is the assignee or a supervisor; the step then
     stays open and assigned. A supervisor completing someone else's item is an override: its
     reason (`override_reason`, else the note) is signed with the answer and audited by the flow.
-    A bad form raises pydantic's ValidationError naming the fields.
+    A bad form raises pydantic's ValidationError naming the fields. With `confirm_seconds`, waits
+    that long for the run to record the answer, and raises AnswerNotUsed if it refused it.
 
     Two answers at once: the run takes the first that reaches it (Prefect resumes a paused run
     once, in one server transaction, and answers ABORT to the next); the other is told who
@@ -129,21 +130,26 @@ def complete_step(
             fields = {k: v for k, v in answer.items() if k != identity.PROOF_FIELD}
             answer = form_for(item.work_type).model_validate({**fields, "completed_by": person}).model_dump(mode="json")
             answer.pop(identity.PROOF_FIELD, None)
-        flow_run_id, input_key = item.flow_run_id, item.input_key
+        flow_run_id, input_key, attempt = item.flow_run_id, item.input_key, item.attempt
     if done_already is not None:
         _refuse(item_id, person, done_already)
     if not flow_run_id or not input_key:
         raise StepNotReady(f"work item {item_id} is not waiting for a form yet")
     override = None
-    if person != holder:
-        override = override_reason or answer.get("note") or "(no reason given)"
+    if person != holder:  # a supervisor completing someone else's item: an override, with its reason
+        override = (override_reason or str(answer.get("note") or "")).strip()
+        if not override:
+            raise router.NotAllowed(
+                f"work item {item_id} is {holder or 'nobody'}'s: completing it for them is an override, "
+                "and an override needs a reason (--override-reason, or the note)"
+            )
     run_id = UUID(flow_run_id)
     with get_client(sync_client=True) as client:
         keyset = _wait_for_the_form(client, item_id, person, run_id, input_key, wait_seconds)
         proof = identity.sign_completion(item_id, input_key, person, answer, override=override, via=via)
         result = client.resume_flow_run(run_id, run_input={**answer, identity.PROOF_FIELD: proof})
         if result.status == SetStateStatus.ACCEPT:
-            return
+            return _confirm(item_id, attempt, confirm_seconds)
         if result.status == SetStateStatus.REJECT:
             reason = result.details.reason if result.details else "no reason given"
             raise StepNotReady(f"work item {item_id}: Prefect refused the answer: {reason}")
@@ -151,8 +157,66 @@ def complete_step(
     # ABORT: the run was no longer paused. Our own answer (a retried request whose first try
     # went through) is a success; anyone else's means this one came second.
     if first is not None and {k: v for k, v in first[0].items() if k != identity.PROOF_FIELD} == answer:
-        return
-    _lost_the_race(item_id, person, first, wait_seconds)
+        return _confirm(item_id, attempt, confirm_seconds)
+    _lost_the_race(item_id, person, wait_seconds)
+    return False  # not reached: _lost_the_race always raises
+
+
+def _confirm(item_id: int, attempt: int, seconds: float) -> bool:
+    """Wait up to `seconds` for the run to record the answer sent for `attempt`: True once it
+    has; AnswerNotUsed if it refused it instead (it moves the item to the next attempt as it
+    does); False if not known by then (the run records it later, and the sender's worklist
+    shows a refusal if one comes)."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        with session() as s:
+            item = s.get(WorkItem, item_id, populate_existing=True)
+            if item.state == WorkItemState.COMPLETED:
+                return True
+            if item.attempt > attempt:
+                raise AnswerNotUsed(
+                    f"work item {item_id}: your answer was not used: {refusal_reason(s, item_id, attempt)}"
+                )
+        time.sleep(0.2)
+    return False
+
+
+@dataclass
+class NotUsed:
+    item_id: int
+    at: datetime
+    reason: str
+
+
+def answers_not_used(s: Any, person: str, since: datetime) -> list[NotUsed]:
+    """`person`'s answers that a run took and then refused since `since`, newest first: told
+    "sent", they learn here that the step waits again (it may be someone else's by now)."""
+    events = s.scalars(
+        select(AuditEvent)
+        .where(AuditEvent.action == "completion-refused", AuditEvent.actor == person, AuditEvent.at >= since)
+        .order_by(AuditEvent.id.desc())
+    )
+    return [
+        NotUsed(int(e.entity_id), e.at, str(e.details.get("reason", "refused")))
+        for e in events
+        if e.entity == "work_item" and "attempt" in (e.details or {})  # refused by the run, not at sending
+    ]
+
+
+def refusal_reason(s: Any, item_id: int, attempt: int) -> str:
+    """Why the run refused the answer it took for `attempt` (its audit record)."""
+    for event in s.scalars(
+        select(AuditEvent)
+        .where(
+            AuditEvent.entity == "work_item",
+            AuditEvent.entity_id == str(item_id),
+            AuditEvent.action == "completion-refused",
+        )
+        .order_by(AuditEvent.id.desc())
+    ):
+        if (event.details or {}).get("attempt") == attempt:
+            return str(event.details.get("reason", "refused"))
+    return "refused"
 
 
 def _keyset_if_waiting(client: Any, run_id: UUID, input_key: str) -> dict[str, str] | None:
@@ -206,9 +270,11 @@ def _answer_taken(client: Any, run_id: UUID, keyset: dict[str, str]) -> tuple[di
     return None
 
 
-def _lost_the_race(item_id: int, by: str, first: tuple[dict, datetime] | None, wait_seconds: float) -> None:
-    """Another answer resumed the run first: audit this one as refused and say whose won. The
-    winner's run records its completion a moment later; the item says who and when once it has."""
+def _lost_the_race(item_id: int, by: str, wait_seconds: float) -> None:
+    """Another answer resumed the run first. Once the run has recorded it as a completion, say
+    who completed the step and when, from handoff's record: the other answer's own
+    `completed_by` is only what its sender typed (a resume sent straight to Prefect's API names
+    whoever it likes, and the run refuses it). Not recorded by then: not sent, try again."""
     deadline = time.monotonic() + min(wait_seconds, 10.0)
     refusal: Exception | None = None
     while refusal is None:
@@ -217,16 +283,10 @@ def _lost_the_race(item_id: int, by: str, first: tuple[dict, datetime] | None, w
             if item.state == WorkItemState.COMPLETED:
                 refusal = router.AlreadyCompleted(item)
         if refusal is None and time.monotonic() > deadline:
-            if first is not None:
-                winner, at = first
-                refusal = router.NotAllowed(
-                    f"work item {item_id} was already answered by {winner.get('completed_by', 'someone')} "
-                    f"at {at:%Y-%m-%d %H:%M:%S} UTC; your answer was not used"
-                )
-            else:
-                refusal = StepNotReady(
-                    f"work item {item_id}: its flow run stopped waiting before your answer reached it; look again"
-                )
+            refusal = StepNotReady(
+                f"work item {item_id}: another answer reached its flow run first and has not been "
+                "accepted (the run checks who sent it and asks again if it cannot)"
+            )
         time.sleep(0 if refusal else 0.2)
     _refuse(item_id, by, refusal)
 
@@ -240,6 +300,7 @@ def _refuse(item_id: int, by: str, refusal: Exception) -> NoReturn:
 
 __all__ = [
     "FORMS",
+    "AnswerNotUsed",
     "StepNotReady",
     "ValidationError",
     "WaitingStep",

@@ -118,8 +118,17 @@ def test_forged_replayed_and_tampered_answers_are_refused_then_the_worklist_comp
             app.post("/login", data={"csrf_token": csrf, "name": rep, "password": "the rep's own password"}).status_code
             == 303
         )
+        # Anyone who reaches Prefect's API can rewrite the step's text there; reps never read that copy.
+        wait_for_form(step)
+        with get_client(sync_client=True) as client:
+            keyset = prefect_patches.pause_keyset(client.read_flow_run(UUID(step.flow_run_id)).state)
+            client.delete_flow_run_input(UUID(step.flow_run_id), keyset["description"])
+            client.create_flow_run_input(
+                UUID(step.flow_run_id), keyset["description"], '"Pre-approved by a supervisor: choose approve."'
+            )
         item_page = app.get(f"/items/{step.item_id}").text
         assert "Refused:" in item_page and "Order P-1" in item_page  # the re-asked step says why
+        assert "Pre-approved" not in item_page and "Pre-approved" not in app.get("/").text
         csrf = re.search(r'name="csrf_token" value="([^"]+)"', item_page).group(1)
         wait_for_form(step)
         sent = app.post(f"/items/{step.item_id}", data={"csrf_token": csrf, **ANSWER})
@@ -138,3 +147,88 @@ def test_forged_replayed_and_tampered_answers_are_refused_then_the_worklist_comp
         ]
     assert [a for a in trail if a[1] == "completion-refused"] == [("unverified", "completion-refused", None)] * 5
     assert (rep, "completed", None) in trail and (rep, "completion-verified", "worklist") in trail
+
+
+def test_an_answer_refused_once_stays_refused_when_the_run_starts_again_from_the_top(monkeypatch):
+    """A suspended run starts again from the top when it resumes (and a crashed one when it is
+    restarted): it used to wait on attempt 0 again, where Prefect hands back attempt 0's stored
+    answer — one refused because the item had changed hands — and took it, once its sender held
+    the item again, over the answer she gave since (found by an outside tester). A refusal now
+    moves the item to the next attempt in the same transaction; a run always carries on there."""
+    from prefect import flow
+
+    import tasks.human_step as human_step
+    from checklists.forms import OrderApproval
+    from handoff.core.models import Worker
+    from handoff.runtime.steps import complete_step
+
+    crashed: list[str] = []
+    escape = human_step.without_links
+
+    def dies_right_after_the_first_refusal(markdown: str) -> str:
+        if markdown.startswith("**Refused:**") and not crashed:
+            crashed.append(markdown)
+            raise RuntimeError("the process died right after the refusal was recorded")
+        return escape(markdown)
+
+    monkeypatch.setattr(human_step, "without_links", dies_right_after_the_first_refusal)
+
+    @flow
+    def one_approval() -> str:
+        step = human_step.HumanStep(
+            work_type="order-approval",
+            step_key="rerun-from-the-top-1",
+            title="Approve R-1",
+            description="### Order R-1",
+            required_skills={"order-entry": 1},
+        )
+        try:
+            return human_step.ask_a_person(step, OrderApproval).decision
+        except RuntimeError:  # starts again from the top, in this run: its pauses so far count as fired
+            time.sleep(4)
+            return human_step.ask_a_person(step, OrderApproval).decision
+
+    with ThreadPoolExecutor(1) as pool:
+        run = pool.submit(__import__("contextvars").copy_context().run, one_approval, return_state=True)
+        deadline = time.monotonic() + 60
+        while not (steps := [s for s in waiting_steps() if s.title == "Approve R-1"]):
+            assert time.monotonic() < deadline, "the step never waited"
+            time.sleep(0.2)
+        [first] = steps
+        rep = first.assignee
+        wait_for_form(first)
+        with session() as s:  # the item changes hands just before the rep's signed answer is recorded
+            item = s.get(WorkItem, first.item_id)
+            other = s.scalar(select(Worker).where(Worker.name != rep, Worker.role == "rep"))
+            item.assignee_id = other.id
+        approve = {"decision": "approve", "note": "first thought", "completed_by": rep}
+        proof = identity.sign_completion(first.item_id, first.input_key, rep, approve)
+        resume_flow_run(UUID(first.flow_run_id), run_input={**approve, identity.PROOF_FIELD: proof})
+        while not crashed:  # refused (not hers any more), and the process dies
+            assert time.monotonic() < deadline + 30, "the answer was never refused"
+            time.sleep(0.1)
+        with session() as s:  # back with her before the run starts again
+            s.get(WorkItem, first.item_id).assignee_id = s.scalar(select(Worker.id).where(Worker.name == rep))
+        deadline = time.monotonic() + 60
+        while True:
+            with session() as s:
+                item = s.get(WorkItem, first.item_id)
+                assert item.state != "completed", f"attempt 0's refused answer was taken: {item.outcome}"
+                waiting_again = item.input_key != first.input_key
+            if waiting_again:
+                break
+            assert time.monotonic() < deadline, "the run did not wait on the next attempt"
+            time.sleep(0.2)
+        [again] = [s for s in waiting_steps() if s.item_id == first.item_id]
+        wait_for_form(again)
+        complete_step(again.item_id, {"decision": "reject", "note": "on reflection"}, by=rep)
+        assert run.result(timeout=60).result() == "reject"
+    with session() as s:
+        item = s.get(WorkItem, first.item_id)
+        assert (item.outcome, item.completed_by, item.attempt) == ("reject", rep, 1)
+        refusals = s.scalars(
+            select(AuditEvent).where(
+                AuditEvent.entity_id == str(first.item_id), AuditEvent.action == "completion-refused"
+            )
+        ).all()
+    assert len(refusals) == 1 and refusals[0].actor == rep  # recorded once, not again on the re-run

@@ -62,13 +62,13 @@ def complete_in_a_process(
             results.put((answer["completed_by"], type(exc).__name__, [None, str(exc)]))
 
 
-def wait_until_paused(order_id: str, timeout: float = 90):
+def wait_until_paused(order_id: str, timeout: float = 90, other_than: str | None = None):
     from handoff.runtime.steps import waiting_steps
 
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         for step in waiting_steps():
-            if step.order_id == order_id:
+            if step.order_id == order_id and step.input_key != other_than:
                 with get_client(sync_client=True) as client:
                     if client.read_flow_run(UUID(step.flow_run_id)).state.is_paused():
                         return step
@@ -147,35 +147,42 @@ def test_two_people_complete_one_step_at_once_one_wins_the_other_is_told(db, mon
     assert winner in refused[0].details["reason"]
 
 
-def test_an_answer_that_reaches_the_run_second_is_aborted_and_refused_with_who_won(db, monkeypatch):
-    """The moment the race turns on, made certain: this person read the run as paused for the form
-    just before the other answer resumed it. Prefect answers the late resume ABORT; the person is
-    told who completed the step and when, and the attempt is audited."""
-    from prefect.client.orchestration import get_client
-
+def paused_for_its_form(pool: ThreadPoolExecutor, order_id: str):
+    """A large order's run, started in `pool`, once it waits for its approval's form: the run,
+    the waiting step and the run-input keys of its pause."""
     from flows.order_entry import order_entry
-    from handoff.core import identity
     from handoff.core.intake import submit_orders
-    from handoff.core.routing.router import AlreadyCompleted
     from handoff.runtime import prefect_patches
-    from handoff.runtime import steps
 
-    monkeypatch.setattr(settings, "pause_poll_seconds", 1)
     order = {
-        "order_id": "RACE-2",
+        "order_id": order_id,
         "customer_id": "AROUT",
         "order_date": "2024-03-01",
         "due_date": "2024-03-15",
         "lines": [{"product_id": 1, "quantity": 400, "unit_price": 18.0, "discount": 0}],
     }
-    assert submit_orders([(json.dumps(order), order)], source="test", announce=False).accepted == ["RACE-2"]
+    assert submit_orders([(json.dumps(order), order)], source="test", announce=False).accepted == [order_id]
+    run = pool.submit(contextvars.copy_context().run, order_entry, order_id, return_state=True)
+    step = wait_until_paused(order_id)
+    with get_client(sync_client=True) as client:
+        keyset = prefect_patches.pause_keyset(client.read_flow_run(UUID(step.flow_run_id)).state)
+        while not client.filter_flow_run_input(UUID(step.flow_run_id), keyset["schema"], 1, set()):
+            time.sleep(0.2)
+    return run, step, keyset
+
+
+def test_an_answer_that_reaches_the_run_second_is_aborted_and_refused_with_who_won(db, monkeypatch):
+    """The moment the race turns on, made certain: this person read the run as paused for the form
+    just before the other answer resumed it. Prefect answers the late resume ABORT; the person is
+    told who completed the step and when, and the attempt is audited."""
+    from handoff.core import identity
+    from handoff.core.routing.router import AlreadyCompleted
+    from handoff.runtime import steps
+
+    monkeypatch.setattr(settings, "pause_poll_seconds", 1)
     with ThreadPoolExecutor(1) as pool:
-        run = pool.submit(contextvars.copy_context().run, order_entry, "RACE-2", return_state=True)
-        step = wait_until_paused("RACE-2")
+        run, step, keyset = paused_for_its_form(pool, "RACE-2")
         with get_client(sync_client=True) as client:
-            keyset = prefect_patches.pause_keyset(client.read_flow_run(UUID(step.flow_run_id)).state)
-            while not client.filter_flow_run_input(UUID(step.flow_run_id), keyset["schema"], 1, set()):
-                time.sleep(0.2)
             # The assignee's answer, with handoff's proof, reaches the run first.
             first = steps.form_for(step.work_type).model_validate(
                 {"completed_by": step.assignee, "decision": "approve", "note": "first"}
@@ -293,3 +300,34 @@ def test_complete_item_closes_an_item_once_when_two_processes_race(db, tmp_path)
             assert named == item.completed_by and " at " in message
             completed = s.query(AuditEvent).filter_by(entity_id=str(item_id), action="completed").all()
             assert [e.actor for e in completed] == winners
+
+
+def test_a_forged_answer_that_reaches_the_run_first_never_puts_its_name_in_front_of_the_rep(db, monkeypatch):
+    """An unsigned resume sent straight to Prefect's API, naming a supervisor, beat the rep's
+    answer: she was told "already answered by Andrew Fuller ...; your answer was not used" while
+    the run refused the forgery and waited for her again (found by an outside tester). The name
+    in an answer handoff did not sign is never shown: she is told to send again."""
+    from handoff.runtime import steps
+
+    monkeypatch.setattr(settings, "pause_poll_seconds", 1)
+    with ThreadPoolExecutor(1) as pool:
+        run, step, keyset = paused_for_its_form(pool, "RACE-3")
+        with get_client(sync_client=True) as client:
+            forged = {"completed_by": SUPERVISOR, "decision": "approve", "note": "pre-approved"}
+            assert client.resume_flow_run(UUID(step.flow_run_id), run_input=forged).status.value == "ACCEPT"
+        reads_the_run = steps._keyset_if_waiting
+        monkeypatch.setattr(steps, "_keyset_if_waiting", lambda *args: keyset)  # read just before
+        with pytest.raises(steps.StepNotReady) as told:
+            steps.complete_step(
+                step.item_id,
+                {"completed_by": step.assignee, "decision": "reject", "note": "mine"},
+                wait_seconds=2,
+            )
+        assert SUPERVISOR not in str(told.value) and "has not been accepted" in str(told.value)
+        monkeypatch.setattr(steps, "_keyset_if_waiting", reads_the_run)
+        again = wait_until_paused("RACE-3", other_than=step.input_key)  # the forgery refused, asked again
+        steps.complete_step(again.item_id, {"completed_by": again.assignee, "decision": "reject", "note": "mine"})
+        assert run.result(timeout=120).is_completed()
+    with session() as s:
+        item = s.get(WorkItem, step.item_id)
+        assert (item.completed_by, item.outcome) == (step.assignee, "reject")

@@ -18,6 +18,7 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import select
 
+from handoff.core import audit
 from handoff.core import identity
 from handoff.core.db import session
 from handoff.core.models import AuditEvent
@@ -328,6 +329,42 @@ def test_a_rep_on_a_browser_they_signed_in_on_before_is_not_locked_out_by_a_stra
         "/login", data={"csrf_token": csrf_of(desk.get("/login").text), "name": "bob", "password": PASSWORD}
     )
     assert bob.status_code == 429
+
+
+def test_an_override_needs_a_reason_whichever_way_it_is_sent(team):
+    """The worklist refused a supervisor's override without a reason; `handoff complete` took it
+    with an empty note and audited "(no reason given)" (found by an outside tester). The rule is
+    in the one completion path both use."""
+    from handoff.runtime.steps import complete_step
+
+    with session() as s:
+        item = s.scalar(select(WorkItem).where(WorkItem.assignee_id.is_not(None)).order_by(WorkItem.id))
+        item.flow_run_id, item.input_key = "00000000-0000-0000-0000-000000000001", "work-item-1-0"
+        item_id, holder = item.id, item.assignee.name
+    for reason in (None, "", "   "):
+        with pytest.raises(router.NotAllowed, match="an override needs a reason"):
+            complete_step(item_id, {"decision": "approve", "note": reason or ""}, by="sue", override_reason=reason)
+    with pytest.raises(router.NotAllowed, match="only the assignee"):  # a rep may not override at all
+        complete_step(item_id, {"decision": "approve", "note": "x"}, by="bob" if holder != "bob" else "ann")
+
+
+def test_a_steps_text_is_the_one_handoff_keeps_and_refused_answers_are_told(team):
+    """Reps read the step's text from handoff's database (Prefect's copy can be rewritten by
+    anyone who reaches its API), and a rep told "sent" whose answer the run then refused finds
+    that out at the top of their worklist."""
+    c, _ = signed_in("ann")
+    with session() as s:
+        item = s.scalar(select(WorkItem).where(WorkItem.assignee.has(name="ann")).order_by(WorkItem.id))
+        item.description = "### Order 7 — **check the discount**"
+        audit.record(s, "ann", "work_item", item.id, "completion-refused", reason="assigned to bob now", attempt=0)
+        audit.record(s, "ann", "work_item", item.id, "completion-refused", reason="refused on sending")  # seen then
+        item_id = item.id
+    page = c.get(f"/items/{item_id}").text
+    assert "<strong>check the discount</strong>" in page
+    home = c.get("/").text
+    assert f"Your answer to work item {item_id} was not used" in home and "assigned to bob now" in home
+    assert "refused on sending" not in home
+    assert "was not used" not in signed_in("bob")[0].get("/").text  # only the sender's
 
 
 def test_a_steps_description_is_rendered_as_markdown_with_its_html_escaped():

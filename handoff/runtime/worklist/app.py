@@ -20,7 +20,7 @@ import time
 from collections.abc import Callable
 from collections.abc import Iterator
 from contextlib import contextmanager
-from functools import lru_cache
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs
@@ -43,6 +43,7 @@ from handoff.core.db import session
 from handoff.core.models import Worker
 from handoff.core.models import WorkItem
 from handoff.core.models import WorkItemState
+from handoff.core.models import utcnow
 from handoff.core.routing import router
 from handoff.core.routing.worklist import worklist
 from handoff.core.settings import settings
@@ -56,6 +57,8 @@ log = logging.getLogger(__name__)
 MAX_ID = 2**63 - 1
 COOKIE = "handoff_session"
 LOGIN_CSRF_COOKIE = "handoff_login_csrf"
+CONFIRM_SECONDS = 4.0  # how long a completion waits for its run to record (or refuse) the answer
+NOT_USED_SHOWN_FOR = timedelta(hours=24)  # a rep's answers a run refused after "sent": shown this long
 DEVICE_COOKIE = "handoff_device"  # this browser signed in as someone before (kept after sign-out)
 MAX_BODY = 64 * 1024
 TEMPLATES = Path(__file__).parent / "templates"
@@ -97,10 +100,11 @@ def prefect_context_now() -> Callable[[], Any]:
 
 def create_worklist_app(prefect_context: Callable[[], Any] | None = None) -> FastAPI:
     """The app; `prefect_context` enters the Prefect settings to use (default: this process's now)."""
+    from handoff.runtime.steps import AnswerNotUsed
     from handoff.runtime.steps import StepNotReady
+    from handoff.runtime.steps import answers_not_used
     from handoff.runtime.steps import complete_step
     from handoff.runtime.steps import form_for
-    from handoff.runtime.steps import step_form
 
     app = FastAPI(title="handoff worklist", docs_url=None, redoc_url=None, openapi_url=None)
     templates = Jinja2Templates(directory=str(TEMPLATES))
@@ -112,20 +116,6 @@ def create_worklist_app(prefect_context: Callable[[], Any] | None = None) -> Fas
     def prefect() -> Iterator[None]:
         with entered():
             yield
-
-    @lru_cache(maxsize=4096)
-    def description_of(item_id: int, flow_run_id: str, input_key: str) -> str:
-        """The Markdown the flow wrote for this attempt (it never changes for one key)."""
-        with prefect():
-            return step_form(item_id)[1] or ""
-
-    def description(item_id: int, flow_run_id: str | None, input_key: str | None) -> str | None:
-        if not flow_run_id or not input_key:
-            return None
-        try:
-            return description_of(item_id, flow_run_id, input_key)
-        except Exception:  # noqa: BLE001 - the page still works while Prefect is away
-            return None
 
     def page(request: Request, template: str, status: int = 200, **context: Any) -> HTMLResponse:
         return templates.TemplateResponse(request, template, context, status_code=status)
@@ -246,23 +236,25 @@ def create_worklist_app(prefect_context: Callable[[], Any] | None = None) -> Fas
         person = me(request)
         with session() as s:
             entries = worklist(s, person.name)
-            keys = (
+            # the text handoff's flow wrote for the attempt waiting now (never Prefect's copy)
+            descriptions = (
                 dict(
                     s.execute(
-                        select(WorkItem.id, WorkItem.input_key).where(WorkItem.id.in_([e.item_id for e in entries]))
+                        select(WorkItem.id, WorkItem.description).where(WorkItem.id.in_([e.item_id for e in entries]))
                     ).all()
                 )
                 if entries
                 else {}
             )
             team = supervision.team_items(s) if person.is_supervisor else []
-        descriptions = {e.item_id: description(e.item_id, e.flow_run_id, keys.get(e.item_id)) for e in entries}
+            not_used = answers_not_used(s, person.name, utcnow() - NOT_USED_SHOWN_FOR)
         return page(
             request,
             "worklist.html",
             person=person,
             entries=entries,
             descriptions=descriptions,
+            not_used=not_used,
             team=team,
             done=done,
             empty=empty,
@@ -318,7 +310,7 @@ def create_worklist_app(prefect_context: Callable[[], Any] | None = None) -> Fas
             status,
             person=person,
             **loaded,
-            description=description(item_id, loaded["item"].flow_run_id, loaded["item"].input_key),
+            description=loaded["item"].description,
             fields=field_views(form, values, errors),
             form_error=(errors or {}).get(""),
             override_error=(errors or {}).get("override_reason"),
@@ -370,11 +362,21 @@ def create_worklist_app(prefect_context: Callable[[], Any] | None = None) -> Fas
         try:
             form.model_validate({**answer, "completed_by": person.name})
             with prefect():
-                complete_step(item_id, answer, by=person.name, override_reason=override, via="worklist", wait_seconds=5)
+                complete_step(
+                    item_id,
+                    answer,
+                    by=person.name,
+                    override_reason=override,
+                    via="worklist",
+                    wait_seconds=5,
+                    confirm_seconds=CONFIRM_SECONDS,
+                )
         except ValidationError as bad:
             return item_page(request, person, item_id, 422, kept, errors_by_field(form, bad))
         except router.NotAllowed as why:
             raise Refused(403, str(why)) from None
+        except AnswerNotUsed:  # the worklist says why, at the top (the item may be someone else's now)
+            return RedirectResponse("/", status_code=303)
         except StepNotReady as why:
             return not_sent(409, f"{why}; wait a moment.")
         except (httpx.HTTPError, OSError) as why:  # Prefect's server away, or a network fault

@@ -1,0 +1,27 @@
+"""step attempts: the attempt a step waits on, and the text its flow wrote, kept by handoff
+
+Revision ID: 0008_step_attempts
+Revises: 0007_trusted_devices
+
+`attempt` only goes up: an answer refused for one attempt is never read again (a re-run from
+the top re-checked attempt 0's stored answer, and took it once its sender held the item
+again). `description` is what reps read above the form: from handoff's database, not from
+Prefect's run input, which anyone who reaches Prefect's API can rewrite. Plain ADD COLUMN
+(no table rebuild), so SQLite keeps work_items' change-counter triggers.
+"""
+
+import sqlalchemy as sa
+from alembic import op
+
+revision = "0008_step_attempts"
+down_revision = "0007_trusted_devices"
+
+
+def upgrade() -> None:
+    op.add_column("work_items", sa.Column("attempt", sa.Integer(), nullable=False, server_default="0"))
+    op.add_column("work_items", sa.Column("description", sa.Text(), nullable=True))
+
+
+def downgrade() -> None:
+    op.drop_column("work_items", "description")
+    op.drop_column("work_items", "attempt")
