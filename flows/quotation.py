@@ -57,8 +57,8 @@ def quotation(request_id: str, as_of: date | None = None) -> str:
 
     # 2. Price it from the catalogue
     quote = price_request(request_id, as_of)
-    if quote.state == "declined" and quote.unpriced:
-        return "declined"  # a product is not in the catalogue: sales is told (audit), nothing is sent
+    if quote.state == "declined":
+        return "declined"  # it cannot be quoted (a product unknown or no longer sold, too large): sales is told
 
     # 3. A discount above the threshold needs a manager; declined, the quote is revised within it
     if quote.state in ("priced", "awaiting-approval") and quote.discount > settings.discount_approval_threshold:

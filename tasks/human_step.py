@@ -195,7 +195,7 @@ def record_completion(item_id: int, answer: dict, attempt: int) -> str | None:
                 attempt=attempt,
                 **getattr(refused, "details", {}),
             )
-            item.attempt = attempt + 1
+            item.attempt, item.answer_sent_at = attempt + 1, None  # nothing of this attempt is on its way now
             return str(refused)
 
 

@@ -14,7 +14,9 @@ from sqlalchemy.orm import Session
 
 from handoff.core import audit
 from handoff.core import quotes
+from handoff.core import sla
 from handoff.core.db import session
+from handoff.core.intake.contract import MAX_ORDER_TOTAL
 from handoff.core.models import Order
 from handoff.core.models import Product
 from handoff.core.models import Quote
@@ -70,7 +72,7 @@ def price_quote(order_id: str) -> PricedQuote:
                 list_total=round(list_total, 2),
                 total=round(total, 2),
                 discount=round(1 - total / list_total, 4) if list_total else 0.0,
-                valid_until=date.today() + timedelta(days=settings.quote_valid_days),
+                valid_until=sla.business_today() + timedelta(days=settings.quote_valid_days),
                 status="draft",
             )
             s.add(existing)
@@ -107,7 +109,7 @@ def set_quote_status(quote_id: str, status: str, by: str, crm_ref: str | None = 
 @record_step
 def expire_quotes(today: date | None = None) -> int:
     """Quotes past their validity are expired; returns how many (requests' quotes with them)."""
-    today = today or date.today()
+    today = today or sla.business_today()
     requests_expired = quotes.expire_due_quotes(today)
     with session() as s:
         expired = s.scalars(
@@ -129,7 +131,7 @@ QUOTATION_DEPLOYMENT = "quotation/quotation"
 def quotes_to_follow_up(today: date | None = None) -> list[str]:
     """Requests whose quote is with the customer and whose follow-up call is due (or whose
     validity ended): their quotation runs again, to push the call or expire the quote."""
-    today = today or date.today()
+    today = today or sla.business_today()
     soon = today + timedelta(days=settings.quote_follow_up_days)
     with session() as s:
         return list(
@@ -170,7 +172,7 @@ class RequestQuote(BaseModel):
     total: float
     discount: float
     valid_until: date | None
-    unpriced: list[int]  # products not in the catalogue: the request cannot be priced
+    unpriced: list[int]  # products that cannot be quoted (not in the catalogue, or no longer sold)
     order_id: str | None
 
 
@@ -190,6 +192,21 @@ def _priced(catalogue: dict[int, Product], lines: list[dict]) -> tuple[list[dict
         list_total += l["quantity"] * price
         total += round(l["quantity"] * price * (1 - l.get("discount", 0.0)), 2)
     return priced, round(list_total, 2), round(total, 2)
+
+
+def _why_not_quotable(catalogue: dict[int, Product], lines: list[dict]) -> tuple[str, list[int]] | None:
+    """Why these lines cannot be quoted (and the products that are why), or None: a quote is a
+    promise, and one the customer accepts must become an order (order intake's limits)."""
+    unknown = sorted({l["product_id"] for l in lines if l["product_id"] not in catalogue})
+    if unknown:
+        return f"not in the catalogue: {unknown}", unknown
+    gone = sorted({l["product_id"] for l in lines if catalogue[l["product_id"]].discontinued})
+    if gone:
+        return f"no longer sold: {gone}", gone
+    total = _priced(catalogue, lines)[2]
+    if total > MAX_ORDER_TOTAL:
+        return f"it comes to {total:,.2f}, more than one order may be ({MAX_ORDER_TOTAL:,.0f}): split the request", []
+    return None
 
 
 def _add_version(
@@ -249,18 +266,17 @@ def take_request(request_id: str, flow_run_id: str | None) -> None:
 @record_step(task_run_name="price-request-{request_id}")
 def price_request(request_id: str, today: date | None = None) -> RequestQuote:
     """Price the request from the catalogue as version 1 of its quote (once: a re-run reads it)."""
-    today = today or date.today()
+    today = today or sla.business_today()
     with session() as s:
         request = s.get(QuoteRequest, request_id)
         if request.status != QuoteState.REQUESTED or quotes.current_quote(s, request_id) is not None:
             return _request_view(s, request)
         catalogue = {p.id: p for p in s.scalars(select(Product))}
-        unknown = sorted({l["product_id"] for l in request.lines if l["product_id"] not in catalogue})
-        if unknown:
-            quotes.set_state(
-                s, request, QuoteState.DECLINED, "system:quotation", reason=f"not in the catalogue: {unknown}"
-            )
-            return _request_view(s, request, unpriced=unknown)
+        cannot = _why_not_quotable(catalogue, request.lines)
+        if cannot is not None:
+            why, products = cannot
+            quotes.set_state(s, request, QuoteState.DECLINED, "system:quotation", reason=why)
+            return _request_view(s, request, unpriced=products)
         total = _add_version(s, request, 1, catalogue, request.lines, today)
         quotes.set_state(s, request, QuoteState.PRICED, "system:quotation", total=total)
         return _request_view(s, request)
@@ -270,7 +286,7 @@ def price_request(request_id: str, today: date | None = None) -> RequestQuote:
 def revise_within_threshold(request_id: str, by: str, today: date | None = None) -> RequestQuote:
     """A new version of the quote with every line's discount capped at the approval threshold;
     the version before is kept, superseded. Once: a re-run finds the revision made."""
-    today = today or date.today()
+    today = today or sla.business_today()
     cap = settings.discount_approval_threshold
     with session() as s:
         request = s.get(QuoteRequest, request_id)
@@ -287,6 +303,10 @@ def revise_within_threshold(request_id: str, by: str, today: date | None = None)
             return _request_view(s, request)
         catalogue = {p.id: p for p in s.scalars(select(Product))}
         capped = [{**l, "discount": min(l["discount"], cap)} for l in before.lines]
+        cannot = _why_not_quotable(catalogue, capped)  # less discount: it may now be too large an order
+        if cannot is not None:
+            quotes.set_state(s, request, QuoteState.DECLINED, by, reason=cannot[0])
+            return _request_view(s, request, unpriced=cannot[1])
         before.status = QuoteState.SUPERSEDED
         total = _add_version(s, request, before.version + 1, catalogue, capped, today)
         quotes.set_state(s, request, QuoteState.PRICED, by, revised_from=before.id, total=total)
@@ -321,7 +341,7 @@ def record_approval(request_id: str, by: str) -> None:
 @record_step(task_run_name="customer-answer-{request_id}")
 def customer_answer(request_id: str, today: date | None = None) -> RequestQuote:
     """Where the quote stands with the customer; a quote past its validity expires here."""
-    today = today or date.today()
+    today = today or sla.business_today()
     with session() as s:
         request = s.get(QuoteRequest, request_id)
         q = quotes.current_quote(s, request_id)
@@ -332,7 +352,7 @@ def customer_answer(request_id: str, today: date | None = None) -> RequestQuote:
 
 def follow_up_is_due(quote: RequestQuote, today: date | None = None) -> bool:
     """A rep calls the customer from HANDOFF_QUOTE_FOLLOW_UP_DAYS before the validity end."""
-    today = today or date.today()
+    today = today or sla.business_today()
     return quote.valid_until is not None and today >= quote.valid_until - timedelta(days=settings.quote_follow_up_days)
 
 

@@ -27,7 +27,9 @@ from sqlalchemy import update
 from sqlalchemy.orm import Session
 
 from handoff.core import audit
+from handoff.core import sla
 from handoff.core.db import session
+from handoff.core.intake.contract import check_order
 from handoff.core.intake.door import QUOTE_ORDER_PREFIX
 from handoff.core.intake.door import QUOTE_SOURCE
 from handoff.core.intake.door import Announcer
@@ -39,6 +41,7 @@ from handoff.core.models import QuoteState
 from handoff.core.models import WorkItem
 from handoff.core.models import utcnow
 from handoff.core.routing import lifecycle
+from handoff.core.routing.claims import one_router_at_a_time
 
 ORDER_PREFIX = QUOTE_ORDER_PREFIX
 FOLLOW_UP_CALL = "quote-follow-up"  # the work type of the call after the offer (flows/quotation.py)
@@ -110,7 +113,7 @@ def answer_quote(
     is told the same order. Another answer after the first is refused with what the quote is;
     so is an answer to a quote not sent yet, or past its validity (which expires it)."""
     wanted = QuoteState.ACCEPTED if accept else QuoteState.DECLINED
-    today = today or date.today()
+    today = today or sla.business_today()
     with session() as s:
         _take_write_lock(s)
         request = s.get(QuoteRequest, request_id)
@@ -120,6 +123,16 @@ def answer_quote(
         if request.status == QuoteState.SENT and quote is not None and quote.valid_until < today:
             expire(s, request, today)
         won = 0
+        if request.status == QuoteState.SENT and _a_call_answer_on_its_way(s, request_id):
+            raise AnswerRefused(
+                f"quote {request_id}: a rep has just sent the customer's answer from the follow-up call; "
+                "it was given first and is being recorded, so this answer is not"
+            )
+        if request.status == QuoteState.SENT and wanted == QuoteState.ACCEPTED and quote is not None:
+            _, problems = check_order(_order_data(request, quote, today))
+            if problems:  # accepted, it would be stuck with no order: refused while it can still be re-quoted
+                reasons = "; ".join(f"{r['field']}: {r['message']}" for r in problems)
+                raise AnswerRefused(f"quote {request_id} cannot become an order ({reasons}); ask sales for a new quote")
         if request.status == QuoteState.SENT:
             won = cast(
                 CursorResult,
@@ -143,16 +156,32 @@ def answer_quote(
     return Answered(request_id, str(wanted), order_id, again=not won)
 
 
+def _open_calls(s: Session, request_id: str) -> list[WorkItem]:
+    """The follow-up calls still open for any version of the request's quote, as they stand
+    with this transaction holding the routing turn: every writer of work items takes that turn
+    first (PostgreSQL: migration 0003's trigger; SQLite: one writer), so none can change them,
+    or mark an answer on its way, until this transaction ends."""
+    one_router_at_a_time(s)
+    quote_ids = s.scalars(select(Quote.id).where(Quote.request_id == request_id)).all()
+    step_keys = [follow_up_call_key(quote_id) for quote_id in quote_ids]
+    return list(
+        s.scalars(select(WorkItem).where(WorkItem.step_key.in_(step_keys), WorkItem.state.in_(lifecycle.ACTIVE)))
+    )
+
+
+def _a_call_answer_on_its_way(s: Session, request_id: str) -> bool:
+    """A rep has sent the customer's answer from the follow-up call, and its run has not
+    recorded it yet (a suspended run can take minutes to resume): that answer was first."""
+    return any(lifecycle.answer_in_flight(call) for call in _open_calls(s, request_id))
+
+
 def cancel_open_calls(s: Session, request_id: str, reason: str) -> list[int]:
     """The customer has answered: a follow-up call still open to ask them is no longer needed.
     It leaves the rep's worklist at once (and frees their capacity); sla-watch ends the run that
     waited on it (tasks/stranded.py). A rep who completed the call first keeps their answer."""
-    quote_ids = s.scalars(select(Quote.id).where(Quote.request_id == request_id)).all()
-    step_keys = [follow_up_call_key(quote_id) for quote_id in quote_ids]
-    open_calls = s.scalars(
-        select(WorkItem.id).where(WorkItem.step_key.in_(step_keys), WorkItem.state.in_(lifecycle.ACTIVE))
-    ).all()
-    return [item_id for item_id in open_calls if lifecycle.cancel_item(s, item_id, "system:quotation", reason)]
+    return [
+        call.id for call in _open_calls(s, request_id) if lifecycle.cancel_item(s, call.id, "system:quotation", reason)
+    ]
 
 
 def refusal(request_id: str, state: str, wanted: str, at: Any, by: str | None) -> str:
@@ -176,23 +205,7 @@ def order_from_quote(request_id: str, announce: Announcer | None = None) -> str:
         quote = current_quote(s, request_id)
         if request is None or quote is None or request.status != QuoteState.ACCEPTED:
             raise AnswerRefused(f"quote {request_id} is not accepted; it does not become an order")
-        answered = (request.answered_at or utcnow()).date()
-        data = {
-            "order_id": order_id,
-            "customer_id": request.customer_id,
-            "order_date": answered.isoformat(),
-            "due_date": request.due_date.isoformat(),
-            "total": quote.total,
-            "lines": [
-                {
-                    "product_id": l["product_id"],
-                    "quantity": l["quantity"],
-                    "unit_price": l["unit_price"],
-                    "discount": l["discount"],
-                }
-                for l in quote.lines
-            ],
-        }
+        data = _order_data(request, quote, sla.business_today(request.answered_at))  # dated the day of the yes
     result = submit_orders([(json.dumps(data), data)], source=f"{QUOTE_SOURCE}{request_id}", announce=announce)
     if result.quarantined:
         reasons = "; ".join(f"{r['field']}: {r['message']}" for q in result.quarantined for r in q.reasons)
@@ -201,6 +214,27 @@ def order_from_quote(request_id: str, announce: Announcer | None = None) -> str:
         s.execute(update(QuoteRequest).where(QuoteRequest.id == request_id).values(order_id=order_id))
         s.execute(update(Quote).where(Quote.id == quote.id).values(order_id=order_id))
     return order_id
+
+
+def _order_data(request: QuoteRequest, quote: Quote, day: date) -> dict[str, Any]:
+    """The order an accepted quote becomes, as order intake takes it: the quote's lines at the
+    quoted prices, ordered on `day`, due when the customer wanted delivery."""
+    return {
+        "order_id": order_id_for(request.id),
+        "customer_id": request.customer_id,
+        "order_date": day.isoformat(),
+        "due_date": request.due_date.isoformat(),
+        "total": quote.total,
+        "lines": [
+            {
+                "product_id": l["product_id"],
+                "quantity": l["quantity"],
+                "unit_price": l["unit_price"],
+                "discount": l["discount"],
+            }
+            for l in quote.lines
+        ],
+    }
 
 
 def accepted_quote_of(s: Session, order_id: str) -> Quote | None:
@@ -224,7 +258,7 @@ def expire(s: Session, request: QuoteRequest, today: date) -> None:
 def expire_due_quotes(today: date | None = None) -> list[str]:
     """Quotations still with the customer past their validity end expire; returns their ids.
     (Orders' own quotes, which have no request, expire as before: tasks/quotes.expire_quotes.)"""
-    today = today or date.today()
+    today = today or sla.business_today()
     with session() as s:
         _take_write_lock(s)
         expired = []

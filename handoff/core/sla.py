@@ -44,6 +44,7 @@ from sqlalchemy.orm import Session
 from handoff.core import work_types
 from handoff.core.models import WorkItem
 from handoff.core.models import WorkItemState
+from handoff.core.models import utcnow
 from handoff.core.routing.eligibility import as_utc_naive
 from handoff.core.routing.eligibility import parse_hhmm
 from handoff.core.routing.eligibility import parse_work_days
@@ -188,6 +189,10 @@ class BusinessClock:
     def _local_date(self, utc_naive: datetime) -> date:
         return utc_naive.replace(tzinfo=UTC).astimezone(self.tz).date()
 
+    def date_of(self, at: datetime) -> date:
+        """The local calendar date at a moment (naive UTC or aware)."""
+        return self._local_date(as_utc_naive(at))
+
     def seconds_between(self, a: datetime, b: datetime) -> float:
         """Business seconds from a to b (negative when b is before a)."""
         a, b = as_utc_naive(a), as_utc_naive(b)
@@ -292,6 +297,14 @@ def clock() -> BusinessClock:
 def business_seconds_between(a: datetime, b: datetime) -> float:
     """Business seconds from a to b on the configured clock (negative if b < a)."""
     return clock().seconds_between(a, b)
+
+
+def business_today(at: datetime | None = None) -> date:
+    """The date in the business's time zone (now, or at `at`): the day quotes are valid through,
+    expire after, and orders from them are dated. The machine's own date (`date.today()`) was
+    used beside UTC dates: a quote accepted in its last valid hours could be refused as expired,
+    and its order dated the day before the request."""
+    return clock().date_of(at if at is not None else utcnow())
 
 
 def promised_by(day: date) -> datetime:

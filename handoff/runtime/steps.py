@@ -14,6 +14,7 @@ from uuid import UUID
 
 from pydantic import ValidationError
 from sqlalchemy import select
+from sqlalchemy import update
 
 from checklists.forms import FORMS
 from checklists.forms import StepForm
@@ -23,7 +24,9 @@ from handoff.core.db import session
 from handoff.core.models import AuditEvent
 from handoff.core.models import WorkItem
 from handoff.core.models import WorkItemState
+from handoff.core.models import utcnow
 from handoff.core.routing import router
+from handoff.core.routing.claims import ACTIVE
 from handoff.runtime import prefect_patches
 
 
@@ -144,22 +147,60 @@ def complete_step(
                 "and an override needs a reason (--override-reason, or the note)"
             )
     run_id = UUID(flow_run_id)
-    with get_client(sync_client=True) as client:
-        keyset = _wait_for_the_form(client, item_id, person, run_id, input_key, wait_seconds)
-        proof = identity.sign_completion(item_id, input_key, person, answer, override=override, via=via)
-        result = client.resume_flow_run(run_id, run_input={**answer, identity.PROOF_FIELD: proof})
-        if result.status == SetStateStatus.ACCEPT:
+    sent_at = _mark_on_its_way(item_id, attempt, person)
+    delivered = False
+    try:
+        with get_client(sync_client=True) as client:
+            keyset = _wait_for_the_form(client, item_id, person, run_id, input_key, wait_seconds)
+            proof = identity.sign_completion(item_id, input_key, person, answer, override=override, via=via)
+            result = client.resume_flow_run(run_id, run_input={**answer, identity.PROOF_FIELD: proof})
+            if result.status == SetStateStatus.ACCEPT:
+                delivered = True
+                return _confirm(item_id, attempt, confirm_seconds)
+            if result.status == SetStateStatus.REJECT:
+                reason = result.details.reason if result.details else "no reason given"
+                raise StepNotReady(f"work item {item_id}: Prefect refused the answer: {reason}")
+            first = _answer_taken(client, run_id, keyset)
+        # ABORT: the run was no longer paused. Our own answer (a retried request whose first try
+        # went through) is a success; anyone else's means this one came second.
+        if first is not None and {k: v for k, v in first[0].items() if k != identity.PROOF_FIELD} == answer:
+            delivered = True
             return _confirm(item_id, attempt, confirm_seconds)
-        if result.status == SetStateStatus.REJECT:
-            reason = result.details.reason if result.details else "no reason given"
-            raise StepNotReady(f"work item {item_id}: Prefect refused the answer: {reason}")
-        first = _answer_taken(client, run_id, keyset)
-    # ABORT: the run was no longer paused. Our own answer (a retried request whose first try
-    # went through) is a success; anyone else's means this one came second.
-    if first is not None and {k: v for k, v in first[0].items() if k != identity.PROOF_FIELD} == answer:
-        return _confirm(item_id, attempt, confirm_seconds)
-    _lost_the_race(item_id, person, wait_seconds)
-    return False  # not reached: _lost_the_race always raises
+        _lost_the_race(item_id, person, wait_seconds)
+        return False  # not reached: _lost_the_race always raises
+    finally:
+        if not delivered:  # it never reached the run: nothing is on its way any more
+            with session() as s:
+                s.execute(
+                    update(WorkItem)
+                    .where(WorkItem.id == item_id, WorkItem.answer_sent_at == sent_at)
+                    .values(answer_sent_at=None)
+                )
+
+
+def _mark_on_its_way(item_id: int, attempt: int, person: str) -> datetime:
+    """Note, before the run is resumed, that an answer to this attempt is on its way
+    (lifecycle.answer_in_flight): another channel's answer meanwhile comes second. Conditional
+    on the item still waiting on that attempt: one cancelled or answered since is refused."""
+    sent_at = utcnow()
+    with session() as s:
+        marked = s.execute(
+            update(WorkItem)
+            .where(WorkItem.id == item_id, WorkItem.state.in_(ACTIVE), WorkItem.attempt == attempt)
+            .values(answer_sent_at=sent_at)
+            .execution_options(synchronize_session=False)
+        ).rowcount
+        if not marked:
+            item = s.get(WorkItem, item_id, populate_existing=True)
+            if item.state == WorkItemState.COMPLETED:
+                refusal: Exception = router.AlreadyCompleted(item)
+            else:
+                refusal = router.NotAllowed(f"work item {item_id} is {item.state} now; your answer was not sent")
+        else:
+            refusal = None
+    if refusal is not None:
+        _refuse(item_id, person, refusal)
+    return sent_at
 
 
 def _confirm(item_id: int, attempt: int, seconds: float) -> bool:

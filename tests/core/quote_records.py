@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from datetime import date
 from datetime import timedelta
 
 from handoff.core.db import session
@@ -11,6 +10,7 @@ from handoff.core.intake import submit_quote_requests
 from handoff.core.models import Quote
 from handoff.core.models import QuoteRequest
 from handoff.core.models import QuoteState
+from handoff.core.sla import business_today
 
 
 def requested(request_id: str) -> None:
@@ -40,7 +40,7 @@ def sent_quote(request_id: str, valid_days: int = 30) -> None:
                 discount=0.05,
                 total=171.0,
                 status=QuoteState.SENT,
-                valid_until=date.today() + timedelta(days=valid_days),
+                valid_until=business_today() + timedelta(days=valid_days),
             )
         )
         s.get(QuoteRequest, request_id).status = QuoteState.SENT

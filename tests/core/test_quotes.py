@@ -6,8 +6,8 @@ from __future__ import annotations
 
 import json
 import multiprocessing
+import re
 import threading
-from datetime import date
 from datetime import timedelta
 
 import pytest
@@ -33,6 +33,7 @@ from handoff.core.quotes import expire_due_quotes
 from handoff.core.quotes import follow_up_call_key
 from handoff.core.routing.lifecycle import NotAllowed
 from handoff.core.routing.lifecycle import complete_item
+from handoff.core.sla import business_today
 
 BOTH_DATABASES = pytest.mark.parametrize("db", ["sqlite", "postgres"], indirect=True)
 ROUNDS = 6
@@ -109,8 +110,8 @@ def test_answers_that_cannot_be_taken_are_refused_with_why(db):
 
 def test_quotes_past_their_validity_expire(db):
     sent_quote("A-5", valid_days=1)
-    assert expire_due_quotes(date.today() + timedelta(days=1)) == []
-    assert expire_due_quotes(date.today() + timedelta(days=2)) == ["A-5"]
+    assert expire_due_quotes(business_today() + timedelta(days=1)) == []
+    assert expire_due_quotes(business_today() + timedelta(days=2)) == ["A-5"]
     with session() as s:
         assert s.get(QuoteRequest, "A-5").status == s.get(Quote, "RFQ-A-5-v1").status == "expired"
 
@@ -273,3 +274,115 @@ def test_an_accepted_quote_whose_order_could_not_be_made_is_a_problem_case(db):
         ]
     assert soon == []  # its order may still be on its way
     assert later and later[0].problems == ["accepted quote without its order"]
+
+
+def test_the_customer_s_answer_on_the_call_sent_first_is_not_overtaken_by_one_through_the_crm(db, reps):
+    """A rep sent the customer's decline from the follow-up call; before the (suspended) run
+    recorded it, the customer's acceptance came through the CRM, won, cancelled the call and
+    made an order — the decline lost (found by an outside tester). An answer on its way is
+    first: the CRM's is refused, the call stays; once the rep's answer is refused by its run,
+    or a mark is stale (its sender died before sending), the CRM's answer is taken again."""
+    from handoff.core.routing.lifecycle import ANSWER_IN_FLIGHT
+
+    with session() as s:
+        rep = s.scalars(select(Worker).where(Worker.role != "supervisor")).first()
+        s.expunge(rep)
+    sent_quote("F-1")
+    call = a_follow_up_call("F-1", rep)
+    with session() as s:
+        s.get(WorkItem, call).answer_sent_at = utcnow()  # as handoff.runtime.steps marks it, before resuming
+    with pytest.raises(AnswerRefused, match="a rep has just sent the customer's answer"):
+        answer_quote("F-1", accept=True, by="http")
+    with session() as s:
+        assert s.get(QuoteRequest, "F-1").status == "sent" and s.get(WorkItem, call).state == WorkItemState.ASSIGNED
+        assert s.scalar(select(func.count()).select_from(Order)) == 0
+        s.get(WorkItem, call).answer_sent_at = utcnow() - ANSWER_IN_FLIGHT - timedelta(seconds=1)
+    assert answer_quote("F-1", accept=True, by="http").order_id == "RFQ-F-1"
+    with session() as s:
+        assert s.get(WorkItem, call).state == WorkItemState.CANCELLED
+
+
+def test_a_quote_that_could_not_become_an_order_cannot_be_accepted_into_limbo(db):
+    """Accepted first and refused by order intake after, a too-large quote stayed accepted with
+    no order, for good. The would-be order is checked before the acceptance is recorded; the
+    quote stays with the customer, to be re-quoted."""
+    sent_quote("BIG-1")
+    with session() as s:
+        quote = s.get(Quote, "RFQ-BIG-1-v1")
+        quote.lines = [{"product_id": 38, "quantity": 100_000, "unit_price": 263.5, "discount": 0.0}] * 40
+        quote.total = 1_054_000_000.0
+    with pytest.raises(AnswerRefused, match="cannot become an order.*new quote"):
+        answer_quote("BIG-1", accept=True, by="http")
+    with session() as s:
+        assert s.get(QuoteRequest, "BIG-1").status == "sent"
+    assert answer_quote("BIG-1", accept=False, by="http").state == "declined"  # it can still be answered
+
+
+def test_a_quote_s_days_are_the_business_s_days_wherever_the_machine_is(db, monkeypatch):
+    """Validity and expiry used the machine's date, the order's date the UTC one: with the
+    business in Kiritimati (UTC+14), an order from a quote accepted at once was dated the day
+    before its request. One calendar: the business's time zone."""
+    from datetime import date
+    from datetime import datetime
+
+    from handoff.core import sla
+
+    monkeypatch.setenv(sla.ENV_VAR, json.dumps({"business_hours": {"timezone": "Pacific/Kiritimati"}}))
+    sla.reload_config()
+    try:
+        assert sla.business_today(datetime(2026, 11, 30, 12, 0)) == date(2026, 12, 1)
+        sent_quote("TZ-1")
+        with session() as s:
+            s.get(Quote, "RFQ-TZ-1-v1").valid_until = sla.business_today()
+        answered = answer_quote("TZ-1", accept=True, by="http")  # on its last valid day there: taken
+        with session() as s:
+            request = s.get(QuoteRequest, "TZ-1")
+            assert s.get(Order, answered.order_id).order_date == sla.business_today(request.answered_at)
+    finally:
+        monkeypatch.delenv(sla.ENV_VAR)
+        sla.reload_config()
+
+
+def rfq(request_id: str, lines: list[dict]) -> list:
+    """Submit a request for quotation with these lines; what intake accepted."""
+    data = {
+        "request_id": request_id,
+        "customer_id": "ALFKI",
+        "request_date": "2030-03-01",
+        "due_date": "2030-04-15",
+        "lines": lines,
+    }
+    return submit_quote_requests([(json.dumps(data), data)], source="test", announce=False).accepted
+
+
+@pytest.mark.parametrize(
+    ("lines", "why"),
+    [
+        ([{"product_id": 29, "quantity": 5}], r"no longer sold: \[29\]"),  # discontinued in Northwind
+        ([{"product_id": 38, "quantity": 100_000}] * 40, "more than one order may be"),
+    ],
+)
+def test_a_request_that_could_never_become_an_order_is_declined_when_priced(db, catalogue, lines, why):
+    """A discontinued product was quoted, sent and ordered; a 1,054,000,000 quote was sent and
+    then could not become an order. Both are declined at pricing, with the reason for sales."""
+    from tasks.quotes import price_request
+
+    assert rfq("NO-1", lines) == ["NO-1"]
+    quote = price_request.fn("NO-1")
+    assert quote.state == "declined" and quote.quote_id is None
+    with session() as s:
+        event = s.scalars(
+            select(AuditEvent).where(AuditEvent.entity_id == "NO-1").order_by(AuditEvent.id.desc())
+        ).first()
+    assert event.to_state == "declined" and re.search(why, event.details["reason"])
+
+
+def test_a_request_cannot_ask_for_a_whole_line_free(db):
+    """The RFQ contract took a discount of 1 that the CRM refuses: the manager approved it and
+    the quotation then failed on every run. A quote gives nothing away whole."""
+    from handoff.core.models import Quarantine
+
+    assert rfq("FREE-1", [{"product_id": 1, "quantity": 5, "discount": 1.0}]) == []
+    with session() as s:
+        assert "discount" in json.dumps(s.scalars(select(Quarantine)).all()[-1].reasons)
+    assert rfq("FREE-2", [{"product_id": 1, "quantity": 5, "discount": 0.99}]) == ["FREE-2"]

@@ -208,7 +208,8 @@ def test_an_answer_refused_once_stays_refused_when_the_run_starts_again_from_the
             assert time.monotonic() < deadline + 30, "the answer was never refused"
             time.sleep(0.1)
         with session() as s:  # back with her before the run starts again
-            s.get(WorkItem, first.item_id).assignee_id = s.scalar(select(Worker.id).where(Worker.name == rep))
+            item = s.get(WorkItem, first.item_id)
+            item.assignee_id = s.scalar(select(Worker.id).where(Worker.name == rep))
         deadline = time.monotonic() + 60
         while True:
             with session() as s:
@@ -221,6 +222,8 @@ def test_an_answer_refused_once_stays_refused_when_the_run_starts_again_from_the
             time.sleep(0.2)
         [again] = [s for s in waiting_steps() if s.item_id == first.item_id]
         wait_for_form(again)
+        with session() as s:  # the refused answer is no longer on its way
+            assert s.get(WorkItem, first.item_id).answer_sent_at is None
         complete_step(again.item_id, {"decision": "reject", "note": "on reflection"}, by=rep)
         assert run.result(timeout=60).result() == "reject"
     with session() as s:

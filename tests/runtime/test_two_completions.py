@@ -324,6 +324,8 @@ def test_a_forged_answer_that_reaches_the_run_first_never_puts_its_name_in_front
                 wait_seconds=2,
             )
         assert SUPERVISOR not in str(told.value) and "has not been accepted" in str(told.value)
+        with session() as s:  # not delivered: nothing of hers is on its way (a customer may answer)
+            assert s.get(WorkItem, step.item_id).answer_sent_at is None
         monkeypatch.setattr(steps, "_keyset_if_waiting", reads_the_run)
         again = wait_until_paused("RACE-3", other_than=step.input_key)  # the forgery refused, asked again
         steps.complete_step(again.item_id, {"completed_by": again.assignee, "decision": "reject", "note": "mine"})

@@ -155,8 +155,8 @@ class QuoteRequestLineIn(BaseModel):
 
     product_id: int = Field(gt=0, le=MAX_PRODUCT_ID, description="Catalogue product id.")
     quantity: int = Field(gt=0, le=MAX_QUANTITY, description="Units asked for, a whole number.")
-    discount: float = Field(
-        0.0, ge=0, le=1, allow_inf_nan=False, description="Share off the catalogue price sales asks for, 0 to 1."
+    discount: float = Field(  # below 1: a quote gives nothing away whole (the CRM refuses a 100 % line)
+        0.0, ge=0, lt=1, allow_inf_nan=False, description="Share off the catalogue price sales asks for, 0 to below 1."
     )
 
 

@@ -15,6 +15,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from dataclasses import field
 from datetime import datetime
+from datetime import timedelta
 from typing import cast
 
 from sqlalchemy import CursorResult
@@ -181,6 +182,19 @@ def reclaim_item(s: Session, item_id: int, reason: str, now: datetime | None = N
         reason=reason,
     )
     return True
+
+
+ANSWER_IN_FLIGHT = timedelta(minutes=15)  # a sent answer not recorded by then is taken as lost
+
+
+def answer_in_flight(item: WorkItem, now: datetime | None = None) -> bool:
+    """A rep's answer to this item is on its way to its run: sent (handoff.runtime.steps marks
+    it before resuming the run), not yet recorded or refused. A run can take minutes to resume,
+    and an answer through another channel meanwhile (the customer's own, to a quote) comes
+    second, not first. A mark older than ANSWER_IN_FLIGHT is taken as an answer that never
+    left (its sender died before sending)."""
+    now = as_utc_naive(now or utcnow())
+    return item.state in ACTIVE and item.answer_sent_at is not None and item.answer_sent_at > now - ANSWER_IN_FLIGHT
 
 
 def cancel_item(s: Session, item_id: int, by: str, reason: str, now: datetime | None = None) -> bool:
