@@ -138,8 +138,8 @@ def approval_description(order: OrderView, findings: Findings, reasons: list[str
 **Checklist — warnings**
 {bullet(findings.warnings)}
 
-Approve to accept the order, or reject it with a reason for sales. Fill in your name: only the
-assignee or a supervisor may complete this step.
+Approve to accept the order, or reject it with a reason for sales. Only the assignee, or a
+supervisor saying why, may complete this step: signed in, in the worklist or with `handoff complete`.
 """
 
 
