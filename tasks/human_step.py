@@ -78,6 +78,7 @@ class OpenedItem:
     answer: dict | None  # set when the step was already completed (a re-run)
     attempt: int = 0  # the attempt to wait on: earlier ones were refused, and stay refused
     description: str | None = None  # the text shown for that attempt (with why the last was refused)
+    sent_answer: dict | None = None  # an answer to that attempt sent to an earlier run, never recorded
 
 
 def slug(text: str) -> str:
@@ -131,7 +132,10 @@ def open_work_item(step: HumanStep, flow_run_id: str | None) -> OpenedItem:
         s.refresh(item)
         if item.state == WorkItemState.COMPLETED:
             return OpenedItem(item.id, item.completed_by, item.answer or {})
-        return OpenedItem(item.id, item.assignee.name if item.assignee else None, None, item.attempt, item.description)
+        sent = item.sent_answer if item.answer_sent_at is not None else None
+        return OpenedItem(
+            item.id, item.assignee.name if item.assignee else None, None, item.attempt, item.description, sent
+        )
 
 
 @record_step(task_run_name="label-waiting-run-{item_id}")
@@ -180,9 +184,13 @@ def record_completion(item_id: int, answer: dict, attempt: int) -> str | None:
         item = s.get(WorkItem, item_id, with_for_update=True)
         if item.attempt > attempt:
             return f"the answer to attempt {attempt} was refused already"
+        if item.state == WorkItemState.COMPLETED:  # recorded by an earlier run of this step (restarted)
+            same = item.answer == {k: v for k, v in answer.items() if k != identity.PROOF_FIELD}
+            return None if same else f"work item {item_id} was already completed by {item.completed_by}"
         try:  # only for the person handoff's signed proof names (not the name typed in the form)
             with s.begin_nested():
                 identity.complete_verified(s, item_id, answer)
+            item.answer_sent_at, item.sent_answer = None, None
             return None
         except router.NotAllowed as refused:
             audit.record(
@@ -195,7 +203,7 @@ def record_completion(item_id: int, answer: dict, attempt: int) -> str | None:
                 attempt=attempt,
                 **getattr(refused, "details", {}),
             )
-            item.attempt, item.answer_sent_at = attempt + 1, None  # nothing of this attempt is on its way now
+            item.attempt, item.answer_sent_at, item.sent_answer = attempt + 1, None, None  # nothing is on its way now
             return str(refused)
 
 
@@ -216,9 +224,14 @@ def ask_a_person(step: HumanStep, form: type[F]) -> F:
     label_waiting_run(opened.item_id, business_tags=business_tags)
     attempt = opened.attempt  # a re-run carries on at the attempt it waits on, never an earlier one
     description = opened.description or without_links(step.description)
+    sent_before = opened.sent_answer
     while True:
         key = f"work-item-{opened.item_id}-{attempt}"
-        answer = wait_for_form(opened.item_id, form.with_initial_data(description=description), key, description)
+        if sent_before is not None:  # sent to a run that died before recording it: nothing is asked again
+            logger.info("Taking the answer %s sent to an earlier run of this step", sent_before.get("completed_by"))
+            answer, sent_before = form.model_validate(sent_before), None
+        else:
+            answer = wait_for_form(opened.item_id, form.with_initial_data(description=description), key, description)
         refused = record_completion(opened.item_id, answer.model_dump(), attempt)
         if refused is None:
             label_waiting_run(opened.item_id, waiting=False, business_tags=business_tags)

@@ -48,6 +48,13 @@ MAX_RESTARTS = 3  # a run that keeps failing is a problem for a person, not a lo
 # A deployed run Pending this long was taken by a runner that died before starting it (a kill
 # between "submitting" and the process's first heartbeat): no runner looks at it again.
 STUCK_PENDING_AFTER = timedelta(minutes=5)
+# A deployed run Running this long with no heartbeat in that time lost its process without the
+# heartbeat automation noticing: it arms on a first heartbeat, and a run that started just
+# before its Prefect server died never sent one (found by an outside tester: orders left
+# `received` behind a Running run for good).
+SILENT_AFTER = timedelta(minutes=5)
+HEARTBEAT = "prefect.flow-run.heartbeat"
+EVENTS_PAGE = 50  # the most Prefect's events API returns at once
 FINISHED_ORDERS = (OrderStatus.COMPLETE, OrderStatus.REJECTED)
 PAGE = 200
 RESTARTED, STRANDED = "run-restarted", "run-stranded"
@@ -139,14 +146,63 @@ def find_stranded_runs(now: datetime | None = None) -> list[StrandedRun]:
     any_items = {run_id: (item_id, order_id) for run_id, item_id, _key, order_id in items}
     counted_on = set(orders) | set(requests) | set(any_items)
     runs = read_runs(counted_on)
+    silent = _silent_runs([r for r in runs.values() if r.id and str(r.id) not in waiting_items], now)
     stranded = []
     for run_id in sorted(counted_on):
         run = runs.get(run_id)
         item_id, item_order = any_items.get(run_id, (None, None))
-        why = _why_stranded(run, run_id in waiting_items, now)
+        why = _why_stranded(run, run_id in waiting_items, now) or silent.get(run_id)
         if why:
             stranded.append(StrandedRun(run_id, why, orders.get(run_id) or item_order, item_id, requests.get(run_id)))
     return stranded
+
+
+def _silent_runs(runs: list, now: datetime) -> dict[str, str]:
+    """Of these runs, the deployed ones Running for longer than SILENT_AFTER that sent no
+    heartbeat in that time (their process is gone): run id -> why. A run started in-process,
+    with no runner to send heartbeats, is never judged by them."""
+    long_running = {
+        str(r.id): now - r.state.timestamp
+        for r in runs
+        if r.deployment_id is not None
+        and r.state is not None
+        and r.state.type.value == "RUNNING"
+        and r.state.timestamp is not None
+        and now - r.state.timestamp > SILENT_AFTER
+    }
+    if not long_running:
+        return {}
+    heard = _heard_from(list(long_running), now - SILENT_AFTER, now)
+    return {
+        run_id: f"Running for {running_for.total_seconds() / 60:.0f} min with no heartbeat: its process is gone"
+        for run_id, running_for in long_running.items()
+        if run_id not in heard
+    }
+
+
+def _heard_from(run_ids: list[str], since: datetime, until: datetime) -> set[str]:
+    """The runs among `run_ids` that sent a heartbeat between `since` and `until` (Prefect's
+    events; a page holds at most EVENTS_PAGE)."""
+    from prefect.client.orchestration import get_client
+    from prefect.events.filters import EventFilter
+    from prefect.events.filters import EventNameFilter
+    from prefect.events.filters import EventOccurredFilter
+    from prefect.events.filters import EventResourceFilter
+
+    resources = {f"prefect.flow-run.{run_id}": run_id for run_id in run_ids}
+    query = EventFilter(
+        occurred=EventOccurredFilter(since=since, until=until),
+        event=EventNameFilter(name=[HEARTBEAT]),
+        resource=EventResourceFilter(id=list(resources)),
+    )
+    heard: set[str] = set()
+    with get_client(sync_client=True) as client:
+        page = client.read_events(query, limit=EVENTS_PAGE)
+        while True:
+            heard |= {resources[e.resource.id] for e in page.events if e.resource.id in resources}
+            if not page.next_page or heard == set(run_ids):
+                return heard
+            page = client.read_events_page(page.next_page)
 
 
 def _why_stranded(run, expected_to_wait: bool, now: datetime) -> str | None:

@@ -219,6 +219,7 @@ class WorkItem(Base):
     attempt: Mapped[int] = mapped_column(default=0, server_default="0")
     description: Mapped[str | None] = mapped_column(Text)  # what its flow wrote for reps, for this attempt
     answer_sent_at: Mapped[datetime | None]  # a rep's answer is on its way to the run (lifecycle.answer_in_flight)
+    sent_answer: Mapped[dict[str, Any] | None]  # that answer, with its proof: a restarted run takes it from here
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     assigned_at: Mapped[datetime | None]
     started_at: Mapped[datetime | None]

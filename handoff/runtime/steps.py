@@ -147,13 +147,14 @@ def complete_step(
                 "and an override needs a reason (--override-reason, or the note)"
             )
     run_id = UUID(flow_run_id)
-    sent_at = _mark_on_its_way(item_id, attempt, person)
+    proof = identity.sign_completion(item_id, input_key, person, answer, override=override, via=via)
+    signed = {**answer, identity.PROOF_FIELD: proof}
+    sent_at = _mark_on_its_way(item_id, attempt, person, signed)
     delivered = False
     try:
         with get_client(sync_client=True) as client:
             keyset = _wait_for_the_form(client, item_id, person, run_id, input_key, wait_seconds)
-            proof = identity.sign_completion(item_id, input_key, person, answer, override=override, via=via)
-            result = client.resume_flow_run(run_id, run_input={**answer, identity.PROOF_FIELD: proof})
+            result = client.resume_flow_run(run_id, run_input=signed)
             if result.status == SetStateStatus.ACCEPT:
                 delivered = True
                 return _confirm(item_id, attempt, confirm_seconds)
@@ -174,20 +175,22 @@ def complete_step(
                 s.execute(
                     update(WorkItem)
                     .where(WorkItem.id == item_id, WorkItem.answer_sent_at == sent_at)
-                    .values(answer_sent_at=None)
+                    .values(answer_sent_at=None, sent_answer=None)
                 )
 
 
-def _mark_on_its_way(item_id: int, attempt: int, person: str) -> datetime:
-    """Note, before the run is resumed, that an answer to this attempt is on its way
-    (lifecycle.answer_in_flight): another channel's answer meanwhile comes second. Conditional
-    on the item still waiting on that attempt: one cancelled or answered since is refused."""
+def _mark_on_its_way(item_id: int, attempt: int, person: str, signed: dict) -> datetime:
+    """Note, before the run is resumed, that this signed answer to this attempt is on its way
+    (lifecycle.answer_in_flight): another channel's answer meanwhile comes second, and a run
+    restarted before recording it (its process killed after the resume) takes it from here
+    instead of asking again. Conditional on the item still waiting on that attempt: one
+    cancelled or answered since is refused."""
     sent_at = utcnow()
     with session() as s:
         marked = s.execute(
             update(WorkItem)
             .where(WorkItem.id == item_id, WorkItem.state.in_(ACTIVE), WorkItem.attempt == attempt)
-            .values(answer_sent_at=sent_at)
+            .values(answer_sent_at=sent_at, sent_answer=signed)
             .execution_options(synchronize_session=False)
         ).rowcount
         if not marked:

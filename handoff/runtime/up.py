@@ -12,6 +12,7 @@ waiting steps are still waiting, and completing one resumes its order.
 
 from __future__ import annotations
 
+import contextlib
 import contextvars
 import fcntl
 import multiprocessing
@@ -20,6 +21,8 @@ import signal
 import threading
 import time
 from collections.abc import Callable
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import date
 from datetime import timedelta
@@ -324,6 +327,41 @@ def hold_home() -> IO[str]:
     return held
 
 
+_held_home: IO[str] | None = None
+
+
+@contextmanager
+def held_home() -> Iterator[None]:
+    """`hold_home` for as long as the block runs; re-entrant within a process (`handoff up
+    --postgres` holds it from before its PostgreSQL cluster starts, then starts the rest)."""
+    global _held_home
+    if _held_home is not None:
+        yield
+        return
+    _held_home = hold_home()
+    try:
+        yield
+    finally:
+        _held_home.close()
+        _held_home = None
+
+
+def start_prefect_server(
+    url: str, say: Callable[[str], None], timeout: float | None = None
+) -> prefect_server.Server | None:
+    """The Prefect server for this home: started, taken over if an earlier `handoff up` of this
+    home left it running (its pid file), or None if someone else's answers at `url`."""
+    server = prefect_server.start(
+        url,
+        log_path=str(settings.home / "prefect-server.log"),
+        timeout=timeout,
+        pidfile=settings.home / "prefect-server.pid",
+    )
+    how = {None: "already running", prefect_server.LeftBehind: "left running by an earlier `handoff up`, taken over"}
+    say(f"Prefect server {how.get(type(server) if server else None, 'started')}: UI at {url}")
+    return server
+
+
 def stop_flow_runs(say: Callable[[str], None]) -> None:
     """Stop the flow runs this process started before the server they talk to: a run left
     retrying against a stopped server held `handoff up` at exit (multiprocessing joins its
@@ -355,7 +393,7 @@ def server_died(server: prefect_server.Server | None, died: threading.Event, say
     return True
 
 
-def watch_server(server: prefect_server.Server, died: threading.Event, runner: Any) -> Job:
+def watch_server(server: prefect_server.Server, died: threading.Event, runner: Any = None) -> Job:
     """A job that stops `handoff up` loudly when the Prefect server it started dies: nothing can
     start or resume without it, and the outbox's quiet retries hid that. It exits non-zero, so
     a supervisor that restarts failed services restarts it."""
@@ -366,7 +404,8 @@ def watch_server(server: prefect_server.Server, died: threading.Event, runner: A
                 # Prefect's runner pauses every deployment as it stops, through the very server
                 # that is gone: it retried for minutes. SIGINT, not SIGTERM, which it takes as
                 # its own graceful stop (more calls to the server).
-                runner.pause_on_shutdown = False
+                if runner is not None:
+                    runner.pause_on_shutdown = False
                 os.kill(os.getpid(), signal.SIGINT)  # the main thread stops everything in order
                 return
 
@@ -386,7 +425,8 @@ def run_up(feed: Feed | None, say: Callable[[str], None], lock_ui: bool | None =
 
     stop_on_signals()
     os.chdir(ROOT)  # deployments' entrypoints are paths inside the checkout
-    home = hold_home()
+    home = contextlib.ExitStack()
+    home.enter_context(held_home())
     ensure_standin_reps()
     url = settings.prefect_ui_url
     locked = settings.lock_ui if lock_ui is None else lock_ui
@@ -396,14 +436,7 @@ def run_up(feed: Feed | None, say: Callable[[str], None], lock_ui: bool | None =
     threads: list[threading.Thread] = []
     server = systems = intake = worklist = None
     try:  # everything started is stopped on every way out: an error, Ctrl-C or SIGTERM at any point
-        server = prefect_server.start(
-            url, log_path=str(settings.home / "prefect-server.log"), pidfile=settings.home / "prefect-server.pid"
-        )
-        how = {
-            None: "already running",
-            prefect_server.LeftBehind: "left running by an earlier `handoff up`, taken over",
-        }
-        say(f"Prefect server {how.get(type(server) if server else None, 'started')}: UI at {url}")
+        server = start_prefect_server(url, say)
         if locked and not console_lock.refuses_strangers(url):
             raise SystemExit(f"--lock-ui: the Prefect server already running at {url} is not locked; stop it first")
         if locked:
@@ -445,8 +478,13 @@ def run_up(feed: Feed | None, say: Callable[[str], None], lock_ui: bool | None =
         prefect_server.flush_and_stop(server)
         home.close()
         say("stopped; `handoff up` carries on from here")
-        if died.is_set():  # in `finally`: Prefect's runner ends its own SIGTERM with SystemExit(0)
-            raise RuntimeError(f"its Prefect server died (log: {settings.home / 'prefect-server.log'}); run it again")
+        raise_if_server_died(died)
+
+
+def raise_if_server_died(died: threading.Event) -> None:
+    """Called in `finally`: Prefect's runner ends its own SIGTERM with SystemExit(0)."""
+    if died.is_set():
+        raise RuntimeError(f"its Prefect server died (log: {settings.home / 'prefect-server.log'}); run it again")
 
 
 __all__ = ["Feed", "run_up", "time"]

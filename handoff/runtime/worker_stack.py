@@ -85,18 +85,20 @@ def use_postgres(spec: StackSpec, say: Callable[[str], None]):
 
 def run_stack(spec: StackSpec, feed, say: Callable[[str], None]) -> None:
     """`handoff up` with its production options."""
+    from handoff.runtime.up import held_home
     from handoff.runtime.up import run_up
 
     stop_on_signals()
-    cluster = use_postgres(spec, say)
-    try:
-        if spec.workers:
-            run_workers(spec, feed, say)
-        else:
-            run_up(feed, say)
-    finally:
-        if cluster is not None:
-            cluster.stop()
+    with held_home():  # one per home, its PostgreSQL cluster included
+        cluster = use_postgres(spec, say)
+        try:
+            if spec.workers:
+                run_workers(spec, feed, say)
+            else:
+                run_up(feed, say)
+        finally:
+            if cluster is not None:
+                cluster.stop()
 
 
 def ensure_pool(name: str) -> None:
@@ -153,6 +155,7 @@ class Workers:
                 stdout=log,
                 stderr=subprocess.STDOUT,
                 stdin=subprocess.DEVNULL,
+                start_new_session=True,  # its group: the worker, its fork server and its flow runs
             )
 
     def watch(self, stop: threading.Event) -> None:
@@ -166,15 +169,24 @@ class Workers:
                     self._start(name)
 
     def stop(self) -> None:
+        """Each worker's whole process group: asked to stop, then killed. Stopping the worker
+        alone left its fork server and flow runs running after `handoff up` said "stopped"
+        (runs stopped here are restarted at the next start, their steps idempotent)."""
         for proc in self.procs.values():
-            if proc.poll() is None:
-                proc.send_signal(signal.SIGINT)
+            _signal_group(proc, signal.SIGINT)
         deadline = time.monotonic() + WORKER_STOP_SECONDS
         for proc in self.procs.values():
             try:
                 proc.wait(timeout=max(0.1, deadline - time.monotonic()))
             except subprocess.TimeoutExpired:
-                proc.kill()
+                pass
+            _signal_group(proc, signal.SIGKILL)  # whatever of its group is still there
+            proc.wait()
+
+
+def _signal_group(proc: subprocess.Popen, sig: int) -> None:
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(proc.pid, sig)
 
 
 def run_workers(spec: StackSpec, feed, say: Callable[[str], None]) -> None:
@@ -187,23 +199,26 @@ def run_workers(spec: StackSpec, feed, say: Callable[[str], None]) -> None:
     from handoff.runtime.up import ROOT
     from handoff.runtime.up import announce_pending_orders
     from handoff.runtime.up import feed_orders
+    from handoff.runtime.up import raise_if_server_died
+    from handoff.runtime.up import server_died
     from handoff.runtime.up import start_jobs
+    from handoff.runtime.up import start_prefect_server
     from handoff.runtime.up import start_systems
     from handoff.runtime.up import stop_jobs
+    from handoff.runtime.up import watch_server
 
     os.chdir(ROOT)
     ensure_standin_reps()
     url = settings.prefect_ui_url
-    # PostgreSQL migrations on a first start take longer than SQLite's; a busy machine more still
-    server = prefect_server.start(url, log_path=str(settings.home / "prefect-server.log"), timeout=SERVER_START_SECONDS)
-    say(f"Prefect server {'started' if server else 'already running'}: UI at {url}")
-    systems = start_systems(url)  # and what the workers (and their flow runs) read
-    say(f"sandbox systems at {systems.url}")
-    stop = threading.Event()
+    stop, died = threading.Event(), threading.Event()
     threads: list[threading.Thread] = []
     workers = Workers(spec, say)
-    intake = None
-    try:
+    server = systems = intake = None
+    try:  # everything started is stopped on every way out, as `handoff up`'s own runner
+        # PostgreSQL migrations on a first start take longer than SQLite's; a busy machine more still
+        server = start_prefect_server(url, say, timeout=SERVER_START_SECONDS)
+        systems = start_systems(url)  # and what the workers (and their flow runs) read
+        say(f"sandbox systems at {systems.url}")
         with prefect_server.using(url):
             ensure_pool(spec.pool)
             zombies.ensure_crash_silent_runs()  # a run whose worker died is restarted, not lost
@@ -220,6 +235,8 @@ def run_workers(spec: StackSpec, feed, say: Callable[[str], None]) -> None:
             jobs = [announce_pending_orders, lambda stop, say: workers.watch(stop)]
             if feed:
                 jobs.append(lambda stop, say: feed_orders(feed, stop, say))
+            if server is not None:  # its death stops the stack, exit 1 (it served nothing, quietly)
+                jobs.append(watch_server(server, died))
             threads = start_jobs(jobs, stop, say)
             say("serving the deployments through the workers — Ctrl-C stops everything")
             while not stop.wait(3600):
@@ -227,14 +244,17 @@ def run_workers(spec: StackSpec, feed, say: Callable[[str], None]) -> None:
     except KeyboardInterrupt:
         pass
     finally:
+        server_died(server, died, say)
         say("stopping…")
         stop_jobs(stop, threads)
         workers.stop()
         if intake:
             intake.stop()
-        systems.stop()
+        if systems is not None:
+            systems.stop()
         prefect_server.flush_and_stop(server)
         say("stopped; `handoff up` carries on from here")
+        raise_if_server_died(died)
 
 
 def run_worker(pool: str, name: str | None, limit: int | None, warm: bool, say: Callable[[str], None]) -> None:
@@ -247,6 +267,9 @@ def run_worker(pool: str, name: str | None, limit: int | None, warm: bool, say: 
     from handoff.runtime.warm_worker import WarmProcessWorker
 
     stop_on_signals()
+    # Its flow runs send heartbeats, on this machine as on `handoff up`'s: a run whose process
+    # dies is then crashed and restarted (handoff.runtime.zombies, tasks/stranded.py).
+    os.environ.update(zombies.heartbeat_environment())
     with temporary_settings(updates={PREFECT_WORKER_QUERY_SECONDS: settings.runner_poll_seconds}):
         worker = WarmProcessWorker(
             work_pool_name=pool, name=name, limit=limit or settings.runner_process_limit, warm=warm

@@ -6,6 +6,7 @@ still assigned; then the assignee completes it through the worklist, and the run
 
 from __future__ import annotations
 
+import contextvars
 import re
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -235,3 +236,56 @@ def test_an_answer_refused_once_stays_refused_when_the_run_starts_again_from_the
             )
         ).all()
     assert len(refusals) == 1 and refusals[0].actor == rep  # recorded once, not again on the re-run
+
+
+def test_an_answer_sent_to_a_run_that_died_before_recording_it_is_taken_by_the_restarted_run(monkeypatch):
+    """Prefect took the rep's answer; the run's process was killed before it recorded it; the
+    run restarted by sla-watch (a new run) asked for it again — the answer lived only in the
+    dead run's input, and the rep was not told (found by an outside tester, on the worker
+    stack). handoff keeps the signed answer it sent until a run records or refuses it."""
+    from prefect import flow
+
+    import tasks.human_step as human_step
+    from checklists.forms import OrderApproval
+    from handoff.runtime.steps import complete_step
+
+    record = human_step.record_completion
+    died: list[int] = []
+
+    def killed_before_recording(*args, **kwargs):
+        if not died:
+            died.append(args[0])
+            raise RuntimeError("the flow-run process was killed")
+        return record(*args, **kwargs)
+
+    monkeypatch.setattr(human_step, "record_completion", killed_before_recording)
+
+    @flow
+    def one_approval() -> str:
+        step = human_step.HumanStep(
+            work_type="order-approval",
+            step_key="restarted-run-1",
+            title="Approve K-1",
+            description="### Order K-1",
+            required_skills={"order-entry": 1},
+        )
+        return human_step.ask_a_person(step, OrderApproval).decision
+
+    run = contextvars.copy_context().run
+    with ThreadPoolExecutor(1) as pool:
+        first = pool.submit(run, one_approval, return_state=True)
+        deadline = time.monotonic() + 60
+        while not (steps := [s for s in waiting_steps() if s.title == "Approve K-1"]):
+            assert time.monotonic() < deadline, "the step never waited"
+            time.sleep(0.2)
+        [step] = steps
+        wait_for_form(step)
+        complete_step(step.item_id, {"decision": "reject", "note": "not this one"}, by=step.assignee)
+        assert first.result(timeout=60).is_failed() and died == [step.item_id]
+    # The restart: a new run of the same step takes the answer without asking anyone again.
+    restarted = one_approval(return_state=True)
+    assert restarted.is_completed() and restarted.result() == "reject"
+    with session() as s:
+        item = s.get(WorkItem, step.item_id)
+        assert (item.state, item.completed_by, item.outcome) == ("completed", step.assignee, "reject")
+        assert item.flow_run_id != step.flow_run_id and item.sent_answer is None and item.answer_sent_at is None

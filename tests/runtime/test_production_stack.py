@@ -96,6 +96,7 @@ def production_stack(tmp_path, monkeypatch):
             "where": where,
             "log": tmp_path / "up.log",
             "home": tmp_path,
+            "proc": proc,
         }
     finally:
         proc.send_signal(signal.SIGINT)
@@ -219,6 +220,31 @@ def test_orders_run_end_to_end_on_postgres_with_two_workers(production_stack):
     assert per_order[ids[0]]["check_credit"] == 1
     sent = [e for e in ledger if e["operation"] == "send_quote" and "Q-1" in e["idempotency_key"]]
     assert len(sent) == 1, sent  # the quote went to the customer once
+
+    # Its Prefect server dying stops the stack, exit 1, saying why, and nothing of it is left
+    # running: workers, their fork servers and flow runs, the PostgreSQL cluster (it served
+    # nothing, quietly, and left processes behind its "stopped": found by an outside tester).
+    os.kill(int((stack["home"] / "prefect-server.pid").read_text().split()[0]), signal.SIGKILL)
+    assert stack["proc"].wait(timeout=180) == 1
+    said = " ".join(stack["log"].read_text(errors="replace").split())
+    assert "handoff up stopped: its Prefect server died" in said
+    assert processes_of(stack["home"]) == []
+
+
+def processes_of(home) -> list[int]:
+    """Live processes (not zombies) started with this HANDOFF_HOME in their environment."""
+    from pathlib import Path
+
+    found = []
+    for proc in Path("/proc").glob("[0-9]*"):
+        try:
+            environ = (proc / "environ").read_bytes().split(b"\0")
+            state = (proc / "stat").read_text().rsplit(")", 1)[1].split()[0]
+        except OSError:
+            continue
+        if f"HANDOFF_HOME={home}".encode() in environ and state != "Z" and int(proc.name) != os.getpid():
+            found.append(int(proc.name))
+    return found
 
 
 def logs_tail(home) -> str:

@@ -297,3 +297,37 @@ def test_a_run_waiting_on_a_cancelled_step_is_ended_once_it_waits(db, probe_depl
         client.set_flow_run_state(UUID(on_its_way), Suspended(pause_key="call-SC-2"), force=True)
     assert stranded.end_runs_waiting_on_cancelled_steps() == [on_its_way]
     assert stranded.end_runs_waiting_on_cancelled_steps() == []
+
+
+def test_a_deployed_run_running_without_heartbeats_is_restarted(db, probe_deployment, monkeypatch):
+    """A run that started just before its Prefect server died never sent a heartbeat, so the
+    heartbeat automation never armed: it stayed Running with no process, its order `received`,
+    for good (found by an outside tester). Running past SILENT_AFTER with no heartbeat in that
+    time, it is stranded; one that is heard from is left alone."""
+    receive("SI-1")
+    receive("SI-2")
+    runs = {}
+    with get_client(sync_client=True) as client:
+        for order_id in ("SI-1", "SI-2"):
+            run = client.create_flow_run_from_deployment(probe_deployment, parameters={"order_id": order_id})
+            client.set_flow_run_state(run.id, Running(), force=True)
+            runs[order_id] = str(run.id)
+            started = client.read_flow_run(run.id).state.timestamp
+    with session() as s:
+        for order_id, run_id in runs.items():
+            s.get(Order, order_id).flow_run_id = run_id
+    assert stranded.find_stranded_runs(started + timedelta(minutes=1)) == []  # a long step, perhaps
+    later = started + stranded.SILENT_AFTER + timedelta(minutes=1)
+    found = stranded.find_stranded_runs(later)  # neither sent a heartbeat (nothing runs them here)
+    assert sorted(f.order_id for f in found) == ["SI-1", "SI-2"]
+    assert all(f.why.endswith("with no heartbeat: its process is gone") for f in found)
+    heard = stranded._heard_from
+    monkeypatch.setattr(
+        stranded, "_heard_from", lambda run_ids, since, until: heard(run_ids, since, until) | {runs["SI-2"]}
+    )
+    [silent] = stranded.find_stranded_runs(later)  # SI-2's process is alive and says so
+    assert (silent.order_id, silent.flow_run_id) == ("SI-1", runs["SI-1"])
+    restarted = stranded.restart_or_report(silent)
+    with get_client(sync_client=True) as client:
+        assert client.read_flow_run(UUID(runs["SI-1"])).state.type.value == "CRASHED"
+        assert client.read_flow_run(UUID(restarted.restarted_as)).parameters == {"order_id": "SI-1"}

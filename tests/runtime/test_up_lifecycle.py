@@ -184,3 +184,43 @@ def test_a_dead_prefect_server_is_named_as_the_cause_whichever_error_came_first(
         assert not server_died(None, threading.Event(), said.append)  # one already running is not ours
     finally:
         running.kill()
+
+
+WORKER_WITH_A_FLOW_RUN = r"""
+import os, signal, subprocess, sys, time
+# a worker whose flow run (its child, in its process group) keeps going when told to stop
+run = subprocess.Popen([sys.executable, "-c",
+    "import signal, time; signal.signal(signal.SIGINT, signal.SIG_IGN); time.sleep(600)"])
+open(sys.argv[1], "w").write(str(run.pid))
+time.sleep(600)
+"""
+
+
+def test_stopping_the_worker_stack_stops_each_worker_s_fork_server_and_flow_runs(tmp_path, monkeypatch):
+    """`handoff up --workers` said "stopped" with fork servers and flow runs of its workers
+    still running (found by an outside tester): each worker now has its own process group,
+    asked to stop, then killed whole."""
+    from handoff.core.settings import settings
+    from handoff.runtime import worker_stack
+
+    monkeypatch.setattr(settings, "home", tmp_path)
+    monkeypatch.setattr(worker_stack, "WORKER_STOP_SECONDS", 3)
+    pidfile = tmp_path / "flow-run.pid"
+    monkeypatch.setattr(
+        worker_stack,
+        "worker_command",
+        lambda pool, name, warm: [sys.executable, "-c", WORKER_WITH_A_FLOW_RUN, str(pidfile)],
+    )
+    workers = worker_stack.Workers(worker_stack.StackSpec(workers=1), print).start()
+    deadline = time.monotonic() + 30
+    while not (pidfile.exists() and pidfile.read_text()):
+        assert time.monotonic() < deadline, "the worker never started its flow run"
+        time.sleep(0.1)
+    flow_run = int(pidfile.read_text())
+    assert alive(flow_run)
+    workers.stop()
+    deadline = time.monotonic() + 10
+    while alive(flow_run) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not alive(flow_run)
+    assert all(p.poll() is not None for p in workers.procs.values())
