@@ -39,6 +39,7 @@ from handoff.core.models import WorkItem
 from handoff.core.models import WorkItemState
 from handoff.core.models import utcnow
 from handoff.core.routing import router
+from handoff.core.routing.claims import one_router_at_a_time
 from handoff.core.settings import settings
 from tasks.steps import record_step
 
@@ -181,7 +182,10 @@ def record_completion(item_id: int, answer: dict, attempt: int) -> str | None:
     refusal moves the item to the next attempt in the same transaction, so however the run
     re-runs (a resume starts it from the top), this attempt's answer is never checked again."""
     with session() as s:
-        item = s.get(WorkItem, item_id, with_for_update=True)
+        # The routing turn first, as every writer of work items takes it (a row lock first, then
+        # the turn, deadlocked against a router holding the turn and wanting this row).
+        one_router_at_a_time(s)
+        item = s.get(WorkItem, item_id, populate_existing=True)
         if item.attempt > attempt:
             return f"the answer to attempt {attempt} was refused already"
         if item.state == WorkItemState.COMPLETED:  # recorded by an earlier run of this step (restarted)
