@@ -150,6 +150,19 @@ def test_forged_replayed_and_tampered_answers_are_refused_then_the_worklist_comp
     assert (rep, "completed", None) in trail and (rep, "completion-verified", "worklist") in trail
 
 
+def an_approval(order_id: str):
+    """An approval step of its own (no order behind it), titled "Approve <order_id>"."""
+    from tasks.human_step import HumanStep
+
+    return HumanStep(
+        work_type="order-approval",
+        step_key=f"approval-of-{order_id}",
+        title=f"Approve {order_id}",
+        description=f"### Order {order_id}",
+        required_skills={"order-entry": 1},
+    )
+
+
 def test_an_answer_refused_once_stays_refused_when_the_run_starts_again_from_the_top(monkeypatch):
     """A suspended run starts again from the top when it resumes (and a crashed one when it is
     restarted): it used to wait on attempt 0 again, where Prefect hands back attempt 0's stored
@@ -176,13 +189,7 @@ def test_an_answer_refused_once_stays_refused_when_the_run_starts_again_from_the
 
     @flow
     def one_approval() -> str:
-        step = human_step.HumanStep(
-            work_type="order-approval",
-            step_key="rerun-from-the-top-1",
-            title="Approve R-1",
-            description="### Order R-1",
-            required_skills={"order-entry": 1},
-        )
+        step = an_approval("R-1")
         try:
             return human_step.ask_a_person(step, OrderApproval).decision
         except RuntimeError:  # starts again from the top, in this run: its pauses so far count as fired
@@ -262,14 +269,7 @@ def test_an_answer_sent_to_a_run_that_died_before_recording_it_is_taken_by_the_r
 
     @flow
     def one_approval() -> str:
-        step = human_step.HumanStep(
-            work_type="order-approval",
-            step_key="restarted-run-1",
-            title="Approve K-1",
-            description="### Order K-1",
-            required_skills={"order-entry": 1},
-        )
-        return human_step.ask_a_person(step, OrderApproval).decision
+        return human_step.ask_a_person(an_approval("K-1"), OrderApproval).decision
 
     run = contextvars.copy_context().run
     with ThreadPoolExecutor(1) as pool:
