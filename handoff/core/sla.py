@@ -272,10 +272,14 @@ class BusinessClock:
             day += timedelta(days=1)
         raise TooLong(f"{seconds / 3600:g} business hours is more than the business calendar holds in ten years")
 
+    def start_of_day(self, day: date) -> datetime:
+        """The start of a local calendar day (its midnight), as naive UTC."""
+        return self._utc(datetime.combine(day, time()))
+
     def end_of_day(self, day: date) -> datetime:
         """The end of a local calendar day (the next one's midnight), as naive UTC: when
         something promised "by" that day is late."""
-        return self._utc(datetime.combine(day + timedelta(days=1), time()))
+        return self.start_of_day(day + timedelta(days=1))
 
     def is_open(self, at: datetime) -> bool:
         at = as_utc_naive(at)

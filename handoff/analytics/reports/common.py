@@ -1,13 +1,9 @@
 """What every part of the review shares: teams, thresholds, problem kinds, local days, formats."""
 
 from collections import Counter
-from datetime import UTC
-from datetime import date
 from datetime import datetime
-from datetime import time
 from datetime import timedelta
 from typing import Any
-from zoneinfo import ZoneInfo
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -70,15 +66,6 @@ def _now(now: datetime | None) -> datetime:
 
 def _clock(clock: sla.BusinessClock | None) -> sla.BusinessClock:
     return clock if clock is not None else sla.clock()
-
-
-def local_midnight(day: date, tz: ZoneInfo) -> datetime:
-    """The start of a local calendar day, as naive UTC."""
-    return datetime.combine(day, time(), tzinfo=tz).astimezone(UTC).replace(tzinfo=None)
-
-
-def local_date(at: datetime, tz: ZoneInfo) -> date:
-    return as_utc_naive(at).replace(tzinfo=UTC).astimezone(tz).date()
 
 
 def summarise_failures(failures: list[Any] | None) -> str:
@@ -147,8 +134,6 @@ __all__ = [
     "UNASSIGNED",
     "fmt_duration",
     "fmt_pct",
-    "local_date",
-    "local_midnight",
     "pct",
     "summarise_failures",
     "team_for",

@@ -19,8 +19,6 @@ from handoff.analytics.reports.common import ACTIVE
 from handoff.analytics.reports.common import DEFAULT_CHART_DAYS
 from handoff.analytics.reports.common import _clock
 from handoff.analytics.reports.common import _now
-from handoff.analytics.reports.common import local_date
-from handoff.analytics.reports.common import local_midnight
 from handoff.analytics.reports.common import pct
 from handoff.core import sla
 from handoff.core.models import WorkItem
@@ -47,9 +45,9 @@ def history(
     """The backlog (active items) every `step` and the on-time % per day, over the last `days`
     calendar days up to `now`, reconstructed from created_at / completed_at."""
     now = _now(now)
-    tz = _clock(clock).tz
-    first_day = local_date(now, tz) - timedelta(days=days - 1)
-    start = local_midnight(first_day, tz)
+    clock = _clock(clock)
+    first_day = clock.date_of(now) - timedelta(days=days - 1)
+    start = clock.start_of_day(first_day)
     rows = s.execute(
         select(WorkItem.created_at, WorkItem.completed_at, WorkItem.due_at, WorkItem.state).where(
             WorkItem.created_at <= now,
@@ -67,16 +65,16 @@ def history(
     if len(samples) == 0 or samples[-1] != np.datetime64(now, "us"):
         samples = np.append(samples, np.datetime64(now, "us"))
     open_count = np.searchsorted(created, samples, side="right") - np.searchsorted(closed, samples, side="right")
-    backlog = pd.DataFrame({"open": open_count}, index=pd.Index(_to_local(samples, tz), name="at"))
+    backlog = pd.DataFrame({"open": open_count}, index=pd.Index(_to_local(samples, clock.tz), name="at"))
 
     day_list = [first_day + timedelta(days=i) for i in range(days)]
-    ends = np.array([min(local_midnight(d + timedelta(days=1), tz), now) for d in day_list], dtype="datetime64[us]")
-    starts = np.array([local_midnight(d, tz) for d in day_list], dtype="datetime64[us]")
+    ends = np.array([min(clock.end_of_day(d), now) for d in day_list], dtype="datetime64[us]")
+    starts = np.array([clock.start_of_day(d) for d in day_list], dtype="datetime64[us]")
     backlog_end = np.searchsorted(created, ends, side="right") - np.searchsorted(closed, ends, side="right")
     created_per_day = np.searchsorted(created, ends, side="left") - np.searchsorted(created, starts, side="left")
     done = items.dropna(subset=["completed_at"])
     done = done[done["completed_at"] <= now]
-    done_day = [local_date(t.to_pydatetime(), tz) for t in done["completed_at"]]
+    done_day = [clock.date_of(t.to_pydatetime()) for t in done["completed_at"]]
     on_time_flags = (done["completed_at"] <= done["due_at"]).to_numpy()
     per_day = pd.DataFrame({"day": done_day, "on_time": on_time_flags}).groupby("day")["on_time"].agg(["count", "sum"])
     completed = [int(per_day["count"].get(d, 0)) for d in day_list]
@@ -91,7 +89,7 @@ def history(
         },
         index=pd.Index(day_list, name="day"),
     )
-    return History(backlog=backlog, daily=daily, timezone=str(tz))
+    return History(backlog=backlog, daily=daily, timezone=str(clock.tz))
 
 
 def _to_local(samples: np.ndarray, tz: ZoneInfo) -> list[datetime]:

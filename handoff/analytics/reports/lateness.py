@@ -19,8 +19,6 @@ from handoff.analytics.reports.common import _active_items
 from handoff.analytics.reports.common import _clock
 from handoff.analytics.reports.common import _now
 from handoff.analytics.reports.common import fmt_duration
-from handoff.analytics.reports.common import local_date
-from handoff.analytics.reports.common import local_midnight
 from handoff.analytics.reports.common import pct
 from handoff.analytics.reports.common import summarise_failures
 from handoff.analytics.reports.common import team_for
@@ -90,7 +88,7 @@ def late_jobs(s: Session, now: datetime | None = None, *, clock: sla.BusinessClo
             )
         )
 
-    last_day = local_date(now + ORDER_DUE_WITHIN, clock.tz)
+    last_day = clock.date_of(now + ORDER_DUE_WITHIN)
     orders = s.scalars(
         select(Order)
         .where(Order.due_date <= last_day, Order.status.not_in(FINISHED_ORDERS))
@@ -215,10 +213,10 @@ def on_time(
     """Items completed by their due time (completed_at <= due_at): today and over the last
     `days` calendar days (today included), overall first, then by work type."""
     now = _now(now)
-    tz = _clock(clock).tz
-    today = local_date(now, tz)
-    today_start = local_midnight(today, tz)
-    window_start = local_midnight(today - timedelta(days=days - 1), tz)
+    clock = _clock(clock)
+    today = clock.date_of(now)
+    today_start = clock.start_of_day(today)
+    window_start = clock.start_of_day(today - timedelta(days=days - 1))
     rows = s.execute(
         select(WorkItem.work_type, WorkItem.completed_at, WorkItem.due_at).where(
             WorkItem.state == WorkItemState.COMPLETED,
