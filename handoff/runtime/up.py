@@ -12,7 +12,6 @@ waiting steps are still waiting, and completing one resumes its order.
 
 from __future__ import annotations
 
-import contextlib
 import contextvars
 import fcntl
 import multiprocessing
@@ -413,6 +412,14 @@ def watch_server(server: prefect_server.Server, died: threading.Event, runner: A
 
 
 def run_up(feed: Feed | None, say: Callable[[str], None], lock_ui: bool | None = None) -> None:
+    stop_on_signals()
+    os.chdir(ROOT)  # deployments' entrypoints are paths inside the checkout
+    with held_home():
+        serve_until_stopped(feed, say, lock_ui)
+
+
+def serve_until_stopped(feed: Feed | None, say: Callable[[str], None], lock_ui: bool | None) -> None:
+    """Everything `handoff up` runs, started in order and stopped on every way out."""
     from deployments import DEFINITIONS
     from deployments import serve
     from deployments import serving_runner
@@ -423,10 +430,6 @@ def run_up(feed: Feed | None, say: Callable[[str], None], lock_ui: bool | None =
     from handoff.runtime.standins import ensure_standin_reps
     from handoff.runtime.worklist import WorklistServer
 
-    stop_on_signals()
-    os.chdir(ROOT)  # deployments' entrypoints are paths inside the checkout
-    home = contextlib.ExitStack()
-    home.enter_context(held_home())
     ensure_standin_reps()
     url = settings.prefect_ui_url
     locked = settings.lock_ui if lock_ui is None else lock_ui
@@ -476,7 +479,6 @@ def run_up(feed: Feed | None, say: Callable[[str], None], lock_ui: bool | None =
         if systems is not None:
             systems.stop()
         prefect_server.flush_and_stop(server)
-        home.close()
         say("stopped; `handoff up` carries on from here")
         raise_if_server_died(died)
 
