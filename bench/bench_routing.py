@@ -41,6 +41,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from datetime import UTC
+from datetime import datetime
 
 from handoff.core.routing.index import RoutingIndex  # noqa: E402
 from handoff.core.routing.policy import PushPolicy  # noqa: E402
@@ -252,6 +253,22 @@ def main() -> None:
         report_live(args, lives)
 
 
+# The generated item's routing fields, carried over as they are; its id is the step's key and title.
+SAME_FIELDS = ("work_type", "required_skills", "priority", "value", "effort_seconds")
+
+
+def dt(t: float) -> datetime:
+    """A simulated time (epoch seconds) as the naive UTC the database keeps."""
+    return datetime.fromtimestamp(t, UTC).replace(tzinfo=None)
+
+
+def work_item_row(i: RoutableItem) -> dict:
+    """An open work-item row for a generated item, for a bulk insert."""
+    same = {name: getattr(i, name) for name in SAME_FIELDS}
+    times = dict(due_at=dt(i.due_at), created_at=dt(i.created_at))
+    return same | times | dict(step_key=i.id, title=i.id, state="open", escalated=False, version=0)
+
+
 def measure_live(
     items: list[RoutableItem],
     reps: list[RoutableRep],
@@ -265,7 +282,6 @@ def measure_live(
     every call is timed with its commit. Then full sla-watch rounds."""
     import tempfile
     from contextlib import ExitStack
-    from datetime import datetime
 
     import routing_baseline as baseline
     from sqlalchemy import select
@@ -280,9 +296,6 @@ def measure_live(
     from handoff.core.routing import live
     from handoff.core.routing import watch
     from handoff.core.settings import settings
-
-    def dt(t: float) -> datetime:
-        return datetime.fromtimestamp(t, UTC).replace(tzinfo=None)
 
     home = Path(tempfile.mkdtemp(prefix="handoff-bench-"))
     with ExitStack() as stack:
@@ -310,26 +323,7 @@ def measure_live(
                 for r in reps
             )
             s.flush()
-            s.execute(
-                WorkItem.__table__.insert(),
-                [
-                    dict(
-                        work_type=i.work_type,
-                        step_key=i.id,
-                        title=i.id,
-                        required_skills=i.required_skills,
-                        priority=i.priority,
-                        value=i.value,
-                        due_at=dt(i.due_at),
-                        effort_seconds=i.effort_seconds,
-                        created_at=dt(i.created_at),
-                        state="open",
-                        escalated=False,
-                        version=0,
-                    )
-                    for i in items
-                ],
-            )
+            s.execute(WorkItem.__table__.insert(), [work_item_row(i) for i in items])
         if backend == "postgres":  # as autovacuum would within a minute of a bulk load: without
             # statistics the planner reads 10,000 rows to find the few changed ones
             with session() as s:

@@ -92,6 +92,10 @@ def due_date_for(step: HumanStep, now: datetime) -> datetime:
     return min(due, step.due_at) if step.due_at else due
 
 
+# What a work item keeps of its step as the flow gave it; the rest is worked out when it opens.
+KEPT_AS_GIVEN = ("work_type", "step_key", "title", "order_id", "required_skills", "priority", "value")
+
+
 @record_step(task_run_name="open-work-item-{step.step_key}")
 def open_work_item(step: HumanStep, flow_run_id: str | None) -> OpenedItem:
     """Create the work item and push it to a rep at once; reuse it if this step ran before."""
@@ -100,13 +104,7 @@ def open_work_item(step: HumanStep, flow_run_id: str | None) -> OpenedItem:
         if item is None:
             now = utcnow()
             item = WorkItem(
-                work_type=step.work_type,
-                step_key=step.step_key,
-                title=step.title,
-                order_id=step.order_id,
-                required_skills=step.required_skills,
-                priority=step.priority,
-                value=step.value,
+                **{name: getattr(step, name) for name in KEPT_AS_GIVEN},
                 due_at=due_date_for(step, now),
                 effort_seconds=step.effort_seconds or sla.effort_estimate(s, step.work_type),
                 flow_run_id=flow_run_id,

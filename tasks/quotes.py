@@ -7,7 +7,10 @@ from __future__ import annotations
 from datetime import date
 from datetime import timedelta
 
+from pydantic import AliasChoices
 from pydantic import BaseModel
+from pydantic import ConfigDict
+from pydantic import Field
 from sqlalchemy import select
 from sqlalchemy import update
 from sqlalchemy.orm import Session
@@ -28,7 +31,11 @@ from tasks.steps import record_step
 
 
 class PricedQuote(BaseModel):
-    quote_id: str
+    """A quote as the flow works with it: read from its row (`_view`), so its id is the row's."""
+
+    model_config = ConfigDict(from_attributes=True)
+
+    quote_id: str = Field(validation_alias=AliasChoices("quote_id", "id"))
     order_id: str
     customer_id: str
     lines: list[dict]
@@ -81,17 +88,7 @@ def price_quote(order_id: str) -> PricedQuote:
 
 
 def _view(q: Quote) -> PricedQuote:
-    return PricedQuote(
-        quote_id=q.id,
-        order_id=q.order_id,
-        customer_id=q.customer_id,
-        lines=q.lines,
-        list_total=q.list_total,
-        total=q.total,
-        discount=q.discount,
-        valid_until=q.valid_until,
-        status=q.status,
-    )
+    return PricedQuote.model_validate(q)
 
 
 @record_step(task_run_name="set-quote-{quote_id}-{status}")

@@ -29,6 +29,7 @@ from itertools import count
 from typing import IO
 from typing import TYPE_CHECKING
 from typing import Any
+from typing import Protocol
 
 from handoff.core.settings import settings
 from handoff.runtime import prefect_server
@@ -469,18 +470,39 @@ def serve_until_stopped(feed: Feed | None, say: Callable[[str], None], lock_ui: 
     except KeyboardInterrupt:
         pass
     finally:
-        server_died(server, died, say)
-        say("stopping…")
-        stop_jobs(stop, threads)
-        for app in (intake, worklist):
-            if app is not None:
-                app.stop()
-        stop_flow_runs(say)
-        if systems is not None:
-            systems.stop()
-        prefect_server.flush_and_stop(server)
-        say("stopped; `handoff up` carries on from here")
-        raise_if_server_died(died)
+        stop_stack(
+            server, died, say, lambda: stop_jobs(stop, threads), intake, worklist, lambda: stop_flow_runs(say), systems
+        )
+
+
+class Stoppable(Protocol):
+    """A part of the stack that was started: a web app, the sandbox, the workers."""
+
+    def stop(self) -> None: ...
+
+
+def stop_stack(
+    server: prefect_server.Server | None,
+    died: threading.Event,
+    say: Callable[[str], None],
+    *parts: Stoppable | Callable[[], object] | None,
+) -> None:
+    """The one way out of `handoff up` and of its worker stack, called in `finally`.
+
+    The server's death is looked for first, whichever error came first (a runner failing to start
+    names the symptom). The parts (a thing that stops, or a function that stops it) stop in the
+    order given; the ones never started are None. The server stops last, its events flushed.
+    """
+    server_died(server, died, say)
+    say("stopping…")
+    for part in parts:
+        if callable(part):
+            part()
+        elif part is not None:
+            part.stop()
+    prefect_server.flush_and_stop(server)
+    say("stopped; `handoff up` carries on from here")
+    raise_if_server_died(died)
 
 
 def raise_if_server_died(died: threading.Event) -> None:

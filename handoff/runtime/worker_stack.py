@@ -199,12 +199,11 @@ def run_workers(spec: StackSpec, feed, say: Callable[[str], None]) -> None:
     from handoff.runtime.up import ROOT
     from handoff.runtime.up import announce_pending_orders
     from handoff.runtime.up import feed_orders
-    from handoff.runtime.up import raise_if_server_died
-    from handoff.runtime.up import server_died
     from handoff.runtime.up import start_jobs
     from handoff.runtime.up import start_prefect_server
     from handoff.runtime.up import start_systems
     from handoff.runtime.up import stop_jobs
+    from handoff.runtime.up import stop_stack
     from handoff.runtime.up import watch_server
 
     os.chdir(ROOT)
@@ -244,17 +243,7 @@ def run_workers(spec: StackSpec, feed, say: Callable[[str], None]) -> None:
     except KeyboardInterrupt:
         pass
     finally:
-        server_died(server, died, say)
-        say("stopping…")
-        stop_jobs(stop, threads)
-        workers.stop()
-        if intake:
-            intake.stop()
-        if systems is not None:
-            systems.stop()
-        prefect_server.flush_and_stop(server)
-        say("stopped; `handoff up` carries on from here")
-        raise_if_server_died(died)
+        stop_stack(server, died, say, lambda: stop_jobs(stop, threads), workers, intake, systems)
 
 
 def run_worker(pool: str, name: str | None, limit: int | None, warm: bool, say: Callable[[str], None]) -> None:

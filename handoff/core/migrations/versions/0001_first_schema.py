@@ -1,7 +1,5 @@
 """first schema
 
-Revision ID: 0001
-Revises: 
 Create Date: 2026-11-22 15:09:41.172026
 """
 from alembic import op

@@ -1,8 +1,4 @@
-"""intake contract: the quarantine keeps the bytes exactly as received
-
-Revision ID: 0002_intake
-Revises: 0001
-"""
+"""intake contract: the quarantine keeps the bytes exactly as received"""
 import sqlalchemy as sa
 from alembic import op
 

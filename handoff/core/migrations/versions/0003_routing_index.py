@@ -1,7 +1,5 @@
 """routing index: change counter on work items and workers, hot-path indexes
 
-Revision ID: 0003_routing
-Revises: 0002_intake
 Create Date: 2026-11-29
 
 Every router process keeps the active work items and the reps in memory and re-reads only the

@@ -1,8 +1,4 @@
-"""identity: reps' passwords (argon2 hashes) and the login attempts the rate limit counts
-
-Revision ID: 0004_identity
-Revises: 0003_routing
-"""
+"""identity: reps' passwords (argon2 hashes) and the login attempts the rate limit counts"""
 from alembic import op
 import sqlalchemy as sa
 

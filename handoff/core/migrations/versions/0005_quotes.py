@@ -1,8 +1,4 @@
-"""quotes: requests for quotation, versioned quotes, and the link from a quote to its order
-
-Revision ID: 0005_quotes
-Revises: 0004_identity
-"""
+"""quotes: requests for quotation, versioned quotes, and the link from a quote to its order"""
 
 import sqlalchemy as sa
 from alembic import op

@@ -1,8 +1,4 @@
-"""ended sessions: sign-out ends a session on the server, not only in the browser
-
-Revision ID: 0006_ended_sessions
-Revises: 0005_quotes
-"""
+"""ended sessions: sign-out ends a session on the server, not only in the browser"""
 
 import sqlalchemy as sa
 from alembic import op

@@ -1,8 +1,4 @@
-"""trusted devices: sign-in attempts from a device a rep signed in on before are limited apart
-
-Revision ID: 0007_trusted_devices
-Revises: 0006_ended_sessions
-"""
+"""trusted devices: sign-in attempts from a device a rep signed in on before are limited apart"""
 
 import sqlalchemy as sa
 from alembic import op

@@ -1,8 +1,5 @@
 """step attempts: the attempt a step waits on, and the text its flow wrote, kept by handoff
 
-Revision ID: 0008_step_attempts
-Revises: 0007_trusted_devices
-
 `attempt` only goes up: an answer refused for one attempt is never read again (a re-run from
 the top re-checked attempt 0's stored answer, and took it once its sender held the item
 again). `description` is what reps read above the form: from handoff's database, not from
