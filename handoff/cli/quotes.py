@@ -49,7 +49,8 @@ def quotes_request(
 @quotes_app.command("answer")
 def quotes_answer(
     request_id: str = typer.Argument(..., help="The request's id (the quote's)."),
-    accept: bool | None = typer.Option(None, "--accept/--decline", help="The customer accepts, or declines."),
+    accept: bool = typer.Option(False, "--accept", help="The customer accepts: the quote becomes an order."),
+    decline: bool = typer.Option(False, "--decline", help="The customer declines."),
 ) -> None:
     """Record the customer's answer to a sent quote; an accepted quote becomes an order."""
     from handoff.cli.shown import shown
@@ -58,8 +59,8 @@ def quotes_answer(
     from handoff.core.quotes import answer_quote
     from handoff.runtime import prefect_server
 
-    if accept is None:
-        console.print("[red]say --accept or --decline[/red]")
+    if accept == decline:  # both given is a typing slip, not the last one's answer
+        console.print("[red]say either --accept or --decline[/red]")
         raise typer.Exit(2)
     _, announce = _servers()
     try:

@@ -38,6 +38,9 @@ def test_request_answer_and_list(db, tmp_path):
     assert accepted.exit_code == 0 and "quote K-3 accepted: order RFQ-K-3" in accepted.output
     again = runner.invoke(app, ["quotes", "answer", "K-3", "--accept"])
     assert again.exit_code == 0 and "already recorded" in again.output
+    for unclear in (["--accept", "--decline"], ["--decline", "--accept"], []):  # not the last flag's answer
+        slip = runner.invoke(app, ["quotes", "answer", "K-3", *unclear])
+        assert slip.exit_code == 2 and "either --accept or --decline" in slip.output
     declined = runner.invoke(app, ["quotes", "answer", "K-3", "--decline"])
     assert declined.exit_code == 1 and "was already accepted" in declined.output
     with session() as s:
