@@ -52,10 +52,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from stack import Stack  # noqa: E402
 from stack import _on_sigterm  # noqa: E402
-from stack import large_order  # noqa: E402
-from stack import machine_notes  # noqa: E402
-from stack import snapshot_tree  # noqa: E402
-from stack import stack_env  # noqa: E402
+from stack_code import snapshot_tree  # noqa: E402
+from stack_harness import large_order  # noqa: E402
+from stack_harness import stack_env  # noqa: E402
+from stack_processes import machine_notes  # noqa: E402
 
 CONFIGS: dict[str, list[str]] = {
     "sqlite+runner": [],
