@@ -16,8 +16,8 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from stack import Proc  # noqa: E402
 from stack import Stack  # noqa: E402
+from stack_processes import Proc  # noqa: E402
 
 ENTRY_STATES = {"received", "in-order-entry", "awaiting-approval"}
 

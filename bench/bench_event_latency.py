@@ -36,13 +36,13 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from stack import Stack  # noqa: E402
-from stack import add_stack_options  # noqa: E402
-from stack import bench_main  # noqa: E402
-from stack import import_cost  # noqa: E402
-from stack import large_order  # noqa: E402
-from stack import machine_busy_seconds  # noqa: E402
-from stack import machine_notes  # noqa: E402
-from stack import runner_limit_note  # noqa: E402
+from stack_code import import_cost  # noqa: E402
+from stack_code import runner_limit_note  # noqa: E402
+from stack_harness import add_stack_options  # noqa: E402
+from stack_harness import bench_main  # noqa: E402
+from stack_harness import large_order  # noqa: E402
+from stack_processes import machine_busy_seconds  # noqa: E402
+from stack_processes import machine_notes  # noqa: E402
 
 TARGET_P95 = 3.0
 SEGMENTS = [  # (label, from, to)

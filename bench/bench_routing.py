@@ -2,7 +2,8 @@
 
     .venv/bin/python bench/bench_routing.py [--items 10000] [--reps 500] [--decisions 2000]
 
-A seeded world of 10,000 open work items and 500 reps with mixed skills. Measured on one core:
+A seeded world (bench/routing_world.py) of 10,000 open work items and 500 reps with mixed skills.
+Measured on one core:
 
 1. One routing decision with the index (handoff.core.routing.index + the push policy): half are
    "a rep has room: which item?" (`item_for`), half "an item arrived: which rep?" (`rep_for`).
@@ -11,10 +12,10 @@ A seeded world of 10,000 open work items and 500 reps with mixed skills. Measure
    item in pure Python (or check every rep) and take the best. Run on a sample of the
    decisions (it is slow), checked to give the same answers as the index.
 3. A full re-score of 100,000 items: vectorised (numpy) against a pure-Python loop.
-4. (--live) The database-backed router on a throwaway database holding the same world
-   (`--live-db sqlite,postgres`; PostgreSQL in a temporary cluster started as the tests start
-   theirs): `route_item` and `route_for_worker`, each timed with its commit, by the live index
-   (handoff.core.routing.live) and by the read-per-decision path it replaced
+4. (--live, bench/routing_live.py) The database-backed router on a throwaway database holding
+   the same world (`--live-db sqlite,postgres`; PostgreSQL in a temporary cluster started as the
+   tests start theirs): `route_item` and `route_for_worker`, each timed with its commit, by the
+   live index (handoff.core.routing.live) and by the read-per-decision path it replaced
    (bench/routing_baseline.py) taking turns on the same data; then full sla-watch rounds.
 
 Targets: decision p99 <= 2 ms; re-score of 100,000 items <= 0.5 s; live p99 (with the commit)
@@ -27,10 +28,8 @@ Targets: decision p99 <= 2 ms; re-score of 100,000 items <= 0.5 s; live p99 (wit
 from __future__ import annotations
 
 import argparse
-import math
 import os
 import random
-import shutil
 import statistics
 import sys
 import time
@@ -40,81 +39,26 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from datetime import UTC
-from datetime import datetime
+from routing_live import measure_live  # noqa: E402
+from routing_live import report_live  # noqa: E402
+from routing_world import HOUR  # noqa: E402
+from routing_world import NOW  # noqa: E402
+from routing_world import make_world  # noqa: E402
+from routing_world import pct  # noqa: E402
 
 from handoff.core.routing.index import RoutingIndex  # noqa: E402
 from handoff.core.routing.policy import PushPolicy  # noqa: E402
 from handoff.core.routing.policy import RoutableItem  # noqa: E402
-from handoff.core.routing.policy import RoutableRep  # noqa: E402
 from handoff.core.routing.policy import make_policy  # noqa: E402
 from handoff.core.routing.urgency import MIN_EFFORT  # noqa: E402
 from handoff.core.routing.urgency import urgency  # noqa: E402
 from handoff.core.routing.urgency import urgency_columns  # noqa: E402
 from handoff.core.routing.urgency import urgency_many  # noqa: E402
 
-SKILLS = [
-    "order-approval",
-    "credit-review",
-    "discount-approval",
-    "provisioning-visit",
-    "activation-confirmation",
-    "invoice-approval",
-    "checklist-fix",
-    "handoff-signoff-sales",
-    "handoff-signoff-operations",
-]
-NOW = 1_795_000_000.0
-HOUR = 3600.0
-
-
-def make_world(n_items: int, n_reps: int, seed: int = 42) -> tuple[list[RoutableItem], list[RoutableRep]]:
-    rng = random.Random(seed)
-    items = []
-    for i in range(n_items):
-        kind = rng.choice(SKILLS)
-        need = {kind: rng.choices([1, 2, 3, 4], weights=[4, 3, 2, 1])[0]}
-        if rng.random() < 0.25:
-            other = rng.choice(SKILLS)
-            need.setdefault(other, rng.choice([1, 2]))
-        items.append(
-            RoutableItem(
-                id=f"w{i}",
-                work_type=kind,
-                required_skills=need,
-                created_at=NOW - rng.uniform(0, 48 * HOUR),
-                due_at=NOW + rng.uniform(-2 * HOUR, 5 * 24 * HOUR),
-                effort_seconds=rng.choice([120, 300, 600, 900, 1800, 3600, 7200]),
-                priority=rng.choice([1, 1, 1, 2, 3]),
-                value=rng.choice([0, 0, 500, 2_000, 10_000, 80_000]),
-            )
-        )
-    reps = []
-    for j in range(n_reps):
-        skills = {s: rng.randint(1, 5) for s in rng.sample(SKILLS, rng.randint(2, 5))}
-        capacity = rng.randint(2, 5)
-        reps.append(
-            RoutableRep(
-                id=f"r{j}",
-                skills=skills,
-                capacity=capacity,
-                open_items=rng.randint(0, capacity - 1),
-                available=rng.random() < 0.9,
-                last_assigned_at=NOW - rng.uniform(0, 4 * HOUR),
-            )
-        )
-    return items, reps
-
-
 # --- the straightforward router: look at everything, every time --------------------------------
 
 
 # --- measuring -------------------------------------------------------------------------------
-
-
-def pct(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, math.ceil(q * len(ordered)) - 1)]
 
 
 def decisions_plan(items, reps, n, seed=7):
@@ -253,173 +197,6 @@ def main() -> None:
         report_live(args, lives)
 
 
-# The generated item's routing fields, carried over as they are; its id is the step's key and title.
-SAME_FIELDS = ("work_type", "required_skills", "priority", "value", "effort_seconds")
-
-
-def dt(t: float) -> datetime:
-    """A simulated time (epoch seconds) as the naive UTC the database keeps."""
-    return datetime.fromtimestamp(t, UTC).replace(tzinfo=None)
-
-
-def work_item_row(i: RoutableItem) -> dict:
-    """An open work-item row for a generated item, for a bulk insert."""
-    same = {name: getattr(i, name) for name in SAME_FIELDS}
-    times = dict(due_at=dt(i.due_at), created_at=dt(i.created_at))
-    return same | times | dict(step_key=i.id, title=i.id, state="open", escalated=False, version=0)
-
-
-def measure_live(
-    items: list[RoutableItem],
-    reps: list[RoutableRep],
-    backend: str,
-    calls: int,
-    rounds: int = 3,
-    cores: set[int] | None = None,
-) -> dict:
-    """The live router on a throwaway database holding the same world: the indexed path and the
-    read-per-decision path (bench/routing_baseline.py) take turns on the same, evolving data;
-    every call is timed with its commit. Then full sla-watch rounds."""
-    import tempfile
-    from contextlib import ExitStack
-
-    import routing_baseline as baseline
-    from sqlalchemy import select
-    from sqlalchemy import text
-
-    from handoff.core.db import engine_for
-    from handoff.core.db import session
-    from handoff.core.models import Worker
-    from handoff.core.models import WorkerSkill
-    from handoff.core.models import WorkItem
-    from handoff.core.routing import assign
-    from handoff.core.routing import live
-    from handoff.core.routing import watch
-    from handoff.core.settings import settings
-
-    home = Path(tempfile.mkdtemp(prefix="handoff-bench-"))
-    with ExitStack() as stack:
-        stack.callback(shutil.rmtree, home, True)
-        if backend == "postgres":
-            pinned = os.sched_getaffinity(0) if cores else None
-            if cores:
-                os.sched_setaffinity(0, cores)  # the server's processes inherit this: let them use every core
-            url = stack.enter_context(postgres_cluster()).new_database()
-            if pinned:
-                os.sched_setaffinity(0, pinned)
-        else:
-            url = f"sqlite:///{home / 'bench.db'}"
-        settings.database_url, settings.home = url, home
-        t0 = time.perf_counter()
-        with session() as s:
-            s.add_all(
-                Worker(
-                    name=r.id,
-                    capacity=r.capacity,
-                    open_items=r.open_items,
-                    presence="available" if r.available else "offline",
-                    skills=[WorkerSkill(skill=k, level=v) for k, v in r.skills.items()],
-                )
-                for r in reps
-            )
-            s.flush()
-            s.execute(WorkItem.__table__.insert(), [work_item_row(i) for i in items])
-        if backend == "postgres":  # as autovacuum would within a minute of a bulk load: without
-            # statistics the planner reads 10,000 rows to find the few changed ones
-            with session() as s:
-                s.execute(text("ANALYZE work_items, workers, worker_skills"))
-        build_s = time.perf_counter() - t0
-        with session() as s:
-            open_ids = list(s.scalars(select(WorkItem.id)))
-            worker_ids = list(s.scalars(select(Worker.id)))
-        live.forget_indexes()
-        t0 = time.perf_counter()
-        with session() as s:
-            live.index_for(s)
-        load_s = time.perf_counter() - t0
-
-        rng = random.Random(5)
-        now = dt(NOW)
-        paths = {"index": assign, "baseline": baseline}
-        out: dict[str, list[float]] = {f"{p} {k}": [] for p in paths for k in ("route_item", "route_for_worker")}
-        cpu: dict[str, list[float]] = {key: [] for key in out}
-        max_id = max(open_ids)
-        for k in range(calls):
-            kind = "route_item" if k % 4 else "route_for_worker"
-            for name in ("index", "baseline") if k % 2 else ("baseline", "index"):
-                finished_by = finish_one(session, rng.randint(1, max_id), now)  # untimed: the churn of a day
-                if kind == "route_item":
-                    args = (open_ids.pop(rng.randrange(len(open_ids))),)
-                else:  # the rep who just finished (one place free), or one coming online (any)
-                    args = (finished_by if finished_by is not None and k % 16 else rng.choice(worker_ids),)
-                with session() as s:
-                    t0, c0 = time.perf_counter(), time.process_time()
-                    getattr(paths[name], kind)(s, *args, now)
-                    s.commit()
-                    out[f"{name} {kind}"].append((time.perf_counter() - t0) * 1e3)
-                    cpu[f"{name} {kind}"].append((time.process_time() - c0) * 1e3)
-        watch_s = []
-        for _round in range(rounds):
-            with session() as s:
-                t0, c0 = time.perf_counter(), time.process_time()
-                report = watch.watch_cycle(s, now)
-                s.commit()
-                watch_s.append(
-                    (
-                        time.perf_counter() - t0,
-                        len(report.assignments),
-                        len(report.escalations),
-                        time.process_time() - c0,
-                    )
-                )
-        engine_for(url).dispose()
-        live.forget_indexes()
-    return {
-        "backend": backend,
-        "times": out,
-        "cpu": cpu,
-        "build_s": build_s,
-        "load_s": load_s,
-        "watch": watch_s,
-        "load_average": os.getloadavg()[0],
-    }
-
-
-def finish_one(session, near_id: int, now) -> int | None:  # noqa: ANN001
-    """A rep finishes an assigned item (the first at or after `near_id`): it is completed and
-    their place freed, in a transaction of its own, as a completion does (its routing is what
-    the bench times). Returns who finished, None if nothing was assigned there."""
-    from sqlalchemy import text
-
-    with session() as s:
-        found = s.execute(
-            text("SELECT id, assignee_id FROM work_items WHERE state = 'assigned' AND id >= :near ORDER BY id LIMIT 1"),
-            {"near": near_id},
-        ).first()
-        if found is None:
-            return None
-        s.execute(
-            text("UPDATE work_items SET state = 'completed', completed_at = :now WHERE id = :id"),
-            {"now": now, "id": found.id},
-        )
-        s.execute(
-            text("UPDATE workers SET open_items = open_items - 1 WHERE id = :w AND open_items > 0"),
-            {"w": found.assignee_id},
-        )
-        return int(found.assignee_id)
-
-
-def postgres_cluster():  # noqa: ANN201
-    """A throwaway PostgreSQL cluster, started the way the tests start theirs."""
-    from handoff.runtime.postgres import PostgresCluster
-    from handoff.runtime.postgres import PostgresNotInstalled
-
-    try:
-        return PostgresCluster()
-    except PostgresNotInstalled as missing:
-        raise SystemExit(str(missing)) from None
-
-
 def report(args, build_ms, idx, item_for, rep_for, others, scan, same, n_base, vec_s, obj_s, py_s) -> None:
     from rich.console import Console
     from rich.table import Table
@@ -496,67 +273,6 @@ def report(args, build_ms, idx, item_for, rep_for, others, scan, same, n_base, v
     )
     if same != n_base:
         console.print("[red]the scan and the index disagreed on some decisions[/red]")
-
-
-def report_live(args, lives: list[dict]) -> None:
-    from rich.console import Console
-    from rich.table import Table
-
-    console = Console()
-    lines = []
-    for result in lives:
-        backend, times = result["backend"], result["times"]
-        t = Table(
-            "call (incl. commit)",
-            "n",
-            "p50 ms",
-            "p99 ms",
-            "max ms",
-            "cpu p50 ms",
-            "cpu p99 ms",
-            title_justify="left",
-            title=f"live router on {backend}: {args.items:,} open items x {args.reps:,} reps "
-            f"(database built in {result['build_s']:.1f} s, index loaded in {result['load_s'] * 1e3:.0f} ms)",
-        )
-        for label, values in times.items():
-            if values:
-                spent = result["cpu"][label]
-                t.add_row(
-                    label,
-                    f"{len(values):,}",
-                    f"{statistics.median(values):.2f}",
-                    f"{pct(values, 0.99):.2f}",
-                    f"{max(values):.2f}",
-                    f"{statistics.median(spent):.2f}",
-                    f"{pct(spent, 0.99):.2f}",
-                )
-        console.print(t)
-        console.print(
-            f"(cpu: this process only; load average during the run {result['load_average']:.1f} "
-            f"on {os.cpu_count()} cores)"
-        )
-        for kind in ("route_item", "route_for_worker"):
-            a, b = times[f"baseline {kind}"], times[f"index {kind}"]
-            console.print(
-                f"{backend} {kind}: read-per-decision / index  p50 x{statistics.median(a) / statistics.median(b):.1f}"
-                f"  p99 x{pct(a, 0.99) / pct(b, 0.99):.1f}"
-            )
-        for k, (secs, assigned, escalated, spent) in enumerate(result["watch"], 1):
-            console.print(
-                f"{backend} sla-watch round {k}: {secs:.3f} s, cpu {spent:.3f} s "
-                f"({assigned} assigned, {escalated} escalated)"
-            )
-        limit = 5.0 if args.items <= 10_000 and args.reps <= 500 else 20.0
-        item_p99, worker_p99 = pct(times["index route_item"], 0.99), pct(times["index route_for_worker"], 0.99)
-        round_s = max(secs for secs, *_ in result["watch"])
-        ok = item_p99 <= limit and worker_p99 <= limit and round_s <= 1.0
-        lines.append(
-            f"live p99: route_item {item_p99:.1f} ms, route_for_worker {worker_p99:.1f} ms, "
-            f"sla-watch round <= {round_s:.2f} s ({backend}, {args.items} items x {args.reps} reps) -> "
-            + ("met" if ok else f"NOT met (p99 <= {limit:g} ms, round <= 1 s)")
-        )
-    for line in lines:
-        print(line)
 
 
 if __name__ == "__main__":

@@ -37,9 +37,7 @@ import signal
 import statistics
 import sys
 import tempfile
-import threading
 import time
-from collections import Counter
 from dataclasses import asdict
 from dataclasses import dataclass
 from dataclasses import field
@@ -52,10 +50,16 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from stack import Stack  # noqa: E402
 from stack import _on_sigterm  # noqa: E402
-from stack import large_order  # noqa: E402
-from stack import machine_notes  # noqa: E402
-from stack import snapshot_tree  # noqa: E402
-from stack import stack_env  # noqa: E402
+from stack_code import snapshot_tree  # noqa: E402
+from stack_harness import large_order  # noqa: E402
+from stack_harness import stack_env  # noqa: E402
+from stack_processes import machine_notes  # noqa: E402
+from throughput_records import duplicate_side_effects  # noqa: E402
+from throughput_records import order_finish_times  # noqa: E402
+from throughput_records import run_figures  # noqa: E402
+from throughput_standins import BareStandIns  # noqa: E402
+from throughput_standins import StandIns  # noqa: E402
+from throughput_standins import background  # noqa: E402
 
 CONFIGS: dict[str, list[str]] = {
     "sqlite+runner": [],
@@ -64,7 +68,6 @@ CONFIGS: dict[str, list[str]] = {
     "postgres+4 workers": ["--postgres", "--workers", "4"],
 }
 FLOOR_ON = "postgres+2 workers"
-DONE = {"complete", "rejected"}
 RECORDS_SETTLE = 10.0  # Prefect records task runs from events: let the last ones land before counting
 
 
@@ -96,159 +99,6 @@ class Result:
     duplicates: int = 0
     notes: list[str] = field(default_factory=list)
     cpu_by_role: dict[str, float] = field(default_factory=dict)  # CPU s per order, by process
-
-
-# --- stand-ins: answer every waiting step after the think time ---------------------------------
-
-
-class StandIns:
-    """Answer each waiting step `think` seconds after it is first seen waiting, as its assignee."""
-
-    def __init__(self, think: float) -> None:
-        self.think = think
-        self.seen: dict[tuple[int, str], float] = {}
-        self.answered: dict[tuple[int, str], tuple[str, datetime]] = {}
-        self.failures: Counter = Counter()
-        self.stop = threading.Event()
-
-    def run(self) -> None:
-        from handoff.runtime.standins import standin_answer
-        from handoff.runtime.steps import StepNotReady
-        from handoff.runtime.steps import complete_step
-        from handoff.runtime.steps import waiting_steps
-
-        while not self.stop.is_set():
-            try:
-                steps = waiting_steps()
-            except Exception as exc:  # noqa: BLE001 - a busy database now and then; try again
-                self.failures[f"waiting_steps: {type(exc).__name__}"] += 1
-                steps = []
-            now = time.monotonic()
-            for step in steps:
-                key = (step.item_id, step.input_key)
-                if key in self.answered or step.assignee is None:
-                    continue
-                if now - self.seen.setdefault(key, now) < self.think:
-                    continue
-                try:
-                    complete_step(step.item_id, standin_answer(step.item_id), wait_seconds=1)
-                    self.answered[key] = (step.order_id or "", datetime.now(UTC))
-                except StepNotReady:
-                    continue
-                except Exception as exc:  # noqa: BLE001 - counted as an error, tried again
-                    self.failures[f"{type(exc).__name__}: {str(exc)[:80]}"] += 1
-            self.stop.wait(0.2)
-
-
-class BareStandIns:
-    """Resume each suspended bare run `think` seconds after it suspended."""
-
-    def __init__(self, think: float, deployment_id: Any) -> None:
-        self.think, self.deployment_id = think, deployment_id
-        self.seen: dict[tuple[str, str], float] = {}
-        self.answered: dict[tuple[str, str], tuple[str, datetime]] = {}
-        self.failures: Counter = Counter()
-        self.stop = threading.Event()
-
-    def run(self) -> None:
-        from prefect.client.orchestration import get_client
-        from prefect.client.schemas.filters import FlowRunFilter
-        from prefect.client.schemas.filters import FlowRunFilterDeploymentId
-        from prefect.client.schemas.filters import FlowRunFilterState
-        from prefect.client.schemas.filters import FlowRunFilterStateType
-        from prefect.client.schemas.objects import StateType
-        from prefect.flow_runs import resume_flow_run
-
-        flt = FlowRunFilter(
-            deployment_id=FlowRunFilterDeploymentId(any_=[self.deployment_id]),
-            state=FlowRunFilterState(type=FlowRunFilterStateType(any_=[StateType.PAUSED])),
-        )
-        with get_client(sync_client=True) as client:
-            while not self.stop.is_set():
-                now = time.monotonic()
-                for run in client.read_flow_runs(flow_run_filter=flt, limit=200):
-                    key = (str(run.id), str(run.state.id))
-                    if key in self.answered or now - self.seen.setdefault(key, now) < self.think:
-                        continue
-                    try:
-                        resume_flow_run(run.id, run_input={"ok": True})
-                        self.answered[key] = (str(run.parameters.get("order_id")), datetime.now(UTC))
-                    except Exception as exc:  # noqa: BLE001 - its schema is not saved yet, or a busy server
-                        self.failures[type(exc).__name__] += 1
-                self.stop.wait(0.2)
-
-
-def background(target: Any) -> threading.Thread:
-    import contextvars
-
-    thread = threading.Thread(target=contextvars.copy_context().run, args=(target,), daemon=True)
-    thread.start()
-    return thread
-
-
-# --- reading what happened from Prefect's API ------------------------------------------------------
-
-
-def run_figures(
-    runs_by_order: dict[str, list[Any]],
-    occurred: dict[str, datetime],
-    answers: list[tuple[str, datetime]],
-    finished_at: dict[str, datetime],
-) -> dict[str, Any]:
-    """Event → first step, answer → running again, task runs per order, runs that broke."""
-    from prefect.client.orchestration import get_client
-    from prefect.client.schemas.filters import FlowRunFilter
-    from prefect.client.schemas.filters import FlowRunFilterId
-
-    first_step, resumed, tasks, broken = [], [], [], []
-    running: dict[str, list[datetime]] = {}
-    with get_client(sync_client=True) as client:
-        for order, runs in runs_by_order.items():
-            ids = [r.id for r in runs]
-            task_runs = []
-            for start in range(0, len(ids), 50):
-                task_runs += client.read_task_runs(
-                    flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=ids[start : start + 50])), limit=200
-                )
-            tasks.append(len(task_runs))
-            started = [t.start_time for t in task_runs if t.start_time and t.flow_run_id == ids[0]]
-            if started and order in occurred:
-                first_step.append((min(started) - occurred[order]).total_seconds())
-            for run in runs:
-                states = client.read_flow_run_states(run.id)
-                running.setdefault(order, []).extend(s.timestamp for s in states if s.type.value == "RUNNING")
-                if run.state_name in ("Crashed", "Failed"):
-                    broken.append(f"{order}: run {run.name} {run.state_name}: {(run.state.message or '')[:100]}")
-    for order, at in answers:
-        later = [t for t in running.get(order, []) if t >= at]
-        if later:
-            resumed.append((min(later) - at).total_seconds())
-    walls = [(finished_at[o] - occurred[o]).total_seconds() for o in finished_at if o in occurred]
-    return {"first_step": first_step, "resumed": resumed, "tasks": tasks, "broken": broken, "walls": walls}
-
-
-def duplicate_side_effects(ledger: list[dict[str, Any]]) -> int:
-    keys = Counter((e["system"], e["operation"], e["idempotency_key"]) for e in ledger)
-    return sum(n - 1 for n in keys.values() if n > 1)
-
-
-def order_finish_times(ids: set[str]) -> dict[str, datetime]:
-    """When each finished order reached its last status (handoff's audit trail)."""
-    from sqlalchemy import func
-    from sqlalchemy import select
-
-    from handoff.core.db import session
-    from handoff.core.models import AuditEvent
-    from handoff.core.models import Order
-
-    with session() as s:
-        done = set(s.scalars(select(Order.id).where(Order.id.in_(ids), Order.status.in_(DONE))))
-        rows = s.execute(
-            select(AuditEvent.entity_id, func.max(AuditEvent.at))
-            .where(AuditEvent.entity == "order", AuditEvent.entity_id.in_(done))
-            .group_by(AuditEvent.entity_id)
-        ).all()
-    return {oid: at if at.tzinfo else at.replace(tzinfo=UTC) for oid, at in rows}
 
 
 # --- one configuration ------------------------------------------------------------------------------

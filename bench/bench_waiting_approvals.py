@@ -51,13 +51,13 @@ from approvals_probe import say  # noqa: E402
 from approvals_probe import show_processes  # noqa: E402
 from approvals_probe import spread  # noqa: E402
 from approvals_probe import suspended_orders  # noqa: E402
-from stack import Proc  # noqa: E402
 from stack import Stack  # noqa: E402
-from stack import add_stack_options  # noqa: E402
-from stack import bench_main  # noqa: E402
-from stack import large_order  # noqa: E402
-from stack import machine_notes  # noqa: E402
-from stack import runner_limit_note  # noqa: E402
+from stack_code import runner_limit_note  # noqa: E402
+from stack_harness import add_stack_options  # noqa: E402
+from stack_harness import bench_main  # noqa: E402
+from stack_harness import large_order  # noqa: E402
+from stack_processes import Proc  # noqa: E402
+from stack_processes import machine_notes  # noqa: E402
 
 # --- the benchmark --------------------------------------------------------------------------
 

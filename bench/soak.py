@@ -39,8 +39,8 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from stack import Stack  # noqa: E402
-from stack import add_stack_options  # noqa: E402
-from stack import stack_env  # noqa: E402
+from stack_harness import add_stack_options  # noqa: E402
+from stack_harness import stack_env  # noqa: E402
 
 FINAL = {"complete", "rejected"}
 

@@ -23,11 +23,14 @@ the stack still alive after a timeout: the tree under `handoff up` plus any proc
 environment names this stack's HANDOFF_HOME (the Prefect server runs in its own session; a flow
 run whose parent died is re-parented to init). Stopping happens whatever way the bench ends
 (`with`, try/finally, atexit).
+
+Beside it: stack_harness.py (the options and main every stack bench shares, and its large order),
+stack_processes.py (the stack's OS processes and the machine, from /proc) and stack_code.py (the
+snapshot of the working tree the stack runs, and its commit).
 """
 
 from __future__ import annotations
 
-import argparse
 import atexit
 import contextlib
 import os
@@ -42,127 +45,22 @@ import time
 from collections import Counter
 from collections.abc import Callable
 from collections.abc import Iterator
-from dataclasses import dataclass
-from datetime import date
-from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 import httpx
+from stack_code import PYTHON
+from stack_code import ROOT
+from stack_code import code_version
+from stack_code import snapshot_tree
+from stack_processes import CLK_TCK
+from stack_processes import Proc
+from stack_processes import _cmdline
+from stack_processes import _environ_has
+from stack_processes import all_processes
+from stack_processes import process_tree
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-
-PYTHON = ROOT / ".venv" / "bin" / "python"
 READY_LINE = "serving the deployments"
-CLK_TCK = os.sysconf("SC_CLK_TCK")
-
-
-# --- the OS processes of the stack -------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Proc:
-    pid: int
-    ppid: int
-    comm: str
-    cmdline: str
-    rss_mb: float
-    cpu_seconds: float
-    parent_cmdline: str = ""
-
-    @property
-    def is_python(self) -> bool:
-        first = self.cmdline.split(" ", 1)[0]
-        return "python" in self.comm.lower() or "python" in Path(first).name.lower()
-
-    @property
-    def role(self) -> str:
-        """What the process is, in a word, from its command line."""
-        c = self.cmdline
-        if "multiprocessing.forkserver" in c:  # warm start: runs are forks of the fork server
-            return "flow run" if "multiprocessing.forkserver" in self.parent_cmdline else "fork server"
-        if "prefect.engine" in c or "prefect/engine" in c or "multiprocessing.spawn" in c:
-            return "flow run"
-        if "multiprocessing.resource_tracker" in c:
-            return "resource tracker"
-        if "server start" in c and "prefect" in c or "prefect.server" in c or "uvicorn" in c and "prefect" in c:
-            return "prefect server"
-        if " worker --pool" in c:
-            return "worker"
-        if (c.endswith(" up") or " up --" in c) and "handoff" in c:
-            return "handoff up (runner, intake, sandbox)"
-        return "other"
-
-
-def _read_stat(pid: int) -> tuple[str, int, float, float] | None:
-    """(comm, ppid, cpu seconds, rss MB) from /proc/<pid>/stat, or None if it is gone."""
-    try:
-        raw = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return None
-    # comm is in parentheses and may contain spaces or parentheses: split at the last ')'
-    comm = raw[raw.index("(") + 1 : raw.rindex(")")]
-    fields = raw[raw.rindex(")") + 2 :].split()
-    ppid = int(fields[1])
-    cpu = (int(fields[11]) + int(fields[12])) / CLK_TCK  # utime + stime
-    rss_mb = int(fields[21]) * os.sysconf("SC_PAGE_SIZE") / 1e6
-    return comm, ppid, cpu, rss_mb
-
-
-def _cmdline(pid: int) -> str:
-    try:
-        return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace").strip()
-    except OSError:
-        return ""
-
-
-def _environ_has(pid: int, needle: bytes) -> bool:
-    try:
-        return needle in Path(f"/proc/{pid}/environ").read_bytes()
-    except OSError:
-        return False
-
-
-def all_processes() -> dict[int, tuple[str, int, float, float]]:
-    out = {}
-    for entry in os.listdir("/proc"):
-        if entry.isdigit():
-            stat = _read_stat(int(entry))
-            if stat is not None:
-                out[int(entry)] = stat
-    return out
-
-
-def process_tree(root_pid: int) -> list[Proc]:
-    """`root_pid` and all its descendants (walks /proc/*/stat ppid)."""
-    table = all_processes()
-    children: dict[int, list[int]] = {}
-    for pid, (_, ppid, _, _) in table.items():
-        children.setdefault(ppid, []).append(pid)
-    found, todo = [], [root_pid] if root_pid in table else []
-    while todo:
-        pid = todo.pop()
-        found.append(pid)
-        todo.extend(children.get(pid, []))
-    procs = []
-    for pid in sorted(found):
-        comm, ppid, cpu, rss = table[pid]
-        procs.append(Proc(pid, ppid, comm, _cmdline(pid), rss, cpu, _cmdline(ppid)))
-    return procs
-
-
-def code_version() -> str:
-    """The checkout's commit and how many files differ from it (read-only git commands)."""
-
-    def git(*args: str) -> str:
-        r = subprocess.run(["git", "-C", str(ROOT), *args], capture_output=True, text=True)
-        return r.stdout.strip()
-
-    head = git("rev-parse", "--short", "HEAD") or "?"
-    modified = len(git("ls-files", "-m").splitlines())
-    untracked = len(git("ls-files", "-o", "--exclude-standard").splitlines())
-    return f"commit {head} + {modified} modified and {untracked} untracked file(s) of the working tree"
 
 
 def log_errors(text: str, limit: int = 12) -> list[tuple[int, str]]:
@@ -178,177 +76,10 @@ def log_errors(text: str, limit: int = 12) -> list[tuple[int, str]]:
     return [(n, line) for line, n in Counter(lines).most_common(limit)]
 
 
-def add_stack_options(ap: argparse.ArgumentParser) -> None:
-    """The options every bench of the running stack takes (ports, home, runner, code)."""
-    ap.add_argument("--ui-port", type=int, default=4310)
-    ap.add_argument("--sandbox-port", type=int, default=8775)
-    ap.add_argument("--intake-port", type=int, default=8085)
-    ap.add_argument("--keep-home", action="store_true", help="keep the stack's temp home (logs, databases)")
-    ap.add_argument(
-        "--process-limit",
-        type=int,
-        default=None,
-        help="HANDOFF_RUNNER_PROCESS_LIMIT for the stack (default: the product's default)",
-    )
-    ap.add_argument(
-        "--env",
-        action="append",
-        default=[],
-        metavar="KEY=VALUE",
-        help="more environment for the stack, e.g. PREFECT_API_LOG_RETRYABLE_ERRORS=true",
-    )
-    ap.add_argument(
-        "--live-tree", action="store_true", help="run the stack from the checkout itself, not from a snapshot of it"
-    )
-    ap.add_argument(
-        "--up",
-        default="",
-        metavar="ARGS",
-        help='more arguments for `handoff up`, e.g. "--postgres --workers 2" (the production stack)',
-    )
-
-
-def stack_env(pairs: list[str], process_limit: int | None = None) -> dict[str, str]:
-    """`--env KEY=VALUE` options (and `--process-limit`) as the stack's extra environment."""
-    env = dict(pair.split("=", 1) for pair in pairs)
-    if process_limit:
-        env["HANDOFF_RUNNER_PROCESS_LIMIT"] = str(process_limit)
-    return env
-
-
-def bench_main(args: argparse.Namespace, run: Callable[[Stack, argparse.Namespace], bool], indent: str = "") -> int:
-    """Start a stack from `args` (add_stack_options), load the catalogue, `run` the bench, then
-    report the code and the errors in the logs and stop it (keeping its home if the bench
-    failed). Exit code 0 if `run` says the checks passed."""
-    signal.signal(signal.SIGTERM, _on_sigterm)
-    stack = Stack(
-        args.ui_port,
-        args.sandbox_port,
-        args.intake_port,
-        keep_home=args.keep_home,
-        snapshot=not args.live_tree,
-        extra_env=stack_env(args.env, args.process_limit),
-        up_args=args.up.split(),
-    )
-    ok = False
-    try:
-        stack.start()
-        stack.load_catalogue()
-        with stack.prefect():
-            ok = run(stack, args)
-    finally:
-        print(f"{indent}code: {stack.code_version}")
-        for line in stack.error_report():
-            print(f"{indent}{line}")
-        if not ok:
-            stack.keep_home = True
-        stack.stop()
-    return 0 if ok else 1
-
-
-def runner_limit_note() -> str:
-    """How the stack's runner starts flow runs: its poll, process limit and warm start (from the
-    stack's code and environment)."""
-    try:
-        from handoff.core.settings import Settings
-
-        current = Settings()
-    except ImportError:
-        return "runner settings unknown"
-    return (
-        f"runner poll {current.runner_poll_seconds:g} s, process limit {current.runner_process_limit}, "
-        f"warm start {'on' if current.warm_start else 'off'}"
-    )
-
-
-def machine_busy_seconds() -> float:
-    """CPU seconds all cores of the machine have been busy since boot (/proc/stat)."""
-    fields = [int(x) for x in Path("/proc/stat").read_text().splitlines()[0].split()[1:]]
-    idle = fields[3] + (fields[4] if len(fields) > 4 else 0)  # idle + iowait
-    return (sum(fields[:8]) - idle) / CLK_TCK
-
-
-def machine_notes() -> str:
-    """Cores, memory, load average and how many other python processes share the machine."""
-    load = Path("/proc/loadavg").read_text().split()[:3]
-    mem_kb = next(
-        (
-            int(line.split()[1])
-            for line in Path("/proc/meminfo").read_text().splitlines()
-            if line.startswith("MemTotal:")
-        ),
-        0,
-    )
-    table = all_processes()
-    pythons = sum(1 for comm, *_ in table.values() if "python" in comm.lower())
-    return (
-        f"{os.cpu_count()} cores, {mem_kb / 1e6:.0f} GB RAM, load average {' '.join(load)}, "
-        f"{pythons} python processes on the machine (all users, this stack included)"
-    )
-
-
-def import_cost(statement: str, repeat: int = 3) -> float:
-    """Median wall seconds for a fresh interpreter to run `statement` (what a flow run's process
-    pays before its first line of work)."""
-    times = []
-    for _ in range(repeat):
-        t = time.monotonic()
-        subprocess.run([str(PYTHON), "-c", statement], cwd=ROOT, check=True, stdout=subprocess.DEVNULL)
-        times.append(time.monotonic() - t)
-    return sorted(times)[len(times) // 2]
-
-
-def snapshot_tree(home: Path) -> Path:
-    """Copy the working tree (tracked and untracked files, as they are now) under the home and
-    run the stack from there: other engineers edit the checkout while a bench runs, and a
-    half-made edit would crash flow runs that start later. `<home>/shared` links to the
-    checkout's `../shared` (Northwind, BPIC), which handoff finds next to its code."""
-    code = home / "code"
-    files = (
-        subprocess.run(
-            ["git", "-C", str(ROOT), "ls-files", "-co", "--exclude-standard", "-z"], check=True, capture_output=True
-        )
-        .stdout.decode()
-        .split("\0")
-    )
-    for rel in filter(None, files):
-        src = ROOT / rel
-        if src.is_file() and not rel.startswith(("bench/out/", ".venv/")):
-            (code / rel).parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy2(src, code / rel)
-    shared = ROOT.parent / "shared"
-    if shared.exists() and not (home / "shared").exists():
-        (home / "shared").symlink_to(shared)
-    subprocess.run(
-        [str(PYTHON), "-m", "compileall", "-q", str(code)],
-        check=False,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    return code
-
-
-# --- the stack -----------------------------------------------------------------------------------
-
-
 def _port_taken(port: int, host: str = "127.0.0.1") -> bool:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
         s.settimeout(0.5)
         return s.connect_ex((host, port)) == 0
-
-
-def large_order(order_id: str, customer_id: str = "AROUT", quantity: int = 300) -> dict[str, Any]:
-    """An order that passes the checklist and the credit check (AROUT: limit 20,000, not on hold)
-    but needs a rep's approval: one line of Chai (product 1, catalogue price 18.00) × 300 = 5,400."""
-    today = date.today()
-    return {
-        "order_id": order_id,
-        "customer_id": customer_id,
-        "order_date": today.isoformat(),
-        "due_date": (today + timedelta(days=30)).isoformat(),
-        "total": round(18.0 * quantity, 2),
-        "lines": [{"product_id": 1, "quantity": quantity, "unit_price": 18.0, "discount": 0.0}],
-    }
 
 
 class Stack:
