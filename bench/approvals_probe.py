@@ -16,6 +16,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+from prefect_reads import pipeline_runs  # noqa: E402
 from stack import Stack  # noqa: E402
 from stack_processes import Proc  # noqa: E402
 
@@ -117,13 +118,13 @@ def order_statuses(ids: set[str]) -> dict[str, str]:
 
 def run_states(stack: Stack, ids: set[str]) -> tuple[Counter, dict[str, int]]:
     """(state names of all pipeline runs of these orders, runs per order)."""
-    runs = stack.pipeline_runs()
+    runs = pipeline_runs()
     states = Counter(r.state_name for oid in ids for r in runs.get(oid, []))
     return states, {oid: len(runs.get(oid, [])) for oid in ids}
 
 
 def suspended_orders(stack: Stack, ids: set[str]) -> int:
-    runs = stack.pipeline_runs()
+    runs = pipeline_runs()
     return sum(any(r.state_name == "Suspended" for r in runs.get(oid, [])) for oid in ids)
 
 
@@ -156,7 +157,7 @@ def resume_latencies(stack: Stack, answered_at: dict[str, datetime]) -> dict[str
     """Seconds from each answer to its run being picked up again (Pending) and running again."""
     from prefect.client.orchestration import get_client
 
-    runs = stack.pipeline_runs()
+    runs = pipeline_runs()
     lags: dict[str, list[float]] = {"pending": [], "running": []}
     with get_client(sync_client=True) as client:
         for oid, at in answered_at.items():

@@ -35,6 +35,9 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+from prefect_reads import order_events  # noqa: E402
+from prefect_reads import pipeline_runs  # noqa: E402
+from prefect_reads import scheduled_run_states  # noqa: E402
 from stack import Stack  # noqa: E402
 from stack_code import import_cost  # noqa: E402
 from stack_code import runner_limit_note  # noqa: E402
@@ -70,8 +73,8 @@ def timeline(stack: Stack, order_ids: list[str]) -> dict[str, dict[str, Any]]:
     from prefect.client.schemas.filters import FlowRunFilter
     from prefect.client.schemas.filters import FlowRunFilterId
 
-    events = stack.order_events()
-    runs = stack.pipeline_runs()
+    events = order_events()
+    runs = pipeline_runs()
     out: dict[str, dict[str, Any]] = {}
     with get_client(sync_client=True) as client:
         for oid in order_ids:
@@ -178,7 +181,7 @@ def run(stack: Stack, args: argparse.Namespace) -> bool:
     wall = time.monotonic() - wall0
     stack_cpu, machine_cpu = stack.cpu_seconds() - cpu0, machine_busy_seconds() - busy0
     rows = timeline(stack, ids)
-    sla_watch = stack.scheduled_run_states()
+    sla_watch = scheduled_run_states()
     processes = stack.processes()
     notes_after = machine_notes()
     costs = {

@@ -48,6 +48,8 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+from prefect_reads import order_events  # noqa: E402
+from prefect_reads import pipeline_runs  # noqa: E402
 from stack import Stack  # noqa: E402
 from stack import _on_sigterm  # noqa: E402
 from stack_code import snapshot_tree  # noqa: E402
@@ -145,8 +147,8 @@ def run_handoff(stack: Stack, name: str, prefix: str, args: argparse.Namespace) 
     thread.join(timeout=10)
     time.sleep(RECORDS_SETTLE)
     finished = order_finish_times(idset)
-    events = {oid: ev.occurred for oid, ev in stack.order_events().items() if oid in idset}
-    runs = {oid: r for oid, r in stack.pipeline_runs().items() if oid in idset}
+    events = {oid: ev.occurred for oid, ev in order_events().items() if oid in idset}
+    runs = {oid: r for oid, r in pipeline_runs().items() if oid in idset}
     answers = list(standins.answered.values())
     fig = run_figures(runs, events, answers, finished)
     result = figures(name, len(ids), finished, events, fig, cpu, len(answers))
@@ -225,7 +227,7 @@ def run_bare(stack: Stack, args: argparse.Namespace, tasks: int, suspends: int) 
     feed(len(ids), args.rate, submit)
 
     def bare_runs() -> dict[str, list[Any]]:
-        return {oid: r for oid, r in stack.pipeline_runs("bare-order/bare-order").items() if oid in occurred}
+        return {oid: r for oid, r in pipeline_runs("bare-order/bare-order").items() if oid in occurred}
 
     def progress() -> bool | str:
         done = sum(any(r.state_name == "Completed" for r in runs) for runs in bare_runs().values())

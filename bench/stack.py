@@ -53,12 +53,11 @@ from stack_code import PYTHON
 from stack_code import ROOT
 from stack_code import code_version
 from stack_code import snapshot_tree
-from stack_processes import CLK_TCK
 from stack_processes import Proc
-from stack_processes import _cmdline
-from stack_processes import _environ_has
-from stack_processes import all_processes
+from stack_processes import cmdline
 from stack_processes import process_tree
+from stack_processes import processes_outside
+from stack_processes import reaped_cpu_seconds
 
 READY_LINE = "serving the deployments"
 
@@ -114,7 +113,6 @@ class Stack:
         self.proc: subprocess.Popen | None = None
         self.log_path = self.home / "handoff-up.log"
         self._log = None
-        self._known_pids: set[int] = set()
         self.started_at: float | None = None
         self.code_version = code_version()
         self.code = code or (self.snapshot_code() if snapshot else ROOT)  # `code`: a snapshot made once for many stacks
@@ -227,7 +225,6 @@ class Stack:
     def _wait_ready(self, timeout: float) -> None:
         deadline = time.monotonic() + timeout
         while True:
-            self._remember_pids()
             if self.proc.poll() is not None:
                 raise RuntimeError(f"`handoff up` exited with code {self.proc.returncode}:\n{self.log_tail()}")
             if time.monotonic() > deadline:
@@ -276,7 +273,6 @@ class Stack:
         if self in Stack._live:
             Stack._live.remove(self)
         if self.proc is not None and self.proc.poll() is None:
-            self._remember_pids()
             self.say("stopping the stack (SIGINT)")
             with contextlib.suppress(ProcessLookupError):
                 os.killpg(self.proc.pid, signal.SIGINT)
@@ -292,7 +288,7 @@ class Stack:
             time.sleep(3)  # the server is stopped by `handoff up` itself; give it a moment
             leftovers = self._leftovers()
         for pid in leftovers:
-            self.say(f"killing left-over process {pid}: {_cmdline(pid)[:120]}")
+            self.say(f"killing left-over process {pid}: {cmdline(pid)[:120]}")
             with contextlib.suppress(ProcessLookupError, PermissionError):
                 os.kill(pid, signal.SIGKILL)
         if self._log:
@@ -306,7 +302,6 @@ class Stack:
     def kill(self) -> None:
         """SIGKILL the whole stack at once — `handoff up`, its flow runs and the Prefect server —
         as a power cut would: nothing is told to stop. The home stays, so `start()` carries on."""
-        self._remember_pids()
         if self.proc is not None:
             with contextlib.suppress(ProcessLookupError):
                 os.killpg(self.proc.pid, signal.SIGKILL)
@@ -325,17 +320,9 @@ class Stack:
         while any(_port_taken(p) for p in self.ports) and time.monotonic() < deadline:
             time.sleep(0.2)
 
-    def _remember_pids(self) -> None:
-        if self.proc is not None:
-            self._known_pids.update(p.pid for p in process_tree(self.proc.pid))
-
     def _leftovers(self) -> list[int]:
-        """Processes of this stack still alive: seen in its tree, or with its home in their env."""
-        needle = f"HANDOFF_HOME={self.home}\0".encode()
-        alive = set(all_processes())
-        mine = {pid for pid in alive if pid != os.getpid() and _environ_has(pid, needle)}
-        mine |= {pid for pid in self._known_pids & alive if _environ_has(pid, needle)}
-        return sorted(mine)
+        """Processes of this stack still alive: those with its home in their environment."""
+        return [p.pid for p in processes_outside(f"HANDOFF_HOME={self.home}", tree=set())]
 
     def __enter__(self) -> Stack:
         return self.start()
@@ -373,20 +360,11 @@ class Stack:
         """The processes of the stack's tree (`handoff up` and all its descendants)."""
         if self.proc is None or self.proc.poll() is not None:
             return []
-        procs = process_tree(self.proc.pid)
-        self._known_pids.update(p.pid for p in procs)
-        return procs
+        return process_tree(self.proc.pid)
 
     def strays(self) -> list[Proc]:
         """Processes with this stack's HANDOFF_HOME in their environment but outside its tree."""
-        tree = {p.pid for p in self.processes()}
-        needle = f"HANDOFF_HOME={self.home}\0".encode()
-        table = all_processes()
-        return [
-            Proc(pid, table[pid][1], table[pid][0], _cmdline(pid), table[pid][3], table[pid][2])
-            for pid in sorted(table)
-            if pid not in tree and pid != os.getpid() and _environ_has(pid, needle)
-        ]
+        return processes_outside(f"HANDOFF_HOME={self.home}", {p.pid for p in self.processes()})
 
     def cpu_seconds(self) -> float:
         """CPU seconds the stack has used so far (the sum of `cpu_by_role`)."""
@@ -408,12 +386,7 @@ class Stack:
         reapers += [(p.pid, "flow run") for p in procs if p.role in ("worker", "fork server")]
         reapers += [(p.pid, "postgres") for p in pg[:1]]
         for parent, role in reapers:
-            try:
-                raw = Path(f"/proc/{parent}/stat").read_text()
-                fields = raw[raw.rindex(")") + 2 :].split()
-                by_role[role] += (int(fields[13]) + int(fields[14])) / CLK_TCK
-            except OSError:
-                pass
+            by_role[role] += reaped_cpu_seconds(parent)
         return dict(by_role)
 
     def process_count(self) -> tuple[int, int]:
@@ -446,56 +419,6 @@ class Stack:
         from handoff.core.northwind import load_catalogue
 
         return load_catalogue()
-
-    # -- Prefect's side (call inside `with stack.prefect():`) ---------------------------------
-
-    def pipeline_runs(self, deployment: str = "order-pipeline/order-pipeline") -> dict[str, list[Any]]:
-        """Flow runs of the deployment by the order id they were started for, oldest first.
-        (A run is named `order-<id>` only once it starts, so go by its parameters.)"""
-        from prefect.client.orchestration import get_client
-        from prefect.client.schemas.filters import FlowRunFilter
-        from prefect.client.schemas.filters import FlowRunFilterDeploymentId
-        from prefect.client.schemas.sorting import FlowRunSort
-
-        runs: list[Any] = []
-        with get_client(sync_client=True) as client:
-            dep = client.read_deployment_by_name(deployment)
-            flt = FlowRunFilter(deployment_id=FlowRunFilterDeploymentId(any_=[dep.id]))
-            while True:
-                page = client.read_flow_runs(flow_run_filter=flt, sort=FlowRunSort.ID_DESC, limit=200, offset=len(runs))
-                runs += page
-                if len(page) < 200:
-                    break
-        by_order: dict[str, list[Any]] = {}
-        for run in sorted(runs, key=lambda r: r.created):
-            by_order.setdefault(str(run.parameters.get("order_id")), []).append(run)
-        return by_order
-
-    def scheduled_run_states(self, deployment: str = "sla-watch/sla-watch") -> dict[str, int]:
-        """How the runs of a scheduled deployment ended, by state name (a schedule that never
-        ran, or whose runs fail, shows here)."""
-        from collections import Counter
-
-        runs = [run for group in self.pipeline_runs(deployment).values() for run in group]
-        return dict(Counter(run.state_name for run in runs if run.start_time))
-
-    def order_events(self, name: str = "order.received") -> dict[str, Any]:
-        """The (first) `order.received` event per order id, as Prefect's events API has it."""
-        from prefect.client.orchestration import get_client
-        from prefect.events.filters import EventFilter
-        from prefect.events.filters import EventNameFilter
-        from prefect.events.filters import EventOrder
-
-        events: dict[str, Any] = {}
-        with get_client(sync_client=True) as client:
-            page = client.read_events(EventFilter(event=EventNameFilter(name=[name]), order=EventOrder.ASC), limit=50)
-            while True:
-                for ev in page.events:
-                    events.setdefault(ev.resource.get("handoff.order-id"), ev)
-                if not page.next_page:
-                    break
-                page = client.read_events_page(page.next_page)
-        return events
 
 
 @atexit.register

@@ -64,14 +64,14 @@ def _read_stat(pid: int) -> tuple[str, int, float, float] | None:
     return comm, ppid, cpu, rss_mb
 
 
-def _cmdline(pid: int) -> str:
+def cmdline(pid: int) -> str:
     try:
         return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace").strip()
     except OSError:
         return ""
 
 
-def _environ_has(pid: int, needle: bytes) -> bool:
+def environ_has(pid: int, needle: bytes) -> bool:
     try:
         return needle in Path(f"/proc/{pid}/environ").read_bytes()
     except OSError:
@@ -102,8 +102,30 @@ def process_tree(root_pid: int) -> list[Proc]:
     procs = []
     for pid in sorted(found):
         comm, ppid, cpu, rss = table[pid]
-        procs.append(Proc(pid, ppid, comm, _cmdline(pid), rss, cpu, _cmdline(ppid)))
+        procs.append(Proc(pid, ppid, comm, cmdline(pid), rss, cpu, cmdline(ppid)))
     return procs
+
+
+def processes_outside(environment_entry: str, tree: set[int]) -> list[Proc]:
+    """Processes with `environment_entry` (NAME=value) in their environment, not in `tree` and not
+    this one: what a stack left behind."""
+    needle = f"{environment_entry}\0".encode()
+    table = all_processes()
+    return [
+        Proc(pid, table[pid][1], table[pid][0], cmdline(pid), table[pid][3], table[pid][2])
+        for pid in sorted(table)
+        if pid not in tree and pid != os.getpid() and environ_has(pid, needle)
+    ]
+
+
+def reaped_cpu_seconds(parent: int) -> float:
+    """CPU seconds of the exited children `parent` reaped (cutime + cstime); 0 if it is gone."""
+    try:
+        raw = Path(f"/proc/{parent}/stat").read_text()
+    except OSError:
+        return 0.0
+    fields = raw[raw.rindex(")") + 2 :].split()
+    return (int(fields[13]) + int(fields[14])) / CLK_TCK
 
 
 def machine_busy_seconds() -> float:
