@@ -384,7 +384,7 @@ def up(
     """Run the back office: Prefect server and UI, sandbox systems, HTTP intake, the reps' worklist, every deployment."""
     from sqlalchemy.exc import SQLAlchemyError
 
-    from handoff.runtime.up import Feed
+    from handoff.runtime.pipeline_starts import Feed
     from handoff.runtime.up import run_up
     from handoff.runtime.worker_stack import StackSpec
     from handoff.runtime.worker_stack import run_stack
