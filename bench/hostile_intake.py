@@ -96,10 +96,10 @@ def through_cli(run: Run, kind: str, raw: bytes, workdir: Path) -> None:
     from intake_payloads import tally
     from typer.testing import CliRunner
 
-    from handoff.cli import main
+    from handoff.cli import intake
     from handoff.cli.main import app
 
-    main._announcer_if_server = lambda: None  # no Prefect server here: skip looking for one each time
+    intake._announcer_if_server = lambda: None  # no Prefect server here: skip looking for one each time
 
     path = workdir / f"payload.{kind}"
     path.write_bytes(raw)

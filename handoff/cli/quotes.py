@@ -39,7 +39,7 @@ def quotes_request(
     files: list[Path] = typer.Argument(..., exists=True, dir_okay=False, help="JSON or CSV files."),
 ) -> None:
     """Submit requests for quotation: JSON (one, a list, or {"requests": [...]}) or CSV (a row per line)."""
-    from handoff.cli.main import submit_files
+    from handoff.cli.intake import submit_files
     from handoff.core.intake import read_quote_request_file
     from handoff.core.intake import submit_quote_requests
 

@@ -195,10 +195,10 @@ def run_workers(spec: StackSpec, feed, say: Callable[[str], None]) -> None:
     from deployments import deploy_all
     from handoff.runtime.intake_api import IntakeServer
     from handoff.runtime.intake_api import intake_token
+    from handoff.runtime.pipeline_starts import announce_pending_orders
+    from handoff.runtime.pipeline_starts import feed_orders
     from handoff.runtime.standins import ensure_standin_reps
     from handoff.runtime.up import ROOT
-    from handoff.runtime.up import announce_pending_orders
-    from handoff.runtime.up import feed_orders
     from handoff.runtime.up import start_jobs
     from handoff.runtime.up import start_prefect_server
     from handoff.runtime.up import start_systems

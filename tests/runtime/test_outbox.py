@@ -26,7 +26,7 @@ from handoff.core.models import AuditEvent
 from handoff.core.models import Order
 from handoff.core.models import utcnow
 from handoff.runtime import outbox
-from handoff.runtime import up
+from handoff.runtime import pipeline_starts
 
 pytestmark = pytest.mark.usefixtures("catalogue")
 
@@ -151,8 +151,8 @@ def pipeline_runs(deployment_id, order_id: str) -> list:
 @pytest.mark.slow
 def test_an_unstarted_pipeline_is_started_once(db, pipeline_deployment):
     announced_long_ago("UP-1")
-    assert up.start_unstarted_pipelines() == 1
-    assert up.start_unstarted_pipelines() == 0  # its run is on its way (Scheduled)
+    assert pipeline_starts.start_unstarted_pipelines() == 1
+    assert pipeline_starts.start_unstarted_pipelines() == 0  # its run is on its way (Scheduled)
     (run,) = pipeline_runs(pipeline_deployment, "UP-1")
     assert run.idempotency_key == "order-UP-1-start-0" and run.name == "order-UP-1"
 
@@ -161,7 +161,7 @@ def test_an_unstarted_pipeline_is_started_once(db, pipeline_deployment):
 
     with get_client(sync_client=True) as client:
         client.set_flow_run_state(run.id, Crashed(message="killed"), force=True)
-    assert up.start_unstarted_pipelines() == 1
+    assert pipeline_starts.start_unstarted_pipelines() == 1
     assert len(pipeline_runs(pipeline_deployment, "UP-1")) == 2
     with session() as s:
         started = [e.details["flow_run_id"] for e in s.query(AuditEvent).filter_by(action="pipeline-started")]
@@ -176,7 +176,7 @@ def test_two_processes_starting_the_same_pipeline_at_once_get_one_run(db, pipeli
 
     def start() -> None:
         gun.wait()
-        ids.append(up.start_pipeline("UP-2"))
+        ids.append(pipeline_starts.start_pipeline("UP-2"))
 
     threads = [threading.Thread(target=contextvars.copy_context().run, args=(start,)) for _ in range(2)]
     for t in threads:

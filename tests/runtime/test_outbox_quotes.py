@@ -67,7 +67,7 @@ def test_an_announced_request_no_run_took_gets_its_quotation_started_once(db, mo
     import prefect.deployments
 
     from handoff.core.models import utcnow
-    from handoff.runtime import up
+    from handoff.runtime import pipeline_starts
 
     for request_id in ("OQ-3", "OQ-4", "OQ-5", "OQ-6"):
         receive(request_id)
@@ -87,15 +87,15 @@ def test_an_announced_request_no_run_took_gets_its_quotation_started_once(db, mo
 
     monkeypatch.setattr(prefect.deployments, "run_deployment", run_deployment)
     monkeypatch.setattr(
-        up, "live_runs_of", lambda deployment, parameter: {"OQ-6"} if deployment == "quotation" else set()
+        pipeline_starts, "live_runs_of", lambda deployment, parameter: {"OQ-6"} if deployment == "quotation" else set()
     )
-    assert up.start_unstarted_quotations() == 1
+    assert pipeline_starts.start_unstarted_quotations() == 1
     [(name, kw)] = started
     assert name == "quotation/quotation" and kw["parameters"] == {"request_id": "OQ-3"}
     assert kw["idempotency_key"] == "quote-OQ-3-start-0"
     # That run ended before taking the request (no run is live for it): the next pass starts a
     # new run under the next key, where the same key would have handed back the ended run.
-    assert up.start_unstarted_quotations() == 1
+    assert pipeline_starts.start_unstarted_quotations() == 1
     assert [kw["idempotency_key"] for _, kw in started] == ["quote-OQ-3-start-0", "quote-OQ-3-start-1"]
 
 
@@ -104,7 +104,7 @@ def test_live_runs_are_the_ones_still_on_their_way(prefect_harness):
     from prefect import flow
     from prefect.states import Completed
 
-    from handoff.runtime import up
+    from handoff.runtime import pipeline_starts
 
     @flow(name="live-quotation-probe")
     def probe(request_id: str) -> str:
@@ -115,8 +115,8 @@ def test_live_runs_are_the_ones_still_on_their_way(prefect_harness):
         queued = client.create_flow_run_from_deployment(deployment_id, parameters={"request_id": "LQ-1"})
         done = client.create_flow_run_from_deployment(deployment_id, parameters={"request_id": "LQ-2"})
         client.set_flow_run_state(done.id, Completed(), force=True)
-    live = up.live_runs_of("quotation", "request_id")
+    live = pipeline_starts.live_runs_of("quotation", "request_id")
     assert "LQ-1" in live and "LQ-2" not in live
-    assert "LQ-1" not in up.live_runs_of("order-pipeline", "order_id")
+    assert "LQ-1" not in pipeline_starts.live_runs_of("order-pipeline", "order_id")
     with get_client(sync_client=True) as client:
         client.set_flow_run_state(queued.id, Completed(), force=True)
