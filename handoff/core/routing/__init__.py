@@ -1,6 +1,10 @@
 """Work routing: every human step is a work item, pushed to the right person.
 
-- policy.py       the three policies (push / fifo / self-selection), shared with the simulator
+- policy.py       the push policy, and make_policy for all three; shared with the simulator
+- baselines.py    the fifo and self-selection policies push is measured against
+- routable.py     RoutableItem / RoutableRep: the work and the people as the policies see them
+- candidates.py   who may take what now, and the tie-break every policy shares
+- scarce_skills.py  how scarce the team's skills are (push's two team rules)
 - urgency.py      the urgency score (apparent tardiness cost + aging), scalar and vectorised
 - eligibility.py  skills at level: who may take what (shifts and time zones: handoff.core.clock)
 - index.py        ItemPool / RepPool / RoutingIndex: fast decisions over thousands of items

@@ -65,8 +65,6 @@ from handoff.core.routing.claims import ACTIVE
 from handoff.core.routing.index import ItemPool
 from handoff.core.routing.index import RepPool
 from handoff.core.routing.policy import PushPolicy
-from handoff.core.routing.policy import RoutableItem
-from handoff.core.routing.policy import RoutableRep
 from handoff.core.routing.readmodel import ItemRow
 from handoff.core.routing.readmodel import WorkerRow
 from handoff.core.routing.readmodel import decode_items
@@ -75,6 +73,8 @@ from handoff.core.routing.readmodel import item_rows
 from handoff.core.routing.readmodel import items_where
 from handoff.core.routing.readmodel import worker_rows
 from handoff.core.routing.readmodel import workers_where
+from handoff.core.routing.routable import RoutableItem
+from handoff.core.routing.routable import RoutableRep
 from handoff.core.routing.urgency import urgency_columns
 
 if TYPE_CHECKING:  # sla imports routing: a run-time import here would be circular
