@@ -9,6 +9,7 @@
 - eligibility.py  skills at level: who may take what (shifts and time zones: handoff.core.clock)
 - index.py        ItemPool / RepPool / RoutingIndex: fast decisions over thousands of items
 - live.py         each process's index of the database, kept in step by a change counter
+- changes.py      what a refresh of that index reads: the rows changed since it last looked
 - readmodel.py    database rows as the policies see them
 - claims.py       the hand-over the database arbitrates (conditional UPDATEs), the routing lock
 - assign.py       routing decisions: route_item, route_for_worker, route_open_items
