@@ -39,8 +39,8 @@ def build_floor(items: int, reps: int, seed: int) -> None:
     from sqlalchemy import insert
     from sqlalchemy import update
 
-    from handoff.core import identity
     from handoff.core.db import session
+    from handoff.core.identity import sign_in
     from handoff.core.models import Worker
     from handoff.core.models import WorkerSkill
     from handoff.core.models import WorkItem
@@ -49,7 +49,7 @@ def build_floor(items: int, reps: int, seed: int) -> None:
 
     rng = random.Random(seed)
     now = utcnow()
-    one_hash = identity.HASHER.hash("bench password")  # argon2 once: signing in is not measured here
+    one_hash = sign_in.HASHER.hash("bench password")  # argon2 once: signing in is not measured here
     with session() as s:
         s.execute(
             insert(Worker),
@@ -136,8 +136,8 @@ def main() -> int:
     from sqlalchemy import select
     from sqlalchemy import update
 
-    from handoff.core import identity
     from handoff.core.db import session
+    from handoff.core.identity import sessions
     from handoff.core.models import Worker
     from handoff.runtime.worklist import COOKIE
     from handoff.runtime.worklist import create_worklist_app
@@ -145,7 +145,7 @@ def main() -> int:
     print(f"worklist bench: {args.items:,} items, {args.reps} reps, SQLite at {home}")
     build_floor(args.items, args.reps, args.seed)
     with session() as s:
-        workers = {w.id: (w.name, identity.issue_session(w)) for w in s.scalars(select(Worker))}
+        workers = {w.id: (w.name, sessions.issue_session(w)) for w in s.scalars(select(Worker))}
     supervisor = next(wid for wid, (name, _) in workers.items() if name == "rep-000")
     rep_ids = [wid for wid in workers if wid != supervisor]
     app = TestClient(create_worklist_app(prefect_context=contextlib.nullcontext), follow_redirects=False)

@@ -38,12 +38,12 @@ from handoff.core.routing.eligibility import effective_requirements
 from handoff.core.routing.eligibility import meets
 from handoff.core.routing.index import RoutingIndex
 from handoff.core.routing.live import POLICY
-from handoff.core.routing.policy import RoutableItem
-from handoff.core.routing.policy import RoutableRep
 from handoff.core.routing.readmodel import as_routable_item
 from handoff.core.routing.readmodel import as_routable_rep
 from handoff.core.routing.readmodel import item_rows
 from handoff.core.routing.readmodel import items_where
+from handoff.core.routing.routable import RoutableItem
+from handoff.core.routing.routable import RoutableRep
 from handoff.core.routing.urgency import MIN_EFFORT
 
 

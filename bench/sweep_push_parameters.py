@@ -69,9 +69,9 @@ from handoff.analytics.simulation.engine import simulate  # noqa: E402
 from handoff.analytics.simulation.workloads import DEFAULT_TYPES  # noqa: E402
 from handoff.analytics.simulation.workloads import load_workload  # noqa: E402
 from handoff.analytics.simulation.workloads import synthetic_workload  # noqa: E402
+from handoff.core.routing.candidates import pick  # noqa: E402
 from handoff.core.routing.policy import PushPolicy  # noqa: E402
-from handoff.core.routing.policy import _pick  # noqa: E402
-from handoff.core.routing.policy import is_free  # noqa: E402
+from handoff.core.routing.routable import is_free  # noqa: E402
 from handoff.core.routing.urgency import MIN_EFFORT  # noqa: E402
 from handoff.core.routing.urgency import VALUE_UNIT  # noqa: E402
 from handoff.core.routing.urgency import K  # noqa: E402
@@ -121,7 +121,7 @@ class QueueLookaheadPush(PushPolicy):
         scores = w * (p_bar / p) * np.exp(-np.maximum(due - now - p, 0.0) / scale)
         scores = scores + np.maximum(now - due, 0.0) / (horizon * self.aging_windows)
         best = scores.max()
-        return _pick(items, slots, scores, best, lambda it: self._item_key(float(best), it))
+        return pick(items, slots, scores, best, lambda it: self._item_key(float(best), it))
 
 
 # --- candidates and scenarios --------------------------------------------------------------------

@@ -6,8 +6,8 @@ field with a default shows as optional.
 
 Who completed a step is not taken from what is typed: handoff fills `completed_by` with the
 signed-in person and adds `completion_proof`, a token it signs for that item, attempt, person and
-answer (handoff.core.identity). The flow accepts an answer only with a valid proof, so a name
-typed into the Prefect UI's Resume dialog is refused and the step is asked again.
+answer (handoff.core.identity.completion_proof). The flow accepts an answer only with a valid
+proof, so a name typed into the Prefect UI's Resume dialog is refused and the step is asked again.
 
 Which work type waits for which form is declared with the work type (handoff.core.work_types);
 `FORMS` is read from there.

@@ -31,10 +31,10 @@ from sqlalchemy import select
 from checklists.forms import FORMS
 from checklists.forms import StepForm
 from handoff.core import audit
-from handoff.core import identity
 from handoff.core import sla
 from handoff.core import work_types
 from handoff.core.db import session
+from handoff.core.identity import completion_proof
 from handoff.core.models import WorkItem
 from handoff.core.models import WorkItemState
 from handoff.core.models import utcnow
@@ -187,11 +187,11 @@ def record_completion(item_id: int, answer: dict, attempt: int) -> str | None:
         if item.attempt > attempt:
             return f"the answer to attempt {attempt} was refused already"
         if item.state == WorkItemState.COMPLETED:  # recorded by an earlier run of this step (restarted)
-            same = item.answer == {k: v for k, v in answer.items() if k != identity.PROOF_FIELD}
+            same = item.answer == {k: v for k, v in answer.items() if k != completion_proof.PROOF_FIELD}
             return None if same else f"work item {item_id} was already completed by {item.completed_by}"
         try:  # only for the person handoff's signed proof names (not the name typed in the form)
             with s.begin_nested():
-                identity.complete_verified(s, item_id, answer)
+                completion_proof.complete_verified(s, item_id, answer)
             item.answer_sent_at, item.sent_answer = None, None
             return None
         except router.NotAllowed as refused:

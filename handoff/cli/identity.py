@@ -56,15 +56,15 @@ def _read_password(from_stdin: bool, confirm: bool) -> str:
 
 
 def _set(name: str, password_stdin: bool, action: str) -> None:
-    from handoff.core import identity
     from handoff.core.db import session
+    from handoff.core.identity import sign_in
     from handoff.core.routing.router import UnknownWorker
 
     console = _console()
     password = _read_password(password_stdin, confirm=True)
     try:
         with session() as s:
-            identity.set_password(s, name, password, actor=CLI)
+            sign_in.set_password(s, name, password, actor=CLI)
     except (UnknownWorker, ValueError) as bad:
         console.print(f"[red]{shown(bad)}[/red]")
         raise typer.Exit(2) from None
@@ -92,8 +92,9 @@ def login(
     password_stdin: bool = typer.Option(False, "--password-stdin", help="Read the password from stdin."),
 ) -> None:
     """Sign in: `handoff complete` then completes steps as you."""
-    from handoff.core import identity
     from handoff.core.db import session
+    from handoff.core.identity import sessions
+    from handoff.core.identity import sign_in
 
     console = _console()
     name = name or typer.prompt("Your name")
@@ -101,15 +102,15 @@ def login(
     problem: Exception | None = None
     with session() as s:  # the attempt is recorded even when refused: it counts for the limit
         try:
-            worker = identity.authenticate(
+            worker = sign_in.authenticate(
                 s, name, password, client=f"cli:{getpass.getuser()}", device=_device_token(), purpose="cli"
             )
             token, device, who = (
-                identity.issue_session(worker, purpose="cli"),
-                identity.issue_device(worker, "cli"),
+                sessions.issue_session(worker, purpose="cli"),
+                sign_in.issue_device(worker, "cli"),
                 worker.name,
             )
-        except identity.LoginRefused as refused:
+        except sign_in.LoginRefused as refused:
             problem = refused
     if problem is not None:
         console.print(f"[red]Refused:[/red] {shown(problem)}")
@@ -129,31 +130,31 @@ def _device_token() -> str | None:
 
 def logout() -> None:
     """Sign out: the session ends on the server too, so a copy of its file signs nobody in."""
-    from handoff.core import identity
     from handoff.core.db import session
+    from handoff.core.identity import sessions
 
     path = session_path()
     if path.exists():
         with session() as s:
-            identity.end_session(s, path.read_text().strip(), purpose="cli")
+            sessions.end_session(s, path.read_text().strip(), purpose="cli")
     path.unlink(missing_ok=True)
     _console().print("Signed out.")
 
 
 def signed_in():
     """The person the CLI is signed in as; identity.NotSignedIn if nobody (or a stale session)."""
-    from handoff.core import identity
     from handoff.core.db import session
+    from handoff.core.identity import sessions
 
     path = session_path()
     token = path.read_text().strip() if path.exists() else None
     with session() as s:
-        return identity.read_session(s, token, purpose="cli")
+        return sessions.read_session(s, token, purpose="cli")
 
 
 def whoami() -> None:
     """Who the CLI is signed in as."""
-    from handoff.core.identity import NotSignedIn
+    from handoff.core.identity.sessions import NotSignedIn
 
     try:
         person = signed_in()

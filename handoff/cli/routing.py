@@ -42,7 +42,7 @@ def _whose(console: Console, name: str | None, verb: str) -> tuple[str, str]:
     the named person's, as the operator (`system:cli`), as for `workers` commands: a change is
     then never recorded as the rep's own doing."""
     from handoff.cli.identity import signed_in
-    from handoff.core.identity import NotSignedIn
+    from handoff.core.identity.sessions import NotSignedIn
 
     try:
         person = signed_in()

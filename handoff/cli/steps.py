@@ -24,7 +24,7 @@ def complete(
     from rich.markdown import Markdown
 
     from handoff.cli.identity import signed_in
-    from handoff.core.identity import NotSignedIn
+    from handoff.core.identity.sessions import NotSignedIn
     from handoff.core.routing.router import NotAllowed
     from handoff.runtime import prefect_server
     from handoff.runtime.steps import StepNotReady

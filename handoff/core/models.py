@@ -270,7 +270,7 @@ class LoginAttempt(Base):
     client: Mapped[str] = mapped_column(String(80))  # the client address, or "cli"
     succeeded: Mapped[bool] = mapped_column(default=False)
     # a hash of the trusted device's id when it came from a device this name signed in on
-    # before (identity.issue_device): such attempts are limited per device, not per name
+    # before (identity.sign_in.issue_device): such attempts are limited per device, not per name
     device: Mapped[str | None] = mapped_column(String(64))
 
     __table_args__ = (

@@ -1,6 +1,7 @@
 """Completing human steps from outside the waiting flow run: the worklist, the CLI, the demo's
 stand-in reps and tests all come through here, so the same checks apply whoever answers, and
-every answer leaves with handoff's signed proof of who sent it (handoff.core.identity).
+every answer leaves with handoff's signed proof of who sent it
+(handoff.core.identity.completion_proof).
 """
 
 from __future__ import annotations
@@ -19,8 +20,8 @@ from sqlalchemy import update
 from checklists.forms import FORMS
 from checklists.forms import StepForm
 from handoff.core import audit
-from handoff.core import identity
 from handoff.core.db import session
+from handoff.core.identity import completion_proof
 from handoff.core.models import AuditEvent
 from handoff.core.models import WorkItem
 from handoff.core.models import WorkItemState
@@ -130,9 +131,9 @@ def complete_step(
             router.check_may_complete(s, item, person)
             holder = item.assignee.name if item.assignee else None
             # Raises ValidationError naming the bad fields; sends what the form made of the text.
-            fields = {k: v for k, v in answer.items() if k != identity.PROOF_FIELD}
+            fields = {k: v for k, v in answer.items() if k != completion_proof.PROOF_FIELD}
             answer = form_for(item.work_type).model_validate({**fields, "completed_by": person}).model_dump(mode="json")
-            answer.pop(identity.PROOF_FIELD, None)
+            answer.pop(completion_proof.PROOF_FIELD, None)
         flow_run_id, input_key, attempt = item.flow_run_id, item.input_key, item.attempt
     if done_already is not None:
         _refuse(item_id, person, done_already)
@@ -147,8 +148,8 @@ def complete_step(
                 "and an override needs a reason (--override-reason, or the note)"
             )
     run_id = UUID(flow_run_id)
-    proof = identity.sign_completion(item_id, input_key, person, answer, override=override, via=via)
-    signed = {**answer, identity.PROOF_FIELD: proof}
+    proof = completion_proof.sign_completion(item_id, input_key, person, answer, override=override, via=via)
+    signed = {**answer, completion_proof.PROOF_FIELD: proof}
     sent_at = _mark_on_its_way(item_id, attempt, person, signed)
     delivered = False
     try:
@@ -164,7 +165,7 @@ def complete_step(
             first = _answer_taken(client, run_id, keyset)
         # ABORT: the run was no longer paused. Our own answer (a retried request whose first try
         # went through) is a success; anyone else's means this one came second.
-        if first is not None and {k: v for k, v in first[0].items() if k != identity.PROOF_FIELD} == answer:
+        if first is not None and {k: v for k, v in first[0].items() if k != completion_proof.PROOF_FIELD} == answer:
             delivered = True
             return _confirm(item_id, attempt, confirm_seconds)
         _lost_the_race(item_id, person, wait_seconds)

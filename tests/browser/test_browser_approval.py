@@ -22,8 +22,9 @@ from urllib.parse import quote
 import httpx
 import pytest
 
-from handoff.core import identity
 from handoff.core.db import session
+from handoff.core.identity import completion_proof
+from handoff.core.identity import sign_in
 from handoff.core.intake import submit_orders
 from handoff.core.models import AuditEvent
 from handoff.core.models import Order
@@ -179,7 +180,7 @@ def test_the_resume_dialog_is_refused_and_the_rep_completes_in_the_worklist(
             rep,
             "approve",
             NOTE,
-            proof=identity.sign_completion(
+            proof=completion_proof.sign_completion(
                 step.item_id, first.input_key, rep, {"completed_by": rep, "decision": "approve", "note": NOTE}
             ),
         )
@@ -193,7 +194,7 @@ def test_the_resume_dialog_is_refused_and_the_rep_completes_in_the_worklist(
         assert "earlier attempt" in last_refusal(step.item_id).details["reason"]
 
         # 3. Tampered: a real proof for this attempt's approval, sent with a rejection.
-        proof = identity.sign_completion(
+        proof = completion_proof.sign_completion(
             step.item_id, step.input_key, rep, {"completed_by": rep, "decision": "approve", "note": NOTE}
         )
         form = resume_in_the_dialog(page, rep, "reject", "rejected in transit", proof=proof)
@@ -208,7 +209,7 @@ def test_the_resume_dialog_is_refused_and_the_rep_completes_in_the_worklist(
 
         # The rep signs in to the worklist and completes it there.
         with session() as s:
-            identity.set_password(s, rep, "the rep's own password", actor="test")
+            sign_in.set_password(s, rep, "the rep's own password", actor="test")
         reps_page = context.new_page()
         reps_page.goto(f"{worklist_server.url}/login")
         reps_page.get_by_label("Your name").fill(rep)

@@ -17,8 +17,8 @@ from datetime import timedelta
 import pytest
 from sqlalchemy import select
 
-from handoff.core import identity
 from handoff.core.db import session
+from handoff.core.identity.sign_in import set_password
 from handoff.core.models import AuditEvent
 from handoff.core.models import Order
 from handoff.core.models import Worker
@@ -53,7 +53,7 @@ def _expectations_wait_the_default_again():
 def give_passwords(*names: str) -> None:
     with session() as s:
         for name in names:
-            identity.set_password(s, name, PASSWORD, actor="test")
+            set_password(s, name, PASSWORD, actor="test")
 
 
 def more_work(n: int = 4) -> None:

@@ -121,15 +121,15 @@ def test_complete_answers_the_form_from_the_terminal(prefect_harness, catalogue,
 def test_handoff_login_on_a_home_the_rep_signed_in_on_before_is_not_locked_out_by_a_stranger(db):
     """The CLI keeps a device file beside its session (0600, kept by `handoff logout`): with it,
     a rep whose name a stranger has locked still signs in; without it, they wait like a stranger."""
-    from handoff.core import identity
     from handoff.core.db import session
+    from handoff.core.identity import sign_in
     from handoff.core.models import Worker
 
     password = "ann's long password"
     with session() as s:
         s.add(Worker(name="ann"))
         s.flush()
-        identity.set_password(s, "ann", password, actor="test")
+        sign_in.set_password(s, "ann", password, actor="test")
 
     def login() -> object:
         return runner.invoke(app, ["login", "--name", "ann", "--password-stdin"], input=password + "\n")
@@ -138,9 +138,9 @@ def test_handoff_login_on_a_home_the_rep_signed_in_on_before_is_not_locked_out_b
     device = settings.home / "cli-device"
     assert device.stat().st_mode & 0o777 == 0o600
     assert runner.invoke(app, ["logout"]).exit_code == 0 and device.exists()
-    for n in range(identity.MAX_FAILURES_PER_NAME):
-        with pytest.raises(identity.LoginRefused), session() as s:
-            identity.authenticate(s, "ann", f"guess {n}", client="10.6.6.6")
+    for n in range(sign_in.MAX_FAILURES_PER_NAME):
+        with pytest.raises(sign_in.LoginRefused), session() as s:
+            sign_in.authenticate(s, "ann", f"guess {n}", client="10.6.6.6")
     back = login()
     assert back.exit_code == 0 and "Signed in as ann" in back.output, back.output
     device.unlink()

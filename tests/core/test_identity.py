@@ -10,27 +10,30 @@ from pathlib import Path
 import pytest
 from sqlalchemy import select
 
-from handoff.core import identity
 from handoff.core.db import session
+from handoff.core.identity import completion_proof
+from handoff.core.identity import sessions
+from handoff.core.identity import sign_in
 from handoff.core.models import AuditEvent
 from handoff.core.models import LoginAttempt
 from handoff.core.models import Worker
 from handoff.core.models import WorkItem
 from handoff.core.models import utcnow
+from handoff.core.settings import settings
 from handoff.core.work_types import WORK_TYPES
 
 
 def _secret_in(home: str, barrier, out) -> None:
-    from handoff.core import identity as ident
+    from handoff.core.identity import secret
     from handoff.core.settings import settings
 
     settings.server_secret = ""
     barrier.wait()
-    out.put(ident.server_secret(Path(home)))
+    out.put(secret.server_secret(Path(home)))
 
 
 def test_processes_racing_to_make_the_secret_all_get_the_same_one(tmp_path, monkeypatch):
-    monkeypatch.setattr(identity.settings, "server_secret", "")
+    monkeypatch.setattr(settings, "server_secret", "")
     ctx = mp.get_context("fork")
     barrier, out = ctx.Barrier(4), ctx.Queue()
     procs = [ctx.Process(target=_secret_in, args=(str(tmp_path), barrier, out)) for _ in range(4)]
@@ -49,7 +52,7 @@ def ann(db):
     with session() as s:
         s.add(Worker(name="ann"))
         s.flush()
-        identity.set_password(s, "ann", "a good long password", actor="test")
+        sign_in.set_password(s, "ann", "a good long password", actor="test")
     return "ann"
 
 
@@ -57,19 +60,19 @@ def test_a_password_is_kept_only_as_an_argon2_hash(ann):
     with session() as s:
         stored = s.scalar(select(Worker.password_hash).where(Worker.name == ann))
         with pytest.raises(ValueError, match="at least"):
-            identity.set_password(s, ann, "short", actor="test")
+            sign_in.set_password(s, ann, "short", actor="test")
     assert stored.startswith("$argon2id$") and "a good long password" not in stored
 
 
 def test_wrong_password_and_unknown_name_are_refused_alike_and_counted(ann):
     messages = []
     for name, password in ((ann, "wrong password!"), ("nobody", "a good long password")):
-        with session() as s, pytest.raises(identity.LoginRefused) as refused:
-            identity.authenticate(s, name, password, client="10.0.0.1")
+        with session() as s, pytest.raises(sign_in.LoginRefused) as refused:
+            sign_in.authenticate(s, name, password, client="10.0.0.1")
         messages.append(str(refused.value))
     assert messages[0] == messages[1]  # which of the two was wrong is not said
     with session() as s:
-        worker = identity.authenticate(s, ann, "a good long password", client="10.0.0.1")
+        worker = sign_in.authenticate(s, ann, "a good long password", client="10.0.0.1")
         assert worker.failed_logins == 0 and worker.last_login_at is not None
         assert s.query(LoginAttempt).filter_by(succeeded=False).count() == 2
 
@@ -77,14 +80,14 @@ def test_wrong_password_and_unknown_name_are_refused_alike_and_counted(ann):
 def test_a_session_expires_and_cannot_be_moved_to_another_purpose(ann, monkeypatch):
     with session() as s:
         worker = s.scalar(select(Worker).where(Worker.name == ann))
-        web, cli = identity.issue_session(worker), identity.issue_session(worker, purpose="cli")
-        assert identity.read_session(s, web).name == ann and identity.read_session(s, cli, "cli").name == ann
-        with pytest.raises(identity.NotSignedIn):
-            identity.read_session(s, cli)  # a CLI session file is not a web cookie
-    monkeypatch.setattr(identity.settings, "session_hours", 1 / 3600)
+        web, cli = sessions.issue_session(worker), sessions.issue_session(worker, purpose="cli")
+        assert sessions.read_session(s, web).name == ann and sessions.read_session(s, cli, "cli").name == ann
+        with pytest.raises(sessions.NotSignedIn):
+            sessions.read_session(s, cli)  # a CLI session file is not a web cookie
+    monkeypatch.setattr(settings, "session_hours", 1 / 3600)
     time.sleep(2.1)
-    with session() as s, pytest.raises(identity.NotSignedIn, match="expired"):
-        identity.read_session(s, web)
+    with session() as s, pytest.raises(sessions.NotSignedIn, match="expired"):
+        sessions.read_session(s, web)
 
 
 def test_the_proof_binds_item_attempt_person_and_answer(ann):
@@ -101,11 +104,11 @@ def test_the_proof_binds_item_attempt_person_and_answer(ann):
         s.add(item)
         s.flush()
         answer = {"completed_by": ann, "decision": "approve", "note": "ok"}
-        proof = identity.sign_completion(item.id, item.input_key, ann, answer)
-        assert identity.verify_completion(s, item.id, {**answer, "completion_proof": proof}).person == ann
+        proof = completion_proof.sign_completion(item.id, item.input_key, ann, answer)
+        assert completion_proof.verify_completion(s, item.id, {**answer, "completion_proof": proof}).person == ann
         # Key order and the proof itself do not change what is signed; any other change does.
         assert (
-            identity.verify_completion(
+            completion_proof.verify_completion(
                 s, item.id, {"note": "ok", "completion_proof": proof, "decision": "approve", "completed_by": ann}
             ).person
             == ann
@@ -115,13 +118,13 @@ def test_the_proof_binds_item_attempt_person_and_answer(ann):
             ({"completed_by": "bob"}, "altered"),
             ({"extra": 1}, "altered"),
         ):
-            with pytest.raises(identity.CompletionRefused, match=why):
-                identity.verify_completion(s, item.id, {**answer, **changed, "completion_proof": proof})
+            with pytest.raises(completion_proof.CompletionRefused, match=why):
+                completion_proof.verify_completion(s, item.id, {**answer, **changed, "completion_proof": proof})
         item.input_key = "paused-work-item-1-1"  # the next attempt
-        with pytest.raises(identity.CompletionRefused, match="replay"):
-            identity.verify_completion(s, item.id, {**answer, "completion_proof": proof})
-        with pytest.raises(identity.CompletionRefused, match="no proof"):
-            identity.verify_completion(s, item.id, answer)
+        with pytest.raises(completion_proof.CompletionRefused, match="replay"):
+            completion_proof.verify_completion(s, item.id, {**answer, "completion_proof": proof})
+        with pytest.raises(completion_proof.CompletionRefused, match="no proof"):
+            completion_proof.verify_completion(s, item.id, answer)
         assert not s.scalars(select(AuditEvent).where(AuditEvent.action == "completed")).all()
 
 
@@ -131,17 +134,17 @@ def test_the_proof_binds_item_attempt_person_and_answer(ann):
 def test_every_form_says_how_its_step_came_out(work_type):
     """The outcome recorded on an item (and tallied by the demo) comes from the form's own
     answer field, for every work type: never a bare "done" that hides a decline."""
-    outcome = identity.outcome_of(dict(work_type.standin))
+    outcome = completion_proof.outcome_of(dict(work_type.standin))
     assert outcome != "done"
     assert outcome in {str(v) for v in work_type.standin.values()} | {
-        word for words in identity.YES_NO_FIELDS.values() for word in words
+        word for words in completion_proof.YES_NO_FIELDS.values() for word in words
     }
 
 
 def test_a_no_is_recorded_as_a_no():
-    assert identity.outcome_of({"confirmed": False, "note": ""}) == "not confirmed"
-    assert identity.outcome_of({"customer_answer": "declined", "note": "too dear"}) == "declined"
-    assert identity.outcome_of({"note": "nothing to say"}) == "done"
+    assert completion_proof.outcome_of({"confirmed": False, "note": ""}) == "not confirmed"
+    assert completion_proof.outcome_of({"customer_answer": "declined", "note": "too dear"}) == "declined"
+    assert completion_proof.outcome_of({"note": "nothing to say"}) == "done"
 
 
 @pytest.mark.committed
@@ -155,30 +158,30 @@ def test_guesses_made_at_the_same_moment_are_limited_like_guesses_made_one_by_on
     with session() as s:
         s.add(Worker(name="bob"))
         s.flush()
-        identity.set_password(s, "bob", "the right long password", actor="test")
+        sign_in.set_password(s, "bob", "the right long password", actor="test")
 
     def guess(n: int) -> str:
         try:
             with session() as s:
-                identity.authenticate(s, "bob", f"wrong guess {n}", client=f"10.0.0.{n}")
-        except identity.TooManyAttempts:
+                sign_in.authenticate(s, "bob", f"wrong guess {n}", client=f"10.0.0.{n}")
+        except sign_in.TooManyAttempts:
             return "wait"
-        except identity.LoginRefused:
+        except sign_in.LoginRefused:
             return "checked"
         return "signed in"
 
     with ThreadPoolExecutor(16) as pool:
         answers = list(pool.map(guess, range(40)))
     assert answers.count("signed in") == 0
-    assert 1 <= answers.count("checked") <= identity.MAX_FAILURES_PER_NAME, answers
+    assert 1 <= answers.count("checked") <= sign_in.MAX_FAILURES_PER_NAME, answers
     with session() as s:
         recorded = s.query(LoginAttempt).filter_by(name="bob").count()
     assert recorded == answers.count("checked")  # the ones told to wait are not kept
     # Guessing on, one by one: the checked guesses of the burst and these add up to the limit.
-    later = [guess(100 + n) for n in range(identity.MAX_FAILURES_PER_NAME + 2)]
-    assert answers.count("checked") + later.count("checked") == identity.MAX_FAILURES_PER_NAME
-    with session() as s, pytest.raises(identity.TooManyAttempts):
-        identity.authenticate(s, "bob", "the right long password", client="10.0.0.99")
+    later = [guess(100 + n) for n in range(sign_in.MAX_FAILURES_PER_NAME + 2)]
+    assert answers.count("checked") + later.count("checked") == sign_in.MAX_FAILURES_PER_NAME
+    with session() as s, pytest.raises(sign_in.TooManyAttempts):
+        sign_in.authenticate(s, "bob", "the right long password", client="10.0.0.99")
 
 
 @pytest.mark.committed
@@ -192,23 +195,23 @@ def test_a_stranger_guessing_locks_the_name_for_strangers_not_for_the_rep_on_the
         s.add_all([Worker(name="bob"), Worker(name="mallory")])
         s.flush()
         for name in ("bob", "mallory"):
-            identity.set_password(s, name, right, actor="test")
+            sign_in.set_password(s, name, right, actor="test")
     with session() as s:
-        bobs_desk = identity.issue_device(identity.authenticate(s, "bob", right, client="10.0.0.7"))
+        bobs_desk = sign_in.issue_device(sign_in.authenticate(s, "bob", right, client="10.0.0.7"))
     with session() as s:
-        mallorys_own = identity.issue_device(identity.authenticate(s, "mallory", right, client="10.6.6.6"))
+        mallorys_own = sign_in.issue_device(sign_in.authenticate(s, "mallory", right, client="10.6.6.6"))
 
     def attempt(password: str, device: str | None = None, client: str = "10.6.6.6", purpose: str = "web") -> str:
         try:
             with session() as s:
-                identity.authenticate(s, "bob", password, client=client, device=device, purpose=purpose)
-        except identity.TooManyAttempts as wait:
+                sign_in.authenticate(s, "bob", password, client=client, device=device, purpose=purpose)
+        except sign_in.TooManyAttempts as wait:
             return f"wait: {wait}"
-        except identity.LoginRefused:
+        except sign_in.LoginRefused:
             return "refused"
         return "signed in"
 
-    assert [attempt(f"guess {n}") for n in range(identity.MAX_FAILURES_PER_NAME)] == ["refused"] * 5
+    assert [attempt(f"guess {n}") for n in range(sign_in.MAX_FAILURES_PER_NAME)] == ["refused"] * 5
     assert attempt(right).startswith("wait: too many failed sign-ins for this name")
     for stranger in (
         mallorys_own,  # a real device token, but another rep's
@@ -221,7 +224,7 @@ def test_a_stranger_guessing_locks_the_name_for_strangers_not_for_the_rep_on_the
     # A device's own mistakes are limited per device, and do not add to the strangers' count.
     with session() as s:
         strangers_before = s.query(LoginAttempt).filter_by(name="bob", device=None, succeeded=False).count()
-    assert [attempt(f"typo {n}", bobs_desk) for n in range(identity.MAX_FAILURES_PER_DEVICE)] == ["refused"] * 5
+    assert [attempt(f"typo {n}", bobs_desk) for n in range(sign_in.MAX_FAILURES_PER_DEVICE)] == ["refused"] * 5
     assert attempt(right, bobs_desk).startswith("wait: too many failed sign-ins for this device")
     with session() as s:
         assert s.query(LoginAttempt).filter_by(name="bob", device=None, succeeded=False).count() == strangers_before

@@ -20,8 +20,9 @@ from prefect.flow_runs import resume_flow_run
 from prefect.input import read_flow_run_input
 from sqlalchemy import select
 
-from handoff.core import identity
 from handoff.core.db import session
+from handoff.core.identity import completion_proof
+from handoff.core.identity import sign_in
 from handoff.core.models import AuditEvent
 from handoff.core.models import WorkItem
 from handoff.runtime import prefect_patches
@@ -95,14 +96,14 @@ def test_forged_replayed_and_tampered_answers_are_refused_then_the_worklist_comp
         forged = URLSafeSerializer("guessed", salt="handoff.completion").dumps({"item": step.item_id, "by": rep})
         step = refused_and_asked_again(step, {**named, "completion_proof": forged}, "forged or damaged")
         # 3. A real proof, replayed from the first attempt.
-        old = identity.sign_completion(step.item_id, first.input_key, rep, named)
+        old = completion_proof.sign_completion(step.item_id, first.input_key, rep, named)
         step = refused_and_asked_again(step, {**named, "completion_proof": old}, "earlier attempt.*replay")
         # 4. A real proof for this attempt, with the answer changed after signing.
-        current = identity.sign_completion(step.item_id, step.input_key, rep, named)
+        current = completion_proof.sign_completion(step.item_id, step.input_key, rep, named)
         tampered = {**named, "decision": "reject", "note": "changed in transit", "completion_proof": current}
         step = refused_and_asked_again(step, tampered, "altered after it was signed")
         # 5. A real proof for this attempt and answer, but with someone else's name in the form.
-        signed_for_rep = identity.sign_completion(
+        signed_for_rep = completion_proof.sign_completion(
             step.item_id, step.input_key, rep, {**named, "completed_by": "Andrew Fuller"}
         )
         step = refused_and_asked_again(
@@ -111,7 +112,7 @@ def test_forged_replayed_and_tampered_answers_are_refused_then_the_worklist_comp
 
         # The assignee signs in to the worklist and completes it: the run moves on.
         with session() as s:
-            identity.set_password(s, rep, "the rep's own password", actor="test")
+            sign_in.set_password(s, rep, "the rep's own password", actor="test")
         app = TestClient(create_worklist_app(), follow_redirects=False)
         login_page = app.get("/login").text
         csrf = re.search(r'name="csrf_token" value="([^"]+)"', login_page).group(1)
@@ -210,8 +211,8 @@ def test_an_answer_refused_once_stays_refused_when_the_run_starts_again_from_the
             other = s.scalar(select(Worker).where(Worker.name != rep, Worker.role == "rep"))
             item.assignee_id = other.id
         approve = {"decision": "approve", "note": "first thought", "completed_by": rep}
-        proof = identity.sign_completion(first.item_id, first.input_key, rep, approve)
-        resume_flow_run(UUID(first.flow_run_id), run_input={**approve, identity.PROOF_FIELD: proof})
+        proof = completion_proof.sign_completion(first.item_id, first.input_key, rep, approve)
+        resume_flow_run(UUID(first.flow_run_id), run_input={**approve, completion_proof.PROOF_FIELD: proof})
         while not crashed:  # refused (not hers any more), and the process dies
             assert time.monotonic() < deadline + 30, "the answer was never refused"
             time.sleep(0.1)

@@ -175,7 +175,7 @@ def test_an_answer_that_reaches_the_run_second_is_aborted_and_refused_with_who_w
     """The moment the race turns on, made certain: this person read the run as paused for the form
     just before the other answer resumed it. Prefect answers the late resume ABORT; the person is
     told who completed the step and when, and the attempt is audited."""
-    from handoff.core import identity
+    from handoff.core.identity import completion_proof
     from handoff.core.routing.router import AlreadyCompleted
     from handoff.runtime import steps
 
@@ -188,8 +188,10 @@ def test_an_answer_that_reaches_the_run_second_is_aborted_and_refused_with_who_w
                 {"completed_by": step.assignee, "decision": "approve", "note": "first"}
             )
             first = first.model_dump(mode="json")
-            proof = identity.sign_completion(step.item_id, step.input_key, step.assignee, first)
-            sent = client.resume_flow_run(UUID(step.flow_run_id), run_input={**first, identity.PROOF_FIELD: proof})
+            proof = completion_proof.sign_completion(step.item_id, step.input_key, step.assignee, first)
+            sent = client.resume_flow_run(
+                UUID(step.flow_run_id), run_input={**first, completion_proof.PROOF_FIELD: proof}
+            )
             assert sent.status.value == "ACCEPT"
         monkeypatch.setattr(steps, "_keyset_if_waiting", lambda *args: keyset)  # read just before
         with pytest.raises(AlreadyCompleted) as lost:

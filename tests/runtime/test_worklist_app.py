@@ -16,11 +16,12 @@ from datetime import timedelta
 
 import pytest
 from fastapi.testclient import TestClient
+from itsdangerous import URLSafeTimedSerializer
 from sqlalchemy import select
 
 from handoff.core import audit
-from handoff.core import identity
 from handoff.core.db import session
+from handoff.core.identity import sign_in
 from handoff.core.models import AuditEvent
 from handoff.core.models import LoginAttempt
 from handoff.core.models import Worker
@@ -50,7 +51,7 @@ def team(db):
             s.add(Worker(name=name, role=role, capacity=capacity, skills=[WorkerSkill(skill="order-entry", level=3)]))
         s.flush()
         for name in ("ann", "bob", "sue"):
-            identity.set_password(s, name, PASSWORD, actor="test")
+            sign_in.set_password(s, name, PASSWORD, actor="test")
         now = utcnow()
         for i, hours in enumerate((30, 2, 10, 5, 1)):
             s.add(
@@ -128,9 +129,7 @@ def test_no_session_or_a_forged_cookie_signs_nobody_in(team):
     c = client()
     assert c.get("/").headers["location"] == "/login"
     # A cookie naming ann, signed with another secret; then ann's real cookie, one letter changed.
-    forged = identity.URLSafeTimedSerializer("not-the-secret", salt="handoff.session.web").dumps(
-        {"w": 1, "g": "", "c": "x"}
-    )
+    forged = URLSafeTimedSerializer("not-the-secret", salt="handoff.session.web").dumps({"w": 1, "g": "", "c": "x"})
     for cookie in (forged, "garbage"):
         c.cookies.set(COOKIE, cookie)
         assert c.get("/").headers["location"] == "/login"
@@ -151,7 +150,7 @@ def test_no_session_or_a_forged_cookie_signs_nobody_in(team):
 def test_a_password_reset_ends_the_old_sessions(team):
     c, _ = signed_in("ann")
     with session() as s:
-        identity.set_password(s, "ann", "another good password", actor="test")
+        sign_in.set_password(s, "ann", "another good password", actor="test")
     assert c.get("/").headers["location"] == "/login"
 
 
@@ -276,7 +275,7 @@ def test_a_supervisor_sees_the_team_and_reassigns_through_the_router(team):
 def test_sign_in_is_rate_limited_per_name_and_per_address_across_processes(team):
     c = client()
     csrf = csrf_of(c.get("/login").text)
-    for _ in range(identity.MAX_FAILURES_PER_NAME):
+    for _ in range(sign_in.MAX_FAILURES_PER_NAME):
         assert c.post("/login", data={"csrf_token": csrf, "name": "ann", "password": "guess"}).status_code == 401
     limited = c.post("/login", data={"csrf_token": csrf, "name": "ann", "password": PASSWORD})
     assert limited.status_code == 429 and int(limited.headers["retry-after"]) > 0  # even the right password
@@ -293,7 +292,7 @@ def test_sign_in_is_rate_limited_per_name_and_per_address_across_processes(team)
     )
     assert cli.returncode == 2 and "too many failed sign-ins" in cli.stdout, cli.stdout + cli.stderr[-3000:]
     # Per address: many names from one address, each failing once or twice, lock the address.
-    for i in range(identity.MAX_FAILURES_PER_CLIENT - identity.MAX_FAILURES_PER_NAME):
+    for i in range(sign_in.MAX_FAILURES_PER_CLIENT - sign_in.MAX_FAILURES_PER_NAME):
         c.post("/login", data={"csrf_token": csrf, "name": f"nobody-{i}", "password": "guess"})
     blocked = c.post("/login", data={"csrf_token": csrf, "name": "bob", "password": PASSWORD})
     assert blocked.status_code == 429 and "this address" in blocked.text
@@ -313,7 +312,7 @@ def test_a_rep_on_a_browser_they_signed_in_on_before_is_not_locked_out_by_a_stra
     assert desk.post("/logout", data={"csrf_token": csrf}).status_code == 303
     stranger = client()
     guess = csrf_of(stranger.get("/login").text)
-    for _ in range(identity.MAX_FAILURES_PER_NAME):
+    for _ in range(sign_in.MAX_FAILURES_PER_NAME):
         assert (
             stranger.post("/login", data={"csrf_token": guess, "name": "ann", "password": "guess"}).status_code == 401
         )
@@ -323,7 +322,7 @@ def test_a_rep_on_a_browser_they_signed_in_on_before_is_not_locked_out_by_a_stra
     )
     assert again.status_code == 303 and desk.get("/").status_code == 200
     # The cookie vouches for ann alone: bob, tried from ann's browser, is a stranger's guess.
-    for _ in range(identity.MAX_FAILURES_PER_NAME):
+    for _ in range(sign_in.MAX_FAILURES_PER_NAME):
         desk.post("/login", data={"csrf_token": csrf_of(desk.get("/login").text), "name": "bob", "password": "x"})
     bob = desk.post(
         "/login", data={"csrf_token": csrf_of(desk.get("/login").text), "name": "bob", "password": PASSWORD}

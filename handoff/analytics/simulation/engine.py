@@ -43,9 +43,9 @@ from handoff.analytics.simulation.results import Metrics  # noqa: F401  (re-expo
 from handoff.analytics.simulation.results import SimulationResult  # noqa: F401  (re-exported)
 from handoff.core.routing.index import RoutingIndex
 from handoff.core.routing.policy import Policy
-from handoff.core.routing.policy import RoutableItem
-from handoff.core.routing.policy import RoutableRep
 from handoff.core.routing.policy import make_policy
+from handoff.core.routing.routable import RoutableItem
+from handoff.core.routing.routable import RoutableRep
 
 
 @dataclass(slots=True)

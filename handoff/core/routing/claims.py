@@ -26,7 +26,7 @@ from handoff.core.models import Worker
 from handoff.core.models import WorkItem
 from handoff.core.models import WorkItemState
 from handoff.core.models import utcnow
-from handoff.core.routing.policy import RoutableRep
+from handoff.core.routing.routable import RoutableRep
 
 ROUTER = "system:router"
 ROUTING_LOCK = 0x68616E64  # "hand": the PostgreSQL advisory lock routing transactions take turns on

@@ -37,9 +37,9 @@ from handoff.core.routing.eligibility import Signature
 from handoff.core.routing.eligibility import signature
 from handoff.core.routing.urgency import MIN_EFFORT
 
-if TYPE_CHECKING:  # policy.py imports this module
-    from handoff.core.routing.policy import RoutableItem
-    from handoff.core.routing.policy import RoutableRep
+if TYPE_CHECKING:  # the records (routable.py) are only needed for typing
+    from handoff.core.routing.routable import RoutableItem
+    from handoff.core.routing.routable import RoutableRep
 
 T = TypeVar("T")
 

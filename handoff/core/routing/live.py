@@ -4,7 +4,7 @@ Each process keeps, per database, the active work items (open ones in the policy
 bucketed and columnar) and every rep (`RepPool`), loaded once. Before a decision it refreshes:
 it re-reads only the rows whose `change_seq` is above the highest it has seen (migration 0003:
 triggers stamp every changed row from a commit-ordered counter, so nothing committed later can
-carry a smaller stamp). A refresh with nothing new is one indexed query per table.
+carry a smaller stamp). A refresh (changes.py) with nothing new is one indexed query per table.
 
 Two views are merged for a decision:
 
@@ -31,26 +31,17 @@ import gc
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Callable
-from collections.abc import Iterable
 from collections.abc import Iterator
-from collections.abc import Sequence
 from contextlib import contextmanager
 from datetime import datetime
 from datetime import timedelta
 from typing import TYPE_CHECKING
-from typing import Any
-from typing import TypeVar
 
 import numpy as np
 from sqlalchemy import Connection
-from sqlalchemy import Dialect
 from sqlalchemy import Engine
-from sqlalchemy import Select
-from sqlalchemy import bindparam
 from sqlalchemy import func
 from sqlalchemy import select
-from sqlalchemy import text
 from sqlalchemy.orm import Session
 
 from handoff.core.clock import always_on
@@ -61,12 +52,11 @@ from handoff.core.models import Presence
 from handoff.core.models import Worker
 from handoff.core.models import WorkItem
 from handoff.core.models import WorkItemState
+from handoff.core.routing import changes
 from handoff.core.routing.claims import ACTIVE
 from handoff.core.routing.index import ItemPool
 from handoff.core.routing.index import RepPool
 from handoff.core.routing.policy import PushPolicy
-from handoff.core.routing.policy import RoutableItem
-from handoff.core.routing.policy import RoutableRep
 from handoff.core.routing.readmodel import ItemRow
 from handoff.core.routing.readmodel import WorkerRow
 from handoff.core.routing.readmodel import decode_items
@@ -75,6 +65,8 @@ from handoff.core.routing.readmodel import item_rows
 from handoff.core.routing.readmodel import items_where
 from handoff.core.routing.readmodel import worker_rows
 from handoff.core.routing.readmodel import workers_where
+from handoff.core.routing.routable import RoutableItem
+from handoff.core.routing.routable import RoutableRep
 from handoff.core.routing.urgency import urgency_columns
 
 if TYPE_CHECKING:  # sla imports routing: a run-time import here would be circular
@@ -85,92 +77,6 @@ FREEZE_FROM = 5_000  # rows: a smaller index costs a full collection little (and
 OPEN = str(WorkItemState.OPEN)
 HELD = (str(WorkItemState.ASSIGNED), str(WorkItemState.STARTED))
 ACTIVE_STATES = tuple(str(s) for s in ACTIVE)
-SQLITE_TRIGGERS = (
-    "work_items_stamp_insert",
-    "work_items_stamp_update",
-    "workers_stamp_insert",
-    "workers_stamp_update",
-    "worker_skills_stamp_insert",
-    "worker_skills_stamp_delete",
-)
-
-
-# The statements a refresh runs, built once.
-ITEMS_CHANGED = items_where(WorkItem.change_seq > bindparam("seen"))
-MAX_ITEM_STAMP = select(func.max(WorkItem.change_seq))
-MAX_WORKER_STAMP = select(func.max(Worker.change_seq))
-ITEMS_BY_ID = items_where(WorkItem.id.in_(bindparam("ids", expanding=True)))
-WORKERS_BY_ID = workers_where(Worker.id.in_(bindparam("ids", expanding=True)))
-WORKERS_CHANGED = workers_where(Worker.change_seq > bindparam("seen"))
-# The last stamp handed out. SQLite's counter row is transactional (its value is what has
-# committed, or, read in the writer's own transaction, what it stamped); PostgreSQL's sequence
-# is not (it counts stamps still uncommitted too).
-COUNTER = {
-    "sqlite": text("SELECT seq FROM change_counter WHERE id = 1"),
-    "postgresql": text("SELECT CASE WHEN is_called THEN last_value ELSE 0 END FROM routing_change_seq"),
-}
-
-
-class DriverQuery:
-    """A refresh statement compiled once per database and run on the driver's own cursor.
-
-    A refresh runs two or three tiny indexed queries before every decision; SQLAlchemy's work
-    per execution (parameters, result wrapping) cost several times what the database did. The
-    statements select plain columns (timestamps and JSON read raw, see readmodel), so the rows
-    need nothing from SQLAlchemy."""
-
-    def __init__(self, statement: Select, dialect: Dialect) -> None:
-        compiled = statement.compile(dialect=dialect)
-        self.sql = compiled.string
-        self.order = compiled.positiontup  # parameter names in placeholder order (qmark), or None
-
-    def rows(self, c: Connection, params: dict) -> list[tuple]:
-        values = [params[name] for name in self.order] if self.order is not None else params
-        cursor = c.connection.driver_connection.cursor()  # type: ignore[union-attr]
-        try:
-            cursor.execute(self.sql, values)
-            return cursor.fetchall()
-        finally:
-            cursor.close()
-
-
-class IndexNotInStep(RuntimeError):
-    """The database lacks the triggers that stamp changes: an index could silently go stale."""
-
-
-Row = TypeVar("Row", ItemRow, WorkerRow)
-
-
-def _changed_rows(
-    c: Connection,
-    decode: Callable[[Iterable[Sequence[Any]]], list[Row]],
-    changed: DriverQuery,
-    by_id: Select,
-    seen: int,
-    dirty: set[int],
-    anything_new: bool,
-) -> list[Row]:
-    """Rows stamped above `seen` (when anything was stamped), plus the dirty rows that were not:
-    a dirty row this process changed and committed carries a new stamp and is read with the
-    rest; one whose change rolled back (or a claim lost to a change read earlier) is read by id."""
-    rows = decode(changed.rows(c, {"seen": seen})) if anything_new else []
-    missing = dirty.difference(row.id for row in rows)
-    if missing:
-        rows += decode(c.execute(by_id, {"ids": sorted(missing)}))
-    return rows
-
-
-def _merge(
-    rows: Sequence[Row], dirty: set[int], put: Callable[[Row], None], drop: Callable[[int], None], seen: int
-) -> int:
-    """Put every row read and drop each dirty id that was not read (it is gone); returns the
-    highest change stamp read, at least `seen` (the new watermark)."""
-    for row in rows:
-        seen = max(seen, row.seq)
-        put(row)
-    for gone in dirty - {row.id for row in rows}:
-        drop(gone)
-    return seen
 
 
 class LiveIndex:
@@ -200,8 +106,8 @@ class LiveIndex:
         self.dialect = engine.dialect.name
         self.counter = self.counter_seen = 0  # the change counter: now, and at the last full read
         self.floor_items = self.floor_workers = -1  # stamps above these are the caller's own (see renew)
-        self.items_changed = DriverQuery(ITEMS_CHANGED, engine.dialect)
-        self.workers_changed = DriverQuery(WORKERS_CHANGED, engine.dialect)
+        self.items_changed = changes.DriverQuery(changes.ITEMS_CHANGED, engine.dialect)
+        self.workers_changed = changes.DriverQuery(changes.WORKERS_CHANGED, engine.dialect)
         self._minute: int | None = None
         self._shift_ok: dict[tuple, bool] = {}
 
@@ -210,14 +116,8 @@ class LiveIndex:
     def load(self) -> None:
         """Read everything once (watermarks first: rows committed meanwhile are read again)."""
         with self.engine.connect() as c:
-            if c.dialect.name == "sqlite":
-                names = set(c.exec_driver_sql("SELECT name FROM sqlite_master WHERE type='trigger'").scalars())
-                if not set(SQLITE_TRIGGERS) <= names:
-                    raise IndexNotInStep(
-                        "the database lacks migration 0003's change triggers (a later migration that rebuilt "
-                        "work_items or workers must re-create them); routing cannot keep its index in step"
-                    )
-            self.counter = self.counter_seen = c.scalar(COUNTER[self.dialect]) or 0
+            changes.require_triggers(c)
+            self.counter = self.counter_seen = c.scalar(changes.COUNTER[self.dialect]) or 0
             self.seen_items = c.execute(select(func.coalesce(func.max(WorkItem.change_seq), 0))).scalar_one()
             self.seen_workers = c.execute(select(func.coalesce(func.max(Worker.change_seq), 0))).scalar_one()
             self.floor_items, self.floor_workers = self.seen_items, self.seen_workers
@@ -254,37 +154,39 @@ class LiveIndex:
             self.dirty_items, self.dirty_workers = set(), set()
             if not force and time.monotonic() - self.refreshed_at < self.max_staleness:
                 with self._reading() as c:  # stale on purpose: only what the overlay needs
-                    self.counter = c.scalar(COUNTER[self.dialect]) or 0
+                    self.counter = c.scalar(changes.COUNTER[self.dialect]) or 0
                     if self.dialect == "sqlite":
                         self.floor_items = self.floor_workers = max(self.counter, self.seen_items, self.seen_workers)
                     else:
-                        self.floor_items = c.scalar(MAX_ITEM_STAMP) or 0
-                        self.floor_workers = c.scalar(MAX_WORKER_STAMP) or 0
+                        self.floor_items = c.scalar(changes.MAX_ITEM_STAMP) or 0
+                        self.floor_workers = c.scalar(changes.MAX_WORKER_STAMP) or 0
                     if dirty_items or dirty_workers:
                         self._apply(
-                            item_rows(c, ITEMS_BY_ID, {"ids": sorted(dirty_items)}) if dirty_items else [],
-                            worker_rows(c, WORKERS_BY_ID, {"ids": sorted(dirty_workers)}) if dirty_workers else [],
+                            item_rows(c, changes.ITEMS_BY_ID, {"ids": sorted(dirty_items)}) if dirty_items else [],
+                            worker_rows(c, changes.WORKERS_BY_ID, {"ids": sorted(dirty_workers)})
+                            if dirty_workers
+                            else [],
                             dirty_items,
                             dirty_workers,
                             advance=False,
                         )
                 return
             with self._reading() as c:
-                self.counter = c.scalar(COUNTER[self.dialect]) or 0
+                self.counter = c.scalar(changes.COUNTER[self.dialect]) or 0
                 anything_new = not self._nothing_new()
                 if not dirty_items and not dirty_workers and not anything_new:
                     self.refreshed_at = time.monotonic()
                     self.floor_items, self.floor_workers = self.seen_items, self.seen_workers
                     return
                 self.counter_seen = self.counter
-                items = _changed_rows(
-                    c, decode_items, self.items_changed, ITEMS_BY_ID, self.seen_items, dirty_items, anything_new
+                items = changes.changed_rows(
+                    c, decode_items, self.items_changed, changes.ITEMS_BY_ID, self.seen_items, dirty_items, anything_new
                 )
-                workers = _changed_rows(
+                workers = changes.changed_rows(
                     c,
                     decode_workers,
                     self.workers_changed,
-                    WORKERS_BY_ID,
+                    changes.WORKERS_BY_ID,
                     self.seen_workers,
                     dirty_workers,
                     anything_new,
@@ -308,8 +210,8 @@ class LiveIndex:
         dirty_workers: set[int],
         advance: bool,
     ) -> None:
-        seen_workers = _merge(workers, dirty_workers, self._put_worker, self._drop_worker, self.seen_workers)
-        seen_items = _merge(items, dirty_items, self._put_item, self._drop_item, self.seen_items)
+        seen_workers = changes.merge(workers, dirty_workers, self._put_worker, self._drop_worker, self.seen_workers)
+        seen_items = changes.merge(items, dirty_items, self._put_item, self._drop_item, self.seen_items)
         if advance:
             self.seen_workers, self.seen_items = seen_workers, seen_items
 
@@ -332,14 +234,14 @@ class LiveIndex:
             s.flush()
             c = s.connection()
             if self.dialect == "sqlite":
-                if c.scalar(COUNTER["sqlite"]) == self.counter:
+                if c.scalar(changes.COUNTER["sqlite"]) == self.counter:
                     return  # the caller's transaction stamped nothing
             elif self.counter <= max(self.floor_items, self.floor_workers):
                 return  # no stamp handed out beyond what has committed
-            for w in worker_rows(c, WORKERS_CHANGED, {"seen": self.floor_workers}):
+            for w in worker_rows(c, changes.WORKERS_CHANGED, {"seen": self.floor_workers}):
                 self._put_worker(w)
                 self.dirty_workers.add(w.id)
-            for row in item_rows(c, ITEMS_CHANGED, {"seen": self.floor_items}):
+            for row in item_rows(c, changes.ITEMS_CHANGED, {"seen": self.floor_items}):
                 self._put_item(row)
                 self.dirty_items.add(row.id)
 

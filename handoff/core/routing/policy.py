@@ -11,7 +11,7 @@ Times are plain floats (seconds since the epoch) so the simulator's clock and th
 are interchangeable. Skills are names mapped to levels 1..5.
 
 INTERFACE CONTRACT (kept stable; the simulator and the live router both rely on it):
-    RoutableItem, RoutableRep dataclasses below
+    RoutableItem, RoutableRep dataclasses (routable.py)
     class Policy(Protocol): name, rep_for(item, reps, now), item_for(rep, items, now)
     POLICIES: dict[str, Callable[[], Policy]] with keys "push", "fifo", "self"
     make_policy(name) -> Policy
@@ -29,37 +29,43 @@ The three policies (the domain notes' three ways of handing out work):
     1 / holders over skills the item does not use; least flexible server first), then the
     least over-qualified (do not burn experts on trivia), then least recently assigned, then
     most spare capacity.
-- "fifo": a rep gets the oldest item they are eligible for; an item goes to the eligible rep
-  who has waited longest for work (fewest open items, then least recently assigned).
-- "self" (self-selection): a rep takes the quickest item they may do (people pick the easy
-  work); an item goes to a random eligible free rep (whoever grabs it first), drawn from a
-  seeded RNG so simulations repeat.
+  (The team's scarce skills are counted in scarce_skills.py.)
+- "fifo" and "self" (self-selection): the baselines push is measured against (baselines.py).
 
 "Eligible" everywhere means: every required skill at (at least) the required level, available,
 and spare capacity. Pass plain lists, or the pools of handoff.core.routing.index.RoutingIndex for
 speed: the answers are the same, ties included (ties are broken by fixed keys, never by the
 order of the collection; the one exception is self-selection's random pick, which draws from
-the eligible free reps in the order the collection lists them).
+the eligible free reps in the order the collection lists them). Who is eligible and how ties
+are settled is shared by all three (candidates.py).
 """
 
 from __future__ import annotations
 
-import random
 from collections.abc import Callable
 from collections.abc import Iterable
 from collections.abc import Iterator
 from collections.abc import Sequence
-from dataclasses import dataclass
-from dataclasses import field
 from typing import Protocol
 
 import numpy as np
 
+from handoff.core.routing.baselines import FifoPolicy
+from handoff.core.routing.baselines import SelfSelectionPolicy
+from handoff.core.routing.candidates import free_candidates
+from handoff.core.routing.candidates import pick
+from handoff.core.routing.candidates import slots_for
 from handoff.core.routing.eligibility import meets
-from handoff.core.routing.eligibility import overqualification
 from handoff.core.routing.eligibility import signature
 from handoff.core.routing.index import ItemPool
 from handoff.core.routing.index import RepPool
+from handoff.core.routing.routable import RoutableItem
+from handoff.core.routing.routable import RoutableRep
+from handoff.core.routing.routable import is_free
+from handoff.core.routing.scarce_skills import scarce_skills_held
+from handoff.core.routing.scarce_skills import scarce_skills_held_by
+from handoff.core.routing.scarce_skills import scarcity_factors
+from handoff.core.routing.scarce_skills import skill_holders
 from handoff.core.routing.urgency import AGING_WINDOWS
 from handoff.core.routing.urgency import LOOKAHEAD
 from handoff.core.routing.urgency import QUEUE_SCALE
@@ -75,37 +81,6 @@ from handoff.core.routing.urgency import urgency_columns
 from handoff.core.routing.urgency import urgency_many
 
 
-@dataclass(slots=True)
-class RoutableItem:
-    """A human step waiting for (or holding) a person, as the policies see it."""
-
-    id: str
-    work_type: str
-    required_skills: dict[str, int]
-    created_at: float
-    due_at: float
-    effort_seconds: float
-    priority: float = 1.0  # business priority (1 = normal; higher = more important)
-    value: float = 0.0  # customer / order value in currency units
-
-
-@dataclass(slots=True)
-class RoutableRep:
-    """A person who can take work, as the policies see them."""
-
-    id: str
-    skills: dict[str, int]
-    capacity: int = 1
-    open_items: int = 0
-    available: bool = True
-    last_assigned_at: float = 0.0
-    extra: dict = field(default_factory=dict)
-
-    @property
-    def spare(self) -> int:
-        return self.capacity - self.open_items
-
-
 class Policy(Protocol):
     name: str
 
@@ -116,55 +91,6 @@ class Policy(Protocol):
     def item_for(self, rep: RoutableRep, items: Iterable[RoutableItem], now: float) -> RoutableItem | None:
         """The waiting item this rep should get now, or None if none fits them."""
         ...
-
-
-def is_free(rep: RoutableRep) -> bool:
-    """Available and with room for one more item."""
-    return rep.available and rep.open_items < rep.capacity
-
-
-def _free_candidates(item: RoutableItem, reps: Iterable[RoutableRep]) -> list[tuple[int, RoutableRep]]:
-    """(over-qualification, rep) for the eligible free reps, in the order given."""
-    if isinstance(reps, RepPool):
-        found = [(over, pos, r) for over, pos, r in reps.candidates(item.required_skills) if is_free(r)]
-        found.sort(key=lambda c: c[1])
-        return [(over, r) for over, _, r in found]
-    return [
-        (overqualification(r.skills, item.required_skills), r)
-        for r in reps
-        if is_free(r) and meets(r.skills, item.required_skills)
-    ]
-
-
-def _slots_for(rep: RoutableRep, pool: ItemPool) -> np.ndarray | None:
-    """The slots of the pool's items the rep may take now; None when they are not free or may
-    do none of the waiting work."""
-    if not is_free(rep):
-        return None
-    slots = pool.eligible_slots(rep.skills)
-    return slots if slots.size else None
-
-
-def _pick(
-    pool: ItemPool, slots: np.ndarray, values: np.ndarray, best: float, key: Callable, then: tuple[str, ...] = ()
-) -> RoutableItem:
-    """The item at the slot holding `best`; exact ties settled by `key`, as the scan does.
-
-    `then` names the columns `key` compares next, in order: ties are narrowed on them in numpy
-    first (successive minima = the lexicographic minimum), so `key` only sees the few left. Every
-    item of a work type has the same effort estimate, so thousands may tie: narrowing in Python
-    cost a self-selection replay of BPIC 2012 minutes of CPU."""
-    winners = slots[values == best]
-    if winners.size > 1 and then:
-        columns = pool.columns
-        for name in then:
-            column = getattr(columns, name)[winners]
-            winners = winners[column == column.min()]
-            if winners.size == 1:
-                break
-    if winners.size == 1:
-        return pool.item_at(int(winners[0]))
-    return min((pool.item_at(int(s)) for s in winners), key=key)
 
 
 class PushPolicy:
@@ -241,11 +167,11 @@ class PushPolicy:
         if isinstance(reps, RepPool):
             return self._first_free(self.ranked_reps(reps, item.required_skills))
         reps = list(reps)
-        found = _free_candidates(item, reps)
-        holders = _holders(reps) if self.spare_scarce_skills else {}
+        found = free_candidates(item, reps)
+        holders = skill_holders(reps) if self.spare_scarce_skills else {}
         if not found:
             return None
-        return min(found, key=lambda c: (_scarce_skills_held(c[1], item, holders), c[0], *self._rep_key(c[1])))[1]
+        return min(found, key=lambda c: (scarce_skills_held(c[1], item, holders), c[0], *self._rep_key(c[1])))[1]
 
     def ranked_reps(self, pool: RepPool, required: dict[str, int]) -> list[tuple[float, int, RoutableRep]]:
         """(scarce skills held, over-qualification, rep) for every rep who may do this kind of
@@ -257,7 +183,7 @@ class PushPolicy:
         def rank() -> list[tuple[float, int, RoutableRep]]:
             holders = pool.holders() if self.spare_scarce_skills else {}
             ranked = [
-                (_scarce_skills_held_by(r, required, holders), over, pos, r)
+                (scarce_skills_held_by(r, required, holders), over, pos, r)
                 for over, pos, r in pool.candidates(required)
             ]
             ranked.sort(key=lambda c: (c[0], c[1], c[2]))
@@ -301,7 +227,7 @@ class PushPolicy:
             kinds = {signature(it.required_skills): it.required_skills for it in eligible}
             if len(kinds) > 1:
                 keys = sorted(kinds)
-                factor_of = dict(zip(keys, _scarcity_factors(self.team, [kinds[g] for g in keys], self.scarcity)))
+                factor_of = dict(zip(keys, scarcity_factors(self.team, [kinds[g] for g in keys], self.scarcity)))
                 scores = [s * float(factor_of[signature(it.required_skills)]) for s, it in zip(scores, eligible)]
         return min(zip(scores, eligible), key=lambda si: self._item_key(*si))[1]
 
@@ -324,7 +250,7 @@ class PushPolicy:
         """The item `item_for` gives this rep, then (once the caller has removed it from the
         pool) the next one, and so on: each answer is scored afresh against the pool as it is
         then (its mean effort and waiting count), over the rep's eligible items read once."""
-        slots = _slots_for(rep, items)
+        slots = slots_for(rep, items)
         if slots is None:
             return
         c = items.columns
@@ -346,7 +272,7 @@ class PushPolicy:
             if factor is not None:
                 scores = scores * factor
             best = scores.max()
-            item = _pick(
+            item = pick(
                 items,
                 slots,
                 scores,
@@ -386,7 +312,7 @@ class PushPolicy:
         if self.scarcity > 0 and team is not None:
             kinds = {signature(it.required_skills): it.required_skills for it in items}
             keys = sorted(kinds)
-            factor_of = dict(zip(keys, _scarcity_factors(team, [kinds[k] for k in keys], self.scarcity, on_shift)))
+            factor_of = dict(zip(keys, scarcity_factors(team, [kinds[k] for k in keys], self.scarcity, on_shift)))
             scores = scores * np.array([factor_of[signature(it.required_skills)] for it in items])
         return scores
 
@@ -403,7 +329,7 @@ class PushPolicy:
         present = np.unique(sigs)
         if present.size <= 1:  # one kind of work: scarcity cannot change the order
             return None
-        factor = _scarcity_factors(team, [items.requirements(int(g)) for g in present], self.scarcity)
+        factor = scarcity_factors(team, [items.requirements(int(g)) for g in present], self.scarcity)
         return factor[np.searchsorted(present, sigs)]
 
     def _queue_wait(
@@ -460,107 +386,6 @@ class PushPolicy:
         return UrgencyParameters(
             self.k, self.aging_seconds, self.lookahead, self.aging_windows, self.rescue_windows, self.shortest_first
         )
-
-
-def _holders(reps: Iterable[RoutableRep]) -> dict[str, int]:
-    out: dict[str, int] = {}
-    for r in reps:
-        for s, lvl in r.skills.items():
-            if lvl > 0:
-                out[s] = out.get(s, 0) + 1
-    return out
-
-
-def _scarce_skills_held(rep: RoutableRep, item: RoutableItem, holders: dict[str, int]) -> float:
-    """How much the team would miss this rep's *other* skills while they do this item:
-    the sum of 1 / holders over the skills the item does not need (0 for a specialist)."""
-    return _scarce_skills_held_by(rep, item.required_skills, holders)
-
-
-def _scarce_skills_held_by(rep: RoutableRep, required: dict[str, int], holders: dict[str, int]) -> float:
-    if not holders:
-        return 0.0
-    return round(
-        sum(1.0 / holders[s] for s, lvl in rep.skills.items() if lvl > 0 and s not in required and holders.get(s)),
-        9,
-    )
-
-
-def _scarcity_factors(
-    team: Iterable[RoutableRep], kinds: list[dict[str, int]], strength: float, mask: np.ndarray | None = None
-) -> np.ndarray:
-    """(reps on shift / reps on shift who may do it) ** strength, per kind of requirements:
-    work few people may do goes first with those few, so they are not used up on work
-    anybody could take. (`mask`: the pool's `on_shift_mask`, when already read.)"""
-    if isinstance(team, RepPool):
-        if mask is None:
-            mask = team.on_shift_mask()
-        on_shift = int(mask.sum())
-        eligible = [int(mask[team.candidate_positions(req)].sum()) for req in kinds]
-    else:
-        members = [r for r in team if r.available]
-        on_shift = len(members)
-        eligible = [sum(1 for r in members if meets(r.skills, req)) for req in kinds]
-    return np.array([(max(on_shift, 1) / max(n, 1)) ** strength for n in eligible])
-
-
-def _oldest_first(item: RoutableItem) -> tuple:
-    return (item.created_at, item.id)
-
-
-def _quickest_first(item: RoutableItem) -> tuple:
-    return (item.effort_seconds, item.created_at, item.id)
-
-
-def _first_eligible(
-    rep: RoutableRep, items: Iterable[RoutableItem], column: str, key: Callable, then: tuple[str, ...] = ()
-) -> RoutableItem | None:
-    """The item a free rep may do that comes first by `key`, whose leading field is `column`
-    (from an ItemPool: the least `column` in numpy, ties by `then` and `key`, see `_pick`)."""
-    if isinstance(items, ItemPool):
-        slots = _slots_for(rep, items)
-        if slots is None:
-            return None
-        values = getattr(items.columns, column)[slots]
-        return _pick(items, slots, values, values.min(), key, then)
-    if not is_free(rep):
-        return None
-    eligible = [it for it in items if meets(rep.skills, it.required_skills)]
-    return min(eligible, key=key) if eligible else None
-
-
-class FifoPolicy:
-    """First in, first out: arrival order, to whoever has waited longest for work."""
-
-    name = "fifo"
-
-    def rep_for(self, item: RoutableItem, reps: Iterable[RoutableRep], now: float) -> RoutableRep | None:
-        found = _free_candidates(item, reps)
-        if not found:
-            return None
-        return min((r for _, r in found), key=lambda r: (r.open_items, r.last_assigned_at, r.id))
-
-    def item_for(self, rep: RoutableRep, items: Iterable[RoutableItem], now: float) -> RoutableItem | None:
-        return _first_eligible(rep, items, "created_at", _oldest_first)
-
-
-class SelfSelectionPolicy:
-    """Self-selection: people take the quickest work they may do; new work goes to whoever
-    grabs it first (a random eligible free rep, from an RNG seeded for repeatable runs)."""
-
-    name = "self"
-
-    def __init__(self, seed: int = 0) -> None:
-        self.rng = random.Random(seed)
-
-    def rep_for(self, item: RoutableItem, reps: Iterable[RoutableRep], now: float) -> RoutableRep | None:
-        found = _free_candidates(item, reps)
-        if not found:
-            return None
-        return self.rng.choice(found)[1]
-
-    def item_for(self, rep: RoutableRep, items: Iterable[RoutableItem], now: float) -> RoutableItem | None:
-        return _first_eligible(rep, items, "effort_seconds", _quickest_first, ("created_at",))
 
 
 POLICIES: dict[str, Callable[[], Policy]] = {

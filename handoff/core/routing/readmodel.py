@@ -31,8 +31,8 @@ from handoff.core.models import Worker
 from handoff.core.models import WorkerSkill
 from handoff.core.models import WorkItem
 from handoff.core.routing.eligibility import effective_requirements
-from handoff.core.routing.policy import RoutableItem
-from handoff.core.routing.policy import RoutableRep
+from handoff.core.routing.routable import RoutableItem
+from handoff.core.routing.routable import RoutableRep
 
 
 def available_now(worker: Worker, now: datetime) -> bool:

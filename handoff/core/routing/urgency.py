@@ -72,8 +72,8 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-if TYPE_CHECKING:  # policy.py imports this module; the dataclass is only needed for typing
-    from handoff.core.routing.policy import RoutableItem
+if TYPE_CHECKING:  # the record (routable.py) is only needed for typing
+    from handoff.core.routing.routable import RoutableItem
 
 K = 2.0  # classic ATC look-ahead in mean efforts: the floor of the look-ahead and of H
 LOOKAHEAD = 0.2  # the look-ahead as a fraction of the item's SLA window

@@ -37,9 +37,18 @@ from pydantic import ValidationError
 from sqlalchemy import select
 from starlette.concurrency import run_in_threadpool
 
-from handoff.core import identity
 from handoff.core import supervision
 from handoff.core.db import session
+from handoff.core.identity.sessions import NotSignedIn
+from handoff.core.identity.sessions import SignedIn
+from handoff.core.identity.sessions import end_session
+from handoff.core.identity.sessions import issue_session
+from handoff.core.identity.sessions import read_session
+from handoff.core.identity.sign_in import DEVICE_DAYS
+from handoff.core.identity.sign_in import LoginRefused
+from handoff.core.identity.sign_in import TooManyAttempts
+from handoff.core.identity.sign_in import authenticate
+from handoff.core.identity.sign_in import issue_device
 from handoff.core.models import Worker
 from handoff.core.models import WorkItem
 from handoff.core.models import WorkItemState
@@ -120,9 +129,9 @@ def create_worklist_app(prefect_context: Callable[[], Any] | None = None) -> Fas
     def page(request: Request, template: str, status: int = 200, **context: Any) -> HTMLResponse:
         return templates.TemplateResponse(request, template, context, status_code=status)
 
-    def me(request: Request) -> identity.SignedIn:
+    def me(request: Request) -> SignedIn:
         with session() as s:
-            return identity.read_session(s, request.cookies.get(COOKIE))
+            return read_session(s, request.cookies.get(COOKIE))
 
     async def posted(request: Request) -> dict[str, str]:
         try:
@@ -131,11 +140,11 @@ def create_worklist_app(prefect_context: Callable[[], Any] | None = None) -> Fas
             raise Refused(refused.status, "the form is too large" if refused.status == 413 else str(refused)) from None
         return {k: v[0] for k, v in parse_qs(body.decode("utf-8", "replace"), keep_blank_values=True).items()}
 
-    def check_csrf(form: dict[str, str], person: identity.SignedIn) -> None:
+    def check_csrf(form: dict[str, str], person: SignedIn) -> None:
         if not secrets.compare_digest(form.get("csrf_token", "").encode(), person.csrf.encode()):
             raise Refused(403, "this form's CSRF token is missing or wrong: reload the page and send it again")
 
-    def sender(request: Request, form: dict[str, str]) -> identity.SignedIn:
+    def sender(request: Request, form: dict[str, str]) -> SignedIn:
         """The signed-in person who sent `form`, once the form carries their CSRF token."""
         person = me(request)
         check_csrf(form, person)
@@ -153,8 +162,8 @@ def create_worklist_app(prefect_context: Callable[[], Any] | None = None) -> Fas
             response.headers.setdefault(k, v)
         return response
 
-    @app.exception_handler(identity.NotSignedIn)
-    async def not_signed_in(request: Request, exc: identity.NotSignedIn) -> Response:
+    @app.exception_handler(NotSignedIn)
+    async def not_signed_in(request: Request, exc: NotSignedIn) -> Response:
         if request.method == "GET":
             response: Response = RedirectResponse("/login", status_code=303)
         else:
@@ -195,21 +204,21 @@ def create_worklist_app(prefect_context: Callable[[], Any] | None = None) -> Fas
         name, client = form.get("name", ""), request.client.host if request.client else "unknown"
         with session() as s:  # commits the attempt even when refused: it counts for the limit
             try:
-                worker = identity.authenticate(
+                worker = authenticate(
                     s, name, form.get("password", ""), client=client, device=request.cookies.get(DEVICE_COOKIE)
                 )
-                token, device, problem = identity.issue_session(worker), identity.issue_device(worker), None
-            except identity.LoginRefused as why:
+                token, device, problem = issue_session(worker), issue_device(worker), None
+            except LoginRefused as why:
                 token, device, problem = None, None, why
         if problem is not None:
-            status = 429 if isinstance(problem, identity.TooManyAttempts) else 401
+            status = 429 if isinstance(problem, TooManyAttempts) else 401
             response = page(request, "login.html", status, csrf_token=nonce, error=str(problem), name=name, person=None)
-            if isinstance(problem, identity.TooManyAttempts):
+            if isinstance(problem, TooManyAttempts):
                 response.headers["Retry-After"] = str(problem.retry_after_seconds)
             return response
         response = RedirectResponse("/", status_code=303)
         set_cookie(response, COOKIE, token, max_age=int(settings.session_hours * 3600))
-        set_cookie(response, DEVICE_COOKIE, device, max_age=identity.DEVICE_DAYS * 86400)
+        set_cookie(response, DEVICE_COOKIE, device, max_age=DEVICE_DAYS * 86400)
         response.delete_cookie(LOGIN_CSRF_COOKIE)
         return response
 
@@ -225,7 +234,7 @@ def create_worklist_app(prefect_context: Callable[[], Any] | None = None) -> Fas
     def sign_out(token: str | None) -> None:
         """On the server too: a copy of the cookie (another tab, a stolen one) stops working."""
         with session() as s:
-            identity.end_session(s, token)
+            end_session(s, token)
 
     # --- the worklist -----------------------------------------------------------------------
 
@@ -276,7 +285,7 @@ def create_worklist_app(prefect_context: Callable[[], Any] | None = None) -> Fas
 
     # --- one item ---------------------------------------------------------------------------
 
-    def load_item(person: identity.SignedIn, item_id: int) -> dict[str, Any]:
+    def load_item(person: SignedIn, item_id: int) -> dict[str, Any]:
         """The item as the page shows it; 404 if there is none, 403 if it is not theirs to see."""
         with session() as s:
             item = s.get(WorkItem, item_id) if 0 < item_id <= MAX_ID else None  # no database holds a larger id
@@ -295,7 +304,7 @@ def create_worklist_app(prefect_context: Callable[[], Any] | None = None) -> Fas
 
     def item_page(
         request: Request,
-        person: identity.SignedIn,
+        person: SignedIn,
         item_id: int,
         status: int = 200,
         values: dict[str, Any] | None = None,

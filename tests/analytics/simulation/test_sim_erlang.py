@@ -1,7 +1,7 @@
 """The simulator agrees with queueing theory: M/M/n under FIFO reproduces Erlang C.
 
 Set-up: one work type, Poisson arrivals, exponential handling, `n` identical always-on reps,
-the real FIFO policy from handoff.core.routing.policy. Measured per item: did it wait at all
+the real FIFO policy from handoff.core.routing.baselines. Measured per item: did it wait at all
 (start > ready), and did it start within T seconds.
 
 Tolerance: consecutive arrivals are correlated, so a plain binomial standard error would be too

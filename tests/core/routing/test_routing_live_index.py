@@ -20,6 +20,7 @@ from handoff.core.models import Worker
 from handoff.core.models import WorkItem
 from handoff.core.models import WorkItemState
 from handoff.core.routing import assign
+from handoff.core.routing import changes
 from handoff.core.routing import live
 from handoff.core.routing import router
 
@@ -196,7 +197,7 @@ def test_a_database_without_the_change_triggers_is_refused(routing_db, request):
     with session() as s:
         s.execute(text("DROP TRIGGER work_items_stamp_update"))
     live.forget_indexes()
-    with session() as s, pytest.raises(live.IndexNotInStep):
+    with session() as s, pytest.raises(changes.IndexNotInStep):
         live.index_for(s)
 
 

@@ -9,16 +9,16 @@ import random
 import numpy as np
 import pytest
 
+from handoff.core.routing.baselines import FifoPolicy
+from handoff.core.routing.baselines import SelfSelectionPolicy
 from handoff.core.routing.index import ItemPool
 from handoff.core.routing.index import RepPool
 from handoff.core.routing.index import RoutingIndex
 from handoff.core.routing.policy import POLICIES
-from handoff.core.routing.policy import FifoPolicy
 from handoff.core.routing.policy import PushPolicy
-from handoff.core.routing.policy import RoutableItem
-from handoff.core.routing.policy import RoutableRep
-from handoff.core.routing.policy import SelfSelectionPolicy
 from handoff.core.routing.policy import make_policy
+from handoff.core.routing.routable import RoutableItem
+from handoff.core.routing.routable import RoutableRep
 from handoff.core.routing.urgency import AGING_WINDOWS
 from handoff.core.routing.urgency import LOOKAHEAD
 from handoff.core.routing.urgency import RESCUE_WINDOWS
