@@ -50,7 +50,6 @@ from handoff.core.routing.index import RoutingIndex  # noqa: E402
 from handoff.core.routing.policy import PushPolicy  # noqa: E402
 from handoff.core.routing.policy import make_policy  # noqa: E402
 from handoff.core.routing.routable import RoutableItem  # noqa: E402
-from handoff.core.routing.routable import RoutableRep  # noqa: E402
 from handoff.core.routing.urgency import MIN_EFFORT  # noqa: E402
 from handoff.core.routing.urgency import urgency  # noqa: E402
 from handoff.core.routing.urgency import urgency_columns  # noqa: E402

@@ -9,8 +9,8 @@ from __future__ import annotations
 import math
 import random
 
-from handoff.core.routing.policy import RoutableItem
-from handoff.core.routing.policy import RoutableRep
+from handoff.core.routing.routable import RoutableItem
+from handoff.core.routing.routable import RoutableRep
 
 SKILLS = [
     "order-approval",
