@@ -18,8 +18,8 @@ from pathlib import Path
 from routing_world import NOW
 from routing_world import pct
 
-from handoff.core.routing.policy import RoutableItem
-from handoff.core.routing.policy import RoutableRep
+from handoff.core.routing.routable import RoutableItem
+from handoff.core.routing.routable import RoutableRep
 
 # The generated item's routing fields, carried over as they are; its id is the step's key and title.
 SAME_FIELDS = ("work_type", "required_skills", "priority", "value", "effort_seconds")
