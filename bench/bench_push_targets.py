@@ -44,14 +44,14 @@ from pathlib import Path  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from handoff.analytics.simulation.bpic2012 import bpic2012_workload  # noqa: E402
 from handoff.analytics.simulation.calendar import WeeklyCalendar  # noqa: E402
 from handoff.analytics.simulation.compare import parse_staff  # noqa: E402
 from handoff.analytics.simulation.engine import simulate  # noqa: E402
-from handoff.analytics.simulation.workloads import TypeSpec  # noqa: E402
-from handoff.analytics.simulation.workloads import Workload  # noqa: E402
-from handoff.analytics.simulation.workloads import bpic2012_workload  # noqa: E402
+from handoff.analytics.simulation.synthetic import TypeSpec  # noqa: E402
+from handoff.analytics.simulation.synthetic import synthetic_workload  # noqa: E402
+from handoff.analytics.simulation.workload import Workload  # noqa: E402
 from handoff.analytics.simulation.workloads import load_workload  # noqa: E402
-from handoff.analytics.simulation.workloads import synthetic_workload  # noqa: E402
 from handoff.core.settings import settings  # noqa: E402
 
 DATA = Path(settings.bpic_path).parent

@@ -26,9 +26,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from handoff.analytics.simulation.bpic2012 import bpic2012_workload
 from handoff.analytics.simulation.compare import parse_staff
 from handoff.analytics.simulation.engine import simulate
-from handoff.analytics.simulation.workloads import bpic2012_workload
 from handoff.analytics.simulation.workloads import load_workload
 from handoff.core.settings import settings
 

@@ -66,9 +66,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from handoff.analytics.simulation.calendar import WeeklyCalendar  # noqa: E402
 from handoff.analytics.simulation.engine import simulate  # noqa: E402
-from handoff.analytics.simulation.workloads import DEFAULT_TYPES  # noqa: E402
+from handoff.analytics.simulation.synthetic import DEFAULT_TYPES  # noqa: E402
+from handoff.analytics.simulation.synthetic import synthetic_workload  # noqa: E402
 from handoff.analytics.simulation.workloads import load_workload  # noqa: E402
-from handoff.analytics.simulation.workloads import synthetic_workload  # noqa: E402
 from handoff.core.routing.candidates import pick  # noqa: E402
 from handoff.core.routing.policy import PushPolicy  # noqa: E402
 from handoff.core.routing.routable import is_free  # noqa: E402

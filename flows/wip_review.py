@@ -28,8 +28,8 @@ from pydantic import BaseModel
 from pydantic import Field
 
 from handoff.analytics import reports
+from handoff.core.clock import as_utc_naive
 from handoff.core.models import utcnow
-from handoff.core.routing.eligibility import as_utc_naive
 from tasks.wip_review import KEYS
 from tasks.wip_review import draw_chart
 from tasks.wip_review import gather_history

@@ -19,10 +19,10 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from handoff.core import audit
+from handoff.core.clock import parse_hhmm
+from handoff.core.clock import parse_work_days
 from handoff.core.models import Worker
 from handoff.core.models import WorkerSkill
-from handoff.core.routing.eligibility import parse_hhmm
-from handoff.core.routing.eligibility import parse_work_days
 
 DAY_NAMES = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
 

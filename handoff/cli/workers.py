@@ -45,10 +45,10 @@ from handoff.cli.worker_record import names_by_person
 from handoff.cli.worker_record import parse_skills
 from handoff.cli.worker_record import same_person_key
 from handoff.cli.worker_record import upsert_worker
+from handoff.core.clock import on_shift
 from handoff.core.models import Quarantine
 from handoff.core.models import Worker
 from handoff.core.models import utcnow
-from handoff.core.routing.eligibility import on_shift
 
 CLI = "system:cli"
 

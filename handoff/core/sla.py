@@ -42,13 +42,13 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from handoff.core import work_types
+from handoff.core.clock import as_utc_naive
+from handoff.core.clock import parse_hhmm
+from handoff.core.clock import parse_work_days
+from handoff.core.clock import zone
 from handoff.core.models import WorkItem
 from handoff.core.models import WorkItemState
 from handoff.core.models import utcnow
-from handoff.core.routing.eligibility import as_utc_naive
-from handoff.core.routing.eligibility import parse_hhmm
-from handoff.core.routing.eligibility import parse_work_days
-from handoff.core.routing.eligibility import zone
 from handoff.core.settings import settings
 
 ENV_VAR = "HANDOFF_SLA_CONFIG"

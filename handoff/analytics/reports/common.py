@@ -10,12 +10,12 @@ from sqlalchemy.orm import Session
 
 from handoff.core import sla
 from handoff.core import work_types
+from handoff.core.clock import as_utc_naive
 from handoff.core.models import OrderStatus
 from handoff.core.models import Worker
 from handoff.core.models import WorkItem
 from handoff.core.models import WorkItemState
 from handoff.core.models import utcnow
-from handoff.core.routing.eligibility import as_utc_naive
 
 # Which team owns a work item, by the skill it requires: as the work types declare it.
 TEAM_BY_SKILL: dict[str, str] = work_types.TEAM_BY_SKILL

@@ -18,8 +18,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Protocol
 
-from handoff.core.routing.eligibility import parse_hhmm
-from handoff.core.routing.eligibility import parse_work_days
+from handoff.core.clock import parse_hhmm
+from handoff.core.clock import parse_work_days
 
 DAY = 86_400.0
 WEEK = 7 * DAY

@@ -17,9 +17,9 @@ from pathlib import Path
 
 import numpy as np
 
-from handoff.analytics.simulation.engine import Metrics
 from handoff.analytics.simulation.engine import simulate
-from handoff.analytics.simulation.workloads import Workload
+from handoff.analytics.simulation.results import Metrics
+from handoff.analytics.simulation.workload import Workload
 
 
 @dataclass

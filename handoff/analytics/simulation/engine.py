@@ -39,8 +39,7 @@ import simpy
 from handoff.analytics.simulation.calendar import ALWAYS_OPEN
 from handoff.analytics.simulation.calendar import DAY
 from handoff.analytics.simulation.calendar import Calendar
-from handoff.analytics.simulation.results import Metrics  # noqa: F401  (re-exported)
-from handoff.analytics.simulation.results import SimulationResult  # noqa: F401  (re-exported)
+from handoff.analytics.simulation.results import SimulationResult
 from handoff.core.routing.index import RoutingIndex
 from handoff.core.routing.policy import Policy
 from handoff.core.routing.policy import make_policy

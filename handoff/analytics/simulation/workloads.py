@@ -2,30 +2,19 @@
 
 One loader per module: bpic2012.py (the bank's log with our SLA table), eventlog.py (any XES
 or CSV event log), northwind.py (the order book), synthetic.py (generated); workload.py holds
-the `Workload` they all return and how teams are drawn. The names below are re-exported so
-`from handoff.analytics.simulation.workloads import ...` keeps working.
+the `Workload` they all return and how teams are drawn; import each from its own module.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
 
-from handoff.analytics.simulation.bpic2012 import BPIC_DEFAULT_SLA_HOURS  # noqa: F401
-from handoff.analytics.simulation.bpic2012 import BPIC_GLOSSARY  # noqa: F401
-from handoff.analytics.simulation.bpic2012 import BPIC_PRIORITY  # noqa: F401
-from handoff.analytics.simulation.bpic2012 import BPIC_SLA_HOURS  # noqa: F401
-from handoff.analytics.simulation.bpic2012 import bpic2012_workload  # noqa: F401
-from handoff.analytics.simulation.eventlog import ActivityTerms  # noqa: F401
-from handoff.analytics.simulation.eventlog import LogOptions  # noqa: F401
-from handoff.analytics.simulation.eventlog import load_event_log  # noqa: F401
-from handoff.analytics.simulation.hours import derive_opening_hours  # noqa: F401
-from handoff.analytics.simulation.northwind import NORTHWIND_STEPS  # noqa: F401
-from handoff.analytics.simulation.northwind import northwind_workload  # noqa: F401
-from handoff.analytics.simulation.synthetic import DEFAULT_TYPES  # noqa: F401
-from handoff.analytics.simulation.synthetic import TypeSpec  # noqa: F401
-from handoff.analytics.simulation.synthetic import synthetic_workload  # noqa: F401
-from handoff.analytics.simulation.workload import SkillProfile  # noqa: F401
-from handoff.analytics.simulation.workload import Workload  # noqa: F401
+from handoff.analytics.simulation.bpic2012 import bpic2012_workload
+from handoff.analytics.simulation.eventlog import LogOptions
+from handoff.analytics.simulation.eventlog import load_event_log
+from handoff.analytics.simulation.northwind import northwind_workload
+from handoff.analytics.simulation.synthetic import synthetic_workload
+from handoff.analytics.simulation.workload import Workload
 
 NAMED = ("bpic2012", "northwind", "synthetic")
 

@@ -27,7 +27,6 @@ from handoff.analytics.simulation.touches import NAN
 from handoff.analytics.simulation.touches import Event
 from handoff.analytics.simulation.touches import ParsedLog
 from handoff.analytics.simulation.touches import cached
-from handoff.analytics.simulation.touches import default_cache_dir  # noqa: F401  (re-exported: callers and tests use xes.default_cache_dir)
 from handoff.analytics.simulation.touches import iso_times
 from handoff.analytics.simulation.touches import lifecycle
 from handoff.analytics.simulation.touches import note_example

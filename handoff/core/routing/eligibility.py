@@ -1,21 +1,11 @@
 """Who may take a work item: skills at the required level, and being at work right now.
 
 Kept free of the database so the policies, the simulator and the live router share one
-definition of "eligible". Shifts and time zones are handoff.core.clock's (`on_shift` is
-re-exported here for the callers that import it from this module); the policies only see
+definition of "eligible". Shifts and time zones are handoff.core.clock's; the policies only see
 `RoutableRep.available`.
 """
 
 from __future__ import annotations
-
-# The time helpers moved to handoff.core.clock; re-exported for the callers that import them here.
-from handoff.core.clock import ShiftHolder  # noqa: F401
-from handoff.core.clock import as_utc_naive  # noqa: F401
-from handoff.core.clock import in_shift  # noqa: F401
-from handoff.core.clock import on_shift  # noqa: F401
-from handoff.core.clock import parse_hhmm  # noqa: F401
-from handoff.core.clock import parse_work_days  # noqa: F401
-from handoff.core.clock import zone  # noqa: F401
 
 Signature = tuple[tuple[str, int], ...]
 

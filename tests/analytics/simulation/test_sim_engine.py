@@ -14,7 +14,7 @@ from handoff.analytics.simulation.calendar import weekday
 from handoff.analytics.simulation.engine import RepSpec
 from handoff.analytics.simulation.engine import WorkItem
 from handoff.analytics.simulation.engine import simulate
-from handoff.analytics.simulation.workloads import synthetic_workload
+from handoff.analytics.simulation.synthetic import synthetic_workload
 
 MONDAY = 4 * DAY  # 1970-01-05 00:00 was a Monday
 HOUR = 3600.0

@@ -24,8 +24,8 @@ from handoff.analytics import staffing
 from handoff.analytics.simulation.calendar import ALWAYS_OPEN
 from handoff.analytics.simulation.engine import RepSpec
 from handoff.analytics.simulation.engine import simulate
-from handoff.analytics.simulation.workloads import TypeSpec
-from handoff.analytics.simulation.workloads import synthetic_workload
+from handoff.analytics.simulation.synthetic import TypeSpec
+from handoff.analytics.simulation.synthetic import synthetic_workload
 
 N_ITEMS = 50_000
 WARM_UP = 2_000

@@ -11,13 +11,13 @@ import numpy as np
 import pytest
 
 from handoff.analytics.simulation import xes as xes_module
+from handoff.analytics.simulation.bpic2012 import BPIC_SLA_HOURS
+from handoff.analytics.simulation.bpic2012 import bpic2012_workload
 from handoff.analytics.simulation.calendar import WEEK
 from handoff.analytics.simulation.calendar import weekday
-from handoff.analytics.simulation.workloads import BPIC_SLA_HOURS
-from handoff.analytics.simulation.workloads import NORTHWIND_STEPS
-from handoff.analytics.simulation.workloads import bpic2012_workload
-from handoff.analytics.simulation.workloads import northwind_workload
-from handoff.analytics.simulation.workloads import synthetic_workload
+from handoff.analytics.simulation.northwind import NORTHWIND_STEPS
+from handoff.analytics.simulation.northwind import northwind_workload
+from handoff.analytics.simulation.synthetic import synthetic_workload
 from handoff.analytics.simulation.xes import load_touches
 from handoff.analytics.simulation.xes import parse_xes
 from handoff.core.settings import settings

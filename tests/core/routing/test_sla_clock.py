@@ -14,9 +14,9 @@ import pytest
 from hypothesis import strategies as st
 
 from handoff.core import sla
-from handoff.core.routing.eligibility import in_shift
-from handoff.core.routing.eligibility import on_shift
-from handoff.core.routing.eligibility import parse_hhmm
+from handoff.core.clock import in_shift
+from handoff.core.clock import on_shift
+from handoff.core.clock import parse_hhmm
 from handoff.core.sla import BusinessClock
 from handoff.core.sla import BusinessHours
 from handoff.core.work_types import WORK_TYPES  # every registered type, not a copy that drifts
