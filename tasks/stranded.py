@@ -38,6 +38,7 @@ from handoff.core.models import WorkItem
 from handoff.core.models import WorkItemState
 from handoff.core.models import utcnow
 from handoff.core.routing.claims import ACTIVE
+from tasks.heartbeats import silent_runs
 from tasks.steps import record_step
 
 ENDED = ("CRASHED", "FAILED", "CANCELLED")
@@ -48,13 +49,6 @@ MAX_RESTARTS = 3  # a run that keeps failing is a problem for a person, not a lo
 # A deployed run Pending this long was taken by a runner that died before starting it (a kill
 # between "submitting" and the process's first heartbeat): no runner looks at it again.
 STUCK_PENDING_AFTER = timedelta(minutes=5)
-# A deployed run Running this long with no heartbeat in that time lost its process without the
-# heartbeat automation noticing: it arms on a first heartbeat, and a run that started just
-# before its Prefect server died never sent one (found by an outside tester: orders left
-# `received` behind a Running run for good).
-SILENT_AFTER = timedelta(minutes=5)
-HEARTBEAT = "prefect.flow-run.heartbeat"
-EVENTS_PAGE = 50  # the most Prefect's events API returns at once
 FINISHED_ORDERS = (OrderStatus.COMPLETE, OrderStatus.REJECTED)
 PAGE = 200
 RESTARTED, STRANDED = "run-restarted", "run-stranded"
@@ -87,6 +81,8 @@ def restart_stranded_runs(now: datetime | None = None) -> list[StrandedRun]:
     logger = get_run_logger()
     for run_id in reschedule_runs_left_pending(now):
         logger.warning("Scheduled run %s again: its runner was gone before the run started", run_id)
+    for run_id in reschedule_silent_runs_nothing_names(now):
+        logger.warning("Scheduled run %s again: its process was gone before it took its work", run_id)
     for run_id in end_runs_waiting_on_cancelled_steps():
         logger.info("Ended run %s: the step it waited on was cancelled (answered elsewhere)", run_id)
     found = find_stranded_runs(now)
@@ -120,8 +116,26 @@ def _describe(run: StrandedRun) -> str:
 def find_stranded_runs(now: datetime | None = None) -> list[StrandedRun]:
     """The runs an unfinished order, an unanswered request for quotation or an open work item
     names, that are not carrying it."""
-    now = now or utcnow()
-    now = now.replace(tzinfo=UTC) if now.tzinfo is None else now
+    now = _aware(now)
+    orders, requests, items = _what_names_runs()
+    waiting_items = {run_id: (item_id, order_id) for run_id, item_id, key, order_id in items if key}
+    any_items = {run_id: (item_id, order_id) for run_id, item_id, _key, order_id in items}
+    counted_on = set(orders) | set(requests) | set(any_items)
+    runs = read_runs(counted_on)
+    silent = silent_runs([r for r in runs.values() if r.id and str(r.id) not in waiting_items], now)
+    stranded = []
+    for run_id in sorted(counted_on):
+        run = runs.get(run_id)
+        item_id, item_order = any_items.get(run_id, (None, None))
+        why = _why_stranded(run, run_id in waiting_items, now) or silent.get(run_id)
+        if why:
+            stranded.append(StrandedRun(run_id, why, orders.get(run_id) or item_order, item_id, requests.get(run_id)))
+    return stranded
+
+
+def _what_names_runs() -> tuple[dict[str, str], dict[str, str], list]:
+    """The runs unfinished orders and open requests name (run id -> its id), and the active work
+    items' (run id, item id, input key, order id)."""
     with session() as s:
         orders = dict(
             s.execute(
@@ -142,67 +156,12 @@ def find_stranded_runs(now: datetime | None = None) -> list[StrandedRun]:
                 WorkItem.state.in_(ACTIVE), WorkItem.flow_run_id.is_not(None)
             )
         ).all()
-    waiting_items = {run_id: (item_id, order_id) for run_id, item_id, key, order_id in items if key}
-    any_items = {run_id: (item_id, order_id) for run_id, item_id, _key, order_id in items}
-    counted_on = set(orders) | set(requests) | set(any_items)
-    runs = read_runs(counted_on)
-    silent = _silent_runs([r for r in runs.values() if r.id and str(r.id) not in waiting_items], now)
-    stranded = []
-    for run_id in sorted(counted_on):
-        run = runs.get(run_id)
-        item_id, item_order = any_items.get(run_id, (None, None))
-        why = _why_stranded(run, run_id in waiting_items, now) or silent.get(run_id)
-        if why:
-            stranded.append(StrandedRun(run_id, why, orders.get(run_id) or item_order, item_id, requests.get(run_id)))
-    return stranded
+    return orders, requests, list(items)
 
 
-def _silent_runs(runs: list, now: datetime) -> dict[str, str]:
-    """Of these runs, the deployed ones Running for longer than SILENT_AFTER that sent no
-    heartbeat in that time (their process is gone): run id -> why. A run started in-process,
-    with no runner to send heartbeats, is never judged by them."""
-    long_running = {
-        str(r.id): now - r.state.timestamp
-        for r in runs
-        if r.deployment_id is not None
-        and r.state is not None
-        and r.state.type.value == "RUNNING"
-        and r.state.timestamp is not None
-        and now - r.state.timestamp > SILENT_AFTER
-    }
-    if not long_running:
-        return {}
-    heard = _heard_from(list(long_running), now - SILENT_AFTER, now)
-    return {
-        run_id: f"Running for {running_for.total_seconds() / 60:.0f} min with no heartbeat: its process is gone"
-        for run_id, running_for in long_running.items()
-        if run_id not in heard
-    }
-
-
-def _heard_from(run_ids: list[str], since: datetime, until: datetime) -> set[str]:
-    """The runs among `run_ids` that sent a heartbeat between `since` and `until` (Prefect's
-    events; a page holds at most EVENTS_PAGE)."""
-    from prefect.client.orchestration import get_client
-    from prefect.events.filters import EventFilter
-    from prefect.events.filters import EventNameFilter
-    from prefect.events.filters import EventOccurredFilter
-    from prefect.events.filters import EventResourceFilter
-
-    resources = {f"prefect.flow-run.{run_id}": run_id for run_id in run_ids}
-    query = EventFilter(
-        occurred=EventOccurredFilter(since=since, until=until),
-        event=EventNameFilter(name=[HEARTBEAT]),
-        resource=EventResourceFilter(id=list(resources)),
-    )
-    heard: set[str] = set()
-    with get_client(sync_client=True) as client:
-        page = client.read_events(query, limit=EVENTS_PAGE)
-        while True:
-            heard |= {resources[e.resource.id] for e in page.events if e.resource.id in resources}
-            if not page.next_page or heard == set(run_ids):
-                return heard
-            page = client.read_events_page(page.next_page)
+def _counted_on() -> set[str]:
+    orders, requests, items = _what_names_runs()
+    return set(orders) | set(requests) | {row[0] for row in items}
 
 
 def _why_stranded(run, expected_to_wait: bool, now: datetime) -> str | None:
@@ -225,31 +184,65 @@ def reschedule_runs_left_pending(now: datetime | None = None) -> list[str]:
     so a runner starts them. Their order has no run yet (the run never took it), so nothing
     else would notice them, and the outbox sees a live run and starts no other. A run that did
     start after all is harmless twice: every flow is idempotent and takes its order once."""
+    now = _aware(now)
+    stuck = [
+        run
+        for run in _deployed_runs("PENDING")
+        if run.state is not None
+        and run.state.timestamp is not None
+        and now - run.state.timestamp >= STUCK_PENDING_AFTER
+    ]
+    return _schedule_again([str(run.id) for run in stuck], "its runner was gone before it started")
+
+
+def reschedule_silent_runs_nothing_names(now: datetime | None = None) -> list[str]:
+    """Deployed runs Running with no heartbeat for SILENT_AFTER that no unfinished order, open
+    request or active work item names, set Scheduled again so a runner runs them. Their process
+    died before the run took its work (killed as it started): as with a run left Pending, the
+    order has no run yet, `find_stranded_runs` does not know the run, and the outbox sees a live
+    run and starts no other — the order stayed `received` for good (the soak, a kill 5 s after
+    the order's event). Running it again is safe: every flow is idempotent."""
+    now = _aware(now)
+    named = _counted_on()
+    unnamed = [run for run in _deployed_runs("RUNNING") if str(run.id) not in named]
+    return _schedule_again(sorted(silent_runs(unnamed, now)), "Running with no heartbeat: its process was gone")
+
+
+def _deployed_runs(state_type: str) -> list:
+    """Every deployed flow run in this state (PENDING, RUNNING, …), page by page."""
     from prefect.client.orchestration import get_client
     from prefect.client.schemas.filters import FlowRunFilter
     from prefect.client.schemas.filters import FlowRunFilterDeploymentId
     from prefect.client.schemas.filters import FlowRunFilterState
     from prefect.client.schemas.filters import FlowRunFilterStateType
     from prefect.client.schemas.objects import StateType
+
+    runs: list = []
+    in_state = FlowRunFilter(
+        state=FlowRunFilterState(type=FlowRunFilterStateType(any_=[StateType(state_type)])),
+        deployment_id=FlowRunFilterDeploymentId(is_null_=False),
+    )
+    with get_client(sync_client=True) as client:
+        while True:
+            page = client.read_flow_runs(flow_run_filter=in_state, limit=PAGE, offset=len(runs))
+            runs += page
+            if len(page) < PAGE:
+                return runs
+
+
+def _schedule_again(run_ids: list[str], why: str) -> list[str]:
+    from prefect.client.orchestration import get_client
     from prefect.states import Scheduled
 
-    now = now or utcnow()
-    now = now.replace(tzinfo=UTC) if now.tzinfo is None else now
-    rescheduled = []
     with get_client(sync_client=True) as client:
-        pending = client.read_flow_runs(
-            flow_run_filter=FlowRunFilter(
-                state=FlowRunFilterState(type=FlowRunFilterStateType(any_=[StateType.PENDING])),
-                deployment_id=FlowRunFilterDeploymentId(is_null_=False),
-            ),
-            limit=PAGE,
-        )
-        for run in pending:
-            if run.state is None or run.state.timestamp is None or now - run.state.timestamp < STUCK_PENDING_AFTER:
-                continue
-            client.set_flow_run_state(run.id, Scheduled(message="its runner was gone before it started"), force=True)
-            rescheduled.append(str(run.id))
-    return rescheduled
+        for run_id in run_ids:
+            client.set_flow_run_state(UUID(run_id), Scheduled(message=why), force=True)
+    return run_ids
+
+
+def _aware(now: datetime | None) -> datetime:
+    now = now or utcnow()
+    return now.replace(tzinfo=UTC) if now.tzinfo is None else now
 
 
 def end_runs_waiting_on_cancelled_steps() -> list[str]:

@@ -33,6 +33,7 @@ from handoff.core.models import WorkItem
 from handoff.core.models import WorkItemState
 from handoff.core.models import utcnow
 from handoff.core.settings import settings
+from tasks import heartbeats
 from tasks import stranded
 
 pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("prefect_harness", "catalogue", "reps")]
@@ -207,6 +208,38 @@ def test_a_deployed_run_left_pending_by_a_dead_runner_is_scheduled_again(db, pro
     assert str(stuck.id) not in stranded.reschedule_runs_left_pending(later)  # Scheduled now: a runner's to start
 
 
+def test_a_run_killed_as_it_started_before_taking_its_order_is_run_again(db, probe_deployment, monkeypatch):
+    """Killed a moment after it went Running, before it wrote its id on the order: no heartbeat
+    ever, no order names it (so find_stranded_runs does not know it), and the outbox, seeing a
+    live run, starts no other — the order stayed `received` for good (the soak: a kill 5 s after
+    the order's event). Silent past SILENT_AFTER, it is Scheduled again for a runner, once; a
+    run an order names is left to find_stranded_runs, a run heard from is left alone."""
+    receive("SR-1")
+    receive("SR-2")
+    runs = {}
+    with get_client(sync_client=True) as client:
+        for order_id in ("SR-1", "SR-2", "SR-3"):
+            run = client.create_flow_run_from_deployment(probe_deployment, parameters={"order_id": order_id})
+            client.set_flow_run_state(run.id, Running(), force=True)
+            runs[order_id] = str(run.id)
+            started = client.read_flow_run(run.id).state.timestamp
+    with session() as s:
+        s.get(Order, "SR-2").flow_run_id = runs["SR-2"]  # this one took its order
+    heard = heartbeats.heard_from
+    monkeypatch.setattr(
+        heartbeats, "heard_from", lambda run_ids, since, until: heard(run_ids, since, until) | {runs["SR-3"]}
+    )
+    assert not set(runs.values()) & set(stranded.reschedule_silent_runs_nothing_names(started + timedelta(minutes=1)))
+    later = started + heartbeats.SILENT_AFTER + timedelta(minutes=1)
+    rescheduled = set(stranded.reschedule_silent_runs_nothing_names(later)) & set(runs.values())
+    assert rescheduled == {runs["SR-1"]}  # SR-2: named by its order; SR-3: its process says it is alive
+    with get_client(sync_client=True) as client:
+        assert client.read_flow_run(UUID(runs["SR-1"])).state.is_scheduled()
+        assert client.read_flow_run(UUID(runs["SR-2"])).state.is_running()
+    assert runs["SR-1"] not in stranded.reschedule_silent_runs_nothing_names(later)  # a runner's to start now
+    assert [f.order_id for f in stranded.find_stranded_runs(later) if f.flow_run_id in runs.values()] == ["SR-2"]
+
+
 @flow(name="stranded-quotation-probe")
 def stranded_quotation_probe(request_id: str) -> str:
     """Stands in for the deployed quotation flow (nothing serves it here)."""
@@ -317,13 +350,13 @@ def test_a_deployed_run_running_without_heartbeats_is_restarted(db, probe_deploy
         for order_id, run_id in runs.items():
             s.get(Order, order_id).flow_run_id = run_id
     assert stranded.find_stranded_runs(started + timedelta(minutes=1)) == []  # a long step, perhaps
-    later = started + stranded.SILENT_AFTER + timedelta(minutes=1)
+    later = started + heartbeats.SILENT_AFTER + timedelta(minutes=1)
     found = stranded.find_stranded_runs(later)  # neither sent a heartbeat (nothing runs them here)
     assert sorted(f.order_id for f in found) == ["SI-1", "SI-2"]
     assert all(f.why.endswith("with no heartbeat: its process is gone") for f in found)
-    heard = stranded._heard_from
+    heard = heartbeats.heard_from
     monkeypatch.setattr(
-        stranded, "_heard_from", lambda run_ids, since, until: heard(run_ids, since, until) | {runs["SI-2"]}
+        heartbeats, "heard_from", lambda run_ids, since, until: heard(run_ids, since, until) | {runs["SI-2"]}
     )
     [silent] = stranded.find_stranded_runs(later)  # SI-2's process is alive and says so
     assert (silent.order_id, silent.flow_run_id) == ("SI-1", runs["SI-1"])
