@@ -302,4 +302,4 @@ def raise_if_server_died(died: threading.Event) -> None:
         raise RuntimeError(f"its Prefect server died (log: {settings.home / 'prefect-server.log'}); run it again")
 
 
-__all__ = ["run_up", "time"]
+__all__ = ["run_up"]
