@@ -81,11 +81,12 @@ def restart_stranded_runs(now: datetime | None = None) -> list[StrandedRun]:
     logger = get_run_logger()
     for run_id in reschedule_runs_left_pending(now):
         logger.warning("Scheduled run %s again: its runner was gone before the run started", run_id)
-    for run_id in reschedule_silent_runs_nothing_names(now):
+    named = RunsNamed.read()  # one read serves both looks: rescheduling changes no row
+    for run_id in reschedule_silent_runs_nothing_names(now, named):
         logger.warning("Scheduled run %s again: its process was gone before it took its work", run_id)
     for run_id in end_runs_waiting_on_cancelled_steps():
         logger.info("Ended run %s: the step it waited on was cancelled (answered elsewhere)", run_id)
-    found = find_stranded_runs(now)
+    found = find_stranded_runs(now, named)
     for run in found:
         restart_or_report(run)
         if not run.news:
@@ -113,14 +114,15 @@ def _describe(run: StrandedRun) -> str:
     )
 
 
-def find_stranded_runs(now: datetime | None = None) -> list[StrandedRun]:
+def find_stranded_runs(now: datetime | None = None, named: RunsNamed | None = None) -> list[StrandedRun]:
     """The runs an unfinished order, an unanswered request for quotation or an open work item
     names, that are not carrying it."""
     now = _aware(now)
-    orders, requests, items = _what_names_runs()
+    named = named or RunsNamed.read()
+    orders, requests, items = named.orders, named.requests, named.items
     waiting_items = {run_id: (item_id, order_id) for run_id, item_id, key, order_id in items if key}
     any_items = {run_id: (item_id, order_id) for run_id, item_id, _key, order_id in items}
-    counted_on = set(orders) | set(requests) | set(any_items)
+    counted_on = named.run_ids()
     runs = read_runs(counted_on)
     silent = silent_runs([r for r in runs.values() if r.id and str(r.id) not in waiting_items], now)
     stranded = []
@@ -133,35 +135,41 @@ def find_stranded_runs(now: datetime | None = None) -> list[StrandedRun]:
     return stranded
 
 
-def _what_names_runs() -> tuple[dict[str, str], dict[str, str], list]:
-    """The runs unfinished orders and open requests name (run id -> its id), and the active work
-    items' (run id, item id, input key, order id)."""
-    with session() as s:
-        orders = dict(
-            s.execute(
-                select(Order.flow_run_id, Order.id).where(
-                    Order.status.not_in(FINISHED_ORDERS), Order.flow_run_id.is_not(None)
-                )
-            ).all()
-        )
-        requests = dict(
-            s.execute(
-                select(QuoteRequest.flow_run_id, QuoteRequest.id).where(
-                    QuoteRequest.status.in_(OPEN_QUOTE_STATES), QuoteRequest.flow_run_id.is_not(None)
-                )
-            ).all()
-        )
-        items = s.execute(
-            select(WorkItem.flow_run_id, WorkItem.id, WorkItem.input_key, WorkItem.order_id).where(
-                WorkItem.state.in_(ACTIVE), WorkItem.flow_run_id.is_not(None)
+@dataclass
+class RunsNamed:
+    """The runs handoff's rows count on: unfinished orders' and open requests' (run id -> its
+    id), and active work items' (run id, item id, input key, order id)."""
+
+    orders: dict[str, str]
+    requests: dict[str, str]
+    items: list
+
+    @classmethod
+    def read(cls) -> RunsNamed:
+        with session() as s:
+            orders = dict(
+                s.execute(
+                    select(Order.flow_run_id, Order.id).where(
+                        Order.status.not_in(FINISHED_ORDERS), Order.flow_run_id.is_not(None)
+                    )
+                ).all()
             )
-        ).all()
-    return orders, requests, list(items)
+            requests = dict(
+                s.execute(
+                    select(QuoteRequest.flow_run_id, QuoteRequest.id).where(
+                        QuoteRequest.status.in_(OPEN_QUOTE_STATES), QuoteRequest.flow_run_id.is_not(None)
+                    )
+                ).all()
+            )
+            items = s.execute(
+                select(WorkItem.flow_run_id, WorkItem.id, WorkItem.input_key, WorkItem.order_id).where(
+                    WorkItem.state.in_(ACTIVE), WorkItem.flow_run_id.is_not(None)
+                )
+            ).all()
+        return cls(orders, requests, list(items))
 
-
-def _counted_on() -> set[str]:
-    orders, requests, items = _what_names_runs()
-    return set(orders) | set(requests) | {row[0] for row in items}
+    def run_ids(self) -> set[str]:
+        return set(self.orders) | set(self.requests) | {row[0] for row in self.items}
 
 
 def _why_stranded(run, expected_to_wait: bool, now: datetime) -> str | None:
@@ -195,7 +203,7 @@ def reschedule_runs_left_pending(now: datetime | None = None) -> list[str]:
     return _schedule_again([str(run.id) for run in stuck], "its runner was gone before it started")
 
 
-def reschedule_silent_runs_nothing_names(now: datetime | None = None) -> list[str]:
+def reschedule_silent_runs_nothing_names(now: datetime | None = None, named: RunsNamed | None = None) -> list[str]:
     """Deployed runs Running with no heartbeat for SILENT_AFTER that no unfinished order, open
     request or active work item names, set Scheduled again so a runner runs them. Their process
     died before the run took its work (killed as it started): as with a run left Pending, the
@@ -203,8 +211,8 @@ def reschedule_silent_runs_nothing_names(now: datetime | None = None) -> list[st
     run and starts no other — the order stayed `received` for good (the soak, a kill 5 s after
     the order's event). Running it again is safe: every flow is idempotent."""
     now = _aware(now)
-    named = _counted_on()
-    unnamed = [run for run in _deployed_runs("RUNNING") if str(run.id) not in named]
+    counted_on = (named or RunsNamed.read()).run_ids()
+    unnamed = [run for run in _deployed_runs("RUNNING") if str(run.id) not in counted_on]
     return _schedule_again(sorted(silent_runs(unnamed, now)), "Running with no heartbeat: its process was gone")
 
 
