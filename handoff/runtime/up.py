@@ -261,9 +261,7 @@ def serve_until_stopped(feed: Feed | None, say: Callable[[str], None], lock_ui: 
     except KeyboardInterrupt:
         pass
     finally:
-        stop_stack(
-            server, died, say, lambda: stop_jobs(stop, threads), intake, worklist, lambda: stop_flow_runs(say), systems
-        )
+        stop_stack(server, died, say, (stop, threads), intake, worklist, lambda: stop_flow_runs(say), systems)
 
 
 class Stoppable(Protocol):
@@ -276,16 +274,19 @@ def stop_stack(
     server: prefect_server.Server | None,
     died: threading.Event,
     say: Callable[[str], None],
+    jobs: tuple[threading.Event, list[threading.Thread]],
     *parts: Stoppable | Callable[[], object] | None,
 ) -> None:
     """The one way out of `handoff up` and of its worker stack, called in `finally`.
 
     The server's death is looked for first, whichever error came first (a runner failing to start
-    names the symptom). The parts (a thing that stops, or a function that stops it) stop in the
-    order given; the ones never started are None. The server stops last, its events flushed.
+    names the symptom). The jobs stop first, then the parts (a thing that stops, or a function
+    that stops it) in the order given, the ones never started being None; the server stops last,
+    its events flushed.
     """
     server_died(server, died, say)
     say("stopping…")
+    stop_jobs(*jobs)
     for part in parts:
         if callable(part):
             part()

@@ -202,7 +202,6 @@ def run_workers(spec: StackSpec, feed, say: Callable[[str], None]) -> None:
     from handoff.runtime.up import start_jobs
     from handoff.runtime.up import start_prefect_server
     from handoff.runtime.up import start_systems
-    from handoff.runtime.up import stop_jobs
     from handoff.runtime.up import stop_stack
     from handoff.runtime.up import watch_server
 
@@ -243,7 +242,7 @@ def run_workers(spec: StackSpec, feed, say: Callable[[str], None]) -> None:
     except KeyboardInterrupt:
         pass
     finally:
-        stop_stack(server, died, say, lambda: stop_jobs(stop, threads), workers, intake, systems)
+        stop_stack(server, died, say, (stop, threads), workers, intake, systems)
 
 
 def run_worker(pool: str, name: str | None, limit: int | None, warm: bool, say: Callable[[str], None]) -> None:
