@@ -75,7 +75,6 @@ if TYPE_CHECKING:  # sla imports routing: a run-time import here would be circul
 POLICY = PushPolicy()
 FREEZE_FROM = 5_000  # rows: a smaller index costs a full collection little (and a test suite loads hundreds)
 OPEN = str(WorkItemState.OPEN)
-HELD = (str(WorkItemState.ASSIGNED), str(WorkItemState.STARTED))
 ACTIVE_STATES = tuple(str(s) for s in ACTIVE)
 
 
