@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import os
 import statistics
 import sys
@@ -35,6 +34,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+from percentile import pct  # noqa: E402
 from prefect_reads import order_events  # noqa: E402
 from prefect_reads import pipeline_runs  # noqa: E402
 from prefect_reads import scheduled_run_states  # noqa: E402
@@ -59,12 +59,6 @@ SEGMENTS = [  # (label, from, to)
     ("event → flow run started", "event", "running"),
     ("event → first step started", "event", "first_step"),
 ]
-
-
-def pct(values: list[float], p: float) -> float:
-    """Nearest-rank percentile."""
-    ordered = sorted(values)
-    return ordered[max(0, math.ceil(p / 100 * len(ordered)) - 1)]
 
 
 def timeline(stack: Stack, order_ids: list[str]) -> dict[str, dict[str, Any]]:

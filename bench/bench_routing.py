@@ -39,12 +39,12 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from percentile import pct  # noqa: E402
 from routing_live import measure_live  # noqa: E402
 from routing_live import report_live  # noqa: E402
 from routing_world import HOUR  # noqa: E402
 from routing_world import NOW  # noqa: E402
 from routing_world import make_world  # noqa: E402
-from routing_world import pct  # noqa: E402
 
 from handoff.core.routing.index import RoutingIndex  # noqa: E402
 from handoff.core.routing.policy import PushPolicy  # noqa: E402
@@ -216,7 +216,7 @@ def report(args, build_ms, idx, item_for, rep_for, others, scan, same, n_base, v
             label,
             f"{len(values):,}",
             f"{statistics.median(values):.3f}",
-            f"{pct(values, 0.99):.3f}",
+            f"{pct(values, 99):.3f}",
             f"{max(values):.3f}",
             f"{statistics.fmean(values):.3f}",
         )
@@ -234,7 +234,7 @@ def report(args, build_ms, idx, item_for, rep_for, others, scan, same, n_base, v
     row("  item_for", kind(scan, kinds, "item_for"))
     row("  rep_for", kind(scan, kinds, "rep_for"))
     console.print(t)
-    p99 = pct(idx, 0.99)
+    p99 = pct(idx, 99)
     same_idx = idx[:n_base]
     ratios = Table(
         "scan / index, same decisions",
@@ -252,7 +252,7 @@ def report(args, build_ms, idx, item_for, rep_for, others, scan, same, n_base, v
         ratios.add_row(
             label,
             f"x{statistics.median(a) / statistics.median(b):.1f}",
-            f"x{pct(a, 0.99) / pct(b, 0.99):.1f}",
+            f"x{pct(a, 99) / pct(b, 99):.1f}",
             f"x{statistics.fmean(a) / statistics.fmean(b):.1f}",
         )
     console.print(ratios)

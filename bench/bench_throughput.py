@@ -31,7 +31,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import shutil
 import signal
 import statistics
@@ -48,6 +47,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+from percentile import pct  # noqa: E402
 from prefect_reads import order_events  # noqa: E402
 from prefect_reads import pipeline_runs  # noqa: E402
 from stack import Stack  # noqa: E402
@@ -75,13 +75,6 @@ RECORDS_SETTLE = 10.0  # Prefect records task runs from events: let the last one
 
 def say(text: str) -> None:
     print(f"[bench] {text}", file=sys.stderr, flush=True)
-
-
-def pct(values: list[float], p: float) -> float | None:
-    if not values:
-        return None
-    ordered = sorted(values)
-    return ordered[max(0, math.ceil(p / 100 * len(ordered)) - 1)]
 
 
 @dataclass

@@ -15,8 +15,8 @@ from datetime import UTC
 from datetime import datetime
 from pathlib import Path
 
+from percentile import pct
 from routing_world import NOW
-from routing_world import pct
 
 from handoff.core.routing.routable import RoutableItem
 from handoff.core.routing.routable import RoutableRep
@@ -215,10 +215,10 @@ def report_live(args, lives: list[dict]) -> None:
                     label,
                     f"{len(values):,}",
                     f"{statistics.median(values):.2f}",
-                    f"{pct(values, 0.99):.2f}",
+                    f"{pct(values, 99):.2f}",
                     f"{max(values):.2f}",
                     f"{statistics.median(spent):.2f}",
-                    f"{pct(spent, 0.99):.2f}",
+                    f"{pct(spent, 99):.2f}",
                 )
         console.print(t)
         console.print(
@@ -229,7 +229,7 @@ def report_live(args, lives: list[dict]) -> None:
             a, b = times[f"baseline {kind}"], times[f"index {kind}"]
             console.print(
                 f"{backend} {kind}: read-per-decision / index  p50 x{statistics.median(a) / statistics.median(b):.1f}"
-                f"  p99 x{pct(a, 0.99) / pct(b, 0.99):.1f}"
+                f"  p99 x{pct(a, 99) / pct(b, 99):.1f}"
             )
         for k, (secs, assigned, escalated, spent) in enumerate(result["watch"], 1):
             console.print(
@@ -237,7 +237,7 @@ def report_live(args, lives: list[dict]) -> None:
                 f"({assigned} assigned, {escalated} escalated)"
             )
         limit = 5.0 if args.items <= 10_000 and args.reps <= 500 else 20.0
-        item_p99, worker_p99 = pct(times["index route_item"], 0.99), pct(times["index route_for_worker"], 0.99)
+        item_p99, worker_p99 = pct(times["index route_item"], 99), pct(times["index route_for_worker"], 99)
         round_s = max(secs for secs, *_ in result["watch"])
         ok = item_p99 <= limit and worker_p99 <= limit and round_s <= 1.0
         lines.append(

@@ -1,12 +1,10 @@
 """The seeded world both routing measurements run on: open work items and reps with mixed skills
 at a fixed simulated present (NOW), the same for every run of a seed, so the in-memory decisions
-(bench_routing.py) and the live database (routing_live.py) time the same work; and the
-nearest-rank percentile both read their timings with.
+(bench_routing.py) and the live database (routing_live.py) time the same work.
 """
 
 from __future__ import annotations
 
-import math
 import random
 
 from handoff.core.routing.routable import RoutableItem
@@ -63,8 +61,3 @@ def make_world(n_items: int, n_reps: int, seed: int = 42) -> tuple[list[Routable
             )
         )
     return items, reps
-
-
-def pct(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, math.ceil(q * len(ordered)) - 1)]
