@@ -155,6 +155,7 @@ def route_open_items(s: Session, now: datetime | None = None) -> list[Assignment
         order = np.lexsort((c.created_at[slots], c.due_at[slots], -scores))
         ranked = [(index.items.item_at(int(slots[i])), float(scores[i])) for i in order]
         exhausted: set = set()  # requirement signatures no free rep can take this round
+        full_heads: dict = {}  # per kind of work, the reps at the head of its ranking found full
         for item, score in ranked:
             if free <= 0:
                 break
@@ -164,7 +165,7 @@ def route_open_items(s: Session, now: datetime | None = None) -> list[Assignment
             if kind in exhausted:
                 continue
             item_id = int(item.id)
-            while (rep := POLICY.rep_for(item, index.reps, t)) is not None:
+            while (rep := POLICY.rep_in_round(item, index.reps, full_heads)) is not None:
                 result = claim(s, item_id, index.active[item_id].version, int(rep.id), now)
                 if result is Claim.TAKEN:
                     index.took(item_id, int(rep.id), t)
@@ -175,6 +176,7 @@ def route_open_items(s: Session, now: datetime | None = None) -> list[Assignment
                 if result is Claim.ITEM_GONE:
                     index.lost_item(item_id)
                     index.renew(s)
+                    full_heads.clear()  # the refresh may have freed places
                     break
                 free -= max(rep.spare, 0)  # full or gone meanwhile: out of this round
                 index.lost_rep(int(rep.id))

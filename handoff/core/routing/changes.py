@@ -2,29 +2,34 @@
 
 Triggers stamp every changed work item and worker row from a commit-ordered counter (migration
 0003), so a refresh asks only for the rows stamped above its watermark, plus the rows it knows
-are dirty. Here are the statements it runs (built once, and compiled once per database for the
-driver's own cursor), the refusal of a database without the triggers, and the reading and
+are dirty. Here are the statements it runs (built once; the two changed-row reads are compiled for the
+driver's own cursor, driver_sql.py), the refusal of a database without the triggers, and the reading and
 merging of the changed rows into the index.
 """
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 from collections.abc import Iterable
+from collections.abc import Iterator
 from collections.abc import Sequence
+from contextlib import contextmanager
 from typing import Any
 from typing import TypeVar
 
 from sqlalchemy import Connection
-from sqlalchemy import Dialect
+from sqlalchemy import Engine
 from sqlalchemy import Select
 from sqlalchemy import bindparam
 from sqlalchemy import func
 from sqlalchemy import select
 from sqlalchemy import text
+from sqlalchemy.exc import DBAPIError
 
 from handoff.core.models import Worker
 from handoff.core.models import WorkItem
+from handoff.core.routing.driver_sql import DriverStatement
 from handoff.core.routing.readmodel import ItemRow
 from handoff.core.routing.readmodel import WorkerRow
 from handoff.core.routing.readmodel import items_where
@@ -56,27 +61,48 @@ COUNTER = {
 }
 
 
-class DriverQuery:
-    """A refresh statement compiled once per database and run on the driver's own cursor.
+class CommittedReader:
+    """The index's connection for reading committed state, kept from one refresh to the next.
 
-    A refresh runs two or three tiny indexed queries before every decision; SQLAlchemy's work
-    per execution (parameters, result wrapping) cost several times what the database did. The
-    statements select plain columns (timestamps and JSON read raw, see readmodel), so the rows
-    need nothing from SQLAlchemy."""
+    Autocommit: each statement sees what has committed (as under READ COMMITTED), with no
+    BEGIN / ROLLBACK round trips. Kept rather than checked out of the pool per refresh: the
+    pool's liveness ping and checkout cost a round trip and about a third of a refresh's CPU on
+    PostgreSQL (docs/routing-benchmarks.md). Without the ping, a connection the server dropped
+    (a restart, an idle timeout) surfaces as an error on first use: `lost` recognises it, the
+    connection is let go and the refresh reads again on a new one. A process forked from the
+    one that opened it opens its own and never touches the parent's (their socket is shared)."""
 
-    def __init__(self, statement: Select, dialect: Dialect) -> None:
-        compiled = statement.compile(dialect=dialect)
-        self.sql = compiled.string
-        self.order = compiled.positiontup  # parameter names in placeholder order (qmark), or None
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+        self.kept: Connection | None = None
+        self.pid = 0
+        self.inherited: list[Connection] = []  # a parent's, held so nothing closes them from here
 
-    def rows(self, c: Connection, params: dict) -> list[tuple]:
-        values = [params[name] for name in self.order] if self.order is not None else params
-        cursor = c.connection.driver_connection.cursor()  # type: ignore[union-attr]
-        try:
-            cursor.execute(self.sql, values)
-            return cursor.fetchall()
-        finally:
-            cursor.close()
+    @contextmanager
+    def connection(self) -> Iterator[Connection]:
+        if self.kept is not None and self.pid != os.getpid():
+            self.inherited.append(self.kept)
+            self.kept = None
+        if self.kept is None:
+            self.kept = self.engine.connect().execution_options(isolation_level="AUTOCOMMIT")
+            self.pid = os.getpid()
+        yield self.kept
+
+    def lost(self, error: BaseException) -> bool:
+        """Did `error` break the kept connection? If so it is let go (the next read opens one)."""
+        broken = isinstance(error, DBAPIError) and error.connection_invalidated
+        if broken or (self.kept is not None and self.kept.invalidated):
+            self.close()
+            return True
+        return False
+
+    def close(self) -> None:
+        if self.kept is not None and self.pid == os.getpid():
+            # Closed for good rather than checked back in: the pool it came from may have been
+            # disposed since (a test's teardown), and would then drop it unclosed.
+            self.kept.invalidate()
+            self.kept.close()
+        self.kept = None
 
 
 class IndexNotInStep(RuntimeError):
@@ -101,7 +127,7 @@ Row = TypeVar("Row", ItemRow, WorkerRow)
 def changed_rows(
     c: Connection,
     decode: Callable[[Iterable[Sequence[Any]]], list[Row]],
-    changed: DriverQuery,
+    changed: DriverStatement,
     by_id: Select,
     seen: int,
     dirty: set[int],

@@ -26,6 +26,7 @@ from handoff.core.models import Worker
 from handoff.core.models import WorkItem
 from handoff.core.models import WorkItemState
 from handoff.core.models import utcnow
+from handoff.core.routing.driver_sql import PerDatabase
 from handoff.core.routing.routable import RoutableRep
 
 ROUTER = "system:router"
@@ -80,9 +81,10 @@ def expire(s: Session, cls: type, pk: int) -> None:
         s.expire(obj)
 
 
-# The claim's statements are built once: every routing decision runs them, and building the
-# expressions anew each time cost as much CPU as executing them (docs/routing-benchmarks.md).
-_TAKE_ITEM = (
+# The claim's statements are built once and run on the driver's cursor (driver_sql.py): every
+# routing decision runs them, and SQLAlchemy's work per execution cost more than the database's
+# (docs/routing-benchmarks.md).
+_TAKE_ITEM = PerDatabase(
     update(WorkItem)
     .where(
         WorkItem.id == bindparam("claimed_item"),
@@ -97,7 +99,7 @@ _TAKE_ITEM = (
     )
     .execution_options(synchronize_session=False)
 )
-_TAKE_ROOM = (
+_TAKE_ROOM = PerDatabase(
     update(Worker)
     .where(
         Worker.id == bindparam("claiming_rep"),
@@ -107,7 +109,7 @@ _TAKE_ROOM = (
     .values(open_items=Worker.open_items + bindparam("places"), last_assigned_at=bindparam("claimed_at"))
     .execution_options(synchronize_session=False)
 )
-_PUT_ITEM_BACK = (
+_PUT_ITEM_BACK = PerDatabase(
     update(WorkItem)
     .where(WorkItem.id == bindparam("claimed_item"))
     .values(state=WorkItemState.OPEN, assignee_id=None, assigned_at=None, version=WorkItem.version - 1)
@@ -130,32 +132,33 @@ def claim_many(s: Session, worker_id: int, items: list[tuple[int, int]], now: da
     available (then nothing changed). A rep filling several places pays one UPDATE of their
     row, not one per item.
 
-    The UPDATEs run on the caller's connection directly (the ORM's bulk-update path doubled
-    the cost of each), after flushing the session's own pending changes as `Session.execute`
-    would."""
+    The UPDATEs run on the caller's connection, in its transaction, after flushing the
+    session's own pending changes as `Session.execute` would."""
     s.flush()
     c = s.connection()
+    take_item = _TAKE_ITEM.on(c)
     taken = [
         item_id
         for item_id, version in items
-        if c.execute(
-            _TAKE_ITEM,
-            {"claimed_item": item_id, "seen_version": version, "claiming_rep": worker_id, "claimed_at": now},
-        ).rowcount
+        if take_item.rowcount(
+            c, {"claimed_item": item_id, "seen_version": version, "claiming_rep": worker_id, "claimed_at": now}
+        )
     ]
     if not taken:
         return []
     room = {"claiming_rep": worker_id, "places": len(taken), "claimed_at": now}
-    if not c.execute(_TAKE_ROOM, room).rowcount:
+    held = bool(s.identity_map)  # the session holds ORM objects these UPDATEs went around
+    if not _TAKE_ROOM.on(c).rowcount(c, room):
         # Put the items back exactly as they were (same version): this transaction has not
         # committed, so nobody else saw them assigned, and the caller may try another rep.
-        c.execute(_PUT_ITEM_BACK, [{"claimed_item": item_id} for item_id in taken])
-        for item_id in taken:
+        _PUT_ITEM_BACK.on(c).run_many(c, [{"claimed_item": item_id} for item_id in taken])
+        for item_id in taken if held else ():
             expire(s, WorkItem, item_id)
         return None
-    for item_id in taken:
-        expire(s, WorkItem, item_id)
-    expire(s, Worker, worker_id)
+    if held:
+        for item_id in taken:
+            expire(s, WorkItem, item_id)
+        expire(s, Worker, worker_id)
     return taken
 
 
@@ -176,14 +179,16 @@ def assignment_event(item_id: int, rep: RoutableRep, why: str, score: float | No
     )
 
 
-_RECORD_EVENTS = insert(AuditEvent)
+_EVENT_FIELDS = ("at", "actor", "entity", "entity_id", "action", "from_state", "to_state", "details")
+_RECORD_EVENTS = PerDatabase(insert(AuditEvent).values({f: bindparam(f) for f in _EVENT_FIELDS}).inline())
 
 
 def record_events(s: Session, events: list[dict]) -> None:
-    """Audit rows written in one statement (a watch round assigns hundreds; an ORM object and
-    a flush each would cost more than the assignments)."""
+    """Audit rows written in one statement on the driver's cursor (a watch round assigns
+    hundreds; an ORM object and a flush each would cost more than the assignments)."""
     if events:
-        s.connection().execute(_RECORD_EVENTS, events)
+        c = s.connection()
+        _RECORD_EVENTS.on(c).run_many(c, events)
 
 
 def record_assignment(s: Session, item_id: int, rep: RoutableRep, why: str, score: float | None = None) -> None:

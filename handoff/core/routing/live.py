@@ -38,7 +38,6 @@ from datetime import timedelta
 from typing import TYPE_CHECKING
 
 import numpy as np
-from sqlalchemy import Connection
 from sqlalchemy import Engine
 from sqlalchemy import func
 from sqlalchemy import select
@@ -54,6 +53,7 @@ from handoff.core.models import WorkItem
 from handoff.core.models import WorkItemState
 from handoff.core.routing import changes
 from handoff.core.routing.claims import ACTIVE
+from handoff.core.routing.driver_sql import DriverStatement
 from handoff.core.routing.index import ItemPool
 from handoff.core.routing.index import RepPool
 from handoff.core.routing.policy import PushPolicy
@@ -105,8 +105,9 @@ class LiveIndex:
         self.dialect = engine.dialect.name
         self.counter = self.counter_seen = 0  # the change counter: now, and at the last full read
         self.floor_items = self.floor_workers = -1  # stamps above these are the caller's own (see renew)
-        self.items_changed = changes.DriverQuery(changes.ITEMS_CHANGED, engine.dialect)
-        self.workers_changed = changes.DriverQuery(changes.WORKERS_CHANGED, engine.dialect)
+        self.reader = changes.CommittedReader(engine)
+        self.items_changed = DriverStatement(changes.ITEMS_CHANGED, engine.dialect)
+        self.workers_changed = DriverStatement(changes.WORKERS_CHANGED, engine.dialect)
         self._minute: int | None = None
         self._shift_ok: dict[tuple, bool] = {}
 
@@ -149,57 +150,60 @@ class LiveIndex:
         Within `max_staleness` of the last refresh (and not forced), only the rows this
         process changed itself are re-read."""
         with self.lock:
-            dirty_items, dirty_workers = self.dirty_items, self.dirty_workers
-            self.dirty_items, self.dirty_workers = set(), set()
-            if not force and time.monotonic() - self.refreshed_at < self.max_staleness:
-                with self._reading() as c:  # stale on purpose: only what the overlay needs
-                    self.counter = c.scalar(changes.COUNTER[self.dialect]) or 0
-                    if self.dialect == "sqlite":
-                        self.floor_items = self.floor_workers = max(self.counter, self.seen_items, self.seen_workers)
-                    else:
-                        self.floor_items = c.scalar(changes.MAX_ITEM_STAMP) or 0
-                        self.floor_workers = c.scalar(changes.MAX_WORKER_STAMP) or 0
-                    if dirty_items or dirty_workers:
-                        self._apply(
-                            item_rows(c, changes.ITEMS_BY_ID, {"ids": sorted(dirty_items)}) if dirty_items else [],
-                            worker_rows(c, changes.WORKERS_BY_ID, {"ids": sorted(dirty_workers)})
-                            if dirty_workers
-                            else [],
-                            dirty_items,
-                            dirty_workers,
-                            advance=False,
-                        )
-                return
-            with self._reading() as c:
-                self.counter = c.scalar(changes.COUNTER[self.dialect]) or 0
-                anything_new = not self._nothing_new()
-                if not dirty_items and not dirty_workers and not anything_new:
-                    self.refreshed_at = time.monotonic()
-                    self.floor_items, self.floor_workers = self.seen_items, self.seen_workers
-                    return
-                self.counter_seen = self.counter
-                items = changes.changed_rows(
-                    c, decode_items, self.items_changed, changes.ITEMS_BY_ID, self.seen_items, dirty_items, anything_new
-                )
-                workers = changes.changed_rows(
-                    c,
-                    decode_workers,
-                    self.workers_changed,
-                    changes.WORKERS_BY_ID,
-                    self.seen_workers,
-                    dirty_workers,
-                    anything_new,
-                )
-            self.refreshes += 1
-            self.refreshed_at = time.monotonic()
-            self._apply(items, workers, dirty_items, dirty_workers, advance=True)
-            self.floor_items, self.floor_workers = self.seen_items, self.seen_workers
+            for attempt in (1, 2):
+                dirty_items, dirty_workers = self.dirty_items, self.dirty_workers
+                self.dirty_items, self.dirty_workers = set(), set()
+                try:
+                    return self._read_changes(dirty_items, dirty_workers, force)
+                except Exception as e:
+                    self.dirty_items |= dirty_items  # still to be read: nothing is lost
+                    self.dirty_workers |= dirty_workers
+                    if attempt == 2 or not self.reader.lost(e):
+                        raise
 
-    def _reading(self) -> Connection:
-        """A connection to read committed state on, in autocommit: each statement sees what
-        has committed (as under READ COMMITTED) and no BEGIN / ROLLBACK round trips are paid
-        (two of a refresh's six on PostgreSQL)."""
-        return self.engine.connect().execution_options(isolation_level="AUTOCOMMIT")
+    def _read_changes(self, dirty_items: set[int], dirty_workers: set[int], force: bool) -> None:
+        """The refresh's reads and their merge (`refresh` retries it once on a broken connection)."""
+        if not force and time.monotonic() - self.refreshed_at < self.max_staleness:
+            with self.reader.connection() as c:  # stale on purpose: only what the overlay needs
+                self.counter = c.scalar(changes.COUNTER[self.dialect]) or 0
+                if self.dialect == "sqlite":
+                    self.floor_items = self.floor_workers = max(self.counter, self.seen_items, self.seen_workers)
+                else:
+                    self.floor_items = c.scalar(changes.MAX_ITEM_STAMP) or 0
+                    self.floor_workers = c.scalar(changes.MAX_WORKER_STAMP) or 0
+                if dirty_items or dirty_workers:
+                    self._apply(
+                        item_rows(c, changes.ITEMS_BY_ID, {"ids": sorted(dirty_items)}) if dirty_items else [],
+                        worker_rows(c, changes.WORKERS_BY_ID, {"ids": sorted(dirty_workers)}) if dirty_workers else [],
+                        dirty_items,
+                        dirty_workers,
+                        advance=False,
+                    )
+            return
+        with self.reader.connection() as c:
+            self.counter = c.scalar(changes.COUNTER[self.dialect]) or 0
+            anything_new = not self._nothing_new()
+            if not dirty_items and not dirty_workers and not anything_new:
+                self.refreshed_at = time.monotonic()
+                self.floor_items, self.floor_workers = self.seen_items, self.seen_workers
+                return
+            items = changes.changed_rows(
+                c, decode_items, self.items_changed, changes.ITEMS_BY_ID, self.seen_items, dirty_items, anything_new
+            )
+            workers = changes.changed_rows(
+                c,
+                decode_workers,
+                self.workers_changed,
+                changes.WORKERS_BY_ID,
+                self.seen_workers,
+                dirty_workers,
+                anything_new,
+            )
+        self.counter_seen = self.counter  # only once the rows it stands for are read
+        self.refreshes += 1
+        self.refreshed_at = time.monotonic()
+        self._apply(items, workers, dirty_items, dirty_workers, advance=True)
+        self.floor_items, self.floor_workers = self.seen_items, self.seen_workers
 
     def _apply(
         self,
@@ -406,15 +410,25 @@ def index_for(s: Session) -> LiveIndex:
         if found is not None and found[0] is engine:
             _INDEXES.move_to_end(id(engine))
             return found[1]
+        if found is not None:  # an engine since dropped had the same id: its index goes with it
+            _close(found[1])
         index = LiveIndex(engine, MAX_STALENESS)
         index.load()
         _INDEXES[id(engine)] = (engine, index)
         while len(_INDEXES) > 8:
-            _INDEXES.popitem(last=False)
+            _close(_INDEXES.popitem(last=False)[1][1])
         return index
 
 
 def forget_indexes() -> None:
     """Drop every index (the next call loads afresh): for tests and benchmarks."""
     with _REGISTRY_LOCK:
+        for _engine, index in _INDEXES.values():
+            _close(index)
         _INDEXES.clear()
+
+
+def _close(index: LiveIndex) -> None:
+    """Let go of a dropped index's reading connection (not left for the garbage collector)."""
+    with index.lock:
+        index.reader.close()

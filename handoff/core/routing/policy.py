@@ -46,6 +46,7 @@ from collections.abc import Callable
 from collections.abc import Iterable
 from collections.abc import Iterator
 from collections.abc import Sequence
+from itertools import islice
 from typing import Protocol
 
 import numpy as np
@@ -165,7 +166,7 @@ class PushPolicy:
 
     def rep_for(self, item: RoutableItem, reps: Iterable[RoutableRep], now: float) -> RoutableRep | None:
         if isinstance(reps, RepPool):
-            return self._first_free(self.ranked_reps(reps, item.required_skills))
+            return self._first_free(self.ranked_reps(reps, item.required_skills))[0]
         reps = list(reps)
         found = free_candidates(item, reps)
         holders = skill_holders(reps) if self.spare_scarce_skills else {}
@@ -191,18 +192,38 @@ class PushPolicy:
 
         return pool.memo(("push-ranking", signature(required), self.spare_scarce_skills), rank)
 
-    def _first_free(self, ranked: list[tuple[float, int, RoutableRep]]) -> RoutableRep | None:
+    def rep_in_round(self, item: RoutableItem, pool: RepPool, full_heads: dict) -> RoutableRep | None:
+        """`rep_for` in a round of decisions during which reps only fill up (sla-watch routing
+        a whole backlog): `full_heads` remembers, per kind of work, how many reps at the head
+        of its ranking were found full, and the next decision starts after them. Without it a
+        round over a large backlog walked past the same thousands of full reps for every item.
+        The caller empties `full_heads` whenever reps may have freed places (a refresh)."""
+        ranked = self.ranked_reps(pool, item.required_skills)
+        kind = signature(item.required_skills)
+        seen = full_heads.get(kind)
+        rep, head = self._first_free(ranked, seen[1] if seen is not None and seen[0] is ranked else 0)
+        full_heads[kind] = (ranked, head)
+        return rep
+
+    def _first_free(
+        self, ranked: list[tuple[float, int, RoutableRep]], start: int = 0
+    ) -> tuple[RoutableRep | None, int]:
         """The free rep first by (scarce skills held, over-qualification, then `_rep_key`):
         the first free rep in the ranking, or one tied with them on both that comes first by
-        `_rep_key`."""
+        `_rep_key`; and how many reps at the ranking's head are full (searched from `start`,
+        the reps before it known full)."""
         best: RoutableRep | None = None
         lead: tuple[float, int] | None = None
-        for scarce, over, r in ranked:
+        head = start
+        for pos, (scarce, over, r) in enumerate(islice(ranked, start, None), start):
             if lead is not None and (scarce, over) != lead:
                 break
-            if is_free(r) and (best is None or self._rep_key(r) < self._rep_key(best)):
-                best, lead = r, (scarce, over)
-        return best
+            if is_free(r):
+                if best is None or self._rep_key(r) < self._rep_key(best):
+                    best, lead = r, (scarce, over)
+            elif best is None:
+                head = pos + 1
+        return best, head
 
     @staticmethod
     def _rep_key(rep: RoutableRep) -> tuple:

@@ -264,3 +264,44 @@ with session() as s:
         assert s.get(Worker, ids["ann"]).open_items == 3
         held = s.scalars(select(WorkItem.id).where(WorkItem.assignee_id == ids["ann"])).all()
     assert held == [got[0].item_id]
+
+
+def test_a_reading_connection_the_server_dropped_is_replaced_and_the_change_still_read(routing_db, now, stale):
+    # The index keeps its reading connection between refreshes, unpinged: when the server drops
+    # it (a restart, an idle timeout; here its backend is terminated, or on SQLite it is closed
+    # under the index) the refresh opens another and reads the change all the same.
+    ids, _ = committed(routing_db, now, {"ann": {"order-approval": 2}})
+    with session() as s:
+        index = live.index_for(s)
+    index.refresh(force=True)
+    dropped = index.reader.kept
+    assert dropped is not None
+    if routing_db.startswith("postgresql"):
+        backend = dropped.connection.driver_connection.info.backend_pid
+        with session() as s:
+            assert s.scalar(text("SELECT pg_terminate_backend(:pid)"), {"pid": backend})
+    else:
+        dropped.connection.driver_connection.close()
+    index.dirty_workers.add(ids["ann"])  # a row this process changed: must still be re-read
+    with session() as s:
+        router.set_presence(s, "ann", "offline", now)
+    index.refresh(force=True)
+    assert index.reader.kept is not dropped
+    assert not index.rep(ids["ann"]).available and not index.dirty_workers
+
+
+def test_a_forked_process_reads_on_a_connection_of_its_own(routing_db, now, stale, monkeypatch):
+    ids, _ = committed(routing_db, now, {"ann": {"order-approval": 2}})
+    with session() as s:
+        index = live.index_for(s)
+    index.refresh(force=True)
+    parents = index.reader.kept
+    monkeypatch.setattr(changes.os, "getpid", lambda: -1)  # as a forked child sees itself
+    with session() as s:
+        router.set_presence(s, "ann", "offline", now)
+    index.refresh(force=True)
+    assert index.reader.kept is not parents and index.reader.inherited == [parents]
+    assert not parents.closed  # the parent's socket is left alone
+    assert not index.rep(ids["ann"]).available
+    index.reader.inherited.clear()  # here the "parent" is this process: close it now
+    parents.invalidate()
