@@ -20,6 +20,7 @@ from sqlalchemy import text
 from sqlalchemy.orm import Session
 from sqlalchemy.orm import sessionmaker
 
+from handoff.core import wal_checkpoints
 from handoff.core.settings import settings
 
 MIGRATIONS = Path(__file__).parent / "migrations"
@@ -39,6 +40,9 @@ def _sqlite_pragmas(dbapi_conn, _record) -> None:  # noqa: ANN001
     cur.execute("PRAGMA journal_mode=WAL")
     cur.execute("PRAGMA busy_timeout=30000")
     cur.execute("PRAGMA foreign_keys=ON")
+    # Checkpoints run on a thread of their own (wal_checkpoints.py); a commit does one only
+    # when the log is far larger than SQLite's default.
+    cur.execute(f"PRAGMA wal_autocheckpoint={wal_checkpoints.SAFETY_NET_PAGES}")
     cur.close()
 
 
@@ -63,6 +67,8 @@ def _open(url: str) -> Engine:
         engine = create_engine(url, pool_pre_ping=True)
     with _one_migrator(engine):
         command.upgrade(alembic_config(url), "head")
+    if engine.dialect.name == "sqlite" and engine.url.database not in (None, "", ":memory:"):
+        wal_checkpoints.keep_checkpointing(engine, engine.url.database)
     return engine
 
 

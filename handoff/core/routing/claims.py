@@ -48,8 +48,10 @@ class Claim(enum.Enum):
     REP_FULL = "rep-full"  # the rep filled up (or left) meanwhile
 
 
-_TAKE_TURN_POSTGRES = text("SELECT pg_advisory_xact_lock(:key)")
-_TAKE_TURN_SQLITE = text("UPDATE change_counter SET seq = seq WHERE id = 0")
+_TAKE_TURN = {
+    "postgresql": PerDatabase(text("SELECT pg_advisory_xact_lock(:key)").bindparams(key=ROUTING_LOCK)),
+    "sqlite": PerDatabase(text("UPDATE change_counter SET seq = seq WHERE id = 0")),
+}
 
 
 def one_router_at_a_time(s: Session) -> None:
@@ -68,10 +70,7 @@ def one_router_at_a_time(s: Session) -> None:
     routing call, so two threads of one process never wait for each other in opposite orders.
     """
     c = s.connection()
-    if c.dialect.name == "postgresql":
-        c.execute(_TAKE_TURN_POSTGRES, {"key": ROUTING_LOCK})
-    else:
-        c.execute(_TAKE_TURN_SQLITE)
+    _TAKE_TURN[c.dialect.name].on(c).rowcount(c, {})
 
 
 def expire(s: Session, cls: type, pk: int) -> None:

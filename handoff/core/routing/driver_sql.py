@@ -12,12 +12,15 @@ transaction already holds.
 from __future__ import annotations
 
 from collections.abc import Callable
+from collections.abc import Iterator
 from collections.abc import Sequence
+from contextlib import contextmanager
 from typing import Any
 from typing import cast
 
 from sqlalchemy import Connection
 from sqlalchemy import Dialect
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.sql import ClauseElement
 from sqlalchemy.sql.compiler import SQLCompiler
 
@@ -45,33 +48,51 @@ class DriverStatement:
         return [given[name] for name in self.order] if self.order is not None else given
 
     def rows(self, c: Connection, params: dict) -> list[tuple]:
-        cursor = c.connection.driver_connection.cursor()  # type: ignore[union-attr]
-        try:
+        with self._cursor(c, params) as cursor:
             cursor.execute(self.sql, self.values(params))
             return cursor.fetchall()
-        finally:
-            cursor.close()
+
+    def scalar(self, c: Connection, params: dict | None = None) -> Any:
+        """The first column of the first row, or None."""
+        found = self.rows(c, params or {})
+        return found[0][0] if found else None
 
     def rowcount(self, c: Connection, params: dict) -> int:
         """Run a write; how many rows it changed."""
-        cursor = c.connection.driver_connection.cursor()  # type: ignore[union-attr]
-        try:
+        with self._cursor(c, params) as cursor:
             cursor.execute(self.sql, self.values(params))
             return cursor.rowcount
-        finally:
-            cursor.close()
 
     def run_many(self, c: Connection, params: list[dict]) -> None:
         if not params:
             return
-        cursor = c.connection.driver_connection.cursor()  # type: ignore[union-attr]
-        try:
+        with self._cursor(c, params) as cursor:
             if len(params) == 1:  # psycopg's executemany costs a pipeline sync more than one execute
                 cursor.execute(self.sql, self.values(params[0]))
             else:
                 cursor.executemany(self.sql, [self.values(p) for p in params])
+
+    @contextmanager
+    def _cursor(self, c: Connection, params: dict | list[dict]) -> Iterator[Any]:
+        """The driver's cursor on the caller's connection; its errors raised as SQLAlchemy
+        raises them (`OperationalError`, `IntegrityError`, ...), a broken connection invalidated
+        as SQLAlchemy would, so callers catch one kind of error whichever way a statement ran."""
+        dialect = c.dialect
+        driver_error = dialect.loaded_dbapi.Error
+        cursor = None
+        try:
+            cursor = c.connection.driver_connection.cursor()  # type: ignore[union-attr]
+            yield cursor
+        except driver_error as e:
+            broken = dialect.is_disconnect(e, c.connection.dbapi_connection, cursor)
+            if broken:
+                c.invalidate(e)
+            raise DBAPIError.instance(
+                self.sql, params, e, driver_error, connection_invalidated=broken, dialect=dialect
+            ) from e
         finally:
-            cursor.close()
+            if cursor is not None and not c.invalidated:
+                cursor.close()
 
 
 class PerDatabase:

@@ -106,6 +106,7 @@ class LiveIndex:
         self.counter = self.counter_seen = 0  # the change counter: now, and at the last full read
         self.floor_items = self.floor_workers = -1  # stamps above these are the caller's own (see renew)
         self.reader = changes.CommittedReader(engine)
+        self.counter_read = DriverStatement(changes.COUNTER[self.dialect], engine.dialect)
         self.items_changed = DriverStatement(changes.ITEMS_CHANGED, engine.dialect)
         self.workers_changed = DriverStatement(changes.WORKERS_CHANGED, engine.dialect)
         self._minute: int | None = None
@@ -165,7 +166,7 @@ class LiveIndex:
         """The refresh's reads and their merge (`refresh` retries it once on a broken connection)."""
         if not force and time.monotonic() - self.refreshed_at < self.max_staleness:
             with self.reader.connection() as c:  # stale on purpose: only what the overlay needs
-                self.counter = c.scalar(changes.COUNTER[self.dialect]) or 0
+                self.counter = self.counter_read.scalar(c) or 0
                 if self.dialect == "sqlite":
                     self.floor_items = self.floor_workers = max(self.counter, self.seen_items, self.seen_workers)
                 else:
@@ -181,7 +182,7 @@ class LiveIndex:
                     )
             return
         with self.reader.connection() as c:
-            self.counter = c.scalar(changes.COUNTER[self.dialect]) or 0
+            self.counter = self.counter_read.scalar(c) or 0
             anything_new = not self._nothing_new()
             if not dirty_items and not dirty_workers and not anything_new:
                 self.refreshed_at = time.monotonic()
@@ -237,7 +238,7 @@ class LiveIndex:
             s.flush()
             c = s.connection()
             if self.dialect == "sqlite":
-                if c.scalar(changes.COUNTER["sqlite"]) == self.counter:
+                if self.counter_read.scalar(c) == self.counter:
                     return  # the caller's transaction stamped nothing
             elif self.counter <= max(self.floor_items, self.floor_workers):
                 return  # no stamp handed out beyond what has committed
