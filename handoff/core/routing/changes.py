@@ -2,9 +2,9 @@
 
 Triggers stamp every changed work item and worker row from a commit-ordered counter (migration
 0003), so a refresh asks only for the rows stamped above its watermark, plus the rows it knows
-are dirty. Here are the statements it runs (built once; the two changed-row reads are compiled for the
-driver's own cursor, driver_sql.py), the refusal of a database without the triggers, and the reading and
-merging of the changed rows into the index.
+are dirty. Here are the statements it runs (built once; the hot ones compiled for the driver's
+own cursor, driver_sql.py), the connection it reads on, the refusal of a database without the
+triggers, and the reading and merging of the changed rows into the index.
 """
 
 from __future__ import annotations

@@ -411,8 +411,6 @@ def index_for(s: Session) -> LiveIndex:
         if found is not None and found[0] is engine:
             _INDEXES.move_to_end(id(engine))
             return found[1]
-        if found is not None:  # an engine since dropped had the same id: its index goes with it
-            _close(found[1])
         index = LiveIndex(engine, MAX_STALENESS)
         index.load()
         _INDEXES[id(engine)] = (engine, index)
