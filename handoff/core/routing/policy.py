@@ -282,16 +282,21 @@ class PushPolicy:
         )
         factor = self._scarcity_by_slot(items, team, on_shift, c.signature[slots])
         parameters = self.urgency_parameters()
-        while slots.size:
+        taken = np.zeros(slots.size, dtype=bool)  # picked meanwhile: never the answer again
+        for _ in range(slots.size):
             p_bar = items.mean_effort
+            # the late clock is the mean SLA window of the items still there, summed as the
+            # same items alone would be (a fresh item_for), so the answers are its answers
+            window = moment.window[~taken] if taken.any() else moment.window
             scores = moment.scores(
                 p_bar,
                 parameters,
                 wait=self._queue_wait(team, items.waiting, p_bar, on_shift),
-                late_clock=float(moment.window.mean()) if self.common_clock else None,
+                late_clock=float(window.mean()) if self.common_clock else None,
             )
             if factor is not None:
                 scores = scores * factor
+            scores[taken] = -np.inf
             best = scores.max()
             item = pick(
                 items,
@@ -302,14 +307,11 @@ class PushPolicy:
                 ("due_at", "created_at"),
             )
             slot = items.slot_of(item.id)
+            assert slot is not None  # picked from the pool's slots just now
             yield item
             if item.id in items:
                 return  # the caller left it in the pool: the next answer would be the same
-            keep = slots != slot
-            slots = slots[keep]
-            moment.keep(keep)
-            if factor is not None:
-                factor = factor[keep]
+            taken[np.searchsorted(slots, slot)] = True  # slots ascend (eligible_slots)
 
     def ranking_scores(self, rep: RoutableRep, pool: ItemPool, items: Sequence[RoutableItem], now: float) -> np.ndarray:
         """The urgency `item_for` ranks by, for these items (a rep's worklist): scored as the

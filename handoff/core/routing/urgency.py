@@ -194,8 +194,11 @@ def urgency_many(
 class UrgencyMoment:
     """What the urgency of many items at one `now` does not owe to the queue (effort, weight,
     slack, window), worked out once: a rep filling several places is scored again after each
-    pick with the queue's new mean effort and wait, over the same items (`keep` drops the one
-    picked). The arithmetic is `urgency_many`'s, step for step, so the scores are identical."""
+    pick with the queue's new mean effort and wait, over the same items. Each item is scored by
+    the one branch of the formula it is in (on time or late: its slack does not change with the
+    queue), and the weight-over-effort factor is kept between scorings, so a fill costs one
+    exponential per item and pick instead of three (docs/routing-benchmarks.md). `urgency`
+    scores one item by the same formula; the two agree to rounding (tested to 1e-12)."""
 
     def __init__(self, columns: tuple[np.ndarray, ...], now: float) -> None:
         """`columns`: priority, value, created_at, due_at, effort_seconds (as `urgency_columns`)."""
@@ -206,11 +209,18 @@ class UrgencyMoment:
         self.window = due_at - created_at
         self.slack = due_at - now - self.p
         self.created_at = created_at
+        self.on_time = np.flatnonzero(self.slack >= 0.0)
+        self.late = np.flatnonzero(self.slack < 0.0)
+        self.on_time_columns = (self.window[self.on_time], self.slack[self.on_time])  # window, slack
+        self.late_columns = (self.window[self.late], self.slack[self.late])
+        self._weighted: tuple[float, np.ndarray, np.ndarray] | None = None
 
-    def keep(self, mask: np.ndarray) -> None:
-        """Only the items where `mask` holds from now on."""
-        self.p, self.w, self.window = self.p[mask], self.w[mask], self.window[mask]
-        self.slack, self.created_at = self.slack[mask], self.created_at[mask]
+    def _per_effort(self, shortest_first: float) -> tuple[np.ndarray, np.ndarray]:
+        """w x p ** -shortest_first, for the on-time and the late items (kept per exponent)."""
+        if self._weighted is None or self._weighted[0] != shortest_first:
+            both = self.w * self.p**-shortest_first
+            self._weighted = (shortest_first, both[self.on_time], both[self.late])
+        return self._weighted[1], self._weighted[2]
 
     def scores(
         self,
@@ -222,23 +232,33 @@ class UrgencyMoment:
         k, aging_seconds, lookahead = parameters.k, parameters.aging_seconds, parameters.lookahead
         aging_windows, rescue_windows = parameters.aging_windows, parameters.rescue_windows
         shortest_first = parameters.shortest_first
-        p, slack = self.p, self.slack
         p_bar = max(p_bar, MIN_EFFORT)
         floor = k * p_bar
-        horizon = np.maximum(self.window, max(floor, wait))
-        scale = np.maximum(horizon * lookahead, floor)
-        base = self.w * (p_bar / p) ** shortest_first
-        if aging_seconds is not None:
-            return base * np.exp(-np.maximum(slack, 0.0) / scale) + np.maximum(self.now - self.created_at, 0.0) * (
+        least = max(floor, wait)  # no item's time scale is shorter than this
+        if aging_seconds is not None:  # the score before the overload rework (comparisons only)
+            scale = np.maximum(np.maximum(self.window, least) * lookahead, floor)
+            base = self.w * (p_bar / self.p) ** shortest_first
+            return base * np.exp(-np.maximum(self.slack, 0.0) / scale) + np.maximum(self.now - self.created_at, 0.0) * (
                 1.0 / aging_seconds
             )
-        on_time = base * np.exp(-np.maximum(slack, 0.0) / scale)
-        if math.isinf(aging_windows):
-            late_factor = 2.0**-rescue_windows if rescue_windows > 0 else 1.0
-            return np.where(slack >= 0.0, on_time, base * late_factor)
-        if late_clock is not None:
-            horizon = np.maximum(np.minimum(self.window, late_clock), max(floor, wait))
-        late = np.maximum(-slack, 0.0) / horizon
-        return np.where(
-            slack >= 0.0, on_time, base * np.exp2(np.minimum((late - rescue_windows) / aging_windows, MAX_EXPONENT))
-        )
+        on_weight, late_weight = self._per_effort(shortest_first)
+        p_bar_factor = p_bar**shortest_first
+        out = np.empty(self.slack.size)
+        if self.on_time.size:
+            window, slack = self.on_time_columns
+            scale = np.maximum(np.maximum(window, least) * lookahead, floor)
+            out[self.on_time] = on_weight * p_bar_factor * np.exp(-slack / scale)
+        if self.late.size:
+            if math.isinf(aging_windows):
+                late_factor = 2.0**-rescue_windows if rescue_windows > 0 else 1.0
+                out[self.late] = late_weight * p_bar_factor * late_factor
+                return out
+            window, slack = self.late_columns
+            horizon = np.maximum(np.minimum(window, late_clock) if late_clock is not None else window, least)
+            windows_late = -slack / horizon
+            out[self.late] = (
+                late_weight
+                * p_bar_factor
+                * np.exp2(np.minimum((windows_late - rescue_windows) / aging_windows, MAX_EXPONENT))
+            )
+        return out
