@@ -85,6 +85,7 @@ SHORTEST_FIRST = 1.0  # exponent of p_bar / p: 1 = ATC's weighted-shortest-first
 VALUE_UNIT = 1000.0  # currency units at which value starts to count (w doubles at ~1,700)
 MIN_EFFORT = 60.0  # seconds; guards the division for items estimated at (almost) nothing
 MAX_EXPONENT = 600.0  # 2**600 ~ 1e180: far beyond any weight, far below float overflow
+LN2 = math.log(2.0)  # 2 ** x = e ** (x ln 2): late and on-time items share one exponential
 
 
 def weight(priority: float, value: float) -> float:
@@ -194,11 +195,11 @@ def urgency_many(
 class UrgencyMoment:
     """What the urgency of many items at one `now` does not owe to the queue (effort, weight,
     slack, window), worked out once: a rep filling several places is scored again after each
-    pick with the queue's new mean effort and wait, over the same items. Each item is scored by
-    the one branch of the formula it is in (on time or late: its slack does not change with the
-    queue), and the weight-over-effort factor is kept between scorings, so a fill costs one
-    exponential per item and pick instead of three (docs/routing-benchmarks.md). `urgency`
-    scores one item by the same formula; the two agree to rounding (tested to 1e-12)."""
+    pick with the queue's new mean effort and wait, over the same items. The weight over effort
+    is kept between scorings, and on-time and late items share one exponential (2 ** x written
+    as e ** (x ln 2)), so a scoring costs one transcendental per item instead of three
+    (docs/routing-benchmarks.md). `urgency` scores one item by the same formula; the two agree
+    to rounding (tested to 1e-12)."""
 
     def __init__(self, columns: tuple[np.ndarray, ...], now: float) -> None:
         """`columns`: priority, value, created_at, due_at, effort_seconds (as `urgency_columns`)."""
@@ -209,18 +210,14 @@ class UrgencyMoment:
         self.window = due_at - created_at
         self.slack = due_at - now - self.p
         self.created_at = created_at
-        self.on_time = np.flatnonzero(self.slack >= 0.0)
-        self.late = np.flatnonzero(self.slack < 0.0)
-        self.on_time_columns = (self.window[self.on_time], self.slack[self.on_time])  # window, slack
-        self.late_columns = (self.window[self.late], self.slack[self.late])
-        self._weighted: tuple[float, np.ndarray, np.ndarray] | None = None
+        self.on_time = self.slack >= 0.0
+        self._weighted: tuple[float, np.ndarray] | None = None
 
-    def _per_effort(self, shortest_first: float) -> tuple[np.ndarray, np.ndarray]:
-        """w x p ** -shortest_first, for the on-time and the late items (kept per exponent)."""
+    def _per_effort(self, shortest_first: float) -> np.ndarray:
+        """w x p ** -shortest_first (kept per exponent: it does not change between picks)."""
         if self._weighted is None or self._weighted[0] != shortest_first:
-            both = self.w * self.p**-shortest_first
-            self._weighted = (shortest_first, both[self.on_time], both[self.late])
-        return self._weighted[1], self._weighted[2]
+            self._weighted = (shortest_first, self.w * self.p**-shortest_first)
+        return self._weighted[1]
 
     def scores(
         self,
@@ -235,30 +232,21 @@ class UrgencyMoment:
         p_bar = max(p_bar, MIN_EFFORT)
         floor = k * p_bar
         least = max(floor, wait)  # no item's time scale is shorter than this
+        horizon = np.maximum(self.window, least)
+        scale = np.maximum(horizon * lookahead, floor)
+        slack = self.slack
         if aging_seconds is not None:  # the score before the overload rework (comparisons only)
-            scale = np.maximum(np.maximum(self.window, least) * lookahead, floor)
             base = self.w * (p_bar / self.p) ** shortest_first
-            return base * np.exp(-np.maximum(self.slack, 0.0) / scale) + np.maximum(self.now - self.created_at, 0.0) * (
+            return base * np.exp(-np.maximum(slack, 0.0) / scale) + np.maximum(self.now - self.created_at, 0.0) * (
                 1.0 / aging_seconds
             )
-        on_weight, late_weight = self._per_effort(shortest_first)
-        p_bar_factor = p_bar**shortest_first
-        out = np.empty(self.slack.size)
-        if self.on_time.size:
-            window, slack = self.on_time_columns
-            scale = np.maximum(np.maximum(window, least) * lookahead, floor)
-            out[self.on_time] = on_weight * p_bar_factor * np.exp(-slack / scale)
-        if self.late.size:
-            if math.isinf(aging_windows):
-                late_factor = 2.0**-rescue_windows if rescue_windows > 0 else 1.0
-                out[self.late] = late_weight * p_bar_factor * late_factor
-                return out
-            window, slack = self.late_columns
-            horizon = np.maximum(np.minimum(window, late_clock) if late_clock is not None else window, least)
-            windows_late = -slack / horizon
-            out[self.late] = (
-                late_weight
-                * p_bar_factor
-                * np.exp2(np.minimum((windows_late - rescue_windows) / aging_windows, MAX_EXPONENT))
-            )
-        return out
+        base = self._per_effort(shortest_first) * p_bar**shortest_first
+        on_time = -np.maximum(slack, 0.0) / scale
+        if math.isinf(aging_windows):
+            late_factor = 2.0**-rescue_windows if rescue_windows > 0 else 1.0
+            return base * np.where(self.on_time, np.exp(on_time), late_factor)
+        if late_clock is not None:
+            horizon = np.maximum(np.minimum(self.window, late_clock), least)
+        windows_late = np.maximum(-slack, 0.0) / horizon
+        late = np.minimum((windows_late - rescue_windows) / aging_windows, MAX_EXPONENT) * LN2
+        return base * np.exp(np.where(self.on_time, on_time, late))
