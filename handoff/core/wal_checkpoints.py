@@ -7,13 +7,15 @@ about one commit in a hundred, and it set the p99 of every routing call
 (docs/routing-benchmarks.md). SQLite's own documentation suggests the remedy used here: a thread
 of its own runs *passive* checkpoints (they never wait for, or block, readers and writers)
 twice a second, and commits checkpoint themselves only when the log is far larger — the safety
-net for a process whose thread is not running (one forked after its engine was opened).
+net for a process whose thread is not running (one forked after its engine was opened: the
+child uses the parent's engine, whose thread stayed in the parent).
 
 One thread per database file per process. It ends when the engine is gone or the file is.
 """
 
 from __future__ import annotations
 
+import os
 import sqlite3
 import threading
 import time
@@ -25,23 +27,25 @@ from sqlalchemy import Engine
 CHECKPOINT_EVERY = 0.5  # seconds
 SAFETY_NET_PAGES = 8000  # a commit checkpoints itself only past ~32 MB of log (4 KiB pages)
 
-_RUNNING: set[str] = set()
+_RUNNING: set[tuple[int, str]] = set()
 _LOCK = threading.Lock()
 
 
 def keep_checkpointing(engine: Engine, path: str) -> None:
     """Start this process's checkpointing thread for the SQLite file at `path` (once)."""
-    key = str(Path(path).resolve())
+    path = str(Path(path).resolve())
+    key = (os.getpid(), path)  # a forked child inherits this set, not the parent's threads
     with _LOCK:
         if key in _RUNNING:
             return
         _RUNNING.add(key)
     threading.Thread(
-        target=_checkpoint_while_open, args=(weakref.ref(engine), key), name=f"wal-checkpoints {key}", daemon=True
+        target=_checkpoint_while_open, args=(weakref.ref(engine), key), name=f"wal-checkpoints {path}", daemon=True
     ).start()
 
 
-def _checkpoint_while_open(engine: weakref.ref[Engine], path: str) -> None:
+def _checkpoint_while_open(engine: weakref.ref[Engine], key: tuple[int, str]) -> None:
+    path = key[1]
     connection: sqlite3.Connection | None = None
     try:
         while True:
@@ -58,4 +62,4 @@ def _checkpoint_while_open(engine: weakref.ref[Engine], path: str) -> None:
         if connection is not None:
             connection.close()
         with _LOCK:
-            _RUNNING.discard(path)
+            _RUNNING.discard(key)
