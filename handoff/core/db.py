@@ -110,3 +110,26 @@ def session() -> Iterator[Session]:
     """A unit of work: commits when the block ends, rolls back if it raises."""
     with _session_factory(settings.sqlalchemy_url).begin() as s:
         yield s
+
+
+def take_turns(s: Session, *keys: str) -> None:
+    """Make this transaction wait until no other one holding any of `keys` is running, and
+    hold them until it ends: for a count-then-write that must not interleave (sign-in's
+    attempt limit). PostgreSQL: one transaction-scoped advisory lock per key, taken in one
+    order so two transactions wanting the same two keys cannot deadlock. SQLite has one
+    writer at a time: a write that changes nothing takes that turn now, before the count,
+    so the count sees every write committed before it (routing's turn, claims.py, is the
+    same statement)."""
+    c = s.connection()
+    if c.dialect.name != "postgresql":
+        c.execute(text("UPDATE change_counter SET seq = seq WHERE id = 0"))
+        return
+    for key in sorted({_lock_key(k) for k in keys}):
+        c.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": key})
+
+
+def _lock_key(name: str) -> int:
+    """A signed 64-bit advisory-lock key for `name` (collisions only make two keys share a turn)."""
+    import hashlib
+
+    return int.from_bytes(hashlib.blake2b(name.encode(), digest_size=8).digest(), "big", signed=True)

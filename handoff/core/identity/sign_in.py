@@ -22,7 +22,6 @@ from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError
 from argon2.exceptions import VerificationError
 from itsdangerous import BadSignature
-from sqlalchemy import delete
 from sqlalchemy import func
 from sqlalchemy import select
 from sqlalchemy import update
@@ -120,12 +119,10 @@ def check_rate_limit(
     name: str,
     client: str,
     now: datetime | None = None,
-    counting_one_more: int = 0,
     device: str | None = None,
 ) -> None:
     """Raise TooManyAttempts if this name or this address failed too often lately, counting
-    strangers' attempts only; from a trusted `device`, if that device did
-    (`counting_one_more`: attempts already recorded among the failures that are still trying)."""
+    strangers' attempts only; from a trusted `device`, if that device did."""
     now = now or utcnow()
     since = now - LOGIN_WINDOW
     limits = (
@@ -138,7 +135,7 @@ def check_rate_limit(
     )
     for column, value, limit, what in limits:
         failures, oldest = _failures_since(s, column, value, since, strangers_only=not device)
-        if failures - counting_one_more >= limit:
+        if failures >= limit:
             wait = int(((oldest or now) + LOGIN_WINDOW - now).total_seconds()) + 1
             raise TooManyAttempts(
                 f"too many failed sign-ins for {what}; try again in {wait // 60 + 1} min",
@@ -147,27 +144,28 @@ def check_rate_limit(
 
 
 def _attempt_counted_first(name: str, client: str, device: str | None) -> int:
-    """Record the attempt as a failure, committed, before its password is checked, then apply
-    the limit counting it: attempts made at the same moment each see the others, so no more
-    than the limit are ever checked (checking first and recording after let 19 of 100 parallel
-    guesses through a limit of 5). One refused by the limit is not kept: an attacker who keeps
-    trying must not keep the name locked for ever. Its own transaction: call before the
-    caller's session writes anything."""
+    """Record the attempt as a failure, committed, before its password is checked, unless the
+    limit refuses it. Counting and recording take turns per name, address and device
+    (`db.take_turns`), so attempts made at the same moment are admitted one after another:
+    exactly as many as the limit allows are checked, the rest are told to wait (checking
+    first and recording after let 19 of 100 parallel guesses through a limit of 5; recording
+    first and counting after, without turns, refused a burst of 40 entirely, the right password
+    too). One refused by the limit is not kept: an attacker who keeps trying must not keep the
+    name locked for ever. Its own transaction: call before the caller's session writes
+    anything."""
     from handoff.core.db import session
+    from handoff.core.db import take_turns
 
     with session() as own:
+        if device:
+            take_turns(own, f"sign-in device {device}")
+        else:
+            take_turns(own, f"sign-in name {name}", f"sign-in client {client}")
+        check_rate_limit(own, name, client, device=device)
         row = LoginAttempt(name=name, client=client, succeeded=False, device=device)
         own.add(row)
         own.flush()
-        attempt = row.id
-    try:
-        with session() as own:
-            check_rate_limit(own, name, client, counting_one_more=1, device=device)
-    except TooManyAttempts:
-        with session() as own:
-            own.execute(delete(LoginAttempt).where(LoginAttempt.id == attempt))
-        raise
-    return attempt
+        return row.id
 
 
 def authenticate(
