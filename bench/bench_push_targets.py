@@ -3,6 +3,7 @@
     nice -n 10 .venv/bin/python bench/bench_push_targets.py --workloads training --draws 5 --jobs 2
     nice -n 10 .venv/bin/python bench/bench_push_targets.py --workloads bpic2012 --staff 3..6 --draws 5 --jobs 2
     ... --staffing            # also the smallest team for 95 % on time, at 1x and 1.2x volume
+    ... --workloads "" --staffing   # the staffing search alone
     ... --markdown            # tables as docs/simulation.md shows them
 
 Workloads (`--workloads`, comma-separated names or `training` / `holdout`):
@@ -271,7 +272,7 @@ def main() -> int:
     ap.add_argument("--staffing", action="store_true", help="also BPIC 2012 staffing for 95 %% at 1x and 1.2x")
     args = ap.parse_args()
     names: list[str] = []
-    for part in args.workloads.split(","):
+    for part in filter(None, args.workloads.split(",")):  # --workloads "" --staffing: staffing only
         names += list({"training": TRAINING, "holdout": HOLDOUT}.get(part, (part,)))
     t0 = time.perf_counter()
     verdicts = []

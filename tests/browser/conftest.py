@@ -102,17 +102,20 @@ class UIServer:
         return tail(self.log)
 
 
-@pytest.fixture
-def ui_server(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[UIServer]:
-    """A Prefect server with the UI, its database under tmp_path; stopped at the end."""
+@pytest.fixture(scope="session")
+def ui_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[UIServer]:
+    """A Prefect server with the UI, shared by the browser tests (each starts its own flow runs
+    under its own order ids, so they never see each other's); stopped at the end. One for all:
+    each start costs ~25 s of the suite."""
     from handoff.runtime import prefect_server
 
+    root = tmp_path_factory.mktemp("ui-server")
     url = f"http://127.0.0.1:{free_port()}"
-    log = tmp_path / "prefect-server.log"
-    home = tmp_path / "prefect-server-home"
+    log = root / "prefect-server.log"
+    home = root / "prefect-server-home"
     home.mkdir()
     # start() passes os.environ on: clear it of PREFECT_* for the moment of the start only.
-    with monkeypatch.context() as env:
+    with pytest.MonkeyPatch.context() as env:
         for name in [k for k in os.environ if k.startswith("PREFECT_")]:
             env.delenv(name)
         env.setenv("PREFECT_HOME", str(home))

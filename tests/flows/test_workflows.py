@@ -299,16 +299,16 @@ def test_the_pipeline_takes_an_order_from_entry_to_billing(responder, sandbox):
 def test_every_order_completes_under_20pct_errors_and_timeouts_with_each_side_effect_once(responder, sandbox):
     from sandbox.faults import Faults
 
-    orders = [f"F-{n}" for n in range(1, 5)]
+    orders = [f"F-{n}" for n in range(1, 4)]  # three: bench/soak.py runs thirty in CI
     for n, order_id in enumerate(orders):
         receive(order_id, [(1 + n, 2, 18.0, 0), (20 + n, 1, 81.0, 0)])
     sandbox.set_faults(Faults(error_share=0.2, timeout_share=0.2, timeout_after_share=0.5, stall_seconds=2, seed=7))
-    assert [order_pipeline(o) for o in orders] == ["complete"] * 4
+    assert [order_pipeline(o) for o in orders] == ["complete"] * len(orders)
     sandbox.set_faults(Faults())
     requests = sandbox.requests()
     assert any(r.get("fault") for r in requests), "no fault was injected"
     for system, operation in [("provisioning", "reserve"), ("provisioning", "provision"), ("billing", "issue_invoice")]:
         keys = ledger_keys(sandbox, system, operation)
         assert len(keys) == len(set(keys)), f"{system}.{operation} happened twice"
-    assert len(ledger_keys(sandbox, "provisioning", "provision")) == 8
-    assert len(ledger_keys(sandbox, "billing", "issue_invoice")) == 4
+    assert len(ledger_keys(sandbox, "provisioning", "provision")) == 2 * len(orders)
+    assert len(ledger_keys(sandbox, "billing", "issue_invoice")) == len(orders)

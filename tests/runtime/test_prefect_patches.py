@@ -13,6 +13,8 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
@@ -146,52 +148,73 @@ def a_write_that_reads_first_while_the_database_is_held(url: str, home: Path) ->
     return answer["status"]
 
 
-@pytest.mark.slow
-def test_the_server_handoff_up_starts_begins_its_writes_immediate(tmp_path, monkeypatch):
-    """`handoff up` starts the server with handoff.runtime.prefect_server.start; a write that
-    reads first waits for the lock there and lands (201), where Prefect's own server (below)
-    fails it with "database is locked" (503)."""
-    monkeypatch.setenv("PREFECT_HOME", str(tmp_path))
-    monkeypatch.delenv("PREFECT_SERVER_DATABASE_CONNECTION_URL", raising=False)
-    monkeypatch.delenv("PREFECT_API_DATABASE_CONNECTION_URL", raising=False)
-    url = free_url()
-    server = prefect_server.start(url, log_path=str(tmp_path / "server.log"), timeout=180)
-    try:
-        assert server is not None
-        assert a_write_that_reads_first_while_the_database_is_held(url, tmp_path) in (200, 201)
-    finally:
-        prefect_server.stop(server)
+@dataclass
+class Started:
+    url: str
+    home: Path
 
 
-@pytest.mark.slow
-def test_prefects_own_server_fails_the_same_write(tmp_path, monkeypatch):
-    """The control: the same request against `prefect server start` itself."""
-    monkeypatch.setenv("PREFECT_HOME", str(tmp_path))
-    url = free_url()
-    port = url.rsplit(":", 1)[1]
+@pytest.fixture(scope="module")
+def both_servers(tmp_path_factory) -> Iterator[dict[str, Started]]:
+    """The server `handoff up` starts and `prefect server start` itself, started side by side
+    (each start costs ~20 s; one after the other the module paid twice)."""
+    import os
+
+    root = tmp_path_factory.mktemp("two-servers")
+    plain = Started(free_url(), root / "prefect")
+    ours = Started(free_url(), root / "handoff")
+    plain.home.mkdir()
+    ours.home.mkdir()
     env = {
-        **__import__("os").environ,
-        "PREFECT_HOME": str(tmp_path),
+        **os.environ,
+        "PREFECT_HOME": str(plain.home),
         "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
-        "PREFECT_API_URL": f"{url}/api",
+        "PREFECT_API_URL": f"{plain.url}/api",
     }
-    env.pop("PREFECT_SERVER_DATABASE_CONNECTION_URL", None)
-    with open(tmp_path / "server.log", "ab") as log:
-        server = subprocess.Popen(
-            [sys.executable, "-m", "prefect", "server", "start", "--host", "127.0.0.1", "--port", port],
+    for name in ("PREFECT_SERVER_DATABASE_CONNECTION_URL", "PREFECT_API_DATABASE_CONNECTION_URL"):
+        env.pop(name, None)
+    with open(plain.home / "server.log", "ab") as log:
+        prefects = subprocess.Popen(
+            [sys.executable, "-m", "prefect", "server", "start", "--host", "127.0.0.1"]
+            + ["--port", plain.url.rsplit(":", 1)[1]],
             env=env,
             stdout=log,
             stderr=subprocess.STDOUT,
             start_new_session=True,
         )
+    handoffs = None
     try:
+        with pytest.MonkeyPatch.context() as patch:
+            patch.setenv("PREFECT_HOME", str(ours.home))
+            for name in ("PREFECT_SERVER_DATABASE_CONNECTION_URL", "PREFECT_API_DATABASE_CONNECTION_URL"):
+                patch.delenv(name, raising=False)
+            handoffs = prefect_server.start(ours.url, log_path=str(ours.home / "server.log"), timeout=180)
+        assert handoffs is not None
         deadline = time.monotonic() + 180
-        while not prefect_server.is_up(url):
-            assert server.poll() is None and time.monotonic() < deadline, "the server did not start"
+        while not prefect_server.is_up(plain.url):
+            assert prefects.poll() is None and time.monotonic() < deadline, "prefect server start did not start"
             time.sleep(0.5)
-        assert a_write_that_reads_first_while_the_database_is_held(url, tmp_path) == 503
+        yield {"handoff": ours, "prefect": plain}
     finally:
-        prefect_server.stop(server)
+        prefect_server.stop(prefects)
+        if handoffs is not None:
+            prefect_server.stop(handoffs)
+
+
+@pytest.mark.slow
+def test_the_server_handoff_up_starts_begins_its_writes_immediate(both_servers):
+    """`handoff up` starts the server with handoff.runtime.prefect_server.start; a write that
+    reads first waits for the lock there and lands (201), where Prefect's own server (below)
+    fails it with "database is locked" (503)."""
+    ours = both_servers["handoff"]
+    assert a_write_that_reads_first_while_the_database_is_held(ours.url, ours.home) in (200, 201)
+
+
+@pytest.mark.slow
+def test_prefects_own_server_fails_the_same_write(both_servers):
+    """The control: the same request against `prefect server start` itself."""
+    plain = both_servers["prefect"]
+    assert a_write_that_reads_first_while_the_database_is_held(plain.url, plain.home) == 503
 
 
 # --- 2. warm start: Prefect's process factory ------------------------------------------------
