@@ -108,6 +108,7 @@ def workers_add(
 ) -> None:
     """Add a worker (refused if the name is taken: use `workers update`)."""
     from handoff.core.db import session
+    from handoff.core.db import take_turns
 
     console = _console()
     try:
@@ -126,6 +127,10 @@ def workers_add(
         raise typer.Exit(2) from None
     try:
         with session() as s:
+            # Two adds of one name at one moment: each checked, found nobody, and the later one
+            # then found the earlier's row and updated it, answering "Added" twice (CI). The
+            # check and the insert now take turns with every other add.
+            take_turns(s, "workers add")
             if s.scalar(select(Worker.id).where(Worker.name == record.name)) is not None:
                 console.print(f"[red]{shown(record.name)} already exists[/red]; use `handoff workers update`.")
                 raise typer.Exit(2)

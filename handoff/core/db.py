@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import fcntl
 import threading
+from collections import OrderedDict
 from collections.abc import Iterator
 from contextlib import contextmanager
 from functools import lru_cache
@@ -47,15 +48,27 @@ def _sqlite_pragmas(dbapi_conn, _record) -> None:  # noqa: ANN001
 
 
 def engine_for(url: str) -> Engine:
+    """The process's engine for `url`, opened (and the database migrated) on first use. At most
+    MAX_ENGINES are kept; the least recently used beyond that is disposed, its idle connections
+    closed (dropped unclosed, they leaked one PostgreSQL connection each, found by the suite's
+    ResourceWarning). A disposed engine still works for whoever holds it: it opens anew."""
     with _OPENING:  # threads asking for a new database at once: one opens (and migrates) it
-        return _open(url)
+        found = _ENGINES.get(url)
+        if found is not None:
+            _ENGINES.move_to_end(url)
+            return found
+        found = _ENGINES[url] = _open(url)
+        while len(_ENGINES) > MAX_ENGINES:
+            _ENGINES.popitem(last=False)[1].dispose()
+        return found
 
 
 _OPENING = threading.Lock()
+_ENGINES: OrderedDict[str, Engine] = OrderedDict()
+MAX_ENGINES = 8  # a process uses one database; tests and benchmarks pass through many
 MIGRATION_LOCK = 0x68616E64  # PostgreSQL advisory lock key ("hand"): one migrator per database
 
 
-@lru_cache(maxsize=8)
 def _open(url: str) -> Engine:
     if url.startswith("sqlite"):
         path = url.removeprefix("sqlite:///")
@@ -100,9 +113,13 @@ def engine() -> Engine:
     return engine_for(settings.sqlalchemy_url)
 
 
-@lru_cache(maxsize=8)
 def _session_factory(url: str) -> sessionmaker[Session]:
-    return sessionmaker(engine_for(url), expire_on_commit=False)
+    return _sessions_of(engine_for(url))
+
+
+@lru_cache(maxsize=MAX_ENGINES)
+def _sessions_of(engine: Engine) -> sessionmaker[Session]:
+    return sessionmaker(engine, expire_on_commit=False)
 
 
 @contextmanager
@@ -114,12 +131,12 @@ def session() -> Iterator[Session]:
 
 def take_turns(s: Session, *keys: str) -> None:
     """Make this transaction wait until no other one holding any of `keys` is running, and
-    hold them until it ends: for a count-then-write that must not interleave (sign-in's
-    attempt limit). PostgreSQL: one transaction-scoped advisory lock per key, taken in one
-    order so two transactions wanting the same two keys cannot deadlock. SQLite has one
-    writer at a time: a write that changes nothing takes that turn now, before the count,
-    so the count sees every write committed before it (routing's turn, claims.py, is the
-    same statement)."""
+    hold them until it ends: for a check-then-write that must not interleave (sign-in's
+    attempt limit, `workers add`). PostgreSQL: one transaction-scoped advisory lock per key,
+    taken in one order so two transactions wanting the same two keys cannot deadlock. SQLite
+    has one writer at a time: a write that changes nothing takes that turn now, before the
+    check, so the check sees every write committed before it (routing's turn, claims.py, is
+    the same statement)."""
     c = s.connection()
     if c.dialect.name != "postgresql":
         c.execute(text("UPDATE change_counter SET seq = seq WHERE id = 0"))
