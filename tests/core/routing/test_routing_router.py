@@ -362,3 +362,20 @@ def test_a_reps_worklist_ranks_their_work_as_the_router_does(s, now, make_worker
     index = live.index_for(s)  # the plain score, without the team, would have put the lead first
     plain = index.scores([index.active[i].routable for i in (lead.id, validation.id)], epoch(now))
     assert plain[0] > plain[1]
+
+
+def test_claim_many_counts_an_item_asked_for_twice_once_and_answers_in_the_order_asked(s, now, make_worker, make_item):
+    """A repeated id must not take two places, and the ids come back in the caller's order (the
+    order the policy picked them, which the audit follows)."""
+    from handoff.core.routing.claims import claim_many
+
+    ann = make_worker("ann", {"order-approval": 3}, capacity=3)
+    a, b = make_item(), make_item()
+    assert claim_many(s, ann.id, [(b.id, b.version), (a.id, a.version), (b.id, b.version)], now) == [b.id, a.id]
+    s.refresh(ann)
+    assert ann.open_items == 2
+    # Nothing left to take: the rep's row is not touched (no place taken, no "last assigned").
+    before = ann.last_assigned_at
+    assert claim_many(s, ann.id, [(a.id, a.version)], now + timedelta(minutes=1)) == []
+    s.refresh(ann)
+    assert ann.open_items == 2 and ann.last_assigned_at == before
