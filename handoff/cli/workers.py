@@ -128,7 +128,8 @@ def workers_add(
     try:
         with session() as s:
             # Two adds of one name at one moment: each checked, found nobody, and the later one
-            # then found the earlier's row and updated it, answering "Added" twice (CI). The
+            # then found the earlier's row and updated it, answering "Added" twice (seen in a
+            # suite run under load). The
             # check and the insert now take turns with every other add.
             take_turns(s, "workers add")
             if s.scalar(select(Worker.id).where(Worker.name == record.name)) is not None:

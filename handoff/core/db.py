@@ -5,6 +5,7 @@ by Alembic the first time a process touches the database, so upgrades never need
 from __future__ import annotations
 
 import fcntl
+import hashlib
 import threading
 from collections import OrderedDict
 from collections.abc import Iterator
@@ -64,6 +65,9 @@ def engine_for(url: str) -> Engine:
 
 
 _OPENING = threading.Lock()
+# SQLite has one writer at a time: this write changes nothing (no row has id 0) and takes that
+# turn now, for the rest of the transaction (`take_turns`; routing's turn, claims.py).
+SQLITE_WRITE_TURN = text("UPDATE change_counter SET seq = seq WHERE id = 0")
 _ENGINES: OrderedDict[str, Engine] = OrderedDict()
 MAX_ENGINES = 8  # a process uses one database; tests and benchmarks pass through many
 MIGRATION_LOCK = 0x68616E64  # PostgreSQL advisory lock key ("hand"): one migrator per database
@@ -134,12 +138,11 @@ def take_turns(s: Session, *keys: str) -> None:
     hold them until it ends: for a check-then-write that must not interleave (sign-in's
     attempt limit, `workers add`). PostgreSQL: one transaction-scoped advisory lock per key,
     taken in one order so two transactions wanting the same two keys cannot deadlock. SQLite
-    has one writer at a time: a write that changes nothing takes that turn now, before the
-    check, so the check sees every write committed before it (routing's turn, claims.py, is
-    the same statement)."""
+    has one writer at a time: `SQLITE_WRITE_TURN` takes that turn now, before the check, so
+    the check sees every write committed before it."""
     c = s.connection()
     if c.dialect.name != "postgresql":
-        c.execute(text("UPDATE change_counter SET seq = seq WHERE id = 0"))
+        c.execute(SQLITE_WRITE_TURN)
         return
     for key in sorted({_lock_key(k) for k in keys}):
         c.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": key})
@@ -147,6 +150,4 @@ def take_turns(s: Session, *keys: str) -> None:
 
 def _lock_key(name: str) -> int:
     """A signed 64-bit advisory-lock key for `name` (collisions only make two keys share a turn)."""
-    import hashlib
-
     return int.from_bytes(hashlib.blake2b(name.encode(), digest_size=8).digest(), "big", signed=True)

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import pickle
 import socket
 import sqlite3
@@ -158,8 +159,6 @@ class Started:
 def both_servers(tmp_path_factory) -> Iterator[dict[str, Started]]:
     """The server `handoff up` starts and `prefect server start` itself, started side by side
     (each start costs ~20 s; one after the other the module paid twice)."""
-    import os
-
     root = tmp_path_factory.mktemp("two-servers")
     plain = Started(free_url(), root / "prefect")
     ours = Started(free_url(), root / "handoff")

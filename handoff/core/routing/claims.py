@@ -20,6 +20,7 @@ from sqlalchemy import update
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.util import identity_key
 
+from handoff.core.db import SQLITE_WRITE_TURN
 from handoff.core.models import AuditEvent
 from handoff.core.models import Presence
 from handoff.core.models import Worker
@@ -50,7 +51,7 @@ class Claim(enum.Enum):
 
 _TAKE_TURN = {
     "postgresql": PerDatabase(text("SELECT pg_advisory_xact_lock(:key)").bindparams(key=ROUTING_LOCK)),
-    "sqlite": PerDatabase(text("UPDATE change_counter SET seq = seq WHERE id = 0")),
+    "sqlite": PerDatabase(SQLITE_WRITE_TURN),
 }
 
 
