@@ -31,15 +31,16 @@ from handoff.core.routing.claims import Claim
 from handoff.core.routing.claims import assignment_event
 from handoff.core.routing.claims import claim
 from handoff.core.routing.claims import claim_many
+from handoff.core.routing.claims import claim_round
 from handoff.core.routing.claims import one_router_at_a_time
 from handoff.core.routing.claims import record_assignment
 from handoff.core.routing.claims import record_events
-from handoff.core.routing.eligibility import signature
 from handoff.core.routing.live import OPEN
 from handoff.core.routing.live import POLICY
 from handoff.core.routing.live import LiveIndex
 from handoff.core.routing.live import index_for
 from handoff.core.routing.readmodel import as_routable_item
+from handoff.core.routing.routable import RoutableRep
 
 MAX_LOST_CLAIMS = 50  # a decision that keeps losing gives up (the next event or watch round retries)
 
@@ -143,44 +144,62 @@ def route_for_worker(s: Session, worker_id: int, now: datetime | None = None) ->
 
 
 def route_open_items(s: Session, now: datetime | None = None) -> list[Assignment]:
-    """Give every open item that has an eligible free rep to one, most urgent first."""
+    """Give every open item that has an eligible free rep to one, most urgent first.
+
+    The round is decided in memory first (each pick leaves the index, so the next sees the
+    rep's place taken, exactly as one claim after another would) and then claimed in batches
+    (`claim_round`). Under the routing turn the refreshed index is the database's own state,
+    so the claims all hold; a stale index loses some, and the round catches up and decides
+    again for what is left."""
     done: list[Assignment] = []
     events: list[dict] = []
     with routing_turn(s, now) as (now, t, index):
-        free = sum(r.spare for r in index.reps if r.available and r.spare > 0)
-        if free <= 0 or not len(index.items):
-            return []
-        slots, scores = index.open_scores(t)
-        c = index.items.columns
-        order = np.lexsort((c.created_at[slots], c.due_at[slots], -scores))
-        ranked = [(index.items.item_at(int(slots[i])), float(scores[i])) for i in order]
-        exhausted: set = set()  # requirement signatures no free rep can take this round
-        full_heads: dict = {}  # per kind of work, the reps at the head of its ranking found full
-        for item, score in ranked:
-            if free <= 0:
+        for _ in range(MAX_LOST_CLAIMS):
+            plan = _decide_round(index, t)
+            if not plan:
                 break
-            if index.items.get(item.id) is not item:
-                continue  # taken or changed since the round began (a lost claim re-read it)
-            kind = signature(item.required_skills)
-            if kind in exhausted:
-                continue
-            item_id = int(item.id)
-            while (rep := POLICY.rep_in_round(item, index.reps, full_heads)) is not None:
-                result = claim(s, item_id, index.active[item_id].version, int(rep.id), now)
-                if result is Claim.TAKEN:
-                    index.took(item_id, int(rep.id), t)
-                    free -= 1
+            taken, full = claim_round(s, [(item_id, version, int(rep.id)) for item_id, version, rep, _ in plan], now)
+            for item_id, _, rep, score in plan:
+                if taken.get(item_id) == int(rep.id):
                     events.append(assignment_event(item_id, rep, "open item, eligible rep free", score))
                     done.append(Assignment(item_id, rep.extra["name"], score))
-                    break
-                if result is Claim.ITEM_GONE:
-                    index.lost_item(item_id)
-                    index.renew(s)
-                    full_heads.clear()  # the refresh may have freed places
-                    break
-                free -= max(rep.spare, 0)  # full or gone meanwhile: out of this round
-                index.lost_rep(int(rep.id))
-            else:
-                exhausted.add(kind)
+                elif int(rep.id) not in full:
+                    index.lost_item(item_id)  # changed meanwhile: read again at the catch-up
+            for worker_id in full:
+                index.lost_rep(worker_id)
+            if len(taken) == len(plan):
+                break
+            index.renew(s)
     record_events(s, events)
     return done
+
+
+def _decide_round(index: LiveIndex, t: float) -> list[tuple[int, int, RoutableRep, float]]:
+    """(item id, version, rep, urgency) for every open item an eligible free rep can take now,
+    most urgent first; each pick is applied to the index (`took`) before the next is chosen."""
+    plan: list[tuple[int, int, RoutableRep, float]] = []
+    free = sum(r.spare for r in index.reps if r.available and r.spare > 0)
+    if free <= 0 or not len(index.items):
+        return plan
+    slots, scores = index.open_scores(t)
+    c = index.items.columns
+    order = np.lexsort((c.created_at[slots], c.due_at[slots], -scores))
+    kinds = c.signature[slots]
+    exhausted: set[int] = set()  # kinds of work (signature ids) no free rep can take this round
+    open_kinds = len(set(kinds.tolist()))
+    full_heads: dict = {}  # per kind of work, the reps at the head of its ranking found full
+    for i, kind in zip(order.tolist(), kinds[order].tolist()):
+        if free <= 0 or len(exhausted) == open_kinds:
+            break
+        if kind in exhausted:
+            continue
+        item = index.items.item_at(int(slots[i]))
+        rep = POLICY.rep_in_round(item, index.reps, full_heads)
+        if rep is None:
+            exhausted.add(kind)
+            continue
+        item_id = int(item.id)
+        plan.append((item_id, index.active[item_id].version, rep, float(scores[i])))
+        index.took(item_id, int(rep.id), t)
+        free -= 1
+    return plan

@@ -11,6 +11,9 @@ the winner commits).
 from __future__ import annotations
 
 import enum
+import functools
+from collections import Counter
+from collections.abc import Iterator
 from datetime import datetime
 
 from sqlalchemy import bindparam
@@ -160,6 +163,95 @@ def claim_many(s: Session, worker_id: int, items: list[tuple[int, int]], now: da
             expire(s, WorkItem, item_id)
         expire(s, Worker, worker_id)
     return taken
+
+
+# A round's claims (sla-watch routing a backlog) go in batches: one statement for many items,
+# one for their reps. Batches are padded to a power of two with rows that match nothing, so
+# each database compiles a handful of statements, not one per batch size.
+ROUND_BATCH = 256
+_NOTHING = -1  # an id no row has: the padding rows' item and rep
+
+
+@functools.cache
+def _take_items_in_batch(rows: int) -> PerDatabase:
+    values = ", ".join(f"(:item{k}, :seen{k}, :rep{k})" for k in range(rows))
+    return PerDatabase(
+        text(
+            f"WITH wanted(item, seen, rep) AS (VALUES {values}) "
+            "UPDATE work_items SET state = :assigned, assignee_id = wanted.rep, assigned_at = :claimed_at, "
+            "version = work_items.version + 1 FROM wanted "
+            "WHERE work_items.id = wanted.item AND work_items.state = :open AND work_items.version = wanted.seen "
+            "RETURNING work_items.id, work_items.assignee_id"
+        ).bindparams(
+            bindparam("claimed_at", type_=WorkItem.__table__.c.assigned_at.type),
+            bindparam("assigned", str(WorkItemState.ASSIGNED)),
+            bindparam("open", str(WorkItemState.OPEN)),
+        )
+    )
+
+
+@functools.cache
+def _take_room_in_batch(rows: int) -> PerDatabase:
+    values = ", ".join(f"(:rep{k}, :places{k})" for k in range(rows))
+    return PerDatabase(
+        text(
+            f"WITH wanted(rep, places) AS (VALUES {values}) "
+            "UPDATE workers SET open_items = workers.open_items + wanted.places, last_assigned_at = :claimed_at "
+            "FROM wanted WHERE workers.id = wanted.rep AND workers.open_items + wanted.places <= workers.capacity "
+            "AND workers.presence = :available RETURNING workers.id"
+        ).bindparams(
+            bindparam("claimed_at", type_=Worker.__table__.c.last_assigned_at.type),
+            bindparam("available", str(Presence.AVAILABLE)),
+        )
+    )
+
+
+def _batches(rows: list[tuple[int, ...]], padding: tuple[int, ...]) -> Iterator[tuple[int, list[tuple[int, ...]]]]:
+    """(padded size, rows) of at most ROUND_BATCH rows each."""
+    for start in range(0, len(rows), ROUND_BATCH):
+        batch = rows[start : start + ROUND_BATCH]
+        size = 1 << (len(batch) - 1).bit_length()
+        yield size, batch + [padding] * (size - len(batch))
+
+
+def claim_round(s: Session, plan: list[tuple[int, int, int]], now: datetime) -> tuple[dict[int, int], set[int]]:
+    """Claim many (item id, version, rep id) at once, each on the same terms as `claim`: the
+    item still open at that version, and the rep with room for every item they get here and
+    available. Returns (item id -> rep id of those taken, the reps that had no room: their
+    items stay open as they were).
+
+    One statement per batch of items and one per batch of their reps, instead of two per
+    item: a first sla-watch round over a never-routed backlog makes ten thousand assignments
+    (docs/routing-benchmarks.md). An item listed twice goes to one of its reps, once."""
+    taken: dict[int, int] = {}
+    if not plan:
+        return taken, set()
+    s.flush()
+    c = s.connection()
+    for size, batch in _batches(plan, (_NOTHING, _NOTHING, _NOTHING)):
+        params: dict = {"claimed_at": now}
+        for k, (item_id, version, rep_id) in enumerate(batch):
+            params |= {f"item{k}": item_id, f"seen{k}": version, f"rep{k}": rep_id}
+        taken.update(_take_items_in_batch(size).on(c).rows(c, params))
+    places = Counter(taken.values())
+    roomy: set[int] = set()
+    for size, batch in _batches(list(places.items()), (_NOTHING, 0)):
+        params = {"claimed_at": now}
+        for k, (rep_id, n) in enumerate(batch):
+            params |= {f"rep{k}": rep_id, f"places{k}": n}
+        roomy.update(row[0] for row in _take_room_in_batch(size).on(c).rows(c, params))
+    full = set(places) - roomy
+    back = [item_id for item_id, rep_id in taken.items() if rep_id in full]
+    if back:  # as in claim_many: put back exactly as they were; this transaction has not committed
+        _PUT_ITEM_BACK.on(c).run_many(c, [{"claimed_item": item_id} for item_id in back])
+        for item_id in back:
+            del taken[item_id]
+    if s.identity_map:  # the session holds ORM objects these UPDATEs went around
+        for item_id, _, _ in plan:
+            expire(s, WorkItem, item_id)
+        for rep_id in places:
+            expire(s, Worker, rep_id)
+    return taken, full
 
 
 def assignment_event(item_id: int, rep: RoutableRep, why: str, score: float | None = None) -> dict:

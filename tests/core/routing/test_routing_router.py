@@ -379,3 +379,62 @@ def test_claim_many_counts_an_item_asked_for_twice_once_and_answers_in_the_order
     assert claim_many(s, ann.id, [(a.id, a.version)], now + timedelta(minutes=1)) == []
     s.refresh(ann)
     assert ann.open_items == 2 and ann.last_assigned_at == before
+
+
+def test_claim_round_takes_each_item_on_claims_terms_and_each_rep_only_with_room_for_all_theirs(
+    s, now, make_worker, make_item
+):
+    """A watch round's claims in batches: an item changed since it was seen stays as it is, a
+    rep without room for everything the round gave them gets none of it (their items left open
+    at the version seen), and the others are taken with one place each."""
+    from handoff.core.routing.claims import claim_round
+
+    ann = make_worker("ann", {"order-approval": 3}, capacity=3)
+    bob = make_worker("bob", {"order-approval": 3}, capacity=2, open_items=1)
+    cy = make_worker("cy", {"order-approval": 3}, capacity=3, presence=Presence.OFFLINE)
+    a1, a2, stale, b1, b2, c1 = (make_item() for _ in range(6))
+    seen = {it.id: it.version for it in (b1, b2, c1)}
+    plan = [
+        (a1.id, a1.version, ann.id),
+        (a2.id, a2.version, ann.id),
+        (stale.id, stale.version + 1, ann.id),  # changed since it was seen
+        (b1.id, b1.version, bob.id),  # bob has one place, the round gives him two
+        (b2.id, b2.version, bob.id),
+        (c1.id, c1.version, cy.id),  # cy went offline
+    ]
+    taken, full = claim_round(s, plan, now)
+    assert taken == {a1.id: ann.id, a2.id: ann.id} and full == {bob.id, cy.id}
+    for w, places in ((ann, 2), (bob, 1), (cy, 0)):
+        s.refresh(w)
+        assert w.open_items == places
+    for it in (a1, a2):
+        s.refresh(it)
+        assert it.state == WorkItemState.ASSIGNED and it.assignee_id == ann.id and it.assigned_at == now
+    for it in (stale, b1, b2, c1):
+        s.refresh(it)
+        assert it.state == WorkItemState.OPEN and it.assignee_id is None and it.assigned_at is None
+    assert [it.version for it in (b1, b2, c1)] == [seen[b1.id], seen[b2.id], seen[c1.id]]
+
+
+def test_claim_round_in_several_batches_gives_an_item_listed_twice_one_place(s, now, make_worker, make_item):
+    """More claims than one batch holds (the last batch padded), and one item asked for twice
+    for two reps: it goes to one of them and takes exactly one place."""
+    from handoff.core.routing.claims import ROUND_BATCH
+    from handoff.core.routing.claims import claim_round
+
+    reps = [make_worker(f"r{k}", {"order-approval": 3}, capacity=8) for k in range(70)]
+    items = [make_item() for _ in range(ROUND_BATCH + 45)]
+    plan = [(it.id, it.version, reps[k % 60].id) for k, it in enumerate(items)]
+    twice = items[0]
+    plan.append((twice.id, twice.version, reps[65].id))
+    taken, full = claim_round(s, plan, now)
+    assert not full and set(taken) == {it.id for it in items}
+    assert taken[twice.id] in (reps[0].id, reps[65].id)
+    places = {r.id: 0 for r in reps}
+    for rep_id in taken.values():
+        places[rep_id] += 1
+    for r in reps:
+        s.refresh(r)
+        assert r.open_items == places[r.id]
+    s.refresh(twice)
+    assert twice.assignee_id == taken[twice.id] and twice.version == 1
