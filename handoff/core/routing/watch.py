@@ -27,7 +27,6 @@ import numpy as np
 from sqlalchemy import select
 from sqlalchemy import update
 from sqlalchemy.orm import Session
-from sqlalchemy.orm.attributes import set_committed_value
 
 from handoff.core import sla
 from handoff.core.clock import as_utc_naive
@@ -41,6 +40,7 @@ from handoff.core.models import utcnow
 from handoff.core.routing.assign import Assignment
 from handoff.core.routing.assign import route_item
 from handoff.core.routing.assign import route_open_items
+from handoff.core.routing.claims import expire
 from handoff.core.routing.claims import one_router_at_a_time
 from handoff.core.routing.claims import record_events
 from handoff.core.routing.eligibility import effective_requirements
@@ -191,27 +191,39 @@ def escalate_near_breach(s: Session, now: datetime | None = None) -> list[Escala
     if not candidates:
         return []
     left_of = dict(candidates)
-    # Flag them conditionally, in one statement, so two watchers never escalate (and notify) twice.
-    flagged = set(
-        s.scalars(
+    # Flag them conditionally, in one statement, so two watchers never escalate (and notify)
+    # twice; what the escalation reports comes back from the same statement (no ORM objects:
+    # a first round over a large backlog escalates thousands).
+    flagged = {
+        row.id: row
+        for row in s.execute(
             update(WorkItem)
             .where(WorkItem.id.in_(list(left_of)), WorkItem.escalated.is_(False))
             .values(escalated=True)
-            .returning(WorkItem.id)
+            .returning(
+                WorkItem.id,
+                WorkItem.work_type,
+                WorkItem.title,
+                WorkItem.order_id,
+                WorkItem.state,
+                WorkItem.due_at,
+                WorkItem.required_skills,
+            )
             .execution_options(synchronize_session=False)
         )
-    )
+    }
     if not flagged:
         return []
-    items = {it.id: it for it in s.scalars(select(WorkItem).where(WorkItem.id.in_(list(flagged))))}
+    if s.identity_map:  # the session may hold some of them: re-read, now escalated
+        for item_id in flagged:
+            expire(s, WorkItem, item_id)
     supervisors = list(s.scalars(select(Worker).where(Worker.role == "supervisor")))
     escalations: list[Escalation] = []
     events: list[dict] = []
     for item_id, left in candidates:
-        item = items.get(item_id)
+        item = flagged.get(item_id)
         if item is None:
             continue
-        set_committed_value(item, "escalated", True)
         supervisor = pick_supervisor(supervisors, item.required_skills, now)
         widened = effective_requirements(item.required_skills, escalated=True)
         events.append(

@@ -79,7 +79,7 @@ def test_a_near_breach_item_escalates_once_names_a_supervisor_and_widens_its_poo
     e = report.escalations[0]
     assert e.supervisor == "sue" and e.widened_to == {"credit-review": 2}
     assert e.business_seconds_left == pytest.approx(45 * 60)
-    s.refresh(it)
+    # The session held the item: it sees it escalated without being told to re-read it.
     assert it.escalated and it.required_skills == {"credit-review": 3}  # the record keeps the real need
     # The widened pool: the level-2 rep now gets it in the same cycle.
     assert [a.item_id for a in report.assignments] == [it.id] and report.assignments[0].worker == "junior"
@@ -166,3 +166,13 @@ def test_work_past_due_shows_late_while_the_business_is_closed(s, make_worker, m
     # Not yet due: the business hours left (Friday 16:00 -> 17:00 is one, whatever the wall clock).
     [mine] = worklist(s, "ann", now=datetime(2026, 11, 27, 16, 0))
     assert mine.seconds_left == pytest.approx(3600)
+
+
+def test_an_item_the_session_holds_reads_escalated_after_escalation(s, make_item):
+    """Escalation flags items in one statement around the ORM: a step holding the item must
+    not go on seeing it unescalated."""
+    created = datetime(2026, 11, 25, 9, 0)
+    it = make_item({"credit-review": 3}, work_type="credit-review", created=created, due_in=timedelta(hours=8))
+    assert not it.escalated
+    assert [e.item_id for e in watch.escalate_near_breach(s, datetime(2026, 11, 25, 16, 15))] == [it.id]
+    assert it.escalated
