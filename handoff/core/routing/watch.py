@@ -164,22 +164,21 @@ def _near_breach_candidates(s: Session, now: datetime) -> list[tuple[int, float]
             index.recheck_at.clear()
             index.recheck_clock = clock
         recheck = index.recheck_at
-        due_a_look = sorted(
-            (r for r in index.active.values() if not r.escalated and recheck.get(r.id, 0.0) <= t),
-            key=lambda r: (r.routable.due_at, r.id),
-        )
+        due_a_look = [r for r in index.active.values() if not r.escalated and recheck.get(r.id, 0.0) <= t]
         if not due_a_look:
             return found
         created = np.fromiter((r.routable.created_at for r in due_a_look), float, len(due_a_look))
         due = np.fromiter((r.routable.due_at for r in due_a_look), float, len(due_a_look))
+        ids = np.fromiter((r.id for r in due_a_look), np.int64, len(due_a_look))
         left = clock.seconds_between_many(np.full(due.size, t), due)
         window = clock.seconds_between_many(created, due)
         threshold = np.maximum(NEAR_BREACH_FRACTION * window, np.minimum(NEAR_BREACH_SECONDS, 0.5 * window))
-        for row, left_s, threshold_s in zip(due_a_look, left.tolist(), threshold.tolist()):
-            if left_s <= threshold_s:
-                found.append((row.id, left_s))
-            else:
-                recheck[row.id] = t + (left_s - threshold_s)
+        near = left <= threshold
+        later = ~near
+        recheck.update(zip(ids[later].tolist(), (t + (left[later] - threshold[later])).tolist()))
+        first = np.flatnonzero(near)
+        first = first[np.lexsort((ids[first], due[first]))]  # the soonest due first
+        found.extend(zip(ids[first].tolist(), left[first].tolist()))
     return found
 
 
