@@ -149,8 +149,10 @@ def route_open_items(s: Session, now: datetime | None = None) -> list[Assignment
     The round is decided in memory first (each pick leaves the index, so the next sees the
     rep's place taken, exactly as one claim after another would) and then claimed in batches
     (`claim_round`). Under the routing turn the refreshed index is the database's own state,
-    so the claims all hold; a stale index loses some, and the round catches up and decides
-    again for what is left."""
+    so the claims all hold and the round hands out exactly what one claim after another would.
+    A stale index (`live.MAX_STALENESS`) loses some: the round keeps what it won (each a valid
+    hand-over, though planned beside picks that failed), catches up, and decides again for
+    what is left."""
     done: list[Assignment] = []
     events: list[dict] = []
     with routing_turn(s, now) as (now, t, index):

@@ -165,6 +165,43 @@ with session() as s:
     assert first not in [int(i.id) for i in index.items]  # the loser refreshed
 
 
+def test_a_watch_round_on_a_stale_index_loses_its_claims_catches_up_and_assigns_the_rest(routing_db, now, stale):
+    """The round decides in memory and claims in batches: behind this index's back one item is
+    finished and one rep goes offline. The round's claims on them fail, it catches up, and the
+    rest is assigned once each, within capacity, to reps who are there."""
+    ids, items = committed(routing_db, now, {"ann": {"order-approval": 1}, "bob": {"order-approval": 1}}, 5)
+    with session() as s:
+        index = live.index_for(s)
+    index.at(now)
+    assert len(index.items) == 5 and index.rep(ids["bob"]).available
+    done_elsewhere = items[0]  # the most urgent: the round would hand it out first
+    in_another_process(
+        routing_db,
+        f"""
+from datetime import datetime
+from handoff.core.models import WorkItem
+with session() as s:
+    router.set_presence(s, "bob", "offline", datetime.fromisoformat({now.isoformat()!r}))
+    s.get(WorkItem, {done_elsewhere}).state = "cancelled"
+""",
+    )
+    before = index.refreshes
+    with session() as s:
+        got = router.route_open_items(s, now)
+    assert index.refreshes > before  # lost claims forced a catch-up
+    # ann's 3 places are filled, each once, never with the finished item; bob, offline, gets none.
+    # (Which 3: the first pass planned some of the open items for bob, so the index could not
+    # have known which of them ann would be left to take; a fresh index plans as the database is.)
+    mine = {a.item_id for a in got}
+    assert len(got) == 3 and {a.worker for a in got} == {"ann"} and done_elsewhere not in mine
+    with session() as s:
+        assert s.get(Worker, ids["ann"]).open_items == 3 and s.get(Worker, ids["bob"]).open_items == 0
+        states = {i: (s.get(WorkItem, i).state, s.get(WorkItem, i).assignee_id) for i in items}
+    assert states[done_elsewhere] == ("cancelled", None)
+    assert {i for i, st in states.items() if st == ("assigned", ids["ann"])} == mine
+    assert [st for i, st in states.items() if i not in mine and i != done_elsewhere] == [("open", None)]
+
+
 def test_work_claimed_in_a_transaction_that_rolls_back_stays_open_in_the_index(routing_db, now):
     ids, (item_id,) = committed(routing_db, now, {"ann": {"order-approval": 1}}, 1)
     with pytest.raises(RuntimeError), session() as s:
