@@ -180,6 +180,11 @@ def figures(
     result.suspends_per_order = answers / n
     result.errors = len(fig["broken"]) + (n - len(finished))
     result.notes += fig["broken"][:5]
+    parts = fig.get("resume_parts") or {}
+    if any(parts.values()):  # where an answer's way back to running goes (the states in between)
+        result.notes.append(
+            "answer → next " + " / ".join(f"{kind.lower()} p50 {fmt(pct(v, 50))} s" for kind, v in parts.items() if v)
+        )
     return result
 
 

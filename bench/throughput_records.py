@@ -27,6 +27,8 @@ def run_figures(
 
     first_step, resumed, tasks, broken = [], [], [], []
     running: dict[str, list[datetime]] = {}
+    # every state of an order's runs by type: where the time from an answer to running again goes
+    states_of: dict[str, dict[str, list[datetime]]] = {}
     with get_client(sync_client=True) as client:
         for order, runs in runs_by_order.items():
             ids = [r.id for r in runs]
@@ -42,14 +44,28 @@ def run_figures(
             for run in runs:
                 states = client.read_flow_run_states(run.id)
                 running.setdefault(order, []).extend(s.timestamp for s in states if s.type.value == "RUNNING")
+                for state in states:
+                    states_of.setdefault(order, {}).setdefault(state.type.value, []).append(state.timestamp)
                 if run.state_name in ("Crashed", "Failed"):
                     broken.append(f"{order}: run {run.name} {run.state_name}: {(run.state.message or '')[:100]}")
+    resume_parts: dict[str, list[float]] = {"SCHEDULED": [], "PENDING": [], "RUNNING": []}
     for order, at in answers:
         later = [t for t in running.get(order, []) if t >= at]
         if later:
             resumed.append((min(later) - at).total_seconds())
+        for kind, seconds in resume_parts.items():
+            after = [t for t in states_of.get(order, {}).get(kind, []) if t >= at]
+            if after:
+                seconds.append((min(after) - at).total_seconds())
     walls = [(finished_at[o] - occurred[o]).total_seconds() for o in finished_at if o in occurred]
-    return {"first_step": first_step, "resumed": resumed, "tasks": tasks, "broken": broken, "walls": walls}
+    return {
+        "first_step": first_step,
+        "resumed": resumed,
+        "resume_parts": resume_parts,
+        "tasks": tasks,
+        "broken": broken,
+        "walls": walls,
+    }
 
 
 def duplicate_side_effects(ledger: list[dict[str, Any]]) -> int:
