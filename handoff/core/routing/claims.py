@@ -13,9 +13,9 @@ from __future__ import annotations
 import enum
 import functools
 from collections import Counter
-from collections.abc import Iterator
 from datetime import datetime
 
+from sqlalchemy import Connection
 from sqlalchemy import bindparam
 from sqlalchemy import insert
 from sqlalchemy import text
@@ -166,52 +166,57 @@ def claim_many(s: Session, worker_id: int, items: list[tuple[int, int]], now: da
 
 
 # A round's claims (sla-watch routing a backlog) go in batches: one statement for many items,
-# one for their reps. Batches are padded to a power of two with rows that match nothing, so
-# each database compiles a handful of statements, not one per batch size.
+# one for their reps, each joined to the rows it is given (`wanted`). Batches are padded to a
+# power of two with rows that match nothing, so each database compiles a handful of statements,
+# not one per batch size.
 ROUND_BATCH = 256
 _NOTHING = -1  # an id no row has: the padding rows' item and rep
+_IN_BATCH = {
+    "take items": (
+        ("item", "seen", "rep"),
+        "UPDATE work_items SET state = :assigned, assignee_id = wanted.rep, assigned_at = :claimed_at, "
+        "version = work_items.version + 1 FROM wanted "
+        "WHERE work_items.id = wanted.item AND work_items.state = :open AND work_items.version = wanted.seen "
+        "RETURNING work_items.id, work_items.assignee_id",
+        {"assigned": str(WorkItemState.ASSIGNED), "open": str(WorkItemState.OPEN)},
+    ),
+    "take room": (
+        ("rep", "places"),
+        "UPDATE workers SET open_items = workers.open_items + wanted.places, last_assigned_at = :claimed_at "
+        "FROM wanted WHERE workers.id = wanted.rep AND workers.open_items + wanted.places <= workers.capacity "
+        "AND workers.presence = :available RETURNING workers.id",
+        {"available": str(Presence.AVAILABLE)},
+    ),
+}
 
 
 @functools.cache
-def _take_items_in_batch(rows: int) -> PerDatabase:
-    values = ", ".join(f"(:item{k}, :seen{k}, :rep{k})" for k in range(rows))
+def _in_batch(name: str, rows: int) -> PerDatabase:
+    columns, sql, fixed = _IN_BATCH[name]
+    values = ", ".join("(" + ", ".join(f":{col}{k}" for col in columns) + ")" for k in range(rows))
     return PerDatabase(
-        text(
-            f"WITH wanted(item, seen, rep) AS (VALUES {values}) "
-            "UPDATE work_items SET state = :assigned, assignee_id = wanted.rep, assigned_at = :claimed_at, "
-            "version = work_items.version + 1 FROM wanted "
-            "WHERE work_items.id = wanted.item AND work_items.state = :open AND work_items.version = wanted.seen "
-            "RETURNING work_items.id, work_items.assignee_id"
-        ).bindparams(
+        text(f"WITH wanted({', '.join(columns)}) AS (VALUES {values}) {sql}").bindparams(
+            # written as the ORM writes the claim's timestamp (both columns are the same DateTime)
             bindparam("claimed_at", type_=WorkItem.__table__.c.assigned_at.type),
-            bindparam("assigned", str(WorkItemState.ASSIGNED)),
-            bindparam("open", str(WorkItemState.OPEN)),
+            *(bindparam(key, value) for key, value in fixed.items()),
         )
     )
 
 
-@functools.cache
-def _take_room_in_batch(rows: int) -> PerDatabase:
-    values = ", ".join(f"(:rep{k}, :places{k})" for k in range(rows))
-    return PerDatabase(
-        text(
-            f"WITH wanted(rep, places) AS (VALUES {values}) "
-            "UPDATE workers SET open_items = workers.open_items + wanted.places, last_assigned_at = :claimed_at "
-            "FROM wanted WHERE workers.id = wanted.rep AND workers.open_items + wanted.places <= workers.capacity "
-            "AND workers.presence = :available RETURNING workers.id"
-        ).bindparams(
-            bindparam("claimed_at", type_=Worker.__table__.c.last_assigned_at.type),
-            bindparam("available", str(Presence.AVAILABLE)),
-        )
-    )
-
-
-def _batches(rows: list[tuple[int, ...]], padding: tuple[int, ...]) -> Iterator[tuple[int, list[tuple[int, ...]]]]:
-    """(padded size, rows) of at most ROUND_BATCH rows each."""
+def _run_in_batches(c: Connection, name: str, rows: list[tuple[int, ...]], now: datetime) -> list[tuple]:
+    """Run one of `_IN_BATCH`'s statements over `rows` (in the order given), ROUND_BATCH at a
+    time; the rows they return."""
+    columns = _IN_BATCH[name][0]
+    padding = (_NOTHING,) * len(columns)
+    found: list[tuple] = []
     for start in range(0, len(rows), ROUND_BATCH):
         batch = rows[start : start + ROUND_BATCH]
         size = 1 << (len(batch) - 1).bit_length()
-        yield size, batch + [padding] * (size - len(batch))
+        params: dict = {"claimed_at": now}
+        for k, row in enumerate(batch + [padding] * (size - len(batch))):
+            params.update((f"{col}{k}", value) for col, value in zip(columns, row))
+        found += _in_batch(name, size).on(c).rows(c, params)
+    return found
 
 
 def claim_round(s: Session, plan: list[tuple[int, int, int]], now: datetime) -> tuple[dict[int, int], set[int]]:
@@ -223,25 +228,15 @@ def claim_round(s: Session, plan: list[tuple[int, int, int]], now: datetime) -> 
     One statement per batch of items and one per batch of their reps, instead of two per
     item: a first sla-watch round over a never-routed backlog makes ten thousand assignments
     (docs/routing-benchmarks.md). An item listed twice goes to one of its reps, once."""
-    taken: dict[int, int] = {}
     if not plan:
-        return taken, set()
+        return {}, set()
     s.flush()
     c = s.connection()
     # In id order: the rows (and their index entries) are then visited in the order they are
     # stored, which on SQLite took a 10,000-item round's claims from 0.44 to 0.17 s.
-    for size, batch in _batches(sorted(plan), (_NOTHING, _NOTHING, _NOTHING)):
-        params: dict = {"claimed_at": now}
-        for k, (item_id, version, rep_id) in enumerate(batch):
-            params |= {f"item{k}": item_id, f"seen{k}": version, f"rep{k}": rep_id}
-        taken.update(_take_items_in_batch(size).on(c).rows(c, params))
+    taken: dict[int, int] = dict(_run_in_batches(c, "take items", sorted(plan), now))
     places = Counter(taken.values())
-    roomy: set[int] = set()
-    for size, batch in _batches(sorted(places.items()), (_NOTHING, 0)):
-        params = {"claimed_at": now}
-        for k, (rep_id, n) in enumerate(batch):
-            params |= {f"rep{k}": rep_id, f"places{k}": n}
-        roomy.update(row[0] for row in _take_room_in_batch(size).on(c).rows(c, params))
+    roomy = {row[0] for row in _run_in_batches(c, "take room", sorted(places.items()), now)}
     full = set(places) - roomy
     back = [item_id for item_id, rep_id in taken.items() if rep_id in full]
     if back:  # as in claim_many: put back exactly as they were; this transaction has not committed
