@@ -268,7 +268,7 @@ def workers_import(
         )
         raise typer.Exit(2)
     lines = re.split(r"\r\n|\r|\n", text)  # as the csv module counts them (not U+2028, as splitlines does)
-    good: list[tuple[int, WorkerRecord]] = []
+    good: list[tuple[int, WorkerRecord, str]] = []  # line, record, raw
     bad: list[tuple[int, str, str, list[dict[str, str]]]] = []  # line, name, raw, errors
     seen: dict[str, tuple[int, str]] = {}  # same_person_key -> (line, name)
     with session() as s:
@@ -301,13 +301,14 @@ def workers_import(
                 f"{record.name!r} is already on line {seen[key][0]}"
                 + (f" (as {seen[key][1]!r})" if seen[key][1] != record.name else "")
                 if key in seen
-                else f"{record.name!r} reads as {existing[key]!r}, who exists: one person, one name"
+                else _reads_as(record.name, existing[key])
             )
             bad.append((line, record.name, raw, [{"field": "name", "message": message}]))
             continue
         seen[key] = (line, record.name)
-        good.append((line, record))
+        good.append((line, record, raw))
 
+    imported, added, updated = _write_import(console, path, good, bad, strict)
     if bad:
         table = Table(
             "line", "name", "field", "problem", title=f"{shown(path.name)}: rows refused", title_justify="left"
@@ -318,40 +319,12 @@ def workers_import(
                     str(line) if i == 0 else "", shown(name) if i == 0 else "", shown(e["field"]), shown(e["message"])
                 )
         console.print(table)
-    imported = not (strict and bad)
-    for second_try in (False, True):
-        added = updated = 0
-        try:
-            with session() as s:
-                for line, name, raw, errors in bad:
-                    s.add(
-                        Quarantine(
-                            source=f"workers-csv:{path.name}",
-                            reference=name or None,
-                            raw=raw,
-                            reasons=[{"line": line, **e} for e in errors],
-                        )
-                    )
-                if imported:
-                    for _, record in good:
-                        _, created = upsert_worker(s, record, CLI)
-                        added += created
-                        updated += not created
-            break
-        except IntegrityError:
-            # Another add or import created one of these names meanwhile: nothing of this one was
-            # kept; once more, they are updates now.
-            if second_try:
-                console.print(
-                    f"[red]{shown(path.name)}: workers changed under the import twice; nothing imported[/red]"
-                )
-                raise typer.Exit(2) from None
     if imported:
         console.print(
             f"{shown(path.name)}: {added} added, {updated} updated, {len(bad)} refused"
             + (" (kept in the quarantine: `handoff quarantine list`)" if bad else "")
         )
-        if warning := unknown_skills_warning({skill for _, record in good for skill in record.skills}):
+        if warning := unknown_skills_warning({skill for _, record, _ in good for skill in record.skills}):
             console.print(warning)
     else:
         console.print(f"[red]{shown(path.name)}: nothing imported (--strict) because {len(bad)} row(s) are bad[/red]")
@@ -360,3 +333,66 @@ def workers_import(
 
 
 __all__ = ["CLI", "workers_add", "workers_import", "workers_list", "workers_update"]
+
+
+def _write_import(
+    console: Console,
+    path: Path,
+    good: list[tuple[int, WorkerRecord, str]],
+    bad: list[tuple[int, str, str, list[dict[str, str]]]],
+    strict: bool,
+) -> tuple[bool, int, int]:
+    """Write an import's good rows and quarantine its bad ones; (imported?, added, updated).
+
+    The rows were checked against the workers as they were when the file was read. The write
+    takes its turn with every `workers add` and import and checks the names again: an add of
+    a look-alike between the read and the write (ana lima added while the file's Ana Lima was
+    checked) would otherwise have given one person two names. Rows refused now join `bad`."""
+    from handoff.core.db import session
+    from handoff.core.db import take_turns
+
+    for second_try in (False, True):
+        added = updated = 0
+        late: list[tuple[int, str, str, list[dict[str, str]]]] = []
+        try:
+            with session() as s:
+                take_turns(s, "workers add")
+                existing = names_by_person(s)
+                for line, record, raw in good:
+                    other = existing.get(same_person_key(record.name), record.name)
+                    if other != record.name:
+                        late.append(
+                            (line, record.name, raw, [{"field": "name", "message": _reads_as(record.name, other)}])
+                        )
+                imported = not (strict and (bad or late))
+                for line, name, raw, errors in bad + late:
+                    s.add(
+                        Quarantine(
+                            source=f"workers-csv:{path.name}",
+                            reference=name or None,
+                            raw=raw,
+                            reasons=[{"line": line, **e} for e in errors],
+                        )
+                    )
+                refused_now = {line for line, *_ in late}
+                for line, record, _ in good if imported else []:
+                    if line not in refused_now:
+                        _, created = upsert_worker(s, record, CLI)
+                        added += created
+                        updated += not created
+            bad += late
+            good[:] = [g for g in good if g[0] not in refused_now]
+            return imported, added, updated
+        except IntegrityError:
+            # Another add or import created one of these names meanwhile: nothing of this one was
+            # kept; once more, they are updates now.
+            if second_try:
+                console.print(
+                    f"[red]{shown(path.name)}: workers changed under the import twice; nothing imported[/red]"
+                )
+                raise typer.Exit(2) from None
+    raise AssertionError("not reached")
+
+
+def _reads_as(name: str, other: str) -> str:
+    return f"{name!r} reads as {other!r}, who exists: one person, one name"

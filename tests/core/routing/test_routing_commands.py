@@ -375,3 +375,33 @@ def test_a_worker_needs_real_shift_hours_digits_and_time_zone(cli):
         r = cli("workers", "add", "Sam", *args)
         assert r.exit_code == 2 and problem in " ".join(r.output.split()), (args, r.output)
     assert cli("workers", "add", "Sam", "--shift-start", "22:00", "--shift-end", "06:00").exit_code == 0  # overnight
+
+
+def test_a_look_alike_added_while_an_import_is_read_is_refused_at_the_write(cli, tmp_path, monkeypatch):
+    """`ana lima` is added after the import read the workers and before it writes: the import's
+    'Ana Lima' would give one person two names. The write checks again, in turn with every add:
+    the row is refused and kept, the rest imported."""
+    from handoff.cli import workers as workers_cli
+
+    real = workers_cli.names_by_person
+    calls = []
+
+    def read_then_someone_adds(s):
+        found = real(s)
+        if not calls:  # the import's first look, at read time; the add lands right after it
+            assert cli("workers", "add", "ana lima").exit_code == 0
+        calls.append(found)
+        return found
+
+    monkeypatch.setattr(workers_cli, "names_by_person", read_then_someone_adds)
+    csv_file = tmp_path / "late.csv"
+    csv_file.write_text("name,capacity\nAna Lima,4\nBo Chen,2\n")
+    r = cli("workers", "import", str(csv_file))
+    assert r.exit_code == 1, r.output
+    assert "1 added, 0 updated, 1 refused" in r.output and "reads as 'ana lima', who exists" in r.output
+    assert len(calls) == 2  # read, then again at the write
+    with session() as s:
+        names = set(s.scalars(select(Worker.name)))
+        [kept] = s.scalars(select(Quarantine).where(Quarantine.source == "workers-csv:late.csv")).all()
+    assert names == {"ana lima", "Bo Chen"}
+    assert kept.raw == "Ana Lima,4" and kept.reasons[0]["line"] == 2
