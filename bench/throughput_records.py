@@ -25,9 +25,9 @@ def run_figures(
     from prefect.client.schemas.filters import FlowRunFilter
     from prefect.client.schemas.filters import FlowRunFilterId
 
-    first_step, resumed, tasks, broken = [], [], [], []
-    running: dict[str, list[datetime]] = {}
-    # every state of an order's runs by type: where the time from an answer to running again goes
+    first_step, tasks, broken = [], [], []
+    # every state of an order's runs by type: when each answer's run was running again, and the
+    # states on its way there
     states_of: dict[str, dict[str, list[datetime]]] = {}
     with get_client(sync_client=True) as client:
         for order, runs in runs_by_order.items():
@@ -43,16 +43,12 @@ def run_figures(
                 first_step.append((min(started) - occurred[order]).total_seconds())
             for run in runs:
                 states = client.read_flow_run_states(run.id)
-                running.setdefault(order, []).extend(s.timestamp for s in states if s.type.value == "RUNNING")
                 for state in states:
                     states_of.setdefault(order, {}).setdefault(state.type.value, []).append(state.timestamp)
                 if run.state_name in ("Crashed", "Failed"):
                     broken.append(f"{order}: run {run.name} {run.state_name}: {(run.state.message or '')[:100]}")
     resume_parts: dict[str, list[float]] = {"SCHEDULED": [], "PENDING": [], "RUNNING": []}
     for order, at in answers:
-        later = [t for t in running.get(order, []) if t >= at]
-        if later:
-            resumed.append((min(later) - at).total_seconds())
         for kind, seconds in resume_parts.items():
             after = [t for t in states_of.get(order, {}).get(kind, []) if t >= at]
             if after:
@@ -60,7 +56,7 @@ def run_figures(
     walls = [(finished_at[o] - occurred[o]).total_seconds() for o in finished_at if o in occurred]
     return {
         "first_step": first_step,
-        "resumed": resumed,
+        "resumed": resume_parts["RUNNING"],
         "resume_parts": resume_parts,
         "tasks": tasks,
         "broken": broken,
