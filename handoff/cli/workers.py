@@ -129,8 +129,7 @@ def workers_add(
         with session() as s:
             # Two adds of one name at one moment: each checked, found nobody, and the later one
             # then found the earlier's row and updated it, answering "Added" twice (seen in a
-            # suite run under load). The
-            # check and the insert now take turns with every other add.
+            # suite run under load). The check and the insert now take turns with every other add.
             take_turns(s, "workers add")
             if s.scalar(select(Worker.id).where(Worker.name == record.name)) is not None:
                 console.print(f"[red]{shown(record.name)} already exists[/red]; use `handoff workers update`.")
@@ -308,7 +307,10 @@ def workers_import(
         seen[key] = (line, record.name)
         good.append((line, record, raw))
 
-    imported, added, updated = _write_import(console, path, good, bad, strict)
+    imported, added, updated, late = _write_import(console, path, good, bad, strict)
+    if late:  # refused at the write: a look-alike was added after the file was read
+        bad += late
+        good = [g for g in good if g[0] not in {line for line, *_ in late}]
     if bad:
         table = Table(
             "line", "name", "field", "problem", title=f"{shown(path.name)}: rows refused", title_justify="left"
@@ -332,22 +334,20 @@ def workers_import(
         raise typer.Exit(1)
 
 
-__all__ = ["CLI", "workers_add", "workers_import", "workers_list", "workers_update"]
-
-
 def _write_import(
     console: Console,
     path: Path,
     good: list[tuple[int, WorkerRecord, str]],
     bad: list[tuple[int, str, str, list[dict[str, str]]]],
     strict: bool,
-) -> tuple[bool, int, int]:
-    """Write an import's good rows and quarantine its bad ones; (imported?, added, updated).
+) -> tuple[bool, int, int, list[tuple[int, str, str, list[dict[str, str]]]]]:
+    """Write an import's good rows and quarantine its bad ones; (imported?, added, updated,
+    the rows refused at the write).
 
     The rows were checked against the workers as they were when the file was read. The write
     takes its turn with every `workers add` and import and checks the names again: an add of
     a look-alike between the read and the write (ana lima added while the file's Ana Lima was
-    checked) would otherwise have given one person two names. Rows refused now join `bad`."""
+    checked) would otherwise have given one person two names."""
     from handoff.core.db import session
     from handoff.core.db import take_turns
 
@@ -380,9 +380,7 @@ def _write_import(
                         _, created = upsert_worker(s, record, CLI)
                         added += created
                         updated += not created
-            bad += late
-            good[:] = [g for g in good if g[0] not in refused_now]
-            return imported, added, updated
+            return imported, added, updated, late
         except IntegrityError:
             # Another add or import created one of these names meanwhile: nothing of this one was
             # kept; once more, they are updates now.
@@ -396,3 +394,6 @@ def _write_import(
 
 def _reads_as(name: str, other: str) -> str:
     return f"{name!r} reads as {other!r}, who exists: one person, one name"
+
+
+__all__ = ["CLI", "workers_add", "workers_import", "workers_list", "workers_update"]
