@@ -3,6 +3,7 @@ rights, presence and shifts, and the audit trail every change leaves."""
 
 from __future__ import annotations
 
+from datetime import datetime
 from datetime import timedelta
 
 import pytest
@@ -179,6 +180,30 @@ def test_working_hours_and_days_decide_who_is_available_now(s, now, make_worker,
     assert router.route_item(s, it.id, now) is None
     make_worker("berlin", {"order-approval": 3}, timezone="Europe/Berlin", shift_start="09:00", shift_end="17:00")
     assert router.route_item(s, it.id, now).name == "berlin"
+
+
+def test_a_shift_that_opens_or_closes_changes_who_is_available_from_that_minute(s, now, make_worker, make_item):
+    """The index works out availability once a minute, again only for the shifts that opened or
+    closed; a worker whose shift or presence changes is seen at once, in the same minute."""
+    berlin = make_worker(
+        "berlin", {"order-approval": 3}, timezone="Europe/Berlin", shift_start="09:00", shift_end="17:00"
+    )
+    make_worker("tokyo", {"order-approval": 3}, timezone="Asia/Tokyo", shift_start="09:00", shift_end="17:00")
+    wednesday = datetime(2026, 12, 2)  # Berlin is UTC+1, Tokyo UTC+9 in December
+    first, second, late = make_item(), make_item(), make_item()
+    assert router.route_item(s, first.id, wednesday.replace(hour=7, minute=59)).name == "tokyo"  # 08:59 in Berlin
+    assert router.route_item(s, second.id, wednesday.replace(hour=8)).name == "berlin"  # 17:00 in Tokyo: closed
+    assert router.route_item(s, late.id, wednesday.replace(hour=16)) is None  # 17:00 in Berlin
+    berlin.shift_end = "18:00"  # the same minute: the changed row moves berlin to the new shift
+    s.flush()
+    assert router.route_item(s, late.id, wednesday.replace(hour=16)).name == "berlin"
+    berlin.presence = "offline"
+    s.flush()
+    third = make_item()
+    assert router.route_item(s, third.id, wednesday.replace(hour=16, minute=1)) is None
+    berlin.presence = "available"
+    s.flush()
+    assert router.route_item(s, third.id, wednesday.replace(hour=16, minute=1)).name == "berlin"
 
 
 def test_an_escalated_item_may_go_one_level_lower(s, now, make_worker, make_item):
