@@ -30,9 +30,12 @@ from __future__ import annotations
 import gc
 import threading
 import time
+import weakref
 from collections import OrderedDict
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
+from dataclasses import field
 from datetime import datetime
 from datetime import timedelta
 from typing import TYPE_CHECKING
@@ -79,6 +82,30 @@ OPEN = str(WorkItemState.OPEN)
 ACTIVE_STATES = tuple(str(s) for s in ACTIVE)
 
 
+@dataclass(slots=True)
+class OwnRows:
+    """The rows one open transaction has laid over the index (`LiveIndex.renew`). Nobody else
+    changes them meanwhile: the transaction holds the routing turn (and SQLite's write lock)."""
+
+    transaction: weakref.ref
+    items: set[int] = field(default_factory=set)
+    workers: set[int] = field(default_factory=set)
+    item_stamp: int = -1  # the highest stamps read: what it stamps next is above them
+    worker_stamp: int = -1
+    counter: int = 0  # SQLite: the change counter as the transaction saw it then
+    reread_items: set[int] = field(default_factory=set)  # claims it lost: read again in the transaction
+    reread_workers: set[int] = field(default_factory=set)
+
+    def laid(self, items: list[ItemRow], workers: list[WorkerRow], counter: int) -> None:
+        self.items.update(row.id for row in items)
+        self.workers.update(w.id for w in workers)
+        self.item_stamp = max([self.item_stamp, *(row.seq for row in items)])
+        self.worker_stamp = max([self.worker_stamp, *(w.seq for w in workers)])
+        self.counter = counter
+        self.reread_items.clear()
+        self.reread_workers.clear()
+
+
 class LiveIndex:
     """Active items and reps of one database, refreshed from the change counter."""
 
@@ -113,6 +140,7 @@ class LiveIndex:
         self._minute: int | None = None
         self._shift_ok: dict[tuple, bool] = {}  # per shift (zone, start, end, days): open this minute?
         self._on_shift: dict[tuple, set[int]] = {}  # per shift, the workers who work it
+        self.own_rows: OwnRows | None = None  # what the open transaction has laid over the index
 
     # --- keeping in step --------------------------------------------------------------------
 
@@ -151,24 +179,28 @@ class LiveIndex:
             gc.collect()
             gc.freeze()
 
-    def refresh(self, force: bool = False) -> None:
+    def refresh(self, force: bool = False, keep: OwnRows | None = None) -> None:
         """Apply every committed change since the last refresh (and re-read dirty rows).
 
         Within `max_staleness` of the last refresh (and not forced), only the rows this
-        process changed itself are re-read."""
+        process changed itself are re-read. `keep`: rows an open transaction has laid over the
+        index (`renew`), left as it sees them and read again once it has ended."""
         with self.lock:
             for attempt in (1, 2):
                 dirty_items, dirty_workers = self.dirty_items, self.dirty_workers
                 self.dirty_items, self.dirty_workers = set(), set()
+                if keep is not None:
+                    self.dirty_items, self.dirty_workers = dirty_items & keep.items, dirty_workers & keep.workers
+                    dirty_items, dirty_workers = dirty_items - keep.items, dirty_workers - keep.workers
                 try:
-                    return self._read_changes(dirty_items, dirty_workers, force)
+                    return self._read_changes(dirty_items, dirty_workers, force, keep)
                 except Exception as e:
                     self.dirty_items |= dirty_items  # still to be read: nothing is lost
                     self.dirty_workers |= dirty_workers
                     if attempt == 2 or not self.reader.lost(e):
                         raise
 
-    def _read_changes(self, dirty_items: set[int], dirty_workers: set[int], force: bool) -> None:
+    def _read_changes(self, dirty_items: set[int], dirty_workers: set[int], force: bool, keep: OwnRows | None) -> None:
         """The refresh's reads and their merge (`refresh` retries it once on a broken connection)."""
         if not force and time.monotonic() - self.refreshed_at < self.max_staleness:
             with self.reader.connection() as c:  # stale on purpose: only what the overlay needs
@@ -209,6 +241,9 @@ class LiveIndex:
         self.counter_seen = self.counter  # only once the rows it stands for are read
         self.refreshes += 1
         self.refreshed_at = time.monotonic()
+        if keep is not None:  # their committed versions are older than the transaction's own
+            items = [row for row in items if row.id not in keep.items]
+            workers = [row for row in workers if row.id not in keep.workers]
         self._apply(items, workers, dirty_items, dirty_workers, advance=True)
         self.floor_items, self.floor_workers = self.seen_items, self.seen_workers
 
@@ -238,22 +273,54 @@ class LiveIndex:
 
     def renew(self, s: Session, force: bool = True) -> None:
         """Refresh from committed state, then lay the caller's own uncommitted rows over it
-        (a loser calls this before its next choice)."""
+        (a loser calls this before its next choice).
+
+        A transaction that renews again (sla-watch's steps, a loser's retry) reads only what it
+        stamped since, and the refresh leaves the rows it laid before as it sees them: an
+        sla-watch round over a 100,000 backlog read its ~13,000 changed rows twice per step.
+        Not inside a savepoint, which may roll back what it laid."""
         with self.lock:
-            self.refresh(force)
-            s.flush()
             c = s.connection()
+            transaction = c.get_transaction()
+            own = self.own_rows if self.own_rows is not None and self.own_rows.transaction() is transaction else None
+            if own is None or c.in_nested_transaction():
+                self.own_rows = own = None
+            self.refresh(force, keep=own)
+            s.flush()
             if self.dialect == "sqlite":
-                if self.counter_read.scalar(c) == self.counter:
-                    return  # the caller's transaction stamped nothing
-            elif self.counter <= max(self.floor_items, self.floor_workers):
-                return  # no stamp handed out beyond what has committed
-            for w in worker_rows(c, changes.WORKERS_CHANGED, {"seen": self.floor_workers}):
+                stamped = self.counter_read.scalar(c)
+                nothing_new = stamped == (own.counter if own is not None else self.counter)
+            else:  # a sequence: stamps still uncommitted count too
+                stamped, nothing_new = 0, own is None and self.counter <= max(self.floor_items, self.floor_workers)
+            reread_items, reread_workers = (own.reread_items, own.reread_workers) if own is not None else (set(), set())
+            if nothing_new and not reread_items and not reread_workers:
+                return  # the caller's transaction stamped nothing (more)
+            since_items, since_workers = self.floor_items, self.floor_workers
+            if own is not None:
+                since_items, since_workers = max(since_items, own.item_stamp), max(since_workers, own.worker_stamp)
+            workers = changes.changed_rows(
+                c,
+                decode_workers,
+                self.workers_changed,
+                changes.WORKERS_BY_ID,
+                since_workers,
+                reread_workers,
+                not nothing_new,
+            )
+            items = changes.changed_rows(
+                c, decode_items, self.items_changed, changes.ITEMS_BY_ID, since_items, reread_items, not nothing_new
+            )
+            for w in workers:
                 self._put_worker(w)
                 self.dirty_workers.add(w.id)
-            for row in item_rows(c, changes.ITEMS_CHANGED, {"seen": self.floor_items}):
+            for row in items:
                 self._put_item(row)
                 self.dirty_items.add(row.id)
+            if c.in_nested_transaction():
+                return
+            if own is None:
+                own = self.own_rows = OwnRows(weakref.ref(transaction))
+            own.laid(items, workers, stamped)
 
     def _nothing_new(self) -> bool:
         """Has nothing been stamped since the index last read the changed rows?"""
@@ -404,6 +471,8 @@ class LiveIndex:
         """A claim found the item changed: leave it out until its row is read again."""
         self.items.remove(str(item_id))
         self.dirty_items.add(item_id)
+        if self.own_rows is not None:
+            self.own_rows.reread_items.add(item_id)
 
     def lost_rep(self, worker_id: int) -> None:
         """A claim found the rep full or gone: no more work for them until their row is read."""
@@ -411,6 +480,8 @@ class LiveIndex:
         if rep is not None:
             rep.open_items = max(rep.open_items, rep.capacity)
         self.dirty_workers.add(worker_id)
+        if self.own_rows is not None:
+            self.own_rows.reread_workers.add(worker_id)
 
 
 def _shift(w: WorkerRow) -> tuple:

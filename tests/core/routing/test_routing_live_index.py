@@ -212,6 +212,50 @@ def test_work_claimed_in_a_transaction_that_rolls_back_stays_open_in_the_index(r
         assert router.route_for_worker(s, ids["ann"], now)[0].item_id == item_id  # the index still offers it
 
 
+def test_a_transaction_that_decides_again_sees_its_own_changes_and_reads_only_what_it_stamped_since(routing_db, now):
+    """sla-watch's steps, or a loser's retry, decide more than once in one transaction: what it
+    changed earlier stays as it sees it (not the older committed rows), and what it changes
+    next is read on top."""
+    ids, (first, second, third) = committed(routing_db, now, {"ann": {"order-approval": 1}}, 3)
+    with session() as s:
+        assert router.route_item(s, first, now).name == "ann"
+        index = live.index_for(s)
+        index.renew(s)  # as the next decision starts: a refresh from committed state, its own rows on top
+        own = index.own_rows
+        assert own is not None and own.items == {first} and own.workers == {ids["ann"]}
+        stamp = own.item_stamp
+        s.execute(text("UPDATE work_items SET state = 'cancelled' WHERE id = :id"), {"id": second})
+        index.renew(s)
+        assert index.own_rows is own and own.items == {first, second} and own.item_stamp > stamp
+        assert index.active[first].state == "assigned" and index.rep(ids["ann"]).open_items == 1
+        assert second not in index.active and str(second) not in index.items
+        assert [a.item_id for a in assign.route_for_worker(s, ids["ann"], now)] == [third]
+        assert index.rep(ids["ann"]).open_items == 2
+    with session() as s:  # committed: a new transaction reads the rows afresh
+        index = live.index_for(s)
+        index.renew(s)
+        assert index.own_rows is None
+        assert (index.active[first].state, index.active[third].state, second in index.active) == (
+            "assigned",
+            "assigned",
+            False,
+        )
+
+
+def test_a_decision_in_a_savepoint_that_rolls_back_leaves_the_index_as_the_transaction_sees_it(routing_db, now):
+    ids, (first, second) = committed(routing_db, now, {"ann": {"order-approval": 1}}, 2)
+    with session() as s:
+        assert router.route_item(s, first, now).name == "ann"
+        savepoint = s.begin_nested()
+        assert router.route_item(s, second, now).name == "ann"
+        savepoint.rollback()
+        index = live.index_for(s)
+        index.renew(s)
+        assert index.active[first].state == "assigned" and index.active[second].state == "open"
+        assert index.rep(ids["ann"]).open_items == 1
+        assert [a.item_id for a in assign.route_for_worker(s, ids["ann"], now)] == [second]
+
+
 def test_every_writer_is_stamped_even_raw_sql(routing_db, now, stale):
     ids, (item_id,) = committed(routing_db, now, {"ann": {"order-approval": 1}}, 1)
     with session() as s:
