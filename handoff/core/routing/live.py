@@ -12,9 +12,10 @@ Two views are merged for a decision:
   anything that may yet roll back;
 - **the caller's own uncommitted changes**, read through the caller's session (rows stamped
   above the committed watermark: the caller holds the routing lock or SQLite's write lock, so
-  nobody else can have committed them). They are applied for the duration of the call and the
-  touched rows re-read from committed state at the next refresh ("dirty"), as are the rows a
-  call changes optimistically (an item it claims, a rep's load).
+  nobody else can have committed them). They are applied for the rest of the transaction (a
+  later decision in it reads only what it stamped since: `OwnRows`) and the touched rows re-read
+  from committed state once it has ended ("dirty"), as are the rows a call changes
+  optimistically (an item it claims, a rep's load).
 
 The index only *proposes*. Every hand-over is still a conditional UPDATE (claims.py), so a
 stale index can lose a claim but never assign twice; the loser marks the rows dirty, refreshes
