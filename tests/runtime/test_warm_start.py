@@ -103,7 +103,7 @@ def test_a_flow_whose_parameter_types_are_imported_names_runs(prefect_harness, t
 def test_a_forked_run_finds_its_checklists_and_drivers_already_loaded():
     """What the fork server preloads covers what the steps load on first use: after the preload,
     running every checklist to a failure (the heavier path) and opening the drivers imports no
-    new module. Measured with py-spy before this preload, those imports were half a flow run's CPU."""
+    new module, and the first log line compiles no pattern. Measured with py-spy before this preload, those imports were half a flow run's CPU."""
     from handoff.runtime import warm_start
 
     assert {"handoff.runtime.prefect_patches", "handoff.runtime.warm_imports"} <= set(warm_start.PRELOAD)
@@ -115,11 +115,21 @@ def test_a_forked_run_finds_its_checklists_and_drivers_already_loaded():
         "before = set(sys.modules)\n"
         "failed = [m.__name__ for m in w.every_checklist() if findings(m, pd.DataFrame())]\n"
         "for name in w.LAZY_MODULES: __import__(name)\n"
+        "import re, logging\n"
+        "from sqlalchemy import create_engine\n"
+        "create_engine('sqlite://').connect().close()\n"
+        "create_engine('postgresql+psycopg://nobody@127.0.0.1:9/nothing')\n"
+        "from prefect.logging.handlers import PrefectConsoleHandler\n"
+        "patterns = len(re._cache)\n"
+        "PrefectConsoleHandler().emit(logging.makeLogRecord({'msg': \"Flow run 'x' - Finished in state Completed()\"}))\n"
+        "print('PATTERNS', len(re._cache) - patterns)\n"
         "print('FAILED', len(failed), 'NEW', sorted(set(sys.modules) - before))\n"
     )
     env = {**os.environ, "PREFECT_API_URL": "http://127.0.0.1:9/api"}  # no ephemeral server
     out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr
-    failed, new = out.stdout.split("NEW")
+    patterns, rest = out.stdout.split("FAILED")
+    assert patterns.split()[-1] == "0", out.stdout  # no pattern compiled for the first log line
+    failed, new = rest.split("NEW")
     assert int(failed.split()[-1]) >= 5  # every checklist really ran, and failed, on an empty frame
     assert new.strip() == "[]", out.stdout
