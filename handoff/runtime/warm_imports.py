@@ -28,6 +28,7 @@ from pandera.errors import SchemaErrors
 
 import checklists
 from checklists.common import Checklist
+from handoff.core import db
 from handoff.runtime import prefect_patches
 
 log = logging.getLogger(__name__)
@@ -90,6 +91,7 @@ def load() -> None:
     except SchemaErrors:
         pass
     warm_console_highlighting()
+    db.migration_head()  # each run then checks its database with one query (db._at_head)
     if prefect_patches.api_clients_share_tls_contexts():
         prefect_patches.verified_tls_context_for_the_api()
 

@@ -76,3 +76,31 @@ def test_processes_and_threads_starting_at_once_on_a_new_database_all_find_it_mi
     head = ScriptDirectory.from_config(alembic_config(empty_database)).get_current_head()
     assert revision_and_tables(empty_database) == (head, set(Base.metadata.tables))
     database.engine_for(empty_database).dispose()
+
+
+def test_a_database_at_the_newest_migration_opens_without_alembic_and_any_other_goes_through_it(
+    empty_database, monkeypatch
+):
+    """Every flow run and resume is a new process that opens the database: one at head is
+    checked with one query (Alembic's own check loaded every migration script each time); a
+    database behind, ahead of the scripts or unreadable still goes through `command.upgrade`,
+    which migrates it or says what is wrong."""
+    from sqlalchemy import text
+
+    from handoff.core import db as database
+
+    database._open(empty_database).dispose()  # a new database: migrated
+    scripts = ScriptDirectory.from_config(alembic_config(empty_database))
+    head = scripts.get_current_head()
+    assert database.migration_head() == head
+    upgrades: list[str] = []
+    monkeypatch.setattr(database.command, "upgrade", lambda cfg, to: upgrades.append(to))
+    database._open(empty_database).dispose()
+    assert upgrades == []
+    for revision in (scripts.get_revision(head).down_revision, "f00dfeed0000"):  # one behind; unknown
+        engine = create_engine(empty_database)
+        with engine.begin() as c:
+            c.execute(text("UPDATE alembic_version SET version_num = :v"), {"v": revision})
+        engine.dispose()
+        database._open(empty_database).dispose()
+    assert upgrades == ["head", "head"]
