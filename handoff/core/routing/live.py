@@ -167,9 +167,8 @@ class LiveIndex:
         self.items.add_many(opened)
         for kind in self.items.kinds():  # rank the reps for each kind of work now, not in a decision
             POLICY.ranked_reps(self.reps, kind)
-        self.items.eligible_reps(
-            self.reps
-        )  # and who may do what (the scarce-skill rule's counts): ~60 ms at 5,000 reps
+        # and who may do what (the scarce-skill rule's counts: ~60 ms at 5,000 reps)
+        self.items.eligible_reps(self.reps)
         self.at(utcnow())  # and who is on shift this minute (~20 ms at 5,000 reps)
         self.refreshed_at = time.monotonic()
         if len(self.active) + len(self.workers) >= FREEZE_FROM:
