@@ -256,6 +256,31 @@ def test_a_decision_in_a_savepoint_that_rolls_back_leaves_the_index_as_the_trans
         assert [a.item_id for a in assign.route_for_worker(s, ids["ann"], now)] == [second]
 
 
+def test_a_reader_in_another_transaction_meanwhile_does_not_leave_the_deciding_one_a_stale_view(routing_db, now):
+    """The index is shared by the process: a worklist read (another session, no routing turn)
+    refreshes it from committed state in the middle of a transaction that has claimed work. The
+    deciding transaction's next decision must still see its own claims, not the committed rows."""
+    ids, (first, second) = committed(routing_db, now, {"ann": {"order-approval": 1}}, 2)
+    with session() as deciding:
+        assert router.route_item(deciding, first, now).name == "ann"
+        index = live.index_for(deciding)
+        index.renew(deciding)
+        mine = index.own_rows
+        assert mine is not None and first in mine.items
+        with session() as reading:
+            index.renew(reading)  # the committed rows: `first` still open there
+            assert index.own_rows is not mine and index.active[first].state == "open"
+        index.renew(deciding)
+        assert index.active[first].state == "assigned" and index.rep(ids["ann"]).open_items == 1
+        assert [a.item_id for a in assign.route_for_worker(deciding, ids["ann"], now)] == [second]
+    with session() as s:
+        assert {i: s.get(WorkItem, i).state for i in (first, second)} == {
+            first: WorkItemState.ASSIGNED,
+            second: WorkItemState.ASSIGNED,
+        }
+        assert s.get(Worker, ids["ann"]).open_items == 2
+
+
 def test_every_writer_is_stamped_even_raw_sql(routing_db, now, stale):
     ids, (item_id,) = committed(routing_db, now, {"ann": {"order-approval": 1}}, 1)
     with session() as s:
