@@ -362,7 +362,7 @@ class LiveIndex:
         if old is not None and old.name != w.name:
             self.by_name.pop(old.name, None)
         if old is not None:
-            self._on_shift.get(_shift(old), set()).discard(w.id)
+            self._leave_shift(old)
         self._on_shift.setdefault(_shift(w), set()).add(w.id)
         self.workers[w.id] = w
         self.by_name[w.name] = w.id
@@ -380,8 +380,18 @@ class LiveIndex:
         old = self.workers.pop(worker_id, None)
         if old is not None:
             self.by_name.pop(old.name, None)
-            self._on_shift.get(_shift(old), set()).discard(worker_id)
+            self._leave_shift(old)
         self.reps.remove(str(worker_id))
+
+    def _leave_shift(self, w: WorkerRow) -> None:
+        """The worker no longer works this shift (their row changed or is gone); a shift nobody
+        works is forgotten."""
+        shift = _shift(w)
+        workers = self._on_shift.get(shift)
+        if workers is not None:
+            workers.discard(w.id)
+            if not workers:
+                del self._on_shift[shift]
 
     # --- the clock --------------------------------------------------------------------------
 
