@@ -218,15 +218,24 @@ class BusinessClock:
         a, b = np.asarray(a, dtype=float), np.asarray(b, dtype=float)
         if a.size == 0:
             return np.zeros(0)
-        both = np.concatenate((a, b))
-        opens, lengths, before = self._table(
-            _EPOCH + timedelta(seconds=float(both.min())), _EPOCH + timedelta(seconds=float(both.max()))
-        )
-        slot = np.searchsorted(opens, both, side="right") - 1  # the last window opened by then
-        at = np.maximum(slot, 0)
-        into = np.clip(both - opens[at], 0.0, lengths[at])
-        elapsed = np.where(slot >= 0, before[at] + into, 0.0)
+        elapsed = self.positions(np.concatenate((a, b)))
         return elapsed[a.size :] - elapsed[: a.size]
+
+    def positions(self, times: np.ndarray) -> np.ndarray:
+        """Where instants (epoch seconds, UTC) fall on the business clock: business seconds
+        since an origin before all of them. The origin is the same for every instant of one
+        call and may differ between calls: only differences within a call mean anything (push
+        ages late work and looks ahead on these, routing/urgency.py)."""
+        times = np.asarray(times, dtype=float)
+        if times.size == 0:
+            return np.zeros(0)
+        opens, lengths, before = self._table(
+            _EPOCH + timedelta(seconds=float(times.min())), _EPOCH + timedelta(seconds=float(times.max()))
+        )
+        slot = np.searchsorted(opens, times, side="right") - 1  # the last window opened by then
+        at = np.maximum(slot, 0)
+        into = np.clip(times - opens[at], 0.0, lengths[at])
+        return np.where(slot >= 0, before[at] + into, 0.0)
 
     def _table(self, first: datetime, last: datetime) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """(opens, lengths, business seconds before each) of the business windows of the local

@@ -16,7 +16,10 @@ import math
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Protocol
+
+import numpy as np
 
 from handoff.core.clock import parse_hhmm
 from handoff.core.clock import parse_work_days
@@ -36,6 +39,11 @@ class Calendar(Protocol):
 
     def add_open_seconds(self, start: float, seconds: float) -> float:
         """The moment `seconds` of open time after `start` have passed (due-date maths)."""
+        ...
+
+    def positions(self, times: np.ndarray) -> np.ndarray:
+        """Open seconds since a fixed origin at each instant (push's business clock:
+        handoff.core.routing.urgency)."""
         ...
 
     def describe(self) -> str: ...
@@ -59,6 +67,9 @@ class AlwaysOpen:
 
     def add_open_seconds(self, start: float, seconds: float) -> float:
         return start + seconds
+
+    def positions(self, times: np.ndarray) -> np.ndarray:
+        return np.asarray(times, dtype=float)
 
     def describe(self) -> str:
         return "always open (24x7)"
@@ -128,6 +139,26 @@ class WeeklyCalendar:
                     return s + remaining
                 remaining -= e - s
             day += 1
+
+    def positions(self, times: np.ndarray) -> np.ndarray:
+        """Open seconds since the Monday 00:00 before the epoch (day 0 was a Thursday): whole
+        weeks times the weekly hours, plus what the week's table has counted by then."""
+        t = np.asarray(times, dtype=float) + _EPOCH_WEEKDAY * DAY
+        weeks = np.floor(t / WEEK)
+        into_week = t - weeks * WEEK
+        opens, lengths, before = self._week_table
+        slot = np.searchsorted(opens, into_week, side="right") - 1
+        at = np.maximum(slot, 0)
+        into = np.clip(into_week - opens[at], 0.0, lengths[at])
+        return weeks * (self.weekly_hours() * 3600) + np.where(slot >= 0, before[at] + into, 0.0)
+
+    @cached_property
+    def _week_table(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(opens, lengths, open seconds before each) of one week's spans, seconds from Monday 00:00."""
+        spans = [(d * DAY + s * 3600, (e - s) * 3600) for d in range(7) for s, e in self.hours[d]]
+        opens = np.array([s for s, _ in spans])
+        lengths = np.array([n for _, n in spans])
+        return opens, lengths, np.concatenate(([0.0], np.cumsum(lengths)[:-1]))
 
     def weekly_hours(self) -> float:
         return sum(e - s for day in self.hours for s, e in day)

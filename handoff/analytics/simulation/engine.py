@@ -26,6 +26,7 @@ Clock: seconds on the workload's local wall clock (see calendar.py). Metrics in 
 
 from __future__ import annotations
 
+import copy
 import math
 import random
 import time
@@ -86,6 +87,7 @@ def simulate(
     drain_seconds: float = 14 * DAY,
     sample_every: float = 3600.0,
     indexed: bool = True,
+    business_hours: Calendar | None = None,
 ) -> SimulationResult:
     """Replay `items` with team `reps` under `policy` (a name for make_policy, or an object).
 
@@ -94,10 +96,16 @@ def simulate(
 
     `indexed=False` hands the policies plain lists instead of the routing index's pools, so they
     take their reference scan: slow, and there for tests that the fast path changes nothing.
+
+    `business_hours`: opening hours for push to count slack, windows and aging on (the ones
+    the items' due dates were counted in); default the wall clock, as push counts live
+    (routing/urgency.py: on the training workloads the business clock met fewer targets). A
+    policy given with a `business_time` of its own keeps it; one without is copied, not changed.
     """
     wall0 = time.perf_counter()
     if isinstance(policy, str):
         policy = make_policy(policy)
+    policy = _on_business_clock(policy, business_hours)
     rng = getattr(policy, "rng", None)
     if isinstance(rng, random.Random):
         rng.seed(seed)
@@ -136,6 +144,16 @@ def simulate(
         wall_seconds=time.perf_counter() - wall0,
         policy_calls=sim.calls,
     )
+
+
+def _on_business_clock(policy: Policy, hours: Calendar | None) -> Policy:
+    """The policy counting on `hours`, if given and the policy takes a business clock and has
+    none of its own: a copy, so a policy object reused across replays is left as it was."""
+    if hours is None or getattr(policy, "business_time", False) is not None:  # False: takes none
+        return policy
+    policy = copy.copy(policy)
+    setattr(policy, "business_time", hours.positions)  # noqa: B010 (not every Policy has it)
+    return policy
 
 
 class _Run:

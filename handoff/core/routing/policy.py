@@ -73,6 +73,7 @@ from handoff.core.routing.urgency import QUEUE_SCALE
 from handoff.core.routing.urgency import RESCUE_WINDOWS
 from handoff.core.routing.urgency import SCARCITY
 from handoff.core.routing.urgency import SHORTEST_FIRST
+from handoff.core.routing.urgency import BusinessTime
 from handoff.core.routing.urgency import K
 from handoff.core.routing.urgency import UrgencyMoment
 from handoff.core.routing.urgency import UrgencyParameters
@@ -80,6 +81,7 @@ from handoff.core.routing.urgency import mean_effort
 from handoff.core.routing.urgency import urgency
 from handoff.core.routing.urgency import urgency_columns
 from handoff.core.routing.urgency import urgency_many
+from handoff.core.routing.urgency import windows
 
 
 class Policy(Protocol):
@@ -107,6 +109,9 @@ class PushPolicy:
 
     `common_clock` (on by default): in `item_for`, a late item's aging window is at most the
     mean SLA window of the items the rep may do, so long SLAs do not age slower in hours.
+    `business_time`: the clock slack, windows and aging are counted on (urgency.py; None: the
+    wall clock). The live router gives it the configured business hours, the simulator the
+    workload's opening hours.
 
     Team parameters: `scarcity` (how strongly a rep prefers work few people on shift may do:
     the score x (reps on shift / eligible reps on shift) ** scarcity; 0 = off) and
@@ -131,6 +136,7 @@ class PushPolicy:
         queue_scale: float = QUEUE_SCALE,
         common_clock: bool = True,
         team: Iterable[RoutableRep] | None = None,
+        business_time: BusinessTime | None = None,
     ) -> None:
         if (
             k <= 0
@@ -157,6 +163,7 @@ class PushPolicy:
         self.queue_scale = queue_scale
         self.common_clock = common_clock
         self.team = team
+        self.business_time = business_time
 
     @staticmethod
     def _item_key(score: float, item: RoutableItem) -> tuple:
@@ -242,7 +249,10 @@ class PushPolicy:
         if not eligible:
             return None
         wait = self._queue_wait(self.team, len(pool), p_bar)
-        clock = float(np.mean([it.due_at - it.created_at for it in eligible])) if self.common_clock else None
+        clock = None
+        if self.common_clock:
+            created, due = urgency_columns(eligible)[2:4]
+            clock = float(windows(created, due, now, self.business_time).mean())
         scores = [self.score(it, now, p_bar, wait, clock) for it in eligible]
         if self.scarcity > 0 and self.team is not None:
             kinds = {signature(it.required_skills): it.required_skills for it in eligible}
@@ -278,7 +288,9 @@ class PushPolicy:
         team = items.team if items.team is not None else self.team
         on_shift = team.on_shift_mask() if isinstance(team, RepPool) else None  # read once per decision
         moment = UrgencyMoment(
-            (c.priority[slots], c.value[slots], c.created_at[slots], c.due_at[slots], c.effort_seconds[slots]), now
+            (c.priority[slots], c.value[slots], c.created_at[slots], c.due_at[slots], c.effort_seconds[slots]),
+            now,
+            self.business_time,
         )
         factor = self._scarcity_by_slot(items, team, on_shift, c.signature[slots])
         parameters = self.urgency_parameters()
@@ -324,7 +336,9 @@ class PushPolicy:
         p_bar = pool.mean_effort
         slots = pool.eligible_slots(rep.skills)
         c = pool.columns
-        clock = float((c.due_at[slots] - c.created_at[slots]).mean()) if self.common_clock and slots.size else None
+        clock = None
+        if self.common_clock and slots.size:
+            clock = float(windows(c.created_at[slots], c.due_at[slots], now, self.business_time).mean())
         scores = self.score_many(
             *urgency_columns(items),
             now,
@@ -407,7 +421,13 @@ class PushPolicy:
     def urgency_parameters(self) -> UrgencyParameters:
         """This policy's parameters of the urgency formula: `score` and `score_many` use one set."""
         return UrgencyParameters(
-            self.k, self.aging_seconds, self.lookahead, self.aging_windows, self.rescue_windows, self.shortest_first
+            self.k,
+            self.aging_seconds,
+            self.lookahead,
+            self.aging_windows,
+            self.rescue_windows,
+            self.shortest_first,
+            self.business_time,
         )
 
 

@@ -53,11 +53,20 @@ bench/bench_push_targets.py).
 `aging_seconds=S` gives the score of the first release for comparisons (ATC plus +1 per S
 seconds since creation; with `lookahead=0` the classic k x p_bar look-ahead).
 
-Times are floats in seconds (epoch seconds live, simulated seconds in the simulator): windows,
-slack and aging are on the clock, not in business hours, so late work ages over a closed
-weekend too (an item late at Friday's close is ~8 of its 8-hour windows late on Monday
-morning). Counting them in business time would take business-time coordinates in the live
-index and the simulator together, and re-tuning the parameters on the training workloads.
+Times are floats in seconds (epoch seconds live, simulated seconds in the simulator). Slack,
+windows and aging are on the wall clock unless the parameters carry a business clock
+(`business_time`: e.g. handoff.core.sla.BusinessClock.positions, or a simulator calendar's).
+On one, an item due at Monday's 10:00 has 2 hours of slack at Friday 16:00 on an 09-17 clock,
+not 66, and an item late at Friday's close is no later in windows on Monday morning than it
+was then. The wall clock stays the default, live and in the simulator, because it met more of
+issue 13's targets on the training workloads (`bench_push_targets.py --push-clock business`:
+12 of 21 checks against 17 on the wall clock; on-time % rose, 86.6 -> 93.5 on the synthetic
+workload at 4 seats, but p95 and worst lateness in wall hours grew: late work aged only while
+the office was open, so a night or a weekend no longer lifted it ahead of fresh work;
+docs/simulation.md). On a business clock, instants more than a year from `now` are taken as a
+year away (nothing is due that far out; an item that old is late beyond any window anyway),
+so one absurd date cannot make the clock's table centuries of days.
+
 `urgency` scores one item in pure Python; `urgency_many` scores whole columns with numpy for
 the bulk re-score (100,000 items in a few milliseconds).
 """
@@ -65,6 +74,7 @@ the bulk re-score (100,000 items in a few milliseconds).
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from collections.abc import Iterable
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -86,6 +96,12 @@ VALUE_UNIT = 1000.0  # currency units at which value starts to count (w doubles 
 MIN_EFFORT = 60.0  # seconds; guards the division for items estimated at (almost) nothing
 MAX_EXPONENT = 600.0  # 2**600 ~ 1e180: far beyond any weight, far below float overflow
 LN2 = math.log(2.0)  # 2 ** x = e ** (x ln 2): late and on-time items share one exponential
+FAR = 366 * 86_400.0  # seconds: instants further from now are taken as this far (module docstring)
+
+# Where instants fall on a business clock: business seconds since an origin that is the same
+# for every instant of one call (handoff.core.sla.BusinessClock.positions, or a simulator
+# calendar's). Only differences within one call are used.
+BusinessTime = Callable[[np.ndarray], np.ndarray]
 
 
 def weight(priority: float, value: float) -> float:
@@ -110,6 +126,7 @@ class UrgencyParameters:
 
     `aging_seconds` set: the old score instead (ATC, +1 per that many seconds since creation).
     `aging_windows=math.inf` switches aging off (for experiments: then late work can starve).
+    `business_time`: the clock slack, windows and aging are counted on (None: the wall clock).
     """
 
     k: float = K
@@ -118,6 +135,7 @@ class UrgencyParameters:
     aging_windows: float = AGING_WINDOWS
     rescue_windows: float = RESCUE_WINDOWS
     shortest_first: float = SHORTEST_FIRST
+    business_time: BusinessTime | None = None
 
 
 DEFAULT_PARAMETERS = UrgencyParameters()
@@ -138,9 +156,14 @@ def urgency(
     p = max(item.effort_seconds, MIN_EFFORT)
     p_bar = max(p_bar, MIN_EFFORT)
     floor = k * p_bar
-    horizon = max(item.due_at - item.created_at, floor, wait)
+    if parameters.business_time is None:  # the wall clock: no array for one item
+        created, due, at = item.created_at, item.due_at, now
+    else:
+        created, due, at = on_clock(np.array([item.created_at, item.due_at, now]), now, parameters.business_time)
+    window = float(due - created)
+    horizon = max(window, floor, wait)
     scale = max(floor, lookahead * horizon)
-    slack = item.due_at - now - p
+    slack = float(due - at) - p
     base = weight(item.priority, item.value) * (p_bar / p) ** shortest_first
     if aging_seconds is not None:  # the score before the overload rework (comparisons only)
         return base * math.exp(-max(0.0, slack) / scale) + max(0.0, now - item.created_at) / aging_seconds
@@ -149,9 +172,27 @@ def urgency(
     if math.isinf(aging_windows):
         return base * 2.0**-rescue_windows if rescue_windows > 0 else base
     if late_clock is not None:
-        horizon = max(min(item.due_at - item.created_at, late_clock), floor, wait)
+        horizon = max(min(window, late_clock), floor, wait)
     late = -slack / horizon  # windows late if started now
     return base * 2.0 ** min((late - rescue_windows) / aging_windows, MAX_EXPONENT)
+
+
+def on_clock(times: np.ndarray, now: float, business_time: BusinessTime | None) -> np.ndarray:
+    """Instants as push counts them: on the business clock when there is one (positions from
+    one origin, each at most FAR from `now`), else as they are."""
+    times = np.asarray(times, dtype=float)
+    if business_time is None:
+        return times
+    return business_time(np.clip(times, now - FAR, now + FAR))
+
+
+def windows(created_at: np.ndarray, due_at: np.ndarray, now: float, business_time: BusinessTime | None) -> np.ndarray:
+    """Items' SLA windows (due - created) on push's clock (`on_clock`)."""
+    if business_time is None:
+        return np.asarray(due_at, dtype=float) - np.asarray(created_at, dtype=float)
+    n = len(created_at)
+    at = on_clock(np.concatenate((created_at, due_at)), now, business_time)
+    return at[n:] - at[:n]
 
 
 def urgency_columns(
@@ -186,7 +227,7 @@ def urgency_many(
 
     `p_bar` defaults to the mean effort of the items given.
     """
-    moment = UrgencyMoment((priority, value, created_at, due_at, effort_seconds), now)
+    moment = UrgencyMoment((priority, value, created_at, due_at, effort_seconds), now, parameters.business_time)
     if p_bar is None:
         p_bar = float(moment.p.mean()) if moment.p.size else MIN_EFFORT
     return moment.scores(p_bar, parameters, wait, late_clock)
@@ -201,14 +242,21 @@ class UrgencyMoment:
     (docs/routing-benchmarks.md). `urgency` scores one item by the same formula; the two agree
     to rounding (tested to 1e-12)."""
 
-    def __init__(self, columns: tuple[np.ndarray, ...], now: float) -> None:
-        """`columns`: priority, value, created_at, due_at, effort_seconds (as `urgency_columns`)."""
+    def __init__(self, columns: tuple[np.ndarray, ...], now: float, business_time: BusinessTime | None = None) -> None:
+        """`columns`: priority, value, created_at, due_at, effort_seconds (as `urgency_columns`);
+        `business_time`: the clock slack and windows are counted on (`on_clock`)."""
         priority, value, created_at, due_at, effort_seconds = columns
         self.now = now
         self.p = np.maximum(effort_seconds, MIN_EFFORT)
         self.w = np.maximum(priority, 0.0) * (1.0 + np.log1p(np.maximum(value, 0.0) / VALUE_UNIT))
-        self.window = due_at - created_at
-        self.slack = due_at - now - self.p
+        if business_time is None:
+            self.window = due_at - created_at
+            self.slack = due_at - now - self.p
+        else:
+            n = len(created_at)
+            at = on_clock(np.concatenate((created_at, due_at, [now])), now, business_time)
+            self.window = at[n : 2 * n] - at[:n]
+            self.slack = at[n : 2 * n] - at[-1] - self.p
         self.created_at = created_at
         self.on_time = self.slack >= 0.0
         self._weighted: tuple[float, np.ndarray] | None = None

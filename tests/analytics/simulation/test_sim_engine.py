@@ -6,15 +6,21 @@ import math
 
 import numpy as np
 import pytest
+from hypothesis import given
+from hypothesis import settings
+from hypothesis import strategies as st
 
 from handoff.analytics.simulation.calendar import ALWAYS_OPEN
 from handoff.analytics.simulation.calendar import DAY
+from handoff.analytics.simulation.calendar import DAY_NAMES
 from handoff.analytics.simulation.calendar import WeeklyCalendar
+from handoff.analytics.simulation.calendar import parse_hours
 from handoff.analytics.simulation.calendar import weekday
 from handoff.analytics.simulation.engine import RepSpec
 from handoff.analytics.simulation.engine import WorkItem
 from handoff.analytics.simulation.engine import simulate
 from handoff.analytics.simulation.synthetic import synthetic_workload
+from handoff.core.routing.policy import PushPolicy
 
 MONDAY = 4 * DAY  # 1970-01-05 00:00 was a Monday
 HOUR = 3600.0
@@ -43,6 +49,30 @@ def test_weekly_calendar_counts_only_opening_hours():
     assert spans == [(MONDAY + 12 * HOUR, MONDAY + 17 * HOUR), (MONDAY + DAY + 9 * HOUR, MONDAY + DAY + 10 * HOUR)]
     with pytest.raises(ValueError):
         WeeklyCalendar.from_dict({})
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    hours=st.lists(st.tuples(st.integers(0, 6), st.integers(0, 23 * 4), st.integers(1, 8 * 4)), min_size=1, max_size=6),
+    pairs=st.lists(st.tuples(st.floats(-3e7, 3e8), st.floats(0, 4e6)), min_size=1, max_size=20),
+)
+def test_a_calendar_places_instants_so_that_their_differences_are_its_open_seconds(hours, pairs):
+    """Push's business clock in the simulator (`positions`) counts what `open_seconds` counts,
+    for any weekly hours, across weeks, either side of the epoch."""
+    spans = {}
+    for day, start, length in hours:
+        spans.setdefault(day, []).append((start / 4, min(start + length, 24 * 4) / 4))
+    cal = parse_hours(", ".join(f"{DAY_NAMES[d]} {_hhmm(a)}-{_hhmm(b)}" for d, ds in spans.items() for a, b in ds))
+    a = np.array([x for x, _ in pairs])
+    b = a + np.array([n for _, n in pairs])
+    at = cal.positions(np.concatenate((a, b)))
+    assert np.allclose(at[len(a) :] - at[: len(a)], [cal.open_seconds(x, y) for x, y in zip(a, b)], atol=1e-3)
+    assert np.all(np.diff(cal.positions(np.sort(a))) >= 0)
+    assert np.array_equal(ALWAYS_OPEN.positions(a), a)
+
+
+def _hhmm(h: float) -> str:
+    return f"{int(h):02d}:{round((h - int(h)) * 60):02d}"
 
 
 # --- dispatch and metrics -----------------------------------------------------------------------
@@ -153,6 +183,31 @@ def test_push_uses_due_dates_and_fifo_does_not():
         by_policy[policy] = result.finish[k]
     assert by_policy["fifo"] > 1_000
     assert by_policy["push"] <= 1_000
+
+
+def test_push_counts_slack_and_lateness_in_the_opening_hours_it_is_given():
+    """Friday 16:00, one rep free (their week: Monday-Thursday 09-17 and Friday from 16:00),
+    two items waiting: one due Thursday 17:00, one due Monday 10:00 (both 8 opening hours on
+    the office's Monday-Friday 09-17). In opening hours the Monday item has 1.75 h of slack
+    and the Thursday one is under one window late: the rep starts the Monday item. On the wall
+    clock (the default) the Thursday one is three windows late and goes first. A policy object
+    handed in is not changed."""
+    office = WeeklyCalendar.from_shift("09:00", "17:00", "01234")
+    thursday, friday = MONDAY + 3 * DAY, MONDAY + 4 * DAY
+    items = [
+        item("thu", thursday + 9 * HOUR, 900, thursday + 17 * HOUR),
+        item("mon", friday + 10 * HOUR, 900, MONDAY + 7 * DAY + 10 * HOUR),
+    ]
+    reps = [RepSpec("r", {"entry": 1}, calendar=parse_hours("Mon-Thu 09-17, Fri 16-17"))]
+    policy = PushPolicy()
+
+    def first(**kw) -> str:
+        r = simulate(items, reps, policy, start=friday + 15 * HOUR, **kw)
+        return min(zip(r.start, (it.id for it in r.items)))[1]
+
+    assert first(business_hours=office) == "imon"
+    assert policy.business_time is None
+    assert first() == "ithu"
 
 
 def test_same_seed_same_result_and_the_seed_reaches_the_policy():

@@ -27,6 +27,8 @@ from handoff.core.routing.urgency import UrgencyParameters
 from handoff.core.routing.urgency import urgency
 from handoff.core.routing.urgency import urgency_many
 from handoff.core.routing.urgency import weight
+from handoff.core.sla import BusinessClock
+from handoff.core.sla import BusinessHours
 
 HOUR = 3600.0
 DAY = 24 * HOUR
@@ -234,6 +236,39 @@ def test_overload_a_fresh_item_that_can_still_be_on_time_goes_before_a_just_miss
         assert PushPolicy().item_for(someone, items, later + 1) is missed
 
 
+def test_on_a_business_clock_a_weekend_neither_hides_work_due_after_it_nor_ages_late_work():
+    """Friday 16:00 on a 09:00-17:00 Monday-Friday clock (NOW is a Friday, 08:00 UTC). An item
+    due Monday 10:00 has 1.75 business hours of slack (65.75 on the wall clock): as urgent as
+    an item with that slack on a Tuesday. An item due Thursday 17:00 is late by the same
+    windows at Monday 09:00 as at Friday 17:00. On the wall clock neither holds, and the two
+    items rank the other way round."""
+    clock = UrgencyParameters(business_time=BusinessClock(BusinessHours()).positions)
+    friday = NOW - 8 * HOUR
+    at = lambda day, hour: friday + day * DAY + hour * HOUR  # noqa: E731 (days from Friday)
+
+    def made(id: str, created: float, due: float) -> RoutableItem:
+        return RoutableItem(id, "t", {"t": 1}, created_at=created, due_at=due, effort_seconds=900.0)
+
+    p_bar = 900.0
+    monday = made("monday", at(0, 10), at(3, 10))  # 8 business hours: Friday 10-17, Monday 09-10
+    tuesday = made("tuesday", at(4, 9), at(4, 17))  # 8 business hours, seen at Tuesday 15:00: 1.75 h of slack
+    assert urgency(monday, at(0, 16), p_bar, clock) == pytest.approx(urgency(tuesday, at(4, 15), p_bar, clock))
+    thursday = made("thursday", at(-1, 9), at(-1, 17))
+    assert urgency(thursday, at(3, 9), p_bar, clock) == pytest.approx(urgency(thursday, at(0, 17), p_bar, clock))
+    assert urgency(thursday, at(3, 9), p_bar) > 100 * urgency(thursday, at(0, 17), p_bar)  # wall: 8 windows on
+    # Ranked at Friday 16:00: in business hours the Monday item leads, on the wall clock the Thursday one.
+    assert urgency(monday, at(0, 16), p_bar, clock) > urgency(thursday, at(0, 16), p_bar, clock)
+    assert urgency(monday, at(0, 16), p_bar) < urgency(thursday, at(0, 16), p_bar)
+    # The columns agree with the single item, and the policy scores with its clock.
+    cols = [np.array(c) for c in zip(*[(1.0, 0.0, it.created_at, it.due_at, 900.0) for it in (monday, thursday)])]
+    scores = urgency_many(*cols, at(0, 16), p_bar, clock)
+    assert np.allclose(scores, [urgency(it, at(0, 16), p_bar, clock) for it in (monday, thursday)], rtol=1e-12)
+    for items in both([thursday, monday], "items"):  # the reference scan and the index
+        assert PushPolicy(business_time=clock.business_time).item_for(rep("r", {"t": 1}), items, at(0, 16)) is monday
+    for items in both([thursday, monday], "items"):
+        assert PushPolicy().item_for(rep("r", {"t": 1}), items, at(0, 16)) is thursday
+
+
 def test_a_just_missed_item_scores_as_a_fresh_one_with_part_of_its_window_left():
     p_bar = 900.0
     window, effort = 4 * HOUR, 900.0
@@ -405,6 +440,7 @@ def test_urgency_formula_and_vectorised_scores_agree():
         {"rescue_windows": 0.0, "shortest_first": 0.5},
         {"rescue_windows": 3.0, "aging_windows": 0.25},
         {"k": 20.0, "aging_seconds": 48 * HOUR, "lookahead": 0.0},
+        {"business_time": BusinessClock(BusinessHours(start="08:30", timezone="Europe/Berlin")).positions},
     ):
         scalar = [urgency(it, NOW, p_bar, UrgencyParameters(**params)) for it in items]
         vector = urgency_many(*cols, NOW, p_bar, UrgencyParameters(**params))
