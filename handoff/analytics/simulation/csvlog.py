@@ -129,7 +129,12 @@ def _read(path: Path, warnings: list[str]) -> pd.DataFrame:
         sep = csv.Sniffer().sniff(text[:20_000], delimiters=",;\t|").delimiter
     except csv.Error:
         sep = ","
-    return pd.read_csv(io.StringIO(text), sep=sep, dtype=str, keep_default_na=False)
+    if not text.strip():
+        raise ValueError(f"{path}: the CSV is empty: it needs a header row and one row per event")
+    try:
+        return pd.read_csv(io.StringIO(text), sep=sep, dtype=str, keep_default_na=False)
+    except pd.errors.ParserError as bad:  # e.g. a row with more fields than the header
+        raise ValueError(f"{path}: the CSV cannot be read as a table: {bad}") from None
 
 
 # A numeric date, year last, at the start of a timestamp: 04/03/2024, 4.3.2024 09:00, 04-03-24.

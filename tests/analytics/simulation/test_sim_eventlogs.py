@@ -235,6 +235,14 @@ def test_logs_that_cannot_be_used_say_what_is_missing(tmp_path):
     garbage.write_text("this is not xml")
     with pytest.raises(Exception):  # noqa: B017 - an XML parse error, named by the parser
         load_event_log(garbage, cache_dir=tmp_path / "cache")
+    empty = tmp_path / "empty.csv"
+    empty.write_bytes(b"\xef\xbb\xbf \n")  # a byte-order mark and a blank line: nothing else
+    with pytest.raises(ValueError, match="empty.csv: the CSV is empty: it needs a header row"):
+        load_event_log(empty, cache_dir=tmp_path / "cache")
+    ragged = tmp_path / "ragged.csv"
+    ragged.write_text('case,activity,start,end\nc1,check,2024-03-04 09:00,2024-03-04 09:10\n"c2,check\n')
+    with pytest.raises(ValueError, match="ragged.csv: the CSV cannot be read as a table"):
+        load_event_log(ragged, cache_dir=tmp_path / "cache")
 
 
 def test_opening_hours_fall_back_instead_of_inventing_nonsense():
