@@ -267,7 +267,8 @@ def _numbers(df: pd.DataFrame, col: str | None, warnings: list[str]) -> np.ndarr
         )
     else:
         text = text.str.replace(",", "", regex=False)
-    numbers = pd.to_numeric(text, errors="coerce").to_numpy(dtype=float)
+    numbers = pd.to_numeric(text, errors="coerce").to_numpy(dtype=float, copy=True)
+    numbers[~np.isfinite(numbers)] = np.nan  # '1e309', 'inf': no amount of money or priority
     unreadable = np.isnan(numbers) & (given.str.strip() != "").to_numpy()
     if unreadable.any():
         first = given[unreadable].iloc[0]

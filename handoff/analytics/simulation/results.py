@@ -31,7 +31,7 @@ class Metrics:
     on_time_pct: float  # finished by the due time, over all items (unfinished count as late)
     mean_lateness_h: float  # tardiness, 0 for on-time items; unfinished: end of run - due
     p95_lateness_h: float
-    value_weighted_lateness_h: float  # sum(value * tardiness) / sum(value)
+    value_weighted_lateness_h: float  # sum(value * tardiness) / sum(value), values below 0 as 0
     mean_wait_h: float  # ready -> started, started items only
     utilisation: float  # busy / on-shift time, mean over reps
     utilisation_by_rep: dict[str, float]
@@ -89,7 +89,7 @@ class SimulationResult:
     def metrics(self) -> Metrics:
         n = len(self.items)
         late = self.lateness_seconds()
-        value = self.value
+        value = np.clip(np.nan_to_num(self.value), 0.0, None)  # as push weighs it: below 0 is 0
         started = ~np.isnan(self.start)
         busy = self.busy_seconds
         util = np.divide(busy, self.shift_seconds, out=np.zeros_like(busy), where=self.shift_seconds > 0)

@@ -91,10 +91,12 @@ def _traces(path: Path) -> Iterator[tuple[dict[str, str], list[dict[str, str]]]]
 
 
 def _number(text: str | None) -> float:
+    """A finite number, or NaN (none) for anything else: "1e309" and "inf" are no value."""
     try:
-        return float(text) if text not in (None, "") else NAN
+        x = float(text) if text not in (None, "") else NAN
     except ValueError:
         return NAN
+    return x if math.isfinite(x) else NAN
 
 
 def _event_times(ev: dict[str, str], interval: bool, stats: dict) -> tuple[float, float, tuple | None] | None:

@@ -94,6 +94,8 @@ QUEUE_SCALE = 3.0  # the queue's wait (x this) stretches an item's time scale in
 SHORTEST_FIRST = 1.0  # exponent of p_bar / p: 1 = ATC's weighted-shortest-first
 VALUE_UNIT = 1000.0  # currency units at which value starts to count (w doubles at ~1,700)
 MIN_EFFORT = 60.0  # seconds; guards the division for items estimated at (almost) nothing
+MIN_PRIORITY = 0.01  # a priority of 0 or below is the lowest there is, not "never" (`weight`)
+MAX_TERM = 1e12  # the largest priority or value counted (value 1e12: w = 1 + ln(1e9) ~ 21.7)
 MAX_EXPONENT = 600.0  # 2**600 ~ 1e180: far beyond any weight, far below float overflow
 LN2 = math.log(2.0)  # 2 ** x = e ** (x ln 2): late and on-time items share one exponential
 FAR = 366 * 86_400.0  # seconds: instants further from now are taken as this far (module docstring)
@@ -105,8 +107,19 @@ BusinessTime = Callable[[np.ndarray], np.ndarray]
 
 
 def weight(priority: float, value: float) -> float:
-    """Business weight of an item: priority, raised by (the log of) customer value."""
-    return max(priority, 0.0) * (1.0 + math.log1p(max(value, 0.0) / VALUE_UNIT))
+    """Business weight of an item: priority, raised by (the log of) customer value. A priority
+    below MIN_PRIORITY (0, negative, no number) counts as MIN_PRIORITY, a value that is no
+    number or below 0 as 0, and both at most MAX_TERM: 0 x inf was NaN, one NaN score left a
+    rep with no pick at all, and a weight of 0 never aged (a log's priority-0 items waited for
+    ever while anything else was there)."""
+    priority = min(priority, MAX_TERM) if priority > MIN_PRIORITY else MIN_PRIORITY  # NaN > x is False
+    value = min(value, MAX_TERM) if value > 0.0 else 0.0
+    return priority * (1.0 + math.log1p(value / VALUE_UNIT))
+
+
+def _terms(x: np.ndarray, least: float) -> np.ndarray:
+    """Priorities or values as `weight` reads them: NaN and below `least` as `least`, at most MAX_TERM."""
+    return np.clip(np.nan_to_num(np.asarray(x, dtype=float), nan=least), least, MAX_TERM)
 
 
 def mean_effort(items: Iterable[RoutableItem]) -> float:
@@ -248,7 +261,7 @@ class UrgencyMoment:
         priority, value, created_at, due_at, effort_seconds = columns
         self.now = now
         self.p = np.maximum(effort_seconds, MIN_EFFORT)
-        self.w = np.maximum(priority, 0.0) * (1.0 + np.log1p(np.maximum(value, 0.0) / VALUE_UNIT))
+        self.w = _terms(priority, MIN_PRIORITY) * (1.0 + np.log1p(_terms(value, 0.0) / VALUE_UNIT))  # as `weight`
         if business_time is None:
             self.window = due_at - created_at
             self.slack = due_at - now - self.p

@@ -94,6 +94,10 @@ def test_metrics_on_a_case_worked_by_hand():
     assert m.on_time_pct == pytest.approx(100 / 3)
     assert m.mean_lateness_h == pytest.approx((50 + 0 + 30) / 3 / HOUR)
     assert m.value_weighted_lateness_h == pytest.approx((100 * 50) / 400 / HOUR)
+    # A value below 0 (a refund, a typo in a log) weighs nothing, as push weighs it: the
+    # weighted lateness was negative.
+    refund = simulate([*items, item("d", 600, 50, 610, value=-1000.0)], [RepSpec("r1", {"entry": 1})], "fifo")
+    assert refund.metrics().value_weighted_lateness_h == pytest.approx((100 * 50) / 400 / HOUR)
     assert m.mean_wait_h == pytest.approx((0 + 100 + 0) / 3 / HOUR)
     assert m.utilisation == pytest.approx(250 / 550)
     assert m.fairness_jain == 1.0

@@ -495,6 +495,7 @@ def test_a_csv_in_excels_windows_encoding_keeps_its_names_apart(tmp_path):
         (["12,5", "3,75", "100"], [12.5, 3.75, 100.0], None),  # a decimal comma alone
         (["1,500", "2,250", "7"], [1.5, 2.25, 7.0], "decimal comma"),  # could be thousands: said
         (["$ 1,200.00", "€7", "n/a"], [1200.0, 7.0, None], "not numbers"),  # signs ignored, the rest counted
+        (["1e309", "inf", "12"], [None, None, 12.0], "not numbers"),  # no amount is infinite
     ],
 )
 def test_csv_values_are_read_one_way_per_column_and_doubts_are_said(tmp_path, written, read, told):

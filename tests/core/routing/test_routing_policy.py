@@ -406,6 +406,31 @@ def test_push_policy_rejects_meaningless_parameters():
             PushPolicy(**kwargs)
 
 
+def test_priorities_and_values_that_are_no_numbers_neither_break_a_pick_nor_starve_an_item():
+    """A log (or a bad row) can carry priority 0, -1, NaN or inf and value inf or NaN: 0 x inf
+    was a NaN score, and a NaN score left the rep with no pick at all (the simulator stopped);
+    a priority of 0 weighed 0, which no aging lifts, so the item waited while anything else
+    was there. Now the weight is finite and positive, and a lowest-priority item that is late
+    enough goes first."""
+    for priority in (0.0, -1.0, math.nan, math.inf, 1e300):
+        for value in (0.0, -50.0, math.nan, math.inf, 1e300):
+            assert 0 < weight(priority, value) < math.inf
+    odd = [
+        item("inf-value", value=math.inf, priority=0.0),
+        item("nan-priority", priority=math.nan),
+        item("inf-priority", priority=math.inf, value=math.nan),
+    ]
+    for items in both(odd, "items"):
+        assert PushPolicy().item_for(rep("r", {"order-approval": 1}), items, NOW).id == "inf-priority"
+    low = item("low", priority=0.0, age=8 * HOUR, due_in=0.0)
+    high = item("high", priority=3.0, due_in=200 * HOUR)
+    for items in both([low, high], "items"):
+        assert PushPolicy().item_for(rep("r", {"order-approval": 1}), items, NOW).id == "high"
+    for items in both([low, high], "items"):  # nine windows later the low one has caught up
+        assert PushPolicy().item_for(rep("r", {"order-approval": 1}), items, NOW + 9 * 8 * HOUR).id == "low"
+    assert 0 < urgency(low, NOW + 9 * 8 * HOUR, 900.0) < math.inf
+
+
 def test_urgency_formula_and_vectorised_scores_agree():
     assert weight(1.0, 0.0) == 1.0
     assert weight(2.0, 1000.0) == pytest.approx(2 * (1 + math.log(2)))
@@ -419,8 +444,8 @@ def test_urgency_formula_and_vectorised_scores_agree():
             age=rng.uniform(0, DAY),
             due_in=rng.uniform(-DAY, 5 * DAY),
             effort=rng.uniform(10, 7200),
-            priority=rng.choice([0.5, 1, 2, 3]),
-            value=rng.choice([0, 100, 5000, 80000]),
+            priority=rng.choice([0.5, 1, 2, 3, 0, -1, math.nan, math.inf]),
+            value=rng.choice([0, 100, 5000, 80000, -50, math.nan, math.inf, 1e300]),
         )
         for i in range(500)
     ]
