@@ -29,10 +29,12 @@ from typing import Any
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from handoff.analytics.simulation.compare import TABLE_COLUMNS
 from handoff.analytics.simulation.compare import RunOutcome
+from handoff.analytics.simulation.compare import cells
 from handoff.analytics.simulation.compare import table_rows
 
 WORKLOADS = ("bpic2012", "northwind", "synthetic")
@@ -298,12 +300,19 @@ def simulate_command(
     charts_dir: Annotated[
         Path | None, typer.Option("--charts-dir", help="Save PNG charts (on-time vs staff, backlog) here.")
     ] = None,
+    draws: Annotated[
+        int,
+        typer.Option(
+            "--draws",
+            help="Team draws per policy and size (seeds --seed, --seed+1, ...): the table shows mean [min-max].",
+        ),
+    ] = 5,
     json_out: JsonOpt = False,
     *,
     workload_args: WorkloadArgs,
 ) -> None:
-    """Replay a workload under each routing policy and team size; compare on-time %, lateness,
-    utilisation, fairness and backlog."""
+    """Replay a workload under each routing policy and team size, over several team draws;
+    compare on-time %, lateness, utilisation, fairness and backlog."""
     from handoff.analytics.simulation.compare import auto_staff
     from handoff.analytics.simulation.compare import parse_policies
     from handoff.analytics.simulation.compare import parse_staff
@@ -315,6 +324,8 @@ def simulate_command(
     wl = load(workload, workload_args)
     with options_checked():
         sizes = parse_staff(staff) if staff else auto_staff(wl.offered_load())
+        if draws < 1:
+            raise ValueError("--draws must be at least 1")
     summary = wl.summary()
     console = workload_console(
         wl,
@@ -327,13 +338,13 @@ def simulate_command(
     )
     with console.status("simulating...") as status:
         done = [0]
-        total = len(names) * len(sizes)
+        total = len(names) * len(sizes) * draws
 
         def progress(_o) -> None:
             done[0] += 1
             status.update(f"simulating... {done[0]}/{total} runs")
 
-        outcomes = run_grid(wl, names, sizes, seed=workload_args.seed, jobs=jobs, on_done=progress)
+        outcomes = run_grid(wl, names, sizes, seed=workload_args.seed, jobs=jobs, on_done=progress, draws=draws)
     charts: list[Path] = []
     if charts_dir is not None:
         charts = save_charts(outcomes, charts_dir, wl.name)
@@ -343,6 +354,8 @@ def simulate_command(
                 {
                     "workload": summary,
                     "seed": workload_args.seed,
+                    "draws": draws,
+                    "cells": [c.as_dict() for c in cells(outcomes)],
                     "runs": [o.as_dict() for o in outcomes],
                     "charts": [str(p) for p in charts],
                 },
@@ -350,7 +363,12 @@ def simulate_command(
             )
         )
         return
-    console.print(rich_table(outcomes, title=f"{wl.name}: routing policies by team size (seed {workload_args.seed})"))
+    seeds = (
+        f"seed {workload_args.seed}"
+        if draws == 1
+        else f"mean [min-max] over seeds {workload_args.seed}..{workload_args.seed + draws - 1}"
+    )
+    console.print(rich_table(outcomes, title=escape(f"{wl.name}: routing policies by team size ({seeds})")))
     for p in charts:
         console.print(f"chart: {p}")
 
@@ -360,15 +378,16 @@ def rich_table(outcomes: Sequence[RunOutcome], title: str = "") -> Table:
     table = Table(title=title or None)
     for header, _ in TABLE_COLUMNS:
         table.add_column(header, justify="left" if header == "policy" else "right")
+    by_cell = cells(outcomes)
     best_by_staff: dict[int, float] = {}
-    for o in outcomes:
-        best_by_staff[o.staff] = max(best_by_staff.get(o.staff, -1.0), o.metrics.on_time_pct)
+    for c in by_cell:
+        best_by_staff[c.staff] = max(best_by_staff.get(c.staff, -1.0), c.mean("on_time_pct"))
     previous_staff = None
-    for o, row in zip(outcomes, table_rows(outcomes)):
-        if previous_staff is not None and o.staff != previous_staff:
+    for c, row in zip(by_cell, table_rows(outcomes)):
+        if previous_staff is not None and c.staff != previous_staff:
             table.add_section()
-        previous_staff = o.staff
-        if o.metrics.on_time_pct == best_by_staff[o.staff]:
+        previous_staff = c.staff
+        if c.mean("on_time_pct") == best_by_staff[c.staff]:
             row[3] = f"[bold]{row[3]}[/bold]"
         table.add_row(*row)
     return table

@@ -32,6 +32,7 @@ class RunOutcome:
     metrics: Metrics
     backlog_t: np.ndarray  # hours since the start of the workload
     backlog_n: np.ndarray
+    seed: int = 0  # the team draw (and self-selection's RNG)
 
     @property
     def load_per_rep(self) -> float:
@@ -42,7 +43,43 @@ class RunOutcome:
         d["offered_load"] = round(self.offered_load, 4)
         d["load_per_rep"] = round(self.load_per_rep, 4)
         d["protective_capacity"] = round(self.staff - self.offered_load, 4)
+        d["seed"] = self.seed
         return d
+
+
+# What a cell of the table shows over its team draws: the mean [min-max] of these.
+SPREAD_FIELDS = ("on_time_pct", "mean_lateness_h", "p95_lateness_h", "value_weighted_lateness_h")
+
+
+@dataclass
+class Cell:
+    """One policy at one team size, over its team draws (one run per seed): who is on the
+    team changes the answer, so a comparison reports the mean and the range, not one draw."""
+
+    policy: str
+    staff: int
+    runs: list[RunOutcome]
+
+    def values(self, field: str) -> np.ndarray:
+        return np.array([getattr(r.metrics, field) for r in self.runs], dtype=float)
+
+    def mean(self, field: str) -> float:
+        return float(self.values(field).mean())
+
+    def as_dict(self) -> dict:
+        d: dict = {"policy": self.policy, "staff": self.staff, "seeds": [r.seed for r in self.runs]}
+        for f in (*SPREAD_FIELDS, "utilisation", "fairness_jain", "backlog_max", "unfinished"):
+            v = self.values(f)
+            d[f] = {"mean": round(float(v.mean()), 4), "min": round(float(v.min()), 4), "max": round(float(v.max()), 4)}
+        return d
+
+
+def cells(outcomes: Sequence[RunOutcome]) -> list[Cell]:
+    """The runs grouped by (policy, team size), in the order the grid ran them."""
+    grouped: dict[tuple[str, int], Cell] = {}
+    for o in outcomes:
+        grouped.setdefault((o.policy, o.staff), Cell(o.policy, o.staff, [])).runs.append(o)
+    return list(grouped.values())
 
 
 def parse_staff(text: str) -> list[int]:
@@ -92,7 +129,7 @@ def run_one(workload: Workload, policy: str, staff: int, seed: int = 0) -> RunOu
     result = simulate(workload.items, team, policy, seed=seed)
     m = result.metrics()
     t = (result.backlog_times - workload.start) / 3600.0
-    return RunOutcome(policy, staff, workload.offered_load(), m, t, result.backlog_waiting)
+    return RunOutcome(policy, staff, workload.offered_load(), m, t, result.backlog_waiting, seed)
 
 
 def _run_cell(args: tuple[str, int, int]) -> RunOutcome:
@@ -107,12 +144,16 @@ def run_grid(
     seed: int = 0,
     jobs: int = 1,
     on_done: Callable[[RunOutcome], None] | None = None,
+    draws: int = 1,
 ) -> list[RunOutcome]:
-    """Every policy at every team size, ordered by (staff, policy order)."""
-    cells = [(p, n, seed) for n in staff for p in policies]
+    """Every policy at every team size with `draws` team draws (seeds `seed`, `seed`+1, ...),
+    ordered by (staff, policy order, seed)."""
+    if draws < 1:
+        raise ValueError("--draws must be at least 1")
+    grid = [(p, n, seed + d) for n in staff for p in policies for d in range(draws)]
     out: list[RunOutcome] = []
-    if jobs <= 1 or len(cells) == 1:
-        for cell in cells:
+    if jobs <= 1 or len(grid) == 1:
+        for cell in grid:
             o = run_one(workload, *cell)
             out.append(o)
             if on_done:
@@ -123,7 +164,7 @@ def run_grid(
     try:
         ctx = multiprocessing.get_context("fork")
         with ProcessPoolExecutor(max_workers=jobs, mp_context=ctx) as pool:
-            for o in pool.map(_run_cell, cells):
+            for o in pool.map(_run_cell, grid):
                 out.append(o)
                 if on_done:
                     on_done(o)
@@ -149,23 +190,31 @@ TABLE_COLUMNS = (
 )
 
 
+def _spread(values: np.ndarray, digits: int) -> str:
+    """One draw: its value; several: mean [min-max]."""
+    if values.size == 1:
+        return f"{values[0]:.{digits}f}"
+    return f"{values.mean():.{digits}f} [{values.min():.{digits}f}-{values.max():.{digits}f}]"
+
+
 def table_rows(outcomes: Sequence[RunOutcome]) -> list[list[str]]:
+    """One row per (policy, team size): the on-time % and lateness as mean [min-max] over the
+    team draws when there are several, the rest as means."""
     rows = []
-    for o in outcomes:
-        m = o.metrics
+    for c in cells(outcomes):
         rows.append(
             [
-                o.policy,
-                str(o.staff),
-                f"{o.load_per_rep:.2f}",
-                f"{m.on_time_pct:.1f}",
-                f"{m.mean_lateness_h:.2f}",
-                f"{m.p95_lateness_h:.2f}",
-                f"{m.value_weighted_lateness_h:.2f}",
-                f"{100 * m.utilisation:.0f}",
-                f"{m.fairness_jain:.3f}",
-                str(m.backlog_max),
-                str(m.unfinished),
+                c.policy,
+                str(c.staff),
+                f"{c.runs[0].load_per_rep:.2f}",
+                _spread(c.values("on_time_pct"), 1),
+                _spread(c.values("mean_lateness_h"), 2),
+                _spread(c.values("p95_lateness_h"), 2),
+                _spread(c.values("value_weighted_lateness_h"), 2),
+                f"{100 * c.mean('utilisation'):.0f}",
+                f"{c.mean('fairness_jain'):.3f}",
+                f"{c.mean('backlog_max'):.0f}",
+                f"{c.mean('unfinished'):.0f}" if len(c.runs) > 1 else str(int(c.mean("unfinished"))),
             ]
         )
     return rows
@@ -182,8 +231,9 @@ def backlog_staff(outcomes: Sequence[RunOutcome], goal_pct: float = 90.0) -> int
     """The team size worth showing the backlog for: the smallest where some policy reaches
     `goal_pct` on time (where the policies differ most), else the largest tried."""
     sizes = sorted({o.staff for o in outcomes})
+    by_cell = cells(outcomes)
     for n in sizes:
-        if any(o.metrics.on_time_pct >= goal_pct for o in outcomes if o.staff == n):
+        if any(c.mean("on_time_pct") >= goal_pct for c in by_cell if c.staff == n):
             return n
     return sizes[-1]
 
@@ -203,9 +253,15 @@ def save_charts(
     paths: list[Path] = []
 
     fig, ax = plt.subplots(figsize=(7, 4.5))
+    by_cell = cells(outcomes)
     for p in policies:
-        pts = sorted((o.staff, o.metrics.on_time_pct) for o in outcomes if o.policy == p)
-        ax.plot([s for s, _ in pts], [v for _, v in pts], marker="o", label=p)
+        mine = sorted((c for c in by_cell if c.policy == p), key=lambda c: c.staff)
+        sizes = [c.staff for c in mine]
+        line = ax.plot(sizes, [c.mean("on_time_pct") for c in mine], marker="o", label=p)[0]
+        if any(len(c.runs) > 1 for c in mine):  # the range over the team draws
+            lo = [c.values("on_time_pct").min() for c in mine]
+            hi = [c.values("on_time_pct").max() for c in mine]
+            ax.fill_between(sizes, lo, hi, color=line.get_color(), alpha=0.15)
     load = outcomes[0].offered_load if outcomes else 0.0
     ax.axvline(load, color="grey", linestyle=":", label=f"offered load {load:.2f}")
     ax.axhline(90, color="grey", linestyle="--", linewidth=0.8, label="90 % on time")
@@ -224,10 +280,10 @@ def save_charts(
 
     n = backlog_for if backlog_for is not None else backlog_staff(outcomes)
     fig, ax = plt.subplots(figsize=(9, 4.5))
-    for o in outcomes:
-        if o.staff == n:
-            ax.plot(o.backlog_t / 24.0, o.backlog_n, linewidth=0.8, label=o.policy)
-    backlog_title = f"{workload_name}: backlog over time with {n} reps"
+    for c in by_cell:
+        if c.staff == n:  # the first team draw's backlog (one line per policy)
+            ax.plot(c.runs[0].backlog_t / 24.0, c.runs[0].backlog_n, linewidth=0.8, label=c.policy)
+    backlog_title = f"{workload_name}: backlog over time with {n} reps (team draw {by_cell[0].runs[0].seed})"
     paths.append(
         _save_chart(
             fig,

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import json
+import re
 
 import pytest
 import typer
@@ -44,6 +45,8 @@ def test_simulate_compares_policies_by_team_size_as_json_and_charts(app, tmp_pat
             "2..4",
             "--seed",
             "3",
+            "--draws",
+            "2",
             "--json",
             "--charts-dir",
             str(tmp_path / "charts"),
@@ -52,7 +55,19 @@ def test_simulate_compares_policies_by_team_size_as_json_and_charts(app, tmp_pat
     assert result.exit_code == 0, result.output
     out = json.loads(result.stdout)
     runs = out["runs"]
-    assert [(r["staff"], r["policy"]) for r in runs] == [(n, p) for n in (2, 3, 4) for p in ("push", "fifo", "self")]
+    assert [(r["staff"], r["policy"], r["seed"]) for r in runs] == [
+        (n, p, seed) for n in (2, 3, 4) for p in ("push", "fifo", "self") for seed in (3, 4)
+    ]
+    # each cell: the mean and range of its two team draws
+    assert [(c["staff"], c["policy"], c["seeds"]) for c in out["cells"]] == [
+        (n, p, [3, 4]) for n in (2, 3, 4) for p in ("push", "fifo", "self")
+    ]
+    for c, pair in zip(out["cells"], zip(runs[::2], runs[1::2])):
+        got = [r["on_time_pct"] for r in pair]
+        assert c["on_time_pct"]["min"] == pytest.approx(min(got), abs=1e-4)
+        assert c["on_time_pct"]["max"] == pytest.approx(max(got), abs=1e-4)
+        assert c["on_time_pct"]["mean"] == pytest.approx(sum(got) / 2, abs=1e-4)
+    runs = runs[::2]  # the first draw (seed 3), as the same command with --draws 1 gives it below
     assert out["workload"]["items"] == 600
     for r in runs:
         assert 0 <= r["on_time_pct"] <= 100
@@ -79,6 +94,8 @@ def test_simulate_compares_policies_by_team_size_as_json_and_charts(app, tmp_pat
             "2..4",
             "--seed",
             "3",
+            "--draws",
+            "1",
             "--json",
         ],
     )
@@ -98,6 +115,8 @@ def test_simulate_prints_a_table(app):
     assert result.exit_code == 0, result.output
     assert "on-time %" in result.output and "fifo" in result.output
     assert "offered load" in result.output
+    assert "mean [min-max] over seeds 0..4" in result.output  # five team draws unless told
+    assert re.search(r"fifo\s+│\s+3\s+│\s+[\d.]+\s+│\s+[\d.]+ \[[\d.]+-[\d.]+\]", result.output), result.output
 
 
 def test_simulate_rejects_bad_input(app):
