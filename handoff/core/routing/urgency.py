@@ -62,7 +62,8 @@ was then. The wall clock stays the default, live and in the simulator, because i
 issue 13's targets on the training workloads (`bench_push_targets.py --push-clock business`:
 12 of 21 checks against 17 on the wall clock; on-time % rose, 86.6 -> 93.5 on the synthetic
 workload at 4 seats, but p95 and worst lateness in wall hours grew: late work aged only while
-the office was open, so a night or a weekend no longer lifted it ahead of fresh work;
+the office was open, so a night or a weekend no longer lifted it ahead of fresh work; with
+lateness itself counted in opening hours it met 13 against the wall clock's 15;
 docs/simulation.md). On a business clock, instants more than a year from `now` are taken as a
 year away (nothing is due that far out; an item that old is late beyond any window anyway),
 so one absurd date cannot make the clock's table centuries of days.
