@@ -36,12 +36,15 @@ import numpy as np
 from handoff.core.routing.eligibility import Signature
 from handoff.core.routing.eligibility import signature
 from handoff.core.routing.urgency import MIN_EFFORT
+from handoff.core.routing.urgency import weights
 
 if TYPE_CHECKING:  # the records (routable.py) are only needed for typing
     from handoff.core.routing.routable import RoutableItem
     from handoff.core.routing.routable import RoutableRep
 
 T = TypeVar("T")
+# The float columns, one value per slot (see ItemColumns).
+_COLUMNS = ("_created", "_due", "_effort", "_priority", "_value", "_weight", "_per_effort", "_latest_start", "_window")
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,6 +57,10 @@ class ItemColumns:
     priority: np.ndarray
     value: np.ndarray
     signature: np.ndarray  # id of the item's skill requirements (see ItemPool.requirements)
+    weight: np.ndarray  # urgency.weights(priority, value): kept, not worked out per decision
+    per_effort: np.ndarray  # weight / effort (floored at MIN_EFFORT): weighted shortest first
+    latest_start: np.ndarray  # due_at - effort (floored): slack is this less now
+    window: np.ndarray  # due_at - created_at
 
 
 class ItemPool:
@@ -69,6 +76,10 @@ class ItemPool:
         self._effort = np.zeros(self._cap)
         self._priority = np.zeros(self._cap)
         self._value = np.zeros(self._cap)
+        self._weight = np.zeros(self._cap)
+        self._per_effort = np.zeros(self._cap)
+        self._latest_start = np.zeros(self._cap)
+        self._window = np.zeros(self._cap)
         self._outside_effort, self._outside_n = 0.0, 0  # see count_also
         self._sig = np.zeros(self._cap, dtype=np.int32)
         self._alive = np.zeros(self._cap, dtype=bool)
@@ -125,6 +136,7 @@ class ItemPool:
         self._effort[slot] = item.effort_seconds
         self._priority[slot] = item.priority
         self._value[slot] = item.value
+        self._derive(slice(slot, slot + 1))
         self._sig[slot] = sig
         self._alive[slot] = True
         self._effort_sum += max(item.effort_seconds, MIN_EFFORT)
@@ -162,9 +174,19 @@ class ItemPool:
         self._effort[span] = [it.effort_seconds for it in batch]
         self._priority[span] = [it.priority for it in batch]
         self._value[span] = [it.value for it in batch]
+        self._derive(span)
         self._sig[span] = sig_of
         self._alive[span] = True
         self._effort_sum += float(np.maximum(self._effort[span], MIN_EFFORT).sum())
+
+    def _derive(self, span: slice) -> None:
+        """The columns worked out from the item's own fields (what `UrgencyMoment.of_pool`
+        reads), the same numpy operations as `UrgencyMoment` applies to a batch."""
+        effort = np.maximum(self._effort[span], MIN_EFFORT)
+        self._weight[span] = weights(self._priority[span], self._value[span])
+        self._per_effort[span] = self._weight[span] * effort**-1.0
+        self._latest_start[span] = self._due[span] - effort
+        self._window[span] = self._due[span] - self._created[span]
 
     def remove(self, item_id: str) -> RoutableItem | None:
         slot = self._slot_of.pop(item_id, None)
@@ -181,7 +203,7 @@ class ItemPool:
 
     def _grow(self) -> None:
         self._cap *= 2
-        for name in ("_created", "_due", "_effort", "_priority", "_value", "_sig", "_alive"):
+        for name in (*_COLUMNS, "_sig", "_alive"):
             old = getattr(self, name)
             new = np.zeros(self._cap, dtype=old.dtype)
             new[: old.size] = old
@@ -207,7 +229,18 @@ class ItemPool:
 
     @property
     def columns(self) -> ItemColumns:
-        return ItemColumns(self._created, self._due, self._effort, self._priority, self._value, self._sig)
+        return ItemColumns(
+            self._created,
+            self._due,
+            self._effort,
+            self._priority,
+            self._value,
+            self._sig,
+            self._weight,
+            self._per_effort,
+            self._latest_start,
+            self._window,
+        )
 
     def kinds(self) -> list[dict[str, int]]:
         """Every kind of work (skill requirements) the pool has held, by signature id."""

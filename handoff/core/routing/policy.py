@@ -287,19 +287,15 @@ class PushPolicy:
         c = items.columns
         team = items.team if items.team is not None else self.team
         on_shift = team.on_shift_mask() if isinstance(team, RepPool) else None  # read once per decision
-        moment = UrgencyMoment(
-            (c.priority[slots], c.value[slots], c.created_at[slots], c.due_at[slots], c.effort_seconds[slots]),
-            now,
-            self.business_time,
-        )
+        moment = UrgencyMoment.of_pool(c, slots, now, self.business_time)
         factor = self._scarcity_by_slot(items, team, on_shift, c.signature[slots])
         parameters = self.urgency_parameters()
         taken = np.zeros(slots.size, dtype=bool)  # picked meanwhile: never the answer again
-        for _ in range(slots.size):
+        for picked in range(slots.size):
             p_bar = items.mean_effort
             # the late clock is the mean SLA window of the items still there, summed as the
             # same items alone would be (a fresh item_for), so the answers are its answers
-            window = moment.window[~taken] if taken.any() else moment.window
+            window = moment.window[~taken] if picked else moment.window
             scores = moment.scores(
                 p_bar,
                 parameters,
@@ -307,8 +303,9 @@ class PushPolicy:
                 late_clock=float(window.mean()) if self.common_clock else None,
             )
             if factor is not None:
-                scores = scores * factor
-            scores[taken] = -np.inf
+                scores *= factor  # a fresh array: in place
+            if picked:
+                scores[taken] = -np.inf
             best = scores.max()
             item = pick(
                 items,

@@ -83,7 +83,8 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-if TYPE_CHECKING:  # the record (routable.py) is only needed for typing
+if TYPE_CHECKING:  # the records are only needed for typing (index.py imports this module)
+    from handoff.core.routing.index import ItemColumns
     from handoff.core.routing.routable import RoutableItem
 
 K = 2.0  # classic ATC look-ahead in mean efforts: the floor of the look-ahead and of H
@@ -118,9 +119,15 @@ def weight(priority: float, value: float) -> float:
     return priority * (1.0 + math.log1p(value / VALUE_UNIT))
 
 
+def weights(priority: np.ndarray, value: np.ndarray) -> np.ndarray:
+    """`weight` of many items (the columns' version; an `ItemPool` keeps it per item, so a
+    decision does not work it out again for every waiting item)."""
+    return _terms(priority, MIN_PRIORITY) * (1.0 + np.log1p(_terms(value, 0.0) / VALUE_UNIT))
+
+
 def _terms(x: np.ndarray, least: float) -> np.ndarray:
     """Priorities or values as `weight` reads them: NaN and below `least` as `least`, at most MAX_TERM."""
-    return np.clip(np.nan_to_num(np.asarray(x, dtype=float), nan=least), least, MAX_TERM)
+    return np.fmin(np.fmax(x, least), MAX_TERM)  # fmax takes `least` over NaN (nan_to_num: 20 % of a replay)
 
 
 def mean_effort(items: Iterable[RoutableItem]) -> float:
@@ -177,7 +184,7 @@ def urgency(
     window = float(due - created)
     horizon = max(window, floor, wait)
     scale = max(floor, lookahead * horizon)
-    slack = float(due - at) - p
+    slack = float(due - p - at)  # the latest start, less now: the columns' order (UrgencyMoment)
     base = weight(item.priority, item.value) * (p_bar / p) ** shortest_first
     if aging_seconds is not None:  # the score before the overload rework (comparisons only)
         return base * math.exp(-max(0.0, slack) / scale) + max(0.0, now - item.created_at) / aging_seconds
@@ -256,24 +263,85 @@ class UrgencyMoment:
     (docs/routing-benchmarks.md). `urgency` scores one item by the same formula; the two agree
     to rounding (tested to 1e-12)."""
 
-    def __init__(self, columns: tuple[np.ndarray, ...], now: float, business_time: BusinessTime | None = None) -> None:
+    _p: np.ndarray | None = None  # gathered on demand by a moment `of_pool`
+    _w: np.ndarray | None = None
+    _created_at: np.ndarray | None = None
+    _source: tuple[ItemColumns, np.ndarray]
+
+    def __init__(
+        self,
+        columns: tuple[np.ndarray, ...],
+        now: float,
+        business_time: BusinessTime | None = None,
+        weight: np.ndarray | None = None,
+    ) -> None:
         """`columns`: priority, value, created_at, due_at, effort_seconds (as `urgency_columns`);
-        `business_time`: the clock slack and windows are counted on (`on_clock`)."""
+        `business_time`: the clock slack and windows are counted on (`on_clock`); `weight`:
+        the items' `weights` when already known (an ItemPool's column)."""
         priority, value, created_at, due_at, effort_seconds = columns
         self.now = now
-        self.p = np.maximum(effort_seconds, MIN_EFFORT)
-        self.w = _terms(priority, MIN_PRIORITY) * (1.0 + np.log1p(_terms(value, 0.0) / VALUE_UNIT))  # as `weight`
+        self._p: np.ndarray | None = np.maximum(effort_seconds, MIN_EFFORT)
+        self._w: np.ndarray | None = weights(priority, value) if weight is None else weight
+        self._created_at: np.ndarray | None = created_at
         if business_time is None:
             self.window = due_at - created_at
-            self.slack = due_at - now - self.p
+            self.slack = due_at - self._p - now  # the latest start, less now (as `of_pool`)
         else:
             n = len(created_at)
             at = on_clock(np.concatenate((created_at, due_at, [now])), now, business_time)
             self.window = at[n : 2 * n] - at[:n]
-            self.slack = at[n : 2 * n] - at[-1] - self.p
-        self.created_at = created_at
+            self.slack = at[n : 2 * n] - self._p - at[-1]
         self.on_time = self.slack >= 0.0
         self._weighted: tuple[float, np.ndarray] | None = None
+
+    @classmethod
+    def of_pool(
+        cls, columns: ItemColumns, slots: np.ndarray, now: float, business_time: BusinessTime | None = None
+    ) -> UrgencyMoment:
+        """The moment of a pool's items at `slots`. On the wall clock its window, latest start
+        (due - effort) and weight over effort are kept per item by the pool, so a decision
+        gathers three columns and subtracts `now` once, instead of gathering six and working
+        out weight, effort, window and slack for every waiting item again (push replaying
+        BPIC 2012 at two seats spent a third of its time there)."""
+        c = columns
+        if business_time is not None:
+            return cls(
+                (c.priority[slots], c.value[slots], c.created_at[slots], c.due_at[slots], c.effort_seconds[slots]),
+                now,
+                business_time,
+                c.weight[slots],
+            )
+        moment = cls.__new__(cls)
+        moment.now = now
+        moment.window = c.window[slots]
+        moment.slack = c.latest_start[slots] - now
+        moment.on_time = moment.slack >= 0.0
+        moment._weighted = (1.0, c.per_effort[slots])  # w / p: shortest_first 1
+        moment._source = (c, slots)
+        return moment
+
+    @property
+    def p(self) -> np.ndarray:
+        """Effort (floored at MIN_EFFORT)."""
+        if self._p is None:
+            c, slots = self._source
+            self._p = np.maximum(c.effort_seconds[slots], MIN_EFFORT)
+        return self._p
+
+    @property
+    def w(self) -> np.ndarray:
+        """Weight (`weights`)."""
+        if self._w is None:
+            c, slots = self._source
+            self._w = c.weight[slots]
+        return self._w
+
+    @property
+    def created_at(self) -> np.ndarray:
+        if self._created_at is None:
+            c, slots = self._source
+            self._created_at = c.created_at[slots]
+        return self._created_at
 
     def _per_effort(self, shortest_first: float) -> np.ndarray:
         """w x p ** -shortest_first (kept per exponent: it does not change between picks)."""
@@ -303,12 +371,26 @@ class UrgencyMoment:
                 1.0 / aging_seconds
             )
         base = self._per_effort(shortest_first) * p_bar**shortest_first
-        on_time = -np.maximum(slack, 0.0) / scale
         if math.isinf(aging_windows):
+            on_time = -np.maximum(slack, 0.0) / scale
             late_factor = 2.0**-rescue_windows if rescue_windows > 0 else 1.0
             return base * np.where(self.on_time, np.exp(on_time), late_factor)
+        # Each side is worked out for every item and `where` keeps the right one: -slack / scale
+        # is the on-time exponent where slack >= 0, -slack / horizon the windows late where it
+        # is < 0 (in place, no clipping at 0: a decision on BPIC's 28,000-item backlog is these
+        # few passes).
+        on_time = np.divide(slack, scale, out=scale)
+        np.negative(on_time, out=on_time)
         if late_clock is not None:
-            horizon = np.maximum(np.minimum(self.window, late_clock), least)
-        windows_late = np.maximum(-slack, 0.0) / horizon
-        late = np.minimum((windows_late - rescue_windows) / aging_windows, MAX_EXPONENT) * LN2
-        return base * np.exp(np.where(self.on_time, on_time, late))
+            horizon = np.minimum(self.window, late_clock)
+            np.maximum(horizon, least, out=horizon)
+        late = np.divide(slack, horizon, out=horizon)
+        np.negative(late, out=late)
+        late -= rescue_windows
+        late /= aging_windows
+        np.minimum(late, MAX_EXPONENT, out=late)
+        late *= LN2
+        exponent = np.where(self.on_time, on_time, late)
+        np.exp(exponent, out=exponent)
+        exponent *= base
+        return exponent
