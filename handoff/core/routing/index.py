@@ -80,6 +80,7 @@ class ItemPool:
         self._per_effort = np.zeros(self._cap)
         self._latest_start = np.zeros(self._cap)
         self._window = np.zeros(self._cap)
+        self._underived: list[int] = []  # slots added one by one since the columns were last read
         self._outside_effort, self._outside_n = 0.0, 0  # see count_also
         self._sig = np.zeros(self._cap, dtype=np.int32)
         self._alive = np.zeros(self._cap, dtype=bool)
@@ -136,7 +137,7 @@ class ItemPool:
         self._effort[slot] = item.effort_seconds
         self._priority[slot] = item.priority
         self._value[slot] = item.value
-        self._derive(slice(slot, slot + 1))
+        self._underived.append(slot)  # worked out with the next read of the columns, in one pass
         self._sig[slot] = sig
         self._alive[slot] = True
         self._effort_sum += max(item.effort_seconds, MIN_EFFORT)
@@ -179,7 +180,7 @@ class ItemPool:
         self._alive[span] = True
         self._effort_sum += float(np.maximum(self._effort[span], MIN_EFFORT).sum())
 
-    def _derive(self, span: slice) -> None:
+    def _derive(self, span: slice | np.ndarray) -> None:
         """The columns worked out from the item's own fields (what `UrgencyMoment.of_pool`
         reads), the same numpy operations as `UrgencyMoment` applies to a batch."""
         effort = np.maximum(self._effort[span], MIN_EFFORT)
@@ -229,6 +230,9 @@ class ItemPool:
 
     @property
     def columns(self) -> ItemColumns:
+        if self._underived:  # a live refresh re-adds thousands of items one by one: derive them at once
+            self._derive(np.array(self._underived, dtype=np.intp))
+            self._underived.clear()
         return ItemColumns(
             self._created,
             self._due,
