@@ -109,9 +109,9 @@ class PushPolicy:
 
     `common_clock` (on by default): in `item_for`, a late item's aging window is at most the
     mean SLA window of the items the rep may do, so long SLAs do not age slower in hours.
-    `business_time`: the clock slack, windows and aging are counted on (urgency.py; None: the
-    wall clock). The live router gives it the configured business hours, the simulator the
-    workload's opening hours.
+    `business_time`: the clock slack, windows and aging are counted on (None: the wall clock,
+    as the live router counts; `simulate(..., business_hours=calendar)` replays on a calendar's
+    opening hours; urgency.py says why the wall clock is the default).
 
     Team parameters: `scarcity` (how strongly a rep prefers work few people on shift may do:
     the score x (reps on shift / eligible reps on shift) ** scarcity; 0 = off) and
