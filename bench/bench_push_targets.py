@@ -53,6 +53,7 @@ from handoff.analytics.simulation.bpic2012 import bpic2012_workload  # noqa: E40
 from handoff.analytics.simulation.calendar import WeeklyCalendar  # noqa: E402
 from handoff.analytics.simulation.compare import parse_staff  # noqa: E402
 from handoff.analytics.simulation.engine import simulate  # noqa: E402
+from handoff.analytics.simulation.results import value_weights  # noqa: E402
 from handoff.analytics.simulation.synthetic import TypeSpec  # noqa: E402
 from handoff.analytics.simulation.synthetic import synthetic_workload  # noqa: E402
 from handoff.analytics.simulation.workload import Workload  # noqa: E402
@@ -122,7 +123,7 @@ def _run(task: tuple[str, str, int, int]) -> tuple[tuple[str, str, int, int], Ce
     r = simulate(wl.items, wl.team(n, seed=seed), made, seed=seed, business_hours=hours)
     m = r.metrics()
     late = r.lateness_seconds() if not _BUSINESS_LATENESS else business_lateness(r, wl.calendar)
-    value = np.clip(np.nan_to_num(r.value), 0.0, None)  # as the metrics weigh it
+    value = value_weights(r.value)  # as the metrics weigh it
     vwl = float((value * late).sum() / value.sum()) if value.sum() > 0 else float(late.mean()) if late.size else 0.0
     return task, Cell(
         m.on_time_pct,

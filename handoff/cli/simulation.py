@@ -29,13 +29,13 @@ from typing import Any
 
 import typer
 from rich.console import Console
-from rich.markup import escape
 from rich.table import Table
 
 from handoff.analytics.simulation.compare import TABLE_COLUMNS
 from handoff.analytics.simulation.compare import RunOutcome
 from handoff.analytics.simulation.compare import cells
 from handoff.analytics.simulation.compare import table_rows
+from handoff.cli.shown import shown
 
 WORKLOADS = ("bpic2012", "northwind", "synthetic")
 MAX_VOLUME_FACTOR = 100.0  # a hundred times the log's volume is already a different business
@@ -278,7 +278,7 @@ def workload_console(wl, json_out: bool, *headline: str) -> Console:
     headline lines unless the answer is JSON."""
     err = Console(stderr=True)
     for w in wl.warnings:
-        err.print(f"[yellow]warning:[/yellow] {w}", highlight=False)
+        err.print(f"[yellow]warning:[/yellow] {shown(w)}", highlight=False)  # a log's text, never markup
     console = Console(stderr=json_out)
     if not json_out:
         for line in headline:
@@ -330,11 +330,11 @@ def simulate_command(
     console = workload_console(
         wl,
         json_out,
-        f"[bold]{wl.name}[/bold]: {summary['items']} work items over {summary['weeks']} weeks, "
+        f"[bold]{shown(wl.name)}[/bold]: {summary['items']} work items over {summary['weeks']} weeks, "
         f"{summary['touch_hours']} touch hours, opening hours {summary['opening_hours']}; "
         f"offered load R = {summary['offered_load']:.2f} reps busy while open "
         f"(peak week {summary['offered_load_peak_week']:.2f})",
-        *(f"  - {note}" for note in wl.notes),
+        *(f"  - {shown(note)}" for note in wl.notes),
     )
     with console.status("simulating...") as status:
         done = [0]
@@ -368,7 +368,7 @@ def simulate_command(
         if draws == 1
         else f"mean [min-max] over seeds {workload_args.seed}..{workload_args.seed + draws - 1}"
     )
-    console.print(rich_table(outcomes, title=escape(f"{wl.name}: routing policies by team size ({seeds})")))
+    console.print(rich_table(outcomes, title=shown(f"{wl.name}: routing policies by team size ({seeds})")))
     for p in charts:
         console.print(f"chart: {p}")
 

@@ -14,6 +14,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from handoff.cli.shown import shown
 from handoff.cli.simulation import JsonOpt
 from handoff.cli.simulation import WorkloadArgs
 from handoff.cli.simulation import WorkloadHelp
@@ -187,7 +188,7 @@ def _staff_by_simulation(
     console = workload_console(
         wl,
         json_out,
-        f"[bold]{wl.name}[/bold] at volume x{volume_factor:g}: {len(wl.items)} work items, offered load "
+        f"[bold]{shown(wl.name)}[/bold] at volume x{volume_factor:g}: {len(wl.items)} work items, offered load "
         f"R = {load_r:.2f} reps busy while open (peak week {max(wl.weekly_load()):.2f}; {wl.calendar.describe()}); "
         f"policy {policy}; target {_pct(target_on_time)} on time; {draws} team draws (seeds {seed}..{seed + draws - 1})",
     )

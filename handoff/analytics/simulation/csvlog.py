@@ -199,11 +199,16 @@ def _times(values: pd.Series, dayfirst: bool = False) -> tuple[np.ndarray, np.nd
     if odd:
         for i, ts in zip(odd, _other_spellings([texts[i] for i in odd], dayfirst)):
             if ts is not None:
-                aware[i], local[i] = iso_times(ts.isoformat())
+                try:
+                    aware[i], local[i] = iso_times(ts.isoformat())
+                except (ValueError, OverflowError):  # '-1' read by pandas as the year -1: unreadable
+                    continue
     return aware, local
 
 
 EPOCH = re.compile(r"\s*(\d{10}|\d{13})(?:\.\d+)?\s*")  # Unix seconds or milliseconds (2001-2286)
+# A time of day with no date, or words with no digit at all ('now', 'today'): no moment in a log.
+NOT_A_MOMENT = re.compile(r"\s*(?:\d{1,2}:\d{2}(?::\d{2}(?:\.\d+)?)?\s*(?:[AaPp][Mm])?|[^\d]*)\s*")
 
 
 def _other_spellings(texts: list[str], dayfirst: bool) -> list[pd.Timestamp | None]:
@@ -214,7 +219,9 @@ def _other_spellings(texts: list[str], dayfirst: bool) -> list[pd.Timestamp | No
     rest: list[int] = []
     for i, text in enumerate(texts):
         epoch = EPOCH.fullmatch(text)
-        if epoch:
+        if NOT_A_MOMENT.fullmatch(text):  # pandas would date '09:03', 'now' or 'today' today
+            out.append(None)
+        elif epoch:
             number = float(text)
             out.append(pd.Timestamp(number / 1000 if len(epoch[1]) == 13 else number, unit="s", tz="UTC"))
         else:

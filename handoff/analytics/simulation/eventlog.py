@@ -158,12 +158,17 @@ def read_sla_file(path: str | Path) -> dict[str, ActivityTerms]:
     """Activity terms from JSON ({"activity": {"sla_hours": 4, "priority": 2, "value": 100}}, or
     a list of objects with an "activity" key) or CSV (header: activity,sla_hours,priority,value)."""
     path = Path(path)
-    text = path.read_text(encoding="utf-8-sig")
+    try:
+        text = path.read_text(encoding="utf-8-sig")
+    except UnicodeDecodeError as bad:
+        raise ValueError(f"{path}: not UTF-8 text (byte {bad.object[bad.start]:#04x} at {bad.start:,})") from None
     if path.suffix.lower() == ".json":
         try:
             data = json.loads(text)
         except ValueError as bad:
             raise ValueError(f"{path}: not JSON ({bad})") from None
+        except RecursionError:  # [[[[...]]]] nested beyond what the parser follows
+            raise ValueError(f"{path}: not JSON an SLA file can be (nested too deeply)") from None
         if isinstance(data, dict):
             rows = [dict(v, activity=k) if isinstance(v, dict) else v for k, v in data.items()]
         else:

@@ -14,9 +14,18 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from handoff.core.routing.urgency import MAX_TERM
+
 if TYPE_CHECKING:
     from handoff.analytics.simulation.engine import RepSpec
     from handoff.analytics.simulation.engine import WorkItem
+
+
+def value_weights(values: np.ndarray) -> np.ndarray:
+    """Values as value-weighted lateness weighs them, as push weighs them (urgency.weight):
+    below 0 or no number as 0, at most MAX_TERM. A value of 1e308 made the weighted sum
+    infinite, and the JSON output said Infinity and NaN, which is not JSON."""
+    return np.fmin(np.fmax(np.asarray(values, dtype=float), 0.0), MAX_TERM)
 
 
 @dataclass(frozen=True)
@@ -89,7 +98,7 @@ class SimulationResult:
     def metrics(self) -> Metrics:
         n = len(self.items)
         late = self.lateness_seconds()
-        value = np.clip(np.nan_to_num(self.value), 0.0, None)  # as push weighs it: below 0 is 0
+        value = value_weights(self.value)
         started = ~np.isnan(self.start)
         busy = self.busy_seconds
         util = np.divide(busy, self.shift_seconds, out=np.zeros_like(busy), where=self.shift_seconds > 0)

@@ -418,6 +418,59 @@ def test_broken_logs_and_impossible_options_are_refused_with_their_reason(app, t
         assert "Traceback" not in result.output
 
 
+def test_hostile_text_numbers_and_sizes_in_a_log_or_its_options_end_in_words_or_an_answer(app, tmp_path):
+    """Found by writing odd logs (1 December): a closing markup tag in an option or a timestamp
+    crashed the warning printer with a traceback; an SLA of ten million hours walked the
+    calendar day by day for minutes; a value of 1e308 made the JSON say NaN and Infinity; a
+    time with no date was dated the day the command ran; '-1' as a timestamp stopped the whole
+    load; an SLA file nested 100,000 deep was a RecursionError."""
+    from test_sim_eventlogs import _day
+    from test_sim_eventlogs import lifecycle_cases
+    from test_sim_eventlogs import write_xes
+
+    log = write_xes(tmp_path / "log.xes.gz", lifecycle_cases(days=10), "http://www.xes-standard.org")
+    cache = ["--cache-dir", str(tmp_path / "cache")]
+    quick = ["--staff", "2", "--draws", "1", "--policies", "push,fifo", *cache]
+
+    def run(*args: str):
+        result = runner.invoke(app, ["simulate", "--workload", *args, *quick], env={"COLUMNS": "400"})
+        assert (
+            "Traceback" not in result.output and result.exception is None or isinstance(result.exception, SystemExit)
+        ), result.output[-800:]
+        return result.exit_code, " ".join(result.output.split())
+
+    code, out = run(str(log), "--sla", "[/]=4", "--drop-activities", "[/x]")
+    assert code == 0 and "not in the log: [/]" in out
+    marked = tmp_path / "marked.csv"
+    rows = [f"c{d},check,ann,{_day(d)}T09:00:00,{_day(d)}T09:30:00" for d in range(10)]
+    marked.write_text("case,activity,resource,start,end\n" + "\n".join([*rows, "c99,check,ann,[/bold],[/]"]))
+    code, out = run(str(marked))
+    assert code == 0 and "without a readable timestamp: 1 dropped (e.g. '[/]')" in out
+    code, out = run(str(log), "--sla", "check=1e7")  # due in 1,141 years: answered, at once
+    assert code == 0 and "│ push" in out
+    result = runner.invoke(
+        app,
+        ["simulate", "--workload", str(log), "--sla", "check=0.01", "--value", "check=1e308", "--json", *quick],
+    )
+    assert result.exit_code == 0, result.output[-800:]
+    cells = json.loads(result.stdout, parse_constant=lambda c: pytest.fail(f"{c} is not JSON"))["cells"]
+    assert all(0 <= c["value_weighted_lateness_h"]["mean"] < 1e6 for c in cells)
+    times_only = tmp_path / "times.csv"
+    times_only.write_text(
+        "case,activity,resource,start,end\n" + "\n".join(f"c{k},check,ann,09:0{k},09:3{k}" for k in range(5))
+    )
+    code, out = run(str(times_only))
+    assert code == 2 and "5 without a readable timestamp" in out
+    minus = tmp_path / "minus.csv"
+    minus.write_text("case,activity,resource,start,end\n" + "\n".join([*rows, "c99,check,ann,-1,-0"]))
+    code, out = run(str(minus))
+    assert code == 0 and "without a readable timestamp" in out and "10 work items" in out
+    deep = tmp_path / "deep.json"
+    deep.write_text("[" * 100_000 + "]" * 100_000)
+    code, out = run(str(log), "--sla-file", str(deep))
+    assert code == 2 and "nested too deeply" in out
+
+
 def test_two_logs_of_one_name_in_two_folders_are_not_one_cache_entry(tmp_path):
     """Same file name, size and modification time, different work: each is read as itself."""
     import os

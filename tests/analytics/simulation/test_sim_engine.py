@@ -69,6 +69,12 @@ def test_a_calendar_places_instants_so_that_their_differences_are_its_open_secon
     assert np.allclose(at[len(a) :] - at[: len(a)], [cal.open_seconds(x, y) for x, y in zip(a, b)], atol=1e-3)
     assert np.all(np.diff(cal.positions(np.sort(a))) >= 0)
     assert np.array_equal(ALWAYS_OPEN.positions(a), a)
+    # Adding open time, whole weeks skipped at once (an SLA of ten million hours walked day by
+    # day for minutes): exactly that much open time later, however long.
+    for x, n in pairs:
+        for seconds in (n, n * 997.0, 3.6e10):
+            due = cal.add_open_seconds(x, seconds)
+            assert float(np.diff(cal.positions(np.array([x, due])))[0]) == pytest.approx(seconds, rel=1e-9, abs=1e-3)
 
 
 def _hhmm(h: float) -> str:
