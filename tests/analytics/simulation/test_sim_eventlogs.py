@@ -536,3 +536,23 @@ def test_csv_timestamps_in_other_spellings_keep_their_own_offsets(tmp_path):
     # Wall clock kept across the change: every RFC 2822 touch starts at 09:00 local.
     rfc = load_event_log(tmp_path / "rfc.csv", cache_dir=tmp_path / "cache")
     assert {(i.arrival % DAY) / 3600 for i in rfc.items} == {9.0}
+
+
+@pytest.mark.parametrize("chunk", [1000, None])
+def test_a_log_is_read_the_same_whatever_the_chunks_and_however_long_an_attribute(tmp_path, monkeypatch, chunk):
+    """The parser is fed the file in chunks (4 MB: with iterparse's 16 KB expat scanned a 50 MB
+    attribute value from its start again with every chunk, minutes). Chunks of 1,000 bytes cut
+    tokens everywhere; an 8 MB case name is read whole; the touches are those of one pass."""
+    from handoff.analytics.simulation import xes
+
+    cases = lifecycle_cases(days=10)
+    if chunk is None:  # with tiny chunks a long value is the quadratic case itself: not that one
+        cases[0] = ("x" * 8_000_000, cases[0][1])
+    path = write_xes(tmp_path / "long.xes.gz", cases, "http://www.xes-standard.org/")
+    if chunk is not None:
+        monkeypatch.setattr(xes, "READ_CHUNK", chunk)
+    traces = list(xes._traces(path))
+    assert [t[0]["concept:name"] for t in traces] == [c for c, _ in cases]
+    assert [len(t[1]) for t in traces] == [len(e) for _, e in cases]
+    wl = load_event_log(path, cache_dir=tmp_path / f"cache-{chunk}")
+    assert len(wl.items) == sum(1 for _, e in cases for ev in e if ev[1] == "start")
