@@ -80,6 +80,7 @@ class ItemPool:
         self._per_effort = np.zeros(self._cap)
         self._latest_start = np.zeros(self._cap)
         self._window = np.zeros(self._cap)
+        self._ids = np.empty(self._cap, dtype=object)  # item ids by slot: `pick` settles big ties on them
         self._underived: list[int] = []  # slots added one by one since the columns were last read
         self._outside_effort, self._outside_n = 0.0, 0  # see count_also
         self._sig = np.zeros(self._cap, dtype=np.int32)
@@ -131,6 +132,7 @@ class ItemPool:
             sig = self._sig_id[key] = len(self._sigs)
             self._sigs.append(dict(item.required_skills))
         self._items[slot] = item
+        self._ids[slot] = item.id
         self._slot_of[item.id] = slot
         self._created[slot] = item.created_at
         self._due[slot] = item.due_at
@@ -169,6 +171,7 @@ class ItemPool:
             sig_of[k] = sig
         span = slice(start, start + n)
         self._items.extend(batch)
+        self._ids[span] = ids
         self._slot_of.update(zip(ids, range(start, start + n)))
         self._created[span] = [it.created_at for it in batch]
         self._due[span] = [it.due_at for it in batch]
@@ -204,7 +207,7 @@ class ItemPool:
 
     def _grow(self) -> None:
         self._cap *= 2
-        for name in (*_COLUMNS, "_sig", "_alive"):
+        for name in (*_COLUMNS, "_sig", "_alive", "_ids"):
             old = getattr(self, name)
             new = np.zeros(self._cap, dtype=old.dtype)
             new[: old.size] = old
@@ -262,6 +265,10 @@ class ItemPool:
         item = self._items[slot]
         assert item is not None, "slot is empty"
         return item
+
+    def ids_at(self, slots: np.ndarray) -> np.ndarray:
+        """The ids of the items at these slots (an object array)."""
+        return self._ids[slots]
 
     def slots(self) -> np.ndarray:
         """Slots of every waiting item (use with `columns` and `item_at`)."""
