@@ -79,6 +79,7 @@ from collections.abc import Callable
 from collections.abc import Iterable
 from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import cached_property
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -263,10 +264,7 @@ class UrgencyMoment:
     (docs/routing-benchmarks.md). `urgency` scores one item by the same formula; the two agree
     to rounding (tested to 1e-12)."""
 
-    _p: np.ndarray | None = None  # gathered on demand by a moment `of_pool`
-    _w: np.ndarray | None = None
-    _created_at: np.ndarray | None = None
-    _source: tuple[ItemColumns, np.ndarray]
+    _source: tuple[ItemColumns, np.ndarray]  # a moment `of_pool`: the pool's columns and the slots
 
     def __init__(
         self,
@@ -280,17 +278,17 @@ class UrgencyMoment:
         the items' `weights` when already known (an ItemPool's column)."""
         priority, value, created_at, due_at, effort_seconds = columns
         self.now = now
-        self._p: np.ndarray | None = np.maximum(effort_seconds, MIN_EFFORT)
-        self._w: np.ndarray | None = weights(priority, value) if weight is None else weight
-        self._created_at: np.ndarray | None = created_at
+        self.p = np.maximum(effort_seconds, MIN_EFFORT)
+        self.w = weights(priority, value) if weight is None else weight
+        self.created_at = created_at
         if business_time is None:
             self.window = due_at - created_at
-            self.slack = due_at - self._p - now  # the latest start, less now (as `of_pool`)
+            self.slack = due_at - self.p - now  # the latest start, less now (as `of_pool`)
         else:
             n = len(created_at)
             at = on_clock(np.concatenate((created_at, due_at, [now])), now, business_time)
             self.window = at[n : 2 * n] - at[:n]
-            self.slack = at[n : 2 * n] - self._p - at[-1]
+            self.slack = at[n : 2 * n] - self.p - at[-1]
         self.on_time = self.slack >= 0.0
         self._weighted: tuple[float, np.ndarray] | None = None
 
@@ -320,28 +318,24 @@ class UrgencyMoment:
         moment._source = (c, slots)
         return moment
 
-    @property
+    # A moment `of_pool` gathers these from the pool's columns only if a scoring asks (another
+    # shortest-first exponent, the old score); `__init__` sets them outright.
+    @cached_property
     def p(self) -> np.ndarray:
         """Effort (floored at MIN_EFFORT)."""
-        if self._p is None:
-            c, slots = self._source
-            self._p = np.maximum(c.effort_seconds[slots], MIN_EFFORT)
-        return self._p
+        c, slots = self._source
+        return np.maximum(c.effort_seconds[slots], MIN_EFFORT)
 
-    @property
+    @cached_property
     def w(self) -> np.ndarray:
         """Weight (`weights`)."""
-        if self._w is None:
-            c, slots = self._source
-            self._w = c.weight[slots]
-        return self._w
+        c, slots = self._source
+        return c.weight[slots]
 
-    @property
+    @cached_property
     def created_at(self) -> np.ndarray:
-        if self._created_at is None:
-            c, slots = self._source
-            self._created_at = c.created_at[slots]
-        return self._created_at
+        c, slots = self._source
+        return c.created_at[slots]
 
     def _per_effort(self, shortest_first: float) -> np.ndarray:
         """w x p ** -shortest_first (kept per exponent: it does not change between picks)."""
