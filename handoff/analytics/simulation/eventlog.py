@@ -268,6 +268,12 @@ def eventlog_workload(parsed: ParsedLog, name: str, options: LogOptions, source:
             f"{handling.sum() / 3600:,.0f} h kept): touches in this log may be long by nature; "
             "set --touch-cap-hours (0 = no cap)"
         )
+    instant = float((duration <= 0).mean())
+    if instant > 0.5:  # most of them: a date-only log (some instant markers are normal in interval logs)
+        warnings.append(
+            f"{instant:.0%} of touches last 0 s (START and COMPLETE at the same moment: dates without times?); "
+            "each is replayed as 1 s, so the work and the offered load are understated"
+        )
     df = df.assign(handling=handling)
     estimate = df.groupby("activity")["handling"].mean().to_dict()
     terms = {a: options.terms.get(a, ActivityTerms()) for a in estimate}

@@ -556,3 +556,17 @@ def test_a_log_is_read_the_same_whatever_the_chunks_and_however_long_an_attribut
     assert [len(t[1]) for t in traces] == [len(e) for _, e in cases]
     wl = load_event_log(path, cache_dir=tmp_path / f"cache-{chunk}")
     assert len(wl.items) == sum(1 for _, e in cases for ev in e if ev[1] == "start")
+
+
+def test_a_log_whose_touches_last_no_time_says_so(tmp_path):
+    """A log with dates and no times (START and COMPLETE on the same midnight) was replayed as
+    work of one second each, offered load 0, with no word about it."""
+    cases = [(f"c{k}", [("check", "start", _day(k), "ann"), ("check", "complete", _day(k), "ann")]) for k in range(12)]
+    path = write_xes(tmp_path / "dates.xes.gz", cases, "http://www.xes-standard.org/")
+    wl = load_event_log(path, cache_dir=tmp_path / "cache")
+    assert len(wl.items) == 12
+    assert any("100% of touches last 0 s" in w and "dates without times" in w for w in wl.warnings), wl.warnings
+    timed = load_event_log(
+        write_xes(tmp_path / "timed.xes.gz", lifecycle_cases(days=10), None), cache_dir=tmp_path / "c2"
+    )
+    assert not [w for w in timed.warnings if "last 0 s" in w]
