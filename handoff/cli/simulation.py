@@ -34,7 +34,7 @@ from rich.table import Table
 from handoff.analytics.simulation.compare import TABLE_COLUMNS
 from handoff.analytics.simulation.compare import RunOutcome
 from handoff.analytics.simulation.compare import cells
-from handoff.analytics.simulation.compare import table_rows
+from handoff.analytics.simulation.compare import table_row
 from handoff.cli.shown import shown
 
 WORKLOADS = ("bpic2012", "northwind", "synthetic")
@@ -383,7 +383,8 @@ def rich_table(outcomes: Sequence[RunOutcome], title: str = "") -> Table:
     for c in by_cell:
         best_by_staff[c.staff] = max(best_by_staff.get(c.staff, -1.0), c.mean("on_time_pct"))
     previous_staff = None
-    for c, row in zip(by_cell, table_rows(outcomes)):
+    for c in by_cell:
+        row = table_row(c)
         if previous_staff is not None and c.staff != previous_staff:
             table.add_section()
         previous_staff = c.staff

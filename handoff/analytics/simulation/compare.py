@@ -197,27 +197,27 @@ def _spread(values: np.ndarray, digits: int) -> str:
     return f"{values.mean():.{digits}f} [{values.min():.{digits}f}-{values.max():.{digits}f}]"
 
 
+def table_row(c: Cell) -> list[str]:
+    """A cell as a table row: on-time % and lateness as mean [min-max] over its team draws
+    when there are several, the rest as means."""
+    return [
+        c.policy,
+        str(c.staff),
+        f"{c.runs[0].load_per_rep:.2f}",
+        _spread(c.values("on_time_pct"), 1),
+        _spread(c.values("mean_lateness_h"), 2),
+        _spread(c.values("p95_lateness_h"), 2),
+        _spread(c.values("value_weighted_lateness_h"), 2),
+        f"{100 * c.mean('utilisation'):.0f}",
+        f"{c.mean('fairness_jain'):.3f}",
+        f"{c.mean('backlog_max'):.0f}",
+        f"{c.mean('unfinished'):.0f}",
+    ]
+
+
 def table_rows(outcomes: Sequence[RunOutcome]) -> list[list[str]]:
-    """One row per (policy, team size): the on-time % and lateness as mean [min-max] over the
-    team draws when there are several, the rest as means."""
-    rows = []
-    for c in cells(outcomes):
-        rows.append(
-            [
-                c.policy,
-                str(c.staff),
-                f"{c.runs[0].load_per_rep:.2f}",
-                _spread(c.values("on_time_pct"), 1),
-                _spread(c.values("mean_lateness_h"), 2),
-                _spread(c.values("p95_lateness_h"), 2),
-                _spread(c.values("value_weighted_lateness_h"), 2),
-                f"{100 * c.mean('utilisation'):.0f}",
-                f"{c.mean('fairness_jain'):.3f}",
-                f"{c.mean('backlog_max'):.0f}",
-                f"{c.mean('unfinished'):.0f}" if len(c.runs) > 1 else str(int(c.mean("unfinished"))),
-            ]
-        )
-    return rows
+    """One row per (policy, team size)."""
+    return [table_row(c) for c in cells(outcomes)]
 
 
 def markdown_table(outcomes: Sequence[RunOutcome]) -> str:
