@@ -16,6 +16,8 @@ from typing import Protocol
 from zoneinfo import ZoneInfo
 from zoneinfo import ZoneInfoNotFoundError
 
+import numpy as np
+
 _EPOCH = datetime(1970, 1, 1)
 
 
@@ -105,3 +107,13 @@ def on_shift(worker: ShiftHolder, now: datetime) -> bool:
     utc = as_utc_naive(now).replace(tzinfo=UTC)
     local = utc.astimezone(zone(worker.timezone))
     return in_shift(local, worker.shift_start, worker.shift_end, worker.work_days)
+
+
+def open_seconds_by(opens: np.ndarray, lengths: np.ndarray, before: np.ndarray, times: np.ndarray) -> np.ndarray:
+    """Open time counted by each instant, from a table of open spans: their starts (ascending),
+    lengths and the open time before each. One lookup for the business clock (sla.py) and the
+    simulator's weekly calendars."""
+    slot = np.searchsorted(opens, times, side="right") - 1  # the last span opened by then
+    at = np.maximum(slot, 0)
+    into = np.clip(times - opens[at], 0.0, lengths[at])
+    return np.where(slot >= 0, before[at] + into, 0.0)

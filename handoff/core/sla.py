@@ -43,6 +43,7 @@ from sqlalchemy.orm import Session
 
 from handoff.core import work_types
 from handoff.core.clock import as_utc_naive
+from handoff.core.clock import open_seconds_by
 from handoff.core.clock import parse_hhmm
 from handoff.core.clock import parse_work_days
 from handoff.core.clock import zone
@@ -232,10 +233,7 @@ class BusinessClock:
         opens, lengths, before = self._table(
             _EPOCH + timedelta(seconds=float(times.min())), _EPOCH + timedelta(seconds=float(times.max()))
         )
-        slot = np.searchsorted(opens, times, side="right") - 1  # the last window opened by then
-        at = np.maximum(slot, 0)
-        into = np.clip(times - opens[at], 0.0, lengths[at])
-        return np.where(slot >= 0, before[at] + into, 0.0)
+        return open_seconds_by(opens, lengths, before, times)
 
     def _table(self, first: datetime, last: datetime) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """(opens, lengths, business seconds before each) of the business windows of the local

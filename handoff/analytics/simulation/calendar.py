@@ -21,6 +21,7 @@ from typing import Protocol
 
 import numpy as np
 
+from handoff.core.clock import open_seconds_by
 from handoff.core.clock import parse_hhmm
 from handoff.core.clock import parse_work_days
 
@@ -151,11 +152,7 @@ class WeeklyCalendar:
         t = np.asarray(times, dtype=float) + _EPOCH_WEEKDAY * DAY
         weeks = np.floor(t / WEEK)
         into_week = t - weeks * WEEK
-        opens, lengths, before = self._week_table
-        slot = np.searchsorted(opens, into_week, side="right") - 1
-        at = np.maximum(slot, 0)
-        into = np.clip(into_week - opens[at], 0.0, lengths[at])
-        return weeks * (self.weekly_hours() * 3600) + np.where(slot >= 0, before[at] + into, 0.0)
+        return weeks * (self.weekly_hours() * 3600) + open_seconds_by(*self._week_table, into_week)
 
     @cached_property
     def _week_table(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
