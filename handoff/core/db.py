@@ -23,6 +23,7 @@ from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 from sqlalchemy.orm import sessionmaker
 
+from handoff.core import idle_ping
 from handoff.core import wal_checkpoints
 from handoff.core.settings import settings
 
@@ -82,7 +83,8 @@ def _open(url: str) -> Engine:
         engine = create_engine(url, connect_args={"timeout": 30})
         event.listen(engine, "connect", _sqlite_pragmas)
     else:
-        engine = create_engine(url, pool_pre_ping=True)
+        engine = create_engine(url)
+        idle_ping.ping_when_idle(engine)
     if not _at_head(engine):
         with _one_migrator(engine):
             command.upgrade(alembic_config(url), "head")

@@ -33,7 +33,6 @@ from handoff.core.routing.claims import claim
 from handoff.core.routing.claims import claim_many
 from handoff.core.routing.claims import claim_round
 from handoff.core.routing.claims import one_router_at_a_time
-from handoff.core.routing.claims import record_assignment
 from handoff.core.routing.claims import record_events
 from handoff.core.routing.live import OPEN
 from handoff.core.routing.live import POLICY
@@ -80,10 +79,11 @@ def route_item(s: Session, item_id: int, now: datetime | None = None) -> Assigne
             rep = POLICY.rep_for(routable, index.reps, t)
             if rep is None:
                 return None
-            result = claim(s, item_id, version, int(rep.id), now)
+            result = claim(
+                s, item_id, version, int(rep.id), now, assignment_event(item_id, rep, "new or released item")
+            )
             if result is Claim.TAKEN:
                 index.took(item_id, int(rep.id), t)
-                record_assignment(s, item_id, rep, "new or released item")
                 return Assignee(int(rep.id), rep.extra["name"])
             if result is Claim.ITEM_GONE:
                 index.lost_item(item_id)
@@ -111,7 +111,6 @@ def route_for_worker(s: Session, worker_id: int, now: datetime | None = None) ->
     """Fill a rep's spare capacity with the most urgent open items they may do (none unless
     they are on shift, available and have room, as the index sees them under the router lock)."""
     taken: list[Assignment] = []
-    events: list[dict] = []
     with routing_turn(s, now) as (now, t, index):
         rep = index.rep(worker_id)
         if rep is None or not rep.available or rep.spare <= 0:
@@ -122,12 +121,17 @@ def route_for_worker(s: Session, worker_id: int, now: datetime | None = None) ->
             picks = [(int(item.id), score) for item, score in POLICY.items_for(rep, index.items, t, rep.spare)]
             if not picks:
                 break
-            claimed = claim_many(s, worker_id, [(i, index.active[i].version) for i, _ in picks], now)
+            claimed = claim_many(
+                s,
+                worker_id,
+                [(i, index.active[i].version) for i, _ in picks],
+                now,
+                [assignment_event(i, rep, "rep has spare capacity", score) for i, score in picks],
+            )
             won = set(claimed or ())  # None: less room than the index thought (or gone)
             for item_id, score in picks:
                 if item_id in won:
                     index.took(item_id, worker_id, t)
-                    events.append(assignment_event(item_id, rep, "rep has spare capacity", score))
                     taken.append(Assignment(item_id, rep.extra["name"], score))
                 else:
                     index.lost_item(item_id)  # stays open: read again at the catch-up below
@@ -139,7 +143,6 @@ def route_for_worker(s: Session, worker_id: int, now: datetime | None = None) ->
             rep = index.rep(worker_id)
             if rep is None or not rep.available or rep.spare <= 0:
                 break
-    record_events(s, events)
     return taken
 
 

@@ -132,11 +132,15 @@ def changed_rows(
     seen: int,
     dirty: set[int],
     anything_new: bool,
+    read: Sequence[Sequence[Any]] | None = None,
 ) -> list[Row]:
-    """Rows stamped above `seen` (when anything was stamped), plus the dirty rows that were not:
-    a dirty row this process changed and committed carries a new stamp and is read with the
-    rest; one whose change rolled back (or a claim lost to a change read earlier) is read by id."""
-    rows = decode(changed.rows(c, {"seen": seen})) if anything_new else []
+    """Rows stamped above `seen` (when anything was stamped; `read`: those rows, read already),
+    plus the dirty rows that were not: a dirty row this process changed and committed carries
+    a new stamp and is read with the rest; one whose change rolled back (or a claim lost to a
+    change read earlier) is read by id."""
+    if read is None:
+        read = changed.rows(c, {"seen": seen}) if anything_new else []
+    rows = decode(read)
     missing = dirty.difference(row.id for row in rows)
     if missing:
         rows += decode(c.execute(by_id, {"ids": sorted(missing)}))

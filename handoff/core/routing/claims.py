@@ -31,6 +31,7 @@ from handoff.core.models import WorkItem
 from handoff.core.models import WorkItemState
 from handoff.core.models import utcnow
 from handoff.core.routing.driver_sql import PerDatabase
+from handoff.core.routing.driver_sql import run_together
 from handoff.core.routing.routable import RoutableRep
 
 ROUTER = "system:router"
@@ -74,7 +75,7 @@ def one_router_at_a_time(s: Session) -> None:
     routing call, so two threads of one process never wait for each other in opposite orders.
     """
     c = s.connection()
-    _TAKE_TURN[c.dialect.name].on(c).rowcount(c, {})
+    run_together(c, [(_TAKE_TURN[c.dialect.name].on(c), {})])  # on PostgreSQL, BEGIN in the same round trip
 
 
 def expire(s: Session, cls: type, pk: int) -> None:
@@ -120,48 +121,89 @@ _PUT_ITEM_BACK = PerDatabase(
 )
 
 
-def claim(s: Session, item_id: int, version: int, worker_id: int, now: datetime) -> Claim:
+# A claim is tried in one go: item UPDATEs, the rep's UPDATE and the audit rows, sent together
+# (one round trip on PostgreSQL, driver_sql.run_together) behind a savepoint. When every part
+# holds (nearly always) that is the whole claim; when one does not, the savepoint takes it all
+# back and the claim is made step by step, keeping what still holds.
+_CLAIM_POINT = PerDatabase(text("SAVEPOINT handoff_claim"))
+_UNDO_CLAIM = PerDatabase(text("ROLLBACK TO SAVEPOINT handoff_claim"))
+
+
+def claim(s: Session, item_id: int, version: int, worker_id: int, now: datetime, event: dict | None = None) -> Claim:
     """Assign atomically: the item must still be open at this version and the rep must still
-    have room and be available. Both UPDATEs run in the caller's transaction."""
-    taken = claim_many(s, worker_id, [(item_id, version)], now)
+    have room and be available. Both UPDATEs (and `event`'s audit row, if the item is taken)
+    run in the caller's transaction."""
+    taken = claim_many(s, worker_id, [(item_id, version)], now, [event] if event is not None else None)
     if taken is None:
         return Claim.REP_FULL
     return Claim.TAKEN if taken else Claim.ITEM_GONE
 
 
-def claim_many(s: Session, worker_id: int, items: list[tuple[int, int]], now: datetime) -> list[int] | None:
+def claim_many(
+    s: Session, worker_id: int, items: list[tuple[int, int]], now: datetime, events: list[dict] | None = None
+) -> list[int] | None:
     """Assign several (item id, version) to one rep atomically: the ids of those still open at
     their version, all taken, or None when the rep no longer has room for them all or is not
     available (then nothing changed). A rep filling several places pays one UPDATE of their
-    row, not one per item.
+    row, not one per item. `events`: the audit row of each item's assignment, in `items`'
+    order, written for those taken.
 
-    The UPDATEs run on the caller's connection, in its transaction, after flushing the
-    session's own pending changes as `Session.execute` would."""
+    The statements run on the caller's connection, in its transaction, after flushing the
+    session's own pending changes as `Session.execute` would. Each call leaves a savepoint
+    open until the transaction ends (PostgreSQL gives each one a subtransaction id; a routing
+    transaction makes a handful)."""
     s.flush()
     c = s.connection()
+    if not items:
+        return []
+    audit = _RECORD_EVENTS.on(c)
+    asked = {"claiming_rep": worker_id, "places": len(items), "claimed_at": now}
+    outcome = run_together(
+        c,
+        [
+            (_CLAIM_POINT.on(c), {}),
+            *((_TAKE_ITEM.on(c), _item_claim(item_id, version, worker_id, now)) for item_id, version in items),
+            (_TAKE_ROOM.on(c), asked),
+            *((audit, event) for event in events or ()),
+        ],
+    )
+    won = [item_id for (item_id, _), changed in zip(items, outcome[1:]) if changed]
+    roomy = bool(outcome[1 + len(items)])
+    taken: list[int] | None = won
+    if len(won) < len(items) or not roomy:
+        _UNDO_CLAIM.on(c).rowcount(c, {})
+        if len(won) == len(items):
+            taken = None  # no room for them all
+        elif won:  # fewer places than asked: they may fit
+            taken = _claim_step_by_step(c, worker_id, [item for item in items if item[0] in won], now)
+        if taken and events:
+            audit.run_many(c, [event for (item_id, _), event in zip(items, events) if item_id in taken])
+    if s.identity_map:  # the session holds ORM objects these UPDATEs went around
+        for item_id, _ in items:
+            expire(s, WorkItem, item_id)
+        expire(s, Worker, worker_id)
+    return taken
+
+
+def _item_claim(item_id: int, version: int, worker_id: int, now: datetime) -> dict:
+    return {"claimed_item": item_id, "seen_version": version, "claiming_rep": worker_id, "claimed_at": now}
+
+
+def _claim_step_by_step(c: Connection, worker_id: int, items: list[tuple[int, int]], now: datetime) -> list[int] | None:
+    """`claim_many`'s claim after its first try fell short: each item's UPDATE, then the
+    rep's for as many places as were taken (None, with the items put back, if they have no
+    room)."""
     take_item = _TAKE_ITEM.on(c)
     taken = [
-        item_id
-        for item_id, version in items
-        if take_item.rowcount(
-            c, {"claimed_item": item_id, "seen_version": version, "claiming_rep": worker_id, "claimed_at": now}
-        )
+        item_id for item_id, version in items if take_item.rowcount(c, _item_claim(item_id, version, worker_id, now))
     ]
     if not taken:
         return []
-    room = {"claiming_rep": worker_id, "places": len(taken), "claimed_at": now}
-    held = bool(s.identity_map)  # the session holds ORM objects these UPDATEs went around
-    if not _TAKE_ROOM.on(c).rowcount(c, room):
+    if not _TAKE_ROOM.on(c).rowcount(c, {"claiming_rep": worker_id, "places": len(taken), "claimed_at": now}):
         # Put the items back exactly as they were (same version): this transaction has not
         # committed, so nobody else saw them assigned, and the caller may try another rep.
         _PUT_ITEM_BACK.on(c).run_many(c, [{"claimed_item": item_id} for item_id in taken])
-        for item_id in taken if held else ():
-            expire(s, WorkItem, item_id)
         return None
-    if held:
-        for item_id in taken:
-            expire(s, WorkItem, item_id)
-        expire(s, Worker, worker_id)
     return taken
 
 

@@ -59,6 +59,8 @@ from handoff.core.models import utcnow
 from handoff.core.routing import changes
 from handoff.core.routing.claims import ACTIVE
 from handoff.core.routing.driver_sql import DriverStatement
+from handoff.core.routing.driver_sql import pipelines
+from handoff.core.routing.driver_sql import run_together
 from handoff.core.routing.index import ItemPool
 from handoff.core.routing.index import RepPool
 from handoff.core.routing.policy import PushPolicy
@@ -220,14 +222,34 @@ class LiveIndex:
                     )
             return
         with self.reader.connection() as c:
-            self.counter = self.counter_read.scalar(c) or 0
-            anything_new = not self._nothing_new()
+            new_items = new_workers = None
+            if pipelines(c):  # the counter and what changed in one round trip (PostgreSQL)
+                counter, new_items, new_workers = run_together(
+                    c,
+                    [
+                        (self.counter_read, {}),
+                        (self.items_changed, {"seen": self.seen_items}),
+                        (self.workers_changed, {"seen": self.seen_workers}),
+                    ],
+                )
+                self.counter = (counter[0][0] if counter else 0) or 0
+                anything_new = bool(new_items or new_workers) or not self._nothing_new()
+            else:
+                self.counter = self.counter_read.scalar(c) or 0
+                anything_new = not self._nothing_new()
             if not dirty_items and not dirty_workers and not anything_new:
                 self.refreshed_at = time.monotonic()
                 self.floor_items, self.floor_workers = self.seen_items, self.seen_workers
                 return
             items = changes.changed_rows(
-                c, decode_items, self.items_changed, changes.ITEMS_BY_ID, self.seen_items, dirty_items, anything_new
+                c,
+                decode_items,
+                self.items_changed,
+                changes.ITEMS_BY_ID,
+                self.seen_items,
+                dirty_items,
+                anything_new,
+                new_items,
             )
             workers = changes.changed_rows(
                 c,
@@ -237,6 +259,7 @@ class LiveIndex:
                 self.seen_workers,
                 dirty_workers,
                 anything_new,
+                new_workers,
             )
         self.counter_seen = self.counter  # only once the rows it stands for are read
         self.refreshes += 1

@@ -130,7 +130,7 @@ with session() as s:
     index.refresh(force=True)
     tried = []
     real_claim = assign.claim
-    monkeypatch.setattr(assign, "claim", lambda s, i, v, w, n: tried.append(w) or real_claim(s, i, v, w, n))
+    monkeypatch.setattr(assign, "claim", lambda s, i, v, w, *rest: tried.append(w) or real_claim(s, i, v, w, *rest))
     with session() as s:
         # ann is the better fit (least over-qualified), but the index knows she left: no claim is tried for her
         assert router.route_item(s, item_id, now).name == "bob"

@@ -319,6 +319,49 @@ def test_claim_many_takes_what_is_still_open_and_the_rep_room_for_exactly_that(s
     assert c.state == WorkItemState.OPEN and c.assignee_id is None
 
 
+def test_a_claim_that_falls_short_leaves_only_what_it_took_and_audits_that_once(s, now, make_worker, make_item):
+    """A claim is first tried whole (items, the rep's places and the audit rows together,
+    behind a savepoint); when part of it fails, what remains is exactly the step-by-step
+    claim's result: an audit row per item taken and none for the rest, every version as it was."""
+    from types import SimpleNamespace
+
+    from handoff.core.routing.claims import assignment_event
+    from handoff.core.routing.claims import claim_many
+
+    ann = make_worker("ann", {"order-approval": 3}, capacity=2)
+    a, b, c = make_item(), make_item(), make_item()
+    b.state = WorkItemState.COMPLETED
+    s.flush()
+    rep = SimpleNamespace(id=ann.id, extra={"name": "ann"})
+    versions = {it.id: it.version for it in (a, b, c)}
+
+    def events(*items):
+        return [assignment_event(it.id, rep, "test") for it in items]
+
+    # Three asked, one gone: the other two fit her two places.
+    assert claim_many(s, ann.id, [(it.id, it.version) for it in (a, b, c)], now, events(a, b, c)) == [a.id, c.id]
+    assert [audit_actions(s, it.id) for it in (a, b, c)] == [["assigned"], [], ["assigned"]]
+    s.refresh(ann), s.refresh(a), s.refresh(c)
+    assert ann.open_items == 2 and (a.version, c.version) == (versions[a.id] + 1, versions[c.id] + 1)
+
+    # Full now: a claim for two more takes nothing, writes nothing and leaves them as they were.
+    d, e = make_item(), make_item()
+    before = [(d.version, e.version)]
+    assert claim_many(s, ann.id, [(d.id, d.version), (e.id, e.version)], now, events(d, e)) is None
+    s.refresh(ann), s.refresh(d), s.refresh(e)
+    assert ann.open_items == 2 and [audit_actions(s, it.id) for it in (d, e)] == [[], []]
+    assert (d.state, d.assignee_id, e.state) == (WorkItemState.OPEN, None, WorkItemState.OPEN)
+    assert [(d.version, e.version)] == before
+
+    # The savepoints a claim leaves do not stand in the way of the transaction's own.
+    with s.begin_nested():
+        bob = make_worker("bob", {"order-approval": 3})
+        assert claim_many(s, bob.id, [(d.id, d.version)], now, events(d)) == [d.id]
+    s.flush()
+    s.refresh(d)
+    assert d.assignee_id == bob.id and audit_actions(s, d.id) == ["assigned"]
+
+
 def test_claim_many_changes_nothing_when_the_rep_has_no_room_for_them_all(s, now, make_worker, make_item):
     from handoff.core.routing.claims import claim_many
 
