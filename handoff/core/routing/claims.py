@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import enum
 import functools
+import json
 from collections import Counter
 from datetime import datetime
 
@@ -245,10 +246,32 @@ def _in_batch(name: str, rows: int) -> PerDatabase:
     )
 
 
+# On PostgreSQL the rows go as one array per column, unnested into `wanted`: one statement for
+# the whole round, and a short one. The VALUES form has three parameters per row, which psycopg
+# parses out of the statement's text again at every execution (it caches statements of at
+# most 50 parameters): a third of a second of a 100,000-item round's first pass.
+_ARRAY_OF = {"item": "BIGINT[]", "seen": "INTEGER[]", "rep": "BIGINT[]", "places": "INTEGER[]"}
+
+
+@functools.cache
+def _in_arrays(name: str) -> PerDatabase:
+    columns, sql, fixed = _IN_BATCH[name]
+    arrays = ", ".join(f"CAST(:{col} AS {_ARRAY_OF[col]})" for col in columns)
+    return PerDatabase(
+        text(f"WITH wanted({', '.join(columns)}) AS (SELECT * FROM unnest({arrays})) {sql}").bindparams(
+            bindparam("claimed_at", type_=WorkItem.__table__.c.assigned_at.type),
+            *(bindparam(key, value) for key, value in fixed.items()),
+        )
+    )
+
+
 def _run_in_batches(c: Connection, name: str, rows: list[tuple[int, ...]], now: datetime) -> list[tuple]:
     """Run one of `_IN_BATCH`'s statements over `rows` (in the order given), ROUND_BATCH at a
-    time; the rows they return."""
+    time (on PostgreSQL all at once, as arrays); the rows they return."""
     columns = _IN_BATCH[name][0]
+    if c.dialect.name == "postgresql":
+        arrays = {col: [row[k] for row in rows] for k, col in enumerate(columns)}
+        return _in_arrays(name).on(c).rows(c, {"claimed_at": now, **arrays})
     padding = (_NOTHING,) * len(columns)
     found: list[tuple] = []
     for start in range(0, len(rows), ROUND_BATCH):
@@ -314,11 +337,31 @@ _EVENT_FIELDS = ("at", "actor", "entity", "entity_id", "action", "from_state", "
 _RECORD_EVENTS = PerDatabase(insert(AuditEvent).values({f: bindparam(f) for f in _EVENT_FIELDS}).inline())
 
 
+# PostgreSQL: every row in one INSERT, the rows as one JSON array (psycopg's executemany sends
+# a statement per row, and its text arrays quote each string by regular expression: 0.5 and
+# 0.8 s for the 13,000 audit rows of a 100,000-item round's first pass; this, ~0.1 s).
+_EVENT_TYPES = {"at": "TIMESTAMP", "details": "JSON"}
+_EVENTS_FROM_JSON = PerDatabase(
+    text(
+        f"INSERT INTO audit_events ({', '.join(_EVENT_FIELDS)}) SELECT {', '.join(_EVENT_FIELDS)} "
+        "FROM json_to_recordset(CAST(:rows AS JSON)) AS given("
+        + ", ".join(f"{f} {_EVENT_TYPES.get(f, 'VARCHAR')}" for f in _EVENT_FIELDS)
+        + ")"
+    )
+)
+
+
 def record_events(s: Session, events: list[dict]) -> None:
     """Audit rows written in one statement on the driver's cursor (a watch round assigns
-    hundreds; an ORM object and a flush each would cost more than the assignments)."""
-    if events:
-        c = s.connection()
+    hundreds; an ORM object and a flush each would cost more than the assignments), each
+    value stored as the ORM stores it (a naive UTC timestamp, the details' JSON text)."""
+    if not events:
+        return
+    c = s.connection()
+    if c.dialect.name == "postgresql":
+        rows = json.dumps([{**e, "at": e["at"].isoformat()} for e in events])
+        _EVENTS_FROM_JSON.on(c).rowcount(c, {"rows": rows})
+    else:
         _RECORD_EVENTS.on(c).run_many(c, events)
 
 

@@ -24,6 +24,10 @@ from datetime import datetime
 from datetime import timedelta
 
 import numpy as np
+from sqlalchemy import ARRAY
+from sqlalchemy import BigInteger
+from sqlalchemy import any_
+from sqlalchemy import bindparam
 from sqlalchemy import select
 from sqlalchemy import update
 from sqlalchemy.orm import Session
@@ -192,12 +196,18 @@ def escalate_near_breach(s: Session, now: datetime | None = None) -> list[Escala
     left_of = dict(candidates)
     # Flag them conditionally, in one statement, so two watchers never escalate (and notify)
     # twice; what the escalation reports comes back from the same statement (no ORM objects:
-    # a first round over a large backlog escalates thousands).
+    # a first round over a large backlog escalates thousands). On PostgreSQL the ids go as
+    # one array: as thousands of parameters psycopg parsed them out of the text each time.
+    ids = list(left_of)
+    if s.get_bind().dialect.name == "postgresql":
+        chosen = WorkItem.id == any_(bindparam("ids", ids, type_=ARRAY(BigInteger)))
+    else:
+        chosen = WorkItem.id.in_(ids)
     flagged = {
         row.id: row
         for row in s.execute(
             update(WorkItem)
-            .where(WorkItem.id.in_(list(left_of)), WorkItem.escalated.is_(False))
+            .where(chosen, WorkItem.escalated.is_(False))
             .values(escalated=True)
             .returning(
                 WorkItem.id,

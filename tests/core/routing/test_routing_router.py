@@ -506,3 +506,34 @@ def test_claim_round_in_several_batches_gives_an_item_listed_twice_one_place(s, 
         assert r.open_items == places[r.id]
     s.refresh(twice)
     assert twice.assignee_id == taken[twice.id] and twice.version == 1
+
+
+def test_audit_rows_written_in_bulk_are_stored_exactly_as_the_orm_stores_them(s):
+    """The router writes its audit rows in one statement (on PostgreSQL, the rows as one JSON
+    document); what lands must be what an ORM-written row holds, to the microsecond and the
+    byte of the details' JSON, whatever the text holds."""
+    from sqlalchemy import text
+
+    from handoff.core.routing.claims import record_events
+
+    details = {"assignee": 'Zoë "the" rep\\', "urgency": 0.25, "nested": {"a": [1, None, "\n\t"]}, "why": "[/]"}
+    row = dict(
+        at=datetime(2026, 12, 1, 9, 30, 0, 5),
+        actor="system:router",
+        entity="work_item",
+        entity_id="7",
+        action="assigned",
+        from_state=None,
+        to_state="assigned",
+        details=details,
+    )
+    s.add(AuditEvent(**row))
+    s.flush()
+    record_events(s, [row, row | {"at": datetime(2026, 12, 1, 9, 30), "from_state": "open"}])
+    stored = s.execute(
+        text("SELECT at, from_state, CAST(details AS TEXT) FROM audit_events WHERE entity_id = '7' ORDER BY id")
+    ).all()
+    assert len(stored) == 3 and stored[1] == stored[0]
+    assert stored[2][1:] == ("open", stored[0][2])
+    read = s.execute(select(AuditEvent.at, AuditEvent.details).where(AuditEvent.entity_id == "7")).all()
+    assert [tuple(r) for r in read] == [(row["at"], details)] * 2 + [(datetime(2026, 12, 1, 9, 30), details)]
