@@ -31,6 +31,7 @@ from handoff.core.models import Worker
 from handoff.core.models import WorkItem
 from handoff.core.models import WorkItemState
 from handoff.core.models import utcnow
+from handoff.core.routing.driver_sql import DriverStatement
 from handoff.core.routing.driver_sql import PerDatabase
 from handoff.core.routing.driver_sql import run_together
 from handoff.core.routing.routable import RoutableRep
@@ -157,15 +158,13 @@ def claim_many(
     c = s.connection()
     if not items:
         return []
-    audit = _RECORD_EVENTS.on(c)
-    asked = {"claiming_rep": worker_id, "places": len(items), "claimed_at": now}
     outcome = run_together(
         c,
         [
             (_CLAIM_POINT.on(c), {}),
             *((_TAKE_ITEM.on(c), _item_claim(item_id, version, worker_id, now)) for item_id, version in items),
-            (_TAKE_ROOM.on(c), asked),
-            *((audit, event) for event in events or ()),
+            (_TAKE_ROOM.on(c), _room_claim(worker_id, len(items), now)),
+            *_writing_events(c, events or []),
         ],
     )
     won = [item_id for (item_id, _), changed in zip(items, outcome[1:]) if changed]
@@ -178,7 +177,7 @@ def claim_many(
         elif won:  # fewer places than asked: they may fit
             taken = _claim_step_by_step(c, worker_id, [item for item in items if item[0] in won], now)
         if taken and events:
-            audit.run_many(c, [event for (item_id, _), event in zip(items, events) if item_id in taken])
+            record_events(s, [event for (item_id, _), event in zip(items, events) if item_id in taken])
     if s.identity_map:  # the session holds ORM objects these UPDATEs went around
         for item_id, _ in items:
             expire(s, WorkItem, item_id)
@@ -188,6 +187,10 @@ def claim_many(
 
 def _item_claim(item_id: int, version: int, worker_id: int, now: datetime) -> dict:
     return {"claimed_item": item_id, "seen_version": version, "claiming_rep": worker_id, "claimed_at": now}
+
+
+def _room_claim(worker_id: int, places: int, now: datetime) -> dict:
+    return {"claiming_rep": worker_id, "places": places, "claimed_at": now}
 
 
 def _claim_step_by_step(c: Connection, worker_id: int, items: list[tuple[int, int]], now: datetime) -> list[int] | None:
@@ -200,7 +203,7 @@ def _claim_step_by_step(c: Connection, worker_id: int, items: list[tuple[int, in
     ]
     if not taken:
         return []
-    if not _TAKE_ROOM.on(c).rowcount(c, {"claiming_rep": worker_id, "places": len(taken), "claimed_at": now}):
+    if not _TAKE_ROOM.on(c).rowcount(c, _room_claim(worker_id, len(taken), now)):
         # Put the items back exactly as they were (same version): this transaction has not
         # committed, so nobody else saw them assigned, and the caller may try another rep.
         _PUT_ITEM_BACK.on(c).run_many(c, [{"claimed_item": item_id} for item_id in taken])
@@ -359,10 +362,19 @@ def record_events(s: Session, events: list[dict]) -> None:
         return
     c = s.connection()
     if c.dialect.name == "postgresql":
-        rows = json.dumps([{**e, "at": e["at"].isoformat()} for e in events])
-        _EVENTS_FROM_JSON.on(c).rowcount(c, {"rows": rows})
+        run_together(c, _writing_events(c, events))
     else:
         _RECORD_EVENTS.on(c).run_many(c, events)
+
+
+def _writing_events(c: Connection, events: list[dict]) -> list[tuple[DriverStatement, dict]]:
+    """The statements that write these audit rows, for `run_together`: on PostgreSQL one (the
+    rows as JSON), elsewhere one per row."""
+    if not events:
+        return []
+    if c.dialect.name == "postgresql":
+        return [(_EVENTS_FROM_JSON.on(c), {"rows": json.dumps([{**e, "at": e["at"].isoformat()} for e in events])})]
+    return [(_RECORD_EVENTS.on(c), event) for event in events]
 
 
 def record_assignment(s: Session, item_id: int, rep: RoutableRep, why: str, score: float | None = None) -> None:

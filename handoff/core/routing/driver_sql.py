@@ -66,12 +66,6 @@ class DriverStatement:
         found = self.rows(c, params or {})
         return found[0][0] if found else None
 
-    def result(self, c: Connection, params: dict) -> list[tuple] | int:
-        """Its rows, if it returns rows, else how many rows it changed."""
-        with self._cursor(c, params) as cursor:
-            cursor.execute(self.sql, self.values(params))
-            return cursor.fetchall() if self.returns_rows else cursor.rowcount
-
     def rowcount(self, c: Connection, params: dict) -> int:
         """Run a write; how many rows it changed."""
         with self._cursor(c, params) as cursor:
@@ -128,7 +122,9 @@ def run_together(c: Connection, runs: Sequence[tuple[DriverStatement, dict]]) ->
     A statement that fails fails the ones after it, as it would have in the transaction."""
     driver = c.connection.driver_connection
     if not pipelines(c):
-        return [statement.result(c, params) for statement, params in runs]
+        return [
+            (statement.rows if statement.returns_rows else statement.rowcount)(c, params) for statement, params in runs
+        ]
     cursors: list[Any] = []
     with driver_errors(c, "; ".join(statement.sql for statement, _ in runs), [params for _, params in runs]):
         try:
