@@ -109,3 +109,16 @@ def test_a_statement_refused_among_others_fails_the_lot_as_sqlalchemy_fails(any_
         )
     with any_engine.begin() as c:  # rolled back with its transaction; the connection still serves
         assert run_together(c, [(COUNT.on(c), {"from_id": 0})]) == [[(0,)]]
+
+
+def test_statements_sent_together_on_a_connection_the_server_dropped_fail_as_a_disconnect(any_engine):
+    """A server gone mid-decision: the batch fails as SQLAlchemy's disconnect (callers retry
+    on it), the connection is invalidated, and the pool's next one works."""
+    at = datetime(2026, 12, 1, 9, 0)
+    with any_engine.connect() as c:
+        c.connection.driver_connection.close()  # as if the server had gone
+        with pytest.raises(exc.DBAPIError) as raised:
+            run_together(c, [(ADD.on(c), {"id": 1, "at": at}), (COUNT.on(c), {"from_id": 0})])
+        assert raised.value.connection_invalidated and c.invalidated
+    with any_engine.begin() as c:
+        assert run_together(c, [(COUNT.on(c), {"from_id": 0})]) == [[(0,)]]
