@@ -18,7 +18,9 @@ from datetime import datetime
 
 from sqlalchemy import Connection
 from sqlalchemy import bindparam
+from sqlalchemy import delete
 from sqlalchemy import insert
+from sqlalchemy import select
 from sqlalchemy import text
 from sqlalchemy import update
 from sqlalchemy.orm import Session
@@ -115,6 +117,19 @@ _TAKE_ROOM = PerDatabase(
     .values(open_items=Worker.open_items + bindparam("places"), last_assigned_at=bindparam("claimed_at"))
     .execution_options(synchronize_session=False)
 )
+_LAST_ASSIGNED = PerDatabase(select(Worker.last_assigned_at).where(Worker.id == bindparam("claiming_rep")))
+# A claim falling short gives back the places it took for items it did not get; with none
+# taken, the rep's "last assigned" goes back to the value read before (passed as the driver
+# returned it: the statement's parameters are not typed, so nothing converts it).
+_GIVE_BACK_ROOM = {
+    False: PerDatabase(text("UPDATE workers SET open_items = open_items - :places WHERE id = :claiming_rep")),
+    True: PerDatabase(
+        text(
+            "UPDATE workers SET open_items = open_items - :places, last_assigned_at = :last_assigned "
+            "WHERE id = :claiming_rep"
+        )
+    ),
+}
 _PUT_ITEM_BACK = PerDatabase(
     update(WorkItem)
     .where(WorkItem.id == bindparam("claimed_item"))
@@ -123,12 +138,16 @@ _PUT_ITEM_BACK = PerDatabase(
 )
 
 
-# A claim is tried in one go: item UPDATEs, the rep's UPDATE and the audit rows, sent together
-# (one round trip on PostgreSQL, driver_sql.run_together) behind a savepoint. When every part
-# holds (nearly always) that is the whole claim; when one does not, the savepoint takes it all
-# back and the claim is made step by step, keeping what still holds.
-_CLAIM_POINT = PerDatabase(text("SAVEPOINT handoff_claim"))
-_UNDO_CLAIM = PerDatabase(text("ROLLBACK TO SAVEPOINT handoff_claim"))
+# A claim is tried in one go: the rep's "last assigned" as it is, the item UPDATEs, the rep's
+# UPDATE and the audit rows, sent together (one round trip on PostgreSQL,
+# driver_sql.run_together). When every part holds (nearly always) that is the whole claim. When
+# one does not, what it wrote is undone by writes that reverse it (`_settle_short_claim`),
+# keeping what still holds. Not by a savepoint: on PostgreSQL every savepoint that writes is a
+# subtransaction of its own until the transaction ends, and a transaction with more than 64
+# slows every other session's snapshots (a watch round reclaiming a team's items at the end
+# of a shift makes dozens of claims). The reversing writes are exact: the rows a claim
+# changed stay locked by its transaction until it ends, and every writer of items and reps
+# takes the routing turn first (`one_router_at_a_time`; migration 0003's triggers).
 
 
 def claim(s: Session, item_id: int, version: int, worker_id: int, now: datetime, event: dict | None = None) -> Claim:
@@ -145,44 +164,72 @@ def claim_many(
     s: Session, worker_id: int, items: list[tuple[int, int]], now: datetime, events: list[dict] | None = None
 ) -> list[int] | None:
     """Assign several (item id, version) to one rep atomically: the ids of those still open at
-    their version, all taken, or None when the rep no longer has room for them all or is not
-    available (then nothing changed). A rep filling several places pays one UPDATE of their
-    row, not one per item. `events`: the audit row of each item's assignment, in `items`'
-    order, written for those taken.
+    their version, all taken, in the order asked; or None when the rep no longer has room for
+    them all or is not available (then nothing changed). A rep filling several places pays
+    one UPDATE of their row, not one per item. `events`: the audit row of each item's
+    assignment (`assignment_event`), in `items`' order, written for those taken.
 
     The statements run on the caller's connection, in its transaction, after flushing the
-    session's own pending changes as `Session.execute` would. Each call leaves a savepoint
-    open until the transaction ends (PostgreSQL gives each one a subtransaction id; a routing
-    transaction makes a handful)."""
+    session's own pending changes as `Session.execute` would."""
     s.flush()
     c = s.connection()
     if not items:
         return []
+    asked: dict[int, int] = {}  # an item asked for twice is claimed once, in the first place asked
+    audit: dict[int, dict] = {}
+    for k, (item_id, version) in enumerate(items):
+        asked.setdefault(item_id, version)
+        if events:
+            audit.setdefault(item_id, events[k])
     outcome = run_together(
         c,
         [
-            (_CLAIM_POINT.on(c), {}),
-            *((_TAKE_ITEM.on(c), _item_claim(item_id, version, worker_id, now)) for item_id, version in items),
-            (_TAKE_ROOM.on(c), _room_claim(worker_id, len(items), now)),
-            *_writing_events(c, events or []),
+            (_LAST_ASSIGNED.on(c), {"claiming_rep": worker_id}),
+            *((_TAKE_ITEM.on(c), _item_claim(item_id, version, worker_id, now)) for item_id, version in asked.items()),
+            (_TAKE_ROOM.on(c), _room_claim(worker_id, len(asked), now)),
+            *_writing_events(c, list(audit.values()), saying_ids=True),
         ],
     )
-    won = [item_id for (item_id, _), changed in zip(items, outcome[1:]) if changed]
-    roomy = bool(outcome[1 + len(items)])
+    won = [item_id for item_id, changed in zip(asked, outcome[1:]) if changed]
     taken: list[int] | None = won
-    if len(won) < len(items) or not roomy:
-        _UNDO_CLAIM.on(c).rowcount(c, {})
-        if len(won) == len(items):
-            taken = None  # no room for them all
-        elif won:  # fewer places than asked: they may fit
-            taken = _claim_step_by_step(c, worker_id, [item for item in items if item[0] in won], now)
-        if taken and events:
-            record_events(s, [event for (item_id, _), event in zip(items, events) if item_id in taken])
+    if len(won) < len(asked) or not outcome[1 + len(asked)]:
+        last_assigned = outcome[0][0][0] if outcome[0] else None
+        taken = _settle_short_claim(c, worker_id, len(asked), won, bool(outcome[1 + len(asked)]), last_assigned, now)
+        written = [row for rows in outcome[2 + len(asked) :] for row in rows]  # (audit id, entity id)
+        kept = {audit[item_id]["entity_id"] for item_id in taken or () if item_id in audit}
+        _UNWRITE_EVENT.on(c).run_many(c, [{"event_id": row[0]} for row in written if row[1] not in kept])
     if s.identity_map:  # the session holds ORM objects these UPDATEs went around
-        for item_id, _ in items:
+        for item_id in asked:
             expire(s, WorkItem, item_id)
         expire(s, Worker, worker_id)
     return taken
+
+
+def _settle_short_claim(
+    c: Connection,
+    worker_id: int,
+    asked: int,
+    won: list[int],
+    roomy: bool,
+    last_assigned: object,  # as the driver returned it
+    now: datetime,
+) -> list[int] | None:
+    """What a claim that fell short keeps, its other writes reversed: the items it won, if the
+    rep has room for that many (the places it took for the rest given back, or the places for
+    them taken now); otherwise nothing (None if any item was still open but the rep had no
+    room), every row as it was."""
+    if roomy:  # places for every item asked were taken: give back those of the items gone
+        back = {"claiming_rep": worker_id, "places": asked - len(won)}
+        _GIVE_BACK_ROOM[not won].on(c).rowcount(c, back if won else back | {"last_assigned": last_assigned})
+        return won
+    if not won:
+        return []
+    if len(won) < asked and _TAKE_ROOM.on(c).rowcount(c, _room_claim(worker_id, len(won), now)):
+        return won  # fewer places than asked, and they fit
+    # Put the items back exactly as they were (same version): this transaction has not
+    # committed, so nobody else saw them assigned, and the caller may try another rep.
+    _PUT_ITEM_BACK.on(c).run_many(c, [{"claimed_item": item_id} for item_id in won])
+    return None
 
 
 def _item_claim(item_id: int, version: int, worker_id: int, now: datetime) -> dict:
@@ -191,24 +238,6 @@ def _item_claim(item_id: int, version: int, worker_id: int, now: datetime) -> di
 
 def _room_claim(worker_id: int, places: int, now: datetime) -> dict:
     return {"claiming_rep": worker_id, "places": places, "claimed_at": now}
-
-
-def _claim_step_by_step(c: Connection, worker_id: int, items: list[tuple[int, int]], now: datetime) -> list[int] | None:
-    """`claim_many`'s claim after its first try fell short: each item's UPDATE, then the
-    rep's for as many places as were taken (None, with the items put back, if they have no
-    room)."""
-    take_item = _TAKE_ITEM.on(c)
-    taken = [
-        item_id for item_id, version in items if take_item.rowcount(c, _item_claim(item_id, version, worker_id, now))
-    ]
-    if not taken:
-        return []
-    if not _TAKE_ROOM.on(c).rowcount(c, _room_claim(worker_id, len(taken), now)):
-        # Put the items back exactly as they were (same version): this transaction has not
-        # committed, so nobody else saw them assigned, and the caller may try another rep.
-        _PUT_ITEM_BACK.on(c).run_many(c, [{"claimed_item": item_id} for item_id in taken])
-        return None
-    return taken
 
 
 # A round's claims (sla-watch routing a backlog) go in batches: one statement for many items,
@@ -338,20 +367,28 @@ def assignment_event(item_id: int, rep: RoutableRep, why: str, score: float | No
 
 _EVENT_FIELDS = ("at", "actor", "entity", "entity_id", "action", "from_state", "to_state", "details")
 _RECORD_EVENTS = PerDatabase(insert(AuditEvent).values({f: bindparam(f) for f in _EVENT_FIELDS}).inline())
+# A claim's audit rows say which rows they are, so that a claim falling short can take back
+# those of the items it did not get (`_UNWRITE_EVENT`).
+_RECORD_EVENT_SAYING_ID = PerDatabase(
+    insert(AuditEvent).values({f: bindparam(f) for f in _EVENT_FIELDS}).returning(AuditEvent.id, AuditEvent.entity_id)
+)
+_UNWRITE_EVENT = PerDatabase(delete(AuditEvent).where(AuditEvent.id == bindparam("event_id")))
 
 
 # PostgreSQL: every row in one INSERT, the rows as one JSON array (psycopg's executemany sends
 # a statement per row, and its text arrays quote each string by regular expression: 0.5 and
 # 0.8 s for the 13,000 audit rows of a 100,000-item round's first pass; this, ~0.1 s).
 _EVENT_TYPES = {"at": "TIMESTAMP", "details": "JSON"}
-_EVENTS_FROM_JSON = PerDatabase(
-    text(
-        f"INSERT INTO audit_events ({', '.join(_EVENT_FIELDS)}) SELECT {', '.join(_EVENT_FIELDS)} "
-        "FROM json_to_recordset(CAST(:rows AS JSON)) AS given("
-        + ", ".join(f"{f} {_EVENT_TYPES.get(f, 'VARCHAR')}" for f in _EVENT_FIELDS)
-        + ")"
-    )
+_EVENTS_FROM_JSON = (
+    f"INSERT INTO audit_events ({', '.join(_EVENT_FIELDS)}) SELECT {', '.join(_EVENT_FIELDS)} "
+    "FROM json_to_recordset(CAST(:rows AS JSON)) AS given("
+    + ", ".join(f"{f} {_EVENT_TYPES.get(f, 'VARCHAR')}" for f in _EVENT_FIELDS)
+    + ")"
 )
+_EVENTS_IN_ONE = {
+    False: PerDatabase(text(_EVENTS_FROM_JSON)),
+    True: PerDatabase(text(f"{_EVENTS_FROM_JSON} RETURNING id, entity_id")),
+}
 
 
 def record_events(s: Session, events: list[dict]) -> None:
@@ -367,14 +404,16 @@ def record_events(s: Session, events: list[dict]) -> None:
         _RECORD_EVENTS.on(c).run_many(c, events)
 
 
-def _writing_events(c: Connection, events: list[dict]) -> list[tuple[DriverStatement, dict]]:
+def _writing_events(c: Connection, events: list[dict], saying_ids: bool = False) -> list[tuple[DriverStatement, dict]]:
     """The statements that write these audit rows, for `run_together`: on PostgreSQL one (the
-    rows as JSON), elsewhere one per row."""
+    rows as JSON), elsewhere one per row. `saying_ids`: each returns (audit id, entity id) of
+    the rows it wrote."""
     if not events:
         return []
     if c.dialect.name == "postgresql":
-        return [(_EVENTS_FROM_JSON.on(c), {"rows": json.dumps([{**e, "at": e["at"].isoformat()} for e in events])})]
-    return [(_RECORD_EVENTS.on(c), event) for event in events]
+        rows = json.dumps([{**e, "at": e["at"].isoformat()} for e in events])
+        return [(_EVENTS_IN_ONE[saying_ids].on(c), {"rows": rows})]
+    return [((_RECORD_EVENT_SAYING_ID if saying_ids else _RECORD_EVENTS).on(c), event) for event in events]
 
 
 def record_assignment(s: Session, item_id: int, rep: RoutableRep, why: str, score: float | None = None) -> None:

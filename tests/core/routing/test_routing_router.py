@@ -320,9 +320,9 @@ def test_claim_many_takes_what_is_still_open_and_the_rep_room_for_exactly_that(s
 
 
 def test_a_claim_that_falls_short_leaves_only_what_it_took_and_audits_that_once(s, now, make_worker, make_item):
-    """A claim is first tried whole (items, the rep's places and the audit rows together,
-    behind a savepoint); when part of it fails, what remains is exactly the step-by-step
-    claim's result: an audit row per item taken and none for the rest, every version as it was."""
+    """A claim that falls short (an item gone, or no room for everything it would take) leaves
+    exactly what it took: an audit row per item taken and none for the rest, every version of
+    what it did not take as it was."""
     from types import SimpleNamespace
 
     from handoff.core.routing.claims import assignment_event
@@ -353,13 +353,93 @@ def test_a_claim_that_falls_short_leaves_only_what_it_took_and_audits_that_once(
     assert (d.state, d.assignee_id, e.state) == (WorkItemState.OPEN, None, WorkItemState.OPEN)
     assert [(d.version, e.version)] == before
 
-    # The savepoints a claim leaves do not stand in the way of the transaction's own.
+    # A claim inside the caller's own savepoint.
     with s.begin_nested():
         bob = make_worker("bob", {"order-approval": 3})
         assert claim_many(s, bob.id, [(d.id, d.version)], now, events(d)) == [d.id]
     s.flush()
     s.refresh(d)
     assert d.assignee_id == bob.id and audit_actions(s, d.id) == ["assigned"]
+
+
+@pytest.mark.committed  # its own transaction: the rolled-back fixture's savepoints are subtransactions too
+def test_a_transaction_making_many_claims_makes_no_subtransactions(s, now, make_worker, make_item):
+    """Claims that fall short are undone without savepoints: on PostgreSQL each savepoint that
+    writes is a subtransaction with an id of its own (held, as a lock on it, until the
+    transaction ends), and past 64 in one transaction every other session's snapshot slows
+    down. Seventy claims in one transaction, each falling short, leave it with its own id alone."""
+    from sqlalchemy import text
+
+    from handoff.core.routing.claims import claim_many
+
+    reps = [make_worker(f"r{k}", {"order-approval": 3}, capacity=1) for k in range(70)]
+    items = [make_item() for _ in range(72)]
+    seen = {it.id: it.version for it in items}
+    for k, rep in enumerate(reps):  # each asks for its own item and the one the rep before took
+        asked = [(items[k].id, seen[items[k].id])] + ([(items[k - 1].id, seen[items[k - 1].id])] if k else [])
+        assert claim_many(s, rep.id, asked, now) == [items[k].id]
+    assert claim_many(s, reps[0].id, [(items[70].id, seen[items[70].id])], now) is None  # full: put back
+    s.refresh(items[70])
+    assert (items[70].state, items[70].version) == (WorkItemState.OPEN, seen[items[70].id])
+    if s.get_bind().dialect.name == "postgresql":
+        held = "SELECT count(*) FROM pg_locks WHERE locktype = 'transactionid' AND pid = pg_backend_pid()"
+        assert s.execute(text(held)).scalar() == 1
+    for rep in reps:
+        s.refresh(rep)
+        assert rep.open_items == 1
+
+
+@pytest.mark.parametrize(
+    "case, capacity, open_items, presence, gone, expected",
+    [
+        # The rep has room for all three asked; one is gone: the place taken for it is given back.
+        ("room for all, one gone", 3, 0, Presence.AVAILABLE, 1, "two"),
+        # Every item gone, the rep with room: nothing changes, "last assigned" included.
+        ("room for all, all gone", 3, 0, Presence.AVAILABLE, 3, "none"),
+        # Room for one only: not for the three asked, nor for the two still open.
+        ("room for one, one gone", 2, 1, Presence.AVAILABLE, 1, "full"),
+        # The rep left and every item is gone.
+        ("rep away, all gone", 3, 0, Presence.OFFLINE, 3, "none"),
+    ],
+)
+def test_a_claim_that_falls_short_is_undone_exactly(
+    s, now, make_worker, make_item, case, capacity, open_items, presence, gone, expected
+):
+    """However a claim falls short, what it keeps is exactly what still holds, and every write
+    it made for the rest is reversed: the rep's places and "last assigned", the items' state
+    and version, the audit rows."""
+    from types import SimpleNamespace
+
+    from handoff.core.routing.claims import assignment_event
+    from handoff.core.routing.claims import claim_many
+
+    earlier = now - timedelta(hours=3)
+    ann = make_worker("ann", {"order-approval": 3}, capacity=capacity, open_items=open_items, presence=presence)
+    ann.last_assigned_at = earlier
+    items = [make_item() for _ in range(3)]
+    for it in items[:gone]:
+        it.state = WorkItemState.COMPLETED
+    s.flush()
+    seen = {it.id: it.version for it in items}
+    rep = SimpleNamespace(id=ann.id, extra={"name": "ann"})
+    events = [assignment_event(it.id, rep, "test") for it in items]
+    taken = claim_many(s, ann.id, [(it.id, seen[it.id]) for it in items], now, events)
+    open_ids = [it.id for it in items[gone:]]
+    kept = {"two": open_ids, "none": [], "full": None}[expected]
+    assert taken == kept, case
+    s.refresh(ann)
+    places = len(kept or [])
+    assert ann.open_items == open_items + places
+    assert ann.last_assigned_at == (now if places else earlier)
+    for it in items:
+        s.refresh(it)
+        mine = it.id in (kept or [])
+        assert [audit_actions(s, it.id)] == [["assigned"] if mine else []]
+        if it.id in open_ids:
+            assert (it.state, it.assignee_id) == (
+                (WorkItemState.ASSIGNED, ann.id) if mine else (WorkItemState.OPEN, None)
+            )
+            assert it.version == seen[it.id] + (1 if mine else 0)
 
 
 def test_claim_many_changes_nothing_when_the_rep_has_no_room_for_them_all(s, now, make_worker, make_item):
