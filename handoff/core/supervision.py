@@ -27,6 +27,7 @@ from handoff.core.models import WorkItemState
 from handoff.core.models import utcnow
 from handoff.core.routing import router
 from handoff.core.routing.claims import claim
+from handoff.core.routing.claims import one_router_at_a_time
 from handoff.core.routing.eligibility import effective_requirements
 from handoff.core.routing.eligibility import meets
 from handoff.core.routing.live import index_for
@@ -105,6 +106,7 @@ def reassign_item(s: Session, item_id: int, to: str, by: str, reason: str, now: 
     if not meets(target.skill_levels, needed):
         raise CannotReassign(f"{to} lacks the skills work item {item_id} needs ({needed})")
     before = item.assignee.name if item.assignee else None
+    one_router_at_a_time(s)  # a hand-over is routing: it takes the router's turn, as a decision does
     if item.state == WorkItemState.ASSIGNED and not router.reclaim_item(s, item_id, f"reassigned by {by}", now):
         raise CannotReassign(f"work item {item_id} changed meanwhile; look again")
     item = s.get(WorkItem, item_id, populate_existing=True)

@@ -146,8 +146,10 @@ _PUT_ITEM_BACK = PerDatabase(
 # subtransaction of its own until the transaction ends, and a transaction with more than 64
 # slows every other session's snapshots (a watch round reclaiming a team's items at the end
 # of a shift makes dozens of claims). The reversing writes are exact: the rows a claim
-# changed stay locked by its transaction until it ends, and every writer of items and reps
-# takes the routing turn first (`one_router_at_a_time`; migration 0003's triggers).
+# changed stay locked by its transaction until it ends, and a claim is made under the routing
+# turn (`one_router_at_a_time`: the router's decisions and a supervisor's reassign take it
+# first; every other writer of items and reps takes it through migration 0003's triggers), so
+# nothing changes the rep between the claim's read and its writes.
 
 
 def claim(s: Session, item_id: int, version: int, worker_id: int, now: datetime, event: dict | None = None) -> Claim:
@@ -170,7 +172,8 @@ def claim_many(
     assignment (`assignment_event`), in `items`' order, written for those taken.
 
     The statements run on the caller's connection, in its transaction, after flushing the
-    session's own pending changes as `Session.execute` would."""
+    session's own pending changes as `Session.execute` would; the caller holds the routing
+    turn (`one_router_at_a_time`)."""
     s.flush()
     c = s.connection()
     if not items:
@@ -190,14 +193,20 @@ def claim_many(
             *_writing_events(c, list(audit.values()), saying_ids=True),
         ],
     )
-    won = [item_id for item_id, changed in zip(asked, outcome[1:]) if changed]
+    read, changed, roomy, written = (
+        outcome[0],
+        outcome[1 : 1 + len(asked)],
+        outcome[1 + len(asked)],
+        outcome[2 + len(asked) :],
+    )
+    won = [item_id for item_id, took in zip(asked, changed) if took]
     taken: list[int] | None = won
-    if len(won) < len(asked) or not outcome[1 + len(asked)]:
-        last_assigned = outcome[0][0][0] if outcome[0] else None
-        taken = _settle_short_claim(c, worker_id, len(asked), won, bool(outcome[1 + len(asked)]), last_assigned, now)
-        written = [row for rows in outcome[2 + len(asked) :] for row in rows]  # (audit id, entity id)
+    if len(won) < len(asked) or not roomy:
+        last_assigned = read[0][0] if read else None
+        taken = _settle_short_claim(c, worker_id, len(asked), won, bool(roomy), last_assigned, now)
         kept = {audit[item_id]["entity_id"] for item_id in taken or () if item_id in audit}
-        _UNWRITE_EVENT.on(c).run_many(c, [{"event_id": row[0]} for row in written if row[1] not in kept])
+        gone = [{"event_id": event_id} for rows in written for event_id, entity_id in rows if entity_id not in kept]
+        _UNWRITE_EVENT.on(c).run_many(c, gone)
     if s.identity_map:  # the session holds ORM objects these UPDATEs went around
         for item_id in asked:
             expire(s, WorkItem, item_id)
