@@ -367,7 +367,8 @@ def test_a_transaction_making_many_claims_makes_no_subtransactions(s, now, make_
     """Claims that fall short are undone without savepoints: on PostgreSQL each savepoint that
     writes is a subtransaction with an id of its own (held, as a lock on it, until the
     transaction ends), and past 64 in one transaction every other session's snapshot slows
-    down. Seventy claims in one transaction, each falling short, leave it with its own id alone."""
+    down. Seventy claims in one transaction, all but the first falling short (the item the rep
+    before took), and one more with no room, leave it with its own id alone."""
     from sqlalchemy import text
 
     from handoff.core.routing.claims import claim_many
