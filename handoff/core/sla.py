@@ -177,12 +177,17 @@ class BusinessClock:
         self._windows: tuple[date, date, np.ndarray, np.ndarray, np.ndarray] | None = None
 
     def _window(self, day: date) -> tuple[datetime, datetime] | None:
-        """The business hours of a local date as naive UTC, or None on a weekend/holiday."""
+        """The business hours of a local date as naive UTC, or None on a weekend/holiday or
+        when the clocks skip them: hours that lie inside a spring-forward gap (02:01-03:00 in
+        Berlin on the last Sunday of March) would otherwise end before they open, and a
+        negative day would take time off every total that spans it."""
         if day.weekday() not in self.days or day in self.holidays:
             return None
-        opens = datetime.combine(day, time()) + timedelta(minutes=self.start)
-        closes = datetime.combine(day, time()) + timedelta(minutes=self.end)
-        return self._utc(opens), self._utc(closes)
+        opens = self._utc(datetime.combine(day, time()) + timedelta(minutes=self.start))
+        closes = self._utc(datetime.combine(day, time()) + timedelta(minutes=self.end))
+        if closes <= opens:
+            return None
+        return opens, closes
 
     def _utc(self, local: datetime) -> datetime:
         return local.replace(tzinfo=self.tz).astimezone(UTC).replace(tzinfo=None)

@@ -180,6 +180,14 @@ _ZONES = ["UTC", "Europe/Berlin", "America/New_York", "Australia/Sydney", "Asia/
         max_size=30,
     ),
 )
+@hypothesis.example(  # hours inside Berlin's spring-forward gap: found by CI, stop 28
+    zone_name="Europe/Berlin",
+    start=121,
+    length=59,
+    days={0, 1, 6},
+    holidays=[],
+    pairs=[(datetime(2026, 1, 1), datetime(2027, 1, 1))],
+)
 def test_many_pairs_at_once_count_what_one_pair_at_a_time_counts(zone_name, start, length, days, holidays, pairs):
     """The watch's vectorised business time equals the day-by-day count, across time zones
     with daylight saving, holidays, short and long days, and pairs either way round."""
@@ -246,3 +254,22 @@ def test_an_sla_longer_than_the_calendar_can_count_is_refused_with_its_reason(cl
             sla.reload_config()
     with pytest.raises(sla.TooLong, match="more than the business calendar holds in ten years"):
         BusinessClock(BusinessHours()).add(datetime(2026, 1, 1), 30000 * 3600)
+
+
+def test_business_hours_the_clocks_skip_count_nothing_that_day():
+    """Hours of 02:01-03:00 on the Sunday Berlin springs forward (29 March 2026) do not exist:
+    that day adds no business time, on the day-by-day count and the tabled one alike, and
+    nothing is open then; the Sunday after counts its 59 minutes."""
+    hours = BusinessHours(start="02:01", end="03:00", days="6", timezone="Europe/Berlin")
+    clock = BusinessClock(hours)
+    gap_day = (datetime(2026, 3, 28, 12), datetime(2026, 3, 29, 12))
+    next_sunday = (datetime(2026, 4, 4, 12), datetime(2026, 4, 5, 12))
+    assert clock.seconds_between(*gap_day) == 0
+    assert clock.seconds_between(*next_sunday) == 59 * 60
+    epoch = datetime(1970, 1, 1)
+    a = np.array([(x - epoch).total_seconds() for x, _ in (gap_day, next_sunday)])
+    b = np.array([(y - epoch).total_seconds() for _, y in (gap_day, next_sunday)])
+    assert clock.seconds_between_many(a, b).tolist() == [0.0, 59 * 60.0]
+    assert not clock.is_open(datetime(2026, 3, 29, 1, 0, 30))
+    # time added across the skipped day lands on the next Sunday that has the hours
+    assert clock.add(datetime(2026, 3, 28, 12), 60) == datetime(2026, 4, 5, 0, 2)
