@@ -161,7 +161,17 @@ def test_shifts_in_local_time_including_overnight_shifts():
     assert not on_shift(Rep, datetime(2026, 11, 25, 23, 0))  # 18:00 in New York
 
 
-_ZONES = ["UTC", "Europe/Berlin", "America/New_York", "Australia/Sydney", "Asia/Kolkata"]
+# daylight saving north and south, none, a half-hour offset, clocks that change at midnight
+# (Santiago) and by half an hour (Lord Howe)
+_ZONES = [
+    "UTC",
+    "Europe/Berlin",
+    "America/New_York",
+    "Australia/Sydney",
+    "Asia/Kolkata",
+    "America/Santiago",
+    "Australia/Lord_Howe",
+]
 
 
 @hypothesis.settings(max_examples=60, deadline=None)
