@@ -24,9 +24,11 @@ from typing import get_args
 
 from prefect.input import RunInput
 from pydantic import Field
+from pydantic import field_validator
 from pydantic import model_validator
 
 from handoff.core import work_types
+from handoff.core.identity.completion_proof import PROOF_MAX_LENGTH
 from handoff.core.work_types import WorkType
 
 
@@ -40,10 +42,19 @@ class StepForm(RunInput):
     )
     completion_proof: str = Field(
         "",
-        max_length=2000,
+        max_length=PROOF_MAX_LENGTH,
         description="Set by handoff. An answer without it (e.g. sent from this dialog) is refused: "
         "complete steps in the reps' worklist.",
     )
+
+    @field_validator("*", mode="before")
+    @classmethod
+    def _no_nul(cls, value: Any) -> Any:
+        """NUL becomes U+FFFD in every text field. PostgreSQL refuses NUL in text: an answer
+        holding one was signed and sent, and then the run failed recording it, at every restart
+        (it takes the answer marked on its way again). Replaced, not refused: the run reads its
+        input through this model too, and a refusal there would fail the run instead."""
+        return value.replace("\x00", "\ufffd") if isinstance(value, str) else value
 
 
 class Decision(StepForm):

@@ -24,6 +24,7 @@ def complete(
     from rich.markdown import Markdown
 
     from handoff.cli.identity import signed_in
+    from handoff.core.identity.completion_proof import ProofTooLong
     from handoff.core.identity.sessions import NotSignedIn
     from handoff.core.routing.router import NotAllowed
     from handoff.runtime import prefect_server
@@ -60,6 +61,9 @@ def complete(
         raise typer.Exit(2) from None
     except StepNotReady as not_ready:
         console.print(f"[red]{not_ready}[/red]")
+        raise typer.Exit(2) from None
+    except ProofTooLong as too_long:
+        console.print(f"[red]--override-reason[/red]: {too_long}")
         raise typer.Exit(2) from None
     if recorded:
         console.print(f"Work item {item_id} completed by {person}; its flow run carries on.")

@@ -49,6 +49,11 @@ class Settings(BaseSettings):
     worklist_port: int = Field(default=8081)
     session_hours: float = Field(default=12.0, gt=0, description="A sign-in lasts this long (web and CLI).")
     secure_cookies: bool = Field(default=False, description="Send the session cookie over HTTPS only (set behind TLS).")
+    trusted_proxies: str = Field(
+        default="",
+        description="Addresses of the reverse proxies (comma-separated) whose X-Forwarded-For names the client; "
+        "empty = none: the sign-in limits count the address that connected.",
+    )
     server_secret: str = Field(
         default="", description="Signs sessions and completions; empty = made once, kept in home (0600)."
     )

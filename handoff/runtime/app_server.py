@@ -99,7 +99,11 @@ class HeadDeadlineProtocol(H11Protocol):
 
 def guarded_config(app: object, host: str, port: int) -> uvicorn.Config:
     """uvicorn's settings for an app open to a network: the head deadline, a short keep-alive,
-    a cap on connections."""
+    a cap on connections, and X-Forwarded-For believed only from the proxies named in
+    `settings.trusted_proxies`. uvicorn's own default trusts it from 127.0.0.1, where handoff
+    listens: any local client (or a proxy passing the header on) could then name its own
+    address and step round the sign-in limit per address, or lock someone else's out."""
+    proxies = settings.trusted_proxies.strip()
     return uvicorn.Config(
         app,
         host=host,
@@ -108,6 +112,8 @@ def guarded_config(app: object, host: str, port: int) -> uvicorn.Config:
         http=HeadDeadlineProtocol,
         timeout_keep_alive=5,
         limit_concurrency=CONNECTIONS_AT_ONCE,
+        proxy_headers=bool(proxies),
+        forwarded_allow_ips=proxies or None,
     )
 
 

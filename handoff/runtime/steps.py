@@ -150,7 +150,7 @@ def complete_step(
     run_id = UUID(flow_run_id)
     proof = completion_proof.sign_completion(item_id, input_key, person, answer, override=override, via=via)
     signed = {**answer, completion_proof.PROOF_FIELD: proof}
-    sent_at = _mark_on_its_way(item_id, attempt, person, signed)
+    sent_at, before = _mark_on_its_way(item_id, attempt, person, signed)
     delivered = False
     try:
         with get_client(sync_client=True) as client:
@@ -171,40 +171,64 @@ def complete_step(
         _lost_the_race(item_id, person, wait_seconds)
         return False  # not reached: _lost_the_race always raises
     finally:
-        if not delivered:  # it never reached the run: nothing is on its way any more
+        if not delivered:  # it never reached the run: the mark goes back to what it was before
             with session() as s:
                 s.execute(
                     update(WorkItem)
                     .where(WorkItem.id == item_id, WorkItem.answer_sent_at == sent_at)
-                    .values(answer_sent_at=None, sent_answer=None)
+                    .values(answer_sent_at=before[0], sent_answer=before[1])
                 )
 
 
-def _mark_on_its_way(item_id: int, attempt: int, person: str, signed: dict) -> datetime:
+MARK_TRIES = 20  # marks made by other sends at the same moment, before this one gives up
+
+
+def _mark_on_its_way(
+    item_id: int, attempt: int, person: str, signed: dict
+) -> tuple[datetime, tuple[datetime | None, dict | None]]:
     """Note, before the run is resumed, that this signed answer to this attempt is on its way
     (lifecycle.answer_in_flight): another channel's answer meanwhile comes second, and a run
     restarted before recording it (its process killed after the resume) takes it from here
     instead of asking again. Conditional on the item still waiting on that attempt: one
-    cancelled or answered since is refused."""
+    cancelled or answered since is refused.
+
+    Returns when it was marked and the mark it replaced, which a send that does not reach the
+    run puts back: the same form sent twice (a double click) while the run records the first
+    one found the run busy, gave up, and cleared the first answer's mark with its own. The
+    replaced mark is read, then swapped only if still the same (two sends at once: one retries)."""
     sent_at = utcnow()
-    with session() as s:
-        marked = s.execute(
-            update(WorkItem)
-            .where(WorkItem.id == item_id, WorkItem.state.in_(ACTIVE), WorkItem.attempt == attempt)
-            .values(answer_sent_at=sent_at, sent_answer=signed)
-            .execution_options(synchronize_session=False)
-        ).rowcount
-        if not marked:
+    refusal: Exception | None = None
+    for _ in range(MARK_TRIES):
+        with session() as s:
+            before = s.execute(
+                select(WorkItem.answer_sent_at, WorkItem.sent_answer).where(WorkItem.id == item_id)
+            ).one_or_none()
+        was = (before[0], before[1]) if before is not None else (None, None)
+        same_mark = WorkItem.answer_sent_at.is_(None) if was[0] is None else WorkItem.answer_sent_at == was[0]
+        with session() as s:
+            marked = s.execute(
+                update(WorkItem)
+                .where(WorkItem.id == item_id, WorkItem.state.in_(ACTIVE), WorkItem.attempt == attempt, same_mark)
+                .values(answer_sent_at=sent_at, sent_answer=signed)
+                .execution_options(synchronize_session=False)
+            ).rowcount
+            if marked:
+                return sent_at, was
             item = s.get(WorkItem, item_id, populate_existing=True)
-            if item.state == WorkItemState.COMPLETED:
-                refusal: Exception = router.AlreadyCompleted(item)
-            else:
+            if item is None or item.state == WorkItemState.COMPLETED:
+                refusal = (
+                    router.AlreadyCompleted(item)
+                    if item is not None
+                    else router.NotAllowed(f"work item {item_id} does not exist")
+                )
+                break
+            if item.state not in ACTIVE or item.attempt != attempt:
                 refusal = router.NotAllowed(f"work item {item_id} is {item.state} now; your answer was not sent")
-        else:
-            refusal = None
-    if refusal is not None:
-        _refuse(item_id, person, refusal)
-    return sent_at
+                break
+            sent_at = utcnow()  # another send marked it meanwhile: read its mark again
+    else:
+        refusal = StepNotReady(f"work item {item_id}: other answers were being sent at the same moment")
+    _refuse(item_id, person, refusal)
 
 
 def _confirm(item_id: int, attempt: int, seconds: float) -> bool:

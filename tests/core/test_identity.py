@@ -15,6 +15,7 @@ from handoff.core.identity import completion_proof
 from handoff.core.identity import sessions
 from handoff.core.identity import sign_in
 from handoff.core.models import AuditEvent
+from handoff.core.models import EndedSession
 from handoff.core.models import LoginAttempt
 from handoff.core.models import Worker
 from handoff.core.models import WorkItem
@@ -88,6 +89,116 @@ def test_a_session_expires_and_cannot_be_moved_to_another_purpose(ann, monkeypat
     time.sleep(2.1)
     with session() as s, pytest.raises(sessions.NotSignedIn, match="expired"):
         sessions.read_session(s, web)
+
+
+def test_a_session_ends_when_it_was_issued_to_end_even_if_sessions_are_made_longer_later(ann, monkeypatch):
+    """Raising HANDOFF_SESSION_HOURS does not lengthen sessions already out, nor bring back one
+    signed out of once its record is let go: each token carries its own end."""
+    from datetime import timedelta
+
+    monkeypatch.setattr(settings, "session_hours", 1.0)
+    with session() as s:
+        worker = s.scalar(select(Worker).where(Worker.name == ann))
+        kept, ended = sessions.issue_session(worker), sessions.issue_session(worker)
+        assert sessions.end_session(s, ended) == ann
+        (row,) = s.scalars(select(EndedSession)).all()
+        # kept until the session's own end, whatever the setting is by then
+        assert abs((row.expires_at - (utcnow() + timedelta(hours=1))).total_seconds()) < 5
+    later = utcnow() + timedelta(hours=2)
+    monkeypatch.setattr(sessions, "utcnow", lambda: later)
+    monkeypatch.setattr(settings, "session_hours", 24.0)
+    with session() as s:
+        for token in (kept, ended):
+            with pytest.raises(sessions.NotSignedIn, match="expired"):
+                sessions.read_session(s, token)
+        worker = s.scalar(select(Worker).where(Worker.name == ann))
+        assert sessions.read_session(s, sessions.issue_session(worker)).name == ann  # a new one: 24 h
+
+
+@pytest.mark.committed
+@pytest.mark.parametrize("db", ["sqlite", "postgres"], indirect=True)
+def test_two_sign_outs_of_one_session_at_once_both_sign_out(db):
+    """A double click on "Sign out": both requests read the session as live before either ends
+    it. The second used to fail on the ended-sessions key (a 500 page); now both sign out, and
+    the sign-out is audited once."""
+    import threading
+
+    with session() as s:
+        s.add(Worker(name="ann"))
+        s.flush()
+        sign_in.set_password(s, "ann", "a good long password", actor="test")
+        token = sessions.issue_session(s.scalar(select(Worker).where(Worker.name == "ann")))
+    both_read = threading.Barrier(2)
+    real_read = sessions.read_session
+
+    def read_then_wait(*args, **kwargs):
+        person = real_read(*args, **kwargs)
+        both_read.wait(timeout=10)
+        return person
+
+    def sign_out() -> str | None:
+        with session() as s:
+            return sessions.end_session(s, token)
+
+    sessions.read_session = read_then_wait
+    try:
+        from concurrent.futures import ThreadPoolExecutor
+
+        with ThreadPoolExecutor(2) as pool:
+            answers = [f.result(timeout=60) for f in [pool.submit(sign_out) for _ in range(2)]]
+    finally:
+        sessions.read_session = real_read
+    assert answers == ["ann", "ann"]
+    with session() as s:
+        assert len(s.scalars(select(EndedSession)).all()) == 1
+        assert len(s.scalars(select(AuditEvent).where(AuditEvent.action == "signed-out")).all()) == 1
+        with pytest.raises(sessions.NotSignedIn, match="signed out"):
+            sessions.read_session(s, token)
+
+
+@pytest.mark.parametrize("db", ["sqlite", "postgres"], indirect=True)
+def test_a_name_with_control_characters_is_a_wrong_name_not_an_error(db):
+    """PostgreSQL refuses NUL in text: a sign-in name holding one failed recording its attempt
+    (a 500). It is refused as any unknown name is, and recorded printable."""
+    with session() as s:
+        s.add(Worker(name="ann"))
+        s.flush()
+        sign_in.set_password(s, "ann", "a good long password", actor="test")
+    for name in ("ann\x00", "\x00", "ann\x1b[2J"):
+        with session() as s, pytest.raises(sign_in.LoginRefused):
+            sign_in.authenticate(s, name, "a good long password", client="10.0.0.1\x00")
+    with session() as s:
+        recorded = s.execute(select(LoginAttempt.name, LoginAttempt.client).order_by(LoginAttempt.id)).all()
+    assert [tuple(r) for r in recorded] == [
+        ("ann\\x00", "10.0.0.1\\x00"),
+        ("\\x00", "10.0.0.1\\x00"),
+        ("ann\\x1b[2J", "10.0.0.1\\x00"),
+    ]
+
+
+def test_an_override_reason_too_long_to_sign_is_refused_saying_how_much_fits():
+    """The reason is signed with the answer, and a step's form takes a proof of at most
+    PROOF_MAX_LENGTH characters: past it Prefect refused the answer at every try. How much fits
+    depends on the script (escaped in the proof); the refusal names it, exactly."""
+    import random
+    import re
+
+    answer = {"completed_by": "sue", "decision": "approve", "note": "ok"}
+    rng = random.Random(7)
+    for reason in (
+        "".join(chr(rng.randint(0x4E00, 0x9FFF)) for _ in range(700)),
+        "".join(chr(rng.randint(0x21, 0x7E)) for _ in range(2000)),
+        "".join(chr(rng.randint(0x1F300, 0x1F64F)) for _ in range(1000)),
+    ):
+        with pytest.raises(completion_proof.ProofTooLong) as refused:
+            completion_proof.sign_completion(1, "paused-work-item-1-0", "sue", answer, override=reason)
+        fits = int(re.search(r"([\d,]+) of its", str(refused.value)).group(1).replace(",", ""))
+        assert 0 < fits < len(reason)
+        proof = completion_proof.sign_completion(1, "paused-work-item-1-0", "sue", answer, override=reason[:fits])
+        assert len(proof) <= completion_proof.PROOF_MAX_LENGTH
+        with pytest.raises(completion_proof.ProofTooLong):
+            completion_proof.sign_completion(1, "paused-work-item-1-0", "sue", answer, override=reason[: fits + 1])
+    assert completion_proof.sign_completion(1, "k", "sue", answer, override="assignee away for a week")
 
 
 def test_the_proof_binds_item_attempt_person_and_answer(ann):

@@ -335,3 +335,80 @@ def test_a_forged_answer_that_reaches_the_run_first_never_puts_its_name_in_front
     with session() as s:
         item = s.get(WorkItem, step.item_id)
         assert (item.completed_by, item.outcome) == (step.assignee, "reject")
+
+
+# --- one person's answer: sent twice, with a NUL, with an override too long to sign -----------
+
+
+def test_the_same_form_sent_again_while_the_run_records_the_first_leaves_the_first_on_its_way(db, monkeypatch):
+    """A double click: the first answer reached the run, which takes a moment to record it;
+    the second finds the run busy and gives up. It used to clear the first answer's "on its
+    way" mark with its own, so a customer's answer (quotes) or a restarted run no longer knew a
+    delivered answer was coming. The mark it replaced is put back."""
+    from handoff.core.routing import lifecycle
+    from handoff.runtime import steps
+
+    monkeypatch.setattr(settings, "pause_poll_seconds", 8)  # the run records the answer up to 8 s later
+    with ThreadPoolExecutor(1) as pool:
+        run, step, _ = paused_for_its_form(pool, "TWICE-1")
+        answer = {"decision": "approve", "note": "checked with the customer"}
+        assert steps.complete_step(step.item_id, answer, by=step.assignee) is False  # sent, not yet recorded
+        with session() as s:
+            first = s.get(WorkItem, step.item_id)
+            sent_at, sent = first.answer_sent_at, first.sent_answer
+        assert sent_at is not None and first.state == "assigned"
+        with pytest.raises(steps.StepNotReady):
+            steps.complete_step(step.item_id, answer, by=step.assignee, wait_seconds=1)
+        with session() as s:
+            item = s.get(WorkItem, step.item_id)
+            assert (item.answer_sent_at, item.sent_answer) == (sent_at, sent) and lifecycle.answer_in_flight(item)
+        assert run.result(timeout=120).is_completed()
+    with session() as s:
+        item = s.get(WorkItem, step.item_id)
+        assert (item.state, item.completed_by, item.note) == ("completed", step.assignee, "checked with the customer")
+
+
+@pytest.mark.parametrize("db", ["sqlite", "postgres"], indirect=True)
+def test_a_nul_in_an_answer_is_recorded_not_fatal_to_the_run(db, monkeypatch):
+    """PostgreSQL refuses NUL in text: an answer holding one was signed and sent, then the run
+    failed recording it, and again at every restart (it takes the answer marked on its way).
+    The step's form replaces NUL before the answer is signed, here as in the run."""
+    from handoff.runtime import steps
+
+    monkeypatch.setattr(settings, "pause_poll_seconds", 1)
+    with ThreadPoolExecutor(1) as pool:
+        run, step, _ = paused_for_its_form(pool, "NUL-1")
+        answer = {"decision": "approve", "note": "fine\x00"}
+        assert steps.complete_step(step.item_id, answer, by=step.assignee, confirm_seconds=60) is True
+        assert run.result(timeout=120).is_completed()
+    with session() as s:
+        item = s.get(WorkItem, step.item_id)
+        assert (item.state, item.note, item.answer["note"]) == ("completed", "fine\ufffd", "fine\ufffd")
+
+
+def test_an_override_too_long_to_sign_is_refused_before_anything_is_sent(db, monkeypatch):
+    """The reason is signed with the answer; past what a form takes, Prefect refused the
+    answer at every try while the supervisor was told to send it again. Now refused at once,
+    saying how much fits, with nothing marked as sent; a shorter reason goes through."""
+    import random
+
+    from handoff.core.identity.completion_proof import ProofTooLong
+    from handoff.runtime import steps
+
+    monkeypatch.setattr(settings, "pause_poll_seconds", 1)
+    rng = random.Random(7)
+    reason = "".join(chr(rng.randint(0x4E00, 0x9FFF)) for _ in range(700))
+    with ThreadPoolExecutor(1) as pool:
+        run, step, _ = paused_for_its_form(pool, "LONG-1")
+        answer = {"decision": "approve", "note": "ok"}
+        with pytest.raises(ProofTooLong, match="of its 700 characters fit"):
+            steps.complete_step(step.item_id, answer, by=SUPERVISOR, override_reason=reason)
+        with session() as s:
+            item = s.get(WorkItem, step.item_id)
+            assert (item.state, item.answer_sent_at) == ("assigned", None)
+        assert steps.complete_step(
+            step.item_id, answer, by=SUPERVISOR, override_reason=reason[:300], confirm_seconds=60
+        )
+        assert run.result(timeout=120).is_completed()
+    with session() as s:
+        assert s.get(WorkItem, step.item_id).completed_by == SUPERVISOR

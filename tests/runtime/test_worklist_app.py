@@ -107,9 +107,75 @@ def test_a_rep_sees_only_their_items_most_urgent_first(team):
 
 def test_an_item_id_no_database_holds_is_not_found(team):
     c, csrf = signed_in("ann")
+    boss, boss_csrf = signed_in("sue")
     for item_id in ("99999999999999999999", "9223372036854775808", "0", "-1"):
         assert c.get(f"/items/{item_id}").status_code == 404
         assert c.post(f"/items/{item_id}", data={"csrf_token": csrf, "decision": "approve"}).status_code == 404
+        moved = boss.post(f"/items/{item_id}/reassign", data={"csrf_token": boss_csrf, "to": "bob", "reason": "x"})
+        assert moved.status_code == 404, moved.text  # not a 500 from a number SQLite cannot hold
+
+
+@pytest.mark.parametrize("db", ["sqlite", "postgres"], indirect=True)
+def test_a_nul_in_any_field_is_no_error_on_either_database(team):
+    """PostgreSQL refuses NUL in any text, as a value or as a name to look up: a NUL in a
+    sign-in name or a reassignment was a 500 there. Every posted field has it replaced."""
+    nul = {"Content-Type": "application/x-www-form-urlencoded"}
+    c = client()
+    csrf = csrf_of(c.get("/login").text)
+    wrong = c.post("/login", content=f"csrf_token={csrf}&name=ann%00&password=x%00", headers=nul)
+    assert wrong.status_code == 401, wrong.text
+    boss, boss_csrf = signed_in("sue")
+    moved = items_of("ann")[-1]
+    nobody = boss.post(f"/items/{moved}/reassign", content=f"csrf_token={boss_csrf}&to=bob%00&reason=r%00", headers=nul)
+    assert nobody.status_code == 409 and "bob\ufffd" in nobody.text, nobody.text
+    with session() as s:
+        assert s.get(WorkItem, moved).assignee.name == "ann"
+        assert s.scalars(select(LoginAttempt.name)).all() == ["ann\ufffd", "sue"]
+
+
+@pytest.mark.parametrize(("proxies", "recorded"), [("", "127.0.0.1"), ("127.0.0.1", "203.0.113.9")])
+def test_x_forwarded_for_names_the_client_only_when_a_trusted_proxy_sends_it(team, monkeypatch, proxies, recorded):
+    """The sign-in limit per address counts the address that connected. uvicorn's default took
+    X-Forwarded-For from 127.0.0.1, where handoff listens: any local client could name its own
+    address at each guess (never limited) or someone else's (locked out)."""
+    import httpx
+
+    from handoff.runtime.worklist import WorklistServer
+
+    monkeypatch.setattr(settings, "trusted_proxies", proxies)
+    server = WorklistServer("127.0.0.1", free_port()).start()
+    try:
+        with httpx.Client(base_url=server.url, timeout=10) as web:
+            csrf = csrf_of(answering(web, "/login").text)
+            guess = {"csrf_token": csrf, "name": "ann", "password": "guess"}
+            assert web.post("/login", data=guess, headers={"X-Forwarded-For": "203.0.113.9"}).status_code == 401
+    finally:
+        server.stop()
+    with session() as s:
+        assert s.scalars(select(LoginAttempt.client)).all() == [recorded]
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def answering(web, path: str, seconds: float = 10):  # noqa: ANN001, ANN201
+    """GET `path` once the server has started answering."""
+    import time
+
+    import httpx
+
+    deadline = time.monotonic() + seconds
+    while True:
+        try:
+            return web.get(path)
+        except httpx.HTTPError:
+            assert time.monotonic() < deadline
+            time.sleep(0.05)
 
 
 def test_another_reps_item_answers_403_and_stays_theirs(team):
@@ -422,19 +488,11 @@ def test_the_worklist_server_cuts_off_slow_heads_and_slow_bodies(team, monkeypat
     from handoff.runtime.worklist import WorklistServer
 
     monkeypatch.setattr(settings, "intake_read_timeout_seconds", 1.0)
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
+    port = free_port()
     server = WorklistServer("127.0.0.1", port).start()
     try:
-        deadline = time.monotonic() + 10
-        while True:
-            try:
-                httpx.get(f"{server.url}/login", timeout=1)
-                break
-            except httpx.HTTPError:
-                assert time.monotonic() < deadline
-                time.sleep(0.05)
+        with httpx.Client(base_url=server.url, timeout=1) as web:
+            answering(web, "/login")
         # The sign-in page is open to anyone: a body streamed to it is refused while it arrives
         # (past 64 KiB; what the sockets' buffers hold is on its way), not read to its end: this
         # one never ends, so reading it all would mean no answer at all.

@@ -24,6 +24,13 @@ from handoff.core.models import utcnow
 from handoff.core.routing import router
 
 PROOF_FIELD = "completion_proof"  # the form field that carries the signed proof
+PROOF_MAX_LENGTH = 2000  # what that field takes (checklists/forms.py): Prefect refuses more at resume
+
+
+class ProofTooLong(ValueError):
+    """An override reason too long to sign with its answer. Refused before anything is sent:
+    past the form's limit Prefect refused the answer at every try, and the supervisor was told
+    to wait and send it again, for ever."""
 
 
 class CompletionRefused(router.NotAllowed):
@@ -53,17 +60,37 @@ def sign_completion(
     override: str | None = None,
     via: str = "handoff",
 ) -> str:
-    """The proof handoff attaches to an answer it sends for a signed-in person."""
-    return signer("handoff.completion", timed=False).dumps(
-        {
-            "item": item_id,
-            "key": attempt_key,
-            "by": person,
-            "answer": answer_digest(answer),
-            "override": override,
-            "via": via,
-            "at": utcnow().isoformat(timespec="seconds"),
-        }
+    """The proof handoff attaches to an answer it sends for a signed-in person. ProofTooLong
+    when the override reason makes it longer than a form takes (the reason is signed verbatim,
+    so how much fits depends on its script: about 1,500 characters of Latin text, a few hundred
+    of Chinese); the refusal says how much of it would fit."""
+    at = utcnow().isoformat(timespec="seconds")
+
+    def signed(reason: str | None) -> str:
+        return signer("handoff.completion", timed=False).dumps(
+            {
+                "item": item_id,
+                "key": attempt_key,
+                "by": person,
+                "answer": answer_digest(answer),
+                "override": reason,
+                "via": via,
+                "at": at,
+            }
+        )
+
+    proof = signed(override)
+    if len(proof) <= PROOF_MAX_LENGTH:
+        return proof
+    fits, longest = 0, len(override or "")  # the longest start of the reason that would fit
+    while fits < longest:
+        middle = (fits + longest + 1) // 2
+        fits, longest = (
+            (middle, longest) if len(signed((override or "")[:middle])) <= PROOF_MAX_LENGTH else (fits, middle - 1)
+        )
+    raise ProofTooLong(
+        f"the override reason is too long to sign with the answer: {fits:,} of its "
+        f"{len(override or ''):,} characters fit; shorten it"
     )
 
 

@@ -10,19 +10,25 @@ from __future__ import annotations
 import hashlib
 import secrets
 from dataclasses import dataclass
+from datetime import datetime
 from datetime import timedelta
 
 from itsdangerous import BadSignature
 from itsdangerous import SignatureExpired
 from sqlalchemy import delete
+from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
 from handoff.core import audit
+from handoff.core.clock import epoch
 from handoff.core.identity.secret import signer
 from handoff.core.models import EndedSession
 from handoff.core.models import Worker
 from handoff.core.models import utcnow
 from handoff.core.settings import settings
+
+_EPOCH = datetime(1970, 1, 1)
 
 
 class NotSignedIn(Exception):
@@ -46,10 +52,20 @@ def _generation(worker: Worker) -> str:
 
 
 def issue_session(worker: Worker, purpose: str = "web") -> str:
-    """A signed session token (the cookie's value, or the CLI's session file)."""
+    """A signed session token (the cookie's value, or the CLI's session file). It carries the
+    moment it ends ("x"), fixed when it is issued: sessions made longer later
+    (HANDOFF_SESSION_HOURS) do not lengthen the ones already out, nor bring back one signed out
+    of whose record has been let go. Made shorter, they end sooner (the signature's age)."""
+    ends = utcnow() + timedelta(hours=settings.session_hours)
     return signer(f"handoff.session.{purpose}").dumps(
-        {"w": worker.id, "g": _generation(worker), "c": secrets.token_urlsafe(18)}
+        {"w": worker.id, "g": _generation(worker), "c": secrets.token_urlsafe(18), "x": int(epoch(ends))}
     )
+
+
+def _ends_at(data: dict) -> datetime:
+    """When a session ends, as its token says (an older token, without "x", has ended)."""
+    ends = data.get("x")
+    return _EPOCH + timedelta(seconds=ends) if isinstance(ends, int) and 0 < ends < 2**40 else _EPOCH
 
 
 def read_session(s: Session, token: str | None, purpose: str = "web") -> SignedIn:
@@ -62,6 +78,8 @@ def read_session(s: Session, token: str | None, purpose: str = "web") -> SignedI
         raise NotSignedIn("your sign-in expired; sign in again") from None
     except BadSignature:
         raise NotSignedIn("the session is not one handoff issued") from None
+    if isinstance(data, dict) and _ends_at(data) <= utcnow():
+        raise NotSignedIn("your sign-in expired; sign in again")
     worker = s.get(Worker, data.get("w")) if isinstance(data, dict) else None
     if worker is None or not worker.password_hash or data.get("g") != _generation(worker):
         raise NotSignedIn("the session ended (the password was changed); sign in again")
@@ -86,16 +104,33 @@ def end_session(s: Session, token: str | None, purpose: str = "web") -> str | No
         return None
     now = utcnow()
     s.execute(delete(EndedSession).where(EndedSession.expires_at < now))  # past expiry: refused anyway
-    s.add(
-        EndedSession(
+    # Kept until the session would have ended anyway (its own end, whatever the setting says
+    # by then). Two sign-outs of one session at once (a double click): the second finds the
+    # row there and is a sign-out all the same, not an error.
+    ended = s.execute(
+        _insert_new(s)(EndedSession)
+        .values(
             session_id=_session_id(person.csrf),
             worker_id=person.worker_id,
             ended_at=now,
-            expires_at=now + timedelta(hours=settings.session_hours),
+            expires_at=_ends_at(_payload(token, purpose)),
         )
-    )
-    audit.record(s, person.name, "worker", person.worker_id, "signed-out")
+        .on_conflict_do_nothing(index_elements=["session_id"])
+        .returning(EndedSession.session_id)  # no row when it was there already (rowcount: -1 on psycopg)
+    ).first()
+    if ended is not None:
+        audit.record(s, person.name, "worker", person.worker_id, "signed-out")
     return person.name
+
+
+def _payload(token: str | None, purpose: str) -> dict:
+    """What a token already read (`read_session`) says."""
+    data = signer(f"handoff.session.{purpose}").loads(token or "")
+    return data if isinstance(data, dict) else {}
+
+
+def _insert_new(s: Session):  # noqa: ANN202 - the dialect's insert, which can skip a row already there
+    return postgresql_insert if s.get_bind().dialect.name == "postgresql" else sqlite_insert
 
 
 __all__ = [

@@ -29,6 +29,7 @@ from sqlalchemy.orm import Session
 
 from handoff.core import audit
 from handoff.core.identity.secret import signer
+from handoff.core.intake.text import printable
 from handoff.core.models import LoginAttempt
 from handoff.core.models import Worker
 from handoff.core.models import utcnow
@@ -174,8 +175,10 @@ def authenticate(
     """The worker whose name and password these are. Every attempt is recorded, as a failure
     until its password is found right (so one cut short by a crash counts against the limit).
     `device`: the device token this client holds, if any (`issue_device`)."""
-    name = name.strip()[:80]
-    client = client[:80]
+    # Unprintable characters written as escapes (no worker's name holds one: worker_record):
+    # a NUL in a name made the attempt's row, and so the sign-in, fail on PostgreSQL.
+    name = printable(name.strip())[:80]
+    client = printable(client)[:80]
     attempt = _attempt_counted_first(name, client, trusted_device(name, device, purpose))
     worker = s.scalar(select(Worker).where(Worker.name == name))
     stored = worker.password_hash if worker is not None and worker.password_hash else _dummy_hash()

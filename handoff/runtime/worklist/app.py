@@ -39,6 +39,7 @@ from starlette.concurrency import run_in_threadpool
 
 from handoff.core import supervision
 from handoff.core.db import session
+from handoff.core.identity import completion_proof
 from handoff.core.identity.sessions import NotSignedIn
 from handoff.core.identity.sessions import SignedIn
 from handoff.core.identity.sessions import end_session
@@ -138,7 +139,11 @@ def create_worklist_app(prefect_context: Callable[[], Any] | None = None) -> Fas
             body = await read_limited(request, MAX_BODY)
         except BodyRefused as refused:
             raise Refused(refused.status, "the form is too large" if refused.status == 413 else str(refused)) from None
-        return {k: v[0] for k, v in parse_qs(body.decode("utf-8", "replace"), keep_blank_values=True).items()}
+        # NUL becomes U+FFFD: PostgreSQL refuses it in any text, as a value or as a name to look
+        # up, so one NUL in a note or a sign-in name was a 500 there (or a run that could not
+        # record the answer); what else they typed stays as typed.
+        fields = parse_qs(body.decode("utf-8", "replace"), keep_blank_values=True)
+        return {k.replace("\x00", "\ufffd"): v[0].replace("\x00", "\ufffd") for k, v in fields.items()}
 
     def check_csrf(form: dict[str, str], person: SignedIn) -> None:
         if not secrets.compare_digest(form.get("csrf_token", "").encode(), person.csrf.encode()):
@@ -382,6 +387,8 @@ def create_worklist_app(prefect_context: Callable[[], Any] | None = None) -> Fas
                 )
         except ValidationError as bad:
             return item_page(request, person, item_id, 422, kept, errors_by_field(form, bad))
+        except completion_proof.ProofTooLong as why:
+            return item_page(request, person, item_id, 422, kept, {"override_reason": str(why)})
         except router.NotAllowed as why:
             raise Refused(403, str(why)) from None
         except AnswerNotUsed:  # the worklist says why, at the top (the item may be someone else's now)
@@ -405,6 +412,8 @@ def create_worklist_app(prefect_context: Callable[[], Any] | None = None) -> Fas
         person = sender(request, form_data)
         if not person.is_supervisor:
             raise Refused(403, "only a supervisor may reassign work")
+        if not 0 < item_id <= MAX_ID:  # as load_item: no database holds it, and SQLite cannot even be asked
+            raise Refused(404, f"there is no work item {item_id}")
         try:
             with session() as s:
                 supervision.reassign_item(
