@@ -35,6 +35,7 @@ from handoff.core.intake.door import QUOTE_SOURCE
 from handoff.core.intake.door import Announcer
 from handoff.core.intake.door import submit_orders
 from handoff.core.intake.text import quote as quoted
+from handoff.core.intake.text import unprintable_characters
 from handoff.core.models import Quote
 from handoff.core.models import QuoteRequest
 from handoff.core.models import QuoteState
@@ -96,7 +97,10 @@ def set_state(s: Session, request: QuoteRequest, state: QuoteState, by: str, **d
 
 
 def _take_write_lock(s: Session) -> None:
-    # SQLite: take the write lock before reading, so the read and the UPDATE see one database
+    """SQLite: take the write lock before reading, so the read and the UPDATE see one database.
+    PostgreSQL locks the rows instead, as they are read (FOR UPDATE, by the callers): the expiry
+    read a quote as sent, an acceptance committed meanwhile (its order made), and the expiry then
+    wrote "expired" over "accepted"."""
     if s.get_bind().dialect.name == "sqlite":
         s.execute(text("UPDATE quote_requests SET id = id WHERE 0"))
 
@@ -116,7 +120,9 @@ def answer_quote(
     today = today or sla.business_today()
     with session() as s:
         _take_write_lock(s)
-        request = s.get(QuoteRequest, request_id)
+        # No stored id holds an unprintable character (intake refuses them), and PostgreSQL
+        # cannot even be asked about a NUL: a 500 for POST /quotes/a%00b/answer.
+        request = None if unprintable_characters(request_id) else s.get(QuoteRequest, request_id, with_for_update=True)
         if request is None:
             raise UnknownQuote(f"no request for quotation {quoted(request_id)}")  # quoted short, never whole
         quote = current_quote(s, request_id)
@@ -266,6 +272,7 @@ def expire_due_quotes(today: date | None = None) -> list[str]:
             select(QuoteRequest)
             .join(Quote, Quote.request_id == QuoteRequest.id)
             .where(QuoteRequest.status == QuoteState.SENT, Quote.status == QuoteState.SENT, Quote.valid_until < today)
+            .with_for_update(of=QuoteRequest)  # an answer committed meanwhile: its row is read again, not sent
         ):
             expire(s, request, today)
             expired.append(request.id)

@@ -202,12 +202,25 @@ def outbox_pass(resend_after: float = RESEND_AFTER_SECONDS) -> tuple[int, int]:
     return confirmed, sent
 
 
+# Orders confirmed and sent again per round of a pass. Every waiting id went into one IN (...)
+# list: past 65,535 waiting orders (one full 10 MiB POST can hold that many) PostgreSQL's
+# parameter limit failed every pass before it asked Prefect anything, for good.
+OUTBOX_PAGE = 1_000
+
+
 def topic_pass(topic: Topic, resend_after: float) -> tuple[int, int]:
     table = topic.record
     with session() as s:
         pending = list(s.scalars(select(table.id).where(table.announced_at.is_(None)).order_by(table.received_at)))
-    if not pending:
-        return 0, 0
+    confirmed = sent = 0
+    for start in range(0, len(pending), OUTBOX_PAGE):
+        c, n = _page_pass(topic, pending[start : start + OUTBOX_PAGE], resend_after)
+        confirmed, sent = confirmed + c, sent + n
+    return confirmed, sent
+
+
+def _page_pass(topic: Topic, pending: list[str], resend_after: float) -> tuple[int, int]:
+    table = topic.record
     confirmed = set(confirm_announced(pending, topic))
     now, cutoff = time.monotonic(), utcnow() - timedelta(seconds=resend_after)
     with session() as s:

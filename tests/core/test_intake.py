@@ -164,3 +164,69 @@ def test_northwind_import_takes_required_date_as_due_date(catalogue):
         assert (str(order.order_date), str(order.due_date)) == ("2016-07-04", "2016-08-01")
         assert len(order.lines) == 3
     assert import_northwind(limit=5, announce=False).duplicates == result.accepted
+
+
+# --- one small document must not make an enormous answer ----------------------------------------
+
+
+def test_a_csv_whose_header_is_wrong_is_refused_once_not_once_per_order(db):
+    """2,000 unknown columns and 200 orders used to give each order every header reason
+    (400,000 reasons, 200 MB of database from 12 KB). The header is refused once, for the
+    document, and what is listed of it is capped."""
+    from handoff.core.intake.door import MAX_REASONS
+
+    columns = ["order_id", "customer_id", *(f"x{n}" for n in range(300))]
+    rows = "".join(f"C-{n},ALFKI{',' * 300}\n" for n in range(200))
+    result = submit_orders(parse_csv_orders(",".join(columns) + "\n" + rows), source="test")
+    [refused] = result.quarantined
+    assert result.accepted == [] and count(Quarantine) == 1
+    assert len(refused.reasons) == MAX_REASONS + 1 and refused.reasons[-1]["message"].startswith("and ")
+    assert "is not a column of an order CSV" in refused.reasons[0]["message"]
+    padded = "order_id" + " " * 5000 + ",customer_id\nC-1,ALFKI\n"  # a valid column, padded
+    [whole] = parse_csv_orders(padded)
+    assert whole.data is None and "header row of 5,021 characters" in whole.problems[0]["message"]
+
+
+def test_a_document_of_more_orders_than_one_document_may_hold_is_refused_whole(db, monkeypatch):
+    """Each order is decided, audited and answered on its own: 200 KB of "[0,0,…]" made
+    100,000 quarantine rows and an 11 MB answer. Past MAX_PER_DOCUMENT the document is refused
+    as a whole, saying how many it holds and what to do."""
+    from handoff.core.intake import reading
+
+    monkeypatch.setattr(reading, "MAX_PER_DOCUMENT", 5)
+    for document in (
+        json.dumps([0] * 6),
+        json.dumps({"orders": [good_order(f"M-{n}") for n in range(6)]}),
+        "order_id,customer_id\n" + "".join(f"M-{n},ALFKI\n" for n in range(6)),
+    ):
+        parse = parse_csv_orders if document.startswith("order_id") else parse_json_orders
+        [whole] = parse(document)
+        assert whole.data is None and "holds 6 orders; at most 5" in whole.problems[0]["message"]
+    assert len(parse_json_orders(json.dumps([good_order(f"M-{n}") for n in range(5)]))) == 5
+
+
+def test_one_order_with_a_hundred_thousand_problems_lists_twenty_and_counts_the_rest(db):
+    from handoff.core.intake.door import MAX_REASONS
+
+    order = good_order("K-1") | {f"extra{n}": n for n in range(100_000)}
+    [refused] = submit_orders(parse_json_orders(json.dumps(order)), source="test").quarantined
+    assert len(refused.reasons) == MAX_REASONS + 1
+    assert refused.reasons[-1] == {
+        "field": "document",
+        "message": f"and {100_000 - MAX_REASONS:,} more problems like these",
+    }
+
+
+def test_a_csv_cell_is_read_as_json_would_read_it(db):
+    """Digits of other scripts are not numbers, and control characters around a value are
+    not trimmed away: JSON refuses both, and a CSV took "١٢" as 12 and "\\x1fU-2\\x1e" as U-2."""
+    document = (
+        "order_id,customer_id,order_date,due_date,product_id,quantity,unit_price,discount\n"
+        "U-1,ALFKI,2024-03-01,2024-03-15,1,١٢,１８.５,0\n"
+        "\x1fU-2\x1e,ALFKI,2024-03-01,2024-03-15,1,2,1.0,0\n"
+        " U-3\t,ALFKI,2024-03-01,2024-03-15,1,2,1.0,0\n"
+    )
+    result = submit_orders(parse_csv_orders(document), source="test")
+    assert result.accepted == ["U-3"] and len(result.quarantined) == 2
+    reasons = {q.reference: " ".join(r["field"] + " " + r["message"] for r in q.reasons) for q in result.quarantined}
+    assert "quantity" in reasons["U-1"] and "unit_price" in reasons["U-1"]

@@ -386,3 +386,53 @@ def test_a_request_cannot_ask_for_a_whole_line_free(db):
     with session() as s:
         assert "discount" in json.dumps(s.scalars(select(Quarantine)).all()[-1].reasons)
     assert rfq("FREE-2", [{"product_id": 1, "quantity": 5, "discount": 0.99}]) == ["FREE-2"]
+
+
+@pytest.mark.committed
+@pytest.mark.parametrize("db", ["sqlite", "postgres"], indirect=True)
+def test_an_acceptance_made_while_the_expiry_sweep_expires_the_quote_waits_and_is_refused(db, monkeypatch):
+    """On PostgreSQL the sweep read a quote as sent, an acceptance committed meanwhile (its
+    order made), and the sweep wrote "expired" over "accepted": an order from an expired quote.
+    The sweep now holds the quote's row from its read: the acceptance waits for it, and is told
+    the quote expired. Either way round, the quote's state and its order agree."""
+    import time
+
+    from handoff.core import quotes
+
+    sent_quote("E-1", valid_days=1)
+    read, real_expire = threading.Event(), quotes.expire
+
+    def expire_slowly(s, request, today):  # noqa: ANN001
+        read.set()  # the sweep has read the quote as sent
+        time.sleep(1.5)  # while the customer accepts
+        real_expire(s, request, today)
+
+    monkeypatch.setattr(quotes, "expire", expire_slowly)
+    swept, answers = [], []
+    sweep = threading.Thread(target=lambda: swept.append(expire_due_quotes(business_today() + timedelta(days=2))))
+    sweep.start()
+    assert read.wait(timeout=30)
+
+    def accept() -> None:
+        try:
+            answers.append(answer_quote("E-1", accept=True, by="http"))
+        except AnswerRefused as refused:
+            answers.append(refused)
+
+    customer = threading.Thread(target=accept)
+    customer.start()
+    sweep.join(timeout=60)
+    customer.join(timeout=60)
+    assert swept == [["E-1"]]
+    [answer] = answers
+    assert isinstance(answer, AnswerRefused) and "expired" in str(answer)
+    with session() as s:
+        assert s.get(QuoteRequest, "E-1").status == "expired"
+    assert orders_of("E-1") == 0
+
+
+@pytest.mark.parametrize("db", ["sqlite", "postgres"], indirect=True)
+def test_an_answer_to_an_id_with_a_nul_is_an_unknown_quote(db):
+    """PostgreSQL cannot be asked about a NUL: POST /quotes/a%00b/answer was a 500."""
+    with pytest.raises(UnknownQuote):
+        answer_quote("a\x00b", accept=True, by="http")

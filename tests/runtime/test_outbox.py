@@ -94,6 +94,40 @@ def test_an_order_whose_pipeline_took_it_is_confirmed_without_asking_the_server(
     assert announced_at("OB-2") is not None
 
 
+@pytest.mark.parametrize("db", ["postgres"], indirect=True)
+def test_more_orders_waiting_than_postgresql_takes_parameters_are_all_sent_and_confirmed(db, monkeypatch):
+    """One 10 MiB POST can store 65,536 orders while Prefect is away. Every waiting id went
+    into one IN (...) list, past PostgreSQL's 65,535 parameters: every pass failed before it
+    asked Prefect anything, for good. The outbox works through them a page at a time."""
+    from datetime import date
+
+    from sqlalchemy import insert
+
+    waiting = 66_000
+    with session() as s:
+        s.execute(
+            insert(Order),
+            [
+                dict(
+                    id=f"M-{n}",
+                    customer_id="ALFKI",
+                    order_date=date(2024, 3, 1),
+                    due_date=date(2024, 3, 15),
+                    status="received",
+                    source="http",
+                    total=1.0,
+                )  # fmt: skip
+                for n in range(waiting)
+            ],
+        )
+    sent: list[str] = []
+    monkeypatch.setattr(outbox, "announce", lambda topic, ids: sent.extend(ids) or len(ids))
+    monkeypatch.setattr(outbox, "events_on_server", lambda ids, topic=outbox.ORDERS: set(ids) & set(sent))
+    assert outbox.outbox_pass(resend_after=0) == (0, waiting)  # sent, page by page
+    assert outbox.outbox_pass(resend_after=0) == (waiting, 0)  # Prefect has them all: confirmed
+    assert unannounced_orders() == [] and len(set(sent)) == waiting
+
+
 @pytest.mark.slow
 def test_with_the_server_up_the_event_is_read_back_and_a_resend_is_harmless(db, prefect_harness):
     receive("OB-3")

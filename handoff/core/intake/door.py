@@ -154,6 +154,9 @@ class Checked:
     reasons: list[Reason]
 
 
+MAX_REASONS = 20  # listed per submission; the rest are counted
+
+
 def check(sub: Submission, kind: Kind | None = None) -> Checked:
     form = (kind or ORDERS).form
     reasons = list(sub.problems)
@@ -161,7 +164,17 @@ def check(sub: Submission, kind: Kind | None = None) -> Checked:
     if sub.data is not None or not reasons:
         order_in, field_reasons = check_contract(form, sub.data)
         reasons += field_reasons
-    return Checked(sub, None if reasons else order_in, reasons)
+    return Checked(sub, None if reasons else order_in, _listed(reasons))
+
+
+def _listed(reasons: list[Reason]) -> list[Reason]:
+    """The first MAX_REASONS reasons and a count of the rest. They are stored twice (the
+    quarantine, its audit event) and sent back: one 1 MB object of 100,000 unknown keys made
+    100,005 of them, 16 MB. The sender needs the first few to fix the document."""
+    if len(reasons) <= MAX_REASONS:
+        return reasons
+    more = len(reasons) - MAX_REASONS
+    return [*reasons[:MAX_REASONS], {"field": "document", "message": f"and {more:,} more problems like these"}]
 
 
 QUOTE_ORDER_PREFIX = "RFQ-"  # the orders accepted quotes become (handoff.core.quotes.order_id_for)
