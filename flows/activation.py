@@ -31,7 +31,7 @@ def activation(order_id: str) -> str:
         "activation",
         order_id,
         work_type="activation",
-        run_check=lambda: activate_and_verify(order_id),
+        run_check=lambda round_no: activate_and_verify(order_id, round_no),
         fixer_skills={"activation": 2},
         context="Every provisioned line must be activated and pass its verification.",
     )
@@ -43,8 +43,9 @@ def activation(order_id: str) -> str:
             return "activated"
 
 
-def activate_and_verify(order_id: str) -> list[dict]:
-    """Activate and verify the lines not verified yet; the lines still failing, as findings."""
+def activate_and_verify(order_id: str, round_no: int = 1) -> list[dict]:
+    """Activate and verify the lines not verified yet; the lines still failing, as findings.
+    Each checklist round verifies again (after a person's fix, the old answers are stale)."""
     failing = []
     for line in lines_to_fulfil(order_id):
         if line.dropped or line.verified or not line.resource_id:
@@ -52,7 +53,7 @@ def activate_and_verify(order_id: str) -> list[dict]:
         switched_on = activate(order_id, line.resource_id)
         verified = False
         for attempt in range(1, VERIFY_ATTEMPTS + 1):
-            check = verify(switched_on.id, attempt)
+            check = verify(switched_on.id, attempt, round_no)
             verified = bool(check.verified)
             if verified:
                 break

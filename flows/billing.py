@@ -40,7 +40,7 @@ def billing(order_id: str) -> str:
         "invoice",
         order_id,
         work_type="billing",
-        run_check=lambda: run_invoice_checklist(draft_invoice(order_id, account.id)),
+        run_check=lambda _round: run_invoice_checklist(draft_invoice(order_id, account.id)),
         fixer_skills={"billing": 2},
         context="The invoice is drafted from the order's provisioned lines.",
     )

@@ -14,6 +14,7 @@ Steps, for each meeting of the series:
 
 from __future__ import annotations
 
+from datetime import UTC
 from datetime import timedelta
 
 from prefect import flow
@@ -31,6 +32,7 @@ from tasks.meetings import MeetingView
 from tasks.meetings import close_meeting
 from tasks.meetings import current_meeting
 from tasks.meetings import meeting_attendees
+from tasks.meetings import plan_meeting_slot
 from tasks.meetings import record_meeting_slot
 from tasks.meetings import record_sign_off
 from tasks.meetings import run_requirements_checklist
@@ -50,13 +52,8 @@ def handoff_meeting(customer_id: str) -> str:
 
         # 1. Book the meeting at the next free slot, with its agenda
         if meeting.status == "to-schedule":
-            agenda = agenda_for(meeting)
-            booked, slot = book_next_free_slot(
-                f"handoff:{customer_id}:{meeting.attempt}",
-                f"Handoff meeting: {meeting.customer_name}",
-                agenda_markdown(meeting, agenda),
-            )
-            record_meeting_slot(meeting.meeting_id, slot.start, booked.id, agenda)
+            booked, slot = book_next_free_slot(meeting)
+            record_meeting_slot(meeting.meeting_id, slot.start, booked.id, agenda_for(meeting))
             meeting = current_meeting(customer_id)
 
         # 2. Sales presents the requirements and signs off
@@ -92,14 +89,30 @@ class SlotsKeptBeingTaken(Exception):
     """The calendar is too contended to book the meeting now; the next daily check tries again."""
 
 
-def book_next_free_slot(ref: str, title: str, agenda: str) -> tuple[Meeting, Slot]:
-    """Book the next slot both teams have free. Meetings of other accounts book at the same
-    time: one that takes the slot between finding and booking it sends us to the next."""
+def book_next_free_slot(meeting: MeetingView) -> tuple[Meeting, Slot]:
+    """Book the next slot both teams have free, noted first (`plan_meeting_slot`): a run that
+    starts again books the slot it noted, with the same request. Meetings of other accounts
+    book at the same time: one that takes the slot between finding and booking it sends us
+    to the next."""
     for _ in range(BOOKING_ATTEMPTS):
-        [slot] = find_slots(utcnow(), MEETING_MINUTES, meeting_attendees(), count=1)
-        booked = book_meeting(ref, title, meeting_attendees(), slot.start, slot.end, agenda)
+        if meeting.slot_start is None:
+            [found] = find_slots(utcnow(), MEETING_MINUTES, meeting_attendees(), count=1)
+            plan_meeting_slot(meeting.meeting_id, found.start)
+            meeting = current_meeting(meeting.customer_id)
+        start = meeting.slot_start.replace(tzinfo=UTC)  # noted just now, or by the run before (naive UTC)
+        slot = Slot(start=start, end=start + timedelta(minutes=MEETING_MINUTES))
+        booked = book_meeting(
+            f"handoff:{meeting.customer_id}:{meeting.attempt}",
+            f"Handoff meeting: {meeting.customer_name}",
+            meeting_attendees(),
+            slot.start,
+            slot.end,
+            agenda_markdown(meeting),
+        )
         if not isinstance(booked, Declined):
             return booked, slot
+        plan_meeting_slot(meeting.meeting_id, None)  # taken by another meeting first: find the next
+        meeting = current_meeting(meeting.customer_id)
     raise SlotsKeptBeingTaken(f"{BOOKING_ATTEMPTS} free slots in a row were taken before we could book them: {booked}")
 
 

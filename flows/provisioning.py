@@ -81,7 +81,7 @@ def provisioning(order_id: str) -> str:
         "provisioning",
         order_id,
         work_type="provisioning",
-        run_check=lambda: run_provisioning_checklist(order_id),
+        run_check=lambda _round: run_provisioning_checklist(order_id),
         fixer_skills={"provisioning": 2},
         context="Every line that is still part of the order must be reserved and provisioned with a resource id.",
     )

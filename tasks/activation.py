@@ -40,14 +40,16 @@ def activate(order_id: str, resource_id: str) -> Activation:
     return Activation.model_validate(data)
 
 
-@record_step(name="activation.verify", task_run_name="verify-{activation_id}-{attempt}", **RETRY_POLICY)
-def verify(activation_id: str, attempt: int = 1) -> Activation:
+@record_step(name="activation.verify", task_run_name="verify-{activation_id}-{round_no}-{attempt}", **RETRY_POLICY)
+def verify(activation_id: str, attempt: int = 1, round_no: int = 1) -> Activation:
     """Check the activation works: `.verified` True, or False with a `.reason` for the customer.
 
-    Each `attempt` is its own check; a retry of the same attempt is not a new check.
+    Each `attempt` of each checklist round (`round_no`) is its own check; a retry of the same
+    attempt, or the flow re-run from the top, is not a new check. The round is in the key:
+    with the attempt alone, the round after a person's fix replayed the failed checks before
+    it, and the order was cancelled after five rounds of "fixed".
     """
+    key = f"verify:{activation_id}:{attempt}" if round_no == 1 else f"verify:{activation_id}:{round_no}:{attempt}"
     with SYSTEM.client() as activation:
-        data = activation.side_effect(
-            f"/activations/{activation_id}/verify", {}, key=f"verify:{activation_id}:{attempt}"
-        )
+        data = activation.side_effect(f"/activations/{activation_id}/verify", {}, key=key)
     return Activation.model_validate(data)

@@ -27,13 +27,15 @@ def until_checklist_passes(
     checklist: str,
     order_id: str,
     work_type: str,
-    run_check: Callable[[], list[dict]],
+    run_check: Callable[[int], list[dict]],
     fixer_skills: dict[str, int],
     context: str,
 ) -> None:
-    """Run `run_check` until it finds nothing; raise ChecklistCancelled if a person cancels."""
+    """Run `run_check(round_no)` until it finds nothing; raise ChecklistCancelled if a person
+    cancels. A check that asks another system passes the round on: after a person answers
+    "fixed", the next round must check again, not replay the last round's answers."""
     for round_no in range(1, MAX_ROUNDS + 1):
-        failures = run_check()
+        failures = run_check(round_no)
         if not failures:
             return
         key = f"{checklist}-{order_id}-{round_no}"

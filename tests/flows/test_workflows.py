@@ -258,6 +258,91 @@ def test_a_meeting_whose_slot_is_taken_meanwhile_is_booked_at_the_next_free_one(
     assert len(sandbox.ledger("calendar", "book_meeting")) == 2  # the other account's and this one
 
 
+def test_a_meeting_booked_by_a_run_that_died_before_recording_it_is_the_one_the_next_run_keeps(
+    responder, sandbox, monkeypatch
+):
+    """The calendar booked the meeting; the run died before noting it (a kill, or a calendar
+    that answered too late at every retry). The next run found the next free slot from "now"
+    (ours was busy by then), sent it under the same key, and was refused as a reused key at
+    every run: the account's handoff stopped for good. The slot is noted before the booking,
+    so the next run sends the same request and keeps the meeting the calendar made."""
+    import flows.handoff_meeting as meeting_flow
+
+    class Killed(Exception):
+        pass
+
+    def killed(*args, **kwargs):
+        raise Killed("the process died after the calendar booked the meeting")
+
+    noted = meeting_flow.record_meeting_slot
+    monkeypatch.setattr(meeting_flow, "record_meeting_slot", killed)
+    with pytest.raises(Killed):
+        handoff_meeting("AROUT")
+    [booked] = sandbox.ledger("calendar", "book_meeting")
+    monkeypatch.setattr(meeting_flow, "record_meeting_slot", noted)
+    assert handoff_meeting("AROUT") == "signed"
+    assert sandbox.ledger("calendar", "book_meeting") == [booked]  # booked once
+    with session() as s:
+        meeting = s.scalar(select(HandoffMeeting).where(HandoffMeeting.customer_id == "AROUT"))
+    assert (meeting.calendar_id, meeting.status) == (booked["response"]["id"], "signed")
+
+
+def test_after_a_person_fixes_an_activation_it_is_verified_again_not_replayed(responder, sandbox, monkeypatch):
+    """Each checklist round sent the verifications under the keys of the round before, so an
+    activation system that answers a repeated key with its first answer (as every system
+    handoff calls must) replayed the failures: five rounds of "fixed", then the order
+    cancelled. The round is in the key: after the fix, the line is checked again and passes."""
+    import httpx
+
+    from tasks import activation as activation_system
+    from tasks.http import SystemClient
+
+    class ActivationUntilConnected:
+        """Fails every verification until the customer connects the equipment; answers a
+        repeated Idempotency-Key with its first answer."""
+
+        def __init__(self):
+            self.connected, self.answers, self.checks = False, {}, []
+
+        def __call__(self, request: httpx.Request) -> httpx.Response:
+            key = request.headers["Idempotency-Key"]
+            if key in self.answers:
+                return httpx.Response(200, json=self.answers[key], headers={"Idempotent-Replay": "true"})
+            body = json.loads(request.content or b"{}")
+            answer = {
+                "id": "ACT-1",
+                "order_id": "A-9",
+                "resource_id": body.get("resource_id", "R"),
+                "status": "pending",
+            }
+            if request.url.path.endswith("/verify"):
+                self.checks.append((key, self.connected))
+                answer |= {
+                    "status": "active" if self.connected else "failed",
+                    "verified": self.connected,
+                    "reason": None if self.connected else "no signal: the customer must connect the equipment",
+                }
+            self.answers[key] = answer
+            return httpx.Response(201, json=answer)
+
+    receive("A-9", [(1, 2, 18.0, 0)])
+    assert provisioning("A-9") == "provisioned"
+    system = ActivationUntilConnected()
+    monkeypatch.setattr(
+        activation_system.SYSTEM, "client", lambda: SystemClient("activation", transport=httpx.MockTransport(system))
+    )
+
+    def connect_then_say_fixed(step, answer):
+        system.connected = True
+        return {"resolution": "fixed", "note": "the customer connected the equipment"}
+
+    responder.overrides["checklist-fix"] = connect_then_say_fixed
+    assert activation("A-9") == "activated"
+    assert len(steps_of(responder, "checklist-fix")) == 1
+    assert [connected for _, connected in system.checks][-1] is True  # checked again after the fix
+    assert len({key for key, _ in system.checks}) == len(system.checks)  # no check sent twice as new
+
+
 def test_operations_cannot_sign_before_the_requirements_checklist_passes(responder):
     calls = Counter()
 
