@@ -197,6 +197,12 @@ class WorkerSkill(Base):
     worker: Mapped[Worker] = relationship(back_populates="skills")
 
 
+# The largest id a row can have: the id columns are `integer` on PostgreSQL (32 bits). An id
+# typed by a person beyond it names no row, and asking the database about it fails outright
+# (PostgreSQL: out of range; SQLite past 2**63: overflow): callers check it first.
+MAX_ROW_ID = 2**31 - 1
+
+
 class WorkItem(Base):
     """A human step of a flow: one decision or job a person must do."""
 

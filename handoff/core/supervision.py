@@ -21,6 +21,8 @@ from handoff.core import audit
 from handoff.core import sla
 from handoff.core.clock import as_utc_naive
 from handoff.core.clock import epoch
+from handoff.core.clock import on_shift
+from handoff.core.models import MAX_ROW_ID
 from handoff.core.models import Worker
 from handoff.core.models import WorkItem
 from handoff.core.models import WorkItemState
@@ -90,7 +92,7 @@ def reassign_item(s: Session, item_id: int, to: str, by: str, reason: str, now: 
         raise CannotReassign(f"only a supervisor may reassign work, not {by}")
     if not reason.strip():
         raise CannotReassign("say why the item changes hands")
-    item = s.get(WorkItem, item_id, populate_existing=True)
+    item = s.get(WorkItem, item_id, populate_existing=True) if 0 < item_id <= MAX_ROW_ID else None
     if item is None:
         raise CannotReassign(f"work item {item_id} does not exist")
     target = s.scalar(select(Worker).where(Worker.name == to))
@@ -105,6 +107,11 @@ def reassign_item(s: Session, item_id: int, to: str, by: str, reason: str, now: 
     needed = effective_requirements(item.required_skills or {}, bool(item.escalated))
     if not meets(target.skill_levels, needed):
         raise CannotReassign(f"{to} lacks the skills work item {item_id} needs ({needed})")
+    if not on_shift(target, now):  # accepted, the next watch round took it back ("off shift") within a minute
+        raise CannotReassign(
+            f"{to} is off shift now ({target.shift_start}–{target.shift_end} {target.timezone}); "
+            f"work item {item_id} stays with {item.assignee.name if item.assignee else 'the router'}"
+        )
     before = item.assignee.name if item.assignee else None
     one_router_at_a_time(s)  # a hand-over is routing: it takes the router's turn, as a decision does
     if item.state == WorkItemState.ASSIGNED and not router.reclaim_item(s, item_id, f"reassigned by {by}", now):

@@ -105,10 +105,18 @@ def test_a_rep_sees_only_their_items_most_urgent_first(team):
     assert int(re.search(r"app;dur=([\d.]+)", c.get("/").headers["server-timing"]).group(1).split(".")[0]) >= 0
 
 
+@pytest.mark.parametrize("db", ["sqlite", "postgres"], indirect=True)
 def test_an_item_id_no_database_holds_is_not_found(team):
+    """Past PostgreSQL's 32-bit ids (2147483648) as past SQLite's 64: a 404, and the CLI's
+    `handoff complete` says it does not exist, not a traceback."""
+    from handoff.runtime.steps import StepNotReady
+    from handoff.runtime.steps import step_form
+
     c, csrf = signed_in("ann")
     boss, boss_csrf = signed_in("sue")
-    for item_id in ("99999999999999999999", "9223372036854775808", "0", "-1"):
+    for item_id in ("99999999999999999999", "9223372036854775808", "2147483648", "0", "-1"):
+        with pytest.raises(StepNotReady, match="does not exist"):
+            step_form(int(item_id))
         assert c.get(f"/items/{item_id}").status_code == 404
         assert c.post(f"/items/{item_id}", data={"csrf_token": csrf, "decision": "approve"}).status_code == 404
         moved = boss.post(f"/items/{item_id}/reassign", data={"csrf_token": boss_csrf, "to": "bob", "reason": "x"})

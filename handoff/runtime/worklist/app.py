@@ -50,6 +50,7 @@ from handoff.core.identity.sign_in import LoginRefused
 from handoff.core.identity.sign_in import TooManyAttempts
 from handoff.core.identity.sign_in import authenticate
 from handoff.core.identity.sign_in import issue_device
+from handoff.core.models import MAX_ROW_ID
 from handoff.core.models import Worker
 from handoff.core.models import WorkItem
 from handoff.core.models import WorkItemState
@@ -64,7 +65,7 @@ from handoff.runtime.worklist.fields import errors_by_field
 from handoff.runtime.worklist.fields import field_views
 
 log = logging.getLogger(__name__)
-MAX_ID = 2**63 - 1
+MAX_ID = MAX_ROW_ID  # no database here holds a larger id (PostgreSQL's ids are 32-bit)
 COOKIE = "handoff_session"
 LOGIN_CSRF_COOKIE = "handoff_login_csrf"
 CONFIRM_SECONDS = 4.0  # how long a completion waits for its run to record (or refuse) the answer
