@@ -50,8 +50,8 @@ def write_private(path: Path, text: str) -> None:
 
 
 def _read_password(from_stdin: bool, confirm: bool) -> str:
-    if from_stdin:
-        return sys.stdin.readline().rstrip("\r\n")
+    if from_stdin:  # bytes that are not UTF-8 arrive as surrogates, which no hash can take
+        return sys.stdin.readline().rstrip("\r\n").encode("utf-8", "surrogateescape").decode("utf-8", "replace")
     return typer.prompt("Password", hide_input=True, confirmation_prompt=confirm)
 
 
@@ -121,10 +121,15 @@ def login(
 
 
 def _device_token() -> str | None:
-    path = session_path().with_name(DEVICE_FILE)
+    return _token_in(session_path().with_name(DEVICE_FILE))
+
+
+def _token_in(path: Path) -> str | None:
+    """The token a file of the CLI's holds; None if there is none or it is not readable (a
+    damaged session file made every identity command, `logout` too, end in a traceback)."""
     try:
         return path.read_text().strip() or None
-    except (OSError, UnicodeDecodeError):  # none yet, or not readable: a stranger's attempt
+    except (OSError, UnicodeDecodeError):  # none yet, or damaged: nobody is signed in by it
         return None
 
 
@@ -134,9 +139,10 @@ def logout() -> None:
     from handoff.core.identity import sessions
 
     path = session_path()
-    if path.exists():
+    token = _token_in(path)
+    if token:
         with session() as s:
-            sessions.end_session(s, path.read_text().strip(), purpose="cli")
+            sessions.end_session(s, token, purpose="cli")
     path.unlink(missing_ok=True)
     _console().print("Signed out.")
 
@@ -146,8 +152,7 @@ def signed_in():
     from handoff.core.db import session
     from handoff.core.identity import sessions
 
-    path = session_path()
-    token = path.read_text().strip() if path.exists() else None
+    token = _token_in(session_path())
     with session() as s:
         return sessions.read_session(s, token, purpose="cli")
 

@@ -21,10 +21,14 @@ from sqlalchemy.orm import Session
 from handoff.core import audit
 from handoff.core.clock import parse_hhmm
 from handoff.core.clock import parse_work_days
+from handoff.core.intake.text import clip
+from handoff.core.intake.text import unprintable_characters
 from handoff.core.models import Worker
 from handoff.core.models import WorkerSkill
 
 DAY_NAMES = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
+NAME_CHARS = 80  # a worker's name, as stored (workers.name)
+SKILL_CHARS = 60  # a skill's name (worker_skills.skill)
 
 
 def parse_skills(text: str) -> dict[str, int]:
@@ -37,6 +41,10 @@ def parse_skills(text: str) -> dict[str, int]:
         name = name.strip()
         if not sep or not name:
             raise ValueError(f"{part!r}: write each skill as name:level, e.g. order-entry:3")
+        if unprintable_characters(name) or len(name) > SKILL_CHARS:  # PostgreSQL refused them with a traceback
+            raise ValueError(
+                f"{clip(name)}: a skill's name is at most {SKILL_CHARS} printable characters, e.g. order-entry"
+            )
         if not level.strip().isdigit() or not 1 <= int(level) <= 5:
             raise ValueError(f"{part!r}: the level must be a whole number from 1 (learning) to 5 (expert)")
         if name in skills:
@@ -63,7 +71,7 @@ NOT_ZONES = frozenset({"localtime", "posixrules", "Factory"})
 class WorkerRecord(BaseModel):
     """One worker as typed by a person (CLI options or a CSV row), checked field by field."""
 
-    name: str = Field(min_length=1, max_length=80)
+    name: str = Field(min_length=1, max_length=NAME_CHARS)
     role: str = "rep"
     capacity: int = Field(3, ge=0, le=100, description="Open items at once.")
     timezone: str = "UTC"
@@ -84,6 +92,8 @@ class WorkerRecord(BaseModel):
         name = " ".join(unicodedata.normalize("NFC", v).split())
         if not name:
             raise ValueError("a name is required")
+        if len(name) > NAME_CHARS:  # NFC can lengthen a name: 80 × U+0958 is 160 characters
+            raise ValueError(f"a name is at most {NAME_CHARS} characters once written in one spelling (NFC)")
         return name
 
     @field_validator("role")
@@ -103,8 +113,10 @@ class WorkerRecord(BaseModel):
     @field_validator("shift_start", "shift_end")
     @classmethod
     def _time(cls, v: str) -> str:
-        parse_hhmm(v)
-        return v.strip()
+        """Stored as HH:MM: "0009:00" was read as 09:00 and stored as typed, too long for
+        PostgreSQL's column (a traceback)."""
+        minutes = parse_hhmm(v)
+        return f"{minutes // 60:02d}:{minutes % 60:02d}"
 
     @field_validator("work_days")
     @classmethod

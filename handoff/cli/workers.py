@@ -46,6 +46,8 @@ from handoff.cli.worker_record import parse_skills
 from handoff.cli.worker_record import same_person_key
 from handoff.cli.worker_record import upsert_worker
 from handoff.core.clock import on_shift
+from handoff.core.intake.text import clip
+from handoff.core.intake.text import printable
 from handoff.core.models import Quarantine
 from handoff.core.models import Worker
 from handoff.core.models import utcnow
@@ -366,12 +368,13 @@ def _write_import(
                         )
                 imported = not (strict and (bad or late))
                 for line, name, raw, errors in bad + late:
-                    s.add(
-                        Quarantine(
-                            source=f"workers-csv:{path.name}",
-                            reference=name or None,
-                            raw=raw,
-                            reasons=[{"line": line, **e} for e in errors],
+                    s.add(  # kept as intake keeps refused input: the bytes, and a printable text
+                        Quarantine(  # (a NUL in the row failed the whole import on PostgreSQL)
+                            source=f"workers-csv:{printable(path.name)}",
+                            reference=clip(name, 80) if name else None,
+                            raw=printable(raw, keep_lines=True),
+                            raw_bytes=raw.encode("utf-8", "surrogatepass"),
+                            reasons=[{"line": line, **{k: printable(str(v)) for k, v in e.items()}} for e in errors],
                         )
                     )
                 refused_now = {line for line, *_ in late}

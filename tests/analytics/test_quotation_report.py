@@ -54,3 +54,30 @@ def test_handoff_report_shows_the_quotations(db):
     assert "Quotes about to expire" in shown.output and "S-9" in shown.output
     data = json.loads(CliRunner().invoke(app, ["report", "--json"]).output)
     assert data["quotations"]["by_state"] == {"sent": 1}
+
+
+def test_days_left_count_the_business_s_date_not_the_utc_one(db, monkeypatch):
+    """At 03:00 UTC it is still the day before in Los Angeles: a quote valid through that day
+    is valid (the expiry leaves it), and has 0 days left, not -1."""
+    from datetime import date
+
+    from sqlalchemy import select
+
+    from handoff.core import sla
+    from handoff.core.models import Quote
+
+    hours = {"start": "09:00", "end": "17:00", "days": "01234", "timezone": "America/Los_Angeles"}
+    monkeypatch.setenv("HANDOFF_SLA_CONFIG", json.dumps({"business_hours": hours}))
+    sla.reload_config()
+    try:
+        now = datetime(2026, 11, 25, 3, 0)  # 19:00 on Tuesday 24 November in Los Angeles
+        sent_quote("LA-1")
+        with session() as s:
+            s.scalars(select(Quote)).one().valid_until = date(2026, 11, 24)
+        assert expire_due_quotes(sla.business_today(now)) == []
+        with session() as s:
+            figures = reports.build_review(s, now).quotations
+        assert [(e.request_id, e.days_left) for e in figures.expiring] == [("LA-1", 0)]
+    finally:
+        monkeypatch.delenv("HANDOFF_SLA_CONFIG")
+        sla.reload_config()

@@ -146,3 +146,57 @@ def test_handoff_login_on_a_home_the_rep_signed_in_on_before_is_not_locked_out_b
     device.unlink()
     stranger = login()
     assert stranger.exit_code == 2 and "too many failed sign-ins for this name" in stranger.output
+
+
+# --- worker values the checks let through but no column could hold --------------------------
+
+UNHOLDABLE = {
+    "a row with a NUL, quarantined": ("import", b"name,timezone\nCarl,Eu\x00rope/Berlin\nDora,UTC\n"),
+    "a skill with a NUL": ("import", b"name,skills\nEd,cre\x00dit:3\nDora,credit:2\n"),
+    "a skill of 61 characters": ("import", b"name,skills\nEd," + b"s" * 61 + b":3\nDora,credit:2\n"),
+    "add: a skill of 61 characters": ("add", ["workers", "add", "Ed", "--skills", "s" * 61 + ":3"]),
+    "add: a shift from 0009:00": ("add", ["workers", "add", "Ed", "--shift-start", "0009:00", "--shift-end", "17:00"]),
+    "add: a name NFC makes 160 characters": ("add", ["workers", "add", "\u0958" * 80]),
+}
+
+
+@pytest.mark.committed
+@pytest.mark.parametrize("db", ["sqlite", "postgres"], indirect=True)
+@pytest.mark.parametrize("case", list(UNHOLDABLE))
+def test_worker_values_no_column_can_hold_are_words_not_a_traceback(db, tmp_path, case):
+    """Each passed the record's checks and then failed PostgreSQL's write with a traceback
+    (SQLite stored them, over-long); an import lost its good rows with it. Now each is refused
+    (or, for a time, written as HH:MM), and an import keeps its good rows."""
+    from sqlalchemy import select
+
+    from handoff.core.db import session
+    from handoff.core.models import Worker
+
+    kind, given = UNHOLDABLE[case]
+    if kind == "import":
+        path = tmp_path / "team.csv"
+        path.write_bytes(given)
+        given = ["workers", "import", str(path)]
+    result = runner.invoke(app, given, env={"COLUMNS": "300"})
+    assert result.exception is None or isinstance(result.exception, SystemExit), repr(result.exception)
+    with session() as s:
+        workers = {w.name: (w.shift_start, w.shift_end) for w in s.scalars(select(Worker))}
+    if kind == "import":
+        assert "Dora" in workers and len(workers) == 1, result.output
+    elif "0009" in case:
+        assert workers == {"Ed": ("09:00", "17:00")}, result.output
+    else:
+        assert result.exit_code != 0 and workers == {}, result.output
+
+
+def test_a_damaged_session_file_signs_nobody_in_and_can_be_signed_out_of(db):
+    """Bytes that are not UTF-8 in the CLI's session file made every identity command end in
+    a traceback, `logout` too: nobody could sign out to mend it."""
+    from handoff.cli.identity import session_path
+
+    session_path().parent.mkdir(parents=True, exist_ok=True)
+    session_path().write_bytes(b"\xff\xfe garbage")
+    whoami = runner.invoke(app, ["whoami"])
+    assert whoami.exit_code == 1 and "not signed in" in whoami.output, repr(whoami.exception)
+    logout = runner.invoke(app, ["logout"])
+    assert logout.exit_code == 0 and "Signed out" in logout.output and not session_path().exists()

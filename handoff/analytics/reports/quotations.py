@@ -92,7 +92,8 @@ def quotations(s: Session, now: datetime, expiring_days: int = DEFAULT_EXPIRING_
             hours = max(0.0, sla.business_seconds_between(r.received_at, r.sent_at)) / 3600
             figures.turnaround_hours.append(hours)
             figures.sent_on_time += hours <= sla_hours
-    horizon = now.date() + timedelta(days=expiring_days)
+    today = sla.business_today(now)  # the day quotes expire after (not the UTC date)
+    horizon = today + timedelta(days=expiring_days)
     for request, quote in s.execute(
         select(QuoteRequest, Quote)
         .join(Quote, Quote.request_id == QuoteRequest.id)
@@ -101,7 +102,7 @@ def quotations(s: Session, now: datetime, expiring_days: int = DEFAULT_EXPIRING_
     ):
         figures.expiring.append(
             ExpiringQuote(
-                request.id, request.customer_id, quote.total, quote.valid_until, (quote.valid_until - now.date()).days
+                request.id, request.customer_id, quote.total, quote.valid_until, (quote.valid_until - today).days
             )
         )
     return figures
