@@ -41,6 +41,7 @@ from tasks.quotes import price_quote
 from tasks.quotes import price_request
 from tasks.quotes import record_approval
 from tasks.quotes import record_the_call
+from tasks.quotes import renew_validity
 from tasks.quotes import revise_within_threshold
 from tasks.quotes import set_quote_status
 from tasks.quotes import set_request_state
@@ -142,7 +143,8 @@ def order_quotation(order_id: str) -> str:
             return "declined"
         set_quote_status(quote.quote_id, "approved", by=approval.completed_by)
 
-    # 3. Send the quote through the CRM
+    # 3. Send the quote through the CRM, valid from now however long the approval took
+    quote = renew_validity(quote.quote_id)
     sent = send_quote(quote.quote_id, quote.customer_id, quote.lines, quote.total, quote.valid_until)
 
     # 4. Mark it sent

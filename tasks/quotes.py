@@ -103,16 +103,36 @@ def set_quote_status(quote_id: str, status: str, by: str, crm_ref: str | None = 
         audit.record(s, by, "quote", quote_id, f"status:{status}", before, status)
 
 
+@record_step(task_run_name="renew-validity-{quote_id}")
+def renew_validity(quote_id: str, today: date | None = None) -> PricedQuote:
+    """A quote is valid from when the customer gets it: one whose validity ended while it
+    waited for a manager's approval is valid for the usual days from now, before it is sent.
+    Sent with the old date, the CRM refused it as expired, at every run of the order's
+    pipeline. Only an ended validity is renewed, so a run that starts again after sending it
+    sends the same quote (the CRM answers with the first sending)."""
+    today = today or sla.business_today()
+    with session() as s:
+        q = s.get(Quote, quote_id)
+        if q.status not in ("sent", "declined", "expired") and q.valid_until < today:
+            before, q.valid_until = q.valid_until, today + timedelta(days=settings.quote_valid_days)
+            audit.record(
+                s, "system:quotation", "quote", quote_id, "validity-renewed", q.status, q.status,
+                was=before.isoformat(), now=q.valid_until.isoformat(),
+            )  # fmt: skip
+        return _view(q)
+
+
 @record_step
 def expire_quotes(today: date | None = None) -> int:
-    """Quotes past their validity are expired; returns how many (requests' quotes with them)."""
+    """Quotes with the customer past their validity are expired; returns how many (requests'
+    quotes with them). An order's quote not sent yet (a draft, or approved) is not with the
+    customer: it is renewed when it is sent (`renew_validity`); expired meanwhile, the
+    manager's approval wrote "approved" over "expired" and the CRM refused the stale date."""
     today = today or sla.business_today()
     requests_expired = quotes.expire_due_quotes(today)
     with session() as s:
         expired = s.scalars(
-            select(Quote.id).where(
-                Quote.request_id.is_(None), Quote.status.in_(["draft", "approved", "sent"]), Quote.valid_until < today
-            )
+            select(Quote.id).where(Quote.request_id.is_(None), Quote.status == "sent", Quote.valid_until < today)
         ).all()
         if expired:
             s.execute(update(Quote).where(Quote.id.in_(expired)).values(status="expired"))

@@ -87,6 +87,32 @@ def test_quotation_prices_from_the_catalogue_and_a_big_discount_needs_a_manager(
     assert ledger_keys(sandbox, "crm", "send_quote") == ["quote:Q-Q-1"]
 
 
+def test_an_order_s_quote_whose_validity_ended_while_a_manager_decided_is_sent_valid_from_now(responder, sandbox):
+    """The expiry took the draft waiting for approval, the approval wrote "approved" over
+    "expired", and the CRM refused the stale date at every run of the order's pipeline. A
+    quote not sent is not with the customer: it stays, and is valid from when it is sent."""
+    from datetime import date
+    from datetime import timedelta
+
+    from handoff.core import sla
+    from handoff.core.settings import settings
+    from tasks.quotes import expire_quotes
+    from tasks.quotes import price_quote
+
+    receive("Q-9", [(1, 10, 18.0, 0.25)])
+    price_quote.fn("Q-9")
+    with session() as s:
+        s.get(Quote, "Q-Q-9").valid_until = date(2020, 1, 1)  # priced long ago
+    assert expire_quotes.fn() == 0  # not with the customer: nothing to expire
+    assert order_quotation("Q-9") == "sent"
+    today = sla.business_today()
+    with session() as s:
+        quote = s.get(Quote, "Q-Q-9")
+        assert (quote.status, quote.valid_until) == ("sent", today + timedelta(days=settings.quote_valid_days))
+    [sent] = sandbox.ledger("crm", "send_quote")
+    assert sent["request"]["valid_until"] == quote.valid_until.isoformat()
+
+
 def test_a_declined_discount_is_not_sent(responder, sandbox):
     responder.overrides["discount-approval"] = lambda step, a: {"decision": "decline", "note": "too generous"}
     receive("Q-2", [(1, 10, 18.0, 0.25)])
