@@ -170,12 +170,16 @@ def unknown_skills_warning(skills: Iterable[str]) -> str | None:
 
 
 def _save_and_push_work(s: Session, record: WorkerRecord) -> str:
-    """Save the worker, then push them the work they may now take; what to add to the message."""
+    """Save the worker, hand back the work they no longer have the skills for, then push them
+    the work they may now take; what to add to the message."""
+    from handoff.core.routing.router import hand_back_work_beyond_skills
     from handoff.core.routing.router import route_for_worker
 
     worker, _ = upsert_worker(s, record, CLI)
+    handed_back = hand_back_work_beyond_skills(s, worker.id)
     pulled = route_for_worker(s, worker.id)
-    return f"; {len(pulled)} item(s) pushed to them" if pulled else ""
+    said = f"; {len(handed_back)} item(s) they no longer have the skills for handed back" if handed_back else ""
+    return said + (f"; {len(pulled)} item(s) pushed to them" if pulled else "")
 
 
 def workers_update(
@@ -380,9 +384,13 @@ def _write_import(
                 refused_now = {line for line, *_ in late}
                 for line, record, _ in good if imported else []:
                     if line not in refused_now:
-                        _, created = upsert_worker(s, record, CLI)
+                        worker, created = upsert_worker(s, record, CLI)
                         added += created
                         updated += not created
+                        if not created:  # skills may have been taken away: their work goes to others
+                            from handoff.core.routing.router import hand_back_work_beyond_skills
+
+                            hand_back_work_beyond_skills(s, worker.id)
             return imported, added, updated, late
         except IntegrityError:
             # Another add or import created one of these names meanwhile: nothing of this one was

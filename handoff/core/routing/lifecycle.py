@@ -229,6 +229,36 @@ class PresenceChange:
     pulled: list[int] = field(default_factory=list)  # items pushed to them (came online)
 
 
+def hand_back_work_beyond_skills(s: Session, worker_id: int, now: datetime | None = None) -> dict[int, str | None]:
+    """Take back a rep's not-started items they no longer have the skills for (a supervisor
+    changed their skills) and route each again now; item id -> who has it now (None: open).
+    The router would never have chosen them, and no watch round takes work back for skills:
+    they sat with the rep while a qualified one waited."""
+    from handoff.core.routing.eligibility import effective_requirements
+    from handoff.core.routing.eligibility import meets
+
+    one_router_at_a_time(s)
+    now = as_utc_naive(now or utcnow())
+    worker = s.get(Worker, worker_id, populate_existing=True)
+    if worker is None:
+        return {}
+    held = s.scalars(
+        select(WorkItem).where(WorkItem.assignee_id == worker_id, WorkItem.state == WorkItemState.ASSIGNED)
+    ).all()
+    beyond = [
+        item.id
+        for item in held
+        if not meets(worker.skill_levels, effective_requirements(item.required_skills or {}, bool(item.escalated)))
+    ]
+    reason = f"{worker.name} no longer has the skills it needs"
+    taken_back = [item_id for item_id in beyond if reclaim_item(s, item_id, reason, now)]
+    moved: dict[int, str | None] = {}
+    for item_id in taken_back:
+        rep = route_item(s, item_id, now)
+        moved[item_id] = rep.name if rep is not None else None
+    return moved
+
+
 def set_presence(
     s: Session, name: str, presence: Presence | str, now: datetime | None = None, actor: str | None = None
 ) -> PresenceChange:

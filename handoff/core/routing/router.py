@@ -3,7 +3,8 @@
 One import for the callers (flows, tasks, the CLI, the runtime); the work is done in:
 
 - assign.py      routing decisions: `route_item`, `route_for_worker`, `route_open_items`
-- lifecycle.py   the rep's side: `complete_item`, `start_item`, `set_presence`, `reclaim_item`
+- lifecycle.py   the rep's side: `complete_item`, `start_item`, `set_presence`, `reclaim_item`,
+                 `hand_back_work_beyond_skills`
 - claims.py      the hand-over the database arbitrates (conditional UPDATEs), the routing lock
 - live.py        the in-memory index each process decides from, kept in step by a change counter
 - readmodel.py   rows translated into what the policy sees
@@ -34,6 +35,7 @@ from handoff.core.routing.lifecycle import AlreadyCompleted
 from handoff.core.routing.lifecycle import PresenceChange
 from handoff.core.routing.lifecycle import check_may_complete
 from handoff.core.routing.lifecycle import complete_item
+from handoff.core.routing.lifecycle import hand_back_work_beyond_skills
 from handoff.core.routing.lifecycle import reclaim_item
 from handoff.core.routing.lifecycle import set_presence
 from handoff.core.routing.lifecycle import start_item
@@ -59,6 +61,7 @@ __all__ = [
     "check_may_complete",
     "complete_item",
     "epoch",
+    "hand_back_work_beyond_skills",
     "one_router_at_a_time",
     "reclaim_item",
     "route_for_worker",

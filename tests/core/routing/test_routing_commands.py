@@ -75,6 +75,50 @@ def test_workers_add_update_and_list(cli):
     assert cli("workers", "update", "Nobody", "--capacity", "2").exit_code == 1
 
 
+def test_a_rep_whose_skill_is_taken_away_hands_back_the_work_that_needs_it(cli, tmp_path):
+    """A supervisor took a skill away: the rep kept the not-started items that need it for
+    good (no watch round takes work back for skills) while a qualified rep waited. They go
+    to the qualified rep at once, by `workers update` as by `workers import`."""
+    from handoff.core.models import utcnow
+    from handoff.core.routing import router
+
+    assert cli("workers", "add", "Ana", "--skills", "credit-review:3;billing:2", "--capacity", "3").exit_code == 0
+    now = utcnow()
+    with session() as s:
+        items = [
+            WorkItem(
+                work_type="credit-review",
+                step_key=f"skill-{n}",
+                title=f"credit review {n}",
+                required_skills={"credit-review": 3},
+                created_at=now,
+                due_at=now + timedelta(hours=8),
+                effort_seconds=900,
+            )  # fmt: skip
+            for n in range(2)
+        ]
+        s.add_all(items)
+        s.flush()
+        ids = [item.id for item in items]
+        assert [router.route_item(s, item_id).name for item_id in ids] == ["Ana", "Ana"]
+    assert cli("workers", "add", "Bob", "--skills", "credit-review:3", "--capacity", "1").exit_code == 0
+    r = cli("workers", "update", "Ana", "--skills", "billing:2")
+    assert r.exit_code == 0 and "2 item(s) they no longer have the skills for handed back" in r.output, r.output
+    with session() as s:
+        held = {
+            s.get(WorkItem, item_id).assignee.name if s.get(WorkItem, item_id).assignee else None for item_id in ids
+        }
+        assert held == {"Bob", None}  # Bob has room for one; the other waits for a qualified rep
+        assert worker("Ana").open_items == 0 and worker("Bob").open_items == 1
+    assert "1 item(s) pushed to them" in cli("workers", "update", "Ana", "--skills", "credit-review:3").output
+    team = tmp_path / "team.csv"
+    team.write_text("name,skills\nAna,billing:2\n")
+    assert cli("workers", "import", str(team)).exit_code == 0
+    with session() as s:
+        assert {s.get(WorkItem, item_id).state for item_id in ids} == {WorkItemState.ASSIGNED, WorkItemState.OPEN}
+        assert worker("Ana").open_items == 0
+
+
 def test_bad_input_is_reported_field_by_field(cli):
     r = cli(
         "workers", "add", "Bo", "--skills", "order-approval:9", "--timezone", "Mars/Olympus", "--shift-start", "9am"
