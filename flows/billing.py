@@ -4,11 +4,13 @@ Steps:
 1. Open (or find) the customer's billing account.
 2. Draft the invoice from the lines that were provisioned.
 3. Invoice checklist: line totals, tax, currency, no duplicate lines, invoice total.
-4. An invoice above the threshold needs a person's approval.
+4. An invoice above the threshold needs a person's approval (held, it is asked again).
 5. Issue the invoice in the billing system (once, whatever happens).
 """
 
 from __future__ import annotations
+
+from itertools import count
 
 from prefect import flow
 
@@ -48,11 +50,15 @@ def billing(order_id: str) -> str:
     if invoice.status == "issued":
         return "issued"
 
-    # 4. Large invoices need a person's approval
+    # 4. Large invoices need a person's approval; one held waits in the approvers' worklist,
+    #    with why, until someone approves it
     if invoice.total >= settings.invoice_approval_value:
-        approval = ask_a_person(invoice_approval_step(invoice), InvoiceApproval)
-        if approval.decision == "hold":
-            return "held"
+        holds: list[str] = []
+        for ask_no in count(1):
+            approval = ask_a_person(invoice_approval_step(invoice, ask_no, holds), InvoiceApproval)
+            if approval.decision == "approve":
+                break
+            holds.append(f"held by {approval.completed_by}: {approval.note}")
 
     # 5. Issue it
     issued = issue_invoice(
@@ -68,7 +74,10 @@ def lines_for_billing(invoice: InvoiceDraft) -> list[dict]:
     ]
 
 
-def invoice_approval_step(invoice: InvoiceDraft) -> HumanStep:
+def invoice_approval_step(invoice: InvoiceDraft, ask_no: int = 1, holds: list[str] | None = None) -> HumanStep:
+    """The approval of a large invoice; asked again after each hold (ending the run on a hold
+    left the order short of billing for good: nothing asked again, and a re-run was refused)."""
+    held = "".join(f"- {hold}\n" for hold in holds or [])
     rows = "\n".join(
         f"| {l['line_no']} | {l['description']} | {l['quantity']} | {l['unit_price']:,.2f} | "
         f"{l['discount']:.0%} | {l['amount']:,.2f} |"
@@ -76,7 +85,7 @@ def invoice_approval_step(invoice: InvoiceDraft) -> HumanStep:
     )
     return HumanStep(
         work_type="invoice-approval",
-        step_key=f"invoice-approval-{invoice.invoice_id}",
+        step_key=f"invoice-approval-{invoice.invoice_id}" + (f"-{ask_no}" if ask_no > 1 else ""),
         title=f"Approve invoice {invoice.invoice_id} ({invoice.total:,.2f} {invoice.currency})",
         description=(
             f"### Invoice {invoice.invoice_id} — order {invoice.order_id}, account {invoice.account_id}\n\n"
@@ -84,7 +93,8 @@ def invoice_approval_step(invoice: InvoiceDraft) -> HumanStep:
             f"**Net** {invoice.net_total:,.2f} · **tax** {invoice.tax:,.2f} ({invoice.tax_rate:.1%}) · "
             f"**total** {invoice.total:,.2f} {invoice.currency}\n\n"
             f"Invoices from {settings.invoice_approval_value:,.0f} are approved before they are issued. "
-            "Approve, or hold it with a reason."
+            "Approve, or hold it with a reason: a held invoice comes back here until it is approved."
+            + (f"\n\n**Held so far**\n{held}" if held else "")
         ),
         order_id=invoice.order_id,
         value=invoice.total,

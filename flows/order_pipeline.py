@@ -73,8 +73,7 @@ def order_pipeline(order_id: str) -> str:
 
         # 5. Billing
         if not order_reached(order_id, "billed"):
-            if billing.fn(order_id) == "held":
-                return "invoice-held"
+            billing.fn(order_id)
             advance_order(order_id, "billed")
     except ChecklistCancelled as cancelled:
         reject_order(order_id, reason=str(cancelled), by="system:pipeline")

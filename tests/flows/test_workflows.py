@@ -215,6 +215,26 @@ def test_billing_issues_one_invoice_that_passes_its_checklist(responder, sandbox
     assert ledger_keys(sandbox, "billing", "issue_invoice") == ["invoice:B-1"]
 
 
+def test_a_held_invoice_comes_back_to_the_approvers_until_it_is_approved_then_is_issued_once(responder, sandbox):
+    """A hold ended the run: the order stayed short of billing for good (nothing asked again,
+    a re-run refused, the stored "hold" read again). Held, the approval is asked again, with
+    why it was held, and the invoice is issued once it is approved."""
+    from handoff.core.models import WorkItem
+
+    answers = iter([{"decision": "hold", "note": "customer disputes the quantity"}])
+    responder.overrides["invoice-approval"] = lambda step, a: next(answers, {"decision": "approve", "note": "agreed"})
+    receive("B-7", [(1, 700, 18.0, 0.1)], customer="ALFKI")  # > 10,000: approval
+    assert provisioning("B-7") == "provisioned"
+    assert billing("B-7") == "issued"
+    asked = steps_of(responder, "invoice-approval")
+    assert [answer["decision"] for _, _, answer in asked] == ["hold", "approve"]
+    with session() as s:
+        again = s.get(WorkItem, asked[1][1])
+        assert "held by" in again.description and "customer disputes the quantity" in again.description
+        assert s.get(Invoice, "INV-B-7").status == "issued"
+    assert ledger_keys(sandbox, "billing", "issue_invoice") == ["invoice:B-7"]
+
+
 def test_a_failed_invoice_checklist_is_a_defect_routed_to_billing_and_rechecked(responder, sandbox):
     receive("B-2", [(1, 2, 18.0, 0), (1, 3, 18.0, 0)])  # the same product on two lines
 
