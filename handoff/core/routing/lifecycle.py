@@ -39,6 +39,8 @@ from handoff.core.routing.claims import UnknownWorker
 from handoff.core.routing.claims import expire as _expire
 from handoff.core.routing.claims import one_router_at_a_time
 from handoff.core.routing.claims import release_capacity as _release_capacity
+from handoff.core.routing.eligibility import effective_requirements
+from handoff.core.routing.eligibility import meets
 
 __all__ = [
     "ACTIVE",
@@ -234,9 +236,6 @@ def hand_back_work_beyond_skills(s: Session, worker_id: int, now: datetime | Non
     changed their skills) and route each again now; item id -> who has it now (None: open).
     The router would never have chosen them, and no watch round takes work back for skills:
     they sat with the rep while a qualified one waited."""
-    from handoff.core.routing.eligibility import effective_requirements
-    from handoff.core.routing.eligibility import meets
-
     one_router_at_a_time(s)
     now = as_utc_naive(now or utcnow())
     worker = s.get(Worker, worker_id, populate_existing=True)
@@ -250,8 +249,13 @@ def hand_back_work_beyond_skills(s: Session, worker_id: int, now: datetime | Non
         for item in held
         if not meets(worker.skill_levels, effective_requirements(item.required_skills or {}, bool(item.escalated)))
     ]
-    reason = f"{worker.name} no longer has the skills it needs"
-    taken_back = [item_id for item_id in beyond if reclaim_item(s, item_id, reason, now)]
+    return _take_back_and_route(s, beyond, f"{worker.name} no longer has the skills it needs", now)
+
+
+def _take_back_and_route(s: Session, item_ids: list[int], reason: str, now: datetime) -> dict[int, str | None]:
+    """Reclaim these assigned items (those started or moved meanwhile stay as they are), then
+    route each again; item id -> who has it now (None: open), in the order taken back."""
+    taken_back = [item_id for item_id in item_ids if reclaim_item(s, item_id, reason, now)]
     moved: dict[int, str | None] = {}
     for item_id in taken_back:
         rep = route_item(s, item_id, now)
@@ -284,13 +288,9 @@ def set_presence(
         held = s.scalars(
             select(WorkItem.id).where(WorkItem.assignee_id == worker.id, WorkItem.state == WorkItemState.ASSIGNED)
         ).all()
-        for item_id in held:
-            if reclaim_item(s, item_id, f"{name} went offline", now):
-                change.reclaimed.append(item_id)
-        for item_id in change.reclaimed:
-            rep = route_item(s, item_id, now)
-            if rep is not None:
-                change.rerouted[item_id] = rep.name
+        moved = _take_back_and_route(s, list(held), f"{name} went offline", now)
+        change.reclaimed = list(moved)
+        change.rerouted = {item_id: rep for item_id, rep in moved.items() if rep is not None}
     elif presence == Presence.AVAILABLE:
         change.pulled = [a.item_id for a in route_for_worker(s, worker.id, now)]
     return change
