@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from datetime import UTC
 from datetime import datetime
+from datetime import timedelta
 from functools import lru_cache
 from typing import Protocol
 from zoneinfo import ZoneInfo
@@ -35,6 +36,11 @@ def epoch(dt: datetime | None) -> float:
     if dt.tzinfo is not None:
         dt = as_utc_naive(dt)
     return (dt - _EPOCH).total_seconds()
+
+
+def from_epoch(seconds: float) -> datetime:
+    """Epoch seconds -> naive-UTC datetime (`epoch` the other way)."""
+    return _EPOCH + timedelta(seconds=seconds)
 
 
 def parse_hhmm(text: str) -> int:

@@ -43,6 +43,8 @@ from sqlalchemy.orm import Session
 
 from handoff.core import work_types
 from handoff.core.clock import as_utc_naive
+from handoff.core.clock import epoch
+from handoff.core.clock import from_epoch
 from handoff.core.clock import open_seconds_by
 from handoff.core.clock import parse_hhmm
 from handoff.core.clock import parse_work_days
@@ -53,7 +55,6 @@ from handoff.core.models import utcnow
 from handoff.core.settings import settings
 
 ENV_VAR = "HANDOFF_SLA_CONFIG"
-_EPOCH = datetime(1970, 1, 1)
 MAX_DAYS = 3660  # a clock with no business days at all must fail, not loop for ever
 
 
@@ -235,9 +236,7 @@ class BusinessClock:
         times = np.asarray(times, dtype=float)
         if times.size == 0:
             return np.zeros(0)
-        opens, lengths, before = self._table(
-            _EPOCH + timedelta(seconds=float(times.min())), _EPOCH + timedelta(seconds=float(times.max()))
-        )
+        opens, lengths, before = self._table(from_epoch(float(times.min())), from_epoch(float(times.max())))
         return open_seconds_by(opens, lengths, before, times)
 
     def _table(self, first: datetime, last: datetime) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -255,7 +254,7 @@ class BusinessClock:
         while day <= hi:
             window = self._window(day)
             if window is not None:
-                opens.append((window[0] - _EPOCH).total_seconds())
+                opens.append(epoch(window[0]))
                 lengths.append((window[1] - window[0]).total_seconds())
             day += timedelta(days=1)
         if not opens:  # no business hours in the range: nothing is ever counted
