@@ -24,6 +24,7 @@ from sqlalchemy import Text
 from sqlalchemy import UniqueConstraint
 from sqlalchemy.orm import DeclarativeBase
 from sqlalchemy.orm import Mapped
+from sqlalchemy.orm import Session
 from sqlalchemy.orm import mapped_column
 from sqlalchemy.orm import relationship
 
@@ -245,6 +246,13 @@ class WorkItem(Base):
         Index("ix_work_items_change_seq", "change_seq"),  # the routers' refresh
         Index("ix_work_items_assignee_state", "assignee_id", "state"),  # a rep's worklist, going offline
     )
+
+
+def find_work_item(s: Session, item_id: int, populate_existing: bool = False) -> WorkItem | None:
+    """The work item with this id, or None; an id no row can have (MAX_ROW_ID) is not asked about."""
+    if not 0 < item_id <= MAX_ROW_ID:
+        return None
+    return s.get(WorkItem, item_id, populate_existing=populate_existing)
 
 
 # --- what happened, and what was refused --------------------------------------------------

@@ -22,10 +22,10 @@ from handoff.core import sla
 from handoff.core.clock import as_utc_naive
 from handoff.core.clock import epoch
 from handoff.core.clock import on_shift
-from handoff.core.models import MAX_ROW_ID
 from handoff.core.models import Worker
 from handoff.core.models import WorkItem
 from handoff.core.models import WorkItemState
+from handoff.core.models import find_work_item
 from handoff.core.models import utcnow
 from handoff.core.routing import router
 from handoff.core.routing.claims import claim
@@ -92,7 +92,7 @@ def reassign_item(s: Session, item_id: int, to: str, by: str, reason: str, now: 
         raise CannotReassign(f"only a supervisor may reassign work, not {by}")
     if not reason.strip():
         raise CannotReassign("say why the item changes hands")
-    item = s.get(WorkItem, item_id, populate_existing=True) if 0 < item_id <= MAX_ROW_ID else None
+    item = find_work_item(s, item_id, populate_existing=True)
     if item is None:
         raise CannotReassign(f"work item {item_id} does not exist")
     target = s.scalar(select(Worker).where(Worker.name == to))

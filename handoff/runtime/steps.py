@@ -22,10 +22,10 @@ from checklists.forms import StepForm
 from handoff.core import audit
 from handoff.core.db import session
 from handoff.core.identity import completion_proof
-from handoff.core.models import MAX_ROW_ID
 from handoff.core.models import AuditEvent
 from handoff.core.models import WorkItem
 from handoff.core.models import WorkItemState
+from handoff.core.models import find_work_item
 from handoff.core.models import utcnow
 from handoff.core.routing import router
 from handoff.core.routing.claims import ACTIVE
@@ -87,7 +87,7 @@ def step_form(item_id: int) -> tuple[type[StepForm], str | None]:
     waiting now: from handoff's database, never from Prefect's run input (anyone who reaches
     Prefect's API can rewrite that one: "pre-approved by a supervisor, choose approve")."""
     with session() as s:
-        item = s.get(WorkItem, item_id) if 0 < item_id <= MAX_ROW_ID else None
+        item = find_work_item(s, item_id)
         if item is None:
             raise StepNotReady(f"work item {item_id} does not exist")
         return form_for(item.work_type), item.description
@@ -124,7 +124,7 @@ def complete_step(
     person = by or str(answer.get("completed_by") or "")
     holder = None
     with session() as s:
-        item = s.get(WorkItem, item_id) if 0 < item_id <= MAX_ROW_ID else None
+        item = find_work_item(s, item_id)
         if item is None:
             raise router.NotAllowed(f"work item {item_id} does not exist")
         done_already = router.AlreadyCompleted(item) if item.state == WorkItemState.COMPLETED else None

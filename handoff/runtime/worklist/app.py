@@ -50,10 +50,10 @@ from handoff.core.identity.sign_in import LoginRefused
 from handoff.core.identity.sign_in import TooManyAttempts
 from handoff.core.identity.sign_in import authenticate
 from handoff.core.identity.sign_in import issue_device
-from handoff.core.models import MAX_ROW_ID
 from handoff.core.models import Worker
 from handoff.core.models import WorkItem
 from handoff.core.models import WorkItemState
+from handoff.core.models import find_work_item
 from handoff.core.models import utcnow
 from handoff.core.routing import router
 from handoff.core.routing.worklist import worklist
@@ -65,7 +65,6 @@ from handoff.runtime.worklist.fields import errors_by_field
 from handoff.runtime.worklist.fields import field_views
 
 log = logging.getLogger(__name__)
-MAX_ID = MAX_ROW_ID  # no database here holds a larger id (PostgreSQL's ids are 32-bit)
 COOKIE = "handoff_session"
 LOGIN_CSRF_COOKIE = "handoff_login_csrf"
 CONFIRM_SECONDS = 4.0  # how long a completion waits for its run to record (or refuse) the answer
@@ -294,7 +293,7 @@ def create_worklist_app(prefect_context: Callable[[], Any] | None = None) -> Fas
     def load_item(person: SignedIn, item_id: int) -> dict[str, Any]:
         """The item as the page shows it; 404 if there is none, 403 if it is not theirs to see."""
         with session() as s:
-            item = s.get(WorkItem, item_id) if 0 < item_id <= MAX_ID else None  # no database holds a larger id
+            item = find_work_item(s, item_id)
             if item is None:
                 raise Refused(404, f"there is no work item {item_id}")
             if item.assignee_id != person.worker_id and not person.is_supervisor:
@@ -413,8 +412,6 @@ def create_worklist_app(prefect_context: Callable[[], Any] | None = None) -> Fas
         person = sender(request, form_data)
         if not person.is_supervisor:
             raise Refused(403, "only a supervisor may reassign work")
-        if not 0 < item_id <= MAX_ID:  # as load_item: no database holds it, and SQLite cannot even be asked
-            raise Refused(404, f"there is no work item {item_id}")
         try:
             with session() as s:
                 supervision.reassign_item(
