@@ -97,8 +97,7 @@ def book_next_free_slot(meeting: MeetingView) -> tuple[Meeting, Slot]:
     for _ in range(BOOKING_ATTEMPTS):
         if meeting.slot_start is None:
             [found] = find_slots(utcnow(), MEETING_MINUTES, meeting_attendees(), count=1)
-            plan_meeting_slot(meeting.meeting_id, found.start)
-            meeting = current_meeting(meeting.customer_id)
+            meeting = plan_meeting_slot(meeting.meeting_id, found.start)
         start = meeting.slot_start.replace(tzinfo=UTC)  # noted just now, or by the run before (naive UTC)
         slot = Slot(start=start, end=start + timedelta(minutes=MEETING_MINUTES))
         booked = book_meeting(
@@ -111,8 +110,7 @@ def book_next_free_slot(meeting: MeetingView) -> tuple[Meeting, Slot]:
         )
         if not isinstance(booked, Declined):
             return booked, slot
-        plan_meeting_slot(meeting.meeting_id, None)  # taken by another meeting first: find the next
-        meeting = current_meeting(meeting.customer_id)
+        meeting = plan_meeting_slot(meeting.meeting_id, None)  # taken by another meeting first: find the next
     raise SlotsKeptBeingTaken(f"{BOOKING_ATTEMPTS} free slots in a row were taken before we could book them: {booked}")
 
 

@@ -115,17 +115,19 @@ def _view(s, meeting: HandoffMeeting) -> MeetingView:  # noqa: ANN001
 
 
 @record_step(task_run_name="plan-meeting-slot-{meeting_id}")
-def plan_meeting_slot(meeting_id: int, slot_start: datetime | None) -> None:
+def plan_meeting_slot(meeting_id: int, slot_start: datetime | None) -> MeetingView:
     """Note the slot a meeting still to schedule is about to be booked at (None: that slot was
     taken by another meeting; find another), before asking the calendar. A run re-run from the
     top, or restarted after dying between the booking and `record_meeting_slot`, books that
     same slot with the same request again, which the calendar answers with the booking it made.
     Found afresh from "now", the slot (and so the request) differed under the same key: the
-    calendar refused it as a reused key at every run, and the account's handoff stopped for good."""
+    calendar refused it as a reused key at every run, and the account's handoff stopped for good.
+    Returns the meeting as it is now."""
     with session() as s:
         m = s.get(HandoffMeeting, meeting_id)
         if m.status == "to-schedule":
             m.slot_start = as_utc_naive(slot_start) if slot_start is not None else None
+        return _view(s, m)
 
 
 @record_step(task_run_name="record-meeting-slot-{meeting_id}")

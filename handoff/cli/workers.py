@@ -356,6 +356,7 @@ def _write_import(
     checked) would otherwise have given one person two names."""
     from handoff.core.db import session
     from handoff.core.db import take_turns
+    from handoff.core.routing.router import hand_back_work_beyond_skills
 
     for second_try in (False, True):
         added = updated = 0
@@ -388,8 +389,6 @@ def _write_import(
                         added += created
                         updated += not created
                         if not created:  # skills may have been taken away: their work goes to others
-                            from handoff.core.routing.router import hand_back_work_beyond_skills
-
                             hand_back_work_beyond_skills(s, worker.id)
             return imported, added, updated, late
         except IntegrityError:
