@@ -109,15 +109,15 @@ def rolled_back(url: str):
     """A session factory whose every unit of work is a savepoint in one outer transaction,
     rolled back when the block ends (SQLAlchemy's "join an external transaction" recipe; on
     SQLite, pysqlite's own transaction handling is switched off so SAVEPOINT works)."""
-    from sqlalchemy import create_engine
     from sqlalchemy import event
     from sqlalchemy.orm import sessionmaker
 
     from handoff.core.db import engine_for
+    from handoff.core.sqlite_driver import new_engine
 
     engine_for(url)  # at head
     if url.startswith("sqlite"):
-        engine = create_engine(url)
+        engine = new_engine(url)
 
         @event.listens_for(engine, "connect")
         def _no_pysqlite_transactions(dbapi_connection, _record) -> None:  # noqa: ANN001
@@ -128,7 +128,7 @@ def rolled_back(url: str):
         def _begin(connection) -> None:  # noqa: ANN001
             connection.exec_driver_sql("BEGIN")
     else:
-        engine = create_engine(url)
+        engine = new_engine(url)
     connection = engine.connect()
     outer = connection.begin()
     try:

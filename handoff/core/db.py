@@ -16,7 +16,6 @@ from pathlib import Path
 from alembic import command
 from alembic.config import Config
 from sqlalchemy import Engine
-from sqlalchemy import create_engine
 from sqlalchemy import event
 from sqlalchemy import text
 from sqlalchemy.exc import DBAPIError
@@ -24,6 +23,7 @@ from sqlalchemy.orm import Session
 from sqlalchemy.orm import sessionmaker
 
 from handoff.core import idle_ping
+from handoff.core import sqlite_driver
 from handoff.core import wal_checkpoints
 from handoff.core.settings import settings
 
@@ -45,8 +45,10 @@ def _sqlite_pragmas(dbapi_conn, _record) -> None:  # noqa: ANN001
     cur.execute("PRAGMA busy_timeout=30000")
     cur.execute("PRAGMA foreign_keys=ON")
     # Checkpoints run on a thread of their own (wal_checkpoints.py); a commit does one only
-    # when the log is far larger than SQLite's default.
-    cur.execute(f"PRAGMA wal_autocheckpoint={wal_checkpoints.SAFETY_NET_PAGES}")
+    # when the log is far larger than SQLite's default. A SQLite with the WAL-reset bug keeps
+    # its default: the fewer checkpoints, the rarer the race (sqlite_driver.py).
+    if wal_checkpoints.checkpoints_on_a_thread():
+        cur.execute(f"PRAGMA wal_autocheckpoint={wal_checkpoints.SAFETY_NET_PAGES}")
     cur.close()
 
 
@@ -80,10 +82,10 @@ def _open(url: str) -> Engine:
         path = url.removeprefix("sqlite:///")
         if path and path != ":memory:":
             Path(path).parent.mkdir(parents=True, exist_ok=True)
-        engine = create_engine(url, connect_args={"timeout": 30})
+        engine = sqlite_driver.new_engine(url, connect_args={"timeout": 30})
         event.listen(engine, "connect", _sqlite_pragmas)
     else:
-        engine = create_engine(url)
+        engine = sqlite_driver.new_engine(url)
         idle_ping.ping_when_idle(engine)
     if not _at_head(engine):
         with _one_migrator(engine):

@@ -16,13 +16,16 @@ One thread per database file per process. It ends when the engine is gone or the
 from __future__ import annotations
 
 import os
-import sqlite3
 import threading
 import time
 import weakref
 from pathlib import Path
+from typing import Any
 
 from sqlalchemy import Engine
+
+from handoff.core.sqlite_driver import dbapi
+from handoff.core.sqlite_driver import has_wal_reset_fix
 
 CHECKPOINT_EVERY = 0.5  # seconds
 SAFETY_NET_PAGES = 8000  # a commit checkpoints itself only past ~32 MB of log (4 KiB pages)
@@ -31,8 +34,16 @@ _RUNNING: set[tuple[int, str]] = set()
 _LOCK = threading.Lock()
 
 
+def checkpoints_on_a_thread() -> bool:
+    """Only where SQLite is free of the WAL-reset bug: a checkpoint twice a second in every
+    process is what makes its race likely (sqlite_driver.py)."""
+    return has_wal_reset_fix()
+
+
 def keep_checkpointing(engine: Engine, path: str) -> None:
     """Start this process's checkpointing thread for the SQLite file at `path` (once)."""
+    if not checkpoints_on_a_thread():
+        return
     path = str(Path(path).resolve())
     key = (os.getpid(), path)  # a forked child inherits this set, not the parent's threads
     with _LOCK:
@@ -46,17 +57,17 @@ def keep_checkpointing(engine: Engine, path: str) -> None:
 
 def _checkpoint_while_open(engine: weakref.ref[Engine], key: tuple[int, str]) -> None:
     path = key[1]
-    connection: sqlite3.Connection | None = None
+    connection: Any = None
     try:
         while True:
             time.sleep(CHECKPOINT_EVERY)
             if engine() is None or not Path(path).exists():
                 return  # never re-create a database someone removed
             if connection is None:
-                connection = sqlite3.connect(path, timeout=0, check_same_thread=True)
+                connection = dbapi.connect(path, timeout=0, check_same_thread=True)
             try:
                 connection.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
-            except sqlite3.Error:
+            except dbapi.Error:
                 pass  # busy or locked now: the next tick tries again (commits keep the safety net)
     finally:
         if connection is not None:

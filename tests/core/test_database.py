@@ -4,18 +4,18 @@ import pytest
 from alembic import command
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from sqlalchemy import create_engine
 from sqlalchemy import inspect
 
 from handoff.core.db import alembic_config
 from handoff.core.models import Base
+from handoff.core.sqlite_driver import new_engine
 
 BOTH_DATABASES = pytest.mark.parametrize("db", ["sqlite", "postgres"], indirect=True)
 
 
 def revision_and_tables(url: str) -> tuple[str | None, set[str]]:
     """The database's Alembic revision and its tables (Alembic's own left out)."""
-    engine = create_engine(url)
+    engine = new_engine(url)
     try:
         with engine.connect() as connection:
             revision = MigrationContext.configure(connection).get_current_revision()
@@ -98,7 +98,7 @@ def test_a_database_at_the_newest_migration_opens_without_alembic_and_any_other_
     database._open(empty_database).dispose()
     assert upgrades == []
     for revision in (scripts.get_revision(head).down_revision, "f00dfeed0000"):  # one behind; unknown
-        engine = create_engine(empty_database)
+        engine = new_engine(empty_database)
         with engine.begin() as c:
             c.execute(text("UPDATE alembic_version SET version_num = :v"), {"v": revision})
         engine.dispose()

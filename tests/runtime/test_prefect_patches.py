@@ -153,6 +153,7 @@ def a_write_that_reads_first_while_the_database_is_held(url: str, home: Path) ->
 class Started:
     url: str
     home: Path
+    pid: int = 0
 
 
 @pytest.fixture(scope="module")
@@ -189,6 +190,7 @@ def both_servers(tmp_path_factory) -> Iterator[dict[str, Started]]:
                 patch.delenv(name, raising=False)
             handoffs = prefect_server.start(ours.url, log_path=str(ours.home / "server.log"), timeout=180)
         assert handoffs is not None
+        ours.pid, plain.pid = handoffs.pid, prefects.pid
         deadline = time.monotonic() + 180
         while not prefect_server.is_up(plain.url):
             assert prefects.poll() is None and time.monotonic() < deadline, "prefect server start did not start"
@@ -214,6 +216,27 @@ def test_prefects_own_server_fails_the_same_write(both_servers):
     """The control: the same request against `prefect server start` itself."""
     plain = both_servers["prefect"]
     assert a_write_that_reads_first_while_the_database_is_held(plain.url, plain.home) == 503
+
+
+def sqlite_libraries(pid: int) -> set[str]:
+    """The SQLite libraries a process has loaded: Python's `_sqlite3` links the system's
+    libsqlite3; pysqlite3's module carries its own SQLite inside it."""
+    mapped = {line.split()[-1] for line in Path(f"/proc/{pid}/maps").read_text().splitlines() if "/" in line}
+    return {Path(m).name for m in mapped if "sqlite" in Path(m).name}
+
+
+@pytest.mark.slow
+def test_the_server_handoff_up_starts_keeps_its_database_with_a_sqlite_free_of_the_wal_reset_bug(both_servers):
+    """Prefect's database holds every run and paused step; the server `handoff up` starts opens
+    it with pysqlite3's SQLite (handoff.core.sqlite_driver), the only SQLite in that process.
+    The control: `prefect server start` itself uses the system's (3.40.1 on Debian 12)."""
+    for started in both_servers.values():  # each has opened its database: it answered a query
+        httpx.post(f"{started.url}/api/flows/filter", json={}, timeout=30).raise_for_status()
+    ours, plain = sqlite_libraries(both_servers["handoff"].pid), sqlite_libraries(both_servers["prefect"].pid)
+    assert any(name.startswith("_sqlite3") and "pysqlite3" not in name for name in plain), plain
+    assert any("libsqlite3" in name for name in plain), plain
+    assert not any("libsqlite3" in name for name in ours), ours
+    assert any(name.startswith("_sqlite3") for name in ours), ours  # pysqlite3/_sqlite3.cpython-311-….so
 
 
 # --- 2. warm start: Prefect's process factory ------------------------------------------------

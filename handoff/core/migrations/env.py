@@ -1,10 +1,10 @@
 """Alembic environment: runs migrations against the URL handoff.core.db passes in."""
 
 from alembic import context
-from sqlalchemy import create_engine
 from sqlalchemy.pool import NullPool
 
 from handoff.core.models import Base
+from handoff.core.sqlite_driver import new_engine
 
 config = context.config
 url = config.get_main_option("sqlalchemy.url")
@@ -27,5 +27,5 @@ else:
     if url is None:
         raise RuntimeError("alembic needs sqlalchemy.url (handoff.core.db sets it) or a connection")
     # NullPool: the connection closes with the block, instead of idling in a pool nobody disposes
-    with create_engine(url, poolclass=NullPool).connect() as connection:
+    with new_engine(url, poolclass=NullPool).connect() as connection:
         run(connection)

@@ -13,7 +13,6 @@ from sqlalchemy import Integer
 from sqlalchemy import MetaData
 from sqlalchemy import Table
 from sqlalchemy import bindparam
-from sqlalchemy import create_engine
 from sqlalchemy import exc
 from sqlalchemy import func
 from sqlalchemy import insert
@@ -23,6 +22,7 @@ from sqlalchemy import update
 from handoff.core.routing.driver_sql import PerDatabase
 from handoff.core.routing.driver_sql import pipelines
 from handoff.core.routing.driver_sql import run_together
+from handoff.core.sqlite_driver import new_engine
 
 metadata = MetaData()
 stamps = Table("stamps", metadata, Column("id", Integer, primary_key=True), Column("at", DateTime))
@@ -31,7 +31,7 @@ ADD = PerDatabase(insert(stamps).values(id=bindparam("id"), at=bindparam("at")))
 
 @pytest.fixture
 def engine(tmp_path):
-    made = create_engine(f"sqlite:///{tmp_path / 'driver.db'}")
+    made = new_engine(f"sqlite:///{tmp_path / 'driver.db'}")
     metadata.create_all(made)
     yield made
     made.dispose()
@@ -68,7 +68,7 @@ def any_engine(request, tmp_path):
         url = cluster.new_database()
     else:
         url = f"sqlite:///{tmp_path / 'together.db'}"
-    made = create_engine(url)
+    made = new_engine(url)
     metadata.create_all(made)
     yield made
     made.dispose()
