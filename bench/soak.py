@@ -181,7 +181,8 @@ def settle(stack: Stack, ids: set[str], timeout: float, quiet_seconds: float, sa
     last, since = None, time.monotonic()
     while True:
         figures = count(stack, ids)
-        settled = figures["final"] + figures["waiting"] == len(ids)
+        # an order missing from the database will not come back: waiting longer only delays the verdict
+        settled = figures["final"] + figures["waiting"] + figures["missing"] == len(ids)
         if figures != last:
             last, since = figures, time.monotonic()
             say(
