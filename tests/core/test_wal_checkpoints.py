@@ -51,3 +51,16 @@ def test_the_thread_ends_with_its_database_and_never_recreates_it(tmp_path):
         leftover.unlink()
     assert wait_for(lambda: not checkpointers(path))
     assert not path.exists()
+
+
+def test_on_a_sqlite_with_the_wal_reset_bug_checkpoints_stay_sqlites_own(tmp_path, monkeypatch):
+    """Twice-a-second checkpoints in every process make the bug's race likely: on such a SQLite
+    (a platform without pysqlite3's wheel) there is no thread and commits checkpoint at SQLite's
+    default, 1,000 pages."""
+    monkeypatch.setattr(wal_checkpoints, "has_wal_reset_fix", lambda: False)
+    path = tmp_path / "old-sqlite.db"
+    engine = engine_for(f"sqlite:///{path}")
+    with engine.begin() as c:
+        assert c.exec_driver_sql("PRAGMA wal_autocheckpoint").scalar() == 1000
+    assert not checkpointers(path)
+    engine.dispose()
