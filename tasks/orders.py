@@ -285,7 +285,10 @@ PIPELINE_ORDER = [
 def order_reached(order_id: str, status: str) -> bool:
     """The order is at `status` or further along the pipeline (a rejected order reached nothing)."""
     with session() as s:
-        current = s.get(Order, order_id).status
+        order = s.get(Order, order_id)
+        if order is None:  # an event for an order not stored here, or one the database lost
+            raise UnknownOrder(f"order {order_id} is not in handoff's database: nothing to work on")
+        current = order.status
     if current == OrderStatus.REJECTED:
         return False
     return PIPELINE_ORDER.index(OrderStatus(current)) >= PIPELINE_ORDER.index(OrderStatus(status))
