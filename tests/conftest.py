@@ -116,8 +116,8 @@ def rolled_back(url: str):
     from handoff.core.sqlite_driver import new_engine
 
     engine_for(url)  # at head
+    engine = new_engine(url)
     if url.startswith("sqlite"):
-        engine = new_engine(url)
 
         @event.listens_for(engine, "connect")
         def _no_pysqlite_transactions(dbapi_connection, _record) -> None:  # noqa: ANN001
@@ -127,8 +127,7 @@ def rolled_back(url: str):
         @event.listens_for(engine, "begin")
         def _begin(connection) -> None:  # noqa: ANN001
             connection.exec_driver_sql("BEGIN")
-    else:
-        engine = new_engine(url)
+
     connection = engine.connect()
     outer = connection.begin()
     try:

@@ -11,20 +11,17 @@ import sys
 from handoff.core import sqlite_driver
 
 
-def prefects_database_uses_handoffs_sqlite() -> bool:
+def prefects_database_uses_handoffs_sqlite() -> None:
     """Prefect's server opens its database through `import sqlite3` (aiosqlite, SQLAlchemy):
     give it handoff's SQLite, free of the WAL-reset bug (handoff.core.sqlite_driver). Its
     database holds every run, paused step and event, and takes writes from many connections
     at once, as handoff's does. Done before Prefect is imported, or not at all: a process must
     not hold two SQLite libraries on one file."""
-    if "sqlite3" in sys.modules:
-        return sys.modules["sqlite3"].sqlite_version == sqlite_driver.dbapi.sqlite_version
     package = sqlite_driver.dbapi.__name__.rpartition(".")[0]
-    if package == "sqlite3":  # no other library installed: Python's own stays
-        return False
+    if "sqlite3" in sys.modules or package == "sqlite3":  # too late, or no other library installed
+        return
     sys.modules["sqlite3"] = sys.modules[package]
     sys.modules["sqlite3.dbapi2"] = sqlite_driver.dbapi
-    return True
 
 
 def main() -> None:
