@@ -33,6 +33,8 @@ from handoff.core.models import Worker
 from handoff.core.models import WorkItem
 from handoff.core.models import WorkItemState
 from handoff.core.models import utcnow
+from handoff.core.routing.changes import COUNTER_NOW
+from handoff.core.routing.changes import stamp_in_bulk
 from handoff.core.routing.driver_sql import DriverStatement
 from handoff.core.routing.driver_sql import PerDatabase
 from handoff.core.routing.driver_sql import run_together
@@ -278,8 +280,9 @@ _IN_BATCH = {
 def _in_batch(name: str, rows: int) -> PerDatabase:
     columns, sql, fixed = _IN_BATCH[name]
     values = ", ".join("(" + ", ".join(f":{col}{k}" for col in columns) + ")" for k in range(rows))
+    stamped = sql.replace(" SET ", f" SET change_seq = {COUNTER_NOW}, ", 1)  # SQLite's (`stamp_in_bulk`)
     return PerDatabase(
-        text(f"WITH wanted({', '.join(columns)}) AS (VALUES {values}) {sql}").bindparams(
+        text(f"WITH wanted({', '.join(columns)}) AS (VALUES {values}) {stamped}").bindparams(
             # written as the ORM writes the claim's timestamp (both columns are the same DateTime)
             bindparam("claimed_at", type_=WorkItem.__table__.c.assigned_at.type),
             *(bindparam(key, value) for key, value in fixed.items()),
@@ -313,6 +316,7 @@ def _run_in_batches(c: Connection, name: str, rows: list[tuple[int, ...]], now: 
     if c.dialect.name == "postgresql":
         arrays = {col: [row[k] for row in rows] for k, col in enumerate(columns)}
         return _in_arrays(name).on(c).rows(c, {"claimed_at": now, **arrays})
+    stamp_in_bulk(c)
     padding = (_NOTHING,) * len(columns)
     found: list[tuple] = []
     for start in range(0, len(rows), ROUND_BATCH):

@@ -29,6 +29,7 @@ from sqlalchemy import BigInteger
 from sqlalchemy import any_
 from sqlalchemy import bindparam
 from sqlalchemy import select
+from sqlalchemy import literal_column
 from sqlalchemy import update
 from sqlalchemy.orm import Session
 
@@ -44,6 +45,8 @@ from handoff.core.models import utcnow
 from handoff.core.routing.assign import Assignment
 from handoff.core.routing.assign import route_item
 from handoff.core.routing.assign import route_open_items
+from handoff.core.routing.changes import COUNTER_NOW
+from handoff.core.routing.changes import stamp_in_bulk
 from handoff.core.routing.claims import expire
 from handoff.core.routing.claims import one_router_at_a_time
 from handoff.core.routing.claims import record_events
@@ -203,12 +206,13 @@ def escalate_near_breach(s: Session, now: datetime | None = None) -> list[Escala
         chosen = WorkItem.id == any_(bindparam("ids", ids, type_=ARRAY(BigInteger)))
     else:
         chosen = WorkItem.id.in_(ids)
+    stamp = {"change_seq": literal_column(COUNTER_NOW)} if stamp_in_bulk(s.connection()) else {}
     flagged = {
         row.id: row
         for row in s.execute(
             update(WorkItem)
             .where(chosen, WorkItem.escalated.is_(False))
-            .values(escalated=True)
+            .values(escalated=True, **stamp)
             .returning(
                 WorkItem.id,
                 WorkItem.work_type,

@@ -5,6 +5,7 @@ lost from the index; every writer is stamped, even raw SQL."""
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -14,6 +15,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import select
 from sqlalchemy import text
+from sqlalchemy import update
 
 from handoff.core.db import session
 from handoff.core.models import Worker
@@ -200,6 +202,67 @@ with session() as s:
     assert states[done_elsewhere] == ("cancelled", None)
     assert {i for i, st in states.items() if st == ("assigned", ids["ann"])} == mine
     assert [st for i, st in states.items() if i not in mine and i != done_elsewhere] == [("open", None)]
+
+
+def test_bulk_claims_and_escalations_elsewhere_are_seen_whole_within_one_refresh(routing_db, now, stale):
+    """A watch round claims and escalates a statement at a time, stamping the rows itself (on
+    SQLite one new stamp per statement, not the row trigger's one per row): an index in another
+    process sees every row it changed after one refresh. Each kind of write is checked on its
+    own, after the index has seen everything before it: a write that stamped its rows with a
+    value already seen would be missed for ever."""
+    ids, items = committed(routing_db, now, {"ann": {"order-approval": 1}, "bob": {"order-approval": 1}}, 8)
+    with session() as s:
+        index = live.index_for(s)
+    index.at(now)
+
+    def elsewhere(call: str) -> list[int]:
+        told = in_another_process(
+            routing_db,
+            f"""
+import json
+from datetime import datetime
+from handoff.core.routing import watch
+with session() as s:
+    print(json.dumps([done.item_id for done in {call}(s, datetime.fromisoformat({now.isoformat()!r}))]))
+""",
+        )
+        return json.loads(told)
+
+    def as_stored() -> tuple[dict, int]:
+        with session() as s:
+            rows = s.execute(select(WorkItem.id, WorkItem.state, WorkItem.assignee_id, WorkItem.escalated))
+            counter = s.execute(changes.COUNTER[s.get_bind().dialect.name]).scalar_one()
+            return {row.id: (str(row.state), row.assignee_id, row.escalated) for row in rows}, counter
+
+    def as_indexed() -> dict:
+        return {i: (row.state, row.assignee_id, row.escalated) for i, row in index.active.items()}
+
+    _, before = as_stored()
+    assigned = elsewhere("router.route_open_items")
+    index.refresh(force=True)
+    stored, after = as_stored()
+    assert len(assigned) == 6 and as_indexed() == stored  # ann and bob: 3 places each
+    assert {i for i, (state, *_) in stored.items() if state == "assigned"} == set(assigned)
+    assert {index.rep(w).open_items for w in ids.values()} == {3}
+    if routing_db.startswith("sqlite"):  # stamped in bulk, not row by row
+        assert after - before < len(assigned)
+
+    urgent = items[-3:]  # due in minutes: near breach
+    with session() as s:
+        s.execute(
+            update(WorkItem)
+            .where(WorkItem.id.in_(urgent))
+            .values(created_at=now - timedelta(days=2), due_at=now + timedelta(minutes=5))
+        )
+    index.refresh(force=True)
+    _, before = as_stored()
+    escalated = elsewhere("watch.escalate_near_breach")
+    index.refresh(force=True)
+    stored, after = as_stored()
+    assert sorted(escalated) == sorted(urgent) and as_indexed() == stored
+    assert {i for i, (*_, flagged) in stored.items() if flagged} == set(urgent)
+    if routing_db.startswith("sqlite"):
+        assert after - before < len(urgent)
 
 
 def test_work_claimed_in_a_transaction_that_rolls_back_stays_open_in_the_index(routing_db, now):
