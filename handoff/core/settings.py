@@ -61,6 +61,11 @@ class Settings(BaseSettings):
     prefect_start_seconds: float = Field(
         default=240.0, gt=0, description="How long `handoff up` waits for the Prefect server to answer."
     )
+    check_database: bool = Field(
+        default=True,
+        description="`handoff up` first checks handoff's SQLite database with SQLite's full integrity check "
+        "and refuses a damaged one (false: start anyway).",
+    )
     lock_ui: bool = Field(
         default=False, description="Protect the Prefect server and UI with basic auth (`handoff up --lock-ui`)."
     )

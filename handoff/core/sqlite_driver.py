@@ -17,6 +17,7 @@ Other files (the Northwind sample, Prefect's own database) are not handoff's and
 from __future__ import annotations
 
 import importlib
+from pathlib import Path
 from types import ModuleType
 from typing import Any
 
@@ -48,3 +49,29 @@ def has_wal_reset_fix(version: tuple[int, int, int] | None = None) -> bool:
     if version >= FIXED_IN[-1]:
         return True
     return any(version[:2] == fixed[:2] and version >= fixed for fixed in FIXED_IN[:-1])
+
+
+def damage(url: str | URL, limit: int = 20) -> list[str]:
+    """What SQLite's full check finds wrong with the database file at `url`, at most `limit`
+    problems: [] when it is intact, or when there is nothing to check (not SQLite, no file yet).
+
+    The full check (`PRAGMA integrity_check`), not `quick_check`: the damage the WAL-reset bug
+    left (an index short of its table's rows) shows only when indexes are compared with their
+    tables. About 0.7 s for a 38 MB database of 100,000 work items on this machine. A file
+    that is not a database at all is damage too, said in SQLite's words."""
+    parsed = sqlalchemy.make_url(url)
+    if parsed.get_backend_name() != "sqlite" or not parsed.database or parsed.database == ":memory:":
+        return []
+    if not Path(parsed.database).exists():
+        return []
+    try:
+        connection = dbapi.connect(parsed.database, timeout=30)
+    except dbapi.Error as e:
+        return [str(e)]
+    try:
+        found = [row[0] for row in connection.execute(f"PRAGMA integrity_check({int(limit)})")]
+    except dbapi.Error as e:
+        return [str(e)]
+    finally:
+        connection.close()
+    return [] if found == ["ok"] else found

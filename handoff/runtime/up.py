@@ -29,6 +29,7 @@ from typing import IO
 from typing import Any
 from typing import Protocol
 
+from handoff.core import sqlite_driver
 from handoff.core.settings import settings
 from handoff.runtime import prefect_server
 from handoff.runtime import warm_start
@@ -207,7 +208,32 @@ def run_up(feed: Feed | None, say: Callable[[str], None], lock_ui: bool | None =
     stop_on_signals()
     os.chdir(ROOT)  # deployments' entrypoints are paths inside the checkout
     with held_home():
+        refuse_a_damaged_database(say)
         serve_until_stopped(feed, say, lock_ui)
+
+
+def refuse_a_damaged_database(say: Callable[[str], None]) -> None:
+    """Check handoff's SQLite database before anything reads or writes it. It holds every
+    accepted order and every answer a rep sent; served damaged, a lost row shows up hours later
+    as an order whose pipeline fails or a step no one can find, and new work is written on top
+    of the damage. A soak run met exactly that (sqlite_driver.py). Refused, the operator can
+    copy the file aside and recover it while nothing else touches it."""
+    url = settings.sqlalchemy_url
+    if not settings.check_database or not url.startswith("sqlite"):
+        return
+    path = url.removeprefix("sqlite:///")
+    started = time.monotonic()
+    found = sqlite_driver.damage(url)
+    if not found:
+        if os.path.exists(path):  # (a first start makes it)
+            say(f"handoff's database checked, intact ({time.monotonic() - started:.1f} s)")
+        return
+    problems = "\n".join(f"  {problem}" for problem in found)
+    raise SystemExit(
+        f"handoff's database {path} is damaged; SQLite's integrity check found:\n{problems}\n"
+        f"Nothing was started. Copy {path} (with any -wal file beside it) aside, then recover it "
+        f"(`sqlite3 {path} .recover`) or restore a backup; HANDOFF_CHECK_DATABASE=false starts anyway."
+    )
 
 
 def serve_until_stopped(feed: Feed | None, say: Callable[[str], None], lock_ui: bool | None) -> None:

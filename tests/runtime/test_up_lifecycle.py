@@ -15,6 +15,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.core.test_sqlite_driver import index_short_of_its_rows
+from tests.core.test_sqlite_driver import with_workers
 from tests.runtime.test_console_lock import environment_without_prefect_and_handoff
 from tests.runtime.test_console_lock import free_port
 from tests.runtime.test_console_lock import tail
@@ -97,6 +99,7 @@ def test_one_up_per_home_and_nothing_left_running_on_any_way_out(tmp_path):
         started.append(first)
         first.wait_for(READY)
         server = server_pid(home)
+        assert "handoff's database checked" not in first.text()  # a first start: nothing to check yet
 
         # A second one on the same home is told whose it is, and starts nothing.
         second = Up(home, tmp_path, "second")
@@ -130,6 +133,7 @@ def test_one_up_per_home_and_nothing_left_running_on_any_way_out(tmp_path):
         fourth = Up(home, tmp_path, "fourth")
         started.append(fourth)
         fourth.wait_for(READY)
+        assert "handoff's database checked, intact" in fourth.text()
         os.kill(server_pid(home), signal.SIGKILL)
         assert fourth.ended(90) == 1  # a failure, for a supervisor that restarts failed services
         said = " ".join(fourth.text().split())
@@ -140,6 +144,35 @@ def test_one_up_per_home_and_nothing_left_running_on_any_way_out(tmp_path):
             up.kill_all()
         if (home / "prefect-server.pid").exists() and alive(server_pid(home)):
             os.kill(server_pid(home), signal.SIGKILL)
+
+
+def test_up_refuses_a_damaged_database_and_starts_nothing(tmp_path):
+    """Served damaged, a lost row shows up hours later as a pipeline that fails or a step no one
+    can find, with new work written on top. `handoff up` checks first and says what is wrong."""
+    home = tmp_path / "home"
+    home.mkdir()
+    database = home / "handoff.db"
+    with_workers(database)
+    index_short_of_its_rows(database)
+    as_found = database.read_bytes()
+    up = Up(home, tmp_path, "damaged")
+    try:
+        assert up.ended(120) == 1
+    finally:
+        up.kill_all()
+    said = up.text()
+    assert f"handoff's database {database} is damaged" in said and READY not in said
+    assert "row 6 missing from index ix_workers_change_seq" in said and "Traceback" not in said
+    assert "HANDOFF_CHECK_DATABASE=false" in said
+    assert not (home / "prefect-server.pid").exists() and database.read_bytes() == as_found
+
+    database.write_bytes(b"\x00\xffnot SQLite" * 1000)  # not a database at all
+    up = Up(home, tmp_path, "not-a-database")
+    try:
+        assert up.ended(120) == 1
+    finally:
+        up.kill_all()
+    assert "file is not a database" in up.text() and not (home / "prefect-server.pid").exists()
 
 
 def _ignores_sigterm() -> None:  # pragma: no cover - runs in the child

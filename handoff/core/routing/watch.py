@@ -22,14 +22,15 @@ from dataclasses import dataclass
 from dataclasses import field
 from datetime import datetime
 from datetime import timedelta
+from typing import Any
 
 import numpy as np
 from sqlalchemy import ARRAY
 from sqlalchemy import BigInteger
 from sqlalchemy import any_
 from sqlalchemy import bindparam
-from sqlalchemy import select
 from sqlalchemy import literal_column
+from sqlalchemy import select
 from sqlalchemy import update
 from sqlalchemy.orm import Session
 
@@ -206,7 +207,7 @@ def escalate_near_breach(s: Session, now: datetime | None = None) -> list[Escala
         chosen = WorkItem.id == any_(bindparam("ids", ids, type_=ARRAY(BigInteger)))
     else:
         chosen = WorkItem.id.in_(ids)
-    stamp = {"change_seq": literal_column(COUNTER_NOW)} if stamp_in_bulk(s.connection()) else {}
+    stamp: dict[str, Any] = {"change_seq": literal_column(COUNTER_NOW)} if stamp_in_bulk(s.connection()) else {}
     flagged = {
         row.id: row
         for row in s.execute(
