@@ -25,6 +25,7 @@ from prefect.runtime import flow_run
 from flows.activation import activation
 from flows.billing import billing
 from flows.order_entry import order_entry
+from flows.provisioning import cancel_order
 from flows.provisioning import provisioning
 from flows.quotation import order_quotation
 from tasks.checklist_gate import ChecklistCancelled
@@ -32,7 +33,6 @@ from tasks.meetings import plan_handoff_meeting
 from tasks.orders import advance_order
 from tasks.orders import claim_order
 from tasks.orders import order_reached
-from tasks.orders import reject_order
 from tasks.orders import split_into_downstream_work
 from tasks.orders import tag_run_with_business_ids
 
@@ -56,7 +56,7 @@ def order_pipeline(order_id: str) -> str:
         # 2. Quotation, when the order needs a priced quote (not one from an accepted quote)
         if plan.quotation and not order_reached(order_id, "quoted"):
             if order_quotation.fn(order_id) == "declined":
-                reject_order(order_id, reason="the discount was not approved", by="system:pipeline")
+                cancel_order(order_id, reason="the discount was not approved", by="system:pipeline")
                 return "rejected"
             advance_order(order_id, "quoted")
 
@@ -75,8 +75,8 @@ def order_pipeline(order_id: str) -> str:
         if not order_reached(order_id, "billed"):
             billing.fn(order_id)
             advance_order(order_id, "billed")
-    except ChecklistCancelled as cancelled:
-        reject_order(order_id, reason=str(cancelled), by="system:pipeline")
+    except ChecklistCancelled as cancelled:  # what provisioning held for it is given back
+        cancel_order(order_id, reason=str(cancelled), by="system:pipeline")
         return "rejected"
 
     # 6. A new account gets its handoff meeting

@@ -4,7 +4,8 @@ Steps:
 1. For each line not yet provisioned: reserve it, then provision it.
 2. A line the provisioning system refuses (e.g. a discontinued product) goes to operations:
    leave the line out, or cancel the order. When every line has been left out there is nothing
-   to provision or bill: the order is cancelled there and then.
+   to provision or bill: the order is cancelled there and then. A cancelled order gives back
+   what provisioning holds for it: its lines' jobs are cancelled and their reservations released.
 3. A line that needs a technician on site waits for the technician's report (a human step);
    the report completes the job in the provisioning system.
 4. Checklist: every line is provisioned with a resource id before the order moves on.
@@ -22,6 +23,7 @@ from tasks.checklist_gate import until_checklist_passes
 from tasks.fulfilment import LineToFulfil
 from tasks.fulfilment import drop_line
 from tasks.fulfilment import lines_to_fulfil
+from tasks.fulfilment import record_given_back
 from tasks.fulfilment import record_provisioning
 from tasks.fulfilment import record_reservation
 from tasks.fulfilment import run_provisioning_checklist
@@ -30,8 +32,10 @@ from tasks.human_step import HumanStep
 from tasks.human_step import ask_a_person
 from tasks.orders import reject_order
 from tasks.provisioning import ProvisioningJob
+from tasks.provisioning import cancel_job
 from tasks.provisioning import complete_visit
 from tasks.provisioning import provision
+from tasks.provisioning import release
 from tasks.provisioning import reserve
 
 
@@ -51,17 +55,15 @@ def provisioning(order_id: str) -> str:
                 refused_line_step(order_id, line, reservation.reason, last_line), ProvisioningException
             )
             if decision.resolution == "cancel-order":
-                reject_order(order_id, reason=decision.note, by=decision.completed_by)
-                return "cancelled"
+                return cancel_order(order_id, reason=decision.note, by=decision.completed_by)
             drop_line(order_id, line.line_no, by=decision.completed_by, reason=decision.note)
             line.dropped = True
             if last_line:
-                reject_order(
+                return cancel_order(
                     order_id,
                     by=decision.completed_by,
                     reason=f"every line was left out after provisioning refused them ({decision.note})",
                 )
-                return "cancelled"
             continue
         record_reservation(order_id, line.line_no, reservation.id, reservation.needs_technician)
         job = provision(order_id, line.line_no, reservation.id)
@@ -86,6 +88,22 @@ def provisioning(order_id: str) -> str:
         context="Every line that is still part of the order must be reserved and provisioned with a resource id.",
     )
     return "provisioned"
+
+
+def cancel_order(order_id: str, reason: str, by: str) -> str:
+    """The order is cancelled: first everything provisioning holds for it is given back (each
+    line's job cancelled, then its reservation released), then the order is rejected. Run again
+    after a kill, each call to the provisioning system replays its first answer."""
+    for line in lines_to_fulfil(order_id):
+        if line.reservation_id is None or line.given_back:
+            continue
+        why = f"order {order_id} cancelled"  # the same on every run: the calls' bodies must not change
+        if line.job_id and not line.dropped:
+            cancel_job(line.job_id, why)
+        release(line.reservation_id, why)
+        record_given_back(order_id, line.line_no, by=by)
+    reject_order(order_id, reason=reason, by=by)
+    return "cancelled"
 
 
 def refused_line_step(order_id: str, line: LineToFulfil, reason: str, last_line: bool = False) -> HumanStep:

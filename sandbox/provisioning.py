@@ -9,11 +9,18 @@
     POST /provisioning/provisioning-jobs/{job_id}/complete   {technician, notes}
                                                      → 200 job, now "provisioned"
     GET  /provisioning/provisioning-jobs/{job_id}
+    POST /provisioning/provisioning-jobs/{job_id}/cancel     {reason}
+                                                     → 200 job, now "cancelled" (its resource
+                                                       freed: it cannot be activated)
+    POST /provisioning/reservations/{reservation_id}/release {reason}
+                                                     → 200 reservation, now "released";
+                                                       409 while a job of it is not cancelled
 
 Products of the categories in `sandbox.reference.MANUAL_CATEGORIES` (Meat/Poultry, Seafood)
 need a technician's visit: their job waits until someone completes it.
 One reservation per order line and one job per reservation; another try under a new key is a
-409 naming the existing one.
+409 naming the existing one. A cancelled job or a released reservation stays cancelled or
+released: doing it again under a new key is a 409 saying so.
 """
 
 from __future__ import annotations
@@ -36,6 +43,8 @@ from sandbox.core import utcnow
 SYSTEM = "provisioning"
 AWAITING_TECHNICIAN = "awaiting_technician"
 PROVISIONED = "provisioned"
+CANCELLED = "cancelled"
+RELEASED = "released"
 
 
 class ReservationRequest(Body):
@@ -54,6 +63,10 @@ class JobRequest(Body):
 class VisitReport(Body):
     technician: str = Field(min_length=1)
     notes: str = ""
+
+
+class Undo(Body):
+    reason: str = Field(min_length=1, max_length=500)
 
 
 def router(sb: Sandbox) -> APIRouter:
@@ -101,6 +114,8 @@ def router(sb: Sandbox) -> APIRouter:
                     f"reservation {reservation['id']} belongs to order {reservation['order_id']} "
                     f"line {reservation['line_no']}",
                 )
+            if reservation["status"] == RELEASED:
+                raise rejected("reservation_released", f"reservation {reservation['id']} was released")
             sb.refuse_duplicate(
                 SYSTEM,
                 "provisioning-jobs",
@@ -152,5 +167,44 @@ def router(sb: Sandbox) -> APIRouter:
     @api.get("/provisioning-jobs/{job_id}")
     async def get_job(job_id: str) -> dict[str, Any]:
         return sb.found(SYSTEM, "provisioning-jobs", job_id)
+
+    @api.post("/provisioning-jobs/{job_id}/cancel", status_code=200)
+    async def cancel_job(job_id: str, body: Undo, request: Request) -> JSONResponse:
+        def effect() -> Outcome:
+            job = sb.found(SYSTEM, "provisioning-jobs", job_id)
+            if job["status"] == CANCELLED:
+                raise conflict("already_cancelled", f"job {job_id} was cancelled already")
+            return Outcome(
+                "provisioning-jobs",
+                {**job, "status": CANCELLED, "cancel_reason": body.reason, "cancelled_at": utcnow().isoformat()},
+                status_code=200,
+            )
+
+        return await sb.side_effect(request, SYSTEM, "cancel_job", body, effect)
+
+    @api.post("/reservations/{reservation_id}/release", status_code=200)
+    async def release(reservation_id: str, body: Undo, request: Request) -> JSONResponse:
+        def effect() -> Outcome:
+            reservation = sb.found(SYSTEM, "reservations", reservation_id)
+            if reservation["status"] == RELEASED:
+                raise conflict("already_released", f"reservation {reservation_id} was released already")
+            job = sb.first(SYSTEM, "provisioning-jobs", lambda j: j["reservation_id"] == reservation_id)
+            if job is not None and job["status"] != CANCELLED:
+                raise conflict(
+                    "reservation_in_a_job",
+                    f"reservation {reservation_id} is in job {job['id']} ({job['status']}): cancel the job first",
+                )
+            return Outcome(
+                "reservations",
+                {
+                    **reservation,
+                    "status": RELEASED,
+                    "release_reason": body.reason,
+                    "released_at": utcnow().isoformat(),
+                },
+                status_code=200,
+            )
+
+        return await sb.side_effect(request, SYSTEM, "release", body, effect)
 
     return api

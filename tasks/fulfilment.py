@@ -25,6 +25,7 @@ class LineToFulfil(BaseModel):
     activation_id: str | None
     verified: bool
     dropped: bool
+    given_back: bool = False
 
 
 @record_step(task_run_name="lines-to-fulfil-{order_id}")
@@ -47,6 +48,7 @@ def lines_to_fulfil(order_id: str) -> list[LineToFulfil]:
                     activation_id=f.activation_id if f else None,
                     verified=bool(f and f.verified_at),
                     dropped=bool(f and f.job_id == "dropped"),
+                    given_back=bool(f and f.given_back_at),
                 )
             )
         return out
@@ -92,6 +94,24 @@ def drop_line(order_id: str, line_no: int, by: str, reason: str) -> None:
         f = _line(s, order_id, line_no)
         f.job_id = "dropped"
         audit.record(s, by, "order_line", f"{order_id}/{line_no}", "dropped", reason=reason)
+
+
+@record_step(task_run_name="record-given-back-{order_id}-{line_no}")
+def record_given_back(order_id: str, line_no: int, by: str) -> None:
+    """The line's reservation was released (its job cancelled first); recorded once."""
+    with session() as s:
+        f = _line(s, order_id, line_no)
+        if f.given_back_at is None:
+            f.given_back_at = utcnow()
+            audit.record(
+                s,
+                by,
+                "order_line",
+                f"{order_id}/{line_no}",
+                "given back",
+                reservation_id=f.reservation_id,
+                job_id=f.job_id,
+            )
 
 
 @record_step(task_run_name="provisioning-checklist-{order_id}")

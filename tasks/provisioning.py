@@ -6,6 +6,9 @@ if job.needs_technician:                 # some products need a visit on site
     ...                                  # a person books the visit, then:
     job = provisioning.complete_visit(job.id, technician="Robert King")
 job.resource_id                          # what activation switches on
+
+provisioning.cancel_job(job.id, reason)            # a cancelled order gives back what it held:
+provisioning.release(reservation.id, reason)       # its jobs first, then their reservations
 """
 
 from __future__ import annotations
@@ -36,7 +39,7 @@ class ProvisioningJob(BaseModel):
     order_id: str
     line_no: int
     reservation_id: str
-    status: str  # "provisioned" | "awaiting_technician"
+    status: str  # "provisioned" | "awaiting_technician" | "cancelled"
     resource_id: str | None = None
     visit_reason: str | None = None
     technician: str | None = None
@@ -90,3 +93,23 @@ def complete_visit(job_id: str, technician: str, notes: str = "") -> Provisionin
 def get_job(job_id: str) -> ProvisioningJob:
     with SYSTEM.client() as provisioning:
         return ProvisioningJob.model_validate(provisioning.read(f"/provisioning-jobs/{job_id}"))
+
+
+@record_step(name="provisioning.cancel_job", task_run_name="cancel-job-{job_id}", **RETRY_POLICY)
+def cancel_job(job_id: str, reason: str) -> ProvisioningJob:
+    """Cancel a provisioning job: its resource is freed and can no longer be activated."""
+    with SYSTEM.client() as provisioning:
+        data = provisioning.side_effect(
+            f"/provisioning-jobs/{job_id}/cancel", {"reason": reason}, key=f"cancel-job:{job_id}"
+        )
+    return ProvisioningJob.model_validate(data)
+
+
+@record_step(name="provisioning.release", task_run_name="release-{reservation_id}", **RETRY_POLICY)
+def release(reservation_id: str, reason: str) -> Reservation:
+    """Release a reservation (its job, if any, cancelled first): the stock is free again."""
+    with SYSTEM.client() as provisioning:
+        data = provisioning.side_effect(
+            f"/reservations/{reservation_id}/release", {"reason": reason}, key=f"release:{reservation_id}"
+        )
+    return Reservation.model_validate(data)

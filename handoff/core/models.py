@@ -415,6 +415,7 @@ class FulfilmentLine(Base):
     activation_id: Mapped[str | None]
     activated_at: Mapped[datetime | None]
     verified_at: Mapped[datetime | None]
+    given_back_at: Mapped[datetime | None]  # a cancelled order's reservation released, its job cancelled
 
 
 class Invoice(Base):

@@ -14,10 +14,12 @@ from flows.billing import billing
 from flows.handoff_meeting import handoff_meeting
 from flows.order_entry import order_entry
 from flows.order_pipeline import order_pipeline
+from flows.provisioning import cancel_order
 from flows.provisioning import provisioning
 from flows.quotation import order_quotation
 from handoff.core.db import session
 from handoff.core.intake import submit_orders
+from handoff.core.models import AuditEvent
 from handoff.core.models import Defect
 from handoff.core.models import FulfilmentLine
 from handoff.core.models import HandoffMeeting
@@ -165,6 +167,61 @@ def test_provisioning_can_be_cancelled_by_operations(responder):
     receive("P-2", [(5, 1, 21.35, 0)])
     assert provisioning("P-2") == "cancelled"
     assert order_status("P-2") == "rejected"
+
+
+def test_a_cancelled_order_gives_back_what_provisioning_held_for_it_once(responder, sandbox):
+    """Line 1 (Chai) is reserved and provisioned, line 2 (Gumbo Mix, discontinued) is refused and
+    operations cancel the order: line 1's job is cancelled and its reservation released, so the
+    stock is free and the resource can never be switched on. The first run was killed after
+    cancelling the job (done here by hand, with the same call); the run again from the top
+    releases the rest, and nothing is done twice."""
+    from tasks.http import BusinessRejection
+
+    responder.overrides["provisioning-exception"] = lambda step, a: {
+        "resolution": "cancel-order",
+        "note": "customer cancels",
+    }
+    receive("P-5", [(1, 3, 18.0, 0), (5, 1, 21.35, 0)])
+    assert provisioning("P-5") == "cancelled"
+    [job] = [e["response"] for e in sandbox.ledger("provisioning", "provision")]
+    [released] = sandbox.ledger("provisioning", "release")
+    [cancelled] = sandbox.ledger("provisioning", "cancel_job")
+    assert cancelled["response"]["id"] == job["id"] and cancelled["response"]["status"] == "cancelled"
+    assert released["response"]["id"] == job["reservation_id"] and released["response"]["status"] == "released"
+    assert [e["operation"] for e in sandbox.ledger("provisioning")][-2:] == ["cancel_job", "release"]
+    assert order_status("P-5") == "rejected"
+    with session() as s:
+        line = s.get(FulfilmentLine, ("P-5", 1))
+        given_back = [e for e in s.scalars(select(AuditEvent).where(AuditEvent.action == "given back"))]
+    assert line.given_back_at is not None and [e.entity_id for e in given_back] == ["P-5/1"]
+    assert given_back[0].details == {"reservation_id": job["reservation_id"], "job_id": job["id"]}
+
+    # The resource cannot be activated any more
+    from tasks.activation import activate
+
+    with pytest.raises(BusinessRejection, match="cancelled"):
+        activate.fn("P-5", job["resource_id"])
+
+    # Run again from the top (as after a kill): the same answer, nothing given back twice
+    assert provisioning("P-5") == "cancelled"
+    assert (
+        len(sandbox.ledger("provisioning", "cancel_job")) == 1 and len(sandbox.ledger("provisioning", "release")) == 1
+    )
+
+
+def test_a_run_killed_between_cancelling_a_job_and_releasing_its_reservation_finishes_once(responder, sandbox):
+    from tasks.provisioning import cancel_job
+
+    responder.overrides["provisioning-exception"] = lambda step, a: {"resolution": "drop-line", "note": "later"}
+    receive("P-6", [(1, 3, 18.0, 0), (5, 1, 21.35, 0)])
+    assert provisioning("P-6") == "provisioned"  # line 2 left out; line 1 provisioned
+    [job] = [e["response"] for e in sandbox.ledger("provisioning", "provision")]
+    cancel_job.fn(job["id"], "order P-6 cancelled")  # the first run's call, then its process died
+    cancel_order("P-6", reason="the customer cancelled", by="system:pipeline")
+    assert len(sandbox.ledger("provisioning", "cancel_job")) == 1  # the second call replayed the first
+    [released] = sandbox.ledger("provisioning", "release")
+    assert released["response"]["id"] == job["reservation_id"]
+    assert order_status("P-6") == "rejected"
 
 
 def test_an_order_whose_every_line_is_refused_is_cancelled_without_a_checklist_round(responder):

@@ -298,3 +298,49 @@ def test_totals_must_agree_to_the_cent_with_slack_for_rounded_line_amounts():
     assert amounts_agree(7.05, exact, rounded_terms=3) and amounts_agree(7.04, exact, rounded_terms=3)
     assert not amounts_agree(7.10, exact, rounded_terms=3)
     assert amounts_agree(168.0, 12 * 14.0) and not amounts_agree(168.02, 12 * 14.0)
+
+
+def test_a_job_is_cancelled_before_its_reservation_is_released_and_each_only_once(api, sandbox):
+    resource = provisioned_resource(api)
+    [job] = [e["response"] for e in sandbox.ledger("provisioning", "provision")]
+    reservation_id = job["reservation_id"]
+    why = {"reason": "order 10248 cancelled"}
+
+    early = post(api, f"/provisioning/reservations/{reservation_id}/release", why, f"release:{reservation_id}")
+    assert early.status_code == 409 and early.json()["error"] == "reservation_in_a_job"
+    assert job["id"] in early.json()["reason"]
+
+    cancelled = post(api, f"/provisioning/provisioning-jobs/{job['id']}/cancel", why, f"cancel-job:{job['id']}")
+    assert cancelled.status_code == 200 and cancelled.json()["status"] == "cancelled"
+    assert cancelled.json()["resource_id"] == resource and cancelled.json()["cancel_reason"] == why["reason"]
+    replay = post(api, f"/provisioning/provisioning-jobs/{job['id']}/cancel", why, f"cancel-job:{job['id']}")
+    assert replay.headers["Idempotent-Replay"] == "true" and replay.json() == cancelled.json()
+    again = post(api, f"/provisioning/provisioning-jobs/{job['id']}/cancel", why, "another-key")
+    assert again.status_code == 409 and again.json()["error"] == "already_cancelled"
+
+    released = post(api, f"/provisioning/reservations/{reservation_id}/release", why, f"release:{reservation_id}")
+    assert released.status_code == 200 and released.json()["status"] == "released"
+    assert api.get(f"/provisioning/reservations/{reservation_id}").json()["status"] == "released"
+    again = post(api, f"/provisioning/reservations/{reservation_id}/release", why, "yet-another-key")
+    assert again.status_code == 409 and again.json()["error"] == "already_released"
+    assert [e["operation"] for e in sandbox.ledger("provisioning")] == ["reserve", "provision", "cancel_job", "release"]
+
+    # what was given back is not used again: no activation of the resource, no job on the reservation
+    activated = post(api, "/activation/activations", {"order_id": "10248", "resource_id": resource}, "activate:x")
+    assert activated.status_code == 422 and "cancelled" in activated.json()["reason"]
+    job_again = post(
+        api,
+        "/provisioning/provisioning-jobs",
+        {"order_id": "10248", "line_no": 1, "reservation_id": reservation_id},
+        "provision:again",
+    )
+    assert job_again.status_code == 422 and job_again.json()["error"] == "reservation_released"
+
+
+def test_giving_back_what_does_not_exist_or_without_a_reason_is_refused(api):
+    assert post(api, "/provisioning/provisioning-jobs/JOB-999999/cancel", {"reason": "x"}, "k1").status_code == 404
+    assert post(api, "/provisioning/reservations/RSV-999999/release", {"reason": "x"}, "k2").status_code == 404
+    reservation = reserve(api).json()
+    empty = post(api, f"/provisioning/reservations/{reservation['id']}/release", {"reason": ""}, "k3")
+    assert empty.status_code == 400  # the sandbox's answer to a body that fails validation
+    assert api.get(f"/provisioning/reservations/{reservation['id']}").json()["status"] == "reserved"

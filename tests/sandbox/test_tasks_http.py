@@ -68,7 +68,7 @@ def test_the_retry_condition_also_reads_a_state_whose_result_is_the_exception():
 
 
 def test_every_client_task_carries_the_shared_retry_policy(client_tasks):
-    assert len(client_tasks) == 13
+    assert len(client_tasks) == 15
     for task in client_tasks:
         assert task.retries == http.RETRIES == 5
         assert task.retry_condition_fn is retry_on_transient
