@@ -5,7 +5,7 @@ Steps:
 2. Draft the invoice from the lines that were provisioned.
 3. Invoice checklist: line totals, tax, currency, no duplicate lines, invoice total.
 4. An invoice above the threshold needs a person's approval (held, it is asked again).
-5. Issue the invoice in the billing system (once, whatever happens).
+5. Issue the invoice in the billing system (once, whatever happens), exactly as it was checked.
 """
 
 from __future__ import annotations
@@ -23,6 +23,7 @@ from tasks.human_step import HumanStep
 from tasks.human_step import ask_a_person
 from tasks.invoices import InvoiceDraft
 from tasks.invoices import draft_invoice
+from tasks.invoices import hold_as_sent
 from tasks.invoices import record_billing_account
 from tasks.invoices import record_invoice_issued
 from tasks.invoices import run_invoice_checklist
@@ -60,7 +61,8 @@ def billing(order_id: str) -> str:
                 break
             holds.append(f"held by {approval.completed_by}: {approval.note}")
 
-    # 5. Issue it
+    # 5. Issue it, as it is now (a run restarted before it is recorded sends the same invoice)
+    hold_as_sent(order_id)
     issued = issue_invoice(
         account.id, order_id, lines_for_billing(invoice), invoice.currency, invoice.tax, invoice.total
     )

@@ -42,6 +42,9 @@ TAX_RATES = {
 }
 
 
+SENDING = "sending"  # drafted, checked (and approved), on its way to the billing system
+
+
 class InvoiceDraft(BaseModel):
     invoice_id: str
     order_id: str
@@ -58,13 +61,14 @@ class InvoiceDraft(BaseModel):
 
 @record_step(task_run_name="draft-invoice-{order_id}")
 def draft_invoice(order_id: str, account_id: str) -> InvoiceDraft:
-    """(Re)build the draft from the order's lines that were not dropped; an issued one is kept."""
+    """(Re)build the draft from the order's lines that were not dropped; one being sent or
+    issued is kept as it is (`hold_as_sent`)."""
     with session() as s:
         invoice = s.get(Invoice, f"INV-{order_id}")
         order = s.get(Order, order_id)
         customer = s.get(Customer, order.customer_id)
         rate = TAX_RATES.get(customer.country if customer else "", 0.0)
-        if invoice is None or invoice.status not in ("issued",):
+        if invoice is None or invoice.status not in (SENDING, "issued"):
             dropped = {
                 f.line_no
                 for f in s.scalars(
@@ -147,6 +151,19 @@ def run_invoice_checklist(draft: InvoiceDraft) -> list[dict]:
     return [f.as_dict() for f in check_invoice(*invoice_frames(draft))]
 
 
+@record_step(task_run_name="hold-invoice-as-sent-{order_id}")
+def hold_as_sent(order_id: str) -> None:
+    """The invoice is about to be sent: from now on it is not drafted again. A run restarted
+    between sending it and recording it (its process killed) sends the very same request under
+    the same key, so the billing system replays its first answer. Drafted afresh, a product
+    renamed by a catalogue reload meanwhile changed the request, and the billing system refused
+    the key (409): the order stuck short of billing."""
+    with session() as s:
+        invoice = s.get(Invoice, f"INV-{order_id}")
+        if invoice.status != "issued":
+            invoice.status = SENDING
+
+
 @record_step(task_run_name="record-invoice-issued-{order_id}")
 def record_invoice_issued(order_id: str, external_id: str) -> None:
     with session() as s:
@@ -159,7 +176,7 @@ def record_invoice_issued(order_id: str, external_id: str) -> None:
                 "invoice",
                 invoice.id,
                 "issued",
-                "draft",
+                SENDING,
                 "issued",
                 external_id=external_id,
                 total=invoice.total,

@@ -428,7 +428,7 @@ class Invoice(Base):
     net_total: Mapped[float]
     tax: Mapped[float]
     total: Mapped[float]
-    status: Mapped[str] = mapped_column(String(30), default="draft")  # draft|checked|approved|issued
+    status: Mapped[str] = mapped_column(String(30), default="draft")  # draft|sending|issued
     external_id: Mapped[str | None]
     issued_at: Mapped[datetime | None]
 

@@ -242,6 +242,38 @@ def test_an_order_whose_every_line_is_refused_is_cancelled_without_a_checklist_r
     assert "only line left" not in refused_line_step("P-3", last, "discontinued").description
 
 
+def test_an_invoice_sent_but_not_recorded_is_sent_again_as_it_was_after_a_catalogue_reload(
+    responder, sandbox, monkeypatch
+):
+    """The first run sends the invoice and its process dies before recording it; meanwhile a
+    catalogue reload renames the product. The run again sends the very same request under the
+    same key (the billing system replays its answer): one invoice, recorded, as it was checked.
+    Drafted afresh, the request changed under the key and the billing system refused it (409)."""
+    import flows.billing
+    from handoff.core.models import Product
+
+    receive("B-3", [(1, 10, 18.0, 0)], customer="ALFKI")
+    assert provisioning("B-3") == "provisioned"
+
+    def died(order_id: str, external_id: str) -> None:
+        raise RuntimeError("the process died after the billing system answered")
+
+    with monkeypatch.context() as patched, pytest.raises(RuntimeError, match="process died"):
+        patched.setattr(flows.billing, "record_invoice_issued", died)
+        billing("B-3")
+    with session() as s:
+        assert s.get(Invoice, "INV-B-3").status == "sending"
+        s.get(Product, 1).name = "Chai, renamed by a catalogue reload"
+
+    assert billing("B-3") == "issued"
+    [sent] = sandbox.ledger("billing", "issue_invoice")
+    assert sent["request"]["lines"][0]["description"] == "Chai"
+    with session() as s:
+        invoice = s.get(Invoice, "INV-B-3")
+        assert (invoice.status, invoice.external_id) == ("issued", sent["response"]["id"])
+        assert invoice.lines[0]["description"] == "Chai"
+
+
 def test_activation_verifies_every_line_and_the_customer_confirms(responder, sandbox):
     responder.overrides["activation-confirmation"] = lambda step, a: {
         "confirmed": len(steps_of(responder, "activation-confirmation")) > 0,
