@@ -54,6 +54,9 @@ HOSTILE = [
     ('{"order_id": "a b"}', "order_id"),
     ('{"customer_id": 7}', "customer_id"),
     ('{"customer_id": "AL\\u001b[2JFKI"}', "customer_id"),
+    ('{"customer_id": "ALF\\u200bKI"}', "customer_id"),  # shows as ALFKI: a zero-width space
+    ('{"customer_id": "ALFKI\\u2060"}', "customer_id"),  # a trailing word joiner
+    ('{"customer_id": "\\uff21\\uff2c\\uff26\\uff2b\\uff29"}', "customer_id"),  # full-width ALFKI
     ('{"customer_name": "x\\u202eevil"}', "customer_name"),
     ('{"customer_name": "\\ud800"}', "customer_name"),
     ('{"customer_name": "%s"}' % ("n" * 201), "customer_name"),
@@ -120,6 +123,30 @@ def test_a_hostile_value_alone_is_refused_for_that_field_only(changes, field):
     [submission] = parse_json_orders(hostile_order(0, changes).encode())
     _, reasons = check_order(submission.data)
     assert {r["field"] for r in reasons + submission.problems} == {field}, reasons
+
+
+@pytest.mark.parametrize(
+    ("customer_id", "says"),
+    [
+        ("ALF\u200bKI", "contains invisible characters (U+200B)"),
+        ("\ufeffALFKI", "contains invisible characters (U+FEFF)"),
+        ("\uff21\uff2c\uff26\uff2b\uff29", 'write it as "ALFKI"'),
+        ("MU\u0308LLER", 'write it as "M\u00dcLLER"'),  # U and a combining diaeresis: Ü as one letter
+    ],
+)
+def test_a_customer_id_that_only_looks_like_another_is_refused_saying_how_to_write_it(customer_id, says):
+    from handoff.core.intake import check_order
+
+    _, reasons = check_order(order(customer_id=customer_id))
+    assert [r["field"] for r in reasons] == ["customer_id"] and says in reasons[0]["message"], reasons
+
+
+@pytest.mark.parametrize("customer_id", ["ALFKI", "alfki", "M\u00dcLLER", "\u5c71\u7530-01", "O'BRIEN & SONS"])
+def test_customer_ids_written_one_way_are_taken_as_they_are(customer_id):
+    from handoff.core.intake import check_order
+
+    checked, reasons = check_order(order(customer_id=customer_id))
+    assert reasons == [] and checked.customer_id == customer_id
 
 
 def test_a_bad_value_is_quoted_by_a_short_prefix(db):

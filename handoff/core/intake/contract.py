@@ -16,6 +16,7 @@ not match the lines, an unknown customer or product) belong to the order-entry c
 from __future__ import annotations
 
 import re
+import unicodedata
 from dataclasses import dataclass
 from datetime import date
 from typing import Annotated
@@ -79,6 +80,26 @@ def _printable_only(value: str) -> str:
     return value
 
 
+def _written_one_way(value: str) -> str:
+    """An id that looks like another is refused rather than taken for a new customer: with a
+    zero-width space in it (`ALF\u200bKI`), full-width letters (`ＡＬＦＫＩ`) or letters spelt
+    as a base and an accent, it shows as `ALFKI` on every screen while the database holds a
+    different customer, with its own orders, credit and billing account."""
+    hidden = sorted({f"U+{ord(c):04X}" for c in value if unicodedata.category(c) == "Cf"})
+    if hidden:
+        raise PydanticCustomError(
+            "invisible_characters", "contains invisible characters ({chars})", {"chars": ", ".join(hidden[:5])}
+        )
+    plain = unicodedata.normalize("NFKC", value)
+    if plain != value:
+        raise PydanticCustomError(
+            "lookalike_characters",
+            "is written with characters that stand for others: write it as {plain}",
+            {"plain": quote(plain)},
+        )
+    return value
+
+
 def _iso_date(value: Any) -> Any:
     if isinstance(value, str) and ISO_DATE.fullmatch(value):
         return value
@@ -94,6 +115,7 @@ def _order_id_text(value: Any) -> Any:
 
 
 Text = Annotated[str, AfterValidator(_printable_only)]
+CustomerId = Annotated[str, AfterValidator(_printable_only), AfterValidator(_written_one_way)]
 IsoDate = Annotated[date, BeforeValidator(_iso_date), Field(strict=False, ge=EARLIEST_DATE, le=LATEST_DATE)]
 
 
@@ -119,7 +141,7 @@ class CustomerDocument(BaseModel):
 
     model_config = ConfigDict(extra="forbid", strict=True, str_strip_whitespace=True)
 
-    customer_id: Text = Field(min_length=1, max_length=MAX_CUSTOMER_ID_CHARS)
+    customer_id: CustomerId = Field(min_length=1, max_length=MAX_CUSTOMER_ID_CHARS)
     customer_name: Text | None = Field(None, min_length=1, max_length=MAX_CUSTOMER_NAME_CHARS)
     country: Text | None = Field(None, min_length=1, max_length=MAX_COUNTRY_CHARS)
 
