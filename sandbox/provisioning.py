@@ -171,14 +171,7 @@ def router(sb: Sandbox) -> APIRouter:
     @api.post("/provisioning-jobs/{job_id}/cancel", status_code=200)
     async def cancel_job(job_id: str, body: Undo, request: Request) -> JSONResponse:
         def effect() -> Outcome:
-            job = sb.found(SYSTEM, "provisioning-jobs", job_id)
-            if job["status"] == CANCELLED:
-                raise conflict("already_cancelled", f"job {job_id} was cancelled already")
-            return Outcome(
-                "provisioning-jobs",
-                {**job, "status": CANCELLED, "cancel_reason": body.reason, "cancelled_at": utcnow().isoformat()},
-                status_code=200,
-            )
+            return undone("provisioning-jobs", sb.found(SYSTEM, "provisioning-jobs", job_id), CANCELLED, body.reason)
 
         return await sb.side_effect(request, SYSTEM, "cancel_job", body, effect)
 
@@ -186,25 +179,25 @@ def router(sb: Sandbox) -> APIRouter:
     async def release(reservation_id: str, body: Undo, request: Request) -> JSONResponse:
         def effect() -> Outcome:
             reservation = sb.found(SYSTEM, "reservations", reservation_id)
-            if reservation["status"] == RELEASED:
-                raise conflict("already_released", f"reservation {reservation_id} was released already")
             job = sb.first(SYSTEM, "provisioning-jobs", lambda j: j["reservation_id"] == reservation_id)
-            if job is not None and job["status"] != CANCELLED:
+            if reservation["status"] != RELEASED and job is not None and job["status"] != CANCELLED:
                 raise conflict(
                     "reservation_in_a_job",
                     f"reservation {reservation_id} is in job {job['id']} ({job['status']}): cancel the job first",
                 )
-            return Outcome(
-                "reservations",
-                {
-                    **reservation,
-                    "status": RELEASED,
-                    "release_reason": body.reason,
-                    "released_at": utcnow().isoformat(),
-                },
-                status_code=200,
-            )
+            return undone("reservations", reservation, RELEASED, body.reason)
 
         return await sb.side_effect(request, SYSTEM, "release", body, effect)
 
     return api
+
+
+def undone(kind: str, resource: dict[str, Any], status: str, reason: str) -> Outcome:
+    """A job cancelled or a reservation released: for good, so doing it again is a 409."""
+    if resource["status"] == status:
+        raise conflict(
+            f"already_{status}", f"{kind.rstrip('s').replace('-', ' ')} {resource['id']} was {status} already"
+        )
+    return Outcome(
+        kind, {**resource, "status": status, "status_reason": reason, f"{status}_at": utcnow().isoformat()}, 200
+    )

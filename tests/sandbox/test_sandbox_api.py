@@ -312,7 +312,7 @@ def test_a_job_is_cancelled_before_its_reservation_is_released_and_each_only_onc
 
     cancelled = post(api, f"/provisioning/provisioning-jobs/{job['id']}/cancel", why, f"cancel-job:{job['id']}")
     assert cancelled.status_code == 200 and cancelled.json()["status"] == "cancelled"
-    assert cancelled.json()["resource_id"] == resource and cancelled.json()["cancel_reason"] == why["reason"]
+    assert cancelled.json()["resource_id"] == resource and cancelled.json()["status_reason"] == why["reason"]
     replay = post(api, f"/provisioning/provisioning-jobs/{job['id']}/cancel", why, f"cancel-job:{job['id']}")
     assert replay.headers["Idempotent-Replay"] == "true" and replay.json() == cancelled.json()
     again = post(api, f"/provisioning/provisioning-jobs/{job['id']}/cancel", why, "another-key")
