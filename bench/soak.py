@@ -246,15 +246,10 @@ def count(stack: Stack, ids: set[str]) -> dict[str, Any]:
 def database_damage() -> list[str]:
     """What SQLite's own check finds wrong with the database (nothing: intact). A lost commit
     shows here even when no order went missing (an index short of the rows it lists)."""
-    from sqlalchemy import text
+    from handoff.core import sqlite_driver
+    from handoff.core.settings import settings
 
-    from handoff.core.db import session
-
-    with session() as s:
-        if s.get_bind().dialect.name != "sqlite":
-            return []
-        found = list(s.scalars(text("PRAGMA integrity_check")))
-    return [] if found == ["ok"] else found
+    return sqlite_driver.damage(settings.sqlalchemy_url, limit=100)
 
 
 def duplicate_side_effects(ledger: list[dict[str, Any]]) -> list[tuple[str, ...]]:
