@@ -94,10 +94,10 @@ def cancel_order(order_id: str, reason: str, by: str) -> str:
     """The order is cancelled: first everything provisioning holds for it is given back (each
     line's job cancelled, then its reservation released), then the order is rejected. Run again
     after a kill, each call to the provisioning system replays its first answer."""
+    why = f"order {order_id} cancelled"  # the same on every run: the calls' bodies must not change
     for line in lines_to_fulfil(order_id):
         if line.reservation_id is None or line.given_back:
             continue
-        why = f"order {order_id} cancelled"  # the same on every run: the calls' bodies must not change
         if line.job_id and not line.dropped:
             cancel_job(line.job_id, why)
         release(line.reservation_id, why)

@@ -55,8 +55,9 @@ WORKERS_CHANGED = workers_where(Worker.change_seq > bindparam("seen"))
 # The last stamp handed out. SQLite's counter row is transactional (its value is what has
 # committed, or, read in the writer's own transaction, what it stamped); PostgreSQL's sequence
 # is not (it counts stamps still uncommitted too).
+_SQLITE_COUNTER = "SELECT seq FROM change_counter WHERE id = 1"
 COUNTER = {
-    "sqlite": text("SELECT seq FROM change_counter WHERE id = 1"),
+    "sqlite": text(_SQLITE_COUNTER),
     "postgresql": text("SELECT CASE WHEN is_called THEN last_value ELSE 0 END FROM routing_change_seq"),
 }
 
@@ -68,7 +69,7 @@ COUNTER = {
 # stamp for all of them keeps the order readers need: one writer at a time, so no transaction
 # that commits later has a lower stamp. PostgreSQL's trigger stamps each row in place, cheaply.
 _BUMP_COUNTER = text("UPDATE change_counter SET seq = seq + 1 WHERE id = 1")
-COUNTER_NOW = "(SELECT seq FROM change_counter WHERE id = 1)"
+COUNTER_NOW = f"({_SQLITE_COUNTER})"
 
 
 def stamp_in_bulk(c: Connection) -> bool:

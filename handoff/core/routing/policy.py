@@ -219,8 +219,6 @@ class PushPolicy:
         the first free rep in the ranking, or one tied with them on both that comes first by
         `_rep_key`; and how many reps at the ranking's head are full (searched from `start`,
         the reps before it known full)."""
-        # `is_free` and `_rep_key` written out: this loop is most of a watch round's decisions
-        # (ten thousand of them over a never-routed backlog, docs/routing-benchmarks.md).
         best: RoutableRep | None = None
         best_key: tuple = ()
         lead: tuple[float, int] | None = None
@@ -228,8 +226,8 @@ class PushPolicy:
         for pos, (scarce, over, r) in enumerate(islice(ranked, start, None), start):
             if lead is not None and (scarce, over) != lead:
                 break
-            if r.available and r.open_items < r.capacity:
-                key = (r.last_assigned_at, r.open_items - r.capacity, r.id)
+            if is_free(r):
+                key = self._rep_key(r)
                 if best is None or key < best_key:
                     best, best_key, lead = r, key, (scarce, over)
             elif best is None:
